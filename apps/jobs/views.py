@@ -1,0 +1,49 @@
+"""Job pages: list, detail, live status partial, cancel."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_POST
+
+from apps.core.htmx import render_page
+from apps.jobs import selectors, services
+
+PAGE_SIZE = 50
+STATUS_ITEMS = 200
+
+
+def _status(request: HttpRequest, job: object) -> HttpResponse:
+    items = list(selectors.job_item_list(job=job)[:STATUS_ITEMS])  # type: ignore[arg-type]
+    return render_page(request, "jobs/job_detail.html", "jobs/partials/_job_status.html",
+                       {"job": job, "job_items": items, "items_truncated": len(items) == STATUS_ITEMS})
+
+
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    jobs = selectors.job_list(viewer=request.user)
+    after = request.GET.get("after", "")
+    if after.isdigit():
+        jobs = jobs.filter(pk__lt=int(after))
+    rows = list(jobs[: PAGE_SIZE + 1])
+    context = {"jobs": rows[:PAGE_SIZE],
+               "next_after": rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None}
+    return render_page(request, "jobs/job_list.html", None, context)
+
+
+@login_required
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _status(request, selectors.job_get(job_id=pk, viewer=request.user))
+
+
+@login_required
+def job_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The status partial that pages poll while the job runs."""
+    return _status(request, selectors.job_get(job_id=pk, viewer=request.user))
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    job = services.job_cancel(job=selectors.job_get(job_id=pk, viewer=request.user))
+    return _status(request, job)

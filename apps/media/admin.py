@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from apps.media import services
+from apps.media.models import MediaItem, MediaSource
+
+
+class MediaSourceInline(admin.TabularInline):
+    model = MediaSource
+    extra = 0
+    can_delete = False
+    fields = ["kind", "url", "archive_member", "original_filename", "import_job", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(MediaItem)
+class MediaItemAdmin(admin.ModelAdmin):
+    list_display = ["id", "preview", "name", "kind", "format", "width", "height", "size_bytes",
+                    "artist", "created_at"]
+    list_display_links = ["id", "name"]
+    list_filter = ["kind", "format", "rating", "animated", "has_alpha"]
+    search_fields = ["=id", "name", "=sha256", "=artist", "=site"]
+    show_full_result_count = False
+    list_per_page = 100
+    inlines = [MediaSourceInline]
+    readonly_fields = [
+        "preview", "kind", "sha256", "storage_key", "thumbnail_key", "format", "mime_type",
+        "size_bytes", "width", "height", "pixels", "ratio_milli", "mode", "bit_depth",
+        "has_alpha", "animated", "frame_count", "duration_ms", "fps_milli", "codec", "phash",
+        "parent", "recipe", "video", "timestamp_ms", "frame_index", "box_x", "box_y", "box_w",
+        "box_h", "added_by", "created_at", "updated_at", "source_hash", "site",
+        "phash_b0", "phash_b1", "phash_b2", "phash_b3", "phash_b4",
+    ]
+    fields = ["preview", "name", "artist", "source", "rating", "notes", *[
+        f for f in readonly_fields if f != "preview"]]
+    actions = ["delete_with_files"]
+
+    def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # bypasses the service: files would be orphaned
+        return actions
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # uploads go through the ingest service (Upload page or API)
+
+    @admin.display(description="Preview")
+    def preview(self, obj: MediaItem) -> str:
+        if not obj.thumbnail_key:
+            return "—"
+        return format_html('<img src="{}" style="max-height:64px;max-width:96px" alt="">',
+                           reverse("api:media-thumbnail", args=[obj.pk]))
+
+    def delete_model(self, request: HttpRequest, obj: MediaItem) -> None:
+        services.media_item_delete(item=obj)
+
+    @admin.action(description="Delete selected items with their files", permissions=["delete"])
+    def delete_with_files(self, request: HttpRequest, queryset: QuerySet[MediaItem]) -> None:
+        count = 0
+        for item in queryset.iterator(chunk_size=500):
+            services.media_item_delete(item=item)
+            count += 1
+        self.message_user(request, f"Deleted {count} items and their files.", messages.SUCCESS)
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        services.media_item_update_metadata(item=obj, fields=form.changed_data)

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from apps.media.models import MediaItem
+from apps.tags.models import TagSet
+
+
+class MediaItemOutputSerializer(serializers.ModelSerializer):
+    duration = serializers.FloatField(read_only=True, allow_null=True)
+    fps = serializers.FloatField(read_only=True, allow_null=True)
+    box = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MediaItem
+        fields = [
+            "id", "kind", "name", "sha256", "format", "mime_type", "width", "height", "mode",
+            "bit_depth", "has_alpha", "animated", "frame_count", "size_bytes", "duration", "fps",
+            "codec", "source", "site", "artist", "rating", "parent", "recipe", "video",
+            "timestamp_ms", "frame_index", "box", "created_at", "url", "file_url",
+            "thumbnail_url", "page_url",
+        ]
+
+    def get_box(self, obj: MediaItem) -> dict[str, int] | None:
+        if obj.box_w is None:
+            return None
+        return {"x": obj.box_x, "y": obj.box_y, "w": obj.box_w, "h": obj.box_h}  # type: ignore[dict-item]
+
+    def get_url(self, obj: MediaItem) -> str:
+        return reverse("api:media-detail", kwargs={"pk": obj.pk})
+
+    def get_file_url(self, obj: MediaItem) -> str:
+        return reverse("api:media-file", kwargs={"pk": obj.pk})
+
+    def get_thumbnail_url(self, obj: MediaItem) -> str | None:
+        if not obj.thumbnail_key:
+            return None
+        return reverse("api:media-thumbnail", kwargs={"pk": obj.pk})
+
+    def get_page_url(self, obj: MediaItem) -> str:
+        return obj.get_absolute_url()
+
+
+class MediaUploadOutputSerializer(MediaItemOutputSerializer):
+    duplicate = serializers.BooleanField(read_only=True)
+
+    class Meta(MediaItemOutputSerializer.Meta):
+        fields = [*MediaItemOutputSerializer.Meta.fields, "duplicate"]
+
+
+class TagListField(serializers.ListField):
+    """A list of tag names; multipart forms may repeat the field or separate names by commas."""
+
+    child = serializers.CharField(allow_blank=False, trim_whitespace=False, max_length=1000)
+
+    def get_value(self, dictionary: Any) -> Any:
+        if hasattr(dictionary, "getlist") and self.field_name in dictionary:
+            values = dictionary.getlist(self.field_name)
+            return [part for value in values for part in str(value).split(",") if part.strip()]
+        return super().get_value(dictionary)
+
+
+class MediaMetadataInputSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    artist = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    tags = TagListField(required=False, max_length=1000)
+    tag_source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class MediaUploadInputSerializer(MediaMetadataInputSerializer):
+    file = serializers.FileField(required=False, allow_empty_file=True)
+    url = serializers.CharField(required=False, max_length=2000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if bool(attrs.get("file")) == bool(attrs.get("url")):
+            raise serializers.ValidationError("Send exactly one of 'file' (multipart) or 'url'.")
+        return attrs
+
+
+class MediaUploadBulkItemSerializer(MediaMetadataInputSerializer):
+    url = serializers.CharField(max_length=2000)
+
+
+class MediaUploadBulkInputSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False)
+    archive = serializers.FileField(required=False, allow_empty_file=True)
+    urls = serializers.ListField(child=serializers.CharField(max_length=2000), required=False)
+    items = serializers.ListField(child=serializers.DictField(), required=False)
+    source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    artist = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    tags = TagListField(required=False, max_length=1000)
+    tag_source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class TagSetAddInputSerializer(serializers.Serializer):
+    tags = serializers.ListField(child=serializers.CharField(trim_whitespace=False), min_length=1,
+                                 max_length=1000)
+    tag_source = serializers.CharField(max_length=200)
+
+
+class TagSetOutputSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(source="get_kind_display")
+    vocabulary = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    origin = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TagSet
+        fields = ["id", "kind", "slot", "vocabulary", "origin_label", "origin", "tagger_model",
+                  "tagger_version", "assignment_count", "row_version", "created_at", "tags"]
+
+    def get_origin(self, obj: TagSet) -> dict[str, Any] | None:
+        if obj.origin is None:
+            return None
+        return {"id": obj.origin.pk, "kind": obj.origin.kind, "url": obj.origin.url,
+                "archive_member": obj.origin.archive_member,
+                "original_filename": obj.origin.original_filename,
+                "created_at": obj.origin.created_at}
+
+    def get_tags(self, obj: TagSet) -> list[dict[str, Any]]:
+        rows = getattr(obj, "current_assignments", None)
+        if rows is None:
+            rows = obj.assignments.filter(state=1).select_related("tag", "tag__type")
+        return [{"name": a.tag.name, "type": a.tag.type.key, "confidence": a.confidence,
+                 "added_via": a.added_via, "position": a.position} for a in rows]

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.exceptions import DomainError, NotFoundError
+from apps.jobs.api.serializers import job_accepted_body
+from apps.media import selectors, services
+from apps.media.api.serializers import (
+    MediaItemOutputSerializer,
+    MediaUploadBulkInputSerializer,
+    MediaUploadInputSerializer,
+    MediaUploadOutputSerializer,
+    TagSetAddInputSerializer,
+    TagSetOutputSerializer,
+)
+from apps.media.filters import MediaItemFilter
+from apps.media.models import MediaItem
+from apps.media.services import fetch
+from apps.media.services.ingest import Origin
+from apps.tags import selectors as tag_selectors
+from apps.tags import services as tag_services
+
+ADD_MEDIA = ["media.add_mediaitem"]
+
+
+def _reject_query(request: Request) -> None:
+    if request.query_params.get("q"):
+        raise DomainError(
+            "The tag query language (q=) is not available yet; filter with the listed "
+            "parameters (kind, format, width_min, …).", code="search.unsupported",
+        )
+
+
+class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                       viewsets.GenericViewSet):
+    """The media library: list and filter, fetch, delete, upload, files and tag sets."""
+
+    serializer_class = MediaItemOutputSerializer
+    required_perms: list[str] | None = None  # set per action; see ModelPermissionsOrReadOnly
+    filterset_class = MediaItemFilter
+    queryset = MediaItem.objects.none()
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.media_item_list(viewer=self.request.user)
+
+    def get_object(self) -> MediaItem:
+        return selectors.media_item_get(item_id=self.kwargs["pk"], viewer=self.request.user)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        _reject_query(request)
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(parameters=[OpenApiParameter("q", str, description="Tag query (coming with tags)")])
+    @action(detail=False, methods=["get"])
+    def search(self, request: Request) -> Response:
+        return self.list(request)
+
+    def perform_destroy(self, instance: MediaItem) -> None:
+        services.media_item_delete(item=instance)
+
+    @extend_schema(request=MediaUploadInputSerializer, responses={
+        201: MediaUploadOutputSerializer, 200: MediaUploadOutputSerializer})
+    @action(detail=False, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser],
+            required_perms=ADD_MEDIA)
+    def upload(self, request: Request) -> Response:
+        data = MediaUploadInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        metadata = services.metadata_clean(
+            name=values.get("name", ""), source=values.get("source", ""),
+            artist=values.get("artist", ""), tags=values.get("tags"),
+            tag_source=values.get("tag_source", ""),
+        )
+        if upload := values.get("file"):
+            result = services.media_ingest(
+                stream=upload, metadata=metadata, added_by=request.user,
+                origin=Origin(kind="upload", original_filename=upload.name or ""),
+            )
+        else:
+            fetched = fetch.fetch_url(values["url"])
+            try:
+                with fetched.path.open("rb") as handle:
+                    result = services.media_ingest(
+                        stream=handle, metadata=metadata, added_by=request.user,
+                        origin=Origin(kind="url", url=values["url"],
+                                      original_filename=fetched.filename),
+                    )
+            finally:
+                fetched.path.unlink(missing_ok=True)
+        body = MediaItemOutputSerializer(result.item).data
+        body["duplicate"] = result.duplicate
+        return Response(body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+
+    @extend_schema(request=MediaUploadBulkInputSerializer, responses={
+        202: inline_serializer("JobAccepted", {"job": serializers.DictField()})})
+    @action(detail=False, methods=["post"], url_path="upload-bulk",
+            parser_classes=[MultiPartParser, FormParser, JSONParser], required_perms=ADD_MEDIA)
+    def upload_bulk(self, request: Request) -> Response:
+        payload: Any = request.data
+        if hasattr(payload, "getlist"):
+            payload = {
+                "files": payload.getlist("files"), "urls": _lines(payload.getlist("urls")),
+                **{k: payload.get(k) for k in ("archive", "source", "artist", "tag_source")
+                   if payload.get(k) not in (None, "")},
+                **({"tags": payload.getlist("tags")} if "tags" in payload else {}),
+                **({"items": _json_list(payload.get("items"))} if payload.get("items") else {}),
+            }
+        data = MediaUploadBulkInputSerializer(data=payload)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        job = services.media_upload_bulk_start(
+            files=values.get("files", []), archive=values.get("archive"),
+            urls=values.get("urls", []), items=values.get("items", []),
+            defaults={k: values.get(k) for k in ("source", "artist", "tags", "tag_source")},
+            added_by=request.user,
+        )
+        body = job_accepted_body(job)
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["job"]["url"]})
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def file(self, request: Request, pk: str | None = None) -> FileResponse:
+        item = self.get_object()
+        return _file_response(item.storage_key, item.mime_type, item.name)
+
+    @extend_schema(responses={(200, "image/webp"): bytes})
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request: Request, pk: str | None = None) -> FileResponse:
+        item = self.get_object()
+        if not item.thumbnail_key:
+            raise NotFoundError("This item has no thumbnail.", code="media.no_thumbnail")
+        response = _file_response(item.thumbnail_key, "image/webp", f"{item.pk}.webp")
+        response["Cache-Control"] = "private, max-age=86400, immutable"
+        return response
+
+    @extend_schema(methods=["get"], responses=TagSetOutputSerializer(many=True))
+    @extend_schema(methods=["post"], request=TagSetAddInputSerializer,
+                   responses={201: TagSetOutputSerializer})
+    @action(detail=True, methods=["get", "post"], url_path="tag-sets",
+            required_perms=["tags.add_tagset"])
+    def tag_sets(self, request: Request, pk: str | None = None) -> Response:
+        item = self.get_object()
+        if request.method == "POST":
+            data = TagSetAddInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            metadata = services.metadata_clean(tags=data.validated_data["tags"],
+                                               tag_source=data.validated_data["tag_source"])
+            tag_set = tag_services.tag_set_create_source(
+                media_item=item, origin=None, origin_label=metadata.tag_source,
+                names=list(metadata.tags), actor=request.user,
+            )
+            created = tag_selectors.tag_set_list_for_item(media_item=item).get(pk=tag_set.pk)
+            return Response(TagSetOutputSerializer(created).data, status=status.HTTP_201_CREATED)
+        sets = tag_selectors.tag_set_list_for_item(media_item=item)
+        return Response(TagSetOutputSerializer(sets, many=True).data)
+
+
+def _lines(values: list[str]) -> list[str]:
+    """URLs from form fields: repeated fields and/or one URL per line."""
+    return [line.strip() for value in values for line in str(value).splitlines() if line.strip()]
+
+
+def _json_list(raw: Any) -> Any:
+    try:
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise DomainError("items must be a JSON list of objects.", code="invalid") from exc
+
+
+def _file_response(key: str, content_type: str, filename: str) -> FileResponse:
+    try:
+        handle = default_storage.open(key, "rb")
+    except FileNotFoundError as exc:
+        raise NotFoundError("The stored file is missing.", code="media.file_missing") from exc
+    return FileResponse(handle, content_type=content_type, filename=filename, as_attachment=False)

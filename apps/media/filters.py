@@ -1,0 +1,37 @@
+"""One FilterSet for the gallery page and the API (every filter is an indexed column)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import django_filters
+from django.db.models import QuerySet
+
+from apps.media.models import MediaItem
+from apps.media.services.probe import MIME_TYPES
+
+
+class MediaItemFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(field_name="kind", choices=MediaItem.Kind.choices)
+    format = django_filters.MultipleChoiceFilter(
+        field_name="format", choices=[(f, f) for f in MIME_TYPES], label="Format"
+    )
+    width_min = django_filters.NumberFilter(field_name="width", lookup_expr="gte", label="Min width")
+    width_max = django_filters.NumberFilter(field_name="width", lookup_expr="lte", label="Max width")
+    height_min = django_filters.NumberFilter(field_name="height", lookup_expr="gte", label="Min height")
+    height_max = django_filters.NumberFilter(field_name="height", lookup_expr="lte", label="Max height")
+    size_min = django_filters.NumberFilter(field_name="size_bytes", lookup_expr="gte", label="Min bytes")
+    size_max = django_filters.NumberFilter(field_name="size_bytes", lookup_expr="lte", label="Max bytes")
+    source = django_filters.CharFilter(method="filter_source", label="Source URL (exact)")
+    site = django_filters.CharFilter(field_name="site", lookup_expr="exact", label="Source host")
+    artist = django_filters.CharFilter(field_name="artist", lookup_expr="exact")
+    added_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    added_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = MediaItem
+        fields: list[str] = []
+
+    def filter_source(self, queryset: QuerySet[MediaItem], name: str, value: str) -> QuerySet[MediaItem]:
+        digest = hashlib.sha256(value.strip().encode()).hexdigest()
+        return queryset.filter(source_hash=digest)

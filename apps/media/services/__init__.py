@@ -1,0 +1,11 @@
+"""Media services: ingest, bulk upload, deletion (modules split by concern)."""
+
+from apps.media.services.bulk import media_upload_bulk_run, media_upload_bulk_start
+from apps.media.services.ingest import IngestResult, Metadata, Origin, media_ingest, metadata_clean
+from apps.media.services.items import media_item_delete, media_item_update_metadata
+
+__all__ = [
+    "IngestResult", "Metadata", "Origin", "media_ingest", "media_item_delete",
+    "media_item_update_metadata",
+    "media_upload_bulk_run", "media_upload_bulk_start", "metadata_clean",
+]

@@ -1,0 +1,225 @@
+"""The one ingest path every entry point uses: upload, zip member, URL."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from apps.core.exceptions import DomainError
+from apps.media.exceptions import MediaUnsupportedError
+from apps.media.models import MediaItem, MediaSource
+from apps.media.services import probe, storage
+from apps.tags import services as tag_services
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where incoming bytes came from; becomes a MediaSource row."""
+
+    kind: str
+    url: str = ""
+    archive_member: str = ""
+    original_filename: str = ""
+    import_job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What the uploader says about a file, already validated (see `metadata_clean`)."""
+
+    name: str = ""
+    source: str = ""
+    artist: str = ""
+    tags: tuple[str, ...] = ()
+    tag_source: str = ""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    item: MediaItem
+    duplicate: bool
+
+
+_BIDI_OVERRIDES = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def _has_control(text: str) -> bool:
+    """Control characters, lone surrogates and bidi overrides (which disguise names)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_OVERRIDES for ch in text)
+
+
+def _clean_text(value: Any, *, field: str, max_length: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DomainError(f"{field} must be text.", code="media.invalid_metadata",
+                          details={"field": field})
+    value = unicodedata.normalize("NFC", value).strip()
+    if _has_control(value):
+        raise DomainError(
+            f"{field} contains control characters; remove them and try again.",
+            code="media.invalid_metadata", details={"field": field},
+        )
+    if len(value) > max_length:
+        raise DomainError(
+            f"{field} is {len(value):,} characters long; at most {max_length} are allowed.",
+            code="media.invalid_metadata", details={"field": field, "max_length": max_length},
+        )
+    return value
+
+
+def metadata_clean(
+    *, name: Any = "", source: Any = "", artist: Any = "", tags: Sequence[Any] | None = None,
+    tag_source: Any = "",
+) -> Metadata:
+    """Validate uploader metadata; raises DomainError naming the field to fix."""
+    clean_tags: tuple[str, ...] = ()
+    tag_source = _clean_text(tag_source, field="tag_source", max_length=200)
+    if tags:
+        if isinstance(tags, str) or not isinstance(tags, (list, tuple)):
+            raise DomainError("tags must be a list of strings.", code="media.invalid_metadata",
+                              details={"field": "tags"})
+        if not tag_source:
+            raise DomainError(
+                "tag_source is required when tags are given: say where the tags came from "
+                "(for example 'danbooru' or the page URL).",
+                code="media.tag_source_required", details={"field": "tag_source"},
+            )
+        clean_tags = tuple(tag_services.tag_names_normalise(
+            raw=list(tags), vocabulary=tag_services.vocabulary_default()))
+    return Metadata(
+        name=_clean_text(name, field="name", max_length=255),
+        source=_clean_text(source, field="source", max_length=2000),
+        artist=_clean_text(artist, field="artist", max_length=200),
+        tags=clean_tags, tag_source=tag_source,
+    )
+
+
+def _safe_filename(raw: str) -> str:
+    base = PurePosixPath(raw.replace("\\", "/")).name
+    base = "".join(ch for ch in unicodedata.normalize("NFC", base) if not _has_control(ch))
+    return base.strip()[:255]
+
+
+def _site(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return (parts.hostname or "")[:255] if parts.scheme in ("http", "https") else ""
+
+
+def _url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest() if url else ""
+
+
+def media_ingest(
+    *, stream: IO[bytes], origin: Origin, metadata: Metadata, added_by: Any = None
+) -> IngestResult:
+    """Store one file: sniff, probe, dedupe by sha256, thumbnail, rows; nothing left on error.
+
+    A file already in the library gains a MediaSource (and a source tag set when tags came
+    with it) and is returned with `duplicate=True`.
+    """
+    spooled = storage.spool(stream)
+    try:
+        existing = MediaItem.objects.filter(sha256=spooled.sha256).first()
+        if existing is not None:
+            _attach_origin(existing, origin, metadata, added_by)
+            return IngestResult(item=existing, duplicate=True)
+        sniffed = probe.sniff(spooled.head)
+        if sniffed is None:
+            if spooled.head.startswith(probe.ARCHIVE_MAGIC):
+                raise MediaUnsupportedError(
+                    "This is an archive; upload it through bulk upload (upload-bulk) instead.",
+                    code="media.archive_not_allowed_here",
+                )
+            raise MediaUnsupportedError(
+                "The file is not an image or video format Baggintag reads (jpg, png, gif, webp, "
+                "bmp, tiff, avif, heic, mp4, mov, webm, mkv, avi, wmv, vob).",
+            )
+        kind, fmt = sniffed
+        size = settings.BAGGINTAG_THUMBNAIL_SIZE
+        probed = (probe.probe_image if kind == "image" else probe.probe_video)(
+            spooled.path, fmt, thumb_size=size)
+        return _store_new(spooled, probed, origin, metadata, added_by)
+    finally:
+        spooled.path.unlink(missing_ok=True)
+
+
+def _store_new(
+    spooled: storage.Spooled, probed: probe.Probe, origin: Origin, metadata: Metadata,
+    added_by: Any,
+) -> IngestResult:
+    original = storage.original_key(spooled.sha256, probed.extension)
+    thumb = storage.thumbnail_key(spooled.sha256)
+    written: list[str] = []
+    try:
+        if storage.store_file(original, spooled.path):
+            written.append(original)
+        if probed.thumbnail is not None and storage.store_thumbnail(thumb, probed.thumbnail):
+            written.append(thumb)
+        name = metadata.name or _safe_filename(origin.original_filename or origin.archive_member) \
+            or f"{spooled.sha256[:12]}.{probed.extension}"
+        source = metadata.source or origin.url
+        bands = probe.phash_bands(probed.phash) if probed.phash is not None else [None] * 5
+        item = MediaItem(
+            kind=probed.kind, name=name, sha256=spooled.sha256, storage_key=original,
+            thumbnail_key=thumb if probed.thumbnail is not None else "",
+            format=probed.format, mime_type=probed.mime_type, size_bytes=spooled.size,
+            width=probed.width, height=probed.height, pixels=probed.width * probed.height,
+            ratio_milli=round(1000 * probed.width / probed.height) if probed.height else 0,
+            mode=probed.mode, bit_depth=probed.bit_depth, has_alpha=probed.has_alpha,
+            animated=probed.animated, frame_count=probed.frame_count,
+            duration_ms=probed.duration_ms, fps_milli=probed.fps_milli, codec=probed.codec,
+            phash=probe.phash_to_signed(probed.phash) if probed.phash is not None else None,
+            phash_b0=bands[0], phash_b1=bands[1], phash_b2=bands[2], phash_b3=bands[3],
+            phash_b4=bands[4], source=source, source_hash=_url_hash(source), site=_site(source),
+            artist=metadata.artist,
+            added_by=added_by if added_by is not None and added_by.is_authenticated else None,
+        )
+        try:
+            with transaction.atomic():
+                item.save()
+                _attach_origin(item, origin, metadata, added_by)
+        except IntegrityError:
+            # Lost a race with a concurrent ingest of the same bytes: theirs is the item.
+            winner = MediaItem.objects.filter(sha256=spooled.sha256).first()
+            if winner is None:
+                raise
+            written.clear()  # the winner's row owns the files now
+            _attach_origin(winner, origin, metadata, added_by)
+            return IngestResult(item=winner, duplicate=True)
+    except BaseException:
+        storage.delete_keys(written)
+        raise
+    return IngestResult(item=item, duplicate=False)
+
+
+@transaction.atomic
+def _attach_origin(item: MediaItem, origin: Origin, metadata: Metadata, added_by: Any) -> MediaSource:
+    user = added_by if added_by is not None and added_by.is_authenticated else None
+    url = origin.url or metadata.source
+    row = MediaSource.objects.create(
+        media_item=item, kind=origin.kind, import_job_id=origin.import_job_id, url=url,
+        url_hash=_url_hash(url), site=_site(url), archive_member=origin.archive_member[:1000],
+        original_filename=_safe_filename(origin.original_filename), artist=metadata.artist,
+        raw_metadata={"name": metadata.name} if metadata.name else {}, added_by=user,
+    )
+    if metadata.tags:
+        tag_services.tag_set_create_source(
+            media_item=item, origin=row, origin_label=metadata.tag_source,
+            names=list(metadata.tags), actor=user,
+        )
+    return row

@@ -1,0 +1,41 @@
+"""Writes on existing media items."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from apps.media.models import MediaItem
+from apps.media.services import storage
+
+
+@transaction.atomic
+def media_item_delete(*, item: MediaItem) -> None:
+    """Delete an item, its sources and tag sets; its files go after commit if nothing shares them."""
+    keys = [k for k in (item.storage_key, item.thumbnail_key) if k]
+    item.delete()
+
+    def _remove_unshared() -> None:
+        shared = set(
+            MediaItem.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True)
+        ) | set(MediaItem.objects.filter(thumbnail_key__in=keys).values_list("thumbnail_key", flat=True))
+        storage.delete_keys([k for k in keys if k not in shared])
+
+    transaction.on_commit(_remove_unshared)
+
+
+@transaction.atomic
+def media_item_update_metadata(*, item: MediaItem, fields: list[str]) -> MediaItem:
+    """Save edits to the descriptive fields (name, artist, source, rating, notes)."""
+    from apps.media.services.ingest import _site, _url_hash, metadata_clean
+
+    editable = {"name", "artist", "source", "rating", "notes"}
+    changed = [f for f in fields if f in editable]
+    cleaned = metadata_clean(name=item.name, source=item.source, artist=item.artist)
+    item.name, item.source, item.artist = cleaned.name, cleaned.source, cleaned.artist
+    if "source" in changed:
+        item.source_hash, item.site = _url_hash(item.source), _site(item.source)
+        changed += ["source_hash", "site"]
+    item.full_clean(validate_unique=False)
+    if changed:
+        item.save(update_fields=[*changed, "updated_at"])
+    return item

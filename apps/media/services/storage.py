@@ -1,0 +1,99 @@
+"""Content-addressed file storage through Django's storage API (local folder or S3)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from apps.media.exceptions import MediaEmptyError, MediaTooLargeError
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass
+class Spooled:
+    """A local copy of incoming bytes, hashed on the way in. The caller deletes `path`."""
+
+    path: Path
+    sha256: str
+    size: int
+    head: bytes
+
+
+def spool(stream: IO[bytes], *, max_bytes: int | None = None) -> Spooled:
+    """Copy a stream to a temporary file, hashing it and refusing empty or oversized input."""
+    max_bytes = max_bytes or settings.BAGGINTAG_MAX_UPLOAD_BYTES
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    handle = tempfile.NamedTemporaryFile(prefix="bt-in-", delete=False)  # noqa: SIM115
+    path = Path(handle.name)
+    try:
+        with handle:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise MediaTooLargeError(
+                        f"The file is larger than the upload limit of {max_bytes:,} bytes.",
+                        details={"limit": max_bytes},
+                    )
+                if len(head) < 512:
+                    head += chunk[: 512 - len(head)]
+                digest.update(chunk)
+                handle.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise MediaEmptyError("The file is empty (0 bytes).")
+    return Spooled(path=path, sha256=digest.hexdigest(), size=size, head=head)
+
+
+def original_key(sha256: str, extension: str) -> str:
+    return f"originals/{sha256[:2]}/{sha256[2:4]}/{sha256}.{extension}"
+
+
+def thumbnail_key(sha256: str) -> str:
+    return f"thumbnails/{sha256[:2]}/{sha256[2:4]}/{sha256}.webp"
+
+
+def store_file(key: str, path: Path) -> bool:
+    """Store a local file under `key` unless it is already there; True when this call wrote it."""
+    if default_storage.exists(key):
+        return False
+    with path.open("rb") as handle:
+        saved = default_storage.save(key, File(handle, name=key))
+    if saved != key:  # a concurrent writer won: same content, so keep theirs
+        default_storage.delete(saved)
+        return False
+    return True
+
+
+def store_thumbnail(key: str, image: Image.Image) -> bool:
+    """Encode a thumbnail as WebP and store it under `key` unless present."""
+    if default_storage.exists(key):
+        return False
+    buffer = io.BytesIO()
+    image.save(buffer, "WEBP", quality=80, method=2)
+    buffer.seek(0)
+    saved = default_storage.save(key, File(buffer, name=key))
+    if saved != key:
+        default_storage.delete(saved)
+        return False
+    return True
+
+
+def delete_keys(keys: list[str]) -> None:
+    for key in keys:
+        if key:
+            default_storage.delete(key)

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from apps.media import views
+
+app_name = "media"
+
+urlpatterns = [
+    path("", views.item_list, name="item-list"),
+    path("items/<int:pk>/", views.item_detail, name="item-detail"),
+    path("items/<int:pk>/delete", views.item_delete, name="item-delete"),
+    path("upload/", views.upload, name="upload"),
+]

@@ -1,0 +1,246 @@
+"""Production-safe settings; every knob comes from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _data_path(value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (BASE_DIR / path).resolve()
+
+
+# DATA DIR: SQLite file, media, broker spool and the generated secret live here by default.
+DATA_DIR = _data_path(env.str("BAGGINTAG_DATA_DIR", default="./data"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """The environment's key, else one generated once and kept (0600) in the data folder."""
+    key = env.str("DJANGO_SECRET_KEY", default="")
+    if key:
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+# CORE
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "django_celery_beat",
+    "apps.core",
+    "apps.jobs",
+    "apps.media",
+    "apps.tags",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "apps.core.middleware.DomainErrorMiddleware",
+]
+
+ROOT_URLCONF = "baggintag.urls"
+WSGI_APPLICATION = "baggintag.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# DATABASES: SQLite (WAL) in the data folder unless DATABASE_URL=mysql://user:pass@host/db
+# https://docs.djangoproject.com/en/5.2/ref/databases/#mariadb-notes
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'baggintag.sqlite3'}")}
+
+
+def _tune_database(db: dict) -> None:
+    if db["ENGINE"].endswith("mysql"):
+        db["OPTIONS"] = {
+            "charset": "utf8mb4",
+            "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+        }
+        db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    elif db["ENGINE"].endswith("sqlite3"):
+        # IMMEDIATE serialises writers instead of failing them mid-transaction.
+        db["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+
+
+_tune_database(DATABASES["default"])
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "media:item-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# STATIC AND MEDIA
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = _data_path(env.str("BAGGINTAG_STATIC_ROOT", default=str(DATA_DIR / "static")))
+MEDIA_ROOT = _data_path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+MEDIA_URL = "media/"
+# S3 or any django-storages backend: set BAGGINTAG_STORAGE_BACKEND and its own AWS_* variables.
+STORAGES = {
+    "default": {
+        "BACKEND": env.str(
+            "BAGGINTAG_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        ),
+    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# UPLOAD LIMITS
+BAGGINTAG_MAX_UPLOAD_BYTES = env.int("BAGGINTAG_MAX_UPLOAD_BYTES", default=512 * 1024 * 1024)
+BAGGINTAG_MAX_IMAGE_PIXELS = env.int("BAGGINTAG_MAX_IMAGE_PIXELS", default=100_000_000)
+BAGGINTAG_MAX_ARCHIVE_MEMBERS = env.int("BAGGINTAG_MAX_ARCHIVE_MEMBERS", default=10_000)
+BAGGINTAG_MAX_ARCHIVE_BYTES = env.int("BAGGINTAG_MAX_ARCHIVE_BYTES", default=8 * 1024**3)
+BAGGINTAG_MAX_ARCHIVE_RATIO = env.int("BAGGINTAG_MAX_ARCHIVE_RATIO", default=100)
+BAGGINTAG_MAX_BULK_FILES = env.int("BAGGINTAG_MAX_BULK_FILES", default=1_000)
+BAGGINTAG_MAX_BULK_URLS = env.int("BAGGINTAG_MAX_BULK_URLS", default=10_000)
+BAGGINTAG_URL_TIMEOUT = env.float("BAGGINTAG_URL_TIMEOUT", default=30.0)
+BAGGINTAG_URL_MAX_REDIRECTS = env.int("BAGGINTAG_URL_MAX_REDIRECTS", default=5)
+# Networks exempt from the private-address block (CIDRs); only for trusted intranet sources.
+BAGGINTAG_URL_ALLOWED_NETWORKS = env.list("BAGGINTAG_URL_ALLOWED_NETWORKS", default=[])
+BAGGINTAG_FFMPEG_TIMEOUT = env.float("BAGGINTAG_FFMPEG_TIMEOUT", default=60.0)
+BAGGINTAG_THUMBNAIL_SIZE = 256
+# Requests stream big bodies to disk; only the limit above bounds them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = BAGGINTAG_MAX_BULK_FILES
+BAGGINTAG_MODEL_DIR = _data_path(env.str("BAGGINTAG_MODEL_DIR", default=str(DATA_DIR / "models")))
+
+# REST FRAMEWORK
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.core.permissions.ModelPermissionsOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.IdCursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Baggintag API",
+    "DESCRIPTION": "Media library, tags and jobs for Stable Diffusion training data.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# CELERY: Redis when REDIS_URL is set, otherwise a file-spool broker that needs no server.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+REDIS_URL = env.str("REDIS_URL", default="")
+BROKER_DIR = DATA_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+else:
+    BROKER_DIR.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR),
+        "data_folder_out": str(BROKER_DIR),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "media.*": {"queue": "media"},
+    "jobs.*": {"queue": "default"},
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "jobs-requeue-stale": {"task": "jobs.requeue_stale", "schedule": 300.0},
+}
+# A running job whose heartbeat is older than this is re-queued by the sweeper.
+BAGGINTAG_JOB_STALE_SECONDS = env.int("BAGGINTAG_JOB_STALE_SECONDS", default=900)
+
+# CACHES: Redis when configured, else per-process memory.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# SECURITY
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "SAMEORIGIN"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("BAGGINTAG_LOG_LEVEL", default="INFO")},
+}

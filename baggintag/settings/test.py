@@ -1,0 +1,28 @@
+"""Tests: TEST_DATABASE_URL picks MariaDB (CI) or SQLite; REDIS_URL picks the job broker."""
+
+import tempfile
+from pathlib import Path
+
+from baggintag.settings.base import *  # noqa: F403
+from baggintag.settings.base import REDIS_URL, _tune_database, env
+
+_TMP = Path(tempfile.gettempdir())
+
+DATABASES = {"default": env.db("TEST_DATABASE_URL", default=f"sqlite:///{_TMP / 'baggintag-test.sqlite3'}")}
+_tune_database(DATABASES["default"])
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not :memory:, so the worker thread and the live server share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(_TMP / "test_baggintag.sqlite3")}
+
+if not REDIS_URL:
+    _BROKER = _TMP / "baggintag-test-broker"
+    _BROKER.mkdir(exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_BROKER), "data_folder_out": str(_BROKER), "store_processed": False,
+    }
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+DEBUG = False

@@ -1,0 +1,89 @@
+"""Shared fixtures: storage in a temporary folder, users, API clients, media, a real worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from tests import mediafiles
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path: Path) -> Path:
+    root = tmp_path / "media"
+    root.mkdir()
+    # setting_changed makes default_storage follow the new location.
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+@pytest.fixture
+def media_root(_media_root: Path) -> Path:
+    return _media_root
+
+
+def stored_files(root: Path) -> list[Path]:
+    """Every regular file under the storage root (the orphan-file check)."""
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def curator(db) -> User:
+    """A non-staff user in the curators group."""
+    from apps.core.services import curators_group_ensure
+
+    user = User.objects.create_user("curator", password="pw-curator-123")
+    user.groups.add(curators_group_ensure())
+    return User.objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def viewer(db) -> User:
+    """A signed-in user with no permissions beyond reading."""
+    return User.objects.create_user("viewer", password="pw-viewer-123")
+
+
+@pytest.fixture
+def api(curator: User) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(curator)
+    return client
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture
+def jpeg() -> bytes:
+    return mediafiles.image_bytes("jpeg", seed=1)
+
+
+@pytest.fixture
+def celery_worker_thread(transactional_db, settings) -> Iterator[object]:
+    """A real Celery worker (in a thread) consuming the default and media queues."""
+    from celery.contrib.testing.worker import start_worker
+
+    from baggintag.celery import app
+
+    _purge(app)
+    with start_worker(app, pool="solo", perform_ping_check=False, queues=["default", "media"],
+                      shutdown_timeout=30) as worker:
+        yield worker
+
+
+def _purge(app) -> None:  # type: ignore[no-untyped-def]
+    with app.connection_for_write() as conn:
+        for queue in ("default", "media"):
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # noqa: S110 - the queue may not exist yet
+                pass
