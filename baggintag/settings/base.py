@@ -168,9 +168,10 @@ BAGGINTAG_MODEL_DIR = _data_path(env.str("BAGGINTAG_MODEL_DIR", default=str(DATA
 
 # REST FRAMEWORK
 REST_FRAMEWORK = {
+    # Token first, so anonymous API calls get 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.permissions.ModelPermissionsOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.IdCursorPagination",
@@ -179,6 +180,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # `?format=` filters media by file format; it must not pick a DRF renderer.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Baggintag API",
@@ -189,6 +192,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "apps.jobs.models.Job.Status",
+        "JobItemStatusEnum": "apps.jobs.models.JobItem.Status",
+    },
 }
 
 # CELERY: Redis when REDIS_URL is set, otherwise a file-spool broker that needs no server.

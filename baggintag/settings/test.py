@@ -1,5 +1,10 @@
-"""Tests: TEST_DATABASE_URL picks MariaDB (CI) or SQLite; REDIS_URL picks the job broker."""
+"""Tests: TEST_DATABASE_URL picks MariaDB (CI) or SQLite; REDIS_URL picks the job broker.
 
+Names carry the process id so parallel test runs on one machine never share a database,
+a broker queue or a spool folder.
+"""
+
+import os
 import tempfile
 from pathlib import Path
 
@@ -7,15 +12,20 @@ from baggintag.settings.base import *  # noqa: F403
 from baggintag.settings.base import REDIS_URL, _tune_database, env
 
 _TMP = Path(tempfile.gettempdir())
+_RUN = f"{os.getpid()}"
 
 DATABASES = {"default": env.db("TEST_DATABASE_URL", default=f"sqlite:///{_TMP / 'baggintag-test.sqlite3'}")}
 _tune_database(DATABASES["default"])
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so the worker thread and the live server share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(_TMP / "test_baggintag.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(_TMP / f"test_baggintag_{_RUN}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {**DATABASES["default"].get("TEST", {}), "NAME": f"test_baggintag_{_RUN}"}
 
-if not REDIS_URL:
-    _BROKER = _TMP / "baggintag-test-broker"
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "global_keyprefix": f"bt-test-{_RUN}:"}
+else:
+    _BROKER = _TMP / f"baggintag-test-broker-{_RUN}"
     _BROKER.mkdir(exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER), "data_folder_out": str(_BROKER), "store_processed": False,

@@ -1,7 +1,7 @@
-from rest_framework.routers import SimpleRouter
+from apps.core.routers import OptionalSlashRouter
 
 from apps.jobs.api.views import JobViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("jobs", JobViewSet, basename="job")
 urlpatterns = router.urls

@@ -1,7 +1,7 @@
-from rest_framework.routers import SimpleRouter
+from apps.core.routers import OptionalSlashRouter
 
 from apps.media.api.views import MediaItemViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("media", MediaItemViewSet, basename="media")
 urlpatterns = router.urls

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what is missing and run Baggintag in the embedded mode: SQLite and media in ./data,
+# a file-spool Celery broker (no Redis), one worker process beside the web server.
+# Set DATABASE_URL / REDIS_URL (see .env.example) to use MariaDB and Redis instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+PORT=${PORT:-8000}
+reqs=requirements.txt
+if [[ "${DATABASE_URL:-}" == mysql* ]]; then reqs=requirements-mariadb.txt; fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating the virtual environment (.venv)…"
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-${reqs}"
+if [ ! -f "$stamp" ]; then
+  echo "Installing Python packages from $reqs…"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r "$reqs"
+  touch "$stamp"
+fi
+
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-baggintag.settings.base}
+mkdir -p "${BAGGINTAG_DATA_DIR:-data}"
+.venv/bin/python manage.py migrate --noinput -v0
+.venv/bin/python manage.py collectstatic --noinput -v0
+.venv/bin/python manage.py bootstrap
+
+logdir="${BAGGINTAG_DATA_DIR:-data}"
+.venv/bin/celery -A baggintag worker -Q default,media -c 2 --loglevel INFO >"$logdir/worker.log" 2>&1 &
+worker=$!
+trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT INT TERM
+echo "Worker started (log: $logdir/worker.log)."
+echo
+echo "  Baggintag is running at http://127.0.0.1:${PORT}/  (log in as the administrator above)"
+echo "  Press Ctrl+C to stop."
+echo
+.venv/bin/gunicorn baggintag.wsgi --bind "127.0.0.1:${PORT}" --workers 2 --timeout 300 \
+  --env "DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE}" --access-logfile - --log-level warning
