@@ -64,7 +64,7 @@ def ingest(path_or_bytes: Path | bytes, filename: str, user):  # type: ignore[no
 
 
 def test_login_lands_on_the_empty_library_and_a_wrong_password_is_refused(
-    page: Page, page_errors, live_server, curator
+    page: Page, page_errors, live_server, curator, shots_dir: Path
 ) -> None:
     page.goto(f"{live_server.url}/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
@@ -80,6 +80,7 @@ def test_login_lands_on_the_empty_library_and_a_wrong_password_is_refused(
     expect(empty.get_by_role("heading")).to_have_text("Your library is empty")
     expect(empty.get_by_role("link", name="Upload media")).to_have_attribute("href", "/upload/")
     expect(page.locator(".topbar")).to_contain_text(curator.username)
+    page.screenshot(path=str(shots_dir / "library-empty.png"), full_page=True)
 
 
 def test_upload_files_and_zip_shows_live_progress_then_thumbnails_in_the_library(
@@ -181,6 +182,7 @@ def test_bad_file_fails_its_row_and_an_empty_form_is_refused_with_422(
     alert = page.locator("#upload-form .alert.error")
     expect(alert).to_contain_text("Choose files, a zip archive or enter URLs")
     expect(page.locator("#upload-form input[name=files]")).to_be_visible()  # the form, swapped in
+    page.screenshot(path=str(shots_dir / "upload-form-error.png"), full_page=True)
 
     good = write(tmp_path, "good.png", mediafiles.image_bytes("png", seed=21))
     bad = write(tmp_path, "notes.jpg", b"These are my notes, not a picture.\n" * 20)

@@ -164,6 +164,9 @@ def media_upload_bulk_run(*, job_id: int) -> None:
     """
     job = job_services.job_claim(job_id=job_id)
     if job is None:
+        cancelled = Job.objects.filter(pk=job_id, status=Job.Status.CANCELLED).first()
+        if cancelled is not None:  # cancelled before it ran: nothing will use its staged files
+            _delete_staged(cancelled)
         return
     user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
     inputs: list[dict[str, Any]] = job.params.get("inputs", [])
@@ -194,6 +197,10 @@ def media_upload_bulk_run(*, job_id: int) -> None:
                 status = JobItem.Status.DUPLICATE if result.duplicate else JobItem.Status.CREATED
                 job_services.job_item_record(job=job, seq=seq, input=label, status=status,
                                              object_id=result.item.pk)
+    _delete_staged(job)
+    job_services.job_finish(job=job, result={"counts": job.counts})
+
+
+def _delete_staged(job: Job) -> None:
     for key in job.params.get("staged", []):
         default_storage.delete(key)
-    job_services.job_finish(job=job, result={"counts": job.counts})

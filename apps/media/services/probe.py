@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 import re
 import subprocess
 import warnings
@@ -152,8 +153,8 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
             animated = bool(getattr(image, "is_animated", False))
             has_alpha = _has_alpha(image)
             if fmt == "jpeg":
-                # libjpeg decodes at 1/2, 1/4 or 1/8 scale: the thumbnail never needs more.
-                image.draft("RGB", (thumb_size * 2, thumb_size * 2))
+                # libjpeg decodes at 1/2, 1/4 or 1/8 scale; keep ≥ 2× the thumbnail on each axis.
+                image.draft("RGB", _draft_size(image.size, thumb_size))
             image.load()
             orientation = image.getexif().get(0x0112, 1)
             if orientation in (5, 6, 7, 8):
@@ -184,6 +185,18 @@ _ORIENTATION = {
 }
 
 
+def _draft_size(size: tuple[int, int], thumb_size: int) -> tuple[int, int]:
+    """Twice the thumbnail's own (aspect-preserving) size: the least a JPEG draft may decode.
+
+    A square (2t, 2t) request would keep a wide picture's short side at 2t, decoding it at up
+    to twice the scale the thumbnail needs.
+    """
+    width, height = size
+    if width >= height:
+        return 2 * thumb_size, max(1, 2 * math.ceil(thumb_size * height / width))
+    return max(1, 2 * math.ceil(thumb_size * width / height)), 2 * thumb_size
+
+
 def _make_thumbnail(image: Image.Image, size: int, *, orientation: int = 1) -> Image.Image:
     """A ≤ size×size RGB(A) image, EXIF orientation applied; the source image is consumed."""
     if image.mode not in ("RGB", "RGBA"):
@@ -205,12 +218,11 @@ def phash64(image: Image.Image) -> int:
     pixels = list(grey.get_flattened_data())
     rows = [pixels[i * 32:(i + 1) * 32] for i in range(32)]
     table = _dct_table()
-    # Separable 2-D DCT-II, only the 8 lowest frequencies in each direction.
-    partial = [[sum(c * v for c, v in zip(table[u], row, strict=True)) for u in range(8)]
-               for row in rows]
-    coeffs = [
-        sum(table[v][y] * partial[y][u] for y in range(32)) for v in range(8) for u in range(8)
-    ]
+    # Separable 2-D DCT-II, only the 8 lowest frequencies in each direction. sum(map(mul))
+    # adds the same products in the same order as a generator would, so the bits are equal.
+    partial = [[sum(map(operator.mul, table[u], row)) for u in range(8)] for row in rows]
+    columns = [[partial[y][u] for y in range(32)] for u in range(8)]
+    coeffs = [sum(map(operator.mul, table[v], columns[u])) for v in range(8) for u in range(8)]
     median = sorted(coeffs[1:])[31]
     value = 0
     for coefficient in coeffs:
