@@ -66,7 +66,7 @@ def django_setup(work: Path, db: str) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "baggintag.settings.test"
     os.environ["BAGGINTAG_DATA_DIR"] = str(work / "data")
     os.environ["MEDIA_ROOT"] = str(work / "media")
-    os.environ["DJANGO_SECRET_KEY"] = "bench-not-secret"  # noqa: S105
+    os.environ["DJANGO_SECRET_KEY"] = "bench-not-secret"
     if db == "sqlite":
         os.environ["TEST_DATABASE_URL"] = f"sqlite:///{work / 'bench.sqlite3'}"
     else:
@@ -187,13 +187,9 @@ def baseline_once(path: Path, out: Path) -> None:
         image.save(out / f"{path.stem}.webp", "WEBP", quality=80, method=2)
 
 
-def baseline_round(paths: list[Path], out: Path) -> float:
+def baseline_prepare(out: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    start = time.perf_counter()
-    for path in paths:
-        baseline_once(path, out)
-    return time.perf_counter() - start
 
 
 def product_reset() -> None:
@@ -209,22 +205,54 @@ def product_reset() -> None:
     media.mkdir(parents=True)
 
 
-def product_round(paths: list[Path]) -> float:
-    from apps.media.models import MediaItem
+def product_once(path: Path) -> None:
     from apps.media.services import Origin, media_ingest, metadata_clean
 
+    with path.open("rb") as stream:
+        result = media_ingest(stream=stream, origin=Origin(kind="upload", original_filename=path.name),
+                              metadata=metadata_clean(), added_by=None)
+    if result.duplicate:
+        raise SystemExit(f"{path.name} came back as a duplicate: the round is not measuring ingest")
+
+
+def product_check(count: int) -> None:
+    from apps.media.models import MediaItem
+
+    stored = MediaItem.objects.count()
+    if stored != count:
+        raise SystemExit(f"expected {count} items after the round, found {stored}")
+
+
+def timed_round(paths: list[Path], out: Path, *, flip: bool) -> dict[str, tuple[float, float]]:
+    """Both loops over the same pictures, interleaved picture by picture.
+
+    Interleaving puts both sides under the same background load (this machine is shared); the
+    order within each pair alternates. Returns {side: (wall seconds, CPU seconds)}.
+    """
+    baseline_prepare(out)
+    product_reset()
+    totals = {"baseline": [0.0, 0.0], "product": [0.0, 0.0]}
+    for i, path in enumerate(paths):
+        sides = ("baseline", "product") if (i + flip) % 2 == 0 else ("product", "baseline")
+        for side in sides:
+            wall, cpu = time.perf_counter(), time.process_time()
+            if side == "baseline":
+                baseline_once(path, out)
+            else:
+                product_once(path)
+            totals[side][0] += time.perf_counter() - wall
+            totals[side][1] += time.process_time() - cpu
+    product_check(len(paths))
+    return {side: (wall, cpu) for side, (wall, cpu) in totals.items()}
+
+
+def product_round(paths: list[Path]) -> float:
     product_reset()
     start = time.perf_counter()
     for path in paths:
-        with path.open("rb") as stream:
-            result = media_ingest(stream=stream, origin=Origin(kind="upload", original_filename=path.name),
-                                  metadata=metadata_clean(), added_by=None)
-        if result.duplicate:
-            raise SystemExit(f"{path.name} came back as a duplicate: the round is not measuring ingest")
+        product_once(path)
     elapsed = time.perf_counter() - start
-    stored = MediaItem.objects.count()
-    if stored != len(paths):
-        raise SystemExit(f"expected {len(paths)} items after the round, found {stored}")
+    product_check(len(paths))
     return elapsed
 
 
@@ -272,30 +300,25 @@ def main(argv: list[str] | None = None) -> int:
               f"{total_bytes * 8 / total_px:.2f} bits/pixel ({time.perf_counter() - t0:.1f} s)")
 
         out = work / "baseline-out"
-        baseline_round(warm, out)  # warm-up: imports, codec tables, DB connection, folders
-        product_round(warm)
+        timed_round(warm, out, flip=False)  # warm-up: imports, codec tables, DB, folders
 
-        base_times: list[float] = []
-        prod_times: list[float] = []
+        rounds: list[dict[str, tuple[float, float]]] = []
         for r in range(args.rounds):
-            # Alternate the order so neither side always runs on a warmer (or hotter) machine.
-            order = ("baseline", "product") if r % 2 == 0 else ("product", "baseline")
-            for which in order:
-                if which == "baseline":
-                    base_times.append(baseline_round(paths, out))
-                else:
-                    prod_times.append(product_round(paths))
-            print(f"round {r + 1}: baseline {args.n / base_times[-1]:6.2f} img/s, "
-                  f"product {args.n / prod_times[-1]:6.2f} img/s", flush=True)
+            rounds.append(timed_round(paths, out, flip=bool(r % 2)))
+            print(f"round {r + 1}: baseline {args.n / rounds[-1]['baseline'][0]:6.2f} img/s, "
+                  f"product {args.n / rounds[-1]['product'][0]:6.2f} img/s  (wall)", flush=True)
 
-        base_rate = args.n / min(base_times)
-        prod_rate = args.n / min(prod_times)
+        def rate(side: str, index: int) -> float:
+            return args.n / min(times[side][index] for times in rounds)
+
         print()
-        print(f"baseline (bare Pillow): {base_rate:7.2f} img/s  (best of {args.rounds}, "
-              f"{1000 / base_rate:.1f} ms/img)")
-        print(f"product (media_ingest): {prod_rate:7.2f} img/s  (best of {args.rounds}, "
-              f"{1000 / prod_rate:.1f} ms/img)")
-        print(f"ratio product/baseline: {prod_rate / base_rate:7.2f}")
+        for index, clock in ((0, "wall"), (1, "cpu")):
+            base_rate, prod_rate = rate("baseline", index), rate("product", index)
+            print(f"[{clock:4s}] baseline (bare Pillow): {base_rate:7.2f} img/s  "
+                  f"({1000 / base_rate:5.1f} ms/img, best of {args.rounds})")
+            print(f"[{clock:4s}] product (media_ingest): {prod_rate:7.2f} img/s  "
+                  f"({1000 / prod_rate:5.1f} ms/img, best of {args.rounds})")
+            print(f"[{clock:4s}] ratio product/baseline: {prod_rate / base_rate:7.2f}")
 
         if args.profile:
             import cProfile
@@ -312,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         try:
             django_teardown()
-        except Exception as exc:  # noqa: BLE001 - teardown must not hide the real error
+        except Exception as exc:  # teardown must not hide the real error
             print(f"teardown: {exc}", file=sys.stderr)
         if args.keep:
             print(f"kept {work}")

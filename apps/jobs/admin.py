@@ -14,7 +14,7 @@ class JobItemInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["seq", "input", "status", "object_id", "error_code", "error_message"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     max_num = 0
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobItem]:

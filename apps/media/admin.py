@@ -15,7 +15,7 @@ class MediaSourceInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["kind", "url", "archive_member", "original_filename", "import_job", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

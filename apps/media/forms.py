@@ -19,7 +19,8 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleFileField(required=False, label="Images and videos",
+    files = MultipleFileField(  # type: ignore[assignment]  # a form field, not Form.files
+       required=False, label="Images and videos",
                               widget=MultipleFileInput(attrs={"accept": "image/*,video/*"}))
     archive = forms.FileField(required=False, label="Zip archive",
                               widget=forms.ClearableFileInput(attrs={"accept": ".zip"}))

@@ -65,7 +65,7 @@ def item_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
     """Upload files, a zip or URLs; answers with the job's live progress."""
-    form = UploadForm(request.POST or None, request.FILES or None)
+    form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
     if request.method == "POST":
         if not request.user.has_perm("media.add_mediaitem"):
             form.add_error(None, "You do not have permission to add media.")

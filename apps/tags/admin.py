@@ -39,7 +39,7 @@ class TagSetAdmin(admin.ModelAdmin):
     readonly_fields = ["media_item", "kind", "vocabulary", "slot", "origin", "origin_label",
                        "tagger_model", "tagger_version", "assignment_count", "row_version",
                        "created_by", "tag_list"]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False

@@ -69,7 +69,8 @@ class TagListField(serializers.ListField):
 
 class MediaMetadataInputSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    source = serializers.CharField(  # type: ignore[assignment]  # a field named like Field.source
+        required=False, allow_blank=True, trim_whitespace=False)
     artist = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     tags = TagListField(required=False, max_length=1000)
     tag_source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -94,7 +95,8 @@ class MediaUploadBulkInputSerializer(serializers.Serializer):
     archive = serializers.FileField(required=False, allow_empty_file=True)
     urls = serializers.ListField(child=serializers.CharField(max_length=2000), required=False)
     items = serializers.ListField(child=serializers.DictField(), required=False)
-    source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    source = serializers.CharField(  # type: ignore[assignment]  # a field named like Field.source
+        required=False, allow_blank=True, trim_whitespace=False)
     artist = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     tags = TagListField(required=False, max_length=1000)
     tag_source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -108,7 +110,8 @@ class TagSetAddInputSerializer(serializers.Serializer):
 
 class TagSetOutputSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(source="get_kind_display")
-    vocabulary = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    vocabulary: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True)
     origin = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
 

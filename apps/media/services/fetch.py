@@ -85,7 +85,7 @@ def resolve_public(host: str, port: int) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UrlFetchError(f"The host {host!r} could not be resolved.") from exc
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     blocked = [a for a in addresses if not address_is_public(a)]
     if blocked or not addresses:
         raise UrlRefusedError(
