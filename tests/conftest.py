@@ -75,15 +75,34 @@ def celery_worker_thread(transactional_db, settings) -> Iterator[object]:
     from baggintag.celery import app
 
     _purge(app)
-    with start_worker(app, pool="solo", perform_ping_check=False, queues=["default", "media"],
-                      shutdown_timeout=30) as worker:
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, queues=["default", "media"], shutdown_timeout=30
+    ) as worker:
         yield worker
 
 
 def _purge(app) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+
     with app.connection_for_write() as conn:
         for queue in ("default", "media"):
-            try:
+            with contextlib.suppress(Exception):  # the queue may not exist yet
                 conn.default_channel.queue_purge(queue)
-            except Exception:  # noqa: S110 - the queue may not exist yet
-                pass
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:  # type: ignore[no-untyped-def]
+    """Remove this run's broker spool folder and Redis keys (names carry the process id)."""
+    import shutil
+
+    from django.conf import settings
+
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    if folder := options.get("data_folder_in"):
+        shutil.rmtree(folder, ignore_errors=True)
+    if (prefix := options.get("global_keyprefix")) and settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(f"{prefix}*"))
+        if keys:
+            client.delete(*keys)

@@ -31,13 +31,22 @@ def picture(size: tuple[int, int] = (320, 240), seed: int = 0, mode: str = "RGB"
     for i in range(8):
         x = (seed * 53 + i * 41) % max(1, w - 20)
         y = (seed * 29 + i * 67) % max(1, h - 20)
-        draw.rectangle([x, y, x + w // 5, y + h // 5], fill=((i * 31 + seed) % 255, (i * 97) % 255, (seed * 7 + i) % 255))
+        draw.rectangle(
+            [x, y, x + w // 5, y + h // 5], fill=((i * 31 + seed) % 255, (i * 97) % 255, (seed * 7 + i) % 255)
+        )
     draw.ellipse([w // 4, h // 4, 3 * w // 4, 3 * h // 4], outline=(255, 255, 255), width=3)
     return image.convert(mode) if mode != "RGB" else image
 
 
-def image_bytes(fmt: str = "jpeg", *, size: tuple[int, int] = (320, 240), seed: int = 0,
-                alpha: bool = False, animated: bool = False, exif_orientation: int | None = None) -> bytes:
+def image_bytes(
+    fmt: str = "jpeg",
+    *,
+    size: tuple[int, int] = (320, 240),
+    seed: int = 0,
+    alpha: bool = False,
+    animated: bool = False,
+    exif_orientation: int | None = None,
+) -> bytes:
     """Encode a picture in `fmt` (see IMAGE_FORMATS)."""
     image = picture(size, seed, "RGBA" if alpha else "RGB")
     out = io.BytesIO()
@@ -48,15 +57,29 @@ def image_bytes(fmt: str = "jpeg", *, size: tuple[int, int] = (320, 240), seed: 
         kwargs["exif"] = exif
     if animated:
         frames = [picture(size, seed + i) for i in range(3)]
-        frames[0].save(out, {"gif": "GIF", "webp": "WEBP"}[fmt], save_all=True,
-                       append_images=frames[1:], duration=100, loop=0)
+        frames[0].save(
+            out,
+            {"gif": "GIF", "webp": "WEBP"}[fmt],
+            save_all=True,
+            append_images=frames[1:],
+            duration=100,
+            loop=0,
+        )
         return out.getvalue()
     if fmt == "heic":
         import pillow_heif
 
         pillow_heif.register_heif_opener()
-    pil = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "bmp": "BMP",
-           "tiff": "TIFF", "avif": "AVIF", "heic": "HEIF"}[fmt]
+    pil = {
+        "jpeg": "JPEG",
+        "png": "PNG",
+        "gif": "GIF",
+        "webp": "WEBP",
+        "bmp": "BMP",
+        "tiff": "TIFF",
+        "avif": "AVIF",
+        "heic": "HEIF",
+    }[fmt]
     if fmt in ("jpeg", "bmp") and image.mode == "RGBA":
         image = image.convert("RGB")
     image.save(out, pil, **kwargs)
@@ -67,10 +90,25 @@ def video_file(directory: Path, fmt: str, *, seconds: float = 2.0, size: str = "
     """Encode a short test clip (testsrc2 + sine) into `directory`, reusing an existing one."""
     path = directory / f"clip-{seconds:g}s-{size}.{fmt}"
     if not path.exists():
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-               "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
-               "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-shortest",
-               *VIDEO_RECIPES[fmt], str(path)]
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds}",
+            "-shortest",
+            *VIDEO_RECIPES[fmt],
+            str(path),
+        ]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     return path
 
@@ -83,6 +121,6 @@ def zip_bytes(members: dict[str, bytes], *, symlinks: dict[str, str] | None = No
             zf.writestr(zipfile.ZipInfo(name), data)
         for name, target in (symlinks or {}).items():
             info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, target)
     return out.getvalue()

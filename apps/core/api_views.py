@@ -31,13 +31,18 @@ class AuthTokenApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginThrottle]
 
-    @extend_schema(request=TokenInputSerializer,
-                   responses={200: inline_serializer("TokenOutput", {"token": serializers.CharField()})})
+    @extend_schema(
+        request=TokenInputSerializer,
+        responses={200: inline_serializer("TokenOutput", {"token": serializers.CharField()})},
+    )
     def post(self, request: Request) -> Response:
         data = TokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request._request, username=data.validated_data["username"],
-                            password=data.validated_data["password"])
+        user = authenticate(
+            request._request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
         if user is None or not user.is_active:
             raise DomainError("Wrong user name or password.", code="auth.invalid_credentials")
         token, _ = Token.objects.get_or_create(user=user)

@@ -13,7 +13,10 @@ class DomainError(Exception):
     default_message = "The request could not be processed."
 
     def __init__(
-        self, message: str | None = None, *, code: str | None = None,
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
         self.message = message or self.default_message

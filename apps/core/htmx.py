@@ -10,8 +10,12 @@ from django_htmx.http import HttpResponseClientRedirect
 
 
 def render_page(
-    request: HttpRequest, template: str, partial: str | None, context: dict[str, Any],
-    *, status: int = 200,
+    request: HttpRequest,
+    template: str,
+    partial: str | None,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
 ) -> HttpResponse:
     """The partial for htmx swaps (not boosted navigation), the whole page otherwise."""
     htmx = getattr(request, "htmx", None)

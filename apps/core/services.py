@@ -14,8 +14,8 @@ def curators_group_ensure() -> Group:
     """Create or refresh the 'curators' group that non-staff users join to curate."""
     group, _ = Group.objects.get_or_create(name=CURATORS)
     perms = Permission.objects.filter(
-        Q(content_type__app_label__in=_CURATOR_APPS) | Q(content_type__app_label="jobs",
-                                                          codename__startswith="view_")
+        Q(content_type__app_label__in=_CURATOR_APPS)
+        | Q(content_type__app_label="jobs", codename__startswith="view_")
     )
     group.permissions.set(perms)
     return group

@@ -23,8 +23,16 @@ class JobItemInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "status", "progress_done", "progress_total", "created_by",
-                    "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "kind",
+        "status",
+        "progress_done",
+        "progress_total",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status", "kind"]
     search_fields = ["=id", "kind", "error_code"]
     show_full_result_count = False

@@ -25,12 +25,12 @@ def _enqueue_on_commit(job: Job) -> None:
 
 
 @transaction.atomic
-def job_start(
-    *, kind: str, task: str, params: dict[str, Any], created_by: Any = None, total: int = 0
-) -> Job:
+def job_start(*, kind: str, task: str, params: dict[str, Any], created_by: Any = None, total: int = 0) -> Job:
     """Create a QUEUED job and send `task(job_id=...)` after the transaction commits."""
     job = Job(
-        kind=kind, params={**params, "task": task}, progress_total=total,
+        kind=kind,
+        params={**params, "task": task},
+        progress_total=total,
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )
     job.full_clean()
@@ -43,12 +43,17 @@ def job_claim(*, job_id: int) -> Job | None:
     """Move a QUEUED job to RUNNING for this delivery; None when another delivery owns it."""
     now = timezone.now()
     claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=False).update(
-        status=Job.Status.RUNNING, attempts=F("attempts") + 1, started_at=now, updated_at=now,
+        status=Job.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        updated_at=now,
     )
     if not claimed:
         # A job cancelled while queued ends here, not in the worker.
         Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=True).update(
-            status=Job.Status.CANCELLED, finished_at=now, updated_at=now,
+            status=Job.Status.CANCELLED,
+            finished_at=now,
+            updated_at=now,
         )
         return None
     return Job.objects.get(pk=job_id)
@@ -62,21 +67,30 @@ def job_progress(*, job: Job, done: int | None = None, total: int | None = None)
     if total is not None:
         fields["progress_total"] = total
     Job.objects.filter(pk=job.pk).update(**fields)
-    job.refresh_from_db(fields=["progress_done", "progress_total", "cancel_requested", "status",
-                                "updated_at", "counts"])
+    job.refresh_from_db(
+        fields=["progress_done", "progress_total", "cancel_requested", "status", "updated_at", "counts"]
+    )
     return job
 
 
 @transaction.atomic
 def job_item_record(
-    *, job: Job, seq: int, input: str, status: str, object_id: int | None = None,
+    *,
+    job: Job,
+    seq: int,
+    input: str,
+    status: str,
+    object_id: int | None = None,
     error: DomainError | None = None,
 ) -> JobItem:
     """Record the outcome of input `seq` once; counts and progress move with it."""
     item, created = JobItem.objects.get_or_create(
-        job=job, seq=seq,
+        job=job,
+        seq=seq,
         defaults={
-            "input": input[:500], "status": status, "object_id": object_id,
+            "input": input[:500],
+            "status": status,
+            "object_id": object_id,
             "error_code": error.code if error else "",
             "error_message": error.message if error else "",
         },
@@ -143,7 +157,8 @@ def job_cancel(*, job: Job) -> Job:
     locked = Job.objects.select_for_update().get(pk=job.pk)
     if locked.is_finished:
         raise ConflictError(
-            f"Job {locked.pk} has already {locked.status}.", code="jobs.finished",
+            f"Job {locked.pk} has already {locked.status}.",
+            code="jobs.finished",
             details={"status": locked.status},
         )
     now = timezone.now()

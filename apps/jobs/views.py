@@ -15,8 +15,12 @@ STATUS_ITEMS = 200
 
 def _status(request: HttpRequest, job: object) -> HttpResponse:
     items = list(selectors.job_item_list(job=job)[:STATUS_ITEMS])  # type: ignore[arg-type]
-    return render_page(request, "jobs/job_detail.html", "jobs/partials/_job_status.html",
-                       {"job": job, "job_items": items, "items_truncated": len(items) == STATUS_ITEMS})
+    return render_page(
+        request,
+        "jobs/job_detail.html",
+        "jobs/partials/_job_status.html",
+        {"job": job, "job_items": items, "items_truncated": len(items) == STATUS_ITEMS},
+    )
 
 
 @login_required
@@ -26,8 +30,10 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if after.isdigit():
         jobs = jobs.filter(pk__lt=int(after))
     rows = list(jobs[: PAGE_SIZE + 1])
-    context = {"jobs": rows[:PAGE_SIZE],
-               "next_after": rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None}
+    context = {
+        "jobs": rows[:PAGE_SIZE],
+        "next_after": rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None,
+    }
     return render_page(request, "jobs/job_list.html", None, context)
 
 

@@ -23,8 +23,18 @@ class MediaSourceInline(admin.TabularInline):
 
 @admin.register(MediaItem)
 class MediaItemAdmin(admin.ModelAdmin):
-    list_display = ["id", "preview", "name", "kind", "format", "width", "height", "size_bytes",
-                    "artist", "created_at"]
+    list_display = [
+        "id",
+        "preview",
+        "name",
+        "kind",
+        "format",
+        "width",
+        "height",
+        "size_bytes",
+        "artist",
+        "created_at",
+    ]
     list_display_links = ["id", "name"]
     list_filter = ["kind", "format", "rating", "animated", "has_alpha"]
     search_fields = ["=id", "name", "=sha256", "=artist", "=site"]
@@ -32,15 +42,56 @@ class MediaItemAdmin(admin.ModelAdmin):
     list_per_page = 100
     inlines = [MediaSourceInline]
     readonly_fields = [
-        "preview", "kind", "sha256", "storage_key", "thumbnail_key", "format", "mime_type",
-        "size_bytes", "width", "height", "pixels", "ratio_milli", "mode", "bit_depth",
-        "has_alpha", "animated", "frame_count", "duration_ms", "fps_milli", "codec", "phash",
-        "parent", "recipe", "video", "timestamp_ms", "frame_index", "box_x", "box_y", "box_w",
-        "box_h", "added_by", "created_at", "updated_at", "source_hash", "site",
-        "phash_b0", "phash_b1", "phash_b2", "phash_b3", "phash_b4",
+        "preview",
+        "kind",
+        "sha256",
+        "storage_key",
+        "thumbnail_key",
+        "format",
+        "mime_type",
+        "size_bytes",
+        "width",
+        "height",
+        "pixels",
+        "ratio_milli",
+        "mode",
+        "bit_depth",
+        "has_alpha",
+        "animated",
+        "frame_count",
+        "duration_ms",
+        "fps_milli",
+        "codec",
+        "phash",
+        "parent",
+        "recipe",
+        "video",
+        "timestamp_ms",
+        "frame_index",
+        "box_x",
+        "box_y",
+        "box_w",
+        "box_h",
+        "added_by",
+        "created_at",
+        "updated_at",
+        "source_hash",
+        "site",
+        "phash_b0",
+        "phash_b1",
+        "phash_b2",
+        "phash_b3",
+        "phash_b4",
     ]
-    fields = ["preview", "name", "artist", "source", "rating", "notes", *[
-        f for f in readonly_fields if f != "preview"]]
+    fields = [
+        "preview",
+        "name",
+        "artist",
+        "source",
+        "rating",
+        "notes",
+        *[f for f in readonly_fields if f != "preview"],
+    ]
     actions = ["delete_with_files"]
 
     def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]
@@ -55,8 +106,10 @@ class MediaItemAdmin(admin.ModelAdmin):
     def preview(self, obj: MediaItem) -> str:
         if not obj.thumbnail_key:
             return "—"
-        return format_html('<img src="{}" style="max-height:64px;max-width:96px" alt="">',
-                           reverse("api:media-thumbnail", args=[obj.pk]))
+        return format_html(
+            '<img src="{}" style="max-height:64px;max-width:96px" alt="">',
+            reverse("api:media-thumbnail", args=[obj.pk]),
+        )
 
     def delete_model(self, request: HttpRequest, obj: MediaItem) -> None:
         services.media_item_delete(item=obj)

@@ -61,9 +61,7 @@ class MediaItem(BaseModel):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     recipe = models.JSONField(null=True, blank=True)
-    video = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="frames"
-    )
+    video = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="frames")
     timestamp_ms = models.PositiveIntegerField(null=True, blank=True)
     frame_index = models.PositiveIntegerField(null=True, blank=True)
     box_x = models.PositiveIntegerField(null=True, blank=True)
@@ -71,7 +69,10 @@ class MediaItem(BaseModel):
     box_w = models.PositiveIntegerField(null=True, blank=True)
     box_h = models.PositiveIntegerField(null=True, blank=True)
     added_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="media_items",
     )
 
@@ -144,7 +145,10 @@ class MediaSource(BaseModel):
     artist = models.CharField(max_length=200, blank=True)
     raw_metadata = models.JSONField(default=dict, blank=True)
     added_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
 

@@ -18,8 +18,9 @@ def media_item_list(*, viewer: Any) -> QuerySet[MediaItem]:
 def media_item_get(*, item_id: Any, viewer: Any) -> MediaItem:
     """One item or NotFoundError."""
     try:
-        return media_item_list(viewer=viewer).select_related("parent", "video", "added_by").get(
-            pk=int(item_id))
+        return (
+            media_item_list(viewer=viewer).select_related("parent", "video", "added_by").get(pk=int(item_id))
+        )
     except (MediaItem.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFoundError(f"Media item {item_id} not found.", code="media.not_found") from exc
 

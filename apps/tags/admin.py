@@ -8,8 +8,16 @@ from apps.tags.models import Tag, TagSet, TagType, Vocabulary
 
 @admin.register(TagType)
 class TagTypeAdmin(admin.ModelAdmin):
-    list_display = ["key", "name", "color", "display_order", "caption_zone", "pinned", "droppable",
-                    "exported"]
+    list_display = [
+        "key",
+        "name",
+        "color",
+        "display_order",
+        "caption_zone",
+        "pinned",
+        "droppable",
+        "exported",
+    ]
     list_editable = ["display_order", "caption_zone", "pinned", "droppable", "exported"]
 
 
@@ -30,15 +38,25 @@ class TagAdmin(admin.ModelAdmin):
 
 @admin.register(TagSet)
 class TagSetAdmin(admin.ModelAdmin):
-    list_display = ["id", "media_item", "kind", "slot", "origin_label", "assignment_count",
-                    "created_at"]
+    list_display = ["id", "media_item", "kind", "slot", "origin_label", "assignment_count", "created_at"]
     list_filter = ["kind", "vocabulary"]
     search_fields = ["=media_item__id", "origin_label"]
     show_full_result_count = False
     raw_id_fields = ["media_item", "origin"]
-    readonly_fields = ["media_item", "kind", "vocabulary", "slot", "origin", "origin_label",
-                       "tagger_model", "tagger_version", "assignment_count", "row_version",
-                       "created_by", "tag_list"]
+    readonly_fields = [
+        "media_item",
+        "kind",
+        "vocabulary",
+        "slot",
+        "origin",
+        "origin_label",
+        "tagger_model",
+        "tagger_version",
+        "assignment_count",
+        "row_version",
+        "created_by",
+        "tag_list",
+    ]
     fields = tuple(readonly_fields)
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]

@@ -168,9 +168,7 @@ class TagAssignment(BaseModel):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    origin_set = models.ForeignKey(
-        TagSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    origin_set = models.ForeignKey(TagSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     entered_tag = models.CharField(max_length=200, blank=True)
 
     class Meta:

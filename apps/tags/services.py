@@ -30,7 +30,8 @@ def tag_name_normalise(*, raw: str, vocabulary: Vocabulary) -> str:
     name = unicodedata.normalize("NFC", raw).strip()
     if _has_control(name):
         raise DomainError(
-            f"Tag {name!r} contains control characters.", code="tags.invalid_name",
+            f"Tag {name!r} contains control characters.",
+            code="tags.invalid_name",
             details={"tag": name},
         )
     name = " ".join(name.split())
@@ -43,14 +44,16 @@ def tag_name_normalise(*, raw: str, vocabulary: Vocabulary) -> str:
     if len(name) > vocabulary.max_length:
         raise DomainError(
             f"Tag {name[:40]!r}… is longer than {vocabulary.max_length} characters.",
-            code="tags.invalid_name", details={"tag": name[:200]},
+            code="tags.invalid_name",
+            details={"tag": name[:200]},
         )
     bad = sorted(ch for ch in _FORBIDDEN_CHARS if ch in name)
     if bad or name[0] in "-~(" or name in ("or", "and"):
         raise DomainError(
             f"Tag {name!r} may not contain {', '.join(bad) or 'that'}: names cannot contain ',' "
             "or '*', start with '-', '~' or '(', or be 'or'/'and'.",
-            code="tags.invalid_name", details={"tag": name},
+            code="tags.invalid_name",
+            details={"tag": name},
         )
     return name
 
@@ -96,25 +99,27 @@ def tags_get_or_create(*, vocabulary: Vocabulary, names: Iterable[str]) -> dict[
     if missing:
         if vocabulary.policy == Vocabulary.Policy.CLOSED:
             raise DomainError(
-                f"Vocabulary {vocabulary.slug!r} is closed and does not know: "
-                f"{', '.join(missing[:20])}.",
-                code="tags.unknown_tag", details={"unknown": missing[:100]},
+                f"Vocabulary {vocabulary.slug!r} is closed and does not know: {', '.join(missing[:20])}.",
+                code="tags.unknown_tag",
+                details={"unknown": missing[:100]},
             )
         tag_type = vocabulary.default_type or tag_type_default()
         Tag.objects.bulk_create(
-            [Tag(vocabulary=vocabulary, name=name, display_name=name, type=tag_type)
-             for name in missing],
+            [Tag(vocabulary=vocabulary, name=name, display_name=name, type=tag_type) for name in missing],
             ignore_conflicts=True,
         )
-        found.update(
-            {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=missing)}
-        )
+        found.update({t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=missing)})
     return found
 
 
 @transaction.atomic
 def tag_set_create_source(
-    *, media_item: Any, origin: Any, origin_label: str, names: Sequence[str], actor: Any = None,
+    *,
+    media_item: Any,
+    origin: Any,
+    origin_label: str,
+    names: Sequence[str],
+    actor: Any = None,
     vocabulary: Vocabulary | None = None,
 ) -> TagSet:
     """Store tags from outside as a new `source` set: tied to the file's arrival (`origin`), or,
@@ -126,29 +131,45 @@ def tag_set_create_source(
         slot = f"src:{origin.pk}"
     else:
         slot = "src:label:" + hashlib.sha256(origin_label.encode()).hexdigest()[:32]
-        if TagSet.objects.filter(media_item=media_item, kind=TagSet.Kind.SOURCE,
-                                 vocabulary=vocabulary, slot=slot).exists():
+        if TagSet.objects.filter(
+            media_item=media_item, kind=TagSet.Kind.SOURCE, vocabulary=vocabulary, slot=slot
+        ).exists():
             raise ConflictError(
                 f"Item {media_item.pk} already has a source tag set from {origin_label!r}.",
-                code="tags.duplicate_set", details={"tag_source": origin_label},
+                code="tags.duplicate_set",
+                details={"tag_source": origin_label},
             )
     try:
         with transaction.atomic():
             tag_set = TagSet.objects.create(
-                media_item=media_item, kind=TagSet.Kind.SOURCE, vocabulary=vocabulary,
-                slot=slot, origin=origin, origin_label=origin_label[:200],
-                assignment_count=len(names), created_by=actor,
+                media_item=media_item,
+                kind=TagSet.Kind.SOURCE,
+                vocabulary=vocabulary,
+                slot=slot,
+                origin=origin,
+                origin_label=origin_label[:200],
+                assignment_count=len(names),
+                created_by=actor,
             )
     except IntegrityError as exc:
         raise ConflictError(
             f"Item {media_item.pk} already has a source tag set from {origin_label!r}.",
-            code="tags.duplicate_set", details={"tag_source": origin_label},
+            code="tags.duplicate_set",
+            details={"tag_source": origin_label},
         ) from exc
-    TagAssignment.objects.bulk_create([
-        TagAssignment(
-            tagset=tag_set, tag=tags[name], media_item=media_item, kind=TagSet.Kind.SOURCE,
-            position=position, added_via=TagAssignment.Via.IMPORT, actor=actor, entered_tag=name,
-        )
-        for position, name in enumerate(names)
-    ])
+    TagAssignment.objects.bulk_create(
+        [
+            TagAssignment(
+                tagset=tag_set,
+                tag=tags[name],
+                media_item=media_item,
+                kind=TagSet.Kind.SOURCE,
+                position=position,
+                added_via=TagAssignment.Via.IMPORT,
+                actor=actor,
+                entered_tag=name,
+            )
+            for position, name in enumerate(names)
+        ]
+    )
     return tag_set

@@ -28,7 +28,10 @@ else:
     _BROKER = _TMP / f"baggintag-test-broker-{_RUN}"
     _BROKER.mkdir(exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_BROKER), "data_folder_out": str(_BROKER), "store_processed": False,
+        "data_folder_in": str(_BROKER),
+        "data_folder_out": str(_BROKER),
+        "control_folder": str(_BROKER / "control"),
+        "store_processed": False,
     }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

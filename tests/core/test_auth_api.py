@@ -13,22 +13,27 @@ pytestmark = pytest.mark.django_db
 
 def test_auth_token_returns_a_token_that_authenticates(curator):
     client = APIClient()
-    response = client.post("/api/auth/token", {"username": "curator", "password": "pw-curator-123"},
-                           format="json")
+    response = client.post(
+        "/api/auth/token", {"username": "curator", "password": "pw-curator-123"}, format="json"
+    )
     assert response.status_code == 200
     token = response.json()["token"]
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/media/").status_code == 200
     # Asking again returns the same token.
-    again = APIClient().post("/api/auth/token", {"username": "curator", "password": "pw-curator-123"},
-                             format="json")
+    again = APIClient().post(
+        "/api/auth/token", {"username": "curator", "password": "pw-curator-123"}, format="json"
+    )
     assert again.json()["token"] == token
 
 
-@pytest.mark.parametrize("body", [
-    {"username": "curator", "password": "wrong"},
-    {"username": "nobody", "password": "pw-curator-123"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "curator", "password": "wrong"},
+        {"username": "nobody", "password": "pw-curator-123"},
+    ],
+)
 def test_auth_token_refuses_wrong_credentials(curator, body):
     response = APIClient().post("/api/auth/token", body, format="json")
     assert response.status_code == 400
@@ -68,20 +73,28 @@ def test_bad_token_is_refused():
 
 
 def test_reader_without_permissions_cannot_upload_or_delete(viewer, curator):
-    from apps.media.services import Origin, media_ingest, metadata_clean
-
     import io
 
-    item = media_ingest(stream=io.BytesIO(mediafiles.image_bytes()), origin=Origin(kind="upload"),
-                        metadata=metadata_clean(), added_by=curator).item
+    from apps.media.services import Origin, media_ingest, metadata_clean
+
+    item = media_ingest(
+        stream=io.BytesIO(mediafiles.image_bytes()),
+        origin=Origin(kind="upload"),
+        metadata=metadata_clean(),
+        added_by=curator,
+    ).item
     client = APIClient()
     client.force_authenticate(viewer)
     assert client.get(f"/api/media/{item.pk}").status_code == 200
     upload = client.post("/api/media/upload", {"url": "https://example.com/x.jpg"}, format="json")
     assert upload.status_code == 403 and upload.json()["code"] == "permission_denied"
     assert client.delete(f"/api/media/{item.pk}").status_code == 403
-    assert client.post(f"/api/media/{item.pk}/tag-sets", {"tags": ["a"], "tag_source": "x"},
-                       format="json").status_code == 403
+    assert (
+        client.post(
+            f"/api/media/{item.pk}/tag-sets", {"tags": ["a"], "tag_source": "x"}, format="json"
+        ).status_code
+        == 403
+    )
 
 
 def test_staff_only_admin(client, curator):

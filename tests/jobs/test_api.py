@@ -14,8 +14,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def own_job(curator) -> Job:
-    job = services.job_start(kind="media.upload_bulk", task="tests.noop", params={}, created_by=curator,
-                             total=2)
+    job = services.job_start(
+        kind="media.upload_bulk", task="tests.noop", params={}, created_by=curator, total=2
+    )
     running = services.job_claim(job_id=job.pk)
     services.job_item_record(job=running, seq=0, input="a.jpg", status="created", object_id=1)
     return running
@@ -26,8 +27,7 @@ def test_job_detail_shows_progress_counts_and_items(api, own_job):
     assert body["status"] == "running"
     assert body["progress"] == {"done": 1, "total": 2, "percent": 50}
     assert body["counts"] == {"created": 1}
-    assert body["items"] == [{"seq": 0, "input": "a.jpg", "status": "created", "object_id": 1,
-                              "error": None}]
+    assert body["items"] == [{"seq": 0, "input": "a.jpg", "status": "created", "object_id": 1, "error": None}]
     paged = api.get(f"/api/jobs/{own_job.pk}/items").json()
     assert [r["seq"] for r in paged["results"]] == [0]
 

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def job(curator, django_capture_on_commit_callbacks) -> Job:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        created = services.job_start(kind="test.kind", task="tests.noop", params={"ids": [1, 2]},
-                                     created_by=curator, total=3)
+        created = services.job_start(
+            kind="test.kind", task="tests.noop", params={"ids": [1, 2]}, created_by=curator, total=3
+        )
     assert len(callbacks) == 1  # the task is sent only after commit
     return created
 
@@ -40,8 +41,9 @@ def test_job_claim_runs_once_even_when_the_message_is_redelivered(job):
 def test_job_items_are_recorded_once_and_drive_counts_and_progress(job):
     running = services.job_claim(job_id=job.pk)
     services.job_item_record(job=running, seq=0, input="a.jpg", status="created", object_id=7)
-    services.job_item_record(job=running, seq=1, input="b.jpg", status="failed",
-                             error=DomainError("broken", code="media.corrupt"))
+    services.job_item_record(
+        job=running, seq=1, input="b.jpg", status="failed", error=DomainError("broken", code="media.corrupt")
+    )
     services.job_item_record(job=running, seq=1, input="b.jpg", status="created")  # replay: ignored
     row = Job.objects.get(pk=job.pk)
     assert row.counts == {"created": 1, "failed": 1} and row.progress_done == 2
@@ -59,10 +61,14 @@ def test_job_finish_and_fail_end_running_jobs_only(job):
 
 
 def test_job_fail_records_the_error(job):
-    failed = services.job_fail(job=services.job_claim(job_id=job.pk), code="media.corrupt",
-                               message="The file is damaged.")
+    failed = services.job_fail(
+        job=services.job_claim(job_id=job.pk), code="media.corrupt", message="The file is damaged."
+    )
     assert (failed.status, failed.error_code, failed.error_message) == (
-        Job.Status.FAILED, "media.corrupt", "The file is damaged.")
+        Job.Status.FAILED,
+        "media.corrupt",
+        "The file is damaged.",
+    )
     assert failed.finished_at is not None
 
 
@@ -89,8 +95,9 @@ def test_release_puts_a_running_job_back_in_the_queue(job):
     assert services.job_claim(job_id=job.pk).attempts == 2
 
 
-def test_requeue_stale_sends_dead_jobs_again_and_leaves_live_ones(job, curator, settings,
-                                                                 django_capture_on_commit_callbacks):
+def test_requeue_stale_sends_dead_jobs_again_and_leaves_live_ones(
+    job, curator, settings, django_capture_on_commit_callbacks
+):
     settings.BAGGINTAG_JOB_STALE_SECONDS = 60
     services.job_claim(job_id=job.pk)
     live = services.job_start(kind="test.kind", task="tests.noop", params={}, created_by=curator)

@@ -24,14 +24,23 @@ def staff_client(client):
 
 
 def make_item(seed: int = 0, **meta) -> MediaItem:
-    return media_ingest(stream=io.BytesIO(mediafiles.image_bytes(seed=seed)), origin=Origin(kind="upload"),
-                        metadata=metadata_clean(**meta)).item
+    return media_ingest(
+        stream=io.BytesIO(mediafiles.image_bytes(seed=seed)),
+        origin=Origin(kind="upload"),
+        metadata=metadata_clean(**meta),
+    ).item
 
 
 def test_admin_lists_media_and_tag_sets_and_jobs(staff_client):
     item = make_item(tags=["a"], tag_source="s")
-    for url in ("/admin/media/mediaitem/", f"/admin/media/mediaitem/{item.pk}/change/",
-                "/admin/tags/tagset/", "/admin/tags/tag/", "/admin/tags/tagtype/", "/admin/jobs/job/"):
+    for url in (
+        "/admin/media/mediaitem/",
+        f"/admin/media/mediaitem/{item.pk}/change/",
+        "/admin/tags/tagset/",
+        "/admin/tags/tag/",
+        "/admin/tags/tagtype/",
+        "/admin/jobs/job/",
+    ):
         assert staff_client.get(url).status_code == 200, url
     assert staff_client.get("/admin/media/mediaitem/?q=" + item.sha256).content.decode().count(item.name) >= 1
 
@@ -39,8 +48,10 @@ def test_admin_lists_media_and_tag_sets_and_jobs(staff_client):
 def test_admin_delete_action_removes_files_too(staff_client, media_root, django_capture_on_commit_callbacks):
     items = [make_item(seed=i) for i in range(2)]
     with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post("/admin/media/mediaitem/", {
-            "action": "delete_with_files", "_selected_action": [i.pk for i in items]})
+        response = staff_client.post(
+            "/admin/media/mediaitem/",
+            {"action": "delete_with_files", "_selected_action": [i.pk for i in items]},
+        )
     assert response.status_code == 302
     assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
 
@@ -48,10 +59,20 @@ def test_admin_delete_action_removes_files_too(staff_client, media_root, django_
 def test_admin_edit_validates_metadata(staff_client):
     item = make_item()
     url = f"/admin/media/mediaitem/{item.pk}/change/"
-    ok = staff_client.post(url, {"name": "renamed.jpg", "artist": "Bea", "source": "https://ex.com/p/1",
-                                 "rating": "g", "notes": "", "sources-TOTAL_FORMS": 0,
-                                 "sources-INITIAL_FORMS": 1, "sources-MIN_NUM_FORMS": 0,
-                                 "sources-MAX_NUM_FORMS": 0})
+    ok = staff_client.post(
+        url,
+        {
+            "name": "renamed.jpg",
+            "artist": "Bea",
+            "source": "https://ex.com/p/1",
+            "rating": "g",
+            "notes": "",
+            "sources-TOTAL_FORMS": 0,
+            "sources-INITIAL_FORMS": 1,
+            "sources-MIN_NUM_FORMS": 0,
+            "sources-MAX_NUM_FORMS": 0,
+        },
+    )
     assert ok.status_code == 302, ok.content.decode()[:2000]
     item.refresh_from_db()
     assert (item.name, item.artist, item.site) == ("renamed.jpg", "Bea", "ex.com")

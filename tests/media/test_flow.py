@@ -26,24 +26,34 @@ def wait_for(job_id: int, timeout: float = 90.0) -> Job:
     raise AssertionError(f"job {job_id} did not finish: {Job.objects.get(pk=job_id).status}")
 
 
-def test_bulk_upload_ingests_good_inputs_and_reports_each_bad_one(api, celery_worker_thread, media_root,
-                                                                  video_dir):
+def test_bulk_upload_ingests_good_inputs_and_reports_each_bad_one(
+    api, celery_worker_thread, media_root, video_dir
+):
     good = [mediafiles.image_bytes(fmt, seed=i) for i, fmt in enumerate(["jpeg", "png", "webp"])]
-    archive = mediafiles.zip_bytes({
-        "set/one.jpg": mediafiles.image_bytes("jpeg", seed=20),
-        "set/two.gif": mediafiles.image_bytes("gif", animated=True, seed=21),
-        "set/broken.png": mediafiles.image_bytes("png", seed=22)[:100],
-        "set/notes.txt": b"not media",
-        "set/dupe.jpg": good[0],
-    })
+    archive = mediafiles.zip_bytes(
+        {
+            "set/one.jpg": mediafiles.image_bytes("jpeg", seed=20),
+            "set/two.gif": mediafiles.image_bytes("gif", animated=True, seed=21),
+            "set/broken.png": mediafiles.image_bytes("png", seed=22)[:100],
+            "set/notes.txt": b"not media",
+            "set/dupe.jpg": good[0],
+        }
+    )
     video = mediafiles.video_file(video_dir, "webm").read_bytes()
     files = [SimpleUploadedFile(f"f{i}.bin", data) for i, data in enumerate(good)]
     files += [SimpleUploadedFile("clip.webm", video), SimpleUploadedFile("empty.jpg", b"")]
-    response = api.post("/api/media/upload-bulk", {
-        "files": files, "archive": SimpleUploadedFile("batch.zip", archive),
-        "urls": "http://127.0.0.1/loopback.jpg\nftp://example.com/x.jpg",
-        "artist": "Studio", "tags": "batch", "tag_source": "my upload",
-    }, format="multipart")
+    response = api.post(
+        "/api/media/upload-bulk",
+        {
+            "files": files,
+            "archive": SimpleUploadedFile("batch.zip", archive),
+            "urls": "http://127.0.0.1/loopback.jpg\nftp://example.com/x.jpg",
+            "artist": "Studio",
+            "tags": "batch",
+            "tag_source": "my upload",
+        },
+        format="multipart",
+    )
     assert response.status_code == 202, response.content
     body = response.json()["job"]
     assert response["Location"] == body["url"]
@@ -71,16 +81,23 @@ def test_bulk_upload_ingests_good_inputs_and_reports_each_bad_one(api, celery_wo
     # Every stored file belongs to an item; staged uploads are gone.
     keys = {p.relative_to(media_root).as_posix() for p in stored_files(media_root)}
     expected = set(MediaItem.objects.values_list("storage_key", flat=True)) | set(
-        MediaItem.objects.values_list("thumbnail_key", flat=True))
+        MediaItem.objects.values_list("thumbnail_key", flat=True)
+    )
     assert keys == expected
     assert TagSet.objects.filter(origin_label="my upload").count() == 7  # 6 new + the duplicate
 
 
 def test_bulk_upload_of_urls_as_items_with_their_own_tags(api, celery_worker_thread):
-    response = api.post("/api/media/upload-bulk", {"items": [
-        {"url": "http://10.0.0.1/a.jpg", "tags": ["x"], "tag_source": "lan"},
-        {"url": "https://[::1]/b.jpg"},
-    ]}, format="json")
+    response = api.post(
+        "/api/media/upload-bulk",
+        {
+            "items": [
+                {"url": "http://10.0.0.1/a.jpg", "tags": ["x"], "tag_source": "lan"},
+                {"url": "https://[::1]/b.jpg"},
+            ]
+        },
+        format="json",
+    )
     assert response.status_code == 202
     job = wait_for(response.json()["job"]["id"])
     assert job.counts == {"failed": 2}
@@ -90,11 +107,13 @@ def test_bulk_upload_of_urls_as_items_with_their_own_tags(api, celery_worker_thr
 def test_bulk_upload_refuses_bad_requests_before_queueing(api, media_root):
     empty = api.post("/api/media/upload-bulk", {}, format="json")
     assert empty.status_code == 400 and empty.json()["code"] == "media.nothing_to_upload"
-    no_source = api.post("/api/media/upload-bulk", {"urls": ["https://example.com/a.jpg"], "tags": ["a"]},
-                         format="json")
+    no_source = api.post(
+        "/api/media/upload-bulk", {"urls": ["https://example.com/a.jpg"], "tags": ["a"]}, format="json"
+    )
     assert no_source.status_code == 400 and no_source.json()["code"] == "media.tag_source_required"
-    bad_item = api.post("/api/media/upload-bulk", {"items": [{"url": "https://e.com/a", "name": "a\x00"}]},
-                        format="json")
+    bad_item = api.post(
+        "/api/media/upload-bulk", {"items": [{"url": "https://e.com/a", "name": "a\x00"}]}, format="json"
+    )
     assert bad_item.status_code == 400 and "items[0]" in bad_item.json()["message"]
     assert Job.objects.count() == 0 and stored_files(media_root) == []
 

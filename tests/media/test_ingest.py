@@ -17,10 +17,13 @@ from tests.conftest import stored_files
 pytestmark = pytest.mark.django_db
 
 
-def ingest(data: bytes, *, user: User | None = None, name: str = "", filename: str = "x.bin",
-           **meta: object):
-    return media_ingest(stream=io.BytesIO(data), origin=Origin(kind="upload", original_filename=filename),
-                        metadata=metadata_clean(name=name, **meta), added_by=user)
+def ingest(data: bytes, *, user: User | None = None, name: str = "", filename: str = "x.bin", **meta: object):
+    return media_ingest(
+        stream=io.BytesIO(data),
+        origin=Origin(kind="upload", original_filename=filename),
+        metadata=metadata_clean(name=name, **meta),
+        added_by=user,
+    )
 
 
 @pytest.mark.parametrize("fmt", mediafiles.IMAGE_FORMATS)
@@ -81,7 +84,9 @@ def test_media_ingest_same_bytes_twice_is_one_item_with_two_origins_and_tag_sets
     assert MediaSource.objects.filter(media_item=first.item).count() == 2
     sets = TagSet.objects.filter(media_item=first.item, kind=TagSet.Kind.SOURCE).order_by("id")
     assert [s.origin_label for s in sets] == ["danbooru", "e621"]
-    names = list(TagAssignment.objects.filter(tagset=sets[0]).order_by("position").values_list("tag__name", flat=True))
+    names = list(
+        TagAssignment.objects.filter(tagset=sets[0]).order_by("position").values_list("tag__name", flat=True)
+    )
     assert names == ["long_hair", "smile"]
     assert set(TagAssignment.objects.filter(tagset=sets[1]).values_list("added_via", flat=True)) == {"import"}
 
@@ -157,10 +162,16 @@ def test_media_ingest_refuses_corrupt_video(curator, media_root, video_dir):
     assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("name", "bad\x00name.jpg"), ("name", "tab\tname"), ("name", "x" * 10_000),
-    ("artist", "a\x1b[31m"), ("name", "evil\u202egpj.exe"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "bad\x00name.jpg"),
+        ("name", "tab\tname"),
+        ("name", "x" * 10_000),
+        ("artist", "a\x1b[31m"),
+        ("name", "evil\u202egpj.exe"),
+    ],
+)
 def test_metadata_clean_refuses_control_characters_and_huge_values(field, value):
     with pytest.raises(DomainError) as err:
         metadata_clean(**{field: value})

@@ -16,9 +16,12 @@ pytestmark = pytest.mark.django_db
 
 
 def make_item(user, seed: int = 0, fmt: str = "jpeg", **meta) -> MediaItem:
-    return media_ingest(stream=io.BytesIO(mediafiles.image_bytes(fmt, seed=seed)),
-                        origin=Origin(kind="upload", original_filename=f"img{seed}.{fmt}"),
-                        metadata=metadata_clean(**meta), added_by=user).item
+    return media_ingest(
+        stream=io.BytesIO(mediafiles.image_bytes(fmt, seed=seed)),
+        origin=Origin(kind="upload", original_filename=f"img{seed}.{fmt}"),
+        metadata=metadata_clean(**meta),
+        added_by=user,
+    ).item
 
 
 @pytest.mark.parametrize("url", ["/", "/upload/", "/jobs/", "/items/1/"])
@@ -50,10 +53,10 @@ def test_gallery_filters_and_pages_by_id(client, curator, monkeypatch, django_as
         first = client.get("/")
     html = first.content.decode()
     assert html.count('class="tile"') == 2
-    assert f'/items/{items[4].pk}/' in html and f"after={items[3].pk}" in html
+    assert f"/items/{items[4].pk}/" in html and f"after={items[3].pk}" in html
     second = client.get(f"/?after={items[3].pk}", HTTP_HX_REQUEST="true")
     assert second.status_code == 200 and "<html" not in second.content.decode()  # partial only
-    assert f'/items/{items[2].pk}/' in second.content.decode()
+    assert f"/items/{items[2].pk}/" in second.content.decode()
     filtered = client.get("/?artist=Ann").content.decode()
     assert filtered.count('class="tile"') == 2 and f"/items/{items[0].pk}/" not in filtered
     none = client.get("/?artist=Nobody").content.decode()
@@ -85,8 +88,11 @@ def test_upload_page_without_input_is_422_with_a_message(client, curator):
 
 def test_upload_page_starts_a_job_and_shows_its_progress(client, curator):
     client.force_login(curator)
-    response = client.post("/upload/", {"files": [SimpleUploadedFile("a.png", mediafiles.image_bytes("png"))]},
-                           HTTP_HX_REQUEST="true")
+    response = client.post(
+        "/upload/",
+        {"files": [SimpleUploadedFile("a.png", mediafiles.image_bytes("png"))]},
+        HTTP_HX_REQUEST="true",
+    )
     assert response.status_code == 200
     job = Job.objects.get()
     html = response.content.decode()

@@ -32,9 +32,21 @@ class JobOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "kind", "status", "url", "progress", "counts", "result", "error",
-            "attempts", "cancel_requested", "created_by", "created_at", "started_at",
-            "finished_at", "updated_at",
+            "id",
+            "kind",
+            "status",
+            "url",
+            "progress",
+            "counts",
+            "result",
+            "error",
+            "attempts",
+            "cancel_requested",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
         ]
 
     def get_url(self, obj: Job) -> str:

@@ -1,5 +1,4 @@
 from apps.core.routers import OptionalSlashRouter
-
 from apps.jobs.api.views import JobViewSet
 
 router = OptionalSlashRouter()

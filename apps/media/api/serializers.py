@@ -21,11 +21,38 @@ class MediaItemOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = MediaItem
         fields = [
-            "id", "kind", "name", "sha256", "format", "mime_type", "width", "height", "mode",
-            "bit_depth", "has_alpha", "animated", "frame_count", "size_bytes", "duration", "fps",
-            "codec", "source", "site", "artist", "rating", "parent", "recipe", "video",
-            "timestamp_ms", "frame_index", "box", "created_at", "url", "file_url",
-            "thumbnail_url", "page_url",
+            "id",
+            "kind",
+            "name",
+            "sha256",
+            "format",
+            "mime_type",
+            "width",
+            "height",
+            "mode",
+            "bit_depth",
+            "has_alpha",
+            "animated",
+            "frame_count",
+            "size_bytes",
+            "duration",
+            "fps",
+            "codec",
+            "source",
+            "site",
+            "artist",
+            "rating",
+            "parent",
+            "recipe",
+            "video",
+            "timestamp_ms",
+            "frame_index",
+            "box",
+            "created_at",
+            "url",
+            "file_url",
+            "thumbnail_url",
+            "page_url",
         ]
 
     def get_box(self, obj: MediaItem) -> dict[str, int] | None:
@@ -70,7 +97,8 @@ class TagListField(serializers.ListField):
 class MediaMetadataInputSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     source = serializers.CharField(  # type: ignore[assignment]  # a field named like Field.source
-        required=False, allow_blank=True, trim_whitespace=False)
+        required=False, allow_blank=True, trim_whitespace=False
+    )
     artist = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     tags = TagListField(required=False, max_length=1000)
     tag_source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -96,41 +124,66 @@ class MediaUploadBulkInputSerializer(serializers.Serializer):
     urls = serializers.ListField(child=serializers.CharField(max_length=2000), required=False)
     items = serializers.ListField(child=serializers.DictField(), required=False)
     source = serializers.CharField(  # type: ignore[assignment]  # a field named like Field.source
-        required=False, allow_blank=True, trim_whitespace=False)
+        required=False, allow_blank=True, trim_whitespace=False
+    )
     artist = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     tags = TagListField(required=False, max_length=1000)
     tag_source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
 
 
 class TagSetAddInputSerializer(serializers.Serializer):
-    tags = serializers.ListField(child=serializers.CharField(trim_whitespace=False), min_length=1,
-                                 max_length=1000)
+    tags = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False), min_length=1, max_length=1000
+    )
     tag_source = serializers.CharField(max_length=200)
 
 
 class TagSetOutputSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(source="get_kind_display")
-    vocabulary: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True)
+    vocabulary: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     origin = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
 
     class Meta:
         model = TagSet
-        fields = ["id", "kind", "slot", "vocabulary", "origin_label", "origin", "tagger_model",
-                  "tagger_version", "assignment_count", "row_version", "created_at", "tags"]
+        fields = [
+            "id",
+            "kind",
+            "slot",
+            "vocabulary",
+            "origin_label",
+            "origin",
+            "tagger_model",
+            "tagger_version",
+            "assignment_count",
+            "row_version",
+            "created_at",
+            "tags",
+        ]
 
     def get_origin(self, obj: TagSet) -> dict[str, Any] | None:
         if obj.origin is None:
             return None
-        return {"id": obj.origin.pk, "kind": obj.origin.kind, "url": obj.origin.url,
-                "archive_member": obj.origin.archive_member,
-                "original_filename": obj.origin.original_filename,
-                "created_at": obj.origin.created_at}
+        return {
+            "id": obj.origin.pk,
+            "kind": obj.origin.kind,
+            "url": obj.origin.url,
+            "archive_member": obj.origin.archive_member,
+            "original_filename": obj.origin.original_filename,
+            "created_at": obj.origin.created_at,
+        }
 
     def get_tags(self, obj: TagSet) -> list[dict[str, Any]]:
         rows = getattr(obj, "current_assignments", None)
         if rows is None:
             rows = obj.assignments.filter(state=1).select_related("tag", "tag__type")
-        return [{"name": a.tag.name, "type": a.tag.type.key, "confidence": a.confidence,
-                 "added_via": a.added_via, "position": a.position} for a in rows]
+        return [
+            {
+                "name": a.tag.name,
+                "type": a.tag.type.key,
+                "confidence": a.confidence,
+                "added_via": a.added_via,
+                "position": a.position,
+            }
+            for a in rows
+        ]

@@ -1,5 +1,4 @@
 from apps.core.routers import OptionalSlashRouter
-
 from apps.media.api.views import MediaItemViewSet
 
 router = OptionalSlashRouter()

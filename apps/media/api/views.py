@@ -37,12 +37,14 @@ def _reject_query(request: Request) -> None:
     if request.query_params.get("q"):
         raise DomainError(
             "The tag query language (q=) is not available yet; filter with the listed "
-            "parameters (kind, format, width_min, …).", code="search.unsupported",
+            "parameters (kind, format, width_min, …).",
+            code="search.unsupported",
         )
 
 
-class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
-                       viewsets.GenericViewSet):
+class MediaItemViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
     """The media library: list and filter, fetch, delete, upload, files and tag sets."""
 
     serializer_class = MediaItemOutputSerializer
@@ -68,22 +70,32 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     def perform_destroy(self, instance: MediaItem) -> None:
         services.media_item_delete(item=instance)
 
-    @extend_schema(request=MediaUploadInputSerializer, responses={
-        201: MediaUploadOutputSerializer, 200: MediaUploadOutputSerializer})
-    @action(detail=False, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser],
-            required_perms=ADD_MEDIA)
+    @extend_schema(
+        request=MediaUploadInputSerializer,
+        responses={201: MediaUploadOutputSerializer, 200: MediaUploadOutputSerializer},
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        parser_classes=[MultiPartParser, FormParser, JSONParser],
+        required_perms=ADD_MEDIA,
+    )
     def upload(self, request: Request) -> Response:
         data = MediaUploadInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         metadata = services.metadata_clean(
-            name=values.get("name", ""), source=values.get("source", ""),
-            artist=values.get("artist", ""), tags=values.get("tags"),
+            name=values.get("name", ""),
+            source=values.get("source", ""),
+            artist=values.get("artist", ""),
+            tags=values.get("tags"),
             tag_source=values.get("tag_source", ""),
         )
         if upload := values.get("file"):
             result = services.media_ingest(
-                stream=upload, metadata=metadata, added_by=request.user,
+                stream=upload,
+                metadata=metadata,
+                added_by=request.user,
                 origin=Origin(kind="upload", original_filename=upload.name or ""),
             )
         else:
@@ -91,9 +103,10 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
             try:
                 with fetched.path.open("rb") as handle:
                     result = services.media_ingest(
-                        stream=handle, metadata=metadata, added_by=request.user,
-                        origin=Origin(kind="url", url=values["url"],
-                                      original_filename=fetched.filename),
+                        stream=handle,
+                        metadata=metadata,
+                        added_by=request.user,
+                        origin=Origin(kind="url", url=values["url"], original_filename=fetched.filename),
                     )
             finally:
                 fetched.path.unlink(missing_ok=True)
@@ -101,17 +114,28 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         body["duplicate"] = result.duplicate
         return Response(body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
 
-    @extend_schema(request=MediaUploadBulkInputSerializer, responses={
-        202: inline_serializer("JobAccepted", {"job": serializers.DictField()})})
-    @action(detail=False, methods=["post"], url_path="upload-bulk",
-            parser_classes=[MultiPartParser, FormParser, JSONParser], required_perms=ADD_MEDIA)
+    @extend_schema(
+        request=MediaUploadBulkInputSerializer,
+        responses={202: inline_serializer("JobAccepted", {"job": serializers.DictField()})},
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="upload-bulk",
+        parser_classes=[MultiPartParser, FormParser, JSONParser],
+        required_perms=ADD_MEDIA,
+    )
     def upload_bulk(self, request: Request) -> Response:
         payload: Any = request.data
         if hasattr(payload, "getlist"):
             payload = {
-                "files": payload.getlist("files"), "urls": _lines(payload.getlist("urls")),
-                **{k: payload.get(k) for k in ("archive", "source", "artist", "tag_source")
-                   if payload.get(k) not in (None, "")},
+                "files": payload.getlist("files"),
+                "urls": _lines(payload.getlist("urls")),
+                **{
+                    k: payload.get(k)
+                    for k in ("archive", "source", "artist", "tag_source")
+                    if payload.get(k) not in (None, "")
+                },
                 **({"tags": payload.getlist("tags")} if "tags" in payload else {}),
                 **({"items": _json_list(payload.get("items"))} if payload.get("items") else {}),
             }
@@ -119,8 +143,10 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         data.is_valid(raise_exception=True)
         values = data.validated_data
         job = services.media_upload_bulk_start(
-            files=values.get("files", []), archive=values.get("archive"),
-            urls=values.get("urls", []), items=values.get("items", []),
+            files=values.get("files", []),
+            archive=values.get("archive"),
+            urls=values.get("urls", []),
+            items=values.get("items", []),
             defaults={k: values.get(k) for k in ("source", "artist", "tags", "tag_source")},
             added_by=request.user,
         )
@@ -144,20 +170,24 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return response
 
     @extend_schema(methods=["get"], responses=TagSetOutputSerializer(many=True))
-    @extend_schema(methods=["post"], request=TagSetAddInputSerializer,
-                   responses={201: TagSetOutputSerializer})
-    @action(detail=True, methods=["get", "post"], url_path="tag-sets",
-            required_perms=["tags.add_tagset"])
+    @extend_schema(
+        methods=["post"], request=TagSetAddInputSerializer, responses={201: TagSetOutputSerializer}
+    )
+    @action(detail=True, methods=["get", "post"], url_path="tag-sets", required_perms=["tags.add_tagset"])
     def tag_sets(self, request: Request, pk: str | None = None) -> Response:
         item = self.get_object()
         if request.method == "POST":
             data = TagSetAddInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            metadata = services.metadata_clean(tags=data.validated_data["tags"],
-                                               tag_source=data.validated_data["tag_source"])
+            metadata = services.metadata_clean(
+                tags=data.validated_data["tags"], tag_source=data.validated_data["tag_source"]
+            )
             tag_set = tag_services.tag_set_create_source(
-                media_item=item, origin=None, origin_label=metadata.tag_source,
-                names=list(metadata.tags), actor=request.user,
+                media_item=item,
+                origin=None,
+                origin_label=metadata.tag_source,
+                names=list(metadata.tags),
+                actor=request.user,
             )
             created = tag_selectors.tag_set_list_for_item(media_item=item).get(pk=tag_set.pk)
             return Response(TagSetOutputSerializer(created).data, status=status.HTTP_201_CREATED)

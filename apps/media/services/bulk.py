@@ -38,8 +38,12 @@ def _stage(prefix: str, index: int, upload: UploadedFile | IO[bytes]) -> str:
 
 
 def media_upload_bulk_start(
-    *, files: Sequence[UploadedFile] = (), archive: UploadedFile | None = None,
-    urls: Sequence[Any] = (), items: Sequence[Any] = (), defaults: dict[str, Any] | None = None,
+    *,
+    files: Sequence[UploadedFile] = (),
+    archive: UploadedFile | None = None,
+    urls: Sequence[Any] = (),
+    items: Sequence[Any] = (),
+    defaults: dict[str, Any] | None = None,
     added_by: Any = None,
 ) -> Job:
     """Check the request as a whole, stage files in storage and queue the ingest job.
@@ -50,8 +54,9 @@ def media_upload_bulk_start(
     defaults = defaults or {}
     base = metadata_clean(**{k: defaults.get(k) for k in _METADATA_KEYS if k != "name"})
     if not (files or archive or urls or items):
-        raise DomainError("Nothing to upload: send files, an archive, urls or items.",
-                          code="media.nothing_to_upload")
+        raise DomainError(
+            "Nothing to upload: send files, an archive, urls or items.", code="media.nothing_to_upload"
+        )
     if len(files) > settings.BAGGINTAG_MAX_BULK_FILES:
         raise PayloadTooLargeError(
             f"At most {settings.BAGGINTAG_MAX_BULK_FILES} files per request; use a zip for more.",
@@ -65,17 +70,24 @@ def media_upload_bulk_start(
     inputs: list[dict[str, Any]] = []
     for index, entry in enumerate(items):
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
-            raise DomainError(f"items[{index}] must be an object with a 'url'.",
-                              code="media.invalid_item", details={"index": index})
+            raise DomainError(
+                f"items[{index}] must be an object with a 'url'.",
+                code="media.invalid_item",
+                details={"index": index},
+            )
         unknown = set(entry) - {"url", *_METADATA_KEYS}
         if unknown:
-            raise DomainError(f"items[{index}] has unknown fields: {', '.join(sorted(unknown))}.",
-                              code="media.invalid_item", details={"index": index})
+            raise DomainError(
+                f"items[{index}] has unknown fields: {', '.join(sorted(unknown))}.",
+                code="media.invalid_item",
+                details={"index": index},
+            )
         try:
             metadata_clean(**{k: entry.get(k) for k in _METADATA_KEYS})
         except DomainError as err:
-            raise DomainError(f"items[{index}]: {err.message}", code=err.code,
-                              details={"index": index, **err.details}) from err
+            raise DomainError(
+                f"items[{index}]: {err.message}", code=err.code, details={"index": index, **err.details}
+            ) from err
         inputs.append({"type": "url", **{k: entry[k] for k in entry}})
     for url in urls:
         if not isinstance(url, str):
@@ -95,16 +107,22 @@ def media_upload_bulk_start(
         if archive is not None:
             key = _stage(prefix, len(files), archive)
             staged.append(key)
-            inputs.extend(
-                {"type": "member", "key": key, "index": m.index, "member": m.name}
-                for m in members
-            )
+            inputs.extend({"type": "member", "key": key, "index": m.index, "member": m.name} for m in members)
         return job_services.job_start(
-            kind=JOB_KIND, task=TASK_NAME, created_by=added_by, total=len(inputs),
-            params={"inputs": inputs, "staged": staged, "defaults": {
-                "source": base.source, "artist": base.artist, "tags": list(base.tags),
-                "tag_source": base.tag_source,
-            }},
+            kind=JOB_KIND,
+            task=TASK_NAME,
+            created_by=added_by,
+            total=len(inputs),
+            params={
+                "inputs": inputs,
+                "staged": staged,
+                "defaults": {
+                    "source": base.source,
+                    "artist": base.artist,
+                    "tags": list(base.tags),
+                    "tag_source": base.tag_source,
+                },
+            },
         )
     except BaseException:
         for key in staged:
@@ -121,7 +139,11 @@ def _label(entry: dict[str, Any]) -> str:
 
 
 def _ingest_entry(
-    entry: dict[str, Any], defaults: dict[str, Any], job: Job, user: Any, zips: dict[str, ZipFile],
+    entry: dict[str, Any],
+    defaults: dict[str, Any],
+    job: Job,
+    user: Any,
+    zips: dict[str, ZipFile],
     stack: ExitStack,
 ) -> IngestResult:
     fields = {k: entry.get(k) or defaults.get(k) for k in _METADATA_KEYS}
@@ -131,9 +153,12 @@ def _ingest_entry(
         try:
             with fetched.path.open("rb") as handle:
                 return media_ingest(
-                    stream=handle, metadata=metadata, added_by=user,
-                    origin=Origin(kind="url", url=entry["url"], original_filename=fetched.filename,
-                                  import_job_id=job.pk),
+                    stream=handle,
+                    metadata=metadata,
+                    added_by=user,
+                    origin=Origin(
+                        kind="url", url=entry["url"], original_filename=fetched.filename, import_job_id=job.pk
+                    ),
                 )
         finally:
             fetched.path.unlink(missing_ok=True)
@@ -144,15 +169,22 @@ def _ingest_entry(
             zips[entry["key"]] = zf
         with zf.open(zf.infolist()[entry["index"]]) as stream:
             return media_ingest(
-                stream=stream, metadata=metadata, added_by=user,
-                origin=Origin(kind="zip", archive_member=entry["member"],
-                              original_filename=entry["member"], import_job_id=job.pk),
+                stream=stream,
+                metadata=metadata,
+                added_by=user,
+                origin=Origin(
+                    kind="zip",
+                    archive_member=entry["member"],
+                    original_filename=entry["member"],
+                    import_job_id=job.pk,
+                ),
             )
     with default_storage.open(entry["key"]) as stream:
         return media_ingest(
-            stream=stream, metadata=metadata, added_by=user,
-            origin=Origin(kind="upload", original_filename=entry.get("filename", ""),
-                          import_job_id=job.pk),
+            stream=stream,
+            metadata=metadata,
+            added_by=user,
+            origin=Origin(kind="upload", original_filename=entry.get("filename", ""), import_job_id=job.pk),
         )
 
 
@@ -184,19 +216,25 @@ def media_upload_bulk_run(*, job_id: int) -> None:
             try:
                 result = _ingest_entry(entry, defaults, job, user, zips, stack)
             except DomainError as err:
-                job_services.job_item_record(job=job, seq=seq, input=label,
-                                             status=JobItem.Status.FAILED, error=err)
+                job_services.job_item_record(
+                    job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err
+                )
             except Exception:
                 logger.exception("bulk upload job %s: input %s failed", job.pk, seq)
                 job_services.job_item_record(
-                    job=job, seq=seq, input=label, status=JobItem.Status.FAILED,
-                    error=DomainError("An internal error stopped this input; it was logged.",
-                                      code="media.internal_error"),
+                    job=job,
+                    seq=seq,
+                    input=label,
+                    status=JobItem.Status.FAILED,
+                    error=DomainError(
+                        "An internal error stopped this input; it was logged.", code="media.internal_error"
+                    ),
                 )
             else:
                 status = JobItem.Status.DUPLICATE if result.duplicate else JobItem.Status.CREATED
-                job_services.job_item_record(job=job, seq=seq, input=label, status=status,
-                                             object_id=result.item.pk)
+                job_services.job_item_record(
+                    job=job, seq=seq, input=label, status=status, object_id=result.item.pk
+                )
     _delete_staged(job)
     job_services.job_finish(job=job, result={"counts": job.counts})
 

@@ -63,24 +63,29 @@ def _clean_text(value: Any, *, field: str, max_length: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise DomainError(f"{field} must be text.", code="media.invalid_metadata",
-                          details={"field": field})
+        raise DomainError(f"{field} must be text.", code="media.invalid_metadata", details={"field": field})
     value = unicodedata.normalize("NFC", value).strip()
     if _has_control(value):
         raise DomainError(
             f"{field} contains control characters; remove them and try again.",
-            code="media.invalid_metadata", details={"field": field},
+            code="media.invalid_metadata",
+            details={"field": field},
         )
     if len(value) > max_length:
         raise DomainError(
             f"{field} is {len(value):,} characters long; at most {max_length} are allowed.",
-            code="media.invalid_metadata", details={"field": field, "max_length": max_length},
+            code="media.invalid_metadata",
+            details={"field": field, "max_length": max_length},
         )
     return value
 
 
 def metadata_clean(
-    *, name: Any = "", source: Any = "", artist: Any = "", tags: Sequence[Any] | None = None,
+    *,
+    name: Any = "",
+    source: Any = "",
+    artist: Any = "",
+    tags: Sequence[Any] | None = None,
     tag_source: Any = "",
 ) -> Metadata:
     """Validate uploader metadata; raises DomainError naming the field to fix."""
@@ -88,21 +93,25 @@ def metadata_clean(
     tag_source = _clean_text(tag_source, field="tag_source", max_length=200)
     if tags:
         if isinstance(tags, str) or not isinstance(tags, (list, tuple)):
-            raise DomainError("tags must be a list of strings.", code="media.invalid_metadata",
-                              details={"field": "tags"})
+            raise DomainError(
+                "tags must be a list of strings.", code="media.invalid_metadata", details={"field": "tags"}
+            )
         if not tag_source:
             raise DomainError(
                 "tag_source is required when tags are given: say where the tags came from "
                 "(for example 'danbooru' or the page URL).",
-                code="media.tag_source_required", details={"field": "tag_source"},
+                code="media.tag_source_required",
+                details={"field": "tag_source"},
             )
-        clean_tags = tuple(tag_services.tag_names_normalise(
-            raw=list(tags), vocabulary=tag_services.vocabulary_default()))
+        clean_tags = tuple(
+            tag_services.tag_names_normalise(raw=list(tags), vocabulary=tag_services.vocabulary_default())
+        )
     return Metadata(
         name=_clean_text(name, field="name", max_length=255),
         source=_clean_text(source, field="source", max_length=2000),
         artist=_clean_text(artist, field="artist", max_length=200),
-        tags=clean_tags, tag_source=tag_source,
+        tags=clean_tags,
+        tag_source=tag_source,
     )
 
 
@@ -152,14 +161,18 @@ def media_ingest(
         kind, fmt = sniffed
         size = settings.BAGGINTAG_THUMBNAIL_SIZE
         probed = (probe.probe_image if kind == "image" else probe.probe_video)(
-            spooled.path, fmt, thumb_size=size)
+            spooled.path, fmt, thumb_size=size
+        )
         return _store_new(spooled, probed, origin, metadata, added_by)
     finally:
         spooled.path.unlink(missing_ok=True)
 
 
 def _store_new(
-    spooled: storage.Spooled, probed: probe.Probe, origin: Origin, metadata: Metadata,
+    spooled: storage.Spooled,
+    probed: probe.Probe,
+    origin: Origin,
+    metadata: Metadata,
     added_by: Any,
 ) -> IngestResult:
     original = storage.original_key(spooled.sha256, probed.extension)
@@ -170,22 +183,43 @@ def _store_new(
             written.append(original)
         if probed.thumbnail is not None and storage.store_thumbnail(thumb, probed.thumbnail):
             written.append(thumb)
-        name = metadata.name or _safe_filename(origin.original_filename or origin.archive_member) \
+        name = (
+            metadata.name
+            or _safe_filename(origin.original_filename or origin.archive_member)
             or f"{spooled.sha256[:12]}.{probed.extension}"
+        )
         source = metadata.source or origin.url
         bands = probe.phash_bands(probed.phash) if probed.phash is not None else [None] * 5
         item = MediaItem(
-            kind=probed.kind, name=name, sha256=spooled.sha256, storage_key=original,
+            kind=probed.kind,
+            name=name,
+            sha256=spooled.sha256,
+            storage_key=original,
             thumbnail_key=thumb if probed.thumbnail is not None else "",
-            format=probed.format, mime_type=probed.mime_type, size_bytes=spooled.size,
-            width=probed.width, height=probed.height, pixels=probed.width * probed.height,
+            format=probed.format,
+            mime_type=probed.mime_type,
+            size_bytes=spooled.size,
+            width=probed.width,
+            height=probed.height,
+            pixels=probed.width * probed.height,
             ratio_milli=round(1000 * probed.width / probed.height) if probed.height else 0,
-            mode=probed.mode, bit_depth=probed.bit_depth, has_alpha=probed.has_alpha,
-            animated=probed.animated, frame_count=probed.frame_count,
-            duration_ms=probed.duration_ms, fps_milli=probed.fps_milli, codec=probed.codec,
+            mode=probed.mode,
+            bit_depth=probed.bit_depth,
+            has_alpha=probed.has_alpha,
+            animated=probed.animated,
+            frame_count=probed.frame_count,
+            duration_ms=probed.duration_ms,
+            fps_milli=probed.fps_milli,
+            codec=probed.codec,
             phash=probe.phash_to_signed(probed.phash) if probed.phash is not None else None,
-            phash_b0=bands[0], phash_b1=bands[1], phash_b2=bands[2], phash_b3=bands[3],
-            phash_b4=bands[4], source=source, source_hash=_url_hash(source), site=_site(source),
+            phash_b0=bands[0],
+            phash_b1=bands[1],
+            phash_b2=bands[2],
+            phash_b3=bands[3],
+            phash_b4=bands[4],
+            source=source,
+            source_hash=_url_hash(source),
+            site=_site(source),
             artist=metadata.artist,
             added_by=added_by if added_by is not None and added_by.is_authenticated else None,
         )
@@ -212,14 +246,24 @@ def _attach_origin(item: MediaItem, origin: Origin, metadata: Metadata, added_by
     user = added_by if added_by is not None and added_by.is_authenticated else None
     url = origin.url or metadata.source
     row = MediaSource.objects.create(
-        media_item=item, kind=origin.kind, import_job_id=origin.import_job_id, url=url,
-        url_hash=_url_hash(url), site=_site(url), archive_member=origin.archive_member[:1000],
-        original_filename=_safe_filename(origin.original_filename), artist=metadata.artist,
-        raw_metadata={"name": metadata.name} if metadata.name else {}, added_by=user,
+        media_item=item,
+        kind=origin.kind,
+        import_job_id=origin.import_job_id,
+        url=url,
+        url_hash=_url_hash(url),
+        site=_site(url),
+        archive_member=origin.archive_member[:1000],
+        original_filename=_safe_filename(origin.original_filename),
+        artist=metadata.artist,
+        raw_metadata={"name": metadata.name} if metadata.name else {},
+        added_by=user,
     )
     if metadata.tags:
         tag_services.tag_set_create_source(
-            media_item=item, origin=row, origin_label=metadata.tag_source,
-            names=list(metadata.tags), actor=user,
+            media_item=item,
+            origin=row,
+            origin_label=metadata.tag_source,
+            names=list(metadata.tags),
+            actor=user,
         )
     return row

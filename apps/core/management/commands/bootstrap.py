@@ -25,8 +25,10 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
-        self.stdout.write(self.style.SUCCESS(
-            f"Created administrator '{username}' with password: {password}\n"
-            "  (shown only this once: write it down, or change it with "
-            f"`python manage.py changepassword {username}`)"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created administrator '{username}' with password: {password}\n"
+                "  (shown only this once: write it down, or change it with "
+                f"`python manage.py changepassword {username}`)"
+            )
+        )
