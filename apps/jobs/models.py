@@ -76,6 +76,7 @@ class JobItem(BaseModel):
     class Status(models.TextChoices):
         CREATED = "created", "Created"
         DUPLICATE = "duplicate", "Duplicate"
+        SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")

@@ -82,8 +82,10 @@ def job_item_record(
     status: str,
     object_id: int | None = None,
     error: DomainError | None = None,
+    counts_progress: bool = True,
 ) -> JobItem:
-    """Record the outcome of input `seq` once; counts and progress move with it."""
+    """Record the outcome of input `seq` once; counts move with it, and progress too unless
+    the job measures progress otherwise (`counts_progress=False`, e.g. position in a video)."""
     item, created = JobItem.objects.get_or_create(
         job=job,
         seq=seq,
@@ -100,7 +102,8 @@ def job_item_record(
         counts = dict(locked.counts)
         counts[status] = counts.get(status, 0) + 1
         locked.counts = counts
-        locked.progress_done = sum(counts.values())
+        if counts_progress:
+            locked.progress_done = sum(counts.values())
         locked.save(update_fields=["counts", "progress_done", "updated_at"])
         job.counts, job.progress_done = locked.counts, locked.progress_done
         job.cancel_requested = locked.cancel_requested

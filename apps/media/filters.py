@@ -25,6 +25,10 @@ class MediaItemFilter(django_filters.FilterSet):
     source = django_filters.CharFilter(method="filter_source", label="Source URL (exact)")
     site = django_filters.CharFilter(field_name="site", lookup_expr="exact", label="Source host")
     artist = django_filters.CharFilter(field_name="artist", lookup_expr="exact")
+    parent = django_filters.NumberFilter(
+        field_name="parent_id", lookup_expr="exact", label="Derived from item"
+    )
+    video = django_filters.NumberFilter(field_name="video_id", lookup_expr="exact", label="Frames of video")
     added_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     added_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

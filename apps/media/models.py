@@ -43,6 +43,8 @@ class MediaItem(BaseModel):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     fps_milli = models.PositiveIntegerField(null=True, blank=True)
     codec = models.CharField(max_length=32, blank=True)
+    rotation = models.PositiveSmallIntegerField(default=0, help_text="Display rotation, degrees")
+    start_ms = models.IntegerField(default=0, help_text="Stream start time; timestamps are relative")
     # 64-bit DCT perceptual hash, stored signed (SQLite has no unsigned 64-bit integers), and
     # its five bands: items within Hamming distance 4 share at least one band.
     phash = models.BigIntegerField(null=True, blank=True)
@@ -61,6 +63,8 @@ class MediaItem(BaseModel):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     recipe = models.JSONField(null=True, blank=True)
+    # sha256 of the canonical recipe: the same recipe on the same parent is the same result.
+    recipe_hash = models.CharField(max_length=64, blank=True)
     video = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="frames")
     timestamp_ms = models.PositiveIntegerField(null=True, blank=True)
     frame_index = models.PositiveIntegerField(null=True, blank=True)
@@ -98,6 +102,7 @@ class MediaItem(BaseModel):
             models.Index(fields=["phash_b3"], name="media_phash_b3"),
             models.Index(fields=["phash_b4"], name="media_phash_b4"),
             models.Index(fields=["video", "timestamp_ms"], name="media_video_ts"),
+            models.Index(fields=["parent", "recipe_hash"], name="media_parent_recipe"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -131,9 +136,10 @@ class MediaSource(BaseModel):
         ZIP = "zip", "Zip member"
         URL = "url", "URL"
         FRAME = "frame", "Video frame"
+        TRANSFORM = "transform", "Transform"
 
     media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="sources")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
     import_job = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -160,3 +166,39 @@ class MediaSource(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.url or self.original_filename}"
+
+
+class VideoFrame(BaseModel):
+    """One capture of a video frame: which frame, when, and the box it covers.
+
+    Identical frames share one MediaItem (content-addressed) but each capture has its own row.
+    """
+
+    video = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="captures")
+    media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="frame_captures")
+    frame_index = models.PositiveIntegerField()
+    timestamp_ms = models.PositiveIntegerField(help_text="Relative to the stream start")
+    pts_time = models.FloatField(help_text="Presentation time in the container, seconds")
+    crop_x = models.PositiveIntegerField()
+    crop_y = models.PositiveIntegerField()
+    crop_w = models.PositiveIntegerField()
+    crop_h = models.PositiveIntegerField()
+    extraction_job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            # NOT NULL box columns, so a NULL can never defeat the uniqueness.
+            models.UniqueConstraint(
+                fields=["video", "timestamp_ms", "crop_x", "crop_y", "crop_w", "crop_h"],
+                name="vframe_video_ts_box",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(crop_w__gt=0, crop_h__gt=0), name="vframe_box_positive"
+            ),
+        ]
+        indexes = [models.Index(fields=["media_item"], name="vframe_item")]
+
+    def __str__(self) -> str:
+        return f"frame {self.frame_index} @ {self.timestamp_ms} ms of video {self.video_id}"

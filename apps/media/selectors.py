@@ -27,3 +27,15 @@ def media_item_get(*, item_id: Any, viewer: Any) -> MediaItem:
 
 def media_item_sources(*, item: MediaItem) -> QuerySet[Any]:
     return item.sources.order_by("id")
+
+
+def video_frame_list(*, video: MediaItem) -> QuerySet[Any]:
+    """A video's captures in time order, with their frame items."""
+    from apps.media.models import VideoFrame
+
+    return VideoFrame.objects.filter(video=video).select_related("media_item")
+
+
+def media_item_children(*, item: MediaItem, limit: int = 48) -> list[MediaItem]:
+    """Items made from this one (transform results), newest first."""
+    return list(MediaItem.objects.filter(parent=item).order_by("-id")[:limit])

@@ -9,3 +9,19 @@ def media_upload_bulk_task(*, job_id: int) -> None:
     from apps.media import services
 
     services.media_upload_bulk_run(job_id=job_id)
+
+
+@shared_task(name="media.frames_extract", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def media_frames_extract_task(*, job_id: int) -> None:
+    """Adapter: capture the frames a job asks for."""
+    from apps.media.services import frames
+
+    frames.media_frames_extract_run(job_id=job_id)
+
+
+@shared_task(name="media.transform_bulk", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def media_transform_bulk_task(*, job_id: int) -> None:
+    """Adapter: apply one recipe to many items."""
+    from apps.media.services import transforms
+
+    transforms.media_transform_bulk_run(job_id=job_id)

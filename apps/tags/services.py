@@ -173,3 +173,51 @@ def tag_set_create_source(
         ]
     )
     return tag_set
+
+
+def _inheritable_assignments(source: Any) -> list[TagAssignment]:
+    """The tags a derived item inherits: the curated set's, else the union of source sets'."""
+    current = TagAssignment.objects.filter(media_item=source, state=TagAssignment.State.CURRENT)
+    curated = list(current.filter(kind=TagSet.Kind.CURATED).order_by("position", "tag_id"))
+    if curated:
+        return curated
+    seen: dict[int, TagAssignment] = {}
+    for row in current.filter(kind=TagSet.Kind.SOURCE).order_by("tagset_id", "position"):
+        seen.setdefault(row.tag_id, row)
+    return list(seen.values())
+
+
+@transaction.atomic
+def tag_set_inherit(*, target: Any, source: Any, slot: str) -> TagSet | None:
+    """Copy `source`'s tags into a `derived` set on `target` (e.g. slot `video:<id>`); idempotent.
+
+    Returns None when the source has no tags to pass on.
+    """
+    rows = _inheritable_assignments(source)
+    if not rows:
+        return None
+    vocabulary = vocabulary_default()
+    tag_set, created = TagSet.objects.get_or_create(
+        media_item=target,
+        kind=TagSet.Kind.DERIVED,
+        vocabulary=vocabulary,
+        slot=slot,
+        defaults={"origin_label": f"inherited from item {source.pk}", "assignment_count": len(rows)},
+    )
+    if created:
+        TagAssignment.objects.bulk_create(
+            [
+                TagAssignment(
+                    tagset=tag_set,
+                    tag_id=row.tag_id,
+                    media_item=target,
+                    kind=TagSet.Kind.DERIVED,
+                    position=position,
+                    added_via=TagAssignment.Via.INHERIT,
+                    origin_set_id=row.tagset_id,
+                    entered_tag=row.entered_tag,
+                )
+                for position, row in enumerate(rows)
+            ]
+        )
+    return tag_set

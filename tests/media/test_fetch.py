@@ -7,7 +7,10 @@ a non-loopback address: refused URLs must fail before any connection is made.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -45,12 +48,14 @@ class Server:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     sentinel_port: int = 0
 
+    scheme: str = "http"
+
     @property
     def port(self) -> int:
         return int(self.httpd.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://{SERVER_HOST}:{self.port}{path}"
+        return f"{self.scheme}://{SERVER_HOST}:{self.port}{path}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -198,13 +203,14 @@ def _sentinel_contacted(listener: socket.socket) -> bool:
     return True
 
 
-@pytest.fixture
-def server(settings, sentinel: socket.socket) -> Iterator[Server]:
-    """The loopback server, with its address (and only it) exempted from the SSRF check."""
+def _serve(settings, sentinel: socket.socket, tls: ssl.SSLContext | None = None) -> Iterator[Server]:
     httpd = ThreadingHTTPServer((SERVER_HOST, 0), _Handler)
     httpd.daemon_threads = True
     assert httpd.server_address[0] == SERVER_HOST
-    state = Server(httpd=httpd, routes=ROUTES, sentinel_port=sentinel.getsockname()[1])
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    state = Server(httpd=httpd, routes=ROUTES, sentinel_port=sentinel.getsockname()[1],
+                   scheme="https" if tls else "http")
     httpd.state = state  # type: ignore[attr-defined]
     serving = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     serving.start()
@@ -221,6 +227,43 @@ def server(settings, sentinel: socket.socket) -> Iterator[Server]:
         httpd.shutdown()
         httpd.server_close()
         serving.join(timeout=5)
+
+
+@pytest.fixture
+def server(settings, sentinel: socket.socket) -> Iterator[Server]:
+    """The loopback server, with its address (and only it) exempted from the SSRF check."""
+    yield from _serve(settings, sentinel)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for the IP address 127.0.0.2: (cert, key)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={SERVER_HOST}",
+         "-addext", f"subjectAltName=IP:{SERVER_HOST}"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(settings, sentinel: socket.socket, certificate: tuple[Path, Path]) -> Iterator[Server]:
+    """The same server over TLS, with a certificate nobody trusts unless a test says so."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    yield from _serve(settings, sentinel, context)
+
+
+@pytest.fixture
+def trust_certificate(monkeypatch: pytest.MonkeyPatch, certificate: tuple[Path, Path]) -> None:
+    """Make fetch's default TLS context trust the test certificate (and nothing else)."""
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda: real(cafile=str(certificate[0])))
 
 
 @pytest.fixture
@@ -555,6 +598,45 @@ def test_fetch_url_gives_up_after_the_time_limit(server, settings, url_temp_file
     assert (err.code, err.status_code) == ("media.url_fetch_failed", 400)
     assert "longer than 1 s" in err.message, err.message
     assert elapsed < 3.0
+    assert url_temp_files() == before
+
+
+def test_fetch_url_refuses_an_untrusted_certificate(tls_server, url_temp_files):
+    before = url_temp_files()
+    with pytest.raises(UrlFetchError, match="CERTIFICATE_VERIFY_FAILED") as info:
+        fetch_url(tls_server.url("/photo.jpg"))
+    assert info.value.code == "media.url_fetch_failed"
+    assert tls_server.requests == []
+    assert url_temp_files() == before
+
+
+def test_fetch_url_downloads_over_tls_from_a_trusted_server(tls_server, trust_certificate):
+    fetched = fetch_url(tls_server.url("/go"))
+    try:
+        assert fetched.path.read_bytes() == JPEG
+        assert fetched.final_url == tls_server.url("/photo.jpg")
+    finally:
+        fetched.path.unlink()
+
+
+def test_fetch_url_checks_the_certificate_against_the_url_host_not_the_pinned_address(
+        tls_server, trust_certificate, monkeypatch):
+    # tls.example resolves to the server, but the certificate names only 127.0.0.2.
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: (
+        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (SERVER_HOST, port))] if host == "tls.example"
+        else real(host, port, *a, **k)))
+    with pytest.raises(UrlFetchError, match="CERTIFICATE_VERIFY_FAILED"):
+        fetch_url(f"https://tls.example:{tls_server.port}/photo.jpg")
+
+
+def test_fetch_url_time_limit_holds_over_tls(tls_server, trust_certificate, settings, url_temp_files):
+    settings.BAGGINTAG_URL_TIMEOUT = 1.0
+    before = url_temp_files()
+    started = time.monotonic()
+    with pytest.raises(UrlFetchError, match="longer than 1 s"):
+        fetch_url(tls_server.url("/drip-body"))
+    assert time.monotonic() - started < 3.0
     assert url_temp_files() == before
 
 

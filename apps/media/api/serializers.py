@@ -5,7 +5,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from apps.media.models import MediaItem
+from apps.media.models import MediaItem, VideoFrame
 from apps.tags.models import TagSet
 
 
@@ -187,3 +187,29 @@ class TagSetOutputSerializer(serializers.ModelSerializer):
             }
             for a in rows
         ]
+
+
+class TransformBulkInputSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=100_000)
+    recipe = serializers.DictField()
+
+
+class VideoFrameOutputSerializer(serializers.ModelSerializer):
+    item = MediaItemOutputSerializer(source="media_item")
+    box = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VideoFrame
+        fields = [
+            "id",
+            "frame_index",
+            "timestamp_ms",
+            "pts_time",
+            "box",
+            "extraction_job",
+            "created_at",
+            "item",
+        ]
+
+    def get_box(self, obj: VideoFrame) -> dict[str, int]:
+        return {"x": obj.crop_x, "y": obj.crop_y, "w": obj.crop_w, "h": obj.crop_h}

@@ -8,11 +8,12 @@ from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.exceptions import DomainError, NotFoundError
+from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.jobs.api.serializers import job_accepted_body
 from apps.media import selectors, services
 from apps.media.api.serializers import (
@@ -22,10 +23,12 @@ from apps.media.api.serializers import (
     MediaUploadOutputSerializer,
     TagSetAddInputSerializer,
     TagSetOutputSerializer,
+    TransformBulkInputSerializer,
+    VideoFrameOutputSerializer,
 )
 from apps.media.filters import MediaItemFilter
 from apps.media.models import MediaItem
-from apps.media.services import fetch
+from apps.media.services import fetch, frames, transforms
 from apps.media.services.ingest import Origin
 from apps.tags import selectors as tag_selectors
 from apps.tags import services as tag_services
@@ -150,8 +153,7 @@ class MediaItemViewSet(
             defaults={k: values.get(k) for k in ("source", "artist", "tags", "tag_source")},
             added_by=request.user,
         )
-        body = job_accepted_body(job)
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["job"]["url"]})
+        return _accepted(job)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"])
@@ -193,6 +195,83 @@ class MediaItemViewSet(
             return Response(TagSetOutputSerializer(created).data, status=status.HTTP_201_CREATED)
         sets = tag_selectors.tag_set_list_for_item(media_item=item)
         return Response(TagSetOutputSerializer(sets, many=True).data)
+
+    @extend_schema(
+        request=inline_serializer(
+            "TransformRecipe",
+            {
+                "ops": serializers.ListField(child=serializers.DictField()),
+                "output": serializers.DictField(),
+                "frame": serializers.IntegerField(required=False),
+            },
+        ),
+        responses={201: MediaUploadOutputSerializer, 200: MediaUploadOutputSerializer},
+    )
+    @action(detail=True, methods=["post"], required_perms=ADD_MEDIA)
+    def transform(self, request: Request, pk: str | None = None) -> Response:
+        """Crop, scale, rotate, flip or convert into a new item (the same recipe returns the same item)."""
+        result = transforms.media_item_transform(
+            item=self.get_object(), recipe=request.data, added_by=request.user
+        )
+        body = MediaItemOutputSerializer(result.item).data
+        body["duplicate"] = result.duplicate
+        return Response(body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=TransformBulkInputSerializer,
+        responses={202: inline_serializer("TransformJobAccepted", {"job": serializers.DictField()})},
+    )
+    @action(detail=False, methods=["post"], url_path="transform-bulk", required_perms=ADD_MEDIA)
+    def transform_bulk(self, request: Request) -> Response:
+        data = TransformBulkInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = transforms.media_transform_bulk_start(
+            ids=data.validated_data["ids"], recipe=data.validated_data["recipe"], added_by=request.user
+        )
+        return _accepted(job)
+
+    @extend_schema(methods=["get"], responses=VideoFrameOutputSerializer(many=True))
+    @extend_schema(
+        methods=["post"],
+        request=inline_serializer(
+            "FramesRequest",
+            {
+                "mode": serializers.ChoiceField(choices=frames.MODES),
+                "timestamps": serializers.ListField(child=serializers.FloatField(), required=False),
+                "interval": serializers.FloatField(required=False),
+                "count": serializers.IntegerField(required=False),
+                "threshold": serializers.FloatField(required=False),
+                "box": serializers.ListField(child=serializers.IntegerField(), required=False),
+                "skip_similar": serializers.IntegerField(required=False),
+            },
+        ),
+        responses={202: inline_serializer("FramesJobAccepted", {"job": serializers.DictField()})},
+    )
+    @action(detail=True, methods=["get", "post"], required_perms=ADD_MEDIA)
+    def frames(self, request: Request, pk: str | None = None) -> Response:
+        """Capture frames (a job) or list a video's captured frames in time order."""
+        video = self.get_object()
+        if request.method == "POST":
+            return _accepted(
+                frames.media_frames_extract_start(video=video, request=request.data, added_by=request.user)
+            )
+        if video.kind != MediaItem.Kind.VIDEO:
+            raise UnprocessableError(f"Item {video.pk} is not a video.", code="media.not_a_video")
+        paginator = FramePagination()
+        page = paginator.paginate_queryset(selectors.video_frame_list(video=video), request)
+        return paginator.get_paginated_response(VideoFrameOutputSerializer(page, many=True).data)
+
+
+class FramePagination(CursorPagination):
+    ordering = ("timestamp_ms", "id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def _accepted(job: Any) -> Response:
+    body = job_accepted_body(job)
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["job"]["url"]})
 
 
 def _lines(values: list[str]) -> list[str]:

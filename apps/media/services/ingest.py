@@ -46,6 +46,20 @@ class Metadata:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """Lineage of an item made from another: a transform result or a captured video frame."""
+
+    kind: str = "image"
+    parent_id: int | None = None
+    recipe: dict[str, Any] | None = None
+    recipe_hash: str = ""
+    video_id: int | None = None
+    timestamp_ms: int | None = None
+    frame_index: int | None = None
+    box: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True)
 class IngestResult:
     item: MediaItem
     duplicate: bool
@@ -168,12 +182,36 @@ def media_ingest(
         spooled.path.unlink(missing_ok=True)
 
 
+def media_ingest_derived(
+    *, data: bytes, probed: probe.Probe, origin: Origin, derived: Derived, metadata: Metadata | None = None,
+    added_by: Any = None,
+) -> IngestResult:
+    """Store bytes this process just encoded (a transform result or a frame), already measured.
+
+    Skips sniffing and decoding: `probed` (with its thumbnail) comes from the encoder. Same
+    bytes as an existing item return that item with `duplicate=True`.
+    """
+    import io
+
+    metadata = metadata or Metadata()
+    spooled = storage.spool(io.BytesIO(data))
+    try:
+        existing = MediaItem.objects.filter(sha256=spooled.sha256).first()
+        if existing is not None:
+            _attach_origin(existing, origin, metadata, added_by)
+            return IngestResult(item=existing, duplicate=True)
+        return _store_new(spooled, probed, origin, metadata, added_by, derived)
+    finally:
+        spooled.path.unlink(missing_ok=True)
+
+
 def _store_new(
     spooled: storage.Spooled,
     probed: probe.Probe,
     origin: Origin,
     metadata: Metadata,
     added_by: Any,
+    derived: Derived | None = None,
 ) -> IngestResult:
     original = storage.original_key(spooled.sha256, probed.extension)
     thumb = storage.thumbnail_key(spooled.sha256)
@@ -221,8 +259,18 @@ def _store_new(
             source_hash=_url_hash(source),
             site=_site(source),
             artist=metadata.artist,
+            rotation=probed.rotation,
+            start_ms=probed.start_ms,
             added_by=added_by if added_by is not None and added_by.is_authenticated else None,
         )
+        if derived is not None:
+            box = derived.box or (None, None, None, None)
+            item.kind = derived.kind
+            item.parent_id, item.recipe = derived.parent_id, derived.recipe
+            item.recipe_hash = derived.recipe_hash
+            item.video_id, item.timestamp_ms = derived.video_id, derived.timestamp_ms
+            item.frame_index = derived.frame_index
+            item.box_x, item.box_y, item.box_w, item.box_h = box
         try:
             with transaction.atomic():
                 item.save()

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
-from PIL import Image
+from PIL import Image, ImageFile
 
 from apps.core.exceptions import UnprocessableError
 from apps.media.exceptions import MediaBombError, MediaCorruptError
@@ -106,6 +106,7 @@ class Probe:
     fps_milli: int | None = None
     codec: str = ""
     start_ms: int = 0
+    rotation: int = 0
     thumbnail: Image.Image | None = field(default=None, repr=False)
     phash: int | None = None
 
@@ -132,11 +133,48 @@ def _open(path: Path, pil_format: str) -> Image.Image:
         return Image.open(path, formats=[pil_format])
 
 
+def _verify_is_noop(image: Image.Image) -> bool:
+    """True when the plug-in has no integrity check of its own (JPEG, GIF, WebP, BMP, …).
+
+    Pillow's base `ImageFile.verify` only closes the file; reopening after it would parse the
+    headers a second time for nothing. Plug-ins that do check (PNG's CRCs) override it.
+    """
+    return type(image).verify is ImageFile.ImageFile.verify
+
+
+@dataclass
+class _Decoded:
+    mode: str
+    n_frames: int
+    animated: bool
+    has_alpha: bool
+    orientation: int
+    thumbnail: Image.Image
+
+
+def _decode(image: Image.Image, fmt: str, thumb_size: int) -> _Decoded:
+    """Decode every pixel (truncation shows here) and build the thumbnail."""
+    mode = image.mode
+    n_frames = getattr(image, "n_frames", 1)
+    animated = bool(getattr(image, "is_animated", False))
+    has_alpha = _has_alpha(image)
+    if fmt == "jpeg":
+        # libjpeg decodes at 1/2, 1/4 or 1/8 scale; keep ≥ 2× the thumbnail on each axis.
+        # draft() must come after open and before load; it is a no-op otherwise.
+        image.draft("RGB", _draft_size(image.size, thumb_size))
+    image.load()
+    orientation = image.getexif().get(0x0112, 1)
+    thumbnail = _make_thumbnail(image, thumb_size, orientation=orientation)
+    return _Decoded(mode=mode, n_frames=n_frames, animated=animated, has_alpha=has_alpha,
+                    orientation=orientation, thumbnail=thumbnail)
+
+
 def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
     """Measure an image and build its thumbnail; decodes JPEGs at reduced scale (draft)."""
     pil_format = PIL_FORMATS[fmt]
     limit = settings.BAGGINTAG_MAX_IMAGE_PIXELS
     try:
+        decoded: _Decoded | None = None
         with _open(path, pil_format) as image:
             width, height = image.size
             if width * height > limit:
@@ -146,21 +184,16 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
                 )
             if width == 0 or height == 0:
                 raise MediaCorruptError("The image has no pixels.")
-            image.verify()
-        with _open(path, pil_format) as image:
-            mode = image.mode
-            n_frames = getattr(image, "n_frames", 1)
-            animated = bool(getattr(image, "is_animated", False))
-            has_alpha = _has_alpha(image)
-            if fmt == "jpeg":
-                # libjpeg decodes at 1/2, 1/4 or 1/8 scale; keep ≥ 2× the thumbnail on each axis.
-                image.draft("RGB", _draft_size(image.size, thumb_size))
-            image.load()
-            orientation = image.getexif().get(0x0112, 1)
-            if orientation in (5, 6, 7, 8):
-                # 90° EXIF rotations swap the dimensions people see.
-                width, height = height, width
-            thumbnail = _make_thumbnail(image, thumb_size, orientation=orientation)
+            if _verify_is_noop(image):
+                decoded = _decode(image, fmt, thumb_size)
+            else:
+                image.verify()  # consumes the file: decode from a fresh open below
+        if decoded is None:
+            with _open(path, pil_format) as image:
+                decoded = _decode(image, fmt, thumb_size)
+        if decoded.orientation in (5, 6, 7, 8):
+            # 90° EXIF rotations swap the dimensions people see.
+            width, height = height, width
     except (MediaBombError, MediaCorruptError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -172,9 +205,9 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
             f"The {fmt.upper()} file is damaged or truncated and cannot be decoded ({exc}).",
         ) from exc
     return Probe(
-        kind="image", format=fmt, width=width, height=height, mode=mode,
-        bit_depth=_bit_depth(mode), has_alpha=has_alpha, animated=animated,
-        frame_count=n_frames, thumbnail=thumbnail, phash=phash64(thumbnail),
+        kind="image", format=fmt, width=width, height=height, mode=decoded.mode,
+        bit_depth=_bit_depth(decoded.mode), has_alpha=decoded.has_alpha, animated=decoded.animated,
+        frame_count=decoded.n_frames, thumbnail=decoded.thumbnail, phash=phash64(decoded.thumbnail),
     )
 
 
@@ -266,6 +299,7 @@ _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _START = re.compile(r"start: (-?\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\S+.*?: Video: ([^\s,]+)(.*)")
 _SIZE = re.compile(r"(?<!\w)([1-9]\d{0,4})x([1-9]\d{0,4})(?!\w)")
+_ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
 _FPS = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)")
 
 
@@ -288,6 +322,9 @@ def parse_ffmpeg_banner(text: str) -> dict[str, float | int | str | None]:
         if fps := _FPS.search(rest):
             info["fps"] = float(fps.group(1)) * (1000 if fps.group(2) else 1)
         break
+    if match := _ROTATION.search(text):
+        # A display matrix of -90° means "show turned 90° clockwise"; ffmpeg applies it on decode.
+        info["rotation"] = round(-float(match.group(1))) % 360
     return info
 
 
@@ -302,6 +339,10 @@ def probe_video(path: Path, fmt: str, *, thumb_size: int) -> Probe:
         )
     duration = float(info.get("duration") or 0.0)
     fps = info.get("fps")
+    rotation = int(info.get("rotation") or 0)
+    width, height = int(info["width"]), int(info["height"])  # type: ignore[arg-type]
+    if rotation in (90, 270):
+        width, height = height, width  # the size people see, as decoded frames have it
     poster = None
     for seek in (min(1.0, duration * 0.1), 0.0):
         poster = _grab_frame(path, seek, thumb_size)
@@ -310,7 +351,7 @@ def probe_video(path: Path, fmt: str, *, thumb_size: int) -> Probe:
     if poster is None:
         raise MediaCorruptError(f"ffmpeg could not decode any frame of this {fmt} file.")
     return Probe(
-        kind="video", format=fmt, width=int(info["width"]), height=int(info["height"]),  # type: ignore[arg-type]
+        kind="video", format=fmt, width=width, height=height, rotation=rotation,
         mode="RGB", bit_depth=8, animated=True,
         frame_count=max(1, round(duration * float(fps))) if fps else 1,
         duration_ms=round(duration * 1000), fps_milli=round(float(fps) * 1000) if fps else None,

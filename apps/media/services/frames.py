@@ -1,0 +1,475 @@
+"""Frame capture from videos: one streaming ffmpeg per job, constant memory, exact provenance.
+
+ffmpeg decodes (applying the container's rotation), selects, crops and writes raw RGB frames to
+a pipe; `showinfo` reports each frame's presentation time on stderr. Every frame becomes an
+image item of kind `frame` that remembers its video, time relative to the stream start, frame
+index and box; the same time and box captured again returns the same frame.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import queue
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from PIL import Image
+
+from apps.core.exceptions import DomainError, UnprocessableError
+from apps.jobs import services as job_services
+from apps.jobs.models import Job, JobItem
+from apps.media.models import MediaItem, VideoFrame
+from apps.media.services import probe
+from apps.media.services.ingest import Derived, Origin, media_ingest_derived
+from apps.tags import services as tag_services
+
+logger = logging.getLogger(__name__)
+
+JOB_KIND = "media.frames"
+TASK_NAME = "media.frames_extract"
+MODES = ("timestamps", "interval", "count", "scene", "keyframes")
+MAX_FRAMES = 20_000
+_SHOWINFO = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?\bpts_time:\s*(-?[\d.]+)")
+
+
+class FrameRequestError(DomainError):
+    default_code = "media.invalid_frames_request"
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def _number(raw: Any, name: str, *, minimum: float, maximum: float | None = None) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or math.isnan(raw):
+        raise FrameRequestError(f"{name} must be a number.", details={"field": name})
+    if raw < minimum or (maximum is not None and raw > maximum):
+        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
+        raise FrameRequestError(f"{name} must be {bound} ({raw:g} given).", details={"field": name})
+    return float(raw)
+
+
+def frames_request_clean(*, video: MediaItem, raw: Any) -> dict[str, Any]:
+    """Validate a capture request against the video; returns the job parameters."""
+    if video.kind != MediaItem.Kind.VIDEO:
+        raise UnprocessableError(
+            f"Item {video.pk} is not a video; frames come from videos only.", code="media.not_a_video"
+        )
+    if not isinstance(raw, dict):
+        raise FrameRequestError("The request must be an object with a mode.")
+    mode = raw.get("mode", "timestamps")
+    if mode not in MODES:
+        raise FrameRequestError(f"mode must be one of {', '.join(MODES)}.", details={"field": "mode"})
+    duration = (video.duration_ms or 0) / 1000
+    params: dict[str, Any] = {"video_id": video.pk, "mode": mode}
+    if mode == "timestamps":
+        stamps = raw.get("timestamps")
+        if not isinstance(stamps, list) or not 1 <= len(stamps) <= 1000:
+            raise FrameRequestError(
+                "timestamps must be a list of 1 to 1000 times in seconds.", details={"field": "timestamps"}
+            )
+        values = [_number(t, "timestamps", minimum=0) for t in stamps]
+        late = [t for t in values if t >= duration]
+        if late:
+            raise FrameRequestError(
+                f"Timestamp {late[0]:g} s is past the end of the video ({duration:.3f} s).",
+                code="media.timestamp_out_of_range",
+                details={"timestamp": late[0], "duration": duration},
+            )
+        params["timestamps"] = sorted(set(values))
+    elif mode == "interval":
+        params["interval"] = _number(raw.get("interval"), "interval", minimum=0.04, maximum=3600)
+        if duration / params["interval"] > MAX_FRAMES:
+            raise FrameRequestError(
+                f"That would capture more than {MAX_FRAMES} frames; use a longer interval."
+            )
+    elif mode == "count":
+        params["count"] = int(_number(raw.get("count"), "count", minimum=1, maximum=MAX_FRAMES))
+    elif mode == "scene":
+        params["threshold"] = _number(raw.get("threshold", 0.3), "threshold", minimum=0.01, maximum=1)
+    if raw.get("box") is not None:
+        box = raw["box"]
+        if not isinstance(box, list) or len(box) != 4:
+            raise FrameRequestError("box must be [x, y, width, height] in pixels.", details={"field": "box"})
+        x, y = (int(_number(v, "box x/y", minimum=0)) for v in box[:2])
+        w, h = (int(_number(v, "box width/height", minimum=1)) for v in box[2:])
+        if x + w > video.width or y + h > video.height:
+            raise FrameRequestError(
+                f"The box {box} reaches outside the {video.width}×{video.height} frame.",
+                code="media.box_outside",
+                details={"box": box, "width": video.width, "height": video.height},
+            )
+        params["box"] = [x, y, w, h]
+    skip = raw.get("skip_similar")
+    if skip is not None:
+        params["skip_similar"] = int(_number(skip, "skip_similar", minimum=0, maximum=32))
+    return params
+
+
+def media_frames_extract_start(*, video: MediaItem, request: Any, added_by: Any = None) -> Job:
+    """Validate a capture request and queue the extraction job (media queue)."""
+    params = frames_request_clean(video=video, raw=request)
+    total = len(params["timestamps"]) if params["mode"] == "timestamps" else (video.duration_ms or 0)
+    return job_services.job_start(
+        kind=JOB_KIND, task=TASK_NAME, params=params, created_by=added_by, total=total
+    )
+
+
+# --- the ffmpeg stream --------------------------------------------------------------------
+
+
+@dataclass
+class RawFrame:
+    pts_time: float
+    image: Image.Image
+
+
+def _select_expression(params: dict[str, Any], start: float, duration: float) -> str | None:
+    mode = params["mode"]
+    if mode in ("interval", "count"):
+        step = params["interval"] if mode == "interval" else duration / params["count"]
+        # The first frame at or after each multiple of `step` (like `-ss k*step`).
+        return (
+            f"isnan(prev_selected_t)+gt(floor((t-{start:.6f})/{step:.6f}+1e-6),"
+            f"floor((prev_selected_t-{start:.6f})/{step:.6f}+1e-6))"
+        )
+    if mode == "scene":
+        return f"eq(n\\,0)+gt(scene\\,{params['threshold']:.4f})"
+    return None
+
+
+def _frame_size(video: MediaItem, box: Box | None) -> tuple[int, int]:
+    return (box.w, box.h) if box else (video.width, video.height)
+
+
+def stream_frames(
+    path: Path,
+    video: MediaItem,
+    *,
+    params: dict[str, Any],
+    seek: float | None = None,
+    stall_timeout: float | None = None,
+) -> Iterator[RawFrame]:
+    """Yield selected frames one at a time; kills ffmpeg when the caller stops or it stalls."""
+    box = Box(*params["box"]) if params.get("box") else None
+    width, height = _frame_size(video, box)
+    start = (video.start_ms or 0) / 1000
+    filters = []
+    args = ["-loglevel", "info", "-copyts"]
+    if params["mode"] == "keyframes":
+        args += ["-skip_frame", "nokey"]
+    if seek is not None:
+        # -ss counts from the stream start (as `ffmpeg -ss T` does); -copyts keeps pts absolute.
+        args += ["-ss", f"{seek:.6f}"]
+    args += ["-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn"]
+    if seek is not None:
+        # Input seeking lands on a keyframe before the target; drop frames before the target.
+        filters.append(f"select=gte(t\\,{seek + start - 0.0005:.6f})")
+    elif (expression := _select_expression(params, start, (video.duration_ms or 0) / 1000)) is not None:
+        filters.append(f"select='{expression}'")
+    if box:
+        filters.append(f"crop={box.w}:{box.h}:{box.x}:{box.y}")
+    filters.append("showinfo")
+    args += ["-vf", ",".join(filters), "-fps_mode", "passthrough"]
+    if seek is not None:
+        args += ["-frames:v", "1"]
+    args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    cmd = [probe.ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", *args]
+    stall_timeout = stall_timeout or settings.BAGGINTAG_FFMPEG_TIMEOUT
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
+    times: queue.Queue[float | None] = queue.Queue()
+    tail: list[str] = []
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for raw_line in process.stderr:
+            line = raw_line.decode("utf-8", "replace")
+            if match := _SHOWINFO.search(line):
+                times.put(float(match.group(2)))
+            elif line.strip():
+                tail[:] = [*tail[-4:], line.strip()]
+        times.put(None)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    frame_bytes = width * height * 3
+    watchdog = _Watchdog(process, stall_timeout)
+    try:
+        assert process.stdout is not None
+        while True:
+            watchdog.arm()
+            buffer = process.stdout.read(frame_bytes)
+            watchdog.disarm()
+            if len(buffer) < frame_bytes:
+                break
+            try:
+                pts_time = times.get(timeout=stall_timeout)
+            except queue.Empty:
+                pts_time = None
+            if pts_time is None:
+                raise UnprocessableError(
+                    "ffmpeg produced a frame without a timestamp.", code="media.ffmpeg_failed"
+                )
+            yield RawFrame(pts_time=pts_time, image=Image.frombytes("RGB", (width, height), buffer))
+        process.wait(timeout=stall_timeout)
+    finally:
+        watchdog.disarm()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if watchdog.fired:
+        raise UnprocessableError(
+            f"ffmpeg made no progress for {stall_timeout:g} s; "
+            "the video may be damaged or too slow to decode.",
+            code="media.ffmpeg_timeout",
+        )
+    if process.returncode not in (0, None):
+        raise UnprocessableError(
+            f"ffmpeg could not decode this video: {tail[-1] if tail else 'unknown error'}",
+            code="media.ffmpeg_failed",
+            details={"ffmpeg": tail[-3:]},
+        )
+
+
+class _Watchdog:
+    """Kills ffmpeg when one read waits longer than `timeout` (a hung or pathological decode)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        self.process, self.timeout, self.fired = process, timeout, False
+        self._timer: threading.Timer | None = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        self.process.kill()
+
+    def arm(self) -> None:
+        self._timer = threading.Timer(self.timeout, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+# --- storing frames -----------------------------------------------------------------------
+
+
+def _store_frame(
+    video: MediaItem, raw: RawFrame, box: Box | None, *, job: Job | None, user: Any
+) -> tuple[MediaItem, bool]:
+    """Store one frame (or find its capture); True when nothing new was stored."""
+    start = (video.start_ms or 0) / 1000
+    timestamp_ms = max(0, round((raw.pts_time - start) * 1000))
+    width, height = raw.image.size
+    full = box or Box(0, 0, width, height)
+    existing = (
+        VideoFrame.objects.filter(
+            video=video, timestamp_ms=timestamp_ms, crop_x=full.x, crop_y=full.y, crop_w=full.w, crop_h=full.h
+        )
+        .select_related("media_item")
+        .first()
+    )
+    if existing is not None:
+        return existing.media_item, True
+    fps = (video.fps_milli or 0) / 1000
+    frame_index = round(timestamp_ms / 1000 * fps) if fps else 0
+    buffer = io.BytesIO()
+    raw.image.save(buffer, "PNG", compress_level=3)
+    thumbnail = raw.image.copy()
+    thumbnail.thumbnail((settings.BAGGINTAG_THUMBNAIL_SIZE,) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    probed = probe.Probe(
+        kind="image",
+        format="png",
+        width=width,
+        height=height,
+        mode="RGB",
+        bit_depth=8,
+        thumbnail=thumbnail,
+        phash=probe.phash64(thumbnail),
+    )
+    with transaction.atomic():
+        outcome = media_ingest_derived(
+            data=buffer.getvalue(),
+            probed=probed,
+            added_by=user,
+            origin=Origin(
+                kind="frame",
+                original_filename=f"{video.name}@{timestamp_ms}ms",
+                import_job_id=job.pk if job else None,
+            ),
+            derived=Derived(
+                kind="frame",
+                video_id=video.pk,
+                timestamp_ms=timestamp_ms,
+                frame_index=frame_index,
+                box=(full.x, full.y, full.w, full.h),
+            ),
+        )
+        try:
+            with transaction.atomic():
+                VideoFrame.objects.create(
+                    video=video,
+                    media_item=outcome.item,
+                    frame_index=frame_index,
+                    timestamp_ms=timestamp_ms,
+                    pts_time=raw.pts_time,
+                    crop_x=full.x,
+                    crop_y=full.y,
+                    crop_w=full.w,
+                    crop_h=full.h,
+                    extraction_job=job,
+                )
+        except IntegrityError:
+            pass  # a concurrent capture of the same frame and box won; same content either way
+        tag_services.tag_set_inherit(target=outcome.item, source=video, slot=f"video:{video.pk}")
+    return outcome.item, outcome.duplicate
+
+
+def _hamming(a: int, b: int) -> int:
+    return bin(a ^ b).count("1")
+
+
+def media_frames_extract_run(*, job_id: int) -> None:
+    """Capture the job's frames; one JobItem per captured (or skipped) frame. Resumable."""
+    job = job_services.job_claim(job_id=job_id)
+    if job is None:
+        return
+    params = job.params
+    video = MediaItem.objects.filter(pk=params["video_id"], kind=MediaItem.Kind.VIDEO).first()
+    if video is None:
+        job_services.job_fail(job=job, code="media.not_found", message="The video was deleted.")
+        return
+    user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
+    box = Box(*params["box"]) if params.get("box") else None
+    done = job_services.job_done_seqs(job=job)
+    try:
+        with _local_copy(video) as path:
+            if params["mode"] == "timestamps":
+                _run_timestamps(job, video, path, params, box, done, user)
+            else:
+                _run_stream(job, video, path, params, box, done, user)
+    except DomainError as err:
+        job_services.job_fail(job=job, code=err.code, message=err.message)
+        return
+    job_services.job_finish(job=job, result={"counts": Job.objects.get(pk=job.pk).counts})
+
+
+def _run_timestamps(
+    job: Job, video: MediaItem, path: Path, params: dict[str, Any], box: Box | None, done: set[int], user: Any
+) -> None:
+    for seq, seconds in enumerate(params["timestamps"]):
+        if seq in done:
+            continue
+        if job.cancel_requested:
+            return
+        label = f"t={seconds:g}s"
+        frames = list(stream_frames(path, video, params=params, seek=seconds))
+        if not frames:
+            job_services.job_item_record(
+                job=job,
+                seq=seq,
+                input=label,
+                status=JobItem.Status.FAILED,
+                error=DomainError(
+                    f"No frame at or after {seconds:g} s (past the last frame).",
+                    code="media.timestamp_out_of_range",
+                ),
+            )
+            continue
+        item, duplicate = _store_frame(video, frames[0], box, job=job, user=user)
+        job_services.job_item_record(
+            job=job,
+            seq=seq,
+            input=label,
+            object_id=item.pk,
+            status=JobItem.Status.DUPLICATE if duplicate else JobItem.Status.CREATED,
+        )
+
+
+def _run_stream(
+    job: Job, video: MediaItem, path: Path, params: dict[str, Any], box: Box | None, done: set[int], user: Any
+) -> None:
+    start = (video.start_ms or 0) / 1000
+    last_hash: int | None = None
+    last_beat = 0.0
+    skip = params.get("skip_similar")
+    for seq, raw in enumerate(stream_frames(path, video, params=params)):
+        if seq >= MAX_FRAMES:
+            job_services.job_log(job=job, line=f"Stopped at {MAX_FRAMES} frames.")
+            break
+        position_ms = max(0, round((raw.pts_time - start) * 1000))
+        if time.monotonic() - last_beat > 1.0:
+            job = job_services.job_progress(job=job, done=min(position_ms, job.progress_total))
+            last_beat = time.monotonic()
+            if job.cancel_requested:
+                return
+        if seq in done:
+            continue
+        label = f"t={position_ms / 1000:g}s"
+        if skip is not None:
+            small = raw.image.copy()
+            small.thumbnail((64, 64))
+            current = probe.phash64(small)
+            if last_hash is not None and _hamming(current, last_hash) <= skip:
+                job_services.job_item_record(
+                    job=job, seq=seq, input=label, status=JobItem.Status.SKIPPED, counts_progress=False
+                )
+                continue
+            last_hash = current
+        item, duplicate = _store_frame(video, raw, box, job=job, user=user)
+        job_services.job_item_record(
+            job=job,
+            seq=seq,
+            input=label,
+            object_id=item.pk,
+            counts_progress=False,
+            status=JobItem.Status.DUPLICATE if duplicate else JobItem.Status.CREATED,
+        )
+    job_services.job_progress(job=job, done=job.progress_total)
+
+
+class _local_copy:
+    """The video as a local path: the storage path when local, else a temporary download."""
+
+    def __init__(self, video: MediaItem) -> None:
+        self.video = video
+        self.temp: Path | None = None
+
+    def __enter__(self) -> Path:
+        try:
+            return Path(default_storage.path(self.video.storage_key))
+        except NotImplementedError:
+            import shutil
+            import tempfile
+
+            with (
+                default_storage.open(self.video.storage_key, "rb") as source,
+                tempfile.NamedTemporaryFile(
+                    prefix="bt-video-", suffix=f".{self.video.format}", delete=False
+                ) as target,
+            ):
+                shutil.copyfileobj(source, target, 1024 * 1024)
+            self.temp = Path(target.name)
+            return self.temp
+
+    def __exit__(self, *exc: object) -> None:
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
