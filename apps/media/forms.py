@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from django import forms
+
+from apps.media.services.recipes import BUCKETS
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -43,3 +48,177 @@ class UploadForm(forms.Form):
         if not (data.get("files") or data.get("archive") or data.get("urls")):
             raise forms.ValidationError("Choose files, a zip archive or enter URLs to upload.")
         return data
+
+
+# --- item tools: crop / scale (images and frames) and frame capture (videos) ---------------
+
+ASPECT_CHOICES = [
+    ("", "Free"),
+    ("1:1", "1:1 square"),
+    ("2:3", "2:3 portrait"),
+    ("3:2", "3:2 landscape"),
+    ("16:9", "16:9 wide"),
+    ("9:16", "9:16 tall"),
+    ("sdxl", "SDXL bucket"),
+    ("sd15", "SD 1.5 bucket"),
+]
+SCALE_CHOICES = [
+    ("", "No scaling"),
+    ("long", "Long side (px)"),
+    ("short", "Short side (px)"),
+    ("megapixels", "Megapixels"),
+    ("sdxl", "SDXL bucket (fill)"),
+    ("sd15", "SD 1.5 bucket (fill)"),
+]
+FORMAT_CHOICES = [("png", "PNG"), ("jpg", "JPEG"), ("webp", "WebP")]
+BATCH_CHOICES = [
+    ("interval", "Every N seconds"),
+    ("count", "N evenly spaced"),
+    ("scene", "Scene changes"),
+    ("keyframes", "Keyframes"),
+]
+
+
+def aspect_ratio(aspect: str, width: float, height: float) -> float:
+    """The ratio an aspect preset asks for; a bucket set gives the bucket nearest the box's shape."""
+    if aspect in BUCKETS:
+        return min(
+            (bw / bh for bw, bh in BUCKETS[aspect]), key=lambda r: abs(math.log(r * height / width))
+        )
+    a, b = (int(p) for p in aspect.split(":"))
+    return a / b
+
+
+def box_constrain(box: list[int], aspect: str) -> list[int]:
+    """Shrink a pixel box about its centre to the aspect (static/js/crop.js does the same).
+
+    A box already within half a pixel of the ratio is kept, so the result is stable.
+    """
+    x, y, w, h = box
+    ratio = aspect_ratio(aspect, w, h)
+    if abs(w - h * ratio) <= 0.5 or abs(h - w / ratio) <= 0.5:
+        return box
+    if w / h > ratio:
+        new_w = max(1, round(h * ratio))
+        return [x + (w - new_w) // 2, y, new_w, h]
+    new_h = max(1, round(w / ratio))
+    return [x, y + (h - new_h) // 2, w, new_h]
+
+
+class _BoxFields(forms.Form):
+    """A box in the original's pixels: all four fields or none."""
+
+    x = forms.IntegerField(required=False, min_value=0, label="X")
+    y = forms.IntegerField(required=False, min_value=0, label="Y")
+    w = forms.IntegerField(required=False, min_value=1, label="Width")
+    h = forms.IntegerField(required=False, min_value=1, label="Height")
+
+    def box(self) -> list[int] | None:
+        values = [self.cleaned_data.get(k) for k in ("x", "y", "w", "h")]
+        return [int(v) for v in values if v is not None] if None not in values else None
+
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        data = super().clean() or {}
+        given = [k for k in ("x", "y", "w", "h") if data.get(k) is not None]
+        if given and len(given) < 4 and not any(k in self.errors for k in ("x", "y", "w", "h")):
+            self.add_error(None, "Give the box's x, y, width and height, or leave all four empty.")
+        return data
+
+
+class TransformForm(_BoxFields):
+    """Crop (box or aspect), scale and convert one image into a new item."""
+
+    aspect = forms.ChoiceField(choices=ASPECT_CHOICES, required=False)
+    scale = forms.ChoiceField(choices=SCALE_CHOICES, required=False)
+    size = forms.FloatField(
+        required=False, min_value=0.01, label="Size",
+        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "1024"}),
+    )
+    upscale = forms.BooleanField(required=False, label="Allow upscale")
+    format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="png")
+    quality = forms.IntegerField(min_value=1, max_value=100, initial=95, required=False)
+
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        data = super().clean()
+        scale, size = data.get("scale"), data.get("size")
+        if scale in ("long", "short") and size is not None and size != int(size):
+            self.add_error("size", "Enter a whole number of pixels.")
+        elif scale in ("long", "short", "megapixels") and size is None and "size" not in self.errors:
+            unit = "megapixels" if scale == "megapixels" else "pixels"
+            self.add_error("size", f"Enter the size in {unit}.")
+        return data
+
+    def recipe(self) -> dict[str, Any]:
+        """The transform recipe (recipes.recipe_clean checks it again)."""
+        data = self.cleaned_data
+        ops: list[dict[str, Any]] = []
+        box, aspect = self.box(), data.get("aspect") or ""
+        if box is not None:
+            ops.append({"op": "crop", "box": box_constrain(box, aspect) if aspect else box})
+        elif aspect:
+            ops.append({"op": "crop", "aspect": aspect, "focus": [0.5, 0.5]})
+        scale = data.get("scale") or ""
+        if scale in BUCKETS:
+            ops.append({"op": "scale", "mode": "fill", "bucket": scale, "upscale": data["upscale"]})
+        elif scale:
+            size = data["size"] if scale == "megapixels" else int(data["size"])
+            ops.append({"op": "scale", "mode": "fit", scale: size, "upscale": data["upscale"]})
+        output: dict[str, Any] = {"format": data["format"]}
+        if data["format"] != "png":
+            output["quality"] = data.get("quality") or 95
+        return {"ops": ops, "output": output}
+
+
+class FramesForm(_BoxFields):
+    """Capture one frame at a time (`action=capture`) or a batch (`action=batch`) from a video."""
+
+    action = forms.ChoiceField(choices=[("capture", "Capture"), ("batch", "Batch")], initial="capture")
+    timestamp = forms.FloatField(
+        required=False, min_value=0, label="Time (s)", widget=forms.NumberInput(attrs={"step": "0.001"})
+    )
+    mode = forms.ChoiceField(choices=BATCH_CHOICES, initial="interval", label="Capture")
+    interval = forms.FloatField(
+        required=False, min_value=0.04, initial=1, label="Every (s)",
+        widget=forms.NumberInput(attrs={"step": "any"}),
+    )
+    count = forms.IntegerField(required=False, min_value=1, initial=10, label="Frames")
+    threshold = forms.FloatField(
+        required=False, min_value=0.01, max_value=1, initial=0.3, label="Threshold (0–1)",
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
+    skip_similar = forms.IntegerField(
+        required=False, min_value=0, max_value=32, label="Skip similar (distance 0–32)",
+        widget=forms.NumberInput(attrs={"placeholder": "off"}),
+    )
+
+    _NEEDS = {"interval": ("interval", "Enter the interval in seconds."),
+              "count": ("count", "Enter how many frames to capture."),
+              "scene": ("threshold", "Enter a threshold between 0.01 and 1.")}
+
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        data = super().clean()
+        if data.get("action") == "capture":
+            if data.get("timestamp") is None and "timestamp" not in self.errors:
+                self.add_error("timestamp", "Enter the time to capture, in seconds.")
+        elif data.get("action") == "batch":
+            field, message = self._NEEDS.get(data.get("mode", ""), ("", ""))
+            if field and data.get(field) is None and field not in self.errors:
+                self.add_error(field, message)
+        return data
+
+    def request(self) -> dict[str, Any]:
+        """The capture request for media_frames_extract_start."""
+        data = self.cleaned_data
+        request: dict[str, Any]
+        if data["action"] == "capture":
+            request = {"mode": "timestamps", "timestamps": [data["timestamp"]]}
+        else:
+            request = {"mode": data["mode"]}
+            field = {"interval": "interval", "count": "count", "scene": "threshold"}.get(data["mode"])
+            if field:
+                request[field] = data[field]
+            if data.get("skip_similar") is not None:
+                request["skip_similar"] = data["skip_similar"]
+        if (box := self.box()) is not None:
+            request["box"] = box
+        return request

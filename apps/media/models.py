@@ -178,7 +178,7 @@ class VideoFrame(BaseModel):
     media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="frame_captures")
     frame_index = models.PositiveIntegerField()
     timestamp_ms = models.PositiveIntegerField(help_text="Relative to the stream start")
-    pts_time = models.FloatField(help_text="Presentation time in the container, seconds")
+    pts_time = models.FloatField(help_text="Presentation time, seconds from the stream start")
     crop_x = models.PositiveIntegerField()
     crop_y = models.PositiveIntegerField()
     crop_w = models.PositiveIntegerField()

@@ -6,6 +6,8 @@ import bz2
 import gzip
 import io
 import struct
+import time
+import tracemalloc
 import zipfile
 
 import pytest
@@ -60,6 +62,33 @@ def deflated_zip(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             zf.writestr(name, data)
     return out.getvalue()
+
+
+def crafted_entries(count: int, *, zip64: bool = False) -> bytes:
+    """A zip of `count` empty entries that is only a central directory and its end records.
+
+    Tiny per entry (~57 bytes): the shape of an archive meant to exhaust memory while zipfile
+    lists it. zipfile reads it as a valid zip (see the test below).
+    """
+    directory = bytearray()
+    for i in range(count):
+        name = b"%07d.jpg" % i
+        directory += _CENTRAL.pack(b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0,
+                                   len(name), 0, 0, 0, 0, 0, 0) + name
+    end = bytearray()
+    if zip64:
+        end += struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count,
+                           len(directory), 0)
+        end += struct.pack("<4sLQL", b"PK\x06\x07", 0, len(directory), 1)
+        short, size = 0xFFFF, 0xFFFFFFFF
+    else:
+        short, size = min(count, 0xFFFF), len(directory)
+    end += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, short, short, size,
+                       0xFFFFFFFF if zip64 else 0, 0)
+    return bytes(directory + end)
+
+
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 
 
 def members_of(data: bytes) -> list[ArchiveMember]:
@@ -177,7 +206,58 @@ def test_archive_members_refuses_too_many_members(settings):
     assert len(members_of(mediafiles.zip_bytes({f"{i}.jpg": JPEG for i in range(3)}))) == 3
     err = refused(mediafiles.zip_bytes({f"{i}.jpg": JPEG for i in range(4)}), ArchiveTooLargeError)
     assert (err.code, err.status_code) == ("media.archive_too_large", 413)
-    assert "The archive has 4 entries; at most 3 are allowed." == err.message
+    assert err.message == ("The archive has more than 3 entries (folders count too); "
+                           "split it into zips of at most 3.")
+    # Folders are entries too: they cost the same to list.
+    refused(mediafiles.zip_bytes({"a/": b"", "b/": b"", "c/": b"", "d.jpg": JPEG}), ArchiveTooLargeError)
+
+
+@pytest.mark.parametrize("zip64", [False, True], ids=["zip", "zip64"])
+def test_archive_members_counts_entries_exactly_at_the_limit(settings, zip64):
+    data = crafted_entries(5, zip64=zip64)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:  # a zip that zipfile itself accepts
+        assert len(zf.infolist()) == 5
+    settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS = 5
+    assert [m.name for m in members_of(data)] == [f"{i:07d}.jpg" for i in range(5)]
+    settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS = 4
+    refused(data, ArchiveTooLargeError)
+
+
+@pytest.mark.parametrize("wrap", ["comment", "prefix"])
+def test_archive_members_counts_entries_behind_comments_and_prefixes(settings, wrap):
+    # A long archive comment after the end record; a self-extractor stub before the zip.
+    out = io.BytesIO()
+    if wrap == "prefix":
+        out.write(b"MZ" + b"\x00" * 4094)
+    with zipfile.ZipFile(out, "a" if wrap == "prefix" else "w") as zf:
+        for i in range(4):
+            zf.writestr(f"{i}.jpg", JPEG)
+        if wrap == "comment":
+            zf.comment = b"made by a scanner; " * 1000
+    data = out.getvalue()
+    settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS = 4
+    assert len(members_of(data)) == 4
+    settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS = 3
+    refused(data, ArchiveTooLargeError)
+
+
+@pytest.mark.parametrize("zip64", [False, True], ids=["zip", "zip64"])
+def test_archive_members_refuses_millions_of_entries_without_listing_them(settings, zip64):
+    # 200,000 empty entries in 11 MB: listing them all with zipfile takes ~100 MB and seconds;
+    # the refusal must come from counting, in a fraction of that.
+    data = crafted_entries(200_000, zip64=zip64)
+    settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS = 10_000
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        err = refused(data, ArchiveTooLargeError)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 1024 * 1024, f"{peak:,} bytes allocated to refuse the archive"
+    assert time.monotonic() - started < 5.0
+    assert err.code == "media.archive_too_large"
+    assert "more than 10,000 entries" in err.message
 
 
 def test_archive_members_refuses_too_many_bytes_in_total(settings):

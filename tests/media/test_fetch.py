@@ -7,6 +7,7 @@ a non-loopback address: refused URLs must fail before any connection is made.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import ssl
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,10 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"not found")
             return
-        try:
+        # The client may hang up on purpose (size or time limit).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             route(self, state)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up on purpose (size or time limit)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -352,7 +353,8 @@ def test_check_url_refuses_malformed_urls(url, says, no_connect):
 
 def test_check_url_splits_and_defaults_ports():
     assert check_url("http://example.com") == ("http", "example.com", 80, "/")
-    assert check_url("HTTPS://Example.COM/a/b.jpg?x=1&y=2") == ("https", "example.com", 443, "/a/b.jpg?x=1&y=2")
+    assert check_url("HTTPS://Example.COM/a/b.jpg?x=1&y=2") == (
+        "https", "example.com", 443, "/a/b.jpg?x=1&y=2")
     assert check_url("http://[2001:db8::1]:8080/p") == ("http", "2001:db8::1", 8080, "/p")
 
 
@@ -503,7 +505,7 @@ def test_fetch_url_pins_the_connection_to_the_checked_address(server, monkeypatc
     lookups: list[str] = []
     real = socket.getaddrinfo
 
-    def rebinding(host: str, port: int, *args: object, **kwargs: object) -> list:
+    def rebinding(host: str, port: int, *args: Any, **kwargs: Any) -> list:
         if host != "media.example":
             return real(host, port, *args, **kwargs)
         lookups.append(host)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -16,6 +18,11 @@ from apps.media.services.probe import ARCHIVE_MAGIC
 _NESTED_SUFFIXES = (".zip", ".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".zst")
 # Ratios above the limit only matter for members big enough to hurt.
 _RATIO_FLOOR_BYTES = 1024 * 1024
+# Zip structures read by _check_entry_count (APPNOTE 4.3.12, 4.3.14-16).
+_EOCD = struct.Struct("<4s4H2LH")
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_CENTRAL_ENTRY = struct.Struct("<4s4B4HL2L5H2L")
 
 
 @dataclass(frozen=True)
@@ -30,23 +37,69 @@ def _member_error(name: str, why: str) -> ArchiveError:
                         details={"member": name[:500]})
 
 
+def _too_many_entries(limit: int) -> ArchiveTooLargeError:
+    return ArchiveTooLargeError(
+        f"The archive has more than {limit:,} entries (folders count too); "
+        f"split it into zips of at most {limit:,}.",
+    )
+
+
+def _check_entry_count(fp: IO[bytes], limit: int) -> None:
+    """Refuse more than `limit` entries by walking the central directory, keeping nothing.
+
+    zipfile.ZipFile builds an object for every entry (hundreds of bytes each) before anyone
+    can count them, so a small upload of millions of empty entries would exhaust memory and
+    CPU first. End records this walk cannot follow are left for zipfile to judge.
+    """
+    fp.seek(0, os.SEEK_END)
+    end = fp.tell()
+    tail_start = max(0, end - _EOCD.size - 0xFFFF)  # the record, then a comment of <= 64 KiB
+    fp.seek(tail_start)
+    tail = fp.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _EOCD.size:
+        return
+    record = tail_start + at
+    directory_size = _EOCD.unpack_from(tail, at)[5]
+    zip64_at = record - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size
+    if zip64_at >= 0:
+        fp.seek(zip64_at)
+        head = fp.read(_ZIP64_EOCD.size + _ZIP64_LOCATOR.size)
+        if head[_ZIP64_EOCD.size:_ZIP64_EOCD.size + 4] == b"PK\x06\x07" and head[:4] == b"PK\x06\x06":
+            directory_size = _ZIP64_EOCD.unpack_from(head)[8]
+            record = zip64_at
+    if directory_size > record:
+        return
+    fp.seek(record - directory_size)
+    count = walked = 0
+    while walked + _CENTRAL_ENTRY.size <= directory_size:
+        header = fp.read(_CENTRAL_ENTRY.size)
+        if len(header) < _CENTRAL_ENTRY.size or header[:4] != b"PK\x01\x02":
+            return
+        count += 1
+        if count > limit:
+            raise _too_many_entries(limit)
+        name_len, extra_len, comment_len = struct.unpack_from("<3H", header, 28)
+        fp.seek(name_len + extra_len + comment_len, os.SEEK_CUR)
+        walked += _CENTRAL_ENTRY.size + name_len + extra_len + comment_len
+
+
 def archive_members(archive: IO[bytes]) -> list[ArchiveMember]:
     """Validate a zip and list its file members; raises before anything is extracted.
 
     Refused: not a zip, encrypted members, absolute or `..` paths, symlinks, nested
     archives, too many members, too many bytes in total, or bomb-like compression ratios.
     """
+    limit = settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS
     try:
+        _check_entry_count(archive, limit)
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ArchiveError("The archive is not a valid zip file.") from exc
     with zf:
         infos = zf.infolist()
-        if len(infos) > settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS:
-            raise ArchiveTooLargeError(
-                f"The archive has {len(infos):,} entries; at most "
-                f"{settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS:,} are allowed.",
-            )
+        if len(infos) > limit:
+            raise _too_many_entries(limit)
         members: list[ArchiveMember] = []
         total = 0
         for index, info in enumerate(infos):

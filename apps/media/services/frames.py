@@ -41,6 +41,7 @@ JOB_KIND = "media.frames"
 TASK_NAME = "media.frames_extract"
 MODES = ("timestamps", "interval", "count", "scene", "keyframes")
 MAX_FRAMES = 20_000
+SEEK_MARGIN = 3.0  # seconds decoded before a requested time, to land exactly on it
 _SHOWINFO = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?\bpts_time:\s*(-?[\d.]+)")
 
 
@@ -140,15 +141,12 @@ class RawFrame:
     image: Image.Image
 
 
-def _select_expression(params: dict[str, Any], start: float, duration: float) -> str | None:
+def _select_expression(params: dict[str, Any], duration: float) -> str | None:
     mode = params["mode"]
     if mode in ("interval", "count"):
         step = params["interval"] if mode == "interval" else duration / params["count"]
         # The first frame at or after each multiple of `step` (like `-ss k*step`).
-        return (
-            f"isnan(prev_selected_t)+gt(floor((t-{start:.6f})/{step:.6f}+1e-6),"
-            f"floor((prev_selected_t-{start:.6f})/{step:.6f}+1e-6))"
-        )
+        return f"isnan(prev_selected_t)+gt(floor(t/{step:.6f}+1e-6),floor(prev_selected_t/{step:.6f}+1e-6))"
     if mode == "scene":
         return f"eq(n\\,0)+gt(scene\\,{params['threshold']:.4f})"
     return None
@@ -166,22 +164,29 @@ def stream_frames(
     seek: float | None = None,
     stall_timeout: float | None = None,
 ) -> Iterator[RawFrame]:
-    """Yield selected frames one at a time; kills ffmpeg when the caller stops or it stalls."""
+    """Yield selected frames one at a time; kills ffmpeg when the caller stops or it stalls.
+
+    Times are on ffmpeg's own timeline (the one `ffmpeg -ss T` uses): seconds from the start
+    of the stream. With `seek`, only the first frame at or after that time is produced.
+    """
     box = Box(*params["box"]) if params.get("box") else None
     width, height = _frame_size(video, box)
-    start = (video.start_ms or 0) / 1000
     filters = []
-    args = ["-loglevel", "info", "-copyts"]
+    args = ["-loglevel", "info"]
     if params["mode"] == "keyframes":
         args += ["-skip_frame", "nokey"]
+    offset = 0.0
     if seek is not None:
-        # -ss counts from the stream start (as `ffmpeg -ss T` does); -copyts keeps pts absolute.
-        args += ["-ss", f"{seek:.6f}"]
+        # Input seeking can land past the target (MPEG-PS/vob overshoots by a GOP), so seek a
+        # margin early and let `select` drop the frames before the target. After an input
+        # seek ffmpeg counts t from the seek point, hence the offset.
+        offset = max(0.0, seek - SEEK_MARGIN)
+        if offset:
+            args += ["-ss", f"{offset:.6f}"]
     args += ["-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn"]
     if seek is not None:
-        # Input seeking lands on a keyframe before the target; drop frames before the target.
-        filters.append(f"select=gte(t\\,{seek + start - 0.0005:.6f})")
-    elif (expression := _select_expression(params, start, (video.duration_ms or 0) / 1000)) is not None:
+        filters.append(f"select=gte(t\\,{seek - offset - 0.0005:.6f})")
+    elif (expression := _select_expression(params, (video.duration_ms or 0) / 1000)) is not None:
         filters.append(f"select='{expression}'")
     if box:
         filters.append(f"crop={box.w}:{box.h}:{box.x}:{box.y}")
@@ -226,7 +231,7 @@ def stream_frames(
                 raise UnprocessableError(
                     "ffmpeg produced a frame without a timestamp.", code="media.ffmpeg_failed"
                 )
-            yield RawFrame(pts_time=pts_time, image=Image.frombytes("RGB", (width, height), buffer))
+            yield RawFrame(pts_time=offset + pts_time, image=Image.frombytes("RGB", (width, height), buffer))
         process.wait(timeout=stall_timeout)
     finally:
         watchdog.disarm()
@@ -276,8 +281,7 @@ def _store_frame(
     video: MediaItem, raw: RawFrame, box: Box | None, *, job: Job | None, user: Any
 ) -> tuple[MediaItem, bool]:
     """Store one frame (or find its capture); True when nothing new was stored."""
-    start = (video.start_ms or 0) / 1000
-    timestamp_ms = max(0, round((raw.pts_time - start) * 1000))
+    timestamp_ms = max(0, round(raw.pts_time * 1000))
     width, height = raw.image.size
     full = box or Box(0, 0, width, height)
     existing = (
@@ -407,7 +411,6 @@ def _run_timestamps(
 def _run_stream(
     job: Job, video: MediaItem, path: Path, params: dict[str, Any], box: Box | None, done: set[int], user: Any
 ) -> None:
-    start = (video.start_ms or 0) / 1000
     last_hash: int | None = None
     last_beat = 0.0
     skip = params.get("skip_similar")
@@ -415,7 +418,7 @@ def _run_stream(
         if seq >= MAX_FRAMES:
             job_services.job_log(job=job, line=f"Stopped at {MAX_FRAMES} frames.")
             break
-        position_ms = max(0, round((raw.pts_time - start) * 1000))
+        position_ms = max(0, round(raw.pts_time * 1000))
         if time.monotonic() - last_beat > 1.0:
             job = job_services.job_progress(job=job, done=min(position_ms, job.progress_total))
             last_beat = time.monotonic()

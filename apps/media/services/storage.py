@@ -119,7 +119,7 @@ def store_thumbnail(key: str, image: Image.Image) -> bool:
     if default_storage.exists(key):
         return False
     buffer = io.BytesIO()
-    # method 0: a third faster than 2 for 256 px thumbnails, same quality, ~2 % more bytes.
+    # method 0 encodes 256 px thumbnails 15–30 % faster than 2 at the same quality, ~2 % larger.
     image.save(buffer, "WEBP", quality=80, method=0)
     buffer.seek(0)
     saved = default_storage.save(key, File(buffer, name=key))

@@ -63,7 +63,9 @@ class _Canvas:
         return self.image.width / self.width
 
 
-def _aspect_box(width: float, height: float, aspect: str, focus: list[float]) -> tuple[float, float, float, float]:
+def _aspect_box(
+    width: float, height: float, aspect: str, focus: list[float]
+) -> tuple[float, float, float, float]:
     if aspect in BUCKETS:
         ratio = min((bw / bh for bw, bh in BUCKETS[aspect]), key=lambda r: abs(math.log(r * height / width)))
     else:

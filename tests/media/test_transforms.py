@@ -1,0 +1,186 @@
+"""Transforms: recipes validated, outputs exact in size/mode/format, lineage and idempotency."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from apps.core.exceptions import DomainError
+from apps.media.models import MediaItem
+from apps.media.services import Origin, media_ingest, metadata_clean
+from apps.media.services.recipes import recipe_clean
+from apps.media.services.transforms import media_item_transform
+from apps.tags.models import TagAssignment, TagSet
+from tests import mediafiles
+from tests.conftest import stored_files
+
+pytestmark = pytest.mark.django_db
+
+
+def add(data: bytes, **meta) -> MediaItem:
+    return media_ingest(
+        stream=io.BytesIO(data), origin=Origin(kind="upload"), metadata=metadata_clean(**meta)
+    ).item
+
+
+def opened(media_root, item: MediaItem) -> Image.Image:
+    return Image.open(media_root / item.storage_key)
+
+
+@pytest.fixture
+def photo() -> MediaItem:
+    return add(
+        mediafiles.image_bytes("jpeg", size=(1600, 1200), seed=11), tags=["cat", "sky"], tag_source="src"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ops", "size"),
+    [
+        ([{"op": "crop", "box": [100, 50, 400, 300]}], (400, 300)),
+        ([{"op": "crop", "fbox": [0.5, 0.5, 0.5, 0.5]}], (800, 600)),
+        ([{"op": "crop", "aspect": "1:1"}], (1200, 1200)),
+        ([{"op": "crop", "aspect": "16:9"}], (1600, 900)),
+        ([{"op": "scale", "long": 1024}], (1024, 768)),
+        ([{"op": "scale", "short": 600}], (800, 600)),
+        ([{"op": "scale", "megapixels": 0.48}], (800, 600)),
+        ([{"op": "scale", "mode": "fill", "width": 512, "height": 512}], (512, 512)),
+        ([{"op": "scale", "mode": "exact", "width": 300, "height": 500}], (300, 500)),
+        ([{"op": "scale", "bucket": "sdxl"}], (1152, 896)),
+        ([{"op": "crop", "aspect": "1:1"}, {"op": "scale", "long": 512}], (512, 512)),
+        ([{"op": "rotate", "degrees": 90}, {"op": "scale", "long": 400}], (300, 400)),
+        ([{"op": "scale", "long": 4000}], (1600, 1200)),  # fit never upscales unless asked
+        ([{"op": "scale", "long": 3200, "upscale": True}], (3200, 2400)),
+    ],
+)
+def test_transform_output_has_the_requested_size(photo, media_root, ops, size):
+    result = media_item_transform(item=photo, recipe={"ops": ops, "output": {"format": "png"}})
+    item = result.item
+    assert (item.width, item.height) == size
+    with opened(media_root, item) as image:
+        assert image.size == size and image.format == "PNG"
+
+
+@pytest.mark.parametrize(
+    ("output", "fmt", "mode"),
+    [
+        ({"format": "jpg", "quality": 80}, "JPEG", "RGB"),
+        ({"format": "webp"}, "WEBP", "RGB"),
+        ({"format": "png", "mode": "L"}, "PNG", "L"),
+    ],
+)
+def test_transform_converts_format_and_mode(photo, media_root, output, fmt, mode):
+    item = media_item_transform(item=photo, recipe={"ops": [], "output": output}).item
+    with opened(media_root, item) as image:
+        assert (image.format, image.mode) == (fmt, mode)
+    assert item.format == {"JPEG": "jpeg", "WEBP": "webp", "PNG": "png"}[fmt]
+
+
+def test_transform_alpha_kept_flattened_or_refused(media_root):
+    rgba = add(mediafiles.image_bytes("png", size=(64, 64), alpha=True))
+    kept = media_item_transform(item=rgba, recipe={"ops": [], "output": {"format": "webp"}}).item
+    assert kept.has_alpha and kept.mode == "RGBA"
+    flat = media_item_transform(
+        item=rgba,
+        recipe={"ops": [], "output": {"format": "png", "alpha": "flatten", "background": "#ff0000"}},
+    ).item
+    with opened(media_root, flat) as image:
+        assert image.mode == "RGB"
+    with pytest.raises(DomainError) as err:
+        media_item_transform(item=rgba, recipe={"ops": [], "output": {"alpha": "refuse"}})
+    assert err.value.code == "media.alpha_refused"
+
+
+def test_transform_applies_exif_orientation_first(media_root):
+    rotated = add(mediafiles.image_bytes("jpeg", size=(400, 200), exif_orientation=6))
+    item = media_item_transform(item=rotated, recipe={"ops": [], "output": {"format": "png"}}).item
+    assert (item.width, item.height) == (200, 400)
+
+
+def test_transform_picks_a_frame_of_an_animated_gif(media_root):
+    gif = add(mediafiles.image_bytes("gif", animated=True, seed=3))
+    first = media_item_transform(item=gif, recipe={"ops": [], "output": {"format": "png"}}).item
+    third = media_item_transform(item=gif, recipe={"ops": [], "output": {"format": "png"}, "frame": 2}).item
+    assert first.sha256 != third.sha256
+    with pytest.raises(DomainError) as err:
+        media_item_transform(item=gif, recipe={"ops": [], "frame": 9})
+    assert err.value.code == "media.frame_out_of_range"
+
+
+def test_transform_records_lineage_is_idempotent_and_inherits_tags(photo):
+    recipe = {"ops": [{"op": "crop", "aspect": "1:1"}], "output": {"format": "png"}}
+    first = media_item_transform(item=photo, recipe=recipe)
+    again = media_item_transform(item=photo, recipe=recipe)
+    assert not first.duplicate and again.duplicate and again.item.pk == first.item.pk
+    child = first.item
+    assert child.parent_id == photo.pk and child.recipe == recipe_clean(recipe)
+    derived = TagSet.objects.get(media_item=child, kind=TagSet.Kind.DERIVED)
+    assert derived.slot == f"parent:{photo.pk}"
+    assert set(TagAssignment.objects.filter(tagset=derived).values_list("tag__name", flat=True)) == {
+        "cat",
+        "sky",
+    }
+    assert set(TagAssignment.objects.filter(tagset=derived).values_list("added_via", flat=True)) == {
+        "inherit"
+    }
+    photo.refresh_from_db()
+    assert photo.parent_id is None and photo.recipe is None  # the parent is never modified
+
+
+@pytest.mark.parametrize(
+    ("recipe", "code"),
+    [
+        ({"ops": [{"op": "crop", "box": [1500, 0, 400, 300]}]}, "media.box_outside"),
+        ({"ops": [{"op": "crop", "box": [0, 0, 0, 10]}]}, "media.invalid_recipe"),
+        ({"ops": [{"op": "crop", "box": [-5, 0, 10, 10]}]}, "media.invalid_recipe"),
+        ({"ops": [{"op": "scale", "long": 9000, "upscale": True}]}, "media.upscale_too_large"),
+        (
+            {"ops": [{"op": "scale", "mode": "exact", "width": 3000, "height": 2000}]},
+            "media.upscale_not_allowed",
+        ),
+        ({"ops": [], "output": {"format": "gif"}}, "media.unknown_format"),
+        ({"ops": [{"op": "blur"}]}, "media.invalid_recipe"),
+        ({"ops": [{"op": "rotate", "degrees": 45}]}, "media.invalid_recipe"),
+        ("not a recipe", "media.invalid_recipe"),
+    ],
+)
+def test_transform_refuses_bad_recipes_and_leaves_nothing(photo, media_root, recipe, code):
+    before = stored_files(media_root)
+    with pytest.raises(DomainError) as err:
+        media_item_transform(item=photo, recipe=recipe)
+    assert err.value.code == code and err.value.message
+    assert MediaItem.objects.count() == 1 and stored_files(media_root) == before
+
+
+def test_transform_of_a_video_is_refused(video_dir, media_root):
+    video = add(mediafiles.video_file(video_dir, "mp4").read_bytes())
+    with pytest.raises(DomainError) as err:
+        media_item_transform(item=video, recipe={"ops": []})
+    assert (err.value.code, err.value.status_code) == ("media.not_an_image", 422)
+
+
+def test_transform_api_and_bulk_job(api, photo):
+    url = f"/api/media/{photo.pk}/transform"
+    recipe = {"ops": [{"op": "scale", "long": 256}], "output": {"format": "webp", "quality": 80}}
+    created = api.post(url, recipe, format="json")
+    assert created.status_code == 201 and created.json()["parent"] == photo.pk
+    assert (created.json()["width"], created.json()["height"]) == (256, 192)
+    again = api.post(url, recipe, format="json")
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    bad = api.post(url, {"ops": [{"op": "crop", "box": [0, 0, 5000, 10]}]}, format="json")
+    assert bad.status_code == 400 and bad.json()["code"] == "media.box_outside"
+    job = api.post("/api/media/transform-bulk", {"ids": [photo.pk], "recipe": recipe}, format="json")
+    assert job.status_code == 202 and job.json()["job"]["kind"] == "media.transform_bulk"
+    missing = api.post(
+        "/api/media/transform-bulk", {"ids": [photo.pk, 99999], "recipe": recipe}, format="json"
+    )
+    assert missing.status_code == 400 and missing.json()["code"] == "media.not_found"
+    from apps.media.services.transforms import media_transform_bulk_run
+
+    media_transform_bulk_run(job_id=job.json()["job"]["id"])
+    detail = api.get(job.json()["job"]["url"]).json()
+    assert detail["status"] == "succeeded" and detail["counts"] == {"duplicate": 1}
+    children = api.get(f"/api/media/?parent={photo.pk}").json()["results"]
+    assert [c["id"] for c in children] == [created.json()["id"]]
