@@ -7,7 +7,26 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.media import services
-from apps.media.models import MediaItem, MediaSource
+from apps.media.models import MediaItem, MediaSource, VideoFrame
+
+
+class LineageFilter(admin.SimpleListFilter):
+    """Originals, transform results or captured frames."""
+
+    title = "lineage"
+    parameter_name = "lineage"
+
+    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
+        return [("original", "Originals"), ("derived", "Derived (transforms)"), ("frame", "Video frames")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[MediaItem]) -> QuerySet[MediaItem]:
+        if self.value() == "original":
+            return queryset.filter(parent__isnull=True, video__isnull=True)
+        if self.value() == "derived":
+            return queryset.filter(parent__isnull=False)
+        if self.value() == "frame":
+            return queryset.filter(kind=MediaItem.Kind.FRAME)
+        return queryset
 
 
 class MediaSourceInline(admin.TabularInline):
@@ -33,11 +52,16 @@ class MediaItemAdmin(admin.ModelAdmin):
         "height",
         "size_bytes",
         "artist",
+        "parent",
+        "video",
+        "timestamp_ms",
         "created_at",
     ]
+    list_select_related = ["parent", "video"]
     list_display_links = ["id", "name"]
-    list_filter = ["kind", "format", "rating", "animated", "has_alpha"]
-    search_fields = ["=id", "name", "=sha256", "=artist", "=site"]
+    list_filter = [LineageFilter, "kind", "format", "rating", "animated", "has_alpha"]
+    # `?parent__id__exact=<id>` and `?video__id__exact=<id>` narrow to one item's children/frames.
+    search_fields = ["=id", "name", "=sha256", "=artist", "=site", "=parent__id", "=video__id"]
     show_full_result_count = False
     list_per_page = 100
     inlines = [MediaSourceInline]
@@ -124,3 +148,42 @@ class MediaItemAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         services.media_item_update_metadata(item=obj, fields=form.changed_data)
+
+
+@admin.register(VideoFrame)
+class VideoFrameAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "video",
+        "timestamp_ms",
+        "frame_index",
+        "crop_x",
+        "crop_y",
+        "crop_w",
+        "crop_h",
+        "media_item",
+        "extraction_job",
+    ]
+    list_select_related = ["video", "media_item"]
+    search_fields = ["=video__id", "=media_item__id"]
+    raw_id_fields = ["video", "media_item", "extraction_job"]
+    show_full_result_count = False
+    readonly_fields = [
+        "video",
+        "media_item",
+        "frame_index",
+        "timestamp_ms",
+        "pts_time",
+        "crop_x",
+        "crop_y",
+        "crop_w",
+        "crop_h",
+        "extraction_job",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # frames are captured by jobs (item page or API), never typed in
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -170,9 +170,9 @@ class TransformForm(_BoxFields):
 
 
 class FramesForm(_BoxFields):
-    """Capture one frame at a time (`action=capture`) or a batch (`action=batch`) from a video."""
+    """Capture one frame at a time (`run=capture`) or a batch (`run=batch`) from a video."""
 
-    action = forms.ChoiceField(choices=[("capture", "Capture"), ("batch", "Batch")], initial="capture")
+    run = forms.ChoiceField(choices=[("capture", "Capture"), ("batch", "Batch")], initial="capture")
     timestamp = forms.FloatField(
         required=False, min_value=0, label="Time (s)", widget=forms.NumberInput(attrs={"step": "0.001"})
     )
@@ -197,10 +197,10 @@ class FramesForm(_BoxFields):
 
     def clean(self) -> dict:  # type: ignore[type-arg]
         data = super().clean()
-        if data.get("action") == "capture":
+        if data.get("run") == "capture":
             if data.get("timestamp") is None and "timestamp" not in self.errors:
                 self.add_error("timestamp", "Enter the time to capture, in seconds.")
-        elif data.get("action") == "batch":
+        elif data.get("run") == "batch":
             field, message = self._NEEDS.get(data.get("mode", ""), ("", ""))
             if field and data.get(field) is None and field not in self.errors:
                 self.add_error(field, message)
@@ -210,7 +210,7 @@ class FramesForm(_BoxFields):
         """The capture request for media_frames_extract_start."""
         data = self.cleaned_data
         request: dict[str, Any]
-        if data["action"] == "capture":
+        if data["run"] == "capture":
             request = {"mode": "timestamps", "timestamps": [data["timestamp"]]}
         else:
             request = {"mode": data["mode"]}

@@ -1,20 +1,29 @@
-"""Pages of the media library: gallery, item, upload."""
+"""Pages of the media library: gallery, item (with its crop, scale and frame tools), upload."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.core.exceptions import DomainError
+from apps.core.exceptions import DomainError, UnprocessableError
 from apps.core.htmx import redirect_after_post, render_page
 from apps.media import selectors, services
 from apps.media.filters import MediaItemFilter
-from apps.media.forms import UploadForm
+from apps.media.forms import FramesForm, TransformForm, UploadForm
+from apps.media.models import MediaItem
+from apps.media.services import frames, transforms
+from apps.media.services.recipes import BUCKETS
 from apps.tags import selectors as tag_selectors
 
 PAGE_SIZE = 60
+STRIP_SIZE = 300  # captured frames shown on a video's timeline
+NO_PERMISSION = "You do not have permission to add media."
 
 
 @login_required
@@ -42,14 +51,154 @@ def item_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One item: preview or player, metadata, origins and tag sets."""
+    """One item: preview or player with its tools, metadata, lineage, origins and tag sets."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
-    context = {
+    return render_page(request, "media/item_detail.html", None, _detail_context(item))
+
+
+@login_required
+@require_POST
+def item_transform(request: HttpRequest, pk: int) -> HttpResponse:
+    """Crop / scale / convert an image or frame into a new item, then go to it."""
+    item = selectors.media_item_get(item_id=pk, viewer=request.user)
+    if item.kind == MediaItem.Kind.VIDEO:
+        raise UnprocessableError(
+            "Videos cannot be cropped or scaled; capture frames from the video, then transform those.",
+            code="media.not_an_image",
+        )
+    form = TransformForm(request.POST)
+    if not request.user.has_perm("media.add_mediaitem"):
+        form.add_error(None, NO_PERMISSION)
+    elif form.is_valid():
+        try:
+            result = transforms.media_item_transform(item=item, recipe=form.recipe(), added_by=request.user)
+        except DomainError as err:
+            form.add_error(None, err.message)
+        else:
+            return redirect_after_post(request, result.item.get_absolute_url())
+    return render_page(
+        request, "media/item_detail.html", "media/partials/_transform_form.html",
+        _detail_context(item, transform_form=form), status=422,
+    )
+
+
+@login_required
+@require_POST
+def item_frames(request: HttpRequest, pk: int) -> HttpResponse:
+    """Capture the frame at the player's time, or a batch, from a video; answers with the job."""
+    item = selectors.media_item_get(item_id=pk, viewer=request.user)
+    if item.kind != MediaItem.Kind.VIDEO:
+        raise UnprocessableError(f"Item {item.pk} is not a video; frames come from videos only.",
+                                 code="media.not_a_video")
+    form = FramesForm(request.POST)
+    if not request.user.has_perm("media.add_mediaitem"):
+        form.add_error(None, NO_PERMISSION)
+    elif form.is_valid():
+        try:
+            job = frames.media_frames_extract_start(video=item, request=form.request(), added_by=request.user)
+        except DomainError as err:
+            form.add_error(None, err.message)
+        else:
+            if not getattr(request, "htmx", None):
+                return redirect_after_post(request, reverse("jobs:job-detail", args=[job.pk]))
+            return render_page(request, "media/item_detail.html", "media/partials/_frames_tool.html",
+                               _detail_context(item, frames_form=form, job=job))
+    return render_page(
+        request, "media/item_detail.html", "media/partials/_frames_tool.html",
+        _detail_context(item, frames_form=form), status=422,
+    )
+
+
+def _detail_context(item: MediaItem, **extra: Any) -> dict[str, Any]:
+    """Everything the item page shows; `extra` carries bound forms and a started job."""
+    context: dict[str, Any] = {
         "item": item,
         "sources": selectors.media_item_sources(item=item),
         "tag_sets": tag_selectors.tag_set_list_for_item(media_item=item),
+        "children": selectors.media_item_children(item=item),
+        "recipe_steps": recipe_summary(item.recipe),
+        "recipe_json": json.dumps(item.recipe, indent=2) if item.recipe else "",
+        "frame_clock": clock(item.timestamp_ms),
+        "frame_box": _frame_box(item),
     }
-    return render_page(request, "media/item_detail.html", None, context)
+    if item.kind == MediaItem.Kind.VIDEO:
+        captures = list(selectors.video_frame_list(video=item).order_by("timestamp_ms", "id")[: STRIP_SIZE + 1])
+        duration = item.duration_ms or 1
+        context["strip"] = [
+            {"capture": c, "seconds": c.timestamp_ms / 1000, "clock": clock(c.timestamp_ms),
+             "left": round(min(100.0, 100 * c.timestamp_ms / duration), 3)}
+            for c in captures[:STRIP_SIZE]
+        ]
+        context["strip_truncated"] = len(captures) > STRIP_SIZE
+        context["frames_form"] = FramesForm(initial={"run": "capture", "timestamp": 0})
+    else:
+        default_format = {"jpeg": "jpg", "webp": "webp"}.get(item.format, "png")
+        context["transform_form"] = TransformForm(initial={"format": default_format, "quality": 95})
+        context["tool_config"] = {"buckets": BUCKETS, "max_pixels": settings.BAGGINTAG_MAX_IMAGE_PIXELS}
+    context.update(extra)
+    return context
+
+
+def clock(ms: int | None) -> str:
+    """Milliseconds as mm:ss.mmm (h:mm:ss.mmm from an hour on)."""
+    if ms is None:
+        return ""
+    minutes, millis = divmod(ms, 60_000)
+    hours, minutes = divmod(minutes, 60)
+    seconds = f"{millis // 1000:02d}.{millis % 1000:03d}"
+    return f"{hours}:{minutes:02d}:{seconds}" if hours else f"{minutes:02d}:{seconds}"
+
+
+def _frame_box(item: MediaItem) -> str:
+    if item.kind != MediaItem.Kind.FRAME or item.box_w is None or item.box_h is None:
+        return ""
+    video = item.video
+    if video is not None and (item.box_x, item.box_y, item.box_w, item.box_h) == (0, 0, video.width, video.height):
+        return "whole frame"
+    return f"{item.box_w} × {item.box_h} at ({item.box_x}, {item.box_y})"
+
+
+def recipe_summary(recipe: Any) -> list[str]:
+    """A transform recipe as short sentences, one per step and one for the output."""
+    if not isinstance(recipe, dict):
+        return []
+    lines = [_step_summary(step) for step in recipe.get("ops", []) if isinstance(step, dict)]
+    output = recipe.get("output") or {}
+    if output.get("format"):
+        quality = f", quality {output['quality']}" if "quality" in output else ""
+        lines.append(f"Saved as {str(output['format']).upper()}{quality}")
+    if recipe.get("frame"):
+        lines.insert(0, f"Frame {recipe['frame']} of the animation")
+    return lines
+
+
+def _step_summary(step: dict[str, Any]) -> str:
+    op = step.get("op")
+    if op == "crop":
+        if "box" in step:
+            x, y, w, h = step["box"]
+            return f"Crop {w} × {h} px at ({x}, {y})"
+        if "fbox" in step:
+            return "Crop to " + ", ".join(f"{v:.1%}" for v in step["fbox"]) + " of the image"
+        return f"Crop to aspect {step.get('aspect')} around ({', '.join(f'{v:g}' for v in step.get('focus', []))})"
+    if op == "scale":
+        mode = step.get("mode", "fit")
+        if "bucket" in step:
+            target = f"the nearest {step['bucket'].upper()} bucket"
+        elif "megapixels" in step:
+            target = f"{step['megapixels']:g} megapixels"
+        elif "long" in step or "short" in step:
+            key = "long" if "long" in step else "short"
+            target = f"{key} side {step[key]} px"
+        else:
+            target = " × ".join(str(step[k]) for k in ("width", "height") if k in step) + " px"
+        upscale = ", upscaling allowed" if step.get("upscale") else ""
+        return f"Scale ({mode}) to {target}{upscale}"
+    if op == "rotate":
+        return f"Rotate {step.get('degrees')}° clockwise"
+    if op == "flip":
+        return f"Flip {step.get('axis')}"
+    return str(op)
 
 
 @login_required

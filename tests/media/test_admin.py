@@ -82,3 +82,22 @@ def test_admin_cancel_action(staff_client):
     job = job_services.job_start(kind="x", task="tests.noop", params={})
     staff_client.post("/admin/jobs/job/", {"action": "cancel_jobs", "_selected_action": [job.pk]})
     assert Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED
+
+
+def test_admin_filters_derived_items_and_frames(staff_client, video_dir):
+    from apps.media.services import frames
+    from apps.media.services.transforms import media_item_transform
+
+    parent = make_item(seed=5)
+    child = media_item_transform(item=parent, recipe={"ops": [{"op": "scale", "long": 64}]}).item
+    with mediafiles.video_file(video_dir, "mp4").open("rb") as handle:
+        video = media_ingest(stream=handle, origin=Origin(kind="upload"), metadata=metadata_clean()).item
+    job = frames.media_frames_extract_start(video=video, request={"mode": "timestamps", "timestamps": [1.0]})
+    frames.media_frames_extract_run(job_id=job.pk)
+    frame = MediaItem.objects.get(kind="frame")
+    derived = staff_client.get("/admin/media/mediaitem/?lineage=derived").content.decode()
+    assert f"/admin/media/mediaitem/{child.pk}/change/" in derived
+    assert f"/admin/media/mediaitem/{parent.pk}/change/" not in derived
+    by_video = staff_client.get(f"/admin/media/mediaitem/?video__id__exact={video.pk}").content.decode()
+    assert f"/admin/media/mediaitem/{frame.pk}/change/" in by_video
+    assert staff_client.get("/admin/media/videoframe/").status_code == 200

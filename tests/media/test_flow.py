@@ -130,3 +130,17 @@ def test_cancelled_bulk_upload_stops_and_cleans_staging(api, media_root):
     assert Job.objects.get(pk=job_id).status == Job.Status.CANCELLED
     assert MediaItem.objects.count() == 0
     assert stored_files(media_root) == []
+
+
+def test_frame_capture_job_runs_on_the_worker(api, celery_worker_thread, video_dir):
+    from apps.media.models import VideoFrame
+    from apps.media.services import Origin, media_ingest, metadata_clean
+
+    with mediafiles.video_file(video_dir, "webm", seconds=3).open("rb") as handle:
+        video = media_ingest(stream=handle, origin=Origin(kind="upload"), metadata=metadata_clean()).item
+    response = api.post(f"/api/media/{video.pk}/frames", {"mode": "interval", "interval": 1.0}, format="json")
+    assert response.status_code == 202
+    job = wait_for(response.json()["job"]["id"])
+    assert job.status == Job.Status.SUCCEEDED, job.error_message
+    assert job.counts == {"created": 3}
+    assert sorted(VideoFrame.objects.filter(video=video).values_list("timestamp_ms", flat=True)) == [0, 1000, 2000]
