@@ -184,3 +184,37 @@ def test_transform_api_and_bulk_job(api, photo):
     assert detail["status"] == "succeeded" and detail["counts"] == {"duplicate": 1}
     children = api.get(f"/api/media/?parent={photo.pk}").json()["results"]
     assert [c["id"] for c in children] == [created.json()["id"]]
+
+
+@pytest.mark.parametrize("fmt", mediafiles.IMAGE_FORMATS)
+def test_transform_reads_every_image_format(fmt, media_root):
+    source = add(mediafiles.image_bytes(fmt, size=(320, 240), seed=21))
+    item = media_item_transform(
+        item=source, recipe={"ops": [{"op": "crop", "aspect": "1:1"}], "output": {"format": "png"}}
+    ).item
+    assert (item.width, item.height, item.format, item.parent_id) == (240, 240, "png", source.pk)
+
+
+def test_transform_of_a_16_bit_greyscale_png_gives_8_bit(media_root):
+    out = io.BytesIO()
+    Image.new("I;16", (64, 32), 40000).save(out, "PNG")
+    source = add(out.getvalue())
+    item = media_item_transform(item=source, recipe={"ops": [], "output": {"format": "png"}}).item
+    with opened(media_root, item) as image:
+        assert image.mode == "L" and 150 <= image.getpixel((0, 0)) <= 160  # 40000 / 256 ≈ 156
+    assert item.bit_depth == 8
+
+
+def test_transform_of_a_captured_frame(video_dir):
+    from apps.media.services import frames
+
+    video = add(mediafiles.video_file(video_dir, "mp4").read_bytes())
+    job = frames.media_frames_extract_start(video=video, request={"mode": "timestamps", "timestamps": [1.0]})
+    frames.media_frames_extract_run(job_id=job.pk)
+    frame = MediaItem.objects.get(kind="frame")
+    with pytest.raises(DomainError) as err:  # 320×240 → 576×448 needs a 1.87× upscale
+        media_item_transform(item=frame, recipe={"ops": [{"op": "scale", "bucket": "sd15"}]})
+    assert err.value.code == "media.upscale_not_allowed"
+    recipe = {"ops": [{"op": "scale", "bucket": "sd15", "upscale": True}], "output": {"format": "jpg"}}
+    item = media_item_transform(item=frame, recipe=recipe).item
+    assert (item.width, item.height, item.parent_id, item.format) == (576, 448, frame.pk, "jpeg")

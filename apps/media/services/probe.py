@@ -285,7 +285,7 @@ def ffmpeg_exe() -> str:
 def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run the bundled ffmpeg on local files only, without stdin, under a time limit."""
     timeout = timeout or settings.BAGGINTAG_FFMPEG_TIMEOUT
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file,pipe", *args]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", *args]
     try:
         return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)  # noqa: S603
     except subprocess.TimeoutExpired as exc:
