@@ -235,7 +235,7 @@ def test_frame_page_shows_its_video_time_index_and_box(signed_in, video):
     assert f"<dd>{frame.frame_index}</dd>" in html
     assert 'id="transform-form"' in html  # frames are images: they can be cropped further
     video_html = signed_in.get(f"/items/{video.pk}/").content.decode()
-    assert f'data-seek="1.000000"' in video_html and "00:01.000" in video_html
+    assert 'data-seek="1.000000"' in video_html and "00:01.000" in video_html
 
 
 def test_helpers():
