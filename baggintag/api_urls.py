@@ -13,4 +13,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include("apps.media.api.urls")),
     path("", include("apps.jobs.api.urls")),
+    path("", include("apps.tags.api.urls")),
 ]

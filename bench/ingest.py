@@ -319,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{clock:4s}] product (media_ingest): {prod_rate:7.2f} img/s  "
                   f"({1000 / prod_rate:5.1f} ms/img, best of {args.rounds})")
             print(f"[{clock:4s}] ratio product/baseline: {prod_rate / base_rate:7.2f}")
+        wall_b, wall_p = rate("baseline", 0), rate("product", 0)
+        cpu_b, cpu_p = rate("baseline", 1), rate("product", 1)
+        print(f"\nREADME row: | {args.n} | {args.min_mp:g}–{args.max_mp:g} | {connection.vendor} | "
+              f"{wall_b:.1f} | {wall_p:.1f} | {wall_p / wall_b:.2f} | {cpu_p / cpu_b:.2f} | "
+              f"{os.cpu_count()} cores |")
 
         if args.profile:
             import cProfile

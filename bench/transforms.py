@@ -87,10 +87,11 @@ def baseline_once(path: Path, out: Path, *, ratio: float, long: int) -> tuple[in
         image = ImageOps.exif_transpose(source)
     width, height = image.size
     w, h = (width, width / ratio) if width / height <= ratio else (height * ratio, height)
-    left, top = (width - w) / 2, (height - h) / 2
-    image = image.crop((round(left), round(top), round(left + w), round(top + h)))
-    factor = min(1.0, long / max(image.size))
-    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    cw, ch = round(w), round(h)
+    left, top = (width - cw) // 2, (height - ch) // 2
+    image = image.crop((left, top, left + cw, top + ch))
+    factor = min(1.0, long / max(w, h))
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
     image = image.resize(size, Image.Resampling.LANCZOS)
     image.save(out / f"{path.stem}.jpg", "JPEG", quality=90)
     return image.size

@@ -176,7 +176,7 @@ class FramesForm(_BoxFields):
     timestamp = forms.FloatField(
         required=False, min_value=0, label="Time (s)", widget=forms.NumberInput(attrs={"step": "0.001"})
     )
-    mode = forms.ChoiceField(choices=BATCH_CHOICES, initial="interval", label="Capture")
+    mode = forms.ChoiceField(choices=BATCH_CHOICES, initial="interval", label="Capture", required=False)
     interval = forms.FloatField(
         required=False, min_value=0.04, initial=1, label="Every (s)",
         widget=forms.NumberInput(attrs={"step": "any"}),
@@ -201,6 +201,8 @@ class FramesForm(_BoxFields):
             if data.get("timestamp") is None and "timestamp" not in self.errors:
                 self.add_error("timestamp", "Enter the time to capture, in seconds.")
         elif data.get("run") == "batch":
+            if not data.get("mode") and "mode" not in self.errors:
+                self.add_error("mode", "Choose how to capture the batch.")
             field, message = self._NEEDS.get(data.get("mode", ""), ("", ""))
             if field and data.get(field) is None and field not in self.errors:
                 self.add_error(field, message)

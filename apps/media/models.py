@@ -58,6 +58,8 @@ class MediaItem(BaseModel):
     site = models.CharField(max_length=255, blank=True)
     artist = models.CharField(max_length=200, blank=True)
     rating = models.CharField(max_length=1, choices=Rating.choices, default=Rating.UNKNOWN)
+    tag_count = models.PositiveIntegerField(default=0, help_text="Effective tags")
+    effective_stale = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
@@ -95,6 +97,8 @@ class MediaItem(BaseModel):
             models.Index(fields=["artist", "id"], name="media_artist_id"),
             models.Index(fields=["site", "id"], name="media_site_id"),
             models.Index(fields=["rating", "id"], name="media_rating_id"),
+            models.Index(fields=["tag_count", "id"], name="media_tagcount_id"),
+            models.Index(fields=["effective_stale", "id"], name="media_stale_id"),
             models.Index(fields=["source_hash"], name="media_source_hash"),
             models.Index(fields=["phash_b0"], name="media_phash_b0"),
             models.Index(fields=["phash_b1"], name="media_phash_b1"),

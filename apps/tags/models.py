@@ -170,6 +170,9 @@ class TagAssignment(BaseModel):
     )
     origin_set = models.ForeignKey(TagSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     entered_tag = models.CharField(max_length=200, blank=True)
+    operation = models.ForeignKey(
+        "tags.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         indexes = [
@@ -179,3 +182,262 @@ class TagAssignment(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.tag_id} in set {self.tagset_id}"
+
+
+class TagWord(models.Model):
+    """One word (≥ 2 characters) of a tag name, for word-start autocomplete."""
+
+    pk = models.CompositePrimaryKey("vocabulary_id", "word", "tag_id")
+    vocabulary = models.ForeignKey(Vocabulary, on_delete=models.CASCADE, related_name="+")
+    word = BinaryCharField(max_length=200)
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="words")
+
+    def __str__(self) -> str:
+        return self.word
+
+
+class TagStat(models.Model):
+    """How many current assignments a tag has in sets of one kind (for non-effective scopes)."""
+
+    pk = models.CompositePrimaryKey("tag_id", "set_kind")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="stats")
+    set_kind = models.PositiveSmallIntegerField(choices=TagSet.Kind.choices)
+    current_count = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.tag_id}/{self.set_kind}: {self.current_count}"
+
+
+class RuleStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACTIVE = "active", "Active"
+    REJECTED = "rejected", "Rejected"
+    RETIRED = "retired", "Retired"
+
+
+class TagAlias(BaseModel):
+    """`antecedent` is read as `consequent` (non-destructive: assignments keep what was written)."""
+
+    vocabulary = models.ForeignKey(Vocabulary, on_delete=models.CASCADE, related_name="aliases")
+    antecedent = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="aliases_from")
+    consequent = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="aliases_to")
+    status = models.CharField(max_length=8, choices=RuleStatus.choices, default=RuleStatus.PENDING)
+    # = antecedent while active, else NULL: a plain UNIQUE allows one active alias per antecedent.
+    active_antecedent = models.OneToOneField(
+        Tag, null=True, blank=True, on_delete=models.CASCADE, related_name="active_alias"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "tag aliases"
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(antecedent=models.F("consequent")), name="alias_not_self"
+            ),
+        ]
+        indexes = [models.Index(fields=["consequent", "status"], name="alias_consequent_status")]
+
+    def __str__(self) -> str:
+        return f"{self.antecedent} → {self.consequent} ({self.status})"
+
+
+class AliasResolution(models.Model):
+    """Precomputed: the tag an active antecedent resolves to (one row per active alias)."""
+
+    tag = models.OneToOneField(Tag, primary_key=True, on_delete=models.CASCADE, related_name="resolution")
+    ideal_tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.tag_id} ⇒ {self.ideal_tag_id}"
+
+
+class TagImplication(BaseModel):
+    """Having `child` implies having `parent` (e.g. a character implies its series)."""
+
+    vocabulary = models.ForeignKey(Vocabulary, on_delete=models.CASCADE, related_name="implications")
+    child = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="implies")
+    parent = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="implied_by")
+    status = models.CharField(max_length=8, choices=RuleStatus.choices, default=RuleStatus.PENDING)
+    allow_cross_type = models.BooleanField(default=False)
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["child", "parent"], name="implication_child_parent"),
+            models.CheckConstraint(
+                condition=~models.Q(child=models.F("parent")), name="implication_not_self"
+            ),
+        ]
+        indexes = [models.Index(fields=["parent"], name="implication_parent")]
+
+    def __str__(self) -> str:
+        return f"{self.child} ⇒ {self.parent} ({self.status})"
+
+
+class TagClosure(models.Model):
+    """Transitive closure of active implications: `descendant` implies `ancestor` at `depth`."""
+
+    pk = models.CompositePrimaryKey("descendant_id", "ancestor_id")
+    descendant = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+    ancestor = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+    depth = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ancestor", "descendant"], name="closure_ancestor_descendant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.descendant_id} ⊂ {self.ancestor_id}"
+
+
+class EffectiveTag(models.Model):
+    """The materialised tags search and export read: alias-resolved, implication-expanded."""
+
+    pk = models.CompositePrimaryKey("tag_id", "media_item_id")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+    media_item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="effective_tags")
+    is_implied = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["media_item", "tag"], name="effective_item_tag"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag_id} on {self.media_item_id}"
+
+
+class Description(BaseModel):
+    """Free-text caption of an item, optionally of one region, with its provenance."""
+
+    class Kind(models.TextChoices):
+        WHOLE = "whole", "Whole image"
+        CHARACTER = "character", "Character"
+        BACKGROUND = "background", "Background"
+        CUSTOM = "custom", "Custom"
+
+    media_item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="descriptions")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.WHOLE)
+    label = models.CharField(max_length=100, blank=True, help_text="Name of a custom kind")
+    text = models.TextField()
+    set_kind = models.PositiveSmallIntegerField(choices=TagSet.Kind.choices, default=TagSet.Kind.CURATED)
+    added_via = models.CharField(
+        max_length=8, choices=TagAssignment.Via.choices, default=TagAssignment.Via.MANUAL
+    )
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1/10000")
+    model_name = models.CharField(max_length=100, blank=True)
+    box_x = models.PositiveIntegerField(null=True, blank=True)
+    box_y = models.PositiveIntegerField(null=True, blank=True)
+    box_w = models.PositiveIntegerField(null=True, blank=True)
+    box_h = models.PositiveIntegerField(null=True, blank=True)
+    row_version = models.PositiveIntegerField(default=1)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["media_item", "kind"], name="description_item_kind")]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Operation(BaseModel):
+    """A logged, previewable, undoable write to tags (TAGS-AND-SEARCH.md §2.13).
+
+    States: previewed → queued → running → applied | partially_applied | failed | cancelled,
+    and applied → undone when another operation reverts it.
+    """
+
+    class Kind(models.TextChoices):
+        ADD = "add", "Add"
+        REMOVE = "remove", "Remove"
+        REPLACE = "replace", "Replace"
+        RENAME = "rename", "Rename"
+        SET_TYPE = "set_type", "Set type"
+        EDIT = "edit", "Edit"
+        PROMOTE = "promote", "Promote"
+        RULE_CHANGE = "rule_change", "Rule change"
+        UNDO = "undo", "Undo"
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", "Previewed"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        APPLIED = "applied", "Applied"
+        PARTIAL = "partially_applied", "Partially applied"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        UNDONE = "undone", "Undone"
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    params = models.JSONField(default=dict)
+    target_kind = models.CharField(max_length=10, default="selection")
+    set_kind = models.PositiveSmallIntegerField(choices=TagSet.Kind.choices, default=TagSet.Kind.CURATED)
+    status = models.CharField(max_length=18, choices=Status.choices, default=Status.PREVIEWED)
+    counters = models.JSONField(default=dict, blank=True)
+    resume_cursor = models.PositiveIntegerField(default=0)
+    undo_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    undone_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    summary = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "id"], name="operation_status_id")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} ({self.status})"
+
+
+class OperationTarget(models.Model):
+    """An item frozen into an operation's target at preview time."""
+
+    pk = models.CompositePrimaryKey("operation_id", "media_item_id")
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="targets")
+    media_item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.operation_id}:{self.media_item_id}"
+
+
+class OperationChange(models.Model):
+    """One assignment an operation changed, with its state before and after (for undo)."""
+
+    class State(models.IntegerChoices):
+        DELETED = 0, "deleted"
+        CURRENT = 1, "current"
+        ABSENT = 2, "absent"
+
+    pk = models.CompositePrimaryKey("operation_id", "tagset_id", "tag_id")
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="changes")
+    tagset = models.ForeignKey(TagSet, on_delete=models.CASCADE, related_name="+")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+    media_item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="+")
+    before_state = models.PositiveSmallIntegerField(choices=State.choices)
+    after_state = models.PositiveSmallIntegerField(choices=State.choices)
+    before_position = models.PositiveIntegerField(null=True, blank=True)
+    before_via = models.CharField(max_length=8, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["operation", "media_item"], name="opchange_op_item")]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id}: {self.tag_id} {self.before_state}→{self.after_state}"

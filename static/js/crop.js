@@ -240,6 +240,8 @@
       const aspect = this.aspect();
       if (b) { w = b.w; h = b.h; } else if (aspect) { const a = aspectBox(this.W, this.H, aspect); w = a.w; h = a.h; }
       const el = f.elements;
+      const quality = f.querySelector("[data-quality]");
+      if (quality) quality.hidden = el.format.value === "png";  // PNG is lossless
       const size = outputSize(w, h, el.scale.value, parseFloat(el.size.value), el.upscale.checked, config().max_pixels);
       const fmt = el.format.options[el.format.selectedIndex].text;
       out.classList.toggle("warn", !!size.error);

@@ -143,4 +143,8 @@ def test_frame_capture_job_runs_on_the_worker(api, celery_worker_thread, video_d
     job = wait_for(response.json()["job"]["id"])
     assert job.status == Job.Status.SUCCEEDED, job.error_message
     assert job.counts == {"created": 3}
-    assert sorted(VideoFrame.objects.filter(video=video).values_list("timestamp_ms", flat=True)) == [0, 1000, 2000]
+    assert sorted(VideoFrame.objects.filter(video=video).values_list("timestamp_ms", flat=True)) == [
+        0,
+        1000,
+        2000,
+    ]

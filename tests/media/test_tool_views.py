@@ -151,8 +151,8 @@ def test_capture_this_frame_starts_a_job_and_answers_with_its_status(signed_in, 
             **HTMX,
         )
     html = response.content.decode()
+    assert response.status_code == 200, html
     job = Job.objects.get()
-    assert response.status_code == 200
     assert job.kind == "media.frames" and job.params["timestamps"] == [1.04] and "box" not in job.params
     assert f'id="job-{job.pk}"' in html and 'class="job-progress"' in html and f"/jobs/{job.pk}/status" in html
     assert 'id="frames-form"' in html and "<html" not in html

@@ -1,0 +1,22 @@
+"""Tag services, one module per concern; the public names are re-exported here."""
+
+from apps.tags.services.names import (
+    MAX_TAGS_PER_SET,
+    tag_name_normalise,
+    tag_names_normalise,
+    tag_type_default,
+    tags_get_or_create,
+    vocabulary_default,
+)
+from apps.tags.services.tagsets import tag_set_create_source, tag_set_inherit
+
+__all__ = [
+    "MAX_TAGS_PER_SET",
+    "tag_name_normalise",
+    "tag_names_normalise",
+    "tag_set_create_source",
+    "tag_set_inherit",
+    "tag_type_default",
+    "tags_get_or_create",
+    "vocabulary_default",
+]

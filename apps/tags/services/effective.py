@@ -1,0 +1,236 @@
+"""Effective tags: what search and export read (TAGS-AND-SEARCH.md §2.9).
+
+Per item, the base is its current curated tags when it has a curated set, otherwise its source,
+derived and tagger tags (tagger ones at or above the vocabulary's threshold). Aliases map each
+base tag to its ideal; implications add every ancestor (marked implied unless also in the base).
+Edits refresh their items in the same transaction; rule changes mark items stale and a job
+rebuilds them in id order, a chunk per transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, Count, F, IntegerField, Max, Value, When
+
+from apps.tags.models import (
+    AliasResolution,
+    EffectiveTag,
+    Tag,
+    TagAlias,
+    TagAssignment,
+    TagClosure,
+    TagImplication,
+    TagSet,
+)
+
+REBUILD_CHUNK = 1000
+
+
+@dataclass
+class Rules:
+    """Alias and closure maps at one state of the rules (cached per process by signature)."""
+
+    signature: tuple[Any, ...]
+    ideal: dict[int, int] = field(default_factory=dict)
+    ancestors: dict[int, set[int]] = field(default_factory=dict)
+
+
+_cache_lock = threading.Lock()
+_cached: Rules | None = None
+
+
+def _signature() -> tuple[Any, ...]:
+    aliases = TagAlias.objects.aggregate(n=Count("id"), at=Max("updated_at"))
+    implications = TagImplication.objects.aggregate(n=Count("id"), at=Max("updated_at"))
+    return (
+        aliases["n"],
+        aliases["at"],
+        implications["n"],
+        implications["at"],
+        AliasResolution.objects.count(),
+        TagClosure.objects.count(),
+    )
+
+
+def rules_current() -> Rules:
+    """The alias and implication maps, reloaded only when the rules changed."""
+    global _cached
+    signature = _signature()
+    with _cache_lock:
+        if _cached is not None and _cached.signature == signature:
+            return _cached
+    rules = Rules(signature=signature)
+    rules.ideal = dict(AliasResolution.objects.values_list("tag_id", "ideal_tag_id"))
+    for descendant, ancestor in TagClosure.objects.values_list("descendant_id", "ancestor_id"):
+        rules.ancestors.setdefault(descendant, set()).add(ancestor)
+    with _cache_lock:
+        _cached = rules
+    return rules
+
+
+def effective_compute(base: Iterable[int], rules: Rules) -> dict[int, bool]:
+    """tag id → is_implied, for one item's base tag ids."""
+    direct = {rules.ideal.get(tag_id, tag_id) for tag_id in base}
+    result = dict.fromkeys(direct, False)
+    for tag_id in direct:
+        for ancestor in rules.ancestors.get(tag_id, ()):
+            result.setdefault(ancestor, True)
+    return result
+
+
+def _bases(item_ids: list[int]) -> dict[int, set[int]]:
+    curated_items = set(
+        TagSet.objects.filter(media_item_id__in=item_ids, kind=TagSet.Kind.CURATED).values_list(
+            "media_item_id", flat=True
+        )
+    )
+    rows = TagAssignment.objects.filter(
+        media_item_id__in=item_ids, state=TagAssignment.State.CURRENT
+    ).values_list(
+        "media_item_id", "tag_id", "kind", "confidence", "tagset__vocabulary__default_tagger_threshold"
+    )
+    bases: dict[int, set[int]] = {item_id: set() for item_id in item_ids}
+    for item_id, tag_id, kind, confidence, threshold in rows:
+        if item_id in curated_items:
+            if kind == TagSet.Kind.CURATED:
+                bases[item_id].add(tag_id)
+        elif kind == TagSet.Kind.TAGGER:
+            if confidence is not None and confidence >= threshold:
+                bases[item_id].add(tag_id)
+        elif kind != TagSet.Kind.CURATED:
+            bases[item_id].add(tag_id)
+    return bases
+
+
+def counters_apply(deltas: dict[int, int]) -> None:
+    """Add deltas to Tag.media_count in one statement; rows lock in ascending id (no deadlock)."""
+    changed = {tag_id: delta for tag_id, delta in deltas.items() if delta}
+    if not changed:
+        return
+    ids = sorted(changed)
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        list(Tag.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", flat=True))
+        Tag.objects.filter(pk__in=batch).update(
+            media_count=F("media_count")
+            + Case(
+                *[When(pk=tag_id, then=Value(changed[tag_id])) for tag_id in batch],
+                default=Value(0),
+                output_field=IntegerField(),
+            )
+        )
+
+
+@transaction.atomic
+def effective_refresh(*, item_ids: Iterable[int], rules: Rules | None = None) -> dict[str, int]:
+    """Recompute the effective tags of these items, writing only the difference.
+
+    Also keeps Tag.media_count and MediaItem.tag_count exact, and clears `effective_stale`.
+    """
+    from apps.media.models import MediaItem  # the media app owns items; imported late (cycle)
+
+    ids = sorted(set(item_ids))
+    if not ids:
+        return {"added": 0, "removed": 0, "changed": 0}
+    rules = rules or rules_current()
+    bases = _bases(ids)
+    existing: dict[int, dict[int, bool]] = defaultdict(dict)
+    for item_id, tag_id, implied in EffectiveTag.objects.filter(media_item_id__in=ids).values_list(
+        "media_item_id", "tag_id", "is_implied"
+    ):
+        existing[item_id][tag_id] = implied
+    to_add: list[EffectiveTag] = []
+    to_remove: dict[int, list[int]] = defaultdict(list)
+    to_flip: list[tuple[int, int, bool]] = []
+    deltas: dict[int, int] = defaultdict(int)
+    counts: dict[int, int] = {}
+    for item_id in ids:
+        want = effective_compute(bases[item_id], rules)
+        have = existing.get(item_id, {})
+        counts[item_id] = len(want)
+        for tag_id, implied in want.items():
+            if tag_id not in have:
+                to_add.append(EffectiveTag(tag_id=tag_id, media_item_id=item_id, is_implied=implied))
+                deltas[tag_id] += 1
+            elif have[tag_id] != implied:
+                to_flip.append((tag_id, item_id, implied))
+        for tag_id in have.keys() - want.keys():
+            to_remove[item_id].append(tag_id)
+            deltas[tag_id] -= 1
+    for item_id, tag_ids in to_remove.items():
+        EffectiveTag.objects.filter(media_item_id=item_id, tag_id__in=tag_ids).delete()
+    if to_add:
+        EffectiveTag.objects.bulk_create(to_add, batch_size=2000)
+    for implied in (True, False):
+        pairs = [(t, i) for t, i, flag in to_flip if flag is implied]
+        for tag_id, item_id in pairs:
+            EffectiveTag.objects.filter(tag_id=tag_id, media_item_id=item_id).update(is_implied=implied)
+    counters_apply(deltas)
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for item_id, n in counts.items():
+        by_count[n].append(item_id)
+    for n, group in by_count.items():
+        MediaItem.objects.filter(pk__in=group).update(tag_count=n, effective_stale=False)
+    return {"added": len(to_add), "removed": sum(map(len, to_remove.values())), "changed": len(to_flip)}
+
+
+def effective_mark_stale_for_tags(*, tag_ids: Iterable[int]) -> int:
+    """Flag every item whose stored assignments mention these tags (a rule about them changed)."""
+    from apps.media.models import MediaItem
+
+    ids = list(set(tag_ids))
+    if not ids:
+        return 0
+    items = TagAssignment.objects.filter(tag_id__in=ids).values("media_item_id")
+    return MediaItem.objects.filter(pk__in=items, effective_stale=False).update(effective_stale=True)
+
+
+def effective_rebuild_stale(*, limit_chunks: int | None = None, on_chunk: Any = None) -> int:
+    """Rebuild stale items in id order, one chunk per transaction; returns items rebuilt."""
+    from apps.media.models import MediaItem
+
+    done = 0
+    after = 0
+    chunks = 0
+    while limit_chunks is None or chunks < limit_chunks:
+        ids = list(
+            MediaItem.objects.filter(effective_stale=True, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:REBUILD_CHUNK]
+        )
+        if not ids:
+            break
+        rules = rules_current()
+        effective_refresh(item_ids=ids, rules=rules)
+        done += len(ids)
+        after = ids[-1]
+        chunks += 1
+        if on_chunk is not None:
+            on_chunk(done)
+    return done
+
+
+def effective_rebuild_all() -> int:
+    """Mark every item stale and rebuild (after bulk imports or to repair drift)."""
+    from apps.media.models import MediaItem
+
+    MediaItem.objects.filter(effective_stale=False).update(effective_stale=True)
+    return effective_rebuild_stale()
+
+
+def counters_recount() -> dict[str, int]:
+    """Recompute Tag.media_count from EffectiveTag and report the drift that was repaired."""
+    actual = dict(EffectiveTag.objects.values_list("tag_id").annotate(n=Count("media_item_id")))
+    drift = 0
+    for tag_id, stored in Tag.objects.values_list("pk", "media_count"):
+        want = actual.get(tag_id, 0)
+        if want != stored:
+            Tag.objects.filter(pk=tag_id).update(media_count=want)
+            drift += 1
+    return {"tags_fixed": drift}
