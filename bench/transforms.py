@@ -103,8 +103,8 @@ def product_ingest(paths: list[Path]) -> list:
     items = []
     for path in paths:
         with path.open("rb") as stream:
-            items.append(media_ingest(stream=stream, origin=Origin(kind="upload", original_filename=path.name),
-                                      metadata=metadata_clean(), added_by=None).item)
+            origin = Origin(kind="upload", original_filename=path.name)
+            items.append(media_ingest(stream=stream, origin=origin, metadata=metadata_clean()).item)
     return items
 
 

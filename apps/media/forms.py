@@ -25,13 +25,18 @@ class MultipleFileField(forms.FileField):
 
 class UploadForm(forms.Form):
     files = MultipleFileField(  # type: ignore[assignment]  # a form field, not Form.files
-       required=False, label="Images and videos",
-                              widget=MultipleFileInput(attrs={"accept": "image/*,video/*"}))
-    archive = forms.FileField(required=False, label="Zip archive",
-                              widget=forms.ClearableFileInput(attrs={"accept": ".zip"}))
-    urls = forms.CharField(required=False, label="URLs, one per line",
-                           widget=forms.Textarea(attrs={"rows": 3,
-                                                        "placeholder": "https://example.com/picture.jpg"}))
+        required=False,
+        label="Images and videos",
+        widget=MultipleFileInput(attrs={"accept": "image/*,video/*"}),
+    )
+    archive = forms.FileField(
+        required=False, label="Zip archive", widget=forms.ClearableFileInput(attrs={"accept": ".zip"})
+    )
+    urls = forms.CharField(
+        required=False,
+        label="URLs, one per line",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://example.com/picture.jpg"}),
+    )
     artist = forms.CharField(required=False, max_length=200)
     source = forms.CharField(required=False, max_length=2000, label="Source page")
     tags = forms.CharField(required=False, label="Tags (comma-separated)")
@@ -82,9 +87,7 @@ BATCH_CHOICES = [
 def aspect_ratio(aspect: str, width: float, height: float) -> float:
     """The ratio an aspect preset asks for; a bucket set gives the bucket nearest the box's shape."""
     if aspect in BUCKETS:
-        return min(
-            (bw / bh for bw, bh in BUCKETS[aspect]), key=lambda r: abs(math.log(r * height / width))
-        )
+        return min((bw / bh for bw, bh in BUCKETS[aspect]), key=lambda r: abs(math.log(r * height / width)))
     a, b = (int(p) for p in aspect.split(":"))
     return a / b
 
@@ -131,7 +134,9 @@ class TransformForm(_BoxFields):
     aspect = forms.ChoiceField(choices=ASPECT_CHOICES, required=False)
     scale = forms.ChoiceField(choices=SCALE_CHOICES, required=False)
     size = forms.FloatField(
-        required=False, min_value=0.01, label="Size",
+        required=False,
+        min_value=0.01,
+        label="Size",
         widget=forms.NumberInput(attrs={"step": "any", "placeholder": "1024"}),
     )
     upscale = forms.BooleanField(required=False, label="Allow upscale")
@@ -173,27 +178,40 @@ class FramesForm(_BoxFields):
     """Capture one frame at a time (`run=capture`) or a batch (`run=batch`) from a video."""
 
     run = forms.ChoiceField(choices=[("capture", "Capture"), ("batch", "Batch")], initial="capture")
+    aspect = forms.ChoiceField(choices=ASPECT_CHOICES, required=False, label="Box aspect")
     timestamp = forms.FloatField(
         required=False, min_value=0, label="Time (s)", widget=forms.NumberInput(attrs={"step": "0.001"})
     )
     mode = forms.ChoiceField(choices=BATCH_CHOICES, initial="interval", label="Capture", required=False)
     interval = forms.FloatField(
-        required=False, min_value=0.04, initial=1, label="Every (s)",
+        required=False,
+        min_value=0.04,
+        initial=1,
+        label="Every (s)",
         widget=forms.NumberInput(attrs={"step": "any"}),
     )
     count = forms.IntegerField(required=False, min_value=1, initial=10, label="Frames")
     threshold = forms.FloatField(
-        required=False, min_value=0.01, max_value=1, initial=0.3, label="Threshold (0–1)",
+        required=False,
+        min_value=0.01,
+        max_value=1,
+        initial=0.3,
+        label="Threshold (0–1)",
         widget=forms.NumberInput(attrs={"step": "0.01"}),
     )
     skip_similar = forms.IntegerField(
-        required=False, min_value=0, max_value=32, label="Skip similar (distance 0–32)",
+        required=False,
+        min_value=0,
+        max_value=32,
+        label="Skip similar (distance 0–32)",
         widget=forms.NumberInput(attrs={"placeholder": "off"}),
     )
 
-    _NEEDS = {"interval": ("interval", "Enter the interval in seconds."),
-              "count": ("count", "Enter how many frames to capture."),
-              "scene": ("threshold", "Enter a threshold between 0.01 and 1.")}
+    _NEEDS = {
+        "interval": ("interval", "Enter the interval in seconds."),
+        "count": ("count", "Enter how many frames to capture."),
+        "scene": ("threshold", "Enter a threshold between 0.01 and 1."),
+    }
 
     def clean(self) -> dict:  # type: ignore[type-arg]
         data = super().clean()
@@ -222,5 +240,5 @@ class FramesForm(_BoxFields):
             if data.get("skip_similar") is not None:
                 request["skip_similar"] = data["skip_similar"]
         if (box := self.box()) is not None:
-            request["box"] = box
+            request["box"] = box_constrain(box, data["aspect"]) if data.get("aspect") else box
         return request

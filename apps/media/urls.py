@@ -10,5 +10,6 @@ urlpatterns = [
     path("items/<int:pk>/delete", views.item_delete, name="item-delete"),
     path("items/<int:pk>/transform", views.item_transform, name="item-transform"),
     path("items/<int:pk>/frames", views.item_frames, name="item-frames"),
+    path("items/<int:pk>/stream", views.item_stream, name="item-stream"),
     path("upload/", views.upload, name="upload"),
 ]

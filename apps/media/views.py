@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from collections.abc import Iterator
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.core.exceptions import DomainError, UnprocessableError
+from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.core.htmx import redirect_after_post, render_page
 from apps.media import selectors, services
 from apps.media.filters import MediaItemFilter
@@ -24,6 +27,7 @@ from apps.tags import selectors as tag_selectors
 PAGE_SIZE = 60
 STRIP_SIZE = 300  # captured frames shown on a video's timeline
 NO_PERMISSION = "You do not have permission to add media."
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 @login_required
@@ -41,7 +45,9 @@ def item_list(request: HttpRequest) -> HttpResponse:
     if more:
         query["after"] = str(items[-1].pk)
     context = {
-        "filterset": filterset, "items": items, "next_query": query.urlencode() if more else "",
+        "filterset": filterset,
+        "items": items,
+        "next_query": query.urlencode() if more else "",
         "filtered": any(v for k, v in request.GET.items() if k != "after"),
         "first_page": not after,
     }
@@ -77,8 +83,11 @@ def item_transform(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             return redirect_after_post(request, result.item.get_absolute_url())
     return render_page(
-        request, "media/item_detail.html", "media/partials/_transform_form.html",
-        _detail_context(item, transform_form=form), status=422,
+        request,
+        "media/item_detail.html",
+        "media/partials/_transform_form.html",
+        _detail_context(item, transform_form=form),
+        status=422,
     )
 
 
@@ -88,8 +97,9 @@ def item_frames(request: HttpRequest, pk: int) -> HttpResponse:
     """Capture the frame at the player's time, or a batch, from a video; answers with the job."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
     if item.kind != MediaItem.Kind.VIDEO:
-        raise UnprocessableError(f"Item {item.pk} is not a video; frames come from videos only.",
-                                 code="media.not_a_video")
+        raise UnprocessableError(
+            f"Item {item.pk} is not a video; frames come from videos only.", code="media.not_a_video"
+        )
     form = FramesForm(request.POST)
     if not request.user.has_perm("media.add_mediaitem"):
         form.add_error(None, NO_PERMISSION)
@@ -101,12 +111,66 @@ def item_frames(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             if not getattr(request, "htmx", None):
                 return redirect_after_post(request, reverse("jobs:job-detail", args=[job.pk]))
-            return render_page(request, "media/item_detail.html", "media/partials/_frames_tool.html",
-                               _detail_context(item, frames_form=form, job=job))
+            return render_page(
+                request,
+                "media/item_detail.html",
+                "media/partials/_frames_tool.html",
+                _detail_context(item, frames_form=form, job=job),
+            )
     return render_page(
-        request, "media/item_detail.html", "media/partials/_frames_tool.html",
-        _detail_context(item, frames_form=form), status=422,
+        request,
+        "media/item_detail.html",
+        "media/partials/_frames_tool.html",
+        _detail_context(item, frames_form=form),
+        status=422,
     )
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def item_stream(request: HttpRequest, pk: int) -> HttpResponse:
+    """The item's file with HTTP range requests, so the video player can seek (Chromium seeks
+    only in resources served with 206 Partial Content)."""
+    item = selectors.media_item_get(item_id=pk, viewer=request.user)
+    try:
+        handle = default_storage.open(item.storage_key, "rb")
+        size = default_storage.size(item.storage_key)
+    except FileNotFoundError as exc:
+        raise NotFoundError("The stored file is missing.", code="media.file_missing") from exc
+    match = _RANGE.match(request.headers.get("Range", "").strip())
+    if match is None or not (match[1] or match[2]):
+        response: HttpResponse = FileResponse(handle, content_type=item.mime_type)
+    else:
+        if match[1]:
+            start, end = int(match[1]), min(int(match[2]) if match[2] else size - 1, size - 1)
+        else:  # a suffix: the last N bytes
+            start, end = max(0, size - int(match[2])), size - 1
+        if start > end:
+            handle.close()
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        handle.seek(start)
+        response = StreamingHttpResponse(
+            _chunks(handle, end - start + 1), status=206, content_type=item.mime_type
+        )
+        response["Content-Length"] = str(end - start + 1)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _chunks(handle: IO[bytes], length: int, size: int = 256 * 1024) -> Iterator[bytes]:
+    try:
+        while length > 0:
+            chunk = handle.read(min(size, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
 
 
 def _detail_context(item: MediaItem, **extra: Any) -> dict[str, Any]:
@@ -120,13 +184,21 @@ def _detail_context(item: MediaItem, **extra: Any) -> dict[str, Any]:
         "recipe_json": json.dumps(item.recipe, indent=2) if item.recipe else "",
         "frame_clock": clock(item.timestamp_ms),
         "frame_box": _frame_box(item),
+        "tool_config": {"buckets": BUCKETS, "max_pixels": settings.BAGGINTAG_MAX_IMAGE_PIXELS},
     }
     if item.kind == MediaItem.Kind.VIDEO:
-        captures = list(selectors.video_frame_list(video=item).order_by("timestamp_ms", "id")[: STRIP_SIZE + 1])
+        captures = list(
+            selectors.video_frame_list(video=item).order_by("timestamp_ms", "id")[: STRIP_SIZE + 1]
+        )
         duration = item.duration_ms or 1
         context["strip"] = [
-            {"capture": c, "seconds": c.timestamp_ms / 1000, "clock": clock(c.timestamp_ms),
-             "left": round(min(100.0, 100 * c.timestamp_ms / duration), 3)}
+            {
+                "capture": c,
+                "seconds": c.timestamp_ms / 1000,
+                "clock": clock(c.timestamp_ms),
+                "left": round(min(100.0, 100 * c.timestamp_ms / duration), 3),
+                "boxed": (c.crop_x, c.crop_y, c.crop_w, c.crop_h) != (0, 0, item.width, item.height),
+            }
             for c in captures[:STRIP_SIZE]
         ]
         context["strip_truncated"] = len(captures) > STRIP_SIZE
@@ -134,7 +206,6 @@ def _detail_context(item: MediaItem, **extra: Any) -> dict[str, Any]:
     else:
         default_format = {"jpeg": "jpg", "webp": "webp"}.get(item.format, "png")
         context["transform_form"] = TransformForm(initial={"format": default_format, "quality": 95})
-        context["tool_config"] = {"buckets": BUCKETS, "max_pixels": settings.BAGGINTAG_MAX_IMAGE_PIXELS}
     context.update(extra)
     return context
 
@@ -153,7 +224,12 @@ def _frame_box(item: MediaItem) -> str:
     if item.kind != MediaItem.Kind.FRAME or item.box_w is None or item.box_h is None:
         return ""
     video = item.video
-    if video is not None and (item.box_x, item.box_y, item.box_w, item.box_h) == (0, 0, video.width, video.height):
+    if video is not None and (item.box_x, item.box_y, item.box_w, item.box_h) == (
+        0,
+        0,
+        video.width,
+        video.height,
+    ):
         return "whole frame"
     return f"{item.box_w} × {item.box_h} at ({item.box_x}, {item.box_y})"
 
@@ -222,17 +298,29 @@ def upload(request: HttpRequest) -> HttpResponse:
             data = form.cleaned_data
             try:
                 job = services.media_upload_bulk_start(
-                    files=request.FILES.getlist("files"), archive=data.get("archive"),
-                    urls=data["urls"], added_by=request.user,
-                    defaults={"artist": data["artist"], "source": data["source"],
-                              "tags": data["tags"], "tag_source": data["tag_source"]},
+                    files=request.FILES.getlist("files"),
+                    archive=data.get("archive"),
+                    urls=data["urls"],
+                    added_by=request.user,
+                    defaults={
+                        "artist": data["artist"],
+                        "source": data["source"],
+                        "tags": data["tags"],
+                        "tag_source": data["tag_source"],
+                    },
                 )
             except DomainError as err:
                 form.add_error(None, err.message)
             else:
                 if getattr(request, "htmx", None):
-                    return render_page(request, "media/upload.html",
-                                       "jobs/partials/_job_status.html", {"job": job})
+                    return render_page(
+                        request, "media/upload.html", "jobs/partials/_job_status.html", {"job": job}
+                    )
                 return redirect_after_post(request, reverse("jobs:job-detail", args=[job.pk]))
-    return render_page(request, "media/upload.html", "media/partials/_upload_form.html",
-                       {"form": form}, status=422 if form.errors else 200)
+    return render_page(
+        request,
+        "media/upload.html",
+        "media/partials/_upload_form.html",
+        {"form": form},
+        status=422 if form.errors else 200,
+    )

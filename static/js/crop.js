@@ -195,6 +195,7 @@
 
     set(box, { write = true } = {}) {
       this.box = box;
+      if (write) this.outside = false;
       if (box) {
         Object.assign(this.el.style, {
           left: (100 * box.x) / this.W + "%", top: (100 * box.y) / this.H + "%",
@@ -215,13 +216,15 @@
 
     // Typed values (keyboard users, or a form re-rendered by the server) move the box.
     fromFields() {
+      this.outside = false;
       const f = this.form();
       if (!f || !f.elements.x) return this.set(null, { write: false });
       const v = ["x", "y", "w", "h"].map((k) => f.elements[k].value.trim());
       if (v.some((s) => s === "")) return this.set(null, { write: false });
       const [x, y, w, h] = v.map(Number);
       if ([x, y, w, h].some((n) => !Number.isFinite(n)) || w < 1 || h < 1) return this.set(null, { write: false });
-      // Drawn as typed (clipped to the picture); the server reports a box that reaches outside.
+      // Drawn clipped to the picture; a box that reaches outside is flagged (the server refuses it).
+      this.outside = x < 0 || y < 0 || x + w > this.W || y + h > this.H;
       const cx = clamp(x, 0, this.W - 1), cy = clamp(y, 0, this.H - 1);
       this.set({ x: cx, y: cy, w: clamp(w, 1, this.W - cx), h: clamp(h, 1, this.H - cy) }, { write: false });
     }
@@ -230,7 +233,13 @@
       const f = this.form();
       const out = f && f.querySelector("[data-output-size]");
       if (!out) return;
-      const b = this.box;
+      const b = this.box, quality = f.querySelector("[data-quality]");
+      if (quality) quality.hidden = f.elements.format.value === "png";  // PNG is lossless
+      out.classList.toggle("warn", !!this.outside);
+      if (b && this.outside) {
+        out.textContent = `The box reaches outside the ${this.W} × ${this.H} picture.`;
+        return;
+      }
       if (!f.elements.scale) {  // frame capture: the box is the frame size
         out.textContent = b ? `Frames will be ${b.w} × ${b.h} px (box at ${b.x}, ${b.y}).`
           : `Frames are ${this.W} × ${this.H} px; a box crops them.`;
@@ -240,8 +249,6 @@
       const aspect = this.aspect();
       if (b) { w = b.w; h = b.h; } else if (aspect) { const a = aspectBox(this.W, this.H, aspect); w = a.w; h = a.h; }
       const el = f.elements;
-      const quality = f.querySelector("[data-quality]");
-      if (quality) quality.hidden = el.format.value === "png";  // PNG is lossless
       const size = outputSize(w, h, el.scale.value, parseFloat(el.size.value), el.upscale.checked, config().max_pixels);
       const fmt = el.format.options[el.format.selectedIndex].text;
       out.classList.toggle("warn", !!size.error);

@@ -41,7 +41,8 @@
       ["timeupdate", "seeked", "loadedmetadata"].forEach((ev) => video.addEventListener(ev, syncTime));
     }
     const form = root.id === "frames-form" ? root : root.querySelector && root.querySelector("#frames-form");
-    if (form) { showModeFields(form); syncTime(); }
+    if (form) showModeFields(form);
+    syncTime();  // also places the playhead on a reloaded timeline
     // A capture job that just finished: reload the timeline so its frames appear.
     const job = root.matches && root.matches("#frames-tool section.job") ? root
       : root.querySelector && root.querySelector("#frames-tool section.job");

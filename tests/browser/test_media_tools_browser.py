@@ -21,6 +21,7 @@ JOB_TIMEOUT_MS = 60_000
 
 def drag(page: Page, selector: str, start: tuple[float, float], end: tuple[float, float]) -> None:
     """Press at `start`, move in steps, release at `end`: fractions of the element's box."""
+    page.locator(selector).scroll_into_view_if_needed()
     box = page.locator(selector).bounding_box()
     assert box is not None
     x0, y0 = box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"]
@@ -106,6 +107,7 @@ def test_drag_a_box_pick_a_preset_and_save_a_new_item(
     page.locator("#transform-form input[name=y]").fill("0")
     page.locator("#transform-form input[name=w]").fill("400")
     page.locator("#transform-form input[name=h]").fill("400")
+    expect(page.locator("[data-output-size]")).to_have_text("The box reaches outside the 1200 × 800 picture.")
     page.get_by_role("button", name="Save as new item").click()
     expect(page.locator("#transform-form .alert")).to_contain_text("reaches outside the 1200×800 image")
     expect(page.locator("#transform-form input[name=x]")).to_have_value("1100")
@@ -130,7 +132,9 @@ def test_capture_the_frame_on_screen_and_a_batch(
 
     # Seek to 1.0 s (as the timeline or the controls would) and capture what is on screen.
     player.evaluate("v => { v.pause(); v.currentTime = 1.0; }")
-    page.wait_for_function("() => Math.abs(document.querySelector('video[data-player]').currentTime - 1) < 0.01")
+    page.wait_for_function(
+        "() => Math.abs(document.querySelector('video[data-player]').currentTime - 1) < 0.01"
+    )
     expect(page.locator("#frames-form input[name=timestamp]")).to_have_value("1.000")
     page.get_by_role("button", name="Capture this frame").click()
     job = page.locator("#frames-tool section.job")
@@ -147,9 +151,13 @@ def test_capture_the_frame_on_screen_and_a_batch(
 
     # Clicking the capture on the timeline seeks the player back to it.
     player.evaluate("v => { v.currentTime = 0.2; }")
-    page.wait_for_function("() => Math.abs(document.querySelector('video[data-player]').currentTime - 0.2) < 0.01")
+    page.wait_for_function(
+        "() => Math.abs(document.querySelector('video[data-player]').currentTime - 0.2) < 0.01"
+    )
     page.locator("#frame-strip .strip a[data-seek]").first.click()
-    page.wait_for_function("() => Math.abs(document.querySelector('video[data-player]').currentTime - 1) < 0.01")
+    page.wait_for_function(
+        "() => Math.abs(document.querySelector('video[data-player]').currentTime - 1) < 0.01"
+    )
 
     # A batch every 1 s, with a box drawn over the video.
     page.get_by_label("Draw on the video").check()

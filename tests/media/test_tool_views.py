@@ -33,8 +33,10 @@ def video(curator, video_dir) -> MediaItem:
     path = mediafiles.video_file(video_dir, "mp4")
     with path.open("rb") as handle:
         return media_ingest(
-            stream=handle, origin=Origin(kind="upload", original_filename="clip.mp4"),
-            metadata=metadata_clean(), added_by=curator,
+            stream=handle,
+            origin=Origin(kind="upload", original_filename="clip.mp4"),
+            metadata=metadata_clean(),
+            added_by=curator,
         ).item
 
 
@@ -55,7 +57,9 @@ def test_transform_form_makes_a_child_and_redirects_to_it(signed_in, curator):
     image = add_image(curator)
     response = signed_in.post(
         f"/items/{image.pk}/transform",
-        transform_form(x="10", y="20", w="200", h="100", scale="long", size="100", format="webp", quality="80"),
+        transform_form(
+            x="10", y="20", w="200", h="100", scale="long", size="100", format="webp", quality="80"
+        ),
     )
     assert response.status_code == 303
     child = MediaItem.objects.get(parent=image)
@@ -111,21 +115,30 @@ def test_form_errors_without_htmx_render_the_whole_page_with_422(signed_in, cura
 
 def test_a_box_with_an_aspect_is_shrunk_about_its_centre(signed_in, curator):
     image = add_image(curator)
-    signed_in.post(f"/items/{image.pk}/transform", transform_form(x="0", y="0", w="300", h="200", aspect="1:1"))
+    signed_in.post(
+        f"/items/{image.pk}/transform", transform_form(x="0", y="0", w="300", h="200", aspect="1:1")
+    )
     child = MediaItem.objects.get(parent=image)
     assert child.recipe["ops"] == [{"op": "crop", "box": [50, 0, 200, 200]}]
     assert (child.width, child.height) == (200, 200)
 
 
 def test_box_constrain_is_stable():
-    for box, aspect in [([3, 7, 301, 200], "3:2"), ([0, 0, 257, 201], "sdxl"), ([1, 1, 120, 181], "2:3"),
-                        ([0, 0, 99, 170], "9:16"), ([0, 0, 640, 480], "sd15")]:
+    for box, aspect in [
+        ([3, 7, 301, 200], "3:2"),
+        ([0, 0, 257, 201], "sdxl"),
+        ([1, 1, 120, 181], "2:3"),
+        ([0, 0, 99, 170], "9:16"),
+        ([0, 0, 640, 480], "sd15"),
+    ]:
         once = box_constrain(box, aspect)
         assert box_constrain(once, aspect) == once
 
 
 def test_transform_on_a_video_is_a_422(signed_in, video):
-    response = signed_in.post(f"/items/{video.pk}/transform", transform_form(scale="long", size="100"), **HTMX)
+    response = signed_in.post(
+        f"/items/{video.pk}/transform", transform_form(scale="long", size="100"), **HTMX
+    )
     assert response.status_code == 422
     assert "Videos cannot be cropped or scaled" in response.content.decode()
     assert not MediaItem.objects.filter(parent=video).exists()
@@ -144,17 +157,22 @@ def test_viewers_without_permission_are_refused(client, viewer, curator):
 # --- frames ---------------------------------------------------------------------------------
 
 
-def test_capture_this_frame_starts_a_job_and_answers_with_its_status(signed_in, video, django_capture_on_commit_callbacks):
+def test_capture_this_frame_starts_a_job_and_answers_with_its_status(
+    signed_in, video, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
         response = signed_in.post(
-            f"/items/{video.pk}/frames", {"run": "capture", "timestamp": "1.04", "x": "", "y": "", "w": "", "h": ""},
+            f"/items/{video.pk}/frames",
+            {"run": "capture", "timestamp": "1.04", "x": "", "y": "", "w": "", "h": ""},
             **HTMX,
         )
     html = response.content.decode()
     assert response.status_code == 200, html
     job = Job.objects.get()
     assert job.kind == "media.frames" and job.params["timestamps"] == [1.04] and "box" not in job.params
-    assert f'id="job-{job.pk}"' in html and 'class="job-progress"' in html and f"/jobs/{job.pk}/status" in html
+    assert (
+        f'id="job-{job.pk}"' in html and 'class="job-progress"' in html and f"/jobs/{job.pk}/status" in html
+    )
     assert 'id="frames-form"' in html and "<html" not in html
 
 
@@ -162,21 +180,56 @@ def test_batch_with_box_and_skip_similar(signed_in, video, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=False):
         response = signed_in.post(
             f"/items/{video.pk}/frames",
-            {"run": "batch", "mode": "interval", "interval": "0.5", "skip_similar": "4",
-             "x": "10", "y": "20", "w": "100", "h": "50"},
+            {
+                "run": "batch",
+                "mode": "interval",
+                "interval": "0.5",
+                "skip_similar": "4",
+                "x": "10",
+                "y": "20",
+                "w": "100",
+                "h": "50",
+            },
             **HTMX,
         )
     assert response.status_code == 200
     job = Job.objects.get()
     assert job.params | {"task": None} == {
-        "video_id": video.pk, "mode": "interval", "interval": 0.5, "skip_similar": 4,
-        "box": [10, 20, 100, 50], "task": None,
+        "video_id": video.pk,
+        "mode": "interval",
+        "interval": 0.5,
+        "skip_similar": 4,
+        "box": [10, 20, 100, 50],
+        "task": None,
     }
+
+
+def test_a_capture_box_with_an_aspect_is_shrunk_about_its_centre(
+    signed_in, video, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = signed_in.post(
+            f"/items/{video.pk}/frames",
+            {
+                "run": "capture",
+                "timestamp": "0.5",
+                "aspect": "1:1",
+                "x": "0",
+                "y": "0",
+                "w": "320",
+                "h": "240",
+            },
+            **HTMX,
+        )
+    assert response.status_code == 200
+    assert Job.objects.get().params["box"] == [40, 0, 240, 240]
 
 
 def test_capture_without_htmx_redirects_to_the_job_page(signed_in, video, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        response = signed_in.post(f"/items/{video.pk}/frames", {"run": "batch", "mode": "count", "count": "3"})
+        response = signed_in.post(
+            f"/items/{video.pk}/frames", {"run": "batch", "mode": "count", "count": "3"}
+        )
     assert response.status_code == 303 and response["Location"] == f"/jobs/{Job.objects.get().pk}/"
 
 
@@ -193,7 +246,8 @@ def test_batch_form_errors(signed_in, video):
     assert missing.status_code == 422 and "Enter the interval in seconds." in missing.content.decode()
     outside = signed_in.post(
         f"/items/{video.pk}/frames",
-        {"run": "batch", "mode": "keyframes", "x": "300", "y": "0", "w": "50", "h": "50"}, **HTMX,
+        {"run": "batch", "mode": "keyframes", "x": "300", "y": "0", "w": "50", "h": "50"},
+        **HTMX,
     )
     assert outside.status_code == 422 and "reaches outside the 320×240 frame" in outside.content.decode()
     assert not Job.objects.exists()
@@ -205,13 +259,31 @@ def test_frames_on_an_image_is_a_422(signed_in, curator):
     assert response.status_code == 422 and "is not a video" in response.content.decode()
 
 
+def test_stream_serves_byte_ranges_so_the_player_can_seek(signed_in, video, video_dir):
+    data = mediafiles.video_file(video_dir, "mp4").read_bytes()
+    whole = signed_in.get(f"/items/{video.pk}/stream")
+    assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
+    assert b"".join(whole.streaming_content) == data
+    part = signed_in.get(f"/items/{video.pk}/stream", HTTP_RANGE="bytes=100-199")
+    assert part.status_code == 206 and part["Content-Range"] == f"bytes 100-199/{len(data)}"
+    assert part["Content-Length"] == "100" and b"".join(part.streaming_content) == data[100:200]
+    tail = signed_in.get(f"/items/{video.pk}/stream", HTTP_RANGE="bytes=-10")
+    assert b"".join(tail.streaming_content) == data[-10:]
+    open_ended = signed_in.get(f"/items/{video.pk}/stream", HTTP_RANGE=f"bytes={len(data) - 5}-")
+    assert b"".join(open_ended.streaming_content) == data[-5:]
+    beyond = signed_in.get(f"/items/{video.pk}/stream", HTTP_RANGE=f"bytes={len(data)}-")
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(data)}"
+
+
 # --- lineage --------------------------------------------------------------------------------
 
 
 def test_child_page_shows_parent_recipe_and_the_parent_lists_the_child(signed_in, curator):
     image = add_image(curator)
-    recipe = {"ops": [{"op": "crop", "box": [0, 0, 100, 80]}, {"op": "scale", "long": 50}],
-              "output": {"format": "jpg", "quality": 90}}
+    recipe = {
+        "ops": [{"op": "crop", "box": [0, 0, 100, 80]}, {"op": "scale", "long": 50}],
+        "output": {"format": "jpg", "quality": 90},
+    }
     child = media_item_transform(item=image, recipe=recipe, added_by=curator).item
     html = signed_in.get(f"/items/{child.pk}/").content.decode()
     assert "Derived from" in html and f'href="/items/{image.pk}/"' in html
@@ -225,8 +297,9 @@ def test_child_page_shows_parent_recipe_and_the_parent_lists_the_child(signed_in
 def test_frame_page_shows_its_video_time_index_and_box(signed_in, video):
     from apps.media.services import frames
 
-    job = frames.media_frames_extract_start(video=video, request={"mode": "timestamps", "timestamps": [1.0],
-                                                                  "box": [8, 16, 160, 120]})
+    job = frames.media_frames_extract_start(
+        video=video, request={"mode": "timestamps", "timestamps": [1.0], "box": [8, 16, 160, 120]}
+    )
     frames.media_frames_extract_run(job_id=job.pk)
     frame = MediaItem.objects.get(kind="frame")
     html = signed_in.get(f"/items/{frame.pk}/").content.decode()
@@ -241,7 +314,16 @@ def test_frame_page_shows_its_video_time_index_and_box(signed_in, video):
 def test_helpers():
     assert clock(0) == "00:00.000" and clock(61_005) == "01:01.005" and clock(3_723_004) == "1:02:03.004"
     assert recipe_summary(None) == []
-    assert recipe_summary({"ops": [{"op": "scale", "mode": "fill", "bucket": "sdxl", "upscale": True},
-                                   {"op": "rotate", "degrees": 90}], "output": {"format": "png"}}) == [
-        "Scale (fill) to the nearest SDXL bucket, upscaling allowed", "Rotate 90° clockwise", "Saved as PNG",
+    assert recipe_summary(
+        {
+            "ops": [
+                {"op": "scale", "mode": "fill", "bucket": "sdxl", "upscale": True},
+                {"op": "rotate", "degrees": 90},
+            ],
+            "output": {"format": "png"},
+        }
+    ) == [
+        "Scale (fill) to the nearest SDXL bucket, upscaling allowed",
+        "Rotate 90° clockwise",
+        "Saved as PNG",
     ]

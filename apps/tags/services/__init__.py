@@ -8,14 +8,25 @@ from apps.tags.services.names import (
     tags_get_or_create,
     vocabulary_default,
 )
-from apps.tags.services.tagsets import tag_set_create_source, tag_set_inherit
+from apps.tags.services.tagsets import (
+    tag_set_create_source,
+    tag_set_curated_get_or_create,
+    tag_set_delete,
+    tag_set_edit,
+    tag_set_inherit,
+    tag_set_promote,
+)
 
 __all__ = [
     "MAX_TAGS_PER_SET",
     "tag_name_normalise",
     "tag_names_normalise",
     "tag_set_create_source",
+    "tag_set_curated_get_or_create",
+    "tag_set_delete",
+    "tag_set_edit",
     "tag_set_inherit",
+    "tag_set_promote",
     "tag_type_default",
     "tags_get_or_create",
     "vocabulary_default",

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import ConflictError
 from apps.tags.models import TagAssignment, TagSet, Vocabulary
-from apps.tags.services.names import tags_get_or_create, vocabulary_default
+from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
 
 
 @transaction.atomic
@@ -58,21 +58,22 @@ def tag_set_create_source(
             code="tags.duplicate_set",
             details={"tag_source": origin_label},
         ) from exc
-    TagAssignment.objects.bulk_create(
-        [
-            TagAssignment(
-                tagset=tag_set,
-                tag=tags[name],
-                media_item=media_item,
-                kind=TagSet.Kind.SOURCE,
-                position=position,
-                added_via=TagAssignment.Via.IMPORT,
-                actor=actor,
-                entered_tag=name,
-            )
-            for position, name in enumerate(names)
-        ]
-    )
+    rows = [
+        TagAssignment(
+            tagset=tag_set,
+            tag=tags[name],
+            media_item=media_item,
+            kind=TagSet.Kind.SOURCE,
+            position=position,
+            added_via=TagAssignment.Via.IMPORT,
+            actor=actor,
+            entered_tag=name,
+        )
+        for position, name in enumerate(names)
+    ]
+    TagAssignment.objects.bulk_create(rows)
+    tag_stats_for_new_rows(rows)
+    _refresh(media_item.pk)
     return tag_set
 
 
@@ -106,19 +107,364 @@ def tag_set_inherit(*, target: Any, source: Any, slot: str) -> TagSet | None:
         defaults={"origin_label": f"inherited from item {source.pk}", "assignment_count": len(rows)},
     )
     if created:
-        TagAssignment.objects.bulk_create(
-            [
-                TagAssignment(
-                    tagset=tag_set,
-                    tag_id=row.tag_id,
-                    media_item=target,
-                    kind=TagSet.Kind.DERIVED,
-                    position=position,
-                    added_via=TagAssignment.Via.INHERIT,
-                    origin_set_id=row.tagset_id,
-                    entered_tag=row.entered_tag,
-                )
-                for position, row in enumerate(rows)
-            ]
-        )
+        new_rows = [
+            TagAssignment(
+                tagset=tag_set,
+                tag_id=row.tag_id,
+                media_item=target,
+                kind=TagSet.Kind.DERIVED,
+                position=position,
+                added_via=TagAssignment.Via.INHERIT,
+                origin_set_id=row.tagset_id,
+                entered_tag=row.entered_tag,
+            )
+            for position, row in enumerate(rows)
+        ]
+        TagAssignment.objects.bulk_create(new_rows)
+        tag_stats_for_new_rows(new_rows)
+        _refresh(target.pk)
     return tag_set
+
+
+# --- curated edits ------------------------------------------------------------------------
+
+EDITABLE_KINDS = {TagSet.Kind.CURATED}
+REMOVABLE_KINDS = {TagSet.Kind.CURATED, TagSet.Kind.TAGGER, TagSet.Kind.DERIVED}
+
+
+def _stat_deltas(deltas: dict[tuple[int, int], int]) -> None:
+    """Apply (tag, set kind) → delta to TagStat, creating rows as needed (ascending tag order)."""
+    from django.db.models import F
+
+    from apps.tags.models import TagStat
+
+    changed = {key: delta for key, delta in deltas.items() if delta}
+    if not changed:
+        return
+    TagStat.objects.bulk_create(
+        [TagStat(tag_id=tag_id, set_kind=kind, current_count=0) for tag_id, kind in sorted(changed)],
+        ignore_conflicts=True,
+    )
+    for (tag_id, kind), delta in sorted(changed.items()):
+        TagStat.objects.filter(tag_id=tag_id, set_kind=kind).update(current_count=F("current_count") + delta)
+
+
+def tag_stats_for_new_rows(rows: Sequence[TagAssignment]) -> None:
+    """Count freshly inserted current assignments into TagStat."""
+    deltas: dict[tuple[int, int], int] = {}
+    for row in rows:
+        if row.state == TagAssignment.State.CURRENT:
+            key = (row.tag_id, row.kind)
+            deltas[key] = deltas.get(key, 0) + 1
+    _stat_deltas(deltas)
+
+
+def _resolve_for_people(*, names: Sequence[str], vocabulary: Vocabulary) -> list[tuple[Any, str]]:
+    """(Tag, entered name) for names a person typed: normalised, deprecated refused, aliases resolved."""
+    from apps.core.exceptions import DomainError
+    from apps.tags.models import AliasResolution
+
+    clean = tag_names_normalise(raw=list(names), vocabulary=vocabulary)
+    tags = tags_get_or_create(vocabulary=vocabulary, names=clean)
+    deprecated = [name for name in clean if tags[name].is_deprecated]
+    if deprecated:
+        raise DomainError(
+            f"Deprecated tags cannot be added: {', '.join(deprecated[:10])}.",
+            code="tags.deprecated",
+            details={"tags": deprecated[:50]},
+        )
+    ideal = dict(
+        AliasResolution.objects.filter(tag_id__in=[t.pk for t in tags.values()]).values_list(
+            "tag_id", "ideal_tag"
+        )
+    )
+    resolved: list[tuple[Any, str]] = []
+    seen: set[int] = set()
+    ideal_tags = {t.pk: t for t in tags.values()}
+    if ideal:
+        from apps.tags.models import Tag
+
+        ideal_tags.update({t.pk: t for t in Tag.objects.filter(pk__in=set(ideal.values()))})
+    for name in clean:
+        tag = ideal_tags[ideal.get(tags[name].pk, tags[name].pk)]
+        if tag.pk not in seen:
+            seen.add(tag.pk)
+            resolved.append((tag, name))
+    return resolved
+
+
+def _locked_set(tag_set: TagSet, expected_version: int | None) -> TagSet:
+    locked = TagSet.objects.select_for_update().get(pk=tag_set.pk)
+    if expected_version is not None and expected_version != locked.row_version:
+        raise ConflictError(
+            f"Tag set {locked.pk} changed since you loaded it (version {expected_version}, now "
+            f"{locked.row_version}); reload and apply your edit again.",
+            code="tags.stale_version",
+            details={"row_version": locked.row_version},
+        )
+    return locked
+
+
+def tag_set_curated_get_or_create(
+    *, media_item: Any, actor: Any = None, vocabulary: Vocabulary | None = None
+) -> TagSet:
+    """The item's curated set; created on first use, seeded from its source and derived tags
+    (tagger output is never copied in silently) so a first edit does not hide what it had."""
+    vocabulary = vocabulary or vocabulary_default()
+    existing = TagSet.objects.filter(
+        media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=""
+    ).first()
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        actor = actor if actor is not None and actor.is_authenticated else None
+        try:
+            with transaction.atomic():
+                tag_set = TagSet.objects.create(
+                    media_item=media_item,
+                    kind=TagSet.Kind.CURATED,
+                    vocabulary=vocabulary,
+                    slot="",
+                    created_by=actor,
+                )
+        except IntegrityError:
+            return TagSet.objects.get(
+                media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=""
+            )
+        seeds: dict[int, TagAssignment] = {}
+        for row in TagAssignment.objects.filter(
+            media_item=media_item,
+            state=TagAssignment.State.CURRENT,
+            kind__in=[TagSet.Kind.SOURCE, TagSet.Kind.DERIVED],
+            tagset__vocabulary=vocabulary,
+        ).order_by("kind", "tagset_id", "position"):
+            seeds.setdefault(row.tag_id, row)
+        rows = [
+            TagAssignment(
+                tagset=tag_set,
+                tag_id=row.tag_id,
+                media_item=media_item,
+                kind=TagSet.Kind.CURATED,
+                position=position,
+                added_via=TagAssignment.Via.PROMOTE,
+                actor=actor,
+                origin_set_id=row.tagset_id,
+                entered_tag=row.entered_tag,
+            )
+            for position, row in enumerate(seeds.values())
+        ]
+        TagAssignment.objects.bulk_create(rows)
+        tag_stats_for_new_rows(rows)
+        TagSet.objects.filter(pk=tag_set.pk).update(assignment_count=len(rows))
+        _refresh(media_item.pk)
+    tag_set.refresh_from_db()
+    return tag_set
+
+
+def _refresh(item_id: int) -> None:
+    from apps.tags.services.effective import effective_refresh
+
+    effective_refresh(item_ids=[item_id])
+
+
+@transaction.atomic
+def tag_set_edit(
+    *,
+    tag_set: TagSet,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+    replace: Sequence[str] | None = None,
+    actor: Any = None,
+    expected_version: int | None = None,
+    via: str = TagAssignment.Via.MANUAL,
+) -> Any:
+    """Add, remove or replace a set's tags as one logged, undoable `edit` operation.
+
+    Removal keeps a tombstone; a person's add revives one. Curated additions resolve aliases and
+    refuse deprecated tags. A stale `expected_version` is a 409, never a silent overwrite.
+    """
+    from apps.core.exceptions import DomainError
+    from apps.tags.models import Operation, OperationChange
+
+    locked = _locked_set(tag_set, expected_version)
+    if (add or replace is not None) and locked.kind not in EDITABLE_KINDS:
+        raise DomainError(
+            f"A {locked.get_kind_display()} set keeps what arrived; add tags to the curated set instead.",
+            code="tags.set_read_only",
+            details={"kind": locked.get_kind_display()},
+        )
+    if remove and locked.kind not in REMOVABLE_KINDS:
+        raise DomainError(
+            "Tags of a source set cannot be removed; curate them in the curated set.",
+            code="tags.set_read_only",
+        )
+    actor = actor if actor is not None and actor.is_authenticated else None
+    current = {row.tag_id: row for row in TagAssignment.objects.filter(tagset=locked)}
+    wanted = _resolve_for_people(names=replace if replace is not None else add, vocabulary=locked.vocabulary)
+    wanted_ids = {tag.pk for tag, _ in wanted}
+    if replace is not None:
+        removing = {
+            tag_id
+            for tag_id, row in current.items()
+            if row.state == TagAssignment.State.CURRENT and tag_id not in wanted_ids
+        }
+    else:
+        removing = set()
+        names = [n for n in remove if isinstance(n, str)]
+        if names:
+            found = tags_get_or_create(
+                vocabulary=locked.vocabulary,
+                names=tag_names_normalise(raw=names, vocabulary=locked.vocabulary),
+            )
+            removing = {
+                t.pk
+                for t in found.values()
+                if t.pk in current and current[t.pk].state == TagAssignment.State.CURRENT
+            }
+    operation = Operation.objects.create(
+        kind=Operation.Kind.EDIT,
+        status=Operation.Status.APPLIED,
+        set_kind=locked.kind,
+        created_by=actor,
+        params={
+            "tag_set": locked.pk,
+            "add": list(add),
+            "remove": list(remove),
+            "replace": list(replace) if replace is not None else None,
+        },
+        summary=f"edit of {locked.get_kind_display()} set {locked.pk} (item {locked.media_item_id})",
+    )
+    changes: list[OperationChange] = []
+    new_rows: list[TagAssignment] = []
+    revived: list[int] = []
+    stat: dict[tuple[int, int], int] = {}
+    position = max((row.position or 0 for row in current.values()), default=-1) + 1
+    for tag, entered in wanted:
+        row = current.get(tag.pk)
+        if row is not None and row.state == TagAssignment.State.CURRENT:
+            continue
+        before = OperationChange.State.ABSENT if row is None else OperationChange.State.DELETED
+        changes.append(
+            OperationChange(
+                operation=operation,
+                tagset=locked,
+                tag=tag,
+                media_item_id=locked.media_item_id,
+                before_state=before,
+                after_state=OperationChange.State.CURRENT,
+                before_position=row.position if row else None,
+                before_via=row.added_via if row else "",
+            )
+        )
+        stat[(tag.pk, locked.kind)] = stat.get((tag.pk, locked.kind), 0) + 1
+        if row is None:
+            new_rows.append(
+                TagAssignment(
+                    tagset=locked,
+                    tag=tag,
+                    media_item_id=locked.media_item_id,
+                    kind=locked.kind,
+                    position=position,
+                    added_via=via,
+                    actor=actor,
+                    entered_tag=entered,
+                    operation=operation,
+                )
+            )
+            position += 1
+        else:
+            revived.append(tag.pk)
+    for tag_id in removing:
+        row = current[tag_id]
+        changes.append(
+            OperationChange(
+                operation=operation,
+                tagset=locked,
+                tag_id=tag_id,
+                media_item_id=locked.media_item_id,
+                before_state=OperationChange.State.CURRENT,
+                after_state=OperationChange.State.DELETED,
+                before_position=row.position,
+                before_via=row.added_via,
+            )
+        )
+        stat[(tag_id, locked.kind)] = stat.get((tag_id, locked.kind), 0) - 1
+    if new_rows:
+        TagAssignment.objects.bulk_create(new_rows)
+    if revived:
+        TagAssignment.objects.filter(tagset=locked, tag_id__in=revived).update(
+            state=TagAssignment.State.CURRENT,
+            added_via=via,
+            actor=actor,
+            operation=operation,
+            position=position,
+        )
+    if removing:
+        TagAssignment.objects.filter(tagset=locked, tag_id__in=removing).update(
+            state=TagAssignment.State.DELETED, actor=actor, operation=operation
+        )
+    OperationChange.objects.bulk_create(changes)
+    _stat_deltas(stat)
+    count = TagAssignment.objects.filter(tagset=locked, state=TagAssignment.State.CURRENT).count()
+    TagSet.objects.filter(pk=locked.pk).update(assignment_count=count, row_version=locked.row_version + 1)
+    Operation.objects.filter(pk=operation.pk).update(
+        counters={"added": len(new_rows) + len(revived), "removed": len(removing), "items": 1}
+    )
+    _refresh(locked.media_item_id)
+    return operation
+
+
+@transaction.atomic
+def tag_set_promote(
+    *, source_set: TagSet, names: Sequence[str] | None = None, min_confidence: int = 0, actor: Any = None
+) -> dict[str, Any]:
+    """Copy tags from a tagger/source/derived set into the item's curated set.
+
+    Tags a person removed from the curated set (tombstones) are skipped and reported.
+    """
+    curated = tag_set_curated_get_or_create(
+        media_item=source_set.media_item, actor=actor, vocabulary=source_set.vocabulary
+    )
+    rows = TagAssignment.objects.filter(tagset=source_set, state=TagAssignment.State.CURRENT).select_related(
+        "tag"
+    )
+    if names is not None:
+        wanted = set(tag_names_normalise(raw=list(names), vocabulary=source_set.vocabulary))
+        rows = rows.filter(tag__name__in=wanted)
+    candidates = [r for r in rows if r.confidence is None or r.confidence >= min_confidence]
+    tombstoned = set(
+        TagAssignment.objects.filter(tagset=curated, state=TagAssignment.State.DELETED).values_list(
+            "tag_id", flat=True
+        )
+    )
+    present = set(
+        TagAssignment.objects.filter(tagset=curated, state=TagAssignment.State.CURRENT).values_list(
+            "tag_id", flat=True
+        )
+    )
+    blocked = [r.tag.name for r in candidates if r.tag_id in tombstoned]
+    to_add = [r.tag.name for r in candidates if r.tag_id not in tombstoned and r.tag_id not in present]
+    operation = None
+    if to_add:
+        operation = tag_set_edit(tag_set=curated, add=to_add, actor=actor, via=TagAssignment.Via.PROMOTE)
+        TagAssignment.objects.filter(tagset=curated, operation=operation).update(origin_set=source_set)
+    return {
+        "added": to_add,
+        "blocked_by_tombstone": blocked,
+        "operation": operation.pk if operation else None,
+    }
+
+
+@transaction.atomic
+def tag_set_delete(*, tag_set: TagSet, expected_version: int | None = None) -> None:
+    """Delete a whole set and its assignments; the item's effective tags follow."""
+    locked = _locked_set(tag_set, expected_version)
+    stat: dict[tuple[int, int], int] = {}
+    for tag_id in TagAssignment.objects.filter(tagset=locked, state=TagAssignment.State.CURRENT).values_list(
+        "tag_id", flat=True
+    ):
+        stat[(tag_id, locked.kind)] = -1
+    item_id = locked.media_item_id
+    locked.delete()
+    _stat_deltas(stat)
+    _refresh(item_id)
