@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -128,18 +129,18 @@ def item_frames(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "HEAD"])
-def item_stream(request: HttpRequest, pk: int) -> HttpResponse:
+def item_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The item's file with HTTP range requests, so the video player can seek (Chromium seeks
     only in resources served with 206 Partial Content)."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
     try:
-        handle = default_storage.open(item.storage_key, "rb")
         size = default_storage.size(item.storage_key)
+        handle = default_storage.open(item.storage_key, "rb")
     except FileNotFoundError as exc:
         raise NotFoundError("The stored file is missing.", code="media.file_missing") from exc
     match = _RANGE.match(request.headers.get("Range", "").strip())
     if match is None or not (match[1] or match[2]):
-        response: HttpResponse = FileResponse(handle, content_type=item.mime_type)
+        response: HttpResponseBase = FileResponse(handle, content_type=item.mime_type)
     else:
         if match[1]:
             start, end = int(match[1]), min(int(match[2]) if match[2] else size - 1, size - 1)
@@ -256,7 +257,8 @@ def _step_summary(step: dict[str, Any]) -> str:
             return f"Crop {w} × {h} px at ({x}, {y})"
         if "fbox" in step:
             return "Crop to " + ", ".join(f"{v:.1%}" for v in step["fbox"]) + " of the image"
-        return f"Crop to aspect {step.get('aspect')} around ({', '.join(f'{v:g}' for v in step.get('focus', []))})"
+        focus = ", ".join(f"{v:g}" for v in step.get("focus", []))
+        return f"Crop to aspect {step.get('aspect')} around ({focus})"
     if op == "scale":
         mode = step.get("mode", "fit")
         if "bucket" in step:

@@ -236,6 +236,7 @@ class TagAlias(BaseModel):
 
     class Meta:
         verbose_name_plural = "tag aliases"
+        permissions = [("approve_rules", "Can activate, retire or reject alias and implication rules")]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(antecedent=models.F("consequent")), name="alias_not_self"

@@ -327,3 +327,79 @@ def test_helpers():
         "Rotate 90° clockwise",
         "Saved as PNG",
     ]
+
+
+# --- the page's JavaScript mirrors the services ----------------------------------------------
+
+NODE_HARNESS = """
+global.window = {};
+global.document = {readyState: "complete", addEventListener() {}, querySelectorAll() { return []; },
+  getElementById() { return {textContent: process.argv[2]}; }};
+require(process.argv[1]);
+const B = window.baggintagBox, cases = JSON.parse(require("fs").readFileSync(0, "utf8"));
+console.log(JSON.stringify(cases.map((c) => {
+  const o = B.outputSize(c.w, c.h, c.scale, c.size, c.up, c.max);
+  const [x, y, w, h] = c.box, k = B.constrain({x, y, w, h}, c.aspect);
+  return {out: o.error ? "error" : [o.w, o.h], box: [k.x, k.y, k.w, k.h]};
+})));
+"""
+
+
+def test_crop_js_output_size_and_aspect_match_the_service(settings):
+    """static/js/crop.js shows the size the service will make and constrains boxes as the form does."""
+    import json
+    import random
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from apps.core.exceptions import DomainError
+    from apps.media.services import transforms
+    from apps.media.services.recipes import BUCKETS, recipe_clean
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js to run static/js/crop.js")
+    rng = random.Random(7)
+    limit = settings.BAGGINTAG_MAX_IMAGE_PIXELS
+    cases, expected = [], []
+    for _ in range(1500):
+        w, h = rng.randint(1, 5000), rng.randint(1, 5000)
+        scale = rng.choice(["", "long", "short", "megapixels", "sdxl", "sd15"])
+        size = round(rng.uniform(0.01, 5), 2) if scale == "megapixels" else rng.randint(1, 6000)
+        case = {
+            "w": w,
+            "h": h,
+            "scale": scale,
+            "size": size,
+            "up": rng.random() < 0.5,
+            "max": limit,
+            "aspect": rng.choice(["1:1", "2:3", "3:2", "16:9", "9:16", "sdxl", "sd15"]),
+            "box": [rng.randint(0, 50), rng.randint(0, 50), w, h],
+        }
+        out: object = [w, h]
+        if scale:
+            raw = {"op": "scale", "upscale": case["up"]}
+            raw |= {"mode": "fill", "bucket": scale} if scale in BUCKETS else {"mode": "fit", scale: size}
+            step = recipe_clean({"ops": [raw]})["ops"][0]
+            canvas = transforms._Canvas(transforms._DOT, w, h)
+            tw, th, final = transforms._target(canvas, step)
+            try:
+                if transforms._check_factor(canvas, tw, th, step):
+                    out = list(final) if final else [tw, th]
+            except DomainError:
+                out = "error"
+        cases.append(case)
+        expected.append({"out": out, "box": box_constrain(case["box"], case["aspect"])})
+    script = Path(__file__).resolve().parents[2] / "static" / "js" / "crop.js"
+    run = subprocess.run(
+        [node, "-e", NODE_HARNESS, str(script), json.dumps({"buckets": BUCKETS, "max_pixels": limit})],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    got = json.loads(run.stdout)
+    mismatches = [(c, e, g) for c, e, g in zip(cases, expected, got, strict=True) if e != g]
+    assert mismatches == []

@@ -1,0 +1,222 @@
+"""Curated edits, tombstones, provenance, aliases, implications and effective tags (§8 checks 3-5, 8, 15)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from apps.core.exceptions import ConflictError, DomainError
+from apps.media.models import MediaItem
+from apps.media.services import Origin, media_ingest, metadata_clean
+from apps.tags.models import (
+    EffectiveTag,
+    OperationChange,
+    Tag,
+    TagAssignment,
+    TagSet,
+    TagStat,
+)
+from apps.tags.services import rules, tag_set_curated_get_or_create, tag_set_edit, tag_set_promote
+from apps.tags.services.effective import counters_recount, effective_rebuild_all, effective_rebuild_stale
+from tests import mediafiles
+
+pytestmark = pytest.mark.django_db
+
+
+def item_with(tags: list[str], seed: int = 0) -> MediaItem:
+    meta = metadata_clean(tags=tags, tag_source="import") if tags else metadata_clean()
+    return media_ingest(
+        stream=io.BytesIO(mediafiles.image_bytes("png", size=(32, 32), seed=seed)),
+        origin=Origin(kind="upload"),
+        metadata=meta,
+    ).item
+
+
+def effective(item: MediaItem) -> dict[str, bool]:
+    return {
+        row.tag.name: row.is_implied
+        for row in EffectiveTag.objects.filter(media_item=item).select_related("tag")
+    }
+
+
+def add_tagger_set(item: MediaItem, scores: dict[str, int]) -> TagSet:
+    from apps.tags.services import tags_get_or_create, vocabulary_default
+
+    vocabulary = vocabulary_default()
+    tags = tags_get_or_create(vocabulary=vocabulary, names=list(scores))
+    tag_set = TagSet.objects.create(
+        media_item=item,
+        kind=TagSet.Kind.TAGGER,
+        vocabulary=vocabulary,
+        slot="wd@1",
+        tagger_model="wd",
+        tagger_version="1",
+    )
+    TagAssignment.objects.bulk_create(
+        [
+            TagAssignment(
+                tagset=tag_set,
+                tag=tags[name],
+                media_item=item,
+                kind=TagSet.Kind.TAGGER,
+                confidence=score,
+                added_via=TagAssignment.Via.TAGGER,
+            )
+            for name, score in scores.items()
+        ]
+    )
+    from apps.tags.services.effective import effective_refresh
+
+    effective_refresh(item_ids=[item.pk])
+    return tag_set
+
+
+def test_source_tags_are_effective_and_counted():
+    item = item_with(["cat", "sky"])
+    assert effective(item) == {"cat": False, "sky": False}
+    item.refresh_from_db()
+    assert item.tag_count == 2
+    assert Tag.objects.get(name="cat").media_count == 1
+    assert TagStat.objects.get(tag__name="cat", set_kind=TagSet.Kind.SOURCE).current_count == 1
+
+
+def test_tagger_tags_count_only_above_the_threshold_and_never_over_curated():
+    item = item_with(["cat"])
+    add_tagger_set(item, {"smile": 9000, "blurry": 1200})
+    assert effective(item) == {"cat": False, "smile": False}
+    curated = tag_set_curated_get_or_create(media_item=item)
+    tag_set_edit(tag_set=curated, add=["dog"])
+    # With a curated set, only people's tags count: the tagger's smile no longer does.
+    assert effective(item) == {"cat": False, "dog": False}
+
+
+def test_curated_set_is_seeded_from_source_tags_with_provenance():
+    item = item_with(["cat", "sky"])
+    curated = tag_set_curated_get_or_create(media_item=item)
+    rows = TagAssignment.objects.filter(tagset=curated).order_by("position")
+    assert [r.tag.name for r in rows] == ["cat", "sky"]
+    assert {r.added_via for r in rows} == {"promote"} and all(r.origin_set_id for r in rows)
+
+
+def test_edit_tombstones_and_promote_does_not_revive_but_a_person_does(curator):
+    item = item_with(["cat", "x"])
+    curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
+    tag_set_edit(tag_set=curated, remove=["x"], actor=curator)
+    row = TagAssignment.objects.get(tagset=curated, tag__name="x")
+    assert row.state == TagAssignment.State.DELETED  # a tombstone, not a deleted row
+    tagger = add_tagger_set(item, {"x": 9900, "smile": 9000})
+    result = tag_set_promote(source_set=tagger, actor=curator)
+    assert result["blocked_by_tombstone"] == ["x"] and result["added"] == ["smile"]
+    assert TagAssignment.objects.get(tagset=curated, tag__name="x").state == TagAssignment.State.DELETED
+    tag_set_edit(tag_set=curated, add=["x"], actor=curator)
+    revived = TagAssignment.objects.get(tagset=curated, tag__name="x")
+    assert (revived.state, revived.added_via) == (TagAssignment.State.CURRENT, "manual")
+    promoted = TagAssignment.objects.get(tagset=curated, tag__name="smile")
+    assert (promoted.added_via, promoted.origin_set_id) == ("promote", tagger.pk)
+
+
+def test_every_edit_is_an_operation_with_changes():
+    item = item_with([])
+    curated = tag_set_curated_get_or_create(media_item=item)
+    operation = tag_set_edit(tag_set=curated, replace=["a", "b"])
+    changes = OperationChange.objects.filter(operation=operation)
+    assert {(c.tag.name, c.before_state, c.after_state) for c in changes} == {("a", 2, 1), ("b", 2, 1)}
+    assert all(row.operation_id == operation.pk for row in TagAssignment.objects.filter(tagset=curated))
+    second = tag_set_edit(tag_set=curated, replace=["b", "c"])
+    assert {
+        (c.tag.name, c.before_state, c.after_state) for c in OperationChange.objects.filter(operation=second)
+    } == {("a", 1, 0), ("c", 2, 1)}
+
+
+def test_stale_row_version_is_a_conflict_never_an_overwrite():
+    item = item_with([])
+    curated = tag_set_curated_get_or_create(media_item=item)
+    tag_set_edit(tag_set=curated, add=["a"], expected_version=curated.row_version)
+    with pytest.raises(ConflictError) as err:
+        tag_set_edit(tag_set=curated, add=["b"], expected_version=curated.row_version)  # the old version
+    assert err.value.code == "tags.stale_version"
+    assert not TagAssignment.objects.filter(tagset=curated, tag__name="b").exists()
+
+
+def test_source_sets_are_read_only_and_deprecated_tags_are_refused():
+    item = item_with(["cat"])
+    source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
+    with pytest.raises(DomainError) as err:
+        tag_set_edit(tag_set=source, add=["dog"])
+    assert err.value.code == "tags.set_read_only"
+    Tag.objects.filter(name="cat").update(is_deprecated=True)
+    curated = tag_set_curated_get_or_create(media_item=item)
+    with pytest.raises(DomainError) as err:
+        tag_set_edit(tag_set=curated, add=["cat"])
+    assert err.value.code == "tags.deprecated"
+
+
+def test_alias_is_non_destructive_and_retiring_restores_effective_tags():
+    item = item_with(["kitty", "sky"])
+    before = effective(item)
+    assignments = list(TagAssignment.objects.values_list("tagset_id", "tag_id", "state"))
+    alias = rules.alias_create(antecedent="kitty", consequent="cat", activate=True)
+    effective_rebuild_stale()
+    assert effective(item) == {"cat": False, "sky": False}
+    assert list(TagAssignment.objects.values_list("tagset_id", "tag_id", "state")) == assignments
+    assert Tag.objects.get(name="cat").media_count == 1 and Tag.objects.get(name="kitty").media_count == 0
+    rules.alias_retire(alias=alias)
+    effective_rebuild_stale()
+    assert effective(item) == before
+
+
+def test_curated_writes_resolve_aliases_and_keep_what_was_typed():
+    rules.alias_create(antecedent="kitty", consequent="cat", activate=True)
+    item = item_with([])
+    curated = tag_set_curated_get_or_create(media_item=item)
+    tag_set_edit(tag_set=curated, add=["Kitty"])
+    row = TagAssignment.objects.get(tagset=curated)
+    assert (row.tag.name, row.entered_tag) == ("cat", "kitty")
+
+
+def test_alias_chains_are_rejected_and_activation_repoints():
+    a_b = rules.alias_create(antecedent="a", consequent="b", activate=True)
+    rules.alias_create(antecedent="b", consequent="c", activate=True)
+    a_b.refresh_from_db()
+    assert a_b.consequent.name == "c"  # a→b became a→c
+    with pytest.raises(DomainError) as err:
+        rules.alias_create(antecedent="d", consequent="a", activate=True)
+    assert err.value.code == "tags.alias_chain"
+
+
+def test_implications_add_ancestors_refuse_cycles_with_the_path_and_redundancy():
+    item = item_with(["car"])
+    rules.implication_create(child="car", parent="vehicle", activate=True)
+    rules.implication_create(child="vehicle", parent="object", activate=True)
+    effective_rebuild_stale()
+    assert effective(item) == {"car": False, "vehicle": True, "object": True}
+    with pytest.raises(DomainError) as err:
+        rules.implication_create(child="object", parent="car", activate=True)
+    assert err.value.code == "tags.implication_cycle"
+    assert err.value.details["path"] == ["car", "vehicle", "object"]
+    with pytest.raises(DomainError) as err:
+        rules.implication_create(child="car", parent="object", activate=True)
+    assert err.value.code == "tags.implication_redundant"
+
+
+def test_retiring_an_implication_removes_what_it_implied():
+    item = item_with(["car"])
+    rule = rules.implication_create(child="car", parent="vehicle", activate=True)
+    effective_rebuild_stale()
+    rules.implication_retire(rule=rule)
+    effective_rebuild_stale()
+    assert effective(item) == {"car": False}
+    assert Tag.objects.get(name="vehicle").media_count == 0
+
+
+def test_full_rebuild_equals_incremental_state_and_counters_have_no_drift():
+    items = [item_with(["a", "b"], seed=1), item_with(["b", "c"], seed=2), item_with(["c"], seed=3)]
+    rules.implication_create(child="c", parent="d", activate=True)
+    effective_rebuild_stale()
+    curated = tag_set_curated_get_or_create(media_item=items[0])
+    tag_set_edit(tag_set=curated, remove=["a"], add=["c"])
+    snapshot = sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied"))
+    effective_rebuild_all()
+    assert sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied")) == snapshot
+    assert counters_recount() == {"tags_fixed": 0}
