@@ -196,6 +196,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "apps.jobs.models.Job.Status",
         "JobItemStatusEnum": "apps.jobs.models.JobItem.Status",
+        "MediaKindEnum": "apps.media.models.MediaItem.Kind",
+        "DescriptionKindEnum": "apps.tags.models.Description.Kind",
+        "OperationKindEnum": "apps.tags.models.Operation.Kind",
+        "OperationStatusEnum": "apps.tags.models.Operation.Status",
+        "RuleStatusEnum": "apps.tags.models.RuleStatus",
+        "TagSetKindEnum": "apps.tags.models.TagSet.Kind",
     },
 }
 

@@ -6,7 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from apps.media.models import MediaItem, VideoFrame
-from apps.tags.models import TagSet
+from apps.tags.api.serializers_tagsets import TagSetOutputSerializer  # noqa: F401  (re-exported)
 
 
 class MediaItemOutputSerializer(serializers.ModelSerializer):
@@ -132,61 +132,24 @@ class MediaUploadBulkInputSerializer(serializers.Serializer):
 
 
 class TagSetAddInputSerializer(serializers.Serializer):
+    """A new source set (tags + where they came from) or the item's curated set (kind=curated)."""
+
+    kind = serializers.ChoiceField(choices=["source", "curated"], default="source")
     tags = serializers.ListField(
-        child=serializers.CharField(trim_whitespace=False), min_length=1, max_length=1000
+        child=serializers.CharField(trim_whitespace=False), max_length=1000, required=False, default=list
     )
-    tag_source = serializers.CharField(max_length=200)
+    tag_source = serializers.CharField(max_length=200, required=False)
 
-
-class TagSetOutputSerializer(serializers.ModelSerializer):
-    kind = serializers.CharField(source="get_kind_display")
-    vocabulary: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    origin = serializers.SerializerMethodField()
-    tags = serializers.SerializerMethodField()
-
-    class Meta:
-        model = TagSet
-        fields = [
-            "id",
-            "kind",
-            "slot",
-            "vocabulary",
-            "origin_label",
-            "origin",
-            "tagger_model",
-            "tagger_version",
-            "assignment_count",
-            "row_version",
-            "created_at",
-            "tags",
-        ]
-
-    def get_origin(self, obj: TagSet) -> dict[str, Any] | None:
-        if obj.origin is None:
-            return None
-        return {
-            "id": obj.origin.pk,
-            "kind": obj.origin.kind,
-            "url": obj.origin.url,
-            "archive_member": obj.origin.archive_member,
-            "original_filename": obj.origin.original_filename,
-            "created_at": obj.origin.created_at,
-        }
-
-    def get_tags(self, obj: TagSet) -> list[dict[str, Any]]:
-        rows = getattr(obj, "current_assignments", None)
-        if rows is None:
-            rows = obj.assignments.filter(state=1).select_related("tag", "tag__type")
-        return [
-            {
-                "name": a.tag.name,
-                "type": a.tag.type.key,
-                "confidence": a.confidence,
-                "added_via": a.added_via,
-                "position": a.position,
-            }
-            for a in rows
-        ]
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["kind"] == "source":
+            errors = {}
+            if not attrs.get("tags"):
+                errors["tags"] = ["A source set needs at least one tag."]
+            if not attrs.get("tag_source"):
+                errors["tag_source"] = ["Say where these tags came from (e.g. 'danbooru')."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return attrs
 
 
 class TransformBulkInputSerializer(serializers.Serializer):

@@ -1,6 +1,13 @@
 """Tag API routes. Each viewset module registers here (one line each)."""
 
 from apps.core.routers import OptionalSlashRouter
+from apps.tags.api import views_tagsets
 
 router = OptionalSlashRouter()
+
+router.register("tag-sets", views_tagsets.TagSetViewSet, basename="tag-set")
+router.register("tag-aliases", views_tagsets.TagAliasViewSet, basename="tag-alias")
+router.register("tag-implications", views_tagsets.TagImplicationViewSet, basename="tag-implication")
+router.register("descriptions", views_tagsets.DescriptionViewSet, basename="description")
+router.register("effective-tags/rebuild", views_tagsets.EffectiveRebuildApi, basename="effective-rebuild")
 urlpatterns = router.urls

@@ -1,20 +1,56 @@
-"""Tag names: normalisation per vocabulary, defaults, and creating tags in bulk."""
+"""Tag names: normalisation per vocabulary, defaults, creating and editing tags, autocomplete.
+
+Names are stored normalised (NFC, trimmed, cased per vocabulary, whitespace → separator) and
+compared byte-for-byte (binary collation on MariaDB), so `é` and `e` are different tags while
+`Long Hair` and `long_hair` are the same one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import string
 import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from apps.core.exceptions import DomainError
-from apps.tags.models import Tag, TagType, Vocabulary
+from django.core.cache import cache
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, IntegerField, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from apps.core.exceptions import ConflictError, DomainError, NotFoundError
+from apps.tags.models import EffectiveTag, Tag, TagType, TagWord, Vocabulary
 
 MAX_TAGS_PER_SET = 1000
 _FORBIDDEN_CHARS = {",", "*"}
 
+# Search qualifiers (TAGS-AND-SEARCH.md §3.4): `width:100` must stay a query term, never a tag.
+# `<type>tags:` (e.g. `chartags:`) is reserved by the pattern below.
+QUALIFIERS = frozenset(
+    {
+        "in", "ai", "model", "vocab", "has", "is", "direct", "id", "width", "height", "mpixels",
+        "ratio", "filesize", "duration", "fps", "tagcount", "filetype", "rating", "date", "age",
+        "md5", "sha256", "pixelhash", "similar", "dataset", "import", "op", "video", "frame",
+        "time", "scene", "source", "site", "order", "limit",
+    }
+)  # fmt: skip
+_TYPE_COUNT_QUALIFIER = re.compile(r"^[a-z0-9_]+tags$")
+_WORD_SPLIT = re.compile(r"[\s()\[\]{}]+")
+MIN_WORD_LENGTH = 2
+WRITE_BATCH = 1000
+
 
 def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch)[0] == "C" for ch in text)
+
+
+def is_reserved_prefix(prefix: str) -> bool:
+    """Whether `prefix:` is a search qualifier (so no tag or type key may use it)."""
+    prefix = prefix.casefold()
+    return prefix in QUALIFIERS or bool(_TYPE_COUNT_QUALIFIER.match(prefix))
 
 
 def tag_name_normalise(*, raw: str, vocabulary: Vocabulary) -> str:
@@ -52,6 +88,14 @@ def tag_name_normalise(*, raw: str, vocabulary: Vocabulary) -> str:
             code="tags.invalid_name",
             details={"tag": name},
         )
+    prefix, colon, _rest = name.partition(":")
+    if colon and prefix and is_reserved_prefix(prefix):
+        raise DomainError(
+            f"Tag {name!r} starts with the search qualifier '{prefix}:'; choose another name "
+            "(for example without the colon).",
+            code="tags.reserved_prefix",
+            details={"tag": name, "qualifier": prefix},
+        )
     return name
 
 
@@ -88,8 +132,57 @@ def tag_type_default() -> TagType:
     return tag_type
 
 
+# --- words for autocomplete -------------------------------------------------------------------
+
+
+def tag_words(*, name: str, vocabulary: Vocabulary) -> set[str]:
+    """The words (≥ 2 characters, case-folded) of a name: split on the separator and brackets."""
+    text = name.replace(vocabulary.word_separator, " ") if vocabulary.word_separator else name
+    return {
+        word[:200]
+        for word in _WORD_SPLIT.split(text.casefold())
+        if len(word) >= MIN_WORD_LENGTH
+    }
+
+
+def tag_words_add(*, vocabulary: Vocabulary, tags: Iterable[tuple[int, str]]) -> int:
+    """Insert the TagWord rows of these (id, name) tags; existing rows are kept (idempotent)."""
+    rows = [
+        TagWord(vocabulary_id=vocabulary.pk, word=word, tag_id=tag_id)
+        for tag_id, name in tags
+        for word in tag_words(name=name, vocabulary=vocabulary)
+    ]
+    if rows:
+        TagWord.objects.bulk_create(rows, batch_size=WRITE_BATCH * 2, ignore_conflicts=True)
+    return len(rows)
+
+
+@transaction.atomic
+def tag_words_rebuild(*, vocabulary: Vocabulary) -> int:
+    """Rewrite a vocabulary's TagWord rows from its tag names (after a repair or an old import)."""
+    TagWord.objects.filter(vocabulary=vocabulary).delete()
+    added = 0
+    after = 0
+    while True:
+        batch = list(
+            Tag.objects.filter(vocabulary=vocabulary, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", "name")[:5000]
+        )
+        if not batch:
+            return added
+        added += tag_words_add(vocabulary=vocabulary, tags=batch)
+        after = batch[-1][0]
+
+
+# --- creating and editing tags ------------------------------------------------------------------
+
+
 def tags_get_or_create(*, vocabulary: Vocabulary, names: Iterable[str]) -> dict[str, Tag]:
-    """Tags by normalised name, creating the missing ones in one statement (race-safe)."""
+    """Tags by normalised name, creating the missing ones in one statement (race-safe).
+
+    New tags get their TagWord rows; a closed vocabulary refuses names it does not know.
+    """
     wanted = list(dict.fromkeys(names))
     found = {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=wanted)}
     missing = [name for name in wanted if name not in found]
@@ -98,12 +191,352 @@ def tags_get_or_create(*, vocabulary: Vocabulary, names: Iterable[str]) -> dict[
             raise DomainError(
                 f"Vocabulary {vocabulary.slug!r} is closed and does not know: {', '.join(missing[:20])}.",
                 code="tags.unknown_tag",
-                details={"unknown": missing[:100]},
+                details={"unknown": missing[:100], "vocabulary": vocabulary.slug},
             )
         tag_type = vocabulary.default_type or tag_type_default()
         Tag.objects.bulk_create(
             [Tag(vocabulary=vocabulary, name=name, display_name=name, type=tag_type) for name in missing],
             ignore_conflicts=True,
         )
-        found.update({t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=missing)})
+        created = {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=missing)}
+        tag_words_add(vocabulary=vocabulary, tags=((t.pk, t.name) for t in created.values()))
+        found.update(created)
     return found
+
+
+@transaction.atomic
+def tag_create(
+    *,
+    vocabulary: Vocabulary,
+    name: str,
+    tag_type: TagType | None = None,
+    display_name: str = "",
+    keep_underscore: bool = False,
+) -> Tag:
+    """Add one known tag to a vocabulary (closed ones too); a name that normalises to an existing
+    tag is a 409 naming it (`Long Hair` after `long_hair`)."""
+    clean = tag_name_normalise(raw=name, vocabulary=vocabulary)
+    existing = Tag.objects.filter(vocabulary=vocabulary, name=clean).first()
+    if existing is not None:
+        raise _duplicate(clean, existing.pk, vocabulary)
+    tag = Tag(
+        vocabulary=vocabulary,
+        name=clean,
+        display_name=display_name.strip() or clean,
+        type=tag_type or vocabulary.default_type or tag_type_default(),
+        keep_underscore=keep_underscore,
+    )
+    tag.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            tag.save()
+    except IntegrityError as exc:  # created by someone else since the check
+        raise _duplicate(clean, None, vocabulary) from exc
+    tag_words_add(vocabulary=vocabulary, tags=[(tag.pk, tag.name)])
+    return tag
+
+
+def _duplicate(name: str, tag_id: int | None, vocabulary: Vocabulary) -> ConflictError:
+    return ConflictError(
+        f"Tag {name!r} already exists in {vocabulary.name}.",
+        code="tags.duplicate",
+        details={"tag": name, "id": tag_id, "vocabulary": vocabulary.slug},
+    )
+
+
+_UPDATABLE = ("type", "display_name", "is_deprecated", "keep_underscore")
+
+
+@transaction.atomic
+def tag_update(*, tag: Tag, **changes: Any) -> Tag:
+    """Change a tag's type, display name, deprecation or keep_underscore (the name is fixed:
+    renaming is a bulk operation). Deprecated tags are refused on human input from then on."""
+    unknown = set(changes) - set(_UPDATABLE)
+    if unknown:
+        raise DomainError(
+            f"These tag fields cannot be changed here: {', '.join(sorted(unknown))}.",
+            code="tags.not_editable",
+            details={"fields": sorted(unknown)},
+        )
+    tag = Tag.objects.select_for_update().select_related("type", "vocabulary").get(pk=tag.pk)
+    for field, value in changes.items():
+        if field == "display_name":
+            value = (value or "").strip() or tag.name
+        setattr(tag, field, value)
+    tag.full_clean(validate_unique=False, validate_constraints=False)
+    tag.save(update_fields=[*changes, "updated_at"])
+    return tag
+
+
+def tags_set_deprecated(*, tag_ids: Iterable[int], deprecated: bool = True) -> int:
+    """Deprecate (or restore) many tags in one statement; returns how many changed."""
+    return Tag.objects.filter(pk__in=list(tag_ids)).exclude(is_deprecated=deprecated).update(
+        is_deprecated=deprecated
+    )
+
+
+@transaction.atomic
+def tags_recount(*, tag_ids: Iterable[int]) -> int:
+    """Recompute media_count of these tags from EffectiveTag; returns how many were wrong.
+
+    Rows are locked in ascending id, as counter deltas lock them, so a concurrent edit either
+    waits for the recount or has committed its rows before the count is taken.
+    """
+    ids = sorted(set(tag_ids))
+    fixed = 0
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        stored = dict(
+            Tag.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", "media_count")
+        )
+        actual = dict(
+            EffectiveTag.objects.filter(tag_id__in=batch)
+            .values_list("tag_id")
+            .annotate(n=Count("media_item_id"))
+        )
+        for tag_id, count in stored.items():
+            want = actual.get(tag_id, 0)
+            if want != count:
+                Tag.objects.filter(pk=tag_id).update(media_count=want)
+                fixed += 1
+    return fixed
+
+
+# --- autocomplete -------------------------------------------------------------------------------
+
+AUTOCOMPLETE_MAX = 50
+AUTOCOMPLETE_CACHE_SECONDS = 300
+_FUZZY_MIN_LENGTH = 4
+_FUZZY_SCAN = 500
+_MAX_CHAR = "\U0010ffff"  # upper bound of a prefix range: name >= q AND name < q + MAX_CHAR
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One autocomplete entry; `ideal_*` are set when the tag is an alias antecedent."""
+
+    id: int
+    name: str
+    type_key: str
+    type_name: str
+    type_color: str
+    media_count: int
+    match: str  # prefix | word | fuzzy
+    ideal_id: int | None = None
+    ideal_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} → {self.ideal_name}" if self.ideal_name else self.name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "label": self.label,
+            "type": self.type_key,
+            "type_name": self.type_name,
+            "type_color": self.type_color,
+            "media_count": self.media_count,
+            "match": self.match,
+            "antecedent": self.ideal_id is not None,
+            "ideal": {"id": self.ideal_id, "name": self.ideal_name} if self.ideal_id else None,
+        }
+
+
+def _query_normalise(q: str, vocabulary: Vocabulary) -> str:
+    """Lenient normalisation of a partly typed name (no errors: it is not a tag yet)."""
+    text = " ".join(unicodedata.normalize("NFC", q).split())
+    text = text.lstrip("-~")
+    if vocabulary.word_separator:
+        text = text.replace(" ", vocabulary.word_separator)
+    if vocabulary.case == Vocabulary.Case.LOWER:
+        text = text.lower()
+    return text[:200]
+
+
+def _ranked(queryset: QuerySet[Tag]) -> QuerySet[Tag]:
+    """Tags with their ideal (if an antecedent), ranked by the media count of what they stand for."""
+    return (
+        queryset.select_related("type", "resolution__ideal_tag")
+        .annotate(
+            rank=Coalesce(
+                F("resolution__ideal_tag__media_count"), F("media_count"), output_field=IntegerField()
+            )
+        )
+        .order_by("-rank", "name")
+    )
+
+
+def _candidates(vocabulary: Vocabulary, tag_type: TagType | None) -> QuerySet[Tag]:
+    queryset = Tag.objects.filter(vocabulary=vocabulary)
+    if tag_type is not None:
+        queryset = queryset.filter(type=tag_type)
+    return queryset
+
+
+def _within_one(a: str, b: str) -> bool:
+    """Levenshtein distance (with adjacent transposition) between a and b is at most 1."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    i = 0
+    while i < min(la, lb) and a[i] == b[i]:
+        i += 1
+    if la == lb:
+        if a[i + 1 :] == b[i + 1 :]:
+            return True
+        return a[i] == b[i + 1 : i + 2] and b[i] == a[i + 1 : i + 2] and a[i + 2 :] == b[i + 2 :]
+    if la > lb:
+        return a[i + 1 :] == b[i:]
+    return b[i + 1 :] == a[i:]
+
+
+def _neighbours(q: str) -> set[str]:
+    """Every string at edit distance 1 from q over q's own characters, a–z, 0–9 and `_`."""
+    alphabet = set(string.ascii_lowercase + string.digits + "_") | set(q)
+    out: set[str] = set()
+    for i in range(len(q) + 1):
+        head, tail = q[:i], q[i:]
+        if tail:
+            out.add(head + tail[1:])
+            if len(tail) > 1:
+                out.add(head + tail[1] + tail[0] + tail[2:])
+            out.update(head + ch + tail[1:] for ch in alphabet)
+        out.update(head + ch + tail for ch in alphabet)
+    out.discard(q)
+    return out
+
+
+def _suggestions(rows: Iterable[Tag], match: str) -> list[Suggestion]:
+    out = []
+    for tag in rows:
+        try:
+            ideal: Tag | None = tag.resolution.ideal_tag
+        except ObjectDoesNotExist:
+            ideal = None
+        out.append(
+            Suggestion(
+                id=tag.pk,
+                name=tag.name,
+                type_key=tag.type.key,
+                type_name=tag.type.name,
+                type_color=tag.type.color,
+                media_count=ideal.media_count if ideal is not None else tag.media_count,
+                match=match,
+                ideal_id=ideal.pk if ideal is not None else None,
+                ideal_name=ideal.name if ideal is not None else None,
+            )
+        )
+    return out
+
+
+def _usable(queryset: QuerySet[Tag]) -> QuerySet[Tag]:
+    """Deprecated tags are offered only as antecedents (pointing at what to use instead)."""
+    return queryset.exclude(is_deprecated=True, resolution__isnull=True)
+
+
+def _autocomplete_exact(q: str, vocabulary: Vocabulary, tag_type: TagType | None, limit: int) -> list[Suggestion]:
+    base = _usable(_candidates(vocabulary, tag_type))
+    prefix = _suggestions(_ranked(base.filter(name__gte=q, name__lt=q + _MAX_CHAR))[:limit], "prefix")
+    word_q = q.casefold()
+    words = TagWord.objects.filter(
+        vocabulary=vocabulary, word__gte=word_q, word__lt=word_q + _MAX_CHAR
+    ).values("tag_id")
+    by_word = _suggestions(_ranked(base.filter(pk__in=Subquery(words)))[:limit], "word")
+    return _merge(prefix, by_word, limit=limit)
+
+
+def _merge(*groups: list[Suggestion], limit: int) -> list[Suggestion]:
+    seen: dict[int, Suggestion] = {}
+    for group in groups:
+        for suggestion in group:
+            seen.setdefault(suggestion.id, suggestion)
+    shown = {s.id for s in seen.values()}
+    # An antecedent whose ideal is listed anyway adds nothing but noise.
+    merged = [s for s in seen.values() if s.ideal_id is None or s.ideal_id not in shown]
+    merged.sort(key=lambda s: (-s.media_count, s.name))
+    return merged[:limit]
+
+
+def _autocomplete_fuzzy(q: str, vocabulary: Vocabulary, tag_type: TagType | None, limit: int) -> list[Suggestion]:
+    base = _usable(_candidates(vocabulary, tag_type))
+    exact = _suggestions(_ranked(base.filter(name__in=_neighbours(q)))[:limit], "fuzzy")
+    # A typo late in what was typed: scan names sharing the first half, compare prefixes.
+    head = q[: max(2, len(q) // 2)]
+    scanned = _ranked(base.filter(name__gte=head, name__lt=head + _MAX_CHAR))[:_FUZZY_SCAN]
+    close = [
+        tag
+        for tag in scanned
+        if any(_within_one(q, tag.name[:n]) for n in (len(q) - 1, len(q), len(q) + 1))
+    ]
+    return _merge(exact, _suggestions(close, "fuzzy"), limit=limit)
+
+
+def tag_autocomplete(
+    *, q: str, vocabulary: Vocabulary, tag_type: TagType | None = None, limit: int = 10
+) -> list[Suggestion]:
+    """Suggestions for a partly typed tag, ranked by media count (TAGS-AND-SEARCH.md §4.6).
+
+    Name prefixes and word starts (TagWord); antecedents point at their ideal tag; from 4
+    characters on, few hits add names one edit away. 1–2 character prefixes come from the cache.
+    """
+    limit = max(1, min(limit, AUTOCOMPLETE_MAX))
+    text = _query_normalise(q, vocabulary)
+    if not text:
+        return []
+    key = None
+    if len(text) <= 2:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+        type_part = tag_type.pk if tag_type else 0
+        key = f"tags:autocomplete:{vocabulary.pk}:{type_part}:{limit}:{digest}"
+        cached = cache.get(key)
+        if cached is not None:
+            return list(cached)
+    found = _autocomplete_exact(text, vocabulary, tag_type, limit)
+    if len(text) >= _FUZZY_MIN_LENGTH and len(found) < min(limit, 5):
+        found = _merge(found, _autocomplete_fuzzy(text, vocabulary, tag_type, limit), limit=limit)
+    if key is not None:
+        cache.set(key, found, AUTOCOMPLETE_CACHE_SECONDS)
+    return found
+
+
+# --- lookups used by interfaces --------------------------------------------------------------
+
+
+def vocabulary_get(*, vocabulary_id: int | None = None, slug: str | None = None) -> Vocabulary:
+    """One vocabulary by id or slug; NotFoundError otherwise."""
+    queryset = Vocabulary.objects.select_related("default_type")
+    vocabulary = (
+        queryset.filter(pk=vocabulary_id).first() if vocabulary_id is not None else queryset.filter(slug=slug).first()
+    )
+    if vocabulary is None:
+        raise NotFoundError(
+            f"No tag template {slug or vocabulary_id!r}.",
+            code="tags.vocabulary_not_found",
+            details={"vocabulary": slug or vocabulary_id},
+        )
+    return vocabulary
+
+
+def tag_type_find_by_key(*, key: str) -> TagType | None:
+    """A tag type by key or short key (case-insensitive), or None."""
+    key = key.strip().casefold()
+    for tag_type in TagType.objects.all():
+        if tag_type.key == key or key in _short_keys(tag_type):
+            return tag_type
+    return None
+
+
+def _short_keys(tag_type: TagType) -> set[str]:
+    return {k.strip().casefold() for k in tag_type.short_keys.split(",") if k.strip()}
+
+
+def tag_get(*, tag_id: int) -> Tag:
+    """One tag with its vocabulary and type; NotFoundError otherwise."""
+    tag = Tag.objects.select_related("vocabulary", "type").filter(pk=tag_id).first()
+    if tag is None:
+        raise NotFoundError(f"No tag {tag_id}.", code="tags.tag_not_found", details={"id": tag_id})
+    return tag

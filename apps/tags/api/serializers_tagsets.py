@@ -1,0 +1,178 @@
+"""Serializers for tag sets, rules and descriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from apps.tags.models import Description, TagAlias, TagImplication, TagSet
+
+
+class TagSetOutputSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(source="get_kind_display")
+    vocabulary: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tags = serializers.SerializerMethodField()
+    origin = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TagSet
+        fields = [
+            "id",
+            "media_item",
+            "kind",
+            "slot",
+            "vocabulary",
+            "origin_label",
+            "origin",
+            "tagger_model",
+            "tagger_version",
+            "assignment_count",
+            "row_version",
+            "created_at",
+            "updated_at",
+            "tags",
+        ]
+
+    def get_origin(self, obj: TagSet) -> dict[str, Any] | None:
+        """Where a source set's file arrived from (upload, zip member or URL)."""
+        if obj.origin_id is None:
+            return None
+        origin = obj.origin
+        return {
+            "id": origin.pk,
+            "kind": origin.kind,
+            "url": origin.url,
+            "archive_member": origin.archive_member,
+            "original_filename": origin.original_filename,
+            "created_at": origin.created_at,
+        }
+
+    def get_tags(self, obj: TagSet) -> list[dict[str, Any]]:
+        rows = getattr(obj, "current_assignments", None)
+        if rows is None:
+            rows = obj.assignments.filter(state=1).select_related("tag", "tag__type").order_by("position")
+        return [
+            {
+                "name": a.tag.name,
+                "type": a.tag.type.key,
+                "confidence": a.confidence,
+                "added_via": a.added_via,
+                "position": a.position,
+                "entered": a.entered_tag or None,
+                "actor": a.actor_id,
+                "added_at": a.updated_at,
+            }
+            for a in rows
+        ]
+
+
+class TagListInputSerializer(serializers.Serializer):
+    tags = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False, max_length=1000), max_length=1000
+    )
+    row_version = serializers.IntegerField(required=False, min_value=1)
+
+
+class TagSetCreateInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["curated", "source"], default="source")
+    tags = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False), required=False, max_length=1000
+    )
+    tag_source = serializers.CharField(max_length=200, required=False)
+
+
+class PromoteInputSerializer(serializers.Serializer):
+    tags = serializers.ListField(child=serializers.CharField(), required=False, max_length=1000)
+    min_confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
+
+
+class AliasOutputSerializer(serializers.ModelSerializer):
+    antecedent = serializers.CharField(source="antecedent.name")
+    consequent = serializers.CharField(source="consequent.name")
+
+    class Meta:
+        model = TagAlias
+        fields = [
+            "id",
+            "antecedent",
+            "consequent",
+            "status",
+            "reason",
+            "created_by",
+            "approved_by",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class AliasInputSerializer(serializers.Serializer):
+    antecedent = serializers.CharField(max_length=200)
+    consequent = serializers.CharField(max_length=200)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    activate = serializers.BooleanField(default=False)
+
+
+class ImplicationOutputSerializer(serializers.ModelSerializer):
+    child = serializers.CharField(source="child.name")
+    parent = serializers.CharField(source="parent.name")
+
+    class Meta:
+        model = TagImplication
+        fields = [
+            "id",
+            "child",
+            "parent",
+            "status",
+            "allow_cross_type",
+            "reason",
+            "created_by",
+            "approved_by",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ImplicationInputSerializer(serializers.Serializer):
+    child = serializers.CharField(max_length=200)
+    parent = serializers.CharField(max_length=200)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    allow_cross_type = serializers.BooleanField(default=False)
+    activate = serializers.BooleanField(default=False)
+
+
+class DescriptionOutputSerializer(serializers.ModelSerializer):
+    box = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Description
+        fields = [
+            "id",
+            "media_item",
+            "kind",
+            "label",
+            "text",
+            "box",
+            "set_kind",
+            "added_via",
+            "confidence",
+            "model_name",
+            "row_version",
+            "actor",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_box(self, obj: Description) -> list[int] | None:
+        return None if obj.box_w is None else [obj.box_x, obj.box_y, obj.box_w, obj.box_h]  # type: ignore[list-item]
+
+
+class DescriptionInputSerializer(serializers.Serializer):
+    media_item = serializers.IntegerField(min_value=1, required=False)
+    kind = serializers.ChoiceField(choices=Description.Kind.values, default="whole")
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    text = serializers.CharField(max_length=10_000, trim_whitespace=False)
+    box = serializers.ListField(
+        child=serializers.IntegerField(), required=False, allow_null=True, min_length=4, max_length=4
+    )
+    row_version = serializers.IntegerField(required=False, min_value=1)

@@ -1,0 +1,32 @@
+"""Search knobs (TAGS-AND-SEARCH.md §3.6, §4): Django settings override these defaults."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+DEFAULTS: dict[str, float | int] = {
+    "SEARCH_MAX_LENGTH": 2000,
+    "SEARCH_MAX_TAG_TERMS": 12,
+    "SEARCH_MAX_TERMS": 64,
+    "SEARCH_MAX_DEPTH": 8,
+    "SEARCH_WILDCARD_MAX": 100,
+    "SEARCH_TERM_EXPANSION_MAX": 500,
+    "SEARCH_DEFAULT_LIMIT": 100,
+    "SEARCH_MAX_LIMIT": 200,
+    "SEARCH_SMALL_THRESHOLD": 20_000,
+    "SEARCH_SCAN_BUDGET": 200_000,
+    "SEARCH_TIME_LIMIT": 3.0,
+    "SEARCH_COUNT_TIME_LIMIT": 1.0,
+    "SEARCH_WILDCARD_TIME_LIMIT": 1.0,
+    "SEARCH_COUNT_CACHE_SECONDS": 300,
+}
+
+
+def knob(name: str) -> float:
+    """A search setting: `settings.<name>` when set, else the default."""
+    return float(getattr(settings, name, DEFAULTS[name]))
+
+
+def int_knob(name: str) -> int:
+    """An integer search setting."""
+    return int(knob(name))

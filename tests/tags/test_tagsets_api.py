@@ -1,0 +1,137 @@
+"""Tag-set, rule and description API: PUT/append/remove with versions, promote, rules, captions."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from rest_framework.test import APIClient
+
+from apps.media.services import Origin, media_ingest, metadata_clean
+from apps.tags.models import EffectiveTag, TagSet
+from apps.tags.services.effective import effective_rebuild_stale
+from tests import mediafiles
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def item():
+    return media_ingest(
+        stream=io.BytesIO(mediafiles.image_bytes("png", size=(64, 48))),
+        origin=Origin(kind="upload"),
+        metadata=metadata_clean(tags=["cat", "sky"], tag_source="booru"),
+    ).item
+
+
+def names(body) -> list[str]:
+    return [t["name"] for t in body["tags"]]
+
+
+def test_curated_set_put_append_remove_with_versions(api, item):
+    created = api.post(f"/api/media/{item.pk}/tag-sets", {"kind": "curated", "tags": ["dog"]}, format="json")
+    assert created.status_code == 201
+    body = created.json()
+    assert body["kind"] == "curated" and names(body) == ["cat", "sky", "dog"]
+    url = f"/api/tag-sets/{body['id']}"
+    put = api.put(url, {"tags": ["Blue Sky", "cat"], "row_version": body["row_version"]}, format="json")
+    assert put.status_code == 200 and sorted(names(put.json())) == ["blue_sky", "cat"]
+    stale = api.put(url, {"tags": ["x"], "row_version": body["row_version"]}, format="json")
+    assert stale.status_code == 409 and stale.json()["code"] == "tags.stale_version"
+    appended = api.post(f"{url}/append-tags", {"tags": ["smile"]}, format="json").json()
+    assert "smile" in names(appended)
+    removed = api.post(f"{url}/remove-tags", {"tags": ["cat"]}, format="json").json()
+    assert "cat" not in names(removed)
+    effective = set(EffectiveTag.objects.filter(media_item=item).values_list("tag__name", flat=True))
+    assert effective == {"blue_sky", "smile"}
+    assert [
+        s["id"] for s in api.get(f"/api/tag-sets/?media_item={item.pk}&kind=curated").json()["results"]
+    ] == [body["id"]]
+    assert api.get(f"/api/tag-sets/search?tag=smile").json()["results"][0]["id"] == body["id"]
+
+
+def test_source_sets_refuse_edits_with_a_clear_message(api, item):
+    source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
+    response = api.post(f"/api/tag-sets/{source.pk}/append-tags", {"tags": ["x"]}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "tags.set_read_only"
+    assert "curated" in response.json()["message"]
+
+
+def test_promote_copies_into_curated(api, item):
+    source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
+    response = api.post(f"/api/tag-sets/{source.pk}/promote", {"tags": ["cat"]}, format="json")
+    assert response.status_code == 200
+    curated = TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED)
+    assert curated.assignments.filter(tag__name="cat", state=1).exists()
+
+
+def test_delete_set_and_its_effect(api, item):
+    source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
+    assert api.delete(f"/api/tag-sets/{source.pk}").status_code == 204
+    assert not EffectiveTag.objects.filter(media_item=item).exists()
+
+
+def test_rules_need_approval_to_activate(item):
+    editor = User.objects.create_user("editor", password="pw-editor-123")
+    editor.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="tags").exclude(codename="approve_rules")
+    )
+    client = APIClient()
+    client.force_authenticate(editor)
+    proposed = client.post(
+        "/api/tag-aliases/", {"antecedent": "kitty", "consequent": "cat", "activate": True}, format="json"
+    )
+    assert proposed.status_code == 201 and proposed.json()["status"] == "pending"
+    denied = client.post(f"/api/tag-aliases/{proposed.json()['id']}/activate")
+    assert denied.status_code == 403
+    approver = APIClient()
+    approver.force_authenticate(User.objects.create_superuser("root", password="pw-root-123"))
+    activated = approver.post(f"/api/tag-aliases/{proposed.json()['id']}/activate")
+    assert activated.status_code == 200 and activated.json()["status"] == "active"
+
+
+def test_implication_api_reports_cycles_with_the_path(api, item):
+    first = api.post(
+        "/api/tag-implications/", {"child": "cat", "parent": "animal", "activate": True}, format="json"
+    )
+    assert first.status_code == 201 and first.json()["status"] == "active"
+    effective_rebuild_stale()
+    assert set(EffectiveTag.objects.filter(media_item=item).values_list("tag__name", flat=True)) == {
+        "cat",
+        "sky",
+        "animal",
+    }
+    cycle = api.post(
+        "/api/tag-implications/", {"child": "animal", "parent": "cat", "activate": True}, format="json"
+    )
+    assert cycle.status_code == 400 and cycle.json()["code"] == "tags.implication_cycle"
+    assert cycle.json()["details"]["path"] == ["cat", "animal"]
+    listed = api.get("/api/tag-implications/?tag=cat").json()["results"]
+    assert [r["parent"] for r in listed] == ["animal"]
+
+
+def test_descriptions_crud_with_regions_and_versions(api, item):
+    created = api.post(
+        "/api/descriptions/",
+        {"media_item": item.pk, "text": "A cat under a blue sky.", "kind": "whole"},
+        format="json",
+    )
+    assert created.status_code == 201
+    region = api.post(
+        "/api/descriptions/",
+        {"media_item": item.pk, "text": "tabby", "kind": "character", "box": [0, 0, 32, 24]},
+        format="json",
+    )
+    assert region.status_code == 201 and region.json()["box"] == [0, 0, 32, 24]
+    outside = api.post(
+        "/api/descriptions/", {"media_item": item.pk, "text": "x", "box": [60, 0, 10, 10]}, format="json"
+    )
+    assert outside.status_code == 400 and outside.json()["code"] == "media.box_outside"
+    url = f"/api/descriptions/{created.json()['id']}"
+    updated = api.patch(url, {"text": "A cat.", "row_version": 1}, format="json")
+    assert updated.status_code == 200 and updated.json()["row_version"] == 2
+    stale = api.patch(url, {"text": "Old.", "row_version": 1}, format="json")
+    assert stale.status_code == 409
+    assert len(api.get(f"/api/descriptions/?media_item={item.pk}").json()["results"]) == 2
+    assert api.delete(url).status_code == 204
