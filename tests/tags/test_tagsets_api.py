@@ -48,7 +48,7 @@ def test_curated_set_put_append_remove_with_versions(api, item):
     assert [
         s["id"] for s in api.get(f"/api/tag-sets/?media_item={item.pk}&kind=curated").json()["results"]
     ] == [body["id"]]
-    assert api.get(f"/api/tag-sets/search?tag=smile").json()["results"][0]["id"] == body["id"]
+    assert api.get("/api/tag-sets/search?tag=smile").json()["results"][0]["id"] == body["id"]
 
 
 def test_source_sets_refuse_edits_with_a_clear_message(api, item):

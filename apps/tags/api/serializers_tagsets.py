@@ -36,9 +36,9 @@ class TagSetOutputSerializer(serializers.ModelSerializer):
 
     def get_origin(self, obj: TagSet) -> dict[str, Any] | None:
         """Where a source set's file arrived from (upload, zip member or URL)."""
-        if obj.origin_id is None:
-            return None
         origin = obj.origin
+        if origin is None:
+            return None
         return {
             "id": origin.pk,
             "kind": origin.kind,
@@ -115,7 +115,7 @@ class AliasInputSerializer(serializers.Serializer):
 
 class ImplicationOutputSerializer(serializers.ModelSerializer):
     child = serializers.CharField(source="child.name")
-    parent = serializers.CharField(source="parent.name")
+    parent = serializers.CharField(source="parent.name")  # type: ignore[assignment]
 
     class Meta:
         model = TagImplication
@@ -135,7 +135,7 @@ class ImplicationOutputSerializer(serializers.ModelSerializer):
 
 class ImplicationInputSerializer(serializers.Serializer):
     child = serializers.CharField(max_length=200)
-    parent = serializers.CharField(max_length=200)
+    parent = serializers.CharField(max_length=200)  # type: ignore[assignment]
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
     allow_cross_type = serializers.BooleanField(default=False)
     activate = serializers.BooleanField(default=False)
@@ -170,7 +170,7 @@ class DescriptionOutputSerializer(serializers.ModelSerializer):
 class DescriptionInputSerializer(serializers.Serializer):
     media_item = serializers.IntegerField(min_value=1, required=False)
     kind = serializers.ChoiceField(choices=Description.Kind.values, default="whole")
-    label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")  # type: ignore[assignment]
     text = serializers.CharField(max_length=10_000, trim_whitespace=False)
     box = serializers.ListField(
         child=serializers.IntegerField(), required=False, allow_null=True, min_length=4, max_length=4

@@ -90,7 +90,7 @@ class _Parser:
             if token.kind == "and":
                 op = self.take()
                 after = self.peek()
-                if not factors and not tilde or after is None or after.kind in _ENDS:
+                if (not factors and not tilde) or after is None or after.kind in _ENDS:
                     raise self.dangling(op)
                 continue
             node, is_tilde = self.factor()
