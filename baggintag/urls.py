@@ -9,6 +9,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", include("apps.jobs.urls")),
+    path("tags/rules/", include("apps.tags.urls_rules")),
     path("", include("apps.media.urls")),
 ]
 

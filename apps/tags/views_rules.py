@@ -1,0 +1,165 @@
+"""Pages for alias and implication rules."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_POST
+
+from apps.core.exceptions import DomainError
+from apps.core.htmx import render_page
+from apps.jobs.models import Job
+from apps.tags.models import RuleStatus, TagAlias, TagImplication
+from apps.tags.services import rules
+
+PAGE = 100
+
+
+class AliasForm(forms.Form):
+    antecedent = forms.CharField(
+        max_length=200,
+        label="Tag people write",
+        widget=forms.TextInput(attrs={"placeholder": "kitty", "autocomplete": "off"}),
+    )
+    consequent = forms.CharField(
+        max_length=200,
+        label="reads as",
+        widget=forms.TextInput(attrs={"placeholder": "cat", "autocomplete": "off"}),
+    )
+    reason = forms.CharField(max_length=500, required=False)
+    activate = forms.BooleanField(required=False, initial=True, label="Activate now")
+
+
+class ImplicationForm(forms.Form):
+    child = forms.CharField(
+        max_length=200,
+        label="Tag",
+        widget=forms.TextInput(attrs={"placeholder": "car", "autocomplete": "off"}),
+    )
+    parent = forms.CharField(
+        max_length=200,
+        label="implies",
+        widget=forms.TextInput(attrs={"placeholder": "vehicle", "autocomplete": "off"}),
+    )
+    allow_cross_type = forms.BooleanField(required=False, label="Allow different types")
+    reason = forms.CharField(max_length=500, required=False)
+    activate = forms.BooleanField(required=False, initial=True, label="Activate now")
+
+
+def _context(request: HttpRequest, **extra: object) -> dict[str, object]:
+    status = request.GET.get("status", "")
+    aliases = TagAlias.objects.select_related("antecedent", "consequent").order_by("-id")
+    implications = TagImplication.objects.select_related("child", "parent").order_by("-id")
+    if status in RuleStatus.values:
+        aliases, implications = aliases.filter(status=status), implications.filter(status=status)
+    rebuild = Job.objects.filter(kind=rules.REBUILD_JOB_KIND).order_by("-id").first()
+    return {
+        "aliases": aliases[:PAGE],
+        "implications": implications[:PAGE],
+        "status": status,
+        "statuses": RuleStatus.choices,
+        "rebuild": rebuild,
+        "alias_form": extra.get("alias_form") or AliasForm(),
+        "implication_form": extra.get("implication_form") or ImplicationForm(),
+        "can_approve": request.user.has_perm("tags.approve_rules"),
+        **extra,
+    }
+
+
+@login_required
+def rule_list(request: HttpRequest) -> HttpResponse:
+    """Aliases and implications: propose, activate, retire; the effective-tag rebuild's progress."""
+    return render_page(request, "tags/rules.html", None, _context(request))
+
+
+@login_required
+@require_POST
+def alias_add(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("tags.add_tagalias"):
+        raise PermissionDenied
+    form = AliasForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            rules.alias_create(
+                antecedent=data["antecedent"],
+                consequent=data["consequent"],
+                reason=data["reason"],
+                activate=data["activate"] and request.user.has_perm("tags.approve_rules"),
+                actor=request.user,
+            )
+        except DomainError as err:
+            form.add_error(None, err.message)
+        else:
+            return render_page(request, "tags/rules.html", "tags/partials/_rules.html", _context(request))
+    return render_page(
+        request,
+        "tags/rules.html",
+        "tags/partials/_rules.html",
+        _context(request, alias_form=form),
+        status=422,
+    )
+
+
+@login_required
+@require_POST
+def implication_add(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("tags.add_tagimplication"):
+        raise PermissionDenied
+    form = ImplicationForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            rules.implication_create(
+                child=data["child"],
+                parent=data["parent"],
+                reason=data["reason"],
+                allow_cross_type=data["allow_cross_type"],
+                actor=request.user,
+                activate=data["activate"] and request.user.has_perm("tags.approve_rules"),
+            )
+        except DomainError as err:
+            form.add_error(None, err.message)
+        else:
+            return render_page(request, "tags/rules.html", "tags/partials/_rules.html", _context(request))
+    return render_page(
+        request,
+        "tags/rules.html",
+        "tags/partials/_rules.html",
+        _context(request, implication_form=form),
+        status=422,
+    )
+
+
+@login_required
+@require_POST
+def rule_action(request: HttpRequest, kind: str, pk: int, verb: str) -> HttpResponse:
+    """Activate, retire or reject one rule (needs tags.approve_rules)."""
+    if not request.user.has_perm("tags.approve_rules"):
+        raise PermissionDenied
+    error = None
+    try:
+        if kind == "alias":
+            alias = get_object_or_404(TagAlias, pk=pk)
+            if verb == "activate":
+                rules.alias_activate(alias=alias, actor=request.user)
+            else:
+                rules.alias_retire(alias=alias, actor=request.user, reject=verb == "reject")
+        else:
+            rule = get_object_or_404(TagImplication, pk=pk)
+            if verb == "activate":
+                rules.implication_activate(rule=rule, actor=request.user)
+            else:
+                rules.implication_retire(rule=rule, actor=request.user, reject=verb == "reject")
+    except DomainError as err:
+        error = err
+    return render_page(
+        request,
+        "tags/rules.html",
+        "tags/partials/_rules.html",
+        _context(request, error=error),
+        status=422 if error else 200,
+    )

@@ -1,0 +1,71 @@
+"""The aliases and implications page."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+from apps.tags.models import TagAlias, TagImplication
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def approver(client):
+    user = User.objects.create_superuser("root", password="pw-root-123")
+    client.force_login(user)
+    return client
+
+
+def test_rules_page_empty_states(approver):
+    html = approver.get("/tags/rules/").content.decode()
+    assert "No aliases yet" in html and "No implications yet" in html
+
+
+def test_add_alias_and_implication_and_retire(approver):
+    response = approver.post(
+        "/tags/rules/aliases/add",
+        {"antecedent": "kitty", "consequent": "cat", "activate": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200 and "kitty" in response.content.decode()
+    alias = TagAlias.objects.get()
+    assert alias.status == "active"
+    approver.post(
+        "/tags/rules/implications/add",
+        {"child": "car", "parent": "vehicle", "activate": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert TagImplication.objects.get().status == "active"
+    approver.post(f"/tags/rules/alias/{alias.pk}/retire", HTTP_HX_REQUEST="true")
+    alias.refresh_from_db()
+    assert alias.status == "retired"
+
+
+def test_bad_rule_is_422_with_the_reason(approver):
+    approver.post(
+        "/tags/rules/implications/add",
+        {"child": "car", "parent": "vehicle", "activate": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    response = approver.post(
+        "/tags/rules/implications/add",
+        {"child": "vehicle", "parent": "car", "activate": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422 and "cycle" in response.content.decode()
+
+
+def test_curator_proposals_wait_without_approval(client, curator):
+    from django.contrib.auth.models import Permission
+
+    curator.groups.first().permissions.remove(Permission.objects.get(codename="approve_rules"))
+    curator = User.objects.get(pk=curator.pk)
+    client.force_login(curator)
+    client.post(
+        "/tags/rules/aliases/add",
+        {"antecedent": "a", "consequent": "b", "activate": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert TagAlias.objects.get().status == "pending"
+    assert client.post(f"/tags/rules/alias/{TagAlias.objects.get().pk}/activate").status_code == 403
