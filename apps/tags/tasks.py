@@ -9,3 +9,22 @@ def effective_rebuild_task(*, job_id: int) -> None:
     from apps.tags.services import rules
 
     rules.effective_rebuild_run(job_id=job_id)
+
+
+@shared_task(name="tags.counters_recount")
+def counters_recount_task() -> dict[str, int]:
+    """Nightly: recompute tag usage counters from effective tags and report repaired drift."""
+    from apps.tags.services.effective import counters_recount
+
+    return counters_recount()
+
+
+@shared_task(name="tags.rebuild_stale")
+def rebuild_stale_task() -> int:
+    """Periodic safety net: rebuild items left stale (e.g. a rebuild job was cancelled)."""
+    from apps.media.models import MediaItem
+    from apps.tags.services import rules
+
+    if MediaItem.objects.filter(effective_stale=True).exists():
+        rules.effective_rebuild_start(reason="periodic")
+    return 0

@@ -233,11 +233,14 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "media.*": {"queue": "media"},
     "jobs.*": {"queue": "default"},
+    "tags.*": {"queue": "default"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "jobs-requeue-stale": {"task": "jobs.requeue_stale", "schedule": 300.0},
+    "tags-rebuild-stale": {"task": "tags.rebuild_stale", "schedule": 900.0},
+    "tags-counters-recount": {"task": "tags.counters_recount", "schedule": 24 * 3600.0},
 }
 # A running job whose heartbeat is older than this is re-queued by the sweeper.
 BAGGINTAG_JOB_STALE_SECONDS = env.int("BAGGINTAG_JOB_STALE_SECONDS", default=900)
