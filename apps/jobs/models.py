@@ -58,6 +58,11 @@ class Job(BaseModel):
         return f"{self.kind} #{self.pk} ({self.status})"
 
     @property
+    def title(self) -> str:
+        """What people call this job ("Bulk upload"), falling back to its kind."""
+        return str(self.params.get("title") or self.kind.split(".")[-1].replace("_", " ").capitalize())
+
+    @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
 

@@ -25,11 +25,13 @@ def _enqueue_on_commit(job: Job) -> None:
 
 
 @transaction.atomic
-def job_start(*, kind: str, task: str, params: dict[str, Any], created_by: Any = None, total: int = 0) -> Job:
+def job_start(
+    *, kind: str, task: str, params: dict[str, Any], created_by: Any = None, total: int = 0, title: str = ""
+) -> Job:
     """Create a QUEUED job and send `task(job_id=...)` after the transaction commits."""
     job = Job(
         kind=kind,
-        params={**params, "task": task},
+        params={**params, "task": task, **({"title": title} if title else {})},
         progress_total=total,
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )

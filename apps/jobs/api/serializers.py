@@ -25,6 +25,7 @@ class JobItemOutputSerializer(serializers.ModelSerializer):
 
 class JobOutputSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
+    title = serializers.CharField(read_only=True)
     progress = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
@@ -34,6 +35,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "kind",
+            "title",
             "status",
             "url",
             "progress",

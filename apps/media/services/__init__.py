@@ -5,7 +5,13 @@ from apps.media.services.ingest import IngestResult, Metadata, Origin, media_ing
 from apps.media.services.items import media_item_delete, media_item_update_metadata
 
 __all__ = [
-    "IngestResult", "Metadata", "Origin", "media_ingest", "media_item_delete",
+    "IngestResult",
+    "Metadata",
+    "Origin",
+    "media_ingest",
+    "media_item_delete",
     "media_item_update_metadata",
-    "media_upload_bulk_run", "media_upload_bulk_start", "metadata_clean",
+    "media_upload_bulk_run",
+    "media_upload_bulk_start",
+    "metadata_clean",
 ]

@@ -33,8 +33,9 @@ class ArchiveMember:
 
 
 def _member_error(name: str, why: str) -> ArchiveError:
-    return ArchiveError(f"Archive member {name[:200]!r} {why}; the archive was not imported.",
-                        details={"member": name[:500]})
+    return ArchiveError(
+        f"Archive member {name[:200]!r} {why}; the archive was not imported.", details={"member": name[:500]}
+    )
 
 
 def _too_many_entries(limit: int) -> ArchiveTooLargeError:
@@ -65,7 +66,7 @@ def _check_entry_count(fp: IO[bytes], limit: int) -> None:
     if zip64_at >= 0:
         fp.seek(zip64_at)
         head = fp.read(_ZIP64_EOCD.size + _ZIP64_LOCATOR.size)
-        if head[_ZIP64_EOCD.size:_ZIP64_EOCD.size + 4] == b"PK\x06\x07" and head[:4] == b"PK\x06\x06":
+        if head[_ZIP64_EOCD.size : _ZIP64_EOCD.size + 4] == b"PK\x06\x07" and head[:4] == b"PK\x06\x06":
             directory_size = _ZIP64_EOCD.unpack_from(head)[8]
             record = zip64_at
     if directory_size > record:

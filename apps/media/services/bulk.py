@@ -109,6 +109,7 @@ def media_upload_bulk_start(
             staged.append(key)
             inputs.extend({"type": "member", "key": key, "index": m.index, "member": m.name} for m in members)
         return job_services.job_start(
+            title="Bulk upload",
             kind=JOB_KIND,
             task=TASK_NAME,
             created_by=added_by,

@@ -27,8 +27,10 @@ from apps.media.exceptions import MediaTooLargeError, UrlFetchError, UrlRefusedE
 
 # Not "global" by ipaddress's tables but still never a media host, e.g. cloud metadata.
 _EXTRA_BLOCKED = [
-    ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("100.64.0.0/10"),
-    ipaddress.ip_network("fd00:ec2::/32"), ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("100.64.0.0/10"),
+    ipaddress.ip_network("fd00:ec2::/32"),
+    ipaddress.ip_network("64:ff9b::/96"),
 ]
 _REDIRECTS = {301, 302, 303, 307, 308}
 # Characters left as they are when the path is percent-encoded: RFC 3986 reserved ones and "%"
@@ -212,8 +214,9 @@ def fetch_url(url: str, *, max_bytes: int | None = None) -> Fetched:
     raise UrlFetchError(f"Too many redirects (more than {settings.BAGGINTAG_URL_MAX_REDIRECTS}).")
 
 
-def _download(response: http.client.HTTPResponse, url: str, *, max_bytes: int,
-              conn: _PinnedHTTPConnection) -> Fetched:
+def _download(
+    response: http.client.HTTPResponse, url: str, *, max_bytes: int, conn: _PinnedHTTPConnection
+) -> Fetched:
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise MediaTooLargeError(
@@ -238,5 +241,6 @@ def _download(response: http.client.HTTPResponse, url: str, *, max_bytes: int,
         path.unlink(missing_ok=True)
         raise
     name = PurePosixPath(unquote(urlsplit(url).path)).name
-    return Fetched(path=path, final_url=url, content_type=response.getheader("Content-Type") or "",
-                   filename=name)
+    return Fetched(
+        path=path, final_url=url, content_type=response.getheader("Content-Type") or "", filename=name
+    )

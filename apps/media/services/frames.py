@@ -128,7 +128,7 @@ def media_frames_extract_start(*, video: MediaItem, request: Any, added_by: Any 
     params = frames_request_clean(video=video, raw=request)
     total = len(params["timestamps"]) if params["mode"] == "timestamps" else (video.duration_ms or 0)
     return job_services.job_start(
-        kind=JOB_KIND, task=TASK_NAME, params=params, created_by=added_by, total=total
+        title="Frame capture", kind=JOB_KIND, task=TASK_NAME, params=params, created_by=added_by, total=total
     )
 
 

@@ -183,7 +183,12 @@ def media_ingest(
 
 
 def media_ingest_derived(
-    *, data: bytes, probed: probe.Probe, origin: Origin, derived: Derived, metadata: Metadata | None = None,
+    *,
+    data: bytes,
+    probed: probe.Probe,
+    origin: Origin,
+    derived: Derived,
+    metadata: Metadata | None = None,
     added_by: Any = None,
 ) -> IngestResult:
     """Store bytes this process just encoded (a transform result or a frame), already measured.

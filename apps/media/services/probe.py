@@ -20,20 +20,52 @@ from apps.media.exceptions import MediaBombError, MediaCorruptError
 
 # Pillow plug-in name per format we accept; nothing else may decode an upload.
 PIL_FORMATS = {
-    "jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "bmp": "BMP",
-    "tiff": "TIFF", "avif": "AVIF", "heic": "HEIF",
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "gif": "GIF",
+    "webp": "WEBP",
+    "bmp": "BMP",
+    "tiff": "TIFF",
+    "avif": "AVIF",
+    "heic": "HEIF",
 }
 VIDEO_FORMATS = {"mp4", "mov", "webm", "mkv", "avi", "wmv", "vob", "flv", "mpegts"}
 EXTENSIONS = {
-    "jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp", "bmp": "bmp", "tiff": "tif",
-    "avif": "avif", "heic": "heic", "mp4": "mp4", "mov": "mov", "webm": "webm", "mkv": "mkv",
-    "avi": "avi", "wmv": "wmv", "vob": "vob", "flv": "flv", "mpegts": "ts",
+    "jpeg": "jpg",
+    "png": "png",
+    "gif": "gif",
+    "webp": "webp",
+    "bmp": "bmp",
+    "tiff": "tif",
+    "avif": "avif",
+    "heic": "heic",
+    "mp4": "mp4",
+    "mov": "mov",
+    "webm": "webm",
+    "mkv": "mkv",
+    "avi": "avi",
+    "wmv": "wmv",
+    "vob": "vob",
+    "flv": "flv",
+    "mpegts": "ts",
 }
 MIME_TYPES = {
-    "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
-    "bmp": "image/bmp", "tiff": "image/tiff", "avif": "image/avif", "heic": "image/heic",
-    "mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm", "mkv": "video/x-matroska",
-    "avi": "video/x-msvideo", "wmv": "video/x-ms-wmv", "vob": "video/mpeg", "flv": "video/x-flv",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+    "avif": "image/avif",
+    "heic": "image/heic",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "webm": "video/webm",
+    "mkv": "video/x-matroska",
+    "avi": "video/x-msvideo",
+    "wmv": "video/x-ms-wmv",
+    "vob": "video/mpeg",
+    "flv": "video/x-flv",
     "mpegts": "video/mp2t",
 }
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b", b"BZh")
@@ -68,7 +100,7 @@ def sniff(head: bytes) -> tuple[str, str] | None:
         return "image", "tiff"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
-        compatible = {head[i:i + 4] for i in range(16, min(len(head), 64), 4)}
+        compatible = {head[i : i + 4] for i in range(16, min(len(head), 64), 4)}
         if brand in _AVIF_BRANDS:
             return "image", "avif"
         if brand in _HEIF_BRANDS or (brand == b"mif1" and compatible & _HEIF_BRANDS):
@@ -165,8 +197,14 @@ def _decode(image: Image.Image, fmt: str, thumb_size: int) -> _Decoded:
     image.load()
     orientation = image.getexif().get(0x0112, 1)
     thumbnail = _make_thumbnail(image, thumb_size, orientation=orientation)
-    return _Decoded(mode=mode, n_frames=n_frames, animated=animated, has_alpha=has_alpha,
-                    orientation=orientation, thumbnail=thumbnail)
+    return _Decoded(
+        mode=mode,
+        n_frames=n_frames,
+        animated=animated,
+        has_alpha=has_alpha,
+        orientation=orientation,
+        thumbnail=thumbnail,
+    )
 
 
 def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
@@ -179,8 +217,8 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
             width, height = image.size
             if width * height > limit:
                 raise MediaBombError(
-                    f"The image is {width}×{height} = {width * height:,} pixels; the limit is "
-                    f"{limit:,}.", details={"width": width, "height": height, "limit": limit},
+                    f"The image is {width}×{height} = {width * height:,} pixels; the limit is {limit:,}.",
+                    details={"width": width, "height": height, "limit": limit},
                 )
             if width == 0 or height == 0:
                 raise MediaCorruptError("The image has no pixels.")
@@ -205,16 +243,28 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
             f"The {fmt.upper()} file is damaged or truncated and cannot be decoded ({exc}).",
         ) from exc
     return Probe(
-        kind="image", format=fmt, width=width, height=height, mode=decoded.mode,
-        bit_depth=_bit_depth(decoded.mode), has_alpha=decoded.has_alpha, animated=decoded.animated,
-        frame_count=decoded.n_frames, thumbnail=decoded.thumbnail, phash=phash64(decoded.thumbnail),
+        kind="image",
+        format=fmt,
+        width=width,
+        height=height,
+        mode=decoded.mode,
+        bit_depth=_bit_depth(decoded.mode),
+        has_alpha=decoded.has_alpha,
+        animated=decoded.animated,
+        frame_count=decoded.n_frames,
+        thumbnail=decoded.thumbnail,
+        phash=phash64(decoded.thumbnail),
     )
 
 
 _ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
 }
 
 
@@ -249,7 +299,7 @@ def phash64(image: Image.Image) -> int:
     """64-bit DCT perceptual hash (low 8×8 frequencies of a 32×32 greyscale, above median)."""
     grey = image.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
     pixels = list(grey.get_flattened_data())
-    rows = [pixels[i * 32:(i + 1) * 32] for i in range(32)]
+    rows = [pixels[i * 32 : (i + 1) * 32] for i in range(32)]
     table = _dct_table()
     # Separable 2-D DCT-II, only the 8 lowest frequencies in each direction. sum(map(mul))
     # adds the same products in the same order as a generator would, so the bits are equal.
@@ -265,8 +315,13 @@ def phash64(image: Image.Image) -> int:
 
 def phash_bands(value: int) -> list[int]:
     """Split a 64-bit hash into 13/13/13/13/12-bit bands (pigeonhole index for distance ≤ 4)."""
-    return [(value >> 51) & 0x1FFF, (value >> 38) & 0x1FFF, (value >> 25) & 0x1FFF,
-            (value >> 12) & 0x1FFF, value & 0xFFF]
+    return [
+        (value >> 51) & 0x1FFF,
+        (value >> 38) & 0x1FFF,
+        (value >> 25) & 0x1FFF,
+        (value >> 12) & 0x1FFF,
+        value & 0xFFF,
+    ]
 
 
 def phash_to_signed(value: int) -> int:
@@ -274,6 +329,7 @@ def phash_to_signed(value: int) -> int:
 
 
 # --- video ------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
@@ -351,21 +407,44 @@ def probe_video(path: Path, fmt: str, *, thumb_size: int) -> Probe:
     if poster is None:
         raise MediaCorruptError(f"ffmpeg could not decode any frame of this {fmt} file.")
     return Probe(
-        kind="video", format=fmt, width=width, height=height, rotation=rotation,
-        mode="RGB", bit_depth=8, animated=True,
+        kind="video",
+        format=fmt,
+        width=width,
+        height=height,
+        rotation=rotation,
+        mode="RGB",
+        bit_depth=8,
+        animated=True,
         frame_count=max(1, round(duration * float(fps))) if fps else 1,
-        duration_ms=round(duration * 1000), fps_milli=round(float(fps) * 1000) if fps else None,
-        codec=str(info["codec"]).rstrip(",")[:32], start_ms=round(float(info.get("start") or 0) * 1000),
-        thumbnail=poster, phash=phash64(poster),
+        duration_ms=round(duration * 1000),
+        fps_milli=round(float(fps) * 1000) if fps else None,
+        codec=str(info["codec"]).rstrip(",")[:32],
+        start_ms=round(float(info.get("start") or 0) * 1000),
+        thumbnail=poster,
+        phash=phash64(poster),
     )
 
 
 def _grab_frame(path: Path, seconds: float, size: int) -> Image.Image | None:
-    result = run_ffmpeg([
-        "-loglevel", "error", "-ss", f"{seconds:.3f}", "-i", str(path), "-frames:v", "1",
-        "-vf", f"scale={size}:{size}:force_original_aspect_ratio=decrease",
-        "-f", "image2pipe", "-c:v", "png", "pipe:1",
-    ])
+    result = run_ffmpeg(
+        [
+            "-loglevel",
+            "error",
+            "-ss",
+            f"{seconds:.3f}",
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-vf",
+            f"scale={size}:{size}:force_original_aspect_ratio=decrease",
+            "-f",
+            "image2pipe",
+            "-c:v",
+            "png",
+            "pipe:1",
+        ]
+    )
     if not result.stdout:
         return None
     try:

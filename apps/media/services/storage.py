@@ -76,8 +76,11 @@ def _link_local(key: str, path: Path) -> bool | None:
     plain local folder, or hard links are impossible there (another filesystem): copy instead.
     """
     storage = default_storage
-    if (not isinstance(storage, FileSystemStorage) or storage.file_permissions_mode is None
-            or storage.directory_permissions_mode is not None):
+    if (
+        not isinstance(storage, FileSystemStorage)
+        or storage.file_permissions_mode is None
+        or storage.directory_permissions_mode is not None
+    ):
         return None  # keep the storage API's own permission handling for these set-ups
     target = Path(storage.path(key))
     try:

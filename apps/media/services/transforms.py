@@ -377,6 +377,7 @@ def media_transform_bulk_start(*, ids: Any, recipe: Any, added_by: Any = None) -
             details={"missing": missing[:100]},
         )
     return job_services.job_start(
+        title="Bulk transform",
         kind=BULK_JOB_KIND,
         task=BULK_TASK_NAME,
         created_by=added_by,

@@ -138,11 +138,7 @@ def tag_type_default() -> TagType:
 def tag_words(*, name: str, vocabulary: Vocabulary) -> set[str]:
     """The words (≥ 2 characters, case-folded) of a name: split on the separator and brackets."""
     text = name.replace(vocabulary.word_separator, " ") if vocabulary.word_separator else name
-    return {
-        word[:200]
-        for word in _WORD_SPLIT.split(text.casefold())
-        if len(word) >= MIN_WORD_LENGTH
-    }
+    return {word[:200] for word in _WORD_SPLIT.split(text.casefold()) if len(word) >= MIN_WORD_LENGTH}
 
 
 def tag_words_add(*, vocabulary: Vocabulary, tags: Iterable[tuple[int, str]]) -> int:
@@ -270,8 +266,10 @@ def tag_update(*, tag: Tag, **changes: Any) -> Tag:
 
 def tags_set_deprecated(*, tag_ids: Iterable[int], deprecated: bool = True) -> int:
     """Deprecate (or restore) many tags in one statement; returns how many changed."""
-    return Tag.objects.filter(pk__in=list(tag_ids)).exclude(is_deprecated=deprecated).update(
-        is_deprecated=deprecated
+    return (
+        Tag.objects.filter(pk__in=list(tag_ids))
+        .exclude(is_deprecated=deprecated)
+        .update(is_deprecated=deprecated)
     )
 
 
@@ -287,7 +285,10 @@ def tags_recount(*, tag_ids: Iterable[int]) -> int:
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
         stored = dict(
-            Tag.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", "media_count")
+            Tag.objects.select_for_update()
+            .filter(pk__in=batch)
+            .order_by("pk")
+            .values_list("pk", "media_count")
         )
         actual = dict(
             EffectiveTag.objects.filter(tag_id__in=batch)
@@ -438,7 +439,9 @@ def _usable(queryset: QuerySet[Tag]) -> QuerySet[Tag]:
     return queryset.exclude(is_deprecated=True, resolution__isnull=True)
 
 
-def _autocomplete_exact(q: str, vocabulary: Vocabulary, tag_type: TagType | None, limit: int) -> list[Suggestion]:
+def _autocomplete_exact(
+    q: str, vocabulary: Vocabulary, tag_type: TagType | None, limit: int
+) -> list[Suggestion]:
     base = _usable(_candidates(vocabulary, tag_type))
     prefix = _suggestions(_ranked(base.filter(name__gte=q, name__lt=q + _MAX_CHAR))[:limit], "prefix")
     word_q = q.casefold()
@@ -461,16 +464,16 @@ def _merge(*groups: list[Suggestion], limit: int) -> list[Suggestion]:
     return merged[:limit]
 
 
-def _autocomplete_fuzzy(q: str, vocabulary: Vocabulary, tag_type: TagType | None, limit: int) -> list[Suggestion]:
+def _autocomplete_fuzzy(
+    q: str, vocabulary: Vocabulary, tag_type: TagType | None, limit: int
+) -> list[Suggestion]:
     base = _usable(_candidates(vocabulary, tag_type))
     exact = _suggestions(_ranked(base.filter(name__in=_neighbours(q)))[:limit], "fuzzy")
     # A typo late in what was typed: scan names sharing the first half, compare prefixes.
     head = q[: max(2, len(q) // 2)]
     scanned = _ranked(base.filter(name__gte=head, name__lt=head + _MAX_CHAR))[:_FUZZY_SCAN]
     close = [
-        tag
-        for tag in scanned
-        if any(_within_one(q, tag.name[:n]) for n in (len(q) - 1, len(q), len(q) + 1))
+        tag for tag in scanned if any(_within_one(q, tag.name[:n]) for n in (len(q) - 1, len(q), len(q) + 1))
     ]
     return _merge(exact, _suggestions(close, "fuzzy"), limit=limit)
 
@@ -510,7 +513,9 @@ def vocabulary_get(*, vocabulary_id: int | None = None, slug: str | None = None)
     """One vocabulary by id or slug; NotFoundError otherwise."""
     queryset = Vocabulary.objects.select_related("default_type")
     vocabulary = (
-        queryset.filter(pk=vocabulary_id).first() if vocabulary_id is not None else queryset.filter(slug=slug).first()
+        queryset.filter(pk=vocabulary_id).first()
+        if vocabulary_id is not None
+        else queryset.filter(slug=slug).first()
     )
     if vocabulary is None:
         raise NotFoundError(

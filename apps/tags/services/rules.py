@@ -61,6 +61,7 @@ def effective_rebuild_start(*, actor: Any = None, reason: str = "") -> Job | Non
 
     total = MediaItem.objects.filter(effective_stale=True).count()
     return job_services.job_start(
+        title="Effective-tag rebuild",
         kind=REBUILD_JOB_KIND,
         task=REBUILD_TASK,
         params={"reason": reason[:200]},

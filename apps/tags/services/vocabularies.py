@@ -249,7 +249,9 @@ def vocabulary_create(*, slug: str, name: str, is_default: bool = False, **field
 
 
 @transaction.atomic
-def vocabulary_update(*, vocabulary: Vocabulary, is_default: bool | None = None, **changes: Any) -> Vocabulary:
+def vocabulary_update(
+    *, vocabulary: Vocabulary, is_default: bool | None = None, **changes: Any
+) -> Vocabulary:
     """Change a template's settings. Case and separator are locked once it has tags: existing
     names were normalised under the old rules."""
     _only(changes, VOCABULARY_FIELDS)
@@ -280,7 +282,10 @@ def vocabulary_delete(*, vocabulary: Vocabulary) -> None:
             f"'{vocabulary.name}' is the default template and cannot be deleted.",
             code="tags.vocabulary_default",
         )
-    if Tag.objects.filter(vocabulary=vocabulary).exists() or TagSet.objects.filter(vocabulary=vocabulary).exists():
+    if (
+        Tag.objects.filter(vocabulary=vocabulary).exists()
+        or TagSet.objects.filter(vocabulary=vocabulary).exists()
+    ):
         raise ConflictError(
             f"'{vocabulary.name}' has tags or tag sets; only empty templates can be deleted.",
             code="tags.vocabulary_in_use",
@@ -289,7 +294,7 @@ def vocabulary_delete(*, vocabulary: Vocabulary) -> None:
     try:
         vocabulary.delete()
     except ProtectedError as exc:
-        raise ConflictError(f"'{vocabulary.name}' is still referenced.", code="tags.vocabulary_in_use") from exc
+        raise ConflictError(f"'{vocabulary.name}' is in use.", code="tags.vocabulary_in_use") from exc
 
 
 def vocabulary_list() -> QuerySet[Vocabulary]:
@@ -356,9 +361,10 @@ def _tags_upsert(
     wanted: dict[str, int | None],
     result: ImportResult | None,
     update_types: bool,
-) -> dict[str, int]:
-    """name → tag id for every wanted name: missing tags created (type or the default type),
-    existing ones retyped when `update_types` and a type was given. A few statements per batch."""
+) -> dict[str, tuple[int, int]]:
+    """name → (tag id, type id) for every wanted name: missing tags created (given type or the
+    default type), existing ones retyped when `update_types` and a type was given. A few
+    statements per batch of names, never one per name."""
     names = list(wanted)
     existing = _existing(vocabulary, names)
     fallback = (vocabulary.default_type_id or tag_type_default().pk) if len(existing) < len(names) else 0
@@ -374,8 +380,10 @@ def _tags_upsert(
     retype: dict[int, list[int]] = defaultdict(list)
     if update_types:
         for name, (pk, type_id) in existing.items():
-            if wanted[name] and wanted[name] != type_id:
-                retype[wanted[name]].append(pk)  # type: ignore[index]
+            target = wanted[name]
+            if target is not None and target != type_id:
+                retype[target].append(pk)
+                existing[name] = (pk, target)
     for type_id, ids in retype.items():
         for batch in _batches(ids):
             Tag.objects.filter(pk__in=batch).update(type_id=type_id)
@@ -383,7 +391,7 @@ def _tags_upsert(
         result.created += len(created)
         result.updated += sum(map(len, retype.values()))
         result.unchanged += len(existing) - sum(map(len, retype.values()))
-    return {name: pk for name, (pk, _type) in {**existing, **created}.items()}
+    return {**existing, **created}
 
 
 # --- CSV import -------------------------------------------------------------------------------------
@@ -412,10 +420,7 @@ class _Line:
 
 
 def _read_limited(data: bytes | IO[bytes]) -> bytes:
-    if isinstance(data, bytes | bytearray):
-        raw = bytes(data)
-    else:
-        raw = data.read(IMPORT_MAX_BYTES + 1)
+    raw = bytes(data) if isinstance(data, bytes | bytearray) else data.read(IMPORT_MAX_BYTES + 1)
     if len(raw) > IMPORT_MAX_BYTES:
         raise PayloadTooLargeError(
             f"CSV files may be at most {IMPORT_MAX_BYTES // (1024 * 1024)} MiB; split the file.",
@@ -465,12 +470,10 @@ def _is_header(cells: list[str]) -> bool:
 
 def _type_lookup() -> tuple[dict[str, int], dict[str, int]]:
     """(anything a file may write for a type → type id, key → type id)."""
-    by_key: dict[str, int] = {}
-    lookup: dict[str, int] = {}
-    for tag_type in TagType.objects.all():
-        by_key[tag_type.key] = tag_type.pk
-        lookup[tag_type.key] = tag_type.pk
-    for tag_type in TagType.objects.all():
+    types = list(TagType.objects.all())
+    by_key = {tag_type.key: tag_type.pk for tag_type in types}
+    lookup = dict(by_key)
+    for tag_type in types:
         for short in (k.strip().lower() for k in tag_type.short_keys.split(",")):
             if short:
                 lookup.setdefault(short, tag_type.pk)
@@ -561,45 +564,50 @@ def _alias_activator(actor: Any) -> Any:
 
 
 def _aliases_import(
-    *, vocabulary: Vocabulary, entries: dict[str, _Entry], ids: dict[str, int], actor: Any, result: ImportResult
+    *,
+    vocabulary: Vocabulary,
+    entries: dict[str, _Entry],
+    tags: dict[str, tuple[int, int]],
+    actor: Any,
+    result: ImportResult,
 ) -> None:
     """Create TagAlias rows (antecedent → the line's tag): pending, or activated for approvers."""
     pairs: list[tuple[int, str, str]] = []  # line, antecedent, consequent
     claimed: dict[str, tuple[str, int]] = {}
     for name, entry in entries.items():
-        for alias in entry.aliases:
-            if alias in claimed and claimed[alias][0] != name:
-                other, line = claimed[alias]
-                result.error(entry.line, f"Alias '{alias}' is already given for '{other}' on line {line}.", alias)
+        for word in entry.aliases:
+            if word in claimed and claimed[word][0] != name:
+                other, other_line = claimed[word]
+                result.error(
+                    entry.line, f"Alias '{word}' is already given for '{other}' (line {other_line})."
+                )
                 continue
-            if alias not in claimed:
-                claimed[alias] = (name, entry.line)
-                pairs.append((entry.line, alias, name))
+            if word not in claimed:
+                claimed[word] = (name, entry.line)
+                pairs.append((entry.line, word, name))
     if not pairs:
         return
-    antecedent_types = {a: entries[c].type_id or _type_of(ids[c]) for _line, a, c in pairs if a not in ids}
-    # Antecedents become tags too (same type as their ideal) but keep an existing tag's type.
-    ids.update(
-        _tags_upsert(vocabulary=vocabulary, wanted=antecedent_types, result=None, update_types=False)
-        if antecedent_types
-        else {}
-    )
+    # Antecedents become tags too, typed like their ideal; an existing tag keeps its type.
+    missing = {a: tags[c][1] for _line, a, c in pairs if a not in tags}
+    if missing:
+        tags.update(
+            _tags_upsert(vocabulary=vocabulary, wanted=dict(missing), result=None, update_types=False)
+        )
     current: dict[int, tuple[int, int, str]] = {}  # antecedent id → (alias id, consequent id, status)
-    antecedent_ids = [ids[a] for _line, a, _c in pairs]
-    for batch in _batches(antecedent_ids):
-        for pk, antecedent, consequent, status in (
+    for batch in _batches([tags[a][0] for _line, a, _c in pairs]):
+        for pk, ante_id, cons_id, status in (
             TagAlias.objects.filter(vocabulary=vocabulary, antecedent_id__in=batch)
             .exclude(status__in=[RuleStatus.REJECTED, RuleStatus.RETIRED])
             .values_list("pk", "antecedent_id", "consequent_id", "status")
         ):
-            if status == RuleStatus.ACTIVE or antecedent not in current:
-                current[antecedent] = (pk, consequent, status)
-    names_by_id = {pk: name for name, pk in ids.items()}
+            if status == RuleStatus.ACTIVE or ante_id not in current:
+                current[ante_id] = (pk, cons_id, status)
     new: list[tuple[int, TagAlias]] = []
     pending_existing: list[tuple[int, int]] = []
+    conflicts: list[tuple[int, str, int]] = []
     creator = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     for line, antecedent, consequent in pairs:
-        a_id, c_id = ids[antecedent], ids[consequent]
+        a_id, c_id = tags[antecedent][0], tags[consequent][0]
         if a_id in current:
             alias_id, existing_consequent, status = current[a_id]
             if existing_consequent == c_id:
@@ -607,50 +615,44 @@ def _aliases_import(
                 if status == RuleStatus.PENDING:
                     pending_existing.append((line, alias_id))
             else:
-                target = names_by_id.get(existing_consequent) or _name_of(existing_consequent)
-                result.error(line, f"'{antecedent}' is already an alias of '{target}'.", antecedent)
+                conflicts.append((line, antecedent, existing_consequent))
             continue
-        new.append(
-            (
-                line,
-                TagAlias(
-                    vocabulary=vocabulary,
-                    antecedent_id=a_id,
-                    consequent_id=c_id,
-                    status=RuleStatus.PENDING,
-                    reason="CSV import",
-                    created_by=creator,
-                ),
-            )
+        alias = TagAlias(
+            vocabulary=vocabulary,
+            antecedent_id=a_id,
+            consequent_id=c_id,
+            status=RuleStatus.PENDING,
+            reason="CSV import",
+            created_by=creator,
         )
+        new.append((line, alias))
+    if conflicts:
+        names = dict(Tag.objects.filter(pk__in={c for _l, _a, c in conflicts}).values_list("pk", "name"))
+        for line, antecedent, consequent_id in conflicts:
+            target = names.get(consequent_id)
+            result.error(line, f"'{antecedent}' is already an alias of '{target}'.", antecedent)
     created = TagAlias.objects.bulk_create([alias for _line, alias in new], batch_size=WRITE_BATCH)
     result.aliases_created = len(created)
     todo = [(line, alias.pk) for (line, _a), alias in zip(new, created, strict=True)] + pending_existing
+    result.aliases_pending = len(todo)
     activate = _alias_activator(actor)
-    if activate is not None and todo and None not in (pk for _line, pk in todo):
-        if len(todo) > ALIAS_ACTIVATE_MAX:
-            result.notes.append(
-                f"{len(todo)} aliases are more than {ALIAS_ACTIVATE_MAX} activated per import; "
-                "they stay pending for review."
-            )
+    if activate is None or not todo:
+        return
+    if len(todo) > ALIAS_ACTIVATE_MAX:
+        result.notes.append(
+            f"{len(todo)} aliases are more than the {ALIAS_ACTIVATE_MAX} one import activates; "
+            "they stay pending for review."
+        )
+        return
+    for line, pk in todo:
+        try:
+            with transaction.atomic():
+                activate(alias=TagAlias.objects.get(pk=pk), actor=actor)
+        except DomainError as err:
+            result.error(line, f"Alias left pending: {err.message}")
         else:
-            for line, pk in todo:
-                try:
-                    with transaction.atomic():
-                        activate(alias=TagAlias.objects.get(pk=pk), actor=actor)
-                except DomainError as err:
-                    result.error(line, f"Alias left pending: {err.message}")
-                else:
-                    result.aliases_activated += 1
-    result.aliases_pending = len(todo) - result.aliases_activated
-
-
-def _type_of(tag_id: int) -> int:
-    return Tag.objects.filter(pk=tag_id).values_list("type_id", flat=True).get()
-
-
-def _name_of(tag_id: int) -> str:
-    return Tag.objects.filter(pk=tag_id).values_list("name", flat=True).first() or str(tag_id)
+            result.aliases_activated += 1
+    result.aliases_pending -= result.aliases_activated
 
 
 @transaction.atomic
@@ -671,15 +673,15 @@ def vocabulary_import_csv(
     result.scheme = _scheme_detect(lines, scheme)
     entries = _entries(lines, vocabulary, result.scheme, result)
     if entries:
-        ids = _tags_upsert(
+        tags = _tags_upsert(
             vocabulary=vocabulary,
             wanted={name: entry.type_id for name, entry in entries.items()},
             result=result,
             update_types=True,
         )
-        _aliases_import(vocabulary=vocabulary, entries=entries, ids=ids, actor=actor, result=result)
+        _aliases_import(vocabulary=vocabulary, entries=entries, tags=tags, actor=actor, result=result)
     if any(entry.count_raw for entry in lines):
-        result.notes.append("Counts in the file are not stored: a tag's count is how many items here carry it.")
+        result.notes.append("Counts in the file are not stored: counts are how many items here have a tag.")
     return result
 
 
@@ -731,8 +733,10 @@ def vocabulary_build_from_usage(
     vocabulary = Vocabulary.objects.select_for_update().get(pk=vocabulary.pk)
     result = ImportResult(scheme=scope)
     wanted: dict[str, int | None] = {}
-    for name, type_id in _tags_in_use(source, scope, max(1, min_count)).values_list("name", "type_id").iterator(
-        chunk_size=5000
+    for name, type_id in (
+        _tags_in_use(source, scope, max(1, min_count))
+        .values_list("name", "type_id")
+        .iterator(chunk_size=5000)
     ):
         result.lines += 1
         try:
@@ -762,7 +766,11 @@ def vocabulary_export_rows(*, vocabulary: Vocabulary) -> Iterator[list[str]]:
         tags = Tag.objects.filter(vocabulary=vocabulary)
         if after is not None:
             tags = tags.filter(Q(media_count__lt=after[0]) | Q(media_count=after[0], pk__gt=after[1]))
-        batch = list(tags.order_by("-media_count", "pk").values_list("pk", "name", "type_id", "media_count")[:EXPORT_BATCH])
+        batch = list(
+            tags.order_by("-media_count", "pk").values_list("pk", "name", "type_id", "media_count")[
+                :EXPORT_BATCH
+            ]
+        )
         if not batch:
             return
         ids = [row[0] for row in batch]
@@ -770,12 +778,19 @@ def vocabulary_export_rows(*, vocabulary: Vocabulary) -> Iterator[list[str]]:
         antecedents = set(aliases.filter(antecedent_id__in=ids).values_list("antecedent_id", flat=True))
         by_ideal: dict[int, list[str]] = defaultdict(list)
         for consequent, name in (
-            aliases.filter(consequent_id__in=ids).order_by("antecedent__name").values_list("consequent_id", "antecedent__name")
+            aliases.filter(consequent_id__in=ids)
+            .order_by("antecedent__name")
+            .values_list("consequent_id", "antecedent__name")
         ):
             by_ideal[consequent].append(name)
         for pk, name, type_id, count in batch:
             if pk not in antecedents:
-                yield [name, types.get(type_id, ""), str(count), ",".join(dict.fromkeys(by_ideal.get(pk, [])))]
+                yield [
+                    name,
+                    types.get(type_id, ""),
+                    str(count),
+                    ",".join(dict.fromkeys(by_ideal.get(pk, []))),
+                ]
         after = (batch[-1][3], batch[-1][0])
 
 
@@ -820,7 +835,7 @@ def _cursor_decode(cursor: str, order: str) -> tuple[Any, int]:
     except (ValueError, TypeError):
         valid = False
     if not valid:
-        raise DomainError("This page link is not valid (any more); start from the first page.", code="tags.invalid_cursor")
+        raise DomainError("This page link is no longer valid; start again.", code="tags.invalid_cursor")
     return value, pk
 
 

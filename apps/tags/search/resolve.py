@@ -1,0 +1,352 @@
+"""Resolution (§3.2–3.5): tag terms to tag ids, qualifiers to column conditions."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import F
+from django.utils import timezone
+
+from apps.core.exceptions import DomainError
+from apps.tags.models import AliasResolution, Tag, TagClosure, TagSet, TagType, Vocabulary
+from apps.tags.search import values as v
+from apps.tags.search.config import int_knob, knob
+from apps.tags.search.errors import QueryError
+from apps.tags.search.guard import statement_limit
+from apps.tags.search.ir import FALSE, TRUE, AllOf, AnyOf, Column, Cond, HasSet, Match, Neg, TypeCount
+from apps.tags.search.lookups import NameGlob
+from apps.tags.search.nodes import And, Node, Not, Or, Qualifier, TagTerm
+from apps.tags.search.qualifiers import SINGLETONS, nearest_qualifier
+from apps.tags.search.terms import TermResolver, normalise_fragment
+from apps.tags.services.names import vocabulary_default
+
+KIND_OF_SCOPE = {
+    "curated": TagSet.Kind.CURATED,
+    "source": TagSet.Kind.SOURCE,
+    "tagger": TagSet.Kind.TAGGER,
+    "derived": TagSet.Kind.DERIVED,
+}
+RANGE_COLUMNS: dict[str, tuple[str, bool]] = {
+    "id": ("id", False),
+    "width": ("width", False),
+    "height": ("height", False),
+    "tagcount": ("tag_count", False),
+    "frame": ("frame_index", True),
+    "video": ("video_id", True),
+    "mpixels": ("pixels", False),
+    "fps": ("fps_milli", True),
+    "ratio": ("ratio_milli", False),
+    "filesize": ("size_bytes", False),
+    "duration": ("duration_ms", True),
+    "time": ("timestamp_ms", True),
+}
+
+
+@dataclass
+class Resolved:
+    """A query ready to plan: condition tree, order, page size, warnings."""
+
+    cond: Cond
+    order: str = "id"
+    descending: bool = True
+    limit: int | None = None
+    scope: str = "effective"
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    costs: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _singletons(root: Node | None) -> dict[str, Qualifier]:
+    """order/limit/in/vocab qualifiers (the parser guarantees: once each, on the AND path)."""
+    found: dict[str, Qualifier] = {}
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, And):
+            stack.extend(node.children)
+        elif isinstance(node, Qualifier) and node.name in SINGLETONS:
+            found[node.name] = node
+    return found
+
+
+class Resolver:
+    """Turns one AST into a Resolved query, collecting warnings on the way."""
+
+    def __init__(self, root: Node | None) -> None:
+        self.root = root
+        self.out = Resolved(cond=TRUE)
+        singles = _singletons(root)
+        self.vocabulary = self._vocabulary(singles.get("vocab"))
+        if "in" in singles:
+            self.out.scope = singles["in"].parsed[0]
+        if "order" in singles:
+            name, desc = singles["order"].parsed
+            self.out.order = name
+            self.out.descending = (name != "random") if desc is None else desc
+        if "limit" in singles:
+            self.out.limit = singles["limit"].parsed
+        self.types = self._types()
+        self.terms = TermResolver(self.vocabulary, self.out.warnings)
+
+    @staticmethod
+    def _vocabulary(node: Qualifier | None) -> Vocabulary:
+        if node is None:
+            return vocabulary_default()
+        found = Vocabulary.objects.filter(slug=node.parsed).first()
+        if found is None:
+            raise QueryError(
+                "invalid_value",
+                f"There is no vocabulary {node.parsed!r}.",
+                token=node.value,
+                position=node.value_pos,
+                hint="Use the slug of an existing vocabulary.",
+            )
+        return found
+
+    @staticmethod
+    def _types() -> dict[str, int]:
+        types: dict[str, int] = {}
+        for type_id, key, short_keys in TagType.objects.values_list("id", "key", "short_keys"):
+            types[key.lower()] = type_id
+            for short in short_keys.split(","):
+                if short.strip():
+                    types.setdefault(short.strip().lower(), type_id)
+        return types
+
+    def resolve(self) -> Resolved:
+        """Resolve the whole tree."""
+        if self.root is not None:
+            self.out.cond = self.node(self.root, negated=False)
+        return self.out
+
+    def node(self, node: Node, *, negated: bool) -> Cond:
+        if isinstance(node, Not):
+            assert node.child is not None
+            return Neg(self.node(node.child, negated=not negated))
+        if isinstance(node, And):
+            return AllOf(tuple(self.node(c, negated=negated) for c in node.children))
+        if isinstance(node, Or):
+            return AnyOf(tuple(self.node(c, negated=negated) for c in node.children))
+        if isinstance(node, Qualifier):
+            return self.qualifier(node)
+        assert isinstance(node, TagTerm)
+        return self.term(node, negated=negated)
+
+    # Tag terms -----------------------------------------------------------------------------
+
+    def term(self, node: TagTerm, *, negated: bool) -> Cond:
+        text, stars, type_id, prefix = node.text, node.stars, None, ""
+        if node.mode != "tag" and node.colon > 0:
+            head = text[: node.colon].lower()
+            if head in self.types:
+                type_id = self.types[head]
+                text = text[node.colon + 1 :]
+                stars = tuple(s - node.colon - 1 for s in stars if s > node.colon)
+            elif node.mode == "plain" and head.endswith("tags") and head[:-4] in self.types:
+                return self.type_count(node, self.types[head[:-4]], text[node.colon + 1 :])
+            else:
+                prefix = head
+        if not text:
+            return self._no_match(node, "needs a tag name")
+        if stars:
+            return self.wildcard(node, text, stars, type_id, negated=negated)
+        tag = self.terms.lookup(text)
+        if tag is None:
+            suggestion = nearest_qualifier(prefix, frozenset(self.types)) if prefix else None
+            if suggestion:
+                raise QueryError(
+                    "unknown_qualifier",
+                    f"Unknown qualifier {prefix!r}; did you mean {suggestion!r}?",
+                    token=prefix,
+                    position=node.pos,
+                    hint=f"Did you mean '{suggestion}:'?",
+                    suggestion=suggestion,
+                )
+            return self._no_match(node, "is not a known tag", self.terms.suggest(text))
+        ideal = self.terms.ideal(tag, node)
+        if type_id is not None and ideal.type_id != type_id:
+            return self._no_match(node, "has no tag of that type")
+        return self.match_for(node, tag, ideal)
+
+    def match_for(self, node: TagTerm, tag: Tag, ideal: Tag) -> Cond:
+        scope = self.out.scope
+        kinds = frozenset() if scope in ("effective", "any") else frozenset({KIND_OF_SCOPE[scope]})
+        label = node.raw or node.text
+        self.out.costs.append((label, ideal.media_count))
+        if node.mode == "unaliased":
+            return Match("assign", frozenset({tag.pk}), kinds, count=tag.media_count, label=label)
+        if scope == "effective":
+            return Match("effective", frozenset({ideal.pk}), direct=node.mode == "direct", count=ideal.media_count, label=label)
+        ids = self.terms.expand(ideal, descendants=node.mode != "direct")
+        if len(ids) > int_knob("SEARCH_TERM_EXPANSION_MAX"):
+            raise QueryError(
+                "term_too_broad",
+                f"{label!r} stands for {len(ids)} tags in in:{scope} (aliases and implied tags); "
+                f"at most {int_knob('SEARCH_TERM_EXPANSION_MAX')} are allowed.",
+                token=node.raw,
+                position=node.pos,
+                length=node.length,
+                hint="Search in:effective, or use direct: to leave out implied tags.",
+            )
+        return Match("assign", frozenset(ids), kinds, count=ideal.media_count, label=label)
+
+    def wildcard(
+        self, node: TagTerm, text: str, stars: tuple[int, ...], type_id: int | None, *, negated: bool
+    ) -> Cond:
+        cuts = [-1, *stars, len(text)]
+        parts = tuple(
+            normalise_fragment(text[a + 1 : b], self.vocabulary) for a, b in zip(cuts, cuts[1:], strict=False)
+        )
+        limit = int_knob("SEARCH_WILDCARD_MAX")
+        tags = Tag.objects.filter(NameGlob(F("name"), parts), vocabulary=self.vocabulary)
+        if type_id is not None:
+            tags = tags.filter(type_id=type_id)
+        with statement_limit(knob("SEARCH_WILDCARD_TIME_LIMIT"), term=node.raw):
+            rows = list(tags.order_by("-media_count", "id").values_list("id", "media_count")[: limit + 1])
+            total = len(rows) if len(rows) <= limit else tags.count()
+        if not rows:
+            return FALSE if negated else self._no_match(node, "matches no tag")
+        if total > limit:
+            if negated:
+                raise QueryError(
+                    "wildcard_too_broad",
+                    f"{node.raw!r} matches {total} tags; a negated wildcard may match at most {limit}.",
+                    token=node.raw,
+                    position=node.pos,
+                    length=node.length,
+                    hint="Make the pattern more specific.",
+                    total=total,
+                )
+            self.out.warnings.append(
+                {
+                    "code": "wildcard_truncated",
+                    "message": f"{node.raw!r} matches {total} tags; the {limit} most used are searched.",
+                    "token": node.raw,
+                    "position": node.pos,
+                    "total": total,
+                    "used": limit,
+                }
+            )
+            rows = rows[:limit]
+        ids = frozenset(r[0] for r in rows)
+        count = sum(r[1] for r in rows)
+        self.out.costs.append((node.raw, count))
+        scope = self.out.scope
+        if node.mode == "unaliased" or scope != "effective":
+            kinds = frozenset() if scope in ("effective", "any") else frozenset({KIND_OF_SCOPE[scope]})
+            return Match("assign", ids, kinds, count=count, label=node.raw)
+        return Match("effective", ids, direct=node.mode == "direct", count=count, label=node.raw)
+
+    def type_count(self, node: TagTerm, type_id: int, value: str) -> Cond:
+        try:
+            ranges = v.parse_range(value, v.conv_int, what="a tag count", hint="e.g. 2, >=1, 0..3")
+        except v.ValueProblem as exc:
+            start = node.pos + node.length - len(value)
+            raise QueryError(
+                "invalid_value", exc.message, token=exc.token, position=start + exc.offset, hint=exc.hint
+            ) from None
+        return TypeCount(type_id, ranges)
+
+    def _no_match(self, node: TagTerm, why: str, suggestions: list[str] | None = None) -> Cond:
+        self.out.warnings.append(
+            {
+                "code": "unknown_tag",
+                "message": f"{node.raw or node.text!r} {why}; it matches nothing.",
+                "token": node.raw,
+                "position": node.pos,
+                "suggestions": suggestions or [],
+            }
+        )
+        return FALSE
+
+    # Qualifiers ----------------------------------------------------------------------------
+
+    def qualifier(self, node: Qualifier) -> Cond:
+        name, parsed = node.name, node.parsed
+        if name in SINGLETONS:
+            return TRUE
+        if name in RANGE_COLUMNS:
+            column, nullable = RANGE_COLUMNS[name]
+            return Column(column, "range", parsed, nullable=nullable)
+        if name == "date":
+            return Column("created_at", "range", parsed, integer=False)
+        if name == "age":
+            return Column("created_at", "range", _ages_to_dates(parsed), integer=False)
+        if name in ("has", "is", "kind"):
+            return AnyOf(tuple(_state(name, value) for value in parsed))
+        if name in ("filetype", "format"):
+            return Column("format", "in", parsed)
+        if name == "rating":
+            return Column("rating", "in", parsed)
+        if name == "site":
+            return Column("site", "in", tuple(parsed))
+        if name == "artist":
+            return Column("artist", "bytes", parsed)
+        if name == "sha256":
+            return Column("sha256", "eq", parsed)
+        if name == "source":
+            if parsed.endswith("*"):
+                return Column("source", "prefix", parsed[:-1])
+            return Column("source_hash", "eq", hashlib.sha256(parsed.strip().encode()).hexdigest())
+        if name == "model":
+            model, _, version = parsed.partition("@")
+            return HasSet(TagSet.Kind.TAGGER, model, version or None)
+        if name in ("ai", "conf"):
+            return self.ai(node)
+        raise AssertionError(name)
+
+    def ai(self, node: Qualifier) -> Cond:
+        name, ranges = node.parsed
+        tag = self.terms.lookup(name)
+        fake = TagTerm(node.pos, node.length, "plain", name, -1, (), node.raw)
+        if tag is None:
+            return self._no_match(fake, "is not a known tag", self.terms.suggest(name))
+        ideal = self.terms.ideal(tag, fake)
+        if ranges is None:
+            threshold = self.vocabulary.default_tagger_threshold
+            ranges = v.RangeList((v.Interval(threshold, True, None, True),))
+        ids = self.terms.expand(ideal, descendants=False)
+        self.out.costs.append((node.raw, ideal.media_count))
+        kinds = frozenset({TagSet.Kind.TAGGER})
+        return Match("assign", frozenset(ids), kinds, conf=ranges, count=ideal.media_count, label=node.raw)
+
+
+def _state(name: str, value: str) -> Cond:
+    if value in KIND_OF_SCOPE:
+        return HasSet(KIND_OF_SCOPE[value])
+    if value == "crop":
+        return Neg(Column("box_w", "null", None))
+    if value == "stale":
+        return Column("effective_stale", "eq", True)
+    return Column("kind", "in", (value,))
+
+
+def _ages_to_dates(ranges: v.RangeList) -> v.RangeList:
+    """age ranges (seconds before now) → created_at ranges."""
+    now = timezone.now()
+    items: list[v.RangeItem] = []
+    for item in ranges.items:
+        if isinstance(item, str):
+            items.append(item)
+            continue
+        lo = None if item.hi is None else now - timedelta(seconds=item.hi)
+        hi = None if item.lo is None else now - timedelta(seconds=item.lo)
+        items.append(v.Interval(lo, item.hi_incl, hi, item.lo_incl))
+    return v.RangeList(tuple(items))
+
+
+def query_resolve(root: Node | None) -> Resolved:
+    """Resolve a parsed query against the vocabulary, types, aliases and implications."""
+    try:
+        return Resolver(root).resolve()
+    except DomainError:
+        raise
+    except (OverflowError, ValueError) as exc:  # e.g. dates out of range after age arithmetic
+        raise QueryError(
+            "invalid_value", f"A value is out of range: {exc}.", token="", position=0, hint="Use a smaller value."
+        ) from exc
+
+
+__all__ = ["AliasResolution", "Resolved", "TagClosure", "query_resolve"]

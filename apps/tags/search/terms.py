@@ -1,0 +1,89 @@
+"""Tag lookups for resolution: names, alias ideals, expansions and suggestions."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from apps.core.exceptions import DomainError
+from apps.tags.models import AliasResolution, Tag, TagClosure, Vocabulary
+from apps.tags.search.nodes import TagTerm
+from apps.tags.search.qualifiers import edit_distance
+from apps.tags.services.names import tag_name_normalise
+
+
+def normalise_fragment(text: str, vocabulary: Vocabulary) -> str:
+    """Part of a wildcard pattern normalised like a name (NFC, separator, case), not trimmed."""
+    text = unicodedata.normalize("NFC", text)
+    if vocabulary.word_separator:
+        text = "".join(vocabulary.word_separator if c.isspace() else c for c in text)
+    return text.lower() if vocabulary.case == Vocabulary.Case.LOWER else text
+
+
+class TermResolver:
+    """Per-query cache of tag rows by name and of alias ideals."""
+
+    def __init__(self, vocabulary: Vocabulary, warnings: list[dict[str, Any]]) -> None:
+        self.vocabulary = vocabulary
+        self.warnings = warnings
+        self.by_name: dict[str, Tag | None] = {}
+
+    def lookup(self, raw: str) -> Tag | None:
+        """The tag a user-typed name stands for in this vocabulary, or None."""
+        try:
+            name = tag_name_normalise(raw=raw, vocabulary=self.vocabulary)
+        except DomainError:
+            return None
+        if name not in self.by_name:
+            self.by_name[name] = Tag.objects.filter(vocabulary=self.vocabulary, name=name).first()
+        return self.by_name[name]
+
+    def ideal(self, tag: Tag, node: TagTerm) -> Tag:
+        """The alias ideal of a tag (itself when not an antecedent), warning on aliases/deprecation."""
+        ideal = tag
+        resolution = AliasResolution.objects.filter(tag=tag).select_related("ideal_tag").first()
+        if resolution is not None:
+            ideal = resolution.ideal_tag
+            if node.mode != "unaliased":
+                self.warnings.append(
+                    {
+                        "code": "aliased_term",
+                        "message": f"{tag.name!r} is an alias of {ideal.name!r}.",
+                        "token": node.raw,
+                        "position": node.pos,
+                        "tag": ideal.name,
+                    }
+                )
+        if tag.is_deprecated or ideal.is_deprecated:
+            self.warnings.append(
+                {
+                    "code": "deprecated_tag",
+                    "message": f"{tag.name!r} is deprecated.",
+                    "token": node.raw,
+                    "position": node.pos,
+                }
+            )
+        return ideal
+
+    @staticmethod
+    def expand(ideal: Tag, *, descendants: bool) -> set[int]:
+        """{tag} ∪ its antecedents, plus implied-by descendants and their antecedents."""
+        ids = {ideal.pk}
+        if descendants:
+            ids |= set(TagClosure.objects.filter(ancestor=ideal).values_list("descendant_id", flat=True))
+        ids |= set(AliasResolution.objects.filter(ideal_tag_id__in=ids).values_list("tag_id", flat=True))
+        return ids
+
+    def suggest(self, raw: str, limit: int = 3) -> list[str]:
+        """Similar names (same first two characters, edit distance ≤ 2), most used first."""
+        try:
+            name = tag_name_normalise(raw=raw, vocabulary=self.vocabulary)
+        except DomainError:
+            return []
+        if len(name) < 2:
+            return []
+        candidates = Tag.objects.filter(vocabulary=self.vocabulary, name__startswith=name[:2]).order_by(
+            "-media_count", "id"
+        )
+        names = [n for n in candidates.values_list("name", flat=True)[:200] if edit_distance(name, n) <= 2]
+        return names[:limit]
