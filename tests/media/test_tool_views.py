@@ -194,13 +194,14 @@ def test_batch_with_box_and_skip_similar(signed_in, video, django_capture_on_com
         )
     assert response.status_code == 200
     job = Job.objects.get()
-    assert job.params | {"task": None} == {
+    assert job.params | {"task": None, "title": None} == {
         "video_id": video.pk,
         "mode": "interval",
         "interval": 0.5,
         "skip_similar": 4,
         "box": [10, 20, 100, 50],
         "task": None,
+        "title": None,
     }
 
 

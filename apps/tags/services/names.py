@@ -345,7 +345,7 @@ class Suggestion:
         }
 
 
-def _query_normalise(q: str, vocabulary: Vocabulary) -> str:
+def tag_query_normalise(q: str, vocabulary: Vocabulary) -> str:
     """Lenient normalisation of a partly typed name (no errors: it is not a tag yet)."""
     text = " ".join(unicodedata.normalize("NFC", q).split())
     text = text.lstrip("-~")
@@ -487,7 +487,7 @@ def tag_autocomplete(
     characters on, few hits add names one edit away. 1–2 character prefixes come from the cache.
     """
     limit = max(1, min(limit, AUTOCOMPLETE_MAX))
-    text = _query_normalise(q, vocabulary)
+    text = tag_query_normalise(q, vocabulary)
     if not text:
         return []
     key = None

@@ -26,6 +26,7 @@ from django.db.models.deletion import ProtectedError
 from apps.core.exceptions import (
     ConflictError,
     DomainError,
+    NotFoundError,
     PayloadTooLargeError,
     UnprocessableError,
 )
@@ -181,6 +182,14 @@ def _only(fields: dict[str, Any], allowed: Iterable[str]) -> None:
             code="tags.not_editable",
             details={"fields": {name: ["Not editable."] for name in sorted(unknown)}},
         )
+
+
+def tag_type_get(*, type_id: int) -> TagType:
+    """One tag type; NotFoundError otherwise."""
+    tag_type = TagType.objects.filter(pk=type_id).first()
+    if tag_type is None:
+        raise NotFoundError(f"No tag type {type_id}.", code="tags.type_not_found", details={"id": type_id})
+    return tag_type
 
 
 def tag_type_list() -> QuerySet[TagType]:

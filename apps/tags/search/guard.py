@@ -1,0 +1,61 @@
+"""Statement-time guard (§4.4): MariaDB `SET STATEMENT max_statement_time`, SQLite progress handler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import DatabaseError, connections
+
+from apps.tags.search.errors import QueryTimeout
+
+ER_STATEMENT_TIMEOUT = 1969
+SQLITE_STEPS = 200  # VM instructions between deadline checks
+
+
+def _is_timeout(exc: BaseException, vendor: str) -> bool:
+    if vendor == "mysql":
+        return bool(exc.args) and exc.args[0] == ER_STATEMENT_TIMEOUT
+    return "interrupted" in str(exc).lower()
+
+
+def _mysql_prefix(seconds: float) -> Callable[..., Any]:
+    prefix = f"SET STATEMENT max_statement_time={max(seconds, 0.000001):.6f} FOR "
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.lstrip()[:6].upper() == "SELECT":
+            sql = prefix + sql
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+@contextmanager
+def statement_limit(seconds: float, *, term: str = "", using: str = "default") -> Iterator[None]:
+    """Run the block's SELECTs under a time limit; a timeout raises QueryTimeout (HTTP 422).
+
+    The connection stays usable afterwards (only the statement is aborted).
+    """
+    connection = connections[using]
+    vendor = connection.vendor
+    try:
+        if vendor == "mysql":
+            with connection.execute_wrapper(_mysql_prefix(seconds)):
+                yield
+        elif vendor == "sqlite":
+            connection.ensure_connection()
+            raw = connection.connection
+            deadline = time.monotonic() + seconds
+            raw.set_progress_handler(lambda: int(time.monotonic() > deadline), SQLITE_STEPS)
+            try:
+                yield
+            finally:
+                raw.set_progress_handler(None, SQLITE_STEPS)
+        else:
+            yield
+    except DatabaseError as exc:
+        if _is_timeout(exc, vendor):
+            raise QueryTimeout(limit_s=seconds, term=term) from exc
+        raise

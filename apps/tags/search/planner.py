@@ -1,0 +1,56 @@
+"""Planner (§4.1): drive by the rarest tag's postings, or scan items along the order index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.tags.search.config import int_knob
+from apps.tags.search.ir import FALSE, TRUE, AllOf, Cond, Match
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`postings` reads EffectiveTag rows of `driver` first; `scan` walks media items.
+
+    A scan plan may still name a driver: it falls back to postings if the scan runs long.
+    """
+
+    kind: str
+    cond: Cond
+    driver: Match | None = None
+    rest: Cond | None = None
+    c_min: int | None = None
+
+    def as_postings(self) -> Plan:
+        """The postings alternative of a scan plan that has a driver."""
+        return Plan("postings", self.cond, self.driver, self.rest, self.c_min)
+
+
+def _can_drive(node: Cond) -> bool:
+    return isinstance(node, Match) and node.table == "effective" and len(node.tag_ids) == 1
+
+
+def plan_choose(cond: Cond, *, limit: int, total: int) -> Plan:
+    """Pick the plan for a normalised condition (`total` ≈ number of live items)."""
+    if cond == FALSE:
+        return Plan("empty", cond)
+    if cond == TRUE:
+        return Plan("scan", cond)
+    children = list(cond.children) if isinstance(cond, AllOf) else [cond]
+    drivers = [c for c in children if _can_drive(c)]
+    if not drivers:
+        return Plan("scan", cond)
+    driver = min(drivers, key=lambda m: (m.count, min(m.tag_ids)))  # type: ignore[union-attr]
+    assert isinstance(driver, Match)
+    others = [c for c in children if c is not driver]
+    rest: Cond | None = None if not others else others[0] if len(others) == 1 else AllOf(tuple(others))
+    c_min = driver.count
+    if c_min <= int_knob("SEARCH_SMALL_THRESHOLD"):
+        return Plan("postings", cond, driver, rest, c_min)
+    selectivity = 1.0
+    for child in children:
+        if isinstance(child, Match):
+            selectivity *= min(1.0, child.count / max(total, 1))
+    if selectivity > 0 and limit / selectivity <= int_knob("SEARCH_SCAN_BUDGET"):
+        return Plan("scan", cond, driver, rest, c_min)
+    return Plan("postings", cond, driver, rest, c_min)
