@@ -101,7 +101,9 @@ class TagTypeForm(forms.Form):
     droppable = forms.BooleanField(required=False, initial=True)
     shuffleable = forms.BooleanField(required=False, initial=True)
     default_dropout = _PercentField(label="Default dropout %", initial=0)
-    exported = forms.BooleanField(required=False, initial=True, help_text="Unticked: internal, never in captions")
+    exported = forms.BooleanField(
+        required=False, initial=True, help_text="Unticked: internal, never in captions"
+    )
     max_per_item = forms.IntegerField(min_value=1, max_value=32767, required=False)
 
     @classmethod

@@ -128,7 +128,7 @@ def media_frames_extract_start(*, video: MediaItem, request: Any, added_by: Any 
     params = frames_request_clean(video=video, raw=request)
     total = len(params["timestamps"]) if params["mode"] == "timestamps" else (video.duration_ms or 0)
     return job_services.job_start(
-        kind=JOB_KIND, task=TASK_NAME, params=params, created_by=added_by, total=total
+        title="Frame capture", kind=JOB_KIND, task=TASK_NAME, params=params, created_by=added_by, total=total
     )
 
 
@@ -213,16 +213,12 @@ def stream_frames(
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
-    frame_bytes = width * height * 3
     watchdog = _Watchdog(process, stall_timeout)
+    # Frames are read on a thread, READ_AHEAD ahead of the caller: ffmpeg goes on decoding while
+    # the caller encodes and stores a frame, instead of waiting on a full pipe.
+    pipe = _FramePipe(process, width * height * 3, watchdog)
     try:
-        assert process.stdout is not None
-        while True:
-            watchdog.arm()
-            buffer = process.stdout.read(frame_bytes)
-            watchdog.disarm()
-            if len(buffer) < frame_bytes:
-                break
+        while (buffer := pipe.next()) is not None:
             try:
                 pts_time = times.get(timeout=stall_timeout)
             except queue.Empty:
@@ -234,10 +230,12 @@ def stream_frames(
             yield RawFrame(pts_time=offset + pts_time, image=Image.frombytes("RGB", (width, height), buffer))
         process.wait(timeout=stall_timeout)
     finally:
-        watchdog.disarm()
+        pipe.stop()
         if process.poll() is None:
             process.kill()
             process.wait()
+        pipe.join()
+        watchdog.disarm()
     if watchdog.fired:
         raise UnprocessableError(
             f"ffmpeg made no progress for {stall_timeout:g} s; "
@@ -250,6 +248,59 @@ def stream_frames(
             code="media.ffmpeg_failed",
             details={"ffmpeg": tail[-3:]},
         )
+
+
+READ_AHEAD = 2  # frames buffered between ffmpeg and the caller (memory: this many raw frames)
+
+
+class _FramePipe:
+    """Reads whole raw frames from ffmpeg's stdout on a thread into a small bounded queue."""
+
+    def __init__(self, process: subprocess.Popen[bytes], frame_bytes: int, watchdog: _Watchdog) -> None:
+        self.process, self.frame_bytes, self.watchdog = process, frame_bytes, watchdog
+        self.frames: queue.Queue[bytes | None] = queue.Queue(maxsize=READ_AHEAD)
+        self.error: BaseException | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _put(self, item: bytes | None) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self.frames.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            while not self._stopped.is_set():
+                self.watchdog.arm()
+                buffer = stdout.read(self.frame_bytes)
+                self.watchdog.disarm()
+                if len(buffer) < self.frame_bytes or not self._put(buffer):
+                    break
+        except BaseException as exc:  # handed to the caller by next()
+            self.error = exc
+        finally:
+            self.watchdog.disarm()
+            self._put(None)
+
+    def next(self) -> bytes | None:
+        """The next frame, or None at the end of the stream."""
+        buffer = self.frames.get()
+        if buffer is None and self.error is not None:
+            raise self.error
+        return buffer
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 class _Watchdog:

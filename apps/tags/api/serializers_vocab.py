@@ -76,7 +76,9 @@ class TagTypeInputSerializer(serializers.Serializer):
 
 
 class VocabularyOutputSerializer(serializers.ModelSerializer):
-    default_type = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    default_type: serializers.SlugRelatedField[TagType] = serializers.SlugRelatedField(
+        slug_field="key", read_only=True
+    )
     is_default = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     export_url = serializers.SerializerMethodField()
@@ -134,8 +136,11 @@ class VocabularyImportInputSerializer(serializers.Serializer):
 
 
 class VocabularyBuildInputSerializer(serializers.Serializer):
-    source = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Vocabulary.objects.all(), required=False, help_text="Default: the default vocabulary"
+    source = serializers.SlugRelatedField(  # type: ignore[assignment]  # a field, not Field.source
+        slug_field="slug",
+        queryset=Vocabulary.objects.all(),
+        required=False,
+        help_text="Default: the default vocabulary",
     )
     scope = serializers.ChoiceField(choices=list(USAGE_SCOPES.items()), default="effective")
     min_count = serializers.IntegerField(min_value=1, default=1)
@@ -157,7 +162,7 @@ class ImportResultOutputSerializer(serializers.Serializer):
     aliases_activated = serializers.IntegerField()
     aliases_pending = serializers.IntegerField()
     scheme = serializers.CharField()
-    errors = ImportErrorSerializer(many=True)
+    errors = ImportErrorSerializer(many=True)  # type: ignore[assignment]  # output only
     errors_total = serializers.IntegerField()
     errors_truncated = serializers.BooleanField()
     notes = serializers.ListField(child=serializers.CharField())
@@ -167,8 +172,12 @@ class ImportResultOutputSerializer(serializers.Serializer):
 
 
 class TagOutputSerializer(serializers.ModelSerializer):
-    vocabulary = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    type = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    vocabulary: serializers.SlugRelatedField[Vocabulary] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    type: serializers.SlugRelatedField[TagType] = serializers.SlugRelatedField(
+        slug_field="key", read_only=True
+    )
     type_name = serializers.CharField(source="type.name", read_only=True)
     type_color = serializers.CharField(source="type.color", read_only=True)
     url = serializers.SerializerMethodField()
@@ -222,7 +231,9 @@ class TagAutocompleteInputSerializer(serializers.Serializer):
 class TagSuggestionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    label = serializers.CharField(help_text="`antecedent → ideal` for aliases")
+    label = serializers.CharField(  # type: ignore[assignment]  # a field, not Field.label
+        help_text="`antecedent → ideal` for aliases"
+    )
     type = serializers.CharField()
     type_name = serializers.CharField()
     type_color = serializers.CharField()

@@ -1,7 +1,7 @@
 """Tag API routes. Each viewset module registers here (one line each)."""
 
 from apps.core.routers import OptionalSlashRouter
-from apps.tags.api import views_tagsets
+from apps.tags.api import views_tagsets, views_vocab
 
 router = OptionalSlashRouter()
 
@@ -10,4 +10,7 @@ router.register("tag-aliases", views_tagsets.TagAliasViewSet, basename="tag-alia
 router.register("tag-implications", views_tagsets.TagImplicationViewSet, basename="tag-implication")
 router.register("descriptions", views_tagsets.DescriptionViewSet, basename="description")
 router.register("effective-tags/rebuild", views_tagsets.EffectiveRebuildApi, basename="effective-rebuild")
+router.register("tag-types", views_vocab.TagTypeViewSet, basename="tag-type")
+router.register("tag-templates", views_vocab.TagTemplateViewSet, basename="tag-template")
+router.register("tags", views_vocab.TagViewSet, basename="tag")
 urlpatterns = router.urls

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThanOrEqual
 
 from apps.tags.models import EffectiveTag, TagAssignment, TagSet
 from apps.tags.search.ir import AllOf, AnyOf, Column, Cond, Const, HasSet, Match, Neg, TypeCount
@@ -139,8 +139,8 @@ def postings(match: Match, outer: str) -> Any:
     ids = sorted(match.tag_ids)
     by_tag: dict[str, Any] = {"tag_id": ids[0]} if len(ids) == 1 else {"tag_id__in": ids}
     if match.table == "effective":
-        rows = EffectiveTag.objects.filter(media_item_id=OuterRef(outer), **by_tag)
-        return rows.filter(is_implied=False) if match.direct else rows
+        effective = EffectiveTag.objects.filter(media_item_id=OuterRef(outer), **by_tag)
+        return effective.filter(is_implied=False) if match.direct else effective
     rows = TagAssignment.objects.filter(
         media_item_id=OuterRef(outer), state=TagAssignment.State.CURRENT, **by_tag
     )

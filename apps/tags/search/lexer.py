@@ -52,7 +52,7 @@ def _word(q: str, i: int) -> tuple[list[Char], int]:
                 raise QueryError(
                     "unexpected_token",
                     "A backslash at the end of the query escapes nothing.",
-                    token="\\",
+                    token="\\",  # noqa: S106
                     position=i,
                     hint="Remove the trailing '\\' or put a character after it.",
                 )
@@ -65,9 +65,9 @@ def _word(q: str, i: int) -> tuple[list[Char], int]:
                     raise QueryError(
                         "unexpected_token",
                         f"Unclosed quote opened at position {i}.",
-                        token='"',
+                        token='"',  # noqa: S106
                         position=i,
-                        hint='Add a closing \'"\' or escape the quote as \\".',
+                        hint="Add a closing '\"' or escape the quote as \\\".",
                     )
                 if q[j] == "\\" and j + 1 < n:
                     chars.append(Char(q[j + 1], True, j + 1))

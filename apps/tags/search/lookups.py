@@ -15,7 +15,7 @@ class ExactBytes(Lookup):  # type: ignore[type-arg]
 
     lookup_name = "exact_bytes"
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
         params = [*lhs_params, *rhs_params]
@@ -33,7 +33,7 @@ class NameGlob(Lookup):  # type: ignore[type-arg]
     lookup_name = "name_glob"
     prepare_rhs = False
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         parts: tuple[str, ...] = self.rhs
         if connection.vendor == "sqlite":

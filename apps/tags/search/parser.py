@@ -51,7 +51,9 @@ class _Parser:
         self.i += 1
         return token
 
-    def error(self, code: str, message: str, token: Token, hint: str, length: int | None = None) -> QueryError:
+    def error(
+        self, code: str, message: str, token: Token, hint: str, length: int | None = None
+    ) -> QueryError:
         text = self.q[token.pos : token.pos + (token.length if length is None else length)]
         return QueryError(code, message, token=text, position=token.pos, length=length, hint=hint)
 
@@ -292,15 +294,20 @@ def _check_order(root: Node | None) -> None:
     """order:timestamp needs a positive top-level video:."""
     top = list(root.children) if isinstance(root, And) else [root] if root is not None else []
     for node in top:
-        if isinstance(node, Qualifier) and node.name == "order" and node.parsed[0] == "timestamp":
-            if not any(isinstance(n, Qualifier) and n.name == "video" for n in top):
-                raise QueryError(
-                    "order_requires",
-                    "order:timestamp needs video:<id>.",
-                    token=node.raw,
-                    position=node.pos,
-                    hint="Add video:<id> to list one video's frames in time order.",
-                )
+        if not isinstance(node, Qualifier):
+            continue
+        if (
+            node.name == "order"
+            and node.parsed[0] == "timestamp"
+            and not any(isinstance(n, Qualifier) and n.name == "video" for n in top)
+        ):
+            raise QueryError(
+                "order_requires",
+                "order:timestamp needs video:<id>.",
+                token=node.raw,
+                position=node.pos,
+                hint="Add video:<id> to list one video's frames in time order.",
+            )
 
 
 def parse(q: str) -> Node | None:

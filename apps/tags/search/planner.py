@@ -40,8 +40,8 @@ def plan_choose(cond: Cond, *, limit: int, total: int) -> Plan:
     drivers = [c for c in children if _can_drive(c)]
     if not drivers:
         return Plan("scan", cond)
-    driver = min(drivers, key=lambda m: (m.count, min(m.tag_ids)))  # type: ignore[union-attr]
-    assert isinstance(driver, Match)
+    matches = [d for d in drivers if isinstance(d, Match)]
+    driver = min(matches, key=lambda m: (m.count, min(m.tag_ids)))
     others = [c for c in children if c is not driver]
     rest: Cond | None = None if not others else others[0] if len(others) == 1 else AllOf(tuple(others))
     c_min = driver.count

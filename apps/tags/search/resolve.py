@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -178,7 +179,13 @@ class Resolver:
         if node.mode == "unaliased":
             return Match("assign", frozenset({tag.pk}), kinds, count=tag.media_count, label=label)
         if scope == "effective":
-            return Match("effective", frozenset({ideal.pk}), direct=node.mode == "direct", count=ideal.media_count, label=label)
+            return Match(
+                "effective",
+                frozenset({ideal.pk}),
+                direct=node.mode == "direct",
+                count=ideal.media_count,
+                label=label,
+            )
         ids = self.terms.expand(ideal, descendants=node.mode != "direct")
         if len(ids) > int_knob("SEARCH_TERM_EXPANSION_MAX"):
             raise QueryError(
@@ -197,7 +204,7 @@ class Resolver:
     ) -> Cond:
         cuts = [-1, *stars, len(text)]
         parts = tuple(
-            normalise_fragment(text[a + 1 : b], self.vocabulary) for a, b in zip(cuts, cuts[1:], strict=False)
+            normalise_fragment(text[a + 1 : b], self.vocabulary) for a, b in itertools.pairwise(cuts)
         )
         limit = int_knob("SEARCH_WILDCARD_MAX")
         tags = Tag.objects.filter(NameGlob(F("name"), parts), vocabulary=self.vocabulary)
@@ -345,7 +352,11 @@ def query_resolve(root: Node | None) -> Resolved:
         raise
     except (OverflowError, ValueError) as exc:  # e.g. dates out of range after age arithmetic
         raise QueryError(
-            "invalid_value", f"A value is out of range: {exc}.", token="", position=0, hint="Use a smaller value."
+            "invalid_value",
+            f"A value is out of range: {exc}.",
+            token="",
+            position=0,
+            hint="Use a smaller value.",
         ) from exc
 
 

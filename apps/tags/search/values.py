@@ -107,7 +107,10 @@ def _range_item(piece: str, offset: int, convert: Converter, what: str, hint: st
         lo = _one(left, offset, convert, what, hint) if left else None
         hi = _one(right, offset + len(left) + 2, convert, what, hint) if right else None
         return Interval(
-            lo.lo if lo else None, lo.lo_incl if lo else True, hi.hi if hi else None, hi.hi_incl if hi else True
+            lo.lo if lo else None,
+            lo.lo_incl if lo else True,
+            hi.hi if hi else None,
+            hi.hi_incl if hi else True,
         )
     return _one(piece, offset, convert, what, hint)
 

@@ -1,0 +1,63 @@
+"""Counts and estimates (§4.5): free when possible, else COUNT(*) under a short limit."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import QuerySet
+
+from apps.tags.search.config import knob
+from apps.tags.search.errors import QueryTimeout
+from apps.tags.search.guard import statement_limit
+from apps.tags.search.ir import AllOf, Cond, Match
+from apps.tags.search.planner import Plan
+
+SLOW_COUNT_SECONDS = 0.05  # only counts slower than this are worth caching
+
+
+def count_page(
+    *,
+    mode: str,
+    plan: Plan,
+    cond: Cond,
+    base: QuerySet[Any],
+    first_page: bool,
+    rows: int,
+    more: bool,
+    total: int,
+    queryset: Callable[[Plan], QuerySet[Any]],
+    query_key: str,
+) -> tuple[int | None, bool, int | None]:
+    """(count, count_exact, count_upper_bound) for mode none, estimate or exact."""
+    if mode not in ("estimate", "exact"):
+        return None, False, None
+    if plan.kind == "empty":
+        return 0, True, None
+    if first_page and not more:
+        return rows, True, None
+    lone = isinstance(cond, Match) and cond.table == "effective" and len(cond.tag_ids) == 1
+    if lone and isinstance(cond, Match) and not cond.direct and not base.query.has_filters():
+        return cond.count, True, None
+    key = "search:count:" + hashlib.sha256(f"{query_key}|{base.query}".encode()).hexdigest()[:32]
+    if (hit := cache.get(key)) is not None:
+        return int(hit), True, None
+    seconds = knob("SEARCH_TIME_LIMIT" if mode == "exact" else "SEARCH_COUNT_TIME_LIMIT")
+    started = time.monotonic()
+    try:
+        with statement_limit(seconds):
+            n = queryset(plan).count()
+    except QueryTimeout:
+        if plan.c_min is None:
+            return None, False, None
+        selectivity = 1.0
+        for child in cond.children if isinstance(cond, AllOf) else (cond,):
+            if isinstance(child, Match):
+                selectivity *= min(1.0, child.count / max(total, 1))
+        return max(0, min(int(total * selectivity), plan.c_min)), False, plan.c_min
+    if time.monotonic() - started >= SLOW_COUNT_SECONDS:
+        cache.set(key, n, int(knob("SEARCH_COUNT_CACHE_SECONDS")))
+    return n, True, None

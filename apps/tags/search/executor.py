@@ -1,0 +1,204 @@
+"""Execution (§4.2–4.4): keyset-paged SQL under the statement-time guard, then hydration."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import F, Q, QuerySet
+
+from apps.tags.models import EffectiveTag
+from apps.tags.search.conditions import compile_cond
+from apps.tags.search.config import int_knob, knob
+from apps.tags.search.count import count_page
+from apps.tags.search.cursor import CursorState, cursor_decode, cursor_encode
+from apps.tags.search.errors import QueryTimeout
+from apps.tags.search.guard import statement_limit
+from apps.tags.search.ir import TRUE, normalise
+from apps.tags.search.nodes import ast_hash
+from apps.tags.search.parser import parse
+from apps.tags.search.planner import Plan, plan_choose
+from apps.tags.search.resolve import Resolved, query_resolve
+
+# order name → (MediaItem column, nullable)
+ORDER_FIELDS: dict[str, tuple[str, bool]] = {
+    "date": ("created_at", False),
+    "filesize": ("size_bytes", False),
+    "mpixels": ("pixels", False),
+    "ratio": ("ratio_milli", False),
+    "duration": ("duration_ms", True),
+    "tagcount": ("tag_count", False),
+    "timestamp": ("timestamp_ms", True),
+}
+# order:random is a seeded permutation of ids, (id × A + seed) mod P, paged by keyset.
+RANDOM_MULTIPLIER = 1_103_515_245
+RANDOM_MODULUS = 2_147_483_659
+
+
+@dataclass
+class SearchPage:
+    """One page of results: ids in order, hydrated items, the next cursor and warnings."""
+
+    ids: list[int]
+    items: list[Any]
+    next_cursor: str | None
+    warnings: list[dict[str, Any]]
+    limit: int
+    plan: str
+    count: int | None = None
+    count_exact: bool = False
+    count_upper_bound: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _queryset(plan: Plan, base: QuerySet[Any]) -> tuple[QuerySet[Any], str, str]:
+    """The filtered rows, the item-id path and the prefix of item columns."""
+    if plan.kind == "postings":
+        assert plan.driver is not None
+        rows: QuerySet[Any] = EffectiveTag.objects.filter(tag_id=next(iter(plan.driver.tag_ids)))
+        if plan.driver.direct:
+            rows = rows.filter(is_implied=False)
+        if plan.rest is not None:
+            rows = rows.filter(compile_cond(plan.rest, prefix="media_item__", outer="media_item_id"))
+        if base.query.has_filters():
+            rows = rows.filter(media_item_id__in=base.values("pk"))
+        return rows, "media_item_id", "media_item__"
+    if plan.kind == "empty":
+        return base.none(), "pk", ""
+    return (base if plan.cond == TRUE else base.filter(compile_cond(plan.cond))), "pk", ""
+
+
+def _keyset(sort: str, id_path: str, desc: bool, nullable: bool, state: CursorState) -> Q:
+    """Rows after the cursor, spelled out (not a row comparison) so indexes serve it."""
+    after = "lt" if desc else "gt"
+    if sort == id_path:
+        return Q(**{f"{id_path}__{after}": state.last_id})
+    if state.value is None:  # NULLs sort lowest on both databases: last when descending
+        same_null = Q(**{f"{sort}__isnull": True, f"{id_path}__{after}": state.last_id})
+        return same_null if desc else same_null | Q(**{f"{sort}__isnull": False})
+    out = Q(**{f"{sort}__{after}": state.value}) | Q(
+        **{sort: state.value, f"{id_path}__{after}": state.last_id}
+    )
+    if nullable and desc:
+        out |= Q(**{f"{sort}__isnull": True})
+    return out
+
+
+def _page_rows(
+    plan: Plan, base: QuerySet[Any], resolved: Resolved, state: CursorState | None, seed: int, size: int
+) -> list[tuple[Any, int]]:
+    rows, id_path, prefix = _queryset(plan, base)
+    desc, nullable = resolved.descending, False
+    if resolved.order == "id":
+        sort = id_path
+    elif resolved.order == "random":
+        rows = rows.annotate(_rnd=(F(id_path) * RANDOM_MULTIPLIER + seed) % RANDOM_MODULUS)
+        sort = "_rnd"
+    else:
+        column, nullable = ORDER_FIELDS[resolved.order]
+        sort = prefix + column
+    if state is not None:
+        rows = rows.filter(_keyset(sort, id_path, desc, nullable, state))
+    ordering = [F(sort).desc() if desc else F(sort).asc()] if sort != id_path else []
+    ordering.append(F(id_path).desc() if desc else F(id_path).asc())
+    return list(rows.order_by(*ordering).values_list(sort, id_path)[: size + 1])
+
+
+def _run(
+    plan: Plan, base: QuerySet[Any], resolved: Resolved, state: CursorState | None, seed: int, size: int
+) -> tuple[list[tuple[Any, int]], Plan]:
+    """Run under the time limit; a long scan with a driver falls back to the postings plan."""
+    seconds = knob("SEARCH_TIME_LIMIT")
+    term = max(resolved.costs, key=lambda c: c[1])[0] if resolved.costs else ""
+    if plan.kind == "scan" and plan.driver is not None:
+        try:
+            with statement_limit(seconds / 3, term=term):
+                return _page_rows(plan, base, resolved, state, seed, size), plan
+        except QueryTimeout:
+            plan = plan.as_postings()
+            seconds = seconds * 2 / 3
+    with statement_limit(seconds, term=term):
+        return _page_rows(plan, base, resolved, state, seed, size), plan
+
+
+def _live_estimate() -> int:
+    """≈ number of items (the highest id: one index probe, no COUNT)."""
+    from apps.media.models import MediaItem
+
+    return MediaItem.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def search_media(
+    *,
+    q: str,
+    viewer: Any,
+    cursor: str | None = None,
+    limit: int | None = None,
+    base: QuerySet[Any] | None = None,
+    bind: str = "",
+    count: str = "none",
+    hydrate: bool = True,
+) -> SearchPage:
+    """Search the library with the query language and return one keyset page.
+
+    `base` narrows the items (e.g. the API's other filters; `bind` names them so cursors stay
+    tied to them); `count` is none, estimate or exact. Raises QueryError (400) on bad queries
+    or cursors and QueryTimeout (422) when the statement-time guard stops the search.
+    """
+    from apps.media.models import MediaItem
+    from apps.media.selectors import media_item_list
+
+    root = parse(q or "")
+    query_key = ast_hash(root, bind)
+    resolved = query_resolve(root)
+    order_key = f"{resolved.order}_{'desc' if resolved.descending else 'asc'}"
+    state = cursor_decode(cursor, query=query_key, order=order_key) if cursor else None
+    size = resolved.limit or limit or int_knob("SEARCH_DEFAULT_LIMIT")
+    size = max(1, min(size, int_knob("SEARCH_MAX_LIMIT")))
+    items_base = base if base is not None else media_item_list(viewer=viewer)
+    cond = normalise(resolved.cond)
+    total = _live_estimate()
+    plan = plan_choose(cond, limit=size, total=total)
+    seed = state.seed if state else (secrets.randbelow(RANDOM_MODULUS) if resolved.order == "random" else 0)
+    rows, plan = _run(plan, items_base, resolved, state, seed, size)
+    page, more = rows[:size], len(rows) > size
+    next_cursor = None
+    if more:
+        value, last_id = page[-1]
+        next_cursor = cursor_encode(CursorState(query_key, order_key, value, last_id, seed))
+    ids = [row[1] for row in page]
+    warnings = list({(w["code"], w.get("position")): w for w in resolved.warnings}.values())
+    if (
+        resolved.scope == "effective"
+        and resolved.costs
+        and MediaItem.objects.filter(effective_stale=True).exists()
+    ):
+        warnings.append(
+            {
+                "code": "stale_items",
+                "message": "Some items' effective tags are being rebuilt; results may lag.",
+            }
+        )
+    found = MediaItem.objects.in_bulk(ids) if hydrate and ids else {}
+    result = SearchPage(
+        ids=ids,
+        items=[found[i] for i in ids if i in found],
+        next_cursor=next_cursor,
+        warnings=warnings,
+        limit=size,
+        plan=plan.kind,
+    )
+    result.count, result.count_exact, result.count_upper_bound = count_page(
+        mode=count,
+        plan=plan,
+        cond=cond,
+        base=items_base,
+        first_page=state is None,
+        rows=len(page),
+        more=more,
+        total=total,
+        queryset=lambda p: _queryset(p, items_base)[0],
+        query_key=query_key,
+    )
+    return result
