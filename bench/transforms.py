@@ -23,6 +23,9 @@ Flags:
   --max-mp X     largest picture, megapixels (default 4)
   --long PX      output side (default 1024)
   --aspect A:B   crop aspect (default 1:1)
+  --baseline-chroma 420|444  the baseline's JPEG chroma subsampling: 420 (default, what a bare
+                 script gets from Pillow) or 444 (what the product writes at quality ≥ 90; with it
+                 both sides write the same bytes, so the work is equal)
   --rounds R     timed rounds; the best round counts (default 3)
   --seed S       picture generator seed (default 1234)
   --db sqlite|URL  as in bench/ingest.py (a MariaDB server gets a throwaway database)
@@ -54,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-mp", type=float, default=4.0, help="largest picture in MP (default 4)")
     parser.add_argument("--long", type=int, default=1024, help="output side in px (default 1024)")
     parser.add_argument("--aspect", default="1:1", help="crop aspect (default 1:1)")
+    parser.add_argument("--baseline-chroma", choices=("420", "444"), default="420",
+                        help="baseline JPEG chroma: 420 (Pillow's default) or 444 (the product's at q ≥ 90)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, best counts (default 3)")
     parser.add_argument("--seed", type=int, default=1234, help="picture generator seed")
     parser.add_argument("--db", default="sqlite",
@@ -78,7 +83,7 @@ def recipe(args: argparse.Namespace) -> dict:
 
 # --- the two sides ----------------------------------------------------------------------
 
-def baseline_once(path: Path, out: Path, *, ratio: float, long: int) -> tuple[int, int]:
+def baseline_once(path: Path, out: Path, *, ratio: float, long: int, chroma: str) -> tuple[int, int]:
     """A bare Pillow script: open, full decode, EXIF transpose, centre crop, Lanczos, JPEG q90."""
     from PIL import Image, ImageOps
 
@@ -87,13 +92,13 @@ def baseline_once(path: Path, out: Path, *, ratio: float, long: int) -> tuple[in
         image = ImageOps.exif_transpose(source)
     width, height = image.size
     w, h = (width, width / ratio) if width / height <= ratio else (height * ratio, height)
-    cw, ch = round(w), round(h)
-    left, top = (width - cw) // 2, (height - ch) // 2
-    image = image.crop((left, top, left + cw, top + ch))
+    left, top = (width - w) / 2, (height - h) / 2
+    image = image.crop((round(left), round(top), round(left + w), round(top + h)))
     factor = min(1.0, long / max(w, h))
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     image = image.resize(size, Image.Resampling.LANCZOS)
-    image.save(out / f"{path.stem}.jpg", "JPEG", quality=90)
+    extra = {"subsampling": 0} if chroma == "444" else {}  # else Pillow's default, 4:2:0
+    image.save(out / f"{path.stem}.jpg", "JPEG", quality=90, **extra)
     return image.size
 
 
@@ -148,7 +153,8 @@ def timed_round(paths: list[Path], items: list, out: Path, args: argparse.Namesp
         for side in sides:
             wall, cpu = time.perf_counter(), time.process_time()
             if side == "baseline":
-                sizes[side] = baseline_once(path, out, ratio=args.ratio, long=args.long)
+                sizes[side] = baseline_once(path, out, ratio=args.ratio, long=args.long,
+                                             chroma=args.baseline_chroma)
             else:
                 sizes[side] = product_once(item, spec)
             totals[side][0] += time.perf_counter() - wall
@@ -173,17 +179,19 @@ def outputs_compare(items: list, out: Path) -> str:
 
     from apps.media.models import MediaItem
 
-    diffs, sizes = [], [0, 0]
+    diffs, sizes, same = [], [0, 0], 0
     for item in items:
         result = MediaItem.objects.get(parent=item)
         product_path = Path(settings.MEDIA_ROOT) / result.storage_key
         baseline_path = out / f"{Path(item.name).stem}.jpg"
+        same += product_path.read_bytes() == baseline_path.read_bytes()
         with Image.open(product_path) as a, Image.open(baseline_path) as b:
             diffs.append(sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"),
                                                                   b.convert("RGB"))).mean) / 3)
         sizes[0] += product_path.stat().st_size
         sizes[1] += baseline_path.stat().st_size
-    return (f"outputs : mean |product − baseline| {sum(diffs) / len(diffs):.2f}/255 (max {max(diffs):.2f}); "
+    return (f"outputs : {same}/{len(items)} byte-identical; mean |product − baseline| "
+            f"{sum(diffs) / len(diffs):.2f}/255 (max {max(diffs):.2f}); "
             f"JPEG bytes product {sizes[0] / 1e6:.1f} MB, baseline {sizes[1] / 1e6:.1f} MB")
 
 

@@ -24,6 +24,7 @@ from apps.media.models import MediaItem
 from apps.media.services import frames, transforms
 from apps.media.services.recipes import BUCKETS
 from apps.tags import selectors as tag_selectors
+from apps.tags.search import search_media
 
 PAGE_SIZE = 60
 STRIP_SIZE = 300  # captured frames shown on a video's timeline
@@ -33,9 +34,12 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 @login_required
 def item_list(request: HttpRequest) -> HttpResponse:
-    """The gallery: filters and a thumbnail grid, paged by id (keyset, no OFFSET)."""
+    """The gallery: query bar, filters and a thumbnail grid, keyset-paged (no OFFSET)."""
     filterset = MediaItemFilter(request.GET or None, queryset=selectors.media_item_list(viewer=request.user))
     queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    q = request.GET.get("q", "").strip()
+    if q:
+        return _gallery_search(request, filterset, queryset, q)
     after = request.GET.get("after", "")
     if after.isdigit():
         queryset = queryset.filter(pk__lt=int(after))
@@ -46,13 +50,41 @@ def item_list(request: HttpRequest) -> HttpResponse:
     if more:
         query["after"] = str(items[-1].pk)
     context = {
-        "filterset": filterset,
-        "items": items,
-        "next_query": query.urlencode() if more else "",
+        "filterset": filterset, "items": items, "next_query": query.urlencode() if more else "",
         "filtered": any(v for k, v in request.GET.items() if k != "after"),
-        "first_page": not after,
+        "first_page": not after, "q": "",
     }
-    partial = "media/partials/_grid_page.html" if after else "media/partials/_gallery.html"
+    partial = "media/partials/_grid_page.html" if after else "media/partials/_search_gallery.html"
+    return render_page(request, "media/item_list.html", partial, context)
+
+
+def _gallery_search(request: HttpRequest, filterset: MediaItemFilter, queryset: Any, q: str) -> HttpResponse:
+    """The gallery for a tag query: cursor pages, warnings, and bad queries shown in place (422)."""
+    cursor = request.GET.get("cursor") or None
+    bind = "&".join(f"{k}={v}" for k, v in sorted(request.GET.lists()) if k not in ("q", "cursor", "after"))
+    context: dict[str, Any] = {"filterset": filterset, "filtered": True, "first_page": not cursor, "q": q}
+    try:
+        page = search_media(
+            q=q, viewer=request.user, cursor=cursor, limit=PAGE_SIZE, base=queryset, bind=bind
+        )
+    except DomainError as err:
+        position = int(err.details.get("position", 0) or 0)
+        length = int(err.details.get("length", 0) or 0)
+        context.update(items=[], next_query="", query_error={
+            "message": err.message, "code": err.code, "hint": err.details.get("hint", ""),
+            "position": position, "before": q[:position], "token": q[position : position + length],
+            "after": q[position + length :],
+        })
+        return render_page(request, "media/item_list.html", "media/partials/_search_gallery.html",
+                           context, status=422)
+    query = request.GET.copy()
+    for key in ("cursor", "after"):
+        query.pop(key, None)
+    if page.next_cursor:
+        query["cursor"] = page.next_cursor
+    context.update(items=page.items, next_query=query.urlencode() if page.next_cursor else "",
+                   query_warnings=page.warnings)
+    partial = "media/partials/_grid_page.html" if cursor else "media/partials/_search_gallery.html"
     return render_page(request, "media/item_list.html", partial, context)
 
 

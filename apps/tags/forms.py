@@ -34,8 +34,16 @@ class TagFilter(django_filters.FilterSet):
         label="Type",
         empty_label="All types",
     )
-    name = django_filters.CharFilter(method="filter_name", label="Name starts with")
-    deprecated = django_filters.BooleanFilter(field_name="is_deprecated", label="Deprecated")
+    name = django_filters.CharFilter(
+        method="filter_name",
+        label="Name starts with",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "long_hair", "autocomplete": "off"}),
+    )
+    deprecated = django_filters.BooleanFilter(
+        field_name="is_deprecated",
+        label="Deprecated",
+        widget=forms.Select(choices=[("", "Any"), ("false", "In use"), ("true", "Deprecated")]),
+    )
     order = django_filters.ChoiceFilter(
         choices=list(TAG_ORDERS.items()), method="keep", label="Order", empty_label=None
     )

@@ -165,13 +165,27 @@ class TagAssignment(BaseModel):
     confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1/10000")
     position = models.PositiveIntegerField(null=True, blank=True)
     added_via = models.CharField(max_length=8, choices=Via.choices)
+    # No index or FK constraint on the provenance columns of this (largest) table: nothing
+    # searches by them at scale, and each index would cost space and write time on 30M+ rows.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     origin_set = models.ForeignKey(TagSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     entered_tag = models.CharField(max_length=200, blank=True)
     operation = models.ForeignKey(
-        "tags.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "tags.Operation",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
     class Meta:

@@ -32,17 +32,60 @@ from apps.media.services import fetch, frames, transforms
 from apps.media.services.ingest import Origin
 from apps.tags import selectors as tag_selectors
 from apps.tags import services as tag_services
+from apps.tags.search import search_media
 
 ADD_MEDIA = ["media.add_mediaitem"]
 
 
-def _reject_query(request: Request) -> None:
-    if request.query_params.get("q"):
+SEARCH_PARAMS = ("q", "cursor", "limit", "page_size", "count")
+
+
+def _search_response(request: Request, queryset: Any) -> Response:
+    """Answer `q=` with the query language (keyset page, warnings, count) over filtered items."""
+    params = request.query_params
+    raw_limit = params.get("limit") or params.get("page_size") or ""
+    if raw_limit and not raw_limit.isdigit():
         raise DomainError(
-            "The tag query language (q=) is not available yet; filter with the listed "
-            "parameters (kind, format, width_min, …).",
-            code="search.unsupported",
+            "limit must be a whole number from 1 to 200.",
+            code="invalid",
+            details={"fields": {"limit": ["A whole number from 1 to 200."]}},
         )
+    count = params.get("count", "estimate")
+    if count not in ("none", "estimate", "exact"):
+        raise DomainError(
+            "count must be none, estimate or exact.",
+            code="invalid",
+            details={"fields": {"count": ["One of none, estimate, exact."]}},
+        )
+    bind = "&".join(f"{k}={v}" for k, v in sorted(params.lists()) if k not in SEARCH_PARAMS)
+    page = search_media(
+        q=params.get("q", ""),
+        viewer=request.user,
+        cursor=params.get("cursor") or None,
+        limit=int(raw_limit) if raw_limit else None,
+        base=queryset,
+        bind=bind,
+        count=count,
+    )
+    return Response(
+        {
+            "results": MediaItemOutputSerializer(page.items, many=True, context={"request": request}).data,
+            "next_cursor": page.next_cursor,
+            "prev_cursor": None,
+            "count": page.count,
+            "count_exact": page.count_exact,
+            "count_upper_bound": page.count_upper_bound,
+            "warnings": page.warnings,
+        }
+    )
+
+
+SEARCH_SCHEMA = [
+    OpenApiParameter("q", str, description="Tag query (TAGS-AND-SEARCH.md §3); answers with next_cursor"),
+    OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+    OpenApiParameter("limit", int, description="Page size 1–200 (limit: in q wins)"),
+    OpenApiParameter("count", str, enum=["none", "estimate", "exact"], description="Count mode"),
+]
 
 
 class MediaItemViewSet(
@@ -61,14 +104,17 @@ class MediaItemViewSet(
     def get_object(self) -> MediaItem:
         return selectors.media_item_get(item_id=self.kwargs["pk"], viewer=self.request.user)
 
+    @extend_schema(parameters=SEARCH_SCHEMA)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        _reject_query(request)
+        if "q" in request.query_params:
+            return _search_response(request, self.filter_queryset(self.get_queryset()))
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(parameters=[OpenApiParameter("q", str, description="Tag query (coming with tags)")])
+    @extend_schema(parameters=SEARCH_SCHEMA)
     @action(detail=False, methods=["get"])
     def search(self, request: Request) -> Response:
-        return self.list(request)
+        """The query language (`q=`), keyset-paged by `cursor`; the list filters narrow it."""
+        return _search_response(request, self.filter_queryset(self.get_queryset()))
 
     def perform_destroy(self, instance: MediaItem) -> None:
         services.media_item_delete(item=instance)

@@ -331,7 +331,10 @@ class _Watchdog:
 def _store_frame(
     video: MediaItem, raw: RawFrame, box: Box | None, *, job: Job | None, user: Any
 ) -> tuple[MediaItem, bool]:
-    """Store one frame (or find its capture); True when nothing new was stored."""
+    """Store one frame (or find its capture); True when nothing new was stored.
+
+    Consumes `raw.image`: once encoded, it is shrunk in place into the thumbnail.
+    """
     timestamp_ms = max(0, round(raw.pts_time * 1000))
     width, height = raw.image.size
     full = box or Box(0, 0, width, height)
@@ -348,7 +351,7 @@ def _store_frame(
     frame_index = round(timestamp_ms / 1000 * fps) if fps else 0
     buffer = io.BytesIO()
     raw.image.save(buffer, "PNG", compress_level=3)
-    thumbnail = raw.image.copy()
+    thumbnail = raw.image
     thumbnail.thumbnail((settings.BAGGINTAG_THUMBNAIL_SIZE,) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
     probed = probe.Probe(
         kind="image",

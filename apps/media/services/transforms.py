@@ -322,7 +322,9 @@ def media_item_transform(
     except OSError as exc:
         raise MediaCorruptError(f"The original could not be decoded ({exc}).") from exc
     data = _encode(result, clean["output"])
-    thumbnail = result.copy()
+    width, height, mode, has_alpha = result.width, result.height, result.mode, "A" in result.getbands()
+    # Encoded, the result is needed no more: shrink it in place into the thumbnail (no copy).
+    thumbnail = result
     thumbnail.thumbnail((settings.BAGGINTAG_THUMBNAIL_SIZE,) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
     if thumbnail.mode not in ("RGB", "RGBA"):
         thumbnail = thumbnail.convert("RGB")
@@ -330,11 +332,11 @@ def media_item_transform(
     probed = probe.Probe(
         kind="image",
         format=fmt,
-        width=result.width,
-        height=result.height,
-        mode=result.mode,
+        width=width,
+        height=height,
+        mode=mode,
         bit_depth=8,
-        has_alpha="A" in result.getbands(),
+        has_alpha=has_alpha,
         thumbnail=thumbnail,
         phash=probe.phash64(thumbnail),
     )

@@ -9,7 +9,7 @@ and `QueryTimeout` (HTTP 422, code query_timeout).
 
 from apps.tags.search.cursor import CursorState, cursor_decode, cursor_encode
 from apps.tags.search.errors import CODES, QueryError, QueryTimeout
-from apps.tags.search.executor import SearchPage, search_media
+from apps.tags.search.executor import SearchPage, search_ids, search_media
 from apps.tags.search.guard import statement_limit
 from apps.tags.search.nodes import And, Node, Not, Or, Qualifier, TagTerm, ast_hash, canonical
 from apps.tags.search.parser import parse
@@ -34,6 +34,7 @@ __all__ = [
     "cursor_encode",
     "parse",
     "query_resolve",
+    "search_ids",
     "search_media",
     "statement_limit",
 ]

@@ -31,9 +31,19 @@ ORDER_FIELDS: dict[str, tuple[str, bool]] = {
     "tagcount": ("tag_count", False),
     "timestamp": ("timestamp_ms", True),
 }
-# order:random is a seeded permutation of ids, (id × A + seed) mod P, paged by keyset.
+# order:random sorts by a seeded hash of the id (integer arithmetic, identical on both
+# databases, no overflow below 2^63): x = (id·A + seed) mod P, then x = (x² + K) mod P twice.
 RANDOM_MULTIPLIER = 1_103_515_245
 RANDOM_MODULUS = 2_147_483_659
+RANDOM_ROUNDS = (1_013_904_223, 507_952_102)
+
+
+def random_key(id_expr: Any, seed: int) -> Any:
+    """The order:random sort key of an item id (an expression; also usable on ints)."""
+    x = (id_expr * RANDOM_MULTIPLIER + seed) % RANDOM_MODULUS
+    for constant in RANDOM_ROUNDS:
+        x = (x * x + constant) % RANDOM_MODULUS
+    return x
 
 
 @dataclass
@@ -93,7 +103,7 @@ def _page_rows(
     if resolved.order == "id":
         sort = id_path
     elif resolved.order == "random":
-        rows = rows.annotate(_rnd=(F(id_path) * RANDOM_MULTIPLIER + seed) % RANDOM_MODULUS)
+        rows = rows.annotate(_rnd=random_key(F(id_path), seed))
         sort = "_rnd"
     else:
         column, nullable = ORDER_FIELDS[resolved.order]
@@ -202,3 +212,22 @@ def search_media(
         query_key=query_key,
     )
     return result
+
+
+def search_ids(
+    *, q: str, viewer: Any, base: QuerySet[Any] | None = None, max_ids: int = 1_000_000
+) -> list[int]:
+    """Every matching item id in the query's order (bulk targets, tests), under the time limit.
+
+    `limit:` in the query is ignored; at most `max_ids` ids are returned.
+    """
+    from apps.media.selectors import media_item_list
+
+    root = parse(q or "")
+    resolved = query_resolve(root)
+    items_base = base if base is not None else media_item_list(viewer=viewer)
+    cond = normalise(resolved.cond)
+    plan = plan_choose(cond, limit=max_ids, total=_live_estimate())
+    seed = secrets.randbelow(RANDOM_MODULUS) if resolved.order == "random" else 0
+    rows, _ = _run(plan, items_base, resolved, None, seed, max_ids)
+    return [row[1] for row in rows[:max_ids]]

@@ -27,6 +27,7 @@ from apps.tags.models import (
     TagClosure,
     TagImplication,
     TagSet,
+    Vocabulary,
 )
 
 REBUILD_CHUNK = 1000
@@ -90,18 +91,25 @@ def _bases(item_ids: list[int]) -> dict[int, set[int]]:
             "media_item_id", flat=True
         )
     )
+    # Tagger thresholds per set, fetched apart: joining tag sets into the assignment scan lets
+    # MariaDB drive the join from the (tiny) vocabulary table and read every assignment.
+    per_vocabulary = dict(Vocabulary.objects.values_list("pk", "default_tagger_threshold"))
+    thresholds = {
+        set_id: per_vocabulary[vocabulary_id]
+        for set_id, vocabulary_id in TagSet.objects.filter(
+            media_item_id__in=item_ids, kind=TagSet.Kind.TAGGER
+        ).values_list("pk", "vocabulary_id")
+    }
     rows = TagAssignment.objects.filter(
         media_item_id__in=item_ids, state=TagAssignment.State.CURRENT
-    ).values_list(
-        "media_item_id", "tag_id", "kind", "confidence", "tagset__vocabulary__default_tagger_threshold"
-    )
+    ).values_list("media_item_id", "tag_id", "kind", "confidence", "tagset_id")
     bases: dict[int, set[int]] = {item_id: set() for item_id in item_ids}
-    for item_id, tag_id, kind, confidence, threshold in rows:
+    for item_id, tag_id, kind, confidence, tagset_id in rows:
         if item_id in curated_items:
             if kind == TagSet.Kind.CURATED:
                 bases[item_id].add(tag_id)
         elif kind == TagSet.Kind.TAGGER:
-            if confidence is not None and confidence >= threshold:
+            if confidence is not None and confidence >= thresholds.get(tagset_id, 10001):
                 bases[item_id].add(tag_id)
         elif kind != TagSet.Kind.CURATED:
             bases[item_id].add(tag_id)

@@ -17,8 +17,9 @@ from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F, IntegerField, QuerySet, Subquery
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, IntegerField, Model, QuerySet, Subquery
+from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
 
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError
@@ -41,6 +42,7 @@ _TYPE_COUNT_QUALIFIER = re.compile(r"^[a-z0-9_]+tags$")
 _WORD_SPLIT = re.compile(r"[\s()\[\]{}]+")
 MIN_WORD_LENGTH = 2
 WRITE_BATCH = 1000
+INSERT_BATCH = 5000
 
 
 def _has_control(text: str) -> bool:
@@ -141,15 +143,35 @@ def tag_words(*, name: str, vocabulary: Vocabulary) -> set[str]:
     return {word[:200] for word in _WORD_SPLIT.split(text.casefold()) if len(word) >= MIN_WORD_LENGTH}
 
 
+def bulk_insert_values(
+    model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]], *, ignore_conflicts: bool = True
+) -> None:
+    """INSERT plain value rows with executemany, a batch per statement; with `ignore_conflicts`
+    rows whose key exists are kept (INSERT IGNORE / INSERT OR IGNORE).
+
+    Imports write 10⁵ rows; building model instances for bulk_create costs far more Python time
+    than the database spends, so checked values go straight to the driver.
+    """
+    ops = connection.ops
+    columns = ", ".join(ops.quote_name(model._meta.get_field(name).column) for name in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    table = ops.quote_name(model._meta.db_table)
+    insert = ops.insert_statement(on_conflict=OnConflict.IGNORE if ignore_conflicts else None)
+    sql = f"{insert} {table} ({columns}) VALUES ({placeholders})"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), INSERT_BATCH):
+            cursor.executemany(sql, rows[start : start + INSERT_BATCH])
+
+
 def tag_words_add(*, vocabulary: Vocabulary, tags: Iterable[tuple[int, str]]) -> int:
     """Insert the TagWord rows of these (id, name) tags; existing rows are kept (idempotent)."""
     rows = [
-        TagWord(vocabulary_id=vocabulary.pk, word=word, tag_id=tag_id)
+        (vocabulary.pk, word, tag_id)
         for tag_id, name in tags
         for word in tag_words(name=name, vocabulary=vocabulary)
     ]
     if rows:
-        TagWord.objects.bulk_create(rows, batch_size=WRITE_BATCH * 2, ignore_conflicts=True)
+        bulk_insert_values(TagWord, ["vocabulary", "word", "tag"], rows)
     return len(rows)
 
 
@@ -469,8 +491,9 @@ def _autocomplete_fuzzy(
 ) -> list[Suggestion]:
     base = _usable(_candidates(vocabulary, tag_type))
     exact = _suggestions(_ranked(base.filter(name__in=_neighbours(q)))[:limit], "fuzzy")
-    # A typo late in what was typed: scan names sharing the first half, compare prefixes.
-    head = q[: max(2, len(q) // 2)]
+    # A typo in an unfinished name: scan the most used names sharing the first two characters
+    # and compare their prefixes (typos in those two are caught by the whole-name neighbours).
+    head = q[:2]
     scanned = _ranked(base.filter(name__gte=head, name__lt=head + _MAX_CHAR))[:_FUZZY_SCAN]
     close = [
         tag for tag in scanned if any(_within_one(q, tag.name[:n]) for n in (len(q) - 1, len(q), len(q) + 1))
@@ -500,7 +523,9 @@ def tag_autocomplete(
             return list(cached)
     found = _autocomplete_exact(text, vocabulary, tag_type, limit)
     if len(text) >= _FUZZY_MIN_LENGTH and len(found) < min(limit, 5):
-        found = _merge(found, _autocomplete_fuzzy(text, vocabulary, tag_type, limit), limit=limit)
+        ideals = {s.ideal_id for s in found}  # what an exactly typed antecedent points to
+        fuzzy = [s for s in _autocomplete_fuzzy(text, vocabulary, tag_type, limit) if s.id not in ideals]
+        found = _merge(found, fuzzy, limit=limit)
     if key is not None:
         cache.set(key, found, AUTOCOMPLETE_CACHE_SECONDS)
     return found

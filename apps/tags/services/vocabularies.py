@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.deletion import ProtectedError
+from django.utils import timezone
 
 from apps.core.exceptions import (
     ConflictError,
@@ -32,7 +33,7 @@ from apps.core.exceptions import (
 )
 from apps.tags.models import RuleStatus, Tag, TagAlias, TagAssignment, TagSet, TagType, Vocabulary
 from apps.tags.services.names import (
-    WRITE_BATCH,
+    bulk_insert_values,
     is_reserved_prefix,
     tag_name_normalise,
     tag_type_default,
@@ -364,6 +365,31 @@ def _existing(vocabulary: Vocabulary, names: list[str]) -> dict[str, tuple[int, 
     return found
 
 
+TAG_INSERT_FIELDS = (
+    "vocabulary",
+    "name",
+    "display_name",
+    "type",
+    "media_count",
+    "is_deprecated",
+    "keep_underscore",
+    "created_at",
+    "updated_at",
+)
+
+
+ALIAS_INSERT_FIELDS = (
+    "vocabulary",
+    "antecedent",
+    "consequent",
+    "status",
+    "reason",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+
+
 def _tags_upsert(
     *,
     vocabulary: Vocabulary,
@@ -377,14 +403,15 @@ def _tags_upsert(
     names = list(wanted)
     existing = _existing(vocabulary, names)
     fallback = (vocabulary.default_type_id or tag_type_default().pk) if len(existing) < len(names) else 0
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     new = [
-        Tag(vocabulary=vocabulary, name=name, display_name=name, type_id=wanted[name] or fallback)
+        (vocabulary.pk, name, name, wanted[name] or fallback, 0, False, False, now, now)
         for name in names
         if name not in existing
     ]
-    for batch in _batches(new, WRITE_BATCH):
-        Tag.objects.bulk_create(batch, batch_size=WRITE_BATCH, ignore_conflicts=True)
-    created = _existing(vocabulary, [t.name for t in new]) if new else {}
+    if new:
+        bulk_insert_values(Tag, TAG_INSERT_FIELDS, new)
+    created = _existing(vocabulary, [row[1] for row in new]) if new else {}
     tag_words_add(vocabulary=vocabulary, tags=((pk, name) for name, (pk, _type) in created.items()))
     retype: dict[int, list[int]] = defaultdict(list)
     if update_types:
@@ -611,7 +638,7 @@ def _aliases_import(
         ):
             if status == RuleStatus.ACTIVE or ante_id not in current:
                 current[ante_id] = (pk, cons_id, status)
-    new: list[tuple[int, TagAlias]] = []
+    new: list[tuple[int, int, int]] = []  # line, antecedent id, consequent id
     pending_existing: list[tuple[int, int]] = []
     conflicts: list[tuple[int, str, int]] = []
     creator = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
@@ -626,33 +653,32 @@ def _aliases_import(
             else:
                 conflicts.append((line, antecedent, existing_consequent))
             continue
-        alias = TagAlias(
-            vocabulary=vocabulary,
-            antecedent_id=a_id,
-            consequent_id=c_id,
-            status=RuleStatus.PENDING,
-            reason="CSV import",
-            created_by=creator,
-        )
-        new.append((line, alias))
+        new.append((line, a_id, c_id))
     if conflicts:
         names = dict(Tag.objects.filter(pk__in={c for _l, _a, c in conflicts}).values_list("pk", "name"))
         for line, antecedent, consequent_id in conflicts:
             target = names.get(consequent_id)
             result.error(line, f"'{antecedent}' is already an alias of '{target}'.", antecedent)
-    created = TagAlias.objects.bulk_create([alias for _line, alias in new], batch_size=WRITE_BATCH)
-    result.aliases_created = len(created)
-    todo = [(line, alias.pk) for (line, _a), alias in zip(new, created, strict=True)] + pending_existing
-    result.aliases_pending = len(todo)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    creator_id = creator.pk if creator is not None else None
+    bulk_insert_values(
+        TagAlias,
+        ALIAS_INSERT_FIELDS,
+        [(vocabulary.pk, a, c, RuleStatus.PENDING, "CSV import", creator_id, now, now) for _l, a, c in new],
+        ignore_conflicts=False,
+    )
+    result.aliases_created = len(new)
+    result.aliases_pending = len(new) + len(pending_existing)
     activate = _alias_activator(actor)
-    if activate is None or not todo:
+    if activate is None or not result.aliases_pending:
         return
-    if len(todo) > ALIAS_ACTIVATE_MAX:
+    if result.aliases_pending > ALIAS_ACTIVATE_MAX:
         result.notes.append(
-            f"{len(todo)} aliases are more than the {ALIAS_ACTIVATE_MAX} one import activates; "
-            "they stay pending for review."
+            f"{result.aliases_pending} aliases are more than the {ALIAS_ACTIVATE_MAX} one import "
+            "activates; they stay pending for review."
         )
         return
+    todo = sorted(pending_existing + _new_alias_ids(vocabulary, new))
     for line, pk in todo:
         try:
             with transaction.atomic():
@@ -662,6 +688,17 @@ def _aliases_import(
         else:
             result.aliases_activated += 1
     result.aliases_pending -= result.aliases_activated
+
+
+def _new_alias_ids(vocabulary: Vocabulary, new: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    line_of = {a: line for line, a, _c in new}
+    found: list[tuple[int, int]] = []
+    for batch in _batches(list(line_of)):
+        for pk, antecedent in TagAlias.objects.filter(
+            vocabulary=vocabulary, antecedent_id__in=batch, status=RuleStatus.PENDING
+        ).values_list("pk", "antecedent_id"):
+            found.append((line_of[antecedent], pk))
+    return sorted(found)
 
 
 @transaction.atomic

@@ -1,0 +1,142 @@
+"""Small, generic builders for tag tests: items, tags, tag sets, rules, effective tags (bulk)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from apps.media.models import MediaItem
+from apps.tags.models import (
+    AliasResolution,
+    Tag,
+    TagAssignment,
+    TagClosure,
+    TagSet,
+    TagType,
+    Vocabulary,
+)
+from apps.tags.services.effective import Rules, effective_refresh
+from apps.tags.services.names import vocabulary_default
+
+_serial = itertools.count(1)
+
+
+def items_make(n: int, **fields: Any) -> list[MediaItem]:
+    """n images (or `kind=`…) with unique hashes, inserted in one statement, ids ascending."""
+    rows = []
+    for _ in range(n):
+        serial = next(_serial)
+        values = {
+            "kind": MediaItem.Kind.IMAGE,
+            "name": f"item{serial}.jpg",
+            "sha256": hashlib.sha256(f"item-{serial}".encode()).hexdigest(),
+            "storage_key": f"test/{serial}",
+            "format": "jpeg",
+            "mime_type": "image/jpeg",
+            "size_bytes": 1000,
+            **fields,
+        }
+        rows.append(MediaItem(**values))
+    MediaItem.objects.bulk_create(rows)
+    hashes = [r.sha256 for r in rows]
+    return list(MediaItem.objects.filter(sha256__in=hashes).order_by("pk"))
+
+
+def tag_type(key: str) -> TagType:
+    """A tag type by key (the seeded ones: general, character, copyright, artist, meta, …)."""
+    return TagType.objects.get(key=key)
+
+
+def tags_make(
+    names: Iterable[str], *, type_key: str = "general", vocabulary: Vocabulary | None = None
+) -> dict[str, Tag]:
+    """Tags by name (created in bulk; existing ones are returned as they are)."""
+    vocabulary = vocabulary or vocabulary_default()
+    wanted = list(dict.fromkeys(names))
+    kind = tag_type(type_key)
+    Tag.objects.bulk_create(
+        [Tag(vocabulary=vocabulary, name=n, display_name=n, type=kind) for n in wanted], ignore_conflicts=True
+    )
+    return {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=wanted)}
+
+
+def assign(
+    rows: Sequence[tuple[int, int, int]] | Sequence[tuple[int, int, int, int, int | None]],
+    *,
+    slot: str = "",
+    vocabulary: Vocabulary | None = None,
+) -> None:
+    """Bulk assignments from (item_id, set_kind, tag_id[, state, confidence]) rows.
+
+    One tag set per (item, kind) is created as needed (slot '' for curated, `slot` or a
+    default per kind otherwise).
+    """
+    vocabulary = vocabulary or vocabulary_default()
+    keys = {(r[0], r[1]) for r in rows}
+    default_slot = {
+        TagSet.Kind.CURATED: "",
+        TagSet.Kind.SOURCE: "src:test",
+        TagSet.Kind.TAGGER: "wd@1",
+        TagSet.Kind.DERIVED: "video:0",
+    }
+    slots = {k: "" if k[1] == TagSet.Kind.CURATED else slot or default_slot[TagSet.Kind(k[1])] for k in keys}
+    TagSet.objects.bulk_create(
+        [
+            TagSet(
+                media_item_id=item,
+                kind=kind,
+                vocabulary=vocabulary,
+                slot=slots[(item, kind)],
+                tagger_model="wd" if kind == TagSet.Kind.TAGGER else "",
+                tagger_version="1" if kind == TagSet.Kind.TAGGER else "",
+            )
+            for item, kind in keys
+        ],
+        ignore_conflicts=True,
+    )
+    sets = {
+        (s.media_item_id, s.kind): s.pk
+        for s in TagSet.objects.filter(media_item_id__in={k[0] for k in keys}, vocabulary=vocabulary)
+        if (s.media_item_id, s.kind) in slots and s.slot == slots[(s.media_item_id, s.kind)]
+    }
+    TagAssignment.objects.bulk_create(
+        [
+            TagAssignment(
+                tagset_id=sets[(r[0], r[1])],
+                tag_id=r[2],
+                media_item_id=r[0],
+                kind=r[1],
+                state=r[3] if len(r) > 3 else TagAssignment.State.CURRENT,  # type: ignore[misc]
+                confidence=r[4] if len(r) > 4 else None,  # type: ignore[misc]
+                added_via=TagAssignment.Via.IMPORT,
+            )
+            for r in rows
+        ],
+        batch_size=2000,
+    )
+
+
+def alias_make(antecedent: Tag, ideal: Tag) -> None:
+    """An active alias as search and effective tags see it (an AliasResolution row)."""
+    AliasResolution.objects.create(tag=antecedent, ideal_tag=ideal)
+
+
+def closure_make(pairs: Iterable[tuple[Tag, Tag, int]]) -> None:
+    """Implication closure rows (descendant, ancestor, depth)."""
+    TagClosure.objects.bulk_create([TagClosure(descendant=d, ancestor=a, depth=n) for d, a, n in pairs])
+
+
+def rules_fresh() -> Rules:
+    """Alias and closure maps read now (never the per-process cache: tests reuse signatures)."""
+    rules = Rules(signature=("test", next(_serial)))
+    rules.ideal = dict(AliasResolution.objects.values_list("tag_id", "ideal_tag_id"))
+    for descendant, ancestor in TagClosure.objects.values_list("descendant_id", "ancestor_id"):
+        rules.ancestors.setdefault(descendant, set()).add(ancestor)
+    return rules
+
+
+def effective_build(item_ids: Iterable[int]) -> None:
+    """Compute EffectiveTag rows, Tag.media_count and MediaItem.tag_count for these items."""
+    effective_refresh(item_ids=list(item_ids), rules=rules_fresh())
