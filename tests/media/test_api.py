@@ -149,11 +149,6 @@ def test_list_rejects_bad_filter_values(api):
     assert "width_min" in response.json()["details"]["fields"]
 
 
-def test_query_language_is_refused_until_it_exists(api):
-    response = api.get("/api/media/search?q=cat")
-    assert response.status_code == 400 and response.json()["code"] == "search.unsupported"
-
-
 def test_list_query_count_does_not_grow_with_items(api, django_assert_max_num_queries):
     for seed in range(8):
         upload(api, mediafiles.image_bytes("jpeg", seed=seed))
