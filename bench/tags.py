@@ -1,0 +1,259 @@
+"""Tag search, autocomplete, bulk edit and rebuild at library scale, on MariaDB.
+
+    .venv/bin/python bench/tags.py --db mysql://root@127.0.0.1:3306/ --items 100000   # quick
+    .venv/bin/python bench/tags.py --db mysql://root@127.0.0.1:3306/ --items 1000000 --tags 600000
+
+Flags:
+  --db URL        MariaDB server; the script creates and drops its own database `bench_tags`
+  --items N       library size (default 100,000); about 30 tags per item
+  --tags T        vocabulary size (default 100,000)
+  --queries Q     searches timed (default 300, cycling through a fixed mix)
+  --peer-items P  caption files the peer scan reads (default: all items)
+  --keep          keep the database afterwards
+
+Measured through the API (Django's test client, so DRF, serializers and the planner all run):
+search first page (p50/p95 over a fixed mix of 1–6 term queries with negations and qualifiers),
+the same tag queries answered the way file-based tag editors do (one caption .txt per item,
+scanned per query) with the speed ratio, autocomplete p95, a bulk replace of the most common
+tag and its undo, and the effective-tag rebuild rate after an alias change. Figures go in
+bench/README.md with the data size and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "bench_tags"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", required=True, help="mysql://user:pass@host:port/")
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--tags", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--peer-items", type=int, default=0)
+    parser.add_argument("--keep", action="store_true")
+    return parser.parse_args()
+
+
+def django_setup(db: str, work: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    parts = urlsplit(db)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "baggintag.settings.test"
+    os.environ["BAGGINTAG_DATA_DIR"] = str(work / "data")
+    os.environ["TEST_DATABASE_URL"] = urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", "", ""))
+    os.environ.pop("REDIS_URL", None)
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+        cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    call_command("migrate", verbosity=0)
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def query_mix(lib, rng: random.Random) -> list[tuple[str, list[list[str]], list[str]]]:
+    """(q, required-any-of groups, excluded) — the last two describe tag-only queries for the peer."""
+    names = [lib.names[t] for t in lib.tag_ids]
+    common, mid, rare = names[:20], names[50:2000], names[5000:40000]
+    mix = []
+    for _ in range(40):
+        c1, c2 = rng.sample(common, 2)
+        m1, m2, m3, m4, m5, m6 = rng.sample(mid, 6)
+        r1 = rng.choice(rare)
+        mix += [
+            (c1, [[c1]], []),
+            (r1, [[r1]], []),
+            (f"{m1} {m2}", [[m1], [m2]], []),
+            (f"{c1} -{c2}", [[c1]], [c2]),
+            (f"{m1} or {m2} or {m3} or {m4} or {m5}", [[m1, m2, m3, m4, m5]], []),
+            (f"{c1} {m1} -{m2} width:>=1024", None, None),
+            (f"{m1} {m2} {m3} {m4} {m5} {m6} rating:g,s", None, None),
+            (f"{r1} -{c1} format:jpeg", None, None),
+            (f"{m1[:6]}* {c1}", None, None),
+        ]
+    return mix
+
+
+def peer_scan(folder: Path, groups: list[list[str]], excluded: list[str]) -> int:
+    """What file-based editors do: read every caption file and test the query on its tags."""
+    hits = 0
+    for path in folder.iterdir():
+        tags = {t.strip() for t in path.read_text().split(",")}
+        if all(any(t in tags for t in group) for group in groups) and not any(t in tags for t in excluded):
+            hits += 1
+    return hits
+
+
+def main() -> None:
+    args = parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bt-bench-tags-"))
+    django_setup(args.db, work)
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+
+    from bench.tagdata import generate
+
+    rng = random.Random(11)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, MariaDB {connection.cursor().connection.get_server_info()}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@innodb_buffer_pool_size")
+        pool = cursor.fetchone()[0]
+    print(
+        f"innodb_buffer_pool_size: {pool / 2**20:.0f} MB"
+        + ("  (small: the data will not stay in memory; see bench/README.md)" if pool < 2**31 else "")
+    )
+    t0 = time.perf_counter()
+    lib = generate(n_items=args.items, n_tags=args.tags, seed=7)
+    load = time.perf_counter() - t0
+    print(
+        f"data: {args.items:,} items, {args.tags:,} tags, {lib.seconds['assignments_rows']:,.0f} assignments, "
+        f"{lib.seconds['effective_rows']:,.0f} effective tags; loaded in {load:.0f} s"
+    )
+
+    user = User.objects.create_superuser("bench", password="bench-pw-123")
+    client = Client()
+    client.force_login(user)
+    rows = []
+
+    # Search through the API.
+    mix = query_mix(lib, rng)
+    for q, *_ in mix[:20]:  # warm caches
+        client.get("/api/media/search", {"q": q, "limit": 100})
+    times: list[float] = []
+    for i in range(args.queries):
+        q = mix[i % len(mix)][0]
+        t = time.perf_counter()
+        response = client.get("/api/media/search", {"q": q, "limit": 100})
+        times.append(time.perf_counter() - t)
+        if response.status_code != 200:
+            raise SystemExit(f"search {q!r} answered {response.status_code}: {response.content[:300]!r}")
+    rows.append(("search, first page of 100 (API)", pct(times, 50) * 1000, pct(times, 95) * 1000, "ms"))
+
+    # The peer: one caption file per item, scanned per query.
+    captions = work / "captions"
+    captions.mkdir()
+    limit = args.peer_items or args.items
+    for item_id in lib.item_ids[:limit]:
+        (captions / f"{item_id}.txt").write_text(", ".join(lib.names[t] for t in lib.item_tags[item_id]))
+    tag_only = [entry for entry in mix if entry[1] is not None][:8]
+    peer_times, ours = [], []
+    for q, groups, excluded in tag_only:
+        t = time.perf_counter()
+        peer_scan(captions, groups, excluded)
+        peer_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        client.get("/api/media/search", {"q": q, "limit": 100})
+        ours.append(time.perf_counter() - t)
+    ratio = statistics.median(peer_times) / statistics.median(ours)
+    rows.append(
+        (
+            f"peer: scan {limit:,} caption files per query",
+            statistics.median(peer_times) * 1000,
+            max(peer_times) * 1000,
+            f"ms (Baggintag {ratio:,.0f}× faster)",
+        )
+    )
+
+    # Autocomplete.
+    prefixes = [lib.names[t][: rng.randint(3, 7)] for t in rng.sample(lib.tag_ids[:20000], 200)]
+    auto = []
+    for prefix in prefixes:
+        t = time.perf_counter()
+        client.get("/api/tags/autocomplete", {"q": prefix})
+        auto.append(time.perf_counter() - t)
+    rows.append(("autocomplete (API)", pct(auto, 50) * 1000, pct(auto, 95) * 1000, "ms"))
+
+    # Bulk replace of the most common tag, then its undo.
+    bulk = bench_bulk(client, lib)
+    rows += bulk
+
+    # Rebuild after an alias change.
+    from apps.tags.services import rules
+    from apps.tags.services.effective import effective_rebuild_stale
+
+    antecedent, consequent = lib.names[lib.tag_ids[30]], lib.names[lib.tag_ids[31]]
+    rules.alias_create(antecedent=antecedent, consequent=consequent, activate=True)
+    from apps.media.models import MediaItem
+
+    stale = MediaItem.objects.filter(effective_stale=True).count()
+    t = time.perf_counter()
+    rebuilt = effective_rebuild_stale()
+    dt = time.perf_counter() - t
+    rows.append((f"effective rebuild after an alias change ({stale:,} items)", rebuilt / dt, None, "items/s"))
+
+    print()
+    print(f"| measure ({args.items:,} items) | p50 / value | p95 / max | unit |")
+    print("|---|---|---|---|")
+    for name, a, b, unit in rows:
+        second = "" if b is None else f"{b:,.1f}"
+        print(f"| {name} | {a:,.1f} | {second} | {unit} |")
+    if not args.keep:
+        connection.close()
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+
+
+def bench_bulk(client, lib) -> list[tuple[str, float, float | None, str]]:
+    """Replace the most common tag everywhere (a job above the sync limit), then undo it."""
+    tag = lib.names[lib.tag_ids[0]]
+    try:
+        from apps.tags.services import operations  # noqa: F401
+    except ImportError:
+        return [("bulk replace", float("nan"), None, "not available")]
+    t = time.perf_counter()
+    response = client.post(
+        "/api/tags/bulk",
+        {"action": "replace", "from": [tag], "to": ["bench_replaced"], "q": tag, "set_kind": "source"},
+        content_type="application/json",
+    )
+    body = response.json()
+    if response.status_code == 202:
+        from apps.tags.services.operations import operation_apply_run  # type: ignore[attr-defined]
+
+        operation_apply_run(job_id=body["job"]["id"])
+    apply_s = time.perf_counter() - t
+    operation_id = (
+        body.get("operation", {}).get("id")
+        if isinstance(body.get("operation"), dict)
+        else body.get("operation_id")
+    )
+    changed = body.get("counters", {}) if isinstance(body, dict) else {}
+    rows = [(f"bulk replace of the most common tag ({changed})", apply_s, None, "s")]
+    if operation_id:
+        t = time.perf_counter()
+        undo = client.post(f"/api/tag-operations/{operation_id}/undo")
+        if undo.status_code == 202:
+            from apps.tags.services.operations import operation_apply_run  # type: ignore[attr-defined]
+
+            operation_apply_run(job_id=undo.json()["job"]["id"])
+        rows.append(("undo of that replace", time.perf_counter() - t, None, "s"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
