@@ -10,15 +10,18 @@ The clip is made with the bundled ffmpeg (testsrc2 or mandelbrot, both moving; H
 
   product   `media_frames_extract_start(video=, request={"mode": "interval", "interval": 1.0})`
             and `media_frames_extract_run(job_id=)` in this process, as a worker runs it: one
-            streaming ffmpeg (rawvideo + showinfo), PNG frames via Pillow (compress_level 3),
-            thumbnails, perceptual hashes, items, VideoFrame rows, tag inheritance.
+            streaming ffmpeg (select + showinfo, PNGs at zlib level 3 with adaptive filters on
+            a pipe), each PNG decoded once by Pillow for the thumbnail and perceptual hash,
+            items, VideoFrame rows, tag inheritance, job records.
   baseline  `ffmpeg -i clip.mp4 -map 0:v:0 -an -vf "select='<the service's expression>'"
-            -fps_mode passthrough -compression_level 3 -pred mixed out/%03d.png`: the same
+            -fps_mode passthrough -compression_level 3 -pred mixed out/%04d.png`: the same
             decode and the same frames (first frame at or after each multiple of the
-            interval), PNGs with zlib level 3 and adaptive filters, as Pillow writes them.
+            interval), PNGs at the same settings, written to a temp folder.
 
 The two alternate order each round; the best of the rounds counts. After the rounds, the
-product's frames are compared with ffmpeg's pixel by pixel.
+product's frames are compared with ffmpeg's pixel by pixel. Wall and CPU (this process plus
+its ffmpeg children) are both reported: on a small shared machine the wall clock follows the
+other load, the CPU figure much less.
 
 Memory: a child process (this script with an internal flag) runs one extraction on a short
 and a long clip; it prints the Python process's peak RSS during the run (peak reset with
@@ -31,7 +34,7 @@ Flags:
   --fps F        frame rate (default 25)
   --source NAME  testsrc2 (default) or mandelbrot
   --interval I   capture interval in seconds (default 1.0)
-  --level L      the baseline's PNG compression level (default 3, Pillow's level in the service)
+  --level L      the baseline's PNG compression level (default 3, the service's)
   --rounds R     timed rounds; the best round counts (default 3)
   --long         measure memory at 30 s and 120 s (default: 30 s and the --seconds clip)
   --no-memory    skip the memory measurement

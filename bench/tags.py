@@ -75,7 +75,8 @@ def pct(values: list[float], p: float) -> float:
 def query_mix(lib, rng: random.Random) -> list[tuple[str, list[list[str]], list[str]]]:
     """(q, required-any-of groups, excluded) — the last two describe tag-only queries for the peer."""
     names = [lib.names[t] for t in lib.tag_ids]
-    common, mid, rare = names[:20], names[50:2000], names[5000:40000]
+    n = len(names)
+    common, mid, rare = names[:20], names[50 : max(200, n // 50)], names[n // 20 : n // 2]
     mix = []
     for _ in range(40):
         c1, c2 = rng.sample(common, 2)

@@ -138,6 +138,26 @@ class MediaItemAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: MediaItem) -> None:
         services.media_item_delete(item=obj)
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[MediaItem], search_term: str
+    ) -> tuple[QuerySet[MediaItem], bool]:
+        """`q:<tag query>` in the search box runs the query language (first 10,000 matches)."""
+        if not search_term.startswith("q:"):
+            return super().get_search_results(request, queryset, search_term)
+        from apps.core.exceptions import DomainError
+        from apps.tags.search import search_ids
+
+        query = search_term[2:]
+        try:
+            ids = search_ids(q=query, viewer=request.user, base=queryset, max_ids=10_000)
+        except DomainError as err:
+            where = ""
+            if (position := err.details.get("position")) is not None:
+                where = f" (at position {position}: {err.details.get('token', '')!r})"
+            self.message_user(request, f"{err.message}{where}", level=messages.ERROR)
+            return queryset.none(), False
+        return queryset.filter(pk__in=ids), False
+
     @admin.action(description="Delete selected items with their files", permissions=["delete"])
     def delete_with_files(self, request: HttpRequest, queryset: QuerySet[MediaItem]) -> None:
         count = 0

@@ -28,3 +28,19 @@ def rebuild_stale_task() -> int:
     if MediaItem.objects.filter(effective_stale=True).exists():
         rules.effective_rebuild_start(reason="periodic")
     return 0
+
+
+@shared_task(name="tags.operation_run", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def operation_run_task(*, job_id: int) -> None:
+    """Adapter: apply (or undo) a bulk tag operation chunk by chunk, resuming at its cursor."""
+    from apps.tags.services import operations
+
+    operations.operation_run(job_id=job_id)
+
+
+@shared_task(name="tags.operations_expire")
+def operations_expire_task() -> dict[str, int]:
+    """Daily: drop expired previews and the change logs of operations past retention."""
+    from apps.tags.services import operations
+
+    return operations.operations_expire()

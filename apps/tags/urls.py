@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from apps.tags import views
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("templates/<int:pk>/build", views.template_build, name="template-build"),
     path("templates/<int:pk>/export.csv", views.template_export, name="template-export"),
     path("templates/<int:pk>/delete", views.template_delete, name="template-delete"),
+    path("", include("apps.tags.urls_bulk")),
 ]

@@ -74,7 +74,12 @@ def distribution_bar(rows: list[dict[str, Any]]) -> dict[str, Any]:
         share = 100 * row[key] / total
         segments.append({**row, "x": round(x, 3), "width": round(share, 3), "share": round(share, 1)})
         x += share
-    return {"segments": segments, "by": key, "total_tags": sum(r["tags"] for r in rows), "total_uses": total_uses}
+    return {
+        "segments": segments,
+        "by": key,
+        "total_tags": sum(r["tags"] for r in rows),
+        "total_uses": total_uses,
+    }
 
 
 # --- tag list ------------------------------------------------------------------------------------------
@@ -113,7 +118,9 @@ def tag_list(request: HttpRequest) -> HttpResponse:
         return render_page(request, "tags/tag_list.html", "tags/partials/_tag_rows.html", context)
     if not cursor:
         tag_type = cleaned.get("type")
-        context["chart"] = bar_chart(vocabularies.tag_top(vocabulary=vocabulary, tag_type=tag_type, limit=CHART_TAGS))
+        context["chart"] = bar_chart(
+            vocabularies.tag_top(vocabulary=vocabulary, tag_type=tag_type, limit=CHART_TAGS)
+        )
         context["distribution"] = distribution_bar(vocabularies.tag_type_distribution(vocabulary=vocabulary))
     return render_page(request, "tags/tag_list.html", "tags/partials/_tag_results.html", context)
 
@@ -150,7 +157,9 @@ def type_list(request: HttpRequest) -> HttpResponse:
 def type_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One type's row (what 'Cancel' swaps back in)."""
     tag_type = _with_count(vocabularies.tag_type_get(type_id=pk))
-    return render_page(request, "tags/type_list.html", "tags/partials/_type_row.html", _type_list_context(t=tag_type))
+    return render_page(
+        request, "tags/type_list.html", "tags/partials/_type_row.html", _type_list_context(t=tag_type)
+    )
 
 
 @login_required
@@ -215,7 +224,9 @@ def type_delete(request: HttpRequest, pk: int) -> HttpResponse:
         vocabularies.tag_type_delete(tag_type=tag_type)
     except DomainError as err:
         context = _type_list_context(t=_with_count(tag_type), row_error=err.message, error_for=tag_type.pk)
-        return render_page(request, "tags/type_list.html", "tags/partials/_type_row.html", context, status=422)
+        return render_page(
+            request, "tags/type_list.html", "tags/partials/_type_row.html", context, status=422
+        )
     if getattr(request, "htmx", None):
         return HttpResponse("")
     return redirect_after_post(request, reverse("tags:type-list"))
@@ -314,7 +325,9 @@ def template_import(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except DomainError as err:
             domain_error_to_form(form, err)
-    context = _detail_context(vocabulary, import_form=form if result is None else CsvImportForm(), result=result)
+    context = _detail_context(
+        vocabulary, import_form=form if result is None else CsvImportForm(), result=result
+    )
     return render_page(
         request,
         "tags/template_detail.html",

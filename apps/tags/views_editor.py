@@ -27,13 +27,13 @@ from apps.core.htmx import redirect_after_post, render_page
 from apps.media import selectors as media_selectors
 from apps.tags import selectors
 from apps.tags.models import Description, EffectiveTag, TagAssignment, TagSet
+from apps.tags.services import descriptions as description_services
 from apps.tags.services import (
     tag_set_curated_get_or_create,
     tag_set_edit,
     tag_set_promote,
     vocabulary_default,
 )
-from apps.tags.services import descriptions as description_services
 from apps.tags.services.names import tag_autocomplete
 
 PAGE = "tags/item_tags.html"
@@ -47,7 +47,7 @@ EDIT_PERM = "tags.change_tagset"
 NEW_DESCRIPTION_ID = "desc-new-%s"
 STALE = "This tag set changed since you loaded it — reloaded with its current tags."
 
-_VIA = {
+_VIA: dict[str, str] = {
     TagAssignment.Via.MANUAL: "added by hand",
     TagAssignment.Via.IMPORT: "imported",
     TagAssignment.Via.TAGGER: "predicted by the tagger",
@@ -254,9 +254,7 @@ def editor_state(item: Any) -> EditorState:
         others=others,
         effective=effective,
         removed=removed,
-        descriptions=list(
-            Description.objects.filter(media_item=item).select_related("actor").order_by("id")
-        ),
+        descriptions=list(Description.objects.filter(media_item=item).select_related("actor").order_by("id")),
         threshold=math.ceil(threshold / 100),
         description_form=DescriptionForm(auto_id=NEW_DESCRIPTION_ID),
     )
@@ -301,7 +299,9 @@ def _htmx(request: HttpRequest) -> bool:
 
 def _editor(request: HttpRequest, item: Any, *, status: int = 200, **extra: Any) -> HttpResponse:
     """The editor (htmx) or its standalone page, freshly read, with a message or an announcement."""
-    return render_page(request, PAGE, SETS, {"editor": editor_state(item), "item": item, **extra}, status=status)
+    return render_page(
+        request, PAGE, SETS, {"editor": editor_state(item), "item": item, **extra}, status=status
+    )
 
 
 def _done(request: HttpRequest, item: Any, **extra: Any) -> HttpResponse:
@@ -369,12 +369,15 @@ def tag_add(request: HttpRequest, pk: int) -> HttpResponse:
     form = TagEditForm(request.POST)
     typed = request.POST.get("name", "")[:4000]
     if not form.is_valid():
-        return _editor(request, item, status=422, error=" ".join(form.errors.get("name", ["Check the tag."])))
+        message = " ".join(str(e) for e in form.errors.get("name", [])) or "Check the tag."
+        return _editor(request, item, status=422, error=message, typed=typed)
     names = form.names()
     try:
         with transaction.atomic():  # a refused first edit leaves no half-made curated set behind
             tag_set, expected = _curated_for_edit(item, form.cleaned_data["row_version"], request.user)
-            operation = tag_set_edit(tag_set=tag_set, add=names, actor=request.user, expected_version=expected)
+            operation = tag_set_edit(
+                tag_set=tag_set, add=names, actor=request.user, expected_version=expected
+            )
     except ConflictError as err:
         if err.code != "tags.stale_version":
             return _editor(request, item, status=422, error=err.message, typed=typed)
@@ -440,7 +443,9 @@ def tag_promote(request: HttpRequest, pk: int) -> HttpResponse:
     data = form.cleaned_data
     source = TagSet.objects.filter(pk=data["set"], media_item=item).select_related("media_item").first()
     if source is None or source.kind == TagSet.Kind.CURATED:
-        return _editor(request, item, status=422, error="Promote copies from a source, tagger or derived set.")
+        return _editor(
+            request, item, status=422, error="Promote copies from a source, tagger or derived set."
+        )
     name = (data.get("name") or "").strip()
     minimum = 0 if name or data.get("min_percent") is None else round(data["min_percent"] * 100)
     try:
@@ -470,7 +475,9 @@ def tag_promote(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _description(item: Any, description_id: int) -> Description:
-    description = Description.objects.filter(pk=description_id, media_item=item).select_related("actor").first()
+    description = (
+        Description.objects.filter(pk=description_id, media_item=item).select_related("actor").first()
+    )
     if description is None:
         from apps.core.exceptions import NotFoundError
 
@@ -529,7 +536,7 @@ def _stored(description: Description) -> DescriptionForm:
             "label": description.label,
             "text": description.text,
             "row_version": description.row_version,
-        }
+        },
     )
 
 
@@ -541,7 +548,9 @@ def description_edit(request: HttpRequest, pk: int, description_id: int) -> Http
     _require(request, "tags.change_description")
     description = _description(item, description_id)
     if request.method == "GET":
-        return _description_answer(request, item, DESCRIPTION_FORM, {"d": description, "form": _stored(description)})
+        return _description_answer(
+            request, item, DESCRIPTION_FORM, {"d": description, "form": _stored(description)}
+        )
     form = DescriptionForm(request.POST, auto_id=f"desc-{description.pk}-%s")
     if form.is_valid():
         data = form.cleaned_data

@@ -5,8 +5,11 @@
   "use strict";
 
   // Where focus goes once the editor has been swapped: {kind: "input"} | {kind: "curated", index}
-  // | {kind: "set", set, name}. htmx itself re-focuses the input (it has an id), not chips.
+  // | {kind: "set", set, name}. The input and the suggestion list are hx-preserve'd: the same
+  // elements live on across swaps, so what is typed while an add is in flight is kept.
   let pendingFocus = null;
+  let submitted = "";  // the text of the add in flight, put back if the server refuses it
+  let restore = "";
 
   const $ = (id) => document.getElementById(id);
   const input = () => $("tag-input");
@@ -54,6 +57,20 @@
     pendingFocus = { kind: "input" };
     form.requestSubmit();
   }
+
+  // Once htmx has read the form, empty the input at once: typing on goes into the next tag.
+  document.addEventListener("htmx:configRequest", (e) => {
+    if (e.detail.elt.id !== "tag-add-form") return;
+    const field = input();
+    submitted = field.value;
+    field.value = "";
+    close();
+  });
+  document.addEventListener("htmx:beforeSwap", (e) => {
+    if (e.detail.requestConfig?.elt?.id === "tag-add-form") {
+      restore = e.detail.xhr.status === 200 ? "" : submitted;
+    }
+  });
 
   function accept(option) {
     if (!option) return;
@@ -153,9 +170,14 @@
 
   function promoteAll(column, from) {
     const button = column.querySelector("[data-promote-all]");
-    const focus = { kind: "set", set: column.dataset.set, name: from?.dataset?.name || "" };
-    pendingFocus = focus;
-    if (button) button.closest("form").requestSubmit(button);
+    if (!button) return;
+    if (button.disabled) {
+      const live = $("tag-editor-live");
+      if (live) live.textContent = "Nothing to promote from this set at this threshold.";
+      return;
+    }
+    pendingFocus = { kind: "set", set: column.dataset.set, name: from?.dataset?.name || "" };
+    button.form.requestSubmit();
   }
 
   document.addEventListener("keydown", (e) => {
@@ -214,6 +236,8 @@
     });
     const counter = column.querySelector("[data-promote-count]");
     if (counter) counter.textContent = String(count);
+    const button = column.querySelector("[data-promote-all]");
+    if (button) button.disabled = count === 0;
   });
 
   // A stale set answers 409 with its current state: show it (htmx swaps only 2xx and 422 here).
@@ -227,9 +251,13 @@
 
   // Put focus back where the keyboard user was once the new editor is in place.
   document.addEventListener("htmx:load", (e) => {
-    if (!(e.target instanceof Element) || e.target.id !== "tag-editor" || !pendingFocus) return;
+    if (!(e.target instanceof Element) || e.target.id !== "tag-editor") return;
+    const field = input();
+    if (restore && field && !field.value) field.value = restore;  // refused: fix it and retry
+    restore = "";
     const focus = pendingFocus;
     pendingFocus = null;
+    if (!focus) return;
     if (focus.kind === "curated") {
       const chips = curatedChips();
       if (!chips.length || focus.index >= chips.length) input()?.focus();

@@ -49,6 +49,13 @@ def test_type_a_prefix_pick_the_suggestion_and_it_persists(
     page.keyboard.type("Brand New")
     page.keyboard.press("Enter")
     expect(page.locator('#curated-chips [data-name="brand_new"]')).to_be_visible()
+    # Typing straight on while an add is in flight: nothing typed is lost, nothing is dropped.
+    page.keyboard.type("fast_one")
+    page.keyboard.press("Enter")
+    page.keyboard.type("fast_two")
+    page.keyboard.press("Enter")
+    expect(page.locator('#curated-chips [data-name="fast_two"]')).to_be_visible()
+    expect(page.locator('#curated-chips [data-name="fast_one"]')).to_be_visible()
     page.keyboard.type("smi")
     expect(page.locator("#tag-suggestions [role=option]").first).to_be_visible()
     page.keyboard.press("Escape")
@@ -57,9 +64,17 @@ def test_type_a_prefix_pick_the_suggestion_and_it_persists(
     page.keyboard.press("Backspace")
     page.keyboard.press("Backspace")
 
+    # A refused name: the reason is shown and the text comes back to be fixed.
+    page.keyboard.type("-bad")
+    page.keyboard.press("Enter")
+    expect(page.locator("#tag-editor [role=alert]")).to_contain_text("names cannot contain")
+    expect(field).to_have_value("-bad")
+    expect(field).to_be_focused()
+    field.fill("")
+
     page.reload()
-    assert curated_chip_names(page) == ["smile", "long_hair", "brand_new"]
-    assert curated_names(item) == ["smile", "long_hair", "brand_new"]
+    expected = ["smile", "long_hair", "brand_new", "fast_one", "fast_two"]
+    assert curated_chip_names(page) == expected and curated_names(item) == expected
     page.locator("#tag-editor").scroll_into_view_if_needed()
     page.screenshot(path=str(shots_dir / "tag-editor-after-adds.png"), full_page=True)
 
@@ -99,6 +114,19 @@ def test_backspace_twice_removes_the_last_chip_and_arrows_walk_the_chips(
     assert curated_names(item) == ["cat", "bird"]
     assert "Removed (2)" in page.locator(".te-removed summary").inner_text()
 
+    # Someone else edits the set meanwhile: the add is refused (409) and the current tags shown.
+    from apps.tags.services import tag_set_edit
+
+    tag_set_edit(tag_set=TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED), add=["owl"])
+    page.keyboard.type("mine")
+    page.keyboard.press("Enter")
+    expect(page.locator("#tag-editor [role=alert]")).to_contain_text("changed since you loaded it — reloaded")
+    expect(page.locator('#curated-chips [data-name="owl"]')).to_be_visible()
+    expect(field).to_have_value("mine")
+    page.keyboard.press("Enter")  # the second try carries the fresh version
+    expect(page.locator('#curated-chips [data-name="mine"]')).to_be_visible()
+    assert curated_names(item) == ["cat", "bird", "owl", "mine"]
+
 
 def test_promote_a_tagger_tag_from_the_keyboard_and_see_blocked_ones(
     signed_in: Page, live_server, curator, shots_dir: Path
@@ -121,6 +149,11 @@ def test_promote_a_tagger_tag_from_the_keyboard_and_see_blocked_ones(
     column = page.locator(f'[data-set="{tagger.pk}"]')
     column.scroll_into_view_if_needed()
     page.screenshot(path=str(shots_dir / "tag-editor-sets.png"), full_page=True)
+    keys = page.locator(".te-keys summary")
+    keys.click()
+    expect(page.locator(".te-keys dl")).to_contain_text("promote the focused tagger")
+    page.screenshot(path=str(shots_dir / "tag-editor-keys.png"), full_page=False)
+    keys.click()
 
     first = column.locator("[data-chip]").first
     first.focus()
@@ -143,6 +176,9 @@ def test_promote_a_tagger_tag_from_the_keyboard_and_see_blocked_ones(
     assert "outdoors" in curated_names(item) and "cloud" not in curated_names(item)
     assert "tree" not in curated_names(item)  # 21 % is under the 35 % threshold
     page.screenshot(path=str(shots_dir / "tag-editor-promoted.png"), full_page=True)
+    page.set_viewport_size({"width": 400, "height": 900})  # stacked cards on a phone
+    page.locator("#tag-editor").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots_dir / "tag-editor-narrow.png"), full_page=True)
 
     # The derived set on the child names where it came from.
     page.goto(f"{live_server.url}/items/{child.pk}/")

@@ -25,8 +25,13 @@ _serial = itertools.count(1)
 
 def items_make(n: int, **fields: Any) -> list[MediaItem]:
     """n images (or `kind=`…) with unique hashes, inserted in one statement, ids ascending."""
-    rows = []
-    for _ in range(n):
+    return items_bulk([fields] * n)
+
+
+def items_bulk(rows: Sequence[dict[str, Any]]) -> list[MediaItem]:
+    """One item per dict of column values (defaults fill the rest), in one statement, ids ascending."""
+    objects = []
+    for fields in rows:
         serial = next(_serial)
         values = {
             "kind": MediaItem.Kind.IMAGE,
@@ -38,10 +43,11 @@ def items_make(n: int, **fields: Any) -> list[MediaItem]:
             "size_bytes": 1000,
             **fields,
         }
-        rows.append(MediaItem(**values))
-    MediaItem.objects.bulk_create(rows)
-    hashes = [r.sha256 for r in rows]
-    return list(MediaItem.objects.filter(sha256__in=hashes).order_by("pk"))
+        objects.append(MediaItem(**values))
+    MediaItem.objects.bulk_create(objects, batch_size=1000)
+    hashes = [o.sha256 for o in objects]
+    found = {m.sha256: m for m in MediaItem.objects.filter(sha256__in=hashes)}
+    return sorted((found[h] for h in hashes), key=lambda m: m.pk)
 
 
 def tag_type(key: str) -> TagType:

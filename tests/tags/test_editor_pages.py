@@ -138,16 +138,16 @@ def test_item_page_shows_every_set_kind_with_provenance(signed_in, item, curator
 def test_alias_resolved_chip_says_what_was_entered(signed_in, curator):
     item = make_item(seed=3)
     rules.alias_create(antecedent="kitty", consequent="cat", activate=True, actor=curator)
-    response = signed_in.post(f"/tags/editor/items/{item.pk}/add", {"name": "kitty", "row_version": 0}, **HTMX)
+    response = signed_in.post(
+        f"/tags/editor/items/{item.pk}/add", {"name": "kitty", "row_version": 0}, **HTMX
+    )
     html = response.content.decode()
     assert response.status_code == 200 and chips(html, "curated") == ["cat"]
     assert "entered as “kitty” (alias of cat)" in html
     assert 'hx-swap-oob="innerHTML">Added cat (typed kitty).' in html
 
 
-def test_item_page_query_budget_with_three_sets_of_thirty(
-    client, curator, django_assert_max_num_queries
-):
+def test_item_page_query_budget_with_three_sets_of_thirty(client, curator, django_assert_max_num_queries):
     names = [f"tag_{n:02d}" for n in range(30)]
     item = make_item(names, seed=4)
     add_tagger_set(item, {f"ai_{n:02d}": 4000 + n * 100 for n in range(30)})
@@ -251,7 +251,9 @@ def test_refused_names_are_422_with_the_reason_and_keep_what_was_typed(signed_in
 
 def test_closed_vocabulary_refuses_unknown_tags(signed_in, item):
     Vocabulary.objects.filter(pk=vocabulary_default().pk).update(policy=Vocabulary.Policy.CLOSED)
-    response = signed_in.post(f"/tags/editor/items/{item.pk}/add", {"name": "brand_new", "row_version": 0}, **HTMX)
+    response = signed_in.post(
+        f"/tags/editor/items/{item.pk}/add", {"name": "brand_new", "row_version": 0}, **HTMX
+    )
     assert response.status_code == 422 and "does not know: brand_new" in response.content.decode()
 
 
@@ -289,7 +291,10 @@ def test_promote_reports_tags_blocked_by_a_tombstone(signed_in, item, curator):
     )
     html = response.content.decode()
     assert response.status_code == 200
-    assert "Not promoted: smile. You removed it from the curated set before; add it by hand to restore it." in html
+    assert (
+        "Not promoted: smile. You removed it from the curated set before; add it by hand to restore it."
+        in html
+    )
     assert "smile" not in curated_names(item) and "blue_sky" in curated_names(item)
 
 
@@ -308,7 +313,9 @@ def test_promote_refuses_the_curated_set_and_other_items_sets(signed_in, item, c
 
 def test_descriptions_add_edit_and_delete(signed_in, item):
     base = f"/tags/editor/items/{item.pk}/descriptions"
-    response = signed_in.post(f"{base}/add", {"kind": "whole", "text": "A girl smiling under a blue sky."}, **HTMX)
+    response = signed_in.post(
+        f"{base}/add", {"kind": "whole", "text": "A girl smiling under a blue sky."}, **HTMX
+    )
     assert response.status_code == 200 and "A girl smiling" in response.content.decode()
     description = Description.objects.get(media_item=item)
     assert description.actor is not None

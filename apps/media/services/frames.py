@@ -1,7 +1,8 @@
 """Frame capture from videos: one streaming ffmpeg per job, constant memory, exact provenance.
 
-ffmpeg decodes (applying the container's rotation), selects, crops and writes raw RGB frames to
-a pipe; `showinfo` reports each frame's presentation time on stderr. Every frame becomes an
+ffmpeg decodes (applying the container's rotation), selects, crops and writes the frames as RGB
+PNGs to a pipe (its PNG encoder runs on its own threads, beside the decoder, out of Python's
+way); `showinfo` reports each frame's presentation time on stderr. Every frame becomes an
 image item of kind `frame` that remembers its video, time relative to the stream start, frame
 index and box; the same time and box captured again returns the same frame.
 """
@@ -13,9 +14,11 @@ import logging
 import math
 import queue
 import re
+import struct
 import subprocess
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +142,7 @@ def media_frames_extract_start(*, video: MediaItem, request: Any, added_by: Any 
 class RawFrame:
     pts_time: float
     image: Image.Image
+    png: bytes  # `image` as stored: ffmpeg's PNG, rebuilt as IHDR, one IDAT and IEND
 
 
 def _select_expression(params: dict[str, Any], duration: float) -> str | None:
@@ -194,7 +198,9 @@ def stream_frames(
     args += ["-vf", ",".join(filters), "-fps_mode", "passthrough"]
     if seek is not None:
         args += ["-frames:v", "1"]
-    args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    # zlib level 3 with adaptive row filters: what Pillow's compress_level=3 writes, as small.
+    args += ["-pix_fmt", "rgb24", "-c:v", "png", "-compression_level", str(PNG_LEVEL), "-pred", "mixed"]
+    args += ["-f", "image2pipe", "pipe:1"]
     cmd = [probe.ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", *args]
     stall_timeout = stall_timeout or settings.BAGGINTAG_FFMPEG_TIMEOUT
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
@@ -214,11 +220,11 @@ def stream_frames(
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
     watchdog = _Watchdog(process, stall_timeout)
-    # Frames are read on a thread, READ_AHEAD ahead of the caller: ffmpeg goes on decoding while
-    # the caller encodes and stores a frame, instead of waiting on a full pipe.
-    pipe = _FramePipe(process, width * height * 3, watchdog)
+    # Frames are read and decoded on a thread, READ_AHEAD ahead of the caller: ffmpeg goes on
+    # decoding while the caller stores a frame, instead of waiting on a full pipe.
+    pipe = _FramePipe(process, (width, height), watchdog)
     try:
-        while (buffer := pipe.next()) is not None:
+        while (frame := pipe.next()) is not None:
             try:
                 pts_time = times.get(timeout=stall_timeout)
             except queue.Empty:
@@ -227,7 +233,7 @@ def stream_frames(
                 raise UnprocessableError(
                     "ffmpeg produced a frame without a timestamp.", code="media.ffmpeg_failed"
                 )
-            yield RawFrame(pts_time=offset + pts_time, image=Image.frombytes("RGB", (width, height), buffer))
+            yield RawFrame(pts_time=offset + pts_time, image=frame[1], png=frame[0])
         process.wait(timeout=stall_timeout)
     finally:
         pipe.stop()
@@ -250,21 +256,66 @@ def stream_frames(
         )
 
 
-READ_AHEAD = 2  # frames buffered between ffmpeg and the caller (memory: this many raw frames)
+READ_AHEAD = 1  # decoded frames queued between ffmpeg and the caller (memory: one more in hand each side)
+PNG_LEVEL = 3
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = struct.pack(">I4sI", 0, b"IEND", zlib.crc32(b"IEND"))
+_PNG_MAX_CHUNK = 2**31 - 1
+
+
+def _read_png(stream: Any) -> bytes | None:
+    """The next PNG of an image2pipe stream, rebuilt as IHDR, one IDAT and IEND; None at the end.
+
+    Ancillary chunks (pHYs from the sample aspect ratio, colour tags) are dropped: the stored
+    frame is plain RGB pixels, as Pillow would write them. A stream cut short ends the frames
+    (ffmpeg's exit status then says why).
+    """
+    if stream.read(8) != _PNG_SIGNATURE:
+        return None
+    header, data = b"", []
+    while True:
+        head = stream.read(8)
+        if len(head) < 8:
+            return None
+        length, kind = struct.unpack(">I4s", head)
+        if length > _PNG_MAX_CHUNK:
+            return None
+        body = stream.read(length + 4)  # the data and its CRC
+        if len(body) < length + 4:
+            return None
+        if kind == b"IHDR":
+            header = head + body
+        elif kind == b"IDAT":
+            data.append(body[:-4])
+        elif kind == b"IEND":
+            break
+    idat = b"".join(data)
+    crc = zlib.crc32(idat, zlib.crc32(b"IDAT"))
+    return b"".join(
+        (
+            _PNG_SIGNATURE,
+            header,
+            struct.pack(">I4s", len(idat), b"IDAT"),
+            idat,
+            struct.pack(">I", crc),
+            _PNG_IEND,
+        )
+    )
 
 
 class _FramePipe:
-    """Reads whole raw frames from ffmpeg's stdout on a thread into a small bounded queue."""
+    """Reads ffmpeg's PNGs on a thread, decodes them (Pillow lets go of the GIL meanwhile) and
+    queues (png, image) pairs, at most READ_AHEAD of them."""
 
-    def __init__(self, process: subprocess.Popen[bytes], frame_bytes: int, watchdog: _Watchdog) -> None:
-        self.process, self.frame_bytes, self.watchdog = process, frame_bytes, watchdog
-        self.frames: queue.Queue[bytes | None] = queue.Queue(maxsize=READ_AHEAD)
+    def __init__(self, process: subprocess.Popen[bytes], size: tuple[int, int], watchdog: _Watchdog) -> None:
+        self.process, self.size, self.watchdog = process, size, watchdog
+        self.frames: queue.Queue[tuple[bytes, Image.Image] | None] = queue.Queue(maxsize=READ_AHEAD)
         self.error: BaseException | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _put(self, item: bytes | None) -> bool:
+    def _put(self, item: tuple[bytes, Image.Image] | None) -> bool:
         while not self._stopped.is_set():
             try:
                 self.frames.put(item, timeout=0.1)
@@ -279,9 +330,24 @@ class _FramePipe:
         try:
             while not self._stopped.is_set():
                 self.watchdog.arm()
-                buffer = stdout.read(self.frame_bytes)
+                png = _read_png(stdout)
                 self.watchdog.disarm()
-                if len(buffer) < self.frame_bytes or not self._put(buffer):
+                if png is None:
+                    break
+                try:
+                    image = Image.open(io.BytesIO(png), formats=["PNG"])
+                    image.load()
+                except (OSError, SyntaxError, ValueError) as exc:
+                    raise UnprocessableError(
+                        f"ffmpeg produced a frame that does not decode ({exc}).", code="media.ffmpeg_failed"
+                    ) from exc
+                if image.size != self.size or image.mode != "RGB":
+                    raise UnprocessableError(
+                        f"ffmpeg produced a {image.width}×{image.height} {image.mode} frame, "
+                        f"not {self.size[0]}×{self.size[1]} RGB.",
+                        code="media.ffmpeg_failed",
+                    )
+                if not self._put((png, image)):
                     break
         except BaseException as exc:  # handed to the caller by next()
             self.error = exc
@@ -289,12 +355,12 @@ class _FramePipe:
             self.watchdog.disarm()
             self._put(None)
 
-    def next(self) -> bytes | None:
-        """The next frame, or None at the end of the stream."""
-        buffer = self.frames.get()
-        if buffer is None and self.error is not None:
+    def next(self) -> tuple[bytes, Image.Image] | None:
+        """The next frame as (png, image), or None at the end of the stream."""
+        frame = self.frames.get()
+        if frame is None and self.error is not None:
             raise self.error
-        return buffer
+        return frame
 
     def stop(self) -> None:
         self._stopped.set()
@@ -333,7 +399,7 @@ def _store_frame(
 ) -> tuple[MediaItem, bool]:
     """Store one frame (or find its capture); True when nothing new was stored.
 
-    Consumes `raw.image`: once encoded, it is shrunk in place into the thumbnail.
+    Stores `raw.png` as it is and consumes `raw.image`: it is shrunk in place into the thumbnail.
     """
     timestamp_ms = max(0, round(raw.pts_time * 1000))
     width, height = raw.image.size
@@ -349,8 +415,6 @@ def _store_frame(
         return existing.media_item, True
     fps = (video.fps_milli or 0) / 1000
     frame_index = round(timestamp_ms / 1000 * fps) if fps else 0
-    buffer = io.BytesIO()
-    raw.image.save(buffer, "PNG", compress_level=3)
     thumbnail = raw.image
     thumbnail.thumbnail((settings.BAGGINTAG_THUMBNAIL_SIZE,) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
     probed = probe.Probe(
@@ -365,7 +429,7 @@ def _store_frame(
     )
     with transaction.atomic():
         outcome = media_ingest_derived(
-            data=buffer.getvalue(),
+            data=raw.png,
             probed=probed,
             added_by=user,
             origin=Origin(

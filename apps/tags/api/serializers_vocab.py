@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -76,6 +77,8 @@ class TagTypeInputSerializer(serializers.Serializer):
 
 
 class VocabularyOutputSerializer(serializers.ModelSerializer):
+    # Plain text, not an enum: one `kind` enum (in the input) keeps OpenAPI enum names unique.
+    kind = serializers.CharField(read_only=True, help_text="booru | natural_language | custom")
     default_type: serializers.SlugRelatedField[TagType] = serializers.SlugRelatedField(
         slug_field="key", read_only=True
     )
@@ -180,6 +183,7 @@ class TagOutputSerializer(serializers.ModelSerializer):
     )
     type_name = serializers.CharField(source="type.name", read_only=True)
     type_color = serializers.CharField(source="type.color", read_only=True)
+    alias_of = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -195,10 +199,18 @@ class TagOutputSerializer(serializers.ModelSerializer):
             "media_count",
             "is_deprecated",
             "keep_underscore",
+            "alias_of",
             "url",
             "created_at",
             "updated_at",
         ]
+
+    def get_alias_of(self, obj: Tag) -> str | None:
+        """The ideal tag's name when this tag is an active alias antecedent."""
+        try:
+            return obj.resolution.ideal_tag.name
+        except ObjectDoesNotExist:
+            return None
 
     def get_url(self, obj: Tag) -> str:
         return reverse("api:tag-detail", kwargs={"pk": obj.pk})

@@ -1,7 +1,9 @@
 """Tag API routes. Each viewset module registers here (one line each)."""
 
+from django.urls import re_path
+
 from apps.core.routers import OptionalSlashRouter
-from apps.tags.api import views_tagsets, views_vocab
+from apps.tags.api import views_operations, views_tagsets, views_vocab
 
 router = OptionalSlashRouter()
 
@@ -13,4 +15,9 @@ router.register("effective-tags/rebuild", views_tagsets.EffectiveRebuildApi, bas
 router.register("tag-types", views_vocab.TagTypeViewSet, basename="tag-type")
 router.register("tag-templates", views_vocab.TagTemplateViewSet, basename="tag-template")
 router.register("tags", views_vocab.TagViewSet, basename="tag")
-urlpatterns = router.urls
+router.register("tag-operations", views_operations.TagOperationViewSet, basename="tag-operation")
+# Before the router: `tags/bulk` would otherwise read as the detail route of tag "bulk".
+urlpatterns = [
+    re_path(r"^tags/bulk/?$", views_operations.TagBulkApi.as_view(), name="tag-bulk"),
+    *router.urls,
+]

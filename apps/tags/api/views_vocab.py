@@ -52,6 +52,7 @@ class TagTypeViewSet(
     serializer_class = TagTypeOutputSerializer
     pagination_class = TagTypePagination
     queryset = TagType.objects.all()
+    lookup_value_regex = "[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_object(self) -> TagType:
@@ -91,6 +92,7 @@ class TagTemplateViewSet(
     pagination_class = VocabularyPagination
     queryset = Vocabulary.objects.select_related("default_type")
     required_perms: list[str] | None = None  # set per action; see ModelPermissionsOrReadOnly
+    lookup_value_regex = "[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_object(self) -> Vocabulary:
@@ -216,17 +218,26 @@ class TagKeysetPagination(BasePagination):
 
 
 class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Tags: filter by template, type, name prefix and deprecation; edit type, display name and
-    deprecation; autocomplete. Names never change here (renaming is a bulk operation)."""
+    """Tags: filter by template (`vocab`, default: the default template), type, name prefix and
+    deprecation; edit type, display name and deprecation; autocomplete. Names never change here
+    (renaming is a bulk operation)."""
 
     serializer_class = TagOutputSerializer
     filterset_class = TagFilter
     pagination_class = TagKeysetPagination
     queryset = Tag.objects.none()
+    lookup_value_regex = "[0-9]+"
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return vocabularies.tag_list()
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        queryset = super().filter_queryset(queryset)
+        if self.action == "list" and not self.request.query_params.get("vocab"):
+            # One template at a time: its (vocabulary, media_count) index serves the keyset order.
+            queryset = queryset.filter(vocabulary=names.vocabulary_default())
+        return queryset
 
     def get_object(self) -> Tag:
         return names.tag_get(tag_id=int(self.kwargs["pk"]))

@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.core.exceptions import DomainError
-from apps.tags.models import AliasResolution, Tag, TagClosure, TagSet, TagType, Vocabulary
+from apps.tags.models import Tag, TagSet, TagType, Vocabulary
 from apps.tags.search import values as v
 from apps.tags.search.config import int_knob, knob
 from apps.tags.search.errors import QueryError
@@ -360,4 +360,4 @@ def query_resolve(root: Node | None) -> Resolved:
         ) from exc
 
 
-__all__ = ["AliasResolution", "Resolved", "TagClosure", "query_resolve"]
+__all__ = ["Resolved", "query_resolve"]

@@ -75,15 +75,15 @@ class TermResolver:
         return ids
 
     def suggest(self, raw: str, limit: int = 3) -> list[str]:
-        """Similar names (same first two characters, edit distance ≤ 2), most used first."""
+        """Similar names (same first character, edit distance ≤ 2), most used first."""
         try:
             name = tag_name_normalise(raw=raw, vocabulary=self.vocabulary)
         except DomainError:
             return []
         if len(name) < 2:
             return []
-        candidates = Tag.objects.filter(vocabulary=self.vocabulary, name__startswith=name[:2]).order_by(
+        candidates = Tag.objects.filter(vocabulary=self.vocabulary, name__startswith=name[:1]).order_by(
             "-media_count", "id"
         )
-        names = [n for n in candidates.values_list("name", flat=True)[:200] if edit_distance(name, n) <= 2]
+        names = [n for n in candidates.values_list("name", flat=True)[:500] if edit_distance(name, n) <= 2]
         return names[:limit]

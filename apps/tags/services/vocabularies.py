@@ -113,6 +113,11 @@ def _type_check(tag_type: TagType) -> None:
     tag_type.full_clean(validate_unique=False, validate_constraints=False)
 
 
+def tag_type_validate(tag_type: TagType) -> None:
+    """Check a (possibly unsaved) type as the services would, without saving (admin forms)."""
+    _type_check(tag_type)
+
+
 def _type_save(tag_type: TagType, is_default: bool | None) -> TagType:
     _type_check(tag_type)
     if is_default:
@@ -233,6 +238,11 @@ def _vocabulary_check(vocabulary: Vocabulary) -> None:
             details={"fields": {"slug": ["This slug is taken."]}},
         )
     vocabulary.full_clean(validate_unique=False, validate_constraints=False)
+
+
+def vocabulary_validate(vocabulary: Vocabulary) -> None:
+    """Check a (possibly unsaved) template as the services would, without saving (admin forms)."""
+    _vocabulary_check(vocabulary)
 
 
 def _vocabulary_save(vocabulary: Vocabulary, is_default: bool | None) -> Vocabulary:
@@ -629,31 +639,30 @@ def _aliases_import(
         tags.update(
             _tags_upsert(vocabulary=vocabulary, wanted=dict(missing), result=None, update_types=False)
         )
-    current: dict[int, tuple[int, int, str]] = {}  # antecedent id → (alias id, consequent id, status)
+    # Per antecedent: the live (active, else pending) alias, and every consequent ever proposed.
+    live: dict[int, tuple[int, int, str]] = {}
+    proposed: set[tuple[int, int]] = set()
     for batch in _batches([tags[a][0] for _line, a, _c in pairs]):
-        for pk, ante_id, cons_id, status in (
-            TagAlias.objects.filter(vocabulary=vocabulary, antecedent_id__in=batch)
-            .exclude(status__in=[RuleStatus.REJECTED, RuleStatus.RETIRED])
-            .values_list("pk", "antecedent_id", "consequent_id", "status")
-        ):
-            if status == RuleStatus.ACTIVE or ante_id not in current:
-                current[ante_id] = (pk, cons_id, status)
+        for pk, ante_id, cons_id, status in TagAlias.objects.filter(
+            vocabulary=vocabulary, antecedent_id__in=batch
+        ).values_list("pk", "antecedent_id", "consequent_id", "status"):
+            proposed.add((ante_id, cons_id))
+            if status == RuleStatus.ACTIVE or (status == RuleStatus.PENDING and ante_id not in live):
+                live[ante_id] = (pk, cons_id, status)
     new: list[tuple[int, int, int]] = []  # line, antecedent id, consequent id
     pending_existing: list[tuple[int, int]] = []
     conflicts: list[tuple[int, str, int]] = []
     creator = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     for line, antecedent, consequent in pairs:
         a_id, c_id = tags[antecedent][0], tags[consequent][0]
-        if a_id in current:
-            alias_id, existing_consequent, status = current[a_id]
-            if existing_consequent == c_id:
-                result.aliases_existing += 1
-                if status == RuleStatus.PENDING:
-                    pending_existing.append((line, alias_id))
-            else:
-                conflicts.append((line, antecedent, existing_consequent))
-            continue
-        new.append((line, a_id, c_id))
+        if a_id in live and live[a_id][1] != c_id:
+            conflicts.append((line, antecedent, live[a_id][1]))
+        elif (a_id, c_id) in proposed:  # known, including rejected or retired: not proposed again
+            result.aliases_existing += 1
+            if a_id in live and live[a_id][2] == RuleStatus.PENDING:
+                pending_existing.append((line, live[a_id][0]))
+        else:
+            new.append((line, a_id, c_id))
     if conflicts:
         names = dict(Tag.objects.filter(pk__in={c for _l, _a, c in conflicts}).values_list("pk", "name"))
         for line, antecedent, consequent_id in conflicts:
@@ -802,20 +811,17 @@ EXPORT_BATCH = 5000
 
 
 def vocabulary_export_rows(*, vocabulary: Vocabulary) -> Iterator[list[str]]:
-    """`name,type,count,aliases` rows, most used first; antecedents appear as aliases of their
-    ideal tag (active and pending aliases), not as rows. Reads in keyset batches."""
+    """`name,type,count,aliases` rows in creation order; antecedents appear as aliases of their
+    ideal tag (active and pending aliases), not as rows. Reads in keyset batches by id."""
     yield ["name", "type", "count", "aliases"]
     types = dict(TagType.objects.values_list("pk", "key"))
     live = [RuleStatus.ACTIVE, RuleStatus.PENDING]
-    after: tuple[int, int] | None = None
+    after = 0
     while True:
-        tags = Tag.objects.filter(vocabulary=vocabulary)
-        if after is not None:
-            tags = tags.filter(Q(media_count__lt=after[0]) | Q(media_count=after[0], pk__gt=after[1]))
         batch = list(
-            tags.order_by("-media_count", "pk").values_list("pk", "name", "type_id", "media_count")[
-                :EXPORT_BATCH
-            ]
+            Tag.objects.filter(vocabulary=vocabulary, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", "name", "type_id", "media_count")[:EXPORT_BATCH]
         )
         if not batch:
             return
@@ -837,7 +843,7 @@ def vocabulary_export_rows(*, vocabulary: Vocabulary) -> Iterator[list[str]]:
                     str(count),
                     ",".join(dict.fromkeys(by_ideal.get(pk, []))),
                 ]
-        after = (batch[-1][3], batch[-1][0])
+        after = batch[-1][0]
 
 
 class _Echo:
@@ -864,8 +870,9 @@ class TagPage:
 
 
 def tag_list() -> QuerySet[Tag]:
-    """Every tag with its vocabulary and type (filter with the TagFilter)."""
-    return Tag.objects.select_related("vocabulary", "type")
+    """Every tag with its vocabulary, type and (for alias antecedents) ideal tag; filter it
+    with the TagFilter."""
+    return Tag.objects.select_related("vocabulary", "type", "resolution__ideal_tag")
 
 
 def _cursor_encode(order: str, tag: Tag) -> str:

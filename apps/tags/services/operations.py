@@ -1,0 +1,728 @@
+"""Bulk tag operations and their undo (TAGS-AND-SEARCH.md §5, P5, P6): preview, apply, undo, redo.
+
+    preview = operation_preview(action="add", tags=["smile"], q="1girl -smile", actor=user)
+    outcome = operation_apply(operation=preview.operation, actor=user)   # sync, or a queued job
+    operation_undo(operation=outcome.operation, actor=user)              # undo; undo it to redo
+
+Applying runs in the request (one transaction) up to BULK_SYNC_MAX_CHANGES assignment changes,
+else as a job on the default queue: one transaction per BULK_CHUNK_ITEMS items that also advances
+`resume_cursor`, so a restarted worker resumes without repeating a chunk, and a cancel stops
+after the current chunk (done chunks stay undoable). Additions revive tombstones (§5.1: a
+person's append does) unless `revive_tombstones=False`; automatic paths never do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import OperationalError, connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.core.exceptions import ConflictError, DomainError, NotFoundError, UnprocessableError
+from apps.jobs import services as job_services
+from apps.jobs.models import Job
+from apps.tags.models import Operation, OperationChange, OperationTarget, Tag, TagAlias, TagAssignment, TagSet
+from apps.tags.services.effective import Rules, rules_current
+from apps.tags.services.names import tags_get_or_create, tags_set_deprecated, vocabulary_get
+from apps.tags.services.operations_exec import ChunkRetry, apply_chunk, counters_merge, undo_chunk
+from apps.tags.services.operations_plan import (
+    ACTIONS,
+    CURATED,
+    CURRENT,
+    SET_KIND_NAMES,
+    Sample,
+    Spec,
+    bulk_setting,
+    operation_counts,
+    operation_samples,
+    operation_spec_build,
+    operation_target_freeze,
+    operation_target_ids,
+    type_changes_plan,
+)
+
+logger = logging.getLogger(__name__)
+
+JOB_KIND = "tags.bulk_operation"
+TASK_NAME = "tags.operation_run"
+DEADLOCK_CODES = (1213, 1205)  # InnoDB deadlock, lock wait timeout
+RETRIES = 3
+UNDOABLE_STATUSES = (Operation.Status.APPLIED, Operation.Status.PARTIAL, Operation.Status.CANCELLED)
+T = TypeVar("T")
+
+
+@dataclass
+class Preview:
+    """A previewed operation: its frozen target's counts, warnings and before/after samples."""
+
+    operation: Operation
+    counts: dict[str, Any]
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        """How applying would run: in the request ("sync") or as a job."""
+        return "sync" if self.counts.get("changes", 0) <= bulk_setting("BULK_SYNC_MAX_CHANGES") else "job"
+
+
+@dataclass
+class Outcome:
+    """An applied (sync) or queued (job) operation."""
+
+    operation: Operation
+    job: Job | None = None
+
+
+def _actor(actor: Any) -> Any:
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+def _retrying(run: Callable[[], T]) -> T:
+    """Run a transaction, again (≤ 3 times) after a deadlock or a lost set-creation race.
+
+    Inside an outer transaction a deadlock has already rolled everything back, so it is raised.
+    """
+    outer = connection.in_atomic_block
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return run()
+        except ChunkRetry:
+            if attempt == RETRIES:
+                raise ConflictError(
+                    "Other edits kept changing these items; try again.", code="tags.bulk_contention"
+                ) from None
+        except OperationalError as exc:
+            if outer or attempt == RETRIES or not exc.args or exc.args[0] not in DEADLOCK_CODES:
+                raise
+            logger.info("bulk operation chunk deadlocked (attempt %s), retrying", attempt)
+    raise AssertionError("unreachable")
+
+
+def _statement_limit(seconds: float) -> Any:
+    """The search app's statement-time guard (bulk preview 10 s, §4.4), when it is there."""
+    from contextlib import nullcontext
+
+    try:
+        from apps.tags.search import statement_limit
+    except ImportError:  # pragma: no cover - the search app ships with tags
+        return nullcontext()
+    return statement_limit(seconds)
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+def operation_list(*, viewer: Any) -> QuerySet[Operation]:
+    """Logged operations, newest first (the library is shared, so everyone sees all of them)."""
+    return Operation.objects.select_related("created_by", "job", "undo_of", "undone_by").order_by("-id")
+
+
+def operation_get(*, operation_id: Any, viewer: Any) -> Operation:
+    """One operation or NotFoundError."""
+    try:
+        return operation_list(viewer=viewer).get(pk=int(operation_id))
+    except (Operation.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFoundError(f"Operation {operation_id} not found.", code="tags.operation_not_found") from exc
+
+
+def operation_can_undo(operation: Operation) -> bool:
+    """Whether `operation_undo` would accept this operation now (for buttons)."""
+    try:
+        _check_undoable(operation)
+    except DomainError:
+        return False
+    return True
+
+
+def operation_item_ids(*, operation: Operation, after: int = 0, limit: int = 100) -> list[int]:
+    """Items an operation changed (or, for a preview, targets), ascending id after `after`."""
+    if operation.status in (Operation.Status.PREVIEWED, Operation.Status.QUEUED):
+        rows = OperationTarget.objects.filter(operation=operation)
+    else:
+        rows = OperationChange.objects.filter(operation=operation)  # type: ignore[assignment]
+    return list(
+        rows.filter(media_item_id__gt=after)
+        .order_by("media_item_id")
+        .values_list("media_item_id", flat=True)
+        .distinct()[:limit]
+    )
+
+
+# --- preview ------------------------------------------------------------------------------------
+
+
+def _summary(spec: Spec, matched: int | None) -> str:
+    def names(refs: Sequence[Any]) -> str:
+        shown = ", ".join(r.name for r in refs[:5])
+        return shown + (f" +{len(refs) - 5}" if len(refs) > 5 else "")
+
+    verb = {
+        "add": f"add {names(spec.add)}",
+        "remove": f"remove {names(spec.remove)}",
+        "replace": f"replace {names(spec.remove)} → {names(spec.add)}",
+        "rename": f"rename {names(spec.remove)} → {names(spec.add)}",
+        "set_type": f"set type of {names(spec.remove)}",
+    }[spec.action]
+    where = "" if matched is None else f" on {matched:,} items"
+    kind = SET_KIND_NAMES[TagSet.Kind(spec.set_kind)]
+    library = " (library: alias + deprecate)" if spec.scope == "library" else ""
+    return f"{verb}{where} ({kind}){library}"[:500]
+
+
+def operation_preview(
+    *,
+    action: str,
+    tags: Sequence[str] = (),
+    from_tags: Sequence[str] = (),
+    to_tags: Sequence[str] = (),
+    type_key: str = "",
+    set_kind: str = "curated",
+    q: str | None = None,
+    ids: Sequence[Any] | None = None,
+    revive_tombstones: bool = True,
+    scope: str = "items",
+    vocabulary: str | None = None,
+    actor: Any = None,
+) -> Preview:
+    """Validate a bulk request, freeze its target and count what applying would change.
+
+    Writes a `previewed` Operation and its OperationTarget rows; changes no tag. Refuses bad
+    input (400), too large a target (422) and missing permissions (403).
+    """
+    vocab = vocabulary_get(slug=vocabulary) if vocabulary else None
+    spec, warnings = operation_spec_build(
+        action=action,
+        tags=tags,
+        from_tags=from_tags,
+        to_tags=to_tags,
+        type_key=type_key,
+        set_kind=set_kind,
+        vocabulary=vocab,
+        revive_tombstones=revive_tombstones,
+        scope=scope,
+        actor=actor,
+    )
+    params: dict[str, Any] = {
+        "spec": spec.to_params(),
+        "input": {
+            "tags": list(tags),
+            "from": list(from_tags),
+            "to": list(to_tags),
+            "type": type_key,
+            "q": q or "",
+            "ids": len(ids or ()),
+        },
+    }
+    if spec.action == "set_type":
+        changes = type_changes_plan(spec=spec)
+        counts = {
+            "matched_items": 0,
+            "items_changing": 0,
+            "changes": len(changes),
+            "tags_changing": len(changes),
+            "tags": {r.name: {"changed": int(any(c[0] == r.id for c in changes))} for r in spec.remove},
+        }
+        with transaction.atomic():
+            operation = Operation.objects.create(
+                kind=Operation.Kind.SET_TYPE,
+                status=Operation.Status.PREVIEWED,
+                params={**params, "preview": counts},
+                target_kind="library",
+                set_kind=spec.set_kind,
+                summary=_summary(spec, None),
+                created_by=_actor(actor),
+            )
+        return Preview(operation=operation, counts=counts, warnings=warnings)
+    item_ids = _library_target(spec) if _is_library_default(spec, q, ids) else None
+    if item_ids is None:
+        item_ids = operation_target_ids(q=q, ids=ids, viewer=actor)
+    if ids and not q and len(item_ids) < len({str(i) for i in ids}):
+        missing = len({str(i) for i in ids}) - len(item_ids)
+        warnings.append({"code": "tags.unknown_items", "message": f"{missing} of the ids are not items."})
+    with transaction.atomic():
+        operation = Operation.objects.create(
+            kind=ACTIONS[spec.action],
+            status=Operation.Status.PREVIEWED,
+            params=params,
+            target_kind="query" if q else "selection",
+            set_kind=spec.set_kind,
+            summary=_summary(spec, len(item_ids)),
+            created_by=_actor(actor),
+        )
+        operation_target_freeze(operation=operation, item_ids=item_ids)
+        with _statement_limit(10.0):
+            counts = operation_counts(operation=operation, spec=spec)
+        operation.params = {**params, "preview": counts}
+        operation.save(update_fields=["params", "updated_at"])
+    if not item_ids:
+        warnings.append({"code": "tags.empty_target", "message": "No items match; nothing would change."})
+    samples = operation_samples(operation=operation, spec=spec)
+    return Preview(operation=operation, counts=counts, warnings=warnings, samples=samples)
+
+
+def _is_library_default(spec: Spec, q: str | None, ids: Sequence[Any] | None) -> bool:
+    return spec.action == "rename" and spec.scope == "library" and not (q or "").strip() and not ids
+
+
+def _library_target(spec: Spec) -> list[int]:
+    """A library-wide rename's items: every item with the old tag in a curated, source or
+    derived set (tagger sets are machine output and keep the name they were given)."""
+    from apps.tags.services.operations_plan import _too_many
+
+    limit = bulk_setting("BULK_MAX_TARGET")
+    ids = list(
+        TagAssignment.objects.filter(
+            tag_id=spec.remove_ids[0],
+            state=CURRENT,
+            kind__in=[TagSet.Kind.CURATED, TagSet.Kind.SOURCE, TagSet.Kind.DERIVED],
+        )
+        .order_by("media_item_id")
+        .values_list("media_item_id", flat=True)
+        .distinct()[: limit + 1]
+    )
+    if len(ids) > limit:
+        raise _too_many(len(ids), limit, more=True)
+    return ids
+
+
+# --- apply --------------------------------------------------------------------------------------
+
+
+def _check_appliable(operation: Operation) -> None:
+    if operation.status != Operation.Status.PREVIEWED:
+        raise ConflictError(
+            f"Operation {operation.pk} is {operation.get_status_display().lower()}; "
+            "only a preview can be applied.",
+            code="tags.operation_not_previewed",
+            details={"status": operation.status},
+        )
+    ttl = timedelta(hours=bulk_setting("BULK_PREVIEW_TTL_HOURS"))
+    if operation.created_at < timezone.now() - ttl:
+        raise ConflictError(
+            f"This preview is older than {ttl.total_seconds() / 3600:g} hours; preview again.",
+            code="tags.preview_expired",
+        )
+
+
+def _materialise(operation: Operation, spec: Spec) -> Spec:
+    """Create the new tags an operation adds and keep their ids in its params."""
+    missing = [r.name for r in spec.add if r.id is None]
+    if not missing:
+        return spec
+    from apps.tags.models import Vocabulary
+
+    vocabulary = Vocabulary.objects.get(pk=spec.vocabulary_id)
+    created = tags_get_or_create(vocabulary=vocabulary, names=missing)
+    spec = spec.with_ids({name: tag.pk for name, tag in created.items()})
+    operation.params = {**operation.params, "spec": spec.to_params()}
+    operation.save(update_fields=["params", "updated_at"])
+    return spec
+
+
+def operation_apply(*, operation: Operation, actor: Any = None) -> Outcome:
+    """Apply a previewed operation to exactly its frozen target, from the items' current state.
+
+    Up to BULK_SYNC_MAX_CHANGES (estimated at preview) it runs here in one transaction and
+    returns the applied operation; above, it queues a job (default queue) after commit.
+    """
+    return _retrying(lambda: _apply(operation.pk, actor))
+
+
+@transaction.atomic
+def _apply(operation_id: int, actor: Any) -> Outcome:
+    operation = Operation.objects.select_for_update().get(pk=operation_id)
+    _check_appliable(operation)
+    spec = _materialise(operation, Spec.from_params(operation.params["spec"]))
+    actor = _actor(actor)
+    if spec.action == "set_type":
+        _types_apply(operation, operation.params.get("preview", {}), actor)
+        return Outcome(operation=operation)
+    if spec.scope == "library":
+        _library_rename(operation, spec, actor)
+    estimated = int(operation.params.get("preview", {}).get("changes", 0))
+    if estimated <= bulk_setting("BULK_SYNC_MAX_CHANGES"):
+        _run_all(operation, actor)
+        return Outcome(operation=Operation.objects.get(pk=operation.pk))
+    total = OperationTarget.objects.filter(operation=operation).count()
+    return _queue(operation, actor, total, f"Bulk {spec.action.replace('_', ' ')}")
+
+
+def _queue(operation: Operation, actor: Any, total: int, title: str) -> Outcome:
+    job = job_services.job_start(
+        kind=JOB_KIND,
+        task=TASK_NAME,
+        params={"operation": operation.pk},
+        created_by=actor,
+        total=total,
+        title=title,
+    )
+    operation.status = Operation.Status.QUEUED
+    operation.job = job
+    operation.save(update_fields=["status", "job", "updated_at"])
+    return Outcome(operation=operation, job=job)
+
+
+def _types_apply(operation: Operation, preview: dict[str, Any], actor: Any) -> None:
+    """set_type: change Tag.type, remembering each old type (undo restores them)."""
+    spec = Spec.from_params(operation.params["spec"])
+    changes = type_changes_plan(spec=spec)
+    for tag_id, _before, after in changes:
+        Tag.objects.filter(pk=tag_id).update(type_id=after, updated_at=timezone.now())
+    operation.params = {**operation.params, "type_changes": changes}
+    operation.counters = {"tags_changing": len(changes), "changes": len(changes)}
+    operation.status = Operation.Status.APPLIED
+    operation.save(update_fields=["params", "counters", "status", "updated_at"])
+
+
+def _library_rename(operation: Operation, spec: Spec, actor: Any) -> None:
+    """rename with scope=library: alias old → new (active) and deprecate the old tag."""
+    from apps.tags.services.rules import alias_create
+
+    old = Tag.objects.get(pk=spec.remove_ids[0])
+    new = Tag.objects.get(pk=spec.add_ids[0])
+    alias = alias_create(
+        antecedent=old.name,
+        consequent=new.name,
+        actor=actor,
+        reason=f"rename (operation {operation.pk})",
+        activate=True,
+        vocabulary=old.vocabulary,
+    )
+    deprecated = [old.pk] if tags_set_deprecated(tag_ids=[old.pk]) else []
+    effects = {"alias_activated": alias.pk, "deprecated": deprecated}
+    operation.params = {**operation.params, "effects": effects}
+    operation.save(update_fields=["params", "updated_at"])
+
+
+def _effects_reverse(effects: dict[str, Any], actor: Any) -> dict[str, Any]:
+    """Undo library side effects (alias activation, deprecation); returns the inverse record."""
+    from apps.tags.models import RuleStatus
+    from apps.tags.services.rules import alias_activate, alias_retire
+
+    out: dict[str, Any] = {}
+    if alias_id := effects.get("alias_activated"):
+        alias = TagAlias.objects.filter(pk=alias_id, status=RuleStatus.ACTIVE).first()
+        if alias is not None:
+            alias_retire(alias=alias, actor=actor)
+            out["alias_retired"] = alias_id
+    if alias_id := effects.get("alias_retired"):
+        alias = TagAlias.objects.filter(pk=alias_id, status=RuleStatus.RETIRED).first()
+        if alias is not None:
+            alias_activate(alias=alias, actor=actor)
+            out["alias_activated"] = alias_id
+    if ids := effects.get("deprecated"):
+        tags_set_deprecated(tag_ids=ids, deprecated=False)
+        out["undeprecated"] = ids
+    if ids := effects.get("undeprecated"):
+        tags_set_deprecated(tag_ids=ids, deprecated=True)
+        out["deprecated"] = ids
+    return out
+
+
+def _root(operation: Operation) -> Operation:
+    """The operation an undo chain started from (undo of undo of … X → X)."""
+    seen = 0
+    while operation.kind == Operation.Kind.UNDO and operation.undo_of_id and seen < 1000:
+        operation = Operation.objects.get(pk=int(operation.undo_of_id or 0))
+        seen += 1
+    return operation
+
+
+def _next_ids(operation: Operation, cursor: int, size: int) -> list[int]:
+    """The next chunk of item ids after `cursor`: frozen targets, or for an undo the items the
+    undone operation changed (plus, for a redo, those whose set the undo dropped)."""
+    if operation.kind != Operation.Kind.UNDO:
+        return list(
+            OperationTarget.objects.filter(operation=operation, media_item_id__gt=cursor)
+            .order_by("media_item_id")
+            .values_list("media_item_id", flat=True)[:size]
+        )
+    original_id = int(operation.undo_of_id or 0)
+    original_kind = Operation.objects.filter(pk=original_id).values_list("kind", flat=True).first()
+    ids = set(
+        OperationChange.objects.filter(operation_id=original_id, media_item_id__gt=cursor)
+        .order_by("media_item_id")
+        .values_list("media_item_id", flat=True)
+        .distinct()[:size]
+    )
+    if original_kind == Operation.Kind.UNDO:  # a redo: also the items whose set the undo dropped
+        ids.update(
+            OperationTarget.objects.filter(operation_id=original_id, media_item_id__gt=cursor)
+            .order_by("media_item_id")
+            .values_list("media_item_id", flat=True)[:size]
+        )
+    return sorted(ids)[:size]
+
+
+def _chunk(
+    operation: Operation, item_ids: list[int], actor_id: int | None, rules: Rules | None
+) -> dict[str, Any]:
+    if operation.kind == Operation.Kind.UNDO:
+        original = Operation.objects.get(pk=int(operation.undo_of_id or 0))
+        root = _root(original)
+        root_spec = Spec.from_params(root.params["spec"]) if "spec" in root.params else None
+        return undo_chunk(
+            operation_id=operation.pk,
+            original=original,
+            item_ids=item_ids,
+            actor_id=actor_id,
+            rules=rules,
+            root_spec=root_spec,
+        )
+    spec = Spec.from_params(operation.params["spec"])
+    return apply_chunk(
+        operation_id=operation.pk, spec=spec, item_ids=item_ids, actor_id=actor_id, rules=rules
+    )
+
+
+def _step(operation_id: int, actor_id: int | None, rules: Rules | None) -> int | None:
+    """One chunk in its own transaction, with the cursor; None when nothing is left."""
+    with transaction.atomic():
+        operation = Operation.objects.select_for_update().get(pk=operation_id)
+        ids = _next_ids(operation, operation.resume_cursor, bulk_setting("BULK_CHUNK_ITEMS"))
+        if not ids:
+            return None
+        part = _chunk(operation, ids, actor_id, rules)
+        operation.counters = counters_merge(operation.counters, {**part, "items_done": len(ids)})
+        operation.resume_cursor = ids[-1]
+        operation.save(update_fields=["counters", "resume_cursor", "updated_at"])
+        return int(operation.counters.get("items_done", 0))
+
+
+def _run_all(operation: Operation, actor: Any) -> None:
+    """The sync path: every chunk inside the caller's transaction, then `applied`."""
+    rules = rules_current()
+    actor_id = actor.pk if actor is not None else None
+    while _step(operation.pk, actor_id, rules) is not None:
+        pass
+    _finish(operation.pk, Operation.Status.APPLIED)
+
+
+def _finish(operation_id: int, status: str, error: str = "") -> Operation:
+    operation = Operation.objects.select_for_update().get(pk=operation_id)
+    operation.status = status
+    operation.error = error[:2000]
+    operation.save(update_fields=["status", "error", "updated_at"])
+    if operation.kind == Operation.Kind.UNDO and status == Operation.Status.APPLIED:
+        Operation.objects.filter(pk=int(operation.undo_of_id or 0)).update(
+            status=Operation.Status.UNDONE, undone_by=operation, updated_at=timezone.now()
+        )
+    return operation
+
+
+def operation_run(*, job_id: int) -> None:
+    """Job body: apply (or undo) chunk by chunk from `resume_cursor`; stops early on cancel.
+
+    Does nothing when the job is not QUEUED (another delivery owns it). A DomainError fails the
+    job and leaves done chunks in place (`partially_applied`, still undoable).
+    """
+    job = job_services.job_claim(job_id=job_id)
+    if job is None:
+        return
+    operation_id = int(job.params["operation"])
+    Operation.objects.filter(pk=operation_id).update(
+        status=Operation.Status.RUNNING, updated_at=timezone.now()
+    )
+    operation = Operation.objects.get(pk=operation_id)
+    actor_id = operation.created_by_id
+    rules = None  # a long job re-reads the rules per chunk (a rule may change meanwhile)
+    try:
+        while True:
+            if job.cancel_requested:
+                with transaction.atomic():
+                    _finish(operation_id, Operation.Status.CANCELLED)
+                job_services.job_finish(job=job, result=Operation.objects.get(pk=operation_id).counters)
+                return
+            done = _retrying(lambda: _step(operation_id, actor_id, rules))
+            if done is None:
+                break
+            job = job_services.job_progress(job=job, done=done)
+    except DomainError as err:
+        _stop(operation_id, err.message)
+        job_services.job_fail(job=job, code=err.code, message=err.message)
+        return
+    except Exception:
+        logger.exception("bulk operation %s failed", operation_id)
+        _stop(operation_id, "An internal error stopped the operation; it was logged.")
+        job_services.job_fail(
+            job=job, code="tags.internal_error", message="An internal error stopped the operation."
+        )
+        raise
+    with transaction.atomic():
+        finished = _finish(operation_id, Operation.Status.APPLIED)
+    job_services.job_finish(job=job, result=finished.counters)
+
+
+def _stop(operation_id: int, message: str) -> None:
+    with transaction.atomic():
+        started = Operation.objects.filter(pk=operation_id, resume_cursor__gt=0).exists()
+        _finish(operation_id, Operation.Status.PARTIAL if started else Operation.Status.FAILED, message)
+
+
+# --- undo ---------------------------------------------------------------------------------------
+
+
+def _check_undoable(operation: Operation) -> None:
+    if operation.kind == Operation.Kind.RULE_CHANGE:
+        raise UnprocessableError(
+            "Rule changes are undone on the rules page (retire or re-activate the rule).",
+            code="tags.undo_unsupported",
+        )
+    undone_by = operation.undone_by
+    if undone_by is not None and undone_by.status not in (
+        Operation.Status.FAILED,
+        Operation.Status.CANCELLED,
+    ):
+        raise ConflictError(
+            f"Operation {operation.pk} is already undone by operation {undone_by.pk}"
+            + (f" (redone by {undone_by.undone_by_id})" if undone_by.undone_by_id else "")
+            + ".",
+            code="tags.already_undone",
+            details={"undone_by": undone_by.pk},
+        )
+    if operation.status not in UNDOABLE_STATUSES:
+        raise ConflictError(
+            f"Operation {operation.pk} is {operation.get_status_display().lower()}; only applied operations "
+            "can be undone.",
+            code="tags.operation_not_applied",
+            details={"status": operation.status},
+        )
+    days = bulk_setting("BULK_OPERATION_RETENTION_DAYS")
+    if operation.created_at < timezone.now() - timedelta(days=days):
+        raise ConflictError(
+            f"Operation {operation.pk} is older than {days} days; its change log is no longer kept, "
+            "so it cannot be undone.",
+            code="tags.undo_expired",
+            details={"retention_days": days},
+        )
+
+
+def operation_undo(*, operation: Operation, actor: Any = None) -> Outcome:
+    """Revert an operation as a new `undo` operation (undo an undo to redo).
+
+    Assignments changed since by someone else are skipped and counted as conflicts (the later
+    edit wins). Small undos run here; large ones queue a job like `operation_apply`.
+    """
+    return _retrying(lambda: _undo(operation.pk, actor))
+
+
+@transaction.atomic
+def _undo(operation_id: int, actor: Any) -> Outcome:
+    original = Operation.objects.select_for_update().select_related("undone_by").get(pk=operation_id)
+    _check_undoable(original)
+    actor = _actor(actor)
+    undo = Operation.objects.create(
+        kind=Operation.Kind.UNDO,
+        status=Operation.Status.RUNNING,
+        params={"undo_of": original.pk, "of_kind": original.kind},
+        target_kind="undo",
+        set_kind=original.set_kind,
+        undo_of=original,
+        summary=f"undo #{original.pk}: {original.summary}"[:500],
+        created_by=actor,
+    )
+    original.undone_by = undo
+    original.save(update_fields=["undone_by", "updated_at"])
+    if effects := original.params.get("effects"):
+        undo.params = {**undo.params, "effects": _effects_reverse(effects, actor)}
+        undo.save(update_fields=["params", "updated_at"])
+    if changes := original.params.get("type_changes"):
+        _types_undo(undo, changes)
+        return Outcome(operation=_finish(undo.pk, Operation.Status.APPLIED))
+    estimated = OperationChange.objects.filter(operation=original).count()
+    if original.kind == Operation.Kind.UNDO:
+        estimated += OperationTarget.objects.filter(operation=original).count()
+    if estimated <= bulk_setting("BULK_SYNC_MAX_CHANGES"):
+        _run_all(undo, actor)
+        return Outcome(operation=Operation.objects.get(pk=undo.pk))
+    total = OperationChange.objects.filter(operation=original).values("media_item_id").distinct().count()
+    return _queue(undo, actor, total, f"Undo #{original.pk}")
+
+
+def _types_undo(undo: Operation, changes: list[list[int]]) -> None:
+    """Restore each tag's type unless it was changed again since (then it is a conflict)."""
+    now_types = dict(Tag.objects.filter(pk__in=[c[0] for c in changes]).values_list("pk", "type_id"))
+    restored, conflicts = [], []
+    for tag_id, before, after in changes:
+        if now_types.get(tag_id) == after:
+            Tag.objects.filter(pk=tag_id).update(type_id=before, updated_at=timezone.now())
+            restored.append([tag_id, after, before])
+        else:
+            conflicts.append({"tag": tag_id, "type_now": now_types.get(tag_id)})
+    undo.params = {**undo.params, "type_changes": restored}
+    undo.counters = {
+        "restored": len(restored),
+        "conflicts": len(conflicts),
+        "conflict_samples": conflicts[:50],
+        "changes": len(restored),
+    }
+    undo.save(update_fields=["params", "counters", "updated_at"])
+
+
+# --- one-call bulk and housekeeping ---------------------------------------------------------------
+
+
+def operation_bulk(*, dry_run: bool, actor: Any = None, **request: Any) -> tuple[Preview, Outcome | None]:
+    """POST /api/tags/bulk: preview, and unless `dry_run` apply it at once (sync or job)."""
+    preview = operation_preview(actor=actor, **request)
+    if dry_run:
+        return preview, None
+    return preview, operation_apply(operation=preview.operation, actor=actor)
+
+
+def operation_cancel(*, operation: Operation, actor: Any = None) -> Operation:
+    """Ask a queued or running operation's job to stop after its current chunk."""
+    if operation.job_id is None or operation.status not in (
+        Operation.Status.QUEUED,
+        Operation.Status.RUNNING,
+    ):
+        raise ConflictError(f"Operation {operation.pk} is not running.", code="tags.operation_not_running")
+    assert operation.job is not None
+    job = job_services.job_cancel(job=operation.job)
+    if job.status == Job.Status.CANCELLED:
+        with transaction.atomic():
+            return _finish(operation.pk, Operation.Status.CANCELLED)
+    return Operation.objects.get(pk=operation.pk)
+
+
+def operations_expire(*, now: Any = None) -> dict[str, int]:
+    """Delete previews past BULK_PREVIEW_TTL_HOURS and the change logs of operations past
+    BULK_OPERATION_RETENTION_DAYS (those can no longer be undone; their rows stay as history)."""
+    now = now or timezone.now()
+    previews = Operation.objects.filter(
+        status=Operation.Status.PREVIEWED,
+        created_at__lt=now - timedelta(hours=bulk_setting("BULK_PREVIEW_TTL_HOURS")),
+    )
+    dropped = previews.count()
+    previews.delete()
+    old = Operation.objects.filter(
+        created_at__lt=now - timedelta(days=bulk_setting("BULK_OPERATION_RETENTION_DAYS"))
+    ).values("pk")
+    logs, _ = OperationChange.objects.filter(operation_id__in=old).delete()
+    targets, _ = OperationTarget.objects.filter(operation_id__in=old).delete()
+    return {"previews": dropped, "changes": logs, "targets": targets}
+
+
+__all__ = [
+    "CURATED",
+    "Outcome",
+    "Preview",
+    "operation_apply",
+    "operation_bulk",
+    "operation_can_undo",
+    "operation_cancel",
+    "operation_get",
+    "operation_item_ids",
+    "operation_list",
+    "operation_preview",
+    "operation_run",
+    "operation_target_ids",
+    "operation_undo",
+    "operations_expire",
+]
