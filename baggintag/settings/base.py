@@ -202,6 +202,7 @@ SPECTACULAR_SETTINGS = {
         "OperationStatusEnum": "apps.tags.models.Operation.Status",
         "RuleStatusEnum": "apps.tags.models.RuleStatus",
         "TagSetKindEnum": "apps.tags.models.TagSet.Kind",
+        "VocabularyKindEnum": "apps.tags.models.Vocabulary.Kind",
     },
 }
 
