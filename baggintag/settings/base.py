@@ -242,9 +242,17 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-requeue-stale": {"task": "jobs.requeue_stale", "schedule": 300.0},
     "tags-rebuild-stale": {"task": "tags.rebuild_stale", "schedule": 900.0},
     "tags-counters-recount": {"task": "tags.counters_recount", "schedule": 24 * 3600.0},
+    "tags-operations-expire": {"task": "tags.operations_expire", "schedule": 24 * 3600.0},
 }
 # A running job whose heartbeat is older than this is re-queued by the sweeper.
 BAGGINTAG_JOB_STALE_SECONDS = env.int("BAGGINTAG_JOB_STALE_SECONDS", default=900)
+
+# BULK TAG OPERATIONS (TAGS-AND-SEARCH.md §5)
+BULK_SYNC_MAX_CHANGES = env.int("BAGGINTAG_BULK_SYNC_MAX_CHANGES", default=10_000)
+BULK_CHUNK_ITEMS = env.int("BAGGINTAG_BULK_CHUNK_ITEMS", default=1_000)
+BULK_MAX_TARGET = env.int("BAGGINTAG_BULK_MAX_TARGET", default=100_000)
+BULK_PREVIEW_TTL_HOURS = env.int("BAGGINTAG_BULK_PREVIEW_TTL_HOURS", default=24)
+BULK_OPERATION_RETENTION_DAYS = env.int("BAGGINTAG_BULK_OPERATION_RETENTION_DAYS", default=90)
 
 # CACHES: Redis when configured, else per-process memory.
 if REDIS_URL:

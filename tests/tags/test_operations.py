@@ -19,6 +19,7 @@ from apps.tags.models import (
     EffectiveTag,
     Operation,
     OperationChange,
+    OperationTarget,
     Tag,
     TagAlias,
     TagAssignment,
@@ -577,3 +578,38 @@ def test_random_edits_bulk_ops_and_undos_leave_no_drift(curator):
             if ops.operation_can_undo(target):
                 applied.append(ops.operation_undo(operation=target, actor=curator).operation)
     assert_no_drift()
+
+
+# --- housekeeping and the task adapter -------------------------------------------------------------
+
+
+def test_expiry_drops_old_previews_and_old_change_logs(curator):
+    items = library(1, curated=["cat"])
+    stale = ops.operation_preview(action="add", tags=["dog"], ids=[items[0].pk]).operation
+    _preview, old = run("add", items, curator, tags=["sun"])
+    _preview, fresh = run("add", items, curator, tags=["moon"])
+    Operation.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    Operation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=91))
+    result = ops.operations_expire()
+    assert result["previews"] == 1 and result["changes"] == 1 and result["targets"] == 1
+    assert not Operation.objects.filter(pk=stale.pk).exists()
+    assert Operation.objects.filter(pk=old.pk).exists()  # history stays, its log is gone
+    assert OperationChange.objects.filter(operation=fresh).count() == 1
+    assert OperationTarget.objects.filter(operation=fresh).count() == 1
+
+
+def test_task_adapter_delegates_and_skips_a_claimed_job(curator, settings, sent):
+    from apps.tags.tasks import operation_run_task
+
+    settings.BULK_SYNC_MAX_CHANGES = 0
+    items = library(2, curated=["cat"])
+    _preview, outcome = ops.operation_bulk(
+        action="add", tags=["dog"], ids=[i.pk for i in items], dry_run=False
+    )
+    assert outcome is not None and outcome.job is not None
+    Job.objects.filter(pk=outcome.job.pk).update(status="running")  # another delivery owns it
+    operation_run_task(job_id=outcome.job.pk)
+    assert Operation.objects.get(pk=outcome.operation.pk).status == "queued"
+    Job.objects.filter(pk=outcome.job.pk).update(status="queued")
+    operation_run_task(job_id=outcome.job.pk)
+    assert Operation.objects.get(pk=outcome.operation.pk).status == "applied"

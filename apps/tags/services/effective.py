@@ -171,14 +171,11 @@ def effective_refresh(*, item_ids: Iterable[int], rules: Rules | None = None) ->
         for tag_id in have.keys() - want.keys():
             to_remove[item_id].append(tag_id)
             deltas[tag_id] -= 1
-    for item_id, tag_ids in to_remove.items():
-        EffectiveTag.objects.filter(media_item_id=item_id, tag_id__in=tag_ids).delete()
+    _delete_pairs([(item_id, tag_id) for item_id, tag_ids in to_remove.items() for tag_id in tag_ids])
     if to_add:
         EffectiveTag.objects.bulk_create(to_add, batch_size=2000)
     for implied in (True, False):
-        pairs = [(t, i) for t, i, flag in to_flip if flag is implied]
-        for tag_id, item_id in pairs:
-            EffectiveTag.objects.filter(tag_id=tag_id, media_item_id=item_id).update(is_implied=implied)
+        _flip_pairs([(item_id, tag_id) for tag_id, item_id, flag in to_flip if flag is implied], implied)
     counters_apply(deltas)
     by_count: dict[int, list[int]] = defaultdict(list)
     for item_id, n in counts.items():
@@ -186,6 +183,39 @@ def effective_refresh(*, item_ids: Iterable[int], rules: Rules | None = None) ->
     for n, group in by_count.items():
         MediaItem.objects.filter(pk__in=group).update(tag_count=n, effective_stale=False)
     return {"added": len(to_add), "removed": sum(map(len, to_remove.values())), "changed": len(to_flip)}
+
+
+def _grouped(pairs: list[tuple[int, int]]) -> list[tuple[str, int, list[int]]]:
+    """Group (item, tag) pairs by whichever side gives fewer statements: a bulk edit touches
+    few tags on many items, a rebuild many tags on few items."""
+    by_item: dict[int, list[int]] = defaultdict(list)
+    by_tag: dict[int, list[int]] = defaultdict(list)
+    for item_id, tag_id in pairs:
+        by_item[item_id].append(tag_id)
+        by_tag[tag_id].append(item_id)
+    if len(by_tag) <= len(by_item):
+        return [("tag", tag_id, items) for tag_id, items in by_tag.items()]
+    return [("item", item_id, tags) for item_id, tags in by_item.items()]
+
+
+def _delete_pairs(pairs: list[tuple[int, int]]) -> None:
+    for side, key, others in _grouped(pairs):
+        for start in range(0, len(others), 1000):
+            chunk = others[start : start + 1000]
+            if side == "tag":
+                EffectiveTag.objects.filter(tag_id=key, media_item_id__in=chunk).delete()
+            else:
+                EffectiveTag.objects.filter(media_item_id=key, tag_id__in=chunk).delete()
+
+
+def _flip_pairs(pairs: list[tuple[int, int]], implied: bool) -> None:
+    for side, key, others in _grouped(pairs):
+        for start in range(0, len(others), 1000):
+            chunk = others[start : start + 1000]
+            if side == "tag":
+                EffectiveTag.objects.filter(tag_id=key, media_item_id__in=chunk).update(is_implied=implied)
+            else:
+                EffectiveTag.objects.filter(media_item_id=key, tag_id__in=chunk).update(is_implied=implied)
 
 
 def effective_mark_stale_for_tags(*, tag_ids: Iterable[int]) -> int:

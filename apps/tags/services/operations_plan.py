@@ -400,10 +400,11 @@ def _too_many(n: int, limit: int, *, more: bool = False) -> UnprocessableError:
 
 
 def operation_target_freeze(*, operation: Operation, item_ids: Sequence[int]) -> int:
-    """Store the target of a preview (OperationTarget rows, inserted in batches)."""
-    rows = [OperationTarget(operation=operation, media_item_id=i) for i in item_ids]
-    OperationTarget.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)
+    """Store the target of a preview (OperationTarget rows, one multi-row INSERT per 5,000)."""
+    from apps.tags.services.operations_exec import rows_insert
+
+    rows_insert(OperationTarget, ("operation_id", "media_item_id"), [(operation.pk, i) for i in item_ids])
+    return len(item_ids)
 
 
 # --- counts -------------------------------------------------------------------------------------
