@@ -72,15 +72,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="clip length in s (default 60)")
     parser.add_argument("--size", default="1280x720", help="frame size (default 1280x720)")
     parser.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
-    parser.add_argument("--source", choices=("testsrc2", "mandelbrot"), default="testsrc2",
-                        help="moving test picture (default testsrc2)")
+    parser.add_argument(
+        "--source",
+        choices=("testsrc2", "mandelbrot"),
+        default="testsrc2",
+        help="moving test picture (default testsrc2)",
+    )
     parser.add_argument("--interval", type=float, default=1.0, help="capture interval in s (default 1)")
     parser.add_argument("--level", type=int, default=3, help="baseline PNG compression level (default 3)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, best counts (default 3)")
     parser.add_argument("--long", action="store_true", help="memory at 30 s and 120 s")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
-    parser.add_argument("--db", default="sqlite",
-                        help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/")
+    parser.add_argument(
+        "--db",
+        default="sqlite",
+        help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one extra product round")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--memory-child", type=int, metavar="VIDEO_ID", help=argparse.SUPPRESS)
@@ -96,6 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # --- the clip ---------------------------------------------------------------------------
 
+
 def ffmpeg() -> str:
     import imageio_ffmpeg
 
@@ -103,8 +111,9 @@ def ffmpeg() -> str:
 
 
 def ffmpeg_version() -> str:
-    out = subprocess.run([ffmpeg(), "-hide_banner", "-version"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [ffmpeg(), "-hide_banner", "-version"], capture_output=True, text=True, check=True
+    ).stdout
     return out.splitlines()[0].removeprefix("ffmpeg version ").split(" Copyright")[0]
 
 
@@ -112,15 +121,47 @@ def clip_make(folder: Path, args: argparse.Namespace, seconds: float) -> Path:
     """A moving H.264 clip with a sine soundtrack, as a camera or screen recorder makes them."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{args.source}-{seconds:g}s-{args.size}.mp4"
-    picture = (f"testsrc2=size={args.size}:rate={args.fps}" if args.source == "testsrc2"
-               else f"mandelbrot=size={args.size}:rate={args.fps}")
+    picture = (
+        f"testsrc2=size={args.size}:rate={args.fps}"
+        if args.source == "testsrc2"
+        else f"mandelbrot=size={args.size}:rate={args.fps}"
+    )
     subprocess.run(
-        [ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-t", f"{seconds:g}", "-i", picture,
-         "-f", "lavfi", "-t", f"{seconds:g}", "-i", "sine=frequency=440",
-         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", "-f", "mp4", str(path)],
-        check=True, capture_output=True)
+        [
+            ffmpeg(),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-t",
+            f"{seconds:g}",
+            "-i",
+            picture,
+            "-f",
+            "lavfi",
+            "-t",
+            f"{seconds:g}",
+            "-i",
+            "sine=frequency=440",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-f",
+            "mp4",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
@@ -128,8 +169,12 @@ def clip_ingest(path: Path):
     from apps.media.services import Origin, media_ingest, metadata_clean
 
     with path.open("rb") as stream:
-        item = media_ingest(stream=stream, origin=Origin(kind="upload", original_filename=path.name),
-                            metadata=metadata_clean(), added_by=None).item
+        item = media_ingest(
+            stream=stream,
+            origin=Origin(kind="upload", original_filename=path.name),
+            metadata=metadata_clean(),
+            added_by=None,
+        ).item
     if item.kind != "video":
         raise SystemExit(f"{path.name} was stored as {item.kind}, not video")
     return item
@@ -150,6 +195,7 @@ def expected_frames(video, interval: float) -> int:
 
 # --- the two sides ----------------------------------------------------------------------
 
+
 def select_filter(video, args: argparse.Namespace) -> str:
     """The `select` the service builds for this request (same module function, same text)."""
     from apps.media.services import frames
@@ -160,9 +206,28 @@ def select_filter(video, args: argparse.Namespace) -> str:
 
 
 def baseline_command(path: Path, out: Path, vf: str, level: int) -> list[str]:
-    return [ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(path),
-            "-map", "0:v:0", "-an", "-vf", vf, "-fps_mode", "passthrough",
-            "-compression_level", str(level), "-pred", "mixed", str(out / "%04d.png")]
+    return [
+        ffmpeg(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-an",
+        "-vf",
+        vf,
+        "-fps_mode",
+        "passthrough",
+        "-compression_level",
+        str(level),
+        "-pred",
+        "mixed",
+        str(out / "%04d.png"),
+    ]
 
 
 def baseline_once(path: Path, out: Path, vf: str, level: int) -> int:
@@ -199,14 +264,15 @@ def product_once(video, args: argparse.Namespace) -> int:
     return VideoFrame.objects.filter(extraction_job=job).count()
 
 
-def timed_round(video, path: Path, out: Path, args: argparse.Namespace, vf: str, *,
-                flip: bool) -> dict[str, tuple[float, float]]:
+def timed_round(
+    video, path: Path, out: Path, args: argparse.Namespace, vf: str, *, flip: bool
+) -> dict[str, tuple[float, float]]:
     """Both sides once, in alternating order. {side: (wall seconds, CPU seconds of this process
     and its waited-for children, i.e. ffmpeg included)}."""
     product_reset(video)
     want = expected_frames(video, args.interval)
     totals: dict[str, tuple[float, float]] = {}
-    for side in (("product", "baseline") if flip else ("baseline", "product")):
+    for side in ("product", "baseline") if flip else ("baseline", "product"):
         wall, cpu = time.perf_counter(), _cpu()
         count = baseline_once(path, out, vf, args.level) if side == "baseline" else product_once(video, args)
         totals[side] = (time.perf_counter() - wall, _cpu() - cpu)
@@ -239,11 +305,14 @@ def outputs_compare(video, out: Path) -> str:
                 differing += 1
         sizes[0] += product_path.stat().st_size
         sizes[1] += file.stat().st_size
-    return (f"outputs : {len(items) - differing}/{len(items)} product frames pixel-identical to ffmpeg's; "
-            f"PNG bytes product {sizes[0] / 1e6:.1f} MB, baseline {sizes[1] / 1e6:.1f} MB")
+    return (
+        f"outputs : {len(items) - differing}/{len(items)} product frames pixel-identical to ffmpeg's; "
+        f"PNG bytes product {sizes[0] / 1e6:.1f} MB, baseline {sizes[1] / 1e6:.1f} MB"
+    )
 
 
 # --- memory -----------------------------------------------------------------------------
+
 
 def _broker_cleanup() -> None:
     """Remove the per-process spool folder the test settings make (unused: no message is sent)."""
@@ -283,8 +352,14 @@ def memory_child(video_id: int, args: argparse.Namespace) -> None:
 
 def memory_product(video, args: argparse.Namespace) -> tuple[int, int, int, int]:
     product_reset(video)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(video.pk),
-           "--interval", str(args.interval)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--memory-child",
+        str(video.pk),
+        "--interval",
+        str(args.interval),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"memory child failed:\n{out.stderr[-2000:]}")
@@ -296,8 +371,9 @@ def memory_baseline(path: Path, out: Path, vf: str, level: int) -> int:
     """Peak RSS (KiB) of the bare ffmpeg command."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    process = subprocess.Popen(baseline_command(path, out, vf, level), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        baseline_command(path, out, vf, level), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     return usage.ru_maxrss
@@ -308,12 +384,16 @@ def memory_report(clips: list[tuple[float, object, Path]], work: Path, args: arg
     for seconds, video, path in clips:
         before, peak, ffmpeg_peak, count = memory_product(video, args)
         raw = memory_baseline(path, work / "baseline-mem", select_filter(video, args), args.level)
-        print(f"  {seconds:5.0f} s clip, {count:4d} frames: product Python {peak / 1024:6.1f} "
-              f"(+{(peak - before) / 1024:5.1f} over its {before / 1024:.1f} at start), "
-              f"its ffmpeg {ffmpeg_peak / 1024:6.1f}; bare ffmpeg {raw / 1024:6.1f}", flush=True)
+        print(
+            f"  {seconds:5.0f} s clip, {count:4d} frames: product Python {peak / 1024:6.1f} "
+            f"(+{(peak - before) / 1024:5.1f} over its {before / 1024:.1f} at start), "
+            f"its ffmpeg {ffmpeg_peak / 1024:6.1f}; bare ffmpeg {raw / 1024:6.1f}",
+            flush=True,
+        )
 
 
 # --- main -------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -332,17 +412,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine : {machine()}")
         print(f"ffmpeg  : {ffmpeg_version()} ({ffmpeg()})")
         print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
-        print(f"clip    : making a {args.seconds:g} s {args.size} {args.fps} fps {args.source} H.264 clip …",
-              flush=True)
+        print(
+            f"clip    : making a {args.seconds:g} s {args.size} {args.fps} fps {args.source} H.264 clip …",
+            flush=True,
+        )
         t0 = time.perf_counter()
         path = clip_make(work / "clips", args, args.seconds)
         video = clip_ingest(path)
         vf = select_filter(video, args)
         want = expected_frames(video, args.interval)
         decoded = round(video.duration_ms / 1000 * video.fps_milli / 1000)
-        print(f"          {path.stat().st_size / 1e6:.1f} MB, {video.duration_ms / 1000:g} s, "
-              f"{video.width}x{video.height}, ~{decoded} frames to decode, {want} to capture "
-              f"({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"          {path.stat().st_size / 1e6:.1f} MB, {video.duration_ms / 1000:g} s, "
+            f"{video.width}x{video.height}, ~{decoded} frames to decode, {want} to capture "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
         print(f"baseline: {' '.join(baseline_command(path, work / 'out', vf, args.level)[5:])}")
 
         out = work / "baseline-out"
@@ -350,18 +434,25 @@ def main(argv: list[str] | None = None) -> int:
         rounds: list[dict[str, tuple[float, float]]] = []
         for r in range(args.rounds):
             rounds.append(timed_round(video, path, out, args, vf, flip=bool(r % 2)))
-            print(f"round {r + 1}: baseline {rounds[-1]['baseline'][0]:6.2f} s, "
-                  f"product {rounds[-1]['product'][0]:6.2f} s  (wall)", flush=True)
+            print(
+                f"round {r + 1}: baseline {rounds[-1]['baseline'][0]:6.2f} s, "
+                f"product {rounds[-1]['product'][0]:6.2f} s  (wall)",
+                flush=True,
+            )
         print(outputs_compare(video, out))
 
         print()
         for index, clock in ((0, "wall"), (1, "cpu")):
             base = min(times["baseline"][index] for times in rounds)
             prod = min(times["product"][index] for times in rounds)
-            print(f"[{clock:4s}] baseline (bare ffmpeg):    {base:6.2f} s  {want / base:6.2f} frames/s "
-                  f"({decoded / base:6.1f} decoded/s, best of {args.rounds})")
-            print(f"[{clock:4s}] product (frames job):      {prod:6.2f} s  {want / prod:6.2f} frames/s "
-                  f"({decoded / prod:6.1f} decoded/s, best of {args.rounds})")
+            print(
+                f"[{clock:4s}] baseline (bare ffmpeg):    {base:6.2f} s  {want / base:6.2f} frames/s "
+                f"({decoded / base:6.1f} decoded/s, best of {args.rounds})"
+            )
+            print(
+                f"[{clock:4s}] product (frames job):      {prod:6.2f} s  {want / prod:6.2f} frames/s "
+                f"({decoded / prod:6.1f} decoded/s, best of {args.rounds})"
+            )
             print(f"[{clock:4s}] ratio baseline/product time: {base / prod:5.2f}  (goal ≥ 0.9)")
 
         if not args.no_memory:

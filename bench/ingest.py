@@ -47,8 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-mp", type=float, default=4.0, help="largest picture in MP (default 4)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, best counts (default 3)")
     parser.add_argument("--seed", type=int, default=1234, help="picture generator seed")
-    parser.add_argument("--db", default="sqlite",
-                        help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/")
+    parser.add_argument(
+        "--db",
+        default="sqlite",
+        help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one extra product round")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args(argv)
@@ -58,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- Django -----------------------------------------------------------------------------
+
 
 def django_setup(work: Path, db: str) -> None:
     """Test settings, pointed at a temp data folder, temp MEDIA_ROOT and the bench database."""
@@ -74,7 +78,8 @@ def django_setup(work: Path, db: str) -> None:
         if not parts.scheme.startswith(("mysql", "mariadb")):
             raise SystemExit(f"--db must be 'sqlite' or a mysql:// URL, not {db!r}")
         os.environ["TEST_DATABASE_URL"] = urlunsplit(
-            (parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
+            (parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, "")
+        )
 
     import django
 
@@ -84,8 +89,7 @@ def django_setup(work: Path, db: str) -> None:
     if connection.vendor == "mysql":
         with connection._nodb_cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
-            cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 "
-                           "COLLATE utf8mb4_unicode_ci")
+            cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -112,12 +116,12 @@ def photo(rng: random.Random, width: int, height: int):
 
     # Smooth colour field: a tiny random image upscaled (sky, walls, out-of-focus background).
     small = Image.new("RGB", (rng.randint(3, 8), rng.randint(3, 8)))
-    small.putdata([tuple(rng.randrange(256) for _ in range(3))
-                   for _ in range(small.width * small.height)])
+    small.putdata([tuple(rng.randrange(256) for _ in range(3)) for _ in range(small.width * small.height)])
     image = small.resize((width, height), Image.Resampling.BICUBIC)
     # A rotated linear gradient blended towards a second colour (light fall-off).
-    gradient = Image.linear_gradient("L").rotate(rng.uniform(0, 360), Image.Resampling.BILINEAR,
-                                                 fillcolor=128)
+    gradient = Image.linear_gradient("L").rotate(
+        rng.uniform(0, 360), Image.Resampling.BILINEAR, fillcolor=128
+    )
     tint = Image.new("RGB", (width, height), tuple(rng.randrange(256) for _ in range(3)))
     image = Image.composite(image, tint, gradient.resize((width, height), Image.Resampling.BILINEAR))
     # Objects with edges, softened a little, as a lens would.
@@ -136,20 +140,23 @@ def photo(rng: random.Random, width: int, height: int):
             draw.polygon([(rng.randrange(width), rng.randrange(height)) for _ in range(5)], fill=colour)
     for _ in range(rng.randint(2, 5)):
         x, y = rng.randrange(width), rng.randrange(height)
-        draw.line([(x, y), (rng.randrange(width), rng.randrange(height))],
-                  fill=tuple(rng.randrange(256) for _ in range(3)), width=rng.randint(2, 12))
+        draw.line(
+            [(x, y), (rng.randrange(width), rng.randrange(height))],
+            fill=tuple(rng.randrange(256) for _ in range(3)),
+            width=rng.randint(2, 12),
+        )
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 2.0)))
     # Mid-frequency texture (foliage, fabric) and per-channel sensor grain.
     texture = Image.effect_noise((max(1, width // 6), max(1, height // 6)), rng.uniform(20, 40))
     texture = texture.resize((width, height), Image.Resampling.BICUBIC)
     image = ImageChops.add(image, Image.merge("RGB", (texture,) * 3), 1.0, -128)
-    grain = Image.merge("RGB", [Image.effect_noise((width, height), rng.uniform(3, 6))
-                                for _ in range(3)])
+    grain = Image.merge("RGB", [Image.effect_noise((width, height), rng.uniform(3, 6)) for _ in range(3)])
     return ImageChops.add(image, grain, 1.0, -128)
 
 
-def pictures_generate(folder: Path, n: int, *, seed: int, min_mp: float, max_mp: float,
-                      tag: str = "") -> list[Path]:
+def pictures_generate(
+    folder: Path, n: int, *, seed: int, min_mp: float, max_mp: float, tag: str = ""
+) -> list[Path]:
     """N reproducible JPEGs (quality 90, EXIF like a camera's) of min_mp–max_mp megapixels."""
     from PIL import Image
 
@@ -172,6 +179,7 @@ def pictures_generate(folder: Path, n: int, *, seed: int, min_mp: float, max_mp:
 
 
 # --- the two loops ----------------------------------------------------------------------
+
 
 def baseline_once(path: Path, out: Path) -> None:
     """What a bare Pillow script does: hash, verify, decode fully, thumbnail, WebP."""
@@ -209,8 +217,12 @@ def product_once(path: Path) -> None:
     from apps.media.services import Origin, media_ingest, metadata_clean
 
     with path.open("rb") as stream:
-        result = media_ingest(stream=stream, origin=Origin(kind="upload", original_filename=path.name),
-                              metadata=metadata_clean(), added_by=None)
+        result = media_ingest(
+            stream=stream,
+            origin=Origin(kind="upload", original_filename=path.name),
+            metadata=metadata_clean(),
+            added_by=None,
+        )
     if result.duplicate:
         raise SystemExit(f"{path.name} came back as a duplicate: the round is not measuring ingest")
 
@@ -268,8 +280,10 @@ def machine() -> str:
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{model}; cpu_count={os.cpu_count()} (usable {usable}); "
-            f"Python {platform.python_version()}; Pillow {PIL.__version__}; {platform.system()}")
+    return (
+        f"{model}; cpu_count={os.cpu_count()} (usable {usable}); "
+        f"Python {platform.python_version()}; Pillow {PIL.__version__}; {platform.system()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,13 +296,15 @@ def main(argv: list[str] | None = None) -> int:
         db_label = f"{connection.vendor} {connection.settings_dict['NAME']}"
         print(f"machine : {machine()}")
         print(f"database: {db_label}")
-        print(f"pictures: generating {args.n} JPEGs of {args.min_mp:g}–{args.max_mp:g} MP "
-              f"(seed {args.seed}) …", flush=True)
+        print(
+            f"pictures: generating {args.n} JPEGs of {args.min_mp:g}–{args.max_mp:g} MP (seed {args.seed}) …",
+            flush=True,
+        )
         t0 = time.perf_counter()
-        paths = pictures_generate(work / "in", args.n, seed=args.seed, min_mp=args.min_mp,
-                                  max_mp=args.max_mp)
-        warm = pictures_generate(work / "warm", 2, seed=args.seed, min_mp=args.min_mp,
-                                 max_mp=args.max_mp, tag="w")
+        paths = pictures_generate(work / "in", args.n, seed=args.seed, min_mp=args.min_mp, max_mp=args.max_mp)
+        warm = pictures_generate(
+            work / "warm", 2, seed=args.seed, min_mp=args.min_mp, max_mp=args.max_mp, tag="w"
+        )
         total_bytes = sum(p.stat().st_size for p in paths)
         total_px = 0
         from PIL import Image
@@ -296,8 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         for p in paths:
             with Image.open(p) as im:
                 total_px += im.width * im.height
-        print(f"          {total_bytes / 1e6:.1f} MB, {total_px / 1e6:.1f} MP in all, "
-              f"{total_bytes * 8 / total_px:.2f} bits/pixel ({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"          {total_bytes / 1e6:.1f} MB, {total_px / 1e6:.1f} MP in all, "
+            f"{total_bytes * 8 / total_px:.2f} bits/pixel ({time.perf_counter() - t0:.1f} s)"
+        )
 
         out = work / "baseline-out"
         timed_round(warm, out, flip=False)  # warm-up: imports, codec tables, DB, folders
@@ -305,8 +323,11 @@ def main(argv: list[str] | None = None) -> int:
         rounds: list[dict[str, tuple[float, float]]] = []
         for r in range(args.rounds):
             rounds.append(timed_round(paths, out, flip=bool(r % 2)))
-            print(f"round {r + 1}: baseline {args.n / rounds[-1]['baseline'][0]:6.2f} img/s, "
-                  f"product {args.n / rounds[-1]['product'][0]:6.2f} img/s  (wall)", flush=True)
+            print(
+                f"round {r + 1}: baseline {args.n / rounds[-1]['baseline'][0]:6.2f} img/s, "
+                f"product {args.n / rounds[-1]['product'][0]:6.2f} img/s  (wall)",
+                flush=True,
+            )
 
         def rate(side: str, index: int) -> float:
             return args.n / min(times[side][index] for times in rounds)
@@ -314,16 +335,22 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for index, clock in ((0, "wall"), (1, "cpu")):
             base_rate, prod_rate = rate("baseline", index), rate("product", index)
-            print(f"[{clock:4s}] baseline (bare Pillow): {base_rate:7.2f} img/s  "
-                  f"({1000 / base_rate:5.1f} ms/img, best of {args.rounds})")
-            print(f"[{clock:4s}] product (media_ingest): {prod_rate:7.2f} img/s  "
-                  f"({1000 / prod_rate:5.1f} ms/img, best of {args.rounds})")
+            print(
+                f"[{clock:4s}] baseline (bare Pillow): {base_rate:7.2f} img/s  "
+                f"({1000 / base_rate:5.1f} ms/img, best of {args.rounds})"
+            )
+            print(
+                f"[{clock:4s}] product (media_ingest): {prod_rate:7.2f} img/s  "
+                f"({1000 / prod_rate:5.1f} ms/img, best of {args.rounds})"
+            )
             print(f"[{clock:4s}] ratio product/baseline: {prod_rate / base_rate:7.2f}")
         wall_b, wall_p = rate("baseline", 0), rate("product", 0)
         cpu_b, cpu_p = rate("baseline", 1), rate("product", 1)
-        print(f"\nREADME row: | {args.n} | {args.min_mp:g}–{args.max_mp:g} | {connection.vendor} | "
-              f"{wall_b:.1f} | {wall_p:.1f} | {wall_p / wall_b:.2f} | {cpu_p / cpu_b:.2f} | "
-              f"{os.cpu_count()} cores |")
+        print(
+            f"\nREADME row: | {args.n} | {args.min_mp:g}–{args.max_mp:g} | {connection.vendor} | "
+            f"{wall_b:.1f} | {wall_p:.1f} | {wall_p / wall_b:.2f} | {cpu_p / cpu_b:.2f} | "
+            f"{os.cpu_count()} cores |"
+        )
 
         if args.profile:
             import cProfile

@@ -57,12 +57,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-mp", type=float, default=4.0, help="largest picture in MP (default 4)")
     parser.add_argument("--long", type=int, default=1024, help="output side in px (default 1024)")
     parser.add_argument("--aspect", default="1:1", help="crop aspect (default 1:1)")
-    parser.add_argument("--baseline-chroma", choices=("420", "444"), default="420",
-                        help="baseline JPEG chroma: 420 (Pillow's default) or 444 (the product's at q ≥ 90)")
+    parser.add_argument(
+        "--baseline-chroma",
+        choices=("420", "444"),
+        default="420",
+        help="baseline JPEG chroma: 420 (Pillow's default) or 444 (the product's at q ≥ 90)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, best counts (default 3)")
     parser.add_argument("--seed", type=int, default=1234, help="picture generator seed")
-    parser.add_argument("--db", default="sqlite",
-                        help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/")
+    parser.add_argument(
+        "--db",
+        default="sqlite",
+        help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one extra product round")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args(argv)
@@ -77,11 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def recipe(args: argparse.Namespace) -> dict:
-    return {"ops": [{"op": "crop", "aspect": args.aspect}, {"op": "scale", "long": args.long}],
-            "output": {"format": "jpg", "quality": 90}}
+    return {
+        "ops": [{"op": "crop", "aspect": args.aspect}, {"op": "scale", "long": args.long}],
+        "output": {"format": "jpg", "quality": 90},
+    }
 
 
 # --- the two sides ----------------------------------------------------------------------
+
 
 def baseline_once(path: Path, out: Path, *, ratio: float, long: int, chroma: str) -> tuple[int, int]:
     """A bare Pillow script: open, full decode, EXIF transpose, centre crop, Lanczos, JPEG q90."""
@@ -136,8 +146,9 @@ def product_once(item, clean_recipe: dict) -> tuple[int, int]:
     return result.item.width, result.item.height
 
 
-def timed_round(paths: list[Path], items: list, out: Path, args: argparse.Namespace, *,
-                flip: bool) -> dict[str, tuple[float, float]]:
+def timed_round(
+    paths: list[Path], items: list, out: Path, args: argparse.Namespace, *, flip: bool
+) -> dict[str, tuple[float, float]]:
     """Both loops over the same pictures, interleaved picture by picture (as bench/ingest.py).
 
     Returns {side: (wall seconds, CPU seconds)}.
@@ -153,8 +164,9 @@ def timed_round(paths: list[Path], items: list, out: Path, args: argparse.Namesp
         for side in sides:
             wall, cpu = time.perf_counter(), time.process_time()
             if side == "baseline":
-                sizes[side] = baseline_once(path, out, ratio=args.ratio, long=args.long,
-                                             chroma=args.baseline_chroma)
+                sizes[side] = baseline_once(
+                    path, out, ratio=args.ratio, long=args.long, chroma=args.baseline_chroma
+                )
             else:
                 sizes[side] = product_once(item, spec)
             totals[side][0] += time.perf_counter() - wall
@@ -186,13 +198,16 @@ def outputs_compare(items: list, out: Path) -> str:
         baseline_path = out / f"{Path(item.name).stem}.jpg"
         same += product_path.read_bytes() == baseline_path.read_bytes()
         with Image.open(product_path) as a, Image.open(baseline_path) as b:
-            diffs.append(sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"),
-                                                                  b.convert("RGB"))).mean) / 3)
+            diffs.append(
+                sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean) / 3
+            )
         sizes[0] += product_path.stat().st_size
         sizes[1] += baseline_path.stat().st_size
-    return (f"outputs : {same}/{len(items)} byte-identical; mean |product − baseline| "
-            f"{sum(diffs) / len(diffs):.2f}/255 (max {max(diffs):.2f}); "
-            f"JPEG bytes product {sizes[0] / 1e6:.1f} MB, baseline {sizes[1] / 1e6:.1f} MB")
+    return (
+        f"outputs : {same}/{len(items)} byte-identical; mean |product − baseline| "
+        f"{sum(diffs) / len(diffs):.2f}/255 (max {max(diffs):.2f}); "
+        f"JPEG bytes product {sizes[0] / 1e6:.1f} MB, baseline {sizes[1] / 1e6:.1f} MB"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,19 +223,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine : {machine()}")
         print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
         print(f"recipe  : {recipe(args)}")
-        print(f"pictures: generating {args.n} JPEGs of {args.min_mp:g}–{args.max_mp:g} MP "
-              f"(seed {args.seed}) …", flush=True)
+        print(
+            f"pictures: generating {args.n} JPEGs of {args.min_mp:g}–{args.max_mp:g} MP (seed {args.seed}) …",
+            flush=True,
+        )
         t0 = time.perf_counter()
-        paths = pictures_generate(work / "in", args.n, seed=args.seed, min_mp=args.min_mp,
-                                  max_mp=args.max_mp)
-        warm = pictures_generate(work / "warm", 2, seed=args.seed, min_mp=args.min_mp,
-                                 max_mp=args.max_mp, tag="w")
+        paths = pictures_generate(work / "in", args.n, seed=args.seed, min_mp=args.min_mp, max_mp=args.max_mp)
+        warm = pictures_generate(
+            work / "warm", 2, seed=args.seed, min_mp=args.min_mp, max_mp=args.max_mp, tag="w"
+        )
         total_px = 0
         for p in paths:
             with Image.open(p) as im:
                 total_px += im.width * im.height
-        print(f"          {sum(p.stat().st_size for p in paths) / 1e6:.1f} MB, {total_px / 1e6:.1f} MP "
-              f"in all ({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"          {sum(p.stat().st_size for p in paths) / 1e6:.1f} MB, {total_px / 1e6:.1f} MP "
+            f"in all ({time.perf_counter() - t0:.1f} s)"
+        )
         items = product_ingest(paths)
         warm_items = product_ingest(warm)
         spec = recipe_clean(recipe(args))
@@ -230,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         rounds: list[dict[str, tuple[float, float]]] = []
         for r in range(args.rounds):
             rounds.append(timed_round(paths, items, out, args, flip=bool(r % 2)))
-            print(f"round {r + 1}: baseline {args.n / rounds[-1]['baseline'][0]:6.2f} img/s, "
-                  f"product {args.n / rounds[-1]['product'][0]:6.2f} img/s  (wall)", flush=True)
+            print(
+                f"round {r + 1}: baseline {args.n / rounds[-1]['baseline'][0]:6.2f} img/s, "
+                f"product {args.n / rounds[-1]['product'][0]:6.2f} img/s  (wall)",
+                flush=True,
+            )
         print(outputs_compare(items, out))
 
         def rate(side: str, index: int) -> float:
@@ -240,10 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for index, clock in ((0, "wall"), (1, "cpu")):
             base_rate, prod_rate = rate("baseline", index), rate("product", index)
-            print(f"[{clock:4s}] baseline (bare Pillow):          {base_rate:7.2f} img/s  "
-                  f"({1000 / base_rate:5.1f} ms/img, best of {args.rounds})")
-            print(f"[{clock:4s}] product (media_item_transform): {prod_rate:7.2f} img/s  "
-                  f"({1000 / prod_rate:5.1f} ms/img, best of {args.rounds})")
+            print(
+                f"[{clock:4s}] baseline (bare Pillow):          {base_rate:7.2f} img/s  "
+                f"({1000 / base_rate:5.1f} ms/img, best of {args.rounds})"
+            )
+            print(
+                f"[{clock:4s}] product (media_item_transform): {prod_rate:7.2f} img/s  "
+                f"({1000 / prod_rate:5.1f} ms/img, best of {args.rounds})"
+            )
             print(f"[{clock:4s}] ratio product/baseline: {prod_rate / base_rate:7.2f}  (goal ≥ 1.0)")
 
         if args.profile:

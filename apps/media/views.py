@@ -50,9 +50,12 @@ def item_list(request: HttpRequest) -> HttpResponse:
     if more:
         query["after"] = str(items[-1].pk)
     context = {
-        "filterset": filterset, "items": items, "next_query": query.urlencode() if more else "",
+        "filterset": filterset,
+        "items": items,
+        "next_query": query.urlencode() if more else "",
         "filtered": any(v for k, v in request.GET.items() if k != "after"),
-        "first_page": not after, "q": "",
+        "first_page": not after,
+        "q": "",
     }
     partial = "media/partials/_grid_page.html" if after else "media/partials/_search_gallery.html"
     return render_page(request, "media/item_list.html", partial, context)
@@ -70,20 +73,32 @@ def _gallery_search(request: HttpRequest, filterset: MediaItemFilter, queryset: 
     except DomainError as err:
         position = int(err.details.get("position", 0) or 0)
         length = int(err.details.get("length", 0) or 0)
-        context.update(items=[], next_query="", query_error={
-            "message": err.message, "code": err.code, "hint": err.details.get("hint", ""),
-            "position": position, "before": q[:position], "token": q[position : position + length],
-            "after": q[position + length :],
-        })
-        return render_page(request, "media/item_list.html", "media/partials/_search_gallery.html",
-                           context, status=422)
+        context.update(
+            items=[],
+            next_query="",
+            query_error={
+                "message": err.message,
+                "code": err.code,
+                "hint": err.details.get("hint", ""),
+                "position": position,
+                "before": q[:position],
+                "token": q[position : position + length],
+                "after": q[position + length :],
+            },
+        )
+        return render_page(
+            request, "media/item_list.html", "media/partials/_search_gallery.html", context, status=422
+        )
     query = request.GET.copy()
     for key in ("cursor", "after"):
         query.pop(key, None)
     if page.next_cursor:
         query["cursor"] = page.next_cursor
-    context.update(items=page.items, next_query=query.urlencode() if page.next_cursor else "",
-                   query_warnings=page.warnings)
+    context.update(
+        items=page.items,
+        next_query=query.urlencode() if page.next_cursor else "",
+        query_warnings=page.warnings,
+    )
     partial = "media/partials/_grid_page.html" if cursor else "media/partials/_search_gallery.html"
     return render_page(request, "media/item_list.html", partial, context)
 

@@ -28,8 +28,12 @@ def browser_type_launch_args() -> dict:
         "executable_path": str(CHROMIUM),
         "headless": True,
         "args": [
-            "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             "--no-first-run",
         ],
     }

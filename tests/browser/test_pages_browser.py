@@ -59,8 +59,12 @@ def ingest(path_or_bytes: Path | bytes, filename: str, user):  # type: ignore[no
 
     stream = path_or_bytes.open("rb") if isinstance(path_or_bytes, Path) else io.BytesIO(path_or_bytes)
     with stream:
-        return media_ingest(stream=stream, origin=Origin(kind="upload", original_filename=filename),
-                            metadata=metadata_clean(), added_by=user).item
+        return media_ingest(
+            stream=stream,
+            origin=Origin(kind="upload", original_filename=filename),
+            metadata=metadata_clean(),
+            added_by=user,
+        ).item
 
 
 def test_login_lands_on_the_empty_library_and_a_wrong_password_is_refused(
@@ -92,10 +96,16 @@ def test_upload_files_and_zip_shows_live_progress_then_thumbnails_in_the_library
         write(tmp_path, "two.png", mediafiles.image_bytes("png", seed=12)),
         write(tmp_path, "three.webp", mediafiles.image_bytes("webp", seed=13)),
     ]
-    archive = write(tmp_path, "more.zip", mediafiles.zip_bytes({
-        "zipped/four.png": mediafiles.image_bytes("png", seed=14),
-        "zipped/five.jpg": mediafiles.image_bytes("jpeg", seed=15),
-    }))
+    archive = write(
+        tmp_path,
+        "more.zip",
+        mediafiles.zip_bytes(
+            {
+                "zipped/four.png": mediafiles.image_bytes("png", seed=14),
+                "zipped/five.jpg": mediafiles.image_bytes("jpeg", seed=15),
+            }
+        ),
+    )
 
     page.get_by_role("navigation").get_by_role("link", name="Upload").click()
     expect(page).to_have_url(f"{live_server.url}/upload/")

@@ -38,10 +38,10 @@ def _patch_headers(data: bytes, *, flag_bits: int = 0, method: int | None = None
         central = zf.start_dir  # type: ignore[attr-defined]
         count = len(zf.infolist())
     for offset in locals_:
-        assert out[offset:offset + 4] == b"PK\x03\x04"
+        assert out[offset : offset + 4] == b"PK\x03\x04"
         _patch(out, offset + 6, flag_bits, method)
     for _ in range(count):
-        assert out[central:central + 4] == b"PK\x01\x02"
+        assert out[central : central + 4] == b"PK\x01\x02"
         _patch(out, central + 8, flag_bits, method)
         name_len, extra_len, comment_len = struct.unpack_from("<HHH", out, central + 28)
         central += 46 + name_len + extra_len + comment_len
@@ -73,18 +73,18 @@ def crafted_entries(count: int, *, zip64: bool = False) -> bytes:
     directory = bytearray()
     for i in range(count):
         name = b"%07d.jpg" % i
-        directory += _CENTRAL.pack(b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0,
-                                   len(name), 0, 0, 0, 0, 0, 0) + name
+        directory += (
+            _CENTRAL.pack(b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0)
+            + name
+        )
     end = bytearray()
     if zip64:
-        end += struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count,
-                           len(directory), 0)
+        end += struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(directory), 0)
         end += struct.pack("<4sLQL", b"PK\x06\x07", 0, len(directory), 1)
         short, size = 0xFFFF, 0xFFFFFFFF
     else:
         short, size = min(count, 0xFFFF), len(directory)
-    end += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, short, short, size,
-                       0xFFFFFFFF if zip64 else 0, 0)
+    end += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, short, short, size, 0xFFFFFFFF if zip64 else 0, 0)
     return bytes(directory + end)
 
 
@@ -105,11 +105,18 @@ def refused(data: bytes, error: type[ArchiveError] | type[ArchiveTooLargeError] 
 # archive_members
 # --------------------------------------------------------------------------------------------
 
+
 def test_archive_members_lists_files_with_sizes_and_skips_directories():
-    data = mediafiles.zip_bytes({
-        "set/": b"", "set/a.jpg": JPEG, "set/deeper/": b"", "set/deeper/b.png": PNG,
-        "notes.txt": b"", "c d é.jpg": JPEG,
-    })
+    data = mediafiles.zip_bytes(
+        {
+            "set/": b"",
+            "set/a.jpg": JPEG,
+            "set/deeper/": b"",
+            "set/deeper/b.png": PNG,
+            "notes.txt": b"",
+            "c d é.jpg": JPEG,
+        }
+    )
     stream = io.BytesIO(data)
     members = archive_members(stream)
     assert members == [
@@ -132,16 +139,19 @@ def test_archive_members_indexes_point_at_the_right_members():
             assert zf.read(infos[member.index]) == {"a.jpg": JPEG, "b.png": PNG}[member.name]
 
 
-@pytest.mark.parametrize(("name", "says"), [
-    ("../evil.jpg", "points outside the archive"),
-    ("a/../../evil.jpg", "points outside the archive"),
-    ("a\\..\\..\\evil.jpg", "points outside the archive"),
-    ("ok/../", "points outside the archive"),
-    ("/etc/passwd", "has an absolute path"),
-    ("\\\\server\\share\\evil.jpg", "has an absolute path"),
-    ("C:\\evil.jpg", "has an absolute path"),
-    ("c:evil.jpg", "has an absolute path"),
-])
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("../evil.jpg", "points outside the archive"),
+        ("a/../../evil.jpg", "points outside the archive"),
+        ("a\\..\\..\\evil.jpg", "points outside the archive"),
+        ("ok/../", "points outside the archive"),
+        ("/etc/passwd", "has an absolute path"),
+        ("\\\\server\\share\\evil.jpg", "has an absolute path"),
+        ("C:\\evil.jpg", "has an absolute path"),
+        ("c:evil.jpg", "has an absolute path"),
+    ],
+)
 def test_archive_members_refuses_paths_that_leave_the_archive(name, says):
     data = mediafiles.zip_bytes({"fine.jpg": JPEG, name: JPEG})
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -178,8 +188,10 @@ def test_archive_members_reports_members_it_cannot_decompress():
     assert "'odd.jpg' cannot be read" in err.message
 
 
-@pytest.mark.parametrize("name", ["inner.zip", "INNER.ZIP", "x.tar.gz", "x.tgz", "x.7z", "x.rar",
-                                  "x.tar", "x.bz2", "x.xz", "x.zst"])
+@pytest.mark.parametrize(
+    "name",
+    ["inner.zip", "INNER.ZIP", "x.tar.gz", "x.tgz", "x.7z", "x.rar", "x.tar", "x.bz2", "x.xz", "x.zst"],
+)
 def test_archive_members_refuses_nested_archives_by_name(name):
     data = mediafiles.zip_bytes({"a.jpg": JPEG, name: b"whatever is inside"})
     err = refused(data)
@@ -188,12 +200,15 @@ def test_archive_members_refuses_nested_archives_by_name(name):
     assert err.details == {"member": name}
 
 
-@pytest.mark.parametrize(("name", "content"), [
-    ("holiday.jpg", mediafiles.zip_bytes({"inner.jpg": JPEG})),          # PK\x03\x04
-    ("holiday.png", mediafiles.zip_bytes({})),                           # empty zip: PK\x05\x06
-    ("holiday.webp", gzip.compress(JPEG)),                              # gzip
-    ("holiday.gif", bz2.compress(JPEG)),                                # bzip2
-])
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("holiday.jpg", mediafiles.zip_bytes({"inner.jpg": JPEG})),  # PK\x03\x04
+        ("holiday.png", mediafiles.zip_bytes({})),  # empty zip: PK\x05\x06
+        ("holiday.webp", gzip.compress(JPEG)),  # gzip
+        ("holiday.gif", bz2.compress(JPEG)),  # bzip2
+    ],
+)
 def test_archive_members_refuses_nested_archives_by_magic_bytes(name, content):
     data = mediafiles.zip_bytes({"a.jpg": JPEG, name: content})
     err = refused(data)
@@ -206,8 +221,9 @@ def test_archive_members_refuses_too_many_members(settings):
     assert len(members_of(mediafiles.zip_bytes({f"{i}.jpg": JPEG for i in range(3)}))) == 3
     err = refused(mediafiles.zip_bytes({f"{i}.jpg": JPEG for i in range(4)}), ArchiveTooLargeError)
     assert (err.code, err.status_code) == ("media.archive_too_large", 413)
-    assert err.message == ("The archive has more than 3 entries (folders count too); "
-                           "split it into zips of at most 3.")
+    assert err.message == (
+        "The archive has more than 3 entries (folders count too); split it into zips of at most 3."
+    )
     # Folders are entries too: they cost the same to list.
     refused(mediafiles.zip_bytes({"a/": b"", "b/": b"", "c/": b"", "d.jpg": JPEG}), ArchiveTooLargeError)
 
@@ -263,8 +279,7 @@ def test_archive_members_refuses_millions_of_entries_without_listing_them(settin
 def test_archive_members_refuses_too_many_bytes_in_total(settings):
     settings.BAGGINTAG_MAX_ARCHIVE_BYTES = 2 * len(JPEG)
     assert len(members_of(mediafiles.zip_bytes({"a.jpg": JPEG, "b.jpg": JPEG}))) == 2
-    err = refused(mediafiles.zip_bytes({"a.jpg": JPEG, "b.jpg": JPEG, "c.txt": b"x"}),
-                  ArchiveTooLargeError)
+    err = refused(mediafiles.zip_bytes({"a.jpg": JPEG, "b.jpg": JPEG, "c.txt": b"x"}), ArchiveTooLargeError)
     assert (err.code, err.status_code) == ("media.archive_too_large", 413)
     assert f"expands to more than {2 * len(JPEG):,} bytes" in err.message
 
@@ -293,13 +308,17 @@ def test_archive_members_ignores_the_ratio_of_small_members():
     assert members_of(deflated_zip({"small.bmp": small}))[0].size == len(small)
 
 
-@pytest.mark.parametrize("data", [
-    b"",
-    b"not a zip at all",
-    JPEG,
-    mediafiles.zip_bytes({"a.jpg": JPEG})[:200],  # cut off before the central directory
-    b"PK\x03\x04" + b"\x00" * 100,
-], ids=["empty-file", "text", "jpeg", "truncated-zip", "bare-magic"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not a zip at all",
+        JPEG,
+        mediafiles.zip_bytes({"a.jpg": JPEG})[:200],  # cut off before the central directory
+        b"PK\x03\x04" + b"\x00" * 100,
+    ],
+    ids=["empty-file", "text", "jpeg", "truncated-zip", "bare-magic"],
+)
 def test_archive_members_refuses_what_is_not_a_zip(data):
     err = refused(data)
     assert (err.code, err.status_code) == ("media.bad_archive", 400)
@@ -317,6 +336,7 @@ def test_archive_members_refuses_archives_without_files(entries):
 # Through the API: nothing is staged
 # --------------------------------------------------------------------------------------------
 
+
 def _post_archive(api, data: bytes, **fields: object):
     upload = SimpleUploadedFile("upload.zip", data, content_type="application/zip")
     return api.post("/api/media/upload-bulk", {"archive": upload, **fields}, format="multipart")
@@ -326,17 +346,25 @@ HOSTILE = {
     "traversal": (mediafiles.zip_bytes({"a.jpg": JPEG, "../evil.jpg": JPEG}), 400, "media.bad_archive"),
     "absolute": (mediafiles.zip_bytes({"a.jpg": JPEG, "/etc/passwd": JPEG}), 400, "media.bad_archive"),
     "windows": (mediafiles.zip_bytes({"a.jpg": JPEG, "C:\\evil.jpg": JPEG}), 400, "media.bad_archive"),
-    "symlink": (mediafiles.zip_bytes({"a.jpg": JPEG}, symlinks={"l.jpg": "/etc/passwd"}), 400,
-                "media.bad_archive"),
-    "encrypted": (_patch_headers(mediafiles.zip_bytes({"a.jpg": JPEG}), flag_bits=0x1), 400,
-                  "media.bad_archive"),
+    "symlink": (
+        mediafiles.zip_bytes({"a.jpg": JPEG}, symlinks={"l.jpg": "/etc/passwd"}),
+        400,
+        "media.bad_archive",
+    ),
+    "encrypted": (
+        _patch_headers(mediafiles.zip_bytes({"a.jpg": JPEG}), flag_bits=0x1),
+        400,
+        "media.bad_archive",
+    ),
     "nested-name": (mediafiles.zip_bytes({"a.jpg": JPEG, "b.zip": b"x"}), 400, "media.bad_archive"),
-    "nested-magic": (mediafiles.zip_bytes({"a.jpg": JPEG, "b.jpg": mediafiles.zip_bytes({"c.jpg": JPEG})}),
-                     400, "media.bad_archive"),
+    "nested-magic": (
+        mediafiles.zip_bytes({"a.jpg": JPEG, "b.jpg": mediafiles.zip_bytes({"c.jpg": JPEG})}),
+        400,
+        "media.bad_archive",
+    ),
     "not-a-zip": (b"this is not a zip", 400, "media.bad_archive"),
     "empty-zip": (mediafiles.zip_bytes({}), 400, "media.bad_archive"),
-    "bomb": (deflated_zip({"a.jpg": JPEG, "zeros.bmp": ZEROS_5MB}), 413,
-             "media.archive_too_large"),
+    "bomb": (deflated_zip({"a.jpg": JPEG, "zeros.bmp": ZEROS_5MB}), 413, "media.archive_too_large"),
 }
 
 
@@ -356,8 +384,9 @@ def test_api_upload_bulk_refuses_hostile_archives_and_stages_nothing(api, media_
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("setting", "value"), [("BAGGINTAG_MAX_ARCHIVE_MEMBERS", 2),
-                                                ("BAGGINTAG_MAX_ARCHIVE_BYTES", 1000)])
+@pytest.mark.parametrize(
+    ("setting", "value"), [("BAGGINTAG_MAX_ARCHIVE_MEMBERS", 2), ("BAGGINTAG_MAX_ARCHIVE_BYTES", 1000)]
+)
 def test_api_upload_bulk_refuses_archives_over_the_limits(api, media_root, settings, setting, value):
     setattr(settings, setting, value)
     response = _post_archive(api, mediafiles.zip_bytes({"a.jpg": JPEG, "b.png": PNG, "c.jpg": JPEG}))
@@ -375,7 +404,9 @@ def test_api_upload_bulk_stages_a_good_archive(api, media_root):
     assert response.status_code == 202, response.content
     job = Job.objects.get()
     assert [(i["type"], i["member"], i["index"]) for i in job.params["inputs"]] == [
-        ("member", "set/a.jpg", 1), ("member", "b.png", 2)]
+        ("member", "set/a.jpg", 1),
+        ("member", "b.png", 2),
+    ]
     staged = stored_files(media_root)
     assert len(staged) == 1 and staged[0].read_bytes() == data
     assert staged[0].relative_to(media_root).as_posix() == job.params["staged"][0]

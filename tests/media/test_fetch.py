@@ -97,12 +97,14 @@ def _body(data: bytes, content_type: str = "image/jpeg") -> Route:
     def route(h: BaseHTTPRequestHandler, s: Server) -> None:
         _head(h, 200, {"Content-Type": content_type, "Content-Length": str(len(data))})
         h.wfile.write(data)
+
     return route
 
 
 def _redirect(location: Callable[[Server], str], status: int = 302) -> Route:
     def route(h: BaseHTTPRequestHandler, s: Server) -> None:
         _head(h, status, {"Location": location(s), "Content-Length": "0"})
+
     return route
 
 
@@ -210,8 +212,9 @@ def _serve(settings, sentinel: socket.socket, tls: ssl.SSLContext | None = None)
     assert httpd.server_address[0] == SERVER_HOST
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
-    state = Server(httpd=httpd, routes=ROUTES, sentinel_port=sentinel.getsockname()[1],
-                   scheme="https" if tls else "http")
+    state = Server(
+        httpd=httpd, routes=ROUTES, sentinel_port=sentinel.getsockname()[1], scheme="https" if tls else "http"
+    )
     httpd.state = state  # type: ignore[attr-defined]
     serving = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     serving.start()
@@ -244,10 +247,29 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={SERVER_HOST}",
-         "-addext", f"subjectAltName=IP:{SERVER_HOST}"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={SERVER_HOST}",
+            "-addext",
+            f"subjectAltName=IP:{SERVER_HOST}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
@@ -297,15 +319,19 @@ def no_connect(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 # URL shape
 # --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("file:///etc/passwd", "'file'"),
-    ("ftp://example.com/a.jpg", "'ftp'"),
-    ("gopher://127.0.0.1:6379/_INFO", "'gopher'"),
-    ("javascript:alert(1)", "'javascript'"),
-    ("data:image/jpeg;base64,/9j/4AAQ", "'data'"),
-    ("/etc/passwd", "a bare path"),
-    ("example.com/a.jpg", "a bare path"),
-])
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("file:///etc/passwd", "'file'"),
+        ("ftp://example.com/a.jpg", "'ftp'"),
+        ("gopher://127.0.0.1:6379/_INFO", "'gopher'"),
+        ("javascript:alert(1)", "'javascript'"),
+        ("data:image/jpeg;base64,/9j/4AAQ", "'data'"),
+        ("/etc/passwd", "a bare path"),
+        ("example.com/a.jpg", "a bare path"),
+    ],
+)
 def test_check_url_refuses_schemes_other_than_http(url, says, no_connect):
     with pytest.raises(UrlRefusedError) as info:
         check_url(url)
@@ -318,11 +344,14 @@ def test_check_url_refuses_schemes_other_than_http(url, says, no_connect):
     assert no_connect == []
 
 
-@pytest.mark.parametrize("url", [
-    "http://user:secret@example.com/a.jpg",
-    "https://user@example.com/a.jpg",
-    "http://example.com\\@127.0.0.1/a.jpg",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:secret@example.com/a.jpg",
+        "https://user@example.com/a.jpg",
+        "http://example.com\\@127.0.0.1/a.jpg",
+    ],
+)
 def test_check_url_refuses_userinfo(url, no_connect):
     with pytest.raises(UrlRefusedError, match="user names or passwords") as info:
         fetch_url(url)
@@ -340,11 +369,14 @@ def test_check_url_refuses_overlong_urls(no_connect):
     assert check_url("http://example.com/" + "a" * 1981)[1] == "example.com"
 
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("http:///a.jpg", "has no host"),
-    ("http://[::1/a.jpg", "Not a valid URL"),
-    ("http://example.com:99999/a.jpg", "Not a valid URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http:///a.jpg", "has no host"),
+        ("http://[::1/a.jpg", "Not a valid URL"),
+        ("http://example.com:99999/a.jpg", "Not a valid URL"),
+    ],
+)
 def test_check_url_refuses_malformed_urls(url, says, no_connect):
     with pytest.raises(UrlRefusedError, match=says):
         fetch_url(url)
@@ -354,7 +386,11 @@ def test_check_url_refuses_malformed_urls(url, says, no_connect):
 def test_check_url_splits_and_defaults_ports():
     assert check_url("http://example.com") == ("http", "example.com", 80, "/")
     assert check_url("HTTPS://Example.COM/a/b.jpg?x=1&y=2") == (
-        "https", "example.com", 443, "/a/b.jpg?x=1&y=2")
+        "https",
+        "example.com",
+        443,
+        "/a/b.jpg?x=1&y=2",
+    )
     assert check_url("http://[2001:db8::1]:8080/p") == ("http", "2001:db8::1", 8080, "/p")
 
 
@@ -369,11 +405,32 @@ def test_check_url_percent_encodes_what_cannot_go_on_the_request_line():
 # --------------------------------------------------------------------------------------------
 
 BLOCKED_ADDRESSES = [
-    "127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254",
-    "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "198.18.0.1", "192.0.2.1",
-    "::1", "::", "fe80::1", "fe80::1%eth0", "fc00::1", "fd00:ec2::254", "::ffff:127.0.0.1",
-    "::ffff:169.254.169.254", "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe", "ff02::1", "2001:db8::1",
-    "2002:7f00:1::1", "2002:a9fe:a9fe::1",
+    "127.0.0.1",
+    "127.1.2.3",
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "0.0.0.0",
+    "224.0.0.1",
+    "255.255.255.255",
+    "198.18.0.1",
+    "192.0.2.1",
+    "::1",
+    "::",
+    "fe80::1",
+    "fe80::1%eth0",
+    "fc00::1",
+    "fd00:ec2::254",
+    "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254",
+    "::ffff:10.0.0.1",
+    "64:ff9b::a9fe:a9fe",
+    "ff02::1",
+    "2001:db8::1",
+    "2002:7f00:1::1",
+    "2002:a9fe:a9fe::1",
 ]
 
 
@@ -382,8 +439,17 @@ def test_address_is_public_refuses_internal_addresses(address):
     assert address_is_public(address) is False
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111",
-                                     "::ffff:93.184.216.34", "2002:5db8:d822::1"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "::ffff:93.184.216.34",
+        "2002:5db8:d822::1",
+    ],
+)
 def test_address_is_public_accepts_public_addresses(address):
     assert address_is_public(address) is True
 
@@ -398,13 +464,32 @@ def test_address_is_public_honours_allowed_networks_exactly(settings):
     assert not address_is_public("fd12:3457::9")
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "127.1.2.3", "localhost", "10.0.0.1", "172.16.5.4", "192.168.1.1",
-    "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",
-    "[::1]", "[fe80::1]", "[fc00::1]", "[fd00:ec2::254]", "[::ffff:127.0.0.1]", "[::]",
-    # Other spellings of 127.0.0.1 that the resolver accepts.
-    "2130706433", "0x7f000001", "017700000001", "127.1",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.1.2.3",
+        "localhost",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "[::1]",
+        "[fe80::1]",
+        "[fc00::1]",
+        "[fd00:ec2::254]",
+        "[::ffff:127.0.0.1]",
+        "[::]",
+        # Other spellings of 127.0.0.1 that the resolver accepts.
+        "2130706433",
+        "0x7f000001",
+        "017700000001",
+        "127.1",
+    ],
+)
 def test_fetch_url_refuses_internal_hosts_before_connecting(host, no_connect, url_temp_files):
     before = url_temp_files()
     with pytest.raises(UrlRefusedError) as info:
@@ -421,8 +506,10 @@ def test_resolve_public_refuses_a_name_with_any_internal_address(monkeypatch, no
     # One public and one private record: the private one is enough to refuse.
     def fake_getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list:
         assert host == "mixed.example"
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
-                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", port))]
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", port)),
+        ]
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     with pytest.raises(UrlRefusedError, match=r"10\.0\.0\.1"):
@@ -433,10 +520,14 @@ def test_resolve_public_refuses_a_name_with_any_internal_address(monkeypatch, no
 
 
 def test_resolve_public_returns_a_checked_public_address(monkeypatch):
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [
-        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:4700:4700::1111", port, 0, 0)),
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
-    ])
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:4700:4700::1111", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+        ],
+    )
     assert resolve_public("public.example", 443) == "2606:4700:4700::1111"
 
 
@@ -458,6 +549,7 @@ def test_resolve_public_reports_unencodable_host_names():
 # --------------------------------------------------------------------------------------------
 # Real downloads from the loopback server
 # --------------------------------------------------------------------------------------------
+
 
 def test_fetch_url_downloads_a_jpeg(server, url_temp_files):
     fetched = fetch_url(server.url("/photo.jpg"))
@@ -518,12 +610,15 @@ def test_fetch_url_pins_the_connection_to_the_checked_address(server, monkeypatc
     assert server.requests[0][1]["Host"] == f"media.example:{server.port}"
 
 
-@pytest.mark.parametrize(("start", "says"), [
-    ("/to-loopback", "only public hosts"),
-    ("/to-metadata", "only public hosts"),
-    ("/to-file", "not 'file'"),
-    ("/to-gopher", "not 'gopher'"),
-])
+@pytest.mark.parametrize(
+    ("start", "says"),
+    [
+        ("/to-loopback", "only public hosts"),
+        ("/to-metadata", "only public hosts"),
+        ("/to-file", "not 'file'"),
+        ("/to-gopher", "not 'gopher'"),
+    ],
+)
 def test_fetch_url_refuses_redirects_to_blocked_targets(server, sentinel, url_temp_files, start, says):
     before = url_temp_files()
     with pytest.raises(UrlRefusedError, match=says) as info:
@@ -549,8 +644,7 @@ def test_fetch_url_reports_a_redirect_without_location(server):
         fetch_url(server.url("/no-location"))
 
 
-@pytest.mark.parametrize("path", ["/big-announced", "/big-chunked", "/big-unannounced",
-                                  "/big-bogus-length"])
+@pytest.mark.parametrize("path", ["/big-announced", "/big-chunked", "/big-unannounced", "/big-bogus-length"])
 def test_fetch_url_refuses_bodies_over_the_limit(server, url_temp_files, path):
     before = url_temp_files()
     with pytest.raises(MediaTooLargeError) as info:
@@ -622,12 +716,19 @@ def test_fetch_url_downloads_over_tls_from_a_trusted_server(tls_server, trust_ce
 
 
 def test_fetch_url_checks_the_certificate_against_the_url_host_not_the_pinned_address(
-        tls_server, trust_certificate, monkeypatch):
+    tls_server, trust_certificate, monkeypatch
+):
     # tls.example resolves to the server, but the certificate names only 127.0.0.2.
     real = socket.getaddrinfo
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: (
-        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (SERVER_HOST, port))] if host == "tls.example"
-        else real(host, port, *a, **k)))
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: (
+            [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (SERVER_HOST, port))]
+            if host == "tls.example"
+            else real(host, port, *a, **k)
+        ),
+    )
     with pytest.raises(UrlFetchError, match="CERTIFICATE_VERIFY_FAILED"):
         fetch_url(f"https://tls.example:{tls_server.port}/photo.jpg")
 
@@ -660,9 +761,17 @@ def test_fetch_url_reports_a_closed_port_without_a_temp_file(settings, url_temp_
 # Through the API
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["http://127.0.0.1:1/x.jpg", "http://169.254.169.254/latest/meta-data/",
-                                 "http://[::1]:1/x.jpg", "file:///etc/passwd"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:1/x.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:1/x.jpg",
+        "file:///etc/passwd",
+    ],
+)
 def test_api_upload_refuses_internal_urls_and_stores_nothing(api, media_root, no_connect, url):
     response = api.post("/api/media/upload", {"url": url}, format="json")
     assert response.status_code == 400, response.content
@@ -698,4 +807,6 @@ def test_api_upload_imports_from_an_allowed_url(api, media_root, server, url_tem
     assert (source.kind, source.url, source.original_filename) == ("url", server.url("/go"), "photo.jpg")
     assert url_temp_files() == set()  # the view deletes its download
     assert {p.relative_to(media_root).as_posix() for p in stored_files(media_root)} == {
-        item.storage_key, item.thumbnail_key}
+        item.storage_key,
+        item.thumbnail_key,
+    }
