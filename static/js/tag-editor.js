@@ -50,13 +50,27 @@
     field.removeAttribute("aria-activedescendant");
   }
 
+  // One add at a time: an Enter while an add is in flight waits for its swap, so the next add
+  // carries the fresh row version and nothing typed meanwhile is dropped.
+  let inFlight = false;
+  let queued = false;
+
   function submitAdd() {
     const form = $("tag-add-form"), field = input();
     if (!form || !field.value.trim()) return;
     close();
     pendingFocus = { kind: "input" };
+    if (inFlight) { queued = true; return; }
+    inFlight = true;
     form.requestSubmit();
   }
+
+  document.addEventListener("htmx:afterRequest", (e) => {
+    if (e.detail.elt.id === "tag-add-form") inFlight = false;
+  });
+  document.addEventListener("htmx:afterSettle", () => {
+    if (queued && !inFlight) { queued = false; submitAdd(); }
+  });
 
   // Once htmx has read the form, empty the input at once: typing on goes into the next tag.
   document.addEventListener("htmx:configRequest", (e) => {
@@ -84,6 +98,7 @@
   function focusChip(chips, index) {
     const chip = chips[Math.max(0, Math.min(index, chips.length - 1))];
     if (!chip) return false;
+    pendingFocus = null;  // the person moved focus: a swap settling now must not take it back
     chips.forEach((c) => { c.tabIndex = -1; });
     chip.tabIndex = 0;
     chip.focus();
