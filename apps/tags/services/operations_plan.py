@@ -506,7 +506,7 @@ def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
         counters["items_changing"] = scope
     if spec.add and (scope or spec.action == "add"):
         _count_additions(spec, op_id, scope, per_tag, names)
-    seed_items: QuerySet[Any] | None = None
+    seed_items: list[int] | None = None
     if spec.action == "add":
         full_real, full_virtual = _full_items(spec, op_id)
         counters["items_changing"] = matched - full_real - full_virtual.count()
@@ -516,18 +516,23 @@ def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
                 .exclude(media_item_id__in=_curated_items(spec))
                 .exclude(media_item_id__in=full_virtual.values("media_item_id"))
             )
-            counters["sets_created"] = new_sets.count()
-            seed_items = new_sets.values("media_item_id")
+            seed_items = list(new_sets.values_list("media_item_id", flat=True))
+            counters["sets_created"] = len(seed_items)
     elif curated and remove_ids:
-        seed_items = _seed(spec, op_id, remove_ids).values("media_item_id")
-        counters["sets_created"] = _seed(spec, op_id, remove_ids).values("media_item_id").distinct().count()
+        # Read as ids: used as a nested IN (subquery) below, MariaDB planned a dependent
+        # subquery that ran past the 10 s preview limit at a few thousand items.
+        seed_items = sorted(set(_seed(spec, op_id, remove_ids).values_list("media_item_id", flat=True)))
+        counters["sets_created"] = len(seed_items)
     if seed_items is not None and counters["sets_created"]:
-        counters["seeded"] = (
+        # Pairs are distinct per item, so counting per chunk of items adds up exactly (and keeps
+        # each IN list under SQLite's variable limit).
+        counters["seeded"] = sum(
             _seed(spec, op_id)
-            .filter(media_item_id__in=seed_items)
+            .filter(media_item_id__in=seed_items[start : start + 5000])
             .values("media_item_id", "tag_id")
             .distinct()
             .count()
+            for start in range(0, len(seed_items), 5000)
         )
     counters["changes"] = counters["seeded"] + sum(c["added"] for c in per_tag.values()) + real_removed
     counters["tags"] = per_tag
