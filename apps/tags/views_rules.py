@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -75,22 +77,15 @@ def rule_list(request: HttpRequest) -> HttpResponse:
     return render_page(request, "tags/rules.html", None, _context(request))
 
 
-@login_required
-@require_POST
-def alias_add(request: HttpRequest) -> HttpResponse:
-    if not request.user.has_perm("tags.add_tagalias"):
-        raise PermissionDenied
-    form = AliasForm(request.POST)
+def _add_rule(
+    request: HttpRequest, form: forms.Form, form_key: str, create: Callable[..., object]
+) -> HttpResponse:
+    """Validate a proposal form and create the rule (active only for approvers); 422 on errors."""
     if form.is_valid():
-        data = form.cleaned_data
+        data = dict(form.cleaned_data)
+        data["activate"] = data["activate"] and request.user.has_perm("tags.approve_rules")
         try:
-            rules.alias_create(
-                antecedent=data["antecedent"],
-                consequent=data["consequent"],
-                reason=data["reason"],
-                activate=data["activate"] and request.user.has_perm("tags.approve_rules"),
-                actor=request.user,
-            )
+            create(actor=request.user, **data)
         except DomainError as err:
             form.add_error(None, err.message)
         else:
@@ -99,9 +94,17 @@ def alias_add(request: HttpRequest) -> HttpResponse:
         request,
         "tags/rules.html",
         "tags/partials/_rules.html",
-        _context(request, alias_form=form),
+        _context(request, **{form_key: form}),
         status=422,
     )
+
+
+@login_required
+@require_POST
+def alias_add(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("tags.add_tagalias"):
+        raise PermissionDenied
+    return _add_rule(request, AliasForm(request.POST), "alias_form", rules.alias_create)
 
 
 @login_required
@@ -109,29 +112,7 @@ def alias_add(request: HttpRequest) -> HttpResponse:
 def implication_add(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("tags.add_tagimplication"):
         raise PermissionDenied
-    form = ImplicationForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            rules.implication_create(
-                child=data["child"],
-                parent=data["parent"],
-                reason=data["reason"],
-                allow_cross_type=data["allow_cross_type"],
-                actor=request.user,
-                activate=data["activate"] and request.user.has_perm("tags.approve_rules"),
-            )
-        except DomainError as err:
-            form.add_error(None, err.message)
-        else:
-            return render_page(request, "tags/rules.html", "tags/partials/_rules.html", _context(request))
-    return render_page(
-        request,
-        "tags/rules.html",
-        "tags/partials/_rules.html",
-        _context(request, implication_form=form),
-        status=422,
-    )
+    return _add_rule(request, ImplicationForm(request.POST), "implication_form", rules.implication_create)
 
 
 @login_required

@@ -74,19 +74,23 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def _answer(self, tag_set: TagSet) -> Response:
         return Response(s.TagSetOutputSerializer(self.get_queryset().get(pk=tag_set.pk)).data)
 
-    @extend_schema(request=s.TagListInputSerializer, responses=s.TagSetOutputSerializer)
-    def update(self, request: Request, pk: str | None = None) -> Response:
-        """Replace all current tags (pass row_version to refuse a stale overwrite with 409)."""
+    def _edit(self, request: Request, how: str) -> Response:
+        """One logged edit: `how` is replace, add or remove; row_version guards against staleness."""
         data = s.TagListInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         tag_set = self.get_object()
         tag_set_edit(
             tag_set=tag_set,
-            replace=data.validated_data["tags"],
             actor=request.user,
             expected_version=data.validated_data.get("row_version"),
+            **{how: data.validated_data["tags"]},
         )
         return self._answer(tag_set)
+
+    @extend_schema(request=s.TagListInputSerializer, responses=s.TagSetOutputSerializer)
+    def update(self, request: Request, pk: str | None = None) -> Response:
+        """Replace all current tags (pass row_version to refuse a stale overwrite with 409)."""
+        return self._edit(request, "replace")
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         tag_set_delete(
@@ -97,30 +101,12 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(request=s.TagListInputSerializer, responses=s.TagSetOutputSerializer)
     @action(detail=True, methods=["post"], url_path="append-tags", required_perms=["tags.change_tagset"])
     def append_tags(self, request: Request, pk: str | None = None) -> Response:
-        data = s.TagListInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        tag_set = self.get_object()
-        tag_set_edit(
-            tag_set=tag_set,
-            add=data.validated_data["tags"],
-            actor=request.user,
-            expected_version=data.validated_data.get("row_version"),
-        )
-        return self._answer(tag_set)
+        return self._edit(request, "add")
 
     @extend_schema(request=s.TagListInputSerializer, responses=s.TagSetOutputSerializer)
     @action(detail=True, methods=["post"], url_path="remove-tags", required_perms=["tags.change_tagset"])
     def remove_tags(self, request: Request, pk: str | None = None) -> Response:
-        data = s.TagListInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        tag_set = self.get_object()
-        tag_set_edit(
-            tag_set=tag_set,
-            remove=data.validated_data["tags"],
-            actor=request.user,
-            expected_version=data.validated_data.get("row_version"),
-        )
-        return self._answer(tag_set)
+        return self._edit(request, "remove")
 
     @extend_schema(request=s.PromoteInputSerializer)
     @action(detail=True, methods=["post"], required_perms=["tags.change_tagset"])
