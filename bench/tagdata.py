@@ -63,6 +63,7 @@ def generate(
     seed: int = 7,
     n_aliases: int = 500,
     n_implications: int = 500,
+    curated_share: float = 1.0,
 ) -> Library:
     """Fill the current database with a synthetic library; returns what was written."""
     from django.db import connection, transaction
@@ -169,8 +170,37 @@ def generate(
             set_rows,
             vendor,
         )
+        # A curated set (the person's copy of the imported tags) on `curated_share` of the items:
+        # a curated library, as bulk edits meet it; the rest read their source tags.
+        curated_items = lib.item_ids[: round(curated_share * len(lib.item_ids))]
+        _insert(
+            cursor,
+            "tags_tagset",
+            [
+                "media_item_id",
+                "kind",
+                "vocabulary_id",
+                "slot",
+                "origin_label",
+                "tagger_model",
+                "tagger_version",
+                "stored_threshold",
+                "assignment_count",
+                "row_version",
+                "created_at",
+                "updated_at",
+            ],
+            [
+                (i, TagSet.Kind.CURATED, vocabulary.pk, "", "", "", "", 1000, 0, 1, now, now)
+                for i in curated_items
+            ],
+            vendor,
+        )
         cursor.execute("SELECT media_item_id, id FROM tags_tagset WHERE slot = 'src:bench'")
         set_of = dict(cursor.fetchall())
+        cursor.execute("SELECT media_item_id, id FROM tags_tagset WHERE kind = %s", [TagSet.Kind.CURATED])
+        curated_of = dict(cursor.fetchall())
+        curated_rows = []
         assignment_rows = []
         for item_id in lib.item_ids:
             chosen: list[int] = []
@@ -187,6 +217,13 @@ def generate(
                 (set_of[item_id], tag_id, item_id, TagSet.Kind.SOURCE, 1, None, pos, "import", "", now, now)
                 for pos, tag_id in enumerate(chosen)
             )
+            if item_id in curated_of:
+                curated_rows += sorted(
+                    (curated_of[item_id], t, item_id, TagSet.Kind.CURATED, 1, None, p, "manual", "", now, now)
+                    for p, t in enumerate(chosen)
+                )
+        assignment_rows += curated_rows
+        del curated_rows
         _insert(
             cursor,
             "tags_tagassignment",
@@ -299,7 +336,7 @@ def generate(
         _insert(
             cursor, "tags_effectivetag", ["tag_id", "media_item_id", "is_implied"], effective_rows, vendor
         )
-        stat_rows = [(t, TagSet.Kind.SOURCE, 0) for t in lib.tag_ids]
+        stat_rows = [(t, kind, 0) for t in lib.tag_ids for kind in (TagSet.Kind.SOURCE, TagSet.Kind.CURATED)]
         _insert(cursor, "tags_tagstat", ["tag_id", "set_kind", "current_count"], stat_rows, vendor)
         lib.seconds["effective"] = time.perf_counter() - t0
         n_effective = len(effective_rows)
@@ -314,8 +351,15 @@ def generate(
             )
             cursor.execute(
                 "UPDATE tags_tagstat s JOIN (SELECT tag_id, COUNT(*) n FROM tags_tagassignment "
-                "WHERE state = 1 GROUP BY tag_id) c ON c.tag_id = s.tag_id SET s.current_count = c.n "
+                "WHERE state = 1 AND kind = 1 GROUP BY tag_id) c ON c.tag_id = s.tag_id "
+                "SET s.current_count = c.n "
                 "WHERE s.set_kind = 1"
+            )
+            cursor.execute(
+                "UPDATE tags_tagstat s JOIN (SELECT tag_id, COUNT(*) n FROM tags_tagassignment "
+                "WHERE state = 1 AND kind = 2 GROUP BY tag_id) c ON c.tag_id = s.tag_id "
+                "SET s.current_count = c.n "
+                "WHERE s.set_kind = 2"
             )
             cursor.execute(
                 "UPDATE media_mediaitem m JOIN (SELECT media_item_id, COUNT(*) n FROM tags_effectivetag "
@@ -323,7 +367,7 @@ def generate(
             )
             cursor.execute(
                 "UPDATE tags_tagset s SET assignment_count = (SELECT COUNT(*) FROM tags_tagassignment a "
-                "WHERE a.tagset_id = s.id) WHERE s.slot = 'src:bench'"
+                "WHERE a.tagset_id = s.id)"
             )
         else:
             cursor.execute(
@@ -332,7 +376,7 @@ def generate(
             )
             cursor.execute(
                 "UPDATE tags_tagstat SET current_count = (SELECT COUNT(*) FROM tags_tagassignment a "
-                "WHERE a.tag_id = tags_tagstat.tag_id AND a.state = 1) WHERE set_kind = 1"
+                "WHERE a.tag_id = tags_tagstat.tag_id AND a.state = 1 AND a.kind = tags_tagstat.set_kind)"
             )
             cursor.execute(
                 "UPDATE media_mediaitem SET tag_count = (SELECT COUNT(*) FROM tags_effectivetag e "
@@ -340,10 +384,39 @@ def generate(
             )
             cursor.execute(
                 "UPDATE tags_tagset SET assignment_count = (SELECT COUNT(*) FROM tags_tagassignment a "
-                "WHERE a.tagset_id = tags_tagset.id) WHERE slot = 'src:bench'"
+                "WHERE a.tagset_id = tags_tagset.id)"
             )
     lib.seconds["counters"] = time.perf_counter() - t0
     lib.seconds["total"] = time.perf_counter() - started
     lib.seconds["assignments_rows"] = n_assignments
     lib.seconds["effective_rows"] = n_effective
+    return lib
+
+
+def load() -> Library:
+    """The Library of a database `generate` filled earlier (tag rank = id order; item tags
+    from the source sets), so a kept bench database can be measured again without a reload."""
+    from django.db import connection
+
+    lib = Library()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, name FROM tags_tag WHERE name REGEXP %s ORDER BY id",
+            ["^[a-z]{4}_[0-9]{6}_[0-9a-f]{4}$"],
+        )
+        for tag_id, name in cursor.fetchall():
+            lib.tag_ids.append(tag_id)
+            lib.names[tag_id] = name
+        cursor.execute(
+            "SELECT media_item_id, tag_id FROM tags_tagassignment WHERE kind = 1 ORDER BY tagset_id, position"
+        )
+        for item_id, tag_id in cursor.fetchall():
+            lib.item_tags.setdefault(item_id, []).append(tag_id)
+        lib.item_ids = sorted(lib.item_tags)
+        cursor.execute("SELECT tag_id, ideal_tag_id FROM tags_aliasresolution")
+        lib.ideal = dict(cursor.fetchall())
+        cursor.execute("SELECT COUNT(*) FROM tags_tagassignment")
+        lib.seconds["assignments_rows"] = cursor.fetchone()[0]
+        cursor.execute("SELECT COUNT(*) FROM tags_effectivetag")
+        lib.seconds["effective_rows"] = cursor.fetchone()[0]
     return lib

@@ -10,6 +10,8 @@ Flags:
   --queries Q     searches timed (default 300, cycling through a fixed mix)
   --peer-items P  caption files the peer scan reads (default: all items)
   --keep          keep the database afterwards
+  --reuse         use the database a --keep run left (skips the load; implies --keep)
+  --only LIST     comma-separated parts to run: search,peer,autocomplete,bulk,rebuild (default all)
 
 Measured through the API (Django's test client, so DRF, serializers and the planner all run):
 search first page (p50/p95 over a fixed mix of 1–6 term queries with negations and qualifiers),
@@ -44,10 +46,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--peer-items", type=int, default=0)
     parser.add_argument("--keep", action="store_true")
-    return parser.parse_args()
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--only", default="search,peer,autocomplete,bulk,rebuild")
+    args = parser.parse_args()
+    args.keep = args.keep or args.reuse
+    args.only = set(args.only.split(","))
+    return args
 
 
-def django_setup(db: str, work: Path) -> None:
+def django_setup(db: str, work: Path, reuse: bool = False) -> bool:
+    """Point Django at the bench database; returns whether a loaded one was reused."""
     sys.path.insert(0, str(ROOT))
     parts = urlsplit(db)
     os.environ["DJANGO_SETTINGS_MODULE"] = "baggintag.settings.test"
@@ -62,9 +70,16 @@ def django_setup(db: str, work: Path) -> None:
     from django.db import connection
 
     with connection._nodb_cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", [BENCH_DB])
+        if reuse and cursor.fetchone()[0]:
+            return True
         cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
         cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     call_command("migrate", verbosity=0)
+    return False
+
+
+SHAPES = 9  # query_mix yields 9 shapes per round
 
 
 def pct(values: list[float], p: float) -> float:
@@ -109,12 +124,12 @@ def peer_scan(folder: Path, groups: list[list[str]], excluded: list[str]) -> int
 def main() -> None:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-tags-"))
-    django_setup(args.db, work)
+    reused = django_setup(args.db, work, reuse=args.reuse)
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
 
-    from bench.tagdata import generate
+    from bench.tagdata import generate, load
 
     rng = random.Random(11)
     print(
@@ -129,37 +144,81 @@ def main() -> None:
         + ("  (small: the data will not stay in memory; see bench/README.md)" if pool < 2**31 else "")
     )
     t0 = time.perf_counter()
-    lib = generate(n_items=args.items, n_tags=args.tags, seed=7)
-    load = time.perf_counter() - t0
+    lib = load() if reused else generate(n_items=args.items, n_tags=args.tags, seed=7)
+    loaded = time.perf_counter() - t0
     print(
-        f"data: {args.items:,} items, {args.tags:,} tags, "
+        f"data: {len(lib.item_ids):,} items, {len(lib.tag_ids):,} tags, "
         f"{lib.seconds['assignments_rows']:,.0f} assignments, "
-        f"{lib.seconds['effective_rows']:,.0f} effective tags; loaded in {load:.0f} s"
+        f"{lib.seconds['effective_rows']:,.0f} effective tags; "
+        + (f"reused (read in {loaded:.0f} s)" if reused else f"loaded in {loaded:.0f} s")
     )
 
-    user = User.objects.create_superuser("bench", password="bench-pw-123")
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser(
+        "bench", password="bench-pw-123"
+    )
     client = Client()
     client.force_login(user)
     rows = []
 
-    # Search through the API.
     mix = query_mix(lib, rng)
+    if "search" in args.only:
+        rows += bench_search(client, mix, args.queries)
+    if "peer" in args.only:
+        rows += bench_peer(client, lib, mix, work, args.peer_items or len(lib.item_ids))
+    if "autocomplete" in args.only:
+        prefixes = [lib.names[t][: rng.randint(3, 7)] for t in rng.sample(lib.tag_ids[:20000], 200)]
+        auto = []
+        for prefix in prefixes[:20]:  # warm
+            client.get("/api/tags/autocomplete", {"q": prefix})
+        for prefix in prefixes:
+            t = time.perf_counter()
+            client.get("/api/tags/autocomplete", {"q": prefix})
+            auto.append(time.perf_counter() - t)
+        rows.append(("autocomplete (API)", pct(auto, 50) * 1000, pct(auto, 95) * 1000, "ms"))
+    if "bulk" in args.only:
+        rows += bench_bulk(client, lib)
+    if "rebuild" in args.only:
+        rows += bench_rebuild(lib)
+
+    print()
+    print(f"| measure ({args.items:,} items) | p50 / value | p95 / max | unit |")
+    print("|---|---|---|---|")
+    for name, a, b, unit in rows:
+        second = "" if b is None else f"{b:,.1f}"
+        print(f"| {name} | {a:,.1f} | {second} | {unit} |")
+    if not args.keep:
+        connection.close()
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+
+
+def bench_search(client, mix, queries: int) -> list[tuple[str, float, float | None, str]]:
+    """First pages through the API: p50/p95 overall, and p95 per query shape (to find culprits)."""
     for q, *_ in mix[:20]:  # warm caches
         client.get("/api/media/search", {"q": q, "limit": 100})
     times: list[float] = []
-    for i in range(args.queries):
+    shapes: dict[int, list[float]] = {}
+    for i in range(queries):
         q = mix[i % len(mix)][0]
         t = time.perf_counter()
         response = client.get("/api/media/search", {"q": q, "limit": 100})
-        times.append(time.perf_counter() - t)
+        dt = time.perf_counter() - t
+        times.append(dt)
+        shapes.setdefault(i % SHAPES, []).append(dt)
         if response.status_code != 200:
             raise SystemExit(f"search {q!r} answered {response.status_code}: {response.content[:300]!r}")
-    rows.append(("search, first page of 100 (API)", pct(times, 50) * 1000, pct(times, 95) * 1000, "ms"))
+    for shape, values in sorted(shapes.items()):
+        print(
+            f"  shape {shape} (e.g. {mix[shape][0]!r}): p50 {pct(values, 50) * 1000:.1f} ms, "
+            f"p95 {pct(values, 95) * 1000:.1f} ms"
+        )
+    return [("search, first page of 100 (API)", pct(times, 50) * 1000, pct(times, 95) * 1000, "ms")]
 
-    # The peer: one caption file per item, scanned per query.
+
+def bench_peer(client, lib, mix, work: Path, limit: int) -> list[tuple[str, float, float | None, str]]:
+    """The peer: one caption file per item, scanned per query."""
     captions = work / "captions"
     captions.mkdir()
-    limit = args.peer_items or args.items
     for item_id in lib.item_ids[:limit]:
         (captions / f"{item_id}.txt").write_text(", ".join(lib.names[t] for t in lib.item_tags[item_id]))
     tag_only = [entry for entry in mix if entry[1] is not None][:8]
@@ -172,52 +231,40 @@ def main() -> None:
         client.get("/api/media/search", {"q": q, "limit": 100})
         ours.append(time.perf_counter() - t)
     ratio = statistics.median(peer_times) / statistics.median(ours)
-    rows.append(
+    return [
         (
             f"peer: scan {limit:,} caption files per query",
             statistics.median(peer_times) * 1000,
             max(peer_times) * 1000,
             f"ms (Baggintag {ratio:,.0f}× faster)",
         )
-    )
+    ]
 
-    # Autocomplete.
-    prefixes = [lib.names[t][: rng.randint(3, 7)] for t in rng.sample(lib.tag_ids[:20000], 200)]
-    auto = []
-    for prefix in prefixes:
-        t = time.perf_counter()
-        client.get("/api/tags/autocomplete", {"q": prefix})
-        auto.append(time.perf_counter() - t)
-    rows.append(("autocomplete (API)", pct(auto, 50) * 1000, pct(auto, 95) * 1000, "ms"))
 
-    # Bulk replace of the most common tag, then its undo.
-    bulk = bench_bulk(client, lib)
-    rows += bulk
-
-    # Rebuild after an alias change.
+def bench_rebuild(lib) -> list[tuple[str, float, float | None, str]]:
+    """Effective rebuild after an alias is activated, and again after it is retired."""
+    from apps.media.models import MediaItem
     from apps.tags.services import rules
     from apps.tags.services.effective import effective_rebuild_stale
 
     antecedent, consequent = lib.names[lib.tag_ids[30]], lib.names[lib.tag_ids[31]]
-    rules.alias_create(antecedent=antecedent, consequent=consequent, activate=True)
-    from apps.media.models import MediaItem
+    from apps.tags.models import TagAlias
 
-    stale = MediaItem.objects.filter(effective_stale=True).count()
-    t = time.perf_counter()
-    rebuilt = effective_rebuild_stale()
-    dt = time.perf_counter() - t
-    rows.append((f"effective rebuild after an alias change ({stale:,} items)", rebuilt / dt, None, "items/s"))
-
-    print()
-    print(f"| measure ({args.items:,} items) | p50 / value | p95 / max | unit |")
-    print("|---|---|---|---|")
-    for name, a, b, unit in rows:
-        second = "" if b is None else f"{b:,.1f}"
-        print(f"| {name} | {a:,.1f} | {second} | {unit} |")
-    if not args.keep:
-        connection.close()
-        with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+    alias = TagAlias.objects.filter(antecedent__name=antecedent, consequent__name=consequent).first()
+    if alias is None:
+        alias = rules.alias_create(antecedent=antecedent, consequent=consequent, activate=True)
+    else:  # a reused database: the last run retired it
+        rules.alias_activate(alias=alias)
+    out = []
+    for label in ("activated", "retired"):
+        stale = MediaItem.objects.filter(effective_stale=True).count()
+        t = time.perf_counter()
+        rebuilt = effective_rebuild_stale()
+        dt = time.perf_counter() - t
+        out.append((f"effective rebuild, alias {label} ({stale:,} items)", rebuilt / dt, None, "items/s"))
+        if label == "activated":
+            rules.alias_retire(alias=alias)
+    return out
 
 
 def _run_job(body: dict) -> None:

@@ -12,17 +12,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     Case,
     Count,
     F,
-    Field,
     IntegerField,
     Max,
-    Model,
     OuterRef,
     PositiveIntegerField,
     Subquery,
@@ -43,6 +41,8 @@ from apps.tags.services.operations_plan import (
     Spec,
     TagRef,
 )
+from apps.tags.services.operations_sql import apply_sets_sql, undo_sets_sql
+from apps.tags.services.sql import rows_insert
 
 ABSENT = OperationChange.State.ABSENT
 BATCH = 1000
@@ -181,7 +181,7 @@ def _stat_key_deltas(changes: Iterable[tuple[int, int, int, int]]) -> dict[tuple
     return deltas
 
 
-def _new_counters(spec: Spec | None) -> dict[str, Any]:
+def new_counters(spec: Spec | None) -> dict[str, Any]:
     names = [r.name for r in (*spec.remove, *spec.add)] if spec else []
     return {
         "matched_items": 0,
@@ -224,20 +224,61 @@ def apply_chunk(
     actor_id: int | None,
     rules: Rules | None = None,
 ) -> dict[str, Any]:
-    """Apply `spec` to these items in the caller's transaction; returns this chunk's counters."""
+    """Apply `spec` to these items in the caller's transaction; returns this chunk's counters.
+
+    Items that already have a set of the operation's kind go through the set-based SQL path
+    (`operations_sql`); the rest (curated sets to seed) through the per-item path below.
+    """
     ids = sorted(set(item_ids))
-    counters = _new_counters(spec)
-    counters["matched_items"] = len(ids)
     if not ids:
-        return counters
+        return {**new_counters(spec), "matched_items": 0}
+    lock_items(ids)
+    sets_query = TagSet.objects.filter(
+        media_item_id__in=ids, kind=spec.set_kind, vocabulary_id=spec.vocabulary_id
+    )
+    if spec.set_kind == CURATED:
+        sets_query = sets_query.filter(slot="")
+    sets = list(sets_query.select_for_update().order_by("pk").values_list("pk", "media_item_id"))
+    if not SET_SQL.enabled or not sets:
+        return _apply_per_item(operation_id, spec, ids, sets, actor_id, rules)
+    having = {item_id for _s, item_id in sets}
+    counters = apply_sets_sql(
+        operation_id=operation_id,
+        spec=spec,
+        item_ids=sorted(having),
+        set_ids=[s for s, _i in sets],
+        actor_id=actor_id,
+        rules=rules,
+    )
+    rest = [i for i in ids if i not in having]
+    if rest:
+        counters = counters_merge(counters, _apply_per_item(operation_id, spec, rest, [], actor_id, rules))
+    return counters
+
+
+class _SetSql:
+    """Switch for the set-based path (tests turn it off to compare both paths' results)."""
+
+    enabled = True
+
+
+SET_SQL = _SetSql()
+
+
+def _apply_per_item(
+    operation_id: int,
+    spec: Spec,
+    ids: list[int],
+    sets: list[tuple[int, int]],
+    actor_id: int | None,
+    rules: Rules | None,
+) -> dict[str, Any]:
+    """The per-item path: decide each set (and each curated set to seed) in Python."""
+    counters = new_counters(spec)
+    counters["matched_items"] = len(ids)
     kind, curated = spec.set_kind, spec.set_kind == CURATED
     names = spec.names()
     entered = {r.id: r.entered or r.name for r in spec.add}
-    lock_items(ids)
-    sets_query = TagSet.objects.filter(media_item_id__in=ids, kind=kind, vocabulary_id=spec.vocabulary_id)
-    if curated:
-        sets_query = sets_query.filter(slot="")
-    sets = list(sets_query.select_for_update().order_by("pk").values_list("pk", "media_item_id"))
     by_item: dict[int, list[int]] = defaultdict(list)
     for tagset_id, item_id in sets:
         by_item[item_id].append(tagset_id)
@@ -491,21 +532,6 @@ def tag_rows_update(
         )
 
 
-def rows_insert(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Multi-row INSERT through the driver's executemany (MySQLdb folds it into multi-row VALUES,
-    sqlite3 reuses one prepared statement): the ORM's per-object work is what costs at 10⁴ rows."""
-    if not rows:
-        return
-    meta = model._meta
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(str(cast(Field, meta.get_field(c)).column)) for c in columns)
-    marks = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({marks})"  # noqa: S608 - identifiers only
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), 5 * BATCH):
-            cursor.executemany(sql, rows[start : start + 5 * BATCH])
-
-
 def assignments_insert(rows: Sequence[list[Any]], actor_id: int | None, operation_id: int) -> None:
     """Insert `_row` values as assignments written by this actor and operation now."""
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -597,6 +623,16 @@ def undo_chunk(
     if not ids:
         return counters
     lock_items(ids)
+    if (
+        SET_SQL.enabled
+        and original.kind != Operation.Kind.UNDO
+        and not OperationChange.objects.filter(
+            operation_id=original.pk, media_item_id__in=ids, before_via=SET_CREATED
+        ).exists()
+    ):
+        return undo_sets_sql(
+            operation_id=operation_id, original=original, item_ids=ids, actor_id=actor_id, rules=rules
+        )
     changes = list(
         OperationChange.objects.filter(operation_id=original.pk, media_item_id__in=ids).values_list(
             "tagset_id",
