@@ -72,6 +72,7 @@ def django_setup(db: str, work: Path, reuse: bool = False) -> bool:
     with connection._nodb_cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", [BENCH_DB])
         if reuse and cursor.fetchone()[0]:
+            call_command("migrate", verbosity=0)  # migrations newer than the load
             return True
         cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
         cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")

@@ -484,14 +484,91 @@ def _usable(queryset: QuerySet[Tag]) -> QuerySet[Tag]:
 def _autocomplete_exact(
     q: str, vocabulary: Vocabulary, tag_type: TagType | None, limit: int
 ) -> list[Suggestion]:
+    """Name prefixes and word starts, ranked by the media count of what each tag stands for.
+
+    Each kind of match is first counted up to SPARSE_MAX along its index. A sparse range is
+    ranked whole (≤ SPARSE_MAX rows). A dense one (a short, common prefix) is answered from the
+    other end: the most used tags, walked down the (vocabulary, media_count, name) index with
+    the match tested inside the index and the walk bounded (MariaDB `ROWS EXAMINED`), so no
+    request sorts a large range. Where the bounded walk finds too few, the full ranking runs
+    under the autocomplete time limit.
+    """
     base = _usable(_candidates(vocabulary, tag_type))
-    prefix = _suggestions(_ranked(base.filter(name__gte=q, name__lt=q + _MAX_CHAR))[:limit], "prefix")
+    in_range = base.filter(name__gte=q, name__lt=q + _MAX_CHAR)
     word_q = q.casefold()
-    words = TagWord.objects.filter(
-        vocabulary=vocabulary, word__gte=word_q, word__lt=word_q + _MAX_CHAR
-    ).values("tag_id")
-    by_word = _suggestions(_ranked(base.filter(pk__in=Subquery(words)))[:limit], "word")
-    return _merge(prefix, by_word, limit=limit)
+    words = TagWord.objects.filter(vocabulary=vocabulary, word__gte=word_q, word__lt=word_q + _MAX_CHAR)
+    candidates: set[int] = set()
+    dense_prefix = dense_words = False
+    named = list(in_range.order_by("name").values_list("pk", flat=True)[: SPARSE_MAX + 1])
+    if len(named) > SPARSE_MAX:
+        dense_prefix = True
+    else:
+        candidates.update(named)
+    worded = list(words.order_by("word").values_list("tag_id", flat=True)[: SPARSE_MAX + 1])
+    if len(worded) > SPARSE_MAX:
+        dense_words = True
+    else:
+        candidates.update(worded)
+    if dense_prefix or dense_words:
+        walked = _most_used_matching(q, vocabulary, tag_type, limit, prefix=dense_prefix, words=dense_words)
+        if walked is None:  # the bounded walk came up short: rank the ranges whole
+            prefix = _suggestions(_ranked(in_range)[:limit], "prefix")
+            by_word = _suggestions(
+                _ranked(base.filter(pk__in=Subquery(words.values("tag_id"))))[:limit], "word"
+            )
+            return _merge(prefix, by_word, limit=limit)
+        candidates.update(walked)
+    if not candidates:
+        return []
+    ranked = _ranked(base.filter(pk__in=sorted(candidates)))[: max(limit * 4, 40)]
+    rows = list(ranked)
+    prefix_rows = [t for t in rows if t.name.startswith(q)]
+    word_rows = [t for t in rows if not t.name.startswith(q)]
+    return _merge(_suggestions(prefix_rows, "prefix"), _suggestions(word_rows, "word"), limit=limit)
+
+
+SPARSE_MAX = 1000
+_WALK_ROWS = 30_000
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _most_used_matching(
+    q: str, vocabulary: Vocabulary, tag_type: TagType | None, limit: int, *, prefix: bool, words: bool
+) -> list[int] | None:
+    """Ids of the most used tags whose name starts with q (`prefix`) or has a word starting with
+    it (`words`), walking at most _WALK_ROWS index entries; None when that finds fewer than
+    `limit` (or on SQLite, where nothing bounds the walk: the caller ranks the ranges)."""
+    if connection.vendor != "mysql":
+        return None
+    table = Tag._meta.db_table
+    pattern = (_like_escape(q) + "%") if prefix and not words else ("%" + _like_escape(q) + "%")
+    params: list[Any] = [vocabulary.pk, pattern]
+    type_sql = ""
+    if tag_type is not None:
+        type_sql = " AND type_id = %s"
+        params.append(tag_type.pk)
+    want = max(limit * 4, 40)
+    sql = (
+        f"SELECT id, name FROM {table} FORCE INDEX (tag_vocab_count_name) "  # noqa: S608 - identifiers only
+        f"WHERE vocabulary_id = %s AND name LIKE %s{type_sql} "
+        f"ORDER BY media_count DESC LIMIT {int(want) * 4} ROWS EXAMINED {_WALK_ROWS}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    fold = q.casefold()
+    found = []
+    for tag_id, name in rows:
+        if (prefix and name.startswith(q)) or (
+            words and any(w.startswith(fold) for w in tag_words(name=name, vocabulary=vocabulary))
+        ):
+            found.append(tag_id)
+    if len(found) < limit and len(rows) < int(want) * 4:
+        return None
+    return found[:want]
 
 
 def _merge(*groups: list[Suggestion], limit: int) -> list[Suggestion]:
