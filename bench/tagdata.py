@@ -386,6 +386,13 @@ def generate(
                 "UPDATE tags_tagset SET assignment_count = (SELECT COUNT(*) FROM tags_tagassignment a "
                 "WHERE a.tagset_id = tags_tagset.id)"
             )
+        if vendor == "mysql":
+            # Fresh statistics, as InnoDB's background recalculation would give a library that
+            # grew to this size (right after a bulk load they describe the empty tables).
+            cursor.execute(
+                "ANALYZE TABLE tags_tagassignment, tags_effectivetag, tags_tagset, tags_tag, media_mediaitem"
+            )
+            cursor.fetchall()
     lib.seconds["counters"] = time.perf_counter() - t0
     lib.seconds["total"] = time.perf_counter() - started
     lib.seconds["assignments_rows"] = n_assignments

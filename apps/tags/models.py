@@ -192,7 +192,8 @@ class TagAssignment(BaseModel):
     class Meta:
         indexes = [
             models.Index(fields=["tag", "kind", "state", "media_item"], name="assign_tag_kind_state_item"),
-            models.Index(fields=["media_item", "kind"], name="assign_item_kind"),
+            # Covering for effective-tag reads per item (+ the PK's tagset and tag).
+            models.Index(fields=["media_item", "kind", "state", "confidence"], name="assign_item_kind_cover"),
         ]
 
     def __str__(self) -> str:
@@ -328,9 +329,8 @@ class EffectiveTag(models.Model):
     is_implied = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["media_item", "tag"], name="effective_item_tag"),
-        ]
+        # Per-item reads (rebuilds, item pages) come from this index alone; the PK keeps pairs unique.
+        indexes = [models.Index(fields=["media_item", "tag", "is_implied"], name="effective_item_tag_cover")]
 
     def __str__(self) -> str:
         return f"{self.tag_id} on {self.media_item_id}"

@@ -126,9 +126,22 @@ def _bases(item_ids: list[int]) -> dict[int, set[int]]:
             media_item_id__in=item_ids, kind=TagSet.Kind.TAGGER
         ).values_list("pk", "vocabulary_id")
     }
-    rows = TagAssignment.objects.filter(
-        media_item_id__in=item_ids, state=TagAssignment.State.CURRENT
-    ).values_list("media_item_id", "tag_id", "kind", "confidence", "tagset_id")
+    # Two index ranges: curated rows of items with a curated set, the other kinds' rows of the
+    # rest (a curated library's source rows are never read).
+    current = TagAssignment.objects.filter(state=TagAssignment.State.CURRENT)
+    with_curated = sorted(curated_items)
+    without = [i for i in item_ids if i not in curated_items]
+    rows = list(
+        current.filter(media_item_id__in=with_curated, kind=TagSet.Kind.CURATED).values_list(
+            "media_item_id", "tag_id", "kind", "confidence", "tagset_id"
+        )
+        if with_curated
+        else []
+    )
+    if without:
+        rows += current.filter(media_item_id__in=without).values_list(
+            "media_item_id", "tag_id", "kind", "confidence", "tagset_id"
+        )
     bases: dict[int, set[int]] = {item_id: set() for item_id in item_ids}
     for item_id, tag_id, kind, confidence, tagset_id in rows:
         if item_id in curated_items:
