@@ -5,7 +5,7 @@
     operation_undo(operation=outcome.operation, actor=user)              # undo; undo it to redo
 
 Applying runs in the request (one transaction) up to BULK_SYNC_MAX_CHANGES assignment changes,
-else as a job on the default queue: one transaction per BULK_CHUNK_ITEMS items that also advances
+else as a job on the default queue: one transaction per BULK_CHUNK_ITEMS (5,000) items that also advances
 `resume_cursor`, so a restarted worker resumes without repeating a chunk, and a cancel stops
 after the current chunk (done chunks stay undoable). Additions revive tombstones (§5.1: a
 person's append does) unless `revive_tombstones=False`; automatic paths never do.

@@ -53,7 +53,7 @@ def bulk_setting(name: str) -> int:
     """BULK_* knobs (Django settings override these defaults)."""
     defaults = {
         "BULK_SYNC_MAX_CHANGES": 10_000,
-        "BULK_CHUNK_ITEMS": 1_000,
+        "BULK_CHUNK_ITEMS": 5_000,
         "BULK_MAX_TARGET": 100_000,
         "BULK_PREVIEW_TTL_HOURS": 24,
         "BULK_OPERATION_RETENTION_DAYS": 90,

@@ -115,57 +115,48 @@ def apply_sets_sql(
         if scope:
             for ref in spec.add:
                 _add_one(operation_id, spec, ref, scope, kind, actor_id, now, counters)
-    transitions = _rows(
-        f"SELECT tag_id, before_state, after_state, COUNT(*) FROM {C} "
-        f"WHERE operation_id = %s AND media_item_id IN ({_in(ids)}) "
-        "GROUP BY tag_id, before_state, after_state",
-        [operation_id, *ids],
-    )
+    log = _chunk_log(operation_id, ids)
     tags = counters["tags"]
-    removed: dict[int, int] = defaultdict(int)
+    lost: dict[int, set[int]] = defaultdict(set)
     stat_deltas: dict[tuple[int, int], int] = defaultdict(int)
-    for tag_id, before, after, n in transitions:
+    for _set, tag_id, item_id, before, after in log:
         name = names.get(tag_id)
         if before == CURRENT and after == DELETED:
-            removed[tag_id] += n
-            stat_deltas[(tag_id, kind)] -= n
+            lost[tag_id].add(item_id)
+            stat_deltas[(tag_id, kind)] -= 1
             if name:
-                tags[name]["removed"] += n
+                tags[name]["removed"] += 1
         elif after == CURRENT:
-            stat_deltas[(tag_id, kind)] += n
+            stat_deltas[(tag_id, kind)] += 1
             if name:
-                tags[name]["added"] += n
+                tags[name]["added"] += 1
                 if before == DELETED:
-                    tags[name]["revived"] += n
-        counters["changes"] += n
+                    tags[name]["revived"] += 1
+    counters["changes"] = len(log)
     if spec.action in ("remove", "replace", "rename"):
-        if spec.scoped:
-            base = _scalar(
-                f"SELECT COUNT(DISTINCT media_item_id) FROM {C} WHERE operation_id = %s "
-                f"AND after_state = %s AND media_item_id IN ({_in(ids)})",
-                [operation_id, DELETED, *ids],
-            )
-        else:
-            base = len(ids)
+        # Items (not sets) whose sets lost the tag, as the per-item path counts them.
+        base = len(set().union(*lost.values())) if spec.scoped else len(ids)
         for ref in spec.remove:
-            # Items (not sets) whose sets lost the tag, as the per-item path counts them.
-            lost = (
-                _scalar(
-                    f"SELECT COUNT(DISTINCT media_item_id) FROM {C} WHERE operation_id = %s "
-                    f"AND tag_id = %s AND after_state = %s AND media_item_id IN ({_in(ids)})",
-                    [operation_id, ref.id, DELETED, *ids],
-                )
-                if removed.get(ref.id or 0)
-                else 0
-            )
-            tags[ref.name]["unchanged"] = base - lost
-    if not counters["changes"]:
+            tags[ref.name]["unchanged"] = base - len(lost.get(ref.id or 0, ()))
+    if not log:
         return counters
     stats_apply(stat_deltas)
-    changed = _log_finish(operation_id, ids, now)
+    changed = _log_finish(operation_id, log, now)
     counters["items_changing"] = len(changed)
     _effective(changed, [*spec.remove_ids, *spec.add_ids], kind, rules)
     return counters
+
+
+def _chunk_log(operation_id: int, ids: Sequence[int]) -> list[tuple[int, int, int, int, int]]:
+    """What an operation logged for these items: (set, tag, item, before, after) rows."""
+    return [
+        (int(a), int(b), int(c), int(d), int(e))
+        for a, b, c, d, e in _rows(
+            f"SELECT tagset_id, tag_id, media_item_id, before_state, after_state FROM {C} "
+            f"WHERE operation_id = %s AND media_item_id IN ({_in(ids)})",
+            [operation_id, *ids],
+        )
+    ]
 
 
 def _scalar(sql: str, params: Sequence[Any]) -> int:
@@ -313,37 +304,24 @@ def _revive(
     )
 
 
-def _log_finish(operation_id: int, ids: Sequence[int], now: Any) -> list[int]:
-    """Per set touched in this chunk: assignment_count += its net change, row_version + 1 (an
+def _log_finish(operation_id: int, log: list[tuple[int, int, int, int, int]], now: Any) -> list[int]:
+    """Per set in the chunk's log: assignment_count += its net change, row_version + 1 (an
     editor holding the old version gets 409). Returns the items that changed."""
-    touched = [
-        row[0]
-        for row in _rows(
-            f"SELECT DISTINCT tagset_id FROM {C} WHERE operation_id = %s "
-            f"AND media_item_id IN ({_in(ids)}) ORDER BY tagset_id",
-            [operation_id, *ids],
-        )
-    ]
-    net = (
-        f"(SELECT COALESCE(SUM(CASE WHEN c.after_state = {CURRENT} THEN 1 "
-        f"WHEN c.before_state = {CURRENT} THEN -1 ELSE 0 END), 0) FROM {C} c "
-        f"WHERE c.operation_id = %s AND c.tagset_id = {S}.id)"
-    )
-    for start in range(0, len(touched), 5000):
-        batch = touched[start : start + 5000]
-        _run(
-            f"UPDATE {S} SET assignment_count = assignment_count + {net}, "
-            f"row_version = row_version + 1, updated_at = %s WHERE id IN ({_in(batch)})",
-            [operation_id, now, *batch],
-        )
-    return [
-        row[0]
-        for row in _rows(
-            f"SELECT DISTINCT media_item_id FROM {C} WHERE operation_id = %s "
-            f"AND media_item_id IN ({_in(ids)}) ORDER BY media_item_id",
-            [operation_id, *ids],
-        )
-    ]
+    net: dict[int, int] = defaultdict(int)
+    for tagset_id, _tag, _item, before, after in log:
+        net[tagset_id] += (after == CURRENT) - (before == CURRENT)
+    by_net: dict[int, list[int]] = defaultdict(list)
+    for tagset_id, delta in sorted(net.items()):
+        by_net[delta].append(tagset_id)
+    for delta, set_ids in by_net.items():
+        for start in range(0, len(set_ids), 5000):
+            batch = set_ids[start : start + 5000]
+            _run(
+                f"UPDATE {S} SET assignment_count = assignment_count + %s, "
+                f"row_version = row_version + 1, updated_at = %s WHERE id IN ({_in(batch)})",
+                [delta, now, *batch],
+            )
+    return sorted({item for _set, _tag, item, _before, _after in log})
 
 
 def _effective(items: list[int], tag_ids: list[int], kind: int, rules: Rules | None) -> None:
@@ -436,24 +414,19 @@ def undo_sets_sql(
         counters["conflict_samples"] = _conflicts(operation_id, orig, ids)
     if not restored:
         return counters
-    transitions = _rows(
-        f"SELECT u.tag_id, s.kind, u.before_state, u.after_state, COUNT(*) FROM {C} u "
-        f"JOIN {S} s ON s.id = u.tagset_id WHERE u.operation_id = %s AND u.media_item_id IN ({_in(ids)}) "
-        "GROUP BY u.tag_id, s.kind, u.before_state, u.after_state",
-        [operation_id, *ids],
-    )
+    log = _chunk_log(operation_id, ids)
+    kinds = dict(TagSet.objects.filter(pk__in=sorted({row[0] for row in log})).values_list("pk", "kind"))
     deltas: dict[tuple[int, int], int] = defaultdict(int)
-    kinds = set()
-    for tag_id, kind, before, after, n in transitions:
-        kinds.add(kind)
+    for tagset_id, tag_id, _item, before, after in log:
+        kind = kinds.get(tagset_id, CURATED)
         if after == CURRENT and before != CURRENT:
-            deltas[(tag_id, kind)] += n
+            deltas[(tag_id, kind)] += 1
         elif before == CURRENT and after != CURRENT:
-            deltas[(tag_id, kind)] -= n
+            deltas[(tag_id, kind)] -= 1
     stats_apply(deltas)
-    changed = _log_finish(operation_id, ids, now)
-    kind = kinds.pop() if len(kinds) == 1 else 0
-    _effective(changed, sorted({t for t, *_rest in transitions}), kind, rules)
+    changed = _log_finish(operation_id, log, now)
+    only = set(kinds.values())
+    _effective(changed, sorted({row[1] for row in log}), only.pop() if len(only) == 1 else 0, rules)
     return counters
 
 
