@@ -255,6 +255,27 @@ def test_wildcard_truncates_to_the_most_used_tags(db):  # check 14
     assert info.value.details["total"] == 150
 
 
+def test_a_broad_wildcard_searches_its_most_used_tags(db):  # check 14, past WILDCARD_SORT_MAX
+    """1,200 matching tags: the 100 most used are found by the bounded walk, not a full sort."""
+    items = items_make(3)
+    names = [f"b_{n:04d}" for n in range(1_200)]
+    tags = tags_make(names)
+    for n, name in enumerate(names):
+        tags[name].media_count = (n * 7919) % 1_201  # a scrambled order, all different
+    Tag.objects.bulk_update(tags.values(), ["media_count"], batch_size=500)
+    ranked = sorted(tags.values(), key=lambda t: -t.media_count)
+    top, just_out = ranked[99], ranked[100]
+    assign([(items[0].pk, C, top.pk), (items[1].pk, C, just_out.pk), (items[2].pk, C, ranked[0].pk)])
+    effective_build([i.pk for i in items])
+    page = search_media(q="b_*", viewer=None)
+    assert page.ids == [items[2].pk, items[0].pk]
+    truncated = page.warnings[0]
+    assert truncated["code"] == "wildcard_truncated" and truncated["used"] == 100
+    assert "more than 1,000 tags" in truncated["message"] and truncated["total"] is None
+    with pytest.raises(QueryError, match="more than 1,000 tags"):
+        search_media(q="a -b_*", viewer=None)
+
+
 def test_wildcard_limit_follows_settings(lib, settings):
     settings.SEARCH_WILDCARD_MAX = 1
     page = search_media(q="c*", viewer=None)  # cat (2 items) beats car (1)

@@ -129,7 +129,7 @@ def test_counts_are_free_exact_or_bounded(many, settings):  # check 20
 
 
 def test_a_count_past_its_limit_is_an_upper_bounded_estimate(many, settings):  # check 20
-    settings.SEARCH_COUNT_TIME_LIMIT = 0.05
+    settings.SEARCH_COUNT_ESTIMATE_TIME_LIMIT = 0.05
     cond = normalise(query_resolve(parse("cat dog")).cond)
     plan = plan_choose(cond, limit=10, total=300)
     count, exact, bound = count_page(

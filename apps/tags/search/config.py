@@ -16,7 +16,9 @@ DEFAULTS: dict[str, float | int] = {
     "SEARCH_SMALL_THRESHOLD": 20_000,
     "SEARCH_SCAN_BUDGET": 200_000,
     "SEARCH_TIME_LIMIT": 3.0,
-    "SEARCH_COUNT_TIME_LIMIT": 1.0,
+    # count=estimate (the default) counts exactly only when that is this quick; otherwise it
+    # estimates, so a first page never waits on COUNT(*) (count=exact takes SEARCH_TIME_LIMIT).
+    "SEARCH_COUNT_ESTIMATE_TIME_LIMIT": 0.05,
     "SEARCH_WILDCARD_TIME_LIMIT": 1.0,
     "SEARCH_COUNT_CACHE_SECONDS": 300,
 }

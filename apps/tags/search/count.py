@@ -1,4 +1,9 @@
-"""Counts and estimates (§4.5): free when possible, else COUNT(*) under a short limit."""
+"""Counts and estimates (§4.5): free when possible, else COUNT(*) under a short limit.
+
+`count=estimate` gives COUNT(*) SEARCH_COUNT_ESTIMATE_TIME_LIMIT (50 ms) rather than §4.5's 1 s:
+a first page should not wait on a count, and the estimate says it is one (count_exact=false,
+with the upper bound). `count=exact` counts under the search limit.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ def count_page(
     key = "search:count:" + hashlib.sha256(f"{query_key}|{base.query}".encode()).hexdigest()[:32]
     if (hit := cache.get(key)) is not None:
         return int(hit), True, None
-    seconds = knob("SEARCH_TIME_LIMIT" if mode == "exact" else "SEARCH_COUNT_TIME_LIMIT")
+    seconds = knob("SEARCH_TIME_LIMIT" if mode == "exact" else "SEARCH_COUNT_ESTIMATE_TIME_LIMIT")
     started = time.monotonic()
     try:
         with statement_limit(seconds):
