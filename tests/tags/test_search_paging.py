@@ -147,6 +147,16 @@ def test_a_count_past_its_limit_is_an_upper_bounded_estimate(many, settings):  #
     assert exact is False and bound == 100 and 0 <= count <= bound
 
 
+def test_an_estimate_skips_a_count_that_would_touch_too_many_rows(many, settings):  # check 20
+    settings.SEARCH_COUNT_ESTIMATE_ROWS = 10  # "cat" drives with 150 rows: over the budget
+    with CaptureQueriesContext(connection) as queries:
+        page = search_media(q="cat -dog", viewer=None, limit=10, count="estimate")
+    assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+    assert page.count_exact is False and page.count_upper_bound == 150 and 0 <= (page.count or 0) <= 150
+    exact = search_media(q="cat -dog", viewer=None, limit=10, count="exact")
+    assert exact.count_exact and exact.count == len(search_ids(q="cat -dog", viewer=None))
+
+
 def test_statement_limit_stops_a_long_statement_and_the_connection_survives(many):  # check 19
     started = time.monotonic()
     with pytest.raises(QueryTimeout) as info, statement_limit(0.05, term="cat"):

@@ -19,6 +19,8 @@ DEFAULTS: dict[str, float | int] = {
     # count=estimate (the default) counts exactly only when that is this quick; otherwise it
     # estimates, so a first page never waits on COUNT(*) (count=exact takes SEARCH_TIME_LIMIT).
     "SEARCH_COUNT_ESTIMATE_TIME_LIMIT": 0.05,
+    # …and does not try when the count would touch more rows than this (see count._work).
+    "SEARCH_COUNT_ESTIMATE_ROWS": 20_000,
     "SEARCH_WILDCARD_TIME_LIMIT": 1.0,
     "SEARCH_COUNT_CACHE_SECONDS": 300,
 }

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from apps.tags.search.config import knob
 from apps.tags.search.errors import QueryTimeout
 from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import AllOf, Cond, Match
+from apps.tags.search.ir import AllOf, Cond, Match, Neg
 from apps.tags.search.planner import Plan
 
 SLOW_COUNT_SECONDS = 0.05  # only counts slower than this are worth caching
@@ -51,6 +51,12 @@ def count_page(
     if (hit := cache.get(key)) is not None:
         return int(hit), True, None
     seconds = knob("SEARCH_TIME_LIMIT" if mode == "exact" else "SEARCH_COUNT_ESTIMATE_TIME_LIMIT")
+    if (
+        mode == "estimate"
+        and plan.c_min is not None
+        and _work(plan, cond, total) > knob("SEARCH_COUNT_ESTIMATE_ROWS")
+    ):
+        return _estimate(plan, cond, total)  # a COUNT(*) would only run into its limit
     started = time.monotonic()
     try:
         with statement_limit(seconds):
@@ -58,11 +64,29 @@ def count_page(
     except QueryTimeout:
         if plan.c_min is None:
             return None, False, None
-        selectivity = 1.0
-        for child in cond.children if isinstance(cond, AllOf) else (cond,):
-            if isinstance(child, Match):
-                selectivity *= min(1.0, child.count / max(total, 1))
-        return max(0, min(int(total * selectivity), plan.c_min)), False, plan.c_min
+        return _estimate(plan, cond, total)
     if time.monotonic() - started >= SLOW_COUNT_SECONDS:
         cache.set(key, n, int(knob("SEARCH_COUNT_CACHE_SECONDS")))
     return n, True, None
+
+
+def _work(plan: Plan, cond: Cond, total: int) -> float:
+    """Rough rows a COUNT(*) would touch: the driving rows (a postings plan's rarest tag, or every
+    item for a scan), each checked against the other tags (an OR of many costs more)."""
+    driving = plan.c_min if plan.kind == "postings" and plan.c_min is not None else total
+    checks = 0
+    for child in cond.children if isinstance(cond, AllOf) else (cond,):
+        inner = child.child if isinstance(child, Neg) else child
+        if child is not plan.driver:
+            checks += len(inner.tag_ids) if isinstance(inner, Match) else 1
+    return driving * (1 + checks / 8)
+
+
+def _estimate(plan: Plan, cond: Cond, total: int) -> tuple[int | None, bool, int | None]:
+    """N·s clamped to [0, c_min] (§4.5), with c_min as the upper bound."""
+    assert plan.c_min is not None
+    selectivity = 1.0
+    for child in cond.children if isinstance(cond, AllOf) else (cond,):
+        if isinstance(child, Match):
+            selectivity *= min(1.0, child.count / max(total, 1))
+    return max(0, min(int(total * selectivity), plan.c_min)), False, plan.c_min
