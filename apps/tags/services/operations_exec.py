@@ -448,9 +448,11 @@ def _apply_per_item(
             for key, tag_id, item_id, before, after, position, via in changes
         ],
     )
-    stats_apply(_stat_key_deltas((c[1], kind, c[3], c[4]) for c in changes))
     sets_recount([*touched, *created.values()])
     effective_refresh(item_ids=sorted(changed_items), rules=rules)
+    # Shared counter rows last (Tag, then TagStat, in every path): parallel chunks hold them
+    # only for the end of their transaction.
+    stats_apply(_stat_key_deltas((c[1], kind, c[3], c[4]) for c in changes))
     return counters
 
 
@@ -749,7 +751,6 @@ def undo_chunk(
         )
         TagSet.objects.filter(pk__in=sorted(droppable)).delete()
         counters["sets_removed"] = len(droppable)
-    stats_apply(_stat_key_deltas(transitions))
     sets_recount(s for s in set_ids if s not in droppable and s in kinds)
     counters["changes"] = len(logged)
     if original.kind == Operation.Kind.UNDO and root_spec is not None:
@@ -766,6 +767,7 @@ def undo_chunk(
             counters["changes"] += redo["changes"]
     if affected:
         effective_refresh(item_ids=sorted(affected), rules=rules)
+    stats_apply(_stat_key_deltas(transitions))
     return counters
 
 

@@ -140,10 +140,10 @@ def apply_sets_sql(
             tags[ref.name]["unchanged"] = base - len(lost.get(ref.id or 0, ()))
     if not log:
         return counters
-    stats_apply(stat_deltas)
     changed = _log_finish(operation_id, log, now)
     counters["items_changing"] = len(changed)
     _effective(changed, [*spec.remove_ids, *spec.add_ids], kind, rules)
+    stats_apply(stat_deltas)  # shared counter rows last (Tag in _effective, then TagStat)
     return counters
 
 
@@ -423,10 +423,10 @@ def undo_sets_sql(
             deltas[(tag_id, kind)] += 1
         elif before == CURRENT and after != CURRENT:
             deltas[(tag_id, kind)] -= 1
-    stats_apply(deltas)
     changed = _log_finish(operation_id, log, now)
     only = set(kinds.values())
     _effective(changed, sorted({row[1] for row in log}), only.pop() if len(only) == 1 else 0, rules)
+    stats_apply(deltas)  # shared counter rows last (Tag in _effective, then TagStat)
     return counters
 
 
