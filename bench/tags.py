@@ -11,6 +11,8 @@ Flags:
   --peer-items P  caption files the peer scan reads (default: all items)
   --keep          keep the database afterwards
   --reuse         use the database a --keep run left (skips the load; implies --keep)
+  --curated F     share of items with a curated set (default 1.0: a curated library, as bulk edits
+                  meet it; 0 halves the load for search-only runs at 1M)
   --only LIST     comma-separated parts to run: search,peer,autocomplete,bulk,rebuild (default all)
 
 Measured through the API (Django's test client, so DRF, serializers and the planner all run):
@@ -47,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--peer-items", type=int, default=0)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--curated", type=float, default=1.0)
     parser.add_argument("--only", default="search,peer,autocomplete,bulk,rebuild")
     args = parser.parse_args()
     args.keep = args.keep or args.reuse
@@ -145,7 +148,11 @@ def main() -> None:
         + ("  (small: the data will not stay in memory; see bench/README.md)" if pool < 2**31 else "")
     )
     t0 = time.perf_counter()
-    lib = load() if reused else generate(n_items=args.items, n_tags=args.tags, seed=7)
+    lib = (
+        load()
+        if reused
+        else generate(n_items=args.items, n_tags=args.tags, seed=7, curated_share=args.curated)
+    )
     loaded = time.perf_counter() - t0
     print(
         f"data: {len(lib.item_ids):,} items, {len(lib.tag_ids):,} tags, "
