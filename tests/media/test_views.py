@@ -78,6 +78,16 @@ def test_item_page_shows_metadata_tag_sets_and_origins(client, curator):
     assert client.get("/items/999999/").status_code == 404
 
 
+def test_item_page_links_near_duplicates_and_the_gallery_finds_them(client, curator):
+    item = make_item(curator)
+    assert item.phash is not None
+    client.force_login(curator)
+    html = client.get(f"/items/{item.pk}/").content.decode()
+    assert f"?q=similar:{item.pk},4" in html and "Find similar images" in html
+    gallery = client.get("/", {"q": f"similar:{item.pk},4"}).content.decode()
+    assert f"/items/{item.pk}/" in gallery
+
+
 def test_upload_page_without_input_is_422_with_a_message(client, curator):
     client.force_login(curator)
     response = client.post("/upload/", {}, HTTP_HX_REQUEST="true")

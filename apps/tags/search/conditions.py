@@ -10,8 +10,8 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThanOrEqual
 
 from apps.tags.models import EffectiveTag, TagAssignment, TagSet
-from apps.tags.search.ir import AllOf, AnyOf, Column, Cond, Const, HasSet, Match, Neg, TypeCount
-from apps.tags.search.lookups import ExactBytes
+from apps.tags.search.ir import AllOf, AnyOf, Column, Cond, Const, HasSet, Match, Neg, Similar, TypeCount
+from apps.tags.search.lookups import ExactBytes, Hamming
 from apps.tags.search.values import ANY, NONE, Interval, RangeList
 
 
@@ -119,6 +119,12 @@ def compile_cond(cond: Cond, *, prefix: str = "", outer: str = "pk") -> Q:
         if cond.version is not None:
             sets = sets.filter(ExactBytes(F("tagger_version"), cond.version))
         return Q(Exists(sets))
+    if isinstance(cond, Similar):
+        bands = Q()
+        for n, band in enumerate(cond.bands):
+            bands |= Q(**{f"{prefix}phash_b{n}": band})
+        close = LessThanOrEqual(Hamming(F(f"{prefix}phash"), Value(cond.phash)), cond.distance)
+        return bands & Q(close)
     if isinstance(cond, TypeCount):
         counted = (
             EffectiveTag.objects.filter(media_item_id=OuterRef(outer), tag__type_id=cond.type_id)

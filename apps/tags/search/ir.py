@@ -51,6 +51,16 @@ class HasSet(Cond):
 
 
 @dataclass(frozen=True)
+class Similar(Cond):
+    """The item's 64-bit perceptual hash is within `distance` bits of `phash` (signed storage
+    form); `bands` are its five band values, one of which any such neighbour shares."""
+
+    phash: int
+    bands: tuple[int, ...]
+    distance: int
+
+
+@dataclass(frozen=True)
 class TypeCount(Cond):
     """The number of effective tags of one type is in `ranges`."""
 

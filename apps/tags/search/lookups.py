@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Lookup
+from django.db.models import Func, IntegerField, Lookup
 
 
 class ExactBytes(Lookup):  # type: ignore[type-arg]
@@ -45,3 +45,30 @@ class NameGlob(Lookup):  # type: ignore[type-arg]
         if connection.vendor == "mysql":
             return f"{lhs} COLLATE utf8mb4_bin LIKE %s", [*lhs_params, pattern]
         return f"{lhs} LIKE %s", [*lhs_params, pattern]
+
+
+class Hamming(Func):
+    """Bits that differ between two 64-bit hashes (BIT_COUNT of the XOR on MariaDB; on SQLite a
+    function registered on each connection, `bt_hamming`)."""
+
+    output_field = IntegerField()
+    arity = 2
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="BIT_COUNT(%(expressions)s)", arg_joiner=" ^ ")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="bt_hamming")
+
+
+def hamming(a: int | None, b: int | None) -> int | None:
+    """The SQLite side of Hamming (signed 64-bit integers in, differing bits out)."""
+    if a is None or b is None:
+        return None
+    return ((a ^ b) & 0xFFFFFFFFFFFFFFFF).bit_count()
+
+
+def sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """connection_created handler: register bt_hamming on SQLite connections."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("bt_hamming", 2, hamming, deterministic=True)

@@ -22,7 +22,8 @@ FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff", "mkv": "mkv", "heif": "heic", "t
 SINGLETONS = frozenset({"order", "limit", "in", "vocab"})
 TAG_QUALIFIERS = frozenset({"ai", "conf"})
 TERM_MODES = frozenset({"tag", "direct", "unaliased"})
-NOT_AVAILABLE = frozenset({"md5", "pixelhash", "similar", "dataset", "import", "op", "scene"})
+NOT_AVAILABLE = frozenset({"md5", "pixelhash", "dataset", "import", "op", "scene"})
+SIMILAR_MAX_DISTANCE = 4  # five 13/12-bit bands find every hash within 4 bits (pigeonhole)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,25 @@ def _ai(text: str) -> tuple[str, v.RangeList | None]:
     return name, ranges
 
 
+def _similar(text: str) -> tuple[int, int]:
+    """`<item id>[,<distance>]`: perceptual-hash neighbours of an item, distance 0–4 bits."""
+    hint = f"similar:<item id>[,<distance 0–{SIMILAR_MAX_DISTANCE}>], e.g. similar:123,4"
+    item, _, distance = text.partition(",")
+    if not item.isascii() or not item.isdigit() or len(item) > 18:
+        raise ValueProblem(f"{item!r} is not an item id.", token=item, offset=0, hint=hint)
+    if not distance:
+        return int(item), 0
+    offset = len(item) + 1
+    if not distance.isascii() or not distance.isdigit() or int(distance[:3]) > SIMILAR_MAX_DISTANCE:
+        raise ValueProblem(
+            f"{distance!r} is not a distance from 0 to {SIMILAR_MAX_DISTANCE}.",
+            token=distance,
+            offset=offset,
+            hint=hint,
+        )
+    return int(item), int(distance)
+
+
 _INT = "a whole number, a range like 100..200 or >=512"
 SPECS: dict[str, Spec] = {
     "in": _choice(SCOPES, many=False),
@@ -159,6 +179,7 @@ SPECS: dict[str, Spec] = {
     "limit": Spec(_limit, "1 to 200"),
     "ai": Spec(_ai, "ai:<tag>[,<confidence range>]"),
     "conf": Spec(_ai, "conf:<tag>[,<confidence range>]"),
+    "similar": Spec(_similar, "similar:<item id>[,<distance 0–4>]"),
 }
 QUALIFIER_NAMES = frozenset(SPECS) | TERM_MODES | NOT_AVAILABLE
 

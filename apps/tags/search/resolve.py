@@ -18,7 +18,19 @@ from apps.tags.search import values as v
 from apps.tags.search.config import int_knob, knob
 from apps.tags.search.errors import QueryError
 from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import FALSE, TRUE, AllOf, AnyOf, Column, Cond, HasSet, Match, Neg, TypeCount
+from apps.tags.search.ir import (
+    FALSE,
+    TRUE,
+    AllOf,
+    AnyOf,
+    Column,
+    Cond,
+    HasSet,
+    Match,
+    Neg,
+    Similar,
+    TypeCount,
+)
 from apps.tags.search.lookups import NameGlob
 from apps.tags.search.nodes import And, Node, Not, Or, Qualifier, TagTerm
 from apps.tags.search.qualifiers import SINGLETONS, nearest_qualifier
@@ -311,7 +323,37 @@ class Resolver:
             return HasSet(TagSet.Kind.TAGGER, model, version or None)
         if name in ("ai", "conf"):
             return self.ai(node)
+        if name == "similar":
+            return self.similar(node)
         raise AssertionError(name)
+
+    def similar(self, node: Qualifier) -> Cond:
+        """Near-duplicates of one item by perceptual hash (§2.10: five band lookups, then the
+        Hamming distance); the item itself is among them."""
+        from apps.media.models import MediaItem
+        from apps.media.services.probe import phash_bands
+
+        item_id, distance = node.parsed
+        row = MediaItem.objects.filter(pk=item_id).values_list("phash", flat=True).first()
+        position = node.pos + len("similar:")
+        if row is None and not MediaItem.objects.filter(pk=item_id).exists():
+            raise QueryError(
+                "invalid_value",
+                f"There is no item {item_id}.",
+                token=str(item_id),
+                position=position,
+                hint="similar: takes the id of an item in the library.",
+            )
+        if row is None:
+            raise QueryError(
+                "invalid_value",
+                f"Item {item_id} has no perceptual hash (videos and unreadable images have none).",
+                token=str(item_id),
+                position=position,
+                hint="Use an image or a captured frame.",
+            )
+        unsigned = row & ((1 << 64) - 1)
+        return Similar(int(row), tuple(phash_bands(unsigned)), distance)
 
     def ai(self, node: Qualifier) -> Cond:
         name, ranges = node.parsed
