@@ -227,6 +227,31 @@ def test_remove_tombstones_in_curated_sets_and_unseeded_items(curator):
     assert_no_drift()
 
 
+def test_remove_by_pattern_takes_every_matching_tag(curator):
+    items = library(3, curated=["white_background", "simple_background", "cat", "background_art"])
+    preview, op = run("remove", items, curator, tags=["*_background", "cat"])
+    assert set(preview.counts["tags"]) == {"white_background", "simple_background", "cat"}
+    assert op.counters["tags"]["white_background"]["removed"] == 3
+    assert curated_names(items[0]) == ["background_art"]
+    none = ops.operation_preview(action="remove", tags=["zzz*"], ids=[items[0].pk], actor=curator)
+    assert [w["code"] for w in none.warnings][:1] == ["tags.unknown_tag"]
+    assert none.counts["changes"] == 0
+
+
+def test_remove_pattern_that_names_everything_or_too_much_is_refused(curator, monkeypatch):
+    from apps.tags.services import operations_plan
+
+    items = library(1, curated=["a_1", "a_2", "a_3"])
+    with pytest.raises(DomainError) as info:
+        ops.operation_preview(action="remove", tags=["**"], ids=[items[0].pk], actor=curator)
+    assert info.value.code == "tags.bulk_invalid"
+    monkeypatch.setattr(operations_plan, "PATTERN_MAX_TAGS", 2)
+    with pytest.raises(DomainError) as info:
+        ops.operation_preview(action="remove", tags=["a_*"], ids=[items[0].pk], actor=curator)
+    assert info.value.code == "tags.pattern_too_broad" and "more than 2 tags" in info.value.message
+    assert Operation.objects.count() == 0
+
+
 def test_remove_from_tagger_sets_only(curator):
     items = library(2, curated=None, source=["sky"], tagger={"robot": 9000, "cat": 9000})
     preview, op = run("remove", items, curator, tags=["robot"], set_kind="tagger")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from apps.core.exceptions import DomainError, ForbiddenError, UnprocessableError
 from apps.tags.models import (
@@ -176,6 +176,50 @@ def _existing(names: Sequence[str], vocabulary: Vocabulary, warnings: list[dict[
     return refs
 
 
+PATTERN_MAX_TAGS = 500
+
+
+def _matching(
+    patterns: Sequence[str], vocabulary: Vocabulary, warnings: list[dict[str, Any]]
+) -> list[TagRef]:
+    """Tags a `*` pattern names (remove only: `*_background`, `artist:*`-style clean-ups), most
+    used first; a pattern naming more than PATTERN_MAX_TAGS tags is refused, not truncated."""
+    from apps.tags.search.lookups import NameGlob
+    from apps.tags.search.terms import normalise_fragment
+
+    refs: list[TagRef] = []
+    for pattern in patterns:
+        text = pattern.strip()
+        parts = tuple(normalise_fragment(part, vocabulary) for part in text.split("*"))
+        if not any(parts):
+            raise DomainError(
+                f"{text!r} would name every tag; write part of a name around the '*'.",
+                code="tags.bulk_invalid",
+                details={"fields": {"tags": [f"{text!r} matches everything."]}},
+            )
+        rows = list(
+            Tag.objects.filter(NameGlob(F("name"), parts), vocabulary=vocabulary)
+            .order_by("-media_count", "name")
+            .values_list("pk", "name")[: PATTERN_MAX_TAGS + 1]
+        )
+        if len(rows) > PATTERN_MAX_TAGS:
+            raise DomainError(
+                f"{text!r} matches more than {PATTERN_MAX_TAGS} tags; make the pattern narrower.",
+                code="tags.pattern_too_broad",
+                details={"fields": {"tags": [f"More than {PATTERN_MAX_TAGS} tags match {text!r}."]}},
+            )
+        if not rows:
+            warnings.append(
+                {
+                    "code": "tags.unknown_tag",
+                    "message": f"No tag of {vocabulary.name} matches {text!r}, so nothing to remove.",
+                    "tags": [text],
+                }
+            )
+        refs += [TagRef(name, pk, text) for pk, name in rows]
+    return refs
+
+
 def _wanted(names: Sequence[str], vocabulary: Vocabulary) -> list[TagRef]:
     """Tags a person adds: normalised, aliases resolved to their ideal, deprecated ones refused.
 
@@ -264,7 +308,12 @@ def operation_spec_build(
         return replace(spec, add=tuple(_wanted(tags, vocabulary))), warnings
     if action == "remove":
         _required(tags, "tags")
-        return replace(spec, remove=tuple(_existing(tags, vocabulary, warnings))), warnings
+        patterns = [t for t in tags if "*" in t]
+        plain = [t for t in tags if "*" not in t]
+        refs = _existing(plain, vocabulary, warnings) if plain else []
+        known = {r.name for r in refs}
+        refs += [r for r in _matching(patterns, vocabulary, warnings) if r.name not in known]
+        return replace(spec, remove=tuple(refs)), warnings
     if action == "set_type":
         _required(tags, "tags")
         tag_type = tag_type_find_by_key(key=type_key or "")
