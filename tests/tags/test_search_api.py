@@ -43,6 +43,11 @@ def test_search_endpoint_pages_by_cursor(api, items):
     ).json()
     ids = [r["id"] for r in first["results"] + second["results"]]
     assert ids == [items[3].pk, items[2].pk, items[1].pk, items[0].pk] and second["next_cursor"] is None
+    assert first["prev_cursor"] is None and second["prev_cursor"]
+    back = api.get(
+        "/api/media/search", {"q": "cat or dog", "limit": 2, "cursor": second["prev_cursor"]}
+    ).json()
+    assert [r["id"] for r in back["results"]] == [items[3].pk, items[2].pk] and back["prev_cursor"] is None
 
 
 def test_filters_narrow_the_query(api, items):

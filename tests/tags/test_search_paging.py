@@ -71,6 +71,27 @@ def test_keyset_pages_return_each_id_once_without_offset(many, q):  # check 18
     assert any("LIMIT 51" in query["sql"].upper() for query in queries.captured_queries)
 
 
+@pytest.mark.parametrize("q", ["", "cat -dog", "order:filesize", "cat order:filesize_asc", "order:random"])
+def test_prev_cursor_walks_back_through_the_same_pages(many, q):
+    pages, cursor = [], None
+    while True:
+        page = search_media(q=q, viewer=None, limit=40, cursor=cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(pages) >= 3 and pages[0].prev_cursor is None and pages[1].prev_cursor
+    # From the last page back to the first: the same ids, and the same cursors onward.
+    page = pages[-1]
+    for expected in reversed(pages[:-1]):
+        assert page.prev_cursor is not None
+        page = search_media(q=q, viewer=None, limit=40, cursor=page.prev_cursor)
+        assert page.ids == expected.ids
+    assert page.prev_cursor is None  # back at the first page
+    second = search_media(q=q, viewer=None, limit=40, cursor=page.next_cursor)
+    assert second.ids == pages[1].ids
+
+
 def test_pages_stay_stable_while_items_arrive(many):  # check 18 (inserts between pages)
     first = search_media(q="cat", viewer=None, limit=50)
     arrivals = items_make(20)

@@ -71,7 +71,7 @@ def _search_response(request: Request, queryset: Any) -> Response:
         {
             "results": MediaItemOutputSerializer(page.items, many=True, context={"request": request}).data,
             "next_cursor": page.next_cursor,
-            "prev_cursor": None,
+            "prev_cursor": page.prev_cursor,
             "count": page.count,
             "count_exact": page.count_exact,
             "count_upper_bound": page.count_upper_bound,
@@ -82,7 +82,7 @@ def _search_response(request: Request, queryset: Any) -> Response:
 
 SEARCH_SCHEMA = [
     OpenApiParameter("q", str, description="Tag query (TAGS-AND-SEARCH.md §3); answers with next_cursor"),
-    OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+    OpenApiParameter("cursor", str, description="next_cursor or prev_cursor of a page of the same query"),
     OpenApiParameter("limit", int, description="Page size 1–200 (limit: in q wins)"),
     OpenApiParameter("count", str, enum=["none", "estimate", "exact"], description="Count mode"),
 ]

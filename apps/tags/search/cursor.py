@@ -16,13 +16,15 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class CursorState:
-    """Where the previous page ended: the last row's sort value and id, plus the random seed."""
+    """A page boundary: a row's sort value and id, the random seed, and the direction: forward
+    (the next page starts after this row) or back (the previous page ends before it)."""
 
     query: str
     order: str
     value: Any
     last_id: int
     seed: int = 0
+    back: bool = False
 
 
 def _dump(value: Any) -> Any:
@@ -47,6 +49,7 @@ def cursor_encode(state: CursorState) -> str:
         "o": state.order,
         "last": [_dump(state.value), state.last_id],
         "seed": state.seed,
+        "b": int(state.back),
     }
     return signing.dumps(payload, salt=SALT, compress=True)
 
@@ -73,6 +76,7 @@ def cursor_decode(cursor: str, *, query: str, order: str) -> CursorState:
             value=_load(last_value),
             last_id=int(last_id),
             seed=int(payload.get("seed", 0)),
+            back=bool(payload.get("b", 0)),
         )
         if payload.get("v") != VERSION:
             raise ValueError("version")

@@ -60,6 +60,7 @@ class SearchPage:
     count_exact: bool = False
     count_upper_bound: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    prev_cursor: str | None = None
 
 
 def _queryset(plan: Plan, base: QuerySet[Any]) -> tuple[QuerySet[Any], str, str]:
@@ -99,7 +100,8 @@ def _page_rows(
     plan: Plan, base: QuerySet[Any], resolved: Resolved, state: CursorState | None, seed: int, size: int
 ) -> list[tuple[Any, int]]:
     rows, id_path, prefix = _queryset(plan, base)
-    desc, nullable = resolved.descending, False
+    # A back cursor reads the rows before it: the same keyset and order, reversed.
+    desc, nullable = resolved.descending != bool(state and state.back), False
     if resolved.order == "id":
         sort = id_path
     elif resolved.order == "random":
@@ -173,10 +175,19 @@ def search_media(
     seed = state.seed if state else (secrets.randbelow(RANDOM_MODULUS) if resolved.order == "random" else 0)
     rows, plan = _run(plan, items_base, resolved, state, seed, size)
     page, more = rows[:size], len(rows) > size
-    next_cursor = None
-    if more:
+    back = state is not None and state.back
+    if back:
+        page.reverse()  # read backwards; shown in the query's order
+    # Forward: more rows after this page if one extra came back; earlier rows if we came by a
+    # cursor. Back: the reverse.
+    after, before = (state is not None, more) if back else (more, state is not None)
+    next_cursor = prev_cursor = None
+    if page and after:
         value, last_id = page[-1]
         next_cursor = cursor_encode(CursorState(query_key, order_key, value, last_id, seed))
+    if page and before:
+        value, first_id = page[0]
+        prev_cursor = cursor_encode(CursorState(query_key, order_key, value, first_id, seed, back=True))
     ids = [row[1] for row in page]
     warnings = list({(w["code"], w.get("position")): w for w in resolved.warnings}.values())
     if (
@@ -198,6 +209,7 @@ def search_media(
         warnings=warnings,
         limit=size,
         plan=plan.kind,
+        prev_cursor=prev_cursor,
     )
     result.count, result.count_exact, result.count_upper_bound = count_page(
         mode=count,
