@@ -9,7 +9,7 @@ import pytest
 
 from apps.media.models import MediaItem
 from apps.media.services.probe import phash_bands, phash_to_signed
-from apps.tags.search import QueryError, search_ids
+from apps.tags.search import QueryError, search_ids, search_media
 from tests.tags.factories import items_make
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +85,27 @@ def test_an_item_without_a_hash_is_a_clear_error(hashed):
     with pytest.raises(QueryError) as info:
         search_ids(q=f"similar:{items[-1].pk}", viewer=None)
     assert info.value.code == "invalid_value" and "no perceptual hash" in info.value.message
+
+
+def test_order_similarity_lists_closest_first_and_pages(hashed):
+    items, hashes = hashed
+    centre = hashes[0]
+    q = f"similar:{items[0].pk},4 order:similarity"
+    distance = {
+        item.pk: (value ^ centre).bit_count()  # type: ignore[operator]
+        for item, value in zip(items, hashes, strict=True)
+        if value is not None
+    }
+    expected = sorted((pk for pk, d in distance.items() if d <= 4), key=lambda pk: (distance[pk], pk))
+    assert len(expected) > 6 and expected[0] == items[0].pk
+    seen, cursor = [], None
+    while True:
+        page = search_media(q=q, viewer=None, limit=3, cursor=cursor)
+        seen += page.ids
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == expected
+    with pytest.raises(QueryError) as info:
+        search_ids(q="order:similarity", viewer=None)
+    assert info.value.code == "order_requires"

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Value
 
 from apps.tags.models import EffectiveTag
 from apps.tags.search.conditions import compile_cond
@@ -15,7 +15,8 @@ from apps.tags.search.count import count_page
 from apps.tags.search.cursor import CursorState, cursor_decode, cursor_encode
 from apps.tags.search.errors import QueryTimeout
 from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import TRUE, normalise
+from apps.tags.search.ir import TRUE, AllOf, Similar, normalise
+from apps.tags.search.lookups import Hamming
 from apps.tags.search.nodes import ast_hash
 from apps.tags.search.parser import parse
 from apps.tags.search.planner import Plan, plan_choose
@@ -107,6 +108,11 @@ def _page_rows(
     elif resolved.order == "random":
         rows = rows.annotate(_rnd=random_key(F(id_path), seed))
         sort = "_rnd"
+    elif resolved.order == "similarity" and (similar := _similar_of(plan.cond)) is not None:
+        rows = rows.annotate(_sim=Hamming(F(prefix + "phash"), Value(similar.phash)))
+        sort = "_sim"
+    elif resolved.order == "similarity":  # the condition folded away (matches nothing)
+        sort = id_path
     else:
         column, nullable = ORDER_FIELDS[resolved.order]
         sort = prefix + column
@@ -115,6 +121,14 @@ def _page_rows(
     ordering = [F(sort).desc() if desc else F(sort).asc()] if sort != id_path else []
     ordering.append(F(id_path).desc() if desc else F(id_path).asc())
     return list(rows.order_by(*ordering).values_list(sort, id_path)[: size + 1])
+
+
+def _similar_of(cond: Any) -> Similar | None:
+    """The top-level similar: condition (the parser makes order:similarity require one)."""
+    for child in cond.children if isinstance(cond, AllOf) else (cond,):
+        if isinstance(child, Similar):
+            return child
+    return None
 
 
 def _run(

@@ -291,11 +291,23 @@ def _check_singletons(q: str, root: Node | None) -> None:
 
 
 def _check_order(root: Node | None) -> None:
-    """order:timestamp needs a positive top-level video:."""
+    """order:timestamp needs a positive top-level video:, order:similarity a similar:."""
     top = list(root.children) if isinstance(root, And) else [root] if root is not None else []
     for node in top:
         if not isinstance(node, Qualifier):
             continue
+        if (
+            node.name == "order"
+            and node.parsed[0] == "similarity"
+            and not any(isinstance(n, Qualifier) and n.name == "similar" for n in top)
+        ):
+            raise QueryError(
+                "order_requires",
+                "order:similarity needs similar:<id>.",
+                token=node.raw,
+                position=node.pos,
+                hint="Add similar:<id>,<distance> to list an item's near-duplicates closest first.",
+            )
         if (
             node.name == "order"
             and node.parsed[0] == "timestamp"

@@ -10,8 +10,19 @@ from apps.tags.search import values as v
 from apps.tags.search.values import ValueProblem
 
 SCOPES = ("effective", "curated", "source", "tagger", "derived", "any")
-ORDERS = ("id", "date", "filesize", "mpixels", "ratio", "duration", "tagcount", "random", "timestamp")
-UNSUPPORTED_ORDERS = ("conf", "similarity")
+ORDERS = (
+    "id",
+    "date",
+    "filesize",
+    "mpixels",
+    "ratio",
+    "duration",
+    "tagcount",
+    "random",
+    "timestamp",
+    "similarity",
+)
+UNSUPPORTED_ORDERS = ("conf",)
 HAS = ("curated", "source", "tagger", "derived", "crop")
 IS = ("image", "video", "frame", "stale")
 KINDS = ("image", "video", "frame")

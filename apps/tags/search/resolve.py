@@ -98,7 +98,7 @@ class Resolver:
         if "order" in singles:
             name, desc = singles["order"].parsed
             self.out.order = name
-            self.out.descending = (name != "random") if desc is None else desc
+            self.out.descending = (name not in ("random", "similarity")) if desc is None else desc
         if "limit" in singles:
             self.out.limit = singles["limit"].parsed
         self.types = self._types()
