@@ -476,8 +476,24 @@ def _curated_items(spec: Spec) -> QuerySet[Any]:
     )
 
 
-def _seed(spec: Spec, operation_id: int, tag_ids: Sequence[int] | None = None) -> QuerySet[TagAssignment]:
-    """Seed rows (current source/derived tags) of target items that have no curated set yet."""
+def _any_unseeded(spec: Spec, operation_id: int) -> bool:
+    """Whether any target item lacks a curated set. In a curated library none does, and every
+    seed query is skipped instead of scanning the targets' source rows; asked once per preview."""
+    return (
+        spec.set_kind == CURATED
+        and OperationTarget.objects.filter(operation_id=operation_id)
+        .exclude(media_item_id__in=_curated_items(spec))
+        .exists()
+    )
+
+
+def _seed(
+    spec: Spec, operation_id: int, tag_ids: Sequence[int] | None = None, *, unseeded: bool = True
+) -> QuerySet[TagAssignment]:
+    """Seed rows (current source/derived tags) of target items that have no curated set yet
+    (none at all when the caller found that every target has one: `unseeded=False`)."""
+    if not unseeded:
+        return TagAssignment.objects.none()
     rows = TagAssignment.objects.filter(
         kind__in=SEEDED_KINDS, state=CURRENT, media_item_id__in=_targets(operation_id)
     ).exclude(media_item_id__in=_curated_items(spec))
@@ -502,6 +518,7 @@ def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
     """
     op_id = operation.pk
     curated = spec.set_kind == CURATED
+    unseeded = _any_unseeded(spec, op_id)
     per_tag = {r.name: _empty_tag_counts() for r in (*spec.remove, *spec.add)}
     names = spec.names()
     matched = OperationTarget.objects.filter(operation_id=op_id).count()
@@ -527,7 +544,7 @@ def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
             real_removed += n_rows
         if curated:
             for tag_id, n_items in (
-                _seed(spec, op_id, remove_ids)
+                _seed(spec, op_id, remove_ids, unseeded=unseeded)
                 .values("tag_id")
                 .annotate(i=Count("media_item_id", distinct=True))
                 .values_list("tag_id", "i")
@@ -541,7 +558,9 @@ def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
             media_item_id__in=_real(spec, op_id, remove_ids).filter(state=CURRENT).values("media_item_id")
         )
         if curated:
-            in_scope |= Q(media_item_id__in=_seed(spec, op_id, remove_ids).values("media_item_id"))
+            in_scope |= Q(
+                media_item_id__in=_seed(spec, op_id, remove_ids, unseeded=unseeded).values("media_item_id")
+            )
         scope = OperationTarget.objects.filter(operation_id=op_id).filter(in_scope).count()
     else:
         scope = 0
@@ -554,10 +573,10 @@ def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
             per_tag[ref.name]["unchanged"] = scope - removed_items.get(ref.id or 0, 0)
         counters["items_changing"] = scope
     if spec.add and (scope or spec.action == "add"):
-        _count_additions(spec, op_id, scope, per_tag, names)
+        _count_additions(spec, op_id, scope, per_tag, names, unseeded=unseeded)
     seed_items: list[int] | None = None
     if spec.action == "add":
-        full_real, full_virtual = _full_items(spec, op_id)
+        full_real, full_virtual = _full_items(spec, op_id, unseeded=unseeded)
         counters["items_changing"] = matched - full_real - full_virtual.count()
         if curated:
             new_sets = (
@@ -570,13 +589,15 @@ def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
     elif curated and remove_ids:
         # Read as ids: used as a nested IN (subquery) below, MariaDB planned a dependent
         # subquery that ran past the 10 s preview limit at a few thousand items.
-        seed_items = sorted(set(_seed(spec, op_id, remove_ids).values_list("media_item_id", flat=True)))
+        seed_items = sorted(
+            set(_seed(spec, op_id, remove_ids, unseeded=unseeded).values_list("media_item_id", flat=True))
+        )
         counters["sets_created"] = len(seed_items)
     if seed_items is not None and counters["sets_created"]:
         # Pairs are distinct per item, so counting per chunk of items adds up exactly (and keeps
         # each IN list under SQLite's variable limit).
         counters["seeded"] = sum(
-            _seed(spec, op_id)
+            _seed(spec, op_id, unseeded=unseeded)
             .filter(media_item_id__in=seed_items[start : start + 5000])
             .values("media_item_id", "tag_id")
             .distinct()
@@ -589,7 +610,13 @@ def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
 
 
 def _count_additions(
-    spec: Spec, op_id: int, scope: int, per_tag: dict[str, dict[str, int]], names: dict[int, str]
+    spec: Spec,
+    op_id: int,
+    scope: int,
+    per_tag: dict[str, dict[str, int]],
+    names: dict[int, str],
+    *,
+    unseeded: bool,
 ) -> None:
     """Added / unchanged / blocked counts of the `add` tags over the scope."""
     present: dict[int, int] = {}
@@ -597,14 +624,18 @@ def _count_additions(
     add_ids = spec.add_ids
     if add_ids:
         real = _real(spec, op_id, add_ids)
-        seed = _seed(spec, op_id, add_ids)
+        seed = _seed(spec, op_id, add_ids, unseeded=unseeded)
         if spec.scoped:
             real = real.filter(
                 media_item_id__in=_real(spec, op_id, spec.remove_ids)
                 .filter(state=CURRENT)
                 .values("media_item_id")
             )
-            seed = seed.filter(media_item_id__in=_seed(spec, op_id, spec.remove_ids).values("media_item_id"))
+            seed = seed.filter(
+                media_item_id__in=_seed(spec, op_id, spec.remove_ids, unseeded=unseeded).values(
+                    "media_item_id"
+                )
+            )
         for tag_id, state, n in (
             real.values("tag_id", "state").annotate(n=Count("*")).values_list("tag_id", "state", "n")
         ):
@@ -627,7 +658,7 @@ def _count_additions(
             counts["blocked_by_tombstone"] = gone
 
 
-def _full_items(spec: Spec, op_id: int) -> tuple[int, QuerySet[Any]]:
+def _full_items(spec: Spec, op_id: int, *, unseeded: bool) -> tuple[int, QuerySet[Any]]:
     """Target items that `add` leaves alone (every tag already there, or tombstoned and not revived):
     the count among items with a curated set, and a queryset of those without one."""
     wanted = len(spec.add)
@@ -643,7 +674,7 @@ def _full_items(spec: Spec, op_id: int) -> tuple[int, QuerySet[Any]]:
         .count()
     )
     full_virtual = (
-        _seed(spec, op_id, spec.add_ids)
+        _seed(spec, op_id, spec.add_ids, unseeded=unseeded)
         .values("media_item_id")
         .annotate(n=Count("tag_id", distinct=True))
         .filter(n=wanted)
@@ -692,6 +723,7 @@ def operation_samples(*, operation: Operation, spec: Spec, size: int = SAMPLE_SI
     from apps.tags.services.operations_exec import decide
 
     op_id = operation.pk
+    unseeded = _any_unseeded(spec, op_id)
     targets = OperationTarget.objects.filter(operation_id=op_id).order_by("media_item_id")
     if spec.remove_ids and spec.action != "set_type":
         in_scope = Q(
@@ -700,7 +732,11 @@ def operation_samples(*, operation: Operation, spec: Spec, size: int = SAMPLE_SI
             .values("media_item_id")
         )
         if spec.set_kind == CURATED:
-            in_scope |= Q(media_item_id__in=_seed(spec, op_id, spec.remove_ids).values("media_item_id"))
+            in_scope |= Q(
+                media_item_id__in=_seed(spec, op_id, spec.remove_ids, unseeded=unseeded).values(
+                    "media_item_id"
+                )
+            )
         ids = list(targets.filter(in_scope).values_list("media_item_id", flat=True)[:size])
     else:
         ids = list(targets.values_list("media_item_id", flat=True)[:size])
