@@ -220,11 +220,16 @@ def effective_refresh(*, item_ids: Iterable[int], rules: Rules | None = None) ->
     for implied in (True, False):
         _flip_pairs([(item_id, tag_id) for tag_id, item_id, flag in to_flip if flag is implied], implied)
     counters_apply(deltas)
+    # One statement clears the flags; tag_count is written only where it changed (a statement
+    # per distinct new count), not once per distinct count in the chunk.
+    stored = dict(MediaItem.objects.filter(pk__in=ids).values_list("pk", "tag_count"))
     by_count: dict[int, list[int]] = defaultdict(list)
     for item_id, n in counts.items():
-        by_count[n].append(item_id)
+        if stored.get(item_id) != n:
+            by_count[n].append(item_id)
     for n, group in by_count.items():
-        MediaItem.objects.filter(pk__in=group).update(tag_count=n, effective_stale=False)
+        MediaItem.objects.filter(pk__in=group).update(tag_count=n)
+    MediaItem.objects.filter(pk__in=ids, effective_stale=True).update(effective_stale=False)
     return {"added": len(to_add), "removed": sum(map(len, to_remove.values())), "changed": len(to_flip)}
 
 
