@@ -189,7 +189,7 @@ def main() -> None:
         rows += bench_rebuild(lib)
 
     print()
-    print(f"| measure ({args.items:,} items) | p50 / value | p95 / max | unit |")
+    print(f"| measure ({len(lib.item_ids):,} items) | p50 / value | p95 / max | unit |")
     print("|---|---|---|---|")
     for name, a, b, unit in rows:
         second = "" if b is None else f"{b:,.1f}"

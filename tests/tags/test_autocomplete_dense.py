@@ -54,3 +54,19 @@ def test_dense_walk_is_bounded_and_falls_back(dense_library, monkeypatch):
     monkeypatch.setattr(name_services, "_WALK_ROWS", 5)
     found = name_services.tag_autocomplete(q="den", vocabulary=dense_library, limit=10)
     assert [s.name for s in found] == brute_force(lambda n: n.startswith("den"))
+
+
+def test_infix_hits_at_the_top_do_not_hide_word_starts(dense_library):
+    """The walk filters with LIKE '%q%'; infix-only names that outrank every real match must
+    send it to the full ranking, not return a short list."""
+    infix = tags_make([f"sworx_{n:03d}" for n in range(300)])
+    for tag in infix.values():
+        tag.media_count = 100_000
+    Tag.objects.bulk_update(infix.values(), ["media_count"])
+    name_services.tag_words_add(vocabulary=dense_library, tags=[(t.pk, t.name) for t in infix.values()])
+    found = name_services.tag_autocomplete(q="wor", vocabulary=dense_library, limit=10)
+    words = lambda name: name.split("_")[1:]  # noqa: E731
+    assert [s.name for s in found] == brute_force(
+        lambda n: n.startswith("wor") or any(w.startswith("wor") for w in words(n))
+    )
+    assert len(found) == 10 and not any(s.name.startswith("sworx") for s in found)

@@ -233,6 +233,11 @@ def test_remove_by_pattern_takes_every_matching_tag(curator):
     assert set(preview.counts["tags"]) == {"white_background", "simple_background", "cat"}
     assert op.counters["tags"]["white_background"]["removed"] == 3
     assert curated_names(items[0]) == ["background_art"]
+    overlapping = ops.operation_preview(
+        action="remove", tags=["*_art", "background_*", "background_art"], ids=[items[1].pk], actor=curator
+    )
+    assert overlapping.counts["tags"]["background_art"]["removed"] == 1
+    assert [r[0] for r in overlapping.operation.params["spec"]["remove"]] == ["background_art"]
     none = ops.operation_preview(action="remove", tags=["zzz*"], ids=[items[0].pk], actor=curator)
     assert [w["code"] for w in none.warnings][:1] == ["tags.unknown_tag"]
     assert none.counts["changes"] == 0

@@ -59,7 +59,7 @@ def count_page(
         return _estimate(plan, cond, total)  # a COUNT(*) would only run into its limit
     started = time.monotonic()
     try:
-        with statement_limit(seconds):
+        with statement_limit(seconds, probes=any(isinstance(c, Neg) for c in _children(cond))):
             n = queryset(plan).count()
     except QueryTimeout:
         if plan.c_min is None:
@@ -90,3 +90,7 @@ def _estimate(plan: Plan, cond: Cond, total: int) -> tuple[int | None, bool, int
         if isinstance(child, Match):
             selectivity *= min(1.0, child.count / max(total, 1))
     return max(0, min(int(total * selectivity), plan.c_min)), False, plan.c_min
+
+
+def _children(cond: Cond) -> tuple[Cond, ...]:
+    return cond.children if isinstance(cond, AllOf) else (cond,)

@@ -15,7 +15,7 @@ from apps.tags.search.count import count_page
 from apps.tags.search.cursor import CursorState, cursor_decode, cursor_encode
 from apps.tags.search.errors import QueryTimeout
 from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import TRUE, AllOf, Similar, normalise
+from apps.tags.search.ir import TRUE, AllOf, Neg, Similar, normalise
 from apps.tags.search.lookups import Hamming
 from apps.tags.search.nodes import ast_hash
 from apps.tags.search.parser import parse
@@ -137,15 +137,23 @@ def _run(
     """Run under the time limit; a long scan with a driver falls back to the postings plan."""
     seconds = knob("SEARCH_TIME_LIMIT")
     term = max(resolved.costs, key=lambda c: c[1])[0] if resolved.costs else ""
+    probes = has_negation(plan.cond)
     if plan.kind == "scan" and plan.driver is not None:
         try:
-            with statement_limit(seconds / 3, term=term):
+            with statement_limit(seconds / 3, term=term, probes=probes):
                 return _page_rows(plan, base, resolved, state, seed, size), plan
         except QueryTimeout:
             plan = plan.as_postings()
             seconds = seconds * 2 / 3
-    with statement_limit(seconds, term=term):
+    with statement_limit(seconds, term=term, probes=probes):
         return _page_rows(plan, base, resolved, state, seed, size), plan
+
+
+def has_negation(cond: Any) -> bool:
+    """Whether a condition excludes anything (then its EXISTS run as probes, see statement_limit)."""
+    if isinstance(cond, Neg):
+        return True
+    return any(has_negation(child) for child in getattr(cond, "children", ()))
 
 
 def _live_estimate() -> int:

@@ -42,8 +42,9 @@ class NameGlob(Lookup):  # type: ignore[type-arg]
             return f"{lhs} GLOB %s", [*lhs_params, pattern]
         escape = {"\\": "\\\\", "%": "\\%", "_": "\\_"}
         pattern = "%".join("".join(escape.get(c, c) for c in part) for part in parts)
-        if connection.vendor == "mysql":
-            return f"{lhs} COLLATE utf8mb4_bin LIKE %s", [*lhs_params, pattern]
+        # Names are utf8mb4_bin columns on MariaDB (BinaryCharField), so a plain LIKE already
+        # compares bytes, and stays a range on (vocabulary, name) for a literal prefix (a
+        # COLLATE clause here made MariaDB read every name of the vocabulary).
         return f"{lhs} LIKE %s", [*lhs_params, pattern]
 
 

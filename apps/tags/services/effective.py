@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,8 +159,52 @@ def _fetch(queryset: Any, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
 
 
+class _Deferred(threading.local):
+    """Counter deltas a bulk chunk collects while `counters_deferred` is open."""
+
+    tags: dict[int, int] | None = None
+    stats: dict[tuple[int, int], int] | None = None
+
+
+_deferred = _Deferred()
+
+
+@contextmanager
+def counters_deferred() -> Iterator[None]:
+    """Collect Tag.media_count and TagStat deltas and write them once, when the block ends
+    without error: TagStat first, then Tag, each in ascending id, the order every single-set
+    edit takes too, so a bulk chunk and an edit never wait on each other in a cycle. Nested use
+    joins the outer block."""
+    if _deferred.tags is not None:
+        yield
+        return
+    _deferred.tags, _deferred.stats = defaultdict(int), defaultdict(int)
+    try:
+        yield
+        tags, stats = _deferred.tags, _deferred.stats
+    finally:
+        _deferred.tags = _deferred.stats = None
+    from apps.tags.services.operations_exec import stats_apply
+
+    stats_apply(stats)
+    counters_apply(tags)
+
+
+def stats_deferred(deltas: dict[tuple[int, int], int]) -> bool:
+    """Add TagStat deltas to an open `counters_deferred` block (False: none is open)."""
+    if _deferred.stats is None:
+        return False
+    for key, delta in deltas.items():
+        _deferred.stats[key] += delta
+    return True
+
+
 def counters_apply(deltas: dict[int, int]) -> None:
     """Add deltas to Tag.media_count in one statement; rows lock in ascending id (no deadlock)."""
+    if _deferred.tags is not None:
+        for tag_id, delta in deltas.items():
+            _deferred.tags[tag_id] += delta
+        return
     changed = {tag_id: delta for tag_id, delta in deltas.items() if delta}
     if not changed:
         return

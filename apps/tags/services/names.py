@@ -345,6 +345,7 @@ def tags_recount(*, tag_ids: Iterable[int]) -> int:
 # --- autocomplete -------------------------------------------------------------------------------
 
 AUTOCOMPLETE_MAX = 50
+AUTOCOMPLETE_TIME_LIMIT = 0.5  # seconds (§4.4)
 AUTOCOMPLETE_CACHE_SECONDS = 300
 _FUZZY_MIN_LENGTH = 4
 _FUZZY_SCAN = 500
@@ -512,11 +513,18 @@ def _autocomplete_exact(
     if dense_prefix or dense_words:
         walked = _most_used_matching(q, vocabulary, tag_type, limit, prefix=dense_prefix, words=dense_words)
         if walked is None:  # the bounded walk came up short: rank the ranges whole
-            prefix = _suggestions(_ranked(in_range)[:limit], "prefix")
-            by_word = _suggestions(
-                _ranked(base.filter(pk__in=Subquery(words.values("tag_id"))))[:limit], "word"
-            )
-            return _merge(prefix, by_word, limit=limit)
+            from apps.tags.search.errors import QueryTimeout
+            from apps.tags.search.guard import statement_limit
+
+            try:
+                with statement_limit(AUTOCOMPLETE_TIME_LIMIT):
+                    prefix = _suggestions(_ranked(in_range)[:limit], "prefix")
+                    by_word = _suggestions(
+                        _ranked(base.filter(pk__in=Subquery(words.values("tag_id"))))[:limit], "word"
+                    )
+                return _merge(prefix, by_word, limit=limit)
+            except QueryTimeout:  # not worth waiting for: rank what the sparse side found
+                walked = []
         candidates.update(walked)
     if not candidates:
         return []
@@ -541,8 +549,10 @@ def _most_used_matching(
     """Ids of the most used tags whose name starts with q (`prefix`) or has a word starting with
     it (`words`), walking at most _WALK_ROWS index entries; None when that finds fewer than
     `limit` (or on SQLite, where nothing bounds the walk: the caller ranks the ranges)."""
-    if connection.vendor != "mysql":
+    if connection.vendor != "mysql" or not getattr(connection, "mysql_is_mariadb", False):  # MariaDB only
         return None
+    if vocabulary.case != Vocabulary.Case.LOWER:
+        return None  # the walk compares bytes; words and prefixes of mixed-case names fold case
     table = Tag._meta.db_table
     pattern = (_like_escape(q) + "%") if prefix and not words else ("%" + _like_escape(q) + "%")
     params: list[Any] = [vocabulary.pk, pattern]
@@ -553,7 +563,7 @@ def _most_used_matching(
     want = max(limit * 4, 40)
     sql = (
         f"SELECT id, name FROM {table} FORCE INDEX (tag_vocab_count_name) "  # noqa: S608 - identifiers only
-        f"WHERE vocabulary_id = %s AND name LIKE %s{type_sql} "
+        f"WHERE vocabulary_id = %s AND name LIKE %s AND is_deprecated = 0{type_sql} "
         f"ORDER BY media_count DESC LIMIT {int(want) * 4} ROWS EXAMINED {_WALK_ROWS}"
     )
     with connection.cursor() as cursor:
@@ -566,7 +576,7 @@ def _most_used_matching(
             words and any(w.startswith(fold) for w in tag_words(name=name, vocabulary=vocabulary))
         ):
             found.append(tag_id)
-    if len(found) < limit and len(rows) < int(want) * 4:
+    if len(found) < limit:  # the walk ran out (or met only infix hits): rank the ranges whole
         return None
     return found[:want]
 

@@ -31,7 +31,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet, TagStat
-from apps.tags.services.effective import Rules, effective_refresh
+from apps.tags.services.effective import Rules, counters_deferred, effective_refresh, stats_deferred
 from apps.tags.services.operations_plan import (
     CURATED,
     CURRENT,
@@ -125,6 +125,8 @@ def lock_items(item_ids: Sequence[int]) -> None:
 
 def stats_apply(deltas: dict[tuple[int, int], int]) -> None:
     """Add (tag, set kind) deltas to TagStat: one INSERT IGNORE, then one UPDATE per 500 tags."""
+    if stats_deferred(deltas):
+        return
     changed = {key: delta for key, delta in deltas.items() if delta}
     if not changed:
         return
@@ -216,7 +218,18 @@ def counters_merge(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any
 # --- apply --------------------------------------------------------------------------------------
 
 
-def apply_chunk(
+def apply_chunk(**kwargs: Any) -> dict[str, Any]:
+    """Apply `spec` to these items in the caller's transaction; returns this chunk's counters.
+
+    Items that already have a set of the operation's kind go through the set-based SQL path
+    (`operations_sql`); the rest (curated sets to seed) through the per-item path. The shared
+    counter rows are written once, at the end (`counters_deferred`).
+    """
+    with counters_deferred():
+        return _apply_chunk(**kwargs)
+
+
+def _apply_chunk(
     *,
     operation_id: int,
     spec: Spec,
@@ -450,8 +463,6 @@ def _apply_per_item(
     )
     sets_recount([*touched, *created.values()])
     effective_refresh(item_ids=sorted(changed_items), rules=rules)
-    # Shared counter rows last (Tag, then TagStat, in every path): parallel chunks hold them
-    # only for the end of their transaction.
     stats_apply(_stat_key_deltas((c[1], kind, c[3], c[4]) for c in changes))
     return counters
 
@@ -598,7 +609,13 @@ def _curated_sets_create(spec: Spec, item_ids: list[int], actor_id: int | None) 
 # --- undo ---------------------------------------------------------------------------------------
 
 
-def undo_chunk(
+def undo_chunk(**kwargs: Any) -> dict[str, Any]:
+    """Revert `original` on these items (see `_undo_chunk`); counters written once at the end."""
+    with counters_deferred():
+        return _undo_chunk(**kwargs)
+
+
+def _undo_chunk(
     *,
     operation_id: int,
     original: Operation,

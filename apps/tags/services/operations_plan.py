@@ -311,8 +311,11 @@ def operation_spec_build(
         patterns = [t for t in tags if "*" in t]
         plain = [t for t in tags if "*" not in t]
         refs = _existing(plain, vocabulary, warnings) if plain else []
-        known = {r.name for r in refs}
-        refs += [r for r in _matching(patterns, vocabulary, warnings) if r.name not in known]
+        seen = {r.name for r in refs}
+        for ref in _matching(patterns, vocabulary, warnings):
+            if ref.name not in seen:  # patterns may overlap the names and each other
+                seen.add(ref.name)
+                refs.append(ref)
         return replace(spec, remove=tuple(refs)), warnings
     if action == "set_type":
         _required(tags, "tags")

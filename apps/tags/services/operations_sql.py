@@ -50,6 +50,11 @@ def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
 
 
+def _max() -> str:
+    """The two-argument maximum (a drifted count never goes below 0 and breaks the statement)."""
+    return "GREATEST" if connection.vendor == "mysql" else "MAX"
+
+
 def _stamp() -> Any:
     return connection.ops.adapt_datetimefield_value(timezone.now())
 
@@ -143,7 +148,7 @@ def apply_sets_sql(
     changed = _log_finish(operation_id, log, now)
     counters["items_changing"] = len(changed)
     _effective(changed, [*spec.remove_ids, *spec.add_ids], kind, rules)
-    stats_apply(stat_deltas)  # shared counter rows last (Tag in _effective, then TagStat)
+    stats_apply(stat_deltas)  # collected; the chunk writes counters once (counters_deferred)
     return counters
 
 
@@ -317,7 +322,7 @@ def _log_finish(operation_id: int, log: list[tuple[int, int, int, int, int]], no
         for start in range(0, len(set_ids), 5000):
             batch = set_ids[start : start + 5000]
             _run(
-                f"UPDATE {S} SET assignment_count = assignment_count + %s, "
+                f"UPDATE {S} SET assignment_count = {_max()}(assignment_count + %s, 0), "
                 f"row_version = row_version + 1, updated_at = %s WHERE id IN ({_in(batch)})",
                 [delta, now, *batch],
             )
@@ -426,7 +431,7 @@ def undo_sets_sql(
     changed = _log_finish(operation_id, log, now)
     only = set(kinds.values())
     _effective(changed, sorted({row[1] for row in log}), only.pop() if len(only) == 1 else 0, rules)
-    stats_apply(deltas)  # shared counter rows last (Tag in _effective, then TagStat)
+    stats_apply(deltas)  # collected; the chunk writes counters once (counters_deferred)
     return counters
 
 
