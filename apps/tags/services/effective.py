@@ -422,7 +422,11 @@ def effective_rebuild_stale(*, limit_chunks: int | None = None, on_chunk: Any = 
         if not ids:
             break
         rules = rules_current()
-        effective_refresh(item_ids=ids, rules=rules)
+        with transaction.atomic():
+            # Lock the chunk's items (ascending, as bulk edits do) so an edit running beside
+            # the rebuild cannot change them between its read and its write.
+            list(MediaItem.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
+            effective_refresh(item_ids=ids, rules=rules)
         done += len(ids)
         after = ids[-1]
         chunks += 1

@@ -406,11 +406,13 @@ def undo_sets_sql(
             f"WHERE {join} AND {still} AND c.before_state <> %s AND c.after_state <> %s",
             [actor_id, operation_id, now, orig, *ids, orig, ABSENT, ABSENT],
         )
+        # Not correlated, so SQLite probes the primary key per logged pair (rows the original
+        # inserted were written current, so `state = 1` is the "still as it left them" test).
         _run(
-            f"DELETE FROM {A} WHERE operation_id = %s AND (tagset_id, tag_id) IN "
+            f"DELETE FROM {A} WHERE operation_id = %s AND state = %s AND (tagset_id, tag_id) IN "
             f"(SELECT c.tagset_id, c.tag_id FROM {C} c WHERE c.operation_id = %s AND {in_ids} "
-            f"AND c.before_state = %s AND c.after_state = {A}.state)",
-            [orig, orig, *ids, ABSENT],
+            f"AND c.before_state = %s)",
+            [orig, CURRENT, orig, *ids, ABSENT],
         )
     counters["restored"] = restored
     counters["changes"] = restored
