@@ -226,9 +226,13 @@ class Resolver:
         with statement_limit(knob("SEARCH_WILDCARD_TIME_LIMIT"), term=node.raw):
             # Up to WILDCARD_SORT_MAX matches are ranked here; a broader pattern is answered by
             # walking the most used tags down the (vocabulary, media_count, name) index.
-            probe = list(tags.order_by("name").values_list("id", "media_count")[: WILDCARD_SORT_MAX + 1])
+            probe = list(
+                tags.order_by("name").values_list("id", "media_count", "name")[: WILDCARD_SORT_MAX + 1]
+            )
             if len(probe) <= WILDCARD_SORT_MAX:
-                rows = sorted(probe, key=lambda r: (-r[1], r[0]))[: limit + 1]
+                # The walk's order (count, then name, both descending) so both pick the same tags.
+                ranked = sorted(probe, key=lambda r: (r[1], r[2]), reverse=True)
+                rows = [(r[0], r[1]) for r in ranked[: limit + 1]]
                 total: int | None = len(probe)
             else:
                 rows = _most_used(tags, limit + 1)
