@@ -20,6 +20,20 @@ from typing import Any
 
 TYPE_SHARE = [("general", 0.70), ("character", 0.15), ("copyright", 0.06), ("artist", 0.07), ("meta", 0.02)]
 BATCH = 20_000
+TAGSET_COLUMNS = [
+    "media_item_id",
+    "kind",
+    "vocabulary_id",
+    "slot",
+    "origin_label",
+    "tagger_model",
+    "tagger_version",
+    "stored_threshold",
+    "assignment_count",
+    "row_version",
+    "created_at",
+    "updated_at",
+]
 
 
 @dataclass
@@ -153,20 +167,7 @@ def generate(
         _insert(
             cursor,
             "tags_tagset",
-            [
-                "media_item_id",
-                "kind",
-                "vocabulary_id",
-                "slot",
-                "origin_label",
-                "tagger_model",
-                "tagger_version",
-                "stored_threshold",
-                "assignment_count",
-                "row_version",
-                "created_at",
-                "updated_at",
-            ],
+            TAGSET_COLUMNS,
             set_rows,
             vendor,
         )
@@ -176,20 +177,7 @@ def generate(
         _insert(
             cursor,
             "tags_tagset",
-            [
-                "media_item_id",
-                "kind",
-                "vocabulary_id",
-                "slot",
-                "origin_label",
-                "tagger_model",
-                "tagger_version",
-                "stored_threshold",
-                "assignment_count",
-                "row_version",
-                "created_at",
-                "updated_at",
-            ],
+            TAGSET_COLUMNS,
             [
                 (i, TagSet.Kind.CURATED, vocabulary.pk, "", "", "", "", 1000, 0, 1, now, now)
                 for i in curated_items

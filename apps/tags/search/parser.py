@@ -293,33 +293,27 @@ def _check_singletons(q: str, root: Node | None) -> None:
 def _check_order(root: Node | None) -> None:
     """order:timestamp needs a positive top-level video:, order:similarity a similar:."""
     top = list(root.children) if isinstance(root, And) else [root] if root is not None else []
+    present = {n.name for n in top if isinstance(n, Qualifier)}
     for node in top:
-        if not isinstance(node, Qualifier):
+        if not isinstance(node, Qualifier) or node.name != "order":
             continue
-        if (
-            node.name == "order"
-            and node.parsed[0] == "similarity"
-            and not any(isinstance(n, Qualifier) and n.name == "similar" for n in top)
-        ):
+        needed = ORDER_NEEDS.get(node.parsed[0])
+        if needed is not None and needed[0] not in present:
+            qualifier, example, purpose = needed
             raise QueryError(
                 "order_requires",
-                "order:similarity needs similar:<id>.",
+                f"order:{node.parsed[0]} needs {qualifier}:<id>.",
                 token=node.raw,
                 position=node.pos,
-                hint="Add similar:<id>,<distance> to list an item's near-duplicates closest first.",
+                hint=f"Add {example} to list {purpose}.",
             )
-        if (
-            node.name == "order"
-            and node.parsed[0] == "timestamp"
-            and not any(isinstance(n, Qualifier) and n.name == "video" for n in top)
-        ):
-            raise QueryError(
-                "order_requires",
-                "order:timestamp needs video:<id>.",
-                token=node.raw,
-                position=node.pos,
-                hint="Add video:<id> to list one video's frames in time order.",
-            )
+
+
+# order → (the qualifier it needs at the top level, an example, what the pair lists)
+ORDER_NEEDS = {
+    "timestamp": ("video", "video:<id>", "one video's frames in time order"),
+    "similarity": ("similar", "similar:<id>,<distance>", "an item's near-duplicates closest first"),
+}
 
 
 def parse(q: str) -> Node | None:

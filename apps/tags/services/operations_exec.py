@@ -198,6 +198,19 @@ def new_counters(spec: Spec | None) -> dict[str, Any]:
     }
 
 
+def undo_counters(matched: int) -> dict[str, Any]:
+    """An undo chunk's counters before it runs."""
+    return {
+        "matched_items": matched,
+        "restored": 0,
+        "conflicts": 0,
+        "conflict_samples": [],
+        "sets_removed": 0,
+        "reapplied_items": 0,
+        "changes": 0,
+    }
+
+
 def counters_merge(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     """Add one chunk's counters to the running totals (numbers add, samples append up to 50)."""
     out = dict(total)
@@ -630,15 +643,7 @@ def _undo_chunk(
     dropped again when nothing else was put in it. Redo (undoing an undo) re-applies the root
     operation to items whose set the undo had dropped."""
     ids = sorted(set(item_ids))
-    counters: dict[str, Any] = {
-        "matched_items": len(ids),
-        "restored": 0,
-        "conflicts": 0,
-        "conflict_samples": [],
-        "sets_removed": 0,
-        "reapplied_items": 0,
-        "changes": 0,
-    }
+    counters = undo_counters(len(ids))
     if not ids:
         return counters
     lock_items(ids)

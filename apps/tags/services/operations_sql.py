@@ -60,10 +60,9 @@ def _stamp() -> Any:
 
 
 def _log_columns() -> str:
-    return (
-        "operation_id, tagset_id, tag_id, media_item_id, before_state, after_state, "
-        "before_position, before_via"
-    )
+    from apps.tags.services.operations_exec import CHANGE_COLUMNS
+
+    return ", ".join(CHANGE_COLUMNS)
 
 
 # --- apply --------------------------------------------------------------------------------------
@@ -250,7 +249,7 @@ def _revive(
     now: Any,
 ) -> None:
     """Bring tombstoned rows of an added tag back (rare: computed here, written per tag)."""
-    from apps.tags.services.operations_exec import tag_rows_update
+    from apps.tags.services.operations_exec import CHANGE_COLUMNS, tag_rows_update
     from apps.tags.services.sql import rows_insert
 
     set_ids = [row[0] for row in tombstones]
@@ -280,16 +279,7 @@ def _revive(
         columns = ("position",)
     rows_insert(
         OperationChange,
-        (
-            "operation_id",
-            "tagset_id",
-            "tag_id",
-            "media_item_id",
-            "before_state",
-            "after_state",
-            "before_position",
-            "before_via",
-        ),
+        CHANGE_COLUMNS,
         [
             (operation_id, s, tag_id, item, DELETED, CURRENT, position, via)
             for s, item, position, via in tombstones
@@ -352,19 +342,11 @@ def undo_sets_sql(
     """Revert `original` (not itself an undo, created no set in these items) on these locked
     items: rows still as `original` left them get their before-state back, in three statements
     joined to its log; anything changed since is a conflict and stays."""
-    from apps.tags.services.operations_exec import stats_apply
+    from apps.tags.services.operations_exec import stats_apply, undo_counters
 
     ids = sorted(item_ids)
     orig = original.pk
-    counters: dict[str, Any] = {
-        "matched_items": len(ids),
-        "restored": 0,
-        "conflicts": 0,
-        "conflict_samples": [],
-        "sets_removed": 0,
-        "reapplied_items": 0,
-        "changes": 0,
-    }
+    counters = undo_counters(len(ids))
     in_ids = f"c.media_item_id IN ({_in(ids)})"
     set_ids = [
         row[0]
