@@ -160,7 +160,8 @@ class Oracle:
         regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")))
         matched = [t for t in self.lib.tags.values() if regex.fullmatch(t.name)]
         matched = [t for t in matched if type_key is None or t.type.key == type_key]
-        used = {t.pk for t in sorted(matched, key=lambda t: (-t.media_count, t.pk))[:100]}
+        # The product's order: most used first, ties by name, descending (the count index's).
+        used = {t.pk for t in sorted(matched, key=lambda t: (t.media_count, t.name), reverse=True)[:100]}
         if scope == "effective":
             return {i for i, e in self.lib.effective.items() if used & e.keys()}, len(matched)
         kinds = ALL_KINDS if scope == "any" else frozenset({KINDS[scope]})

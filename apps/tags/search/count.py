@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from apps.tags.search.config import knob
 from apps.tags.search.errors import QueryTimeout
 from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import AllOf, Cond, Match, Neg
+from apps.tags.search.ir import AllOf, Cond, Match, Neg, has_negation
 from apps.tags.search.planner import Plan
 
 SLOW_COUNT_SECONDS = 0.01  # only counts slower than this are worth caching (estimate mode stops at 0.05)
@@ -59,7 +59,7 @@ def count_page(
         return _estimate(plan, cond, total)  # a COUNT(*) would only run into its limit
     started = time.monotonic()
     try:
-        with statement_limit(seconds, probes=any(isinstance(c, Neg) for c in _children(cond))):
+        with statement_limit(seconds, probes=has_negation(cond)):
             n = queryset(plan).count()
     except QueryTimeout:
         if plan.c_min is None:
@@ -90,7 +90,3 @@ def _estimate(plan: Plan, cond: Cond, total: int) -> tuple[int | None, bool, int
         if isinstance(child, Match):
             selectivity *= min(1.0, child.count / max(total, 1))
     return max(0, min(int(total * selectivity), plan.c_min)), False, plan.c_min
-
-
-def _children(cond: Cond) -> tuple[Cond, ...]:
-    return cond.children if isinstance(cond, AllOf) else (cond,)

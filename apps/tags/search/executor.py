@@ -15,7 +15,7 @@ from apps.tags.search.count import count_page
 from apps.tags.search.cursor import CursorState, cursor_decode, cursor_encode
 from apps.tags.search.errors import QueryTimeout
 from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import TRUE, AllOf, Neg, Similar, normalise
+from apps.tags.search.ir import TRUE, AllOf, Similar, has_negation, normalise
 from apps.tags.search.lookups import Hamming
 from apps.tags.search.nodes import ast_hash
 from apps.tags.search.parser import parse
@@ -147,13 +147,6 @@ def _run(
             seconds = seconds * 2 / 3
     with statement_limit(seconds, term=term, probes=probes):
         return _page_rows(plan, base, resolved, state, seed, size), plan
-
-
-def has_negation(cond: Any) -> bool:
-    """Whether a condition excludes anything (then its EXISTS run as probes, see statement_limit)."""
-    if isinstance(cond, Neg):
-        return True
-    return any(has_negation(child) for child in getattr(cond, "children", ()))
 
 
 def _live_estimate() -> int:

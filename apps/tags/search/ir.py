@@ -168,3 +168,26 @@ def _merge_postings(children: list[Cond]) -> list[Cond]:
             groups[key] = child
             out.append(child)
     return out
+
+
+PROBE_MAX_TAGS = 4
+
+
+def has_negation(cond: Cond) -> bool:
+    """Whether a condition excludes an effective tag and every tag term is a few effective tags:
+    then its EXISTS run as primary-key probes (see statement_limit). Other shapes keep MariaDB's
+    rewrite: a wildcard's hundred tags would make each probe a hundred index ranges, and the
+    assignment-table scopes (`in:curated`, `in:any`) probe a wider index."""
+
+    def negated(node: Cond) -> bool:
+        if isinstance(node, Neg) and isinstance(node.child, Match):
+            return True
+        return any(negated(c) for c in getattr(node, "children", ()))
+
+    def narrow(node: Cond) -> bool:
+        if isinstance(node, Match) and (node.table != "effective" or len(node.tag_ids) > PROBE_MAX_TAGS):
+            return False
+        inner = [node.child] if isinstance(node, Neg) else list(getattr(node, "children", ()))
+        return all(narrow(c) for c in inner)
+
+    return negated(cond) and narrow(cond)
