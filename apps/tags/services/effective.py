@@ -28,6 +28,7 @@ from apps.tags.models import (
     TagClosure,
     TagImplication,
     TagSet,
+    TagStat,
     Vocabulary,
 )
 from apps.tags.services.sql import rows_insert
@@ -184,19 +185,38 @@ def counters_deferred() -> Iterator[None]:
         tags, stats = _deferred.tags, _deferred.stats
     finally:
         _deferred.tags = _deferred.stats = None
-    from apps.tags.services.operations_exec import stats_apply
-
     stats_apply(stats)
     counters_apply(tags)
 
 
-def stats_deferred(deltas: dict[tuple[int, int], int]) -> bool:
-    """Add TagStat deltas to an open `counters_deferred` block (False: none is open)."""
-    if _deferred.stats is None:
-        return False
-    for key, delta in deltas.items():
-        _deferred.stats[key] += delta
-    return True
+def stats_apply(deltas: dict[tuple[int, int], int]) -> None:
+    """Add (tag, set kind) deltas to TagStat: one INSERT IGNORE, then one UPDATE per 500 tags."""
+    if _deferred.stats is not None:
+        for key, delta in deltas.items():
+            _deferred.stats[key] += delta
+        return
+    changed = {key: delta for key, delta in deltas.items() if delta}
+    if not changed:
+        return
+    TagStat.objects.bulk_create(
+        [TagStat(tag_id=tag_id, set_kind=kind, current_count=0) for tag_id, kind in sorted(changed)],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    by_kind: dict[int, list[int]] = defaultdict(list)
+    for tag_id, kind in sorted(changed):
+        by_kind[kind].append(tag_id)
+    for kind, tag_ids in by_kind.items():
+        for start in range(0, len(tag_ids), 500):
+            batch = tag_ids[start : start + 500]
+            TagStat.objects.filter(set_kind=kind, tag_id__in=batch).update(
+                current_count=F("current_count")
+                + Case(
+                    *[When(tag_id=t, then=Value(changed[(t, kind)])) for t in batch],
+                    default=Value(0),
+                    output_field=IntegerField(),
+                )
+            )
 
 
 def counters_apply(deltas: dict[int, int]) -> None:

@@ -30,8 +30,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet, TagStat
-from apps.tags.services.effective import Rules, counters_deferred, effective_refresh, stats_deferred
+from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet
+from apps.tags.services.effective import Rules, counters_deferred, effective_refresh, stats_apply
 from apps.tags.services.operations_plan import (
     CURATED,
     CURRENT,
@@ -42,7 +42,7 @@ from apps.tags.services.operations_plan import (
     TagRef,
 )
 from apps.tags.services.operations_sql import apply_sets_sql, undo_sets_sql
-from apps.tags.services.sql import rows_insert
+from apps.tags.services.sql import CHANGE_COLUMNS, rows_insert
 
 ABSENT = OperationChange.State.ABSENT
 BATCH = 1000
@@ -121,34 +121,6 @@ def lock_items(item_ids: Sequence[int]) -> None:
     from apps.media.models import MediaItem
 
     list(MediaItem.objects.select_for_update().filter(pk__in=list(item_ids)).order_by("pk").values_list("pk"))
-
-
-def stats_apply(deltas: dict[tuple[int, int], int]) -> None:
-    """Add (tag, set kind) deltas to TagStat: one INSERT IGNORE, then one UPDATE per 500 tags."""
-    if stats_deferred(deltas):
-        return
-    changed = {key: delta for key, delta in deltas.items() if delta}
-    if not changed:
-        return
-    TagStat.objects.bulk_create(
-        [TagStat(tag_id=tag_id, set_kind=kind, current_count=0) for tag_id, kind in sorted(changed)],
-        ignore_conflicts=True,
-        batch_size=BATCH,
-    )
-    by_kind: dict[int, list[int]] = defaultdict(list)
-    for tag_id, kind in sorted(changed):
-        by_kind[kind].append(tag_id)
-    for kind, tag_ids in by_kind.items():
-        for start in range(0, len(tag_ids), 500):
-            batch = tag_ids[start : start + 500]
-            TagStat.objects.filter(set_kind=kind, tag_id__in=batch).update(
-                current_count=F("current_count")
-                + Case(
-                    *[When(tag_id=t, then=Value(changed[(t, kind)])) for t in batch],
-                    default=Value(0),
-                    output_field=IntegerField(),
-                )
-            )
 
 
 def sets_recount(set_ids: Iterable[int]) -> None:
@@ -231,18 +203,8 @@ def counters_merge(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any
 # --- apply --------------------------------------------------------------------------------------
 
 
-def apply_chunk(**kwargs: Any) -> dict[str, Any]:
-    """Apply `spec` to these items in the caller's transaction; returns this chunk's counters.
-
-    Items that already have a set of the operation's kind go through the set-based SQL path
-    (`operations_sql`); the rest (curated sets to seed) through the per-item path. The shared
-    counter rows are written once, at the end (`counters_deferred`).
-    """
-    with counters_deferred():
-        return _apply_chunk(**kwargs)
-
-
-def _apply_chunk(
+@counters_deferred()
+def apply_chunk(
     *,
     operation_id: int,
     spec: Spec,
@@ -253,7 +215,8 @@ def _apply_chunk(
     """Apply `spec` to these items in the caller's transaction; returns this chunk's counters.
 
     Items that already have a set of the operation's kind go through the set-based SQL path
-    (`operations_sql`); the rest (curated sets to seed) through the per-item path below.
+    (`operations_sql`); the rest (curated sets to seed) through the per-item path. The shared
+    counter rows are written once, at the end (`counters_deferred`).
     """
     ids = sorted(set(item_ids))
     if not ids:
@@ -511,16 +474,6 @@ ASSIGNMENT_COLUMNS = (
     "operation_id",
     "confidence",
 )
-CHANGE_COLUMNS = (
-    "operation_id",
-    "tagset_id",
-    "tag_id",
-    "media_item_id",
-    "before_state",
-    "after_state",
-    "before_position",
-    "before_via",
-)
 
 
 def tag_rows_update(
@@ -622,13 +575,8 @@ def _curated_sets_create(spec: Spec, item_ids: list[int], actor_id: int | None) 
 # --- undo ---------------------------------------------------------------------------------------
 
 
-def undo_chunk(**kwargs: Any) -> dict[str, Any]:
-    """Revert `original` on these items (see `_undo_chunk`); counters written once at the end."""
-    with counters_deferred():
-        return _undo_chunk(**kwargs)
-
-
-def _undo_chunk(
+@counters_deferred()
+def undo_chunk(
     *,
     operation_id: int,
     original: Operation,

@@ -28,6 +28,7 @@ from apps.tags.models import (
     Vocabulary,
 )
 from apps.tags.services.names import tag_names_normalise, tag_type_find_by_key, vocabulary_default
+from apps.tags.services.sql import rows_insert
 
 CURRENT = TagAssignment.State.CURRENT
 DELETED = TagAssignment.State.DELETED
@@ -453,8 +454,6 @@ def _too_many(n: int, limit: int, *, more: bool = False) -> UnprocessableError:
 
 def operation_target_freeze(*, operation: Operation, item_ids: Sequence[int]) -> int:
     """Store the target of a preview (OperationTarget rows, one multi-row INSERT per 5,000)."""
-    from apps.tags.services.operations_exec import rows_insert
-
     rows_insert(OperationTarget, ("operation_id", "media_item_id"), [(operation.pk, i) for i in item_ids])
     return len(item_ids)
 

@@ -22,7 +22,8 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.tags.models import Operation, OperationChange, TagAssignment, TagSet
-from apps.tags.services.effective import Rules, effective_refresh, effective_refresh_tags
+from apps.tags.services.effective import Rules, effective_refresh, effective_refresh_tags, stats_apply
+from apps.tags.services.sql import CHANGE_COLUMNS, rows_insert
 
 CURRENT = TagAssignment.State.CURRENT
 DELETED = TagAssignment.State.DELETED
@@ -60,8 +61,6 @@ def _stamp() -> Any:
 
 
 def _log_columns() -> str:
-    from apps.tags.services.operations_exec import CHANGE_COLUMNS
-
     return ", ".join(CHANGE_COLUMNS)
 
 
@@ -79,7 +78,7 @@ def apply_sets_sql(
 ) -> dict[str, Any]:
     """Apply `spec` to these items' existing sets (`set_ids`: the sets of its kind, locked by the
     caller); returns this chunk's counters in the shape `apply_chunk` gives."""
-    from apps.tags.services.operations_exec import new_counters, stats_apply
+    from apps.tags.services.operations_exec import new_counters
 
     ids = sorted(item_ids)
     sets = sorted(set_ids)
@@ -249,8 +248,7 @@ def _revive(
     now: Any,
 ) -> None:
     """Bring tombstoned rows of an added tag back (rare: computed here, written per tag)."""
-    from apps.tags.services.operations_exec import CHANGE_COLUMNS, tag_rows_update
-    from apps.tags.services.sql import rows_insert
+    from apps.tags.services.operations_exec import tag_rows_update
 
     set_ids = [row[0] for row in tombstones]
     entries: list[tuple[int, tuple[Any, ...]]]
@@ -342,7 +340,7 @@ def undo_sets_sql(
     """Revert `original` (not itself an undo, created no set in these items) on these locked
     items: rows still as `original` left them get their before-state back, in three statements
     joined to its log; anything changed since is a conflict and stays."""
-    from apps.tags.services.operations_exec import stats_apply, undo_counters
+    from apps.tags.services.operations_exec import undo_counters
 
     ids = sorted(item_ids)
     orig = original.pk

@@ -10,6 +10,17 @@ from django.db import connection
 from django.db.models import Field, Model
 
 BATCH = 1000
+# OperationChange columns as the bulk paths write them.
+CHANGE_COLUMNS = (
+    "operation_id",
+    "tagset_id",
+    "tag_id",
+    "media_item_id",
+    "before_state",
+    "after_state",
+    "before_position",
+    "before_via",
+)
 
 
 def rows_insert(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import ConflictError
 from apps.tags.models import TagAssignment, TagSet, Vocabulary
+from apps.tags.services.effective import stats_apply
 from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
 
 
@@ -132,23 +133,6 @@ EDITABLE_KINDS = {TagSet.Kind.CURATED}
 REMOVABLE_KINDS = {TagSet.Kind.CURATED, TagSet.Kind.TAGGER, TagSet.Kind.DERIVED}
 
 
-def _stat_deltas(deltas: dict[tuple[int, int], int]) -> None:
-    """Apply (tag, set kind) → delta to TagStat, creating rows as needed (ascending tag order)."""
-    from django.db.models import F
-
-    from apps.tags.models import TagStat
-
-    changed = {key: delta for key, delta in deltas.items() if delta}
-    if not changed:
-        return
-    TagStat.objects.bulk_create(
-        [TagStat(tag_id=tag_id, set_kind=kind, current_count=0) for tag_id, kind in sorted(changed)],
-        ignore_conflicts=True,
-    )
-    for (tag_id, kind), delta in sorted(changed.items()):
-        TagStat.objects.filter(tag_id=tag_id, set_kind=kind).update(current_count=F("current_count") + delta)
-
-
 def tag_stats_for_new_rows(rows: Sequence[TagAssignment]) -> None:
     """Count freshly inserted current assignments into TagStat."""
     deltas: dict[tuple[int, int], int] = {}
@@ -156,7 +140,7 @@ def tag_stats_for_new_rows(rows: Sequence[TagAssignment]) -> None:
         if row.state == TagAssignment.State.CURRENT:
             key = (row.tag_id, row.kind)
             deltas[key] = deltas.get(key, 0) + 1
-    _stat_deltas(deltas)
+    stats_apply(deltas)
 
 
 def _resolve_for_people(*, names: Sequence[str], vocabulary: Vocabulary) -> list[tuple[Any, str]]:
@@ -404,7 +388,7 @@ def tag_set_edit(
             state=TagAssignment.State.DELETED, actor=actor, operation=operation
         )
     OperationChange.objects.bulk_create(changes)
-    _stat_deltas(stat)
+    stats_apply(stat)
     count = TagAssignment.objects.filter(tagset=locked, state=TagAssignment.State.CURRENT).count()
     TagSet.objects.filter(pk=locked.pk).update(assignment_count=count, row_version=locked.row_version + 1)
     Operation.objects.filter(pk=operation.pk).update(
@@ -466,5 +450,5 @@ def tag_set_delete(*, tag_set: TagSet, expected_version: int | None = None) -> N
         stat[(tag_id, locked.kind)] = -1
     item_id = locked.media_item_id
     locked.delete()
-    _stat_deltas(stat)
+    stats_apply(stat)
     _refresh(item_id)
