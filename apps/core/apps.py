@@ -1,5 +1,8 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
+
+from apps.core.lookups import sqlite_functions
 
 
 def _ensure_curators(sender: AppConfig, **kwargs: object) -> None:
@@ -15,3 +18,4 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         # After every migrate, so permissions of newly added models reach the group.
         post_migrate.connect(_ensure_curators, dispatch_uid="core.ensure_curators")
+        connection_created.connect(sqlite_functions, dispatch_uid="core.sqlite_functions")

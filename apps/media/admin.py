@@ -6,7 +6,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from apps.media import services
+from apps.core.exceptions import DomainError
+from apps.media import extensions, services
 from apps.media.models import MediaItem, MediaSource, VideoFrame
 
 
@@ -144,12 +145,9 @@ class MediaItemAdmin(admin.ModelAdmin):
         """`q:<tag query>` in the search box runs the query language (first 10,000 matches)."""
         if not search_term.startswith("q:"):
             return super().get_search_results(request, queryset, search_term)
-        from apps.core.exceptions import DomainError
-        from apps.tags.search import search_ids
-
         query = search_term[2:]
         try:
-            ids = search_ids(q=query, viewer=request.user, base=queryset, max_ids=10_000)
+            ids = extensions.query_ids(q=query, viewer=request.user, base=queryset, max_ids=10_000)
         except DomainError as err:
             where = ""
             if (position := err.details.get("position")) is not None:

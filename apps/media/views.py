@@ -17,14 +17,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.core.htmx import redirect_after_post, render_page
-from apps.media import selectors, services
+from apps.media import extensions, selectors, services
 from apps.media.filters import MediaItemFilter
 from apps.media.forms import FramesForm, TransformForm, UploadForm
 from apps.media.models import MediaItem
 from apps.media.services import frames, transforms
 from apps.media.services.recipes import BUCKETS
-from apps.tags import selectors as tag_selectors
-from apps.tags.search import search_media
 
 PAGE_SIZE = 60
 STRIP_SIZE = 300  # captured frames shown on a video's timeline
@@ -39,7 +37,7 @@ def item_list(request: HttpRequest) -> HttpResponse:
     queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
     q = request.GET.get("q", "").strip()
     if q:
-        return _gallery_search(request, filterset, queryset, q)
+        return extensions.query_provider().page(request, filterset, queryset, q)
     after = request.GET.get("after", "")
     if after.isdigit():
         queryset = queryset.filter(pk__lt=int(after))
@@ -61,53 +59,11 @@ def item_list(request: HttpRequest) -> HttpResponse:
     return render_page(request, "media/item_list.html", partial, context)
 
 
-def _gallery_search(request: HttpRequest, filterset: MediaItemFilter, queryset: Any, q: str) -> HttpResponse:
-    """The gallery for a tag query: cursor pages, warnings, and bad queries shown in place (422)."""
-    cursor = request.GET.get("cursor") or None
-    bind = "&".join(f"{k}={v}" for k, v in sorted(request.GET.lists()) if k not in ("q", "cursor", "after"))
-    context: dict[str, Any] = {"filterset": filterset, "filtered": True, "first_page": not cursor, "q": q}
-    try:
-        page = search_media(
-            q=q, viewer=request.user, cursor=cursor, limit=PAGE_SIZE, base=queryset, bind=bind
-        )
-    except DomainError as err:
-        position = int(err.details.get("position", 0) or 0)
-        length = int(err.details.get("length", 0) or 0)
-        context.update(
-            items=[],
-            next_query="",
-            query_error={
-                "message": err.message,
-                "code": err.code,
-                "hint": err.details.get("hint", ""),
-                "position": position,
-                "before": q[:position],
-                "token": q[position : position + length],
-                "after": q[position + length :],
-            },
-        )
-        return render_page(
-            request, "media/item_list.html", "media/partials/_search_gallery.html", context, status=422
-        )
-    query = request.GET.copy()
-    for key in ("cursor", "after"):
-        query.pop(key, None)
-    if page.next_cursor:
-        query["cursor"] = page.next_cursor
-    context.update(
-        items=page.items,
-        next_query=query.urlencode() if page.next_cursor else "",
-        query_warnings=page.warnings,
-    )
-    partial = "media/partials/_grid_page.html" if cursor else "media/partials/_search_gallery.html"
-    return render_page(request, "media/item_list.html", partial, context)
-
-
 @login_required
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One item: preview or player with its tools, metadata, lineage, origins and tag sets."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
-    return render_page(request, "media/item_detail.html", None, _detail_context(item))
+    return render_page(request, "media/item_detail.html", None, _detail_context(request, item))
 
 
 @login_required
@@ -134,7 +90,7 @@ def item_transform(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "media/item_detail.html",
         "media/partials/_transform_form.html",
-        _detail_context(item, transform_form=form),
+        _detail_context(request, item, transform_form=form),
         status=422,
     )
 
@@ -163,13 +119,13 @@ def item_frames(request: HttpRequest, pk: int) -> HttpResponse:
                 request,
                 "media/item_detail.html",
                 "media/partials/_frames_tool.html",
-                _detail_context(item, frames_form=form, job=job),
+                _detail_context(request, item, frames_form=form, job=job),
             )
     return render_page(
         request,
         "media/item_detail.html",
         "media/partials/_frames_tool.html",
-        _detail_context(item, frames_form=form),
+        _detail_context(request, item, frames_form=form),
         status=422,
     )
 
@@ -221,12 +177,12 @@ def _chunks(handle: IO[bytes], length: int, size: int = 256 * 1024) -> Iterator[
         handle.close()
 
 
-def _detail_context(item: MediaItem, **extra: Any) -> dict[str, Any]:
+def _detail_context(request: HttpRequest, item: MediaItem, **extra: Any) -> dict[str, Any]:
     """Everything the item page shows; `extra` carries bound forms and a started job."""
     context: dict[str, Any] = {
         "item": item,
+        "panels": extensions.item_panels_render(request=request, item=item),
         "sources": selectors.media_item_sources(item=item),
-        "tag_sets": tag_selectors.tag_set_list_for_item(media_item=item),
         "children": selectors.media_item_children(item=item),
         "recipe_steps": recipe_summary(item.recipe),
         "recipe_json": json.dumps(item.recipe, indent=2) if item.recipe else "",

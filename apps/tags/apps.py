@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
@@ -16,6 +15,14 @@ class TagsConfig(AppConfig):
     def ready(self) -> None:
         # Also after `flush` (transactional tests), which empties the seeded rows.
         post_migrate.connect(_ensure_defaults, sender=self, dispatch_uid="tags.ensure_defaults")
-        from apps.tags.search.lookups import sqlite_functions
+        # Media sends events and offers an item-page panel slot; tags fills both
+        # (docs/architecture.md#events). Imported here: app modules need the registry ready.
+        from apps.media import events, extensions
+        from apps.tags import receivers, views_editor
 
-        connection_created.connect(sqlite_functions, dispatch_uid="tags.sqlite_functions")
+        events.arrival_tags_clean.connect(
+            receivers.arrival_tags_clean, dispatch_uid="tags.arrival_tags_clean"
+        )
+        events.item_arrived.connect(receivers.item_arrived, dispatch_uid="tags.item_arrived")
+        events.item_derived.connect(receivers.item_derived, dispatch_uid="tags.item_derived")
+        extensions.item_panel_register(key="tags.editor", panel=views_editor.item_panel)

@@ -10,7 +10,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from apps.core.exceptions import DomainError
-from apps.tags.models import Tag, TagType, Vocabulary
+from apps.tags.models import Description, Tag, TagType, Vocabulary
 from apps.tags.services.names import tag_query_normalise, vocabulary_default
 from apps.tags.services.vocabularies import CATEGORY_SCHEMES, TAG_ORDERS, USAGE_SCOPES, WORD_SEPARATORS
 
@@ -174,3 +174,28 @@ class BuildForm(forms.Form):
         field = self.fields["source"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = Vocabulary.objects.exclude(pk=vocabulary.pk).order_by("name")
+
+
+# --- the tag editor on the item page ---------------------------------------------------------
+
+
+class TagEditForm(forms.Form):
+    name = forms.CharField(max_length=4000, strip=True, error_messages={"required": "Type a tag first."})
+    row_version = forms.IntegerField(min_value=0, required=False)
+
+    def names(self) -> list[str]:
+        """Several tags may be pasted at once, separated by commas (never part of a name)."""
+        return [part for part in self.cleaned_data["name"].split(",") if part.strip()]
+
+
+class PromoteForm(forms.Form):
+    set = forms.IntegerField(min_value=1)
+    name = forms.CharField(max_length=200, required=False)
+    min_percent = forms.FloatField(min_value=0, max_value=100, required=False)
+
+
+class DescriptionForm(forms.Form):
+    kind = forms.ChoiceField(choices=Description.Kind.choices, initial=Description.Kind.WHOLE)
+    label = forms.CharField(max_length=100, required=False)
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=False)
+    row_version = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)

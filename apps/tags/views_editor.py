@@ -7,26 +7,22 @@ back to the item (plain form posts). A stale curated set answers 409 with its cu
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
-from django import forms
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.core.htmx import redirect_after_post, render_page
 from apps.media import selectors as media_selectors
-from apps.tags import selectors
-from apps.tags.models import Description, EffectiveTag, TagAssignment, TagSet
+from apps.tags import selectors, slots
+from apps.tags.forms import DescriptionForm, PromoteForm, TagEditForm
+from apps.tags.models import Description, TagAssignment, TagSet
 from apps.tags.services import descriptions as description_services
 from apps.tags.services import (
     tag_set_curated_get_or_create,
@@ -47,244 +43,6 @@ EDIT_PERM = "tags.change_tagset"
 NEW_DESCRIPTION_ID = "desc-new-%s"
 STALE = "This tag set changed since you loaded it — reloaded with its current tags."
 
-_VIA: dict[str, str] = {
-    TagAssignment.Via.MANUAL: "added by hand",
-    TagAssignment.Via.IMPORT: "imported",
-    TagAssignment.Via.TAGGER: "predicted by the tagger",
-    TagAssignment.Via.PROMOTE: "promoted",
-    TagAssignment.Via.BULK: "bulk edit",
-    TagAssignment.Via.MAPPING: "mapped",
-    TagAssignment.Via.INHERIT: "inherited",
-}
-
-
-# --- what the editor shows --------------------------------------------------------------------
-
-
-@dataclass
-class Chip:
-    """One tag as shown: coloured by type, with how it arrived as a tooltip."""
-
-    name: str
-    type_name: str
-    color: str
-    tip: str
-    percent: int | None = None  # tagger confidence, floored (34.5 % shows as 34, below 35)
-    confidence: int | None = None  # 1/10000
-    below: bool = False  # under the promote threshold
-    in_curated: bool = False
-    blocked: bool = False  # removed from the curated set by a person: promote skips it
-    implied: bool = False
-
-
-@dataclass
-class Panel:
-    """One tag set's column."""
-
-    tag_set: TagSet
-    title: str
-    detail: str = ""
-    link_item_id: int | None = None
-    chips: list[Chip] = field(default_factory=list)
-
-    @property
-    def kind(self) -> str:
-        return self.tag_set.get_kind_display()
-
-    @property
-    def promotable(self) -> int:
-        """How many chips promote would add (not yet curated, not tombstoned, above threshold)."""
-        return sum(1 for c in self.chips if not (c.in_curated or c.blocked or c.below))
-
-
-@dataclass
-class EditorState:
-    """Everything the editor partial renders for one item."""
-
-    item: Any
-    curated: Panel | None
-    others: list[Panel]
-    effective: list[Chip]
-    removed: list[Chip]
-    descriptions: list[Description]
-    threshold: int  # percent
-    description_form: Any = None  # the "add a description" form, bound after a refused add
-
-    @property
-    def curated_version(self) -> int:
-        """The form's row_version: 0 while the item has no curated set yet."""
-        return self.curated.tag_set.row_version if self.curated else 0
-
-
-def _when(value: Any) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""
-
-
-def _set_label(tag_set: TagSet) -> str:
-    if tag_set.kind == TagSet.Kind.TAGGER:
-        return f"tagger {tag_set.tagger_model or tag_set.slot}"
-    if tag_set.origin_label:
-        return f"{tag_set.get_kind_display()} set “{tag_set.origin_label}”"
-    return f"{tag_set.get_kind_display()} set"
-
-
-def _tip(row: TagAssignment, sets: dict[int, TagSet]) -> str:
-    """How an assignment arrived: type, via, who, when, confidence, entered name, origin set."""
-    how = _VIA.get(row.added_via, row.added_via)
-    actor = row.actor.get_username() if row.actor_id and row.actor else ""
-    lines = [row.tag.type.name, f"{how}{f' by {actor}' if actor else ''} · {_when(row.updated_at)}"]
-    if row.confidence is not None:
-        lines.append(f"confidence {row.confidence / 100:.1f} %")
-    if row.entered_tag and row.entered_tag != row.tag.name:
-        if row.kind == TagSet.Kind.CURATED:
-            lines.append(f"entered as “{row.entered_tag}” (alias of {row.tag.name})")
-        else:
-            lines.append(f"received as “{row.entered_tag}”")
-    if row.origin_set_id:
-        origin = sets.get(row.origin_set_id)
-        lines.append(f"from the {_set_label(origin)}" if origin else f"from tag set #{row.origin_set_id}")
-    return "\n".join(lines)
-
-
-def _chip(row: TagAssignment, sets: dict[int, TagSet]) -> Chip:
-    return Chip(
-        name=row.tag.name,
-        type_name=row.tag.type.name,
-        color=row.tag.type.color,
-        tip=_tip(row, sets),
-        confidence=row.confidence,
-        percent=None if row.confidence is None else math.floor(row.confidence / 100),
-    )
-
-
-def _panel(tag_set: TagSet) -> Panel:
-    """Title and origin line of a set's column."""
-    if tag_set.kind == TagSet.Kind.CURATED:
-        return Panel(tag_set, "Curated", "Yours: search and export read this set.")
-    if tag_set.kind == TagSet.Kind.TAGGER:
-        version = f" v{tag_set.tagger_version}" if tag_set.tagger_version else ""
-        return Panel(
-            tag_set,
-            f"Tagger · {tag_set.tagger_model or tag_set.slot}{version}",
-            f"stored from {tag_set.stored_threshold / 100:g} % confidence",
-        )
-    if tag_set.kind == TagSet.Kind.SOURCE:
-        parts = []
-        origin = tag_set.origin
-        if origin is not None:
-            parts.append(origin.get_kind_display())
-            name = origin.archive_member or origin.original_filename or origin.url
-            if name:
-                parts.append(name)
-            parts.append(_when(origin.created_at))
-        return Panel(
-            tag_set,
-            f"Source · from {tag_set.origin_label}" if tag_set.origin_label else "Source",
-            "file: " + " · ".join(parts) if parts else "",
-        )
-    prefix, _, ref = tag_set.slot.partition(":")
-    link = int(ref) if prefix in ("video", "parent") and ref.isdigit() else None
-    return Panel(tag_set, "Derived", tag_set.origin_label or tag_set.slot, link_item_id=link)
-
-
-def editor_state(item: Any) -> EditorState:
-    """Read everything the editor shows for `item` (a fixed number of queries, whatever the size)."""
-    tag_sets = list(selectors.tag_set_list_for_item(media_item=item))
-    rows = [row for tag_set in tag_sets for row in tag_set.current_assignments]  # type: ignore[attr-defined]
-    prefetch_related_objects(
-        rows, Prefetch("actor", queryset=get_user_model().objects.only("id", "username"))
-    )
-    by_id = {tag_set.pk: tag_set for tag_set in tag_sets}
-    vocabulary = vocabulary_default()
-    curated_set = next(
-        (s for s in tag_sets if s.kind == TagSet.Kind.CURATED and s.vocabulary_id == vocabulary.pk), None
-    )
-    threshold = vocabulary.default_tagger_threshold
-    curated_ids: set[int] = set()
-    removed: list[Chip] = []
-    tombstoned: set[int] = set()
-    if curated_set is not None:
-        curated_ids = {row.tag_id for row in curated_set.current_assignments}  # type: ignore[attr-defined]
-        gone = (
-            TagAssignment.objects.filter(tagset=curated_set, state=TagAssignment.State.DELETED)
-            .select_related("tag__type", "actor")
-            .order_by("-updated_at")
-        )
-        for row in gone:
-            tombstoned.add(row.tag_id)
-            chip = _chip(row, by_id)
-            chip.tip = f"{row.tag.type.name}\nremoved{f' by {row.actor}' if row.actor_id else ''}"
-            chip.tip += f" · {_when(row.updated_at)}"
-            removed.append(chip)
-    curated: Panel | None = None
-    others: list[Panel] = []
-    for tag_set in tag_sets:
-        panel = _panel(tag_set)
-        assignments = list(tag_set.current_assignments)  # type: ignore[attr-defined]
-        if tag_set.kind == TagSet.Kind.TAGGER:
-            assignments.sort(key=lambda r: (-(r.confidence or 0), r.tag.name))
-        for row in assignments:
-            chip = _chip(row, by_id)
-            if tag_set is not curated_set:
-                chip.in_curated = row.tag_id in curated_ids
-                chip.blocked = row.tag_id in tombstoned
-                chip.below = row.confidence is not None and row.confidence < threshold
-            panel.chips.append(chip)
-        if tag_set is curated_set:
-            curated = panel
-        else:
-            others.append(panel)
-    effective = [
-        Chip(
-            name=row.tag.name,
-            type_name=row.tag.type.name,
-            color=row.tag.type.color,
-            implied=row.is_implied,
-            tip=f"{row.tag.type.name}\n"
-            + ("implied by a rule" if row.is_implied else "from the tag sets")
-            + f"\non {row.tag.media_count} item{'s' if row.tag.media_count != 1 else ''}",
-        )
-        for row in EffectiveTag.objects.filter(media_item=item)
-        .select_related("tag__type")
-        .order_by("tag__type__display_order", "tag__name")
-    ]
-    return EditorState(
-        item=item,
-        curated=curated,
-        others=others,
-        effective=effective,
-        removed=removed,
-        descriptions=list(Description.objects.filter(media_item=item).select_related("actor").order_by("id")),
-        threshold=math.ceil(threshold / 100),
-        description_form=DescriptionForm(auto_id=NEW_DESCRIPTION_ID),
-    )
-
-
-# --- forms ----------------------------------------------------------------------------------------
-
-
-class TagEditForm(forms.Form):
-    name = forms.CharField(max_length=4000, strip=True, error_messages={"required": "Type a tag first."})
-    row_version = forms.IntegerField(min_value=0, required=False)
-
-    def names(self) -> list[str]:
-        """Several tags may be pasted at once, separated by commas (never part of a name)."""
-        return [part for part in self.cleaned_data["name"].split(",") if part.strip()]
-
-
-class PromoteForm(forms.Form):
-    set = forms.IntegerField(min_value=1)
-    name = forms.CharField(max_length=200, required=False)
-    min_percent = forms.FloatField(min_value=0, max_value=100, required=False)
-
-
-class DescriptionForm(forms.Form):
-    kind = forms.ChoiceField(choices=Description.Kind.choices, initial=Description.Kind.WHOLE)
-    label = forms.CharField(max_length=100, required=False)
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=False)
-    row_version = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
-
-
 # --- helpers ----------------------------------------------------------------------------------------
 
 
@@ -297,10 +55,24 @@ def _htmx(request: HttpRequest) -> bool:
     return bool(getattr(request, "htmx", None))
 
 
+def _state(item: Any) -> selectors.EditorState:
+    """The editor's data with an empty "add a description" form."""
+    state = selectors.editor_state(item)
+    state.description_form = DescriptionForm(auto_id=NEW_DESCRIPTION_ID)
+    return state
+
+
+def item_panel(request: HttpRequest, item: Any) -> str:
+    """The tag editor as a section of media's item page (registered in TagsConfig.ready)."""
+    return render_to_string(
+        "tags/partials/_editor.html", {"editor": _state(item), "item": item}, request=request
+    )
+
+
 def _editor(request: HttpRequest, item: Any, *, status: int = 200, **extra: Any) -> HttpResponse:
     """The editor (htmx) or its standalone page, freshly read, with a message or an announcement."""
     return render_page(
-        request, PAGE, SETS, {"editor": editor_state(item), "item": item, **extra}, status=status
+        request, PAGE, SETS, {"editor": _state(item), "item": item, **extra}, status=status
     )
 
 
@@ -315,7 +87,7 @@ def _curated_for_edit(item: Any, posted_version: int | None, actor: Any) -> tupl
     loaded (posted version 0) is as stale as one edited since."""
     vocabulary = vocabulary_default()
     existing = TagSet.objects.filter(
-        media_item=item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=""
+        media_item=item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=slots.CURATED
     ).first()
     if existing is None:
         created = tag_set_curated_get_or_create(media_item=item, actor=actor, vocabulary=vocabulary)
@@ -414,7 +186,7 @@ def tag_remove(request: HttpRequest, pk: int) -> HttpResponse:
     names = form.names()
     version = form.cleaned_data["row_version"]
     tag_set = TagSet.objects.filter(
-        media_item=item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary_default(), slot=""
+        media_item=item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary_default(), slot=slots.CURATED
     ).first()
     if tag_set is None:
         return _editor(request, item, status=422, error="This item has no curated tags to remove yet.")
@@ -488,7 +260,7 @@ def _description(item: Any, description_id: int) -> Description:
 def _descriptions(
     request: HttpRequest, item: Any, *, status: int = 200, form: DescriptionForm | None = None, **extra: Any
 ) -> HttpResponse:
-    state = editor_state(item)
+    state = _state(item)
     if form is not None:
         state.description_form = form
     return render_page(request, PAGE, DESCRIPTIONS, {"editor": state, "item": item, **extra}, status=status)
@@ -524,7 +296,7 @@ def _description_answer(
     if _htmx(request):
         return render(request, template, {"item": item, **context}, status=status)
     editing = context["d"].pk if template == DESCRIPTION_FORM else None
-    page = {"editor": editor_state(item), "item": item, "editing": editing, **context}
+    page = {"editor": _state(item), "item": item, "editing": editing, **context}
     return render(request, PAGE, page, status=status)
 
 

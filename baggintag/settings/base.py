@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.media",
     "apps.tags",
+    "apps.search",
 ]
 
 MIDDLEWARE = [

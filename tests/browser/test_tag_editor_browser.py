@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from apps.tags import slots
 from apps.tags.models import Tag, TagAssignment, TagSet
 from tests.tags.test_editor_pages import add_tagger_set, curated_names, make_item
 
@@ -136,7 +137,7 @@ def test_promote_a_tagger_tag_from_the_keyboard_and_see_blocked_ones(
     child = make_item(seed=15)
     from apps.tags.services import tag_set_curated_get_or_create, tag_set_edit, tag_set_inherit
 
-    tag_set_inherit(target=child, source=item, slot=f"parent:{item.pk}")
+    tag_set_inherit(target=child, source=item, slot=slots.derived(relation="parent", item_id=item.pk))
     tagger = add_tagger_set(
         item, {"smile": 9850, "blue_sky": 7400, "cloud": 6100, "outdoors": 5200, "tree": 2100}
     )

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 
 from apps.media.models import MediaItem
 from apps.media.services import Origin, media_ingest, metadata_clean
+from apps.tags import slots
 from apps.tags.models import Description, Tag, TagAssignment, TagSet, Vocabulary
 from apps.tags.services import (
     rules,
@@ -104,7 +105,8 @@ def item(curator) -> MediaItem:
 
 def test_item_page_shows_every_set_kind_with_provenance(signed_in, item, curator):
     child = make_item(seed=2)
-    derived = tag_set_inherit(target=child, source=item, slot=f"parent:{item.pk}")
+    slot = slots.derived(relation="parent", item_id=item.pk)
+    derived = tag_set_inherit(target=child, source=item, slot=slot)
     assert derived is not None
     curated = tag_set_curated_get_or_create(media_item=child, actor=curator)
     tag_set_edit(tag_set=curated, add=["Sunset Glow"], actor=curator)

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from apps.tags.search import CODES, And, Not, Or, Qualifier, QueryError, TagTerm, canonical, parse
-from apps.tags.search.values import Interval, RangeList
+from apps.search.query import CODES, And, Not, Or, Qualifier, QueryError, TagTerm, canonical, parse
+from apps.search.query.values import Interval, RangeList
 
 
 def error(q: str) -> QueryError:

@@ -9,8 +9,8 @@ from hashlib import sha256
 import pytest
 
 from apps.media.models import MediaItem
+from apps.search.query import QueryError, search_ids, search_media
 from apps.tags.models import EffectiveTag, Tag, TagSet
-from apps.tags.search import QueryError, search_ids, search_media
 from tests.tags.factories import alias_make, assign, closure_make, effective_build, items_make, tags_make
 
 pytestmark = pytest.mark.django_db

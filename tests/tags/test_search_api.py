@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from apps.media.models import MediaItem
+from apps.search.query import executor
 from apps.tags.models import TagSet
-from apps.tags.search import executor
 from tests.tags.factories import assign, effective_build, items_make, tags_make
 from tests.tags.test_query_parser import hostile_queries
 
@@ -87,7 +87,7 @@ def test_warnings_ride_with_results(api, items):
 
 
 def test_timeout_is_a_422(api, items, settings, monkeypatch):
-    from apps.tags.search.errors import QueryTimeout
+    from apps.search.query.errors import QueryTimeout
 
     def too_slow(*args, **kwargs):
         raise QueryTimeout(limit_s=3.0, term="cat")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pytest
 
 from apps.media.models import MediaItem
+from apps.search.query import QueryError, search_ids, search_media
 from apps.tags.models import EffectiveTag, Tag, TagSet
-from apps.tags.search import QueryError, search_ids, search_media
 from tests.tags.factories import alias_make, assign, closure_make, effective_build, items_bulk, tags_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # ~15 s on SQLite, 50–80 s on MariaDB

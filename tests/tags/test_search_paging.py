@@ -9,9 +9,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.core.db import statement_limit
 from apps.media.models import MediaItem
-from apps.tags.models import EffectiveTag, Tag, TagSet
-from apps.tags.search import (
+from apps.search.query import (
     QueryError,
     QueryTimeout,
     executor,
@@ -20,10 +20,10 @@ from apps.tags.search import (
     search_ids,
     search_media,
 )
-from apps.tags.search.count import count_page
-from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import normalise
-from apps.tags.search.planner import plan_choose
+from apps.search.query.count import count_page
+from apps.search.query.ir import normalise
+from apps.search.query.planner import plan_choose
+from apps.tags.models import EffectiveTag, Tag, TagSet
 from tests.tags.factories import assign, effective_build, items_make, tags_make
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ import pytest
 
 from apps.media.models import MediaItem
 from apps.media.services.probe import phash_bands, phash_to_signed
-from apps.tags.search import QueryError, search_ids, search_media
+from apps.search.query import QueryError, search_ids, search_media
 from tests.tags.factories import items_make
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,6 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from apps.media.models import MediaItem, VideoFrame
-from apps.tags.api.serializers_tagsets import TagSetOutputSerializer  # noqa: F401  (re-exported)
 
 
 class MediaItemOutputSerializer(serializers.ModelSerializer):
@@ -129,27 +128,6 @@ class MediaUploadBulkInputSerializer(serializers.Serializer):
     artist = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     tags = TagListField(required=False, max_length=1000)
     tag_source = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-
-
-class TagSetAddInputSerializer(serializers.Serializer):
-    """A new source set (tags + where they came from) or the item's curated set (kind=curated)."""
-
-    kind = serializers.ChoiceField(choices=["source", "curated"], default="source")
-    tags = serializers.ListField(
-        child=serializers.CharField(trim_whitespace=False), max_length=1000, required=False, default=list
-    )
-    tag_source = serializers.CharField(max_length=200, required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["kind"] == "source":
-            errors = {}
-            if not attrs.get("tags"):
-                errors["tags"] = ["A source set needs at least one tag."]
-            if not attrs.get("tag_source"):
-                errors["tag_source"] = ["Say where these tags came from (e.g. 'danbooru')."]
-            if errors:
-                raise serializers.ValidationError(errors)
-        return attrs
 
 
 class TransformBulkInputSerializer(serializers.Serializer):

@@ -15,14 +15,12 @@ from rest_framework.response import Response
 
 from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.jobs.api.serializers import job_accepted_body
-from apps.media import selectors, services
+from apps.media import extensions, selectors, services
 from apps.media.api.serializers import (
     MediaItemOutputSerializer,
     MediaUploadBulkInputSerializer,
     MediaUploadInputSerializer,
     MediaUploadOutputSerializer,
-    TagSetAddInputSerializer,
-    TagSetOutputSerializer,
     TransformBulkInputSerializer,
     VideoFrameOutputSerializer,
 )
@@ -30,58 +28,12 @@ from apps.media.filters import MediaItemFilter
 from apps.media.models import MediaItem
 from apps.media.services import fetch, frames, transforms
 from apps.media.services.ingest import Origin
-from apps.tags import selectors as tag_selectors
-from apps.tags import services as tag_services
-from apps.tags.search import search_media
 
 ADD_MEDIA = ["media.add_mediaitem"]
 
 
-SEARCH_PARAMS = ("q", "cursor", "limit", "page_size", "count")
-
-
-def _search_response(request: Request, queryset: Any) -> Response:
-    """Answer `q=` with the query language (keyset page, warnings, count) over filtered items."""
-    params = request.query_params
-    raw_limit = params.get("limit") or params.get("page_size") or ""
-    if raw_limit and not raw_limit.isdigit():
-        raise DomainError(
-            "limit must be a whole number from 1 to 200.",
-            code="invalid",
-            details={"fields": {"limit": ["A whole number from 1 to 200."]}},
-        )
-    count = params.get("count", "estimate")
-    if count not in ("none", "estimate", "exact"):
-        raise DomainError(
-            "count must be none, estimate or exact.",
-            code="invalid",
-            details={"fields": {"count": ["One of none, estimate, exact."]}},
-        )
-    bind = "&".join(f"{k}={v}" for k, v in sorted(params.lists()) if k not in SEARCH_PARAMS)
-    page = search_media(
-        q=params.get("q", ""),
-        viewer=request.user,
-        cursor=params.get("cursor") or None,
-        limit=int(raw_limit) if raw_limit else None,
-        base=queryset,
-        bind=bind,
-        count=count,
-    )
-    return Response(
-        {
-            "results": MediaItemOutputSerializer(page.items, many=True, context={"request": request}).data,
-            "next_cursor": page.next_cursor,
-            "prev_cursor": page.prev_cursor,
-            "count": page.count,
-            "count_exact": page.count_exact,
-            "count_upper_bound": page.count_upper_bound,
-            "warnings": page.warnings,
-        }
-    )
-
-
 SEARCH_SCHEMA = [
-    OpenApiParameter("q", str, description="Tag query (TAGS-AND-SEARCH.md §3); answers with next_cursor"),
+    OpenApiParameter("q", str, description="Tag query (docs/query-language.md); answers with next_cursor"),
     OpenApiParameter("cursor", str, description="next_cursor or prev_cursor of a page of the same query"),
     OpenApiParameter("limit", int, description="Page size 1–200 (limit: in q wins)"),
     OpenApiParameter("count", str, enum=["none", "estimate", "exact"], description="Count mode"),
@@ -91,7 +43,8 @@ SEARCH_SCHEMA = [
 class MediaItemViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
-    """The media library: list and filter, fetch, delete, upload, files and tag sets."""
+    """The media library: list and filter (`q=` through the query provider), fetch, delete, upload, files,
+    transforms and frames. An item's tag sets live at `media/{id}/tag-sets` in the tags API."""
 
     serializer_class = MediaItemOutputSerializer
     required_perms: list[str] | None = None  # set per action; see ModelPermissionsOrReadOnly
@@ -107,14 +60,14 @@ class MediaItemViewSet(
     @extend_schema(parameters=SEARCH_SCHEMA)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if "q" in request.query_params:
-            return _search_response(request, self.filter_queryset(self.get_queryset()))
+            return extensions.query_provider().api(request, self.filter_queryset(self.get_queryset()))
         return super().list(request, *args, **kwargs)
 
     @extend_schema(parameters=SEARCH_SCHEMA)
     @action(detail=False, methods=["get"])
     def search(self, request: Request) -> Response:
         """The query language (`q=`), keyset-paged by `cursor`; the list filters narrow it."""
-        return _search_response(request, self.filter_queryset(self.get_queryset()))
+        return extensions.query_provider().api(request, self.filter_queryset(self.get_queryset()))
 
     def perform_destroy(self, instance: MediaItem) -> None:
         services.media_item_delete(item=instance)
@@ -216,39 +169,6 @@ class MediaItemViewSet(
         response = _file_response(item.thumbnail_key, "image/webp", f"{item.pk}.webp")
         response["Cache-Control"] = "private, max-age=86400, immutable"
         return response
-
-    @extend_schema(methods=["get"], responses=TagSetOutputSerializer(many=True))
-    @extend_schema(
-        methods=["post"], request=TagSetAddInputSerializer, responses={201: TagSetOutputSerializer}
-    )
-    @action(detail=True, methods=["get", "post"], url_path="tag-sets", required_perms=["tags.add_tagset"])
-    def tag_sets(self, request: Request, pk: str | None = None) -> Response:
-        item = self.get_object()
-        if request.method == "POST":
-            data = TagSetAddInputSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            if data.validated_data["kind"] == "curated":
-                tag_set = tag_services.tag_set_curated_get_or_create(media_item=item, actor=request.user)
-                if data.validated_data["tags"]:
-                    tag_services.tag_set_edit(
-                        tag_set=tag_set, add=data.validated_data["tags"], actor=request.user
-                    )
-                created = tag_selectors.tag_set_list_for_item(media_item=item).get(pk=tag_set.pk)
-                return Response(TagSetOutputSerializer(created).data, status=status.HTTP_201_CREATED)
-            metadata = services.metadata_clean(
-                tags=data.validated_data["tags"], tag_source=data.validated_data["tag_source"]
-            )
-            tag_set = tag_services.tag_set_create_source(
-                media_item=item,
-                origin=None,
-                origin_label=metadata.tag_source,
-                names=list(metadata.tags),
-                actor=request.user,
-            )
-            created = tag_selectors.tag_set_list_for_item(media_item=item).get(pk=tag_set.pk)
-            return Response(TagSetOutputSerializer(created).data, status=status.HTTP_201_CREATED)
-        sets = tag_selectors.tag_set_list_for_item(media_item=item)
-        return Response(TagSetOutputSerializer(sets, many=True).data)
 
     @extend_schema(
         request=inline_serializer(

@@ -33,10 +33,10 @@ from PIL import Image
 from apps.core.exceptions import DomainError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job, JobItem
+from apps.media import events
 from apps.media.models import MediaItem, VideoFrame
 from apps.media.services import probe
 from apps.media.services.ingest import Derived, Origin, media_ingest_derived
-from apps.tags import services as tag_services
 
 logger = logging.getLogger(__name__)
 
@@ -461,7 +461,7 @@ def _store_frame(
                 )
         except IntegrityError:
             pass  # a concurrent capture of the same frame and box won; same content either way
-        tag_services.tag_set_inherit(target=outcome.item, source=video, slot=f"video:{video.pk}")
+        events.send_item_derived(item=outcome.item, parent=video, relation="video")
     return outcome.item, outcome.duplicate
 
 

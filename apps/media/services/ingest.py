@@ -15,10 +15,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import DomainError
+from apps.media import events
 from apps.media.exceptions import MediaUnsupportedError
 from apps.media.models import MediaItem, MediaSource
+from apps.media.phash import phash_bands, phash_to_signed
 from apps.media.services import probe, storage
-from apps.tags import services as tag_services
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +118,7 @@ def metadata_clean(
                 code="media.tag_source_required",
                 details={"field": "tag_source"},
             )
-        clean_tags = tuple(
-            tag_services.tag_names_normalise(raw=list(tags), vocabulary=tag_services.vocabulary_default())
-        )
+        clean_tags = events.arrival_tags_cleaned(tags=list(tags))
     return Metadata(
         name=_clean_text(name, field="name", max_length=255),
         source=_clean_text(source, field="source", max_length=2000),
@@ -232,7 +231,7 @@ def _store_new(
             or f"{spooled.sha256[:12]}.{probed.extension}"
         )
         source = metadata.source or origin.url
-        bands = probe.phash_bands(probed.phash) if probed.phash is not None else [None] * 5
+        bands = phash_bands(probed.phash) if probed.phash is not None else [None] * 5
         item = MediaItem(
             kind=probed.kind,
             name=name,
@@ -254,7 +253,7 @@ def _store_new(
             duration_ms=probed.duration_ms,
             fps_milli=probed.fps_milli,
             codec=probed.codec,
-            phash=probe.phash_to_signed(probed.phash) if probed.phash is not None else None,
+            phash=phash_to_signed(probed.phash) if probed.phash is not None else None,
             phash_b0=bands[0],
             phash_b1=bands[1],
             phash_b2=bands[2],
@@ -311,12 +310,7 @@ def _attach_origin(item: MediaItem, origin: Origin, metadata: Metadata, added_by
         raw_metadata={"name": metadata.name} if metadata.name else {},
         added_by=user,
     )
-    if metadata.tags:
-        tag_services.tag_set_create_source(
-            media_item=item,
-            origin=row,
-            origin_label=metadata.tag_source,
-            names=list(metadata.tags),
-            actor=user,
-        )
+    events.send_item_arrived(
+        item=item, source=row, tags=metadata.tags, tag_source=metadata.tag_source, actor=user
+    )
     return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from apps.media import events
 from apps.media.models import MediaItem
 from apps.media.services import storage
 
@@ -12,6 +13,7 @@ from apps.media.services import storage
 def media_item_delete(*, item: MediaItem) -> None:
     """Delete an item, its sources and tag sets; its files go after commit if nothing shares them."""
     keys = [k for k in (item.storage_key, item.thumbnail_key) if k]
+    events.send_item_deleting(item_ids=[item.pk])
     item.delete()
 
     def _remove_unshared() -> None:

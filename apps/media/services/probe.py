@@ -17,57 +17,8 @@ from PIL import Image, ImageFile
 
 from apps.core.exceptions import UnprocessableError
 from apps.media.exceptions import MediaBombError, MediaCorruptError
+from apps.media.formats import EXTENSIONS, MIME_TYPES, PIL_FORMATS
 
-# Pillow plug-in name per format we accept; nothing else may decode an upload.
-PIL_FORMATS = {
-    "jpeg": "JPEG",
-    "png": "PNG",
-    "gif": "GIF",
-    "webp": "WEBP",
-    "bmp": "BMP",
-    "tiff": "TIFF",
-    "avif": "AVIF",
-    "heic": "HEIF",
-}
-VIDEO_FORMATS = {"mp4", "mov", "webm", "mkv", "avi", "wmv", "vob", "flv", "mpegts"}
-EXTENSIONS = {
-    "jpeg": "jpg",
-    "png": "png",
-    "gif": "gif",
-    "webp": "webp",
-    "bmp": "bmp",
-    "tiff": "tif",
-    "avif": "avif",
-    "heic": "heic",
-    "mp4": "mp4",
-    "mov": "mov",
-    "webm": "webm",
-    "mkv": "mkv",
-    "avi": "avi",
-    "wmv": "wmv",
-    "vob": "vob",
-    "flv": "flv",
-    "mpegts": "ts",
-}
-MIME_TYPES = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "gif": "image/gif",
-    "webp": "image/webp",
-    "bmp": "image/bmp",
-    "tiff": "image/tiff",
-    "avif": "image/avif",
-    "heic": "image/heic",
-    "mp4": "video/mp4",
-    "mov": "video/quicktime",
-    "webm": "video/webm",
-    "mkv": "video/x-matroska",
-    "avi": "video/x-msvideo",
-    "wmv": "video/x-ms-wmv",
-    "vob": "video/mpeg",
-    "flv": "video/x-flv",
-    "mpegts": "video/mp2t",
-}
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b", b"BZh")
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
@@ -311,21 +262,6 @@ def phash64(image: Image.Image) -> int:
     for coefficient in coeffs:
         value = (value << 1) | (coefficient > median)
     return value
-
-
-def phash_bands(value: int) -> list[int]:
-    """Split a 64-bit hash into 13/13/13/13/12-bit bands (pigeonhole index for distance ≤ 4)."""
-    return [
-        (value >> 51) & 0x1FFF,
-        (value >> 38) & 0x1FFF,
-        (value >> 25) & 0x1FFF,
-        (value >> 12) & 0x1FFF,
-        value & 0xFFF,
-    ]
-
-
-def phash_to_signed(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 # --- video ------------------------------------------------------------------------------

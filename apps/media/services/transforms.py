@@ -20,12 +20,13 @@ from PIL import Image
 from apps.core.exceptions import DomainError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job, JobItem
+from apps.media import events
 from apps.media.exceptions import MediaBombError, MediaCorruptError
+from apps.media.formats import PIL_FORMATS
 from apps.media.models import MediaItem
 from apps.media.services import probe
 from apps.media.services.ingest import Derived, IngestResult, Origin, media_ingest_derived
 from apps.media.services.recipes import BUCKETS, MAX_UPSCALE, RecipeError, recipe_clean, recipe_hash
-from apps.tags import services as tag_services
 
 _FILTERS = {
     "lanczos": Image.Resampling.LANCZOS,
@@ -302,7 +303,7 @@ def media_item_transform(
     existing = MediaItem.objects.filter(parent=item, recipe_hash=digest).first()
     if existing is not None:
         return IngestResult(item=existing, duplicate=True)
-    pil_format = probe.PIL_FORMATS.get(item.format)
+    pil_format = PIL_FORMATS.get(item.format)
     if pil_format is None:
         raise UnprocessableError(
             f"Items in {item.format} format cannot be transformed.", code="media.not_an_image"
@@ -349,7 +350,7 @@ def media_item_transform(
             derived=Derived(kind="image", parent_id=item.pk, recipe=clean, recipe_hash=digest),
         )
         if not outcome.duplicate:
-            tag_services.tag_set_inherit(target=outcome.item, source=item, slot=f"parent:{item.pk}")
+            events.send_item_derived(item=outcome.item, parent=item, relation="parent")
     return outcome
 
 

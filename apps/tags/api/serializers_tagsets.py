@@ -176,3 +176,24 @@ class DescriptionInputSerializer(serializers.Serializer):
         child=serializers.IntegerField(), required=False, allow_null=True, min_length=4, max_length=4
     )
     row_version = serializers.IntegerField(required=False, min_value=1)
+
+
+class TagSetAddInputSerializer(serializers.Serializer):
+    """A new source set (tags + where they came from) or the item's curated set (kind=curated)."""
+
+    kind = serializers.ChoiceField(choices=["source", "curated"], default="source")
+    tags = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False), max_length=1000, required=False, default=list
+    )
+    tag_source = serializers.CharField(max_length=200, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["kind"] == "source":
+            errors = {}
+            if not attrs.get("tags"):
+                errors["tags"] = ["A source set needs at least one tag."]
+            if not attrs.get("tag_source"):
+                errors["tag_source"] = ["Say where these tags came from (e.g. 'danbooru')."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return attrs

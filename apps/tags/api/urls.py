@@ -19,5 +19,8 @@ router.register("tag-operations", views_operations.TagOperationViewSet, basename
 # Before the router: `tags/bulk` would otherwise read as the detail route of tag "bulk".
 urlpatterns = [
     re_path(r"^tags/bulk/?$", views_operations.TagBulkApi.as_view(), name="tag-bulk"),
+    re_path(
+        r"^media/(?P<pk>[0-9]+)/tag-sets/?$", views_tagsets.MediaTagSetsApi.as_view(), name="media-tag-sets"
+    ),
     *router.urls,
 ]

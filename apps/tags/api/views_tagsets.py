@@ -12,12 +12,18 @@ from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from apps.core.exceptions import NotFoundError
 from apps.jobs.api.serializers import job_accepted_body
+from apps.media import selectors as media_selectors
+from apps.media.api.serializers import MediaItemOutputSerializer
+from apps.media.models import MediaItem
+from apps.tags import selectors
 from apps.tags.api import serializers_tagsets as s
 from apps.tags.models import Description, TagAlias, TagAssignment, TagImplication, TagSet
 from apps.tags.services import descriptions, rules, tag_set_delete, tag_set_edit, tag_set_promote
+from apps.tags.services.tagsets import tag_set_add_to_item
 
 APPROVE = ["tags.approve_rules"]
 
@@ -126,8 +132,6 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     @action(detail=True, methods=["get"])
     def media(self, request: Request, pk: str | None = None) -> Response:
-        from apps.media.api.serializers import MediaItemOutputSerializer
-
         return Response(MediaItemOutputSerializer(self.get_object().media_item).data)
 
     @action(detail=False, methods=["get"])
@@ -264,8 +268,6 @@ class DescriptionViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=s.DescriptionInputSerializer, responses={201: s.DescriptionOutputSerializer})
     def create(self, request: Request) -> Response:
-        from apps.media import selectors as media_selectors
-
         data = s.DescriptionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -314,9 +316,35 @@ class EffectiveRebuildApi(viewsets.ViewSet):
     )
     def create(self, request: Request) -> Response:
         if request.query_params.get("all") == "1":
-            from apps.media.models import MediaItem
-
             MediaItem.objects.filter(effective_stale=False).update(effective_stale=True)
         job = rules.effective_rebuild_start(actor=request.user, reason="requested")
         body = job_accepted_body(job)  # type: ignore[arg-type]
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["job"]["url"]})
+
+
+class MediaTagSetsApi(APIView):
+    """An item's tag sets (`GET`) and adding one (`POST`: a source set, or tags into the curated set)."""
+
+    required_perms = ["tags.add_tagset"]
+
+    @extend_schema(responses=s.TagSetOutputSerializer(many=True))
+    def get(self, request: Request, pk: str) -> Response:
+        item = media_selectors.media_item_get(item_id=pk, viewer=request.user)
+        sets = selectors.tag_set_list_for_item(media_item=item)
+        return Response(s.TagSetOutputSerializer(sets, many=True).data)
+
+    @extend_schema(request=s.TagSetAddInputSerializer, responses={201: s.TagSetOutputSerializer})
+    def post(self, request: Request, pk: str) -> Response:
+        item = media_selectors.media_item_get(item_id=pk, viewer=request.user)
+        data = s.TagSetAddInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        tag_set = tag_set_add_to_item(
+            media_item=item,
+            kind=values["kind"],
+            names=values["tags"],
+            tag_source=values.get("tag_source", ""),
+            actor=request.user,
+        )
+        created = selectors.tag_set_list_for_item(media_item=item).get(pk=tag_set.pk)
+        return Response(s.TagSetOutputSerializer(created).data, status=status.HTTP_201_CREATED)

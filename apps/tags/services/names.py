@@ -22,6 +22,7 @@ from django.db.models import Count, F, IntegerField, Model, QuerySet, Subquery
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
 
+from apps.core.db import QueryTimeout, statement_limit
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError
 from apps.tags.models import EffectiveTag, Tag, TagType, TagWord, Vocabulary
 
@@ -55,6 +56,14 @@ def is_reserved_prefix(prefix: str) -> bool:
     """Whether `prefix:` is a search qualifier (so no tag or type key may use it)."""
     prefix = prefix.casefold()
     return prefix in QUALIFIERS or bool(_TYPE_COUNT_QUALIFIER.match(prefix))
+
+
+def normalise_fragment(text: str, vocabulary: Vocabulary) -> str:
+    """Part of a wildcard pattern normalised like a name (NFC, separator, case), not trimmed."""
+    text = unicodedata.normalize("NFC", text)
+    if vocabulary.word_separator:
+        text = "".join(vocabulary.word_separator if c.isspace() else c for c in text)
+    return text.lower() if vocabulary.case == Vocabulary.Case.LOWER else text
 
 
 def tag_name_normalise(*, raw: str, vocabulary: Vocabulary) -> str:
@@ -513,9 +522,6 @@ def _autocomplete_exact(
     if dense_prefix or dense_words:
         walked = _most_used_matching(q, vocabulary, tag_type, limit, prefix=dense_prefix, words=dense_words)
         if walked is None:  # the bounded walk came up short: rank the ranges whole
-            from apps.tags.search.errors import QueryTimeout
-            from apps.tags.search.guard import statement_limit
-
             try:
                 with statement_limit(AUTOCOMPLETE_TIME_LIMIT):
                     prefix = _suggestions(_ranked(in_range)[:limit], "prefix")

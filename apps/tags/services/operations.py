@@ -23,6 +23,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.core.db import statement_limit
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
@@ -105,13 +106,7 @@ def _retrying(run: Callable[[], T]) -> T:
 
 
 def _statement_limit(seconds: float) -> Any:
-    """The search app's statement-time guard (bulk preview 10 s, §4.4), when it is there."""
-    from contextlib import nullcontext
-
-    try:
-        from apps.tags.search import statement_limit
-    except ImportError:  # pragma: no cover - the search app ships with tags
-        return nullcontext()
+    """The statement-time guard around bulk previews (docs/query-language.md#time-limits)."""
     return statement_limit(seconds)
 
 

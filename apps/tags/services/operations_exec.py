@@ -30,6 +30,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.tags import slots
 from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet
 from apps.tags.services.effective import Rules, counters_deferred, effective_refresh, stats_apply
 from apps.tags.services.operations_plan import (
@@ -226,7 +227,7 @@ def apply_chunk(
         media_item_id__in=ids, kind=spec.set_kind, vocabulary_id=spec.vocabulary_id
     )
     if spec.set_kind == CURATED:
-        sets_query = sets_query.filter(slot="")
+        sets_query = sets_query.filter(slot=slots.CURATED)
     sets = list(sets_query.select_for_update().order_by("pk").values_list("pk", "media_item_id"))
     if not SET_SQL.enabled or not sets:
         return _apply_per_item(operation_id, spec, ids, sets, actor_id, rules)
@@ -554,7 +555,7 @@ def _curated_sets_create(spec: Spec, item_ids: list[int], actor_id: int | None) 
                         media_item_id=item_id,
                         kind=CURATED,
                         vocabulary_id=spec.vocabulary_id,
-                        slot="",
+                        slot=slots.CURATED,
                         created_by_id=actor_id,
                     )
                     for item_id in item_ids
@@ -567,7 +568,7 @@ def _curated_sets_create(spec: Spec, item_ids: list[int], actor_id: int | None) 
         return {s.media_item_id: s.pk for s in made}
     return dict(
         TagSet.objects.filter(
-            media_item_id__in=item_ids, kind=CURATED, vocabulary_id=spec.vocabulary_id, slot=""
+            media_item_id__in=item_ids, kind=CURATED, vocabulary_id=spec.vocabulary_id, slot=slots.CURATED
         ).values_list("media_item_id", "pk")
     )
 

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 
 from apps.core.exceptions import DomainError, ForbiddenError, UnprocessableError
+from apps.core.lookups import NameGlob
+from apps.tags import slots
 from apps.tags.models import (
     AliasResolution,
     Operation,
@@ -27,7 +29,12 @@ from apps.tags.models import (
     TagType,
     Vocabulary,
 )
-from apps.tags.services.names import tag_names_normalise, tag_type_find_by_key, vocabulary_default
+from apps.tags.services.names import (
+    normalise_fragment,
+    tag_names_normalise,
+    tag_type_find_by_key,
+    vocabulary_default,
+)
 from apps.tags.services.sql import rows_insert
 
 CURRENT = TagAssignment.State.CURRENT
@@ -185,9 +192,6 @@ def _matching(
 ) -> list[TagRef]:
     """Tags a `*` pattern names (remove only: `*_background`, `artist:*`-style clean-ups), most
     used first; a pattern naming more than PATTERN_MAX_TAGS tags is refused, not truncated."""
-    from apps.tags.search.lookups import NameGlob
-    from apps.tags.search.terms import normalise_fragment
-
     refs: list[TagRef] = []
     for pattern in patterns:
         text = pattern.strip()
@@ -473,7 +477,7 @@ def _real(spec: Spec, operation_id: int, tag_ids: Sequence[int]) -> QuerySet[Tag
 
 
 def _curated_items(spec: Spec) -> QuerySet[Any]:
-    return TagSet.objects.filter(kind=CURATED, vocabulary_id=spec.vocabulary_id, slot="").values(
+    return TagSet.objects.filter(kind=CURATED, vocabulary_id=spec.vocabulary_id, slot=slots.CURATED).values(
         "media_item_id"
     )
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import ConflictError
+from apps.tags import slots
 from apps.tags.models import TagAssignment, TagSet, Vocabulary
 from apps.tags.services.effective import stats_apply
 from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
@@ -29,18 +29,18 @@ def tag_set_create_source(
     vocabulary = vocabulary or vocabulary_default()
     tags = tags_get_or_create(vocabulary=vocabulary, names=names)
     actor = actor if actor is not None and actor.is_authenticated else None
-    if origin is not None:
-        slot = f"src:{origin.pk}"
-    else:
-        slot = "src:label:" + hashlib.sha256(origin_label.encode()).hexdigest()[:32]
-        if TagSet.objects.filter(
+    slot = slots.source(origin_id=origin.pk if origin is not None else None, label=origin_label)
+    if (
+        origin is None
+        and TagSet.objects.filter(
             media_item=media_item, kind=TagSet.Kind.SOURCE, vocabulary=vocabulary, slot=slot
-        ).exists():
-            raise ConflictError(
-                f"Item {media_item.pk} already has a source tag set from {origin_label!r}.",
-                code="tags.duplicate_set",
-                details={"tag_source": origin_label},
-            )
+        ).exists()
+    ):
+        raise ConflictError(
+            f"Item {media_item.pk} already has a source tag set from {origin_label!r}.",
+            code="tags.duplicate_set",
+            details={"tag_source": origin_label},
+        )
     try:
         with transaction.atomic():
             tag_set = TagSet.objects.create(
@@ -91,6 +91,23 @@ def _inheritable_assignments(source: Any) -> list[TagAssignment]:
 
 
 @transaction.atomic
+@transaction.atomic
+def tag_set_add_to_item(
+    *, media_item: Any, kind: str, names: Sequence[str], tag_source: str = "", actor: Any = None
+) -> TagSet:
+    """Add tags to an item in one transaction: into its curated set (created on first use), or as
+    a new source set keyed by where they came from (`tag_source`)."""
+    if kind == "curated":
+        tag_set = tag_set_curated_get_or_create(media_item=media_item, actor=actor)
+        if names:
+            tag_set_edit(tag_set=tag_set, add=list(names), actor=actor)
+        return tag_set
+    clean = tag_names_normalise(raw=list(names), vocabulary=vocabulary_default())
+    return tag_set_create_source(
+        media_item=media_item, origin=None, origin_label=tag_source, names=clean, actor=actor
+    )
+
+
 def tag_set_inherit(*, target: Any, source: Any, slot: str) -> TagSet | None:
     """Copy `source`'s tags into a `derived` set on `target` (e.g. slot `video:<id>`); idempotent.
 
@@ -196,7 +213,7 @@ def tag_set_curated_get_or_create(
     (tagger output is never copied in silently) so a first edit does not hide what it had."""
     vocabulary = vocabulary or vocabulary_default()
     existing = TagSet.objects.filter(
-        media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=""
+        media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=slots.CURATED
     ).first()
     if existing is not None:
         return existing
@@ -208,12 +225,12 @@ def tag_set_curated_get_or_create(
                     media_item=media_item,
                     kind=TagSet.Kind.CURATED,
                     vocabulary=vocabulary,
-                    slot="",
+                    slot=slots.CURATED,
                     created_by=actor,
                 )
         except IntegrityError:
             return TagSet.objects.get(
-                media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=""
+                media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=slots.CURATED
             )
         seeds: dict[int, TagAssignment] = {}
         for row in TagAssignment.objects.filter(

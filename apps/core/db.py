@@ -1,4 +1,6 @@
-"""Statement-time guard (§4.4): MariaDB `SET STATEMENT max_statement_time`, SQLite progress handler."""
+"""Statement-time guard: MariaDB `SET STATEMENT max_statement_time`, SQLite progress handler.
+
+Used by search and by tag lookups that must not run away (docs/query-language.md#time-limits)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,23 @@ from typing import Any
 
 from django.db import DatabaseError, connections
 
-from apps.tags.search.errors import QueryTimeout
+from apps.core.exceptions import UnprocessableError
+
+
+class QueryTimeout(UnprocessableError):
+    """The statement-time guard stopped a search (HTTP 422)."""
+
+    default_code = "query_timeout"
+
+    def __init__(self, *, limit_s: float, term: str = "") -> None:
+        costly = f" The costliest term was {term!r}." if term else ""
+        super().__init__(
+            f"The search took longer than {limit_s:g} s and was stopped.{costly} "
+            "Add a rarer tag or a qualifier to narrow it.",
+            code="query_timeout",
+            details={"limit_s": limit_s, "term": term},
+        )
+
 
 ER_STATEMENT_TIMEOUT = 1969
 SQLITE_STEPS = 200  # VM instructions between deadline checks

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from apps.core.exceptions import DomainError
+from apps.search.query.nodes import TagTerm
+from apps.search.query.qualifiers import edit_distance
 from apps.tags.models import AliasResolution, Tag, TagClosure, Vocabulary
-from apps.tags.search.nodes import TagTerm
-from apps.tags.search.qualifiers import edit_distance
 from apps.tags.services.names import tag_name_normalise
-
-
-def normalise_fragment(text: str, vocabulary: Vocabulary) -> str:
-    """Part of a wildcard pattern normalised like a name (NFC, separator, case), not trimmed."""
-    text = unicodedata.normalize("NFC", text)
-    if vocabulary.word_separator:
-        text = "".join(vocabulary.word_separator if c.isspace() else c for c in text)
-    return text.lower() if vocabulary.case == Vocabulary.Case.LOWER else text
 
 
 class TermResolver:

@@ -15,11 +15,11 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from apps.tags.search.config import knob
-from apps.tags.search.errors import QueryTimeout
-from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import AllOf, Cond, Match, Neg, has_negation
-from apps.tags.search.planner import Plan
+from apps.core.db import statement_limit
+from apps.search.query.config import knob
+from apps.search.query.errors import QueryTimeout
+from apps.search.query.ir import AllOf, Cond, Match, Neg, has_negation
+from apps.search.query.planner import Plan
 
 SLOW_COUNT_SECONDS = 0.01  # only counts slower than this are worth caching (estimate mode stops at 0.05)
 

@@ -1,4 +1,4 @@
-"""The tag query language and its executor (TAGS-AND-SEARCH.md §3–4); DRF-free.
+"""The query language's public interface (docs/query-language.md); DRF-free.
 
     page = search_media(q="(saber_(fate) or rin) -1boy width:>=1024", viewer=user)
     page.items, page.next_cursor, page.warnings
@@ -7,13 +7,13 @@ Errors are `QueryError` (HTTP 400; code, message, details {token, position, leng
 and `QueryTimeout` (HTTP 422, code query_timeout).
 """
 
-from apps.tags.search.cursor import CursorState, cursor_decode, cursor_encode
-from apps.tags.search.errors import CODES, QueryError, QueryTimeout
-from apps.tags.search.executor import SearchPage, search_ids, search_media
-from apps.tags.search.guard import statement_limit
-from apps.tags.search.nodes import And, Node, Not, Or, Qualifier, TagTerm, ast_hash, canonical
-from apps.tags.search.parser import parse
-from apps.tags.search.resolve import Resolved, query_resolve
+from apps.core.db import QueryTimeout, statement_limit
+from apps.search.query.cursor import CursorState, cursor_decode, cursor_encode
+from apps.search.query.errors import CODES, QueryError
+from apps.search.query.executor import SearchPage, search_ids, search_media
+from apps.search.query.nodes import And, Node, Not, Or, Qualifier, TagTerm, ast_hash, canonical
+from apps.search.query.parser import parse
+from apps.search.query.resolve import Resolved, query_resolve
 
 __all__ = [
     "CODES",

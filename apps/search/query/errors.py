@@ -1,10 +1,12 @@
-"""Query errors: parse and resolve failures (HTTP 400) and the statement-time guard (HTTP 422)."""
+"""Query errors: parse and resolve failures (HTTP 400); the statement-time guard's QueryTimeout (HTTP 422)
+lives in apps.core.db and is re-exported here."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from apps.core.exceptions import DomainError, UnprocessableError
+from apps.core.db import QueryTimeout
+from apps.core.exceptions import DomainError
 
 CODES = frozenset(
     {
@@ -61,16 +63,4 @@ class QueryError(DomainError):
         return int(self.details["position"])
 
 
-class QueryTimeout(UnprocessableError):
-    """The statement-time guard stopped a search (HTTP 422)."""
-
-    default_code = "query_timeout"
-
-    def __init__(self, *, limit_s: float, term: str = "") -> None:
-        costly = f" The costliest term was {term!r}." if term else ""
-        super().__init__(
-            f"The search took longer than {limit_s:g} s and was stopped.{costly} "
-            "Add a rarer tag or a qualifier to narrow it.",
-            code="query_timeout",
-            details={"limit_s": limit_s, "term": term},
-        )
+__all__ = ["CODES", "QueryError", "QueryTimeout"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core import signing
 
-from apps.tags.search.errors import QueryError
+from apps.search.query.errors import QueryError
 
 SALT = "baggintag.search.cursor"
 VERSION = 1

@@ -8,19 +8,21 @@ from typing import Any
 
 from django.db.models import F, Q, QuerySet, Value
 
+from apps.core.db import statement_limit
+from apps.core.lookups import Hamming
+from apps.media.models import MediaItem
+from apps.media.selectors import media_item_list
+from apps.search.query.conditions import compile_cond
+from apps.search.query.config import int_knob, knob
+from apps.search.query.count import count_page
+from apps.search.query.cursor import CursorState, cursor_decode, cursor_encode
+from apps.search.query.errors import QueryTimeout
+from apps.search.query.ir import TRUE, AllOf, Similar, has_negation, normalise
+from apps.search.query.nodes import ast_hash
+from apps.search.query.parser import parse
+from apps.search.query.planner import Plan, plan_choose
+from apps.search.query.resolve import Resolved, query_resolve
 from apps.tags.models import EffectiveTag
-from apps.tags.search.conditions import compile_cond
-from apps.tags.search.config import int_knob, knob
-from apps.tags.search.count import count_page
-from apps.tags.search.cursor import CursorState, cursor_decode, cursor_encode
-from apps.tags.search.errors import QueryTimeout
-from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import TRUE, AllOf, Similar, has_negation, normalise
-from apps.tags.search.lookups import Hamming
-from apps.tags.search.nodes import ast_hash
-from apps.tags.search.parser import parse
-from apps.tags.search.planner import Plan, plan_choose
-from apps.tags.search.resolve import Resolved, query_resolve
 
 # order name → (MediaItem column, nullable)
 ORDER_FIELDS: dict[str, tuple[str, bool]] = {
@@ -151,8 +153,6 @@ def _run(
 
 def _live_estimate() -> int:
     """≈ number of items (the highest id: one index probe, no COUNT)."""
-    from apps.media.models import MediaItem
-
     return MediaItem.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
@@ -173,9 +173,6 @@ def search_media(
     tied to them); `count` is none, estimate or exact. Raises QueryError (400) on bad queries
     or cursors and QueryTimeout (422) when the statement-time guard stops the search.
     """
-    from apps.media.models import MediaItem
-    from apps.media.selectors import media_item_list
-
     root = parse(q or "")
     query_key = ast_hash(root, bind)
     resolved = query_resolve(root)
@@ -248,8 +245,6 @@ def search_ids(
 
     `limit:` in the query is ignored; at most `max_ids` ids are returned.
     """
-    from apps.media.selectors import media_item_list
-
     root = parse(q or "")
     resolved = query_resolve(root)
     items_base = base if base is not None else media_item_list(viewer=viewer)

@@ -9,10 +9,10 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subque
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThanOrEqual
 
+from apps.core.lookups import ExactBytes, Hamming
+from apps.search.query.ir import AllOf, AnyOf, Column, Cond, Const, HasSet, Match, Neg, Similar, TypeCount
+from apps.search.query.values import ANY, NONE, Interval, RangeList
 from apps.tags.models import EffectiveTag, TagAssignment, TagSet
-from apps.tags.search.ir import AllOf, AnyOf, Column, Cond, Const, HasSet, Match, Neg, Similar, TypeCount
-from apps.tags.search.lookups import ExactBytes, Hamming
-from apps.tags.search.values import ANY, NONE, Interval, RangeList
 
 
 def _int_bounds(item: Interval) -> tuple[Any, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apps.tags.search.errors import QueryError
+from apps.search.query.errors import QueryError
 
 KEYWORDS = {"or": "or", "|": "or", "and": "and"}
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from apps.tags.search import values as v
-from apps.tags.search.values import ValueProblem
+from apps.media.formats import MIME_TYPES
+from apps.search.query import values as v
+from apps.search.query.values import ValueProblem
 
 SCOPES = ("effective", "curated", "source", "tagger", "derived", "any")
 ORDERS = (
@@ -82,8 +83,6 @@ def _list(mapping: dict[str, str], groups: dict[str, tuple[str, ...]], hint: str
 
 
 def _formats() -> dict[str, str]:
-    from apps.media.services.probe import MIME_TYPES
-
     return {**{f: f for f in MIME_TYPES}, **FORMAT_ALIASES}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.tags.search.values import RangeList
+from apps.search.query.values import RangeList
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,15 @@ from django.db import connection
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from apps.core.db import statement_limit
 from apps.core.exceptions import DomainError
-from apps.tags.models import Tag, TagSet, TagType, Vocabulary
-from apps.tags.search import values as v
-from apps.tags.search.config import int_knob, knob
-from apps.tags.search.errors import QueryError
-from apps.tags.search.guard import statement_limit
-from apps.tags.search.ir import (
+from apps.core.lookups import NameGlob
+from apps.media.models import MediaItem
+from apps.media.phash import phash_bands
+from apps.search.query import values as v
+from apps.search.query.config import int_knob, knob
+from apps.search.query.errors import QueryError
+from apps.search.query.ir import (
     FALSE,
     TRUE,
     AllOf,
@@ -31,11 +33,11 @@ from apps.tags.search.ir import (
     Similar,
     TypeCount,
 )
-from apps.tags.search.lookups import NameGlob
-from apps.tags.search.nodes import And, Node, Not, Or, Qualifier, TagTerm
-from apps.tags.search.qualifiers import SINGLETONS, nearest_qualifier
-from apps.tags.search.terms import TermResolver, normalise_fragment
-from apps.tags.services.names import vocabulary_default
+from apps.search.query.nodes import And, Node, Not, Or, Qualifier, TagTerm
+from apps.search.query.qualifiers import SINGLETONS, nearest_qualifier
+from apps.search.query.terms import TermResolver
+from apps.tags.models import Tag, TagSet, TagType, Vocabulary
+from apps.tags.services.names import normalise_fragment, vocabulary_default
 
 KIND_OF_SCOPE = {
     "curated": TagSet.Kind.CURATED,
@@ -334,9 +336,6 @@ class Resolver:
     def similar(self, node: Qualifier) -> Cond:
         """Near-duplicates of one item by perceptual hash (§2.10: five band lookups, then the
         Hamming distance); the item itself is among them."""
-        from apps.media.models import MediaItem
-        from apps.media.services.probe import phash_bands
-
         item_id, distance = node.parsed
         row = MediaItem.objects.filter(pk=item_id).values_list("phash", flat=True).first()
         position = node.pos + len("similar:")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apps.tags.search.config import int_knob
-from apps.tags.search.ir import FALSE, TRUE, AllOf, Cond, Match
+from apps.search.query.config import int_knob
+from apps.search.query.ir import FALSE, TRUE, AllOf, Cond, Match
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,18 @@ singleton rules are checked here, so every error carries the offending token's o
 
 from __future__ import annotations
 
-from apps.tags.search.config import int_knob
-from apps.tags.search.errors import QueryError
-from apps.tags.search.lexer import Token, tokenize
-from apps.tags.search.nodes import And, Node, Not, Or, Qualifier, TagTerm
-from apps.tags.search.qualifiers import (
+from apps.search.query.config import int_knob
+from apps.search.query.errors import QueryError
+from apps.search.query.lexer import Token, tokenize
+from apps.search.query.nodes import And, Node, Not, Or, Qualifier, TagTerm
+from apps.search.query.qualifiers import (
     NOT_AVAILABLE,
     SINGLETONS,
     SPECS,
     TAG_QUALIFIERS,
     TERM_MODES,
 )
-from apps.tags.search.values import ValueProblem
+from apps.search.query.values import ValueProblem
 
 _ENDS = (")", "or", "and")
 

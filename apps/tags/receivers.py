@@ -1,0 +1,32 @@
+"""How tags answers media's events (apps/media/events.py); connected in TagsConfig.ready().
+
+Receivers run inside media's transaction and only call tags services, so a failure here rolls the
+upload, capture or deletion back (docs/architecture.md#events).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.tags import slots
+from apps.tags.services import tag_names_normalise, tag_set_create_source, tag_set_inherit, vocabulary_default
+
+
+def arrival_tags_clean(sender: Any, *, tags: list[str], **kwargs: Any) -> list[str]:
+    """Normalise an upload's original tags before anything is stored (refusals name the tag)."""
+    return tag_names_normalise(raw=tags, vocabulary=vocabulary_default())
+
+
+def item_arrived(
+    sender: Any, *, item: Any, source: Any, tags: tuple[str, ...], tag_source: str, actor: Any, **kwargs: Any
+) -> None:
+    """Keep the tags that came with a file as a source set tied to that arrival."""
+    if tags:
+        tag_set_create_source(
+            media_item=item, origin=source, origin_label=tag_source, names=list(tags), actor=actor
+        )
+
+
+def item_derived(sender: Any, *, item: Any, parent: Any, relation: str, **kwargs: Any) -> None:
+    """A crop or frame inherits its parent's (or video's) tags as a derived set."""
+    tag_set_inherit(target=item, source=parent, slot=slots.derived(relation=relation, item_id=parent.pk))
