@@ -8,8 +8,8 @@ class SearchConfig(AppConfig):
     def ready(self) -> None:
         # The library list answers `q=` through this app (docs/architecture.md#search).
         from apps.media import extensions
-        from apps.search.api import views as api_views
         from apps.search import views
+        from apps.search.api import views as api_views
         from apps.search.query import executor
 
         extensions.query_provider_register(
