@@ -7,8 +7,8 @@ import hashlib
 import django_filters
 from django.db.models import QuerySet
 
+from apps.media.formats import MIME_TYPES
 from apps.media.models import MediaItem
-from apps.media.services.probe import MIME_TYPES
 
 
 class MediaItemFilter(django_filters.FilterSet):

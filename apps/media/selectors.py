@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from apps.core.exceptions import NotFoundError
-from apps.media.models import MediaItem
+from apps.media.models import MediaItem, VideoFrame
 
 
 def media_item_list(*, viewer: Any) -> QuerySet[MediaItem]:
@@ -31,8 +31,6 @@ def media_item_sources(*, item: MediaItem) -> QuerySet[Any]:
 
 def video_frame_list(*, video: MediaItem) -> QuerySet[Any]:
     """A video's captures in time order, with their frame items."""
-    from apps.media.models import VideoFrame
-
     return VideoFrame.objects.filter(video=video).select_related("media_item")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.tags.models import TagType, Vocabulary
+
 # key, name, colour, zone, pinned, droppable, shuffleable, exported, max per item, short keys
 TYPES = [
     ("trigger", "Trigger word", "#7c3aed", "prefix", True, False, False, True, None, "trig"),
@@ -25,8 +27,6 @@ def defaults_ensure(*, tag_type_model: Any = None, vocabulary_model: Any = None)
     flushed test database gets them back like Django's own permissions.
     """
     if tag_type_model is None or vocabulary_model is None:
-        from apps.tags.models import TagType, Vocabulary
-
         tag_type_model, vocabulary_model = TagType, Vocabulary
     by_key = {}
     for order, (key, name, color, zone, pinned, droppable, shuffle, exported, max_n, short) in enumerate(

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
+from apps.media.models import MediaItem
 from apps.tags.models import Operation, TagType
 from apps.tags.services import operations
 from apps.tags.services.operations_plan import tag_list_parse
@@ -252,8 +253,6 @@ def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ids = operations.operation_item_ids(
         operation=operation, after=int(after) if after.isdigit() else 0, limit=ITEMS_PAGE + 1
     )
-    from apps.media.models import MediaItem
-
     found = MediaItem.objects.in_bulk(ids[:ITEMS_PAGE])
     context = {
         "operation": operation,

@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.core.exceptions import ConflictError, DomainError
+from apps.core.exceptions import ConflictError, DomainError, NotFoundError
 from apps.core.htmx import redirect_after_post, render_page
 from apps.media import selectors as media_selectors
 from apps.tags import selectors, slots
@@ -251,8 +251,6 @@ def _description(item: Any, description_id: int) -> Description:
         Description.objects.filter(pk=description_id, media_item=item).select_related("actor").first()
     )
     if description is None:
-        from apps.core.exceptions import NotFoundError
-
         raise NotFoundError(f"Description {description_id} not found.", code="tags.description_not_found")
     return description
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from apps.media.models import MediaItem
-from apps.media.services.probe import phash_bands, phash_to_signed
+from apps.media.phash import phash_bands, phash_to_signed
 from apps.search.query import QueryError, search_ids, search_media
 from tests.tags.factories import items_make
 

@@ -7,6 +7,7 @@ from django.db import transaction
 from apps.media import events
 from apps.media.models import MediaItem
 from apps.media.services import storage
+from apps.media.services.ingest import _site, _url_hash, metadata_clean
 
 
 @transaction.atomic
@@ -28,8 +29,6 @@ def media_item_delete(*, item: MediaItem) -> None:
 @transaction.atomic
 def media_item_update_metadata(*, item: MediaItem, fields: list[str]) -> MediaItem:
     """Save edits to the descriptive fields (name, artist, source, rating, notes)."""
-    from apps.media.services.ingest import _site, _url_hash, metadata_clean
-
     editable = {"name", "artist", "source", "rating", "notes"}
     changed = [f for f in fields if f in editable]
     cleaned = metadata_clean(name=item.name, source=item.source, artist=item.artist)

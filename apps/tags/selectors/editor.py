@@ -14,7 +14,7 @@ from django.utils import timezone
 from apps.tags import slots
 from apps.tags.models import Description, EffectiveTag, TagAssignment, TagSet
 from apps.tags.selectors.tagsets import tag_set_list_for_item
-from apps.tags.services.names import vocabulary_default
+from apps.tags.selectors.vocabularies import vocabulary_default
 
 _VIA: dict[str, str] = {
     TagAssignment.Via.MANUAL: "added by hand",

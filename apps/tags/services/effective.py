@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, IntegerField, Max, Min, Value, When
 
+from apps.media.models import MediaItem
 from apps.tags.models import (
     AliasResolution,
     EffectiveTag,
@@ -248,8 +249,6 @@ def effective_refresh(*, item_ids: Iterable[int], rules: Rules | None = None) ->
 
     Also keeps Tag.media_count and MediaItem.tag_count exact, and clears `effective_stale`.
     """
-    from apps.media.models import MediaItem  # the media app owns items; imported late (cycle)
-
     ids = sorted(set(item_ids))
     if not ids:
         return {"added": 0, "removed": 0, "changed": 0}
@@ -311,8 +310,6 @@ def effective_refresh_tags(
     to more than SOURCES_MAX stored tags. Leaves `effective_stale` alone: other tags of a stale
     item still wait for the rebuild.
     """
-    from apps.media.models import MediaItem
-
     ids = sorted(set(item_ids))
     if not ids:
         return {"added": 0, "removed": 0, "changed": 0}
@@ -417,8 +414,6 @@ def _flip_pairs(pairs: list[tuple[int, int]], implied: bool) -> None:
 
 def effective_mark_stale_for_tags(*, tag_ids: Iterable[int]) -> int:
     """Flag every item whose stored assignments mention these tags (a rule about them changed)."""
-    from apps.media.models import MediaItem
-
     ids = list(set(tag_ids))
     if not ids:
         return 0
@@ -428,8 +423,6 @@ def effective_mark_stale_for_tags(*, tag_ids: Iterable[int]) -> int:
 
 def effective_rebuild_stale(*, limit_chunks: int | None = None, on_chunk: Any = None) -> int:
     """Rebuild stale items in id order, one chunk per transaction; returns items rebuilt."""
-    from apps.media.models import MediaItem
-
     done = 0
     after = 0
     chunks = 0
@@ -457,8 +450,6 @@ def effective_rebuild_stale(*, limit_chunks: int | None = None, on_chunk: Any = 
 
 def effective_rebuild_all() -> int:
     """Mark every item stale and rebuild (after bulk imports or to repair drift)."""
-    from apps.media.models import MediaItem
-
     MediaItem.objects.filter(effective_stale=False).update(effective_stale=True)
     return effective_rebuild_stale()
 

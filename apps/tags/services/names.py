@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce
 from apps.core.db import QueryTimeout, statement_limit
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError
 from apps.tags.models import EffectiveTag, Tag, TagType, TagWord, Vocabulary
+from apps.tags.selectors.vocabularies import tag_type_default
 
 MAX_TAGS_PER_SET = 1000
 _FORBIDDEN_CHARS = {",", "*"}
@@ -123,26 +124,6 @@ def tag_names_normalise(*, raw: Sequence[Any], vocabulary: Vocabulary) -> list[s
     for entry in raw:
         seen.setdefault(tag_name_normalise(raw=entry, vocabulary=vocabulary), None)
     return list(seen)
-
-
-def vocabulary_default() -> Vocabulary:
-    """The default vocabulary (seeded by migration; recreated if someone deleted it)."""
-    vocabulary = Vocabulary.objects.filter(is_default_key=True).first()
-    if vocabulary is None:
-        vocabulary, _ = Vocabulary.objects.get_or_create(
-            slug="default", defaults={"name": "Default", "is_default_key": True}
-        )
-    return vocabulary
-
-
-def tag_type_default() -> TagType:
-    """The type given to tags nobody has typed yet ('general')."""
-    tag_type = TagType.objects.filter(is_default_key=True).first()
-    if tag_type is None:
-        tag_type, _ = TagType.objects.get_or_create(
-            key="general", defaults={"name": "General", "is_default_key": True}
-        )
-    return tag_type
 
 
 # --- words for autocomplete -------------------------------------------------------------------

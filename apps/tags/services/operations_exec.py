@@ -30,6 +30,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.media.models import MediaItem
 from apps.tags import slots
 from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet
 from apps.tags.services.effective import Rules, counters_deferred, effective_refresh, stats_apply
@@ -119,8 +120,6 @@ def decide(
 
 def lock_items(item_ids: Sequence[int]) -> None:
     """Row-lock the chunk's items in ascending id: overlapping bulk operations queue here."""
-    from apps.media.models import MediaItem
-
     list(MediaItem.objects.select_for_update().filter(pk__in=list(item_ids)).order_by("pk").values_list("pk"))
 
 

@@ -9,7 +9,7 @@ and applying creates the set only on items that change.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,6 +18,9 @@ from django.db.models import Count, F, Q, QuerySet
 
 from apps.core.exceptions import DomainError, ForbiddenError, UnprocessableError
 from apps.core.lookups import NameGlob
+from apps.media import extensions
+from apps.media.models import MediaItem
+from apps.media.selectors import media_item_list
 from apps.tags import slots
 from apps.tags.models import (
     AliasResolution,
@@ -373,35 +376,11 @@ def operation_spec_build(
 
 def _search_ids(q: str, viewer: Any, limit: int, among: set[int] | None = None) -> list[int]:
     """Ids the query matches (at most `limit` + 1; only `among` them when given), through the
-    search app's public API: `search_ids`, or paging `search_media` where that is all there is."""
-    try:
-        from apps.tags import search
-    except ImportError:
-        search = None  # type: ignore[assignment]
-    finder: Callable[..., Any] | None = getattr(search, "search_ids", None)
-    if finder is not None:
-        base = None
-        if among is not None:
-            from apps.media.selectors import media_item_list
-
-            base = media_item_list(viewer=viewer).filter(pk__in=sorted(among))
-        return list(finder(q=q, viewer=viewer, base=base, max_ids=limit + 1))
-    pager: Callable[..., Any] | None = getattr(search, "search_media", None)
-    if pager is None:
-        raise DomainError(
-            "Selecting items by query is not available yet; pass a list of ids.",
-            code="tags.search_unavailable",
-            details={"fields": {"q": ["Search is not available."]}},
-        )
-    page_size = int(getattr(settings, "SEARCH_MAX_LIMIT", 200))
-    found: list[int] = []
-    cursor: str | None = None
-    while True:
-        page = pager(q=q, viewer=viewer, cursor=cursor, limit=page_size, hydrate=False, count="none")
-        found.extend(page.ids)
-        if len(found) > limit or not page.next_cursor:
-            return found
-        cursor = page.next_cursor
+    library's query provider (the search app; docs/architecture.md#search)."""
+    base = None
+    if among is not None:
+        base = media_item_list(viewer=viewer).filter(pk__in=sorted(among))
+    return list(extensions.query_ids(q=q, viewer=viewer, base=base, max_ids=limit + 1))
 
 
 def operation_target_ids(
@@ -429,8 +408,6 @@ def operation_target_ids(
             ) from exc
         if len(wanted) > limit:
             raise _too_many(len(wanted), limit)
-        from apps.media.models import MediaItem
-
         chosen = set()
         for start in range(0, len(wanted), 5000):
             chosen.update(
@@ -725,7 +702,6 @@ class Sample:
 
 def operation_samples(*, operation: Operation, spec: Spec, size: int = SAMPLE_SIZE) -> list[Sample]:
     """Before/after tag lists for up to `size` target items, preferring items that change."""
-    from apps.media.models import MediaItem
     from apps.tags.services.operations_exec import decide
 
     op_id = operation.pk

@@ -16,6 +16,7 @@ from django.db.models import Q
 from apps.core.exceptions import ConflictError, DomainError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
+from apps.media.models import MediaItem
 from apps.tags.models import (
     AliasResolution,
     Operation,
@@ -57,8 +58,6 @@ def effective_rebuild_start(*, actor: Any = None, reason: str = "") -> Job | Non
     waiting = Job.objects.filter(kind=REBUILD_JOB_KIND, status=Job.Status.QUEUED).first()
     if waiting is not None:
         return waiting
-    from apps.media.models import MediaItem
-
     total = MediaItem.objects.filter(effective_stale=True).count()
     return job_services.job_start(
         title="Effective-tag rebuild",

@@ -7,9 +7,17 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from apps.core.exceptions import ConflictError
+from apps.core.exceptions import ConflictError, DomainError
 from apps.tags import slots
-from apps.tags.models import TagAssignment, TagSet, Vocabulary
+from apps.tags.models import (
+    AliasResolution,
+    Operation,
+    OperationChange,
+    Tag,
+    TagAssignment,
+    TagSet,
+    Vocabulary,
+)
 from apps.tags.services.effective import stats_apply
 from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
 
@@ -162,9 +170,6 @@ def tag_stats_for_new_rows(rows: Sequence[TagAssignment]) -> None:
 
 def _resolve_for_people(*, names: Sequence[str], vocabulary: Vocabulary) -> list[tuple[Any, str]]:
     """(Tag, entered name) for names a person typed: normalised, deprecated refused, aliases resolved."""
-    from apps.core.exceptions import DomainError
-    from apps.tags.models import AliasResolution
-
     clean = tag_names_normalise(raw=list(names), vocabulary=vocabulary)
     tags = tags_get_or_create(vocabulary=vocabulary, names=clean)
     deprecated = [name for name in clean if tags[name].is_deprecated]
@@ -183,8 +188,6 @@ def _resolve_for_people(*, names: Sequence[str], vocabulary: Vocabulary) -> list
     seen: set[int] = set()
     ideal_tags = {t.pk: t for t in tags.values()}
     if ideal:
-        from apps.tags.models import Tag
-
         ideal_tags.update({t.pk: t for t in Tag.objects.filter(pk__in=set(ideal.values()))})
     for name in clean:
         tag = ideal_tags[ideal.get(tags[name].pk, tags[name].pk)]
@@ -284,9 +287,6 @@ def tag_set_edit(
     Removal keeps a tombstone; a person's add revives one. Curated additions resolve aliases and
     refuse deprecated tags. A stale `expected_version` is a 409, never a silent overwrite.
     """
-    from apps.core.exceptions import DomainError
-    from apps.tags.models import Operation, OperationChange
-
     locked = _locked_set(tag_set, expected_version)
     if (add or replace is not None) and locked.kind not in EDITABLE_KINDS:
         raise DomainError(
