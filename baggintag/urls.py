@@ -9,8 +9,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", include("apps.jobs.urls")),
-    path("tags/editor/", include("apps.tags.urls_editor")),
-    path("tags/rules/", include("apps.tags.urls_rules")),
     path("tags/", include("apps.tags.urls")),
     path("", include("apps.media.urls")),
 ]

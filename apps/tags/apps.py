@@ -18,11 +18,12 @@ class TagsConfig(AppConfig):
         # Media sends events and offers an item-page panel slot; tags fills both
         # (docs/architecture.md#events). Imported here: app modules need the registry ready.
         from apps.media import events, extensions
-        from apps.tags import receivers, views_editor
+        from apps.tags import receivers
+        from apps.tags.views import editor
 
         events.arrival_tags_clean.connect(
             receivers.arrival_tags_clean, dispatch_uid="tags.arrival_tags_clean"
         )
         events.item_arrived.connect(receivers.item_arrived, dispatch_uid="tags.item_arrived")
         events.item_derived.connect(receivers.item_derived, dispatch_uid="tags.item_derived")
-        extensions.item_panel_register(key="tags.editor", panel=views_editor.item_panel)
+        extensions.item_panel_register(key="tags.editor", panel=editor.item_panel)

@@ -99,7 +99,7 @@ def test_tag_list_filters_by_search_type_and_deprecation(curator_client):
 
 
 def test_tag_list_pages_by_keyset_with_htmx_rows(curator_client, monkeypatch):
-    from apps.tags import views
+    from apps.tags.views import vocabularies as views
 
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
     counted(vocabulary_default(), a_tag=5, b_tag=4, c_tag=3)

@@ -25,7 +25,10 @@ from django.db.models.functions import Coalesce
 from apps.core.db import QueryTimeout, statement_limit
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError
 from apps.tags.models import EffectiveTag, Tag, TagType, TagWord, Vocabulary
-from apps.tags.selectors.vocabularies import tag_type_default
+
+# Re-exported: services and interfaces have always found the defaults here.
+from apps.tags.selectors.vocabularies import tag_type_default as tag_type_default
+from apps.tags.selectors.vocabularies import vocabulary_default as vocabulary_default
 
 MAX_TAGS_PER_SET = 1000
 _FORBIDDEN_CHARS = {",", "*"}
