@@ -81,7 +81,7 @@ def _search_response(request: Request, queryset: Any) -> Response:
 
 
 SEARCH_SCHEMA = [
-    OpenApiParameter("q", str, description="Tag query (TAGS-AND-SEARCH.md §3); answers with next_cursor"),
+    OpenApiParameter("q", str, description="Tag query (docs/query-language.md); answers with next_cursor"),
     OpenApiParameter("cursor", str, description="next_cursor or prev_cursor of a page of the same query"),
     OpenApiParameter("limit", int, description="Page size 1–200 (limit: in q wins)"),
     OpenApiParameter("count", str, enum=["none", "estimate", "exact"], description="Count mode"),

@@ -1,4 +1,4 @@
-"""The tag query language and its executor (TAGS-AND-SEARCH.md §3–4); DRF-free.
+"""The tag query language and its executor (docs/query-language.md); DRF-free.
 
     page = search_media(q="(saber_(fate) or rin) -1boy width:>=1024", viewer=user)
     page.items, page.next_cursor, page.warnings
