@@ -11,7 +11,7 @@ import imageio_ffmpeg
 from PIL import Image, ImageDraw
 
 IMAGE_FORMATS = ["jpeg", "png", "gif", "webp", "bmp", "tiff", "avif", "heic"]
-# Encoder settings known to work with the bundled ffmpeg (ENVIRONMENT.md).
+# Encoder settings known to work with the bundled ffmpeg (docs/operations.md).
 VIDEO_RECIPES: dict[str, list[str]] = {
     "mp4": ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mp4"],
     "mov": ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mov"],

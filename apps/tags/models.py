@@ -1,4 +1,4 @@
-"""Tag vocabularies, types, tags, and per-item tag sets with provenance (TAGS-AND-SEARCH.md §2)."""
+"""Tag vocabularies, types, tags, and per-item tag sets with provenance (docs/tags.md)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class Tag(BaseModel):
             models.UniqueConstraint(fields=["vocabulary", "name"], name="tag_vocabulary_name"),
         ]
         indexes = [
-            # Covering for autocomplete's walk down the most used names (§4.6).
+            # Covering for autocomplete's walk down the most used names (docs/tags.md#autocomplete).
             models.Index(fields=["vocabulary", "media_count", "name"], name="tag_vocab_count_name"),
             models.Index(fields=["type", "media_count"], name="tag_type_count"),
         ]
@@ -372,7 +372,7 @@ class Description(BaseModel):
 
 
 class Operation(BaseModel):
-    """A logged, previewable, undoable write to tags (TAGS-AND-SEARCH.md §2.13).
+    """A logged, previewable, undoable write to tags (docs/tags.md#operations-and-undo).
 
     States: previewed → queued → running → applied | partially_applied | failed | cancelled,
     and applied → undone when another operation reverts it.

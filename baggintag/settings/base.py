@@ -248,7 +248,7 @@ CELERY_BEAT_SCHEDULE = {
 # A running job whose heartbeat is older than this is re-queued by the sweeper.
 BAGGINTAG_JOB_STALE_SECONDS = env.int("BAGGINTAG_JOB_STALE_SECONDS", default=900)
 
-# BULK TAG OPERATIONS (TAGS-AND-SEARCH.md §5)
+# BULK TAG OPERATIONS (docs/tags.md#bulk-operations)
 BULK_SYNC_MAX_CHANGES = env.int("BAGGINTAG_BULK_SYNC_MAX_CHANGES", default=10_000)
 BULK_CHUNK_ITEMS = env.int("BAGGINTAG_BULK_CHUNK_ITEMS", default=5_000)
 BULK_MAX_TARGET = env.int("BAGGINTAG_BULK_MAX_TARGET", default=100_000)

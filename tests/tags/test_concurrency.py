@@ -1,4 +1,4 @@
-"""Bulk operations running at the same time on the same items (§5.3, §8 checks 24, 25).
+"""Bulk operations running at the same time on the same items (docs/tags.md#apply).
 
 Each thread has its own connection and transactions. On MariaDB the chunks lock their items
 and sets in ascending id, so overlapping operations queue instead of losing updates; SQLite

@@ -1,4 +1,4 @@
-"""Curated edits, tombstones, provenance, aliases, implications and effective tags (§8 checks 3-5, 8, 15)."""
+"""Curated edits, tombstones, provenance, aliases, implications and effective tags (docs/tags.md)."""
 
 from __future__ import annotations
 

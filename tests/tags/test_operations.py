@@ -1,4 +1,7 @@
-"""Bulk tag operations: counts, apply, undo, redo, job path, query budget, drift (§5, §8 checks 3, 21-24)."""
+"""Bulk tag operations: counts, apply, undo, redo, job path, query budget, drift.
+
+docs/tags.md#bulk-operations
+"""
 
 from __future__ import annotations
 
@@ -431,7 +434,10 @@ def test_undo_refusals(curator, settings):
 
 
 def test_tombstone_blocks_promote_but_bulk_add_revives_it(curator):
-    """§8 check 3 with bulk operations: remove x → promote reports blocked → bulk add revives."""
+    """Tombstones with bulk operations: remove x → promote reports blocked → bulk add revives.
+
+    docs/tags.md#tombstones
+    """
     items = library(1, curated=["cat", "x"], tagger={"x": 9900})
     run("remove", items, curator, tags=["x"])
     tagger_set = TagSet.objects.get(media_item=items[0], kind=TG)

@@ -1,4 +1,7 @@
-"""Query language: lexing, grammar, guard rails, values and every error code (§3, check 12/13/16)."""
+"""Query language: lexing, grammar, guard rails, values and every error code.
+
+docs/query-language.md#errors
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Search results: every qualifier and operator, aliases, implications, wildcards and orders
-(§3, checks 4, 12–15); paging, cursors, counts and time limits are in test_search_paging."""
+(docs/query-language.md); paging, cursors, counts and time limits are in test_search_paging."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The library has Zipf-distributed tags in source, curated, tagger and derived sets, tombstones,
 tagger confidences, aliases and implications; effective tags come from effective_refresh. Each
-query's ids (in order) must equal a Python evaluation of the same semantics (§3.2–3.6).
+query's ids (in order) must equal a Python evaluation of the same semantics (docs/query-language.md).
 """
 
 from __future__ import annotations

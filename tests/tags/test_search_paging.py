@@ -1,5 +1,5 @@
 """Search paging and limits: keyset pages without OFFSET, cursors, plans, counts and the
-statement-time guard (§4.1, §4.3–4.5, checks 17–20)."""
+statement-time guard (docs/query-language.md#paging, #counts, #execution)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """similar:<id>[,d]: perceptual-hash neighbours found through the five band indexes equal a
-brute-force Hamming scan (TAGS-AND-SEARCH.md §8 check 11), on both databases."""
+brute-force Hamming scan (docs/query-language.md#near-duplicates), on both databases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Search knobs (TAGS-AND-SEARCH.md §3.6, §4): Django settings override these defaults."""
+"""Search knobs (docs/query-language.md#limits): Django settings override these defaults."""
 
 from __future__ import annotations
 

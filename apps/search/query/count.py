@@ -1,7 +1,8 @@
-"""Counts and estimates (§4.5): free when possible, else COUNT(*) under a short limit.
+"""Counts and estimates: free when possible, else COUNT(*) under a short limit.
+docs/query-language.md#counts
 
-`count=estimate` gives COUNT(*) SEARCH_COUNT_ESTIMATE_TIME_LIMIT (50 ms) rather than §4.5's 1 s:
-a first page should not wait on a count, and the estimate says it is one (count_exact=false,
+`count=estimate` gives COUNT(*) SEARCH_COUNT_ESTIMATE_TIME_LIMIT (50 ms) rather than the 1 s the design
+first had: a first page should not wait on a count, and the estimate says it is one (count_exact=false,
 with the upper bound). `count=exact` counts under the search limit.
 """
 
@@ -83,7 +84,7 @@ def _work(plan: Plan, cond: Cond, total: int) -> float:
 
 
 def _estimate(plan: Plan, cond: Cond, total: int) -> tuple[int | None, bool, int | None]:
-    """N·s clamped to [0, c_min] (§4.5), with c_min as the upper bound."""
+    """N·s clamped to [0, c_min] (docs/query-language.md#counts), with c_min as the upper bound."""
     assert plan.c_min is not None
     selectivity = 1.0
     for child in cond.children if isinstance(cond, AllOf) else (cond,):

@@ -1,4 +1,7 @@
-"""Keyset cursors (§4.3): signed, opaque, bound to one query (AST hash) and one order."""
+"""Keyset cursors: signed, opaque, bound to one query (AST hash) and one order.
+
+docs/query-language.md#paging
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Execution (§4.2–4.4): keyset-paged SQL under the statement-time guard, then hydration."""
+"""Execution: keyset-paged SQL under the statement-time guard, then hydration.
+
+docs/query-language.md#execution
+"""
 
 from __future__ import annotations
 

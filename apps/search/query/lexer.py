@@ -1,4 +1,4 @@
-"""Tokenizer for the query language (TAGS-AND-SEARCH.md §3.1).
+"""Tokenizer for the query language (docs/query-language.md#syntax).
 
 Words are separated by whitespace. At a word's start, `(` opens a group and `-`/`~` negate or
 mark a legacy OR operand (tag names never start with these). Trailing `)` close groups only

@@ -1,4 +1,4 @@
-"""Recursive-descent parser for the query language (TAGS-AND-SEARCH.md §3.1, §3.6).
+"""Recursive-descent parser for the query language (docs/query-language.md#syntax, #limits).
 
     query    = [ or_expr ] ;
     or_expr  = and_expr { ( "or" | "|" ) and_expr } ;

@@ -1,4 +1,7 @@
-"""Planner (§4.1): drive by the rarest tag's postings, or scan items along the order index."""
+"""Planner: drive by the rarest tag's postings, or scan items along the order index.
+
+docs/query-language.md#execution
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The qualifier table (§3.4): names, how each value is read, and which are singletons."""
+"""The qualifier table: names, how each value is read, and which are singletons.
+
+docs/query-language.md#qualifiers
+"""
 
 from __future__ import annotations
 

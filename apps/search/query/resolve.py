@@ -1,4 +1,7 @@
-"""Resolution (§3.2–3.5): tag terms to tag ids, qualifiers to column conditions."""
+"""Resolution: tag terms to tag ids, qualifiers to column conditions.
+
+docs/query-language.md#tag-terms, #wildcards, #scopes, #qualifiers, #range-values
+"""
 
 from __future__ import annotations
 
@@ -334,8 +337,8 @@ class Resolver:
         raise AssertionError(name)
 
     def similar(self, node: Qualifier) -> Cond:
-        """Near-duplicates of one item by perceptual hash (§2.10: five band lookups, then the
-        Hamming distance); the item itself is among them."""
+        """Near-duplicates of one item by perceptual hash (five band lookups, then the Hamming
+        distance; docs/query-language.md#near-duplicates); the item itself is among them."""
         item_id, distance = node.parsed
         row = MediaItem.objects.filter(pk=item_id).values_list("phash", flat=True).first()
         position = node.pos + len("similar:")

@@ -1,4 +1,7 @@
-"""Qualifier values: ranges (§3.5) and units (sizes, durations, dates, ages, ratios, confidences)."""
+"""Qualifier values: ranges and units (sizes, durations, dates, ages, ratios, confidences).
+
+docs/query-language.md#range-values
+"""
 
 from __future__ import annotations
 

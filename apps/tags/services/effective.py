@@ -1,4 +1,4 @@
-"""Effective tags: what search and export read (TAGS-AND-SEARCH.md §2.9).
+"""Effective tags: what search and export read (docs/tags.md#effective-tags).
 
 Per item, the base is its current curated tags when it has a curated set, otherwise its source,
 derived and tagger tags (tagger ones at or above the vocabulary's threshold). Aliases map each

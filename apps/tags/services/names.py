@@ -33,7 +33,7 @@ from apps.tags.selectors.vocabularies import vocabulary_default as vocabulary_de
 MAX_TAGS_PER_SET = 1000
 _FORBIDDEN_CHARS = {",", "*"}
 
-# Search qualifiers (TAGS-AND-SEARCH.md §3.4): `width:100` must stay a query term, never a tag.
+# Search qualifiers (docs/query-language.md#qualifiers): `width:100` must stay a query term, never a tag.
 # `<type>tags:` (e.g. `chartags:`) is reserved by the pattern below.
 QUALIFIERS = frozenset(
     {
@@ -338,7 +338,7 @@ def tags_recount(*, tag_ids: Iterable[int]) -> int:
 # --- autocomplete -------------------------------------------------------------------------------
 
 AUTOCOMPLETE_MAX = 50
-AUTOCOMPLETE_TIME_LIMIT = 0.5  # seconds (§4.4)
+AUTOCOMPLETE_TIME_LIMIT = 0.5  # seconds (docs/query-language.md#statement-time-guard)
 AUTOCOMPLETE_CACHE_SECONDS = 300
 _FUZZY_MIN_LENGTH = 4
 _FUZZY_SCAN = 500
@@ -601,7 +601,7 @@ def _autocomplete_fuzzy(
 def tag_autocomplete(
     *, q: str, vocabulary: Vocabulary, tag_type: TagType | None = None, limit: int = 10
 ) -> list[Suggestion]:
-    """Suggestions for a partly typed tag, ranked by media count (TAGS-AND-SEARCH.md §4.6).
+    """Suggestions for a partly typed tag, ranked by media count (docs/tags.md#autocomplete).
 
     Name prefixes and word starts (TagWord); antecedents point at their ideal tag; from 4
     characters on, few hits add names one edit away. 1–2 character prefixes come from the cache.

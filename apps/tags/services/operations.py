@@ -1,4 +1,4 @@
-"""Bulk tag operations and their undo (TAGS-AND-SEARCH.md §5, P5, P6): preview, apply, undo, redo.
+"""Bulk tag operations and their undo (docs/tags.md#bulk-operations): preview, apply, undo, redo.
 
     preview = operation_preview(action="add", tags=["smile"], q="1girl -smile", actor=user)
     outcome = operation_apply(operation=preview.operation, actor=user)   # sync, or a queued job
@@ -7,7 +7,7 @@
 Applying runs in the request (one transaction) up to BULK_SYNC_MAX_CHANGES assignment changes,
 else as a job on the default queue: one transaction per BULK_CHUNK_ITEMS (5,000) items that also advances
 `resume_cursor`, so a restarted worker resumes without repeating a chunk, and a cancel stops
-after the current chunk (done chunks stay undoable). Additions revive tombstones (§5.1: a
+after the current chunk (done chunks stay undoable). Additions revive tombstones (docs/tags.md#tombstones: a
 person's append does) unless `revive_tombstones=False`; automatic paths never do.
 """
 
@@ -106,7 +106,7 @@ def _retrying(run: Callable[[], T]) -> T:
 
 
 def _statement_limit(seconds: float) -> Any:
-    """The statement-time guard around bulk previews (docs/query-language.md#time-limits)."""
+    """The statement-time guard around bulk previews (docs/query-language.md#statement-time-guard)."""
     return statement_limit(seconds)
 
 

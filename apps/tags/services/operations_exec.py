@@ -82,7 +82,8 @@ def decide(
     """The change to one set, given `state_of(tag) -> (state, position, origin_set) | None`.
 
     None when the set is out of scope (replace and rename touch only sets having a `from` tag).
-    Additions revive tombstones unless the spec says otherwise (§5.1: a person's append revives).
+    Additions revive tombstones unless the spec says otherwise (a person's append revives;
+    docs/tags.md#tombstones).
     """
 
     def key(ref: TagRef) -> Any:

@@ -1,5 +1,5 @@
 """Bulk tag operations, planning half: what to do (spec), to which items (target) and what it
-would change (counts by aggregate queries, before/after samples). TAGS-AND-SEARCH.md §5.1-5.2.
+would change (counts by aggregate queries, before/after samples). docs/tags.md#bulk-operations.
 
 Items without a curated set take part through the set they would get (`tag_set_curated_get_or_create`
 seeds it from current source and derived tags): counts treat that seed as the item's curated tags,

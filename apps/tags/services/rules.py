@@ -1,4 +1,4 @@
-"""Alias and implication rules (TAGS-AND-SEARCH.md §2.4, §2.5, §5.5).
+"""Alias and implication rules (docs/tags.md#aliases, docs/tags.md#implications).
 
 Rules never rewrite assignments: activating or retiring one changes rule rows in a single
 transaction, flags the items whose tags it touches as stale, and queues a rebuild of their

@@ -442,7 +442,7 @@ def _tags_upsert(
 
 # --- CSV import -------------------------------------------------------------------------------------
 
-# External category numbers → our type keys (TAGS-AND-SEARCH.md §2.1).
+# External category numbers → our type keys (docs/tags.md#csv-format).
 CATEGORY_SCHEMES: dict[str, dict[int, str]] = {
     "danbooru": {0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "meta"},
     # e621: 2 contributor, 5 species, 6 invalid, 7 meta, 8 lore

@@ -1,5 +1,5 @@
 """The tag editor on the item page: every tag set side by side, the curated set editable from the
-keyboard, promotion from machine sets, and descriptions (TAGS-AND-SEARCH.md §2.7–2.9).
+keyboard, promotion from machine sets, and descriptions (docs/tags.md#tag-sets-and-provenance).
 
 Every write goes through a tags service; the answer is the re-rendered editor (htmx) or a 303
 back to the item (plain form posts). A stale curated set answers 409 with its current state.
