@@ -194,7 +194,7 @@ def test_implications_add_ancestors_refuse_cycles_with_the_path_and_redundancy()
     with pytest.raises(DomainError) as err:
         rules.implication_create(child="object", parent="car", activate=True)
     assert err.value.code == "tags.implication_cycle"
-    assert err.value.details["path"] == ["car", "vehicle", "object"]
+    assert err.value.details["path"] == ["object", "car", "vehicle", "object"]
     with pytest.raises(DomainError) as err:
         rules.implication_create(child="car", parent="object", activate=True)
     assert err.value.code == "tags.implication_redundant"
@@ -220,3 +220,12 @@ def test_full_rebuild_equals_incremental_state_and_counters_have_no_drift():
     effective_rebuild_all()
     assert sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied")) == snapshot
     assert counters_recount() == {"tags_fixed": 0}
+
+
+def test_implication_cycle_message_starts_with_the_new_rule_and_names_each_tag_once():
+    rules.implication_create(child="blue_sky", parent="sky", activate=True)
+    with pytest.raises(DomainError) as err:
+        rules.implication_create(child="sky", parent="blue_sky", activate=True)
+    assert err.value.code == "tags.implication_cycle"
+    assert err.value.message.endswith("cycle: sky ⇒ blue_sky ⇒ sky.")
+    assert err.value.details["path"] == ["sky", "blue_sky", "sky"]
