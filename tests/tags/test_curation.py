@@ -229,3 +229,68 @@ def test_implication_cycle_message_starts_with_the_new_rule_and_names_each_tag_o
     assert err.value.code == "tags.implication_cycle"
     assert err.value.message.endswith("cycle: sky ⇒ blue_sky ⇒ sky.")
     assert err.value.details["path"] == ["sky", "blue_sky", "sky"]
+
+
+def _stat(name: str, kind: int) -> int:
+    row = TagStat.objects.filter(tag__name=name, set_kind=kind).first()
+    return row.current_count if row else 0
+
+
+def test_a_promotion_that_creates_the_curated_set_is_a_promote_operation_and_undoes(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = item_with(["cat", "sky"])
+    tagger = add_tagger_set(item, {"smile": 9000})
+    result = tag_set_promote(source_set=tagger, actor=curator)
+    assert result["added"] == ["smile"] and result["operation"] is not None
+    operation = Operation.objects.get(pk=result["operation"])
+    assert operation.kind == Operation.Kind.PROMOTE
+    curated = TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED)
+    assert OperationChange.objects.filter(operation=operation, tagset=curated).count() == 3  # seeds + smile
+    assert effective(item) == {"cat": False, "sky": False, "smile": False}
+    assert _stat("cat", TagSet.Kind.CURATED) == 1
+    assert Operation.objects.filter(kind=Operation.Kind.PROMOTE).count() == 1
+    assert not Operation.objects.filter(kind=Operation.Kind.EDIT).exists()
+
+    undo = operation_undo(operation=operation, actor=curator).operation
+    assert undo.status == Operation.Status.APPLIED
+    assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
+    # Back to what the item had: its source tags and the tagger's (no curated set any more).
+    assert effective(item) == {"cat": False, "sky": False, "smile": False}
+    assert _stat("cat", TagSet.Kind.CURATED) == 0 and _stat("smile", TagSet.Kind.CURATED) == 0
+
+
+def test_promoting_a_source_set_into_a_new_curated_set_records_an_undoable_operation(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = item_with(["cat", "sky"])
+    source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
+    result = tag_set_promote(source_set=source, actor=curator)
+    assert result["operation"] is not None  # the seeded set is the promotion's whole effect
+    operation = Operation.objects.get(pk=result["operation"])
+    assert operation.kind == Operation.Kind.PROMOTE
+    operation_undo(operation=operation, actor=curator)
+    assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
+    assert _stat("cat", TagSet.Kind.CURATED) == 0
+
+
+def test_a_promotion_into_an_existing_curated_set_is_logged_as_promote_and_undoes(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = item_with(["cat"])
+    curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
+    tagger = add_tagger_set(item, {"smile": 9000})
+    result = tag_set_promote(source_set=tagger, actor=curator)
+    operation = Operation.objects.get(pk=result["operation"])
+    assert operation.kind == Operation.Kind.PROMOTE
+    assert effective(item) == {"cat": False, "smile": False}
+    operation_undo(operation=operation, actor=curator)
+    assert set(
+        TagAssignment.objects.filter(tagset=curated, state=TagAssignment.State.CURRENT).values_list(
+            "tag__name", flat=True
+        )
+    ) == {"cat"}
+    assert effective(item) == {"cat": False}
