@@ -9,7 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import ConflictError
-from apps.tags.models import TagAssignment, TagSet, Vocabulary
+from apps.tags.models import Tag, TagAssignment, TagSet, Vocabulary
 from apps.tags.services.effective import stats_apply
 from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
 from apps.tags.services.operations_plan import SET_CREATED
@@ -167,8 +167,6 @@ def _resolve_for_people(*, names: Sequence[str], vocabulary: Vocabulary) -> list
     seen: set[int] = set()
     ideal_tags = {t.pk: t for t in tags.values()}
     if ideal:
-        from apps.tags.models import Tag
-
         ideal_tags.update({t.pk: t for t in Tag.objects.filter(pk__in=set(ideal.values()))})
     for name in clean:
         tag = ideal_tags[ideal.get(tags[name].pk, tags[name].pk)]
@@ -323,14 +321,13 @@ def tag_set_edit(
         removing = set()
         names = [n for n in remove if isinstance(n, str)]
         if names:
-            found = tags_get_or_create(
-                vocabulary=locked.vocabulary,
-                names=tag_names_normalise(raw=names, vocabulary=locked.vocabulary),
-            )
+            # Existing tags only: removing a name nobody used must not create it.
+            clean = tag_names_normalise(raw=names, vocabulary=locked.vocabulary)
+            found = Tag.objects.filter(vocabulary=locked.vocabulary, name__in=clean).values_list("pk", flat=True)
             removing = {
-                t.pk
-                for t in found.values()
-                if t.pk in current and current[t.pk].state == TagAssignment.State.CURRENT
+                tag_id
+                for tag_id in found
+                if tag_id in current and current[tag_id].state == TagAssignment.State.CURRENT
             }
     if operation is None:
         operation = Operation.objects.create(
