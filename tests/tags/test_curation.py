@@ -294,3 +294,44 @@ def test_a_promotion_into_an_existing_curated_set_is_logged_as_promote_and_undoe
         )
     ) == {"cat"}
     assert effective(item) == {"cat": False}
+
+
+def _stats_now() -> dict[tuple[str, int], int]:
+    return {
+        (row.tag.name, row.set_kind): row.current_count
+        for row in TagStat.objects.select_related("tag")
+        if row.current_count
+    }
+
+
+def _stats_recounted() -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for name, kind in TagAssignment.objects.filter(state=TagAssignment.State.CURRENT).values_list(
+        "tag__name", "kind"
+    ):
+        out[(name, kind)] = out.get((name, kind), 0) + 1
+    return out
+
+
+def test_deleting_an_item_takes_it_out_of_tag_counts_and_stats_at_once(curator):
+    from apps.media.services import media_item_delete
+    from apps.tags.services.tagsets import tag_stats_for_new_rows
+
+    gone = item_with(["cat", "sky"], seed=1)
+    kept = item_with(["cat"], seed=2)
+    tagger = add_tagger_set(gone, {"smile": 9000})
+    tag_stats_for_new_rows(list(TagAssignment.objects.filter(tagset=tagger)))  # the helper skips TagStat
+    curated = tag_set_curated_get_or_create(media_item=gone, actor=curator)
+    tag_set_edit(tag_set=curated, add=["dog"], remove=["sky"], actor=curator)
+    rules.implication_create(child="dog", parent="animal", activate=True)
+    effective_rebuild_stale()
+    assert Tag.objects.get(name="cat").media_count == 2 and Tag.objects.get(name="animal").media_count == 1
+    assert _stats_now() == _stats_recounted()
+
+    media_item_delete(item=gone)
+
+    counts = dict(Tag.objects.values_list("name", "media_count"))
+    assert counts["cat"] == 1 and counts["dog"] == 0 and counts["animal"] == 0 and counts["smile"] == 0
+    assert counters_recount() == {"tags_fixed": 0}  # nothing left for the nightly recount
+    assert _stats_now() == _stats_recounted() == {("cat", TagSet.Kind.SOURCE): 1}
+    assert effective(kept) == {"cat": False}

@@ -8,10 +8,22 @@ from apps.media.models import MediaItem
 from apps.media.services import storage
 
 
+def _item_deleting(item_ids: list[int]) -> None:
+    """Tell tags these items go, so their tag counters follow in this transaction.
+
+    A stop-gap: once `apps/media/events.py` sends `item_deleting`, tags subscribes
+    `tag_counts_forget_items` in TagsConfig.ready() and this call goes.
+    """
+    from apps.tags.services.effective import tag_counts_forget_items
+
+    tag_counts_forget_items(item_ids=item_ids)
+
+
 @transaction.atomic
 def media_item_delete(*, item: MediaItem) -> None:
     """Delete an item, its sources and tag sets; its files go after commit if nothing shares them."""
     keys = [k for k in (item.storage_key, item.thumbnail_key) if k]
+    _item_deleting([item.pk])
     item.delete()
 
     def _remove_unshared() -> None:

@@ -1,5 +1,6 @@
 """Tag services, one module per concern; the public names are re-exported here."""
 
+from apps.tags.services.effective import tag_counts_forget_items
 from apps.tags.services.names import (
     MAX_TAGS_PER_SET,
     tag_name_normalise,
@@ -27,6 +28,7 @@ __all__ = [
     "tag_set_edit",
     "tag_set_inherit",
     "tag_set_promote",
+    "tag_counts_forget_items",
     "tag_type_default",
     "tags_get_or_create",
     "vocabulary_default",
