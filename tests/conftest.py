@@ -24,6 +24,16 @@ def _media_root(settings, tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _caches_cleared() -> Iterator[None]:
+    """Every test starts with empty caches: a count or autocomplete list cached by one test
+    (search caches counts slower than 10 ms) must not answer the next one."""
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
+
+
 @pytest.fixture
 def media_root(_media_root: Path) -> Path:
     return _media_root

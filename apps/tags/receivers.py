@@ -10,6 +10,7 @@ from typing import Any
 
 from apps.tags import slots
 from apps.tags.services import tag_names_normalise, tag_set_create_source, tag_set_inherit, vocabulary_default
+from apps.tags.services.effective import tag_counts_forget_items
 
 
 def arrival_tags_clean(sender: Any, *, tags: list[str], **kwargs: Any) -> list[str]:
@@ -30,3 +31,8 @@ def item_arrived(
 def item_derived(sender: Any, *, item: Any, parent: Any, relation: str, **kwargs: Any) -> None:
     """A crop or frame inherits its parent's (or video's) tags as a derived set."""
     tag_set_inherit(target=item, source=parent, slot=slots.derived(relation=relation, item_id=parent.pk))
+
+
+def item_deleting(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:
+    """Items are about to go: their tags' counters and per-type statistics follow at once."""
+    tag_counts_forget_items(item_ids=item_ids)

@@ -101,3 +101,18 @@ def test_admin_filters_derived_items_and_frames(staff_client, video_dir):
     by_video = staff_client.get(f"/admin/media/mediaitem/?video__id__exact={video.pk}").content.decode()
     assert f"/admin/media/mediaitem/{frame.pk}/change/" in by_video
     assert staff_client.get("/admin/media/videoframe/").status_code == 200
+
+
+def test_admin_delete_action_updates_tag_counts(staff_client, django_capture_on_commit_callbacks):
+    from apps.tags.models import Tag, TagStat
+
+    items = [make_item(seed=i, tags=["shared", f"own{i}"], tag_source="s") for i in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(
+            "/admin/media/mediaitem/",
+            {"action": "delete_with_files", "_selected_action": [i.pk for i in items[:2]]},
+        )
+    counts = dict(Tag.objects.values_list("name", "media_count"))
+    assert (counts["shared"], counts["own0"], counts["own1"], counts["own2"]) == (1, 0, 0, 1)
+    stats = dict(TagStat.objects.values_list("tag__name", "current_count"))
+    assert (stats["shared"], stats["own0"], stats["own2"]) == (1, 0, 1)

@@ -197,3 +197,14 @@ def test_tag_sets_post_adds_source_set_and_conflicts_on_same_source(api):
     assert again.status_code == 409 and again.json()["code"] == "tags.duplicate_set"
     missing = api.post(url, {"tags": ["x"]}, format="json")
     assert missing.status_code == 400 and "tag_source" in missing.json()["details"]["fields"]
+
+
+def test_delete_updates_tag_counts_and_stats(api, django_capture_on_commit_callbacks):
+    from apps.tags.models import Tag, TagStat
+
+    item = upload(api, mediafiles.image_bytes(), tags="x", tag_source="s").json()
+    assert Tag.objects.get(name="x").media_count == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/media/{item['id']}").status_code == 204
+    assert Tag.objects.get(name="x").media_count == 0
+    assert TagStat.objects.get(tag__name="x").current_count == 0

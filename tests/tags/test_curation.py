@@ -194,7 +194,7 @@ def test_implications_add_ancestors_refuse_cycles_with_the_path_and_redundancy()
     with pytest.raises(DomainError) as err:
         rules.implication_create(child="object", parent="car", activate=True)
     assert err.value.code == "tags.implication_cycle"
-    assert err.value.details["path"] == ["car", "vehicle", "object"]
+    assert err.value.details["path"] == ["object", "car", "vehicle", "object"]
     with pytest.raises(DomainError) as err:
         rules.implication_create(child="car", parent="object", activate=True)
     assert err.value.code == "tags.implication_redundant"
@@ -220,3 +220,118 @@ def test_full_rebuild_equals_incremental_state_and_counters_have_no_drift():
     effective_rebuild_all()
     assert sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied")) == snapshot
     assert counters_recount() == {"tags_fixed": 0}
+
+
+def test_implication_cycle_message_starts_with_the_new_rule_and_names_each_tag_once():
+    rules.implication_create(child="blue_sky", parent="sky", activate=True)
+    with pytest.raises(DomainError) as err:
+        rules.implication_create(child="sky", parent="blue_sky", activate=True)
+    assert err.value.code == "tags.implication_cycle"
+    assert err.value.message.endswith("cycle: sky ⇒ blue_sky ⇒ sky.")
+    assert err.value.details["path"] == ["sky", "blue_sky", "sky"]
+
+
+def _stat(name: str, kind: int) -> int:
+    row = TagStat.objects.filter(tag__name=name, set_kind=kind).first()
+    return row.current_count if row else 0
+
+
+def test_a_promotion_that_creates_the_curated_set_is_a_promote_operation_and_undoes(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = item_with(["cat", "sky"])
+    tagger = add_tagger_set(item, {"smile": 9000})
+    result = tag_set_promote(source_set=tagger, actor=curator)
+    assert result["added"] == ["smile"] and result["operation"] is not None
+    operation = Operation.objects.get(pk=result["operation"])
+    assert operation.kind == Operation.Kind.PROMOTE
+    curated = TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED)
+    assert OperationChange.objects.filter(operation=operation, tagset=curated).count() == 3  # seeds + smile
+    assert effective(item) == {"cat": False, "sky": False, "smile": False}
+    assert _stat("cat", TagSet.Kind.CURATED) == 1
+    assert Operation.objects.filter(kind=Operation.Kind.PROMOTE).count() == 1
+    assert not Operation.objects.filter(kind=Operation.Kind.EDIT).exists()
+
+    undo = operation_undo(operation=operation, actor=curator).operation
+    assert undo.status == Operation.Status.APPLIED
+    assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
+    # Back to what the item had: its source tags and the tagger's (no curated set any more).
+    assert effective(item) == {"cat": False, "sky": False, "smile": False}
+    assert _stat("cat", TagSet.Kind.CURATED) == 0 and _stat("smile", TagSet.Kind.CURATED) == 0
+
+
+def test_promoting_a_source_set_into_a_new_curated_set_records_an_undoable_operation(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = item_with(["cat", "sky"])
+    source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
+    result = tag_set_promote(source_set=source, actor=curator)
+    assert result["operation"] is not None  # the seeded set is the promotion's whole effect
+    operation = Operation.objects.get(pk=result["operation"])
+    assert operation.kind == Operation.Kind.PROMOTE
+    operation_undo(operation=operation, actor=curator)
+    assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
+    assert _stat("cat", TagSet.Kind.CURATED) == 0
+
+
+def test_a_promotion_into_an_existing_curated_set_is_logged_as_promote_and_undoes(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = item_with(["cat"])
+    curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
+    tagger = add_tagger_set(item, {"smile": 9000})
+    result = tag_set_promote(source_set=tagger, actor=curator)
+    operation = Operation.objects.get(pk=result["operation"])
+    assert operation.kind == Operation.Kind.PROMOTE
+    assert effective(item) == {"cat": False, "smile": False}
+    operation_undo(operation=operation, actor=curator)
+    assert set(
+        TagAssignment.objects.filter(tagset=curated, state=TagAssignment.State.CURRENT).values_list(
+            "tag__name", flat=True
+        )
+    ) == {"cat"}
+    assert effective(item) == {"cat": False}
+
+
+def _stats_now() -> dict[tuple[str, int], int]:
+    return {
+        (row.tag.name, row.set_kind): row.current_count
+        for row in TagStat.objects.select_related("tag")
+        if row.current_count
+    }
+
+
+def _stats_recounted() -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for name, kind in TagAssignment.objects.filter(state=TagAssignment.State.CURRENT).values_list(
+        "tag__name", "kind"
+    ):
+        out[(name, kind)] = out.get((name, kind), 0) + 1
+    return out
+
+
+def test_deleting_an_item_takes_it_out_of_tag_counts_and_stats_at_once(curator):
+    from apps.media.services import media_item_delete
+    from apps.tags.services.tagsets import tag_stats_for_new_rows
+
+    gone = item_with(["cat", "sky"], seed=1)
+    kept = item_with(["cat"], seed=2)
+    tagger = add_tagger_set(gone, {"smile": 9000})
+    tag_stats_for_new_rows(list(TagAssignment.objects.filter(tagset=tagger)))  # the helper skips TagStat
+    curated = tag_set_curated_get_or_create(media_item=gone, actor=curator)
+    tag_set_edit(tag_set=curated, add=["dog"], remove=["sky"], actor=curator)
+    rules.implication_create(child="dog", parent="animal", activate=True)
+    effective_rebuild_stale()
+    assert Tag.objects.get(name="cat").media_count == 2 and Tag.objects.get(name="animal").media_count == 1
+    assert _stats_now() == _stats_recounted()
+
+    media_item_delete(item=gone)
+
+    counts = dict(Tag.objects.values_list("name", "media_count"))
+    assert counts["cat"] == 1 and counts["dog"] == 0 and counts["animal"] == 0 and counts["smile"] == 0
+    assert counters_recount() == {"tags_fixed": 0}  # nothing left for the nightly recount
+    assert _stats_now() == _stats_recounted() == {("cat", TagSet.Kind.SOURCE): 1}
+    assert effective(kept) == {"cat": False}

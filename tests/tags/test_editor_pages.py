@@ -398,3 +398,14 @@ def test_anonymous_users_are_sent_to_login(client, item):
 def test_editor_of_a_missing_item_is_404(signed_in):
     assert signed_in.post("/tags/editor/items/999999/add", {"name": "x"}, **HTMX).status_code == 404
     assert User.objects.filter(username="curator").exists()
+
+
+def test_removing_an_unknown_tag_on_the_page_creates_no_tag(signed_in, item):
+    from apps.tags.models import Tag
+
+    url = f"/tags/editor/items/{item.pk}"
+    signed_in.post(f"{url}/add", {"name": "long_hair", "row_version": 0}, **HTMX)
+    response = signed_in.post(f"{url}/remove", {"name": "ghost_tag", "row_version": version(item)}, **HTMX)
+    assert response.status_code == 200
+    assert not Tag.objects.filter(name="ghost_tag").exists()
+    assert curated_names(item) == ["smile", "red_hair", "long_hair"]

@@ -202,3 +202,15 @@ def test_set_type_over_the_api(api):
 def test_tags_bulk_path_is_not_taken_for_a_tag_id(api):
     assert api.get("/api/tags/bulk").status_code == 405
     assert TagSet.objects.count() == 0 and Operation.objects.count() == 0
+
+
+def test_bulk_remove_of_an_unknown_name_creates_no_tag(api):
+    from apps.tags.models import Tag
+
+    items = library(2, curated=["cat"])
+    response = api.post(
+        BULK, {"action": "remove", "tags": "ghost_tag", "ids": [i.pk for i in items]}, format="json"
+    )
+    assert response.status_code == 200
+    assert not Tag.objects.filter(name="ghost_tag").exists()
+    assert curated_names(items[0]) == ["cat"]

@@ -203,3 +203,12 @@ def test_search_past_its_time_limit_is_query_timeout(many, settings, monkeypatch
     assert info.value.code == "query_timeout" and info.value.details["term"] == "cat"
     monkeypatch.setattr(executor, "_page_rows", original)
     assert len(search_media(q="cat dog", viewer=None).ids) == 50
+
+
+@pytest.mark.parametrize("turn", [1, 2])
+def test_every_test_starts_with_empty_caches(turn):
+    """Cached counts (and autocomplete lists) from one test must not answer the next one."""
+    from django.core.cache import cache
+
+    assert cache.get("tests:left-behind") is None
+    cache.set("tests:left-behind", turn, 3600)

@@ -106,7 +106,7 @@ def test_implication_api_reports_cycles_with_the_path(api, item):
         "/api/tag-implications/", {"child": "animal", "parent": "cat", "activate": True}, format="json"
     )
     assert cycle.status_code == 400 and cycle.json()["code"] == "tags.implication_cycle"
-    assert cycle.json()["details"]["path"] == ["cat", "animal"]
+    assert cycle.json()["details"]["path"] == ["animal", "cat", "animal"]
     listed = api.get("/api/tag-implications/?tag=cat").json()["results"]
     assert [r["parent"] for r in listed] == ["animal"]
 
@@ -135,3 +135,13 @@ def test_descriptions_crud_with_regions_and_versions(api, item):
     assert stale.status_code == 409
     assert len(api.get(f"/api/descriptions/?media_item={item.pk}").json()["results"]) == 2
     assert api.delete(url).status_code == 204
+
+
+def test_removing_a_tag_name_that_never_existed_creates_no_tag(api, item):
+    from apps.tags.models import Tag
+
+    created = api.post(f"/api/media/{item.pk}/tag-sets", {"kind": "curated", "tags": []}, format="json")
+    url = f"/api/tag-sets/{created.json()['id']}"
+    response = api.post(f"{url}/remove-tags", {"tags": ["never_seen_before", "cat"]}, format="json")
+    assert response.status_code == 200 and names(response.json()) == ["sky"]
+    assert not Tag.objects.filter(name="never_seen_before").exists()

@@ -1,5 +1,6 @@
 """Tag services, one module per concern; the public names are re-exported here."""
 
+from apps.tags.services.effective import tag_counts_forget_items
 from apps.tags.services.names import (
     MAX_TAGS_PER_SET,
     tag_name_normalise,
@@ -19,6 +20,7 @@ from apps.tags.services.tagsets import (
 
 __all__ = [
     "MAX_TAGS_PER_SET",
+    "tag_counts_forget_items",
     "tag_name_normalise",
     "tag_names_normalise",
     "tag_set_create_source",

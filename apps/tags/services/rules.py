@@ -227,9 +227,9 @@ def _path(edges: dict[int, set[int]], start: int, goal: int) -> list[int] | None
     return None
 
 
-def _names(ids: list[int]) -> str:
+def _names(ids: list[int]) -> list[str]:
     names = dict(Tag.objects.filter(pk__in=ids).values_list("pk", "name"))
-    return " ⇒ ".join(names[i] for i in ids)
+    return [names[i] for i in ids]
 
 
 def _implication_check(rule: TagImplication) -> None:
@@ -252,17 +252,20 @@ def _implication_check(rule: TagImplication) -> None:
             code="tags.implication_cross_type",
         )
     edges = _active_edges()
-    if (cycle := _path(edges, parent.pk, child.pk)) is not None:
+    if (back := _path(edges, parent.pk, child.pk)) is not None:
+        # The new rule child ⇒ parent, then the existing chain parent ⇒ … ⇒ child.
+        cycle = _names([child.pk, *back])
         raise RuleError(
-            f"This would make a cycle: {_names(cycle)} ⇒ {child.name}.",
+            f"This would make a cycle: {' ⇒ '.join(cycle)}.",
             code="tags.implication_cycle",
-            details={"path": _names(cycle).split(" ⇒ ")},
+            details={"path": cycle},
         )
     if (redundant := _path(edges, child.pk, parent.pk)) is not None:
+        chain = _names(redundant)
         raise RuleError(
-            f"Already implied through {_names(redundant)}.",
+            f"Already implied through {' ⇒ '.join(chain)}.",
             code="tags.implication_redundant",
-            details={"path": _names(redundant).split(" ⇒ ")},
+            details={"path": chain},
         )
 
 

@@ -20,6 +20,7 @@ from apps.tags.models import (
 )
 from apps.tags.services.effective import stats_apply
 from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
+from apps.tags.services.operations_plan import SET_CREATED
 
 
 @transaction.atomic
@@ -214,12 +215,22 @@ def tag_set_curated_get_or_create(
 ) -> TagSet:
     """The item's curated set; created on first use, seeded from its source and derived tags
     (tagger output is never copied in silently) so a first edit does not hide what it had."""
+    return _curated_get_or_create(media_item=media_item, actor=actor, vocabulary=vocabulary)[0]
+
+
+def _curated_get_or_create(
+    *, media_item: Any, actor: Any = None, vocabulary: Vocabulary | None = None, operation: Any = None
+) -> tuple[TagSet, int]:
+    """(curated set, rows seeded now: 0 when it existed). With `operation`, the seeded rows are
+    that operation's own and logged as changes of a set it created, so undoing it drops the set."""
+    from apps.tags.models import OperationChange
+
     vocabulary = vocabulary or vocabulary_default()
     existing = TagSet.objects.filter(
         media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=slots.CURATED
     ).first()
     if existing is not None:
-        return existing
+        return existing, 0
     with transaction.atomic():
         actor = actor if actor is not None and actor.is_authenticated else None
         try:
@@ -234,7 +245,7 @@ def tag_set_curated_get_or_create(
         except IntegrityError:
             return TagSet.objects.get(
                 media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=slots.CURATED
-            )
+            ), 0
         seeds: dict[int, TagAssignment] = {}
         for row in TagAssignment.objects.filter(
             media_item=media_item,
@@ -254,15 +265,29 @@ def tag_set_curated_get_or_create(
                 actor=actor,
                 origin_set_id=row.tagset_id,
                 entered_tag=row.entered_tag,
+                operation=operation,
             )
             for position, row in enumerate(seeds.values())
         ]
         TagAssignment.objects.bulk_create(rows)
+        if operation is not None:
+            OperationChange.objects.bulk_create(
+                OperationChange(
+                    operation=operation,
+                    tagset=tag_set,
+                    tag_id=row.tag_id,
+                    media_item_id=media_item.pk,
+                    before_state=OperationChange.State.ABSENT,
+                    after_state=OperationChange.State.CURRENT,
+                    before_via=SET_CREATED,
+                )
+                for row in rows
+            )
         tag_stats_for_new_rows(rows)
         TagSet.objects.filter(pk=tag_set.pk).update(assignment_count=len(rows))
         _refresh(media_item.pk)
     tag_set.refresh_from_db()
-    return tag_set
+    return tag_set, len(rows)
 
 
 def _refresh(item_id: int) -> None:
@@ -281,8 +306,10 @@ def tag_set_edit(
     actor: Any = None,
     expected_version: int | None = None,
     via: str = TagAssignment.Via.MANUAL,
+    operation: Any = None,
 ) -> Any:
-    """Add, remove or replace a set's tags as one logged, undoable `edit` operation.
+    """Add, remove or replace a set's tags as one logged, undoable `edit` operation (or as part
+    of `operation`, which a promotion opened).
 
     Removal keeps a tombstone; a person's add revives one. Curated additions resolve aliases and
     refuse deprecated tags. A stale `expected_version` is a 409, never a silent overwrite.
@@ -313,28 +340,30 @@ def tag_set_edit(
         removing = set()
         names = [n for n in remove if isinstance(n, str)]
         if names:
-            found = tags_get_or_create(
-                vocabulary=locked.vocabulary,
-                names=tag_names_normalise(raw=names, vocabulary=locked.vocabulary),
+            # Existing tags only: removing a name nobody used must not create it.
+            clean = tag_names_normalise(raw=names, vocabulary=locked.vocabulary)
+            found = Tag.objects.filter(vocabulary=locked.vocabulary, name__in=clean).values_list(
+                "pk", flat=True
             )
             removing = {
-                t.pk
-                for t in found.values()
-                if t.pk in current and current[t.pk].state == TagAssignment.State.CURRENT
+                tag_id
+                for tag_id in found
+                if tag_id in current and current[tag_id].state == TagAssignment.State.CURRENT
             }
-    operation = Operation.objects.create(
-        kind=Operation.Kind.EDIT,
-        status=Operation.Status.APPLIED,
-        set_kind=locked.kind,
-        created_by=actor,
-        params={
-            "tag_set": locked.pk,
-            "add": list(add),
-            "remove": list(remove),
-            "replace": list(replace) if replace is not None else None,
-        },
-        summary=f"edit of {locked.get_kind_display()} set {locked.pk} (item {locked.media_item_id})",
-    )
+    if operation is None:
+        operation = Operation.objects.create(
+            kind=Operation.Kind.EDIT,
+            status=Operation.Status.APPLIED,
+            set_kind=locked.kind,
+            created_by=actor,
+            params={
+                "tag_set": locked.pk,
+                "add": list(add),
+                "remove": list(remove),
+                "replace": list(replace) if replace is not None else None,
+            },
+            summary=f"edit of {locked.get_kind_display()} set {locked.pk} (item {locked.media_item_id})",
+        )
     changes: list[OperationChange] = []
     new_rows: list[TagAssignment] = []
     revived: list[int] = []
@@ -419,12 +448,30 @@ def tag_set_edit(
 def tag_set_promote(
     *, source_set: TagSet, names: Sequence[str] | None = None, min_confidence: int = 0, actor: Any = None
 ) -> dict[str, Any]:
-    """Copy tags from a tagger/source/derived set into the item's curated set.
+    """Copy tags from a tagger/source/derived set into the item's curated set, as one logged,
+    undoable `promote` operation; creating (and seeding) the curated set is part of it, so its
+    undo drops a set it made. A promotion that changes nothing logs nothing (operation None).
 
     Tags a person removed from the curated set (tombstones) are skipped and reported.
     """
-    curated = tag_set_curated_get_or_create(
-        media_item=source_set.media_item, actor=actor, vocabulary=source_set.vocabulary
+    from apps.tags.models import Operation, OperationChange
+
+    actor = actor if actor is not None and actor.is_authenticated else None
+    operation = Operation.objects.create(
+        kind=Operation.Kind.PROMOTE,
+        status=Operation.Status.APPLIED,
+        set_kind=TagSet.Kind.CURATED,
+        created_by=actor,
+        params={
+            "source_set": source_set.pk,
+            "names": list(names) if names is not None else None,
+            "min_confidence": min_confidence,
+        },
+        summary=f"promote from {source_set.get_kind_display()} set {source_set.pk} "
+        f"(item {source_set.media_item_id})",
+    )
+    curated, seeded = _curated_get_or_create(
+        media_item=source_set.media_item, actor=actor, vocabulary=source_set.vocabulary, operation=operation
     )
     rows = TagAssignment.objects.filter(tagset=source_set, state=TagAssignment.State.CURRENT).select_related(
         "tag"
@@ -445,15 +492,24 @@ def tag_set_promote(
     )
     blocked = [r.tag.name for r in candidates if r.tag_id in tombstoned]
     to_add = [r.tag.name for r in candidates if r.tag_id not in tombstoned and r.tag_id not in present]
-    operation = None
+    added = 0
     if to_add:
-        operation = tag_set_edit(tag_set=curated, add=to_add, actor=actor, via=TagAssignment.Via.PROMOTE)
-        TagAssignment.objects.filter(tagset=curated, operation=operation).update(origin_set=source_set)
-    return {
-        "added": to_add,
-        "blocked_by_tombstone": blocked,
-        "operation": operation.pk if operation else None,
-    }
+        seeds = TagAssignment.objects.filter(tagset=curated, operation=operation).values("tag_id")
+        seeded_ids = set(seeds.values_list("tag_id", flat=True)) if seeded else set()
+        tag_set_edit(
+            tag_set=curated, add=to_add, actor=actor, via=TagAssignment.Via.PROMOTE, operation=operation
+        )
+        TagAssignment.objects.filter(tagset=curated, operation=operation).exclude(
+            tag_id__in=seeded_ids
+        ).update(origin_set=source_set)
+        added = OperationChange.objects.filter(operation=operation).exclude(before_via=SET_CREATED).count()
+    if not (seeded or added):
+        operation.delete()  # nothing changed: no history entry
+        return {"added": to_add, "blocked_by_tombstone": blocked, "operation": None}
+    Operation.objects.filter(pk=operation.pk).update(
+        counters={"added": added, "seeded": seeded, "removed": 0, "items": 1}
+    )
+    return {"added": to_add, "blocked_by_tombstone": blocked, "operation": operation.pk}
 
 
 @transaction.atomic
