@@ -32,7 +32,7 @@ from apps.tags.models import (
 from apps.tags.services import operations as ops
 from apps.tags.services import tag_set_edit, tag_set_promote
 from apps.tags.services.effective import counters_recount, effective_rebuild_all
-from apps.tags.services.operations_exec import sets_recount
+from apps.tags.services.operations.apply import sets_recount
 from tests.tags.factories import assign, effective_build, items_make, tags_make
 
 pytestmark = pytest.mark.django_db
@@ -247,7 +247,7 @@ def test_remove_by_pattern_takes_every_matching_tag(curator):
 
 
 def test_remove_pattern_that_names_everything_or_too_much_is_refused(curator, monkeypatch):
-    from apps.tags.services import operations_plan
+    from apps.tags.services.operations import plan as operations_plan
 
     items = library(1, curated=["a_1", "a_2", "a_3"])
     with pytest.raises(DomainError) as info:
@@ -528,7 +528,7 @@ def test_job_resumes_at_its_cursor_and_cancel_keeps_done_chunks_undoable(curator
     outcome = ops.operation_apply(operation=preview.operation, actor=curator)
     assert outcome.job is not None
     # A worker died after the first chunk: its transaction committed the chunk and the cursor.
-    from apps.tags.services.operations import _step
+    from apps.tags.services.operations.run import _step
 
     _step(preview.operation.pk, curator.pk, None)
     Job.objects.filter(pk=outcome.job.pk).update(cancel_requested=False)

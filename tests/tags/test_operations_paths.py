@@ -12,8 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.tags.models import OperationChange, TagAssignment, TagSet
-from apps.tags.services import effective, operations_exec
+from apps.tags.services import effective
 from apps.tags.services import operations as ops
+from apps.tags.services.operations import apply as operations_exec
 from tests.tags.factories import alias_make, assign, closure_make, effective_build, items_make, tags_make
 from tests.tags.test_operations import assert_no_drift, comparable, snapshot, stats_rebuild
 

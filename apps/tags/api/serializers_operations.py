@@ -10,7 +10,7 @@ from rest_framework import serializers
 from apps.jobs.api.serializers import JobOutputSerializer
 from apps.tags.models import Operation, TagSet
 from apps.tags.services.operations import Preview, operation_can_undo
-from apps.tags.services.operations_plan import ACTIONS, SET_KIND_NAMES, SET_KINDS, tag_list_parse
+from apps.tags.services.operations.plan import ACTIONS, SET_KIND_NAMES, SET_KINDS, tag_list_parse
 
 
 class TagListField(serializers.ListField):

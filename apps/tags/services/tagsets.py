@@ -20,7 +20,7 @@ from apps.tags.models import (
 )
 from apps.tags.services.effective import stats_apply
 from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
-from apps.tags.services.operations_plan import SET_CREATED
+from apps.tags.services.operations.plan import SET_CREATED
 
 
 @transaction.atomic

@@ -17,7 +17,7 @@ from apps.core.htmx import render_page
 from apps.media.models import MediaItem
 from apps.tags.models import Operation, TagType
 from apps.tags.services import operations
-from apps.tags.services.operations_plan import tag_list_parse
+from apps.tags.services.operations.plan import tag_list_parse
 
 WRITE = "tags.change_tagassignment"
 PAGE = 50

@@ -30,8 +30,8 @@ from apps.jobs.models import Job
 from apps.tags.models import Operation, OperationChange, OperationTarget, Tag, TagAlias, TagAssignment, TagSet
 from apps.tags.services.effective import Rules, rules_current
 from apps.tags.services.names import tags_get_or_create, tags_set_deprecated, vocabulary_get
-from apps.tags.services.operations_exec import ChunkRetry, apply_chunk, counters_merge, undo_chunk
-from apps.tags.services.operations_plan import (
+from apps.tags.services.operations.apply import ChunkRetry, apply_chunk, counters_merge, undo_chunk
+from apps.tags.services.operations.plan import (
     ACTIONS,
     CURATED,
     CURRENT,
@@ -268,7 +268,7 @@ def _is_library_default(spec: Spec, q: str | None, ids: Sequence[Any] | None) ->
 def _library_target(spec: Spec) -> list[int]:
     """A library-wide rename's items: every item with the old tag in a curated, source or
     derived set (tagger sets are machine output and keep the name they were given)."""
-    from apps.tags.services.operations_plan import _too_many
+    from apps.tags.services.operations.plan import _too_many
 
     limit = bulk_setting("BULK_MAX_TARGET")
     ids = list(

@@ -702,7 +702,7 @@ class Sample:
 
 def operation_samples(*, operation: Operation, spec: Spec, size: int = SAMPLE_SIZE) -> list[Sample]:
     """Before/after tag lists for up to `size` target items, preferring items that change."""
-    from apps.tags.services.operations_exec import decide
+    from apps.tags.services.operations.apply import decide
 
     op_id = operation.pk
     unseeded = _any_unseeded(spec, op_id)

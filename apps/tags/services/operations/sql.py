@@ -78,7 +78,7 @@ def apply_sets_sql(
 ) -> dict[str, Any]:
     """Apply `spec` to these items' existing sets (`set_ids`: the sets of its kind, locked by the
     caller); returns this chunk's counters in the shape `apply_chunk` gives."""
-    from apps.tags.services.operations_exec import new_counters
+    from apps.tags.services.operations.apply import new_counters
 
     ids = sorted(item_ids)
     sets = sorted(set_ids)
@@ -248,7 +248,7 @@ def _revive(
     now: Any,
 ) -> None:
     """Bring tombstoned rows of an added tag back (rare: computed here, written per tag)."""
-    from apps.tags.services.operations_exec import tag_rows_update
+    from apps.tags.services.operations.apply import tag_rows_update
 
     set_ids = [row[0] for row in tombstones]
     entries: list[tuple[int, tuple[Any, ...]]]
@@ -340,7 +340,7 @@ def undo_sets_sql(
     """Revert `original` (not itself an undo, created no set in these items) on these locked
     items: rows still as `original` left them get their before-state back, in three statements
     joined to its log; anything changed since is a conflict and stays."""
-    from apps.tags.services.operations_exec import undo_counters
+    from apps.tags.services.operations.apply import undo_counters
 
     ids = sorted(item_ids)
     orig = original.pk

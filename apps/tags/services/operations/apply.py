@@ -34,7 +34,7 @@ from apps.media.models import MediaItem
 from apps.tags import slots
 from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet
 from apps.tags.services.effective import Rules, counters_deferred, effective_refresh, stats_apply
-from apps.tags.services.operations_plan import (
+from apps.tags.services.operations.plan import (
     CURATED,
     CURRENT,
     DELETED,
@@ -43,7 +43,7 @@ from apps.tags.services.operations_plan import (
     Spec,
     TagRef,
 )
-from apps.tags.services.operations_sql import apply_sets_sql, undo_sets_sql
+from apps.tags.services.operations.sql import apply_sets_sql, undo_sets_sql
 from apps.tags.services.sql import CHANGE_COLUMNS, rows_insert
 
 ABSENT = OperationChange.State.ABSENT

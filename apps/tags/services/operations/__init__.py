@@ -1,0 +1,48 @@
+"""Bulk tag operations (docs/tags.md#bulk-operations), a package by step:
+
+* `plan`: parse and check a request, choose its targets, decide per item;
+* `apply`: write a chunk item by item (seeding, redo) and undo a chunk;
+* `sql`: the set-based path for items that already have a set of the kind (same results,
+  kept honest by tests/tags/test_operations_paths.py);
+* `run`: the use cases (preview, apply as a job, undo, cancel, expire) over chunks.
+"""
+
+from apps.tags.services.operations.run import (
+    JOB_KIND,
+    TASK_NAME,
+    UNDOABLE_STATUSES,
+    Outcome,
+    Preview,
+    operation_apply,
+    operation_bulk,
+    operation_can_undo,
+    operation_cancel,
+    operation_get,
+    operation_item_ids,
+    operation_list,
+    operation_preview,
+    operation_run,
+    operation_target_ids,
+    operation_undo,
+    operations_expire,
+)
+
+__all__ = [
+    "JOB_KIND",
+    "TASK_NAME",
+    "UNDOABLE_STATUSES",
+    "Outcome",
+    "Preview",
+    "operation_apply",
+    "operation_bulk",
+    "operation_can_undo",
+    "operation_cancel",
+    "operation_get",
+    "operation_item_ids",
+    "operation_list",
+    "operation_preview",
+    "operation_run",
+    "operation_target_ids",
+    "operation_undo",
+    "operations_expire",
+]
