@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
 from apps.media.filters import MediaItemFilter
-from apps.media.views import PAGE_SIZE
+from apps.media import views as media_views
 from apps.search.query.executor import search_media
 
 
@@ -21,7 +21,7 @@ def gallery_search(request: HttpRequest, filterset: MediaItemFilter, queryset: A
     context: dict[str, Any] = {"filterset": filterset, "filtered": True, "first_page": not cursor, "q": q}
     try:
         page = search_media(
-            q=q, viewer=request.user, cursor=cursor, limit=PAGE_SIZE, base=queryset, bind=bind
+            q=q, viewer=request.user, cursor=cursor, limit=media_views.PAGE_SIZE, base=queryset, bind=bind
         )
     except DomainError as err:
         position = int(err.details.get("position", 0) or 0)
