@@ -1,4 +1,8 @@
-"""Search knobs (TAGS-AND-SEARCH.md §3.6, §4): Django settings override these defaults."""
+"""Search knobs (TAGS-AND-SEARCH.md §3.6, §4): Django settings override these defaults.
+
+Read lazily like the apps' conf modules (apps/core/conf.py): baggintag/settings/base.py fills
+SEARCH_X from the environment variable BAGGINTAG_SEARCH_X with the same default (.env.example).
+"""
 
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 
 from apps.core.exceptions import DomainError, ForbiddenError, UnprocessableError
+from apps.tags import conf
 from apps.tags.models import (
     AliasResolution,
     Operation,
@@ -48,18 +48,6 @@ ACTIONS = {
 SET_CREATED = "+set"
 SAMPLE_SIZE = 20
 _SPLIT_LIST = re.compile(r"[,\n]+")
-
-
-def bulk_setting(name: str) -> int:
-    """BULK_* knobs (Django settings override these defaults)."""
-    defaults = {
-        "BULK_SYNC_MAX_CHANGES": 10_000,
-        "BULK_CHUNK_ITEMS": 5_000,
-        "BULK_MAX_TARGET": 100_000,
-        "BULK_PREVIEW_TTL_HOURS": 24,
-        "BULK_OPERATION_RETENTION_DAYS": 90,
-    }
-    return int(getattr(settings, name, defaults[name]))
 
 
 def tag_list_parse(text: str) -> list[str]:
@@ -389,7 +377,9 @@ def _search_ids(q: str, viewer: Any, limit: int, among: set[int] | None = None) 
             code="tags.search_unavailable",
             details={"fields": {"q": ["Search is not available."]}},
         )
-    page_size = int(getattr(settings, "SEARCH_MAX_LIMIT", 200))
+    from apps.tags.search.config import int_knob
+
+    page_size = int_knob("SEARCH_MAX_LIMIT")
     found: list[int] = []
     cursor: str | None = None
     while True:
@@ -405,7 +395,7 @@ def operation_target_ids(
 ) -> list[int]:
     """The items a bulk operation works on, ascending: those matching `q`, those listed in `ids`
     (unknown ids dropped), or those listed that also match `q`. Too many is a 422."""
-    limit = bulk_setting("BULK_MAX_TARGET")
+    limit = conf.bulk_max_target()
     q = (q or "").strip()
     if not q and not ids:
         raise DomainError(
