@@ -21,6 +21,8 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The embedded settings (DEBUG off, a generated key kept in the data folder), named for every
+# process: wsgi.py and celery.py default to production settings, which need DJANGO_SECRET_KEY.
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-baggintag.settings.base}
 mkdir -p "${BAGGINTAG_DATA_DIR:-data}"
 .venv/bin/python manage.py migrate --noinput -v0
@@ -28,7 +30,8 @@ mkdir -p "${BAGGINTAG_DATA_DIR:-data}"
 .venv/bin/python manage.py bootstrap
 
 logdir="${BAGGINTAG_DATA_DIR:-data}"
-.venv/bin/celery -A baggintag worker -Q default,media -c 2 --loglevel INFO >"$logdir/worker.log" 2>&1 &
+DJANGO_SETTINGS_MODULE="$DJANGO_SETTINGS_MODULE" \
+  .venv/bin/celery -A baggintag worker -Q default,media -c 2 --loglevel INFO >"$logdir/worker.log" 2>&1 &
 worker=$!
 trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT INT TERM
 echo "Worker started (log: $logdir/worker.log)."

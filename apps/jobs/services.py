@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 from celery import current_app
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError
+from apps.jobs import conf
 from apps.jobs.models import Job, JobItem
 
 LOG_MAX_LINES = 200
@@ -178,7 +178,7 @@ def job_cancel(*, job: Job) -> Job:
 def job_requeue_stale(*, now: Any = None) -> list[int]:
     """Re-queue RUNNING jobs whose heartbeat stopped (their worker died) and send them again."""
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.BAGGINTAG_JOB_STALE_SECONDS)
+    cutoff = now - timedelta(seconds=conf.job_stale_seconds())
     stale: Iterable[Job] = Job.objects.filter(status=Job.Status.RUNNING, updated_at__lt=cutoff)
     requeued = []
     for job in stale:

@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -17,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.core.htmx import redirect_after_post, render_page
-from apps.media import extensions, selectors, services
+from apps.media import conf, extensions, selectors, services
 from apps.media.filters import MediaItemFilter
 from apps.media.forms import FramesForm, TransformForm, UploadForm
 from apps.media.models import MediaItem
@@ -188,7 +187,7 @@ def _detail_context(request: HttpRequest, item: MediaItem, **extra: Any) -> dict
         "recipe_json": json.dumps(item.recipe, indent=2) if item.recipe else "",
         "frame_clock": clock(item.timestamp_ms),
         "frame_box": _frame_box(item),
-        "tool_config": {"buckets": BUCKETS, "max_pixels": settings.BAGGINTAG_MAX_IMAGE_PIXELS},
+        "tool_config": {"buckets": BUCKETS, "max_pixels": conf.max_image_pixels()},
     }
     if item.kind == MediaItem.Kind.VIDEO:
         captures = list(

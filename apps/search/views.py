@@ -9,8 +9,8 @@ from django.http import HttpRequest, HttpResponse
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
-from apps.media.filters import MediaItemFilter
 from apps.media import views as media_views
+from apps.media.filters import MediaItemFilter
 from apps.search.query.executor import search_media
 
 

@@ -191,13 +191,11 @@ def test_import_export_round_trip(api):
     assert b"".join(api.get(f"/api/tag-templates/{copy.pk}/export").streaming_content).decode() == csv_text
 
 
-def test_import_rejects_missing_file_and_oversized_upload(api, monkeypatch):
-    from apps.tags.services import vocabularies
-
+def test_import_rejects_missing_file_and_oversized_upload(api, settings):
     vocab = vocabulary_default()
     missing = api.post(f"/api/tag-templates/{vocab.pk}/import", {}, format="multipart")
     assert missing.status_code == 400 and "file" in missing.json()["details"]["fields"]
-    monkeypatch.setattr(vocabularies, "IMPORT_MAX_BYTES", 5)
+    settings.BAGGINTAG_VOCAB_IMPORT_MAX_BYTES = 5
     big = api.post(
         f"/api/tag-templates/{vocab.pk}/import", {"file": csv_upload("abcdefgh,0")}, format="multipart"
     )

@@ -342,11 +342,11 @@ def test_import_activates_aliases_for_rule_approvers(vocab):
     assert AliasResolution.objects.get(tag=alias.antecedent).ideal_tag == alias.consequent
 
 
-def test_import_refuses_oversized_files_and_bad_encoding(vocab, monkeypatch):
-    monkeypatch.setattr(vocabularies, "IMPORT_MAX_BYTES", 10)
+def test_import_refuses_oversized_files_and_bad_encoding(vocab, settings):
+    settings.BAGGINTAG_VOCAB_IMPORT_MAX_BYTES = 10
     with pytest.raises(PayloadTooLargeError):
         vocabulary_import_csv(vocabulary=vocab, data=io.BytesIO(b"x" * 11))
-    monkeypatch.setattr(vocabularies, "IMPORT_MAX_BYTES", 1000)
+    settings.BAGGINTAG_VOCAB_IMPORT_MAX_BYTES = 1000
     with pytest.raises(DomainError) as err:
         vocabulary_import_csv(vocabulary=vocab, data=b"caf\xe9,0\n")
     assert err.value.code == "tags.import_encoding"

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO
 
-from django.conf import settings
-
+from apps.media import conf
 from apps.media.exceptions import ArchiveError, ArchiveTooLargeError
 from apps.media.services.probe import ARCHIVE_MAGIC
 
@@ -91,7 +90,7 @@ def archive_members(archive: IO[bytes]) -> list[ArchiveMember]:
     Refused: not a zip, encrypted members, absolute or `..` paths, symlinks, nested
     archives, too many members, too many bytes in total, or bomb-like compression ratios.
     """
-    limit = settings.BAGGINTAG_MAX_ARCHIVE_MEMBERS
+    limit = conf.max_archive_members()
     try:
         _check_entry_count(archive, limit)
         zf = zipfile.ZipFile(archive)
@@ -119,15 +118,15 @@ def archive_members(archive: IO[bytes]) -> list[ArchiveMember]:
             if name.lower().endswith(_NESTED_SUFFIXES):
                 raise _member_error(name, "is itself an archive (nested archives are refused)")
             total += info.file_size
-            if total > settings.BAGGINTAG_MAX_ARCHIVE_BYTES:
+            if total > conf.max_archive_bytes():
                 raise ArchiveTooLargeError(
-                    f"The archive expands to more than {settings.BAGGINTAG_MAX_ARCHIVE_BYTES:,} bytes.",
+                    f"The archive expands to more than {conf.max_archive_bytes():,} bytes.",
                 )
             ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > _RATIO_FLOOR_BYTES and ratio > settings.BAGGINTAG_MAX_ARCHIVE_RATIO:
+            if info.file_size > _RATIO_FLOOR_BYTES and ratio > conf.max_archive_ratio():
                 raise ArchiveTooLargeError(
                     f"Archive member {name[:200]!r} expands {ratio:,.0f}× (limit "
-                    f"{settings.BAGGINTAG_MAX_ARCHIVE_RATIO}×); it looks like a zip bomb.",
+                    f"{conf.max_archive_ratio()}×); it looks like a zip bomb.",
                     details={"member": name[:500]},
                 )
             if info.file_size == 0:

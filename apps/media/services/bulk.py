@@ -9,7 +9,6 @@ from contextlib import ExitStack
 from typing import IO, Any
 from zipfile import ZipFile
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
@@ -17,6 +16,7 @@ from django.core.files.uploadedfile import UploadedFile
 from apps.core.exceptions import DomainError, PayloadTooLargeError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job, JobItem
+from apps.media import conf
 from apps.media.services import archives, fetch
 from apps.media.services.ingest import IngestResult, Metadata, Origin, media_ingest, metadata_clean
 
@@ -57,14 +57,14 @@ def media_upload_bulk_start(
         raise DomainError(
             "Nothing to upload: send files, an archive, urls or items.", code="media.nothing_to_upload"
         )
-    if len(files) > settings.BAGGINTAG_MAX_BULK_FILES:
+    if len(files) > conf.max_bulk_files():
         raise PayloadTooLargeError(
-            f"At most {settings.BAGGINTAG_MAX_BULK_FILES} files per request; use a zip for more.",
+            f"At most {conf.max_bulk_files()} files per request; use a zip for more.",
             code="media.too_many_files",
         )
-    if len(urls) + len(items) > settings.BAGGINTAG_MAX_BULK_URLS:
+    if len(urls) + len(items) > conf.max_bulk_urls():
         raise PayloadTooLargeError(
-            f"At most {settings.BAGGINTAG_MAX_BULK_URLS} URLs or items per request.",
+            f"At most {conf.max_bulk_urls()} URLs or items per request.",
             code="media.too_many_urls",
         )
     inputs: list[dict[str, Any]] = []

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from django.conf import settings
-
+from apps.media import conf
 from apps.media.exceptions import MediaTooLargeError, UrlFetchError, UrlRefusedError
 
 # Not "global" by ipaddress's tables but still never a media host, e.g. cloud metadata.
@@ -49,7 +48,7 @@ class Fetched:
 
 
 def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(cidr, strict=False) for cidr in settings.BAGGINTAG_URL_ALLOWED_NETWORKS]
+    return [ipaddress.ip_network(cidr, strict=False) for cidr in conf.url_allowed_networks()]
 
 
 def address_is_public(address: str) -> bool:
@@ -165,7 +164,7 @@ def _shutdown(sock: socket.socket) -> None:
 
 def _too_slow(url: str) -> UrlFetchError:
     return UrlFetchError(
-        f"Downloading {url[:200]} took longer than {settings.BAGGINTAG_URL_TIMEOUT:g} s; "
+        f"Downloading {url[:200]} took longer than {conf.url_timeout():g} s; "
         "the server is too slow or not answering.",
     )
 
@@ -175,10 +174,10 @@ def fetch_url(url: str, *, max_bytes: int | None = None) -> Fetched:
 
     The caller owns (and deletes) the returned file.
     """
-    max_bytes = max_bytes or settings.BAGGINTAG_MAX_UPLOAD_BYTES
-    deadline = time.monotonic() + settings.BAGGINTAG_URL_TIMEOUT
+    max_bytes = max_bytes or conf.max_upload_bytes()
+    deadline = time.monotonic() + conf.url_timeout()
     current = url
-    for _hop in range(settings.BAGGINTAG_URL_MAX_REDIRECTS + 1):
+    for _hop in range(conf.url_max_redirects() + 1):
         scheme, host, port, path = check_url(current)
         address = resolve_public(host, port)
         remaining = deadline - time.monotonic()
@@ -211,7 +210,7 @@ def fetch_url(url: str, *, max_bytes: int | None = None) -> Fetched:
         finally:
             timer.cancel()
             conn.close()
-    raise UrlFetchError(f"Too many redirects (more than {settings.BAGGINTAG_URL_MAX_REDIRECTS}).")
+    raise UrlFetchError(f"Too many redirects (more than {conf.url_max_redirects()}).")
 
 
 def _download(

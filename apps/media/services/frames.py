@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -33,7 +32,7 @@ from PIL import Image
 from apps.core.exceptions import DomainError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job, JobItem
-from apps.media import events
+from apps.media import conf, events
 from apps.media.models import MediaItem, VideoFrame
 from apps.media.services import probe
 from apps.media.services.ingest import Derived, Origin, media_ingest_derived
@@ -202,7 +201,7 @@ def stream_frames(
     args += ["-pix_fmt", "rgb24", "-c:v", "png", "-compression_level", str(PNG_LEVEL), "-pred", "mixed"]
     args += ["-f", "image2pipe", "pipe:1"]
     cmd = [probe.ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", *args]
-    stall_timeout = stall_timeout or settings.BAGGINTAG_FFMPEG_TIMEOUT
+    stall_timeout = stall_timeout or conf.ffmpeg_timeout()
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
     times: queue.Queue[float | None] = queue.Queue()
     tail: list[str] = []
@@ -416,7 +415,7 @@ def _store_frame(
     fps = (video.fps_milli or 0) / 1000
     frame_index = round(timestamp_ms / 1000 * fps) if fps else 0
     thumbnail = raw.image
-    thumbnail.thumbnail((settings.BAGGINTAG_THUMBNAIL_SIZE,) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    thumbnail.thumbnail((conf.thumbnail_size(),) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
     probed = probe.Probe(
         kind="image",
         format="png",

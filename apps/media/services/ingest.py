@@ -11,11 +11,10 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import DomainError
-from apps.media import events
+from apps.media import conf, events
 from apps.media.exceptions import MediaUnsupportedError
 from apps.media.models import MediaItem, MediaSource
 from apps.media.phash import phash_bands, phash_to_signed
@@ -172,7 +171,7 @@ def media_ingest(
                 "bmp, tiff, avif, heic, mp4, mov, webm, mkv, avi, wmv, vob).",
             )
         kind, fmt = sniffed
-        size = settings.BAGGINTAG_THUMBNAIL_SIZE
+        size = conf.thumbnail_size()
         probed = (probe.probe_image if kind == "image" else probe.probe_video)(
             spooled.path, fmt, thumb_size=size
         )

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from django.conf import settings
 from PIL import Image, ImageFile
 
 from apps.core.exceptions import UnprocessableError
+from apps.media import conf
 from apps.media.exceptions import MediaBombError, MediaCorruptError
 from apps.media.formats import EXTENSIONS, MIME_TYPES, PIL_FORMATS
 
@@ -30,7 +30,7 @@ def configure_pillow() -> None:
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    Image.MAX_IMAGE_PIXELS = settings.BAGGINTAG_MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = conf.max_image_pixels()
 
 
 def sniff(head: bytes) -> tuple[str, str] | None:
@@ -161,7 +161,7 @@ def _decode(image: Image.Image, fmt: str, thumb_size: int) -> _Decoded:
 def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
     """Measure an image and build its thumbnail; decodes JPEGs at reduced scale (draft)."""
     pil_format = PIL_FORMATS[fmt]
-    limit = settings.BAGGINTAG_MAX_IMAGE_PIXELS
+    limit = conf.max_image_pixels()
     try:
         decoded: _Decoded | None = None
         with _open(path, pil_format) as image:
@@ -276,7 +276,7 @@ def ffmpeg_exe() -> str:
 
 def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run the bundled ffmpeg on local files only, without stdin, under a time limit."""
-    timeout = timeout or settings.BAGGINTAG_FFMPEG_TIMEOUT
+    timeout = timeout or conf.ffmpeg_timeout()
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", *args]
     try:
         return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)  # noqa: S603

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 from PIL import Image
 
+from apps.media import conf
 from apps.media.exceptions import MediaEmptyError, MediaTooLargeError
 
 _CHUNK = 1024 * 1024
@@ -32,7 +32,7 @@ class Spooled:
 
 def spool(stream: IO[bytes], *, max_bytes: int | None = None) -> Spooled:
     """Copy a stream to a temporary file, hashing it and refusing empty or oversized input."""
-    max_bytes = max_bytes or settings.BAGGINTAG_MAX_UPLOAD_BYTES
+    max_bytes = max_bytes or conf.max_upload_bytes()
     digest = hashlib.sha256()
     size = 0
     head = b""

@@ -12,7 +12,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image
@@ -20,7 +19,7 @@ from PIL import Image
 from apps.core.exceptions import DomainError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job, JobItem
-from apps.media import events
+from apps.media import conf, events
 from apps.media.exceptions import MediaBombError, MediaCorruptError
 from apps.media.formats import PIL_FORMATS
 from apps.media.models import MediaItem
@@ -140,7 +139,7 @@ def _check_factor(canvas: _Canvas, width: int, height: int, step: dict[str, Any]
             code="media.upscale_too_large",
             details={"factor": round(factor, 3)},
         )
-    if width * height > settings.BAGGINTAG_MAX_IMAGE_PIXELS:
+    if width * height > conf.max_image_pixels():
         raise DomainError(
             f"The output would be {width}×{height}, over the pixel limit.", code="media.output_too_large"
         )
@@ -326,7 +325,7 @@ def media_item_transform(
     width, height, mode, has_alpha = result.width, result.height, result.mode, "A" in result.getbands()
     # Encoded, the result is needed no more: shrink it in place into the thumbnail (no copy).
     thumbnail = result
-    thumbnail.thumbnail((settings.BAGGINTAG_THUMBNAIL_SIZE,) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    thumbnail.thumbnail((conf.thumbnail_size(),) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
     if thumbnail.mode not in ("RGB", "RGBA"):
         thumbnail = thumbnail.convert("RGB")
     fmt = clean["output"]["format"]

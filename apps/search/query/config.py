@@ -1,4 +1,8 @@
-"""Search knobs (docs/query-language.md#limits): Django settings override these defaults."""
+"""Search knobs (docs/query-language.md#limits): Django settings override these defaults.
+
+Read lazily like the apps' conf modules (apps/core/conf.py): baggintag/settings/base.py fills
+SEARCH_X from the environment variable BAGGINTAG_SEARCH_X with the same default (.env.example).
+"""
 
 from __future__ import annotations
 

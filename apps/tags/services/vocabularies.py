@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.deletion import ProtectedError
@@ -31,6 +30,7 @@ from apps.core.exceptions import (
     PayloadTooLargeError,
     UnprocessableError,
 )
+from apps.tags import conf
 from apps.tags.models import RuleStatus, Tag, TagAlias, TagAssignment, TagSet, TagType, Vocabulary
 from apps.tags.services.names import (
     bulk_insert_values,
@@ -40,8 +40,6 @@ from apps.tags.services.names import (
     tag_words_add,
 )
 
-IMPORT_MAX_BYTES: int = getattr(settings, "BAGGINTAG_VOCAB_IMPORT_MAX_BYTES", 32 * 1024 * 1024)
-IMPORT_MAX_LINES: int = getattr(settings, "BAGGINTAG_VOCAB_IMPORT_MAX_LINES", 500_000)
 IMPORT_MAX_ERRORS = 1000  # listed; all are counted
 ALIAS_ACTIVATE_MAX = 2000  # one rule change each; more stay pending for review in bulk
 APPROVE_PERM = "tags.approve_rules"
@@ -466,12 +464,13 @@ class _Line:
 
 
 def _read_limited(data: bytes | IO[bytes]) -> bytes:
-    raw = bytes(data) if isinstance(data, bytes | bytearray) else data.read(IMPORT_MAX_BYTES + 1)
-    if len(raw) > IMPORT_MAX_BYTES:
+    max_bytes = conf.vocab_import_max_bytes()
+    raw = bytes(data) if isinstance(data, bytes | bytearray) else data.read(max_bytes + 1)
+    if len(raw) > max_bytes:
         raise PayloadTooLargeError(
-            f"CSV files may be at most {IMPORT_MAX_BYTES // (1024 * 1024)} MiB; split the file.",
+            f"CSV files may be at most {max_bytes // (1024 * 1024)} MiB; split the file.",
             code="tags.import_too_large",
-            details={"max_bytes": IMPORT_MAX_BYTES},
+            details={"max_bytes": max_bytes},
         )
     return raw
 
@@ -486,6 +485,7 @@ def _csv_lines(raw: bytes) -> list[_Line]:
         ) from exc
     reader = csv.reader(io.StringIO(text, newline=""))
     lines: list[_Line] = []
+    max_lines = conf.vocab_import_max_lines()
     try:
         for row in reader:
             cells = [cell.strip() for cell in row]
@@ -495,11 +495,11 @@ def _csv_lines(raw: bytes) -> list[_Line]:
                 continue
             cells += [""] * (4 - len(cells))
             lines.append(_Line(reader.line_num, cells[0], cells[1], cells[2], cells[3]))
-            if len(lines) > IMPORT_MAX_LINES:
+            if len(lines) > max_lines:
                 raise PayloadTooLargeError(
-                    f"CSV files may have at most {IMPORT_MAX_LINES} lines; split the file.",
+                    f"CSV files may have at most {max_lines} lines; split the file.",
                     code="tags.import_too_large",
-                    details={"max_lines": IMPORT_MAX_LINES},
+                    details={"max_lines": max_lines},
                 )
     except csv.Error as exc:
         raise UnprocessableError(

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 
 from apps.core.exceptions import DomainError, ForbiddenError, UnprocessableError
@@ -21,7 +20,7 @@ from apps.core.lookups import NameGlob
 from apps.media import extensions
 from apps.media.models import MediaItem
 from apps.media.selectors import media_item_list
-from apps.tags import slots
+from apps.tags import conf, slots
 from apps.tags.models import (
     AliasResolution,
     Operation,
@@ -58,18 +57,6 @@ ACTIONS = {
 SET_CREATED = "+set"
 SAMPLE_SIZE = 20
 _SPLIT_LIST = re.compile(r"[,\n]+")
-
-
-def bulk_setting(name: str) -> int:
-    """BULK_* knobs (Django settings override these defaults)."""
-    defaults = {
-        "BULK_SYNC_MAX_CHANGES": 10_000,
-        "BULK_CHUNK_ITEMS": 5_000,
-        "BULK_MAX_TARGET": 100_000,
-        "BULK_PREVIEW_TTL_HOURS": 24,
-        "BULK_OPERATION_RETENTION_DAYS": 90,
-    }
-    return int(getattr(settings, name, defaults[name]))
 
 
 def tag_list_parse(text: str) -> list[str]:
@@ -388,7 +375,7 @@ def operation_target_ids(
 ) -> list[int]:
     """The items a bulk operation works on, ascending: those matching `q`, those listed in `ids`
     (unknown ids dropped), or those listed that also match `q`. Too many is a 422."""
-    limit = bulk_setting("BULK_MAX_TARGET")
+    limit = conf.bulk_max_target()
     q = (q or "").strip()
     if not q and not ids:
         raise DomainError(

@@ -27,6 +27,7 @@ from apps.core.db import statement_limit
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
+from apps.tags import conf
 from apps.tags.models import Operation, OperationChange, OperationTarget, Tag, TagAlias, TagAssignment, TagSet
 from apps.tags.services.effective import Rules, rules_current
 from apps.tags.services.names import tags_get_or_create, tags_set_deprecated, vocabulary_get
@@ -38,7 +39,6 @@ from apps.tags.services.operations.plan import (
     SET_KIND_NAMES,
     Sample,
     Spec,
-    bulk_setting,
     operation_counts,
     operation_samples,
     operation_spec_build,
@@ -69,7 +69,7 @@ class Preview:
     @property
     def mode(self) -> str:
         """How applying would run: in the request ("sync") or as a job."""
-        return "sync" if self.counts.get("changes", 0) <= bulk_setting("BULK_SYNC_MAX_CHANGES") else "job"
+        return "sync" if self.counts.get("changes", 0) <= conf.bulk_sync_max_changes() else "job"
 
 
 @dataclass
@@ -270,7 +270,7 @@ def _library_target(spec: Spec) -> list[int]:
     derived set (tagger sets are machine output and keep the name they were given)."""
     from apps.tags.services.operations.plan import _too_many
 
-    limit = bulk_setting("BULK_MAX_TARGET")
+    limit = conf.bulk_max_target()
     ids = list(
         TagAssignment.objects.filter(
             tag_id=spec.remove_ids[0],
@@ -297,7 +297,7 @@ def _check_appliable(operation: Operation) -> None:
             code="tags.operation_not_previewed",
             details={"status": operation.status},
         )
-    ttl = timedelta(hours=bulk_setting("BULK_PREVIEW_TTL_HOURS"))
+    ttl = timedelta(hours=conf.bulk_preview_ttl_hours())
     if operation.created_at < timezone.now() - ttl:
         raise ConflictError(
             f"This preview is older than {ttl.total_seconds() / 3600:g} hours; preview again.",
@@ -341,7 +341,7 @@ def _apply(operation_id: int, actor: Any) -> Outcome:
     if spec.scope == "library":
         _library_rename(operation, spec, actor)
     estimated = int(operation.params.get("preview", {}).get("changes", 0))
-    if estimated <= bulk_setting("BULK_SYNC_MAX_CHANGES"):
+    if estimated <= conf.bulk_sync_max_changes():
         _run_all(operation, actor)
         return Outcome(operation=Operation.objects.get(pk=operation.pk))
     total = OperationTarget.objects.filter(operation=operation).count()
@@ -480,7 +480,7 @@ def _step(operation_id: int, actor_id: int | None, rules: Rules | None) -> int |
     """One chunk in its own transaction, with the cursor; None when nothing is left."""
     with transaction.atomic():
         operation = Operation.objects.select_for_update().get(pk=operation_id)
-        ids = _next_ids(operation, operation.resume_cursor, bulk_setting("BULK_CHUNK_ITEMS"))
+        ids = _next_ids(operation, operation.resume_cursor, conf.bulk_chunk_items())
         if not ids:
             return None
         part = _chunk(operation, ids, actor_id, rules)
@@ -588,7 +588,7 @@ def _check_undoable(operation: Operation) -> None:
             code="tags.operation_not_applied",
             details={"status": operation.status},
         )
-    days = bulk_setting("BULK_OPERATION_RETENTION_DAYS")
+    days = conf.bulk_operation_retention_days()
     if operation.created_at < timezone.now() - timedelta(days=days):
         raise ConflictError(
             f"Operation {operation.pk} is older than {days} days; its change log is no longer kept, "
@@ -633,7 +633,7 @@ def _undo(operation_id: int, actor: Any) -> Outcome:
     estimated = OperationChange.objects.filter(operation=original).count()
     if original.kind == Operation.Kind.UNDO:
         estimated += OperationTarget.objects.filter(operation=original).count()
-    if estimated <= bulk_setting("BULK_SYNC_MAX_CHANGES"):
+    if estimated <= conf.bulk_sync_max_changes():
         _run_all(undo, actor)
         return Outcome(operation=Operation.objects.get(pk=undo.pk))
     total = OperationChange.objects.filter(operation=original).values("media_item_id").distinct().count()
@@ -692,12 +692,12 @@ def operations_expire(*, now: Any = None) -> dict[str, int]:
     now = now or timezone.now()
     previews = Operation.objects.filter(
         status=Operation.Status.PREVIEWED,
-        created_at__lt=now - timedelta(hours=bulk_setting("BULK_PREVIEW_TTL_HOURS")),
+        created_at__lt=now - timedelta(hours=conf.bulk_preview_ttl_hours()),
     )
     dropped = previews.count()
     previews.delete()
     old = Operation.objects.filter(
-        created_at__lt=now - timedelta(days=bulk_setting("BULK_OPERATION_RETENTION_DAYS"))
+        created_at__lt=now - timedelta(days=conf.bulk_operation_retention_days())
     ).values("pk")
     logs, _ = OperationChange.objects.filter(operation_id__in=old).delete()
     targets, _ = OperationTarget.objects.filter(operation_id__in=old).delete()
