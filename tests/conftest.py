@@ -25,14 +25,13 @@ def _media_root(settings, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _caches_cleared() -> Iterator[None]:
+def _caches_cleared() -> None:
     """Every test starts with empty caches: a count or autocomplete list cached by one test
     (search caches counts slower than 10 ms) must not answer the next one."""
     from django.core.cache import caches
 
     for cache in caches.all():
         cache.clear()
-    yield
 
 
 @pytest.fixture

@@ -228,11 +228,9 @@ class MediaItemViewSet(
             data = TagSetAddInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             if data.validated_data["kind"] == "curated":
-                tag_set = tag_services.tag_set_curated_get_or_create(media_item=item, actor=request.user)
-                if data.validated_data["tags"]:
-                    tag_services.tag_set_edit(
-                        tag_set=tag_set, add=data.validated_data["tags"], actor=request.user
-                    )
+                tag_set, _ = tag_services.tag_set_curated_add(
+                    media_item=item, names=data.validated_data["tags"], actor=request.user
+                )
                 created = tag_selectors.tag_set_list_for_item(media_item=item).get(pk=tag_set.pk)
                 return Response(TagSetOutputSerializer(created).data, status=status.HTTP_201_CREATED)
             metadata = services.metadata_clean(

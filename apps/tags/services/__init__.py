@@ -11,6 +11,7 @@ from apps.tags.services.names import (
 )
 from apps.tags.services.tagsets import (
     tag_set_create_source,
+    tag_set_curated_add,
     tag_set_curated_get_or_create,
     tag_set_delete,
     tag_set_edit,
@@ -20,15 +21,16 @@ from apps.tags.services.tagsets import (
 
 __all__ = [
     "MAX_TAGS_PER_SET",
+    "tag_counts_forget_items",
     "tag_name_normalise",
     "tag_names_normalise",
     "tag_set_create_source",
+    "tag_set_curated_add",
     "tag_set_curated_get_or_create",
     "tag_set_delete",
     "tag_set_edit",
     "tag_set_inherit",
     "tag_set_promote",
-    "tag_counts_forget_items",
     "tag_type_default",
     "tags_get_or_create",
     "vocabulary_default",

@@ -268,6 +268,43 @@ def _curated_get_or_create(
     return tag_set, len(rows)
 
 
+@transaction.atomic
+def tag_set_curated_add(
+    *,
+    media_item: Any,
+    names: Sequence[str],
+    actor: Any = None,
+    expected_version: int | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> tuple[TagSet, Any]:
+    """Add tags a person typed to the item's curated set, creating (and seeding) the set on first
+    use, all in one transaction: a refused add leaves no half-made curated set behind.
+
+    `expected_version` is the row_version the caller saw; 0 means it saw no curated set, so one
+    created since is as stale as one edited since (409). Returns the set and the edit operation
+    (None when no names were given).
+    """
+    vocabulary = vocabulary or vocabulary_default()
+    existing = TagSet.objects.filter(
+        media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=""
+    ).first()
+    if existing is None:
+        tag_set = tag_set_curated_get_or_create(media_item=media_item, actor=actor, vocabulary=vocabulary)
+        expected: int | None = tag_set.row_version
+    elif expected_version == 0:
+        raise ConflictError(
+            f"Item {media_item.pk} got a curated tag set since you loaded it; reload and add again.",
+            code="tags.stale_version",
+            details={"row_version": existing.row_version},
+        )
+    else:
+        tag_set, expected = existing, expected_version
+    if not names:
+        return tag_set, None
+    operation = tag_set_edit(tag_set=tag_set, add=names, actor=actor, expected_version=expected)
+    return tag_set, operation
+
+
 def _refresh(item_id: int) -> None:
     from apps.tags.services.effective import effective_refresh
 
@@ -323,7 +360,9 @@ def tag_set_edit(
         if names:
             # Existing tags only: removing a name nobody used must not create it.
             clean = tag_names_normalise(raw=names, vocabulary=locked.vocabulary)
-            found = Tag.objects.filter(vocabulary=locked.vocabulary, name__in=clean).values_list("pk", flat=True)
+            found = Tag.objects.filter(vocabulary=locked.vocabulary, name__in=clean).values_list(
+                "pk", flat=True
+            )
             removing = {
                 tag_id
                 for tag_id in found
