@@ -118,7 +118,7 @@ def metadata_clean(
                 details={"field": "tag_source"},
             )
         clean_tags = tuple(
-            tag_services.tag_names_normalise(raw=list(tags), vocabulary=tag_services.vocabulary_default())
+            tag_services.tag_names_canonical(raw=list(tags), vocabulary=tag_services.vocabulary_default())
         )
     return Metadata(
         name=_clean_text(name, field="name", max_length=255),

@@ -4,6 +4,7 @@ from apps.tags.services.effective import tag_counts_forget_items
 from apps.tags.services.names import (
     MAX_TAGS_PER_SET,
     tag_name_normalise,
+    tag_names_canonical,
     tag_names_normalise,
     tag_type_default,
     tags_get_or_create,
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_TAGS_PER_SET",
     "tag_counts_forget_items",
     "tag_name_normalise",
+    "tag_names_canonical",
     "tag_names_normalise",
     "tag_set_create_source",
     "tag_set_curated_add",

@@ -11,7 +11,13 @@ from django.db import IntegrityError, transaction
 from apps.core.exceptions import ConflictError
 from apps.tags.models import Tag, TagAssignment, TagSet, Vocabulary
 from apps.tags.services.effective import stats_apply
-from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
+from apps.tags.services.names import (
+    tag_name_normalise,
+    tag_names_normalise,
+    tag_names_split,
+    tags_get_or_create,
+    vocabulary_default,
+)
 from apps.tags.services.operations_plan import SET_CREATED
 
 
@@ -28,7 +34,12 @@ def tag_set_create_source(
     """Store tags from outside as a new `source` set: tied to the file's arrival (`origin`), or,
     without one, keyed by `origin_label` (a second set with the same label is a conflict)."""
     vocabulary = vocabulary or vocabulary_default()
-    tags = tags_get_or_create(vocabulary=vocabulary, names=names)
+    typed = tag_names_split(raw=list(names), vocabulary=vocabulary)  # `char:x` from metadata: type char
+    entered: dict[str, str] = {}
+    for raw in names:  # what arrived, prefix and all, for provenance
+        entered.setdefault(tag_name_normalise(raw=raw, vocabulary=vocabulary), raw)
+    names = [name for name, _ in typed]
+    tags = tags_get_or_create(vocabulary=vocabulary, names=names, types=dict(typed))
     actor = actor if actor is not None and actor.is_authenticated else None
     if origin is not None:
         slot = f"src:{origin.pk}"
@@ -69,7 +80,7 @@ def tag_set_create_source(
             position=position,
             added_via=TagAssignment.Via.IMPORT,
             actor=actor,
-            entered_tag=name,
+            entered_tag=entered.get(name, name),
         )
         for position, name in enumerate(names)
     ]
@@ -149,8 +160,9 @@ def _resolve_for_people(*, names: Sequence[str], vocabulary: Vocabulary) -> list
     from apps.core.exceptions import DomainError
     from apps.tags.models import AliasResolution
 
-    clean = tag_names_normalise(raw=list(names), vocabulary=vocabulary)
-    tags = tags_get_or_create(vocabulary=vocabulary, names=clean)
+    typed = tag_names_split(raw=list(names), vocabulary=vocabulary)
+    clean = [name for name, _ in typed]
+    tags = tags_get_or_create(vocabulary=vocabulary, names=clean, types=dict(typed), type_conflict="refuse")
     deprecated = [name for name in clean if tags[name].is_deprecated]
     if deprecated:
         raise DomainError(
