@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.html import format_html, format_html_join
 
 from apps.core.exceptions import DomainError
+from apps.tags.api.views_vocab import csv_response
 from apps.tags.models import (
     AliasResolution,
     Description,
@@ -32,7 +33,7 @@ from apps.tags.models import (
     TagType,
     Vocabulary,
 )
-from apps.tags.services import names, vocabularies
+from apps.tags.services import names, rules, vocabularies
 
 APPROVE = "tags.approve_rules"
 
@@ -198,8 +199,6 @@ class VocabularyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export as CSV (one template)")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Vocabulary]) -> HttpResponseBase | None:
-        from apps.tags.api.views_vocab import csv_response
-
         chosen = list(queryset[:2])
         if len(chosen) != 1:
             self.message_user(request, "Choose exactly one template to export.", messages.WARNING)
@@ -335,8 +334,6 @@ class TagSetAdmin(admin.ModelAdmin):
 
 
 def _rules() -> Any:
-    from apps.tags.services import rules  # the rules module owns activation
-
     return rules
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from apps.tags import slots
-from apps.tags.services import tag_names_normalise, tag_set_create_source, tag_set_inherit, vocabulary_default
+from apps.tags.services import tag_names_canonical, tag_set_create_source, tag_set_inherit, vocabulary_default
 from apps.tags.services.effective import tag_counts_forget_items
 
 
 def arrival_tags_clean(sender: Any, *, tags: list[str], **kwargs: Any) -> list[str]:
     """Normalise an upload's original tags before anything is stored (refusals name the tag)."""
-    return tag_names_normalise(raw=tags, vocabulary=vocabulary_default())
+    return tag_names_canonical(raw=tags, vocabulary=vocabulary_default())
 
 
 def item_arrived(

@@ -409,3 +409,13 @@ def test_removing_an_unknown_tag_on_the_page_creates_no_tag(signed_in, item):
     assert response.status_code == 200
     assert not Tag.objects.filter(name="ghost_tag").exists()
     assert curated_names(item) == ["smile", "red_hair", "long_hair"]
+
+
+def test_page_remove_without_a_version_is_refused_as_stale(signed_in, item):
+    url = f"/tags/editor/items/{item.pk}"
+    signed_in.post(f"{url}/add", {"name": "long_hair", "row_version": 0}, **HTMX)
+    response = signed_in.post(f"{url}/remove", {"name": "red_hair"}, **HTMX)
+    assert response.status_code == 409 and "Not removed: red_hair." in response.content.decode()
+    assert curated_names(item) == ["smile", "red_hair", "long_hair"]
+    zero = signed_in.post(f"{url}/remove", {"name": "red_hair", "row_version": 0}, **HTMX)
+    assert zero.status_code == 409 and curated_names(item) == ["smile", "red_hair", "long_hair"]

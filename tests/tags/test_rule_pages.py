@@ -69,3 +69,18 @@ def test_curator_proposals_wait_without_approval(client, curator):
     )
     assert TagAlias.objects.get().status == "pending"
     assert client.post(f"/tags/rules/alias/{TagAlias.objects.get().pk}/activate").status_code == 403
+
+
+@pytest.mark.parametrize("kind", ["alias", "implication"])
+def test_an_unknown_rule_verb_is_400_naming_the_verbs_and_changes_nothing(approver, kind):
+    approver.post(
+        "/tags/rules/aliases/add", {"antecedent": "kitty", "consequent": "cat", "activate": "on"}
+    )
+    approver.post("/tags/rules/implications/add", {"child": "car", "parent": "vehicle", "activate": "on"})
+    rule = (TagAlias if kind == "alias" else TagImplication).objects.get()
+    response = approver.post(f"/tags/rules/{kind}/{rule.pk}/retier", HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "retier" in html and all(verb in html for verb in ("activate", "retire", "reject"))
+    rule.refresh_from_db()
+    assert rule.status == "active"

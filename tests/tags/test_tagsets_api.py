@@ -145,3 +145,18 @@ def test_removing_a_tag_name_that_never_existed_creates_no_tag(api, item):
     response = api.post(f"{url}/remove-tags", {"tags": ["never_seen_before", "cat"]}, format="json")
     assert response.status_code == 200 and names(response.json()) == ["sky"]
     assert not Tag.objects.filter(name="never_seen_before").exists()
+
+
+def test_description_without_media_item_is_400_naming_the_field(api):
+    response = api.post("/api/descriptions/", {"text": "A cat."}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert "media_item" in body["message"] and "media_item" in body["details"]["fields"]
+
+
+def test_api_curated_add_refused_leaves_no_curated_set_behind(api, item):
+    response = api.post(
+        f"/api/media/{item.pk}/tag-sets", {"kind": "curated", "tags": ["ok_tag", "-bad"]}, format="json"
+    )
+    assert response.status_code == 400 and response.json()["code"] == "tags.invalid_name"
+    assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()

@@ -12,6 +12,7 @@ from typing import Any
 from apps.media.formats import MIME_TYPES
 from apps.search.query import values as v
 from apps.search.query.values import ValueProblem
+from apps.tags import syntax
 
 SCOPES = ("effective", "curated", "source", "tagger", "derived", "any")
 ORDERS = (
@@ -36,7 +37,7 @@ RATING_GROUPS: dict[str, tuple[str, ...]] = {"sfw": ("g", "s"), "nsfw": ("q", "e
 FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff", "mkv": "mkv", "heif": "heic", "ts": "mpegts"}
 SINGLETONS = frozenset({"order", "limit", "in", "vocab"})
 TAG_QUALIFIERS = frozenset({"ai", "conf"})
-TERM_MODES = frozenset({"tag", "direct", "unaliased"})
+TERM_MODES = syntax.TERM_MODES  # tag-name syntax owns the term modes; names may not start with them
 NOT_AVAILABLE = frozenset({"md5", "pixelhash", "dataset", "import", "op", "scene"})
 SIMILAR_MAX_DISTANCE = 4  # five 13/12-bit bands find every hash within 4 bits (pigeonhole)
 

@@ -272,7 +272,7 @@ class DescriptionViewSet(viewsets.ModelViewSet):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if "media_item" not in values:
-            raise NotFoundError("media_item is required.", code="invalid")
+            raise drf_serializers.ValidationError({"media_item": ["This field is required."]})
         item = media_selectors.media_item_get(item_id=values["media_item"], viewer=request.user)
         description = descriptions.description_create(
             media_item=item,

@@ -257,8 +257,6 @@ def tag_counts_forget_items(*, item_ids: Iterable[int]) -> None:
     few hundred statements. The items are locked first (ascending, as rebuilds and bulk chunks
     do) so no edit adds effective tags between the count and the delete.
     """
-    from apps.media.models import MediaItem
-
     ids = sorted(set(item_ids))
     tags: dict[int, int] = defaultdict(int)
     stats: dict[tuple[int, int], int] = defaultdict(int)

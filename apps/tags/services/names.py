@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 
 from apps.core.db import QueryTimeout, statement_limit
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError
+from apps.tags import syntax
 from apps.tags.models import EffectiveTag, Tag, TagType, TagWord, Vocabulary
 
 # Re-exported: services and interfaces have always found the defaults here.
@@ -31,35 +32,29 @@ from apps.tags.selectors.vocabularies import tag_type_default as tag_type_defaul
 from apps.tags.selectors.vocabularies import vocabulary_default as vocabulary_default
 
 MAX_TAGS_PER_SET = 1000
-_FORBIDDEN_CHARS = {",", "*"}
-
-# Search qualifiers (docs/query-language.md#qualifiers): `width:100` must stay a query term, never a tag.
-# `<type>tags:` (e.g. `chartags:`) is reserved by the pattern below.
-QUALIFIERS = frozenset(
-    {
-        "in", "ai", "model", "vocab", "has", "is", "direct", "id", "width", "height", "mpixels",
-        "ratio", "filesize", "duration", "fps", "tagcount", "filetype", "rating", "date", "age",
-        "md5", "sha256", "pixelhash", "similar", "dataset", "import", "op", "video", "frame",
-        "time", "scene", "source", "site", "order", "limit",
-    }
-)  # fmt: skip
-_TYPE_COUNT_QUALIFIER = re.compile(r"^[a-z0-9_]+tags$")
 _WORD_SPLIT = re.compile(r"[\s()\[\]{}]+")
 MIN_WORD_LENGTH = 2
 WRITE_BATCH = 1000
 INSERT_BATCH = 5000
+QUALIFIERS = syntax.RESERVED_PREFIXES  # kept for importers of the old name
+is_reserved_prefix = syntax.is_reserved_prefix
 
 
-def _has_control(text: str) -> bool:
-    if text.isprintable():  # fast path: printable strings have no "Other" (C*) characters
-        return False
-    return any(unicodedata.category(ch)[0] == "C" for ch in text)
+def tag_type_prefixes() -> dict[str, TagType]:
+    """Type keys and short keys (case-folded) → type, as search reads `char:hatsune_miku`: a key
+    that is also a qualifier (`artist`) is search syntax, not a type prefix."""
+    prefixes: dict[str, TagType] = {}
+    types = list(TagType.objects.order_by("pk"))
+    for tag_type in types:
+        prefixes[tag_type.key.casefold()] = tag_type
+    for tag_type in types:
+        for short in _short_keys(tag_type):
+            prefixes.setdefault(short, tag_type)
+    return {key: t for key, t in prefixes.items() if not syntax.is_reserved_prefix(key)}
 
 
-def is_reserved_prefix(prefix: str) -> bool:
-    """Whether `prefix:` is a search qualifier (so no tag or type key may use it)."""
-    prefix = prefix.casefold()
-    return prefix in QUALIFIERS or bool(_TYPE_COUNT_QUALIFIER.match(prefix))
+def _problem(problem: syntax.NameProblem) -> DomainError:
+    return DomainError(problem.message, code=problem.code, details=problem.details)
 
 
 def normalise_fragment(text: str, vocabulary: Vocabulary) -> str:
@@ -70,63 +65,103 @@ def normalise_fragment(text: str, vocabulary: Vocabulary) -> str:
     return text.lower() if vocabulary.case == Vocabulary.Case.LOWER else text
 
 
-def tag_name_normalise(*, raw: str, vocabulary: Vocabulary) -> str:
-    """Vocabulary rules applied to one name: NFC, trimmed, case, whitespace → separator.
+def _reserved_hint(err: DomainError) -> DomainError:
+    """A reserved prefix that is also a type key (`artist:`): name the prefix that types it."""
+    prefix = str(err.details.get("qualifier", "")).casefold()
+    tag_type = TagType.objects.filter(key=prefix).first() if prefix else None
+    shorts = sorted(k for k in _short_keys(tag_type) if not syntax.is_reserved_prefix(k)) if tag_type else []
+    if shorts:
+        rest = str(err.details.get("tag", "")).partition(":")[2]
+        err.message += f" For a {tag_type.name} tag write '{shorts[0]}:{rest}'."  # type: ignore[union-attr]
+        err.details["type_prefix"] = shorts[0]
+    return err
+
+
+def tag_name_split(
+    *, raw: Any, vocabulary: Vocabulary, types: dict[str, TagType] | None = None
+) -> tuple[str, TagType | None]:
+    """(name, type) of one typed name: normalised per vocabulary; a leading type key or short key
+    (`char:hatsune_miku`) gives the type and is not part of the name, as search reads it.
+
+    Raises DomainError naming the tag when it cannot be a tag name (a reserved search prefix
+    such as `kind:` or `width:` included).
+    """
+    options = {
+        "lower": vocabulary.case == Vocabulary.Case.LOWER,
+        "separator": vocabulary.word_separator,
+        "max_length": vocabulary.max_length,
+    }
+    try:
+        name = syntax.normalise(raw, **options)  # type: ignore[arg-type]
+    except syntax.NameProblem as problem:
+        err = _problem(problem)
+        raise (_reserved_hint(err) if err.code == "tags.reserved_prefix" else err) from None
+    split = syntax.split_key(name)
+    if split is None:
+        return name, None
+    prefixes = types if types is not None else tag_type_prefixes()
+    tag_type = prefixes.get(split[0])
+    if tag_type is None:
+        return name, None
+    try:
+        rest = syntax.normalise(split[1], **options)  # type: ignore[arg-type]
+    except syntax.NameProblem as problem:
+        raise _problem(problem) from None
+    inner = syntax.split_key(rest)
+    if inner is not None and inner[0] in prefixes:
+        raise DomainError(
+            f"Tag {name!r} has two type prefixes; write one (for example '{split[0]}:{inner[1]}').",
+            code="tags.invalid_name",
+            details={"tag": name},
+        )
+    return rest, tag_type
+
+
+def tag_name_normalise(*, raw: Any, vocabulary: Vocabulary, types: dict[str, TagType] | None = None) -> str:
+    """Vocabulary rules applied to one name: NFC, trimmed, case, whitespace → separator; a type
+    prefix (`char:`) is read off, as search reads it (use `tag_name_split` to keep the type).
 
     Raises DomainError naming the tag when it cannot be a tag name.
     """
-    if not isinstance(raw, str):
-        raise DomainError("Tags must be strings.", code="tags.invalid_name")
-    name = unicodedata.normalize("NFC", raw).strip()
-    if _has_control(name):
-        raise DomainError(
-            f"Tag {name!r} contains control characters.",
-            code="tags.invalid_name",
-            details={"tag": name},
-        )
-    name = " ".join(name.split())
-    if vocabulary.word_separator:
-        name = name.replace(" ", vocabulary.word_separator)
-    if vocabulary.case == Vocabulary.Case.LOWER:
-        name = name.lower()
-    if not name:
-        raise DomainError("Empty tag names are not allowed.", code="tags.invalid_name")
-    if len(name) > vocabulary.max_length:
-        raise DomainError(
-            f"Tag {name[:40]!r}… is longer than {vocabulary.max_length} characters.",
-            code="tags.invalid_name",
-            details={"tag": name[:200]},
-        )
-    bad = sorted(ch for ch in _FORBIDDEN_CHARS if ch in name)
-    if bad or name[0] in "-~(" or name in ("or", "and"):
-        raise DomainError(
-            f"Tag {name!r} may not contain {', '.join(bad) or 'that'}: names cannot contain ',' "
-            "or '*', start with '-', '~' or '(', or be 'or'/'and'.",
-            code="tags.invalid_name",
-            details={"tag": name},
-        )
-    prefix, colon, _rest = name.partition(":")
-    if colon and prefix and is_reserved_prefix(prefix):
-        raise DomainError(
-            f"Tag {name!r} starts with the search qualifier '{prefix}:'; choose another name "
-            "(for example without the colon).",
-            code="tags.reserved_prefix",
-            details={"tag": name, "qualifier": prefix},
-        )
-    return name
+    return tag_name_split(raw=raw, vocabulary=vocabulary, types=types)[0]
 
 
-def tag_names_normalise(*, raw: Sequence[Any], vocabulary: Vocabulary) -> list[str]:
-    """Normalise a list of names, dropping duplicates but keeping the first order."""
+def tag_names_split(*, raw: Sequence[Any], vocabulary: Vocabulary) -> list[tuple[str, TagType | None]]:
+    """(name, type) per distinct name, first order kept; a typed mention wins over a plain one."""
     if len(raw) > MAX_TAGS_PER_SET:
         raise DomainError(
             f"At most {MAX_TAGS_PER_SET} tags per tag set ({len(raw)} given).",
             code="tags.too_many",
         )
-    seen: dict[str, None] = {}
+    types = tag_type_prefixes() if any(isinstance(r, str) and ":" in r for r in raw) else {}
+    seen: dict[str, TagType | None] = {}
     for entry in raw:
-        seen.setdefault(tag_name_normalise(raw=entry, vocabulary=vocabulary), None)
-    return list(seen)
+        name, tag_type = tag_name_split(raw=entry, vocabulary=vocabulary, types=types)
+        if seen.get(name) is None:
+            seen[name] = tag_type
+    return list(seen.items())
+
+
+def tag_names_canonical(*, raw: Sequence[Any], vocabulary: Vocabulary) -> list[str]:
+    """Validated names that keep their type as `<type key>:<name>` (metadata carried to a source
+    set): `tag_names_split` reads them back to the same (name, type)."""
+    out = []
+    for name, tag_type in tag_names_split(raw=raw, vocabulary=vocabulary):
+        prefix = _type_prefix(tag_type) if tag_type is not None else None
+        out.append(f"{prefix}:{name}" if prefix else name)
+    return out
+
+
+def _type_prefix(tag_type: TagType) -> str | None:
+    for key in [tag_type.key.casefold(), *sorted(_short_keys(tag_type))]:
+        if not syntax.is_reserved_prefix(key):
+            return key
+    return None
+
+
+def tag_names_normalise(*, raw: Sequence[Any], vocabulary: Vocabulary) -> list[str]:
+    """Normalise a list of names (type prefixes read off), dropping duplicates, first order kept."""
+    return [name for name, _ in tag_names_split(raw=raw, vocabulary=vocabulary)]
 
 
 # --- words for autocomplete -------------------------------------------------------------------
@@ -206,13 +241,25 @@ def tag_words_rebuild(*, vocabulary: Vocabulary) -> int:
 # --- creating and editing tags ------------------------------------------------------------------
 
 
-def tags_get_or_create(*, vocabulary: Vocabulary, names: Iterable[str]) -> dict[str, Tag]:
+def tags_get_or_create(
+    *,
+    vocabulary: Vocabulary,
+    names: Iterable[str],
+    types: dict[str, TagType | None] | None = None,
+    type_conflict: str = "keep",
+) -> dict[str, Tag]:
     """Tags by normalised name, creating the missing ones in one statement (race-safe).
 
-    New tags get their TagWord rows; a closed vocabulary refuses names it does not know.
+    `types` (name → type, from a `char:` prefix) types new tags and retypes existing ones that
+    still have the default type; another type is kept (`type_conflict="keep"`, imports) or
+    refused (`"refuse"`, what a person typed). New tags get their TagWord rows; a closed
+    vocabulary refuses names it does not know.
     """
     wanted = list(dict.fromkeys(names))
+    typed = {name: t for name, t in (types or {}).items() if t is not None}
     found = {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=wanted)}
+    if typed:
+        _retype(found, typed, vocabulary, type_conflict)
     missing = [name for name in wanted if name not in found]
     if missing:
         if vocabulary.policy == Vocabulary.Policy.CLOSED:
@@ -223,13 +270,40 @@ def tags_get_or_create(*, vocabulary: Vocabulary, names: Iterable[str]) -> dict[
             )
         tag_type = vocabulary.default_type or tag_type_default()
         Tag.objects.bulk_create(
-            [Tag(vocabulary=vocabulary, name=name, display_name=name, type=tag_type) for name in missing],
+            [
+                Tag(vocabulary=vocabulary, name=name, display_name=name, type=typed.get(name) or tag_type)
+                for name in missing
+            ],
             ignore_conflicts=True,
         )
         created = {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=missing)}
         tag_words_add(vocabulary=vocabulary, tags=((t.pk, t.name) for t in created.values()))
         found.update(created)
     return found
+
+
+def _retype(
+    found: dict[str, Tag], types: dict[str, TagType], vocabulary: Vocabulary, type_conflict: str
+) -> None:
+    """Give existing tags the type a prefix named: those still of the default type take it."""
+    default = vocabulary.default_type or tag_type_default()
+    retype: dict[int, list[int]] = {}
+    for name, tag_type in types.items():
+        tag = found.get(name)
+        if tag is None or tag.type_id == tag_type.pk:
+            continue
+        if tag.type_id == default.pk:
+            retype.setdefault(tag_type.pk, []).append(tag.pk)
+            tag.type = tag_type
+        elif type_conflict == "refuse":
+            raise DomainError(
+                f"Tag {name!r} is a {tag.type.name} tag, not {tag_type.name}; write it without the "
+                "prefix, or change its type on the tag page.",
+                code="tags.type_conflict",
+                details={"tag": name, "type": tag.type.key, "prefix_type": tag_type.key},
+            )
+    for type_id, tag_ids in retype.items():
+        Tag.objects.filter(pk__in=tag_ids).update(type_id=type_id)
 
 
 @transaction.atomic
@@ -243,7 +317,8 @@ def tag_create(
 ) -> Tag:
     """Add one known tag to a vocabulary (closed ones too); a name that normalises to an existing
     tag is a 409 naming it (`Long Hair` after `long_hair`)."""
-    clean = tag_name_normalise(raw=name, vocabulary=vocabulary)
+    clean, prefix_type = tag_name_split(raw=name, vocabulary=vocabulary)
+    tag_type = tag_type or prefix_type
     existing = Tag.objects.filter(vocabulary=vocabulary, name=clean).first()
     if existing is not None:
         raise _duplicate(clean, existing.pk, vocabulary)

@@ -27,7 +27,7 @@ from apps.tags.models import (
     TagImplication,
     Vocabulary,
 )
-from apps.tags.services.effective import effective_mark_stale_for_tags
+from apps.tags.services.effective import effective_mark_stale_for_tags, effective_rebuild_stale
 from apps.tags.services.names import tag_name_normalise, tags_get_or_create, vocabulary_default
 
 REBUILD_JOB_KIND = "tags.effective_rebuild"
@@ -71,8 +71,6 @@ def effective_rebuild_start(*, actor: Any = None, reason: str = "") -> Job | Non
 
 def effective_rebuild_run(*, job_id: int) -> None:
     """Rebuild every stale item's effective tags, a chunk per transaction, reporting progress."""
-    from apps.tags.services.effective import effective_rebuild_stale
-
     job = job_services.job_claim(job_id=job_id)
     if job is None:
         return

@@ -18,8 +18,15 @@ from apps.tags.models import (
     TagSet,
     Vocabulary,
 )
-from apps.tags.services.effective import stats_apply
-from apps.tags.services.names import tag_names_normalise, tags_get_or_create, vocabulary_default
+from apps.tags.services.effective import effective_refresh, stats_apply
+from apps.tags.services.names import (
+    tag_name_normalise,
+    tag_names_canonical,
+    tag_names_normalise,
+    tag_names_split,
+    tags_get_or_create,
+    vocabulary_default,
+)
 from apps.tags.services.operations.plan import SET_CREATED
 
 
@@ -36,7 +43,12 @@ def tag_set_create_source(
     """Store tags from outside as a new `source` set: tied to the file's arrival (`origin`), or,
     without one, keyed by `origin_label` (a second set with the same label is a conflict)."""
     vocabulary = vocabulary or vocabulary_default()
-    tags = tags_get_or_create(vocabulary=vocabulary, names=names)
+    typed = tag_names_split(raw=list(names), vocabulary=vocabulary)  # `char:x` from metadata: type char
+    entered: dict[str, str] = {}
+    for raw in names:  # what arrived, prefix and all, for provenance
+        entered.setdefault(tag_name_normalise(raw=raw, vocabulary=vocabulary), raw)
+    names = [name for name, _ in typed]
+    tags = tags_get_or_create(vocabulary=vocabulary, names=names, types=dict(typed))
     actor = actor if actor is not None and actor.is_authenticated else None
     slot = slots.source(origin_id=origin.pk if origin is not None else None, label=origin_label)
     if (
@@ -77,7 +89,7 @@ def tag_set_create_source(
             position=position,
             added_via=TagAssignment.Via.IMPORT,
             actor=actor,
-            entered_tag=name,
+            entered_tag=entered.get(name, name),
         )
         for position, name in enumerate(names)
     ]
@@ -107,11 +119,8 @@ def tag_set_add_to_item(
     """Add tags to an item in one transaction: into its curated set (created on first use), or as
     a new source set keyed by where they came from (`tag_source`)."""
     if kind == "curated":
-        tag_set = tag_set_curated_get_or_create(media_item=media_item, actor=actor)
-        if names:
-            tag_set_edit(tag_set=tag_set, add=list(names), actor=actor)
-        return tag_set
-    clean = tag_names_normalise(raw=list(names), vocabulary=vocabulary_default())
+        return tag_set_curated_add(media_item=media_item, names=list(names), actor=actor)[0]
+    clean = tag_names_canonical(raw=list(names), vocabulary=vocabulary_default())
     return tag_set_create_source(
         media_item=media_item, origin=None, origin_label=tag_source, names=clean, actor=actor
     )
@@ -171,8 +180,9 @@ def tag_stats_for_new_rows(rows: Sequence[TagAssignment]) -> None:
 
 def _resolve_for_people(*, names: Sequence[str], vocabulary: Vocabulary) -> list[tuple[Any, str]]:
     """(Tag, entered name) for names a person typed: normalised, deprecated refused, aliases resolved."""
-    clean = tag_names_normalise(raw=list(names), vocabulary=vocabulary)
-    tags = tags_get_or_create(vocabulary=vocabulary, names=clean)
+    typed = tag_names_split(raw=list(names), vocabulary=vocabulary)
+    clean = [name for name, _ in typed]
+    tags = tags_get_or_create(vocabulary=vocabulary, names=clean, types=dict(typed), type_conflict="refuse")
     deprecated = [name for name in clean if tags[name].is_deprecated]
     if deprecated:
         raise DomainError(
@@ -223,8 +233,6 @@ def _curated_get_or_create(
 ) -> tuple[TagSet, int]:
     """(curated set, rows seeded now: 0 when it existed). With `operation`, the seeded rows are
     that operation's own and logged as changes of a set it created, so undoing it drops the set."""
-    from apps.tags.models import OperationChange
-
     vocabulary = vocabulary or vocabulary_default()
     existing = TagSet.objects.filter(
         media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=slots.CURATED
@@ -290,9 +298,44 @@ def _curated_get_or_create(
     return tag_set, len(rows)
 
 
-def _refresh(item_id: int) -> None:
-    from apps.tags.services.effective import effective_refresh
+@transaction.atomic
+def tag_set_curated_add(
+    *,
+    media_item: Any,
+    names: Sequence[str],
+    actor: Any = None,
+    expected_version: int | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> tuple[TagSet, Any]:
+    """Add tags a person typed to the item's curated set, creating (and seeding) the set on first
+    use, all in one transaction: a refused add leaves no half-made curated set behind.
 
+    `expected_version` is the row_version the caller saw; 0 means it saw no curated set, so one
+    created since is as stale as one edited since (409). Returns the set and the edit operation
+    (None when no names were given).
+    """
+    vocabulary = vocabulary or vocabulary_default()
+    existing = TagSet.objects.filter(
+        media_item=media_item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=slots.CURATED
+    ).first()
+    if existing is None:
+        tag_set = tag_set_curated_get_or_create(media_item=media_item, actor=actor, vocabulary=vocabulary)
+        expected: int | None = tag_set.row_version
+    elif expected_version == 0:
+        raise ConflictError(
+            f"Item {media_item.pk} got a curated tag set since you loaded it; reload and add again.",
+            code="tags.stale_version",
+            details={"row_version": existing.row_version},
+        )
+    else:
+        tag_set, expected = existing, expected_version
+    if not names:
+        return tag_set, None
+    operation = tag_set_edit(tag_set=tag_set, add=names, actor=actor, expected_version=expected)
+    return tag_set, operation
+
+
+def _refresh(item_id: int) -> None:
     effective_refresh(item_ids=[item_id])
 
 
@@ -454,8 +497,6 @@ def tag_set_promote(
 
     Tags a person removed from the curated set (tombstones) are skipped and reported.
     """
-    from apps.tags.models import Operation, OperationChange
-
     actor = actor if actor is not None and actor.is_authenticated else None
     operation = Operation.objects.create(
         kind=Operation.Kind.PROMOTE,

@@ -36,7 +36,9 @@ from apps.tags.services.names import (
     bulk_insert_values,
     is_reserved_prefix,
     tag_name_normalise,
+    tag_name_split,
     tag_type_default,
+    tag_type_prefixes,
     tag_words_add,
 )
 
@@ -82,7 +84,10 @@ def _type_check(tag_type: TagType) -> None:
     key = tag_type.key = (tag_type.key or "").strip().lower()
     if not _KEY.match(key):
         raise _invalid("key", "Keys are 1–32 lower-case letters, digits or '_', starting with a letter.")
-    if is_reserved_prefix(key):
+    stored = (
+        TagType.objects.filter(pk=tag_type.pk).values_list("key", flat=True).first() if tag_type.pk else None
+    )
+    if is_reserved_prefix(key) and key != stored:  # a seeded key that became a qualifier (artist) stays
         raise _invalid("key", f"'{key}' is a search qualifier; choose another key.", "tags.reserved_key")
     short = [k.strip().lower() for k in (tag_type.short_keys or "").split(",") if k.strip()]
     for item in short:
@@ -554,15 +559,17 @@ def _entries(
 ) -> dict[str, _Entry]:
     """Validate every line: name, type, count and aliases; bad lines become errors."""
     lookup, by_key = _type_lookup()
+    prefixes = tag_type_prefixes()
     numbers = CATEGORY_SCHEMES[scheme]
     entries: dict[str, _Entry] = {}
     for entry in lines:
         try:
-            name = tag_name_normalise(raw=entry.name, vocabulary=vocabulary)
+            # `char:x` reads as search reads it (type char); reserved prefixes are line errors.
+            name, prefix_type = tag_name_split(raw=entry.name, vocabulary=vocabulary, types=prefixes)
         except DomainError as err:
             result.error(entry.line, err.message, entry.name)
             continue
-        type_id: int | None = None
+        type_id: int | None = prefix_type.pk if prefix_type is not None else None
         if entry.type_raw:
             raw_type = entry.type_raw.lower()
             if raw_type.lstrip("-").isdigit():
@@ -579,6 +586,14 @@ def _entries(
                 if type_id is None:
                     result.error(entry.line, f"Unknown tag type '{entry.type_raw}'.", entry.type_raw)
                     continue
+            if prefix_type is not None and type_id != prefix_type.pk:
+                result.error(
+                    entry.line,
+                    f"The name's prefix says type '{prefix_type.key}' but the type column says "
+                    f"'{entry.type_raw}'; drop one.",
+                    entry.name,
+                )
+                continue
         if entry.count_raw and not entry.count_raw.isdigit():
             result.error(entry.line, "The count must be a whole number ≥ 0.", entry.count_raw)
             continue

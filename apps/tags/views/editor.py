@@ -11,7 +11,6 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -25,7 +24,7 @@ from apps.tags.forms import DescriptionForm, PromoteForm, TagEditForm
 from apps.tags.models import Description, TagAssignment, TagSet
 from apps.tags.services import descriptions as description_services
 from apps.tags.services import (
-    tag_set_curated_get_or_create,
+    tag_set_curated_add,
     tag_set_edit,
     tag_set_promote,
     vocabulary_default,
@@ -82,21 +81,6 @@ def _done(request: HttpRequest, item: Any, **extra: Any) -> HttpResponse:
     return _editor(request, item, **extra)
 
 
-def _curated_for_edit(item: Any, posted_version: int | None, actor: Any) -> tuple[TagSet, int | None]:
-    """The curated set and the version the edit must find; a set created since the page was
-    loaded (posted version 0) is as stale as one edited since."""
-    vocabulary = vocabulary_default()
-    existing = TagSet.objects.filter(
-        media_item=item, kind=TagSet.Kind.CURATED, vocabulary=vocabulary, slot=slots.CURATED
-    ).first()
-    if existing is None:
-        created = tag_set_curated_get_or_create(media_item=item, actor=actor, vocabulary=vocabulary)
-        return created, created.row_version
-    if posted_version == 0:
-        raise ConflictError(STALE, code="tags.stale_version")
-    return existing, posted_version
-
-
 def _names(values: list[str]) -> str:
     shown = ", ".join(values[:12])
     return shown + (f" and {len(values) - 12} more" if len(values) > 12 else "")
@@ -145,11 +129,12 @@ def tag_add(request: HttpRequest, pk: int) -> HttpResponse:
         return _editor(request, item, status=422, error=message, typed=typed)
     names = form.names()
     try:
-        with transaction.atomic():  # a refused first edit leaves no half-made curated set behind
-            tag_set, expected = _curated_for_edit(item, form.cleaned_data["row_version"], request.user)
-            operation = tag_set_edit(
-                tag_set=tag_set, add=names, actor=request.user, expected_version=expected
-            )
+        tag_set, operation = tag_set_curated_add(
+            media_item=item,
+            names=names,
+            actor=request.user,
+            expected_version=form.cleaned_data["row_version"],
+        )
     except ConflictError as err:
         if err.code != "tags.stale_version":
             return _editor(request, item, status=422, error=err.message, typed=typed)
@@ -190,10 +175,10 @@ def tag_remove(request: HttpRequest, pk: int) -> HttpResponse:
     ).first()
     if tag_set is None:
         return _editor(request, item, status=422, error="This item has no curated tags to remove yet.")
+    if version is None:  # without the version the page was loaded at, staleness cannot be told
+        return _editor(request, item, status=409, error=f"{STALE} Not removed: {_names(names)}.")
     try:
-        tag_set_edit(
-            tag_set=tag_set, remove=names, actor=request.user, expected_version=version or tag_set.row_version
-        )
+        tag_set_edit(tag_set=tag_set, remove=names, actor=request.user, expected_version=version)
     except ConflictError as err:
         status = 409 if err.code == "tags.stale_version" else 422
         message = f"{STALE} Not removed: {_names(names)}." if status == 409 else err.message

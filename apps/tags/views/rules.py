@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
@@ -18,6 +18,8 @@ from apps.tags.models import RuleStatus, TagAlias, TagImplication
 from apps.tags.services import rules
 
 PAGE = 100
+RULE_KINDS = ("alias", "implication")
+RULE_VERBS = ("activate", "retire", "reject")
 
 
 class AliasForm(forms.Form):
@@ -121,6 +123,21 @@ def rule_action(request: HttpRequest, kind: str, pk: int, verb: str) -> HttpResp
     """Activate, retire or reject one rule (needs tags.approve_rules)."""
     if not request.user.has_perm("tags.approve_rules"):
         raise PermissionDenied
+    if kind not in RULE_KINDS:
+        raise Http404(f"No rule kind {kind!r}.")
+    if verb not in RULE_VERBS:
+        unknown = DomainError(
+            f"Unknown action {verb!r}; use one of: {', '.join(RULE_VERBS)}.",
+            code="tags.unknown_verb",
+            details={"verb": verb, "verbs": list(RULE_VERBS)},
+        )
+        return render_page(
+            request,
+            "tags/rules.html",
+            "tags/partials/_rules.html",
+            _context(request, error=unknown),
+            status=400,
+        )
     error = None
     try:
         if kind == "alias":

@@ -28,7 +28,17 @@ from apps.core.exceptions import ConflictError, DomainError, NotFoundError, Unpr
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
 from apps.tags import conf
-from apps.tags.models import Operation, OperationChange, OperationTarget, Tag, TagAlias, TagAssignment, TagSet
+from apps.tags.models import (
+    Operation,
+    OperationChange,
+    OperationTarget,
+    RuleStatus,
+    Tag,
+    TagAlias,
+    TagAssignment,
+    TagSet,
+    Vocabulary,
+)
 from apps.tags.services.effective import Rules, rules_current
 from apps.tags.services.names import tags_get_or_create, tags_set_deprecated, vocabulary_get
 from apps.tags.services.operations.apply import ChunkRetry, apply_chunk, counters_merge, undo_chunk
@@ -39,6 +49,7 @@ from apps.tags.services.operations.plan import (
     SET_KIND_NAMES,
     Sample,
     Spec,
+    _too_many,
     operation_counts,
     operation_samples,
     operation_spec_build,
@@ -46,6 +57,7 @@ from apps.tags.services.operations.plan import (
     operation_target_ids,
     type_changes_plan,
 )
+from apps.tags.services.rules import alias_activate, alias_create, alias_retire
 
 logger = logging.getLogger(__name__)
 
@@ -268,8 +280,6 @@ def _is_library_default(spec: Spec, q: str | None, ids: Sequence[Any] | None) ->
 def _library_target(spec: Spec) -> list[int]:
     """A library-wide rename's items: every item with the old tag in a curated, source or
     derived set (tagger sets are machine output and keep the name they were given)."""
-    from apps.tags.services.operations.plan import _too_many
-
     limit = conf.bulk_max_target()
     ids = list(
         TagAssignment.objects.filter(
@@ -310,8 +320,6 @@ def _materialise(operation: Operation, spec: Spec) -> Spec:
     missing = [r.name for r in spec.add if r.id is None]
     if not missing:
         return spec
-    from apps.tags.models import Vocabulary
-
     vocabulary = Vocabulary.objects.get(pk=spec.vocabulary_id)
     created = tags_get_or_create(vocabulary=vocabulary, names=missing)
     spec = spec.with_ids({name: tag.pk for name, tag in created.items()})
@@ -377,8 +385,6 @@ def _types_apply(operation: Operation, preview: dict[str, Any], actor: Any) -> N
 
 def _library_rename(operation: Operation, spec: Spec, actor: Any) -> None:
     """rename with scope=library: alias old → new (active) and deprecate the old tag."""
-    from apps.tags.services.rules import alias_create
-
     old = Tag.objects.get(pk=spec.remove_ids[0])
     new = Tag.objects.get(pk=spec.add_ids[0])
     alias = alias_create(
@@ -397,9 +403,6 @@ def _library_rename(operation: Operation, spec: Spec, actor: Any) -> None:
 
 def _effects_reverse(effects: dict[str, Any], actor: Any) -> dict[str, Any]:
     """Undo library side effects (alias activation, deprecation); returns the inverse record."""
-    from apps.tags.models import RuleStatus
-    from apps.tags.services.rules import alias_activate, alias_retire
-
     out: dict[str, Any] = {}
     if alias_id := effects.get("alias_activated"):
         alias = TagAlias.objects.filter(pk=alias_id, status=RuleStatus.ACTIVE).first()
