@@ -62,6 +62,7 @@ export TEST_DATABASE_URL=${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/baggin
 export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 echo "== static checks"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/lint-imports --no-cache >/dev/null
 .venv/bin/mypy apps baggintag
 .venv/bin/python manage.py check --fail-level WARNING

@@ -73,9 +73,7 @@ def test_curator_proposals_wait_without_approval(client, curator):
 
 @pytest.mark.parametrize("kind", ["alias", "implication"])
 def test_an_unknown_rule_verb_is_400_naming_the_verbs_and_changes_nothing(approver, kind):
-    approver.post(
-        "/tags/rules/aliases/add", {"antecedent": "kitty", "consequent": "cat", "activate": "on"}
-    )
+    approver.post("/tags/rules/aliases/add", {"antecedent": "kitty", "consequent": "cat", "activate": "on"})
     approver.post("/tags/rules/implications/add", {"child": "car", "parent": "vehicle", "activate": "on"})
     rule = (TagAlias if kind == "alias" else TagImplication).objects.get()
     response = approver.post(f"/tags/rules/{kind}/{rule.pk}/retier", HTTP_HX_REQUEST="true")

@@ -70,9 +70,7 @@ def item_panel(request: HttpRequest, item: Any) -> str:
 
 def _editor(request: HttpRequest, item: Any, *, status: int = 200, **extra: Any) -> HttpResponse:
     """The editor (htmx) or its standalone page, freshly read, with a message or an announcement."""
-    return render_page(
-        request, PAGE, SETS, {"editor": _state(item), "item": item, **extra}, status=status
-    )
+    return render_page(request, PAGE, SETS, {"editor": _state(item), "item": item, **extra}, status=status)
 
 
 def _done(request: HttpRequest, item: Any, **extra: Any) -> HttpResponse:
