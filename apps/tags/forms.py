@@ -11,7 +11,8 @@ from django.db.models import QuerySet
 
 from apps.core.exceptions import DomainError
 from apps.tags.models import Description, Tag, TagType, Vocabulary
-from apps.tags.services.names import tag_query_normalise, vocabulary_default
+from apps.tags.selectors.autocomplete import tag_query_normalise
+from apps.tags.selectors.vocabularies import vocabulary_default
 from apps.tags.services.vocabularies import CATEGORY_SCHEMES, TAG_ORDERS, USAGE_SCOPES, WORD_SEPARATORS
 
 _MAX_CHAR = "\U0010ffff"

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.tags.models import Tag
+from apps.tags.selectors import autocomplete
 from apps.tags.services import names as name_services
 from apps.tags.services import vocabulary_default
 from tests.tags.factories import tags_make
@@ -40,7 +41,7 @@ def dense_library(settings):
 @pytest.mark.parametrize("q", ["den", "dense_0", "dense_12", "wor", "wordy", "00"])
 def test_dense_prefixes_rank_like_brute_force(dense_library, q):
     with CaptureQueriesContext(connection) as queries:
-        found = name_services.tag_autocomplete(q=q, vocabulary=dense_library, limit=10)
+        found = autocomplete.tag_autocomplete(q=q, vocabulary=dense_library, limit=10)
     walked = any("ROWS EXAMINED" in query["sql"] for query in queries.captured_queries)
     assert walked == (connection.vendor == "mysql" and q in ("den", "wor", "wordy"))
     words = lambda name: name.split("_")[1:]  # noqa: E731 - the first word is the prefix match
@@ -51,8 +52,8 @@ def test_dense_prefixes_rank_like_brute_force(dense_library, q):
 
 def test_dense_walk_is_bounded_and_falls_back(dense_library, monkeypatch):
     """With a walk too short to find ten matches the full ranking answers, still exactly."""
-    monkeypatch.setattr(name_services, "_WALK_ROWS", 5)
-    found = name_services.tag_autocomplete(q="den", vocabulary=dense_library, limit=10)
+    monkeypatch.setattr(autocomplete, "_WALK_ROWS", 5)
+    found = autocomplete.tag_autocomplete(q="den", vocabulary=dense_library, limit=10)
     assert [s.name for s in found] == brute_force(lambda n: n.startswith("den"))
 
 
@@ -64,7 +65,7 @@ def test_infix_hits_at_the_top_do_not_hide_word_starts(dense_library):
         tag.media_count = 100_000
     Tag.objects.bulk_update(infix.values(), ["media_count"])
     name_services.tag_words_add(vocabulary=dense_library, tags=[(t.pk, t.name) for t in infix.values()])
-    found = name_services.tag_autocomplete(q="wor", vocabulary=dense_library, limit=10)
+    found = autocomplete.tag_autocomplete(q="wor", vocabulary=dense_library, limit=10)
     words = lambda name: name.split("_")[1:]  # noqa: E731
     assert [s.name for s in found] == brute_force(
         lambda n: n.startswith("wor") or any(w.startswith("wor") for w in words(n))

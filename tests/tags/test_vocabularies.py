@@ -20,9 +20,9 @@ from apps.tags.models import (
     TagWord,
     Vocabulary,
 )
+from apps.tags.selectors.autocomplete import tag_autocomplete
 from apps.tags.services import names, vocabularies
 from apps.tags.services.names import (
-    tag_autocomplete,
     tag_create,
     tag_name_normalise,
     tag_update,

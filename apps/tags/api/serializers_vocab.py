@@ -7,7 +7,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from apps.tags.models import Tag, TagType, Vocabulary
-from apps.tags.services.names import AUTOCOMPLETE_MAX
+from apps.tags.selectors.autocomplete import AUTOCOMPLETE_MAX
 from apps.tags.services.vocabularies import CATEGORY_SCHEMES, TAG_ORDERS, USAGE_SCOPES, WORD_SEPARATORS
 
 # --- tag types -------------------------------------------------------------------------------------

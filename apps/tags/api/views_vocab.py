@@ -34,6 +34,7 @@ from apps.tags.api.serializers_vocab import (
 )
 from apps.tags.forms import TagFilter
 from apps.tags.models import Tag, TagType, Vocabulary
+from apps.tags.selectors import autocomplete
 from apps.tags.services import names, vocabularies
 
 TEMPLATE_WRITE = ["tags.change_vocabulary", "tags.add_tag", "tags.change_tag"]
@@ -293,12 +294,12 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                     code="tags.unknown_type",
                     details={"fields": {"type": ["Unknown tag type."]}},
                 )
-        found = names.tag_autocomplete(
+        found = autocomplete.tag_autocomplete(
             q=values["q"], vocabulary=vocabulary, tag_type=tag_type, limit=values["limit"]
         )
         return Response(
             {
-                "q": names.tag_query_normalise(values["q"], vocabulary),
+                "q": autocomplete.tag_query_normalise(values["q"], vocabulary),
                 "results": [suggestion.as_dict() for suggestion in found],
             }
         )

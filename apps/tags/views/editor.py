@@ -22,6 +22,7 @@ from apps.media import selectors as media_selectors
 from apps.tags import selectors, slots
 from apps.tags.forms import DescriptionForm, PromoteForm, TagEditForm
 from apps.tags.models import Description, TagAssignment, TagSet
+from apps.tags.selectors.autocomplete import tag_autocomplete
 from apps.tags.services import descriptions as description_services
 from apps.tags.services import (
     tag_set_curated_add,
@@ -29,7 +30,6 @@ from apps.tags.services import (
     tag_set_promote,
     vocabulary_default,
 )
-from apps.tags.services.names import tag_autocomplete
 
 PAGE = "tags/item_tags.html"
 SETS = "tags/partials/_editor_sets.html"
