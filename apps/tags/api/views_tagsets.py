@@ -18,7 +18,6 @@ from apps.core.exceptions import NotFoundError
 from apps.jobs.api.serializers import job_accepted_body
 from apps.media import selectors as media_selectors
 from apps.media.api.serializers import MediaItemOutputSerializer
-from apps.media.models import MediaItem
 from apps.tags import selectors
 from apps.tags.api import serializers_tagsets as s
 from apps.tags.models import Description, TagAlias, TagAssignment, TagImplication, TagSet
@@ -315,9 +314,9 @@ class EffectiveRebuildApi(viewsets.ViewSet):
         responses={202: inline_serializer("RebuildAccepted", {"job": drf_serializers.DictField()})},
     )
     def create(self, request: Request) -> Response:
-        if request.query_params.get("all") == "1":
-            MediaItem.objects.filter(effective_stale=False).update(effective_stale=True)
-        job = rules.effective_rebuild_start(actor=request.user, reason="requested")
+        job = rules.effective_rebuild_start(
+            actor=request.user, reason="requested", everything=request.query_params.get("all") == "1"
+        )
         body = job_accepted_body(job)  # type: ignore[arg-type]
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["job"]["url"]})
 

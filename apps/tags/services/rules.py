@@ -53,8 +53,12 @@ def _log(kind: str, summary: str, params: dict[str, Any], actor: Any) -> Operati
     )
 
 
-def effective_rebuild_start(*, actor: Any = None, reason: str = "") -> Job | None:
-    """Queue a rebuild of stale items unless one is already waiting (after commit)."""
+@transaction.atomic
+def effective_rebuild_start(*, actor: Any = None, reason: str = "", everything: bool = False) -> Job | None:
+    """Queue a rebuild of stale items unless one is already waiting (after commit); `everything`
+    first marks every item stale (a full rebuild)."""
+    if everything:
+        MediaItem.objects.filter(effective_stale=False).update(effective_stale=True)
     waiting = Job.objects.filter(kind=REBUILD_JOB_KIND, status=Job.Status.QUEUED).first()
     if waiting is not None:
         return waiting
