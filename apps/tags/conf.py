@@ -12,7 +12,7 @@ from apps.core.conf import setting_int
 DEFAULTS: dict[str, Any] = {
     "BAGGINTAG_VOCAB_IMPORT_MAX_BYTES": 32 * 1024 * 1024,
     "BAGGINTAG_VOCAB_IMPORT_MAX_LINES": 500_000,
-    # Bulk tag operations (TAGS-AND-SEARCH.md §5).
+    # Bulk tag operations (docs/tags.md#bulk-operations).
     "BULK_SYNC_MAX_CHANGES": 10_000,
     "BULK_CHUNK_ITEMS": 5_000,
     "BULK_MAX_TARGET": 100_000,

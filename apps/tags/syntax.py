@@ -1,4 +1,4 @@
-"""Tag-name syntax shared by the tag services, search and imports (TAGS-AND-SEARCH.md §2.2, §3).
+"""Tag-name syntax shared by the tag services, search and imports (docs/tags.md#tag-names).
 
 Plain Python, no Django: which prefixes are search syntax (qualifiers and term modes, so never
 the start of a tag name or a type key), which characters a name may not hold, how a typed name
@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-# Search qualifiers (§3.4), including those parsed but not available yet.
+# Search qualifiers (docs/query-language.md#qualifiers), including those parsed but not available yet.
 QUALIFIERS = frozenset(
     {
         "in", "ai", "conf", "model", "vocab", "has", "is", "kind", "id", "width", "height",
@@ -22,7 +22,7 @@ QUALIFIERS = frozenset(
         "op", "video", "frame", "time", "scene", "source", "site", "artist", "order", "limit",
     }
 )  # fmt: skip
-# Term modes (§3.2): `tag:<literal name>`, `direct:<name>`, `unaliased:<name>`.
+# Term modes (docs/query-language.md#tag-terms): `tag:<literal name>`, `direct:<name>`, `unaliased:<name>`.
 TERM_MODES = frozenset({"tag", "direct", "unaliased"})
 RESERVED_PREFIXES = QUALIFIERS | TERM_MODES
 # `<type>tags:` (e.g. `chartags:`) counts an item's tags of a type.

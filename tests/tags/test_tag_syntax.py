@@ -1,4 +1,4 @@
-"""Tag-name syntax: search prefixes are never tag names, type prefixes type tags (issue 8 §5.1)."""
+"""Tag-name syntax: search prefixes are never tag names, type prefixes type tags."""
 
 from __future__ import annotations
 

@@ -216,7 +216,7 @@ def apply_chunk(
     """Apply `spec` to these items in the caller's transaction; returns this chunk's counters.
 
     Items that already have a set of the operation's kind go through the set-based SQL path
-    (`operations_sql`); the rest (curated sets to seed) through the per-item path. The shared
+    (`operations.sql`); the rest (curated sets to seed) through the per-item path. The shared
     counter rows are written once, at the end (`counters_deferred`).
     """
     ids = sorted(set(item_ids))

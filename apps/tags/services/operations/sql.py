@@ -8,7 +8,7 @@ joined to that log) writes them — so the statement count grows with the tags a
 never with its items, and no assignment row travels through Python. Counters, set versions and
 effective tags are then derived from the log of the chunk.
 
-The Python path in `operations_exec` remains for what needs a decision per item: seeding curated
+The Python path in `operations.apply` remains for what needs a decision per item: seeding curated
 sets from source tags, dropping sets an operation created, and redo.
 """
 
