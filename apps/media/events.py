@@ -27,8 +27,6 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from apps.core.exceptions import DomainError
-
 arrival_tags_clean = Signal()
 item_arrived = Signal()
 item_derived = Signal()
@@ -42,7 +40,7 @@ def arrival_tags_cleaned(*, tags: list[str]) -> tuple[str, ...]:
     """
     answers = [value for _, value in arrival_tags_clean.send(sender=None, tags=tags) if value is not None]
     if len(answers) > 1:
-        raise DomainError("More than one app cleans original tags.", code="media.events_misconfigured")
+        raise RuntimeError("More than one app answers arrival_tags_clean; connect exactly one receiver.")
     return tuple(answers[0]) if answers else tuple(tags)
 
 

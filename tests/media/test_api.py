@@ -208,3 +208,14 @@ def test_delete_updates_tag_counts_and_stats(api, django_capture_on_commit_callb
         assert api.delete(f"/api/media/{item['id']}").status_code == 204
     assert Tag.objects.get(name="x").media_count == 0
     assert TagStat.objects.get(tag__name="x").current_count == 0
+
+
+def test_a_query_without_a_query_provider_is_a_clear_400(api, monkeypatch):
+    """Media answers `q=` only through the provider the search app registers; without one the
+    request is refused, never silently answered with the unfiltered list."""
+    from apps.media import extensions
+
+    monkeypatch.setattr(extensions, "_provider", [])
+    response = api.get("/api/media/?q=cat")
+    assert response.status_code == 400
+    assert response.json()["code"] == "media.search_unavailable"

@@ -27,7 +27,6 @@ from apps.tags.selectors.vocabularies import vocabulary_default as vocabulary_de
 MAX_TAGS_PER_SET = 1000
 WRITE_BATCH = 1000
 INSERT_BATCH = 5000
-QUALIFIERS = syntax.RESERVED_PREFIXES  # kept for importers of the old name
 is_reserved_prefix = syntax.is_reserved_prefix
 
 

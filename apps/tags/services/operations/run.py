@@ -117,11 +117,6 @@ def _retrying(run: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _statement_limit(seconds: float) -> Any:
-    """The statement-time guard around bulk previews (docs/query-language.md#statement-time-guard)."""
-    return statement_limit(seconds)
-
-
 # --- reads --------------------------------------------------------------------------------------
 
 
@@ -263,7 +258,8 @@ def operation_preview(
             created_by=_actor(actor),
         )
         operation_target_freeze(operation=operation, item_ids=item_ids)
-        with _statement_limit(10.0):
+        # Bulk previews get 10 s (docs/query-language.md#statement-time-guard).
+        with statement_limit(10.0):
             counts = operation_counts(operation=operation, spec=spec)
         operation.params = {**params, "preview": counts}
         operation.save(update_fields=["params", "updated_at"])
