@@ -101,7 +101,7 @@ def _purge(app) -> None:  # type: ignore[no-untyped-def]
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # type: ignore[no-untyped-def]
-    """Remove this run's broker spool folder and Redis keys (names carry the process id)."""
+    """Remove this run's broker and spool folders and Redis keys (names carry the process id)."""
     import shutil
 
     from django.conf import settings
@@ -109,6 +109,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # type: ignore[no-untype
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
     if folder := options.get("data_folder_in"):
         shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(settings.BAGGINTAG_SPOOL_DIR, ignore_errors=True)
     if (prefix := options.get("global_keyprefix")) and settings.REDIS_URL:
         import redis
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from django.contrib.auth import authenticate
+from django.core.cache.backends.locmem import LocMemCache
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
@@ -20,8 +24,23 @@ class TokenInputSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
+logger = logging.getLogger(__name__)
+
+
 class LoginThrottle(AnonRateThrottle):
+    """20 attempts a minute per client address, counted in the shared cache; while the cache
+    (Redis) is unreachable, counted in this process instead, so signing in keeps working."""
+
     rate = "20/min"
+    fallback = LocMemCache("login-throttle-fallback", {})
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # the cache backend's connection errors have no common base
+            logger.warning("login throttle: cache unavailable (%s); counting in this process", exc)
+            self.cache = self.fallback
+            return super().allow_request(request, view)
 
 
 class AuthTokenApi(APIView):

@@ -33,3 +33,18 @@ def setting_float(defaults: Mapping[str, Any], name: str) -> float:
 def setting_list(defaults: Mapping[str, Any], name: str) -> list[str]:
     """`settings.<name>` as a list of strings, else the default."""
     return [str(value) for value in getattr(settings, name, defaults[name])]
+
+
+DEFAULTS: dict[str, Any] = {
+    "BAGGINTAG_SPOOL_MAX_AGE_HOURS": 12,
+}
+
+
+def spool_dir() -> str:
+    """Where spool files go (`BAGGINTAG_SPOOL_DIR`, default `$BAGGINTAG_DATA_DIR/spool`)."""
+    return str(getattr(settings, "BAGGINTAG_SPOOL_DIR", "") or f"{settings.DATA_DIR}/spool")
+
+
+def spool_max_age_hours() -> int:
+    """Spool files older than this are removed whoever wrote them."""
+    return setting_int(DEFAULTS, "BAGGINTAG_SPOOL_MAX_AGE_HOURS")

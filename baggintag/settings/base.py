@@ -167,6 +167,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = BAGGINTAG_MAX_BULK_FILES
 BAGGINTAG_MODEL_DIR = _data_path(env.str("BAGGINTAG_MODEL_DIR", default=str(DATA_DIR / "models")))
+# Local copies of incoming bytes (uploads, downloads, videos); swept when their process is gone.
+BAGGINTAG_SPOOL_DIR = _data_path(env.str("BAGGINTAG_SPOOL_DIR", default=str(DATA_DIR / "spool")))
+BAGGINTAG_SPOOL_MAX_AGE_HOURS = env.int("BAGGINTAG_SPOOL_MAX_AGE_HOURS", default=12)
+BAGGINTAG_SPOOL_DIR.mkdir(parents=True, exist_ok=True)
+FILE_UPLOAD_TEMP_DIR = str(BAGGINTAG_SPOOL_DIR)
 
 # REST FRAMEWORK
 REST_FRAMEWORK = {
@@ -240,13 +245,20 @@ CELERY_TASK_ROUTES = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "jobs-requeue-stale": {"task": "jobs.requeue_stale", "schedule": 300.0},
+    "jobs-requeue-stale": {"task": "jobs.requeue_stale", "schedule": 30.0},
     "tags-rebuild-stale": {"task": "tags.rebuild_stale", "schedule": 900.0},
     "tags-counters-recount": {"task": "tags.counters_recount", "schedule": 24 * 3600.0},
     "tags-operations-expire": {"task": "tags.operations_expire", "schedule": 24 * 3600.0},
 }
-# A running job whose heartbeat is older than this is re-queued by the sweeper.
-BAGGINTAG_JOB_STALE_SECONDS = env.int("BAGGINTAG_JOB_STALE_SECONDS", default=900)
+# Jobs (docs/operations.md#failure-handling): a running job whose heartbeat is older than the
+# stale time is taken over; running attempts beat every HEARTBEAT seconds; a queued job whose
+# message is missing for SEND_GRACE seconds is sent again; after MAX_ATTEMPTS claims a job
+# fails; a failed job's staged files are kept KEEP_FAILED_FILES_HOURS for a retry.
+BAGGINTAG_JOB_STALE_SECONDS = env.int("BAGGINTAG_JOB_STALE_SECONDS", default=60)
+BAGGINTAG_JOB_HEARTBEAT_SECONDS = env.int("BAGGINTAG_JOB_HEARTBEAT_SECONDS", default=10)
+BAGGINTAG_JOB_SEND_GRACE_SECONDS = env.int("BAGGINTAG_JOB_SEND_GRACE_SECONDS", default=30)
+BAGGINTAG_JOB_MAX_ATTEMPTS = env.int("BAGGINTAG_JOB_MAX_ATTEMPTS", default=5)
+BAGGINTAG_JOB_KEEP_FAILED_FILES_HOURS = env.int("BAGGINTAG_JOB_KEEP_FAILED_FILES_HOURS", default=72)
 
 # BULK TAG OPERATIONS (docs/tags.md#bulk-operations)
 BULK_SYNC_MAX_CHANGES = env.int("BAGGINTAG_BULK_SYNC_MAX_CHANGES", default=10_000)

@@ -1,7 +1,8 @@
 """Tests: TEST_DATABASE_URL picks MariaDB (CI) or SQLite; REDIS_URL picks the job broker.
 
 Names carry the process id so parallel test runs on one machine never share a database,
-a broker queue or a spool folder.
+a broker queue or a spool folder. Worker processes that a test starts (tests/jobs/workers.py)
+get BAGGINTAG_TEST_RUN, so they share the test process's names.
 """
 
 import os
@@ -12,7 +13,7 @@ from baggintag.settings.base import *  # noqa: F403
 from baggintag.settings.base import REDIS_URL, _tune_database, env
 
 _TMP = Path(tempfile.gettempdir())
-_RUN = f"{os.getpid()}"
+_RUN = os.environ.get("BAGGINTAG_TEST_RUN") or f"{os.getpid()}"
 
 DATABASES = {"default": env.db("TEST_DATABASE_URL", default=f"sqlite:///{_TMP / 'baggintag-test.sqlite3'}")}
 _tune_database(DATABASES["default"])
@@ -33,6 +34,10 @@ else:
         "control_folder": str(_BROKER / "control"),
         "store_processed": False,
     }
+
+BAGGINTAG_SPOOL_DIR = _TMP / f"baggintag-test-spool-{_RUN}"
+BAGGINTAG_SPOOL_DIR.mkdir(exist_ok=True)
+FILE_UPLOAD_TEMP_DIR = str(BAGGINTAG_SPOOL_DIR)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -15,10 +15,11 @@ from django.core.files.uploadedfile import UploadedFile
 
 from apps.core.exceptions import DomainError, PayloadTooLargeError
 from apps.jobs import services as job_services
+from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job, JobItem
 from apps.media import conf
 from apps.media.services import archives, fetch
-from apps.media.services.ingest import IngestResult, Metadata, Origin, media_ingest, metadata_clean
+from apps.media.services.ingest import IngestResult, Metadata, Origin, Within, media_ingest, metadata_clean
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,8 @@ def _ingest_entry(
     user: Any,
     zips: dict[str, ZipFile],
     stack: ExitStack,
+    seq: int,
+    within: Within,
 ) -> IngestResult:
     fields = {k: entry.get(k) or defaults.get(k) for k in _METADATA_KEYS}
     metadata: Metadata = metadata_clean(**fields)
@@ -157,8 +160,13 @@ def _ingest_entry(
                     stream=handle,
                     metadata=metadata,
                     added_by=user,
+                    within=within,
                     origin=Origin(
-                        kind="url", url=entry["url"], original_filename=fetched.filename, import_job_id=job.pk
+                        kind="url",
+                        url=entry["url"],
+                        original_filename=fetched.filename,
+                        import_job_id=job.pk,
+                        import_seq=seq,
                     ),
                 )
         finally:
@@ -173,11 +181,13 @@ def _ingest_entry(
                 stream=stream,
                 metadata=metadata,
                 added_by=user,
+                within=within,
                 origin=Origin(
                     kind="zip",
                     archive_member=entry["member"],
                     original_filename=entry["member"],
                     import_job_id=job.pk,
+                    import_seq=seq,
                 ),
             )
     with default_storage.open(entry["key"]) as stream:
@@ -185,21 +195,34 @@ def _ingest_entry(
             stream=stream,
             metadata=metadata,
             added_by=user,
-            origin=Origin(kind="upload", original_filename=entry.get("filename", ""), import_job_id=job.pk),
+            within=within,
+            origin=Origin(
+                kind="upload", original_filename=entry.get("filename", ""), import_job_id=job.pk, import_seq=seq
+            ),
         )
+
+
+def _recorder(job: Job, seq: int, label: str) -> Within:
+    """Records input `seq`'s outcome inside the transaction that stores it (one fenced step)."""
+
+    def record(result: IngestResult) -> None:
+        status = JobItem.Status.DUPLICATE if result.duplicate else JobItem.Status.CREATED
+        job_services.job_item_record(job=job, seq=seq, input=label, status=status, object_id=result.item.pk)
+
+    return record
 
 
 def media_upload_bulk_run(*, job_id: int) -> None:
     """Ingest each staged input, recording one JobItem per input; resumes after a crash.
 
-    Does nothing when the job is not QUEUED (another delivery owns it). Deletes the staged
-    files when done or cancelled.
+    Does nothing when there is no attempt to make (another delivery owns the job, or it was
+    cancelled). Each input's rows and its JobItem are written in one fenced transaction, so an
+    input is done exactly once even when a stalled worker wakes up after its job was taken
+    over (it stops with JobSuperseded and writes nothing). The job service removes the staged
+    files when the job ends.
     """
     job = job_services.job_claim(job_id=job_id)
     if job is None:
-        cancelled = Job.objects.filter(pk=job_id, status=Job.Status.CANCELLED).first()
-        if cancelled is not None:  # cancelled before it ran: nothing will use its staged files
-            _delete_staged(cancelled)
         return
     user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
     inputs: list[dict[str, Any]] = job.params.get("inputs", [])
@@ -215,7 +238,9 @@ def media_upload_bulk_run(*, job_id: int) -> None:
                 break
             label = _label(entry)
             try:
-                result = _ingest_entry(entry, defaults, job, user, zips, stack)
+                _ingest_entry(entry, defaults, job, user, zips, stack, seq, _recorder(job, seq, label))
+            except JobSuperseded:
+                raise
             except DomainError as err:
                 job_services.job_item_record(
                     job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err
@@ -231,15 +256,4 @@ def media_upload_bulk_run(*, job_id: int) -> None:
                         "An internal error stopped this input; it was logged.", code="media.internal_error"
                     ),
                 )
-            else:
-                status = JobItem.Status.DUPLICATE if result.duplicate else JobItem.Status.CREATED
-                job_services.job_item_record(
-                    job=job, seq=seq, input=label, status=status, object_id=result.item.pk
-                )
-    _delete_staged(job)
     job_services.job_finish(job=job, result={"counts": job.counts})
-
-
-def _delete_staged(job: Job) -> None:
-    for key in job.params.get("staged", []):
-        default_storage.delete(key)

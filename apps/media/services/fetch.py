@@ -14,13 +14,13 @@ import http.client
 import ipaddress
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from apps.core import spool
 from apps.media import conf
 from apps.media.exceptions import MediaTooLargeError, UrlFetchError, UrlRefusedError
 
@@ -221,7 +221,7 @@ def _download(
         raise MediaTooLargeError(
             f"The file at {url[:200]} is {int(declared):,} bytes; the limit is {max_bytes:,}.",
         )
-    handle = tempfile.NamedTemporaryFile(prefix="bt-url-", delete=False)  # noqa: SIM115
+    handle = spool.spool_file(prefix="bt-url-")
     path = Path(handle.name)
     try:
         with handle:

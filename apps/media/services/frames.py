@@ -29,6 +29,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from PIL import Image
 
+from apps.core import spool
 from apps.core.exceptions import DomainError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job, JobItem
@@ -578,13 +579,10 @@ class _local_copy:
             return Path(default_storage.path(self.video.storage_key))
         except NotImplementedError:
             import shutil
-            import tempfile
 
             with (
                 default_storage.open(self.video.storage_key, "rb") as source,
-                tempfile.NamedTemporaryFile(
-                    prefix="bt-video-", suffix=f".{self.video.format}", delete=False
-                ) as target,
+                spool.spool_file(prefix="bt-video-", suffix=f".{self.video.format}") as target,
             ):
                 shutil.copyfileobj(source, target, 1024 * 1024)
             self.temp = Path(target.name)

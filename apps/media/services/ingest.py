@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO, Any
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import DomainError
+from apps.jobs.exceptions import JobSuperseded
 from apps.media import conf, events
 from apps.media.exceptions import MediaUnsupportedError
 from apps.media.models import MediaItem, MediaSource
@@ -32,6 +33,8 @@ class Origin:
     archive_member: str = ""
     original_filename: str = ""
     import_job_id: int | None = None
+    # Which input of the import job this is: with the job, it makes attaching idempotent.
+    import_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class Derived:
 class IngestResult:
     item: MediaItem
     duplicate: bool
+
+
+# Called with the result inside the transaction that writes the item's rows, so a job records
+# the input's outcome (fenced, apps/jobs/services/attempts.py) in the same step.
+Within = Callable[[IngestResult], None]
 
 
 _BIDI_OVERRIDES = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
@@ -146,19 +154,21 @@ def _url_hash(url: str) -> str:
 
 
 def media_ingest(
-    *, stream: IO[bytes], origin: Origin, metadata: Metadata, added_by: Any = None
+    *, stream: IO[bytes], origin: Origin, metadata: Metadata, added_by: Any = None, within: Within | None = None
 ) -> IngestResult:
     """Store one file: sniff, probe, dedupe by sha256, thumbnail, rows; nothing left on error.
 
     A file already in the library gains a MediaSource (and a source tag set when tags came
-    with it) and is returned with `duplicate=True`.
+    with it) and is returned with `duplicate=True`. File work happens before the one short
+    transaction that writes the rows (and runs `within`).
     """
     spooled = storage.spool(stream)
     try:
         existing = MediaItem.objects.filter(sha256=spooled.sha256).first()
         if existing is not None:
-            _attach_origin(existing, origin, metadata, added_by)
-            return IngestResult(item=existing, duplicate=True)
+            result = IngestResult(item=existing, duplicate=True)
+            _attach_origin(existing, origin, metadata, added_by, within=within, result=result)
+            return result
         sniffed = probe.sniff(spooled.head)
         if sniffed is None:
             if spooled.head.startswith(probe.ARCHIVE_MAGIC):
@@ -175,7 +185,7 @@ def media_ingest(
         probed = (probe.probe_image if kind == "image" else probe.probe_video)(
             spooled.path, fmt, thumb_size=size
         )
-        return _store_new(spooled, probed, origin, metadata, added_by)
+        return _store_new(spooled, probed, origin, metadata, added_by, within=within)
     finally:
         spooled.path.unlink(missing_ok=True)
 
@@ -215,6 +225,7 @@ def _store_new(
     metadata: Metadata,
     added_by: Any,
     derived: Derived | None = None,
+    within: Within | None = None,
 ) -> IngestResult:
     original = storage.original_key(spooled.sha256, probed.extension)
     thumb = storage.thumbnail_key(spooled.sha256)
@@ -277,15 +288,22 @@ def _store_new(
         try:
             with transaction.atomic():
                 item.save()
-                _attach_origin(item, origin, metadata, added_by)
+                _attach_origin(
+                    item, origin, metadata, added_by, within=within, result=IngestResult(item=item, duplicate=False)
+                )
         except IntegrityError:
             # Lost a race with a concurrent ingest of the same bytes: theirs is the item.
             winner = MediaItem.objects.filter(sha256=spooled.sha256).first()
             if winner is None:
                 raise
             written.clear()  # the winner's row owns the files now
-            _attach_origin(winner, origin, metadata, added_by)
-            return IngestResult(item=winner, duplicate=True)
+            result = IngestResult(item=winner, duplicate=True)
+            _attach_origin(winner, origin, metadata, added_by, within=within, result=result)
+            return result
+    except JobSuperseded:
+        # Another attempt of the same job owns this input now; it stores the same bytes under
+        # the same content-addressed keys, so the files stay for it.
+        raise
     except BaseException:
         storage.delete_keys(written)
         raise
@@ -293,9 +311,30 @@ def _store_new(
 
 
 @transaction.atomic
-def _attach_origin(item: MediaItem, origin: Origin, metadata: Metadata, added_by: Any) -> MediaSource:
+def _attach_origin(
+    item: MediaItem,
+    origin: Origin,
+    metadata: Metadata,
+    added_by: Any,
+    *,
+    within: Within | None = None,
+    result: IngestResult | None = None,
+) -> MediaSource:
+    """Record this arrival (and, through `item_arrived`, its source tag set). Idempotent for a
+    job's input: the same job and input seq attach once, however often the input is run."""
+    if within is not None and result is not None:
+        within(result)  # first: a superseded job attempt stops before writing anything
+    if origin.import_job_id is not None and origin.import_seq is not None:
+        again = MediaSource.objects.filter(
+            media_item=item, import_job_id=origin.import_job_id, raw_metadata__job_input=origin.import_seq
+        ).first()
+        if again is not None:
+            return again
     user = added_by if added_by is not None and added_by.is_authenticated else None
     url = origin.url or metadata.source
+    raw: dict[str, Any] = {"name": metadata.name} if metadata.name else {}
+    if origin.import_seq is not None:
+        raw["job_input"] = origin.import_seq
     row = MediaSource.objects.create(
         media_item=item,
         kind=origin.kind,
@@ -306,7 +345,7 @@ def _attach_origin(item: MediaItem, origin: Origin, metadata: Metadata, added_by
         archive_member=origin.archive_member[:1000],
         original_filename=_safe_filename(origin.original_filename),
         artist=metadata.artist,
-        raw_metadata={"name": metadata.name} if metadata.name else {},
+        raw_metadata=raw,
         added_by=user,
     )
     events.send_item_arrived(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -14,6 +13,7 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 from PIL import Image
 
+from apps.core import spool as spool_files
 from apps.media import conf
 from apps.media.exceptions import MediaEmptyError, MediaTooLargeError
 
@@ -31,12 +31,12 @@ class Spooled:
 
 
 def spool(stream: IO[bytes], *, max_bytes: int | None = None) -> Spooled:
-    """Copy a stream to a temporary file, hashing it and refusing empty or oversized input."""
+    """Copy a stream to a spool file, hashing it and refusing empty or oversized input."""
     max_bytes = max_bytes or conf.max_upload_bytes()
     digest = hashlib.sha256()
     size = 0
     head = b""
-    handle = tempfile.NamedTemporaryFile(prefix="bt-in-", delete=False)  # noqa: SIM115
+    handle = spool_files.spool_file(prefix="bt-in-")  # in the data folder, swept (apps/core/spool.py)
     path = Path(handle.name)
     try:
         with handle:
