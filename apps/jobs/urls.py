@@ -9,4 +9,5 @@ urlpatterns = [
     path("<int:pk>/", views.job_detail, name="job-detail"),
     path("<int:pk>/status", views.job_status, name="job-status"),
     path("<int:pk>/cancel", views.job_cancel, name="job-cancel"),
+    path("<int:pk>/retry", views.job_retry, name="job-retry"),
 ]

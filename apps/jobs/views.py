@@ -1,4 +1,4 @@
-"""Job pages: list, detail, live status partial, cancel."""
+"""Job pages: list, detail, live status partial, cancel, retry."""
 
 from __future__ import annotations
 
@@ -52,4 +52,11 @@ def job_status(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = services.job_cancel(job=selectors.job_get(job_id=pk, viewer=request.user))
+    return _status(request, job)
+
+
+@login_required
+@require_POST
+def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    job = services.job_retry(job=selectors.job_get(job_id=pk, viewer=request.user), actor=request.user)
     return _status(request, job)

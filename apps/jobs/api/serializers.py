@@ -23,9 +23,27 @@ class JobItemOutputSerializer(serializers.ModelSerializer):
         return {"code": obj.error_code, "message": obj.error_message}
 
 
+class JobSubjectSerializer(serializers.Serializer):
+    """What a job is about: a label, and the item, query or bulk operation it works on."""
+
+    label = serializers.CharField()
+    item = serializers.IntegerField(allow_null=True)
+    query = serializers.CharField(allow_null=True)
+    operation = serializers.IntegerField(allow_null=True)
+
+
 class JobOutputSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     title = serializers.CharField(read_only=True)
+    subject = JobSubjectSerializer(read_only=True)
+    outcome = serializers.ChoiceField(
+        choices=["", "succeeded", "succeeded_with_failures", "failed", "cancelled"],
+        read_only=True,
+        help_text="How a finished job ended (empty while queued or running); a job with some "
+        "failed inputs is `succeeded_with_failures`, one whose inputs all failed is `failed`.",
+    )
+    outcome_label = serializers.CharField(read_only=True, help_text='e.g. "Finished with 3 failures"')
+    failures = serializers.IntegerField(read_only=True, help_text="Inputs that failed")
     progress = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
@@ -36,10 +54,14 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "id",
             "kind",
             "title",
+            "subject",
             "status",
+            "outcome",
+            "outcome_label",
             "url",
             "progress",
             "counts",
+            "failures",
             "result",
             "error",
             "attempts",

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
@@ -13,6 +13,7 @@ from apps.jobs.api.serializers import (
     JobDetailOutputSerializer,
     JobItemOutputSerializer,
     JobOutputSerializer,
+    job_accepted_body,
 )
 from apps.jobs.models import Job
 
@@ -32,7 +33,7 @@ class JobItemPagination(CursorPagination):
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Background jobs: state, progress, per-input results; cancel."""
+    """Background jobs: state, outcome, progress, per-input results; cancel and retry."""
 
     filterset_class = JobFilter
     required_perms: list[str] | None = None  # set per action; see ModelPermissionsOrReadOnly
@@ -52,6 +53,19 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         job = services.job_cancel(job=self.get_object())
         return Response(JobOutputSerializer(job).data)
+
+    @extend_schema(
+        request=None,
+        responses={202: inline_serializer("JobRetryAccepted", {"job": JobOutputSerializer()})},
+        description="Run a failed job again from its checkpoint: inputs already done stay done, "
+        "failed inputs are tried again. 409 `jobs.not_failed` unless it failed; 409 "
+        "`jobs.inputs_removed` once its uploaded files were removed.",
+    )
+    @action(detail=True, methods=["post"], required_perms=[])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        job = services.job_retry(job=self.get_object(), actor=request.user)
+        body = job_accepted_body(job)
+        return Response(body, status=202, headers={"Location": body["job"]["url"]})
 
     @extend_schema(responses=JobItemOutputSerializer(many=True))
     @action(detail=True, methods=["get"])
