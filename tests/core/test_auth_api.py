@@ -27,6 +27,26 @@ def test_auth_token_returns_a_token_that_authenticates(curator):
     assert again.json()["token"] == token
 
 
+def test_auth_token_works_while_the_cache_is_unreachable(curator, settings):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: Redis is down
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5},
+        }
+    }
+    response = APIClient().post(
+        "/api/auth/token", {"username": "curator", "password": "pw-curator-123"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["token"]
+
+
 @pytest.mark.parametrize(
     "body",
     [
