@@ -36,7 +36,7 @@ def spool_dir() -> Path:
 
 def spool_file(*, prefix: str, suffix: str = "") -> IO[bytes]:
     """A new spool file opened for writing (`delete=False`: the caller unlinks `.name`)."""
-    return tempfile.NamedTemporaryFile(  # noqa: SIM115
+    return tempfile.NamedTemporaryFile(
         prefix=f"{prefix}{_host()}-{os.getpid()}-", suffix=suffix, dir=spool_dir(), delete=False
     )
 

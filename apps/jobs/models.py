@@ -131,7 +131,7 @@ class Job(BaseModel):
 
 
 def _inputs_label(inputs: list[Any]) -> str:
-    """"a.png, b.jpg and 3 more" for a bulk upload's inputs."""
+    """ "a.png, b.jpg and 3 more" for a bulk upload's inputs."""
     names = [
         str(entry.get("filename") or entry.get("member") or entry.get("url") or "")
         for entry in inputs[:3]

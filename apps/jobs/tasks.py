@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -19,7 +20,9 @@ def job_sweep_task() -> dict[str, list[int]]:
     return services.job_sweep()
 
 
-def on_task_failure(sender: Any = None, task_id: str = "", exception: BaseException | None = None, **kwargs: Any) -> None:
+def on_task_failure(
+    sender: Any = None, task_id: str = "", exception: BaseException | None = None, **kwargs: Any
+) -> None:
     """A job task raised: a superseded attempt ends quietly; any other error fails the job its
     attempt still owns (the error is logged; retry resumes from the checkpoint)."""
     from apps.jobs import services
@@ -34,14 +37,12 @@ def on_task_failure(sender: Any = None, task_id: str = "", exception: BaseExcept
         return
     job_id, attempt = claimed
     for job in Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=attempt):
-        try:
+        with contextlib.suppress(JobSuperseded):  # another attempt took over meanwhile
             services.job_fail(
                 job=job,
                 code="jobs.internal_error",
                 message="An internal error stopped this job; it was logged. Retry resumes where it stopped.",
             )
-        except JobSuperseded:
-            pass
 
 
 def on_task_postrun(sender: Any = None, task_id: str = "", **kwargs: Any) -> None:

@@ -119,7 +119,9 @@ def start_worker(transactional_db, media_root, fast_jobs, tmp_path) -> Iterator[
             )
         worker = Worker(process=process, log=log)
         started.append(worker)
-        wait_until(lambda: " ready." in worker.output() or process.poll() is not None, timeout=60, what="worker")
+        wait_until(
+            lambda: " ready." in worker.output() or process.poll() is not None, timeout=60, what="worker"
+        )
         assert process.poll() is None, worker.output()
         return worker
 
@@ -149,7 +151,7 @@ def image_server() -> Iterator[ImageServer]:
     server_state: dict[str, ImageServer] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             state = server_state["s"]
             n = int(self.path.rsplit("/", 1)[-1].split(".")[0])
             body = mediafiles.image_bytes("png", seed=100 + n)
@@ -205,7 +207,10 @@ class RedisServer:
             self.process = None
 
     def _answers(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
+        ):
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
         return False
@@ -235,7 +240,7 @@ def own_redis(tmp_path) -> Iterator[RedisServer]:
         server.stop()
         app.conf.broker_url, app.conf.broker_transport_options = saved
         _reset_pools(app)
-        assert settings.CELERY_BROKER_URL == saved[0]
+        assert saved[0] == settings.CELERY_BROKER_URL
 
 
 def _reset_pools(app: Any) -> None:

@@ -71,7 +71,9 @@ def _failed_job(curator, statuses: list[str]) -> Job:
     running = services.job_claim(job_id=job.pk)
     for seq, status in enumerate(statuses):
         error = DomainError("gone", code="media.url_failed") if status == "failed" else None
-        services.job_item_record(job=running, seq=seq, input=f"https://e.com/{seq}.jpg", status=status, error=error)
+        services.job_item_record(
+            job=running, seq=seq, input=f"https://e.com/{seq}.jpg", status=status, error=error
+        )
     return services.job_finish(job=running)
 
 

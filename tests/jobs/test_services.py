@@ -164,7 +164,11 @@ def _record(job: Job, statuses: list[str]) -> Job:
 
 def test_a_job_whose_inputs_all_failed_is_failed(job):
     done = _record(job, ["failed", "failed", "failed"])
-    assert (done.status, done.outcome, done.error_code) == (Job.Status.FAILED, "failed", "jobs.all_inputs_failed")
+    assert (done.status, done.outcome, done.error_code) == (
+        Job.Status.FAILED,
+        "failed",
+        "jobs.all_inputs_failed",
+    )
     assert done.outcome_label == "Failed"
 
 

@@ -21,7 +21,6 @@ from apps.media.models import MediaItem, MediaSource
 from apps.tags.models import TagSet
 from tests import mediafiles
 from tests.conftest import stored_files
-
 from tests.jobs.conftest import wait_until
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -86,7 +85,9 @@ def test_killed_worker_job_is_resumed_by_the_sweeper_exactly_once(api, start_wor
     _assert_each_input_done_once(job)
     assert job.attempts == 2
     # The killed child's half-written download was in the data folder's spool, and is gone.
-    leftovers = [p.name for p in spool.spool_dir().iterdir() if any(f"-{pid}-" in p.name for pid in dead_children)]
+    leftovers = [
+        p.name for p in spool.spool_dir().iterdir() if any(f"-{pid}-" in p.name for pid in dead_children)
+    ]
     assert leftovers == []
 
 
@@ -121,7 +122,9 @@ def test_paused_worker_that_wakes_up_after_a_takeover_writes_nothing(api, start_
 
 
 def _upload_files(api, count: int = 2) -> int:
-    files = [SimpleUploadedFile(f"r{i}.png", mediafiles.image_bytes("png", seed=300 + i)) for i in range(count)]
+    files = [
+        SimpleUploadedFile(f"r{i}.png", mediafiles.image_bytes("png", seed=300 + i)) for i in range(count)
+    ]
     response = api.post("/api/media/upload-bulk", {"files": files}, format="multipart")
     assert response.status_code == 202, response.content
     assert response["Content-Type"] == "application/json"
@@ -152,7 +155,9 @@ def test_cancelling_a_queued_job_whose_message_was_lost_removes_its_staged_files
     assert stored_files(media_root) == []
 
 
-def test_upload_while_redis_is_down_is_accepted_and_runs_once_it_is_back(api, own_redis, start_worker, media_root):
+def test_upload_while_redis_is_down_is_accepted_and_runs_once_it_is_back(
+    api, own_redis, start_worker, media_root
+):
     own_redis.stop()
     job_id = _upload_files(api)  # 202 JSON, not a 500 page
     job = Job.objects.get(pk=job_id)

@@ -12,7 +12,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -290,16 +289,14 @@ def trust_certificate(monkeypatch: pytest.MonkeyPatch, certificate: tuple[Path, 
 
 
 @pytest.fixture
-def url_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], set[str]]:
-    """fetch_url's temp files ("bt-url-*"), in a temp dir of this test's own.
+def url_temp_files(tmp_path: Path, settings) -> Callable[[], set[str]]:
+    """fetch_url's spool files ("bt-url-*"), in a spool folder of this test's own.
 
-    A private tempfile.tempdir keeps other processes' downloads out of the comparison.
+    A private spool folder keeps other processes' downloads out of the comparison.
     """
-    private = tmp_path / "tmp"
-    private.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(private))
-    assert tempfile.gettempdir() == str(private)
-    return lambda: {p.name for p in Path(tempfile.gettempdir()).glob("bt-url-*")}
+    private = tmp_path / "spool"
+    settings.BAGGINTAG_SPOOL_DIR = str(private)
+    return lambda: {p.name for p in private.glob("bt-url-*")}
 
 
 @pytest.fixture

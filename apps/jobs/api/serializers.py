@@ -26,7 +26,7 @@ class JobItemOutputSerializer(serializers.ModelSerializer):
 class JobSubjectSerializer(serializers.Serializer):
     """What a job is about: a label, and the item, query or bulk operation it works on."""
 
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named "label"
     item = serializers.IntegerField(allow_null=True)
     query = serializers.CharField(allow_null=True)
     operation = serializers.IntegerField(allow_null=True)

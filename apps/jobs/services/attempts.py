@@ -92,7 +92,9 @@ def task_attempt(*, task_id: str, forget: bool = False) -> tuple[int, int] | Non
         return _task_attempts.pop(task_id, None) if forget else _task_attempts.get(task_id)
 
 
-def heartbeat_stop(*, job_id: int | None = None, attempt: int | None = None, task_id: str | None = None) -> None:
+def heartbeat_stop(
+    *, job_id: int | None = None, attempt: int | None = None, task_id: str | None = None
+) -> None:
     """Stop the heartbeat of one attempt, of every attempt of a job, or of a task that ended."""
     with _beats_lock:
         beats = [

@@ -63,7 +63,9 @@ def _queue_names() -> set[str]:
     names = {str(current_app.conf.task_default_queue)}
     routes = current_app.conf.task_routes or {}
     if isinstance(routes, dict):
-        names |= {str(route["queue"]) for route in routes.values() if isinstance(route, dict) and "queue" in route}
+        names |= {
+            str(route["queue"]) for route in routes.values() if isinstance(route, dict) and "queue" in route
+        }
     return names
 
 
@@ -85,7 +87,7 @@ def broker_job_ids() -> set[int] | None:
         with current_app.connection_for_read() as conn:
             if conn.transport.driver_type != "redis":
                 return None
-            channel = conn.default_channel
+            channel: Any = conn.default_channel  # kombu's Redis channel
             client = channel.client
             prefix = getattr(channel, "global_keyprefix", "") or ""
             raw: list[Any] = []
@@ -103,7 +105,9 @@ def broker_job_ids() -> set[int] | None:
 def _requeue_stale(now: Any) -> list[int]:
     cutoff = now - timedelta(seconds=conf.job_stale_seconds())
     requeued = []
-    for job in Job.objects.filter(status=Job.Status.RUNNING, updated_at__lt=cutoff).only("pk", "attempts", "params"):
+    for job in Job.objects.filter(status=Job.Status.RUNNING, updated_at__lt=cutoff).only(
+        "pk", "attempts", "params"
+    ):
         stale = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, updated_at__lt=cutoff)
         if job.attempts >= conf.job_max_attempts():
             stale.update(

@@ -197,7 +197,10 @@ def _ingest_entry(
             added_by=user,
             within=within,
             origin=Origin(
-                kind="upload", original_filename=entry.get("filename", ""), import_job_id=job.pk, import_seq=seq
+                kind="upload",
+                original_filename=entry.get("filename", ""),
+                import_job_id=job.pk,
+                import_seq=seq,
             ),
         )
 

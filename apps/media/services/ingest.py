@@ -154,7 +154,12 @@ def _url_hash(url: str) -> str:
 
 
 def media_ingest(
-    *, stream: IO[bytes], origin: Origin, metadata: Metadata, added_by: Any = None, within: Within | None = None
+    *,
+    stream: IO[bytes],
+    origin: Origin,
+    metadata: Metadata,
+    added_by: Any = None,
+    within: Within | None = None,
 ) -> IngestResult:
     """Store one file: sniff, probe, dedupe by sha256, thumbnail, rows; nothing left on error.
 
@@ -289,7 +294,12 @@ def _store_new(
             with transaction.atomic():
                 item.save()
                 _attach_origin(
-                    item, origin, metadata, added_by, within=within, result=IngestResult(item=item, duplicate=False)
+                    item,
+                    origin,
+                    metadata,
+                    added_by,
+                    within=within,
+                    result=IngestResult(item=item, duplicate=False),
                 )
         except IntegrityError:
             # Lost a race with a concurrent ingest of the same bytes: theirs is the item.
