@@ -30,8 +30,9 @@ mkdir -p "${BAGGINTAG_DATA_DIR:-data}"
 .venv/bin/python manage.py bootstrap
 
 logdir="${BAGGINTAG_DATA_DIR:-data}"
+# -B: the worker also runs beat (the job sweeper and the other periodic tasks; one machine only).
 DJANGO_SETTINGS_MODULE="$DJANGO_SETTINGS_MODULE" \
-  .venv/bin/celery -A baggintag worker -Q default,media -c 2 --loglevel INFO >"$logdir/worker.log" 2>&1 &
+  .venv/bin/celery -A baggintag worker -B -Q default,media -c 2 --loglevel INFO >"$logdir/worker.log" 2>&1 &
 worker=$!
 trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT INT TERM
 echo "Worker started (log: $logdir/worker.log)."

@@ -5,7 +5,7 @@ Uploads, downloads and video copies are spooled to `BAGGINTAG_SPOOL_DIR` (defaul
 a hard link, not a second copy), never to the system temp folder. Names carry the host and the
 process id (`bt-in-<host>-<pid>-…`), so `spool_sweep` (the job sweeper and every worker start)
 removes files whose process on this host is gone; files of other hosts or unknown names go
-once they are older than `BAGGINTAG_SPOOL_MAX_AGE_HOURS`. See docs/operations.md#spool-files.
+once they are older than `BAGGINTAG_SPOOL_MAX_AGE_HOURS`. See docs/operations.md#failure-handling.
 """
 
 from __future__ import annotations
