@@ -11,7 +11,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.core.exceptions import DomainError
+from apps.core.exceptions import DomainError, service_unavailable
 
 
 def _flatten(detail: Any) -> Any:
@@ -36,6 +36,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Answer every handled error as {"code", "message", "details"}; unknown errors stay 500."""
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
+    if (outage := service_unavailable(exc)) is not None:
+        return Response(outage.as_dict(), status=503, headers={"Retry-After": "30"})
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 
 class DomainError(Exception):
     """A rule of the domain was broken by the input; the caller can fix it."""
@@ -66,3 +71,30 @@ class UnprocessableError(DomainError):
 
 class TransientError(Exception):
     """A failure worth retrying (network blip, lock timeout); never a user's fault."""
+
+
+class ServiceUnavailableError(DomainError):
+    """A service the request needs (Redis, the broker, the database) is unreachable or busy:
+    nothing is wrong with the input, and the same request can be sent again shortly."""
+
+    status_code = 503
+    default_code = "service_unavailable"
+    default_message = "A service this request needs is unreachable or busy; try again in a minute."
+
+
+# MariaDB client errors that mean "not now" rather than "wrong": lock wait timeout, cannot
+# connect, server gone away, connection lost.
+_DB_UNAVAILABLE_CODES = {1205, 2002, 2003, 2006, 2013}
+
+
+def service_unavailable(exc: BaseException) -> ServiceUnavailableError | None:
+    """The 503 for an outage of Redis, the broker or the database, else None (a real bug)."""
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return ServiceUnavailableError("The cache (Redis) is unreachable; try again in a minute.")
+    if isinstance(exc, BrokerError):
+        return ServiceUnavailableError("The job broker (Redis) is unreachable; try again in a minute.")
+    if isinstance(exc, OperationalError):
+        code = exc.args[0] if exc.args else None
+        if code in _DB_UNAVAILABLE_CODES or "database is locked" in str(exc):
+            return ServiceUnavailableError("The database is busy or unreachable; try again in a minute.")
+    return None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from apps.core.exceptions import DomainError
+from apps.core.exceptions import DomainError, service_unavailable
 
 
 class DomainErrorMiddleware:
@@ -20,8 +20,13 @@ class DomainErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        if not isinstance(exc, DomainError) or request.path.startswith("/api/"):
+        if request.path.startswith("/api/"):
             return None
-        status = exc.status_code if exc.status_code in (403, 404, 409, 413, 415) else 422
+        if not isinstance(exc, DomainError):
+            outage = service_unavailable(exc)
+            if outage is None:
+                return None
+            exc = outage
+        status = exc.status_code if exc.status_code in (403, 404, 409, 413, 415, 503) else 422
         template = "partials/_error.html" if getattr(request, "htmx", None) else "error.html"
         return render(request, template, {"error": exc}, status=status)

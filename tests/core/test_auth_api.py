@@ -123,3 +123,22 @@ def test_staff_only_admin(client, curator):
     staff = User.objects.create_user("boss", password="pw-boss-123", is_staff=True, is_superuser=True)
     client.force_login(staff)
     assert client.get("/admin/").status_code == 200
+
+
+def test_an_unreachable_redis_answers_a_json_503_not_a_500(settings):
+    import socket
+
+    import redis
+
+    from apps.core.api import exception_handler
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(redis.exceptions.ConnectionError) as raised:
+        redis.Redis(port=port, socket_connect_timeout=0.5).get("x")
+    response = exception_handler(raised.value, {})
+    assert response is not None
+    assert response.status_code == 503
+    assert response.data["code"] == "service_unavailable"
+    assert response["Retry-After"] == "30"
