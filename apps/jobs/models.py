@@ -117,6 +117,8 @@ class Job(BaseModel):
             subject.update(label=f"bulk operation {params['operation']}", operation=params["operation"])
         elif isinstance(params.get("inputs"), list):
             subject["label"] = _inputs_label(params["inputs"])
+        elif params.get("reason"):
+            subject["label"] = str(params["reason"])[:200]
         if params.get("query"):
             subject["query"] = str(params["query"])
         return subject
