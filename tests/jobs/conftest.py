@@ -244,7 +244,9 @@ def own_redis(tmp_path) -> Iterator[RedisServer]:
 
 
 def _reset_pools(app: Any) -> None:
-    with contextlib.suppress(Exception):
-        app.pool.force_close_all()
+    """Forget every broker connection pool (kombu keeps them in a global registry by URL)."""
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None

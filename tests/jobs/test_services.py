@@ -152,6 +152,8 @@ def test_a_job_claimed_too_often_fails_instead_of_running_again(job, settings):
     assert services.job_claim(job_id=job.pk) is None
     row = Job.objects.get(pk=job.pk)
     assert (row.status, row.error_code) == (Job.Status.FAILED, "jobs.worker_lost")
+    services.job_retry(job=row)  # a retry gets a fresh allowance of attempts
+    assert services.job_claim(job_id=job.pk).attempts == 3
 
 
 def _record(job: Job, statuses: list[str]) -> Job:

@@ -131,6 +131,12 @@ def _upload_files(api, count: int = 2) -> int:
     return int(response.json()["job"]["id"])
 
 
+def _assert_staging_removed(job_id: int, media_root) -> None:  # type: ignore[no-untyped-def]
+    # The worker removes the staged files right after it records the end of the job.
+    wait_until(lambda: not Job.objects.get(pk=job_id).holds_files, what="the staged files to be removed")
+    assert not any(p.relative_to(media_root).parts[0] == "staging" for p in stored_files(media_root))
+
+
 def test_queued_jobs_survive_a_redis_restart(api, own_redis, start_worker, media_root):
     job_id = _upload_files(api)
     assert Job.objects.get(pk=job_id).sent_at is not None
@@ -141,7 +147,7 @@ def test_queued_jobs_survive_a_redis_restart(api, own_redis, start_worker, media
     job = _finished(job_id)
     assert job.status == Job.Status.SUCCEEDED
     assert job.counts == {"created": 2}
-    assert not any(p.relative_to(media_root).parts[0] == "staging" for p in stored_files(media_root))
+    _assert_staging_removed(job_id, media_root)
 
 
 def test_cancelling_a_queued_job_whose_message_was_lost_removes_its_staged_files(api, own_redis, media_root):
@@ -168,4 +174,4 @@ def test_upload_while_redis_is_down_is_accepted_and_runs_once_it_is_back(
     _sweep_until_claimed(job_id)
     job = _finished(job_id)
     assert (job.status, job.counts) == (Job.Status.SUCCEEDED, {"created": 2})
-    assert not any(p.relative_to(media_root).parts[0] == "staging" for p in stored_files(media_root))
+    _assert_staging_removed(job_id, media_root)

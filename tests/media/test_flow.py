@@ -20,7 +20,8 @@ def wait_for(job_id: int, timeout: float = 90.0) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = Job.objects.get(pk=job_id)
-        if job.is_finished:
+        # Finished, and its staged files removed (kept only for a failed job's retry).
+        if job.is_finished and (job.status == Job.Status.FAILED or not job.holds_files):
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish: {Job.objects.get(pk=job_id).status}")

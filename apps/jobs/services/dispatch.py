@@ -102,6 +102,11 @@ def broker_job_ids() -> set[int] | None:
     return {job_id for job_id in map(_job_id_of, payloads) if job_id is not None}
 
 
+def attempts_exhausted(job: Job) -> bool:
+    """Claimed `BAGGINTAG_JOB_MAX_ATTEMPTS` times since it was created or last retried."""
+    return job.attempts - int(job.params.get("attempts_before_retry", 0)) >= conf.job_max_attempts()
+
+
 def _requeue_stale(now: Any) -> list[int]:
     cutoff = now - timedelta(seconds=conf.job_stale_seconds())
     requeued = []
@@ -109,7 +114,7 @@ def _requeue_stale(now: Any) -> list[int]:
         "pk", "attempts", "params"
     ):
         stale = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, updated_at__lt=cutoff)
-        if job.attempts >= conf.job_max_attempts():
+        if attempts_exhausted(job):
             stale.update(
                 status=Job.Status.FAILED,
                 finished_at=now,

@@ -21,7 +21,7 @@ from apps.jobs import conf
 from apps.jobs.models import Job, JobItem
 from apps.jobs.services import staging
 from apps.jobs.services.attempts import heartbeat_start, heartbeat_stop, job_fence
-from apps.jobs.services.dispatch import job_send, job_send_on_commit
+from apps.jobs.services.dispatch import attempts_exhausted, job_send, job_send_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +77,17 @@ def job_claim(*, job_id: int) -> Job | None:
     claimable = Job.objects.filter(pk=job_id, cancel_requested=False).filter(
         Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, updated_at__lt=stale)
     )
-    exhausted = claimable.filter(attempts__gte=conf.job_max_attempts()).update(
-        status=Job.Status.FAILED,
-        finished_at=now,
-        updated_at=now,
-        error_code="jobs.worker_lost",
-        error_message="The worker running this job stopped too many times; retry it to resume.",
+    row = Job.objects.filter(pk=job_id).only("pk", "attempts", "params").first()
+    exhausted = (
+        row is not None
+        and attempts_exhausted(row)
+        and claimable.filter(attempts=row.attempts).update(
+            status=Job.Status.FAILED,
+            finished_at=now,
+            updated_at=now,
+            error_code="jobs.worker_lost",
+            error_message="The worker running this job stopped too many times; retry it to resume.",
+        )
     )
     claimed = (
         0
@@ -283,6 +288,7 @@ def job_retry(*, job: Job, actor: Any = None) -> Job:
     locked.finished_at = None
     locked.sent_at = None
     locked.cancel_requested = False
+    locked.params = {**locked.params, "attempts_before_retry": locked.attempts}
     who = getattr(actor, "username", "") or "someone"
     locked.log = [*locked.log, f"{timezone.now():%H:%M:%S} Retried by {who}; {dropped} failed inputs again."][
         -LOG_MAX_LINES:
