@@ -31,14 +31,11 @@ from apps.jobs.services import staging
 
 logger = logging.getLogger(__name__)
 
-# One quick retry: a send happens inside a request, which must not hang on a dead broker.
-_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
-
 
 def job_send(*, job_id: int, task: str, countdown: float | None = None, recheck: bool = False) -> bool:
     """Hand `task(job_id=…)` to the broker; record `sent_at` on success. Never raises: a send
     that fails is logged and owed, and the sweeper sends it later."""
-    options: dict[str, Any] = {"retry": True, "retry_policy": _RETRY_POLICY}
+    options: dict[str, Any] = {}
     if countdown is not None:
         options["countdown"] = countdown
     if recheck:
