@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
@@ -73,16 +73,7 @@ def test_bad_token_is_refused():
 
 
 def test_reader_without_permissions_cannot_upload_or_delete(viewer, curator):
-    import io
-
-    from apps.media.services import Origin, media_ingest, metadata_clean
-
-    item = media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes()),
-        origin=Origin(kind="upload"),
-        metadata=metadata_clean(),
-        added_by=curator,
-    ).item
+    item = make_item(added_by=curator)
     client = APIClient()
     client.force_authenticate(viewer)
     assert client.get(f"/api/media/{item.pk}").status_code == 200

@@ -12,6 +12,7 @@ from apps.media.models import MediaItem, MediaSource
 from apps.tags.models import TagSet
 from tests import mediafiles
 from tests.conftest import stored_files
+from tests.media.factories import make_item
 
 pytestmark = [pytest.mark.flow, pytest.mark.django_db(transaction=True)]
 
@@ -134,10 +135,8 @@ def test_cancelled_bulk_upload_stops_and_cleans_staging(api, media_root):
 
 def test_frame_capture_job_runs_on_the_worker(api, celery_worker_thread, video_dir):
     from apps.media.models import VideoFrame
-    from apps.media.services import Origin, media_ingest, metadata_clean
 
-    with mediafiles.video_file(video_dir, "webm", seconds=3).open("rb") as handle:
-        video = media_ingest(stream=handle, origin=Origin(kind="upload"), metadata=metadata_clean()).item
+    video = make_item(path=mediafiles.video_file(video_dir, "webm", seconds=3), filename="")
     response = api.post(f"/api/media/{video.pk}/frames", {"mode": "interval", "interval": 1.0}, format="json")
     assert response.status_code == 202
     job = wait_for(response.json()["job"]["id"])

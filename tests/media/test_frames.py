@@ -12,23 +12,15 @@ from PIL import Image, ImageChops, ImageStat
 from apps.core.exceptions import DomainError
 from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem, VideoFrame
-from apps.media.services import Origin, frames, media_ingest, metadata_clean
+from apps.media.services import frames
 from apps.media.services.probe import ffmpeg_exe
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
 from tests.conftest import stored_files
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
 FORMATS = sorted(mediafiles.VIDEO_RECIPES)
-
-
-def add_video(path, **meta) -> MediaItem:
-    with path.open("rb") as handle:
-        return media_ingest(
-            stream=handle,
-            origin=Origin(kind="upload", original_filename=path.name),
-            metadata=metadata_clean(**meta),
-        ).item
 
 
 def capture(video: MediaItem, request: dict) -> Job:
@@ -63,7 +55,7 @@ def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_frames_at_timestamps_match_ffmpeg_seek_in_every_format(fmt, video_dir, media_root):
     path = mediafiles.video_file(video_dir, fmt, seconds=3)
-    video = add_video(path)
+    video = make_item(path=path)
     job = capture(video, {"mode": "timestamps", "timestamps": [0.0, 1.0, 2.3]})
     assert job.status == Job.Status.SUCCEEDED, job.error_message
     assert job.counts == {"created": 3}
@@ -88,7 +80,7 @@ def test_frames_at_timestamps_match_ffmpeg_seek_in_every_format(fmt, video_dir, 
 
 
 def test_vob_timestamps_are_relative_to_the_stream_start_and_exact_despite_seek_overshoot(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "vob", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "vob", seconds=3))
     assert video.start_ms > 400  # MPEG-PS starts at about 0.5 s in the container
     capture(video, {"mode": "timestamps", "timestamps": [0.0, 2.3]})
     first, later = VideoFrame.objects.filter(video=video).order_by("timestamp_ms")
@@ -100,7 +92,7 @@ def test_vob_timestamps_are_relative_to_the_stream_start_and_exact_despite_seek_
 
 def test_box_is_applied_and_recorded_exactly(video_dir, media_root):
     path = mediafiles.video_file(video_dir, "mp4", seconds=3)
-    video = add_video(path)
+    video = make_item(path=path)
     capture(video, {"mode": "timestamps", "timestamps": [1.0], "box": [40, 30, 160, 120]})
     row = VideoFrame.objects.get(video=video)
     assert (row.crop_x, row.crop_y, row.crop_w, row.crop_h) == (40, 30, 160, 120)
@@ -111,7 +103,7 @@ def test_box_is_applied_and_recorded_exactly(video_dir, media_root):
 
 
 def test_interval_mode_takes_the_first_frame_at_or_after_each_step(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "webm", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "webm", seconds=3))
     job = capture(video, {"mode": "interval", "interval": 0.5})
     stamps = sorted(VideoFrame.objects.filter(video=video).values_list("timestamp_ms", flat=True))
     assert stamps == [0, 520, 1000, 1520, 2000, 2520]  # 25 fps: frames sit at multiples of 40 ms
@@ -119,13 +111,13 @@ def test_interval_mode_takes_the_first_frame_at_or_after_each_step(video_dir):
 
 
 def test_count_mode_spreads_frames_evenly(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mkv", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mkv", seconds=3))
     capture(video, {"mode": "count", "count": 3})
     assert VideoFrame.objects.filter(video=video).count() == 3
 
 
 def test_keyframes_and_scene_modes(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     keyframes = capture(video, {"mode": "keyframes"})
     assert keyframes.status == Job.Status.SUCCEEDED and keyframes.counts.get("created", 0) >= 1
     assert VideoFrame.objects.filter(video=video, timestamp_ms=0).exists()
@@ -135,14 +127,14 @@ def test_keyframes_and_scene_modes(video_dir):
 
 
 def test_skip_similar_drops_near_identical_consecutive_frames(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     loose = capture(video, {"mode": "interval", "interval": 0.2, "skip_similar": 32})
     assert loose.counts["skipped"] >= 10 and loose.counts["created"] == 1
     assert JobItem.objects.filter(job=loose, status="skipped").count() == loose.counts["skipped"]
 
 
 def test_recapturing_the_same_time_and_box_returns_the_same_frame(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     first = capture(video, {"mode": "timestamps", "timestamps": [1.0]})
     second = capture(video, {"mode": "timestamps", "timestamps": [1.0]})
     assert first.counts == {"created": 1} and second.counts == {"duplicate": 1}
@@ -151,8 +143,10 @@ def test_recapturing_the_same_time_and_box_returns_the_same_frame(video_dir):
 
 
 def test_frames_inherit_the_videos_tags(video_dir):
-    video = add_video(
-        mediafiles.video_file(video_dir, "mp4", seconds=3), tags=["anime", "outdoors"], tag_source="fansite"
+    video = make_item(
+        path=mediafiles.video_file(video_dir, "mp4", seconds=3),
+        tags=["anime", "outdoors"],
+        tag_source="fansite",
     )
     capture(video, {"mode": "timestamps", "timestamps": [0.5]})
     frame = MediaItem.objects.get(kind="frame")
@@ -183,7 +177,7 @@ def test_rotated_video_reports_display_size_and_frames_are_upright(tmp_path, med
         ],
         check=True,
     )
-    video = add_video(rotated)
+    video = make_item(path=rotated)
     assert (video.width, video.height, video.rotation) == (240, 320, 270)
     capture(video, {"mode": "timestamps", "timestamps": [0.5]})
     frame = MediaItem.objects.get(kind="frame")
@@ -203,7 +197,7 @@ def test_rotated_video_reports_display_size_and_frames_are_upright(tmp_path, med
     ],
 )
 def test_bad_capture_requests_are_refused_before_any_job(video_dir, request_body, code):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     with pytest.raises(DomainError) as err:
         frames.media_frames_extract_start(video=video, request=request_body)
     assert err.value.code == code and err.value.status_code == 400
@@ -211,16 +205,14 @@ def test_bad_capture_requests_are_refused_before_any_job(video_dir, request_body
 
 
 def test_frames_from_an_image_are_refused():
-    image = media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes()), origin=Origin(kind="upload"), metadata=metadata_clean()
-    ).item
+    image = make_item(fmt="jpeg", size=(320, 240))
     with pytest.raises(DomainError) as err:
         frames.media_frames_extract_start(video=image, request={"mode": "keyframes"})
     assert (err.value.code, err.value.status_code) == ("media.not_a_video", 422)
 
 
 def test_undecodable_video_fails_the_job_and_stores_nothing(video_dir, media_root):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     before = stored_files(media_root)
     (media_root / video.storage_key).write_bytes(b"\x00" * 4096)  # damaged after upload
     job = capture(video, {"mode": "interval", "interval": 1})
@@ -230,7 +222,7 @@ def test_undecodable_video_fails_the_job_and_stores_nothing(video_dir, media_roo
 
 
 def test_a_decode_that_stalls_is_killed_with_a_clear_error(video_dir, settings, media_root):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     settings.BAGGINTAG_FFMPEG_TIMEOUT = 0.001  # nothing decodes that fast: the watchdog fires
     job = capture(video, {"mode": "interval", "interval": 1})
     assert job.status == Job.Status.FAILED and job.error_code == "media.ffmpeg_timeout"
@@ -238,7 +230,7 @@ def test_a_decode_that_stalls_is_killed_with_a_clear_error(video_dir, settings, 
 
 
 def test_frames_api_starts_a_job_and_lists_captures(api, video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     url = f"/api/media/{video.pk}/frames"
     accepted = api.post(url, {"mode": "timestamps", "timestamps": [1.0, 2.0]}, format="json")
     assert accepted.status_code == 202 and accepted.json()["job"]["kind"] == "media.frames"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
@@ -10,34 +9,21 @@ import pytest
 from apps.jobs.models import Job
 from apps.media.forms import box_constrain
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.media.services.transforms import media_item_transform
 from apps.media.views import clock, recipe_summary
 from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-def add_image(user, *, size=(320, 240), seed=0, fmt="jpeg") -> MediaItem:
-    return media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes(fmt, size=size, seed=seed)),
-        origin=Origin(kind="upload", original_filename=f"pic{seed}.{fmt}"),
-        metadata=metadata_clean(),
-        added_by=user,
-    ).item
+PICTURE: dict = {"fmt": "jpeg", "size": (320, 240)}  # what the crop boxes below are sized for
 
 
 @pytest.fixture
 def video(curator, video_dir) -> MediaItem:
-    path = mediafiles.video_file(video_dir, "mp4")
-    with path.open("rb") as handle:
-        return media_ingest(
-            stream=handle,
-            origin=Origin(kind="upload", original_filename="clip.mp4"),
-            metadata=metadata_clean(),
-            added_by=curator,
-        ).item
+    return make_item(path=mediafiles.video_file(video_dir, "mp4"), filename="clip.mp4", added_by=curator)
 
 
 @pytest.fixture
@@ -54,7 +40,7 @@ def transform_form(**fields) -> dict:
 
 
 def test_transform_form_makes_a_child_and_redirects_to_it(signed_in, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     response = signed_in.post(
         f"/items/{image.pk}/transform",
         transform_form(
@@ -70,7 +56,7 @@ def test_transform_form_makes_a_child_and_redirects_to_it(signed_in, curator):
 
 
 def test_transform_with_htmx_answers_hx_redirect_and_the_same_recipe_finds_the_same_item(signed_in, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     fields = transform_form(aspect="1:1", scale="long", size="120")
     first = signed_in.post(f"/items/{image.pk}/transform", fields, **HTMX)
     again = signed_in.post(f"/items/{image.pk}/transform", fields, **HTMX)
@@ -83,7 +69,7 @@ def test_transform_with_htmx_answers_hx_redirect_and_the_same_recipe_finds_the_s
 
 
 def test_transform_bucket_needing_an_upscale_is_refused_unless_allowed(signed_in, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     refused = signed_in.post(f"/items/{image.pk}/transform", transform_form(scale="sdxl"), **HTMX)
     assert refused.status_code == 422
     assert "upscale" in refused.content.decode() and not MediaItem.objects.filter(parent=image).exists()
@@ -93,7 +79,7 @@ def test_transform_bucket_needing_an_upscale_is_refused_unless_allowed(signed_in
 
 
 def test_box_outside_the_image_is_a_422_with_the_message_in_the_form(signed_in, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     response = signed_in.post(
         f"/items/{image.pk}/transform", transform_form(x="300", y="0", w="100", h="100"), **HTMX
     )
@@ -106,7 +92,7 @@ def test_box_outside_the_image_is_a_422_with_the_message_in_the_form(signed_in, 
 
 
 def test_form_errors_without_htmx_render_the_whole_page_with_422(signed_in, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     response = signed_in.post(f"/items/{image.pk}/transform", transform_form(x="5", scale="long"))
     html = response.content.decode()
     assert response.status_code == 422 and "<html" in html
@@ -114,7 +100,7 @@ def test_form_errors_without_htmx_render_the_whole_page_with_422(signed_in, cura
 
 
 def test_a_box_with_an_aspect_is_shrunk_about_its_centre(signed_in, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     signed_in.post(
         f"/items/{image.pk}/transform", transform_form(x="0", y="0", w="300", h="200", aspect="1:1")
     )
@@ -145,7 +131,7 @@ def test_transform_on_a_video_is_a_422(signed_in, video):
 
 
 def test_viewers_without_permission_are_refused(client, viewer, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     client.force_login(viewer)
     page = client.get(f"/items/{image.pk}/").content.decode()
     assert 'id="transform-form"' not in page
@@ -255,7 +241,7 @@ def test_batch_form_errors(signed_in, video):
 
 
 def test_frames_on_an_image_is_a_422(signed_in, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     response = signed_in.post(f"/items/{image.pk}/frames", {"run": "capture", "timestamp": "0"}, **HTMX)
     assert response.status_code == 422 and "is not a video" in response.content.decode()
 
@@ -280,7 +266,7 @@ def test_stream_serves_byte_ranges_so_the_player_can_seek(signed_in, video, vide
 
 
 def test_child_page_shows_parent_recipe_and_the_parent_lists_the_child(signed_in, curator):
-    image = add_image(curator)
+    image = make_item(**PICTURE, added_by=curator)
     recipe = {
         "ops": [{"op": "crop", "box": [0, 0, 100, 80]}, {"op": "scale", "long": 50}],
         "output": {"format": "jpg", "quality": 90},

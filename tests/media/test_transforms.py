@@ -9,20 +9,14 @@ from PIL import Image
 
 from apps.core.exceptions import DomainError
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.media.services.recipes import recipe_clean
 from apps.media.services.transforms import media_item_transform
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
 from tests.conftest import stored_files
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
-
-
-def add(data: bytes, **meta) -> MediaItem:
-    return media_ingest(
-        stream=io.BytesIO(data), origin=Origin(kind="upload"), metadata=metadata_clean(**meta)
-    ).item
 
 
 def opened(media_root, item: MediaItem) -> Image.Image:
@@ -31,9 +25,7 @@ def opened(media_root, item: MediaItem) -> Image.Image:
 
 @pytest.fixture
 def photo() -> MediaItem:
-    return add(
-        mediafiles.image_bytes("jpeg", size=(1600, 1200), seed=11), tags=["cat", "sky"], tag_source="src"
-    )
+    return make_item(["cat", "sky"], tag_source="src", fmt="jpeg", size=(1600, 1200), seed=11, filename="")
 
 
 @pytest.mark.parametrize(
@@ -79,7 +71,7 @@ def test_transform_converts_format_and_mode(photo, media_root, output, fmt, mode
 
 
 def test_transform_alpha_kept_flattened_or_refused(media_root):
-    rgba = add(mediafiles.image_bytes("png", size=(64, 64), alpha=True))
+    rgba = make_item(data=mediafiles.image_bytes("png", size=(64, 64), alpha=True))
     kept = media_item_transform(item=rgba, recipe={"ops": [], "output": {"format": "webp"}}).item
     assert kept.has_alpha and kept.mode == "RGBA"
     flat = media_item_transform(
@@ -94,13 +86,13 @@ def test_transform_alpha_kept_flattened_or_refused(media_root):
 
 
 def test_transform_applies_exif_orientation_first(media_root):
-    rotated = add(mediafiles.image_bytes("jpeg", size=(400, 200), exif_orientation=6))
+    rotated = make_item(data=mediafiles.image_bytes("jpeg", size=(400, 200), exif_orientation=6))
     item = media_item_transform(item=rotated, recipe={"ops": [], "output": {"format": "png"}}).item
     assert (item.width, item.height) == (200, 400)
 
 
 def test_transform_picks_a_frame_of_an_animated_gif(media_root):
-    gif = add(mediafiles.image_bytes("gif", animated=True, seed=3))
+    gif = make_item(data=mediafiles.image_bytes("gif", animated=True, seed=3))
     first = media_item_transform(item=gif, recipe={"ops": [], "output": {"format": "png"}}).item
     third = media_item_transform(item=gif, recipe={"ops": [], "output": {"format": "png"}, "frame": 2}).item
     assert first.sha256 != third.sha256
@@ -155,7 +147,7 @@ def test_transform_refuses_bad_recipes_and_leaves_nothing(photo, media_root, rec
 
 
 def test_transform_of_a_video_is_refused(video_dir, media_root):
-    video = add(mediafiles.video_file(video_dir, "mp4").read_bytes())
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4"))
     with pytest.raises(DomainError) as err:
         media_item_transform(item=video, recipe={"ops": []})
     assert (err.value.code, err.value.status_code) == ("media.not_an_image", 422)
@@ -188,7 +180,7 @@ def test_transform_api_and_bulk_job(api, photo):
 
 @pytest.mark.parametrize("fmt", mediafiles.IMAGE_FORMATS)
 def test_transform_reads_every_image_format(fmt, media_root):
-    source = add(mediafiles.image_bytes(fmt, size=(320, 240), seed=21))
+    source = make_item(fmt=fmt, size=(320, 240), seed=21)
     item = media_item_transform(
         item=source, recipe={"ops": [{"op": "crop", "aspect": "1:1"}], "output": {"format": "png"}}
     ).item
@@ -198,7 +190,7 @@ def test_transform_reads_every_image_format(fmt, media_root):
 def test_transform_of_a_16_bit_greyscale_png_gives_8_bit(media_root):
     out = io.BytesIO()
     Image.new("I;16", (64, 32), 40000).save(out, "PNG")
-    source = add(out.getvalue())
+    source = make_item(data=out.getvalue())
     item = media_item_transform(item=source, recipe={"ops": [], "output": {"format": "png"}}).item
     with opened(media_root, item) as image:
         assert image.mode == "L" and 150 <= image.getpixel((0, 0)) <= 160  # 40000 / 256 ≈ 156
@@ -208,7 +200,7 @@ def test_transform_of_a_16_bit_greyscale_png_gives_8_bit(media_root):
 def test_transform_of_a_captured_frame(video_dir):
     from apps.media.services import frames
 
-    video = add(mediafiles.video_file(video_dir, "mp4").read_bytes())
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4"))
     job = frames.media_frames_extract_start(video=video, request={"mode": "timestamps", "timestamps": [1.0]})
     frames.media_frames_extract_run(job_id=job.pk)
     frame = MediaItem.objects.get(kind="frame")

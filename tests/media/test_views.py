@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
-
-
-def make_item(user, seed: int = 0, fmt: str = "jpeg", **meta) -> MediaItem:
-    return media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes(fmt, seed=seed)),
-        origin=Origin(kind="upload", original_filename=f"img{seed}.{fmt}"),
-        metadata=metadata_clean(**meta),
-        added_by=user,
-    ).item
 
 
 @pytest.mark.parametrize("url", ["/", "/upload/", "/jobs/", "/items/1/"])
@@ -47,7 +36,7 @@ def test_gallery_filters_and_pages_by_id(client, curator, monkeypatch, django_as
     from apps.media import views
 
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
-    items = [make_item(curator, seed=i, artist="Ann" if i % 2 else "") for i in range(5)]
+    items = [make_item(seed=i, added_by=curator, artist="Ann" if i % 2 else "") for i in range(5)]
     client.force_login(curator)
     with django_assert_max_num_queries(6):
         first = client.get("/")
@@ -70,7 +59,7 @@ def test_gallery_reports_invalid_filter_values(client, curator):
 
 
 def test_item_page_shows_metadata_tag_sets_and_origins(client, curator):
-    item = make_item(curator, tags=["smile", "red_hair"], tag_source="danbooru", artist="Ann")
+    item = make_item(["smile", "red_hair"], tag_source="danbooru", artist="Ann", added_by=curator)
     client.force_login(curator)
     html = client.get(f"/items/{item.pk}/").content.decode()
     for text in (item.name, item.sha256, "from danbooru", "red_hair", "Ann", "Upload"):
@@ -79,7 +68,7 @@ def test_item_page_shows_metadata_tag_sets_and_origins(client, curator):
 
 
 def test_item_page_links_near_duplicates_and_the_gallery_finds_them(client, curator):
-    item = make_item(curator)
+    item = make_item(added_by=curator)
     assert item.phash is not None
     client.force_login(curator)
     html = client.get(f"/items/{item.pk}/").content.decode()
@@ -130,7 +119,7 @@ def test_finished_job_status_stops_polling(client, curator):
 
 
 def test_delete_from_item_page(client, curator, media_root, django_capture_on_commit_callbacks):
-    item = make_item(curator)
+    item = make_item(fmt="jpeg", added_by=curator)
     client.force_login(curator)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/items/{item.pk}/delete")
@@ -139,7 +128,7 @@ def test_delete_from_item_page(client, curator, media_root, django_capture_on_co
 
 
 def test_viewer_without_permission_cannot_delete(client, viewer, curator):
-    item = make_item(curator)
+    item = make_item(added_by=curator)
     client.force_login(viewer)
     assert client.post(f"/items/{item.pk}/delete").status_code == 403
     assert MediaItem.objects.filter(pk=item.pk).exists()
