@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from apps.media.models import MediaItem
 from tests import mediafiles
-from tests.browser.test_pages_browser import ingest
+from tests.media.factories import make_item
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
@@ -40,7 +40,7 @@ def test_drag_a_box_pick_a_preset_and_save_a_new_item(
     signed_in: Page, live_server, curator, shots_dir: Path
 ) -> None:
     page = signed_in
-    image = ingest(mediafiles.image_bytes("png", size=(1200, 800), seed=5), "wide.png", curator)
+    image = make_item(size=(1200, 800), seed=5, filename="wide.png", added_by=curator)
     page.goto(f"{live_server.url}/items/{image.pk}/")
     stage = page.locator("#image-stage")
     expect(stage.locator("img")).to_be_visible()
@@ -124,7 +124,7 @@ def test_capture_the_frame_on_screen_and_a_batch(
     signed_in: Page, live_server, curator, video_dir: Path, shots_dir: Path, celery_worker_thread
 ) -> None:
     page = signed_in
-    video = ingest(mediafiles.video_file(video_dir, "mp4"), "clip.mp4", curator)
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4"), filename="clip.mp4", added_by=curator)
     page.goto(f"{live_server.url}/items/{video.pk}/")
     player = page.locator("video[data-player]")
     page.wait_for_function("() => document.querySelector('video[data-player]').readyState >= 1")

@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 
 from apps.tags import slots
 from apps.tags.models import Tag, TagAssignment, TagSet
-from tests.tags.factories import tagger_set_make
-from tests.tags.test_editor_pages import curated_names, make_item
+from tests.tags.factories import make_item, tagger_set_make
+from tests.tags.snapshots import curated_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 

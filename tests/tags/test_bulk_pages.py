@@ -6,7 +6,8 @@ import pytest
 
 from apps.tags.models import Operation
 from apps.tags.services import operations as ops
-from tests.tags.test_operations import curated_names, library
+from tests.tags.factories import library
+from tests.tags.snapshots import curated_names
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,8 @@ from django.db import connections
 from apps.jobs.models import Job
 from apps.tags.models import Operation, TagAssignment
 from apps.tags.services import operations as ops
-from tests.tags.test_operations import assert_no_drift, library
+from tests.tags.factories import library
+from tests.tags.snapshots import assert_no_drift
 
 # Row locks and deadlock retries are only exercised for real on MariaDB (SQLite serialises
 # writers), but the suite runs them on both. No serialized_rollback: post_migrate re-seeds the

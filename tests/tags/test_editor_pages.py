@@ -3,14 +3,12 @@ promotion with tombstones, descriptions, permissions and the page's query budget
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
 from django.contrib.auth.models import User
 
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.tags import slots
 from apps.tags.models import Description, Tag, TagAssignment, TagSet, Vocabulary
 from apps.tags.services import (
@@ -21,21 +19,12 @@ from apps.tags.services import (
     tags_get_or_create,
     vocabulary_default,
 )
-from tests import mediafiles
-from tests.tags.factories import tagger_set_make
+from tests.tags.factories import make_item, tagger_set_make
+from tests.tags.snapshots import curated_names
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def make_item(tags: list[str] | None = None, seed: int = 0, source: str = "danbooru") -> MediaItem:
-    meta = metadata_clean(tags=tags, tag_source=source) if tags else metadata_clean()
-    return media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes("png", size=(48, 32), seed=seed)),
-        origin=Origin(kind="upload", original_filename=f"pic{seed}.png"),
-        metadata=meta,
-    ).item
 
 
 def chips(html: str, set_id: str) -> list[str]:
@@ -45,16 +34,6 @@ def chips(html: str, set_id: str) -> list[str]:
     else:
         match = re.search(rf'data-set="{set_id}".*?</ul>', html, re.S)
     return re.findall(r'data-chip data-name="([^"]+)"', match.group(0)) if match else []
-
-
-def curated_names(item: MediaItem) -> list[str]:
-    return list(
-        TagAssignment.objects.filter(
-            media_item=item, kind=TagSet.Kind.CURATED, state=TagAssignment.State.CURRENT
-        )
-        .order_by("position")
-        .values_list("tag__name", flat=True)
-    )
 
 
 def version(item: MediaItem) -> int:

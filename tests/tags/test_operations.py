@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.models import Count
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError, ForbiddenError, UnprocessableError
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
 from apps.tags.models import (
-    EffectiveTag,
     Operation,
     OperationChange,
     OperationTarget,
@@ -31,98 +29,15 @@ from apps.tags.models import (
 )
 from apps.tags.services import operations as ops
 from apps.tags.services import tag_set_edit, tag_set_promote
-from apps.tags.services.assignments import sets_recount
-from apps.tags.services.effective import counters_recount, effective_rebuild_all
-from tests.tags.factories import assign, effective_build, items_make, tags_make
+from tests.tags.factories import items_make, library
+from tests.tags.snapshots import assert_no_drift, comparable, curated_names, effective_names, snapshot
 
 pytestmark = pytest.mark.django_db
 
 C, S, TG = TagSet.Kind.CURATED, TagSet.Kind.SOURCE, TagSet.Kind.TAGGER
 
 
-# --- helpers (imported by the other bulk-operation test modules) ---------------------------------
-
-
-def stats_rebuild() -> None:
-    """TagStat from the assignments (the factories insert rows without counting them)."""
-    TagStat.objects.all().delete()
-    TagStat.objects.bulk_create(
-        [
-            TagStat(tag_id=t, set_kind=k, current_count=n)
-            for t, k, n in TagAssignment.objects.filter(state=1)
-            .values_list("tag_id", "kind")
-            .annotate(n=Count("*"))
-            .values_list("tag_id", "kind", "n")
-        ]
-    )
-
-
-def library(
-    n: int,
-    *,
-    curated: Sequence[str] | None = ("cat", "sky"),
-    source: Sequence[str] = (),
-    tagger: dict[str, int] | None = None,
-    tombstoned: Sequence[str] = (),
-) -> list[MediaItem]:
-    """n items with the same tags: a curated set (unless None), a source set, a tagger set.
-
-    Positions follow the order given (tombstones after the current curated tags).
-    """
-    items = items_make(n)
-    tags = tags_make([*(curated or ()), *source, *(tagger or {}), *tombstoned])
-    rows: list[Any] = []
-    for item in items:
-        rows += [(item.pk, C, tags[name].pk) for name in curated or ()]
-        rows += [(item.pk, C, tags[name].pk, 0, None) for name in tombstoned]
-        rows += [(item.pk, S, tags[name].pk) for name in source]
-        rows += [(item.pk, TG, tags[name].pk, 1, score) for name, score in (tagger or {}).items()]
-    if rows:
-        assign(rows)
-    ids = [i.pk for i in items]
-    for kind, names in ((C, [*(curated or ()), *tombstoned]), (S, source), (TG, list(tagger or {}))):
-        for position, name in enumerate(names):
-            TagAssignment.objects.filter(media_item_id__in=ids, kind=kind, tag=tags[name]).update(
-                position=position
-            )
-    effective_build(ids)
-    stats_rebuild()
-    sets_recount(TagSet.objects.filter(media_item_id__in=ids).values_list("pk", flat=True))
-    return items
-
-
-def curated_names(item: MediaItem, *, state: int = 1) -> list[str]:
-    return list(
-        TagAssignment.objects.filter(media_item=item, kind=C, state=state)
-        .order_by("position", "tag__name")
-        .values_list("tag__name", flat=True)
-    )
-
-
-def effective_names(item: MediaItem) -> set[str]:
-    return set(EffectiveTag.objects.filter(media_item=item).values_list("tag__name", flat=True))
-
-
-def snapshot() -> dict[str, Any]:
-    """Everything an undo must restore, keyed so that re-created sets compare equal."""
-    sets = {s.pk: (s.media_item_id, s.kind, s.slot) for s in TagSet.objects.all()}
-    return {
-        "assignments": sorted(
-            (sets[a[0]], *a[1:])
-            for a in TagAssignment.objects.values_list(
-                "tagset_id", "tag_id", "media_item_id", "kind", "state", "position", "added_via", "confidence"
-            )
-        ),
-        "sets": sorted(
-            (*key, n) for key, n in ((sets[s.pk], s.assignment_count) for s in TagSet.objects.all())
-        ),
-        "effective": sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied")),
-        "stats": sorted(
-            TagStat.objects.exclude(current_count=0).values_list("tag_id", "set_kind", "current_count")
-        ),
-        "media_count": sorted(Tag.objects.exclude(media_count=0).values_list("pk", "media_count")),
-        "tag_count": sorted(MediaItem.objects.values_list("pk", "tag_count")),
-    }
+# --- helpers ------------------------------------------------------------------------------------
 
 
 def run(
@@ -132,40 +47,6 @@ def run(
     preview = ops.operation_preview(action=action, ids=[i.pk for i in items], actor=actor, **kwargs)
     outcome = ops.operation_apply(operation=preview.operation, actor=actor)
     return preview, outcome.operation
-
-
-def comparable(counts: dict[str, Any]) -> dict[str, Any]:
-    keys = ("matched_items", "items_changing", "sets_created", "seeded", "changes", "tags")
-    return {k: counts.get(k) for k in keys}
-
-
-def assert_no_drift() -> None:
-    """Stored counters equal a recount, and effective tags equal a full rebuild."""
-    stats = sorted(
-        TagStat.objects.exclude(current_count=0).values_list("tag_id", "set_kind", "current_count")
-    )
-    effective = sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied"))
-    counts = sorted(Tag.objects.values_list("pk", "media_count"))
-    actual = dict(
-        TagAssignment.objects.filter(state=1)
-        .values_list("tagset_id")
-        .annotate(n=Count("*"))
-        .values_list("tagset_id", "n")
-    )
-    stored = dict(TagSet.objects.values_list("pk", "assignment_count"))
-    assert {pk: n for pk, n in stored.items() if n} == {
-        pk: actual.get(pk, 0) for pk, n in stored.items() if n
-    }
-    assert all(stored.get(pk) == n for pk, n in actual.items())
-    stats_rebuild()
-    assert (
-        sorted(TagStat.objects.exclude(current_count=0).values_list("tag_id", "set_kind", "current_count"))
-        == stats
-    )
-    effective_rebuild_all()
-    assert counters_recount() == {"tags_fixed": 0}
-    assert sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied")) == effective
-    assert sorted(Tag.objects.values_list("pk", "media_count")) == counts
 
 
 # --- each kind: preview counts equal applied counts (check 22) ---------------------------------

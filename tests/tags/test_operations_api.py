@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 from apps.jobs.models import Job
 from apps.tags.models import Operation, TagAssignment, TagSet
 from apps.tags.services import operations as ops
-from tests.tags.test_operations import assert_no_drift, curated_names, library
+from tests.tags.factories import library
+from tests.tags.snapshots import assert_no_drift, curated_names
 
 pytestmark = pytest.mark.django_db
 

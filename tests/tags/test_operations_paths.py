@@ -15,8 +15,16 @@ from apps.tags.models import OperationChange, TagAssignment, TagSet
 from apps.tags.services import assignments, effective
 from apps.tags.services import operations as ops
 from apps.tags.services.operations import apply as operations_exec
-from tests.tags.factories import alias_make, assign, closure_make, effective_build, items_make, tags_make
-from tests.tags.test_operations import assert_no_drift, comparable, snapshot, stats_rebuild
+from tests.tags.factories import (
+    alias_make,
+    assign,
+    closure_make,
+    effective_build,
+    items_make,
+    stats_rebuild,
+    tags_make,
+)
+from tests.tags.snapshots import assert_no_drift, comparable, snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -10,23 +10,11 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.tags.models import Tag, TagType, Vocabulary
 from apps.tags.services.names import tags_get_or_create, vocabulary_default
 from apps.tags.services.vocabularies import vocabulary_create
-from tests import mediafiles
 
 pytestmark = pytest.mark.django_db
-
-
-def make_item(seed: int = 0, tags: list[str] | None = None) -> MediaItem:
-    meta = metadata_clean(tags=tags, tag_source="import") if tags else metadata_clean()
-    return media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes("png", size=(16, 16), seed=seed)),
-        origin=Origin(kind="upload"),
-        metadata=meta,
-    ).item
 
 
 @pytest.fixture(autouse=True)

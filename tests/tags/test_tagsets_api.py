@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
-from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.tags.models import EffectiveTag, TagSet
 from apps.tags.services.effective import effective_rebuild_stale
-from tests import mediafiles
+from tests.tags.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def item():
-    return media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes("png", size=(64, 48))),
-        origin=Origin(kind="upload"),
-        metadata=metadata_clean(tags=["cat", "sky"], tag_source="booru"),
-    ).item
+    return make_item(["cat", "sky"])
 
 
 def names(body) -> list[str]:

@@ -42,6 +42,7 @@ from apps.tags.services.vocabulary_io import (
     vocabulary_export_rows,
     vocabulary_import_csv,
 )
+from tests.tags.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
@@ -141,8 +142,6 @@ def test_tag_update_changes_type_and_deprecates(vocab):
 
 
 def test_tags_recount_repairs_drift(vocab):
-    from tests.tags.test_tags_api import make_item
-
     tag = tags_get_or_create(vocabulary=vocab, names=["x"])["x"]
     item = make_item()
     EffectiveTag.objects.create(tag=tag, media_item=item)
@@ -406,7 +405,6 @@ def test_build_from_usage_creates_and_refreshes_a_template(vocab):
 
 def test_build_from_a_set_kind_counts_current_assignments(vocab):
     from apps.tags.services.tagsets import tag_set_create_source
-    from tests.tags.test_tags_api import make_item
 
     item = make_item()
     tag_set_create_source(media_item=item, origin=None, origin_label="booru", names=["from_source"])

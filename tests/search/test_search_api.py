@@ -7,8 +7,8 @@ import pytest
 from apps.media.models import MediaItem
 from apps.search.query import executor
 from apps.tags.models import TagSet
+from tests.search.queries import hostile_queries
 from tests.tags.factories import assign, effective_build, items_make, tags_make
-from tests.tags.test_query_parser import hostile_queries
 
 pytestmark = pytest.mark.django_db
 

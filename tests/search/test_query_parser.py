@@ -5,7 +5,6 @@ docs/query-language.md#errors
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -13,6 +12,7 @@ import pytest
 
 from apps.search.query import CODES, And, Not, Or, Qualifier, QueryError, TagTerm, canonical, parse
 from apps.search.query.values import Interval, RangeList
+from tests.search.queries import hostile_queries
 
 
 def error(q: str) -> QueryError:
@@ -269,18 +269,6 @@ def test_limits_follow_settings(settings):
 
 
 # Property test (check 16) ---------------------------------------------------------------------
-
-HOSTILE = [*'abcxyz ()"\\-~:*,|<>=.', "é", "ß", "ミ", "\u200b", "\t", "\n", "or", "and", "😀", "\x00"]
-
-
-def hostile_queries(n: int, seed: int) -> list[str]:
-    """Random strings of up to 200 characters from an alphabet of syntax and unicode."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        text = "".join(rng.choice(HOSTILE) for _ in range(rng.randint(0, 120)))
-        out.append(text[:200])
-    return out
 
 
 def test_any_string_parses_or_fails_with_a_position_inside_it():
