@@ -43,7 +43,8 @@ def test_admin_delete_action_removes_files_too(staff_client, media_root, django_
             {"action": "delete_with_files", "_selected_action": [i.pk for i in items]},
         )
     assert response.status_code == 302
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_admin_edit_validates_metadata(staff_client):

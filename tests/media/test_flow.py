@@ -78,7 +78,8 @@ def test_bulk_upload_ingests_good_inputs_and_reports_each_bad_one(
     assert MediaItem.objects.filter(kind="video").count() == 1
     assert set(MediaItem.objects.values_list("artist", flat=True)) == {"Studio"}
     member = MediaSource.objects.get(archive_member="set/one.jpg")
-    assert member.kind == "zip" and member.import_job_id == job.pk
+    assert member.kind == "zip"
+    assert member.import_job_id == job.pk
     # Every stored file belongs to an item; staged uploads are gone.
     keys = {p.relative_to(media_root).as_posix() for p in stored_files(media_root)}
     expected = set(MediaItem.objects.values_list("storage_key", flat=True)) | set(
@@ -107,16 +108,20 @@ def test_bulk_upload_of_urls_as_items_with_their_own_tags(api, celery_worker_thr
 
 def test_bulk_upload_refuses_bad_requests_before_queueing(api, media_root):
     empty = api.post("/api/media/upload-bulk", {}, format="json")
-    assert empty.status_code == 400 and empty.json()["code"] == "media.nothing_to_upload"
+    assert empty.status_code == 400
+    assert empty.json()["code"] == "media.nothing_to_upload"
     no_source = api.post(
         "/api/media/upload-bulk", {"urls": ["https://example.com/a.jpg"], "tags": ["a"]}, format="json"
     )
-    assert no_source.status_code == 400 and no_source.json()["code"] == "media.tag_source_required"
+    assert no_source.status_code == 400
+    assert no_source.json()["code"] == "media.tag_source_required"
     bad_item = api.post(
         "/api/media/upload-bulk", {"items": [{"url": "https://e.com/a", "name": "a\x00"}]}, format="json"
     )
-    assert bad_item.status_code == 400 and "items[0]" in bad_item.json()["message"]
-    assert Job.objects.count() == 0 and stored_files(media_root) == []
+    assert bad_item.status_code == 400
+    assert "items[0]" in bad_item.json()["message"]
+    assert Job.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_cancelled_bulk_upload_stops_and_cleans_staging(api, media_root):

@@ -119,7 +119,8 @@ def test_count_mode_spreads_frames_evenly(video_dir):
 def test_keyframes_and_scene_modes(video_dir):
     video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     keyframes = capture(video, {"mode": "keyframes"})
-    assert keyframes.status == Job.Status.SUCCEEDED and keyframes.counts.get("created", 0) >= 1
+    assert keyframes.status == Job.Status.SUCCEEDED
+    assert keyframes.counts.get("created", 0) >= 1
     assert VideoFrame.objects.filter(video=video, timestamp_ms=0).exists()
     scene = capture(video, {"mode": "scene", "threshold": 0.9})
     assert scene.status == Job.Status.SUCCEEDED
@@ -129,7 +130,8 @@ def test_keyframes_and_scene_modes(video_dir):
 def test_skip_similar_drops_near_identical_consecutive_frames(video_dir):
     video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     loose = capture(video, {"mode": "interval", "interval": 0.2, "skip_similar": 32})
-    assert loose.counts["skipped"] >= 10 and loose.counts["created"] == 1
+    assert loose.counts["skipped"] >= 10
+    assert loose.counts["created"] == 1
     assert JobItem.objects.filter(job=loose, status="skipped").count() == loose.counts["skipped"]
 
 
@@ -137,7 +139,8 @@ def test_recapturing_the_same_time_and_box_returns_the_same_frame(video_dir):
     video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     first = capture(video, {"mode": "timestamps", "timestamps": [1.0]})
     second = capture(video, {"mode": "timestamps", "timestamps": [1.0]})
-    assert first.counts == {"created": 1} and second.counts == {"duplicate": 1}
+    assert first.counts == {"created": 1}
+    assert second.counts == {"duplicate": 1}
     assert VideoFrame.objects.filter(video=video).count() == 1
     assert MediaItem.objects.filter(kind="frame").count() == 1
 
@@ -200,7 +203,8 @@ def test_bad_capture_requests_are_refused_before_any_job(video_dir, request_body
     video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     with pytest.raises(DomainError) as err:
         frames.media_frames_extract_start(video=video, request=request_body)
-    assert err.value.code == code and err.value.status_code == 400
+    assert err.value.code == code
+    assert err.value.status_code == 400
     assert Job.objects.count() == 0
 
 
@@ -216,16 +220,19 @@ def test_undecodable_video_fails_the_job_and_stores_nothing(video_dir, media_roo
     before = stored_files(media_root)
     (media_root / video.storage_key).write_bytes(b"\x00" * 4096)  # damaged after upload
     job = capture(video, {"mode": "interval", "interval": 1})
-    assert job.status == Job.Status.FAILED and job.error_code == "media.ffmpeg_failed"
+    assert job.status == Job.Status.FAILED
+    assert job.error_code == "media.ffmpeg_failed"
     assert "could not decode" in job.error_message
-    assert MediaItem.objects.filter(kind="frame").count() == 0 and stored_files(media_root) == before
+    assert MediaItem.objects.filter(kind="frame").count() == 0
+    assert stored_files(media_root) == before
 
 
 def test_a_decode_that_stalls_is_killed_with_a_clear_error(video_dir, settings, media_root):
     video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     settings.BAGGINTAG_FFMPEG_TIMEOUT = 0.001  # nothing decodes that fast: the watchdog fires
     job = capture(video, {"mode": "interval", "interval": 1})
-    assert job.status == Job.Status.FAILED and job.error_code == "media.ffmpeg_timeout"
+    assert job.status == Job.Status.FAILED
+    assert job.error_code == "media.ffmpeg_timeout"
     assert MediaItem.objects.filter(kind="frame").count() == 0
 
 
@@ -233,14 +240,17 @@ def test_frames_api_starts_a_job_and_lists_captures(api, video_dir):
     video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     url = f"/api/media/{video.pk}/frames"
     accepted = api.post(url, {"mode": "timestamps", "timestamps": [1.0, 2.0]}, format="json")
-    assert accepted.status_code == 202 and accepted.json()["job"]["kind"] == "media.frames"
+    assert accepted.status_code == 202
+    assert accepted.json()["job"]["kind"] == "media.frames"
     frames.media_frames_extract_run(job_id=accepted.json()["job"]["id"])
     listed = api.get(url).json()["results"]
     assert [r["timestamp_ms"] for r in listed] == [1000, 2000]
     assert listed[0]["box"] == {"x": 0, "y": 0, "w": 320, "h": 240}
-    assert listed[0]["item"]["kind"] == "frame" and listed[0]["item"]["video"] == video.pk
+    assert listed[0]["item"]["kind"] == "frame"
+    assert listed[0]["item"]["video"] == video.pk
     late = api.post(url, {"mode": "timestamps", "timestamps": [30]}, format="json")
-    assert late.status_code == 400 and late.json()["code"] == "media.timestamp_out_of_range"
+    assert late.status_code == 400
+    assert late.json()["code"] == "media.timestamp_out_of_range"
     frame_id = listed[0]["item"]["id"]
     assert api.get(f"/api/media/{frame_id}/frames").status_code == 422
     assert [r["id"] for r in api.get(f"/api/media/?video={video.pk}").json()["results"]] == sorted(

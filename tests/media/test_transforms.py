@@ -52,7 +52,8 @@ def test_transform_output_has_the_requested_size(photo, media_root, ops, size):
     item = result.item
     assert (item.width, item.height) == size
     with opened(media_root, item) as image:
-        assert image.size == size and image.format == "PNG"
+        assert image.size == size
+        assert image.format == "PNG"
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,8 @@ def test_transform_converts_format_and_mode(photo, media_root, output, fmt, mode
 def test_transform_alpha_kept_flattened_or_refused(media_root):
     rgba = make_item(data=mediafiles.image_bytes("png", size=(64, 64), alpha=True))
     kept = media_item_transform(item=rgba, recipe={"ops": [], "output": {"format": "webp"}}).item
-    assert kept.has_alpha and kept.mode == "RGBA"
+    assert kept.has_alpha
+    assert kept.mode == "RGBA"
     flat = media_item_transform(
         item=rgba,
         recipe={"ops": [], "output": {"format": "png", "alpha": "flatten", "background": "#ff0000"}},
@@ -105,9 +107,12 @@ def test_transform_records_lineage_is_idempotent_and_inherits_tags(photo):
     recipe = {"ops": [{"op": "crop", "aspect": "1:1"}], "output": {"format": "png"}}
     first = media_item_transform(item=photo, recipe=recipe)
     again = media_item_transform(item=photo, recipe=recipe)
-    assert not first.duplicate and again.duplicate and again.item.pk == first.item.pk
+    assert not first.duplicate
+    assert again.duplicate
+    assert again.item.pk == first.item.pk
     child = first.item
-    assert child.parent_id == photo.pk and child.recipe == recipe_clean(recipe)
+    assert child.parent_id == photo.pk
+    assert child.recipe == recipe_clean(recipe)
     derived = TagSet.objects.get(media_item=child, kind=TagSet.Kind.DERIVED)
     assert derived.slot == f"parent:{photo.pk}"
     assert set(TagAssignment.objects.filter(tagset=derived).values_list("tag__name", flat=True)) == {
@@ -118,7 +123,8 @@ def test_transform_records_lineage_is_idempotent_and_inherits_tags(photo):
         "inherit"
     }
     photo.refresh_from_db()
-    assert photo.parent_id is None and photo.recipe is None  # the parent is never modified
+    assert photo.parent_id is None
+    assert photo.recipe is None  # the parent is never modified
 
 
 @pytest.mark.parametrize(
@@ -142,8 +148,10 @@ def test_transform_refuses_bad_recipes_and_leaves_nothing(photo, media_root, rec
     before = stored_files(media_root)
     with pytest.raises(DomainError) as err:
         media_item_transform(item=photo, recipe=recipe)
-    assert err.value.code == code and err.value.message
-    assert MediaItem.objects.count() == 1 and stored_files(media_root) == before
+    assert err.value.code == code
+    assert err.value.message
+    assert MediaItem.objects.count() == 1
+    assert stored_files(media_root) == before
 
 
 def test_transform_of_a_video_is_refused(video_dir, media_root):
@@ -157,23 +165,29 @@ def test_transform_api_and_bulk_job(api, photo):
     url = f"/api/media/{photo.pk}/transform"
     recipe = {"ops": [{"op": "scale", "long": 256}], "output": {"format": "webp", "quality": 80}}
     created = api.post(url, recipe, format="json")
-    assert created.status_code == 201 and created.json()["parent"] == photo.pk
+    assert created.status_code == 201
+    assert created.json()["parent"] == photo.pk
     assert (created.json()["width"], created.json()["height"]) == (256, 192)
     again = api.post(url, recipe, format="json")
-    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
     bad = api.post(url, {"ops": [{"op": "crop", "box": [0, 0, 5000, 10]}]}, format="json")
-    assert bad.status_code == 400 and bad.json()["code"] == "media.box_outside"
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "media.box_outside"
     job = api.post("/api/media/transform-bulk", {"ids": [photo.pk], "recipe": recipe}, format="json")
-    assert job.status_code == 202 and job.json()["job"]["kind"] == "media.transform_bulk"
+    assert job.status_code == 202
+    assert job.json()["job"]["kind"] == "media.transform_bulk"
     missing = api.post(
         "/api/media/transform-bulk", {"ids": [photo.pk, 99999], "recipe": recipe}, format="json"
     )
-    assert missing.status_code == 400 and missing.json()["code"] == "media.not_found"
+    assert missing.status_code == 400
+    assert missing.json()["code"] == "media.not_found"
     from apps.media.services.transforms import media_transform_bulk_run
 
     media_transform_bulk_run(job_id=job.json()["job"]["id"])
     detail = api.get(job.json()["job"]["url"]).json()
-    assert detail["status"] == "succeeded" and detail["counts"] == {"duplicate": 1}
+    assert detail["status"] == "succeeded"
+    assert detail["counts"] == {"duplicate": 1}
     children = api.get(f"/api/media/?parent={photo.pk}").json()["results"]
     assert [c["id"] for c in children] == [created.json()["id"]]
 
@@ -193,7 +207,8 @@ def test_transform_of_a_16_bit_greyscale_png_gives_8_bit(media_root):
     source = make_item(data=out.getvalue())
     item = media_item_transform(item=source, recipe={"ops": [], "output": {"format": "png"}}).item
     with opened(media_root, item) as image:
-        assert image.mode == "L" and 150 <= image.getpixel((0, 0)) <= 160  # 40000 / 256 ≈ 156
+        assert image.mode == "L"
+        assert 150 <= image.getpixel((0, 0)) <= 160  # 40000 / 256 ≈ 156
     assert item.bit_depth == 8
 
 

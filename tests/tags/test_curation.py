@@ -52,7 +52,8 @@ def test_curated_set_is_seeded_from_source_tags_with_provenance():
     curated = tag_set_curated_get_or_create(media_item=item)
     rows = TagAssignment.objects.filter(tagset=curated).order_by("position")
     assert [r.tag.name for r in rows] == ["cat", "sky"]
-    assert {r.added_via for r in rows} == {"promote"} and all(r.origin_set_id for r in rows)
+    assert {r.added_via for r in rows} == {"promote"}
+    assert all(r.origin_set_id for r in rows)
 
 
 def test_edit_tombstones_and_promote_does_not_revive_but_a_person_does(curator):
@@ -63,7 +64,8 @@ def test_edit_tombstones_and_promote_does_not_revive_but_a_person_does(curator):
     assert row.state == TagAssignment.State.DELETED  # a tombstone, not a deleted row
     tagger = tagger_set_make(item, {"x": 9900, "smile": 9000})
     result = tag_set_promote(source_set=tagger, actor=curator)
-    assert result["blocked_by_tombstone"] == ["x"] and result["added"] == ["smile"]
+    assert result["blocked_by_tombstone"] == ["x"]
+    assert result["added"] == ["smile"]
     assert TagAssignment.objects.get(tagset=curated, tag__name="x").state == TagAssignment.State.DELETED
     tag_set_edit(tag_set=curated, add=["x"], actor=curator)
     revived = TagAssignment.objects.get(tagset=curated, tag__name="x")
@@ -116,7 +118,8 @@ def test_alias_is_non_destructive_and_retiring_restores_effective_tags():
     effective_rebuild_stale()
     assert effective(item) == {"cat": False, "sky": False}
     assert list(TagAssignment.objects.values_list("tagset_id", "tag_id", "state")) == assignments
-    assert Tag.objects.get(name="cat").media_count == 1 and Tag.objects.get(name="kitty").media_count == 0
+    assert Tag.objects.get(name="cat").media_count == 1
+    assert Tag.objects.get(name="kitty").media_count == 0
     rules.alias_retire(alias=alias)
     effective_rebuild_stale()
     assert effective(item) == before
@@ -199,7 +202,8 @@ def test_a_promotion_that_creates_the_curated_set_is_a_promote_operation_and_und
     item = make_item(["cat", "sky"])
     tagger = tagger_set_make(item, {"smile": 9000})
     result = tag_set_promote(source_set=tagger, actor=curator)
-    assert result["added"] == ["smile"] and result["operation"] is not None
+    assert result["added"] == ["smile"]
+    assert result["operation"] is not None
     operation = Operation.objects.get(pk=result["operation"])
     assert operation.kind == Operation.Kind.PROMOTE
     curated = TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED)
@@ -214,7 +218,8 @@ def test_a_promotion_that_creates_the_curated_set_is_a_promote_operation_and_und
     assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
     # Back to what the item had: its source tags and the tagger's (no curated set any more).
     assert effective(item) == {"cat": False, "sky": False, "smile": False}
-    assert _stat("cat", TagSet.Kind.CURATED) == 0 and _stat("smile", TagSet.Kind.CURATED) == 0
+    assert _stat("cat", TagSet.Kind.CURATED) == 0
+    assert _stat("smile", TagSet.Kind.CURATED) == 0
 
 
 def test_promoting_a_source_set_into_a_new_curated_set_records_an_undoable_operation(curator):
@@ -279,13 +284,17 @@ def test_deleting_an_item_takes_it_out_of_tag_counts_and_stats_at_once(curator):
     tag_set_edit(tag_set=curated, add=["dog"], remove=["sky"], actor=curator)
     rules.implication_create(child="dog", parent="animal", activate=True)
     effective_rebuild_stale()
-    assert Tag.objects.get(name="cat").media_count == 2 and Tag.objects.get(name="animal").media_count == 1
+    assert Tag.objects.get(name="cat").media_count == 2
+    assert Tag.objects.get(name="animal").media_count == 1
     assert _stats_now() == _stats_recounted()
 
     media_item_delete(item=gone)
 
     counts = dict(Tag.objects.values_list("name", "media_count"))
-    assert counts["cat"] == 1 and counts["dog"] == 0 and counts["animal"] == 0 and counts["smile"] == 0
+    assert counts["cat"] == 1
+    assert counts["dog"] == 0
+    assert counts["animal"] == 0
+    assert counts["smile"] == 0
     assert counters_recount() == {"tags_fixed": 0}  # nothing left for the nightly recount
     assert _stats_now() == _stats_recounted() == {("cat", TagSet.Kind.SOURCE): 1}
     assert effective(kept) == {"cat": False}

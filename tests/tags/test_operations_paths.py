@@ -144,7 +144,8 @@ def test_set_based_undo_keeps_later_edits_and_reports_them(curator):
     later = ops.operation_preview(action="remove", tags=["t13"], ids=[having[0].pk], actor=curator)
     ops.operation_apply(operation=later.operation, actor=curator)
     undo = ops.operation_undo(operation=applied, actor=curator).operation
-    assert undo.counters["conflicts"] == 1 and undo.counters["restored"] == added - 1
+    assert undo.counters["conflicts"] == 1
+    assert undo.counters["restored"] == added - 1
     assert undo.counters["conflict_samples"][0]["item"] == having[0].pk
     assert undo.counters["conflict_samples"][0]["now"] == "deleted"
     # The later removal stands as a tombstone; everything else is as before the add.

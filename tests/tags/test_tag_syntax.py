@@ -31,7 +31,8 @@ def test_every_search_qualifier_and_term_mode_is_a_reserved_prefix():
 def test_a_name_starting_with_a_search_prefix_is_refused(prefix):
     with pytest.raises(DomainError) as err:
         tag_name_normalise(raw=f"{prefix}:x", vocabulary=vocabulary_default())
-    assert err.value.code == "tags.reserved_prefix" and err.value.status_code == 400
+    assert err.value.code == "tags.reserved_prefix"
+    assert err.value.status_code == 400
     assert f"'{prefix}:'" in err.value.message
 
 
@@ -79,7 +80,8 @@ def test_a_reserved_prefix_in_the_editor_is_refused_with_the_reason(signed_in, t
 def test_artist_prefix_names_the_short_key_that_types_an_artist_tag():
     with pytest.raises(DomainError) as err:
         tag_name_normalise(raw="artist:ann", vocabulary=vocabulary_default())
-    assert "art:ann" in err.value.message and err.value.details["type_prefix"] == "art"
+    assert "art:ann" in err.value.message
+    assert err.value.details["type_prefix"] == "art"
 
 
 def test_the_api_types_prefixed_tags_and_refuses_reserved_ones(api):
@@ -87,7 +89,8 @@ def test_the_api_types_prefixed_tags_and_refuses_reserved_ones(api):
     created = api.post(f"/api/media/{thing.pk}/tag-sets", {"kind": "curated", "tags": []}, format="json")
     url = f"/api/tag-sets/{created.json()['id']}"
     refused = api.post(f"{url}/append-tags", {"tags": ["kind:video"]}, format="json")
-    assert refused.status_code == 400 and refused.json()["code"] == "tags.reserved_prefix"
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "tags.reserved_prefix"
     added = api.post(f"{url}/append-tags", {"tags": ["copy:vocaloid", "art:ann"]}, format="json")
     assert added.status_code == 200
     assert dict(Tag.objects.filter(name__in=["vocaloid", "ann"]).values_list("name", "type__key")) == {
@@ -107,7 +110,8 @@ def test_a_prefix_retypes_a_general_tag_but_never_another_type(api):
     assert api.post(f"{url}/append-tags", {"tags": ["char:miku"]}, format="json").status_code == 200
     assert Tag.objects.get(name="miku").type.key == "character"
     clash = api.post(f"{url}/append-tags", {"tags": ["char:vocaloid"]}, format="json")
-    assert clash.status_code == 400 and clash.json()["code"] == "tags.type_conflict"
+    assert clash.status_code == 400
+    assert clash.json()["code"] == "tags.type_conflict"
     assert Tag.objects.get(name="vocaloid").type.key == "copyright"
 
 
@@ -128,4 +132,5 @@ def test_csv_import_reads_type_prefixes_and_reports_search_prefixes_per_line():
     got = dict(Tag.objects.filter(vocabulary=vocab).values_list("name", "type__key"))
     assert got == {"saber": "character", "plain": "general"}
     assert [e["line"] for e in result.errors] == [2, 3]
-    assert "search qualifier" in result.errors[0]["reason"] and "type column" in result.errors[1]["reason"]
+    assert "search qualifier" in result.errors[0]["reason"]
+    assert "type column" in result.errors[1]["reason"]
