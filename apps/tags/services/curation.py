@@ -341,7 +341,9 @@ def tag_set_promote(
 def promote_again(*, operation: Any, params: dict[str, Any]) -> int:
     """Redo a promotion (params as `tag_set_promote` logged them) as part of `operation`;
     returns the rows it changed (0 when the source set is gone)."""
-    source_set = TagSet.objects.filter(pk=params.get("source_set")).select_related("media_item").first()
+    source_set = (
+        TagSet.objects.filter(pk=int(params.get("source_set") or 0)).select_related("media_item").first()
+    )
     if source_set is None:
         return 0
     actor = operation.created_by  # the one redoing (None: the system)

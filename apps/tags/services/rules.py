@@ -42,7 +42,7 @@ APPROVE_PERM = "tags.approve_rules"
 
 
 def rules_may_approve(actor: Any) -> bool:
-    """The approval policy for aliases and implications (docs/tags.md#rules), in one place:
+    """The approval policy for aliases and implications (docs/tags.md#aliases), in one place:
     people with `tags.approve_rules` activate, retire and reject rules; others propose, and
     their proposals wait. A call without an actor is the system (shell, migrations, jobs)."""
     if actor is None:

@@ -1,4 +1,4 @@
-"""Bulk tag operations, undoing one chunk of items per call (docs/tags.md#undo).
+"""Bulk tag operations, undoing one chunk of items per call (docs/tags.md#operations-and-undo).
 
 An assignment still as the undone operation left it (same state, last written by it) gets its
 before-state, position and added_via back; anything changed since is a conflict and stays (the
