@@ -47,7 +47,8 @@ def sniff(head: bytes) -> tuple[str, str] | None:
         return "video", "avi"
     if head[:2] == b"BM" and len(head) >= 26:
         return "image", "bmp"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    # Classic TIFF (42) and BigTIFF (43): Pillow's TIFF plug-in reads both byte orders of each.
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "image", "tiff"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
@@ -231,8 +232,32 @@ def _draft_size(size: tuple[int, int], thumb_size: int) -> tuple[int, int]:
     return max(1, math.ceil(thumb_size * width / height)), thumb_size
 
 
+_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """Greyscale deeper than 8 bits as 8-bit "L", scaled rather than clipped; others unchanged.
+
+    16-bit samples (I;16*, and the "I" Pillow opens 16-bit PNGs as) map 0–65535 onto 0–255
+    as the transforms do; 32-bit integer and float images stretch their own range. Pillow's
+    plain convert("L") clips, which made every 16-bit thumbnail white and every hash equal.
+    """
+    if image.mode not in _DEEP_MODES:
+        return image
+    low, high = image.getextrema()  # type: ignore[misc]
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high <= 65535):
+        scale, offset = 1 / 256, 0.0
+    else:
+        span = float(high - low) or 1.0
+        scale, offset = 255 / span, -low * 255 / span
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    return image.point(lambda v: v * scale + offset).convert("L")  # type: ignore[no-any-return]
+
+
 def _make_thumbnail(image: Image.Image, size: int, *, orientation: int = 1) -> Image.Image:
     """A ≤ size×size RGB(A) image, EXIF orientation applied; the source image is consumed."""
+    image = to_8bit(image)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
