@@ -18,6 +18,7 @@ from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.core.htmx import redirect_after_post, render_page
 from apps.media import conf, extensions, selectors, services
 from apps.media.filters import MediaItemFilter
+from apps.media.formats import ANIMATION_FORMATS
 from apps.media.forms import FramesForm, TransformForm, UploadForm
 from apps.media.models import MediaItem
 from apps.media.services import frames, transforms
@@ -70,7 +71,7 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def item_transform(request: HttpRequest, pk: int) -> HttpResponse:
     """Crop / scale / convert an image or frame into a new item, then go to it."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
-    if item.kind == MediaItem.Kind.VIDEO:
+    if item.kind == MediaItem.Kind.VIDEO and item.format not in ANIMATION_FORMATS:
         raise UnprocessableError(
             "Videos cannot be cropped or scaled; capture frames from the video, then transform those.",
             code="media.not_an_image",

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 
 def ingest(data: bytes) -> MediaItem:
     return media_ingest(
-        stream=io.BytesIO(data), origin=Origin(kind="upload", original_filename="x"), metadata=metadata_clean()
+        stream=io.BytesIO(data),
+        origin=Origin(kind="upload", original_filename="x"),
+        metadata=metadata_clean(),
     ).item
 
 

@@ -19,7 +19,9 @@ WHITE_HASH = -1  # what the clipping probe gave: every bit set (a uniform pictur
 
 def ingest(data: bytes) -> MediaItem:
     return media_ingest(
-        stream=io.BytesIO(data), origin=Origin(kind="upload", original_filename="x"), metadata=metadata_clean()
+        stream=io.BytesIO(data),
+        origin=Origin(kind="upload", original_filename="x"),
+        metadata=metadata_clean(),
     ).item
 
 

@@ -18,6 +18,7 @@ from apps.core.exceptions import UnprocessableError
 from apps.media import conf
 from apps.media.exceptions import MediaBombError, MediaCorruptError
 from apps.media.formats import EXTENSIONS, MIME_TYPES, PIL_FORMATS
+from apps.media.services.animation import ANIMATION_FORMATS, animation_timing
 
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b", b"BZh")
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
@@ -194,6 +195,8 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
         raise MediaCorruptError(
             f"The {fmt.upper()} file is damaged or truncated and cannot be decoded ({exc}).",
         ) from exc
+    if decoded.animated and fmt in ANIMATION_FORMATS:
+        return _animation_probe(path, fmt, width, height, decoded)
     return Probe(
         kind="image",
         format=fmt,
@@ -206,6 +209,33 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
         frame_count=decoded.n_frames,
         thumbnail=decoded.thumbnail,
         phash=phash64(decoded.thumbnail),
+    )
+
+
+def _animation_probe(path: Path, fmt: str, width: int, height: int, decoded: _Decoded) -> Probe:
+    """An animated GIF or WebP is a video (timed by its frame delays) whose first frame is its
+    picture: the thumbnail, the hash and what a transform reads by default."""
+    timing = animation_timing(path, fmt)
+    thumbnail = decoded.thumbnail
+    # Pillow opens every animated WebP as RGBA; say "alpha" only when a pixel is see-through.
+    has_alpha = decoded.has_alpha and (
+        thumbnail.mode != "RGBA" or thumbnail.getchannel("A").getextrema()[0] < 255  # type: ignore[index]
+    )
+    return Probe(
+        kind="video",
+        format=fmt,
+        width=width,
+        height=height,
+        mode=decoded.mode,
+        bit_depth=8,
+        has_alpha=has_alpha,
+        animated=True,
+        frame_count=len(timing.delays_ms),
+        duration_ms=timing.duration_ms,
+        fps_milli=timing.fps_milli,
+        codec=fmt,
+        thumbnail=thumbnail,
+        phash=phash64(thumbnail),
     )
 
 

@@ -65,7 +65,8 @@ def _remeasure(item: MediaItem, thumb_size: int) -> None:
     """New thumbnail (replacing the stored one) and hash fields on `item` (not saved)."""
     with _local(item) as path:
         probed = probe.probe_image(path, item.format, thumb_size=thumb_size)
-    assert probed.thumbnail is not None and probed.phash is not None
+    assert probed.thumbnail is not None
+    assert probed.phash is not None
     key = item.thumbnail_key or storage.thumbnail_key(item.sha256)
     default_storage.delete(key)
     storage.store_thumbnail(key, probed.thumbnail)
