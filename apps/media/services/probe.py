@@ -296,6 +296,14 @@ def _make_thumbnail(image: Image.Image, size: int, *, orientation: int = 1) -> I
     return image
 
 
+def display_picture(image: Image.Image, size: int) -> Image.Image:
+    """An opened image as people see it: ≤ size on each side, 8-bit RGB(A), EXIF orientation
+    applied (what thumbnails and previews show); `image` is consumed."""
+    orientation = image.getexif().get(0x0112, 1)
+    image.load()
+    return _make_thumbnail(image, size, orientation=orientation)
+
+
 @lru_cache(maxsize=1)
 def _dct_table() -> list[list[float]]:
     return [[math.cos(math.pi / 32 * (x + 0.5) * u) for x in range(32)] for u in range(8)]
