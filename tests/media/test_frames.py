@@ -112,10 +112,9 @@ def test_box_is_applied_and_recorded_exactly(video_dir, media_root):
 
 def test_interval_mode_takes_the_first_frame_at_or_after_each_step(video_dir):
     video = add_video(mediafiles.video_file(video_dir, "webm", seconds=3))
-    job = capture(video, {"mode": "interval", "interval": 0.5})
+    capture(video, {"mode": "interval", "interval": 0.5})
     stamps = sorted(VideoFrame.objects.filter(video=video).values_list("timestamp_ms", flat=True))
     assert stamps == [0, 520, 1000, 1520, 2000, 2520]  # 25 fps: frames sit at multiples of 40 ms
-
 
 
 def test_progress_counts_frames_and_the_position_is_shown_apart(video_dir):

@@ -57,7 +57,9 @@ def test_browser_formats_are_shown_as_they_are(signed_in, curator):
     assert response["Content-Type"] == "image/png"
 
 
-def test_deleting_an_item_removes_its_preview(signed_in, curator, media_root, django_capture_on_commit_callbacks):
+def test_deleting_an_item_removes_its_preview(
+    signed_in, curator, media_root, django_capture_on_commit_callbacks
+):
     item = add(mediafiles.image_bytes("tiff", seed=6), curator)
     signed_in.get(f"/items/{item.pk}/preview")
     with django_capture_on_commit_callbacks(execute=True):
