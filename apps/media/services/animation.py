@@ -94,7 +94,7 @@ def animation_timing(path: Path, fmt: str) -> Timing:
 def _plain(frame: Image.Image) -> Image.Image:
     """The frame as stored: RGB, or RGBA when some pixel is not opaque."""
     rgba = frame.convert("RGBA")
-    if rgba.getchannel("A").getextrema()[0] == 255:  # type: ignore[index]
+    if rgba.getchannel("A").getextrema() == (255, 255):
         return rgba.convert("RGB")
     return rgba
 

@@ -218,9 +218,7 @@ def _animation_probe(path: Path, fmt: str, width: int, height: int, decoded: _De
     timing = animation_timing(path, fmt)
     thumbnail = decoded.thumbnail
     # Pillow opens every animated WebP as RGBA; say "alpha" only when a pixel is see-through.
-    has_alpha = decoded.has_alpha and (
-        thumbnail.mode != "RGBA" or thumbnail.getchannel("A").getextrema()[0] < 255  # type: ignore[index]
-    )
+    has_alpha = decoded.has_alpha and (thumbnail.mode != "RGBA" or _low(thumbnail.getchannel("A")) < 255)
     return Probe(
         kind="video",
         format=fmt,
@@ -262,6 +260,18 @@ def _draft_size(size: tuple[int, int], thumb_size: int) -> tuple[int, int]:
     return max(1, math.ceil(thumb_size * width / height)), thumb_size
 
 
+def _extrema(image: Image.Image) -> tuple[float, float]:
+    """The lowest and highest sample of a one-band image."""
+    low, high = image.getextrema()
+    assert isinstance(low, (int, float))
+    assert isinstance(high, (int, float))
+    return float(low), float(high)
+
+
+def _low(image: Image.Image) -> float:
+    return _extrema(image)[0]
+
+
 _DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
@@ -274,7 +284,7 @@ def to_8bit(image: Image.Image) -> Image.Image:
     """
     if image.mode not in _DEEP_MODES:
         return image
-    low, high = image.getextrema()  # type: ignore[misc]
+    low, high = _extrema(image)
     if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high <= 65535):
         scale, offset = 1 / 256, 0.0
     else:
