@@ -68,3 +68,19 @@ def test_rehash_all_covers_8_bit_images_too(media_root):
     MediaItem.objects.filter(pk=item.pk).update(phash=WHITE_HASH)
     call_command("media_rehash", "--all", stdout=io.StringIO())
     assert MediaItem.objects.get(pk=item.pk).phash == item.phash
+
+
+def test_rehash_animations_makes_old_animated_gif_and_webp_images_videos():
+    gif = ingest(mediafiles.animation_bytes("gif", [100, 300, 100]))
+    webp = ingest(mediafiles.animation_bytes("webp", [200] * 4))
+    # As the old probe stored them: images with no timing.
+    MediaItem.objects.filter(pk__in=[gif.pk, webp.pk]).update(
+        kind="image", duration_ms=None, fps_milli=None, codec=""
+    )
+    out = io.StringIO()
+    call_command("media_rehash", "--animations", stdout=out)
+    gif.refresh_from_db()
+    webp.refresh_from_db()
+    assert (gif.kind, gif.duration_ms, gif.frame_count, gif.codec) == ("video", 500, 3, "gif")
+    assert (webp.kind, webp.duration_ms, webp.fps_milli) == ("video", 800, 5000)
+    assert "Done: 2 items re-probed, 0 failed." in out.getvalue()

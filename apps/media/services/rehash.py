@@ -1,8 +1,9 @@
-"""Re-measure stored items: thumbnails and perceptual hashes again, from the originals.
+"""Re-measure stored items from their originals, for items an older probe measured
+(docs/operations.md#re-hashing-and-re-probing): thumbnails and perceptual hashes of 16-bit
+images (once clipped to white), and animated GIF/WebP stored as images (now videos).
 
-For items measured by an older probe (16-bit images were clipped to white before 16-bit
-samples were scaled: docs/operations.md#re-hashing-and-re-thumbnailing). Works in keyset
-batches of ids, one bulk UPDATE per batch; `after_id` resumes where a run stopped.
+Works in keyset batches of ids, one bulk UPDATE per batch; `after_id` resumes where a run
+stopped.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from django.db.models import Q, QuerySet
 
 from apps.core.exceptions import DomainError
 from apps.media import conf
-from apps.media.formats import PIL_FORMATS
+from apps.media.formats import ANIMATION_FORMATS, PIL_FORMATS
 from apps.media.models import MediaItem
 from apps.media.phash import phash_bands, phash_to_signed
 from apps.media.services import probe, storage
+from apps.media.services.animation import animation_timing
 
 DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
@@ -95,5 +97,35 @@ def media_rehash_batch(*, after_id: int = 0, batch_size: int = 200, everything: 
             changed,
             ["thumbnail_key", "phash", "phash_b0", "phash_b1", "phash_b2", "phash_b3", "phash_b4"],
             batch_size=batch_size,
+        )
+    return RehashBatch(done=len(changed), failed=failed, last_id=items[-1].pk if items else after_id)
+
+
+def animation_candidates() -> QuerySet[MediaItem]:
+    """Animated GIF and WebP stored as images before they were probed as videos."""
+    return MediaItem.objects.filter(
+        kind=MediaItem.Kind.IMAGE, animated=True, format__in=list(ANIMATION_FORMATS)
+    )
+
+
+def media_reprobe_animations_batch(*, after_id: int = 0, batch_size: int = 200) -> RehashBatch:
+    """Make the next `batch_size` animated GIF/WebP images videos, timed by their frame delays
+    (their thumbnail and hash, from the first frame, stay); one UPDATE per batch."""
+    items = list(animation_candidates().filter(pk__gt=after_id).order_by("pk")[:batch_size])
+    changed, failed = [], []
+    for item in items:
+        try:
+            with _local(item) as path:
+                timing = animation_timing(path, item.format)
+        except (DomainError, OSError) as exc:
+            failed.append((item.pk, getattr(exc, "message", str(exc))))
+            continue
+        item.kind, item.codec = MediaItem.Kind.VIDEO, item.format
+        item.duration_ms, item.fps_milli = timing.duration_ms, timing.fps_milli
+        item.frame_count = len(timing.delays_ms)
+        changed.append(item)
+    with transaction.atomic():
+        MediaItem.objects.bulk_update(
+            changed, ["kind", "codec", "duration_ms", "fps_milli", "frame_count"], batch_size=batch_size
         )
     return RehashBatch(done=len(changed), failed=failed, last_id=items[-1].pk if items else after_id)
