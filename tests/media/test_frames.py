@@ -270,3 +270,15 @@ def test_frames_api_starts_a_job_and_lists_captures(api, video_dir):
     assert [r["id"] for r in api.get(f"/api/media/?video={video.pk}").json()["results"]] == sorted(
         [r["item"]["id"] for r in listed], reverse=True
     )
+
+
+def test_job_page_shows_frames_done_and_the_position_apart(video_dir, client, curator):
+    video = add_video(mediafiles.video_file(video_dir, "webm", seconds=3))
+    job = frames.media_frames_extract_start(
+        video=video, request={"mode": "interval", "interval": 0.5}, added_by=curator
+    )
+    frames.media_frames_extract_run(job_id=job.pk)
+    client.force_login(curator)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "6 of 6 done" in page
+    assert "<span data-job-position>3.000 s of 3.000 s</span>" in page
