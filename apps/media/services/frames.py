@@ -4,7 +4,9 @@ ffmpeg decodes (applying the container's rotation), selects, crops and writes th
 PNGs to a pipe (its PNG encoder runs on its own threads, beside the decoder, out of Python's
 way); `showinfo` reports each frame's presentation time on stderr. Every frame becomes an
 image item of kind `frame` that remembers its video, time relative to the stream start, frame
-index and box; the same time and box captured again returns the same frame.
+index and box; the same time and box captured again returns the same frame. Animated GIF and
+WebP are decoded by Pillow instead (`animation.py`), selected the same way, exact by index.
+Progress counts frames; the position in the video goes in the job's `result`.
 """
 
 from __future__ import annotations
