@@ -31,8 +31,8 @@ from apps.tags.models import (
 )
 from apps.tags.services import operations as ops
 from apps.tags.services import tag_set_edit, tag_set_promote
+from apps.tags.services.assignments import sets_recount
 from apps.tags.services.effective import counters_recount, effective_rebuild_all
-from apps.tags.services.operations.apply import sets_recount
 from tests.tags.factories import assign, effective_build, items_make, tags_make
 
 pytestmark = pytest.mark.django_db

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import ForbiddenError
+from apps.tags import selectors
 from apps.tags.api import serializers_operations as s
 from apps.tags.models import Operation
 from apps.tags.services import operations
@@ -77,10 +78,10 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     required_perms: list[str] | None = None
 
     def get_queryset(self) -> QuerySet[Operation]:
-        return operations.operation_list(viewer=self.request.user)
+        return selectors.operation_list(viewer=self.request.user)
 
     def get_object(self) -> Operation:
-        return operations.operation_get(operation_id=self.kwargs["pk"], viewer=self.request.user)
+        return selectors.operation_get(operation_id=self.kwargs["pk"], viewer=self.request.user)
 
     @extend_schema(
         request=None,
@@ -110,7 +111,7 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         operation = operations.operation_cancel(operation=self.get_object(), actor=request.user)
         return Response(
             s.OperationOutputSerializer(
-                operations.operation_get(operation_id=operation.pk, viewer=request.user)
+                selectors.operation_get(operation_id=operation.pk, viewer=request.user)
             ).data
         )
 
@@ -129,7 +130,7 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Ids of the items an operation changed (a preview: its target), ascending, keyset-paged."""
         after = _int(request.query_params.get("after"), 0)
         limit = max(1, min(_int(request.query_params.get("limit"), 100), 1000))
-        ids = operations.operation_item_ids(operation=self.get_object(), after=after, limit=limit + 1)
+        ids = selectors.operation_item_ids(operation=self.get_object(), after=after, limit=limit + 1)
         return Response({"ids": ids[:limit], "next_after": ids[limit - 1] if len(ids) > limit else None})
 
 
