@@ -298,3 +298,42 @@ def test_deleting_an_item_takes_it_out_of_tag_counts_and_stats_at_once(curator):
     assert counters_recount() == {"tags_fixed": 0}  # nothing left for the nightly recount
     assert _stats_now() == _stats_recounted() == {("cat", TagSet.Kind.SOURCE): 1}
     assert effective(kept) == {"cat": False}
+
+
+def test_the_rule_approval_policy_lives_in_the_service(curator):
+    from django.contrib.auth.models import Permission, User
+
+    from apps.core.exceptions import ForbiddenError
+    from apps.tags.models import RuleStatus
+
+    curator.groups.first().permissions.remove(Permission.objects.get(codename="approve_rules"))
+    editor = User.objects.get(pk=curator.pk)
+    proposal = rules.alias_create(antecedent="kitty", consequent="cat", actor=editor, activate=True)
+    assert proposal.status == RuleStatus.PENDING  # an editor's proposal waits for an approver
+    implication = rules.implication_create(child="cat", parent="animal", actor=editor, activate=True)
+    assert implication.status == RuleStatus.PENDING
+    with pytest.raises(ForbiddenError) as refused:
+        rules.alias_activate(alias=proposal, actor=editor)
+    assert refused.value.code == "tags.approve_rules_required"
+    with pytest.raises(ForbiddenError):
+        rules.implication_activate(rule=implication, actor=editor)
+    assert rules.alias_activate(alias=proposal, actor=None).status == RuleStatus.ACTIVE  # the system may
+
+
+def test_undoing_the_undo_of_a_set_creating_promotion_promotes_again(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = make_item(["cat", "sky"])
+    tagger = tagger_set_make(item, {"smile": 9000})
+    promoted = Operation.objects.get(pk=tag_set_promote(source_set=tagger, actor=curator)["operation"])
+    undo = operation_undo(operation=promoted, actor=curator).operation
+    assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
+    redo = operation_undo(operation=undo, actor=curator).operation
+    assert redo.status == Operation.Status.APPLIED
+    curated = TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED)
+    current = TagAssignment.objects.filter(tagset=curated, state=TagAssignment.State.CURRENT)
+    assert set(current.values_list("tag__name", flat=True)) == {"cat", "sky", "smile"}
+    assert effective(item) == {"cat": False, "sky": False, "smile": False}
+    assert _stat("smile", TagSet.Kind.CURATED) == 1
+    assert redo.counters["reapplied_items"] == 1

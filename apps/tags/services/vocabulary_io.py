@@ -32,7 +32,6 @@ from apps.tags.services.vocabularies import batches, invalid_field
 
 IMPORT_MAX_ERRORS = 1000  # listed; all are counted
 ALIAS_ACTIVATE_MAX = 2000  # one rule change each; more stay pending for review in bulk
-APPROVE_PERM = "tags.approve_rules"
 
 
 # --- upserting tags by name (import and build share it) ------------------------------------------
@@ -325,7 +324,7 @@ def _entries(
 
 def _alias_activator(actor: Any) -> Any:
     """rules.alias_activate when the importer may approve rules, else None (aliases stay pending)."""
-    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.has_perm(APPROVE_PERM):
+    if actor is None or not rules.rules_may_approve(actor):
         return None
     return rules.alias_activate
 

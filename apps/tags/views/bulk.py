@@ -170,9 +170,6 @@ def bulk_apply(request: HttpRequest, pk: int) -> HttpResponse:
     """Apply a preview: the result (sync) or the job's progress (large operations)."""
     _require_write(request)
     operation = selectors.operation_get(operation_id=pk, viewer=request.user)
-    spec_action = operation.params.get("spec", {}).get("action")
-    if spec_action == "set_type" and not request.user.has_perm("tags.change_tag"):
-        raise PermissionDenied
     try:
         outcome = operations.operation_apply(operation=operation, actor=request.user)
     except DomainError as err:
@@ -206,7 +203,7 @@ def _error(request: HttpRequest, err: DomainError) -> HttpResponse:
         "error.html",
         "partials/_error.html",
         {"error": err},
-        status=409 if err.status_code == 409 else 422,
+        status=err.status_code if err.status_code in (403, 409) else 422,
     )
 
 
