@@ -45,10 +45,12 @@ def test_job_list_filters_by_status_and_hides_other_peoples_jobs(api, own_job):
 
 def test_cancel_via_api_then_again_is_a_conflict(api, own_job):
     first = api.post(f"/api/jobs/{own_job.pk}/cancel")
-    assert first.status_code == 200 and first.json()["cancel_requested"] is True
+    assert first.status_code == 200
+    assert first.json()["cancel_requested"] is True
     services.job_finish(job=own_job)
     second = api.post(f"/api/jobs/{own_job.pk}/cancel")
-    assert second.status_code == 409 and second.json()["code"] == "jobs.finished"
+    assert second.status_code == 409
+    assert second.json()["code"] == "jobs.finished"
 
 
 def test_someone_elses_job_is_not_found(own_job):
@@ -107,7 +109,9 @@ def test_jobs_page_lists_what_each_job_is_about_and_its_counts(client, curator):
     client.force_login(curator)
     html = client.get("/jobs/").content.decode()
     assert "Finished with 1 failure" in html
-    assert "1 created" in html and "1 duplicate" in html and "1 failed" in html
+    assert "1 created" in html
+    assert "1 duplicate" in html
+    assert "1 failed" in html
     assert f'href="/jobs/{partly.pk}/#results"' in html
     assert 'href="/items/42/"' in html
     assert video.subject["label"] == "video 42"
