@@ -223,7 +223,7 @@ def test_unknown_qualifier_suggests_the_nearest(lib):  # check 12
     with pytest.raises(QueryError) as info:
         search_media(q="cat widht:100", viewer=None)
     err = info.value
-    assert err.code == "unknown_qualifier" and err.details["suggestion"] == "width"
+    assert err.code == "search.unknown_qualifier" and err.details["suggestion"] == "width"
     assert err.details["token"] == "widht" and err.details["position"] == 4 and "width" in err.details["hint"]
     real = search_media(q="re:zero", viewer=None)  # a real tag with a colon
     assert [w["code"] for w in real.warnings] == ["stale_items"]
@@ -233,7 +233,7 @@ def test_unknown_qualifier_suggests_the_nearest(lib):  # check 12
 def test_unknown_vocabulary_is_invalid(lib):
     with pytest.raises(QueryError) as info:
         search_media(q="cat vocab:nope", viewer=None)
-    assert info.value.code == "invalid_value" and info.value.details["position"] == 10
+    assert info.value.code == "search.invalid_value" and info.value.details["position"] == 10
 
 
 def test_wildcard_truncates_to_the_most_used_tags(db):  # check 14
@@ -251,7 +251,7 @@ def test_wildcard_truncates_to_the_most_used_tags(db):  # check 14
     assert truncated["code"] == "wildcard_truncated" and (truncated["total"], truncated["used"]) == (150, 100)
     with pytest.raises(QueryError) as info:
         search_media(q="a -w_*", viewer=None)
-    assert info.value.code == "wildcard_too_broad" and info.value.details["position"] == 3
+    assert info.value.code == "search.wildcard_too_broad" and info.value.details["position"] == 3
     assert info.value.details["total"] == 150
 
 
@@ -288,7 +288,7 @@ def test_term_expansion_is_bounded(lib, settings):
     settings.SEARCH_TERM_EXPANSION_MAX = 2
     with pytest.raises(QueryError) as info:
         search_media(q="in:source vehicle", viewer=None)
-    assert info.value.code == "term_too_broad" and info.value.details["token"] == "vehicle"
+    assert info.value.code == "search.term_too_broad" and info.value.details["token"] == "vehicle"
     assert info.value.details["position"] == 10
 
 

@@ -128,7 +128,7 @@ def test_foreign_or_tampered_cursors_are_refused(many):
     ]:
         with pytest.raises(QueryError) as info:
             search_media(q=q, viewer=None, cursor=cursor)
-        assert info.value.code == "cursor_mismatch" and info.value.status_code == 400
+        assert info.value.code == "search.cursor_mismatch" and info.value.status_code == 400
     assert search_media(q="cat  ", viewer=None, cursor=cat.next_cursor).ids  # same query, other spacing
 
 
@@ -200,7 +200,7 @@ def test_search_past_its_time_limit_is_query_timeout(many, settings, monkeypatch
     with pytest.raises(QueryTimeout) as info:
         search_media(q="cat dog", viewer=None)
     assert time.monotonic() - started < 1.0
-    assert info.value.code == "query_timeout" and info.value.details["term"] == "cat"
+    assert info.value.code == "search.query_timeout" and info.value.details["term"] == "cat"
     monkeypatch.setattr(executor, "_page_rows", original)
     assert len(search_media(q="cat dog", viewer=None).ids) == 50
 
