@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.core.exceptions import NotFoundError
 from apps.media.models import MediaItem, VideoFrame
@@ -37,3 +37,35 @@ def video_frame_list(*, video: MediaItem) -> QuerySet[Any]:
 def media_item_children(*, item: MediaItem, limit: int = 48) -> list[MediaItem]:
     """Items made from this one (transform results), newest first."""
     return list(MediaItem.objects.filter(parent=item).order_by("-id")[:limit])
+
+
+def site_host_clean(value: str) -> str:
+    """A typed host as stored: lower case, no scheme, path, port or trailing dot."""
+    host = value.strip().lower()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0].split(":", 1)[0]
+    return host.strip(".")
+
+
+def media_sites_matching(*, hosts: list[str]) -> list[str]:
+    """The stored source hosts that are one of `hosts` or a subdomain of one: `pixiv.net` →
+    pixiv.net, www.pixiv.net, i.pixiv.net (docs/query-language.md#qualifiers).
+
+    One DISTINCT read over the (site, id) index (MariaDB answers it with a loose index scan,
+    one probe per distinct host), so the item filter is an indexed `site IN (…)`.
+    """
+    wanted = [h for h in (site_host_clean(v) for v in hosts) if h]
+    if not wanted:
+        return []
+    match = Q()
+    for host in wanted:
+        match |= Q(site=host) | Q(site__endswith=f".{host}")
+    found = MediaItem.objects.filter(match).order_by("site").values_list("site", flat=True).distinct()
+    return sorted(set(found))
+
+
+def media_items_from_sites(queryset: QuerySet[MediaItem], *, hosts: list[str]) -> QuerySet[MediaItem]:
+    """Items whose source host is one of `hosts` or a subdomain of one."""
+    sites = media_sites_matching(hosts=hosts)
+    return queryset.filter(site__in=sites) if sites else queryset.none()

@@ -20,6 +20,7 @@ from apps.core.exceptions import DomainError
 from apps.core.lookups import NameGlob
 from apps.media.models import MediaItem
 from apps.media.phash import phash_bands
+from apps.media.selectors import media_sites_matching
 from apps.search.query import values as v
 from apps.search.query.config import int_knob, knob
 from apps.search.query.errors import QueryError
@@ -337,10 +338,11 @@ class Resolver:
             return Column("format", "in", parsed)
         if name == "rating":
             return Column("rating", "in", parsed)
-        if name == "site":
-            return Column("site", "in", tuple(parsed))
-        if name == "artist":
-            return Column("artist", "bytes", parsed)
+        if name == "site":  # the host or any subdomain of it
+            sites = media_sites_matching(hosts=list(parsed))
+            return Column("site", "in", tuple(sites)) if sites else FALSE
+        if name == "artist":  # case-insensitive, `_` = space
+            return Column("artist", "folded", parsed)
         if name == "sha256":
             return Column("sha256", "eq", parsed)
         if name == "source":
