@@ -157,10 +157,16 @@ def bulk_preview(request: HttpRequest) -> HttpResponse:
     return _panel(request, form, status=422)
 
 
-def _result(request: HttpRequest, outcome: operations.Outcome, *, template: str) -> HttpResponse:
+def _result(
+    request: HttpRequest,
+    outcome: operations.Outcome,
+    *,
+    template: str,
+    partial: str = "tags/partials/_operation_result.html",
+) -> HttpResponse:
     operation = operations.operation_get(operation_id=outcome.operation.pk, viewer=request.user)
     context = {"operation": operation, "job": outcome.job, "can_write": request.user.has_perm(WRITE)}
-    return render_page(request, template, "tags/partials/_operation_result.html", context)
+    return render_page(request, template, partial, context)
 
 
 @login_required
@@ -175,8 +181,15 @@ def bulk_apply(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         outcome = operations.operation_apply(operation=operation, actor=request.user)
     except DomainError as err:
-        return _error(request, err)
-    return _result(request, outcome, template="tags/bulk.html")
+        if err.status_code != 409:
+            return _error(request, err)
+        # Applied (or expired) meanwhile: say so where the result goes and retire the button.
+        context = {"error": err, "operation": operation}
+        return render_page(
+            request, "error.html", "tags/partials/_bulk_apply_refused.html", context, status=409
+        )
+    # The answer also replaces the Apply button (out of band), so it cannot be pressed twice.
+    return _result(request, outcome, template="tags/bulk.html", partial="tags/partials/_bulk_applied.html")
 
 
 @login_required
