@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import django_filters
+from django import forms
 from django.db.models import F, QuerySet
 
 from apps.core.lookups import FoldedEquals
@@ -14,9 +15,12 @@ from apps.media.models import MediaItem
 
 
 class MediaItemFilter(django_filters.FilterSet):
-    kind = django_filters.ChoiceFilter(field_name="kind", choices=MediaItem.Kind.choices)
+    kind = django_filters.ChoiceFilter(field_name="kind", choices=MediaItem.Kind.choices, empty_label="Any")
     format = django_filters.MultipleChoiceFilter(
-        field_name="format", choices=[(f, f) for f in MIME_TYPES], label="Format"
+        field_name="format",
+        choices=[(f, f) for f in MIME_TYPES],
+        label="Format",
+        widget=forms.CheckboxSelectMultiple,
     )
     width_min = django_filters.NumberFilter(field_name="width", lookup_expr="gte", label="Min width")
     width_max = django_filters.NumberFilter(field_name="width", lookup_expr="lte", label="Max width")

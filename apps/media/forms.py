@@ -55,6 +55,19 @@ class UploadForm(forms.Form):
         return data
 
 
+class SelectionForm(forms.Form):
+    """Items chosen in the library grid: their ids, space- or comma-separated."""
+
+    ids = forms.CharField(widget=forms.HiddenInput)
+
+    def clean_ids(self) -> list[int]:
+        parts = [p for p in self.cleaned_data["ids"].replace(",", " ").split() if p]
+        bad = [p for p in parts if not p.isdigit()]
+        if bad or not parts:
+            raise forms.ValidationError("Select items in the library first.")
+        return list(dict.fromkeys(int(p) for p in parts))
+
+
 # --- item tools: crop / scale (images and frames) and frame capture (videos) ---------------
 
 ASPECT_CHOICES = [

@@ -12,4 +12,7 @@ urlpatterns = [
     path("items/<int:pk>/frames", views.item_frames, name="item-frames"),
     path("items/<int:pk>/stream", views.item_stream, name="item-stream"),
     path("upload/", views.upload, name="upload"),
+    path("selection/ids", views.selection_ids, name="selection-ids"),
+    path("selection/transform", views.selection_transform, name="selection-transform"),
+    path("selection/delete", views.selection_delete, name="selection-delete"),
 ]

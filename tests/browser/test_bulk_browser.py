@@ -35,7 +35,9 @@ def test_apply_retires_its_button_once_applied(signed_in: Page, live_server) -> 
     expect(page.locator(".bulk-apply.applied")).to_contain_text("Applied as operation")
 
 
-def test_apply_of_a_preview_applied_elsewhere_shows_the_conflict(signed_in: Page, live_server, curator) -> None:
+def test_apply_of_a_preview_applied_elsewhere_shows_the_conflict(
+    signed_in: Page, live_server, curator
+) -> None:
     page = signed_in
     preview(page, live_server.url, two_cats())
     operation = Operation.objects.get()

@@ -260,7 +260,9 @@ def test_too_many_terms_in_all():
 def test_nesting_depth():
     assert parse("(" * 8 + "a" + ")" * 8) is not None
     err = error("(" * 9 + "a" + ")" * 9)
-    assert err.code == "search.nesting_too_deep" and err.details["position"] == 8 and err.details["token"] == "("
+    assert (
+        err.code == "search.nesting_too_deep" and err.details["position"] == 8 and err.details["token"] == "("
+    )
 
 
 def test_limits_follow_settings(settings):

@@ -283,7 +283,9 @@ class Resolver:
             return Match("assign", frozenset(matched), kinds, count=count, label=node.raw)
         ideals = self.terms.ideal_ids(matched)
         if scope == "effective":
-            return Match("effective", frozenset(ideals), direct=node.mode == "direct", count=count, label=node.raw)
+            return Match(
+                "effective", frozenset(ideals), direct=node.mode == "direct", count=count, label=node.raw
+            )
         ids = self.terms.expand_ids(ideals, descendants=node.mode != "direct")
         if len(ids) > int_knob("SEARCH_TERM_EXPANSION_MAX"):
             raise QueryError(

@@ -134,10 +134,10 @@ def _panel(request: HttpRequest, form: BulkForm, status: int = 200, **extra: Any
 
 @login_required
 def bulk_editor(request: HttpRequest) -> HttpResponse:
-    """The bulk editor; `?q=`, `?ids=`, `?action=`, `?tags=` prefill it (e.g. from the library)."""
-    initial = {
-        key: request.GET[key] for key in ("q", "ids", "action", "tags", "from_tags") if key in request.GET
-    }
+    """The bulk editor; `?q=`, `?ids=`, `?action=`, `?tags=` prefill it, or the same fields posted
+    (the library's selection posts its ids: too many for a URL)."""
+    given = request.POST if request.method == "POST" else request.GET
+    initial = {key: given[key] for key in ("q", "ids", "action", "tags", "from_tags") if key in given}
     return _panel(request, BulkForm(initial={"revive_tombstones": True, **initial}))
 
 
