@@ -15,15 +15,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
-from apps.media.services.items import SELECTION_DELETE_MAX
-from apps.media.services.transforms import BULK_MAX_ITEMS
 from apps.core.htmx import redirect_after_post, render_page
 from apps.media import conf, extensions, selectors, services
 from apps.media.filters import MediaItemFilter
 from apps.media.forms import FramesForm, SelectionForm, TransformForm, UploadForm
 from apps.media.models import MediaItem
 from apps.media.services import frames, transforms
+from apps.media.services.items import SELECTION_DELETE_MAX
 from apps.media.services.recipes import BUCKETS
+from apps.media.services.transforms import BULK_MAX_ITEMS
 
 PAGE_SIZE = 60
 STRIP_SIZE = 300  # captured frames shown on a video's timeline

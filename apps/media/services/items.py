@@ -8,7 +8,6 @@ from typing import TypeVar
 from django.db import transaction
 
 from apps.core.exceptions import DomainError
-
 from apps.media import events
 from apps.media.models import MediaItem
 from apps.media.services import storage

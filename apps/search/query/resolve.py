@@ -295,7 +295,8 @@ class Resolver:
                 token=node.raw,
                 position=node.pos,
                 length=node.length,
-                hint="Make the pattern more specific, search in:effective, or use direct: to leave out implied tags.",
+                hint="Make the pattern more specific, search in:effective, or use direct: "
+                "to leave out implied tags.",
             )
         return Match("assign", frozenset(ids), kinds, count=count, label=node.raw)
 
