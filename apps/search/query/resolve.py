@@ -446,6 +446,9 @@ __all__ = ["Resolved", "query_resolve"]
 
 
 WILDCARD_SORT_MAX = 1000
+WILDCARD_NARROWER = (
+    "Make the pattern more specific, search in:effective, or use direct: to leave out implied tags."
+)
 
 
 def _most_used(tags: QuerySet[Tag], n: int) -> list[tuple[int, int]]:
