@@ -325,13 +325,20 @@ def upload(request: HttpRequest) -> HttpResponse:
                     },
                 )
             except DomainError as err:
-                form.add_error(None, err.message)
+                form.add_service_error(err)
             else:
                 if getattr(request, "htmx", None):
                     return render_page(
                         request, "media/upload.html", "jobs/partials/_job_status.html", {"job": job}
                     )
                 return redirect_after_post(request, reverse("jobs:job-detail", args=[job.pk]))
+    if form.errors and getattr(request, "htmx", None):
+        # Only the messages are swapped in: the chosen files and the open section stay as they were.
+        response = render_page(request, "media/upload.html", "media/partials/_upload_errors.html", {"form": form})
+        response.status_code = 422
+        response["HX-Retarget"] = "#upload-errors"
+        response["HX-Reswap"] = "innerHTML"
+        return response
     return render_page(
         request,
         "media/upload.html",
