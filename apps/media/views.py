@@ -334,7 +334,9 @@ def upload(request: HttpRequest) -> HttpResponse:
                 return redirect_after_post(request, reverse("jobs:job-detail", args=[job.pk]))
     if form.errors and getattr(request, "htmx", None):
         # Only the messages are swapped in: the chosen files and the open section stay as they were.
-        response = render_page(request, "media/upload.html", "media/partials/_upload_errors.html", {"form": form})
+        response = render_page(
+            request, "media/upload.html", "media/partials/_upload_errors.html", {"form": form}
+        )
         response.status_code = 422
         response["HX-Retarget"] = "#upload-errors"
         response["HX-Reswap"] = "innerHTML"

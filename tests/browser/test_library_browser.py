@@ -124,9 +124,7 @@ def test_item_page_puts_the_tag_editor_before_the_tools(signed_in: Page, live_se
     assert order
 
 
-def test_deleting_a_video_from_its_page_says_what_happens_to_its_frames(
-    signed_in: Page, live_server
-) -> None:
+def test_deleting_a_video_from_its_page_says_what_happens_to_its_frames(signed_in: Page, live_server) -> None:
     page = signed_in
     video = items_make(1, kind="video", format="mp4", mime_type="video/mp4", duration_ms=5000)[0]
     items_make(3, kind="frame", video=video)

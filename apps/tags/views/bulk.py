@@ -16,6 +16,7 @@ from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
 from apps.media.models import MediaItem
 from apps.tags.models import Operation, TagType
+from apps.tags.selectors.history import operation_edit_deltas
 from apps.tags.services import operations
 from apps.tags.services.operations.plan import tag_list_parse
 
@@ -237,6 +238,9 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     page = list(rows[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
+    deltas = operation_edit_deltas(operations=page)
+    for op in page:
+        op.delta = deltas.get(op.pk)  # type: ignore[attr-defined]  # shown in the row
     query = {"kind": kind, "status": status}
     next_query = "&".join(f"{k}={v}" for k, v in query.items() if v)
     context = {
@@ -269,6 +273,7 @@ def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     found = MediaItem.objects.in_bulk(ids[:ITEMS_PAGE])
     context = {
         "operation": operation,
+        "delta": operation_edit_deltas(operations=[operation]).get(operation.pk),
         "items": [found[i] for i in ids[:ITEMS_PAGE] if i in found],
         "next_after": ids[ITEMS_PAGE - 1] if len(ids) > ITEMS_PAGE else None,
         "can_write": request.user.has_perm(WRITE),
