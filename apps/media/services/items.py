@@ -44,7 +44,7 @@ def _batched(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
 def media_items_delete(*, ids: list[int]) -> int:
     """Delete many items as `media_item_delete` does one, in chunks of 500; returns how many.
 
-    A deleted video's captures go with it; its frames stay, unlinked (docs/operations.md#deleting).
+    A deleted video's captures go with it; its frames stay, unlinked (docs/operations.md#deleting-media).
     """
     if len(ids) > SELECTION_DELETE_MAX:
         raise DomainError(
