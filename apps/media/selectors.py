@@ -95,6 +95,11 @@ def media_item_count(
         return MediaItem.objects.order_by("-pk").values_list("pk", flat=True).first(), False
 
 
+def video_frame_item_count(*, video: MediaItem) -> int:
+    """How many frame items were captured from this video (they outlive it, unlinked)."""
+    return MediaItem.objects.filter(video=video).count()
+
+
 def media_item_videos_summary(*, ids: list[int]) -> dict[str, int]:
     """How many of these items are videos, and how many frames were captured from those videos."""
     videos = MediaItem.objects.filter(pk__in=ids, kind=MediaItem.Kind.VIDEO)

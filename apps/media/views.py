@@ -196,7 +196,7 @@ def _detail_context(request: HttpRequest, item: MediaItem, **extra: Any) -> dict
         "frame_box": _frame_box(item),
         "tool_config": {"buckets": BUCKETS, "max_pixels": conf.max_image_pixels()},
         "similar_count": selectors.media_item_similar_count(item=item),
-        "frames_kept": selectors.media_item_videos_summary(ids=[item.pk])["frames"]
+        "frames_kept": selectors.video_frame_item_count(video=item)
         if item.kind == MediaItem.Kind.VIDEO
         else 0,
     }
