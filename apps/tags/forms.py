@@ -12,8 +12,9 @@ from django.db.models import QuerySet
 from apps.core.exceptions import DomainError
 from apps.tags.models import Description, Tag, TagType, Vocabulary
 from apps.tags.selectors.autocomplete import tag_query_normalise
-from apps.tags.selectors.vocabularies import vocabulary_default
-from apps.tags.services.vocabularies import CATEGORY_SCHEMES, TAG_ORDERS, USAGE_SCOPES, WORD_SEPARATORS
+from apps.tags.selectors.vocabularies import TAG_ORDERS, vocabulary_default
+from apps.tags.services.vocabularies import WORD_SEPARATORS
+from apps.tags.services.vocabulary_io import CATEGORY_SCHEMES, USAGE_SCOPES
 
 _MAX_CHAR = "\U0010ffff"
 
@@ -167,7 +168,9 @@ class CsvImportForm(forms.Form):
 
 class BuildForm(forms.Form):
     source = forms.ModelChoiceField(
-        queryset=Vocabulary.objects.order_by("name"), label="From the tags of", empty_label="Choose a template"
+        queryset=Vocabulary.objects.order_by("name"),
+        label="From the tags of",
+        empty_label="Choose a template",
     )
     scope = forms.ChoiceField(choices=list(USAGE_SCOPES.items()), initial="effective", label="Used in")
     min_count = forms.IntegerField(min_value=1, initial=1, label="On at least (items)")
