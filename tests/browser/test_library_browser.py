@@ -152,3 +152,20 @@ def test_upload_error_keeps_the_files_and_the_open_section(
     assert page.locator("input[name=files]").evaluate("input => input.files.length") == 1
     expect(page.locator("#upload-form details")).to_have_attribute("open", "")
     assert Job.objects.count() == 0
+
+
+def test_upload_results_list_failed_inputs_first(
+    signed_in: Page, live_server, celery_worker_thread, tmp_path: Path
+) -> None:
+    page = signed_in
+    good = tmp_path / "a-good.png"
+    good.write_bytes(mediafiles.image_bytes("png", seed=8))
+    bad = tmp_path / "b-bad.jpg"
+    bad.write_bytes(b"this is not a picture at all")
+    page.goto(f"{live_server.url}/upload/")
+    page.set_input_files("input[name=files]", [good, bad])
+    page.locator("#upload-form").get_by_role("button", name="Upload").click()
+    job = page.locator("#upload-area section.job")
+    expect(job.locator("li.result")).to_have_count(2, timeout=60_000)
+    expect(job.locator("li.result").first).to_have_class(re.compile(r"\bfailed\b"))
+    expect(job.locator("li.result").first).to_contain_text("b-bad.jpg")
