@@ -387,14 +387,17 @@ def selection_ids(request: HttpRequest) -> HttpResponse:
     """Every item matching the library's current query and filters, newest first, as JSON ids
     (at most BULK_MAX_ITEMS): what "Select all matching" selects."""
     filterset = MediaItemFilter(request.GET or None, queryset=selectors.media_item_list(viewer=request.user))
-    if filterset.is_bound and not filterset.is_valid():
-        raise DomainError("Fix the filters first.", code="invalid", details={"fields": filterset.errors})
-    queryset = filterset.qs if filterset.is_bound else filterset.queryset
-    q = request.GET.get("q", "").strip()
-    if q:
-        ids = extensions.query_ids(q=q, viewer=request.user, base=queryset, max_ids=BULK_MAX_ITEMS + 1)
-    else:
-        ids = list(queryset.order_by("-id").values_list("id", flat=True)[: BULK_MAX_ITEMS + 1])
+    try:
+        if filterset.is_bound and not filterset.is_valid():
+            raise DomainError("Fix the filters first.", code="invalid", details={"fields": filterset.errors})
+        queryset = filterset.qs if filterset.is_bound else filterset.queryset
+        q = request.GET.get("q", "").strip()
+        if q:
+            ids = extensions.query_ids(q=q, viewer=request.user, base=queryset, max_ids=BULK_MAX_ITEMS + 1)
+        else:
+            ids = list(queryset.order_by("-id").values_list("id", flat=True)[: BULK_MAX_ITEMS + 1])
+    except DomainError as err:  # the API's error shape (docs/api.md#errors)
+        return JsonResponse(err.as_dict(), status=err.status_code)
     return JsonResponse({"ids": ids[:BULK_MAX_ITEMS], "truncated": len(ids) > BULK_MAX_ITEMS})
 
 

@@ -44,7 +44,8 @@
     const url = `${form.dataset.idsUrl}${window.location.search}`;
     const response = await fetch(url, { headers: { Accept: "application/json" } });
     if (!response.ok) {
-      label.textContent = "Could not select: fix the query or filters first.";
+      const error = await response.json().catch(() => ({}));
+      label.textContent = `Could not select: ${error.message || "fix the query or filters first."}`;
       return;
     }
     const body = await response.json();
