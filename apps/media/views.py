@@ -389,7 +389,8 @@ def selection_ids(request: HttpRequest) -> HttpResponse:
     filterset = MediaItemFilter(request.GET or None, queryset=selectors.media_item_list(viewer=request.user))
     try:
         if filterset.is_bound and not filterset.is_valid():
-            raise DomainError("Fix the filters first.", code="invalid", details={"fields": filterset.errors})
+            fields = {name: [str(m) for m in messages] for name, messages in filterset.errors.items()}
+            raise DomainError("Fix the filters first.", code="invalid", details={"fields": fields})
         queryset = filterset.qs if filterset.is_bound else filterset.queryset
         q = request.GET.get("q", "").strip()
         if q:

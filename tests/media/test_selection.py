@@ -38,6 +38,12 @@ def test_select_all_with_a_broken_query_is_a_400_with_the_error(signed):
     assert response.json()["code"] == "search.unbalanced_parenthesis"
 
 
+def test_select_all_with_a_bad_filter_is_a_400_naming_it(signed):
+    response = signed.get("/selection/ids", {"width_min": "wide"})
+    assert response.status_code == 400
+    assert "width_min" in response.json()["details"]["fields"]
+
+
 def test_library_counts_beyond_the_first_page(signed, monkeypatch):
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
     items_make(5)
