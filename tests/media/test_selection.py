@@ -53,7 +53,8 @@ def test_library_counts_beyond_the_first_page(signed, monkeypatch):
 def test_delete_selection_asks_first(signed):
     items = items_make(2)
     page = signed.post("/selection/delete", {"ids": f"{items[0].pk} {items[1].pk}"})
-    assert page.status_code == 200 and MediaItem.objects.count() == 2
+    assert page.status_code == 200
+    assert MediaItem.objects.count() == 2
 
 
 def test_delete_selection_after_confirming(signed):
@@ -66,7 +67,8 @@ def test_delete_selection_needs_the_permission(client, viewer):
     items = items_make(1)
     client.force_login(viewer)
     response = client.post("/selection/delete", {"ids": str(items[0].pk), "confirm": "yes"})
-    assert response.status_code == 403 and MediaItem.objects.count() == 1
+    assert response.status_code == 403
+    assert MediaItem.objects.count() == 1
 
 
 def test_transform_selection_with_a_bad_size_is_422(signed):
@@ -74,4 +76,5 @@ def test_transform_selection_with_a_bad_size_is_422(signed):
     response = signed.post(
         "/selection/transform", {"ids": str(items[0].pk), "format": "png", "scale": "long", "size": ""}
     )
-    assert response.status_code == 422 and "Enter the size in pixels" in response.content.decode()
+    assert response.status_code == 422
+    assert "Enter the size in pixels" in response.content.decode()
