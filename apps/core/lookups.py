@@ -68,6 +68,8 @@ class FoldedEquals(Lookup):  # type: ignore[type-arg]
     def as_sql(self, compiler: Any, connection: Any) -> Any:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         key = name_fold(str(self.rhs))
+        if not key:  # only spaces and underscores: no name to match (not "every unnamed item")
+            return "1 = 0", []
         if connection.vendor == "mysql":
             word = key.split(" ", 1)[0]
             escaped = "".join("\\" + c if c in "\\%_" else c for c in word)

@@ -70,6 +70,12 @@ def test_artist_is_not_a_prefix_match(lib):
     assert found(lib, "artist:ann") == {first + 6}
 
 
+def test_artist_of_only_underscores_matches_no_item(client, curator, lib):
+    client.force_login(curator)
+    html = client.get("/?artist=___").content.decode()
+    assert "/items/" not in html
+
+
 def test_library_filters_match_subdomains(client, curator, lib):
     client.force_login(curator)
     html = client.get("/?site=pixiv.net").content.decode()
