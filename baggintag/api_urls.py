@@ -3,11 +3,12 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core.api_views import AuthTokenApi
+from apps.core.api_views import ApiRootApi, AuthTokenApi
 
 app_name = "api"
 
 urlpatterns = [
+    path("", ApiRootApi.as_view(), name="root"),
     path("auth/token", AuthTokenApi.as_view(), name="auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

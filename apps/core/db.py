@@ -17,14 +17,14 @@ from apps.core.exceptions import UnprocessableError
 class QueryTimeout(UnprocessableError):
     """The statement-time guard stopped a search (HTTP 422)."""
 
-    default_code = "query_timeout"
+    default_code = "search.query_timeout"
 
     def __init__(self, *, limit_s: float, term: str = "") -> None:
         costly = f" The costliest term was {term!r}." if term else ""
         super().__init__(
             f"The search took longer than {limit_s:g} s and was stopped.{costly} "
             "Add a rarer tag or a qualifier to narrow it.",
-            code="query_timeout",
+            code="search.query_timeout",
             details={"limit_s": limit_s, "term": term},
         )
 

@@ -8,19 +8,32 @@ from django.views.decorators.http import require_POST
 
 from apps.core.htmx import render_page
 from apps.jobs import selectors, services
+from apps.jobs.models import Job
 
 PAGE_SIZE = 50
 STATUS_ITEMS = 200
 
 
-def _status(request: HttpRequest, job: object) -> HttpResponse:
-    items = list(selectors.job_item_list(job=job)[:STATUS_ITEMS])  # type: ignore[arg-type]
+def _status(request: HttpRequest, job: Job) -> HttpResponse:
+    """The job with the first page of its results, failed inputs first ("Show more" pages on)."""
+    items, cursor = selectors.job_items_failed_first(job=job, limit=STATUS_ITEMS)
     return render_page(
         request,
         "jobs/job_detail.html",
         "jobs/partials/_job_status.html",
-        {"job": job, "job_items": items, "items_truncated": len(items) == STATUS_ITEMS},
+        {"job": job, "job_items": items, "next_cursor": cursor},
     )
+
+
+@login_required
+def job_items(request: HttpRequest, pk: int) -> HttpResponse:
+    """The next page of a job's results (rows appended by the status partial's "Show more")."""
+    job = selectors.job_get(job_id=pk, viewer=request.user)
+    items, cursor = selectors.job_items_failed_first(
+        job=job, after=request.GET.get("after", ""), limit=STATUS_ITEMS
+    )
+    context = {"job": job, "job_items": items, "next_cursor": cursor}
+    return render_page(request, "jobs/job_detail.html", "jobs/partials/_job_items.html", context)
 
 
 @login_required

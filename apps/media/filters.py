@@ -5,16 +5,22 @@ from __future__ import annotations
 import hashlib
 
 import django_filters
-from django.db.models import QuerySet
+from django import forms
+from django.db.models import F, QuerySet
 
+from apps.core.lookups import FoldedEquals
+from apps.media import selectors
 from apps.media.formats import MIME_TYPES
 from apps.media.models import MediaItem
 
 
 class MediaItemFilter(django_filters.FilterSet):
-    kind = django_filters.ChoiceFilter(field_name="kind", choices=MediaItem.Kind.choices)
+    kind = django_filters.ChoiceFilter(field_name="kind", choices=MediaItem.Kind.choices, empty_label="Any")
     format = django_filters.MultipleChoiceFilter(
-        field_name="format", choices=[(f, f) for f in MIME_TYPES], label="Format"
+        field_name="format",
+        choices=[(f, f) for f in MIME_TYPES],
+        label="Format",
+        widget=forms.CheckboxSelectMultiple,
     )
     width_min = django_filters.NumberFilter(field_name="width", lookup_expr="gte", label="Min width")
     width_max = django_filters.NumberFilter(field_name="width", lookup_expr="lte", label="Max width")
@@ -23,8 +29,8 @@ class MediaItemFilter(django_filters.FilterSet):
     size_min = django_filters.NumberFilter(field_name="size_bytes", lookup_expr="gte", label="Min bytes")
     size_max = django_filters.NumberFilter(field_name="size_bytes", lookup_expr="lte", label="Max bytes")
     source = django_filters.CharFilter(method="filter_source", label="Source URL (exact)")
-    site = django_filters.CharFilter(field_name="site", lookup_expr="exact", label="Source host")
-    artist = django_filters.CharFilter(field_name="artist", lookup_expr="exact")
+    site = django_filters.CharFilter(method="filter_site", label="Source host (and its subdomains)")
+    artist = django_filters.CharFilter(method="filter_artist", label="Artist")
     parent = django_filters.NumberFilter(
         field_name="parent_id", lookup_expr="exact", label="Derived from item"
     )
@@ -35,6 +41,13 @@ class MediaItemFilter(django_filters.FilterSet):
     class Meta:
         model = MediaItem
         fields: list[str] = []
+
+    def filter_site(self, queryset: QuerySet[MediaItem], name: str, value: str) -> QuerySet[MediaItem]:
+        return selectors.media_items_from_sites(queryset, hosts=[value])
+
+    def filter_artist(self, queryset: QuerySet[MediaItem], name: str, value: str) -> QuerySet[MediaItem]:
+        """Case-insensitive, `_` the same as a space (docs/query-language.md#qualifiers)."""
+        return queryset.filter(FoldedEquals(F("artist"), value))
 
     def filter_source(self, queryset: QuerySet[MediaItem], name: str, value: str) -> QuerySet[MediaItem]:
         digest = hashlib.sha256(value.strip().encode()).hexdigest()

@@ -167,7 +167,11 @@ class CsvImportForm(forms.Form):
 
 
 class BuildForm(forms.Form):
-    source = forms.ModelChoiceField(queryset=Vocabulary.objects.order_by("name"), label="From the tags of")
+    source = forms.ModelChoiceField(
+        queryset=Vocabulary.objects.order_by("name"),
+        label="From the tags of",
+        empty_label="Choose a template",
+    )
     scope = forms.ChoiceField(choices=list(USAGE_SCOPES.items()), initial="effective", label="Used in")
     min_count = forms.IntegerField(min_value=1, initial=1, label="On at least (items)")
 

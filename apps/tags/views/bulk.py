@@ -135,10 +135,10 @@ def _panel(request: HttpRequest, form: BulkForm, status: int = 200, **extra: Any
 
 @login_required
 def bulk_editor(request: HttpRequest) -> HttpResponse:
-    """The bulk editor; `?q=`, `?ids=`, `?action=`, `?tags=` prefill it (e.g. from the library)."""
-    initial = {
-        key: request.GET[key] for key in ("q", "ids", "action", "tags", "from_tags") if key in request.GET
-    }
+    """The bulk editor; `?q=`, `?ids=`, `?action=`, `?tags=` prefill it, or the same fields posted
+    (the library's selection posts its ids: too many for a URL)."""
+    given = request.POST if request.method == "POST" else request.GET
+    initial = {key: given[key] for key in ("q", "ids", "action", "tags", "from_tags") if key in given}
     return _panel(request, BulkForm(initial={"revive_tombstones": True, **initial}))
 
 
@@ -158,10 +158,16 @@ def bulk_preview(request: HttpRequest) -> HttpResponse:
     return _panel(request, form, status=422)
 
 
-def _result(request: HttpRequest, outcome: operations.Outcome, *, template: str) -> HttpResponse:
+def _result(
+    request: HttpRequest,
+    outcome: operations.Outcome,
+    *,
+    template: str,
+    partial: str = "tags/partials/_operation_result.html",
+) -> HttpResponse:
     operation = selectors.operation_get(operation_id=outcome.operation.pk, viewer=request.user)
     context = {"operation": operation, "job": outcome.job, "can_write": request.user.has_perm(WRITE)}
-    return render_page(request, template, "tags/partials/_operation_result.html", context)
+    return render_page(request, template, partial, context)
 
 
 @login_required
@@ -173,8 +179,15 @@ def bulk_apply(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         outcome = operations.operation_apply(operation=operation, actor=request.user)
     except DomainError as err:
-        return _error(request, err)
-    return _result(request, outcome, template="tags/bulk.html")
+        if err.status_code != 409:
+            return _error(request, err)
+        # Applied (or expired) meanwhile: say so where the result goes and retire the button.
+        context = {"error": err, "operation": operation}
+        return render_page(
+            request, "error.html", "tags/partials/_bulk_apply_refused.html", context, status=409
+        )
+    # The answer also replaces the Apply button (out of band), so it cannot be pressed twice.
+    return _result(request, outcome, template="tags/bulk.html", partial="tags/partials/_bulk_applied.html")
 
 
 @login_required
@@ -222,6 +235,9 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     page = list(rows[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
+    deltas = selectors.operation_edit_deltas(operations=page)
+    for op in page:
+        op.delta = deltas.get(op.pk)  # type: ignore[attr-defined]  # shown in the row
     query = {"kind": kind, "status": status}
     next_query = "&".join(f"{k}={v}" for k, v in query.items() if v)
     context = {
@@ -254,6 +270,7 @@ def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     found = MediaItem.objects.in_bulk(ids[:ITEMS_PAGE])
     context = {
         "operation": operation,
+        "delta": selectors.operation_edit_deltas(operations=[operation]).get(operation.pk),
         "items": [found[i] for i in ids[:ITEMS_PAGE] if i in found],
         "next_after": ids[ITEMS_PAGE - 1] if len(ids) > ITEMS_PAGE else None,
         "can_write": request.user.has_perm(WRITE),
