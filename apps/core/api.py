@@ -8,10 +8,29 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.exceptions import DomainError
+from apps.core.ints import INT_MAX
+
+
+class IdField(serializers.IntegerField):
+    """A row id in a request body: 1 to INT_MAX, so no database sees a value past its columns
+    (docs/api.md#integers)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", INT_MAX)
+        super().__init__(**kwargs)
+
+
+def int_field(**kwargs: Any) -> serializers.IntegerField:
+    """A whole number in a request body, bounded by default to 0..INT_MAX (docs/api.md#integers)."""
+    kwargs.setdefault("min_value", 0)
+    kwargs.setdefault("max_value", INT_MAX)
+    return serializers.IntegerField(**kwargs)
 
 
 def _flatten(detail: Any) -> Any:

@@ -5,6 +5,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
+from apps.core.api import IdField
 from apps.media.models import MediaItem, VideoFrame
 
 
@@ -131,7 +132,7 @@ class MediaUploadBulkInputSerializer(serializers.Serializer):
 
 
 class TransformBulkInputSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=100_000)
+    ids = serializers.ListField(child=IdField(), min_length=1, max_length=100_000)
     recipe = serializers.DictField()
 
 
