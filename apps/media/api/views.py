@@ -5,7 +5,12 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
@@ -18,6 +23,8 @@ from apps.jobs.api.serializers import job_accepted_body
 from apps.media import extensions, selectors, services
 from apps.media.api.serializers import (
     MediaItemOutputSerializer,
+    MediaListPageSerializer,
+    MediaSearchPageSerializer,
     MediaUploadBulkInputSerializer,
     MediaUploadInputSerializer,
     MediaUploadOutputSerializer,
@@ -57,13 +64,22 @@ class MediaItemViewSet(
     def get_object(self) -> MediaItem:
         return selectors.media_item_get(item_id=self.kwargs["pk"], viewer=self.request.user)
 
-    @extend_schema(parameters=SEARCH_SCHEMA)
+    # Without q= a cursor page of items; with q= a search page (both documented, oneOf).
+    @extend_schema(
+        parameters=SEARCH_SCHEMA,
+        responses=PolymorphicProxySerializer(
+            component_name="MediaListOrSearchPage",
+            serializers=[MediaListPageSerializer, MediaSearchPageSerializer],
+            resource_type_field_name=None,
+            many=False,
+        ),
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if "q" in request.query_params:
             return extensions.query_provider().api(request, self.filter_queryset(self.get_queryset()))
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(parameters=SEARCH_SCHEMA)
+    @extend_schema(parameters=SEARCH_SCHEMA, responses=MediaSearchPageSerializer, filters=True)
     @action(detail=False, methods=["get"])
     def search(self, request: Request) -> Response:
         """The query language (`q=`), keyset-paged by `cursor`; the list filters narrow it."""

@@ -80,7 +80,7 @@ class VocabularyOutputSerializer(serializers.ModelSerializer):
     # Plain text, not an enum: one `kind` enum (in the input) keeps OpenAPI enum names unique.
     kind = serializers.CharField(read_only=True, help_text="booru | natural_language | custom")
     default_type: serializers.SlugRelatedField[TagType] = serializers.SlugRelatedField(
-        slug_field="key", read_only=True
+        slug_field="key", read_only=True, allow_null=True
     )
     is_default = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()

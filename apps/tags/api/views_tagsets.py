@@ -118,7 +118,17 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def remove_tags(self, request: Request, pk: str | None = None) -> Response:
         return self._edit(request, "remove")
 
-    @extend_schema(request=s.PromoteInputSerializer)
+    @extend_schema(
+        request=s.PromoteInputSerializer,
+        responses=inline_serializer(
+            "PromoteResult",
+            {
+                "added": drf_serializers.ListField(child=drf_serializers.CharField()),
+                "blocked_by_tombstone": drf_serializers.ListField(child=drf_serializers.CharField()),
+                "operation": drf_serializers.IntegerField(allow_null=True),
+            },
+        ),
+    )
     @action(detail=True, methods=["post"], required_perms=["tags.change_tagset"])
     def promote(self, request: Request, pk: str | None = None) -> Response:
         """Copy this set's tags (all or the listed ones) into the item's curated set."""
@@ -134,10 +144,12 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             )
         )
 
+    @extend_schema(responses=MediaItemOutputSerializer)
     @action(detail=True, methods=["get"])
     def media(self, request: Request, pk: str | None = None) -> Response:
         return Response(MediaItemOutputSerializer(self.get_object().media_item).data)
 
+    @extend_schema(responses=s.TagSetOutputSerializer(many=True), filters=True)
     @action(detail=False, methods=["get"])
     def search(self, request: Request) -> Response:
         return self.list(request)
