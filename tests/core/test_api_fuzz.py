@@ -28,9 +28,10 @@ from apps.core.services import curators_group_ensure
 from apps.media.services import Origin, media_ingest, metadata_clean
 from tests import mediafiles
 
-pytestmark = pytest.mark.django_db
+# `slow`: a few minutes; scripts/test.sh runs it on both databases, scripts/quicktest.sh skips it.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-FUZZ_EXAMPLES = 8  # generated requests per operation and role
+FUZZ_EXAMPLES = 4  # generated requests per operation and role
 
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
 schema.app = WSGIHandler()

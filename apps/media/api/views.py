@@ -18,6 +18,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.api import IdField, int_field
 from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.jobs.api.serializers import job_accepted_body
 from apps.media import extensions, selectors, services
@@ -192,7 +193,7 @@ class MediaItemViewSet(
             {
                 "ops": serializers.ListField(child=serializers.DictField()),
                 "output": serializers.DictField(),
-                "frame": serializers.IntegerField(required=False),
+                "frame": IdField(required=False),
             },
         ),
         responses={201: MediaUploadOutputSerializer, 200: MediaUploadOutputSerializer},
@@ -229,10 +230,10 @@ class MediaItemViewSet(
                 "mode": serializers.ChoiceField(choices=frames.MODES),
                 "timestamps": serializers.ListField(child=serializers.FloatField(), required=False),
                 "interval": serializers.FloatField(required=False),
-                "count": serializers.IntegerField(required=False),
+                "count": int_field(required=False, min_value=1),
                 "threshold": serializers.FloatField(required=False),
-                "box": serializers.ListField(child=serializers.IntegerField(), required=False),
-                "skip_similar": serializers.IntegerField(required=False),
+                "box": serializers.ListField(child=int_field(), required=False),
+                "skip_similar": int_field(required=False, max_value=32),
             },
         ),
         responses={202: inline_serializer("FramesJobAccepted", {"job": serializers.DictField()})},

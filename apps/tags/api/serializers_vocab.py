@@ -6,6 +6,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
 from rest_framework import serializers
 
+from apps.core.api import int_field
 from apps.tags.models import Tag, TagType, Vocabulary
 from apps.tags.selectors.autocomplete import AUTOCOMPLETE_MAX
 from apps.tags.services.vocabularies import CATEGORY_SCHEMES, TAG_ORDERS, USAGE_SCOPES, WORD_SEPARATORS
@@ -146,7 +147,7 @@ class VocabularyBuildInputSerializer(serializers.Serializer):
         help_text="Default: the default vocabulary",
     )
     scope = serializers.ChoiceField(choices=list(USAGE_SCOPES.items()), default="effective")
-    min_count = serializers.IntegerField(min_value=1, default=1)
+    min_count = int_field(min_value=1, default=1)
 
 
 class ImportErrorSerializer(serializers.Serializer):
