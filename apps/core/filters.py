@@ -22,7 +22,7 @@ class IntegerFilter(django_filters.NumberFilter):
         message = out_of_range_message(min_value, max_value)
         kwargs.setdefault("min_value", min_value)
         kwargs.setdefault("max_value", max_value)
-        kwargs.setdefault("error_messages", {"min_value": message, "max_value": message, "invalid": message})
+        kwargs.setdefault("error_messages", {"min_value": message, "max_value": message})
         super().__init__(*args, **kwargs)
         # The schema states the range, so clients (and the schema fuzzer) know it.
         set_override(self, "field", {"type": "integer", "minimum": min_value, "maximum": max_value})

@@ -35,12 +35,10 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 def item_list(request: HttpRequest) -> HttpResponse:
     """The gallery: query bar, filters and a thumbnail grid, keyset-paged (no OFFSET)."""
     filterset = MediaItemFilter(request.GET or None, queryset=selectors.media_item_list(viewer=request.user))
-    if filterset.is_bound and not filterset.is_valid():
-        # A filter out of range or malformed is a 400 naming it (docs/api.md#integers), not a
-        # silently unfiltered gallery.
-        field, messages = next(iter(filterset.errors.items()))
-        raise DomainError(f"{field}: {messages[0]}", code="invalid", details={"fields": filterset.errors})
-    queryset = filterset.qs
+    # A filter out of range or malformed (docs/api.md#integers) is shown beside its field and
+    # the gallery answers 422, unfiltered.
+    invalid = filterset.is_bound and not filterset.is_valid()
+    queryset = filterset.queryset if invalid else filterset.qs
     q = request.GET.get("q", "").strip()
     if q:
         return extensions.query_provider().page(request, filterset, queryset, q)
@@ -62,7 +60,7 @@ def item_list(request: HttpRequest) -> HttpResponse:
         "q": "",
     }
     partial = "media/partials/_grid_page.html" if after else "media/partials/_search_gallery.html"
-    return render_page(request, "media/item_list.html", partial, context)
+    return render_page(request, "media/item_list.html", partial, context, status=422 if invalid else 200)
 
 
 @login_required

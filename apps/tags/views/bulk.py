@@ -90,7 +90,9 @@ class BulkForm(forms.Form):
         parts = [p for p in re.split(r"[\s,]+", text) if p]
         bad = [p for p in parts if not (p.isascii() and p.isdigit() and 0 < int(p) <= INT_MAX)]
         if bad:
-            raise forms.ValidationError(f"Not item ids (1 to {INT_MAX}): {', '.join(bad[:5])}.")
+            raise forms.ValidationError(
+                f"Not item ids: {', '.join(bad[:5])}. Ids are whole numbers from 1 to {INT_MAX}."
+            )
         return [int(p) for p in parts]
 
     def service_kwargs(self) -> dict[str, Any]:
