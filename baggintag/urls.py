@@ -5,6 +5,8 @@ from django.urls import include, path
 
 from apps.core.views import ThrottledLoginView
 
+handler404 = "apps.core.views.not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("baggintag.api_urls")),

@@ -1,4 +1,5 @@
-"""The sign-in page, throttled like the token endpoint (docs/api.md#authentication)."""
+"""The sign-in page, throttled like the token endpoint (docs/api.md#authentication), and the 404
+handler that keeps the API's JSON error shape (docs/api.md#errors)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 from django.contrib.auth import views as auth_views
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.defaults import page_not_found
 
 from apps.core.exceptions import DomainError
 
@@ -50,3 +52,12 @@ class ThrottledLoginView(auth_views.LoginView):
             response["Retry-After"] = str(WINDOW_S)
             return response
         return super().post(request, *args, **kwargs)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: the API's JSON error shape under /api/ (a URL no route matches), the 404 page
+    elsewhere."""
+    if request.path.startswith("/api/"):
+        body = {"code": "not_found", "message": f"No API endpoint at {request.path}.", "details": {}}
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)

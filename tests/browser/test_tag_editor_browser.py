@@ -11,7 +11,8 @@ from playwright.sync_api import Page, expect
 
 from apps.tags import slots
 from apps.tags.models import Tag, TagAssignment, TagSet
-from tests.tags.test_editor_pages import add_tagger_set, curated_names, make_item
+from tests.tags.factories import tagger_set_make
+from tests.tags.test_editor_pages import curated_names, make_item
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
@@ -138,8 +139,11 @@ def test_promote_a_tagger_tag_from_the_keyboard_and_see_blocked_ones(
     from apps.tags.services import tag_set_curated_get_or_create, tag_set_edit, tag_set_inherit
 
     tag_set_inherit(target=child, source=item, slot=slots.derived(relation="parent", item_id=item.pk))
-    tagger = add_tagger_set(
-        item, {"smile": 9850, "blue_sky": 7400, "cloud": 6100, "outdoors": 5200, "tree": 2100}
+    tagger = tagger_set_make(
+        item,
+        {"smile": 9850, "blue_sky": 7400, "cloud": 6100, "outdoors": 5200, "tree": 2100},
+        model="wd-vit",
+        version="3",
     )
     curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
     tag_set_edit(tag_set=curated, remove=["red_hair"], add=["solo"], actor=curator)

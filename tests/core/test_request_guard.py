@@ -10,7 +10,8 @@ import logging
 import pytest
 from rest_framework.test import APIClient
 
-from apps.tags.services.vocabularies import vocabulary_create, vocabulary_import_csv
+from apps.tags.services.vocabularies import vocabulary_create
+from apps.tags.services.vocabulary_io import vocabulary_import_csv
 from tests.tags.factories import items_make
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +47,14 @@ def test_an_api_500_still_raises_in_the_test_client(curator, monkeypatch):
     api.force_authenticate(curator)
     with pytest.raises(RuntimeError):
         api.get(f"/api/media/{item.pk}")
+
+
+def test_an_api_url_no_route_matches_answers_json_404(curator):
+    api = APIClient()
+    api.force_authenticate(curator)
+    response = api.get("/api/tags/not-a-number")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
 
 
 def test_login_page_is_throttled_per_address(viewer, client):

@@ -74,7 +74,7 @@ def test_bulk_upload_ingests_good_inputs_and_reports_each_bad_one(
     assert by_input["clip.webm"]["status"] == "created"
 
     assert MediaItem.objects.count() == 6
-    assert MediaItem.objects.filter(kind="video").count() == 1
+    assert MediaItem.objects.filter(kind="video").count() == 2  # the webm and the animated gif
     assert set(MediaItem.objects.values_list("artist", flat=True)) == {"Studio"}
     member = MediaSource.objects.get(archive_member="set/one.jpg")
     assert member.kind == "zip" and member.import_job_id == job.pk

@@ -112,10 +112,26 @@ def test_box_is_applied_and_recorded_exactly(video_dir, media_root):
 
 def test_interval_mode_takes_the_first_frame_at_or_after_each_step(video_dir):
     video = add_video(mediafiles.video_file(video_dir, "webm", seconds=3))
-    job = capture(video, {"mode": "interval", "interval": 0.5})
+    capture(video, {"mode": "interval", "interval": 0.5})
     stamps = sorted(VideoFrame.objects.filter(video=video).values_list("timestamp_ms", flat=True))
     assert stamps == [0, 520, 1000, 1520, 2000, 2520]  # 25 fps: frames sit at multiples of 40 ms
-    assert job.progress_done == job.progress_total == video.duration_ms
+
+
+def test_progress_counts_frames_and_the_position_is_shown_apart(video_dir):
+    video = add_video(mediafiles.video_file(video_dir, "webm", seconds=3))
+    job = capture(video, {"mode": "interval", "interval": 0.5})
+    # Six frames captured: progress says 6 of 6, not 3000 of 3000 milliseconds.
+    assert (job.progress_done, job.progress_total) == (6, 6)
+    assert job.result["position"] == "3.000 s of 3.000 s"
+
+
+def test_progress_of_a_scene_capture_is_its_frame_count_when_done(video_dir):
+    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    job = frames.media_frames_extract_start(video=video, request={"mode": "scene", "threshold": 0.9})
+    assert job.progress_total == 0  # unknown until the video has been read
+    frames.media_frames_extract_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.progress_done == job.progress_total == sum(job.counts.values())
 
 
 def test_count_mode_spreads_frames_evenly(video_dir):
@@ -254,3 +270,15 @@ def test_frames_api_starts_a_job_and_lists_captures(api, video_dir):
     assert [r["id"] for r in api.get(f"/api/media/?video={video.pk}").json()["results"]] == sorted(
         [r["item"]["id"] for r in listed], reverse=True
     )
+
+
+def test_job_page_shows_frames_done_and_the_position_apart(video_dir, client, curator):
+    video = add_video(mediafiles.video_file(video_dir, "webm", seconds=3))
+    job = frames.media_frames_extract_start(
+        video=video, request={"mode": "interval", "interval": 0.5}, added_by=curator
+    )
+    frames.media_frames_extract_run(job_id=job.pk)
+    client.force_login(curator)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "6 of 6 done" in page
+    assert "<span data-job-position>3.000 s of 3.000 s</span>" in page

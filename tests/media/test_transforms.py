@@ -218,3 +218,36 @@ def test_transform_of_a_captured_frame(video_dir):
     recipe = {"ops": [{"op": "scale", "bucket": "sd15", "upscale": True}], "output": {"format": "jpg"}}
     item = media_item_transform(item=frame, recipe=recipe).item
     assert (item.width, item.height, item.parent_id, item.format) == (576, 448, frame.pk, "jpeg")
+
+
+def test_derived_item_is_named_after_its_recipe_and_keeps_artist_and_source():
+    scan = media_ingest(
+        stream=io.BytesIO(mediafiles.image_bytes("png", size=(800, 600), seed=4)),
+        origin=Origin(kind="upload", original_filename="scan.png"),
+        metadata=metadata_clean(artist="Ann", source="https://www.pixiv.net/artworks/1"),
+    ).item
+    recipe = {
+        "ops": [{"op": "crop", "aspect": "1:1"}, {"op": "scale", "long": 512}],
+        "output": {"format": "webp"},
+    }
+    child = media_item_transform(item=scan, recipe=recipe).item
+    assert child.name == "scan — crop 1:1, 512 px, webp"
+    assert (child.artist, child.source, child.site) == ("Ann", scan.source, "www.pixiv.net")
+
+
+def test_frames_are_named_after_their_time_and_keep_the_videos_artist_and_source(video_dir):
+    from apps.media.services import frames
+
+    with mediafiles.video_file(video_dir, "mp4", seconds=2).open("rb") as handle:
+        video = media_ingest(
+            stream=handle,
+            origin=Origin(kind="upload", original_filename="clip.mp4"),
+            metadata=metadata_clean(artist="Bo", source="https://example.com/v"),
+        ).item
+    job = frames.media_frames_extract_start(
+        video=video, request={"timestamps": [1.0], "box": [0, 0, 160, 120]}
+    )
+    frames.media_frames_extract_run(job_id=job.pk)
+    frame = MediaItem.objects.get(video=video)
+    assert frame.name == "clip — frame 25 at 1.000 s, box 160×120 at 0,0"
+    assert (frame.artist, frame.source) == ("Bo", "https://example.com/v")

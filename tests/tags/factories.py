@@ -17,8 +17,9 @@ from apps.tags.models import (
     TagType,
     Vocabulary,
 )
+from apps.tags.services.assignments import ABSENT, CURRENT, Transition, assignments_write
 from apps.tags.services.effective import Rules, effective_refresh
-from apps.tags.services.names import vocabulary_default
+from apps.tags.services.names import tags_get_or_create, vocabulary_default
 
 _serial = itertools.count(1)
 
@@ -146,3 +147,38 @@ def rules_fresh() -> Rules:
 def effective_build(item_ids: Iterable[int]) -> None:
     """Compute EffectiveTag rows, Tag.media_count and MediaItem.tag_count for these items."""
     effective_refresh(item_ids=list(item_ids), rules=rules_fresh())
+
+
+def tagger_set_make(item: MediaItem, scores: dict[str, int], model: str = "wd", version: str = "1") -> TagSet:
+    """A tagger's output on `item` ({name: confidence in 1/10,000}), written as a tagger writes
+    it: through the one assignment writer, so counters and effective tags follow."""
+    vocabulary = vocabulary_default()
+    tags = tags_get_or_create(vocabulary=vocabulary, names=list(scores))
+    tag_set = TagSet.objects.create(
+        media_item=item,
+        kind=TagSet.Kind.TAGGER,
+        vocabulary=vocabulary,
+        slot=f"{model}@{version}",
+        tagger_model=model,
+        tagger_version=version,
+    )
+    assignments_write(
+        [
+            Transition(
+                set_id=tag_set.pk,
+                tag_id=tags[name].pk,
+                item_id=item.pk,
+                before=ABSENT,
+                after=CURRENT,
+                position=position,
+                via=TagAssignment.Via.TAGGER,
+                confidence=score,
+            )
+            for position, (name, score) in enumerate(scores.items())
+        ],
+        kind=TagSet.Kind.TAGGER,
+        operation_id=None,
+        actor_id=None,
+    )
+    tag_set.refresh_from_db()
+    return tag_set

@@ -20,6 +20,7 @@ from apps.tags.models import (
 from apps.tags.services import rules, tag_set_curated_get_or_create, tag_set_edit, tag_set_promote
 from apps.tags.services.effective import counters_recount, effective_rebuild_all, effective_rebuild_stale
 from tests import mediafiles
+from tests.tags.factories import tagger_set_make
 
 pytestmark = pytest.mark.django_db
 
@@ -40,38 +41,6 @@ def effective(item: MediaItem) -> dict[str, bool]:
     }
 
 
-def add_tagger_set(item: MediaItem, scores: dict[str, int]) -> TagSet:
-    from apps.tags.services import tags_get_or_create, vocabulary_default
-
-    vocabulary = vocabulary_default()
-    tags = tags_get_or_create(vocabulary=vocabulary, names=list(scores))
-    tag_set = TagSet.objects.create(
-        media_item=item,
-        kind=TagSet.Kind.TAGGER,
-        vocabulary=vocabulary,
-        slot="wd@1",
-        tagger_model="wd",
-        tagger_version="1",
-    )
-    TagAssignment.objects.bulk_create(
-        [
-            TagAssignment(
-                tagset=tag_set,
-                tag=tags[name],
-                media_item=item,
-                kind=TagSet.Kind.TAGGER,
-                confidence=score,
-                added_via=TagAssignment.Via.TAGGER,
-            )
-            for name, score in scores.items()
-        ]
-    )
-    from apps.tags.services.effective import effective_refresh
-
-    effective_refresh(item_ids=[item.pk])
-    return tag_set
-
-
 def test_source_tags_are_effective_and_counted():
     item = item_with(["cat", "sky"])
     assert effective(item) == {"cat": False, "sky": False}
@@ -83,7 +52,7 @@ def test_source_tags_are_effective_and_counted():
 
 def test_tagger_tags_count_only_above_the_threshold_and_never_over_curated():
     item = item_with(["cat"])
-    add_tagger_set(item, {"smile": 9000, "blurry": 1200})
+    tagger_set_make(item, {"smile": 9000, "blurry": 1200})
     assert effective(item) == {"cat": False, "smile": False}
     curated = tag_set_curated_get_or_create(media_item=item)
     tag_set_edit(tag_set=curated, add=["dog"])
@@ -105,7 +74,7 @@ def test_edit_tombstones_and_promote_does_not_revive_but_a_person_does(curator):
     tag_set_edit(tag_set=curated, remove=["x"], actor=curator)
     row = TagAssignment.objects.get(tagset=curated, tag__name="x")
     assert row.state == TagAssignment.State.DELETED  # a tombstone, not a deleted row
-    tagger = add_tagger_set(item, {"x": 9900, "smile": 9000})
+    tagger = tagger_set_make(item, {"x": 9900, "smile": 9000})
     result = tag_set_promote(source_set=tagger, actor=curator)
     assert result["blocked_by_tombstone"] == ["x"] and result["added"] == ["smile"]
     assert TagAssignment.objects.get(tagset=curated, tag__name="x").state == TagAssignment.State.DELETED
@@ -241,7 +210,7 @@ def test_a_promotion_that_creates_the_curated_set_is_a_promote_operation_and_und
     from apps.tags.services.operations import operation_undo
 
     item = item_with(["cat", "sky"])
-    tagger = add_tagger_set(item, {"smile": 9000})
+    tagger = tagger_set_make(item, {"smile": 9000})
     result = tag_set_promote(source_set=tagger, actor=curator)
     assert result["added"] == ["smile"] and result["operation"] is not None
     operation = Operation.objects.get(pk=result["operation"])
@@ -282,7 +251,7 @@ def test_a_promotion_into_an_existing_curated_set_is_logged_as_promote_and_undoe
 
     item = item_with(["cat"])
     curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
-    tagger = add_tagger_set(item, {"smile": 9000})
+    tagger = tagger_set_make(item, {"smile": 9000})
     result = tag_set_promote(source_set=tagger, actor=curator)
     operation = Operation.objects.get(pk=result["operation"])
     assert operation.kind == Operation.Kind.PROMOTE
@@ -315,12 +284,10 @@ def _stats_recounted() -> dict[tuple[str, int], int]:
 
 def test_deleting_an_item_takes_it_out_of_tag_counts_and_stats_at_once(curator):
     from apps.media.services import media_item_delete
-    from apps.tags.services.tagsets import tag_stats_for_new_rows
 
     gone = item_with(["cat", "sky"], seed=1)
     kept = item_with(["cat"], seed=2)
-    tagger = add_tagger_set(gone, {"smile": 9000})
-    tag_stats_for_new_rows(list(TagAssignment.objects.filter(tagset=tagger)))  # the helper skips TagStat
+    tagger_set_make(gone, {"smile": 9000})
     curated = tag_set_curated_get_or_create(media_item=gone, actor=curator)
     tag_set_edit(tag_set=curated, add=["dog"], remove=["sky"], actor=curator)
     rules.implication_create(child="dog", parent="animal", activate=True)
@@ -335,3 +302,42 @@ def test_deleting_an_item_takes_it_out_of_tag_counts_and_stats_at_once(curator):
     assert counters_recount() == {"tags_fixed": 0}  # nothing left for the nightly recount
     assert _stats_now() == _stats_recounted() == {("cat", TagSet.Kind.SOURCE): 1}
     assert effective(kept) == {"cat": False}
+
+
+def test_the_rule_approval_policy_lives_in_the_service(curator):
+    from django.contrib.auth.models import Permission, User
+
+    from apps.core.exceptions import ForbiddenError
+    from apps.tags.models import RuleStatus
+
+    curator.groups.first().permissions.remove(Permission.objects.get(codename="approve_rules"))
+    editor = User.objects.get(pk=curator.pk)
+    proposal = rules.alias_create(antecedent="kitty", consequent="cat", actor=editor, activate=True)
+    assert proposal.status == RuleStatus.PENDING  # an editor's proposal waits for an approver
+    implication = rules.implication_create(child="cat", parent="animal", actor=editor, activate=True)
+    assert implication.status == RuleStatus.PENDING
+    with pytest.raises(ForbiddenError) as refused:
+        rules.alias_activate(alias=proposal, actor=editor)
+    assert refused.value.code == "tags.approve_rules_required"
+    with pytest.raises(ForbiddenError):
+        rules.implication_activate(rule=implication, actor=editor)
+    assert rules.alias_activate(alias=proposal, actor=None).status == RuleStatus.ACTIVE  # the system may
+
+
+def test_undoing_the_undo_of_a_set_creating_promotion_promotes_again(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = item_with(["cat", "sky"])
+    tagger = tagger_set_make(item, {"smile": 9000})
+    promoted = Operation.objects.get(pk=tag_set_promote(source_set=tagger, actor=curator)["operation"])
+    undo = operation_undo(operation=promoted, actor=curator).operation
+    assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
+    redo = operation_undo(operation=undo, actor=curator).operation
+    assert redo.status == Operation.Status.APPLIED
+    curated = TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED)
+    current = TagAssignment.objects.filter(tagset=curated, state=TagAssignment.State.CURRENT)
+    assert set(current.values_list("tag__name", flat=True)) == {"cat", "sky", "smile"}
+    assert effective(item) == {"cat": False, "sky": False, "smile": False}
+    assert _stat("smile", TagSet.Kind.CURATED) == 1
+    assert redo.counters["reapplied_items"] == 1

@@ -21,8 +21,8 @@ from apps.tags.services import (
     tags_get_or_create,
     vocabulary_default,
 )
-from apps.tags.services.effective import effective_refresh
 from tests import mediafiles
+from tests.tags.factories import tagger_set_make
 
 pytestmark = pytest.mark.django_db
 
@@ -36,32 +36,6 @@ def make_item(tags: list[str] | None = None, seed: int = 0, source: str = "danbo
         origin=Origin(kind="upload", original_filename=f"pic{seed}.png"),
         metadata=meta,
     ).item
-
-
-def add_tagger_set(item: MediaItem, scores: dict[str, int], model: str = "wd-vit") -> TagSet:
-    vocabulary = vocabulary_default()
-    tags = tags_get_or_create(vocabulary=vocabulary, names=list(scores))
-    tag_set = TagSet.objects.create(
-        media_item=item,
-        kind=TagSet.Kind.TAGGER,
-        vocabulary=vocabulary,
-        slot=f"{model}@3",
-        tagger_model=model,
-        tagger_version="3",
-    )
-    TagAssignment.objects.bulk_create(
-        TagAssignment(
-            tagset=tag_set,
-            tag=tags[name],
-            media_item=item,
-            kind=TagSet.Kind.TAGGER,
-            confidence=score,
-            added_via=TagAssignment.Via.TAGGER,
-        )
-        for name, score in scores.items()
-    )
-    effective_refresh(item_ids=[item.pk])
-    return tag_set
 
 
 def chips(html: str, set_id: str) -> list[str]:
@@ -96,7 +70,7 @@ def signed_in(client, curator):
 @pytest.fixture
 def item(curator) -> MediaItem:
     item = make_item(["smile", "red_hair"])
-    add_tagger_set(item, {"smile": 9850, "blue_sky": 6200, "cloud": 2100})
+    tagger_set_make(item, {"smile": 9850, "blue_sky": 6200, "cloud": 2100}, model="wd-vit", version="3")
     return item
 
 
@@ -152,7 +126,7 @@ def test_alias_resolved_chip_says_what_was_entered(signed_in, curator):
 def test_item_page_query_budget_with_three_sets_of_thirty(client, curator, django_assert_max_num_queries):
     names = [f"tag_{n:02d}" for n in range(30)]
     item = make_item(names, seed=4)
-    add_tagger_set(item, {f"ai_{n:02d}": 4000 + n * 100 for n in range(30)})
+    tagger_set_make(item, {f"ai_{n:02d}": 4000 + n * 100 for n in range(30)}, model="wd-vit", version="3")
     curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
     tag_set_edit(tag_set=curated, replace=[f"cur_{n:02d}" for n in range(30)], actor=curator)
     client.force_login(curator)

@@ -31,8 +31,8 @@ from apps.tags.models import (
 )
 from apps.tags.services import operations as ops
 from apps.tags.services import tag_set_edit, tag_set_promote
+from apps.tags.services.assignments import sets_recount
 from apps.tags.services.effective import counters_recount, effective_rebuild_all
-from apps.tags.services.operations.apply import sets_recount
 from tests.tags.factories import assign, effective_build, items_make, tags_make
 
 pytestmark = pytest.mark.django_db
@@ -649,3 +649,17 @@ def test_task_adapter_delegates_and_skips_a_claimed_job(curator, settings, sent)
     Job.objects.filter(pk=outcome.job.pk).update(status="queued")
     operation_run_task(job_id=outcome.job.pk)
     assert Operation.objects.get(pk=outcome.operation.pk).status == "applied"
+
+
+def test_a_type_prefix_in_a_bulk_add_types_the_tag_as_the_editor_does(curator):
+    from apps.core.exceptions import DomainError as Refused
+    from apps.tags.models import Tag
+
+    items = library(2, curated=["cat"])
+    run("add", items, curator, tags=["char:saber", "char:cat"])
+    assert Tag.objects.get(name="saber").type.key == "character"  # a new tag takes the prefix's type
+    assert Tag.objects.get(name="cat").type.key == "character"  # a general one is retyped
+    assert curated_names(items[0]) == ["cat", "saber"]
+    with pytest.raises(Refused) as conflict:  # saber is a character now, not a copyright
+        ops.operation_preview(action="add", tags=["copy:saber"], ids=[items[0].pk], actor=curator)
+    assert conflict.value.code == "tags.type_conflict"

@@ -214,3 +214,27 @@ def test_bulk_remove_of_an_unknown_name_creates_no_tag(api):
     assert response.status_code == 200
     assert not Tag.objects.filter(name="ghost_tag").exists()
     assert curated_names(items[0]) == ["cat"]
+
+
+def test_changing_tag_types_needs_change_tag_at_preview_and_at_apply(api, curator):
+    from django.contrib.auth.models import Permission, User
+
+    library(1, curated=["saber"])
+    preview = api.post(
+        BULK, {"action": "set_type", "tags": ["saber"], "type": "character", "dry_run": True}, format="json"
+    )
+    assert preview.status_code == 200
+    curator.groups.first().permissions.remove(Permission.objects.get(codename="change_tag"))
+    weaker = APIClient()
+    weaker.force_authenticate(User.objects.get(pk=curator.pk))
+    refused_preview = weaker.post(
+        BULK, {"action": "set_type", "tags": ["saber"], "type": "character", "dry_run": True}, format="json"
+    )
+    assert refused_preview.status_code == 403
+    assert error_of(refused_preview)["code"] == "tags.change_tag_required"
+    refused_apply = weaker.post(f"/api/tag-operations/{preview.json()['operation']['id']}/apply")
+    assert refused_apply.status_code == 403
+    assert error_of(refused_apply)["code"] == "tags.change_tag_required"
+    from apps.tags.models import Tag
+
+    assert Tag.objects.get(name="saber").type.key == "general"

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.tags.models import OperationChange, TagAssignment, TagSet
-from apps.tags.services import effective
+from apps.tags.services import assignments, effective
 from apps.tags.services import operations as ops
 from apps.tags.services.operations import apply as operations_exec
 from tests.tags.factories import alias_make, assign, closure_make, effective_build, items_make, tags_make
@@ -55,7 +55,7 @@ def random_library(seed: int) -> list[Any]:
             TagAssignment.objects.filter(tagset_id=tagset_id, tag_id=pk).update(position=position)
     effective_build([i.pk for i in items])
     stats_rebuild()
-    operations_exec.sets_recount(TagSet.objects.values_list("pk", flat=True))
+    assignments.sets_recount(TagSet.objects.values_list("pk", flat=True))
     return items
 
 

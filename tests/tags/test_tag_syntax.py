@@ -14,7 +14,8 @@ from apps.tags import syntax
 from apps.tags.models import Tag, TagAssignment, TagSet, TagType
 from apps.tags.services import tags_get_or_create, vocabulary_default
 from apps.tags.services.names import tag_name_normalise
-from apps.tags.services.vocabularies import vocabulary_create, vocabulary_import_csv
+from apps.tags.services.vocabularies import vocabulary_create
+from apps.tags.services.vocabulary_io import vocabulary_import_csv
 from tests import mediafiles
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from apps.tags.models import (
     Vocabulary,
 )
 from apps.tags.selectors.autocomplete import tag_autocomplete
-from apps.tags.services import names, vocabularies
+from apps.tags.services import names, vocabulary_io
 from apps.tags.services.names import (
     tag_create,
     tag_name_normalise,
@@ -33,12 +33,14 @@ from apps.tags.services.vocabularies import (
     tag_type_create,
     tag_type_delete,
     tag_type_update,
-    vocabulary_build_from_usage,
     vocabulary_create,
     vocabulary_delete,
+    vocabulary_update,
+)
+from apps.tags.services.vocabulary_io import (
+    vocabulary_build_from_usage,
     vocabulary_export_rows,
     vocabulary_import_csv,
-    vocabulary_update,
 )
 
 pytestmark = pytest.mark.django_db
@@ -380,7 +382,7 @@ def test_export_round_trips_through_import(vocab):
     assert body["1girl"][1:] == ["general", "0", "1girls,sole_female"]
     assert "1girls" not in body  # antecedents appear as aliases only
     other = vocabulary_create(slug="copy", name="Copy")
-    text = "".join(vocabularies.vocabulary_export_csv(vocabulary=vocab)).encode()
+    text = "".join(vocabulary_io.vocabulary_export_csv(vocabulary=vocab)).encode()
     result = vocabulary_import_csv(vocabulary=other, data=text)
     assert result.errors == [] and result.created == 3 and result.aliases_created == 2
     assert list(vocabulary_export_rows(vocabulary=other))[1:] == rows[1:]

@@ -14,8 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.exceptions import ForbiddenError
 from apps.core.ints import INT_MAX, int_param
+from apps.tags import selectors
 from apps.tags.api import serializers_operations as s
 from apps.tags.models import Operation
 from apps.tags.services import operations
@@ -32,11 +32,6 @@ def _result(outcome: operations.Outcome, extra: dict[str, Any] | None = None) ->
     return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["job"]["url"]})
 
 
-def _check_type_permission(request: Request, action_name: str) -> None:
-    if action_name == "set_type" and not request.user.has_perm("tags.change_tag"):
-        raise ForbiddenError("Changing tag types needs permission to change tags.")
-
-
 class TagBulkApi(APIView):
     """Bulk add / remove / replace / rename / set type over a query or ids (dry_run previews)."""
 
@@ -50,7 +45,6 @@ class TagBulkApi(APIView):
         data = s.TagBulkInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        _check_type_permission(request, values["action"])
         dry_run = values.pop("dry_run")
         preview, outcome = operations.operation_bulk(dry_run=dry_run, actor=request.user, **values)
         body = s.preview_body(preview)
@@ -78,10 +72,10 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     required_perms: list[str] | None = None
 
     def get_queryset(self) -> QuerySet[Operation]:
-        return operations.operation_list(viewer=self.request.user)
+        return selectors.operation_list(viewer=self.request.user)
 
     def get_object(self) -> Operation:
-        return operations.operation_get(operation_id=self.kwargs["pk"], viewer=self.request.user)
+        return selectors.operation_get(operation_id=self.kwargs["pk"], viewer=self.request.user)
 
     @extend_schema(
         request=None,
@@ -91,7 +85,6 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def apply(self, request: Request, pk: str | None = None) -> Response:
         """Apply a preview to exactly its frozen target (200 when done, 202 when queued)."""
         operation = self.get_object()
-        _check_type_permission(request, operation.params.get("spec", {}).get("action", ""))
         return _result(operations.operation_apply(operation=operation, actor=request.user))
 
     @extend_schema(
@@ -111,7 +104,7 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         operation = operations.operation_cancel(operation=self.get_object(), actor=request.user)
         return Response(
             s.OperationOutputSerializer(
-                operations.operation_get(operation_id=operation.pk, viewer=request.user)
+                selectors.operation_get(operation_id=operation.pk, viewer=request.user)
             ).data
         )
 
@@ -135,5 +128,5 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         limit = int_param(
             request.query_params.get("limit"), field="limit", minimum=1, maximum=1000, default=100
         )
-        ids = operations.operation_item_ids(operation=self.get_object(), after=after, limit=limit + 1)
+        ids = selectors.operation_item_ids(operation=self.get_object(), after=after, limit=limit + 1)
         return Response({"ids": ids[:limit], "next_after": ids[limit - 1] if len(ids) > limit else None})
