@@ -2,9 +2,12 @@
 (docs/operations.md#lock-contention).
 
 The deadlock of issue 9 needs MariaDB: two clients adding the same tag to two different tag sets
-at once share-lock the tag's row (foreign-key checks, TagStat inserts) and then both ask for an
-exclusive lock on it to update its counters. SQLite serialises writers; there a writer holding the
-database makes another one fail with "database is locked", which takes the same path.
+at once share-locked the tag's row (foreign-key checks, TagStat inserts) and then both asked for
+an exclusive lock on it to update its counters; they answered 500 until the request guard retried
+them. The single assignment writer now locks tag rows in ascending id first, so that test guards
+the pair against a regression; a real deadlock of two row locks in opposite orders tests the
+retry itself. SQLite serialises writers; there a writer holding the database makes another one
+fail with "database is locked", which takes the same path.
 """
 
 from __future__ import annotations
@@ -223,3 +226,35 @@ def test_contention_retry_gives_up_with_busy():
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+@pytest.mark.mariadb
+def test_contention_retry_survives_a_real_deadlock(curator):
+    """Two transactions lock two rows in opposite orders: MariaDB kills one with 1213, and
+    contention_retry runs it again, so both finish. Without the retry one of them fails."""
+    if connection.vendor != "mysql":
+        pytest.skip("a real InnoDB deadlock")
+    first, second = items_make(2)
+    both_hold_one = threading.Barrier(2)
+    attempts: Counter = Counter()
+
+    def locking(order: tuple[int, int], name: str) -> Callable[[], Counter]:
+        def transaction_body() -> None:
+            attempts[name] += 1
+            with transaction.atomic():
+                list(type(first).objects.select_for_update().filter(pk=order[0]).values_list("pk"))
+                if attempts[name] == 1:
+                    both_hold_one.wait(timeout=30)  # only the first attempts meet head-on
+                list(type(first).objects.select_for_update().filter(pk=order[1]).values_list("pk"))
+
+        def run() -> Counter:
+            try:
+                contention_retry(transaction_body, attempts=3)
+            finally:
+                connections.close_all()
+            return Counter()
+
+        return run
+
+    run_together(locking((first.pk, second.pk), "a"), locking((second.pk, first.pk), "b"))
+    assert sorted(attempts.values()) == [1, 2]
