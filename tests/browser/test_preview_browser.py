@@ -3,26 +3,16 @@ tool) and a box drawn on it is in the original's pixels, down to the saved crop.
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
-
-
-def add(data: bytes, name: str, user) -> MediaItem:  # type: ignore[no-untyped-def]
-    return media_ingest(
-        stream=io.BytesIO(data),
-        origin=Origin(kind="upload", original_filename=name),
-        metadata=metadata_clean(),
-        added_by=user,
-    ).item
 
 
 @pytest.mark.parametrize("fmt", ["tiff", "heic"])
@@ -31,12 +21,15 @@ def test_preview_shows_and_the_crop_tool_works_in_original_pixels(
 ) -> None:
     page = signed_in
     # Larger than the preview's 2048 px, so a box in preview pixels would be visibly wrong.
-    image = add(mediafiles.image_bytes(fmt, size=(3000, 2000), seed=5), f"scan.{fmt}", curator)
+    image = make_item(
+        data=mediafiles.image_bytes(fmt, size=(3000, 2000), seed=5), filename=f"scan.{fmt}", added_by=curator
+    )
     page.goto(f"{live_server.url}/items/{image.pk}/")
     page.wait_for_function("() => document.querySelector('#image-stage img').complete")
     assert page.evaluate("() => document.querySelector('#image-stage img').naturalWidth") == 2048
     stage = page.locator("#image-stage").bounding_box()
-    assert stage is not None and stage["width"] > 300  # a broken image collapsed it to ~76 px
+    assert stage is not None
+    assert stage["width"] > 300  # a broken image collapsed it to ~76 px
     overlay = page.locator("#image-stage [data-boxer-overlay]").bounding_box()
     assert overlay is not None
     page.mouse.move(overlay["x"] + 0.1 * overlay["width"], overlay["y"] + 0.1 * overlay["height"])
@@ -44,7 +37,10 @@ def test_preview_shows_and_the_crop_tool_works_in_original_pixels(
     page.mouse.move(overlay["x"] + 0.6 * overlay["width"], overlay["y"] + 0.85 * overlay["height"], steps=8)
     page.mouse.up()
     x, y, w, h = (int(page.locator(f"#transform-form input[name={k}]").input_value()) for k in "xywh")
-    assert abs(x - 300) <= 10 and abs(y - 200) <= 10 and abs(w - 1500) <= 15 and abs(h - 1500) <= 15
+    assert abs(x - 300) <= 10
+    assert abs(y - 200) <= 10
+    assert abs(w - 1500) <= 15
+    assert abs(h - 1500) <= 15
     page.screenshot(path=str(shots_dir / f"preview-{fmt}-box.png"), full_page=True)
     page.get_by_role("button", name="Save as new item").click()
     page.wait_for_url(re.compile(r"/items/\d+/$"))
@@ -58,7 +54,11 @@ def test_animated_gif_page_plays_the_animation_and_captures_frames_by_time(
     signed_in: Page, live_server, curator, celery_worker_thread, shots_dir
 ) -> None:
     page = signed_in
-    gif = add(mediafiles.animation_bytes("gif", [100] * 10, size=(320, 240)), "loop.gif", curator)
+    gif = make_item(
+        data=mediafiles.animation_bytes("gif", [100] * 10, size=(320, 240)),
+        filename="loop.gif",
+        added_by=curator,
+    )
     page.goto(f"{live_server.url}/items/{gif.pk}/")
     page.wait_for_function("() => document.querySelector('#video-stage img[data-animation]').complete")
     assert page.evaluate("() => document.querySelector('#video-stage img').naturalWidth") == 320
@@ -66,8 +66,10 @@ def test_animated_gif_page_plays_the_animation_and_captures_frames_by_time(
     # The animation fills the stage, so a box drawn on it is in the GIF's pixels.
     picture = page.locator("#video-stage img").bounding_box()
     stage = page.locator("#video-stage").bounding_box()
-    assert picture is not None and stage is not None
-    assert abs(picture["width"] - stage["width"]) < 1 and abs(picture["height"] - stage["height"]) < 1
+    assert picture is not None
+    assert stage is not None
+    assert abs(picture["width"] - stage["width"]) < 1
+    assert abs(picture["height"] - stage["height"]) < 1
     page.get_by_label("Draw on the video").check()
     page.locator("#video-stage [data-boxer-overlay]").scroll_into_view_if_needed()
     overlay = page.locator("#video-stage [data-boxer-overlay]").bounding_box()
@@ -77,7 +79,10 @@ def test_animated_gif_page_plays_the_animation_and_captures_frames_by_time(
     page.mouse.move(overlay["x"] + 0.75 * overlay["width"], overlay["y"] + 0.75 * overlay["height"], steps=8)
     page.mouse.up()
     x, y, w, h = (int(page.locator(f"#frames-form input[name={k}]").input_value()) for k in "xywh")
-    assert abs(x - 80) <= 3 and abs(y - 60) <= 3 and abs(w - 160) <= 4 and abs(h - 120) <= 4
+    assert abs(x - 80) <= 3
+    assert abs(y - 60) <= 3
+    assert abs(w - 160) <= 4
+    assert abs(h - 120) <= 4
     page.locator("#frames-form input[name=timestamp]").fill("0.35")
     page.get_by_role("button", name="Capture this frame").click()
     job = page.locator("#frames-tool section.job")

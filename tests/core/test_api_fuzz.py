@@ -9,7 +9,6 @@ few real rows first so that small generated ids reach real objects.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +24,7 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from apps.core.services import curators_group_ensure
-from apps.media.services import Origin, media_ingest, metadata_clean
-from tests import mediafiles
+from tests.media.factories import make_item
 
 # `slow`: a few minutes; scripts/test.sh runs it on both databases, scripts/quicktest.sh skips it.
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -55,12 +53,7 @@ def fuzz_headers(db, settings) -> Iterator[dict[str, dict[str, str]]]:
     curator.groups.add(curators_group_ensure())
     staff = User.objects.create_superuser("fuzz-staff", password="pw-fuzz-staff-1")
     for n in range(2):
-        media_ingest(
-            stream=io.BytesIO(mediafiles.image_bytes("png", seed=n, size=(32, 24))),
-            origin=Origin(kind="upload"),
-            metadata=metadata_clean(tags=["cat", f"tag_{n}"], tag_source="booru"),
-            added_by=curator,
-        )
+        make_item(["cat", f"tag_{n}"], seed=n, size=(32, 24), tag_source="booru", added_by=curator)
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
     try:

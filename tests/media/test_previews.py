@@ -8,18 +8,12 @@ import io
 import pytest
 from PIL import Image
 
-from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, media_item_delete, metadata_clean
+from apps.media.services import media_item_delete
 from apps.media.services.previews import preview_key
 from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
-
-
-def add(data: bytes, user) -> MediaItem:
-    return media_ingest(
-        stream=io.BytesIO(data), origin=Origin(kind="upload"), metadata=metadata_clean(), added_by=user
-    ).item
 
 
 @pytest.fixture
@@ -30,7 +24,7 @@ def signed_in(client, curator):
 
 @pytest.mark.parametrize("fmt", ["tiff", "heic"])
 def test_item_page_shows_a_browser_displayable_preview(fmt, signed_in, curator, media_root):
-    item = add(mediafiles.image_bytes(fmt, size=(640, 480), seed=3), curator)
+    item = make_item(data=mediafiles.image_bytes(fmt, size=(640, 480), seed=3), added_by=curator)
     page = signed_in.get(f"/items/{item.pk}/").content.decode()
     assert f'src="/items/{item.pk}/preview"' in page
     assert 'data-width="640" data-height="480"' in page  # the crop tool measures the original
@@ -43,14 +37,14 @@ def test_item_page_shows_a_browser_displayable_preview(fmt, signed_in, curator, 
 
 
 def test_large_tiff_preview_is_bounded_and_keeps_the_aspect(signed_in, curator):
-    item = add(mediafiles.image_bytes("tiff", size=(3000, 1000), seed=1), curator)
+    item = make_item(data=mediafiles.image_bytes("tiff", size=(3000, 1000), seed=1), added_by=curator)
     response = signed_in.get(f"/items/{item.pk}/preview")
     with Image.open(io.BytesIO(b"".join(response.streaming_content))) as preview:
         assert preview.size == (2048, 683)
 
 
 def test_browser_formats_are_shown_as_they_are(signed_in, curator):
-    item = add(mediafiles.image_bytes("png", seed=2), curator)
+    item = make_item(data=mediafiles.image_bytes("png", seed=2), added_by=curator)
     page = signed_in.get(f"/items/{item.pk}/").content.decode()
     assert f'src="/api/media/{item.pk}/file"' in page
     response = signed_in.get(f"/items/{item.pk}/preview")
@@ -60,7 +54,7 @@ def test_browser_formats_are_shown_as_they_are(signed_in, curator):
 def test_deleting_an_item_removes_its_preview(
     signed_in, curator, media_root, django_capture_on_commit_callbacks
 ):
-    item = add(mediafiles.image_bytes("tiff", seed=6), curator)
+    item = make_item(data=mediafiles.image_bytes("tiff", seed=6), added_by=curator)
     signed_in.get(f"/items/{item.pk}/preview")
     with django_capture_on_commit_callbacks(execute=True):
         media_item_delete(item=item)
@@ -68,7 +62,7 @@ def test_deleting_an_item_removes_its_preview(
 
 
 def test_animation_page_shows_the_animation_with_capture_and_transform_tools(signed_in, curator):
-    item = add(mediafiles.animation_bytes("gif", [100] * 4), curator)
+    item = make_item(data=mediafiles.animation_bytes("gif", [100] * 4), added_by=curator)
     page = signed_in.get(f"/items/{item.pk}/").content.decode()
     assert "data-animation" in page
     assert "<video" not in page

@@ -9,20 +9,12 @@ from django.core.management import call_command
 from PIL import Image
 
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
 WHITE_HASH = -1  # what the clipping probe gave: every bit set (a uniform picture)
-
-
-def ingest(data: bytes) -> MediaItem:
-    return media_ingest(
-        stream=io.BytesIO(data),
-        origin=Origin(kind="upload", original_filename="x"),
-        metadata=metadata_clean(),
-    ).item
 
 
 def as_measured_by_the_old_probe(item: MediaItem, media_root) -> None:
@@ -34,8 +26,8 @@ def as_measured_by_the_old_probe(item: MediaItem, media_root) -> None:
 
 
 def test_rehash_fixes_16_bit_items_and_leaves_8_bit_ones(media_root):
-    deep = [ingest(mediafiles.deep_grey_bytes(seed=s)) for s in (1, 2, 3)]
-    shallow = ingest(mediafiles.image_bytes("png", seed=1))
+    deep = [make_item(filename="x", data=mediafiles.deep_grey_bytes(seed=s)) for s in (1, 2, 3)]
+    shallow = make_item(filename="x", data=mediafiles.image_bytes("png", seed=1))
     for item in deep:
         as_measured_by_the_old_probe(item, media_root)
     shallow_before = (media_root / shallow.thumbnail_key).stat().st_mtime_ns
@@ -52,7 +44,7 @@ def test_rehash_fixes_16_bit_items_and_leaves_8_bit_ones(media_root):
 
 
 def test_rehash_resumes_after_the_checkpoint(media_root, tmp_path):
-    first, second = (ingest(mediafiles.deep_grey_bytes(seed=s)) for s in (4, 5))
+    first, second = (make_item(filename="x", data=mediafiles.deep_grey_bytes(seed=s)) for s in (4, 5))
     for item in (first, second):
         as_measured_by_the_old_probe(item, media_root)
     checkpoint = tmp_path / "rehash.checkpoint"
@@ -64,15 +56,15 @@ def test_rehash_resumes_after_the_checkpoint(media_root, tmp_path):
 
 
 def test_rehash_all_covers_8_bit_images_too(media_root):
-    item = ingest(mediafiles.image_bytes("jpeg", seed=3))
+    item = make_item(filename="x", data=mediafiles.image_bytes("jpeg", seed=3))
     MediaItem.objects.filter(pk=item.pk).update(phash=WHITE_HASH)
     call_command("media_rehash", "--all", stdout=io.StringIO())
     assert MediaItem.objects.get(pk=item.pk).phash == item.phash
 
 
 def test_rehash_animations_makes_old_animated_gif_and_webp_images_videos():
-    gif = ingest(mediafiles.animation_bytes("gif", [100, 300, 100]))
-    webp = ingest(mediafiles.animation_bytes("webp", [200] * 4))
+    gif = make_item(filename="x", data=mediafiles.animation_bytes("gif", [100, 300, 100]))
+    webp = make_item(filename="x", data=mediafiles.animation_bytes("webp", [200] * 4))
     # As the old probe stored them: images with no timing.
     MediaItem.objects.filter(pk__in=[gif.pk, webp.pk]).update(
         kind="image", duration_ms=None, fps_milli=None, codec=""
