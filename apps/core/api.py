@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.core.exceptions import DomainError
+from apps.core.exceptions import BusyError, DomainError
 from apps.core.ints import INT_MAX
 
 
@@ -54,7 +54,8 @@ def _first_message(fields: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Answer every handled error as {"code", "message", "details"}; unknown errors stay 500."""
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.status_code)
+        headers = {"Retry-After": "1"} if isinstance(exc, BusyError) else None
+        return Response(exc.as_dict(), status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(
