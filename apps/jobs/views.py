@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.core.htmx import render_page
+from apps.core.ints import int_param
 from apps.jobs import selectors, services
 from apps.jobs.models import Job
 
@@ -37,11 +38,11 @@ def job_items(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = selectors.job_list(viewer=request.user)
-    after = request.GET.get("after", "")
-    if after.isdigit():
-        jobs = jobs.filter(pk__lt=int(after))
+    if after := int_param(request.GET.get("after"), field="after", minimum=1):
+        jobs = jobs.filter(pk__lt=after)
     rows = list(jobs[: PAGE_SIZE + 1])
     context = {
         "jobs": rows[:PAGE_SIZE],
@@ -51,11 +52,13 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _status(request, selectors.job_get(job_id=pk, viewer=request.user))
 
 
 @login_required
+@require_safe
 def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status partial that pages poll while the job runs."""
     return _status(request, selectors.job_get(job_id=pk, viewer=request.user))

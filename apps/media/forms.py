@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 
 from apps.core.exceptions import DomainError
+from apps.core.ints import INT_MAX
 from apps.media.services.recipes import BUCKETS
 
 
@@ -143,10 +144,10 @@ def box_constrain(box: list[int], aspect: str) -> list[int]:
 class _BoxFields(forms.Form):
     """A box in the original's pixels: all four fields or none."""
 
-    x = forms.IntegerField(required=False, min_value=0, label="X")
-    y = forms.IntegerField(required=False, min_value=0, label="Y")
-    w = forms.IntegerField(required=False, min_value=1, label="Width")
-    h = forms.IntegerField(required=False, min_value=1, label="Height")
+    x = forms.IntegerField(required=False, min_value=0, max_value=INT_MAX, label="X")
+    y = forms.IntegerField(required=False, min_value=0, max_value=INT_MAX, label="Y")
+    w = forms.IntegerField(required=False, min_value=1, max_value=INT_MAX, label="Width")
+    h = forms.IntegerField(required=False, min_value=1, max_value=INT_MAX, label="Height")
 
     def box(self) -> list[int] | None:
         values = [self.cleaned_data.get(k) for k in ("x", "y", "w", "h")]
@@ -222,7 +223,7 @@ class FramesForm(_BoxFields):
         label="Every (s)",
         widget=forms.NumberInput(attrs={"step": "any"}),
     )
-    count = forms.IntegerField(required=False, min_value=1, initial=10, label="Frames")
+    count = forms.IntegerField(required=False, min_value=1, max_value=INT_MAX, initial=10, label="Frames")
     threshold = forms.FloatField(
         required=False,
         min_value=0.01,

@@ -12,10 +12,11 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.core.htmx import redirect_after_post, render_page
+from apps.core.ints import int_param
 from apps.media import conf, extensions, selectors, services
 from apps.media.filters import MediaItemFilter
 from apps.media.formats import ANIMATION_FORMATS
@@ -33,16 +34,20 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 @login_required
+@require_safe
 def item_list(request: HttpRequest) -> HttpResponse:
     """The gallery: query bar, filters and a thumbnail grid, keyset-paged (no OFFSET)."""
     filterset = MediaItemFilter(request.GET or None, queryset=selectors.media_item_list(viewer=request.user))
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    # A filter out of range or malformed (docs/api.md#integers) is shown beside its field and
+    # the gallery answers 422, unfiltered.
+    invalid = filterset.is_bound and not filterset.is_valid()
+    queryset = filterset.queryset if invalid else filterset.qs
     q = request.GET.get("q", "").strip()
     if q:
         return extensions.query_provider().page(request, filterset, queryset, q)
     after = request.GET.get("after", "")
-    if after.isdigit():
-        queryset = queryset.filter(pk__lt=int(after))
+    if after_id := int_param(after, field="after", minimum=1):
+        queryset = queryset.filter(pk__lt=after_id)
     rows = list(queryset.order_by("-id")[: PAGE_SIZE + 1])
     items, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     query = request.GET.copy()
@@ -63,10 +68,11 @@ def item_list(request: HttpRequest) -> HttpResponse:
             queryset, shown=len(items), more=more, filtered=filtered
         )
     partial = "media/partials/_grid_page.html" if after else "media/partials/_search_gallery.html"
-    return render_page(request, "media/item_list.html", partial, context)
+    return render_page(request, "media/item_list.html", partial, context, status=422 if invalid else 200)
 
 
 @login_required
+@require_safe
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One item: preview or player with its tools, metadata, lineage, origins and tag sets."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)

@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "apps.core.middleware.DomainErrorMiddleware",
+    # Last: lock-contention retry, JSON 500s on the API, path-id range check (docs/operations.md).
+    "apps.core.middleware.RequestGuardMiddleware",
 ]
 
 ROOT_URLCONF = "baggintag.urls"

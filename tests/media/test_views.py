@@ -63,7 +63,7 @@ def test_gallery_reports_invalid_filter_values(client, curator):
     client.force_login(curator)
     html = client.get("/?width_min=wide").content.decode()
     assert "width_min" in html
-    assert "Enter a number" in html
+    assert "Enter a whole number" in html
 
 
 def test_item_page_shows_metadata_tag_sets_and_origins(client, curator):

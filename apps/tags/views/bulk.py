@@ -10,10 +10,11 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
+from apps.core.ints import INT_MAX, int_param
 from apps.media.models import MediaItem
 from apps.tags import selectors
 from apps.tags.models import Operation, TagType
@@ -88,9 +89,11 @@ class BulkForm(forms.Form):
     def clean_ids(self) -> list[int]:
         text = self.cleaned_data.get("ids") or ""
         parts = [p for p in re.split(r"[\s,]+", text) if p]
-        bad = [p for p in parts if not p.isdigit()]
+        bad = [p for p in parts if not (p.isascii() and p.isdigit() and 0 < int(p) <= INT_MAX)]
         if bad:
-            raise forms.ValidationError(f"Not item ids: {', '.join(bad[:5])}.")
+            raise forms.ValidationError(
+                f"Not item ids: {', '.join(bad[:5])}. Ids are whole numbers from 1 to {INT_MAX}."
+            )
         return [int(p) for p in parts]
 
     def service_kwargs(self) -> dict[str, Any]:
@@ -134,6 +137,7 @@ def _panel(request: HttpRequest, form: BulkForm, status: int = 200, **extra: Any
 
 
 @login_required
+@require_safe
 def bulk_editor(request: HttpRequest) -> HttpResponse:
     """The bulk editor; `?q=`, `?ids=`, `?action=`, `?tags=` prefill it, or the same fields posted
     (the library's selection posts its ids: too many for a URL)."""
@@ -221,6 +225,7 @@ def _error(request: HttpRequest, err: DomainError) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def operation_list(request: HttpRequest) -> HttpResponse:
     """History, newest first, keyset-paged with `?before=<id>`; filter by kind and status."""
     rows = selectors.operation_list(viewer=request.user)
@@ -230,8 +235,8 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     if status in Operation.Status.values:
         rows = rows.filter(status=status)
     before = request.GET.get("before", "")
-    if before.isdigit():
-        rows = rows.filter(pk__lt=int(before))
+    if before_id := int_param(before, field="before", minimum=1):
+        rows = rows.filter(pk__lt=before_id)
     page = list(rows[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
@@ -260,13 +265,12 @@ def operation_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One operation: what it asked, predicted and did, conflicts, and the items it changed."""
     operation = selectors.operation_get(operation_id=pk, viewer=request.user)
-    after = request.GET.get("after", "")
-    ids = selectors.operation_item_ids(
-        operation=operation, after=int(after) if after.isdigit() else 0, limit=ITEMS_PAGE + 1
-    )
+    after = int_param(request.GET.get("after"), field="after", default=0)
+    ids = selectors.operation_item_ids(operation=operation, after=after, limit=ITEMS_PAGE + 1)
     found = MediaItem.objects.in_bulk(ids[:ITEMS_PAGE])
     context = {
         "operation": operation,
