@@ -8,10 +8,10 @@ import django_filters
 from django import forms
 from django.db.models import F, QuerySet
 
-from apps.core.lookups import FoldedEquals
-from apps.media import selectors
 from apps.core.filters import IdFilter, IntegerFilter
 from apps.core.ints import BIGINT_MAX
+from apps.core.lookups import FoldedEquals
+from apps.media import selectors
 from apps.media.formats import MIME_TYPES
 from apps.media.models import MediaItem
 
