@@ -69,6 +69,17 @@ class UnprocessableError(DomainError):
     default_message = "The input could not be processed."
 
 
+class BusyError(DomainError):
+    """The database kept answering deadlock or lock timeout after the retries; try again later."""
+
+    status_code = 503
+    default_code = "core.busy"
+    default_message = (
+        "The library is busy with other edits to the same rows and this change was not saved. "
+        "Try again in a moment."
+    )
+
+
 class TransientError(Exception):
     """A failure worth retrying (network blip, lock timeout); never a user's fault."""
 
@@ -78,23 +89,25 @@ class ServiceUnavailableError(DomainError):
     nothing is wrong with the input, and the same request can be sent again shortly."""
 
     status_code = 503
-    default_code = "service_unavailable"
+    default_code = "core.unavailable"
     default_message = "A service this request needs is unreachable or busy; try again in a minute."
 
 
-# MariaDB client errors that mean "not now" rather than "wrong": lock wait timeout, cannot
-# connect, server gone away, connection lost.
-_DB_UNAVAILABLE_CODES = {1205, 2002, 2003, 2006, 2013}
+# MariaDB client errors that mean "not now" rather than "wrong": cannot connect, server gone
+# away, connection lost. (Deadlocks and lock timeouts are contention: apps/core/db.py retries
+# them and answers `core.busy`.)
+_DB_UNAVAILABLE_CODES = {2002, 2003, 2006, 2013}
 
 
 def service_unavailable(exc: BaseException) -> ServiceUnavailableError | None:
-    """The 503 for an outage of Redis, the broker or the database, else None (a real bug)."""
+    """The 503 (`core.unavailable`) for an outage of Redis, the broker or the database, else
+    None (a real bug: a 500)."""
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return ServiceUnavailableError("The cache (Redis) is unreachable; try again in a minute.")
     if isinstance(exc, BrokerError):
         return ServiceUnavailableError("The job broker (Redis) is unreachable; try again in a minute.")
     if isinstance(exc, OperationalError):
         code = exc.args[0] if exc.args else None
-        if code in _DB_UNAVAILABLE_CODES or "database is locked" in str(exc):
-            return ServiceUnavailableError("The database is busy or unreachable; try again in a minute.")
+        if code in _DB_UNAVAILABLE_CODES:
+            return ServiceUnavailableError("The database is unreachable; try again in a minute.")
     return None
