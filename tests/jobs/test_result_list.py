@@ -19,6 +19,8 @@ def job(curator) -> Job:
     job = services.job_start(
         title="Upload", kind="x", task="tests.noop", params={}, created_by=curator, total=7
     )
+    job = services.job_claim(job_id=job.pk)  # results are recorded by a running attempt
+    assert job is not None
     for seq in range(7):
         if seq in (2, 5):
             services.job_item_record(
@@ -55,6 +57,8 @@ def test_long_inputs_are_shown_whole(client, curator):
     job = services.job_start(
         title="Upload", kind="x", task="tests.noop", params={}, created_by=curator, total=1
     )
+    job = services.job_claim(job_id=job.pk)
+    assert job is not None
     long_url = "https://example.com/" + "a" * 200
     services.job_item_record(
         job=job, seq=0, input=long_url, status=JobItem.Status.FAILED, error=DomainError("x")
