@@ -2,8 +2,12 @@
 
 from celery import shared_task
 
+from apps.jobs.exceptions import JobSuperseded
 
-@shared_task(name="tags.effective_rebuild", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+
+@shared_task(
+    name="tags.effective_rebuild", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60, throws=(JobSuperseded,)
+)
 def effective_rebuild_task(*, job_id: int) -> None:
     """Adapter: rebuild the effective tags of stale items."""
     from apps.tags.services import rules
@@ -30,7 +34,9 @@ def rebuild_stale_task() -> int:
     return 0
 
 
-@shared_task(name="tags.operation_run", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+@shared_task(
+    name="tags.operation_run", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60, throws=(JobSuperseded,)
+)
 def operation_run_task(*, job_id: int) -> None:
     """Adapter: apply (or undo) a bulk tag operation chunk by chunk, resuming at its cursor."""
     from apps.tags.services import operations

@@ -582,3 +582,25 @@ def test_a_type_prefix_in_a_bulk_add_types_the_tag_as_the_editor_does(curator):
     with pytest.raises(Refused) as conflict:  # saber is a character now, not a copyright
         ops.operation_preview(action="add", tags=["copy:saber"], ids=[items[0].pk], actor=curator)
     assert conflict.value.code == "tags.type_conflict"
+
+
+def test_a_superseded_bulk_job_attempt_applies_no_chunk(curator, settings):
+    from django.db.models import F
+
+    from apps.jobs import services as job_services
+    from apps.jobs.exceptions import JobSuperseded
+    from apps.jobs.models import Job
+    from apps.tags.services.operations import run as operations_run
+
+    settings.BULK_SYNC_MAX_CHANGES = 0  # queue it as a job
+    items = library(3, curated=["cat"])
+    preview = ops.operation_preview(action="add", tags=["dog"], ids=[i.pk for i in items], actor=curator)
+    outcome = ops.operation_apply(operation=preview.operation, actor=curator)
+    assert outcome.job is not None
+    stale = job_services.job_claim(job_id=outcome.job.pk)
+    assert stale is not None
+    Job.objects.filter(pk=stale.pk).update(attempts=F("attempts") + 1)  # another worker took over
+    with pytest.raises(JobSuperseded):
+        operations_run._step(preview.operation.pk, curator.pk, None, stale)
+    assert Operation.objects.get(pk=preview.operation.pk).resume_cursor == 0
+    assert curated_names(items[0]) == ["cat"]

@@ -234,6 +234,80 @@ def media_ingest_derived(
         spooled.path.unlink(missing_ok=True)
 
 
+def _item_new(
+    spooled: storage.Spooled,
+    probed: probe.Probe,
+    origin: Origin,
+    metadata: Metadata,
+    added_by: Any,
+    derived: Derived | None,
+    original: str,
+    thumb: str,
+) -> MediaItem:
+    """The unsaved row for a new file: what the probe measured, what the uploader said, and for
+    a derived item or frame its recipe, parent and inherited artist and source."""
+    name = (
+        metadata.name
+        or _safe_filename(origin.original_filename or origin.archive_member)
+        or f"{spooled.sha256[:12]}.{probed.extension}"
+    )
+    source = metadata.source or origin.url
+    bands = phash_bands(probed.phash) if probed.phash is not None else [None] * 5
+    item = MediaItem(
+        kind=probed.kind,
+        name=name,
+        sha256=spooled.sha256,
+        storage_key=original,
+        thumbnail_key=thumb if probed.thumbnail is not None else "",
+        format=probed.format,
+        mime_type=probed.mime_type,
+        size_bytes=spooled.size,
+        width=probed.width,
+        height=probed.height,
+        pixels=probed.width * probed.height,
+        ratio_milli=round(1000 * probed.width / probed.height) if probed.height else 0,
+        mode=probed.mode,
+        bit_depth=probed.bit_depth,
+        has_alpha=probed.has_alpha,
+        animated=probed.animated,
+        frame_count=probed.frame_count,
+        duration_ms=probed.duration_ms,
+        fps_milli=probed.fps_milli,
+        codec=probed.codec,
+        phash=phash_to_signed(probed.phash) if probed.phash is not None else None,
+        phash_b0=bands[0],
+        phash_b1=bands[1],
+        phash_b2=bands[2],
+        phash_b3=bands[3],
+        phash_b4=bands[4],
+        source=source,
+        source_hash=_url_hash(source),
+        site=_site(source),
+        artist=metadata.artist,
+        rotation=probed.rotation,
+        start_ms=probed.start_ms,
+        added_by=added_by if added_by is not None and added_by.is_authenticated else None,
+    )
+    if derived is not None:
+        box = derived.box or (None, None, None, None)
+        item.kind = derived.kind
+        item.parent_id, item.recipe = derived.parent_id, derived.recipe
+        item.recipe_hash = derived.recipe_hash
+        item.video_id, item.timestamp_ms = derived.video_id, derived.timestamp_ms
+        item.frame_index = derived.frame_index
+        item.box_x, item.box_y, item.box_w, item.box_h = box
+        if derived.name and not metadata.name:
+            item.name = derived.name
+        if derived.source and not metadata.source:
+            item.source, item.source_hash, item.site = (
+                derived.source,
+                _url_hash(derived.source),
+                _site(derived.source),
+            )
+        item.artist = metadata.artist or derived.artist
+    return item
+
+
 def _store_new(
     spooled: storage.Spooled,
     probed: probe.Probe,
@@ -251,65 +325,7 @@ def _store_new(
             written.append(original)
         if probed.thumbnail is not None and storage.store_thumbnail(thumb, probed.thumbnail):
             written.append(thumb)
-        name = (
-            metadata.name
-            or _safe_filename(origin.original_filename or origin.archive_member)
-            or f"{spooled.sha256[:12]}.{probed.extension}"
-        )
-        source = metadata.source or origin.url
-        bands = phash_bands(probed.phash) if probed.phash is not None else [None] * 5
-        item = MediaItem(
-            kind=probed.kind,
-            name=name,
-            sha256=spooled.sha256,
-            storage_key=original,
-            thumbnail_key=thumb if probed.thumbnail is not None else "",
-            format=probed.format,
-            mime_type=probed.mime_type,
-            size_bytes=spooled.size,
-            width=probed.width,
-            height=probed.height,
-            pixels=probed.width * probed.height,
-            ratio_milli=round(1000 * probed.width / probed.height) if probed.height else 0,
-            mode=probed.mode,
-            bit_depth=probed.bit_depth,
-            has_alpha=probed.has_alpha,
-            animated=probed.animated,
-            frame_count=probed.frame_count,
-            duration_ms=probed.duration_ms,
-            fps_milli=probed.fps_milli,
-            codec=probed.codec,
-            phash=phash_to_signed(probed.phash) if probed.phash is not None else None,
-            phash_b0=bands[0],
-            phash_b1=bands[1],
-            phash_b2=bands[2],
-            phash_b3=bands[3],
-            phash_b4=bands[4],
-            source=source,
-            source_hash=_url_hash(source),
-            site=_site(source),
-            artist=metadata.artist,
-            rotation=probed.rotation,
-            start_ms=probed.start_ms,
-            added_by=added_by if added_by is not None and added_by.is_authenticated else None,
-        )
-        if derived is not None:
-            box = derived.box or (None, None, None, None)
-            item.kind = derived.kind
-            item.parent_id, item.recipe = derived.parent_id, derived.recipe
-            item.recipe_hash = derived.recipe_hash
-            item.video_id, item.timestamp_ms = derived.video_id, derived.timestamp_ms
-            item.frame_index = derived.frame_index
-            item.box_x, item.box_y, item.box_w, item.box_h = box
-            if derived.name and not metadata.name:
-                item.name = derived.name
-            if derived.source and not metadata.source:
-                item.source, item.source_hash, item.site = (
-                    derived.source,
-                    _url_hash(derived.source),
-                    _site(derived.source),
-                )
-            item.artist = metadata.artist or derived.artist
+        item = _item_new(spooled, probed, origin, metadata, added_by, derived, original, thumb)
         try:
             with transaction.atomic():
                 item.save()

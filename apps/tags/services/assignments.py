@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     Count,
@@ -106,6 +106,7 @@ class Written:
     new_sets: dict[int, int]
 
 
+@transaction.atomic
 def assignments_write(
     transitions: Sequence[Transition],
     *,

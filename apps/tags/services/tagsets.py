@@ -121,6 +121,7 @@ def tag_set_add_to_item(
     )
 
 
+@transaction.atomic
 def tag_set_inherit(*, target: Any, source: Any, slot: str) -> TagSet | None:
     """Copy `source`'s tags into a `derived` set on `target` (e.g. slot `video:<id>`); idempotent.
 

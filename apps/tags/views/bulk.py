@@ -10,7 +10,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
@@ -137,7 +137,7 @@ def _panel(request: HttpRequest, form: BulkForm, status: int = 200, **extra: Any
 
 
 @login_required
-@require_safe
+@require_http_methods(["GET", "HEAD", "POST"])
 def bulk_editor(request: HttpRequest) -> HttpResponse:
     """The bulk editor; `?q=`, `?ids=`, `?action=`, `?tags=` prefill it, or the same fields posted
     (the library's selection posts its ids: too many for a URL)."""

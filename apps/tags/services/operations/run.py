@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError, UnprocessableError
 from apps.jobs import services as job_services
+from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
 from apps.tags import conf
 from apps.tags.models import (
@@ -178,7 +179,7 @@ def _queue(operation: Operation, actor: Any, total: int, title: str) -> Outcome:
     job = job_services.job_start(
         kind=JOB_KIND,
         task=TASK_NAME,
-        params={"operation": operation.pk},
+        params={"operation": operation.pk, "query": operation.params.get("input", {}).get("q", "")},
         created_by=actor,
         total=total,
         title=title,
@@ -298,9 +299,13 @@ def _chunk(
     )
 
 
-def _step(operation_id: int, actor_id: int | None, rules: Rules | None) -> int | None:
-    """One chunk in its own transaction, with the cursor; None when nothing is left."""
+def _step(operation_id: int, actor_id: int | None, rules: Rules | None, job: Job | None = None) -> int | None:
+    """One chunk in its own transaction, with the cursor; None when nothing is left. In a job,
+    the chunk first proves its attempt is still current (a worker that was paused past its
+    heartbeat and taken over writes nothing: JobSuperseded)."""
     with transaction.atomic():
+        if job is not None:
+            job_services.job_fence(job=job)
         operation = Operation.objects.select_for_update().get(pk=operation_id)
         ids = _next_ids(operation, operation.resume_cursor, conf.bulk_chunk_items())
         if not ids:
@@ -356,10 +361,13 @@ def operation_run(*, job_id: int) -> None:
                     _finish(operation_id, Operation.Status.CANCELLED)
                 job_services.job_finish(job=job, result=Operation.objects.get(pk=operation_id).counters)
                 return
-            done = _retrying(lambda: _step(operation_id, actor_id, rules))
+            current = job
+            done = _retrying(lambda: _step(operation_id, actor_id, rules, current))  # noqa: B023 - called at once
             if done is None:
                 break
             job = job_services.job_progress(job=job, done=done)
+    except JobSuperseded:
+        raise  # another attempt owns the job (and the operation) now; leave both to it
     except DomainError as err:
         _stop(operation_id, err.message)
         job_services.job_fail(job=job, code=err.code, message=err.message)
