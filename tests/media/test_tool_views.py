@@ -29,7 +29,8 @@ def add_image(user, *, size=(320, 240), seed=0, fmt="jpeg") -> MediaItem:
 
 
 @pytest.fixture
-def video(curator, video_dir) -> MediaItem:
+def video(curator, video_dir, media_store) -> MediaItem:
+    """A stored clip; the tests using it run on the local folder and on S3 (`media_store`)."""
     path = mediafiles.video_file(video_dir, "mp4")
     with path.open("rb") as handle:
         return media_ingest(
