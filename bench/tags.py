@@ -91,8 +91,21 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def query_mix(lib, rng: random.Random) -> list[tuple[str, list[list[str]], list[str]]]:
-    """(q, required-any-of groups, excluded) — the last two describe tag-only queries for the peer."""
+def _spec(all_of: list[list[str]], none: list[str] = (), **qualifiers: object) -> dict:
+    """What a query asks, for the peers: every group needs one of its tags, none of `none`."""
+    return {
+        "all": all_of,
+        "none": list(none),
+        "width_min": None,
+        "ratings": None,
+        "format": None,
+        "prefix": None,
+        **qualifiers,
+    }
+
+
+def query_mix(lib, rng: random.Random) -> list[tuple[str, dict]]:
+    """(q, spec): the fixed mix of 9 shapes, each with what it asks in a form the peers read."""
     names = [lib.names[t] for t in lib.tag_ids]
     n = len(names)
     common, mid, rare = names[:20], names[50 : max(200, n // 50)], names[n // 20 : n // 2]
@@ -102,27 +115,87 @@ def query_mix(lib, rng: random.Random) -> list[tuple[str, list[list[str]], list[
         m1, m2, m3, m4, m5, m6 = rng.sample(mid, 6)
         r1 = rng.choice(rare)
         mix += [
-            (c1, [[c1]], []),
-            (r1, [[r1]], []),
-            (f"{m1} {m2}", [[m1], [m2]], []),
-            (f"{c1} -{c2}", [[c1]], [c2]),
-            (f"{m1} or {m2} or {m3} or {m4} or {m5}", [[m1, m2, m3, m4, m5]], []),
-            (f"{c1} {m1} -{m2} width:>=1024", None, None),
-            (f"{m1} {m2} {m3} {m4} {m5} {m6} rating:g,s", None, None),
-            (f"{r1} -{c1} format:jpeg", None, None),
-            (f"{m1[:6]}* {c1}", None, None),
+            (c1, _spec([[c1]])),
+            (r1, _spec([[r1]])),
+            (f"{m1} {m2}", _spec([[m1], [m2]])),
+            (f"{c1} -{c2}", _spec([[c1]], [c2])),
+            (f"{m1} or {m2} or {m3} or {m4} or {m5}", _spec([[m1, m2, m3, m4, m5]])),
+            (f"{c1} {m1} -{m2} width:>=1024", _spec([[c1], [m1]], [m2], width_min=1024)),
+            (
+                f"{m1} {m2} {m3} {m4} {m5} {m6} rating:g,s",
+                _spec([[t] for t in (m1, m2, m3, m4, m5, m6)], ratings={"g", "s"}),
+            ),
+            (f"{r1} -{c1} format:jpeg", _spec([[r1]], [c1], format="jpeg")),
+            (f"{m1[:6]}* {c1}", _spec([[c1]], prefix=m1[:6])),
         ]
     return mix
 
 
-def peer_scan(folder: Path, groups: list[list[str]], excluded: list[str]) -> int:
+def tag_only(spec: dict) -> bool:
+    return not any(spec[k] for k in ("width_min", "ratings", "format", "prefix"))
+
+
+def peer_scan(folder: Path, spec: dict) -> int:
     """What file-based editors do: read every caption file and test the query on its tags."""
+    groups, excluded = spec["all"], spec["none"]
     hits = 0
     for path in folder.iterdir():
         tags = {t.strip() for t in path.read_text().split(",")}
         if all(any(t in tags for t in group) for group in groups) and not any(t in tags for t in excluded):
             hits += 1
     return hits
+
+
+class CaptionMemory:
+    """A caption tool that holds everything in memory: each item's effective tags (aliases
+    resolved, implications added: what search reads) with its width, format and rating, newest
+    first. A query is one pass over the items, counting every match exactly and keeping the
+    first 100, as `count=exact` does; a wildcard takes the 100 most used matching tags, as the
+    query language does (SEARCH_WILDCARD_MAX)."""
+
+    def __init__(self, lib) -> None:
+        from collections import Counter
+
+        from django.db import connection
+
+        tags: dict[int, set[str]] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT e.media_item_id, t.name FROM tags_effectivetag e JOIN tags_tag t ON t.id = e.tag_id"
+            )
+            for item_id, name in cursor.fetchall():
+                tags.setdefault(item_id, set()).add(name)
+            cursor.execute("SELECT id, width, format, rating FROM media_mediaitem ORDER BY id DESC")
+            rows = cursor.fetchall()
+        self.items = [(i, frozenset(tags.get(i, ())), w, f, r) for i, w, f, r in rows]
+        self.usage = Counter(name for names in tags.values() for name in names)
+        by_name = {name: tag_id for tag_id, name in lib.names.items()}
+        self.ideal = {
+            name: lib.names.get(lib.ideal[by_name[name]], name)
+            for name in by_name
+            if by_name[name] in lib.ideal
+        }
+
+    def search(self, spec: dict, limit: int = 100) -> tuple[int, list[int]]:
+        groups = [{self.ideal.get(t, t) for t in group} for group in spec["all"]]
+        if spec["prefix"]:
+            matching = [name for name in self.usage if name.startswith(spec["prefix"])]
+            groups.append(set(sorted(matching, key=lambda name: -self.usage[name])[:100]))
+        none = {self.ideal.get(t, t) for t in spec["none"]}
+        width_min, ratings, fmt = spec["width_min"], spec["ratings"], spec["format"]
+        count, page = 0, []
+        for item_id, names, width, item_format, rating in self.items:
+            if (
+                all(not names.isdisjoint(group) for group in groups)
+                and names.isdisjoint(none)
+                and (width_min is None or width >= width_min)
+                and (ratings is None or rating in ratings)
+                and (fmt is None or item_format == fmt)
+            ):
+                count += 1
+                if len(page) < limit:
+                    page.append(item_id)
+        return count, page
 
 
 def main() -> None:
@@ -192,8 +265,12 @@ def main() -> None:
     print(f"| measure ({len(lib.item_ids):,} items) | p50 / value | p95 / max | unit |")
     print("|---|---|---|---|")
     for name, a, b, unit in rows:
-        second = "" if b is None else f"{b:,.1f}"
-        print(f"| {name} | {a:,.1f} | {second} | {unit} |")
+        second = "" if b is None else f"{b:,.2f}" if b < 10 else f"{b:,.1f}"
+        print(
+            f"| {name} | {a:,.2f} | {second} | {unit} |"
+            if a < 10
+            else f"| {name} | {a:,.1f} | {second} | {unit} |"
+        )
     if not args.keep:
         connection.close()
         with connection._nodb_cursor() as cursor:
@@ -224,29 +301,72 @@ def bench_search(client, mix, queries: int) -> list[tuple[str, float, float | No
 
 
 def bench_peer(client, lib, mix, work: Path, limit: int) -> list[tuple[str, float, float | None, str]]:
-    """The peer: one caption file per item, scanned per query."""
+    """Two peers. (1) A caption tool holding the same effective tags and metadata in memory:
+    every shape, interleaved with the API at `count=exact` (both count every match), counts and
+    first pages compared. (2) One caption .txt per item (base tags, as file-based editors keep
+    them), scanned per query: only the tag-only shapes (files hold no width, format or rating)."""
+    memory = CaptionMemory(lib)
+    per_shape: dict[int, dict[str, list[float]]] = {}
+    agree = {"count": 0, "page": 0, "queries": 0}
+    for i, (q, spec) in enumerate(mix[: SHAPES * 5]):
+        timings = per_shape.setdefault(i % SHAPES, {"api": [], "memory": []})
+        for side in ("api", "memory") if i % 2 == 0 else ("memory", "api"):
+            t = time.perf_counter()
+            if side == "api":
+                body = client.get("/api/media/search", {"q": q, "limit": 100, "count": "exact"}).json()
+            else:
+                count, page = memory.search(spec)
+            timings[side].append(time.perf_counter() - t)
+        agree["queries"] += 1
+        agree["count"] += body.get("count") == count
+        agree["page"] += [r["id"] for r in body.get("results", [])] == page
+        if body.get("count") != count:
+            print(f"  counts differ for {q!r}: API {body.get('count')}, in-memory {count}")
+    rows = []
+    ratios = []
+    for shape, timings in sorted(per_shape.items()):
+        api_ms, mem_ms = statistics.median(timings["api"]) * 1000, statistics.median(timings["memory"]) * 1000
+        ratios.append(mem_ms / api_ms)
+        print(
+            f"  peer shape {shape} (e.g. {mix[shape][0]!r}): API count=exact {api_ms:.1f} ms, "
+            f"in-memory captions {mem_ms:.1f} ms; API / in-memory speed {mem_ms / api_ms:.2f}"
+        )
+    print(
+        f"  in-memory peer vs API count=exact: counts equal in {agree['count']}/{agree['queries']} queries, "
+        f"first pages equal in {agree['page']}/{agree['queries']}"
+    )
+    rows.append(
+        (
+            "peer: captions held in memory, every shape (median over shapes of per-shape ratios)",
+            statistics.median(ratios),
+            min(ratios),
+            f"API speed / in-memory speed (min over shapes second; count=exact on both; "
+            f"{agree['count']}/{agree['queries']} counts equal)",
+        )
+    )
+
     captions = work / "captions"
     captions.mkdir()
     for item_id in lib.item_ids[:limit]:
         (captions / f"{item_id}.txt").write_text(", ".join(lib.names[t] for t in lib.item_tags[item_id]))
-    tag_only = [entry for entry in mix if entry[1] is not None][:8]
     peer_times, ours = [], []
-    for q, groups, excluded in tag_only:
+    for q, spec in [entry for entry in mix if tag_only(entry[1])][:10]:  # 2 of each tag-only shape
         t = time.perf_counter()
-        peer_scan(captions, groups, excluded)
+        peer_scan(captions, spec)
         peer_times.append(time.perf_counter() - t)
         t = time.perf_counter()
-        client.get("/api/media/search", {"q": q, "limit": 100})
+        client.get("/api/media/search", {"q": q, "limit": 100, "count": "exact"})
         ours.append(time.perf_counter() - t)
     ratio = statistics.median(peer_times) / statistics.median(ours)
-    return [
+    rows.append(
         (
-            f"peer: scan {limit:,} caption files per query",
+            f"peer: scan {limit:,} caption files per query (5 tag-only shapes; API count=exact)",
             statistics.median(peer_times) * 1000,
             max(peer_times) * 1000,
             f"ms (Baggintag {ratio:,.0f}× faster)",
         )
-    ]
+    )
+    return rows
 
 
 def bench_rebuild(lib) -> list[tuple[str, float, float | None, str]]:
