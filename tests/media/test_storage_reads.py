@@ -66,3 +66,11 @@ def test_a_file_missing_from_storage_is_a_404_with_its_code(api, client, curator
     response = (api if url.startswith("/api/") else client).get(url.format(pk=item.pk))
     assert response.status_code == 404
     assert b"media.file_missing" in response.content or b"stored file is missing" in response.content
+
+
+@pytest.mark.parametrize("media_store", ["s3"], indirect=True)
+def test_s3_downloads_are_bounded_in_memory(media_store):
+    """Transforms, frame capture and bulk staging read stored files through the storage's open(),
+    which on S3 buffers the whole object in a SpooledTemporaryFile of this size: 0 (its default)
+    keeps any object in memory, whatever its size."""
+    assert 0 < default_storage.max_memory_size <= 64 * 1024 * 1024
