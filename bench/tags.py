@@ -29,6 +29,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -201,6 +202,13 @@ class CaptionMemory:
 def main() -> None:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-tags-"))
+    try:
+        run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # caption files, the data folder
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     reused = django_setup(args.db, work, reuse=args.reuse)
     from django.contrib.auth.models import User
     from django.db import connection
