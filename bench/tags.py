@@ -17,8 +17,10 @@ Flags:
 
 Measured through the API (Django's test client, so DRF, serializers and the planner all run):
 search first page (p50/p95 over a fixed mix of 1–6 term queries with negations and qualifiers),
-the same tag queries answered the way file-based tag editors do (one caption .txt per item,
-scanned per query) with the speed ratio, autocomplete p95, a bulk replace of the most common
+two peers (a caption tool holding every item's effective tags and metadata in memory, timed on
+every query shape against the API at count=exact, counts and first pages compared; and one
+caption .txt per item scanned per query, the way file-based tag editors do, on the tag-only
+shapes) with the speed ratios, autocomplete p95, a bulk replace of the most common
 tag and its undo, and the effective-tag rebuild rate after an alias change. Figures go in
 bench/README.md with the data size and the machine.
 """

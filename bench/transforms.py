@@ -1,18 +1,27 @@
-"""Transform throughput: `media_item_transform` against a bare Pillow loop, in one run.
+"""Transform throughput: `media_item_transform` against loops doing the same work, in one run.
 
     .venv/bin/python bench/transforms.py                    # 40 pictures, SQLite in a temp folder
-    .venv/bin/python bench/transforms.py --n 40 --min-mp 2 --max-mp 4 --rounds 3
+    .venv/bin/python bench/transforms.py --n 40 --min-mp 2 --max-mp 4 --rounds 5
     .venv/bin/python bench/transforms.py --long 512 --aspect 3:2
-    .venv/bin/python bench/transforms.py --n 20 --profile   # cProfile one product round
+    .venv/bin/python bench/transforms.py --n 20 --profile   # pyinstrument one product round
 
-Both sides turn every picture into a 1:1 centre crop scaled to `--long` px (Lanczos), saved as
-JPEG quality 90. The product is the service call (recipe below, 4:4:4 chroma at quality ≥ 90, a
-WebP thumbnail, perceptual hash, rows and lineage); the baseline is what a bare Pillow script
-does: open, full decode, EXIF transpose, centre crop, resize LANCZOS, save JPEG q90 (Pillow's
-default 4:2:0 chroma) to a temp folder.
+Every side turns every picture into a 1:1 centre crop scaled to `--long` px (Lanczos), JPEG
+quality 90. Four sides, interleaved picture by picture (bench/rounds.py):
+
+  product  the service call (recipe below: draft decode where the scale allows, 4:4:4 chroma at
+           quality ≥ 90, a WebP thumbnail, perceptual hash, rows and lineage)
+  matched  the same work the fast way minus the rows: the product's exact output bytes (draft
+           where libjpeg allows it, reducing_gap 3, 4:4:4), SHA-256, stored content-addressed,
+           a 256 px WebP q80 method 0 thumbnail of the result (stored) and the same phash
+  output   the draft-aware loop writing the same bytes, and nothing else (the goal's baseline)
+  naive    a bare Pillow script: full decode, EXIF transpose, crop, LANCZOS, JPEG q90 with
+           Pillow's default 4:2:0 chroma (`--baseline-chroma 444` for 4:4:4)
 
     {"ops": [{"op": "crop", "aspect": "1:1"}, {"op": "scale", "long": 1024}],
      "output": {"format": "jpg", "quality": 90}}
+
+The product's outputs are compared with the draft-aware loop's (bytes) and its thumbnails with
+the matched loop's. Ratios are medians of per-round ratios.
 
 Each round deletes the previous round's results first: the same recipe on the same parent is
 answered from the library without decoding anything.
@@ -23,13 +32,12 @@ Flags:
   --max-mp X     largest picture, megapixels (default 4)
   --long PX      output side (default 1024)
   --aspect A:B   crop aspect (default 1:1)
-  --baseline-chroma 420|444  the baseline's JPEG chroma subsampling: 420 (default, what a bare
-                 script gets from Pillow) or 444 (what the product writes at quality ≥ 90; with it
-                 both sides write the same bytes, so the work is equal)
-  --rounds R     timed rounds; the best round counts (default 3)
+  --baseline-chroma 420|444  the naive loop's JPEG chroma subsampling: 420 (default, what a
+                 bare script gets from Pillow) or 444 (what the product writes at quality ≥ 90)
+  --rounds R     interleaved rounds (default 5)
   --seed S       picture generator seed (default 1234)
   --db sqlite|URL  as in bench/ingest.py (a MariaDB server gets a throwaway database)
-  --profile      after the timed rounds, profile one product round and print the top entries
+  --profile      after the timed rounds, profile one product round with pyinstrument
   --keep         keep the temp folder (pictures, database, media) and print its path
 
 See bench/README.md for what is measured and the figures.
