@@ -16,7 +16,8 @@ Flags:
   --rounds R     interleaved rounds (default 5)
   --seed S       picture generator seed (default 1234)
   --db sqlite|URL  `sqlite` (default): a throwaway SQLite file; or a MariaDB/MySQL URL whose
-                 server gets its own database `bench_ingest`, created and dropped by this script
+                 server gets a database created and dropped by this script: the URL's database
+                 name, or `bench_ingest` when it names none
   --profile      after the timed rounds, profile one product round with pyinstrument
   --keep         keep the temp folder (pictures, database, media) and print its path
 
@@ -81,9 +82,9 @@ def django_setup(work: Path, db: str) -> None:
         parts = urlsplit(db)
         if not parts.scheme.startswith(("mysql", "mariadb")):
             raise SystemExit(f"--db must be 'sqlite' or a mysql:// URL, not {db!r}")
-        os.environ["TEST_DATABASE_URL"] = urlunsplit(
-            (parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, "")
-        )
+        name = parts.path.strip("/") or BENCH_DB  # concurrent runs on one server: name your own
+        url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+        os.environ["TEST_DATABASE_URL"] = url
 
     import django
 
@@ -92,8 +93,9 @@ def django_setup(work: Path, db: str) -> None:
 
     if connection.vendor == "mysql":
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
-            cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            name = connection.settings_dict["NAME"]
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -105,7 +107,7 @@ def django_teardown() -> None:
     if connection.vendor == "mysql":
         connection.close()
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+            cursor.execute(f"DROP DATABASE IF EXISTS `{connection.settings_dict['NAME']}`")
     connection.close()
 
 

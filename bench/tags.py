@@ -4,7 +4,8 @@
     .venv/bin/python bench/tags.py --db mysql://root@127.0.0.1:3306/ --items 1000000 --tags 600000
 
 Flags:
-  --db URL        MariaDB server; the script creates and drops its own database `bench_tags`
+  --db URL        MariaDB server; the script creates and drops its own database (`--db-name`)
+  --db-name NAME  that database's name (default bench_tags; give each concurrent run its own)
   --items N       library size (default 100,000); about 30 tags per item
   --tags T        vocabulary size (default 100,000)
   --queries Q     searches timed (default 300, cycling through a fixed mix)
@@ -46,6 +47,7 @@ BENCH_DB = "bench_tags"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", required=True, help="mysql://user:pass@host:port/")
+    parser.add_argument("--db-name", default=BENCH_DB, help="the bench database (dropped and created)")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--tags", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
@@ -60,13 +62,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def django_setup(db: str, work: Path, reuse: bool = False) -> bool:
+def django_setup(db: str, work: Path, reuse: bool = False, name: str = BENCH_DB) -> bool:
     """Point Django at the bench database; returns whether a loaded one was reused."""
     sys.path.insert(0, str(ROOT))
     parts = urlsplit(db)
     os.environ["DJANGO_SETTINGS_MODULE"] = "baggintag.settings.test"
     os.environ["BAGGINTAG_DATA_DIR"] = str(work / "data")
-    os.environ["TEST_DATABASE_URL"] = urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", "", ""))
+    os.environ["TEST_DATABASE_URL"] = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
     os.environ.pop("REDIS_URL", None)
     os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost"
     import django
@@ -76,12 +78,12 @@ def django_setup(db: str, work: Path, reuse: bool = False) -> bool:
     from django.db import connection
 
     with connection._nodb_cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", [BENCH_DB])
+        cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", [name])
         if reuse and cursor.fetchone()[0]:
             call_command("migrate", verbosity=0)  # migrations newer than the load
             return True
-        cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
-        cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     call_command("migrate", verbosity=0)
     return False
 
@@ -211,7 +213,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
-    reused = django_setup(args.db, work, reuse=args.reuse)
+    reused = django_setup(args.db, work, reuse=args.reuse, name=args.db_name)
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
@@ -284,7 +286,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     if not args.keep:
         connection.close()
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+            cursor.execute(f"DROP DATABASE IF EXISTS `{args.db_name}`")
 
 
 def bench_search(client, mix, queries: int) -> list[tuple[str, float, float | None, str]]:
