@@ -18,9 +18,10 @@ from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.core.htmx import redirect_after_post, render_page
 from apps.media import conf, extensions, selectors, services
 from apps.media.filters import MediaItemFilter
+from apps.media.formats import ANIMATION_FORMATS
 from apps.media.forms import FramesForm, TransformForm, UploadForm
 from apps.media.models import MediaItem
-from apps.media.services import frames, storage, transforms
+from apps.media.services import frames, previews, storage, transforms
 from apps.media.services.recipes import BUCKETS
 
 PAGE_SIZE = 60
@@ -70,12 +71,12 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def item_transform(request: HttpRequest, pk: int) -> HttpResponse:
     """Crop / scale / convert an image or frame into a new item, then go to it."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
-    if item.kind == MediaItem.Kind.VIDEO:
+    if item.kind == MediaItem.Kind.VIDEO and item.format not in ANIMATION_FORMATS:
         raise UnprocessableError(
             "Videos cannot be cropped or scaled; capture frames from the video, then transform those.",
             code="media.not_an_image",
         )
-    form = TransformForm(request.POST)
+    form = TransformForm(request.POST, auto_id=_transform_ids(item))
     if not request.user.has_perm("media.add_mediaitem"):
         form.add_error(None, NO_PERMISSION)
     elif form.is_valid():
@@ -169,6 +170,21 @@ def item_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     return response
 
 
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def item_preview(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """What a browser can show for the item: the original, or a WebP preview of a TIFF or HEIC."""
+    item = selectors.media_item_get(item_id=pk, viewer=request.user)
+    shown = previews.media_item_displayable(item=item)
+    try:
+        handle = default_storage.open(shown.key, "rb")
+    except FileNotFoundError as exc:
+        raise NotFoundError("The stored file is missing.", code="media.file_missing") from exc
+    response = FileResponse(handle, content_type=shown.content_type)
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
 def _chunks(handle: IO[bytes], length: int, size: int = 256 * 1024) -> Iterator[bytes]:
     try:
         while length > 0:
@@ -193,6 +209,11 @@ def _detail_context(request: HttpRequest, item: MediaItem, **extra: Any) -> dict
         "frame_clock": clock(item.timestamp_ms),
         "frame_box": _frame_box(item),
         "tool_config": {"buckets": BUCKETS, "max_pixels": conf.max_image_pixels()},
+        "animation": item.kind == MediaItem.Kind.VIDEO and item.format in ANIMATION_FORMATS,
+        "converted_preview": previews.needs_preview(item),
+        "display_url": reverse(
+            "media:item-preview" if previews.needs_preview(item) else "api:media-file", args=[item.pk]
+        ),
     }
     if item.kind == MediaItem.Kind.VIDEO:
         captures = list(
@@ -211,11 +232,18 @@ def _detail_context(request: HttpRequest, item: MediaItem, **extra: Any) -> dict
         ]
         context["strip_truncated"] = len(captures) > STRIP_SIZE
         context["frames_form"] = FramesForm(initial={"run": "capture", "timestamp": 0})
-    else:
+    if item.kind != MediaItem.Kind.VIDEO or context["animation"]:
         default_format = {"jpeg": "jpg", "webp": "webp"}.get(item.format, "png")
-        context["transform_form"] = TransformForm(initial={"format": default_format, "quality": 95})
+        context["transform_form"] = TransformForm(
+            initial={"format": default_format, "quality": 95}, auto_id=_transform_ids(item)
+        )
     context.update(extra)
     return context
+
+
+def _transform_ids(item: MediaItem) -> str:
+    """Field ids of the transform form: apart from the capture form's on an animation's page."""
+    return "id_transform_%s" if item.kind == MediaItem.Kind.VIDEO else "id_%s"
 
 
 def clock(ms: int | None) -> str:

@@ -12,8 +12,9 @@ from django.db.models import QuerySet
 from apps.core.exceptions import DomainError
 from apps.tags.models import Description, Tag, TagType, Vocabulary
 from apps.tags.selectors.autocomplete import tag_query_normalise
-from apps.tags.selectors.vocabularies import vocabulary_default
-from apps.tags.services.vocabularies import CATEGORY_SCHEMES, TAG_ORDERS, USAGE_SCOPES, WORD_SEPARATORS
+from apps.tags.selectors.vocabularies import TAG_ORDERS, vocabulary_default
+from apps.tags.services.vocabularies import WORD_SEPARATORS
+from apps.tags.services.vocabulary_io import CATEGORY_SCHEMES, USAGE_SCOPES
 
 _MAX_CHAR = "\U0010ffff"
 

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
 import pytest
 from django.core.files.storage import default_storage
 
-from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
-
-
-def add(data: bytes) -> MediaItem:
-    return media_ingest(stream=io.BytesIO(data), origin=Origin(kind="upload"), metadata=metadata_clean()).item
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ def s3_reads(media_store) -> Iterator[list[int]]:
 def test_a_range_request_reads_only_that_range_from_s3(client, curator, video_dir, s3_reads):
     """A video player seeks with small ranges; each must not download the whole object first."""
     data = mediafiles.video_file(video_dir, "mp4").read_bytes()
-    video = add(data)
+    video = make_item(data=data)
     client.force_login(curator)
     s3_reads.clear()
     part = client.get(f"/items/{video.pk}/stream", HTTP_RANGE="bytes=100-199")
@@ -49,7 +43,7 @@ def test_a_range_request_reads_only_that_range_from_s3(client, curator, video_di
 @pytest.mark.parametrize("media_store", ["s3"], indirect=True)
 def test_a_whole_file_is_streamed_from_s3_in_one_read(api, s3_reads):
     data = mediafiles.image_bytes("png", size=(640, 480))
-    item = add(data)
+    item = make_item(data=data)
     s3_reads.clear()
     response = api.get(f"/api/media/{item.pk}/file")
     assert response["Content-Length"] == str(len(data))
@@ -59,7 +53,7 @@ def test_a_whole_file_is_streamed_from_s3_in_one_read(api, s3_reads):
 
 @pytest.mark.parametrize("url", ["/items/{pk}/stream", "/api/media/{pk}/file", "/api/media/{pk}/thumbnail"])
 def test_a_file_missing_from_storage_is_a_404_with_its_code(api, client, curator, media_store, url):
-    item = add(mediafiles.image_bytes("jpeg", seed=4))
+    item = make_item(data=mediafiles.image_bytes("jpeg", seed=4))
     default_storage.delete(item.storage_key)
     default_storage.delete(item.thumbnail_key)
     client.force_login(curator)

@@ -12,11 +12,19 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.tags.models import OperationChange, TagAssignment, TagSet
-from apps.tags.services import effective
+from apps.tags.services import assignments, effective
 from apps.tags.services import operations as ops
 from apps.tags.services.operations import apply as operations_exec
-from tests.tags.factories import alias_make, assign, closure_make, effective_build, items_make, tags_make
-from tests.tags.test_operations import assert_no_drift, comparable, snapshot, stats_rebuild
+from tests.tags.factories import (
+    alias_make,
+    assign,
+    closure_make,
+    effective_build,
+    items_make,
+    stats_rebuild,
+    tags_make,
+)
+from tests.tags.snapshots import assert_no_drift, comparable, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +63,7 @@ def random_library(seed: int) -> list[Any]:
             TagAssignment.objects.filter(tagset_id=tagset_id, tag_id=pk).update(position=position)
     effective_build([i.pk for i in items])
     stats_rebuild()
-    operations_exec.sets_recount(TagSet.objects.values_list("pk", flat=True))
+    assignments.sets_recount(TagSet.objects.values_list("pk", flat=True))
     return items
 
 
@@ -136,7 +144,8 @@ def test_set_based_undo_keeps_later_edits_and_reports_them(curator):
     later = ops.operation_preview(action="remove", tags=["t13"], ids=[having[0].pk], actor=curator)
     ops.operation_apply(operation=later.operation, actor=curator)
     undo = ops.operation_undo(operation=applied, actor=curator).operation
-    assert undo.counters["conflicts"] == 1 and undo.counters["restored"] == added - 1
+    assert undo.counters["conflicts"] == 1
+    assert undo.counters["restored"] == added - 1
     assert undo.counters["conflict_samples"][0]["item"] == having[0].pk
     assert undo.counters["conflict_samples"][0]["now"] == "deleted"
     # The later removal stands as a tombstone; everything else is as before the add.

@@ -6,7 +6,7 @@ from django.db import transaction
 
 from apps.media import events
 from apps.media.models import MediaItem
-from apps.media.services import storage
+from apps.media.services import previews, storage
 from apps.media.services.ingest import _site, _url_hash, metadata_clean
 
 
@@ -14,6 +14,8 @@ from apps.media.services.ingest import _site, _url_hash, metadata_clean
 def media_item_delete(*, item: MediaItem) -> None:
     """Delete an item, its sources and tag sets; its files go after commit if nothing shares them."""
     keys = [k for k in (item.storage_key, item.thumbnail_key) if k]
+    if previews.needs_preview(item):
+        keys.append(previews.preview_key(item.sha256))
     events.send_item_deleting(item_ids=[item.pk])
     item.delete()
 

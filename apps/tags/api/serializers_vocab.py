@@ -8,7 +8,9 @@ from rest_framework import serializers
 
 from apps.tags.models import Tag, TagType, Vocabulary
 from apps.tags.selectors.autocomplete import AUTOCOMPLETE_MAX
-from apps.tags.services.vocabularies import CATEGORY_SCHEMES, TAG_ORDERS, USAGE_SCOPES, WORD_SEPARATORS
+from apps.tags.selectors.vocabularies import TAG_ORDERS
+from apps.tags.services.vocabularies import WORD_SEPARATORS
+from apps.tags.services.vocabulary_io import CATEGORY_SCHEMES, USAGE_SCOPES
 
 # --- tag types -------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.exceptions import ForbiddenError
+from apps.tags import selectors
 from apps.tags.api import serializers_operations as s
 from apps.tags.models import Operation
 from apps.tags.services import operations
@@ -31,11 +31,6 @@ def _result(outcome: operations.Outcome, extra: dict[str, Any] | None = None) ->
     return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["job"]["url"]})
 
 
-def _check_type_permission(request: Request, action_name: str) -> None:
-    if action_name == "set_type" and not request.user.has_perm("tags.change_tag"):
-        raise ForbiddenError("Changing tag types needs permission to change tags.")
-
-
 class TagBulkApi(APIView):
     """Bulk add / remove / replace / rename / set type over a query or ids (dry_run previews)."""
 
@@ -49,7 +44,6 @@ class TagBulkApi(APIView):
         data = s.TagBulkInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        _check_type_permission(request, values["action"])
         dry_run = values.pop("dry_run")
         preview, outcome = operations.operation_bulk(dry_run=dry_run, actor=request.user, **values)
         body = s.preview_body(preview)
@@ -77,10 +71,10 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     required_perms: list[str] | None = None
 
     def get_queryset(self) -> QuerySet[Operation]:
-        return operations.operation_list(viewer=self.request.user)
+        return selectors.operation_list(viewer=self.request.user)
 
     def get_object(self) -> Operation:
-        return operations.operation_get(operation_id=self.kwargs["pk"], viewer=self.request.user)
+        return selectors.operation_get(operation_id=self.kwargs["pk"], viewer=self.request.user)
 
     @extend_schema(
         request=None,
@@ -90,7 +84,6 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def apply(self, request: Request, pk: str | None = None) -> Response:
         """Apply a preview to exactly its frozen target (200 when done, 202 when queued)."""
         operation = self.get_object()
-        _check_type_permission(request, operation.params.get("spec", {}).get("action", ""))
         return _result(operations.operation_apply(operation=operation, actor=request.user))
 
     @extend_schema(
@@ -110,7 +103,7 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         operation = operations.operation_cancel(operation=self.get_object(), actor=request.user)
         return Response(
             s.OperationOutputSerializer(
-                operations.operation_get(operation_id=operation.pk, viewer=request.user)
+                selectors.operation_get(operation_id=operation.pk, viewer=request.user)
             ).data
         )
 
@@ -129,7 +122,7 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Ids of the items an operation changed (a preview: its target), ascending, keyset-paged."""
         after = _int(request.query_params.get("after"), 0)
         limit = max(1, min(_int(request.query_params.get("limit"), 100), 1000))
-        ids = operations.operation_item_ids(operation=self.get_object(), after=after, limit=limit + 1)
+        ids = selectors.operation_item_ids(operation=self.get_object(), after=after, limit=limit + 1)
         return Response({"ids": ids[:limit], "next_after": ids[limit - 1] if len(ids) > limit else None})
 
 

@@ -182,8 +182,6 @@ class TagAliasViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data = s.AliasInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        if values["activate"] and not request.user.has_perm("tags.approve_rules"):
-            values["activate"] = False  # proposals from editors wait for an approver
         alias = rules.alias_create(
             antecedent=values["antecedent"],
             consequent=values["consequent"],
@@ -222,11 +220,10 @@ class TagImplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         data = s.ImplicationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        activate = values["activate"] and request.user.has_perm("tags.approve_rules")
         rule = rules.implication_create(
             child=values["child"],
             parent=values["parent"],
-            activate=activate,
+            activate=values["activate"],
             reason=values.get("reason", ""),
             actor=request.user,
             allow_cross_type=values["allow_cross_type"],

@@ -35,7 +35,8 @@ from apps.tags.api.serializers_vocab import (
 from apps.tags.forms import TagFilter
 from apps.tags.models import Tag, TagType, Vocabulary
 from apps.tags.selectors import autocomplete
-from apps.tags.services import names, vocabularies
+from apps.tags.selectors import vocabularies as vocabulary_reads
+from apps.tags.services import names, vocabularies, vocabulary_io
 
 TEMPLATE_WRITE = ["tags.change_vocabulary", "tags.add_tag", "tags.change_tag"]
 
@@ -57,7 +58,7 @@ class TagTypeViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_object(self) -> TagType:
-        return vocabularies.tag_type_get(type_id=int(self.kwargs["pk"]))
+        return vocabulary_reads.tag_type_get(type_id=int(self.kwargs["pk"]))
 
     @extend_schema(request=TagTypeInputSerializer, responses={201: TagTypeOutputSerializer})
     def create(self, request: Request) -> Response:
@@ -97,7 +98,7 @@ class TagTemplateViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_object(self) -> Vocabulary:
-        return names.vocabulary_get(vocabulary_id=int(self.kwargs["pk"]))
+        return vocabulary_reads.vocabulary_get(vocabulary_id=int(self.kwargs["pk"]))
 
     @extend_schema(request=VocabularyInputSerializer, responses={201: VocabularyOutputSerializer})
     def create(self, request: Request) -> Response:
@@ -133,7 +134,7 @@ class TagTemplateViewSet(
         """Load `name,type,count,aliases` lines; answers with counts and per-line errors."""
         data = VocabularyImportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = vocabularies.vocabulary_import_csv(
+        result = vocabulary_io.vocabulary_import_csv(
             vocabulary=self.get_object(),
             data=data.validated_data["file"],
             actor=request.user,
@@ -154,9 +155,9 @@ class TagTemplateViewSet(
         data = VocabularyBuildInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        result = vocabularies.vocabulary_build_from_usage(
+        result = vocabulary_io.vocabulary_build_from_usage(
             vocabulary=self.get_object(),
-            source=values.get("source") or names.vocabulary_default(),
+            source=values.get("source") or vocabulary_reads.vocabulary_default(),
             scope=values["scope"],
             min_count=values["min_count"],
         )
@@ -166,7 +167,7 @@ class TagTemplateViewSet(
 def csv_response(vocabulary: Vocabulary) -> StreamingHttpResponse:
     """A streamed CSV download of a template (shared with the pages)."""
     response = StreamingHttpResponse(
-        vocabularies.vocabulary_export_csv(vocabulary=vocabulary), content_type="text/csv; charset=utf-8"
+        vocabulary_io.vocabulary_export_csv(vocabulary=vocabulary), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="{vocabulary.slug}.csv"'
     return response
@@ -179,7 +180,7 @@ class TagKeysetPagination(BasePagination):
         params = TagListQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         self.request = request
-        page = vocabularies.tag_page(
+        page = vocabulary_reads.tag_page(
             queryset=queryset,
             order=params.validated_data["order"],
             cursor=params.validated_data.get("cursor", ""),
@@ -211,7 +212,7 @@ class TagKeysetPagination(BasePagination):
                 "name": "order",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "string", "enum": list(vocabularies.TAG_ORDERS)},
+                "schema": {"type": "string", "enum": list(vocabulary_reads.TAG_ORDERS)},
             },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "page_size", "in": "query", "required": False, "schema": {"type": "integer"}},
@@ -231,17 +232,17 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return vocabularies.tag_list()
+        return vocabulary_reads.tag_list()
 
     def filter_queryset(self, queryset: Any) -> Any:
         queryset = super().filter_queryset(queryset)
         if self.action == "list" and not self.request.query_params.get("vocab"):
             # One template at a time: its (vocabulary, media_count) index serves the keyset order.
-            queryset = queryset.filter(vocabulary=names.vocabulary_default())
+            queryset = queryset.filter(vocabulary=vocabulary_reads.vocabulary_default())
         return queryset
 
     def get_object(self) -> Tag:
-        return names.tag_get(tag_id=int(self.kwargs["pk"]))
+        return vocabulary_reads.tag_get(tag_id=int(self.kwargs["pk"]))
 
     @extend_schema(request=TagCreateInputSerializer, responses={201: TagOutputSerializer})
     def create(self, request: Request) -> Response:
@@ -249,14 +250,14 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         data.is_valid(raise_exception=True)
         values = data.validated_data
         tag = names.tag_create(
-            vocabulary=values.get("vocabulary") or names.vocabulary_default(),
+            vocabulary=values.get("vocabulary") or vocabulary_reads.vocabulary_default(),
             name=values["name"],
             tag_type=values.get("type"),
             display_name=values.get("display_name", ""),
             keep_underscore=values["keep_underscore"],
         )
         return Response(
-            TagOutputSerializer(names.tag_get(tag_id=tag.pk)).data, status=status.HTTP_201_CREATED
+            TagOutputSerializer(vocabulary_reads.tag_get(tag_id=tag.pk)).data, status=status.HTTP_201_CREATED
         )
 
     @extend_schema(request=TagUpdateInputSerializer, responses={200: TagOutputSerializer})
@@ -283,11 +284,13 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         params.is_valid(raise_exception=True)
         values = params.validated_data
         vocabulary = (
-            names.vocabulary_get(slug=values["vocab"]) if values.get("vocab") else names.vocabulary_default()
+            vocabulary_reads.vocabulary_get(slug=values["vocab"])
+            if values.get("vocab")
+            else vocabulary_reads.vocabulary_default()
         )
         tag_type = None
         if values.get("type"):
-            tag_type = names.tag_type_find_by_key(key=values["type"])
+            tag_type = vocabulary_reads.tag_type_find_by_key(key=values["type"])
             if tag_type is None:
                 raise DomainError(
                     f"Unknown tag type {values['type']!r}.",

@@ -15,13 +15,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Model
 from django.db.models.constants import OnConflict
 
-from apps.core.exceptions import ConflictError, DomainError, NotFoundError
+from apps.core.exceptions import ConflictError, DomainError
 from apps.tags import syntax
 from apps.tags.models import EffectiveTag, Tag, TagType, TagWord, Vocabulary
 
 # Re-exported: services and interfaces have always found the defaults here.
 from apps.tags.selectors.autocomplete import tag_words
 from apps.tags.selectors.vocabularies import tag_type_default as tag_type_default
+from apps.tags.selectors.vocabularies import type_short_keys
 from apps.tags.selectors.vocabularies import vocabulary_default as vocabulary_default
 
 MAX_TAGS_PER_SET = 1000
@@ -38,7 +39,7 @@ def tag_type_prefixes() -> dict[str, TagType]:
     for tag_type in types:
         prefixes[tag_type.key.casefold()] = tag_type
     for tag_type in types:
-        for short in _short_keys(tag_type):
+        for short in type_short_keys(tag_type):
             prefixes.setdefault(short, tag_type)
     return {key: t for key, t in prefixes.items() if not syntax.is_reserved_prefix(key)}
 
@@ -59,7 +60,9 @@ def _reserved_hint(err: DomainError) -> DomainError:
     """A reserved prefix that is also a type key (`artist:`): name the prefix that types it."""
     prefix = str(err.details.get("qualifier", "")).casefold()
     tag_type = TagType.objects.filter(key=prefix).first() if prefix else None
-    shorts = sorted(k for k in _short_keys(tag_type) if not syntax.is_reserved_prefix(k)) if tag_type else []
+    shorts = (
+        sorted(k for k in type_short_keys(tag_type) if not syntax.is_reserved_prefix(k)) if tag_type else []
+    )
     if shorts:
         rest = str(err.details.get("tag", "")).partition(":")[2]
         err.message += f" For a {tag_type.name} tag write '{shorts[0]}:{rest}'."  # type: ignore[union-attr]
@@ -143,7 +146,7 @@ def tag_names_canonical(*, raw: Sequence[Any], vocabulary: Vocabulary) -> list[s
 
 
 def _type_prefix(tag_type: TagType) -> str | None:
-    for key in [tag_type.key.casefold(), *sorted(_short_keys(tag_type))]:
+    for key in [tag_type.key.casefold(), *sorted(type_short_keys(tag_type))]:
         if not syntax.is_reserved_prefix(key):
             return key
     return None
@@ -385,44 +388,3 @@ def tags_recount(*, tag_ids: Iterable[int]) -> int:
                 Tag.objects.filter(pk=tag_id).update(media_count=want)
                 fixed += 1
     return fixed
-
-
-# --- lookups used by interfaces --------------------------------------------------------------
-
-
-def vocabulary_get(*, vocabulary_id: int | None = None, slug: str | None = None) -> Vocabulary:
-    """One vocabulary by id or slug; NotFoundError otherwise."""
-    queryset = Vocabulary.objects.select_related("default_type")
-    vocabulary = (
-        queryset.filter(pk=vocabulary_id).first()
-        if vocabulary_id is not None
-        else queryset.filter(slug=slug).first()
-    )
-    if vocabulary is None:
-        raise NotFoundError(
-            f"No tag template {slug or vocabulary_id!r}.",
-            code="tags.vocabulary_not_found",
-            details={"vocabulary": slug or vocabulary_id},
-        )
-    return vocabulary
-
-
-def tag_type_find_by_key(*, key: str) -> TagType | None:
-    """A tag type by key or short key (case-insensitive), or None."""
-    key = key.strip().casefold()
-    for tag_type in TagType.objects.all():
-        if tag_type.key == key or key in _short_keys(tag_type):
-            return tag_type
-    return None
-
-
-def _short_keys(tag_type: TagType) -> set[str]:
-    return {k.strip().casefold() for k in tag_type.short_keys.split(",") if k.strip()}
-
-
-def tag_get(*, tag_id: int) -> Tag:
-    """One tag with its vocabulary and type; NotFoundError otherwise."""
-    tag = Tag.objects.select_related("vocabulary", "type", "resolution__ideal_tag").filter(pk=tag_id).first()
-    if tag is None:
-        raise NotFoundError(f"No tag {tag_id}.", code="tags.tag_not_found", details={"id": tag_id})
-    return tag

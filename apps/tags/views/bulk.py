@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
 from apps.media.models import MediaItem
+from apps.tags import selectors
 from apps.tags.models import Operation, TagType
 from apps.tags.services import operations
 from apps.tags.services.operations.plan import tag_list_parse
@@ -158,7 +159,7 @@ def bulk_preview(request: HttpRequest) -> HttpResponse:
 
 
 def _result(request: HttpRequest, outcome: operations.Outcome, *, template: str) -> HttpResponse:
-    operation = operations.operation_get(operation_id=outcome.operation.pk, viewer=request.user)
+    operation = selectors.operation_get(operation_id=outcome.operation.pk, viewer=request.user)
     context = {"operation": operation, "job": outcome.job, "can_write": request.user.has_perm(WRITE)}
     return render_page(request, template, "tags/partials/_operation_result.html", context)
 
@@ -168,10 +169,7 @@ def _result(request: HttpRequest, outcome: operations.Outcome, *, template: str)
 def bulk_apply(request: HttpRequest, pk: int) -> HttpResponse:
     """Apply a preview: the result (sync) or the job's progress (large operations)."""
     _require_write(request)
-    operation = operations.operation_get(operation_id=pk, viewer=request.user)
-    spec_action = operation.params.get("spec", {}).get("action")
-    if spec_action == "set_type" and not request.user.has_perm("tags.change_tag"):
-        raise PermissionDenied
+    operation = selectors.operation_get(operation_id=pk, viewer=request.user)
     try:
         outcome = operations.operation_apply(operation=operation, actor=request.user)
     except DomainError as err:
@@ -184,15 +182,15 @@ def bulk_apply(request: HttpRequest, pk: int) -> HttpResponse:
 def operation_undo(request: HttpRequest, pk: int) -> HttpResponse:
     """Undo (or, for an undo, redo). From the history list (`?view=row`) the row is re-rendered."""
     _require_write(request)
-    operation = operations.operation_get(operation_id=pk, viewer=request.user)
+    operation = selectors.operation_get(operation_id=pk, viewer=request.user)
     try:
         outcome = operations.operation_undo(operation=operation, actor=request.user)
     except DomainError as err:
         return _error(request, err)
     if request.GET.get("view") == "row":
         context = {
-            "op": operations.operation_get(operation_id=pk, viewer=request.user),
-            "undo": operations.operation_get(operation_id=outcome.operation.pk, viewer=request.user),
+            "op": selectors.operation_get(operation_id=pk, viewer=request.user),
+            "undo": selectors.operation_get(operation_id=outcome.operation.pk, viewer=request.user),
             "can_write": True,
         }
         return render_page(request, "tags/operations.html", "tags/partials/_operation_row.html", context)
@@ -205,14 +203,14 @@ def _error(request: HttpRequest, err: DomainError) -> HttpResponse:
         "error.html",
         "partials/_error.html",
         {"error": err},
-        status=409 if err.status_code == 409 else 422,
+        status=err.status_code if err.status_code in (403, 409) else 422,
     )
 
 
 @login_required
 def operation_list(request: HttpRequest) -> HttpResponse:
     """History, newest first, keyset-paged with `?before=<id>`; filter by kind and status."""
-    rows = operations.operation_list(viewer=request.user)
+    rows = selectors.operation_list(viewer=request.user)
     kind, status = request.GET.get("kind", ""), request.GET.get("status", "")
     if kind in Operation.Kind.values:
         rows = rows.filter(kind=kind)
@@ -248,9 +246,9 @@ def operation_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One operation: what it asked, predicted and did, conflicts, and the items it changed."""
-    operation = operations.operation_get(operation_id=pk, viewer=request.user)
+    operation = selectors.operation_get(operation_id=pk, viewer=request.user)
     after = request.GET.get("after", "")
-    ids = operations.operation_item_ids(
+    ids = selectors.operation_item_ids(
         operation=operation, after=int(after) if after.isdigit() else 0, limit=ITEMS_PAGE + 1
     )
     found = MediaItem.objects.in_bulk(ids[:ITEMS_PAGE])

@@ -24,7 +24,8 @@ from apps.tags.forms import (
     domain_error_to_form,
 )
 from apps.tags.models import Tag, TagType, Vocabulary
-from apps.tags.services import names, vocabularies
+from apps.tags.selectors import vocabularies as vocabulary_reads
+from apps.tags.services import names, vocabularies, vocabulary_io
 
 PAGE_SIZE = 100
 CHART_TAGS = 30
@@ -89,19 +90,19 @@ def distribution_bar(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def tag_list(request: HttpRequest) -> HttpResponse:
     """Tags with counts and coloured types: search, type and template filters, keyset pages,
     the 30 most used tags as a bar chart and the share of each type."""
-    default = names.vocabulary_default()
+    default = vocabulary_reads.vocabulary_default()
     data = request.GET.copy()
     if not data.get("vocab"):
         data["vocab"] = default.slug  # the page shows one template at a time
-    filterset = TagFilter(data, queryset=vocabularies.tag_list())
+    filterset = TagFilter(data, queryset=vocabulary_reads.tag_list())
     if filterset.is_valid():
         queryset, cleaned = filterset.qs, filterset.form.cleaned_data
     else:
-        queryset, cleaned = vocabularies.tag_list().filter(vocabulary=default), {}
+        queryset, cleaned = vocabulary_reads.tag_list().filter(vocabulary=default), {}
     vocabulary: Vocabulary = cleaned.get("vocab") or default
     order = cleaned.get("order") or "count"
     cursor = request.GET.get("cursor", "")
-    page = vocabularies.tag_page(queryset=queryset, order=order, cursor=cursor, size=PAGE_SIZE)
+    page = vocabulary_reads.tag_page(queryset=queryset, order=order, cursor=cursor, size=PAGE_SIZE)
     query = request.GET.copy()
     query.pop("cursor", None)
     if page.next_cursor:
@@ -119,9 +120,11 @@ def tag_list(request: HttpRequest) -> HttpResponse:
     if not cursor:
         tag_type = cleaned.get("type")
         context["chart"] = bar_chart(
-            vocabularies.tag_top(vocabulary=vocabulary, tag_type=tag_type, limit=CHART_TAGS)
+            vocabulary_reads.tag_top(vocabulary=vocabulary, tag_type=tag_type, limit=CHART_TAGS)
         )
-        context["distribution"] = distribution_bar(vocabularies.tag_type_distribution(vocabulary=vocabulary))
+        context["distribution"] = distribution_bar(
+            vocabulary_reads.tag_type_distribution(vocabulary=vocabulary)
+        )
     return render_page(request, "tags/tag_list.html", "tags/partials/_tag_results.html", context)
 
 
@@ -136,7 +139,7 @@ def _shown(tag_type: TagType) -> TagType:
 def _type_list_context(**extra: Any) -> dict[str, Any]:
     # A callable: templates call it, so partial renders that never show the list skip the query.
     context: dict[str, Any] = {
-        "types": lambda: [_shown(t) for t in vocabularies.tag_type_list()],
+        "types": lambda: [_shown(t) for t in vocabulary_reads.tag_type_list()],
         "create_form": TagTypeForm(),
     }
     context.update(extra)
@@ -144,7 +147,7 @@ def _type_list_context(**extra: Any) -> dict[str, Any]:
 
 
 def _with_count(tag_type: TagType) -> TagType:
-    return _shown(vocabularies.tag_type_list().get(pk=tag_type.pk))
+    return _shown(vocabulary_reads.tag_type_list().get(pk=tag_type.pk))
 
 
 @login_required
@@ -156,7 +159,7 @@ def type_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def type_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One type's row (what 'Cancel' swaps back in)."""
-    tag_type = _with_count(vocabularies.tag_type_get(type_id=pk))
+    tag_type = _with_count(vocabulary_reads.tag_type_get(type_id=pk))
     return render_page(
         request, "tags/type_list.html", "tags/partials/_type_row.html", _type_list_context(t=tag_type)
     )
@@ -168,7 +171,7 @@ def type_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """The inline edit form of one type; saving answers with the updated row (422 on errors)."""
     if not request.user.has_perm("tags.change_tagtype"):
         raise PermissionDenied(NO_PERMISSION)
-    tag_type = vocabularies.tag_type_get(type_id=pk)
+    tag_type = vocabulary_reads.tag_type_get(type_id=pk)
     form = TagTypeForm.for_type(tag_type, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -219,7 +222,7 @@ def type_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete an unused type; a type in use stays, with the reason shown in its row (422)."""
     if not request.user.has_perm("tags.delete_tagtype"):
         raise PermissionDenied(NO_PERMISSION)
-    tag_type = vocabularies.tag_type_get(type_id=pk)
+    tag_type = vocabulary_reads.tag_type_get(type_id=pk)
     try:
         vocabularies.tag_type_delete(tag_type=tag_type)
     except DomainError as err:
@@ -250,7 +253,7 @@ def template_list(request: HttpRequest) -> HttpResponse:
                 domain_error_to_form(form, err)
             else:
                 return redirect_after_post(request, reverse("tags:template-detail", args=[vocabulary.pk]))
-    templates = vocabularies.vocabulary_list().annotate(tag_count=Count("tags"))
+    templates = vocabulary_reads.vocabulary_list().annotate(tag_count=Count("tags"))
     return render_page(
         request,
         "tags/template_list.html",
@@ -265,9 +268,11 @@ def _detail_context(vocabulary: Vocabulary, **extra: Any) -> dict[str, Any]:
         "vocabulary": vocabulary,
         "form": VocabularyForm.for_vocabulary(vocabulary),
         "import_form": CsvImportForm(),
-        "build_form": BuildForm(vocabulary=vocabulary, initial={"source": names.vocabulary_default()}),
+        "build_form": BuildForm(
+            vocabulary=vocabulary, initial={"source": vocabulary_reads.vocabulary_default()}
+        ),
         "tag_count": Tag.objects.filter(vocabulary=vocabulary).count(),
-        "top": vocabularies.tag_top(vocabulary=vocabulary, limit=20),
+        "top": vocabulary_reads.tag_top(vocabulary=vocabulary, limit=20),
     }
     context.update(extra)
     return context
@@ -277,7 +282,7 @@ def _detail_context(vocabulary: Vocabulary, **extra: Any) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 def template_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One template: its settings (saved in place), import, export and build-from-usage."""
-    vocabulary = names.vocabulary_get(vocabulary_id=pk)
+    vocabulary = vocabulary_reads.vocabulary_get(vocabulary_id=pk)
     if request.method != "POST":
         return render_page(request, "tags/template_detail.html", None, _detail_context(vocabulary))
     form = VocabularyForm.for_vocabulary(vocabulary, request.POST)
@@ -310,14 +315,14 @@ def _may_write_tags(request: HttpRequest) -> bool:
 @require_POST
 def template_import(request: HttpRequest, pk: int) -> HttpResponse:
     """Import a CSV into the template; answers with what was created, updated and refused."""
-    vocabulary = names.vocabulary_get(vocabulary_id=pk)
+    vocabulary = vocabulary_reads.vocabulary_get(vocabulary_id=pk)
     form = CsvImportForm(request.POST, request.FILES)
     result = None
     if not _may_write_tags(request):
         form.add_error(None, NO_PERMISSION)
     elif form.is_valid():
         try:
-            result = vocabularies.vocabulary_import_csv(
+            result = vocabulary_io.vocabulary_import_csv(
                 vocabulary=vocabulary,
                 data=form.cleaned_data["file"],
                 actor=request.user,
@@ -341,14 +346,14 @@ def template_import(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def template_build(request: HttpRequest, pk: int) -> HttpResponse:
     """Create or refresh the template's tags from the tags in use elsewhere, in one go."""
-    vocabulary = names.vocabulary_get(vocabulary_id=pk)
+    vocabulary = vocabulary_reads.vocabulary_get(vocabulary_id=pk)
     form = BuildForm(request.POST, vocabulary=vocabulary)
     result = None
     if not _may_write_tags(request):
         form.add_error(None, NO_PERMISSION)
     elif form.is_valid():
         try:
-            result = vocabularies.vocabulary_build_from_usage(
+            result = vocabulary_io.vocabulary_build_from_usage(
                 vocabulary=vocabulary,
                 source=form.cleaned_data["source"],
                 scope=form.cleaned_data["scope"],
@@ -369,7 +374,7 @@ def template_build(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def template_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     """The template as a CSV download (`name,type,count,aliases`), streamed."""
-    return csv_response(names.vocabulary_get(vocabulary_id=pk))
+    return csv_response(vocabulary_reads.vocabulary_get(vocabulary_id=pk))
 
 
 @login_required
@@ -378,5 +383,5 @@ def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete an empty template (one with tags or tag sets is refused with a 409 page)."""
     if not request.user.has_perm("tags.delete_vocabulary"):
         raise PermissionDenied(NO_PERMISSION)
-    vocabularies.vocabulary_delete(vocabulary=names.vocabulary_get(vocabulary_id=pk))
+    vocabularies.vocabulary_delete(vocabulary=vocabulary_reads.vocabulary_get(vocabulary_id=pk))
     return redirect_after_post(request, reverse("tags:template-list"))

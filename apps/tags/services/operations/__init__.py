@@ -1,9 +1,12 @@
 """Bulk tag operations (docs/tags.md#bulk-operations), a package by step:
 
-* `plan`: parse and check a request, choose its targets, decide per item;
-* `apply`: write a chunk item by item (seeding, redo) and undo a chunk;
+* `plan`: parse and check a request into a `Spec`, choose its targets;
+* `apply`: apply a chunk (set-based when it can, else per item through the one writer);
 * `sql`: the set-based path for items that already have a set of the kind (same results,
   kept honest by tests/tags/test_operations_paths.py);
+* `decide`, `counters`: one set's decision, a chunk's counters;
+* `preview`: validate and freeze a request, count and sample what it would change;
+* `undo`: revert a chunk (set-based when it can, else per item);
 * `run`: the use cases (preview, apply as a job, undo, cancel, expire) over chunks.
 """
 
@@ -17,9 +20,6 @@ from apps.tags.services.operations.run import (
     operation_bulk,
     operation_can_undo,
     operation_cancel,
-    operation_get,
-    operation_item_ids,
-    operation_list,
     operation_preview,
     operation_run,
     operation_target_ids,
@@ -37,9 +37,6 @@ __all__ = [
     "operation_bulk",
     "operation_can_undo",
     "operation_cancel",
-    "operation_get",
-    "operation_item_ids",
-    "operation_list",
     "operation_preview",
     "operation_run",
     "operation_target_ids",

@@ -10,39 +10,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import F
 
 from apps.core.exceptions import DomainError, ForbiddenError, UnprocessableError
 from apps.core.lookups import NameGlob
 from apps.media import extensions
 from apps.media.models import MediaItem
 from apps.media.selectors import media_item_list
-from apps.tags import conf, slots
+from apps.tags import conf
 from apps.tags.models import (
     AliasResolution,
     Operation,
     OperationTarget,
     Tag,
-    TagAssignment,
     TagSet,
     TagType,
     Vocabulary,
 )
+from apps.tags.selectors.vocabularies import tag_type_find_by_key
+from apps.tags.services.assignments import CURATED
 from apps.tags.services.names import (
     normalise_fragment,
     tag_names_normalise,
-    tag_type_find_by_key,
+    tag_names_split,
+    tag_type_default,
     vocabulary_default,
 )
+from apps.tags.services.rules import rules_may_approve
 from apps.tags.services.sql import rows_insert
 
-CURRENT = TagAssignment.State.CURRENT
-DELETED = TagAssignment.State.DELETED
-CURATED = TagSet.Kind.CURATED
-SEEDED_KINDS = (TagSet.Kind.SOURCE, TagSet.Kind.DERIVED)
 SET_KINDS = {"curated": TagSet.Kind.CURATED, "tagger": TagSet.Kind.TAGGER, "derived": TagSet.Kind.DERIVED}
 SET_KIND_NAMES = {value: name for name, value in SET_KINDS.items()}
 ACTIONS = {
@@ -52,11 +51,29 @@ ACTIONS = {
     "rename": Operation.Kind.RENAME,
     "set_type": Operation.Kind.SET_TYPE,
 }
-# OperationChange.before_via of every row of a curated set the operation itself created: undo
-# drops such a set again when nothing else was added to it, so effective tags come back exactly.
-SET_CREATED = "+set"
-SAMPLE_SIZE = 20
 _SPLIT_LIST = re.compile(r"[,\n]+")
+
+
+def actor_or_none(actor: Any) -> Any:
+    """The acting user, or None for anonymous/system actors (stored as "by nobody")."""
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+def type_change_check(actor: Any) -> None:
+    """Changing tag types in bulk needs `tags.change_tag` (a call without an actor is the system)."""
+    if actor is not None and not actor.has_perm("tags.change_tag"):
+        raise ForbiddenError(
+            "Changing tag types needs permission to change tags.", code="tags.change_tag_required"
+        )
+
+
+def library_rename_check(actor: Any) -> None:
+    """A library-wide rename creates an active alias: only someone who may approve rules."""
+    if actor is None or not rules_may_approve(actor):
+        raise ForbiddenError(
+            "Renaming across the library creates an active alias; that needs permission to approve rules.",
+            code="tags.approve_rules_required",
+        )
 
 
 def tag_list_parse(text: str) -> list[str]:
@@ -75,6 +92,7 @@ class TagRef:
     name: str
     id: int | None
     entered: str = ""
+    type_id: int | None = None  # the type a prefix named (`char:saber`), given on apply
 
 
 @dataclass(frozen=True)
@@ -116,7 +134,7 @@ class Spec:
             "action": self.action,
             "set_kind": SET_KIND_NAMES[TagSet.Kind(self.set_kind)],
             "vocabulary_id": self.vocabulary_id,
-            "add": [[r.name, r.id, r.entered] for r in self.add],
+            "add": [[r.name, r.id, r.entered, r.type_id] for r in self.add],
             "remove": [[r.name, r.id, r.entered] for r in self.remove],
             "revive_tombstones": self.revive,
             "scope": self.scope,
@@ -138,7 +156,7 @@ class Spec:
 
     def with_ids(self, ids: dict[str, int]) -> Spec:
         """The same spec with new tags' ids filled in (after they were created)."""
-        return replace(self, add=tuple(TagRef(r.name, r.id or ids[r.name], r.entered) for r in self.add))
+        return replace(self, add=tuple(replace(r, id=r.id or ids[r.name]) for r in self.add))
 
 
 # --- building a spec ----------------------------------------------------------------------------
@@ -220,8 +238,13 @@ def _wanted(names: Sequence[str], vocabulary: Vocabulary) -> list[TagRef]:
 
     Unknown names stay without id (created at apply time); a closed vocabulary refuses them.
     """
-    clean = tag_names_normalise(raw=list(names), vocabulary=vocabulary)
-    found = {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=clean)}
+    typed = tag_names_split(raw=list(names), vocabulary=vocabulary)  # `char:saber` types saber
+    clean = [name for name, _ in typed]
+    type_ids = {name: t.pk for name, t in typed if t is not None}
+    found = {
+        t.name: t for t in Tag.objects.select_related("type").filter(vocabulary=vocabulary, name__in=clean)
+    }
+    _types_check(typed, found, vocabulary)
     missing = [n for n in clean if n not in found]
     if missing and vocabulary.policy == Vocabulary.Policy.CLOSED:
         raise DomainError(
@@ -247,10 +270,28 @@ def _wanted(names: Sequence[str], vocabulary: Vocabulary) -> list[TagRef]:
         tag = found.get(name)
         if tag is not None and tag.pk in ideal:
             ideal_id, ideal_name = ideal[tag.pk]
-            refs.setdefault(ideal_name, TagRef(ideal_name, ideal_id, name))
+            refs.setdefault(ideal_name, TagRef(ideal_name, ideal_id, name, type_ids.get(name)))
         else:
-            refs.setdefault(name, TagRef(name, tag.pk if tag else None, name))
+            refs.setdefault(name, TagRef(name, tag.pk if tag else None, name, type_ids.get(name)))
     return list(refs.values())
+
+
+def _types_check(
+    typed: Sequence[tuple[str, TagType | None]], found: dict[str, Tag], vocabulary: Vocabulary
+) -> None:
+    """A type prefix on an existing tag of another (non-default) type is refused, as in the editor;
+    applying gives default-typed and new tags the prefix's type (`tags_get_or_create`)."""
+    default_id = vocabulary.default_type_id or tag_type_default().pk
+    for name, tag_type in typed:
+        tag = found.get(name)
+        if tag_type is None or tag is None or tag.type_id in (tag_type.pk, default_id):
+            continue
+        raise DomainError(
+            f"Tag {name!r} is a {tag.type.name} tag, not {tag_type.name}; write it without the prefix, "
+            "or change its type on the tag page.",
+            code="tags.type_conflict",
+            details={"tag": name, "type": tag.type.key, "prefix_type": tag_type.key},
+        )
 
 
 def _required(values: Sequence[str], field_name: str) -> None:
@@ -313,6 +354,7 @@ def operation_spec_build(
                 refs.append(ref)
         return replace(spec, remove=tuple(refs)), warnings
     if action == "set_type":
+        type_change_check(actor)
         _required(tags, "tags")
         tag_type = tag_type_find_by_key(key=type_key or "")
         if tag_type is None:
@@ -334,12 +376,8 @@ def operation_spec_build(
             )
         if scope not in ("items", "library"):
             raise DomainError("Scope is 'items' or 'library'.", code="tags.bulk_invalid")
-        if scope == "library" and not (actor is not None and actor.has_perm("tags.approve_rules")):
-            raise ForbiddenError(
-                "Renaming across the library creates an active alias; that needs permission to "
-                "approve rules.",
-                code="tags.approve_rules_required",
-            )
+        if scope == "library":
+            library_rename_check(actor)
     sources = _existing(from_tags, vocabulary, warnings)
     targets = _wanted(to_tags, vocabulary)
     if action == "rename" and not sources:
@@ -394,7 +432,7 @@ def operation_target_ids(
                 details={"fields": {"ids": ["Numbers."]}},
             ) from exc
         if len(wanted) > limit:
-            raise _too_many(len(wanted), limit)
+            raise too_many(len(wanted), limit)
         chosen = set()
         for start in range(0, len(wanted), 5000):
             chosen.update(
@@ -405,13 +443,13 @@ def operation_target_ids(
             q, viewer, limit, chosen if chosen is not None and len(chosen) <= 5000 else None
         )
         if chosen is None and len(matched) > limit:
-            raise _too_many(len(matched), limit, more=True)
+            raise too_many(len(matched), limit, more=True)
         chosen = set(matched) if chosen is None else chosen & set(matched)
     assert chosen is not None
     return sorted(chosen)
 
 
-def _too_many(n: int, limit: int, *, more: bool = False) -> UnprocessableError:
+def too_many(n: int, limit: int, *, more: bool = False) -> UnprocessableError:
     return UnprocessableError(
         f"{'More than ' if more else ''}{n:,} items selected; a bulk operation takes at most {limit:,}. "
         "Narrow the query or split the selection.",
@@ -424,367 +462,6 @@ def operation_target_freeze(*, operation: Operation, item_ids: Sequence[int]) ->
     """Store the target of a preview (OperationTarget rows, one multi-row INSERT per 5,000)."""
     rows_insert(OperationTarget, ("operation_id", "media_item_id"), [(operation.pk, i) for i in item_ids])
     return len(item_ids)
-
-
-# --- counts -------------------------------------------------------------------------------------
-
-
-def _targets(operation_id: int) -> QuerySet[Any]:
-    return OperationTarget.objects.filter(operation_id=operation_id).values("media_item_id")
-
-
-def _real(spec: Spec, operation_id: int, tag_ids: Sequence[int]) -> QuerySet[TagAssignment]:
-    """Assignments of these tags in the chosen kind of set, on target items."""
-    return TagAssignment.objects.filter(
-        kind=spec.set_kind, tag_id__in=list(tag_ids), media_item_id__in=_targets(operation_id)
-    )
-
-
-def _curated_items(spec: Spec) -> QuerySet[Any]:
-    return TagSet.objects.filter(kind=CURATED, vocabulary_id=spec.vocabulary_id, slot=slots.CURATED).values(
-        "media_item_id"
-    )
-
-
-def _any_unseeded(spec: Spec, operation_id: int) -> bool:
-    """Whether any target item lacks a curated set. In a curated library none does, and every
-    seed query is skipped instead of scanning the targets' source rows; asked once per preview."""
-    return (
-        spec.set_kind == CURATED
-        and OperationTarget.objects.filter(operation_id=operation_id)
-        .exclude(media_item_id__in=_curated_items(spec))
-        .exists()
-    )
-
-
-def _seed(
-    spec: Spec, operation_id: int, tag_ids: Sequence[int] | None = None, *, unseeded: bool = True
-) -> QuerySet[TagAssignment]:
-    """Seed rows (current source/derived tags) of target items that have no curated set yet
-    (none at all when the caller found that every target has one: `unseeded=False`)."""
-    if not unseeded:
-        return TagAssignment.objects.none()
-    rows = TagAssignment.objects.filter(
-        kind__in=SEEDED_KINDS, state=CURRENT, media_item_id__in=_targets(operation_id)
-    ).exclude(media_item_id__in=_curated_items(spec))
-    if tag_ids is not None:
-        return rows.filter(tag_id__in=list(tag_ids))  # a tag id implies its vocabulary
-    seed_sets = TagSet.objects.filter(
-        kind__in=SEEDED_KINDS, vocabulary_id=spec.vocabulary_id, media_item_id__in=_targets(operation_id)
-    ).values("pk")
-    return rows.filter(tagset_id__in=seed_sets)
-
-
-def _empty_tag_counts() -> dict[str, int]:
-    return {"added": 0, "removed": 0, "unchanged": 0, "blocked_by_tombstone": 0, "revived": 0}
-
-
-def operation_counts(*, operation: Operation, spec: Spec) -> dict[str, Any]:
-    """What applying would change on the frozen target, from a handful of aggregate queries.
-
-    Per tag: added (revived included), removed, unchanged, blocked_by_tombstone. Also
-    matched_items, items_changing, sets_created, seeded (rows copied into new curated sets) and
-    changes (OperationChange rows: what decides between the sync path and a job).
-    """
-    op_id = operation.pk
-    curated = spec.set_kind == CURATED
-    unseeded = _any_unseeded(spec, op_id)
-    per_tag = {r.name: _empty_tag_counts() for r in (*spec.remove, *spec.add)}
-    names = spec.names()
-    matched = OperationTarget.objects.filter(operation_id=op_id).count()
-    remove_ids = spec.remove_ids
-    counters: dict[str, Any] = {
-        "matched_items": matched,
-        "items_changing": 0,
-        "sets_created": 0,
-        "seeded": 0,
-        "changes": 0,
-    }
-    real_removed = 0
-    removed_items: dict[int, int] = {}
-    if remove_ids:
-        current = _real(spec, op_id, remove_ids).filter(state=CURRENT)
-        for tag_id, n_rows, n_items in (
-            current.values("tag_id")
-            .annotate(r=Count("*"), i=Count("media_item_id", distinct=True))
-            .values_list("tag_id", "r", "i")
-        ):
-            per_tag[names[tag_id]]["removed"] += n_rows
-            removed_items[tag_id] = n_items
-            real_removed += n_rows
-        if curated:
-            for tag_id, n_items in (
-                _seed(spec, op_id, remove_ids, unseeded=unseeded)
-                .values("tag_id")
-                .annotate(i=Count("media_item_id", distinct=True))
-                .values_list("tag_id", "i")
-            ):
-                per_tag[names[tag_id]]["removed"] += n_items
-                removed_items[tag_id] = removed_items.get(tag_id, 0) + n_items
-    if spec.action == "add":
-        scope = matched
-    elif remove_ids:
-        in_scope = Q(
-            media_item_id__in=_real(spec, op_id, remove_ids).filter(state=CURRENT).values("media_item_id")
-        )
-        if curated:
-            in_scope |= Q(
-                media_item_id__in=_seed(spec, op_id, remove_ids, unseeded=unseeded).values("media_item_id")
-            )
-        scope = OperationTarget.objects.filter(operation_id=op_id).filter(in_scope).count()
-    else:
-        scope = 0
-    if spec.action == "remove":
-        for ref in spec.remove:
-            per_tag[ref.name]["unchanged"] = matched - removed_items.get(ref.id or 0, 0)
-        counters["items_changing"] = scope
-    elif spec.scoped:
-        for ref in spec.remove:
-            per_tag[ref.name]["unchanged"] = scope - removed_items.get(ref.id or 0, 0)
-        counters["items_changing"] = scope
-    if spec.add and (scope or spec.action == "add"):
-        _count_additions(spec, op_id, scope, per_tag, names, unseeded=unseeded)
-    seed_items: list[int] | None = None
-    if spec.action == "add":
-        full_real, full_virtual = _full_items(spec, op_id, unseeded=unseeded)
-        counters["items_changing"] = matched - full_real - full_virtual.count()
-        if curated:
-            new_sets = (
-                OperationTarget.objects.filter(operation_id=op_id)
-                .exclude(media_item_id__in=_curated_items(spec))
-                .exclude(media_item_id__in=full_virtual.values("media_item_id"))
-            )
-            seed_items = list(new_sets.values_list("media_item_id", flat=True))
-            counters["sets_created"] = len(seed_items)
-    elif curated and remove_ids:
-        # Read as ids: used as a nested IN (subquery) below, MariaDB planned a dependent
-        # subquery that ran past the 10 s preview limit at a few thousand items.
-        seed_items = sorted(
-            set(_seed(spec, op_id, remove_ids, unseeded=unseeded).values_list("media_item_id", flat=True))
-        )
-        counters["sets_created"] = len(seed_items)
-    if seed_items is not None and counters["sets_created"]:
-        # Pairs are distinct per item, so counting per chunk of items adds up exactly (and keeps
-        # each IN list under SQLite's variable limit).
-        counters["seeded"] = sum(
-            _seed(spec, op_id, unseeded=unseeded)
-            .filter(media_item_id__in=seed_items[start : start + 5000])
-            .values("media_item_id", "tag_id")
-            .distinct()
-            .count()
-            for start in range(0, len(seed_items), 5000)
-        )
-    counters["changes"] = counters["seeded"] + sum(c["added"] for c in per_tag.values()) + real_removed
-    counters["tags"] = per_tag
-    return counters
-
-
-def _count_additions(
-    spec: Spec,
-    op_id: int,
-    scope: int,
-    per_tag: dict[str, dict[str, int]],
-    names: dict[int, str],
-    *,
-    unseeded: bool,
-) -> None:
-    """Added / unchanged / blocked counts of the `add` tags over the scope."""
-    present: dict[int, int] = {}
-    deleted: dict[int, int] = {}
-    add_ids = spec.add_ids
-    if add_ids:
-        real = _real(spec, op_id, add_ids)
-        seed = _seed(spec, op_id, add_ids, unseeded=unseeded)
-        if spec.scoped:
-            real = real.filter(
-                media_item_id__in=_real(spec, op_id, spec.remove_ids)
-                .filter(state=CURRENT)
-                .values("media_item_id")
-            )
-            seed = seed.filter(
-                media_item_id__in=_seed(spec, op_id, spec.remove_ids, unseeded=unseeded).values(
-                    "media_item_id"
-                )
-            )
-        for tag_id, state, n in (
-            real.values("tag_id", "state").annotate(n=Count("*")).values_list("tag_id", "state", "n")
-        ):
-            target = present if state == CURRENT else deleted
-            target[tag_id] = target.get(tag_id, 0) + n
-        for tag_id, n in (
-            seed.values("tag_id").annotate(n=Count("media_item_id", distinct=True)).values_list("tag_id", "n")
-        ):
-            present[tag_id] = present.get(tag_id, 0) + n
-    for ref in spec.add:
-        counts = per_tag[ref.name]
-        have = present.get(ref.id, 0) if ref.id else 0
-        gone = deleted.get(ref.id, 0) if ref.id else 0
-        counts["unchanged"] = have
-        if spec.revive:
-            counts["added"] = scope - have
-            counts["revived"] = gone
-        else:
-            counts["added"] = scope - have - gone
-            counts["blocked_by_tombstone"] = gone
-
-
-def _full_items(spec: Spec, op_id: int, *, unseeded: bool) -> tuple[int, QuerySet[Any]]:
-    """Target items that `add` leaves alone (every tag already there, or tombstoned and not revived):
-    the count among items with a curated set, and a queryset of those without one."""
-    wanted = len(spec.add)
-    if not wanted or len(spec.add_ids) < wanted:
-        return 0, TagAssignment.objects.none()
-    states = [CURRENT] if spec.revive else [CURRENT, DELETED]
-    full_real = (
-        _real(spec, op_id, spec.add_ids)
-        .filter(state__in=states)
-        .values("media_item_id")
-        .annotate(n=Count("tag_id", distinct=True))
-        .filter(n=wanted)
-        .count()
-    )
-    full_virtual = (
-        _seed(spec, op_id, spec.add_ids, unseeded=unseeded)
-        .values("media_item_id")
-        .annotate(n=Count("tag_id", distinct=True))
-        .filter(n=wanted)
-    )
-    return full_real, full_virtual
-
-
-# --- samples ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Sample:
-    """One item's tags in the chosen set kind before and after (names in position order)."""
-
-    item_id: int
-    name: str
-    has_thumbnail: bool
-    before: list[str] = field(default_factory=list)
-    after: list[str] = field(default_factory=list)
-
-    @property
-    def added(self) -> list[str]:
-        gone = set(self.before)
-        return [n for n in self.after if n not in gone]
-
-    @property
-    def removed(self) -> list[str]:
-        kept = set(self.after)
-        return [n for n in self.before if n not in kept]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.item_id,
-            "name": self.name,
-            "has_thumbnail": self.has_thumbnail,
-            "before": self.before,
-            "after": self.after,
-            "added": self.added,
-            "removed": self.removed,
-        }
-
-
-def operation_samples(*, operation: Operation, spec: Spec, size: int = SAMPLE_SIZE) -> list[Sample]:
-    """Before/after tag lists for up to `size` target items, preferring items that change."""
-    from apps.tags.services.operations.apply import decide
-
-    op_id = operation.pk
-    unseeded = _any_unseeded(spec, op_id)
-    targets = OperationTarget.objects.filter(operation_id=op_id).order_by("media_item_id")
-    if spec.remove_ids and spec.action != "set_type":
-        in_scope = Q(
-            media_item_id__in=_real(spec, op_id, spec.remove_ids)
-            .filter(state=CURRENT)
-            .values("media_item_id")
-        )
-        if spec.set_kind == CURATED:
-            in_scope |= Q(
-                media_item_id__in=_seed(spec, op_id, spec.remove_ids, unseeded=unseeded).values(
-                    "media_item_id"
-                )
-            )
-        ids = list(targets.filter(in_scope).values_list("media_item_id", flat=True)[:size])
-    else:
-        ids = list(targets.values_list("media_item_id", flat=True)[:size])
-    if not ids or spec.action == "set_type":
-        return []
-    items = {m.pk: m for m in MediaItem.objects.filter(pk__in=ids).only("pk", "name", "thumbnail_key")}
-    sets = list(
-        TagSet.objects.filter(media_item_id__in=ids, vocabulary_id=spec.vocabulary_id).values_list(
-            "pk", "media_item_id", "kind", "slot"
-        )
-    )
-    rows: dict[int, dict[int, tuple[int, int | None, int | None]]] = {}
-    for tagset_id, tag_id, state, position, origin in TagAssignment.objects.filter(
-        tagset_id__in=[s[0] for s in sets]
-    ).values_list("tagset_id", "tag_id", "state", "position", "origin_set_id"):
-        rows.setdefault(tagset_id, {})[tag_id] = (state, position, origin)
-    tag_names = dict(
-        Tag.objects.filter(
-            pk__in={t for r in rows.values() for t in r} | set(spec.add_ids) | set(spec.remove_ids)
-        ).values_list("pk", "name")
-    )
-    new_names = {f"new:{r.name}": r.name for r in spec.add if r.id is None}
-    keyed = replace(spec, add=tuple(TagRef(r.name, r.id, r.entered) for r in spec.add))
-    samples = []
-    for item_id in ids:
-        item = items.get(item_id)
-        if item is None:
-            continue
-        mine = [
-            s
-            for s in sets
-            if s[1] == item_id and s[2] == spec.set_kind and (spec.set_kind != CURATED or s[3] == "")
-        ]
-        states: list[dict[Any, tuple[int, int | None, int | None]]] = []
-        if mine:
-            states = [rows.get(s[0], {}) for s in mine]
-        elif spec.set_kind == CURATED:
-            seed: dict[Any, tuple[int, int | None, int | None]] = {}
-            seed_sets = sorted(
-                (s for s in sets if s[1] == item_id and s[2] in SEEDED_KINDS), key=lambda s: (s[2], s[0])
-            )
-            for s in seed_sets:
-                for tag_id, (state, _position, _origin) in sorted(
-                    rows.get(s[0], {}).items(), key=lambda kv: (kv[1][1] is not None, kv[1][1] or 0)
-                ):
-                    if state == CURRENT and tag_id not in seed:
-                        seed[tag_id] = (CURRENT, len(seed), s[0])
-            states = [seed]
-        sample = Sample(item_id=item_id, name=item.name, has_thumbnail=bool(item.thumbnail_key))
-        for state_map in states:
-            before = {t: v for t, v in state_map.items() if v[0] == CURRENT}
-            after = dict(before)
-            max_pos = max((v[1] or 0 for v in state_map.values()), default=-1)
-            decision = decide(keyed, state_map.get, max_pos + 1, new_key=_new_key)
-            if decision is not None:
-                for tag_id in decision.removed:
-                    after.pop(tag_id, None)
-                for key, position, _origin, _revived in decision.added:
-                    after[key] = (CURRENT, position, None)
-            sample.before += _ordered(before, tag_names, new_names)
-            sample.after += _ordered(after, tag_names, new_names)
-        samples.append(sample)
-    return samples
-
-
-def _new_key(ref: TagRef) -> str:
-    return f"new:{ref.name}"
-
-
-def _ordered(
-    state_map: dict[Any, tuple[int, int | None, int | None]], names: dict[int, str], new: dict[str, str]
-) -> list[str]:
-    def name(key: Any) -> str:
-        return new[key] if isinstance(key, str) else names.get(key, str(key))
-
-    return [
-        name(k)
-        for k, _ in sorted(state_map.items(), key=lambda kv: (kv[1][1] is None, kv[1][1] or 0, name(kv[0])))
-    ]
 
 
 def type_changes_plan(*, spec: Spec) -> list[list[int]]:

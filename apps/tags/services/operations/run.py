@@ -14,17 +14,15 @@ person's append does) unless `revive_tombstones=False`; automatic paths never do
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.core.db import statement_limit
-from apps.core.exceptions import ConflictError, DomainError, NotFoundError, UnprocessableError
+from apps.core.exceptions import ConflictError, DomainError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
 from apps.tags import conf
@@ -35,28 +33,24 @@ from apps.tags.models import (
     RuleStatus,
     Tag,
     TagAlias,
-    TagAssignment,
-    TagSet,
+    TagType,
     Vocabulary,
 )
+from apps.tags.services.assignments import CURATED
 from apps.tags.services.effective import Rules, rules_current
-from apps.tags.services.names import tags_get_or_create, tags_set_deprecated, vocabulary_get
-from apps.tags.services.operations.apply import ChunkRetry, apply_chunk, counters_merge, undo_chunk
+from apps.tags.services.names import tags_get_or_create, tags_set_deprecated
+from apps.tags.services.operations.apply import ChunkRetry, apply_chunk
+from apps.tags.services.operations.counters import counters_merge
 from apps.tags.services.operations.plan import (
-    ACTIONS,
-    CURATED,
-    CURRENT,
-    SET_KIND_NAMES,
-    Sample,
     Spec,
-    _too_many,
-    operation_counts,
-    operation_samples,
-    operation_spec_build,
-    operation_target_freeze,
+    actor_or_none,
+    library_rename_check,
     operation_target_ids,
+    type_change_check,
     type_changes_plan,
 )
+from apps.tags.services.operations.preview import Preview, operation_preview
+from apps.tags.services.operations.undo import undo_chunk
 from apps.tags.services.rules import alias_activate, alias_create, alias_retire
 
 logger = logging.getLogger(__name__)
@@ -70,30 +64,11 @@ T = TypeVar("T")
 
 
 @dataclass
-class Preview:
-    """A previewed operation: its frozen target's counts, warnings and before/after samples."""
-
-    operation: Operation
-    counts: dict[str, Any]
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
-
-    @property
-    def mode(self) -> str:
-        """How applying would run: in the request ("sync") or as a job."""
-        return "sync" if self.counts.get("changes", 0) <= conf.bulk_sync_max_changes() else "job"
-
-
-@dataclass
 class Outcome:
     """An applied (sync) or queued (job) operation."""
 
     operation: Operation
     job: Job | None = None
-
-
-def _actor(actor: Any) -> Any:
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
 def _retrying(run: Callable[[], T]) -> T:
@@ -117,22 +92,6 @@ def _retrying(run: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-# --- reads --------------------------------------------------------------------------------------
-
-
-def operation_list(*, viewer: Any) -> QuerySet[Operation]:
-    """Logged operations, newest first (the library is shared, so everyone sees all of them)."""
-    return Operation.objects.select_related("created_by", "job", "undo_of", "undone_by").order_by("-id")
-
-
-def operation_get(*, operation_id: Any, viewer: Any) -> Operation:
-    """One operation or NotFoundError."""
-    try:
-        return operation_list(viewer=viewer).get(pk=int(operation_id))
-    except (Operation.DoesNotExist, TypeError, ValueError) as exc:
-        raise NotFoundError(f"Operation {operation_id} not found.", code="tags.operation_not_found") from exc
-
-
 def operation_can_undo(operation: Operation) -> bool:
     """Whether `operation_undo` would accept this operation now (for buttons)."""
     try:
@@ -140,156 +99,6 @@ def operation_can_undo(operation: Operation) -> bool:
     except DomainError:
         return False
     return True
-
-
-def operation_item_ids(*, operation: Operation, after: int = 0, limit: int = 100) -> list[int]:
-    """Items an operation changed (or, for a preview, targets), ascending id after `after`."""
-    if operation.status in (Operation.Status.PREVIEWED, Operation.Status.QUEUED):
-        rows = OperationTarget.objects.filter(operation=operation)
-    else:
-        rows = OperationChange.objects.filter(operation=operation)  # type: ignore[assignment]
-    return list(
-        rows.filter(media_item_id__gt=after)
-        .order_by("media_item_id")
-        .values_list("media_item_id", flat=True)
-        .distinct()[:limit]
-    )
-
-
-# --- preview ------------------------------------------------------------------------------------
-
-
-def _summary(spec: Spec, matched: int | None) -> str:
-    def names(refs: Sequence[Any]) -> str:
-        shown = ", ".join(r.name for r in refs[:5])
-        return shown + (f" +{len(refs) - 5}" if len(refs) > 5 else "")
-
-    verb = {
-        "add": f"add {names(spec.add)}",
-        "remove": f"remove {names(spec.remove)}",
-        "replace": f"replace {names(spec.remove)} → {names(spec.add)}",
-        "rename": f"rename {names(spec.remove)} → {names(spec.add)}",
-        "set_type": f"set type of {names(spec.remove)}",
-    }[spec.action]
-    where = "" if matched is None else f" on {matched:,} items"
-    kind = SET_KIND_NAMES[TagSet.Kind(spec.set_kind)]
-    library = " (library: alias + deprecate)" if spec.scope == "library" else ""
-    return f"{verb}{where} ({kind}){library}"[:500]
-
-
-def operation_preview(
-    *,
-    action: str,
-    tags: Sequence[str] = (),
-    from_tags: Sequence[str] = (),
-    to_tags: Sequence[str] = (),
-    type_key: str = "",
-    set_kind: str = "curated",
-    q: str | None = None,
-    ids: Sequence[Any] | None = None,
-    revive_tombstones: bool = True,
-    scope: str = "items",
-    vocabulary: str | None = None,
-    actor: Any = None,
-) -> Preview:
-    """Validate a bulk request, freeze its target and count what applying would change.
-
-    Writes a `previewed` Operation and its OperationTarget rows; changes no tag. Refuses bad
-    input (400), too large a target (422) and missing permissions (403).
-    """
-    vocab = vocabulary_get(slug=vocabulary) if vocabulary else None
-    spec, warnings = operation_spec_build(
-        action=action,
-        tags=tags,
-        from_tags=from_tags,
-        to_tags=to_tags,
-        type_key=type_key,
-        set_kind=set_kind,
-        vocabulary=vocab,
-        revive_tombstones=revive_tombstones,
-        scope=scope,
-        actor=actor,
-    )
-    params: dict[str, Any] = {
-        "spec": spec.to_params(),
-        "input": {
-            "tags": list(tags),
-            "from": list(from_tags),
-            "to": list(to_tags),
-            "type": type_key,
-            "q": q or "",
-            "ids": len(ids or ()),
-        },
-    }
-    if spec.action == "set_type":
-        changes = type_changes_plan(spec=spec)
-        counts = {
-            "matched_items": 0,
-            "items_changing": 0,
-            "changes": len(changes),
-            "tags_changing": len(changes),
-            "tags": {r.name: {"changed": int(any(c[0] == r.id for c in changes))} for r in spec.remove},
-        }
-        with transaction.atomic():
-            operation = Operation.objects.create(
-                kind=Operation.Kind.SET_TYPE,
-                status=Operation.Status.PREVIEWED,
-                params={**params, "preview": counts},
-                target_kind="library",
-                set_kind=spec.set_kind,
-                summary=_summary(spec, None),
-                created_by=_actor(actor),
-            )
-        return Preview(operation=operation, counts=counts, warnings=warnings)
-    item_ids = _library_target(spec) if _is_library_default(spec, q, ids) else None
-    if item_ids is None:
-        item_ids = operation_target_ids(q=q, ids=ids, viewer=actor)
-    if ids and not q and len(item_ids) < len({str(i) for i in ids}):
-        missing = len({str(i) for i in ids}) - len(item_ids)
-        warnings.append({"code": "tags.unknown_items", "message": f"{missing} of the ids are not items."})
-    with transaction.atomic():
-        operation = Operation.objects.create(
-            kind=ACTIONS[spec.action],
-            status=Operation.Status.PREVIEWED,
-            params=params,
-            target_kind="query" if q else "selection",
-            set_kind=spec.set_kind,
-            summary=_summary(spec, len(item_ids)),
-            created_by=_actor(actor),
-        )
-        operation_target_freeze(operation=operation, item_ids=item_ids)
-        # Bulk previews get 10 s (docs/query-language.md#statement-time-guard).
-        with statement_limit(10.0):
-            counts = operation_counts(operation=operation, spec=spec)
-        operation.params = {**params, "preview": counts}
-        operation.save(update_fields=["params", "updated_at"])
-    if not item_ids:
-        warnings.append({"code": "tags.empty_target", "message": "No items match; nothing would change."})
-    samples = operation_samples(operation=operation, spec=spec)
-    return Preview(operation=operation, counts=counts, warnings=warnings, samples=samples)
-
-
-def _is_library_default(spec: Spec, q: str | None, ids: Sequence[Any] | None) -> bool:
-    return spec.action == "rename" and spec.scope == "library" and not (q or "").strip() and not ids
-
-
-def _library_target(spec: Spec) -> list[int]:
-    """A library-wide rename's items: every item with the old tag in a curated, source or
-    derived set (tagger sets are machine output and keep the name they were given)."""
-    limit = conf.bulk_max_target()
-    ids = list(
-        TagAssignment.objects.filter(
-            tag_id=spec.remove_ids[0],
-            state=CURRENT,
-            kind__in=[TagSet.Kind.CURATED, TagSet.Kind.SOURCE, TagSet.Kind.DERIVED],
-        )
-        .order_by("media_item_id")
-        .values_list("media_item_id", flat=True)
-        .distinct()[: limit + 1]
-    )
-    if len(ids) > limit:
-        raise _too_many(len(ids), limit, more=True)
-    return ids
 
 
 # --- apply --------------------------------------------------------------------------------------
@@ -313,11 +122,19 @@ def _check_appliable(operation: Operation) -> None:
 
 def _materialise(operation: Operation, spec: Spec) -> Spec:
     """Create the new tags an operation adds and keep their ids in its params."""
+    vocabulary = Vocabulary.objects.get(pk=spec.vocabulary_id)
+    named = {r.type_id for r in spec.add if r.type_id is not None}
+    type_of = {t.pk: t for t in TagType.objects.filter(pk__in=named)}
+    types: dict[str, TagType | None] = {r.name: type_of.get(r.type_id or 0) for r in spec.add}
     missing = [r.name for r in spec.add if r.id is None]
+    if not missing and not named:
+        return spec
+    # New tags get the type their prefix named; default-typed ones take it (`char:saber`).
+    created = tags_get_or_create(
+        vocabulary=vocabulary, names=[r.name for r in spec.add], types=types, type_conflict="refuse"
+    )
     if not missing:
         return spec
-    vocabulary = Vocabulary.objects.get(pk=spec.vocabulary_id)
-    created = tags_get_or_create(vocabulary=vocabulary, names=missing)
     spec = spec.with_ids({name: tag.pk for name, tag in created.items()})
     operation.params = {**operation.params, "spec": spec.to_params()}
     operation.save(update_fields=["params", "updated_at"])
@@ -337,8 +154,13 @@ def operation_apply(*, operation: Operation, actor: Any = None) -> Outcome:
 def _apply(operation_id: int, actor: Any) -> Outcome:
     operation = Operation.objects.select_for_update().get(pk=operation_id)
     _check_appliable(operation)
+    params = operation.params.get("spec", {})
+    if params.get("action") == "set_type":
+        type_change_check(actor)
+    if params.get("scope") == "library":
+        library_rename_check(actor)
     spec = _materialise(operation, Spec.from_params(operation.params["spec"]))
-    actor = _actor(actor)
+    actor = actor_or_none(actor)
     if spec.action == "set_type":
         _types_apply(operation, operation.params.get("preview", {}), actor)
         return Outcome(operation=operation)
@@ -468,6 +290,7 @@ def _chunk(
             actor_id=actor_id,
             rules=rules,
             root_spec=root_spec,
+            root=root,
         )
     spec = Spec.from_params(operation.params["spec"])
     return apply_chunk(
@@ -610,7 +433,7 @@ def operation_undo(*, operation: Operation, actor: Any = None) -> Outcome:
 def _undo(operation_id: int, actor: Any) -> Outcome:
     original = Operation.objects.select_for_update().select_related("undone_by").get(pk=operation_id)
     _check_undoable(original)
-    actor = _actor(actor)
+    actor = actor_or_none(actor)
     undo = Operation.objects.create(
         kind=Operation.Kind.UNDO,
         status=Operation.Status.RUNNING,
@@ -711,9 +534,6 @@ __all__ = [
     "operation_bulk",
     "operation_can_undo",
     "operation_cancel",
-    "operation_get",
-    "operation_item_ids",
-    "operation_list",
     "operation_preview",
     "operation_run",
     "operation_target_ids",

@@ -6,10 +6,11 @@ tag. Each statement here covers a whole chunk — `INSERT … SELECT` logs the c
 `OperationChange` first, then an `UPDATE`/`INSERT … SELECT`/`DELETE` with the same predicate (or
 joined to that log) writes them — so the statement count grows with the tags an operation names,
 never with its items, and no assignment row travels through Python. Counters, set versions and
-effective tags are then derived from the log of the chunk.
+effective tags then follow from the chunk's log through the one writer's `assignments_settle`
+(apps/tags/services/assignments.py), as they do for every other path.
 
-The Python path in `operations.apply` remains for what needs a decision per item: seeding curated
-sets from source tags, dropping sets an operation created, and redo.
+The per-item paths (`apply.py`, `undo.py`) remain for what needs a decision per item: seeding
+curated sets from source tags, dropping sets an operation created, and redo.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.tags.models import Operation, OperationChange, TagAssignment, TagSet
-from apps.tags.services.effective import Rules, effective_refresh, effective_refresh_tags, stats_apply
+from apps.tags.services.assignments import assignments_settle, tag_rows_update
+from apps.tags.services.effective import Rules
+from apps.tags.services.operations.counters import new_counters, undo_counters
 from apps.tags.services.sql import CHANGE_COLUMNS, rows_insert
 
 CURRENT = TagAssignment.State.CURRENT
@@ -78,8 +81,6 @@ def apply_sets_sql(
 ) -> dict[str, Any]:
     """Apply `spec` to these items' existing sets (`set_ids`: the sets of its kind, locked by the
     caller); returns this chunk's counters in the shape `apply_chunk` gives."""
-    from apps.tags.services.operations.apply import new_counters
-
     ids = sorted(item_ids)
     sets = sorted(set_ids)
     counters = new_counters(spec)
@@ -121,20 +122,16 @@ def apply_sets_sql(
     log = _chunk_log(operation_id, ids)
     tags = counters["tags"]
     lost: dict[int, set[int]] = defaultdict(set)
-    stat_deltas: dict[tuple[int, int], int] = defaultdict(int)
     for _set, tag_id, item_id, before, after in log:
         name = names.get(tag_id)
         if before == CURRENT and after == DELETED:
             lost[tag_id].add(item_id)
-            stat_deltas[(tag_id, kind)] -= 1
             if name:
                 tags[name]["removed"] += 1
-        elif after == CURRENT:
-            stat_deltas[(tag_id, kind)] += 1
-            if name:
-                tags[name]["added"] += 1
-                if before == DELETED:
-                    tags[name]["revived"] += 1
+        elif after == CURRENT and name:
+            tags[name]["added"] += 1
+            if before == DELETED:
+                tags[name]["revived"] += 1
     counters["changes"] = len(log)
     if spec.action in ("remove", "replace", "rename"):
         # Items (not sets) whose sets lost the tag, as the per-item path counts them.
@@ -143,10 +140,8 @@ def apply_sets_sql(
             tags[ref.name]["unchanged"] = base - len(lost.get(ref.id or 0, ()))
     if not log:
         return counters
-    changed = _log_finish(operation_id, log, now)
+    changed = assignments_settle(log, kind=kind, rules=rules, scoped=kind == CURATED)
     counters["items_changing"] = len(changed)
-    _effective(changed, [*spec.remove_ids, *spec.add_ids], kind, rules)
-    stats_apply(stat_deltas)  # collected; the chunk writes counters once (counters_deferred)
     return counters
 
 
@@ -248,8 +243,6 @@ def _revive(
     now: Any,
 ) -> None:
     """Bring tombstoned rows of an added tag back (rare: computed here, written per tag)."""
-    from apps.tags.services.operations.apply import tag_rows_update
-
     set_ids = [row[0] for row in tombstones]
     entries: list[tuple[int, tuple[Any, ...]]]
     if spec.inherit:
@@ -297,35 +290,6 @@ def _revive(
     )
 
 
-def _log_finish(operation_id: int, log: list[tuple[int, int, int, int, int]], now: Any) -> list[int]:
-    """Per set in the chunk's log: assignment_count += its net change, row_version + 1 (an
-    editor holding the old version gets 409). Returns the items that changed."""
-    net: dict[int, int] = defaultdict(int)
-    for tagset_id, _tag, _item, before, after in log:
-        net[tagset_id] += (after == CURRENT) - (before == CURRENT)
-    by_net: dict[int, list[int]] = defaultdict(list)
-    for tagset_id, delta in sorted(net.items()):
-        by_net[delta].append(tagset_id)
-    for delta, set_ids in by_net.items():
-        for start in range(0, len(set_ids), 5000):
-            batch = set_ids[start : start + 5000]
-            _run(
-                f"UPDATE {S} SET assignment_count = {_max()}(assignment_count + %s, 0), "
-                f"row_version = row_version + 1, updated_at = %s WHERE id IN ({_in(batch)})",
-                [delta, now, *batch],
-            )
-    return sorted({item for _set, _tag, item, _before, _after in log})
-
-
-def _effective(items: list[int], tag_ids: list[int], kind: int, rules: Rules | None) -> None:
-    """Curated edits on items with curated sets refresh only the tags they touched."""
-    if not items:
-        return
-    if kind == CURATED and effective_refresh_tags(item_ids=items, tag_ids=tag_ids, rules=rules) is not None:
-        return
-    effective_refresh(item_ids=items, rules=rules)
-
-
 # --- undo ---------------------------------------------------------------------------------------
 
 
@@ -340,8 +304,6 @@ def undo_sets_sql(
     """Revert `original` (not itself an undo, created no set in these items) on these locked
     items: rows still as `original` left them get their before-state back, in three statements
     joined to its log; anything changed since is a conflict and stays."""
-    from apps.tags.services.operations.apply import undo_counters
-
     ids = sorted(item_ids)
     orig = original.pk
     counters = undo_counters(len(ids))
@@ -402,18 +364,8 @@ def undo_sets_sql(
     if not restored:
         return counters
     log = _chunk_log(operation_id, ids)
-    kinds = dict(TagSet.objects.filter(pk__in=sorted({row[0] for row in log})).values_list("pk", "kind"))
-    deltas: dict[tuple[int, int], int] = defaultdict(int)
-    for tagset_id, tag_id, _item, before, after in log:
-        kind = kinds.get(tagset_id, CURATED)
-        if after == CURRENT and before != CURRENT:
-            deltas[(tag_id, kind)] += 1
-        elif before == CURRENT and after != CURRENT:
-            deltas[(tag_id, kind)] -= 1
-    changed = _log_finish(operation_id, log, now)
-    only = set(kinds.values())
-    _effective(changed, sorted({row[1] for row in log}), only.pop() if len(only) == 1 else 0, rules)
-    stats_apply(deltas)  # collected; the chunk writes counters once (counters_deferred)
+    kind = original.set_kind
+    assignments_settle(log, kind=kind, rules=rules, scoped=kind == CURATED)
     return counters
 
 
