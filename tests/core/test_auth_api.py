@@ -55,8 +55,9 @@ def test_api_requires_a_signed_in_user(url):
     assert set(response.json()) == {"code", "message", "details"}
 
 
-def test_schema_and_docs_are_public_and_local():
+def test_schema_and_docs_are_for_signed_in_users_and_local(viewer):
     client = APIClient()
+    client.force_login(viewer)
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     assert b"/api/media/upload" in schema.content
@@ -65,6 +66,18 @@ def test_schema_and_docs_are_public_and_local():
     html = docs.content.decode()
     assert "swagger-ui" in html
     assert "cdn" not in html.lower()
+
+
+def test_schema_refuses_anonymous_callers_with_401():
+    response = APIClient().get("/api/schema/")
+    assert response.status_code == 401
+    assert b"/api/media/upload" not in response.content
+
+
+def test_docs_page_sends_anonymous_visitors_to_sign_in():
+    response = APIClient().get("/api/docs/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/?next=/api/docs/")
 
 
 def test_bad_token_is_refused():

@@ -142,3 +142,18 @@ def test_frames_api_accepts_an_animated_gif(api):
     video = make_item(filename="anim", data=mediafiles.animation_bytes("gif", EVEN))
     response = api.post(f"/api/media/{video.pk}/frames", {"mode": "count", "count": 2}, format="json")
     assert response.status_code == 202, response.json()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_animation_with_too_many_pixels_to_decode_is_refused_and_nothing_is_kept(
+    fmt, settings, media_root
+):
+    from apps.core.exceptions import DomainError
+    from tests.conftest import stored_files
+
+    settings.BAGGINTAG_MAX_ANIMATION_PIXELS = 10 * 96 * 64 - 1  # one pixel short of ten 96×64 frames
+    with pytest.raises(DomainError) as refused:
+        make_item(data=mediafiles.animation_bytes(fmt, EVEN), fmt=fmt)
+    assert "BAGGINTAG_MAX_ANIMATION_PIXELS" in refused.value.message
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []

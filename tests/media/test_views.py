@@ -63,7 +63,7 @@ def test_gallery_reports_invalid_filter_values(client, curator):
     client.force_login(curator)
     html = client.get("/?width_min=wide").content.decode()
     assert "width_min" in html
-    assert "Enter a number" in html
+    assert "Enter a whole number" in html
 
 
 def test_item_page_shows_metadata_tag_sets_and_origins(client, curator):
@@ -76,14 +76,23 @@ def test_item_page_shows_metadata_tag_sets_and_origins(client, curator):
 
 
 def test_item_page_links_near_duplicates_and_the_gallery_finds_them(client, curator):
-    item = make_item(added_by=curator)
+    item = make_item(added_by=curator, size=(320, 240))
+    # The same picture re-encoded: a near-duplicate.
+    twin = make_item(added_by=curator, size=(320, 240), fmt="jpeg")
     assert item.phash is not None
     client.force_login(curator)
     html = client.get(f"/items/{item.pk}/").content.decode()
     assert f"?q=similar:{item.pk},4" in html
-    assert "Find similar images" in html
+    assert "Find 1 similar image<" in html
     gallery = client.get("/", {"q": f"similar:{item.pk},4"}).content.decode()
-    assert f"/items/{item.pk}/" in gallery
+    assert f"/items/{twin.pk}/" in gallery
+
+
+def test_item_page_offers_find_similar_only_when_there_is_a_near_duplicate(client, curator):
+    item = make_item(added_by=curator)
+    client.force_login(curator)
+    html = client.get(f"/items/{item.pk}/").content.decode()
+    assert "data-similar" not in html
 
 
 def test_upload_page_without_input_is_422_with_a_message(client, curator):

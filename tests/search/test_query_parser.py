@@ -194,43 +194,43 @@ def test_range_contains_matches_sql_semantics():
 @pytest.mark.parametrize(
     ("q", "code", "token", "position"),
     [
-        ("(a or b", "unbalanced_parenthesis", "(", 0),
-        ("a or", "dangling_operator", "or", 2),
-        ("order:id order:random", "singleton_repeated", "order:random", 9),
-        ("-limit:5", "singleton_negated", "-limit:5", 0),
-        ("a or limit:5", "singleton_in_or", "limit:5", 5),
-        ("width:abc", "invalid_value", "abc", 6),
-        ("a ((b c) d", "unbalanced_parenthesis", "(", 2),
-        ("a )", "unbalanced_parenthesis", ")", 2),
-        ("a ()", "empty_group", "()", 2),
-        ("( )", "empty_group", "( )", 0),
-        ("or a", "dangling_operator", "or", 0),
-        ("a or or b", "dangling_operator", "or", 2),
-        ("a and", "dangling_operator", "and", 2),
-        ("and a", "dangling_operator", "and", 0),
-        ("a -", "dangling_operator", "-", 2),
-        ("(a or) b", "dangling_operator", "or", 3),
-        ("a ~", "dangling_operator", "~", 2),
-        ("--a", "unexpected_token", "-", 1),
-        ('a "b c', "unexpected_token", '"', 2),
-        ("a \\", "unexpected_token", "\\", 2),
-        ("width:100,abc", "invalid_value", "abc", 10),
-        ("width:", "invalid_value", "", 6),
-        ("ratio:16:0", "invalid_value", "16:0", 6),
-        ("limit:500", "invalid_value", "500", 6),
-        ("order:score", "invalid_value", "score", 6),
-        ("order:conf", "invalid_value", "conf", 6),
-        ("in:nowhere", "invalid_value", "nowhere", 3),
-        ("rating:x", "invalid_value", "x", 7),
-        ("date:2024-13-01", "invalid_value", "2024-13-01", 5),
-        ("ai:cat,high", "invalid_value", "high", 7),
-        ("md5:abc", "invalid_value", "md5:abc", 0),
-        ("direct:", "invalid_value", "direct:", 0),
-        ("(a limit:5) or b", "singleton_in_or", "limit:5", 3),
-        ("-(a in:curated)", "singleton_negated", "in:curated", 4),
-        ("vocab:x a vocab:y", "singleton_repeated", "vocab:y", 10),
-        ("order:timestamp", "order_requires", "order:timestamp", 0),
-        ("order:timestamp -video:3", "order_requires", "order:timestamp", 0),
+        ("(a or b", "search.unbalanced_parenthesis", "(", 0),
+        ("a or", "search.dangling_operator", "or", 2),
+        ("order:id order:random", "search.singleton_repeated", "order:random", 9),
+        ("-limit:5", "search.singleton_negated", "-limit:5", 0),
+        ("a or limit:5", "search.singleton_in_or", "limit:5", 5),
+        ("width:abc", "search.invalid_value", "abc", 6),
+        ("a ((b c) d", "search.unbalanced_parenthesis", "(", 2),
+        ("a )", "search.unbalanced_parenthesis", ")", 2),
+        ("a ()", "search.empty_group", "()", 2),
+        ("( )", "search.empty_group", "( )", 0),
+        ("or a", "search.dangling_operator", "or", 0),
+        ("a or or b", "search.dangling_operator", "or", 2),
+        ("a and", "search.dangling_operator", "and", 2),
+        ("and a", "search.dangling_operator", "and", 0),
+        ("a -", "search.dangling_operator", "-", 2),
+        ("(a or) b", "search.dangling_operator", "or", 3),
+        ("a ~", "search.dangling_operator", "~", 2),
+        ("--a", "search.unexpected_token", "-", 1),
+        ('a "b c', "search.unexpected_token", '"', 2),
+        ("a \\", "search.unexpected_token", "\\", 2),
+        ("width:100,abc", "search.invalid_value", "abc", 10),
+        ("width:", "search.invalid_value", "", 6),
+        ("ratio:16:0", "search.invalid_value", "16:0", 6),
+        ("limit:500", "search.invalid_value", "500", 6),
+        ("order:score", "search.invalid_value", "score", 6),
+        ("order:conf", "search.invalid_value", "conf", 6),
+        ("in:nowhere", "search.invalid_value", "nowhere", 3),
+        ("rating:x", "search.invalid_value", "x", 7),
+        ("date:2024-13-01", "search.invalid_value", "2024-13-01", 5),
+        ("ai:cat,high", "search.invalid_value", "high", 7),
+        ("md5:abc", "search.invalid_value", "md5:abc", 0),
+        ("direct:", "search.invalid_value", "direct:", 0),
+        ("(a limit:5) or b", "search.singleton_in_or", "limit:5", 3),
+        ("-(a in:curated)", "search.singleton_negated", "in:curated", 4),
+        ("vocab:x a vocab:y", "search.singleton_repeated", "vocab:y", 10),
+        ("order:timestamp", "search.order_requires", "order:timestamp", 0),
+        ("order:timestamp -video:3", "search.order_requires", "order:timestamp", 0),
     ],
 )
 def test_error_codes_point_at_the_token(q, code, token, position):
@@ -247,7 +247,7 @@ def test_error_codes_point_at_the_token(q, code, token, position):
 def test_query_too_long():
     q = "a " * 1001
     err = error(q)
-    assert err.code == "query_too_long"
+    assert err.code == "search.query_too_long"
     assert err.details["position"] == 2000
     assert err.details["length"] == len(q) - 2000
     assert parse("a" * 2000) is not None
@@ -256,33 +256,33 @@ def test_query_too_long():
 def test_too_many_tag_terms_counts_tags_not_qualifiers():
     q = " ".join(f"t{i}" for i in range(13))
     err = error(q)
-    assert err.code == "too_many_terms"
+    assert err.code == "search.too_many_terms"
     assert err.details["token"] == "t12"
     assert err.details["position"] == q.index("t12")
     assert parse(" ".join(f"t{i}" for i in range(12)) + " width:>1 height:>1 kind:image") is not None
     err = error(" ".join(["ai:a"] * 13))
-    assert err.code == "too_many_terms"
+    assert err.code == "search.too_many_terms"
     assert err.details["position"] == 12 * 5
 
 
 def test_too_many_terms_in_all():
     q = " ".join(["width:>1"] * 65)
     err = error(q)
-    assert err.code == "too_many_terms"
+    assert err.code == "search.too_many_terms"
     assert err.details["position"] == 64 * 9
 
 
 def test_nesting_depth():
     assert parse("(" * 8 + "a" + ")" * 8) is not None
     err = error("(" * 9 + "a" + ")" * 9)
-    assert err.code == "nesting_too_deep"
+    assert err.code == "search.nesting_too_deep"
     assert err.details["position"] == 8
     assert err.details["token"] == "("
 
 
 def test_limits_follow_settings(settings):
     settings.SEARCH_MAX_TAG_TERMS = 2
-    assert error("a b c").code == "too_many_terms"
+    assert error("a b c").code == "search.too_many_terms"
 
 
 # Property test (check 16) ---------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_bad_query_is_a_400_in_the_project_error_shape(api, items):
     response = api.get("/api/media/search", {"q": "(cat or dog"})
     assert response.status_code == 400
     assert response.json() == {
-        "code": "unbalanced_parenthesis",
+        "code": "search.unbalanced_parenthesis",
         "message": "Unclosed '(' opened at position 0.",
         "details": {"token": "(", "position": 0, "length": 1, "hint": "Add ')' or remove '('."},
     }
@@ -77,10 +77,10 @@ def test_cursor_of_another_query_is_refused(api, items):
     cursor = api.get("/api/media/", {"q": "cat", "limit": 1}).json()["next_cursor"]
     response = api.get("/api/media/", {"q": "dog", "cursor": cursor})
     assert response.status_code == 400
-    assert response.json()["code"] == "cursor_mismatch"
+    assert response.json()["code"] == "search.cursor_mismatch"
     other_filter = api.get("/api/media/", {"q": "cat", "cursor": cursor, "format": "png"})
     assert other_filter.status_code == 400
-    assert other_filter.json()["code"] == "cursor_mismatch"
+    assert other_filter.json()["code"] == "search.cursor_mismatch"
 
 
 def test_bad_limit_and_count_parameters(api, items):
@@ -105,7 +105,7 @@ def test_timeout_is_a_422(api, items, settings, monkeypatch):
     monkeypatch.setattr(executor, "_page_rows", too_slow)
     response = api.get("/api/media/", {"q": "cat"})
     assert response.status_code == 422
-    assert response.json()["code"] == "query_timeout"
+    assert response.json()["code"] == "search.query_timeout"
     assert response.json()["details"] == {"limit_s": 3.0, "term": "cat"}
 
 

@@ -132,7 +132,7 @@ def test_foreign_or_tampered_cursors_are_refused(many):
     ]:
         with pytest.raises(QueryError) as info:
             search_media(q=q, viewer=None, cursor=cursor)
-        assert info.value.code == "cursor_mismatch"
+        assert info.value.code == "search.cursor_mismatch"
         assert info.value.status_code == 400
     assert search_media(q="cat  ", viewer=None, cursor=cat.next_cursor).ids  # same query, other spacing
 
@@ -214,7 +214,7 @@ def test_search_past_its_time_limit_is_query_timeout(many, settings, monkeypatch
     with pytest.raises(QueryTimeout) as info:
         search_media(q="cat dog", viewer=None)
     assert time.monotonic() - started < 1.0
-    assert info.value.code == "query_timeout"
+    assert info.value.code == "search.query_timeout"
     assert info.value.details["term"] == "cat"
     monkeypatch.setattr(executor, "_page_rows", original)
     assert len(search_media(q="cat dog", viewer=None).ids) == 50

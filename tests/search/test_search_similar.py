@@ -70,9 +70,9 @@ def test_similar_combines_with_other_terms(hashed):
 @pytest.mark.parametrize(
     ("q", "code", "position"),
     [
-        ("similar:abc", "invalid_value", 8),
-        ("similar:5,9", "invalid_value", 10),
-        ("cat similar:999999999", "invalid_value", 12),
+        ("similar:abc", "search.invalid_value", 8),
+        ("similar:5,9", "search.invalid_value", 10),
+        ("cat similar:999999999", "search.invalid_value", 12),
     ],
 )
 def test_similar_errors_name_the_value(db, q, code, position):
@@ -86,7 +86,7 @@ def test_an_item_without_a_hash_is_a_clear_error(hashed):
     items, _hashes = hashed
     with pytest.raises(QueryError) as info:
         search_ids(q=f"similar:{items[-1].pk}", viewer=None)
-    assert info.value.code == "invalid_value"
+    assert info.value.code == "search.invalid_value"
     assert "no perceptual hash" in info.value.message
 
 
@@ -112,4 +112,4 @@ def test_order_similarity_lists_closest_first_and_pages(hashed):
     assert seen == expected
     with pytest.raises(QueryError) as info:
         search_ids(q="order:similarity", viewer=None)
-    assert info.value.code == "order_requires"
+    assert info.value.code == "search.order_requires"

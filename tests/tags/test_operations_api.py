@@ -141,7 +141,7 @@ def test_cancel_stops_a_queued_operation(api, settings, monkeypatch):
         ({"action": "add", "ids": [1]}, 400, "tags.bulk_invalid"),
         ({"action": "add", "tags": ["x"], "ids": [1], "set_kind": "tagger"}, 400, "tags.set_read_only"),
         ({"action": "add", "tags": ["-bad"], "ids": [1]}, 400, "tags.invalid_name"),
-        ({"action": "add", "tags": ["x"], "q": "(unclosed"}, 400, "unbalanced_parenthesis"),
+        ({"action": "add", "tags": ["x"], "q": "(unclosed"}, 400, "search.unbalanced_parenthesis"),
         ({"action": "rename", "from": ["a", "b"], "to": ["c"], "ids": [1]}, 400, "tags.bulk_invalid"),
     ],
 )

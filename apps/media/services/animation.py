@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image, ImageChops, ImageStat
 
+from apps.media import conf
 from apps.media.exceptions import MediaBombError, MediaCorruptError
 from apps.media.formats import ANIMATION_FORMATS, PIL_FORMATS
 
@@ -78,10 +79,24 @@ def _frames(image: Image.Image) -> Iterator[tuple[int, Image.Image]]:
         yield index, image
 
 
+def _check_size(image: Image.Image, fmt: str) -> None:
+    """Frames × pixels within BAGGINTAG_MAX_ANIMATION_PIXELS: a small file can declare thousands
+    of large frames, and every one of them is decoded."""
+    frames = int(getattr(image, "n_frames", 1))
+    total = frames * image.width * image.height
+    if total > conf.max_animation_pixels():
+        raise MediaBombError(
+            f"This {fmt.upper()} animation has {frames:,} frames of {image.width}×{image.height}: "
+            f"{total:,} pixels to decode, more than the {conf.max_animation_pixels():,} allowed "
+            "(BAGGINTAG_MAX_ANIMATION_PIXELS)."
+        )
+
+
 def animation_timing(path: Path, fmt: str) -> Timing:
     """Each frame's delay; decodes every frame, so a damaged frame shows here, at ingest."""
     try:
         with _open(path, fmt) as image:
+            _check_size(image, fmt)
             return Timing([_delay(frame) for _, frame in _frames(image)])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaBombError(f"The animation declares too many pixels to decode safely ({exc}).") from exc

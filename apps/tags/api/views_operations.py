@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.ints import INT_MAX, int_param
 from apps.tags import selectors
 from apps.tags.api import serializers_operations as s
 from apps.tags.models import Operation
@@ -108,7 +109,10 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         )
 
     @extend_schema(
-        parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
+        parameters=[
+            OpenApiParameter("after", {"type": "integer", "minimum": 0, "maximum": INT_MAX}),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        ],
         responses=inline_serializer(
             "OperationItems",
             {
@@ -120,14 +124,9 @@ class TagOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def items(self, request: Request, pk: str | None = None) -> Response:
         """Ids of the items an operation changed (a preview: its target), ascending, keyset-paged."""
-        after = _int(request.query_params.get("after"), 0)
-        limit = max(1, min(_int(request.query_params.get("limit"), 100), 1000))
+        after = int_param(request.query_params.get("after"), field="after", default=0)
+        limit = int_param(
+            request.query_params.get("limit"), field="limit", minimum=1, maximum=1000, default=100
+        )
         ids = selectors.operation_item_ids(operation=self.get_object(), after=after, limit=limit + 1)
         return Response({"ids": ids[:limit], "next_after": ids[limit - 1] if len(ids) > limit else None})
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default

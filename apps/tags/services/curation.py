@@ -14,6 +14,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import ConflictError, DomainError
+from apps.media.models import MediaItem
 from apps.tags import slots
 from apps.tags.models import AliasResolution, Operation, Tag, TagAssignment, TagSet, Vocabulary
 from apps.tags.services.assignments import (
@@ -43,7 +44,10 @@ def _actor(actor: Any) -> Any:
 
 
 def locked_set(tag_set: TagSet, expected_version: int | None) -> TagSet:
-    """The set, row-locked; 409 when the caller saw another version."""
+    """The set, row-locked after its item (the order bulk chunks and undo take: item, then set,
+    then tags; the other order deadlocks against them on MariaDB); 409 when the caller saw
+    another version."""
+    list(MediaItem.objects.select_for_update().filter(pk=tag_set.media_item_id).values_list("pk"))
     locked = TagSet.objects.select_for_update().get(pk=tag_set.pk)
     if expected_version is not None and expected_version != locked.row_version:
         raise ConflictError(

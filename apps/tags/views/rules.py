@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
@@ -74,6 +74,7 @@ def _context(request: HttpRequest, **extra: object) -> dict[str, object]:
 
 
 @login_required
+@require_safe
 def rule_list(request: HttpRequest) -> HttpResponse:
     """Aliases and implications: propose, activate, retire; the effective-tag rebuild's progress."""
     return render_page(request, "tags/rules.html", None, _context(request))
