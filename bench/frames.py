@@ -3,7 +3,7 @@
     .venv/bin/python bench/frames.py                        # 60 s 720p clip, SQLite in a temp folder
     .venv/bin/python bench/frames.py --long                 # memory at 30 s and 120 s (not 30 s and 60 s)
     .venv/bin/python bench/frames.py --seconds 30 --rounds 5 --source mandelbrot
-    .venv/bin/python bench/frames.py --profile              # cProfile one product round
+    .venv/bin/python bench/frames.py --profile              # pyinstrument one product round
 
 The clip is made with the bundled ffmpeg (testsrc2 or mandelbrot, both moving; H.264
 `-preset veryfast`, yuv420p, AAC sine audio) and ingested. Then, per round:
@@ -13,12 +13,13 @@ The clip is made with the bundled ffmpeg (testsrc2 or mandelbrot, both moving; H
             streaming ffmpeg (select + showinfo, PNGs at zlib level 3 with adaptive filters on
             a pipe), each PNG decoded once by Pillow for the thumbnail and perceptual hash,
             items, VideoFrame rows, tag inheritance, job records.
-  baseline  `ffmpeg -i clip.mp4 -map 0:v:0 -an -vf "select='<the service's expression>'"
-            -fps_mode passthrough -compression_level 3 -pred mixed out/%04d.png`: the same
-            decode and the same frames (first frame at or after each multiple of the
-            interval), PNGs at the same settings, written to a temp folder.
+  baseline  the service's own ffmpeg command (`-protocol_whitelist file -loglevel info -i
+            clip.mp4 -map 0:v:0 -an -sn -dn -vf "select='<the service's expression>',showinfo"
+            -fps_mode passthrough -pix_fmt rgb24 -c:v png -compression_level 3 -pred mixed`),
+            writing out/%04d.png instead of a pipe: the same decode and the same frames (first
+            frame at or after each multiple of the interval), PNGs at the same settings.
 
-The two alternate order each round; the best of the rounds counts. After the rounds, the
+The two alternate order each round; the median of the per-round ratios counts. After the rounds, the
 product's frames are compared with ffmpeg's pixel by pixel. Wall and CPU (this process plus
 its ffmpeg children) are both reported: on a small shared machine the wall clock follows the
 other load, the CPU figure much less.
@@ -35,7 +36,7 @@ Flags:
   --source NAME  testsrc2 (default) or mandelbrot
   --interval I   capture interval in seconds (default 1.0)
   --level L      the baseline's PNG compression level (default 3, the service's)
-  --rounds R     timed rounds; the best round counts (default 3)
+  --rounds R     timed rounds (default 5); the median per-round ratio counts
   --long         measure memory at 30 s and 120 s (default: 30 s and the --seconds clip)
   --no-memory    skip the memory measurement
   --db sqlite|URL  as in bench/ingest.py (a MariaDB server gets a throwaway database)
@@ -80,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--interval", type=float, default=1.0, help="capture interval in s (default 1)")
     parser.add_argument("--level", type=int, default=3, help="baseline PNG compression level (default 3)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds, best counts (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--long", action="store_true", help="memory at 30 s and 120 s")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument(
@@ -88,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="sqlite",
         help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/",
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile one extra product round")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument one extra product round")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--memory-child", type=int, metavar="VIDEO_ID", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -206,22 +207,34 @@ def select_filter(video, args: argparse.Namespace) -> str:
 
 
 def baseline_command(path: Path, out: Path, vf: str, level: int) -> list[str]:
+    """The service's own ffmpeg command (apps/media/services/frames.py `stream_frames`:
+    protocol whitelist, video stream only, select + showinfo at log level info, passthrough
+    timing, rgb24 PNGs at the same zlib level and row filters), writing numbered files instead
+    of a pipe."""
     return [
         ffmpeg(),
         "-hide_banner",
         "-nostdin",
+        "-protocol_whitelist",
+        "file",
         "-loglevel",
-        "error",
+        "info",
         "-y",
         "-i",
         str(path),
         "-map",
         "0:v:0",
         "-an",
+        "-sn",
+        "-dn",
         "-vf",
-        vf,
+        f"{vf},showinfo",
         "-fps_mode",
         "passthrough",
+        "-pix_fmt",
+        "rgb24",
+        "-c:v",
+        "png",
         "-compression_level",
         str(level),
         "-pred",
@@ -265,25 +278,24 @@ def product_once(video, args: argparse.Namespace) -> int:
 
 
 def timed_round(
-    video, path: Path, out: Path, args: argparse.Namespace, vf: str, *, flip: bool
-) -> dict[str, tuple[float, float]]:
-    """Both sides once, in alternating order. {side: (wall seconds, CPU seconds of this process
-    and its waited-for children, i.e. ffmpeg included)}."""
+    video, path: Path, out: Path, args: argparse.Namespace, vf: str, *, round_index: int
+) -> dict[str, list[float]]:
+    """Both sides once, in an order that alternates by round (bench/rounds.py). {side: [wall
+    seconds, CPU seconds of this process and its waited-for children, i.e. ffmpeg included]}."""
+    from bench.rounds import interleaved_round
+
     product_reset(video)
     want = expected_frames(video, args.interval)
-    totals: dict[str, tuple[float, float]] = {}
-    for side in ("product", "baseline") if flip else ("baseline", "product"):
-        wall, cpu = time.perf_counter(), _cpu()
-        count = baseline_once(path, out, vf, args.level) if side == "baseline" else product_once(video, args)
-        totals[side] = (time.perf_counter() - wall, _cpu() - cpu)
+    counts: dict[str, int] = {}
+    sides = {
+        "product": lambda _: counts.__setitem__("product", product_once(video, args)),
+        "baseline": lambda _: counts.__setitem__("baseline", baseline_once(path, out, vf, args.level)),
+    }
+    totals = interleaved_round([None], sides, round_index=round_index)
+    for side, count in counts.items():
         if count != want:
             raise SystemExit(f"{side} captured {count} frames, expected {want}")
     return totals
-
-
-def _cpu() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def outputs_compare(video, out: Path) -> str:
@@ -430,30 +442,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline: {' '.join(baseline_command(path, work / 'out', vf, args.level)[5:])}")
 
         out = work / "baseline-out"
-        timed_round(video, path, out, args, vf, flip=False)  # warm-up: page cache, imports, DB
-        rounds: list[dict[str, tuple[float, float]]] = []
+        timed_round(video, path, out, args, vf, round_index=0)  # warm-up: page cache, imports, DB
+        from bench.rounds import report
+
+        rounds: list[dict[str, list[float]]] = []
         for r in range(args.rounds):
-            rounds.append(timed_round(video, path, out, args, vf, flip=bool(r % 2)))
+            rounds.append(timed_round(video, path, out, args, vf, round_index=r))
             print(
                 f"round {r + 1}: baseline {rounds[-1]['baseline'][0]:6.2f} s, "
-                f"product {rounds[-1]['product'][0]:6.2f} s  (wall)",
+                f"product {rounds[-1]['product'][0]:6.2f} s  (wall; ratio "
+                f"{rounds[-1]['baseline'][0] / rounds[-1]['product'][0]:.2f})",
                 flush=True,
             )
         print(outputs_compare(video, out))
-
-        print()
-        for index, clock in ((0, "wall"), (1, "cpu")):
-            base = min(times["baseline"][index] for times in rounds)
-            prod = min(times["product"][index] for times in rounds)
-            print(
-                f"[{clock:4s}] baseline (bare ffmpeg):    {base:6.2f} s  {want / base:6.2f} frames/s "
-                f"({decoded / base:6.1f} decoded/s, best of {args.rounds})"
-            )
-            print(
-                f"[{clock:4s}] product (frames job):      {prod:6.2f} s  {want / prod:6.2f} frames/s "
-                f"({decoded / prod:6.1f} decoded/s, best of {args.rounds})"
-            )
-            print(f"[{clock:4s}] ratio baseline/product time: {base / prod:5.2f}  (goal ≥ 0.9)")
+        print(f"\nmedians over {args.rounds} rounds, {want} frames ({decoded} decoded) per round:")
+        labels = {"product": "product (frames job)", "baseline": "the same ffmpeg command"}
+        print("\n".join(report(rounds, per=1, unit="round", labels=labels)) + "  (goal ≥ 0.9)")
 
         if not args.no_memory:
             t0 = time.perf_counter()
@@ -472,17 +476,15 @@ def main(argv: list[str] | None = None) -> int:
             memory_report(made, work, args)
 
         if args.profile:
-            import cProfile
-            import pstats
+            from pyinstrument import Profiler
 
-            profiler = cProfile.Profile()
             product_reset(video)
-            profiler.enable()
+            profiler = Profiler(interval=0.001)
+            profiler.start()
             product_once(video, args)
-            profiler.disable()
-            print("\nproduct round, cProfile (top 30 by cumulative time):")
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+            profiler.stop()
+            print("\nproduct round, pyinstrument:")
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
     finally:
         try:
             django_teardown()

@@ -1,19 +1,24 @@
-"""Image ingest throughput: `media_ingest` against a bare Pillow loop, in one run.
+"""Image ingest throughput: `media_ingest` against loops doing the same work, in one run.
 
     .venv/bin/python bench/ingest.py --n 40                 # SQLite file in a temp folder
-    .venv/bin/python bench/ingest.py --n 40 --min-mp 1 --max-mp 4 --rounds 3
+    .venv/bin/python bench/ingest.py --n 40 --min-mp 1 --max-mp 4 --rounds 5
     .venv/bin/python bench/ingest.py --db mysql://user:pass@127.0.0.1:3306/   # MariaDB
-    .venv/bin/python bench/ingest.py --n 20 --profile       # cProfile one product round
+    .venv/bin/python bench/ingest.py --n 20 --profile       # pyinstrument one product round
+
+Three sides, interleaved picture by picture (bench/rounds.py): the product, a matched loop
+(the same work done the fast way, minus the database rows; its outputs are compared with the
+product's) and a naive loop (kept as a second line). Ratios are medians of per-round ratios.
 
 Flags:
   --n N          pictures per round (default 40)
   --min-mp X     smallest picture, megapixels (default 1)
   --max-mp X     largest picture, megapixels (default 4)
-  --rounds R     timed rounds; the best round counts (default 3)
+  --rounds R     interleaved rounds (default 5)
   --seed S       picture generator seed (default 1234)
   --db sqlite|URL  `sqlite` (default): a throwaway SQLite file; or a MariaDB/MySQL URL whose
-                 server gets its own database `bench_ingest`, created and dropped by this script
-  --profile      after the timed rounds, profile one product round and print the top entries
+                 server gets a database created and dropped by this script: the URL's database
+                 name, or `bench_ingest` when it names none
+  --profile      after the timed rounds, profile one product round with pyinstrument
   --keep         keep the temp folder (pictures, database, media) and print its path
 
 See bench/README.md for what is measured and the figures.
@@ -45,14 +50,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=40, help="pictures per round (default 40)")
     parser.add_argument("--min-mp", type=float, default=1.0, help="smallest picture in MP (default 1)")
     parser.add_argument("--max-mp", type=float, default=4.0, help="largest picture in MP (default 4)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds, best counts (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--seed", type=int, default=1234, help="picture generator seed")
     parser.add_argument(
         "--db",
         default="sqlite",
         help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/",
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile one extra product round")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument one extra product round")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or not 0 < args.min_mp <= args.max_mp:
@@ -77,9 +82,9 @@ def django_setup(work: Path, db: str) -> None:
         parts = urlsplit(db)
         if not parts.scheme.startswith(("mysql", "mariadb")):
             raise SystemExit(f"--db must be 'sqlite' or a mysql:// URL, not {db!r}")
-        os.environ["TEST_DATABASE_URL"] = urlunsplit(
-            (parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, "")
-        )
+        name = parts.path.strip("/") or BENCH_DB  # concurrent runs on one server: name your own
+        url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+        os.environ["TEST_DATABASE_URL"] = url
 
     import django
 
@@ -88,8 +93,9 @@ def django_setup(work: Path, db: str) -> None:
 
     if connection.vendor == "mysql":
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
-            cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            name = connection.settings_dict["NAME"]
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -101,7 +107,7 @@ def django_teardown() -> None:
     if connection.vendor == "mysql":
         connection.close()
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+            cursor.execute(f"DROP DATABASE IF EXISTS `{connection.settings_dict['NAME']}`")
     connection.close()
 
 
@@ -178,11 +184,12 @@ def pictures_generate(
     return paths
 
 
-# --- the two loops ----------------------------------------------------------------------
+# --- the three sides ---------------------------------------------------------------------
 
 
-def baseline_once(path: Path, out: Path) -> None:
-    """What a bare Pillow script does: hash, verify, decode fully, thumbnail, WebP."""
+def naive_once(path: Path, out: Path) -> None:
+    """A naive Pillow script (kept as a second line): hash, verify, a full-size decode
+    (`load()` before `thumbnail()` turns the JPEG draft off), BICUBIC thumbnail, WebP method 2."""
     from PIL import Image
 
     data = path.read_bytes()
@@ -190,14 +197,73 @@ def baseline_once(path: Path, out: Path) -> None:
     with Image.open(io.BytesIO(data)) as image:
         image.verify()
     with Image.open(io.BytesIO(data)) as image:
-        image.load()  # full-size decode: thumbnail()'s own draft is too late after load()
+        image.load()
         image.thumbnail((THUMB, THUMB))
         image.save(out / f"{path.stem}.webp", "WEBP", quality=80, method=2)
 
 
-def baseline_prepare(out: Path) -> None:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+_ORIENTATION = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}  # EXIF orientation -> Image.Transpose
+
+
+def phash(image) -> int:
+    """The product's 64-bit DCT phash, written out here so the baseline does not move with it:
+    32×32 LANCZOS greyscale, separable DCT-II of the 8 lowest frequencies, bits above the median."""
+    import operator
+
+    grey = image.convert("L").resize((32, 32), 1)  # 1 = LANCZOS
+    pixels = list(grey.get_flattened_data())
+    rows = [pixels[i * 32 : (i + 1) * 32] for i in range(32)]
+    table = _DCT
+    partial = [[sum(map(operator.mul, table[u], row)) for u in range(8)] for row in rows]
+    columns = [[partial[y][u] for y in range(32)] for u in range(8)]
+    coeffs = [sum(map(operator.mul, table[v], columns[u])) for v in range(8) for u in range(8)]
+    median = sorted(coeffs[1:])[31]
+    value = 0
+    for coefficient in coeffs:
+        value = (value << 1) | (coefficient > median)
+    return value
+
+
+_DCT = [[math.cos(math.pi / 32 * (x + 0.5) * u) for x in range(32)] for u in range(8)]
+
+
+def matched_once(path: Path, store: Path) -> tuple[str, int]:
+    """The product's work done the fast way a performance-minded script would, minus the
+    database rows: SHA-256, the original stored content-addressed (written once, exclusive
+    create), the decompression-bomb limit as an error, a JPEG draft at the thumbnail's own
+    size, EXIF orientation, a 256 px LANCZOS thumbnail (reducing_gap 2), WebP q80 method 0
+    stored content-addressed, and the same DCT phash of the thumbnail. Returns (sha256, phash)."""
+    import warnings
+
+    from PIL import Image
+
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    folder = f"{digest[:2]}/{digest[2:4]}"
+    original = store / "originals" / folder / f"{digest}.jpg"
+    original.parent.mkdir(parents=True, exist_ok=True)
+    with original.open("xb") as handle:
+        handle.write(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(data), formats=["JPEG"])
+    with image:
+        width, height = image.size
+        own = (THUMB, max(1, math.ceil(THUMB * height / width)))
+        if height > width:
+            own = (max(1, math.ceil(THUMB * width / height)), THUMB)
+        image.draft("RGB", own)
+        orientation = image.getexif().get(0x0112, 1)
+        thumb = image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
+        thumb.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        if orientation in _ORIENTATION:
+            thumb = thumb.transpose(Image.Transpose(_ORIENTATION[orientation]))
+        buffer = io.BytesIO()
+        thumb.save(buffer, "WEBP", quality=80, method=0)
+        target = store / "thumbnails" / folder / f"{digest}.webp"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(buffer.getvalue())
+        return digest, phash(thumb)
 
 
 def product_reset() -> None:
@@ -235,27 +301,53 @@ def product_check(count: int) -> None:
         raise SystemExit(f"expected {count} items after the round, found {stored}")
 
 
-def timed_round(paths: list[Path], out: Path, *, flip: bool) -> dict[str, tuple[float, float]]:
-    """Both loops over the same pictures, interleaved picture by picture.
+LABELS = {
+    "product": "product (media_ingest)",
+    "matched": "matched loop (same work, no rows)",
+    "naive": "naive loop (load() first, no draft, method 2)",
+}
 
-    Interleaving puts both sides under the same background load (this machine is shared); the
-    order within each pair alternates. Returns {side: (wall seconds, CPU seconds)}.
-    """
-    baseline_prepare(out)
+
+def timed_round(paths: list[Path], work: Path, *, round_index: int) -> dict[str, list[float]]:
+    """The three sides over the same pictures, interleaved picture by picture (bench/rounds.py);
+    each round starts from an empty library and empty baseline folders."""
+    from bench.rounds import interleaved_round
+
+    naive_out, store = work / "naive-out", work / "matched-store"
+    for folder in (naive_out, store):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
     product_reset()
-    totals = {"baseline": [0.0, 0.0], "product": [0.0, 0.0]}
-    for i, path in enumerate(paths):
-        sides = ("baseline", "product") if (i + flip) % 2 == 0 else ("product", "baseline")
-        for side in sides:
-            wall, cpu = time.perf_counter(), time.process_time()
-            if side == "baseline":
-                baseline_once(path, out)
-            else:
-                product_once(path)
-            totals[side][0] += time.perf_counter() - wall
-            totals[side][1] += time.process_time() - cpu
+    sides = {
+        "product": product_once,
+        "matched": lambda path: matched_once(path, store),
+        "naive": lambda path: naive_once(path, naive_out),
+    }
+    totals = interleaved_round(paths, sides, round_index=round_index)
     product_check(len(paths))
-    return {side: (wall, cpu) for side, (wall, cpu) in totals.items()}
+    return totals
+
+
+def outputs_compare(paths: list[Path], work: Path) -> str:
+    """The matched loop's outputs against the product's: hashes, stored bytes and phash."""
+    from django.conf import settings
+
+    from apps.media.models import MediaItem
+
+    media, store = Path(settings.MEDIA_ROOT), work / "matched-store"
+    same = {"sha256": 0, "original": 0, "thumbnail": 0, "phash": 0}
+    for path in paths:
+        digest, hashed = matched_once(path, work / "compare-store")
+        item = MediaItem.objects.get(sha256=digest)
+        same["sha256"] += 1
+        same["original"] += (media / item.storage_key).read_bytes() == path.read_bytes()
+        thumb = store / "thumbnails" / digest[:2] / digest[2:4] / f"{digest}.webp"
+        same["thumbnail"] += (media / item.thumbnail_key).read_bytes() == thumb.read_bytes()
+        same["phash"] += item.phash == (hashed - (1 << 64) if hashed >= 1 << 63 else hashed)  # stored signed
+    shutil.rmtree(work / "compare-store", ignore_errors=True)
+    return "outputs : matched loop vs product, identical: " + ", ".join(
+        f"{key} {count}/{len(paths)}" for key, count in same.items()
+    )
 
 
 def product_round(paths: list[Path]) -> float:
@@ -317,53 +409,34 @@ def main(argv: list[str] | None = None) -> int:
             f"{total_bytes * 8 / total_px:.2f} bits/pixel ({time.perf_counter() - t0:.1f} s)"
         )
 
-        out = work / "baseline-out"
-        timed_round(warm, out, flip=False)  # warm-up: imports, codec tables, DB, folders
+        timed_round(warm, work, round_index=0)  # warm-up: imports, codec tables, DB, folders
 
-        rounds: list[dict[str, tuple[float, float]]] = []
+        from bench.rounds import report
+
+        rounds: list[dict[str, list[float]]] = []
         for r in range(args.rounds):
-            rounds.append(timed_round(paths, out, flip=bool(r % 2)))
+            rounds.append(timed_round(paths, work, round_index=r))
             print(
-                f"round {r + 1}: baseline {args.n / rounds[-1]['baseline'][0]:6.2f} img/s, "
-                f"product {args.n / rounds[-1]['product'][0]:6.2f} img/s  (wall)",
+                f"round {r + 1}: "
+                + ", ".join(f"{side} {args.n / rounds[-1][side][0]:6.2f}" for side in LABELS)
+                + " img/s (wall); product/matched "
+                + f"{rounds[-1]['matched'][0] / rounds[-1]['product'][0]:.2f}",
                 flush=True,
             )
-
-        def rate(side: str, index: int) -> float:
-            return args.n / min(times[side][index] for times in rounds)
-
-        print()
-        for index, clock in ((0, "wall"), (1, "cpu")):
-            base_rate, prod_rate = rate("baseline", index), rate("product", index)
-            print(
-                f"[{clock:4s}] baseline (bare Pillow): {base_rate:7.2f} img/s  "
-                f"({1000 / base_rate:5.1f} ms/img, best of {args.rounds})"
-            )
-            print(
-                f"[{clock:4s}] product (media_ingest): {prod_rate:7.2f} img/s  "
-                f"({1000 / prod_rate:5.1f} ms/img, best of {args.rounds})"
-            )
-            print(f"[{clock:4s}] ratio product/baseline: {prod_rate / base_rate:7.2f}")
-        wall_b, wall_p = rate("baseline", 0), rate("product", 0)
-        cpu_b, cpu_p = rate("baseline", 1), rate("product", 1)
-        print(
-            f"\nREADME row: | {args.n} | {args.min_mp:g}–{args.max_mp:g} | {connection.vendor} | "
-            f"{wall_b:.1f} | {wall_p:.1f} | {wall_p / wall_b:.2f} | {cpu_p / cpu_b:.2f} | "
-            f"{os.cpu_count()} cores |"
-        )
+        print(outputs_compare(paths, work))
+        print(f"\nmedians over {args.rounds} interleaved rounds of {args.n} pictures:")
+        print("\n".join(report(rounds, per=args.n, unit="img", labels=LABELS)))
 
         if args.profile:
-            import cProfile
-            import pstats
+            from pyinstrument import Profiler
 
-            profiler = cProfile.Profile()
             product_reset()
-            profiler.enable()
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
             product_round(paths)
-            profiler.disable()
-            print("\nproduct round, cProfile (top 30 by cumulative time):")
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+            profiler.stop()
+            print("\nproduct round, pyinstrument:")
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
     finally:
         try:
             django_teardown()

@@ -4,7 +4,8 @@
     .venv/bin/python bench/tags.py --db mysql://root@127.0.0.1:3306/ --items 1000000 --tags 600000
 
 Flags:
-  --db URL        MariaDB server; the script creates and drops its own database `bench_tags`
+  --db URL        MariaDB server; the script creates and drops its own database (`--db-name`)
+  --db-name NAME  that database's name (default bench_tags; give each concurrent run its own)
   --items N       library size (default 100,000); about 30 tags per item
   --tags T        vocabulary size (default 100,000)
   --queries Q     searches timed (default 300, cycling through a fixed mix)
@@ -17,8 +18,10 @@ Flags:
 
 Measured through the API (Django's test client, so DRF, serializers and the planner all run):
 search first page (p50/p95 over a fixed mix of 1–6 term queries with negations and qualifiers),
-the same tag queries answered the way file-based tag editors do (one caption .txt per item,
-scanned per query) with the speed ratio, autocomplete p95, a bulk replace of the most common
+two peers (a caption tool holding every item's effective tags and metadata in memory, timed on
+every query shape against the API at count=exact, counts and first pages compared; and one
+caption .txt per item scanned per query, the way file-based tag editors do, on the tag-only
+shapes) with the speed ratios, autocomplete p95, a bulk replace of the most common
 tag and its undo, and the effective-tag rebuild rate after an alias change. Figures go in
 bench/README.md with the data size and the machine.
 """
@@ -29,6 +32,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -43,6 +47,7 @@ BENCH_DB = "bench_tags"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", required=True, help="mysql://user:pass@host:port/")
+    parser.add_argument("--db-name", default=BENCH_DB, help="the bench database (dropped and created)")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--tags", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
@@ -57,13 +62,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def django_setup(db: str, work: Path, reuse: bool = False) -> bool:
+def django_setup(db: str, work: Path, reuse: bool = False, name: str = BENCH_DB) -> bool:
     """Point Django at the bench database; returns whether a loaded one was reused."""
     sys.path.insert(0, str(ROOT))
     parts = urlsplit(db)
     os.environ["DJANGO_SETTINGS_MODULE"] = "baggintag.settings.test"
     os.environ["BAGGINTAG_DATA_DIR"] = str(work / "data")
-    os.environ["TEST_DATABASE_URL"] = urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", "", ""))
+    os.environ["TEST_DATABASE_URL"] = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
     os.environ.pop("REDIS_URL", None)
     os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost"
     import django
@@ -73,12 +78,12 @@ def django_setup(db: str, work: Path, reuse: bool = False) -> bool:
     from django.db import connection
 
     with connection._nodb_cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", [BENCH_DB])
+        cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", [name])
         if reuse and cursor.fetchone()[0]:
             call_command("migrate", verbosity=0)  # migrations newer than the load
             return True
-        cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
-        cursor.execute(f"CREATE DATABASE `{BENCH_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     call_command("migrate", verbosity=0)
     return False
 
@@ -91,8 +96,21 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def query_mix(lib, rng: random.Random) -> list[tuple[str, list[list[str]], list[str]]]:
-    """(q, required-any-of groups, excluded) — the last two describe tag-only queries for the peer."""
+def _spec(all_of: list[list[str]], none: list[str] = (), **qualifiers: object) -> dict:
+    """What a query asks, for the peers: every group needs one of its tags, none of `none`."""
+    return {
+        "all": all_of,
+        "none": list(none),
+        "width_min": None,
+        "ratings": None,
+        "format": None,
+        "prefix": None,
+        **qualifiers,
+    }
+
+
+def query_mix(lib, rng: random.Random) -> list[tuple[str, dict]]:
+    """(q, spec): the fixed mix of 9 shapes, each with what it asks in a form the peers read."""
     names = [lib.names[t] for t in lib.tag_ids]
     n = len(names)
     common, mid, rare = names[:20], names[50 : max(200, n // 50)], names[n // 20 : n // 2]
@@ -102,21 +120,29 @@ def query_mix(lib, rng: random.Random) -> list[tuple[str, list[list[str]], list[
         m1, m2, m3, m4, m5, m6 = rng.sample(mid, 6)
         r1 = rng.choice(rare)
         mix += [
-            (c1, [[c1]], []),
-            (r1, [[r1]], []),
-            (f"{m1} {m2}", [[m1], [m2]], []),
-            (f"{c1} -{c2}", [[c1]], [c2]),
-            (f"{m1} or {m2} or {m3} or {m4} or {m5}", [[m1, m2, m3, m4, m5]], []),
-            (f"{c1} {m1} -{m2} width:>=1024", None, None),
-            (f"{m1} {m2} {m3} {m4} {m5} {m6} rating:g,s", None, None),
-            (f"{r1} -{c1} format:jpeg", None, None),
-            (f"{m1[:6]}* {c1}", None, None),
+            (c1, _spec([[c1]])),
+            (r1, _spec([[r1]])),
+            (f"{m1} {m2}", _spec([[m1], [m2]])),
+            (f"{c1} -{c2}", _spec([[c1]], [c2])),
+            (f"{m1} or {m2} or {m3} or {m4} or {m5}", _spec([[m1, m2, m3, m4, m5]])),
+            (f"{c1} {m1} -{m2} width:>=1024", _spec([[c1], [m1]], [m2], width_min=1024)),
+            (
+                f"{m1} {m2} {m3} {m4} {m5} {m6} rating:g,s",
+                _spec([[t] for t in (m1, m2, m3, m4, m5, m6)], ratings={"g", "s"}),
+            ),
+            (f"{r1} -{c1} format:jpeg", _spec([[r1]], [c1], format="jpeg")),
+            (f"{m1[:6]}* {c1}", _spec([[c1]], prefix=m1[:6])),
         ]
     return mix
 
 
-def peer_scan(folder: Path, groups: list[list[str]], excluded: list[str]) -> int:
+def tag_only(spec: dict) -> bool:
+    return not any(spec[k] for k in ("width_min", "ratings", "format", "prefix"))
+
+
+def peer_scan(folder: Path, spec: dict) -> int:
     """What file-based editors do: read every caption file and test the query on its tags."""
+    groups, excluded = spec["all"], spec["none"]
     hits = 0
     for path in folder.iterdir():
         tags = {t.strip() for t in path.read_text().split(",")}
@@ -125,10 +151,69 @@ def peer_scan(folder: Path, groups: list[list[str]], excluded: list[str]) -> int
     return hits
 
 
+class CaptionMemory:
+    """A caption tool that holds everything in memory: each item's effective tags (aliases
+    resolved, implications added: what search reads) with its width, format and rating, newest
+    first. A query is one pass over the items, counting every match exactly and keeping the
+    first 100, as `count=exact` does; a wildcard takes the 100 most used matching tags, as the
+    query language does (SEARCH_WILDCARD_MAX)."""
+
+    def __init__(self, lib) -> None:
+        from collections import Counter
+
+        from django.db import connection
+
+        tags: dict[int, set[str]] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT e.media_item_id, t.name FROM tags_effectivetag e JOIN tags_tag t ON t.id = e.tag_id"
+            )
+            for item_id, name in cursor.fetchall():
+                tags.setdefault(item_id, set()).add(name)
+            cursor.execute("SELECT id, width, format, rating FROM media_mediaitem ORDER BY id DESC")
+            rows = cursor.fetchall()
+        self.items = [(i, frozenset(tags.get(i, ())), w, f, r) for i, w, f, r in rows]
+        self.usage = Counter(name for names in tags.values() for name in names)
+        by_name = {name: tag_id for tag_id, name in lib.names.items()}
+        self.ideal = {
+            name: lib.names.get(lib.ideal[by_name[name]], name)
+            for name in by_name
+            if by_name[name] in lib.ideal
+        }
+
+    def search(self, spec: dict, limit: int = 100) -> tuple[int, list[int]]:
+        groups = [{self.ideal.get(t, t) for t in group} for group in spec["all"]]
+        if spec["prefix"]:
+            matching = [name for name in self.usage if name.startswith(spec["prefix"])]
+            groups.append(set(sorted(matching, key=lambda name: -self.usage[name])[:100]))
+        none = {self.ideal.get(t, t) for t in spec["none"]}
+        width_min, ratings, fmt = spec["width_min"], spec["ratings"], spec["format"]
+        count, page = 0, []
+        for item_id, names, width, item_format, rating in self.items:
+            if (
+                all(not names.isdisjoint(group) for group in groups)
+                and names.isdisjoint(none)
+                and (width_min is None or width >= width_min)
+                and (ratings is None or rating in ratings)
+                and (fmt is None or item_format == fmt)
+            ):
+                count += 1
+                if len(page) < limit:
+                    page.append(item_id)
+        return count, page
+
+
 def main() -> None:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-tags-"))
-    reused = django_setup(args.db, work, reuse=args.reuse)
+    try:
+        run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # caption files, the data folder
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    reused = django_setup(args.db, work, reuse=args.reuse, name=args.db_name)
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
@@ -192,12 +277,16 @@ def main() -> None:
     print(f"| measure ({len(lib.item_ids):,} items) | p50 / value | p95 / max | unit |")
     print("|---|---|---|---|")
     for name, a, b, unit in rows:
-        second = "" if b is None else f"{b:,.1f}"
-        print(f"| {name} | {a:,.1f} | {second} | {unit} |")
+        second = "" if b is None else f"{b:,.2f}" if b < 10 else f"{b:,.1f}"
+        print(
+            f"| {name} | {a:,.2f} | {second} | {unit} |"
+            if a < 10
+            else f"| {name} | {a:,.1f} | {second} | {unit} |"
+        )
     if not args.keep:
         connection.close()
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+            cursor.execute(f"DROP DATABASE IF EXISTS `{args.db_name}`")
 
 
 def bench_search(client, mix, queries: int) -> list[tuple[str, float, float | None, str]]:
@@ -224,29 +313,72 @@ def bench_search(client, mix, queries: int) -> list[tuple[str, float, float | No
 
 
 def bench_peer(client, lib, mix, work: Path, limit: int) -> list[tuple[str, float, float | None, str]]:
-    """The peer: one caption file per item, scanned per query."""
+    """Two peers. (1) A caption tool holding the same effective tags and metadata in memory:
+    every shape, interleaved with the API at `count=exact` (both count every match), counts and
+    first pages compared. (2) One caption .txt per item (base tags, as file-based editors keep
+    them), scanned per query: only the tag-only shapes (files hold no width, format or rating)."""
+    memory = CaptionMemory(lib)
+    per_shape: dict[int, dict[str, list[float]]] = {}
+    agree = {"count": 0, "page": 0, "queries": 0}
+    for i, (q, spec) in enumerate(mix[: SHAPES * 5]):
+        timings = per_shape.setdefault(i % SHAPES, {"api": [], "memory": []})
+        for side in ("api", "memory") if i % 2 == 0 else ("memory", "api"):
+            t = time.perf_counter()
+            if side == "api":
+                body = client.get("/api/media/search", {"q": q, "limit": 100, "count": "exact"}).json()
+            else:
+                count, page = memory.search(spec)
+            timings[side].append(time.perf_counter() - t)
+        agree["queries"] += 1
+        agree["count"] += body.get("count") == count
+        agree["page"] += [r["id"] for r in body.get("results", [])] == page
+        if body.get("count") != count:
+            print(f"  counts differ for {q!r}: API {body.get('count')}, in-memory {count}")
+    rows = []
+    ratios = []
+    for shape, timings in sorted(per_shape.items()):
+        api_ms, mem_ms = statistics.median(timings["api"]) * 1000, statistics.median(timings["memory"]) * 1000
+        ratios.append(mem_ms / api_ms)
+        print(
+            f"  peer shape {shape} (e.g. {mix[shape][0]!r}): API count=exact {api_ms:.1f} ms, "
+            f"in-memory captions {mem_ms:.1f} ms; API / in-memory speed {mem_ms / api_ms:.2f}"
+        )
+    print(
+        f"  in-memory peer vs API count=exact: counts equal in {agree['count']}/{agree['queries']} queries, "
+        f"first pages equal in {agree['page']}/{agree['queries']}"
+    )
+    rows.append(
+        (
+            "peer: captions held in memory, every shape (median over shapes of per-shape ratios)",
+            statistics.median(ratios),
+            min(ratios),
+            f"API speed / in-memory speed (min over shapes second; count=exact on both; "
+            f"{agree['count']}/{agree['queries']} counts equal)",
+        )
+    )
+
     captions = work / "captions"
     captions.mkdir()
     for item_id in lib.item_ids[:limit]:
         (captions / f"{item_id}.txt").write_text(", ".join(lib.names[t] for t in lib.item_tags[item_id]))
-    tag_only = [entry for entry in mix if entry[1] is not None][:8]
     peer_times, ours = [], []
-    for q, groups, excluded in tag_only:
+    for q, spec in [entry for entry in mix if tag_only(entry[1])][:10]:  # 2 of each tag-only shape
         t = time.perf_counter()
-        peer_scan(captions, groups, excluded)
+        peer_scan(captions, spec)
         peer_times.append(time.perf_counter() - t)
         t = time.perf_counter()
-        client.get("/api/media/search", {"q": q, "limit": 100})
+        client.get("/api/media/search", {"q": q, "limit": 100, "count": "exact"})
         ours.append(time.perf_counter() - t)
     ratio = statistics.median(peer_times) / statistics.median(ours)
-    return [
+    rows.append(
         (
-            f"peer: scan {limit:,} caption files per query",
+            f"peer: scan {limit:,} caption files per query (5 tag-only shapes; API count=exact)",
             statistics.median(peer_times) * 1000,
             max(peer_times) * 1000,
             f"ms (Baggintag {ratio:,.0f}× faster)",
         )
-    ]
+    )
+    return rows
 
 
 def bench_rebuild(lib) -> list[tuple[str, float, float | None, str]]:

@@ -1,18 +1,27 @@
-"""Transform throughput: `media_item_transform` against a bare Pillow loop, in one run.
+"""Transform throughput: `media_item_transform` against loops doing the same work, in one run.
 
     .venv/bin/python bench/transforms.py                    # 40 pictures, SQLite in a temp folder
-    .venv/bin/python bench/transforms.py --n 40 --min-mp 2 --max-mp 4 --rounds 3
+    .venv/bin/python bench/transforms.py --n 40 --min-mp 2 --max-mp 4 --rounds 5
     .venv/bin/python bench/transforms.py --long 512 --aspect 3:2
-    .venv/bin/python bench/transforms.py --n 20 --profile   # cProfile one product round
+    .venv/bin/python bench/transforms.py --n 20 --profile   # pyinstrument one product round
 
-Both sides turn every picture into a 1:1 centre crop scaled to `--long` px (Lanczos), saved as
-JPEG quality 90. The product is the service call (recipe below, 4:4:4 chroma at quality ≥ 90, a
-WebP thumbnail, perceptual hash, rows and lineage); the baseline is what a bare Pillow script
-does: open, full decode, EXIF transpose, centre crop, resize LANCZOS, save JPEG q90 (Pillow's
-default 4:2:0 chroma) to a temp folder.
+Every side turns every picture into a 1:1 centre crop scaled to `--long` px (Lanczos), JPEG
+quality 90. Four sides, interleaved picture by picture (bench/rounds.py):
+
+  product  the service call (recipe below: draft decode where the scale allows, 4:4:4 chroma at
+           quality ≥ 90, a WebP thumbnail, perceptual hash, rows and lineage)
+  matched  the same work the fast way minus the rows: the product's exact output bytes (draft
+           where libjpeg allows it, reducing_gap 3, 4:4:4), SHA-256, stored content-addressed,
+           a 256 px WebP q80 method 0 thumbnail of the result (stored) and the same phash
+  output   the draft-aware loop writing the same bytes, and nothing else (the goal's baseline)
+  naive    a bare Pillow script: full decode, EXIF transpose, crop, LANCZOS, JPEG q90 with
+           Pillow's default 4:2:0 chroma (`--baseline-chroma 444` for 4:4:4)
 
     {"ops": [{"op": "crop", "aspect": "1:1"}, {"op": "scale", "long": 1024}],
      "output": {"format": "jpg", "quality": 90}}
+
+The product's outputs are compared with the draft-aware loop's (bytes) and its thumbnails with
+the matched loop's. Ratios are medians of per-round ratios.
 
 Each round deletes the previous round's results first: the same recipe on the same parent is
 answered from the library without decoding anything.
@@ -23,13 +32,12 @@ Flags:
   --max-mp X     largest picture, megapixels (default 4)
   --long PX      output side (default 1024)
   --aspect A:B   crop aspect (default 1:1)
-  --baseline-chroma 420|444  the baseline's JPEG chroma subsampling: 420 (default, what a bare
-                 script gets from Pillow) or 444 (what the product writes at quality ≥ 90; with it
-                 both sides write the same bytes, so the work is equal)
-  --rounds R     timed rounds; the best round counts (default 3)
+  --baseline-chroma 420|444  the naive loop's JPEG chroma subsampling: 420 (default, what a
+                 bare script gets from Pillow) or 444 (what the product writes at quality ≥ 90)
+  --rounds R     interleaved rounds (default 5)
   --seed S       picture generator seed (default 1234)
   --db sqlite|URL  as in bench/ingest.py (a MariaDB server gets a throwaway database)
-  --profile      after the timed rounds, profile one product round and print the top entries
+  --profile      after the timed rounds, profile one product round with pyinstrument
   --keep         keep the temp folder (pictures, database, media) and print its path
 
 See bench/README.md for what is measured and the figures.
@@ -38,6 +46,9 @@ See bench/README.md for what is measured and the figures.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
+import math
 import shutil
 import sys
 import tempfile
@@ -63,14 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="420",
         help="baseline JPEG chroma: 420 (Pillow's default) or 444 (the product's at q ≥ 90)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds, best counts (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--seed", type=int, default=1234, help="picture generator seed")
     parser.add_argument(
         "--db",
         default="sqlite",
         help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/",
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile one extra product round")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument one extra product round")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or not 0 < args.min_mp <= args.max_mp or args.long < 16:
@@ -90,11 +101,12 @@ def recipe(args: argparse.Namespace) -> dict:
     }
 
 
-# --- the two sides ----------------------------------------------------------------------
+# --- the baselines ---------------------------------------------------------------------
 
 
-def baseline_once(path: Path, out: Path, *, ratio: float, long: int, chroma: str) -> tuple[int, int]:
-    """A bare Pillow script: open, full decode, EXIF transpose, centre crop, Lanczos, JPEG q90."""
+def naive_once(path: Path, out: Path, *, ratio: float, long: int, chroma: str) -> tuple[int, int]:
+    """A naive Pillow script (second line): open, full decode (no draft), EXIF transpose,
+    centre crop, Lanczos, JPEG q90 (Pillow's default 4:2:0 unless --baseline-chroma 444)."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as source:
@@ -110,6 +122,73 @@ def baseline_once(path: Path, out: Path, *, ratio: float, long: int, chroma: str
     extra = {"subsampling": 0} if chroma == "444" else {}  # else Pillow's default, 4:2:0
     image.save(out / f"{path.stem}.jpg", "JPEG", quality=90, **extra)
     return image.size
+
+
+_TRANSPOSE = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}  # EXIF orientation -> Image.Transpose
+
+
+def fast_image(path: Path, *, ratio: float, long: int):
+    """The output picture the fast way: a JPEG draft at the output's scale where libjpeg allows
+    it (factor < 1/2), EXIF orientation, centre crop, LANCZOS with reducing_gap 3 (the same
+    pixel operations as the product, so the bytes can be compared)."""
+    from PIL import Image
+
+    image = Image.open(path)
+    orientation = image.getexif().get(0x0112, 1)
+    nominal_w, nominal_h = image.size if orientation not in (5, 6, 7, 8) else image.size[::-1]
+    w, h = (
+        (nominal_w, nominal_w / ratio) if nominal_w / nominal_h <= ratio else (nominal_h * ratio, nominal_h)
+    )
+    factor = min(1.0, long / max(w, h))
+    if factor < 0.5:
+        image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
+    image.load()
+    if orientation in _TRANSPOSE:
+        image = image.transpose(Image.Transpose(_TRANSPOSE[orientation]))
+    unit = image.width / nominal_w
+    x, y = (nominal_w - w) / 2, (nominal_h - h) / 2
+    image = image.crop((round(x * unit), round(y * unit), round((x + w) * unit), round((y + h) * unit)))
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image
+
+
+def output_once(path: Path, out: Path, *, ratio: float, long: int) -> bytes:
+    """Draft-aware loop writing the product's bytes (JPEG q90, 4:4:4): the output only."""
+    image = fast_image(path, ratio=ratio, long=long)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, subsampling=0)
+    data = buffer.getvalue()
+    (out / f"{path.stem}.jpg").write_bytes(data)
+    return data
+
+
+def matched_once(path: Path, store: Path, *, ratio: float, long: int) -> tuple[str, int]:
+    """The product's work minus the database rows: the same output bytes, SHA-256, stored
+    content-addressed, a 256 px LANCZOS thumbnail of the result as WebP q80 method 0 (stored)
+    and the same DCT phash. Returns (sha256, phash)."""
+    from PIL import Image
+
+    from bench.ingest import THUMB, phash
+
+    image = fast_image(path, ratio=ratio, long=long)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, subsampling=0)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    folder = f"{digest[:2]}/{digest[2:4]}"
+    target = store / "originals" / folder / f"{digest}.jpg"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("xb") as handle:
+        handle.write(data)
+    image.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    buffer = io.BytesIO()
+    image.save(buffer, "WEBP", quality=80, method=0)
+    thumb = store / "thumbnails" / folder / f"{digest}.webp"
+    thumb.parent.mkdir(parents=True, exist_ok=True)
+    thumb.write_bytes(buffer.getvalue())
+    return digest, phash(image)
 
 
 def product_ingest(paths: list[Path]) -> list:
@@ -146,34 +225,34 @@ def product_once(item, clean_recipe: dict) -> tuple[int, int]:
     return result.item.width, result.item.height
 
 
-def timed_round(
-    paths: list[Path], items: list, out: Path, args: argparse.Namespace, *, flip: bool
-) -> dict[str, tuple[float, float]]:
-    """Both loops over the same pictures, interleaved picture by picture (as bench/ingest.py).
+LABELS = {
+    "product": "product (media_item_transform)",
+    "matched": "matched loop (output + thumbnail + phash, no rows)",
+    "output": "draft-aware loop, same output bytes only",
+    "naive": "naive loop (no draft)",
+}
 
-    Returns {side: (wall seconds, CPU seconds)}.
-    """
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+
+def timed_round(
+    paths: list[Path], items: list, work: Path, args: argparse.Namespace, *, round_index: int
+) -> dict[str, list[float]]:
+    """The four sides over the same pictures, interleaved picture by picture (bench/rounds.py)."""
+    from bench.rounds import interleaved_round
+
+    folders = {name: work / f"{name}-out" for name in ("matched", "output", "naive")}
+    for folder in folders.values():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
     product_reset()
     spec = recipe(args)
-    totals = {"baseline": [0.0, 0.0], "product": [0.0, 0.0]}
-    for i, (path, item) in enumerate(zip(paths, items, strict=True)):
-        sides = ("baseline", "product") if (i + flip) % 2 == 0 else ("product", "baseline")
-        sizes = {}
-        for side in sides:
-            wall, cpu = time.perf_counter(), time.process_time()
-            if side == "baseline":
-                sizes[side] = baseline_once(
-                    path, out, ratio=args.ratio, long=args.long, chroma=args.baseline_chroma
-                )
-            else:
-                sizes[side] = product_once(item, spec)
-            totals[side][0] += time.perf_counter() - wall
-            totals[side][1] += time.process_time() - cpu
-        if sizes["baseline"] != sizes["product"]:
-            raise SystemExit(f"{path.name}: baseline made {sizes['baseline']}, product {sizes['product']}")
-    return {side: (wall, cpu) for side, (wall, cpu) in totals.items()}
+    shape = {"ratio": args.ratio, "long": args.long}
+    sides = {
+        "product": lambda pair: product_once(pair[1], spec),
+        "matched": lambda pair: matched_once(pair[0], folders["matched"], **shape),
+        "output": lambda pair: output_once(pair[0], folders["output"], **shape),
+        "naive": lambda pair: naive_once(pair[0], folders["naive"], chroma=args.baseline_chroma, **shape),
+    }
+    return interleaved_round(list(zip(paths, items, strict=True)), sides, round_index=round_index)
 
 
 def product_round(items: list, spec: dict) -> float:
@@ -184,29 +263,33 @@ def product_round(items: list, spec: dict) -> float:
     return time.perf_counter() - start
 
 
-def outputs_compare(items: list, out: Path) -> str:
-    """Mean absolute difference between the product's and the baseline's outputs (0–255)."""
+def outputs_compare(items: list, work: Path) -> str:
+    """The product's stored results against the draft-aware loop's (bytes) and the naive
+    loop's (mean absolute pixel difference, 0–255)."""
     from django.conf import settings
     from PIL import Image, ImageChops, ImageStat
 
     from apps.media.models import MediaItem
 
-    diffs, sizes, same = [], [0, 0], 0
+    diffs, same, thumbs = [], 0, 0
     for item in items:
         result = MediaItem.objects.get(parent=item)
         product_path = Path(settings.MEDIA_ROOT) / result.storage_key
-        baseline_path = out / f"{Path(item.name).stem}.jpg"
-        same += product_path.read_bytes() == baseline_path.read_bytes()
-        with Image.open(product_path) as a, Image.open(baseline_path) as b:
+        stem = Path(item.name).stem
+        same += product_path.read_bytes() == (work / "output-out" / f"{stem}.jpg").read_bytes()
+        digest = result.sha256
+        thumb = work / "matched-out" / "thumbnails" / digest[:2] / digest[2:4] / f"{digest}.webp"
+        thumbs += thumb.exists() and (Path(settings.MEDIA_ROOT) / result.thumbnail_key).read_bytes() == (
+            thumb.read_bytes()
+        )
+        with Image.open(product_path) as a, Image.open(work / "naive-out" / f"{stem}.jpg") as b:
             diffs.append(
                 sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean) / 3
             )
-        sizes[0] += product_path.stat().st_size
-        sizes[1] += baseline_path.stat().st_size
     return (
-        f"outputs : {same}/{len(items)} byte-identical; mean |product − baseline| "
-        f"{sum(diffs) / len(diffs):.2f}/255 (max {max(diffs):.2f}); "
-        f"JPEG bytes product {sizes[0] / 1e6:.1f} MB, baseline {sizes[1] / 1e6:.1f} MB"
+        f"outputs : product vs draft-aware loop {same}/{len(items)} byte-identical, thumbnails vs "
+        f"matched loop {thumbs}/{len(items)} byte-identical; mean |product − naive| "
+        f"{sum(diffs) / len(diffs):.2f}/255 (max {max(diffs):.2f})"
     )
 
 
@@ -244,45 +327,31 @@ def main(argv: list[str] | None = None) -> int:
         warm_items = product_ingest(warm)
         spec = recipe_clean(recipe(args))
 
-        out = work / "baseline-out"
-        timed_round(warm, warm_items, out, args, flip=False)  # warm-up: imports, codec tables, DB
-        rounds: list[dict[str, tuple[float, float]]] = []
+        timed_round(warm, warm_items, work, args, round_index=0)  # warm-up: imports, codecs, DB
+        from bench.rounds import report
+
+        rounds: list[dict[str, list[float]]] = []
         for r in range(args.rounds):
-            rounds.append(timed_round(paths, items, out, args, flip=bool(r % 2)))
+            rounds.append(timed_round(paths, items, work, args, round_index=r))
             print(
-                f"round {r + 1}: baseline {args.n / rounds[-1]['baseline'][0]:6.2f} img/s, "
-                f"product {args.n / rounds[-1]['product'][0]:6.2f} img/s  (wall)",
+                f"round {r + 1}: "
+                + ", ".join(f"{side} {args.n / rounds[-1][side][0]:6.2f}" for side in LABELS)
+                + " img/s (wall)",
                 flush=True,
             )
-        print(outputs_compare(items, out))
-
-        def rate(side: str, index: int) -> float:
-            return args.n / min(times[side][index] for times in rounds)
-
-        print()
-        for index, clock in ((0, "wall"), (1, "cpu")):
-            base_rate, prod_rate = rate("baseline", index), rate("product", index)
-            print(
-                f"[{clock:4s}] baseline (bare Pillow):          {base_rate:7.2f} img/s  "
-                f"({1000 / base_rate:5.1f} ms/img, best of {args.rounds})"
-            )
-            print(
-                f"[{clock:4s}] product (media_item_transform): {prod_rate:7.2f} img/s  "
-                f"({1000 / prod_rate:5.1f} ms/img, best of {args.rounds})"
-            )
-            print(f"[{clock:4s}] ratio product/baseline: {prod_rate / base_rate:7.2f}  (goal ≥ 1.0)")
+        print(outputs_compare(items, work))
+        print(f"\nmedians over {args.rounds} interleaved rounds of {args.n} pictures:")
+        print("\n".join(report(rounds, per=args.n, unit="img", labels=LABELS)))
 
         if args.profile:
-            import cProfile
-            import pstats
+            from pyinstrument import Profiler
 
-            profiler = cProfile.Profile()
-            profiler.enable()
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
             product_round(items, spec)
-            profiler.disable()
-            print("\nproduct round, cProfile (top 30 by cumulative time):")
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+            profiler.stop()
+            print("\nproduct round, pyinstrument:")
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
     finally:
         try:
             django_teardown()

@@ -1,4 +1,5 @@
-"""Shared fixtures: storage in a temporary folder, users, API clients, media, a real worker."""
+"""Shared fixtures: storage in a temporary folder (or an S3 bucket), users, API clients, media,
+a real worker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from tests import mediafiles
+from tests.storage import MediaStore
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -37,6 +39,60 @@ def _caches_cleared() -> None:
 @pytest.fixture
 def media_root(_media_root: Path) -> Path:
     return _media_root
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server (moto in server mode) on a free port of 127.0.0.1, for this run."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def media_store(request, settings, _media_root: Path) -> Iterator[MediaStore]:
+    """Runs the test on the local folder and again on an S3 bucket of its own (marker `s3`):
+    the storage-facing tests (tests/storage.py). Select one side with `-m s3` / `-m "not s3"`."""
+    if request.param == "local":
+        yield MediaStore(backend="local", root=_media_root)
+        return
+    import uuid
+
+    import boto3
+
+    endpoint = request.getfixturevalue("s3_endpoint")
+    options = {
+        "bucket_name": f"bt-test-{uuid.uuid4().hex[:16]}",
+        "endpoint_url": endpoint,
+        "access_key": "testing",
+        "secret_key": "testing",
+        "region_name": "us-east-1",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=options["bucket_name"])
+    # setting_changed makes default_storage follow the new backend (also in the worker thread).
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+    store = MediaStore(backend="s3", root=_media_root, client=client, bucket=options["bucket_name"])
+    yield store
+    for key in store.files():
+        if not key.startswith("local:"):
+            client.delete_object(Bucket=store.bucket, Key=key)
+    client.delete_bucket(Bucket=store.bucket)
 
 
 def stored_files(root: Path) -> list[Path]:

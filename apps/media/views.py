@@ -22,7 +22,7 @@ from apps.media.filters import MediaItemFilter
 from apps.media.formats import ANIMATION_FORMATS
 from apps.media.forms import FramesForm, SelectionForm, TransformForm, UploadForm
 from apps.media.models import MediaItem
-from apps.media.services import frames, previews, transforms
+from apps.media.services import frames, previews, storage, transforms
 from apps.media.services.items import SELECTION_DELETE_MAX
 from apps.media.services.recipes import BUCKETS
 from apps.media.services.transforms import BULK_MAX_ITEMS
@@ -151,23 +151,28 @@ def item_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
     try:
         size = default_storage.size(item.storage_key)
-        handle = default_storage.open(item.storage_key, "rb")
     except FileNotFoundError as exc:
         raise NotFoundError("The stored file is missing.", code="media.file_missing") from exc
     match = _RANGE.match(request.headers.get("Range", "").strip())
     if match is None or not (match[1] or match[2]):
-        response: HttpResponseBase = FileResponse(handle, content_type=item.mime_type)
+        start, end, status = 0, size - 1, 200
+    elif match[1]:
+        start, end, status = int(match[1]), min(int(match[2]) if match[2] else size - 1, size - 1), 206
+    else:  # a suffix: the last N bytes
+        start, end, status = max(0, size - int(match[2])), size - 1, 206
+    if start > end and status == 206:
+        response: HttpResponseBase = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    try:
+        # Only the asked range is read from storage (on S3: a ranged GET, streamed).
+        handle = storage.open_stored(item.storage_key, start, end if status == 206 else None)
+    except FileNotFoundError as exc:
+        raise NotFoundError("The stored file is missing.", code="media.file_missing") from exc
+    if status == 200:
+        response = FileResponse(handle, content_type=item.mime_type)
+        response["Content-Length"] = str(size)
     else:
-        if match[1]:
-            start, end = int(match[1]), min(int(match[2]) if match[2] else size - 1, size - 1)
-        else:  # a suffix: the last N bytes
-            start, end = max(0, size - int(match[2])), size - 1
-        if start > end:
-            handle.close()
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
-        handle.seek(start)
         response = StreamingHttpResponse(
             _chunks(handle, end - start + 1), status=206, content_type=item.mime_type
         )

@@ -149,6 +149,10 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# S3: django-storages' open() downloads the whole object into a buffer, kept in memory unless
+# this is set (its default is 0, no limit): a 500 MB video read for frame capture would sit in
+# the worker's memory. Larger downloads spool to a temporary file (docs/operations.md#s3-storage).
+AWS_S3_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 
 # UPLOAD LIMITS
 BAGGINTAG_MAX_UPLOAD_BYTES = env.int("BAGGINTAG_MAX_UPLOAD_BYTES", default=512 * 1024 * 1024)

@@ -9,7 +9,6 @@ from apps.jobs import services as job_services
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
 from tests import mediafiles
-from tests.conftest import stored_files
 from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +34,7 @@ def test_admin_lists_media_and_tag_sets_and_jobs(staff_client):
     assert staff_client.get("/admin/media/mediaitem/?q=" + item.sha256).content.decode().count(item.name) >= 1
 
 
-def test_admin_delete_action_removes_files_too(staff_client, media_root, django_capture_on_commit_callbacks):
+def test_admin_delete_action_removes_files_too(staff_client, media_store, django_capture_on_commit_callbacks):
     items = [make_item(seed=i) for i in range(2)]
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
@@ -44,7 +43,7 @@ def test_admin_delete_action_removes_files_too(staff_client, media_root, django_
         )
     assert response.status_code == 302
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 def test_admin_edit_validates_metadata(staff_client):

@@ -14,8 +14,11 @@ from apps.media.services import frames
 from apps.media.services.transforms import media_item_transform
 from tests import mediafiles
 from tests.media.factories import make_item
+from tests.storage import MediaStore
 
-pytestmark = pytest.mark.django_db
+# Animations are stored, read and captured through the storage: each test runs on the local
+# folder and on S3.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_store")]
 
 FORMATS = ["gif", "webp"]
 EVEN = [100] * 10  # 1 s at 10 fps
@@ -36,8 +39,8 @@ def differs(a: Image.Image, b: Image.Image) -> float:
     return sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean) / 3
 
 
-def stored(media_root, item: MediaItem) -> Image.Image:
-    with Image.open(media_root / item.storage_key) as image:
+def stored(store: MediaStore, item: MediaItem) -> Image.Image:
+    with store.image(item.storage_key) as image:
         return image.convert("RGB")
 
 
@@ -62,7 +65,7 @@ def test_a_single_frame_gif_stays_an_image():
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_timestamps_capture_the_exact_frame_with_video_provenance(fmt, media_root):
+def test_timestamps_capture_the_exact_frame_with_video_provenance(fmt, media_store):
     video = make_item(filename="anim", data=mediafiles.animation_bytes(fmt, UNEVEN))
     job = capture(video, {"mode": "timestamps", "timestamps": [0, 0.1, 0.2, 0.45]})
     assert job.status == Job.Status.SUCCEEDED, job.error_message
@@ -78,7 +81,7 @@ def test_timestamps_capture_the_exact_frame_with_video_provenance(fmt, media_roo
             row.timestamp_ms,
             row.frame_index,
         )
-        assert differs(stored(media_root, frame), expected[row.frame_index]) < 1.0
+        assert differs(stored(media_store, frame), expected[row.frame_index]) < 1.0
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -114,25 +117,25 @@ def test_scene_changes_and_keyframes(fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_box_crops_the_frame_and_is_recorded(fmt, media_root):
+def test_box_crops_the_frame_and_is_recorded(fmt, media_store):
     video = make_item(filename="anim", data=mediafiles.animation_bytes(fmt, EVEN))
     capture(video, {"mode": "timestamps", "timestamps": [0.3], "box": [10, 5, 40, 30]})
     (row,) = captured(video)
     assert (row.frame_index, row.crop_x, row.crop_y, row.crop_w, row.crop_h) == (3, 10, 5, 40, 30)
     expected = mediafiles.animation_frames(10)[3].crop((10, 5, 50, 35))
-    assert differs(stored(media_root, row.media_item), expected) < 1.0
+    assert differs(stored(media_store, row.media_item), expected) < 1.0
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_first_frame_is_the_thumbnail_and_what_a_transform_reads(fmt, media_root):
+def test_first_frame_is_the_thumbnail_and_what_a_transform_reads(fmt, media_store):
     video = make_item(filename="anim", data=mediafiles.animation_bytes(fmt, EVEN))
     first = mediafiles.animation_frames(10)[0]
-    with Image.open(media_root / video.thumbnail_key) as thumb:
+    with media_store.image(video.thumbnail_key) as thumb:
         assert differs(thumb, first.resize(thumb.size)) < 3.0
     result = media_item_transform(item=video, recipe={"ops": [], "output": {"format": "png"}}).item
-    assert differs(stored(media_root, result), first) < 1.0
+    assert differs(stored(media_store, result), first) < 1.0
     later = media_item_transform(item=video, recipe={"ops": [], "output": {"format": "png"}, "frame": 4}).item
-    assert differs(stored(media_root, later), mediafiles.animation_frames(10)[4]) < 1.0
+    assert differs(stored(media_store, later), mediafiles.animation_frames(10)[4]) < 1.0
 
 
 def test_frames_api_accepts_an_animated_gif(api):

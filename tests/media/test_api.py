@@ -10,7 +10,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from apps.media.models import MediaItem
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
-from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -91,13 +90,13 @@ def test_upload_same_content_again_returns_existing_item_and_adds_tag_set(api):
         ({"tags": "ok,-bad", "tag_source": "s"}, "tags.invalid_name"),
     ],
 )
-def test_upload_refuses_bad_metadata_and_stores_nothing(api, media_root, fields, code):
+def test_upload_refuses_bad_metadata_and_stores_nothing(api, media_store, fields, code):
     response = upload(api, mediafiles.image_bytes(), **fields)
     assert response.status_code == 400
     assert response.json()["code"] == code
     assert response.json()["message"]
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 @pytest.mark.parametrize(
@@ -107,11 +106,11 @@ def test_upload_refuses_bad_metadata_and_stores_nothing(api, media_root, fields,
         (b"plain text pretending to be a jpeg", 415, "media.unsupported_type"),
     ],
 )
-def test_upload_refuses_bad_files(api, media_root, data, status, code):
+def test_upload_refuses_bad_files(api, media_store, data, status, code):
     response = upload(api, data)
     assert (response.status_code, response.json()["code"]) == (status, code)
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 def test_upload_needs_exactly_one_of_file_or_url(api):
@@ -167,7 +166,7 @@ def test_list_query_count_does_not_grow_with_items(api, django_assert_max_num_qu
         assert len(api.get("/api/media/").json()["results"]) == 8
 
 
-def test_file_and_thumbnail_are_served(api):
+def test_file_and_thumbnail_are_served(api, media_store):
     data = mediafiles.image_bytes("jpeg", size=(800, 600))
     item = upload(api, data).json()
     original = api.get(item["file_url"])
@@ -190,16 +189,16 @@ def test_detail_of_missing_item_is_404_with_code(api):
     assert api.get("/api/media/not-a-number").status_code == 404
 
 
-def test_delete_removes_row_tag_sets_and_files(api, media_root, django_capture_on_commit_callbacks):
+def test_delete_removes_row_tag_sets_and_files(api, media_store, django_capture_on_commit_callbacks):
     item = upload(api, mediafiles.image_bytes(), tags="x", tag_source="s").json()
-    assert len(stored_files(media_root)) == 2
+    assert len(media_store.files()) == 2
     with django_capture_on_commit_callbacks(execute=True):
         response = api.delete(f"/api/media/{item['id']}")
     assert response.status_code == 204
     assert not MediaItem.objects.filter(pk=item["id"]).exists()
     assert TagSet.objects.count() == 0
     assert TagAssignment.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 def test_tag_sets_post_adds_source_set_and_conflicts_on_same_source(api):

@@ -18,7 +18,6 @@ from apps.media.exceptions import ArchiveError, ArchiveTooLargeError
 from apps.media.models import MediaItem
 from apps.media.services.archives import ArchiveMember, archive_members
 from tests import mediafiles
-from tests.conftest import stored_files
 
 JPEG = mediafiles.image_bytes("jpeg", seed=21)
 PNG = mediafiles.image_bytes("png", seed=22)
@@ -370,7 +369,7 @@ HOSTILE = {
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_api_upload_bulk_refuses_hostile_archives_and_stages_nothing(api, media_root, case):
+def test_api_upload_bulk_refuses_hostile_archives_and_stages_nothing(api, media_store, case):
     data, status, code = HOSTILE[case]
     response = _post_archive(api, data, tags=["x"], tag_source="test")
     assert response.status_code == status, response.content
@@ -380,24 +379,24 @@ def test_api_upload_bulk_refuses_hostile_archives_and_stages_nothing(api, media_
     assert body["message"]
     assert Job.objects.count() == 0
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("setting", "value"), [("BAGGINTAG_MAX_ARCHIVE_MEMBERS", 2), ("BAGGINTAG_MAX_ARCHIVE_BYTES", 1000)]
 )
-def test_api_upload_bulk_refuses_archives_over_the_limits(api, media_root, settings, setting, value):
+def test_api_upload_bulk_refuses_archives_over_the_limits(api, media_store, settings, setting, value):
     setattr(settings, setting, value)
     response = _post_archive(api, mediafiles.zip_bytes({"a.jpg": JPEG, "b.png": PNG, "c.jpg": JPEG}))
     assert response.status_code == 413, response.content
     assert response.json()["code"] == "media.archive_too_large"
     assert Job.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 @pytest.mark.django_db
-def test_api_upload_bulk_stages_a_good_archive(api, media_root):
+def test_api_upload_bulk_stages_a_good_archive(api, media_store):
     # The control for the tests above: the same request with a clean zip is accepted and staged.
     data = mediafiles.zip_bytes({"set/": b"", "set/a.jpg": JPEG, "b.png": PNG})
     response = _post_archive(api, data)
@@ -407,7 +406,5 @@ def test_api_upload_bulk_stages_a_good_archive(api, media_root):
         ("member", "set/a.jpg", 1),
         ("member", "b.png", 2),
     ]
-    staged = stored_files(media_root)
-    assert len(staged) == 1
-    assert staged[0].read_bytes() == data
-    assert staged[0].relative_to(media_root).as_posix() == job.params["staged"][0]
+    assert media_store.files() == job.params["staged"]
+    assert media_store.read(job.params["staged"][0]) == data

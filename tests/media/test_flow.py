@@ -11,7 +11,6 @@ from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem, MediaSource
 from apps.tags.models import TagSet
 from tests import mediafiles
-from tests.conftest import stored_files
 from tests.media.factories import make_item
 
 pytestmark = [pytest.mark.flow, pytest.mark.django_db(transaction=True)]
@@ -29,7 +28,7 @@ def wait_for(job_id: int, timeout: float = 90.0) -> Job:
 
 
 def test_bulk_upload_ingests_good_inputs_and_reports_each_bad_one(
-    api, celery_worker_thread, media_root, video_dir
+    api, media_store, celery_worker_thread, video_dir
 ):
     good = [mediafiles.image_bytes(fmt, seed=i) for i, fmt in enumerate(["jpeg", "png", "webp"])]
     archive = mediafiles.zip_bytes(
@@ -82,7 +81,7 @@ def test_bulk_upload_ingests_good_inputs_and_reports_each_bad_one(
     assert member.kind == "zip"
     assert member.import_job_id == job.pk
     # Every stored file belongs to an item; staged uploads are gone.
-    keys = {p.relative_to(media_root).as_posix() for p in stored_files(media_root)}
+    keys = set(media_store.files())
     expected = set(MediaItem.objects.values_list("storage_key", flat=True)) | set(
         MediaItem.objects.values_list("thumbnail_key", flat=True)
     )
@@ -107,7 +106,7 @@ def test_bulk_upload_of_urls_as_items_with_their_own_tags(api, celery_worker_thr
     assert set(JobItem.objects.filter(job=job).values_list("error_code", flat=True)) == {"media.url_refused"}
 
 
-def test_bulk_upload_refuses_bad_requests_before_queueing(api, media_root):
+def test_bulk_upload_refuses_bad_requests_before_queueing(api, media_store):
     empty = api.post("/api/media/upload-bulk", {}, format="json")
     assert empty.status_code == 400
     assert empty.json()["code"] == "media.nothing_to_upload"
@@ -122,10 +121,10 @@ def test_bulk_upload_refuses_bad_requests_before_queueing(api, media_root):
     assert bad_item.status_code == 400
     assert "items[0]" in bad_item.json()["message"]
     assert Job.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
-def test_cancelled_bulk_upload_stops_and_cleans_staging(api, media_root):
+def test_cancelled_bulk_upload_stops_and_cleans_staging(api, media_store):
     from apps.jobs import services as job_services
     from apps.media.services import media_upload_bulk_run
 
@@ -136,10 +135,10 @@ def test_cancelled_bulk_upload_stops_and_cleans_staging(api, media_root):
     media_upload_bulk_run(job_id=job_id)
     assert Job.objects.get(pk=job_id).status == Job.Status.CANCELLED
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
-def test_frame_capture_job_runs_on_the_worker(api, celery_worker_thread, video_dir):
+def test_frame_capture_job_runs_on_the_worker(api, media_store, celery_worker_thread, video_dir):
     from apps.media.models import VideoFrame
 
     video = make_item(path=mediafiles.video_file(video_dir, "webm", seconds=3), filename="")

@@ -16,10 +16,10 @@ from apps.media.services import frames
 from apps.media.services.probe import ffmpeg_exe
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
-from tests.conftest import stored_files
 from tests.media.factories import make_item
 
-pytestmark = pytest.mark.django_db
+# Every test here stores videos and frames: each runs on the local folder and on S3.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_store")]
 FORMATS = sorted(mediafiles.VIDEO_RECIPES)
 
 
@@ -53,7 +53,7 @@ def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_frames_at_timestamps_match_ffmpeg_seek_in_every_format(fmt, video_dir, media_root):
+def test_frames_at_timestamps_match_ffmpeg_seek_in_every_format(fmt, video_dir, media_store):
     path = mediafiles.video_file(video_dir, fmt, seconds=3)
     video = make_item(path=path)
     job = capture(video, {"mode": "timestamps", "timestamps": [0.0, 1.0, 2.3]})
@@ -72,7 +72,7 @@ def test_frames_at_timestamps_match_ffmpeg_seek_in_every_format(fmt, video_dir, 
         )
         assert (frame.box_x, frame.box_y, frame.box_w, frame.box_h) == (0, 0, 320, 240)
         assert frame.frame_index == round(capture_row.timestamp_ms / 40)
-        with Image.open(media_root / frame.storage_key) as mine:
+        with media_store.image(frame.storage_key) as mine:
             picture = mine.convert("RGB")
         assert mean_abs_diff(picture, reference(path, capture_row.timestamp_ms / 1000, exact=True)) < 1.0
         if fmt != "vob":  # ffmpeg's own input seek is exact here, so it must agree too
@@ -90,7 +90,7 @@ def test_vob_timestamps_are_relative_to_the_stream_start_and_exact_despite_seek_
     assert later.timestamp_ms == round(later.pts_time * 1000)
 
 
-def test_box_is_applied_and_recorded_exactly(video_dir, media_root):
+def test_box_is_applied_and_recorded_exactly(video_dir, media_store):
     path = mediafiles.video_file(video_dir, "mp4", seconds=3)
     video = make_item(path=path)
     capture(video, {"mode": "timestamps", "timestamps": [1.0], "box": [40, 30, 160, 120]})
@@ -98,7 +98,7 @@ def test_box_is_applied_and_recorded_exactly(video_dir, media_root):
     assert (row.crop_x, row.crop_y, row.crop_w, row.crop_h) == (40, 30, 160, 120)
     frame = row.media_item
     assert (frame.width, frame.height, frame.box_x, frame.box_w) == (160, 120, 40, 160)
-    with Image.open(media_root / frame.storage_key) as mine:
+    with media_store.image(frame.storage_key) as mine:
         assert mean_abs_diff(mine.convert("RGB"), reference(path, 1.0, (40, 30, 160, 120))) < 1.0
 
 
@@ -177,7 +177,7 @@ def test_frames_inherit_the_videos_tags(video_dir):
     }
 
 
-def test_rotated_video_reports_display_size_and_frames_are_upright(tmp_path, media_root):
+def test_rotated_video_reports_display_size_and_frames_are_upright(tmp_path, media_store):
     plain = mediafiles.video_file(tmp_path, "mp4", seconds=2)
     rotated = tmp_path / "rotated.mp4"
     subprocess.run(
@@ -231,19 +231,19 @@ def test_frames_from_an_image_are_refused():
     assert (err.value.code, err.value.status_code) == ("media.not_a_video", 422)
 
 
-def test_undecodable_video_fails_the_job_and_stores_nothing(video_dir, media_root):
+def test_undecodable_video_fails_the_job_and_stores_nothing(video_dir, media_store):
     video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
-    before = stored_files(media_root)
-    (media_root / video.storage_key).write_bytes(b"\x00" * 4096)  # damaged after upload
+    before = media_store.files()
+    media_store.write(video.storage_key, b"\x00" * 4096)  # damaged after upload
     job = capture(video, {"mode": "interval", "interval": 1})
     assert job.status == Job.Status.FAILED
     assert job.error_code == "media.ffmpeg_failed"
     assert "could not decode" in job.error_message
     assert MediaItem.objects.filter(kind="frame").count() == 0
-    assert stored_files(media_root) == before
+    assert media_store.files() == before
 
 
-def test_a_decode_that_stalls_is_killed_with_a_clear_error(video_dir, settings, media_root):
+def test_a_decode_that_stalls_is_killed_with_a_clear_error(video_dir, settings, media_store):
     video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     settings.BAGGINTAG_FFMPEG_TIMEOUT = 0.001  # nothing decodes that fast: the watchdog fires
     job = capture(video, {"mode": "interval", "interval": 1})

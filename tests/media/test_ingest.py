@@ -17,7 +17,6 @@ from apps.media.models import MediaItem, MediaSource
 from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
-from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +31,7 @@ def ingest(data: bytes, *, user: User | None = None, name: str = "", filename: s
 
 
 @pytest.mark.parametrize("fmt", mediafiles.IMAGE_FORMATS)
-def test_media_ingest_reads_every_image_format(fmt, curator, media_root):
+def test_media_ingest_reads_every_image_format(fmt, curator, media_store):
     data = mediafiles.image_bytes(fmt, size=(300, 200), seed=3)
     result = ingest(data, user=curator, filename=f"pic.{fmt}")
     item = result.item
@@ -44,13 +43,13 @@ def test_media_ingest_reads_every_image_format(fmt, curator, media_root):
     assert item.phash is not None
     assert item.phash_b4 is not None
     assert item.name == f"pic.{fmt}"
-    files = {p.relative_to(media_root).as_posix() for p in stored_files(media_root)}
+    files = set(media_store.files())
     assert files == {item.storage_key, item.thumbnail_key}
     assert item.storage_key.startswith(f"originals/{item.sha256[:2]}/{item.sha256[2:4]}/")
 
 
 @pytest.mark.parametrize("fmt", sorted(mediafiles.VIDEO_RECIPES))
-def test_media_ingest_probes_every_video_format(fmt, curator, media_root, video_dir):
+def test_media_ingest_probes_every_video_format(fmt, curator, media_store, video_dir):
     path = mediafiles.video_file(video_dir, fmt, seconds=2)
     item = ingest(path.read_bytes(), user=curator, filename=path.name).item
     assert (item.kind, item.format, item.width, item.height) == ("video", fmt, 320, 240)
@@ -58,32 +57,30 @@ def test_media_ingest_probes_every_video_format(fmt, curator, media_root, video_
     assert item.fps_milli == 25000
     assert item.codec
     assert item.thumbnail_key
-    assert (media_root / item.thumbnail_key).stat().st_size > 0
+    assert len(media_store.read(item.thumbnail_key)) > 0
 
 
-def test_media_ingest_marks_animated_gif_and_webp(curator):
+def test_media_ingest_marks_animated_gif_and_webp(curator, media_store):
     gif = ingest(mediafiles.image_bytes("gif", animated=True), user=curator).item
     webp = ingest(mediafiles.image_bytes("webp", animated=True, seed=9), user=curator).item
     assert (gif.animated, gif.frame_count) == (True, 3)
     assert (webp.animated, webp.frame_count) == (True, 3)
 
 
-def test_media_ingest_reports_alpha(curator):
+def test_media_ingest_reports_alpha(curator, media_store):
     item = ingest(mediafiles.image_bytes("png", alpha=True), user=curator).item
     assert item.has_alpha
     assert item.mode == "RGBA"
 
 
-def test_media_ingest_respects_exif_orientation_for_size_and_thumbnail(curator, media_root):
-    from PIL import Image
-
+def test_media_ingest_respects_exif_orientation_for_size_and_thumbnail(curator, media_store):
     item = ingest(mediafiles.image_bytes("jpeg", size=(400, 200), exif_orientation=6), user=curator).item
     assert (item.width, item.height) == (200, 400)
-    with Image.open(media_root / item.thumbnail_key) as thumb:
+    with media_store.image(item.thumbnail_key) as thumb:
         assert thumb.height > thumb.width
 
 
-def test_media_ingest_same_bytes_twice_is_one_item_with_two_origins_and_tag_sets(curator):
+def test_media_ingest_same_bytes_twice_is_one_item_with_two_origins_and_tag_sets(curator, media_store):
     data = mediafiles.image_bytes("png", seed=5)
     first = ingest(data, user=curator, tags=["Long Hair", "smile"], tag_source="danbooru")
     second = ingest(data, user=curator, tags=["smile", "outdoors"], tag_source="e621")
@@ -100,12 +97,12 @@ def test_media_ingest_same_bytes_twice_is_one_item_with_two_origins_and_tag_sets
     assert set(TagAssignment.objects.filter(tagset=sets[1]).values_list("added_via", flat=True)) == {"import"}
 
 
-def test_media_ingest_tags_without_tag_source_are_refused(curator, media_root):
+def test_media_ingest_tags_without_tag_source_are_refused(curator, media_store):
     with pytest.raises(DomainError) as err:
         ingest(mediafiles.image_bytes(), user=curator, tags=["smile"])
     assert err.value.code == "media.tag_source_required"
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 BAD_INPUTS = {
@@ -117,26 +114,26 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_media_ingest_refuses_bad_bytes_and_leaves_nothing(case, curator, media_root):
+def test_media_ingest_refuses_bad_bytes_and_leaves_nothing(case, curator, media_store):
     data, code, status = BAD_INPUTS[case]
     with pytest.raises(DomainError) as err:
         ingest(data, user=curator)
     assert (err.value.code, err.value.status_code) == (code, status)
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
-def test_media_ingest_refuses_truncated_images(fmt, curator, media_root):
+def test_media_ingest_refuses_truncated_images(fmt, curator, media_store):
     data = mediafiles.image_bytes(fmt, size=(640, 480), seed=2)
     with pytest.raises(DomainError) as err:
         ingest(data[: len(data) // 2], user=curator)
     assert err.value.code == "media.corrupt"
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
-def test_media_ingest_refuses_decompression_bomb(curator, media_root, settings):
+def test_media_ingest_refuses_decompression_bomb(curator, media_store, settings):
     settings.BAGGINTAG_MAX_IMAGE_PIXELS = 1_000_000
     from apps.media.services.probe import configure_pillow
 
@@ -155,26 +152,26 @@ def test_media_ingest_refuses_decompression_bomb(curator, media_root, settings):
     assert err.value.code == "media.decompression_bomb"
     assert err.value.status_code == 413
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
-def test_media_ingest_refuses_files_over_the_size_limit(curator, media_root, settings):
+def test_media_ingest_refuses_files_over_the_size_limit(curator, media_store, settings):
     settings.BAGGINTAG_MAX_UPLOAD_BYTES = 10_000
     with pytest.raises(DomainError) as err:
         ingest(mediafiles.image_bytes("bmp", size=(200, 200)), user=curator)
     assert (err.value.code, err.value.status_code) == ("media.too_large", 413)
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
-def test_media_ingest_refuses_corrupt_video(curator, media_root, video_dir):
+def test_media_ingest_refuses_corrupt_video(curator, media_store, video_dir):
     data = mediafiles.video_file(video_dir, "mp4").read_bytes()
     broken = data[:64] + bytes(len(data) - 64)  # keeps the ftyp header, zeroes the rest
     with pytest.raises(DomainError) as err:
         ingest(broken, user=curator)
     assert err.value.code == "media.corrupt"
     assert MediaItem.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert media_store.files() == []
 
 
 @pytest.mark.parametrize(

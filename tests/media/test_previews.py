@@ -23,7 +23,7 @@ def signed_in(client, curator):
 
 
 @pytest.mark.parametrize("fmt", ["tiff", "heic"])
-def test_item_page_shows_a_browser_displayable_preview(fmt, signed_in, curator, media_root):
+def test_item_page_shows_a_browser_displayable_preview(fmt, signed_in, curator, media_store):
     item = make_item(data=mediafiles.image_bytes(fmt, size=(640, 480), seed=3), added_by=curator)
     page = signed_in.get(f"/items/{item.pk}/").content.decode()
     assert f'src="/items/{item.pk}/preview"' in page
@@ -33,7 +33,7 @@ def test_item_page_shows_a_browser_displayable_preview(fmt, signed_in, curator, 
     with Image.open(io.BytesIO(b"".join(response.streaming_content))) as preview:
         assert preview.format == "WEBP"
         assert preview.size == (640, 480)
-    assert (media_root / preview_key(item.sha256)).exists()
+    assert preview_key(item.sha256) in media_store.files()
 
 
 def test_large_tiff_preview_is_bounded_and_keeps_the_aspect(signed_in, curator):
@@ -52,13 +52,13 @@ def test_browser_formats_are_shown_as_they_are(signed_in, curator):
 
 
 def test_deleting_an_item_removes_its_preview(
-    signed_in, curator, media_root, django_capture_on_commit_callbacks
+    signed_in, curator, media_store, django_capture_on_commit_callbacks
 ):
     item = make_item(data=mediafiles.image_bytes("tiff", seed=6), added_by=curator)
     signed_in.get(f"/items/{item.pk}/preview")
     with django_capture_on_commit_callbacks(execute=True):
         media_item_delete(item=item)
-    assert not (media_root / preview_key(item.sha256)).exists()
+    assert preview_key(item.sha256) not in media_store.files()
 
 
 def test_animation_page_shows_the_animation_with_capture_and_transform_tools(signed_in, curator):

@@ -22,7 +22,8 @@ PICTURE: dict = {"fmt": "jpeg", "size": (320, 240)}  # what the crop boxes below
 
 
 @pytest.fixture
-def video(curator, video_dir) -> MediaItem:
+def video(curator, video_dir, media_store) -> MediaItem:
+    """A stored clip; the tests using it run on the local folder and on S3 (`media_store`)."""
     return make_item(path=mediafiles.video_file(video_dir, "mp4"), filename="clip.mp4", added_by=curator)
 
 

@@ -13,18 +13,18 @@ from apps.media.services.recipes import recipe_clean
 from apps.media.services.transforms import media_item_transform
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
-from tests.conftest import stored_files
 from tests.media.factories import make_item
+from tests.storage import MediaStore
 
 pytestmark = pytest.mark.django_db
 
 
-def opened(media_root, item: MediaItem) -> Image.Image:
-    return Image.open(media_root / item.storage_key)
+def opened(store: MediaStore, item: MediaItem) -> Image.Image:
+    return store.image(item.storage_key)
 
 
 @pytest.fixture
-def photo() -> MediaItem:
+def photo(media_store) -> MediaItem:
     return make_item(["cat", "sky"], tag_source="src", fmt="jpeg", size=(1600, 1200), seed=11, filename="")
 
 
@@ -47,11 +47,11 @@ def photo() -> MediaItem:
         ([{"op": "scale", "long": 3200, "upscale": True}], (3200, 2400)),
     ],
 )
-def test_transform_output_has_the_requested_size(photo, media_root, ops, size):
+def test_transform_output_has_the_requested_size(photo, media_store, ops, size):
     result = media_item_transform(item=photo, recipe={"ops": ops, "output": {"format": "png"}})
     item = result.item
     assert (item.width, item.height) == size
-    with opened(media_root, item) as image:
+    with opened(media_store, item) as image:
         assert image.size == size
         assert image.format == "PNG"
 
@@ -64,14 +64,14 @@ def test_transform_output_has_the_requested_size(photo, media_root, ops, size):
         ({"format": "png", "mode": "L"}, "PNG", "L"),
     ],
 )
-def test_transform_converts_format_and_mode(photo, media_root, output, fmt, mode):
+def test_transform_converts_format_and_mode(photo, media_store, output, fmt, mode):
     item = media_item_transform(item=photo, recipe={"ops": [], "output": output}).item
-    with opened(media_root, item) as image:
+    with opened(media_store, item) as image:
         assert (image.format, image.mode) == (fmt, mode)
     assert item.format == {"JPEG": "jpeg", "WEBP": "webp", "PNG": "png"}[fmt]
 
 
-def test_transform_alpha_kept_flattened_or_refused(media_root):
+def test_transform_alpha_kept_flattened_or_refused(media_store):
     rgba = make_item(data=mediafiles.image_bytes("png", size=(64, 64), alpha=True))
     kept = media_item_transform(item=rgba, recipe={"ops": [], "output": {"format": "webp"}}).item
     assert kept.has_alpha
@@ -80,20 +80,20 @@ def test_transform_alpha_kept_flattened_or_refused(media_root):
         item=rgba,
         recipe={"ops": [], "output": {"format": "png", "alpha": "flatten", "background": "#ff0000"}},
     ).item
-    with opened(media_root, flat) as image:
+    with opened(media_store, flat) as image:
         assert image.mode == "RGB"
     with pytest.raises(DomainError) as err:
         media_item_transform(item=rgba, recipe={"ops": [], "output": {"alpha": "refuse"}})
     assert err.value.code == "media.alpha_refused"
 
 
-def test_transform_applies_exif_orientation_first(media_root):
+def test_transform_applies_exif_orientation_first(media_store):
     rotated = make_item(data=mediafiles.image_bytes("jpeg", size=(400, 200), exif_orientation=6))
     item = media_item_transform(item=rotated, recipe={"ops": [], "output": {"format": "png"}}).item
     assert (item.width, item.height) == (200, 400)
 
 
-def test_transform_picks_a_frame_of_an_animated_gif(media_root):
+def test_transform_picks_a_frame_of_an_animated_gif(media_store):
     gif = make_item(data=mediafiles.image_bytes("gif", animated=True, seed=3))
     first = media_item_transform(item=gif, recipe={"ops": [], "output": {"format": "png"}}).item
     third = media_item_transform(item=gif, recipe={"ops": [], "output": {"format": "png"}, "frame": 2}).item
@@ -144,17 +144,17 @@ def test_transform_records_lineage_is_idempotent_and_inherits_tags(photo):
         ("not a recipe", "media.invalid_recipe"),
     ],
 )
-def test_transform_refuses_bad_recipes_and_leaves_nothing(photo, media_root, recipe, code):
-    before = stored_files(media_root)
+def test_transform_refuses_bad_recipes_and_leaves_nothing(photo, media_store, recipe, code):
+    before = media_store.files()
     with pytest.raises(DomainError) as err:
         media_item_transform(item=photo, recipe=recipe)
     assert err.value.code == code
     assert err.value.message
     assert MediaItem.objects.count() == 1
-    assert stored_files(media_root) == before
+    assert media_store.files() == before
 
 
-def test_transform_of_a_video_is_refused(video_dir, media_root):
+def test_transform_of_a_video_is_refused(video_dir, media_store):
     video = make_item(path=mediafiles.video_file(video_dir, "mp4"))
     with pytest.raises(DomainError) as err:
         media_item_transform(item=video, recipe={"ops": []})
@@ -193,7 +193,7 @@ def test_transform_api_and_bulk_job(api, photo):
 
 
 @pytest.mark.parametrize("fmt", mediafiles.IMAGE_FORMATS)
-def test_transform_reads_every_image_format(fmt, media_root):
+def test_transform_reads_every_image_format(fmt, media_store):
     source = make_item(fmt=fmt, size=(320, 240), seed=21)
     item = media_item_transform(
         item=source, recipe={"ops": [{"op": "crop", "aspect": "1:1"}], "output": {"format": "png"}}
@@ -201,18 +201,18 @@ def test_transform_reads_every_image_format(fmt, media_root):
     assert (item.width, item.height, item.format, item.parent_id) == (240, 240, "png", source.pk)
 
 
-def test_transform_of_a_16_bit_greyscale_png_gives_8_bit(media_root):
+def test_transform_of_a_16_bit_greyscale_png_gives_8_bit(media_store):
     out = io.BytesIO()
     Image.new("I;16", (64, 32), 40000).save(out, "PNG")
     source = make_item(data=out.getvalue())
     item = media_item_transform(item=source, recipe={"ops": [], "output": {"format": "png"}}).item
-    with opened(media_root, item) as image:
+    with opened(media_store, item) as image:
         assert image.mode == "L"
         assert 150 <= image.getpixel((0, 0)) <= 160  # 40000 / 256 ≈ 156
     assert item.bit_depth == 8
 
 
-def test_transform_of_a_captured_frame(video_dir):
+def test_transform_of_a_captured_frame(video_dir, media_store):
     from apps.media.services import frames
 
     video = make_item(path=mediafiles.video_file(video_dir, "mp4"))

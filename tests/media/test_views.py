@@ -141,14 +141,14 @@ def test_finished_job_status_stops_polling(client, curator):
     assert "every 1s" not in html
 
 
-def test_delete_from_item_page(client, curator, media_root, django_capture_on_commit_callbacks):
+def test_delete_from_item_page(client, curator, media_store, django_capture_on_commit_callbacks):
     item = make_item(fmt="jpeg", added_by=curator)
     client.force_login(curator)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/items/{item.pk}/delete")
     assert response.status_code == 303
     assert not MediaItem.objects.filter(pk=item.pk).exists()
-    assert not any(media_root.rglob("*.jpg"))
+    assert media_store.files() == []
 
 
 def test_viewer_without_permission_cannot_delete(client, viewer, curator):

@@ -34,7 +34,7 @@ from apps.media.api.serializers import (
 )
 from apps.media.filters import MediaItemFilter
 from apps.media.models import MediaItem
-from apps.media.services import fetch, frames, transforms
+from apps.media.services import fetch, frames, storage, transforms
 from apps.media.services.ingest import Origin
 
 ADD_MEDIA = ["media.add_mediaitem"]
@@ -279,7 +279,10 @@ def _json_list(raw: Any) -> Any:
 
 def _file_response(key: str, content_type: str, filename: str) -> FileResponse:
     try:
-        handle = default_storage.open(key, "rb")
+        size = default_storage.size(key)
+        handle = storage.open_stored(key)  # streamed, never downloaded whole first (S3)
     except FileNotFoundError as exc:
         raise NotFoundError("The stored file is missing.", code="media.file_missing") from exc
-    return FileResponse(handle, content_type=content_type, filename=filename, as_attachment=False)
+    response = FileResponse(handle, content_type=content_type, filename=filename, as_attachment=False)
+    response["Content-Length"] = str(size)
+    return response

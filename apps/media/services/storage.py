@@ -7,7 +7,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -130,6 +130,45 @@ def store_thumbnail(key: str, image: Image.Image) -> bool:
         default_storage.delete(saved)
         return False
     return True
+
+
+def _s3_object(key: str) -> Any | None:
+    """The boto3 object behind `key` when the storage is django-storages' S3Storage, else None.
+
+    Looked up by class name, so a local set-up never imports boto3.
+    """
+    if not any(
+        cls.__module__ == "storages.backends.s3" and cls.__name__ == "S3Storage"
+        for cls in default_storage.__class__.__mro__
+    ):
+        return None
+    storage: Any = default_storage
+    return storage.bucket.Object(storage._normalize_name(key))
+
+
+def open_stored(key: str, start: int = 0, end: int | None = None) -> IO[bytes]:
+    """A stored file to stream, from byte `start` to `end` (inclusive; None: to its end).
+
+    On S3 this is one (ranged) GET whose body is read as it is sent: the storage's own open()
+    downloads the whole object first (into memory by default), for every seek of a video
+    player. Elsewhere it is the storage's open() and a seek. Raises FileNotFoundError.
+    """
+    s3 = _s3_object(key)
+    if s3 is None:
+        handle = default_storage.open(key, "rb")
+        if start:
+            handle.seek(start)
+        return handle
+    from botocore.exceptions import ClientError
+
+    ranged = {"Range": f"bytes={start}-{'' if end is None else end}"} if start or end is not None else {}
+    try:
+        body: IO[bytes] = s3.get(**ranged)["Body"]
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            raise FileNotFoundError(key) from exc
+        raise
+    return body
 
 
 def delete_keys(keys: list[str]) -> None:
