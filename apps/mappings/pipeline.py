@@ -16,8 +16,8 @@ NO_POSITION = 1 << 30
 
 
 def name_key(name: str) -> str:
-    """What `match_name` compares: lower case, spaces and underscores alike."""
-    return "_".join(name.lower().replace("_", " ").split())
+    """What `match_name` compares: lower case, a space and an underscore alike."""
+    return name.lower().replace(" ", "_")
 
 
 @dataclass(frozen=True, slots=True)

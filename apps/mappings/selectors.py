@@ -209,17 +209,19 @@ def name_matches(*, compiled: Compiled, tag_ids: Iterable[int], target_vocabular
     wanted = [t for t in set(tag_ids) if t not in compiled.name_match]
     tags_info(wanted, compiled.tags)
     keys: dict[str, list[int]] = defaultdict(list)
+    variants: set[str] = set()
     for tag_id in wanted:
         info = compiled.tags[tag_id]
         if info.vocabulary_id == target_vocabulary_id:
             compiled.name_match[tag_id] = tag_id
         else:
             keys[name_key(info.name)].append(tag_id)
-    names = sorted({variant for key in keys for variant in (key, key.replace("_", " "))})
+            variants |= {info.name, info.name.replace("_", " "), info.name.replace(" ", "_")}
+    names = sorted(variants | {v for key in keys for v in (key, key.replace("_", " "))})
     for start in range(0, len(names), BATCH):
         for pk, name in Tag.objects.filter(
             vocabulary_id=target_vocabulary_id, name__in=names[start : start + BATCH]
-        ).values_list("pk", "name"):
+        ).order_by("pk").values_list("pk", "name"):
             for source in keys.get(name_key(name), ()):
                 compiled.name_match.setdefault(source, pk)
 
