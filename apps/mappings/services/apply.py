@@ -2,7 +2,7 @@
 
 Apply writes, per item, one `derived` tag set for the profile (slot `profile:<id>`, target
 vocabulary) through the tags app's one writer (`assignments_write`), replacing what the set held
-before (tombstones stay), as a logged `map` Operation that tags' `operation_undo` reverts (rows
+before (rows no longer wanted become tombstones), as a logged `map` Operation that tags' `operation_undo` reverts (rows
 of sets it created are logged SET_CREATED, so undo drops those sets). Up to SYNC_MAX_ITEMS items
 run in the request; above, a job on the default queue works in CHUNK_ITEMS chunks, one
 transaction each, resuming at `Operation.resume_cursor`.
@@ -27,7 +27,14 @@ from apps.mappings.pipeline import Compiled, Result, map_item
 from apps.mappings.selectors import chunk_prepare, compile_profile, profile_sets, sets_version
 from apps.tags import slots
 from apps.tags.models import Operation, OperationTarget, TagAssignment, TagSet
-from apps.tags.services.assignments import ABSENT, CURRENT, SET_CREATED, Transition, assignments_write
+from apps.tags.services.assignments import (
+    ABSENT,
+    CURRENT,
+    DELETED,
+    SET_CREATED,
+    Transition,
+    assignments_write,
+)
 from apps.tags.services.effective import Rules, rules_current
 from apps.tags.services.operations import operation_target_ids, operation_undo
 from apps.tags.services.operations.apply import lock_items
@@ -84,20 +91,28 @@ def results_for(prepared: Prepared, item_ids: Sequence[int]) -> dict[int, Result
 def _transitions(
     item_id: int, set_id: int, result: Result, rows: dict[int, tuple[int, int | None, str]], created: bool
 ) -> list[Transition]:
-    """The rows that make one derived set equal `result` (tombstones are left as they are)."""
+    """The rows that make one derived set equal `result`: tags no longer wanted become
+    tombstones, wanted ones are inserted, revived or moved (the set is the profile's own, so a
+    re-apply replaces it entirely; edits belong in rules or the curated set)."""
     wanted = {tag_id: n for n, tag_id in enumerate(result.tag_ids)}
     marker = SET_CREATED if created else ""
     out: list[Transition] = []
     for tag_id, (state, position, via) in rows.items():
-        if state == CURRENT and tag_id not in wanted:
-            out.append(
-                Transition(set_id, tag_id, item_id, CURRENT, ABSENT, before_position=position, before_via=via)
-            )
-        elif state == CURRENT and position != wanted[tag_id]:
+        n = wanted.get(tag_id)
+        if state == CURRENT and n is None:
+            out.append(Transition(set_id, tag_id, item_id, CURRENT, DELETED, before_position=position, before_via=via))
+        elif n is not None and (state != CURRENT or position != n):
             out.append(
                 Transition(
-                    set_id, tag_id, item_id, CURRENT, CURRENT, position=wanted[tag_id],
-                    before_position=position, before_via=via,
+                    set_id,
+                    tag_id,
+                    item_id,
+                    state,
+                    CURRENT,
+                    position=n,
+                    via=Via.MAPPING,
+                    before_position=position,
+                    before_via=via,
                 )
             )
     for tag_id, n in wanted.items():
