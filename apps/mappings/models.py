@@ -160,3 +160,22 @@ class MappedSet(models.Model):
 
     def __str__(self) -> str:
         return f"set {self.tagset_id} by profile {self.profile_id} v{self.profile_version}"
+
+
+class SuggestionRejection(models.Model):
+    """A suggested target a person rejected for a source tag in a profile (never proposed again)."""
+
+    profile = models.ForeignKey(MappingProfile, on_delete=models.CASCADE, related_name="+")
+    source_tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+    target_tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile", "source_tag", "target_tag"], name="suggestion_rejection_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id}: {self.source_tag_id} ↛ {self.target_tag_id}"

@@ -250,3 +250,61 @@ def stale_condition(outer: str = "pk") -> Q:
     undone = Operation.objects.filter(status=Operation.Status.UNDONE).values("pk")
     mapped = MappedSet.objects.filter(media_item_id=OuterRef(outer)).filter(stale | Q(operation_id__in=undone))
     return Q(Exists(mapped))
+
+
+def rules_page(
+    *, mapping_set: MappingSet, after: int = 0, limit: int = 100, action: str = "", guarded: bool | None = None,
+    tag: str = "",
+) -> list[dict[str, Any]]:
+    """One keyset page (by rule id) of a set's rules with names, filtered by action, guards or a
+    source tag name prefix."""
+    query = TagMapping.objects.filter(mapping_set=mapping_set, id__gt=after)
+    if action:
+        query = query.filter(action=action)
+    if guarded is not None:
+        has_guard = Q(requires_tag__isnull=False) | Q(unless_tag__isnull=False)
+        query = query.filter(has_guard) if guarded else query.exclude(has_guard)
+    if tag:
+        query = query.filter(source_tag__name__startswith=tag)
+    rows = list(
+        query.order_by("id").values_list(
+            "id", "source_tag__name", "action", "requires_tag__name", "unless_tag__name",
+            "type_override__key", "priority", "rule_key",
+        )[: max(1, min(limit, 1000))]
+    )
+    targets: dict[int, list[str]] = defaultdict(list)
+    for mapping_id, name in (
+        TagMappingTarget.objects.filter(mapping_id__in=[r[0] for r in rows])
+        .order_by("mapping_id", "ord")
+        .values_list("mapping_id", "target_tag__name")
+    ):
+        targets[mapping_id].append(name)
+    keys = ("id", "source", "action", "requires", "unless", "type", "priority", "rule_key")
+    return [{**dict(zip(keys, r, strict=True)), "targets": targets.get(r[0], [])} for r in rows]
+
+
+def mapping_set_search(*, text: str = "", tag: str = "") -> QuerySet[MappingSet]:
+    """Sets whose slug or name contains `text` and/or that have a rule from or to tag `tag`."""
+    query = mapping_set_list()
+    if text:
+        query = query.filter(Q(slug__icontains=text) | Q(name__icontains=text))
+    if tag:
+        from_tag = TagMapping.objects.filter(source_tag__name=tag).values("mapping_set_id")
+        to_tag = TagMappingTarget.objects.filter(target_tag__name=tag).values("mapping__mapping_set_id")
+        query = query.filter(Q(pk__in=from_tag) | Q(pk__in=to_tag))
+    return query
+
+
+def mapping_operations(*, profile: MappingProfile, limit: int = 20) -> QuerySet[Operation]:
+    """The profile's latest apply operations (newest first)."""
+    return Operation.objects.filter(kind=Operation.Kind.MAP, params__profile=profile.pk).order_by("-id")[:limit]
+
+
+def mapping_operation_get(*, profile: MappingProfile, operation_id: int) -> Operation:
+    """One of the profile's apply operations (NotFoundError)."""
+    found = Operation.objects.filter(pk=operation_id, kind=Operation.Kind.MAP, params__profile=profile.pk).first()
+    if found is None:
+        raise NotFoundError(
+            f"Operation {operation_id} is not an apply of profile {profile.slug!r}.", code="mappings.operation_not_found"
+        )
+    return found

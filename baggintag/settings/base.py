@@ -205,6 +205,7 @@ SPECTACULAR_SETTINGS = {
         "RuleStatusEnum": "apps.tags.models.RuleStatus",
         "TagSetKindEnum": "apps.tags.models.TagSet.Kind",
         "VocabularyKindEnum": "apps.tags.models.Vocabulary.Kind",
+        "MappingActionEnum": "apps.mappings.models.TagMapping.Action",
     },
 }
 

@@ -75,7 +75,7 @@ class Planned:
     targets: tuple[int, ...]
 
 
-def _invalid(errors: list[dict[str, Any]], what: str = "rules") -> DomainError:
+def invalid_error(errors: list[dict[str, Any]], what: str = "rules") -> DomainError:
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return DomainError(
@@ -161,7 +161,7 @@ def rules_plan(
         seen[plan.key] = rule.line
         planned.append(plan)
     if errors:
-        raise _invalid(errors)
+        raise invalid_error(errors)
     return planned
 
 
@@ -406,7 +406,7 @@ def mapping_rules_remove(
         errors += [{"line": rule.line, "message": p} for p in problems]
         drop |= keys
     if errors:
-        raise _invalid(errors)
+        raise invalid_error(errors)
     changed = _write(locked, {k: p for k, p in before.items() if k not in drop}, before)
     mapping_set.version = locked.version
     return changed
@@ -426,3 +426,20 @@ def mapping_set_delete(*, mapping_set: MappingSet) -> None:
             details={"profiles": sorted(set(users))},
         )
     mapping_set.delete()
+
+
+@transaction.atomic
+def mapping_set_replace(
+    *,
+    mapping_set: MappingSet,
+    rules: Sequence[RuleInput],
+    version: int | None = None,
+    create_targets: bool = False,
+    name: str | None = None,
+    description: str | None = None,
+) -> MappingSet:
+    """PUT: name/description when given and the rules exactly `rules`, in one transaction."""
+    updated = mapping_set_update(mapping_set=mapping_set, version=version, name=name, description=description)
+    mapping_rules_replace(mapping_set=updated, rules=rules, create_targets=create_targets)
+    updated.refresh_from_db()
+    return updated
