@@ -49,7 +49,15 @@ class MappingSetAdmin(ReadOnly):
 
 @admin.register(TagMapping)
 class TagMappingAdmin(ReadOnly):
-    list_display = ("mapping_set", "source_tag", "action", "requires_tag", "unless_tag", "priority", "targets_shown")
+    list_display = (
+        "mapping_set",
+        "source_tag",
+        "action",
+        "requires_tag",
+        "unless_tag",
+        "priority",
+        "targets_shown",
+    )
     list_filter = ("action", "mapping_set")
     search_fields = ("source_tag__name",)
     list_select_related = ("mapping_set", "source_tag", "requires_tag", "unless_tag")
@@ -84,7 +92,15 @@ class MappingProfileAdmin(ReadOnly):
 
 @admin.register(MappedSet)
 class MappedSetAdmin(ReadOnly):
-    list_display = ("tagset_id", "profile", "media_item_id", "profile_version", "sets_version", "operation_id", "incomplete")
+    list_display = (
+        "tagset_id",
+        "profile",
+        "media_item_id",
+        "profile_version",
+        "sets_version",
+        "operation_id",
+        "incomplete",
+    )
     list_filter = ("profile", "incomplete")
     raw_id_fields = ("tagset", "media_item")
 

@@ -225,7 +225,9 @@ def cleanup(compiled: Compiled, emitted: list[OutTag]) -> list[OutTag]:
     for t in emitted:
         ideal = compiled.ideal.get(t.tag_id, t.tag_id) if t.tag_id is not None else None
         if ideal != t.tag_id:
-            trace = Trace(t.trace.via, t.trace.inputs, t.trace.rule_id, t.trace.set_slug, aliased_from=t.tag_id)
+            trace = Trace(
+                t.trace.via, t.trace.inputs, t.trace.rule_id, t.trace.set_slug, aliased_from=t.tag_id
+            )
             t = OutTag(ideal, t.text, t.type_id, trace, t.position)
         aliased.append(t)
     out = _dedupe(aliased)

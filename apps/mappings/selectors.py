@@ -24,7 +24,7 @@ from apps.tags.services.effective import Rules, rules_current
 
 BATCH = 1000
 CURRENT = TagAssignment.State.CURRENT
-SCOPE_KINDS = {
+SCOPE_KINDS: dict[str, int] = {
     MappingProfile.Scope.CURATED: TagSet.Kind.CURATED,
     MappingProfile.Scope.SOURCE: TagSet.Kind.SOURCE,
     MappingProfile.Scope.TAGGER: TagSet.Kind.TAGGER,
@@ -170,9 +170,7 @@ def _reach(ids: set[int], rules: Rules | Compiled) -> set[int]:
 Inputs = dict[int, list[tuple[int, int | None]]]
 
 
-def inputs_load(
-    *, profile: MappingProfile, item_ids: Sequence[int], vocabulary_ids: Sequence[int]
-) -> Inputs:
+def inputs_load(*, profile: MappingProfile, item_ids: Sequence[int], vocabulary_ids: Sequence[int]) -> Inputs:
     """Per item, its input (tag, position) pairs from the profile's scope in the source
     vocabularies: two queries per 1,000 items (the scope's sets, then their rows)."""
     out: Inputs = {item_id: [] for item_id in item_ids}
@@ -219,9 +217,11 @@ def name_matches(*, compiled: Compiled, tag_ids: Iterable[int], target_vocabular
             variants |= {info.name, info.name.replace("_", " "), info.name.replace(" ", "_")}
     names = sorted(variants | {v for key in keys for v in (key, key.replace("_", " "))})
     for start in range(0, len(names), BATCH):
-        for pk, name in Tag.objects.filter(
-            vocabulary_id=target_vocabulary_id, name__in=names[start : start + BATCH]
-        ).order_by("pk").values_list("pk", "name"):
+        for pk, name in (
+            Tag.objects.filter(vocabulary_id=target_vocabulary_id, name__in=names[start : start + BATCH])
+            .order_by("pk")
+            .values_list("pk", "name")
+        ):
             for source in keys.get(name_key(name), ()):
                 compiled.name_match.setdefault(source, pk)
 
@@ -248,12 +248,19 @@ def stale_condition(outer: str = "pk") -> Q:
             ~Q(profile_version=profile.version) | ~Q(sets_version=sets_version(profile))
         )
     undone = Operation.objects.filter(status=Operation.Status.UNDONE).values("pk")
-    mapped = MappedSet.objects.filter(media_item_id=OuterRef(outer)).filter(stale | Q(operation_id__in=undone))
+    mapped = MappedSet.objects.filter(media_item_id=OuterRef(outer)).filter(
+        stale | Q(operation_id__in=undone)
+    )
     return Q(Exists(mapped))
 
 
 def rules_page(
-    *, mapping_set: MappingSet, after: int = 0, limit: int = 100, action: str = "", guarded: bool | None = None,
+    *,
+    mapping_set: MappingSet,
+    after: int = 0,
+    limit: int = 100,
+    action: str = "",
+    guarded: bool | None = None,
     tag: str = "",
 ) -> list[dict[str, Any]]:
     """One keyset page (by rule id) of a set's rules with names, filtered by action, guards or a
@@ -268,8 +275,14 @@ def rules_page(
         query = query.filter(source_tag__name__startswith=tag)
     rows = list(
         query.order_by("id").values_list(
-            "id", "source_tag__name", "action", "requires_tag__name", "unless_tag__name",
-            "type_override__key", "priority", "rule_key",
+            "id",
+            "source_tag__name",
+            "action",
+            "requires_tag__name",
+            "unless_tag__name",
+            "type_override__key",
+            "priority",
+            "rule_key",
         )[: max(1, min(limit, 1000))]
     )
     targets: dict[int, list[str]] = defaultdict(list)
@@ -297,14 +310,19 @@ def mapping_set_search(*, text: str = "", tag: str = "") -> QuerySet[MappingSet]
 
 def mapping_operations(*, profile: MappingProfile, limit: int = 20) -> QuerySet[Operation]:
     """The profile's latest apply operations (newest first)."""
-    return Operation.objects.filter(kind=Operation.Kind.MAP, params__profile=profile.pk).order_by("-id")[:limit]
+    return Operation.objects.filter(kind=Operation.Kind.MAP, params__profile=profile.pk).order_by("-id")[
+        :limit
+    ]
 
 
 def mapping_operation_get(*, profile: MappingProfile, operation_id: int) -> Operation:
     """One of the profile's apply operations (NotFoundError)."""
-    found = Operation.objects.filter(pk=operation_id, kind=Operation.Kind.MAP, params__profile=profile.pk).first()
+    found = Operation.objects.filter(
+        pk=operation_id, kind=Operation.Kind.MAP, params__profile=profile.pk
+    ).first()
     if found is None:
         raise NotFoundError(
-            f"Operation {operation_id} is not an apply of profile {profile.slug!r}.", code="mappings.operation_not_found"
+            f"Operation {operation_id} is not an apply of profile {profile.slug!r}.",
+            code="mappings.operation_not_found",
         )
     return found

@@ -47,7 +47,9 @@ def set_make(
     )
 
 
-def profile_make(target: Vocabulary, sets: Sequence[MappingSet], slug: str = "", **fields: Any) -> MappingProfile:
+def profile_make(
+    target: Vocabulary, sets: Sequence[MappingSet], slug: str = "", **fields: Any
+) -> MappingProfile:
     return profile_create(
         slug=slug or f"prof{next(_serial)}",
         target_vocabulary=target.slug,

@@ -23,7 +23,13 @@ def vocabularies():
 
 
 def _create(api, rules, **extra):
-    body = {"slug": "d2e", "source_vocabulary": "default", "target_vocabulary": "e621", "rules": rules, **extra}
+    body = {
+        "slug": "d2e",
+        "source_vocabulary": "default",
+        "target_vocabulary": "e621",
+        "rules": rules,
+        **extra,
+    }
     return api.post("/api/tag-mappings/", body, format="json")
 
 
@@ -34,7 +40,9 @@ def test_create_lists_rules(api, vocabularies):
 
 
 def test_target_outside_vocabulary_is_400_and_saves_nothing(api, vocabularies):
-    response = _create(api, [{"source": "1girl", "targets": ["female"]}, {"source": "smile", "targets": ["grin"]}])
+    response = _create(
+        api, [{"source": "1girl", "targets": ["female"]}, {"source": "smile", "targets": ["grin"]}]
+    )
     assert response.status_code == 400
     assert "grin" in response.json()["message"]
     assert not MappingSet.objects.exists()
@@ -42,7 +50,9 @@ def test_target_outside_vocabulary_is_400_and_saves_nothing(api, vocabularies):
 
 def test_unknown_vocabulary_is_400(api, vocabularies):
     response = api.post(
-        "/api/tag-mappings/", {"slug": "x", "source_vocabulary": "nope", "target_vocabulary": "e621"}, format="json"
+        "/api/tag-mappings/",
+        {"slug": "x", "source_vocabulary": "nope", "target_vocabulary": "e621"},
+        format="json",
     )
     assert response.status_code == 400
     assert response.json()["code"] == "mappings.unknown_vocabulary"
@@ -65,14 +75,18 @@ def test_append_remove_and_version(api, vocabularies):
     )
     assert appended.json() == {"changed": 1, "version": 2}
     removed = api.post(
-        f"/api/tag-mappings/{set_id}/remove-mapping", {"rules": [{"source": "cat_ears", "requires": "1girl"}]}, format="json"
+        f"/api/tag-mappings/{set_id}/remove-mapping",
+        {"rules": [{"source": "cat_ears", "requires": "1girl"}]},
+        format="json",
     )
     assert removed.json() == {"changed": 1, "version": 3}
 
 
 def test_put_overwrites_rules(api, vocabularies):
     set_id = _create(api, [{"source": "1girl", "targets": ["female"]}]).json()["id"]
-    response = api.put(f"/api/tag-mappings/{set_id}/", {"rules": [{"source": "smile", "action": "drop"}]}, format="json")
+    response = api.put(
+        f"/api/tag-mappings/{set_id}/", {"rules": [{"source": "smile", "action": "drop"}]}, format="json"
+    )
     assert [r["source"] for r in response.json()["rules"]] == ["smile"]
 
 
@@ -96,7 +110,9 @@ def test_csv_import_is_idempotent(api, vocabularies):
 def test_kohya_round_trip(api, vocabularies):
     set_id = _create(api, []).json()["id"]
     response = api.post(
-        f"/api/tag-mappings/{set_id}/import", {"text": "1girl,female;cat_ears,nekomimi", "format": "kohya"}, format="json"
+        f"/api/tag-mappings/{set_id}/import",
+        {"text": "1girl,female;cat_ears,nekomimi", "format": "kohya"},
+        format="json",
     )
     assert response.status_code == 200, response.json()
     exported = api.get(f"/api/tag-mappings/{set_id}/export?format=kohya")
@@ -104,10 +120,14 @@ def test_kohya_round_trip(api, vocabularies):
 
 
 def test_csv_export_round_trip(api, vocabularies):
-    set_id = _create(api, [{"source": "1girl", "targets": ["female", "solo"]}, {"source": "smile", "action": "drop"}]).json()["id"]
+    set_id = _create(
+        api, [{"source": "1girl", "targets": ["female", "solo"]}, {"source": "smile", "action": "drop"}]
+    ).json()["id"]
     text = api.get(f"/api/tag-mappings/{set_id}/export").content.decode()
     other = api.post(
-        "/api/tag-mappings/", {"slug": "copy", "source_vocabulary": "default", "target_vocabulary": "e621"}, format="json"
+        "/api/tag-mappings/",
+        {"slug": "copy", "source_vocabulary": "default", "target_vocabulary": "e621"},
+        format="json",
     ).json()["id"]
     api.post(f"/api/tag-mappings/{other}/import", {"text": text}, format="json")
     assert api.get(f"/api/tag-mappings/{other}/export").content.decode() == text
@@ -120,7 +140,9 @@ def test_search_by_tag(api, vocabularies):
 
 
 def test_profile_without_steps_is_400(api, vocabularies):
-    response = api.post("/api/mapping-profiles/", {"slug": "p", "target_vocabulary": "e621", "steps": []}, format="json")
+    response = api.post(
+        "/api/mapping-profiles/", {"slug": "p", "target_vocabulary": "e621", "steps": []}, format="json"
+    )
     assert response.status_code == 400
     assert not MappingProfile.objects.exists()
 
@@ -130,7 +152,13 @@ def test_profile_preview_apply_undo(api, vocabularies, curator):
     _create(api, [{"source": "1girl", "targets": ["female", "solo"]}])
     profile = api.post(
         "/api/mapping-profiles/",
-        {"slug": "e6", "target_vocabulary": "e621", "steps": ["d2e"], "input_scope": "curated", "separator": ","},
+        {
+            "slug": "e6",
+            "target_vocabulary": "e621",
+            "steps": ["d2e"],
+            "input_scope": "curated",
+            "separator": ",",
+        },
         format="json",
     ).json()
     items = items_make(2)
@@ -148,7 +176,7 @@ def test_profile_preview_apply_undo(api, vocabularies, curator):
 
 
 def test_suggestions_name_and_cooccurrence(api, vocabularies):
-    danbooru, e621 = vocabularies
+    danbooru, _e621 = vocabularies
     extra = tags_make(["solo"], vocabulary=danbooru)["solo"]
     Tag.objects.filter(pk=extra.pk).update(media_count=5)
     _create(api, [])
@@ -166,6 +194,8 @@ def test_viewer_cannot_write(client, viewer, vocabularies):
     reader = APIClient()
     reader.force_authenticate(viewer)
     response = reader.post(
-        "/api/tag-mappings/", {"slug": "x", "source_vocabulary": "default", "target_vocabulary": "e621"}, format="json"
+        "/api/tag-mappings/",
+        {"slug": "x", "source_vocabulary": "default", "target_vocabulary": "e621"},
+        format="json",
     )
     assert response.status_code == 403

@@ -26,7 +26,10 @@ def world(curator):
     e621 = vocabulary_make("e621")
     src = tags_make(["a", "b", "c"], vocabulary=danbooru)
     items = items_make(3)
-    assign([(i.pk, CURATED, src[n].pk) for i in items for n in ("a", "b")] + [(items[0].pk, CURATED, src["c"].pk)])
+    assign(
+        [(i.pk, CURATED, src[n].pk) for i in items for n in ("a", "b")]
+        + [(items[0].pk, CURATED, src["c"].pk)]
+    )
     mapping = set_make(danbooru, e621, [("a", "x"), ("b", ["y", "z"])])
     profile = profile_make(e621, [mapping], input_scope="curated", unmapped_policy="drop")
     return {"items": items, "profile": profile, "set": mapping, "actor": curator}
@@ -41,16 +44,24 @@ def _derived(item, profile):
 
 
 def test_apply_writes_one_derived_set_per_item(world):
-    outcome = mapping_apply(profile=world["profile"], ids=[i.pk for i in world["items"]], actor=world["actor"])
+    outcome = mapping_apply(
+        profile=world["profile"], ids=[i.pk for i in world["items"]], actor=world["actor"]
+    )
     assert outcome.operation.status == Operation.Status.APPLIED
     assert _derived(world["items"][0], world["profile"]) == {"x": 0, "y": 1, "z": 2}
-    assert TagSet.objects.filter(slot=slots.mapping(world["profile"].pk), kind=TagSet.Kind.DERIVED).count() == 3
+    assert (
+        TagSet.objects.filter(slot=slots.mapping(world["profile"].pk), kind=TagSet.Kind.DERIVED).count() == 3
+    )
 
 
 def test_apply_never_touches_curated_sets(world):
-    before = list(TagAssignment.objects.filter(kind=CURATED).values_list("tagset_id", "tag_id", "state", "updated_at"))
+    before = list(
+        TagAssignment.objects.filter(kind=CURATED).values_list("tagset_id", "tag_id", "state", "updated_at")
+    )
     mapping_apply(profile=world["profile"], ids=[i.pk for i in world["items"]], actor=world["actor"])
-    after = list(TagAssignment.objects.filter(kind=CURATED).values_list("tagset_id", "tag_id", "state", "updated_at"))
+    after = list(
+        TagAssignment.objects.filter(kind=CURATED).values_list("tagset_id", "tag_id", "state", "updated_at")
+    )
     assert before == after
 
 
@@ -63,7 +74,9 @@ def test_reapply_replaces_contents(world):
 
 
 def test_undo_drops_sets_the_apply_created(world):
-    outcome = mapping_apply(profile=world["profile"], ids=[i.pk for i in world["items"]], actor=world["actor"])
+    outcome = mapping_apply(
+        profile=world["profile"], ids=[i.pk for i in world["items"]], actor=world["actor"]
+    )
     mapping_undo(operation=outcome.operation, actor=world["actor"])
     assert not TagSet.objects.filter(slot=slots.mapping(world["profile"].pk)).exists()
 
@@ -95,7 +108,9 @@ def test_apply_as_job_above_the_sync_limit(world, monkeypatch):
     from apps.mappings.services import apply
 
     monkeypatch.setattr(apply, "SYNC_MAX_ITEMS", 2)
-    outcome = mapping_apply(profile=world["profile"], ids=[i.pk for i in world["items"]], actor=world["actor"])
+    outcome = mapping_apply(
+        profile=world["profile"], ids=[i.pk for i in world["items"]], actor=world["actor"]
+    )
     assert outcome.job is not None
     apply.mapping_apply_run(job_id=outcome.job.pk)
     assert Operation.objects.get(pk=outcome.operation.pk).counters["items_done"] == 3

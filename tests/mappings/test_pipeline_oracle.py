@@ -84,9 +84,19 @@ def reference(profile: MappingProfile, item_id: int) -> dict[str, Any]:
             unmapped_tag(profile, tag_id, position, out, unmapped)
         elif rule.action == "map":
             for target in rule.targets.order_by("ord"):
-                out.append(dict(tag=target.target_tag_id, type=rule.type_override_id, via="rule", i=(tag_id,), p=position))
+                out.append(
+                    {
+                        "tag": target.target_tag_id,
+                        "type": rule.type_override_id,
+                        "via": "rule",
+                        "i": (tag_id,),
+                        "p": position,
+                    }
+                )
         elif rule.action == "keep":
-            out.append(dict(tag=tag_id, type=rule.type_override_id, via="keep", i=(tag_id,), p=position))
+            out.append(
+                {"tag": tag_id, "type": rule.type_override_id, "via": "keep", "i": (tag_id,), "p": position}
+            )
     for o in out:
         if o["tag"] is not None:
             o["tag"] = _ideal(o["tag"])
@@ -97,7 +107,7 @@ def reference(profile: MappingProfile, item_id: int) -> dict[str, Any]:
             for parent in sorted(_ancestors(o["tag"]) if o["tag"] else ()):
                 if parent not in have:
                     have.add(parent)
-                    out.append(dict(tag=parent, type=None, via="implication", i=o["i"], p=o["p"]))
+                    out.append({"tag": parent, "type": None, "via": "implication", "i": o["i"], "p": o["p"]})
     elif profile.implication_policy == "prune_implied":
         implied = set().union(*[_ancestors(o["tag"]) - {o["tag"]} for o in out if o["tag"]])
         out = [o for o in out if o["tag"] not in implied]
@@ -111,7 +121,14 @@ def reference(profile: MappingProfile, item_id: int) -> dict[str, Any]:
         if kind is None:
             return (1, len(ranks) + 1, 0, o["p"], 0, o["text"])
         tag = Tag.objects.get(pk=o["tag"])
-        return (0 if kind.pinned else 1, ranks.get(kind.key, len(ranks)), kind.caption_order, o["p"], -tag.media_count, tag.name)
+        return (
+            0 if kind.pinned else 1,
+            ranks.get(kind.key, len(ranks)),
+            kind.caption_order,
+            o["p"],
+            -tag.media_count,
+            tag.name,
+        )
 
     out.sort(key=key)
     truncated = 0
@@ -144,22 +161,30 @@ def reference(profile: MappingProfile, item_id: int) -> dict[str, Any]:
     }
 
 
-def unmapped_tag(profile: MappingProfile, tag_id: int, position: int, out: list[Any], unmapped: list[int]) -> None:
+def unmapped_tag(
+    profile: MappingProfile, tag_id: int, position: int, out: list[Any], unmapped: list[int]
+) -> None:
     tag = Tag.objects.get(pk=tag_id)
     if profile.unmapped_policy == "match_name":
         if tag.vocabulary_id == profile.target_vocabulary_id:
             match: int | None = tag.pk
         else:
             match = next(
-                (t.pk for t in Tag.objects.filter(vocabulary=profile.target_vocabulary).order_by("pk") if name_key(t.name) == name_key(tag.name)),
+                (
+                    t.pk
+                    for t in Tag.objects.filter(vocabulary=profile.target_vocabulary).order_by("pk")
+                    if name_key(t.name) == name_key(tag.name)
+                ),
                 None,
             )
         if match is not None:
-            out.append(dict(tag=match, type=None, via="name", i=(tag_id,), p=position))
+            out.append({"tag": match, "type": None, "via": "name", "i": (tag_id,), "p": position})
             return
     unmapped.append(tag_id)
     if profile.unmapped_policy == "keep_text":
-        out.append(dict(tag=None, text=tag.name, type=None, via="text", i=(tag_id,), p=position))
+        out.append(
+            {"tag": None, "text": tag.name, "type": None, "via": "text", "i": (tag_id,), "p": position}
+        )
 
 
 def _dedupe(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -183,7 +208,11 @@ def _world(rng: random.Random) -> tuple[list[MappingProfile], list[int]]:
     types = list(TagType.objects.values_list("key", flat=True))
     names = [f"t{n}" for n in range(14)] + ["Same_Name", "shared"]
     src = _tags(source, names, types, rng)
-    tgt = _tags(target, [f"u{n}" for n in range(10)] + ["same name", "shared_"], types, rng) if not cleanup else src
+    tgt = (
+        _tags(target, [f"u{n}" for n in range(10)] + ["same name", "shared_"], types, rng)
+        if not cleanup
+        else src
+    )
     _aliases(rng, list(src.values()))
     if not cleanup:
         _aliases(rng, list(tgt.values()))
@@ -292,7 +321,9 @@ def _sets(rng: random.Random, items: list[Any], vocabulary: Any, tags: list[Tag]
         for kind in (TagSet.Kind.CURATED, TagSet.Kind.SOURCE, TagSet.Kind.TAGGER):
             if rng.random() < 0.2:
                 continue
-            tag_set = TagSet.objects.create(media_item=item, kind=kind, vocabulary=vocabulary, slot="" if kind == 2 else f"s{kind}")
+            tag_set = TagSet.objects.create(
+                media_item=item, kind=kind, vocabulary=vocabulary, slot="" if kind == 2 else f"s{kind}"
+            )
             chosen = rng.sample(tags, rng.randint(0, 6))
             TagAssignment.objects.bulk_create(
                 [
@@ -325,5 +356,3 @@ def test_pipeline_matches_reference(seed: int) -> None:
             assert (got.tag_ids, got.caption) == (want["tags"], want["caption"]), context
             assert [(t.trace.via, t.trace.inputs) for t in got.tags] == want["traces"], context
             assert (list(got.flags), got.unmapped) == (want["flags"], want["unmapped"]), context
-
-

@@ -13,7 +13,7 @@ from apps.mappings.services.io import FORMATS
 class RuleSerializer(serializers.Serializer):
     """One rule by tag names: source (and guards) in the source vocabulary, targets in the target."""
 
-    source = serializers.CharField(max_length=200)
+    source = serializers.CharField(max_length=200)  # type: ignore[assignment]
     targets = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
     action = serializers.ChoiceField(choices=TagMapping.Action.choices, default="map")
     requires = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -28,19 +28,19 @@ class RuleOutputSerializer(RuleSerializer):
 
 
 class RulesInputSerializer(serializers.Serializer):
-    rules = RuleSerializer(many=True, max_length=50_000)
+    rules = RuleSerializer(many=True, max_length=50_000)  # type: ignore[call-arg]
     version = serializers.IntegerField(required=False, min_value=1, help_text="409 when the set moved on")
     create_targets = serializers.BooleanField(default=False)
 
 
 class RemoveRuleSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=200)
+    source = serializers.CharField(max_length=200)  # type: ignore[assignment]
     requires = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     unless = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class RemoveInputSerializer(serializers.Serializer):
-    rules = RemoveRuleSerializer(many=True, max_length=50_000)
+    rules = RemoveRuleSerializer(many=True, max_length=50_000)  # type: ignore[call-arg]
     version = serializers.IntegerField(required=False, min_value=1)
 
 
@@ -50,7 +50,7 @@ class MappingSetInputSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     source_vocabulary = serializers.CharField(max_length=64, help_text="slug or id")
     target_vocabulary = serializers.CharField(max_length=64, help_text="slug or id")
-    rules = RuleSerializer(many=True, required=False, default=list, max_length=50_000)
+    rules = RuleSerializer(many=True, required=False, default=list, max_length=50_000)  # type: ignore[call-arg]
     create_targets = serializers.BooleanField(default=False)
 
 
@@ -67,8 +67,16 @@ class MappingSetOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = MappingSet
         fields = [
-            "id", "slug", "name", "description", "source_vocabulary", "target_vocabulary", "version",
-            "is_cleanup", "created_at", "updated_at",
+            "id",
+            "slug",
+            "name",
+            "description",
+            "source_vocabulary",
+            "target_vocabulary",
+            "version",
+            "is_cleanup",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -123,14 +131,26 @@ class SearchQuerySerializer(serializers.Serializer):
 
 
 PROFILE_FIELDS = [
-    "name", "input_scope", "min_confidence", "unmapped_policy", "implication_policy", "drop_types",
-    "type_order", "prefix_text", "separator", "underscore_to_space", "escape_parentheses", "max_tags",
+    "name",
+    "input_scope",
+    "min_confidence",
+    "unmapped_policy",
+    "implication_policy",
+    "drop_types",
+    "type_order",
+    "prefix_text",
+    "separator",
+    "underscore_to_space",
+    "escape_parentheses",
+    "max_tags",
 ]
 
 
 class ProfileInputSerializer(serializers.ModelSerializer):
     target_vocabulary = serializers.CharField(max_length=64, help_text="slug or id")
-    steps = serializers.ListField(child=serializers.CharField(max_length=64), help_text="mapping set slugs or ids, in order")
+    steps = serializers.ListField(
+        child=serializers.CharField(max_length=64), help_text="mapping set slugs or ids, in order"
+    )
     drop_types = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
     type_order = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
     version = serializers.IntegerField(required=False, min_value=1, write_only=True)
@@ -138,7 +158,7 @@ class ProfileInputSerializer(serializers.ModelSerializer):
     class Meta:
         model = MappingProfile
         fields = ["slug", "target_vocabulary", "steps", "version", *PROFILE_FIELDS]
-        extra_kwargs = {"slug": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {"slug": {"validators": []}}
 
 
 class ProfileOutputSerializer(serializers.ModelSerializer):
@@ -147,7 +167,16 @@ class ProfileOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MappingProfile
-        fields = ["id", "slug", "target_vocabulary", "steps", "version", *PROFILE_FIELDS, "created_at", "updated_at"]
+        fields = [
+            "id",
+            "slug",
+            "target_vocabulary",
+            "steps",
+            "version",
+            *PROFILE_FIELDS,
+            "created_at",
+            "updated_at",
+        ]
 
     def get_steps(self, obj: MappingProfile) -> list[str]:
         return list(obj.steps.order_by("ord").values_list("mapping_set__slug", flat=True))

@@ -167,8 +167,12 @@ class TagMappingViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         mapping_set = self.get_object()
         fmt = query.validated_data["format"]
         body = io.mapping_set_export(mapping_set=mapping_set, format=fmt)
-        response = HttpResponse(body, content_type="text/csv; charset=utf-8" if fmt == "csv" else "text/plain")
-        response["Content-Disposition"] = f'attachment; filename="{mapping_set.slug}.{"csv" if fmt == "csv" else "txt"}"'
+        response = HttpResponse(
+            body, content_type="text/csv; charset=utf-8" if fmt == "csv" else "text/plain"
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="{mapping_set.slug}.{"csv" if fmt == "csv" else "txt"}"'
+        )
         return response
 
 
@@ -181,7 +185,8 @@ def _applied(outcome: apply.Outcome) -> Response:
 
 
 APPLY_OUT = inline_serializer(
-    "MappingApplyOutput", {"operation": OperationOutputSerializer(), "job": JobOutputSerializer(required=False)}
+    "MappingApplyOutput",
+    {"operation": OperationOutputSerializer(), "job": JobOutputSerializer(required=False)},
 )
 
 
@@ -234,7 +239,11 @@ class MappingProfileViewSet(
         data.is_valid(raise_exception=True)
         values = data.validated_data
         body = preview.mapping_preview(
-            profile=self.get_object(), q=values["q"], ids=values["ids"], sample=values["sample"], actor=request.user
+            profile=self.get_object(),
+            q=values["q"],
+            ids=values["ids"],
+            sample=values["sample"],
+            actor=request.user,
         )
         if body["job"] is not None:
             body["job"] = JobOutputSerializer(body["job"]).data
@@ -247,7 +256,11 @@ class MappingProfileViewSet(
         data = s.TargetInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        return _applied(apply.mapping_apply(profile=self.get_object(), q=values["q"], ids=values["ids"], actor=request.user))
+        return _applied(
+            apply.mapping_apply(
+                profile=self.get_object(), q=values["q"], ids=values["ids"], actor=request.user
+            )
+        )
 
     @extend_schema(request=s.UndoInputSerializer, responses={200: OperationOutputSerializer})
     @action(detail=True, methods=["post"], url_path="undo", required_perms=PROFILE_APPLY)
@@ -255,8 +268,12 @@ class MappingProfileViewSet(
         """Undo one of this profile's apply operations."""
         data = s.UndoInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        operation = selectors.mapping_operation_get(profile=self.get_object(), operation_id=data.validated_data["operation"])
-        return Response(OperationOutputSerializer(apply.mapping_undo(operation=operation, actor=request.user)).data)
+        operation = selectors.mapping_operation_get(
+            profile=self.get_object(), operation_id=data.validated_data["operation"]
+        )
+        return Response(
+            OperationOutputSerializer(apply.mapping_undo(operation=operation, actor=request.user)).data
+        )
 
     @extend_schema(parameters=[s.SuggestionsQuerySerializer], responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"], url_path="suggestions")
@@ -264,6 +281,7 @@ class MappingProfileViewSet(
         """Unmapped source tags (most used first) with scored target candidates and evidence."""
         query = s.SuggestionsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        found = suggestions.mapping_suggestions(profile=self.get_object(), limit=query.validated_data["limit"])
+        found = suggestions.mapping_suggestions(
+            profile=self.get_object(), limit=query.validated_data["limit"]
+        )
         return Response({"results": found})
-

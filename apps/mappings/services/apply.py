@@ -1,11 +1,11 @@
 """Preview and apply a mapping profile (docs/mappings.md#preview-and-apply).
 
 Apply writes, per item, one `derived` tag set for the profile (slot `profile:<id>`, target
-vocabulary) through the tags app's one writer (`assignments_write`), replacing what the set held
-before (rows no longer wanted become tombstones), as a logged `map` Operation that tags' `operation_undo` reverts (rows
-of sets it created are logged SET_CREATED, so undo drops those sets). Up to SYNC_MAX_ITEMS items
-run in the request; above, a job on the default queue works in CHUNK_ITEMS chunks, one
-transaction each, resuming at `Operation.resume_cursor`.
+vocabulary) through the tags app's one writer (`assignments_write`), replacing what the set
+held before (rows no longer wanted become tombstones), as a logged `map` Operation that tags'
+`operation_undo` reverts (rows of sets it created are logged SET_CREATED, so undo drops those
+sets). Up to SYNC_MAX_ITEMS items run in the request; above, a job on the default queue works
+in CHUNK_ITEMS chunks, one transaction each, resuming at `Operation.resume_cursor`.
 """
 
 from __future__ import annotations
@@ -100,7 +100,11 @@ def _transitions(
     for tag_id, (state, position, via) in rows.items():
         n = wanted.get(tag_id)
         if state == CURRENT and n is None:
-            out.append(Transition(set_id, tag_id, item_id, CURRENT, DELETED, before_position=position, before_via=via))
+            out.append(
+                Transition(
+                    set_id, tag_id, item_id, CURRENT, DELETED, before_position=position, before_via=via
+                )
+            )
         elif n is not None and (state != CURRENT or position != n):
             out.append(
                 Transition(
@@ -118,7 +122,9 @@ def _transitions(
     for tag_id, n in wanted.items():
         if tag_id not in rows:
             out.append(
-                Transition(set_id, tag_id, item_id, ABSENT, CURRENT, position=n, via=Via.MAPPING, before_via=marker)
+                Transition(
+                    set_id, tag_id, item_id, ABSENT, CURRENT, position=n, via=Via.MAPPING, before_via=marker
+                )
             )
     return out
 
@@ -238,7 +244,9 @@ def mapping_apply(
                 chunk = item_ids[start : start + CHUNK_ITEMS]
                 counters = _merge(
                     counters,
-                    apply_chunk(prepared=prepared, operation_id=operation.pk, item_ids=chunk, actor_id=actor_id),
+                    apply_chunk(
+                        prepared=prepared, operation_id=operation.pk, item_ids=chunk, actor_id=actor_id
+                    ),
                 )
             operation.counters = counters
             operation.resume_cursor = item_ids[-1] if item_ids else 0
@@ -279,7 +287,9 @@ def _step(operation_id: int, prepared: Prepared) -> int | None:
 
 
 def _finish(operation_id: int, status: str, error: str = "") -> Operation:
-    Operation.objects.filter(pk=operation_id).update(status=status, error=error[:2000], updated_at=timezone.now())
+    Operation.objects.filter(pk=operation_id).update(
+        status=status, error=error[:2000], updated_at=timezone.now()
+    )
     return Operation.objects.get(pk=operation_id)
 
 
@@ -309,7 +319,9 @@ def mapping_apply_run(*, job_id: int) -> None:
     except Exception:
         logger.exception("mapping apply %s failed", operation_id)
         _finish(operation_id, Operation.Status.FAILED, "An internal error stopped the apply; it was logged.")
-        job_services.job_fail(job=job, code="mappings.internal_error", message="An internal error stopped the apply.")
+        job_services.job_fail(
+            job=job, code="mappings.internal_error", message="An internal error stopped the apply."
+        )
         raise
     job_services.job_finish(job=job, result=_finish(operation_id, Operation.Status.APPLIED).counters)
 

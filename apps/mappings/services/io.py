@@ -37,7 +37,9 @@ def _text(data: Any) -> str:
     raw = data.read() if hasattr(data, "read") else data
     if isinstance(raw, bytes):
         if len(raw) > MAX_BYTES:
-            raise DomainError(f"The file is larger than {MAX_BYTES // 1024 // 1024} MB.", code="mappings.too_large")
+            raise DomainError(
+                f"The file is larger than {MAX_BYTES // 1024 // 1024} MB.", code="mappings.too_large"
+            )
         try:
             raw = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -98,7 +100,12 @@ def kohya_parse(text: str) -> list[RuleInput]:
 
 
 def mapping_set_import(
-    *, mapping_set: MappingSet, data: Any, format: str = "csv", replace: bool = False, create_targets: bool = False
+    *,
+    mapping_set: MappingSet,
+    data: Any,
+    format: str = "csv",
+    replace: bool = False,
+    create_targets: bool = False,
 ) -> dict[str, int]:
     """Import rules from CSV or a kohya string; returns {"rules": n, "changed": n, "version": v}."""
     if format not in FORMATS:

@@ -88,7 +88,9 @@ def aggregate(prepared: Prepared, item_ids: Sequence[int], on_chunk: Any = None)
         "items": len(item_ids),
         "input_tags": inputs,
         "output_tags": counts["output_tags"],
-        "shares": {k: round(counts[k] / inputs, 4) if inputs else 0.0 for k in ("mapped", "dropped", "unmapped")},
+        "shares": {
+            k: round(counts[k] / inputs, 4) if inputs else 0.0 for k in ("mapped", "dropped", "unmapped")
+        },
         "flags": {k[5:]: v for k, v in counts.items() if k.startswith("flag_")},
         "top_unmapped": [
             {"tag_id": tag_id, "name": _name(prepared, tag_id), "count": n}
@@ -154,7 +156,9 @@ def mapping_preview_run(*, job_id: int) -> None:
         result = aggregate(prepared, item_ids, on_chunk=progress)
     except Exception as err:
         code = getattr(err, "code", "mappings.internal_error")
-        job_services.job_fail(job=job, code=str(code), message=str(getattr(err, "message", "Preview failed.")))
+        job_services.job_fail(
+            job=job, code=str(code), message=str(getattr(err, "message", "Preview failed."))
+        )
         if not hasattr(err, "code"):
             raise
         return

@@ -74,7 +74,8 @@ def _check(profile: MappingProfile) -> None:
         unknown = [v for v in value if v not in keys]
         if unknown:
             raise DomainError(
-                f"{name}: {', '.join(map(repr, unknown))} is not a tag type (known: {', '.join(sorted(keys))}).",
+                f"{name}: {', '.join(map(repr, unknown))} is not a tag type "
+                f"(known: {', '.join(sorted(keys))}).",
                 code="mappings.invalid_profile",
                 details={"field": name, "unknown": unknown},
             )
@@ -98,12 +99,16 @@ def _steps_write(profile: MappingProfile, sets: list[MappingSet]) -> None:
 
 
 @transaction.atomic
-def profile_create(*, slug: str, target_vocabulary: Any, steps: Sequence[Any], **fields: Any) -> MappingProfile:
+def profile_create(
+    *, slug: str, target_vocabulary: Any, steps: Sequence[Any], **fields: Any
+) -> MappingProfile:
     """A new profile; every field and step checked before anything is saved."""
     if MappingProfile.objects.filter(slug=slug).exists():
         raise ConflictError(f"A mapping profile {slug!r} exists already.", code="mappings.duplicate_slug")
     target = vocabulary_get(target_vocabulary, "target_vocabulary")
-    profile = MappingProfile(slug=slug, target_vocabulary=target, **{k: v for k, v in fields.items() if k in FIELDS})
+    profile = MappingProfile(
+        slug=slug, target_vocabulary=target, **{k: v for k, v in fields.items() if k in FIELDS}
+    )
     profile.name = profile.name or slug
     sets = _steps(profile, steps)
     _check(profile)
@@ -132,7 +137,11 @@ def profile_update(
     _check(locked)
     if steps is not None:
         sets = _steps(locked, steps)
-        now = list(MappingProfileStep.objects.filter(profile=locked).order_by("ord").values_list("mapping_set_id", flat=True))
+        now = list(
+            MappingProfileStep.objects.filter(profile=locked)
+            .order_by("ord")
+            .values_list("mapping_set_id", flat=True)
+        )
         if now != [s.pk for s in sets]:
             _steps_write(locked, sets)
             changed = True

@@ -183,7 +183,9 @@ def _plan_one(
     if rule.action != "map" and rule.targets:
         problems.append(f"a {rule.action} rule takes no targets.")
     if rule.action == "keep" and not mapping_set.is_cleanup:
-        problems.append("keep is only allowed when source and target vocabulary are the same; map it instead.")
+        problems.append(
+            "keep is only allowed when source and target vocabulary are the same; map it instead."
+        )
     if not isinstance(rule.priority, int) or not -32768 <= rule.priority <= 32767:
         problems.append("priority must be a whole number between -32768 and 32767.")
     if rule.type and rule.type not in types:
@@ -227,10 +229,12 @@ def _cycle_check(mapping_set: MappingSet, rules: Sequence[Planned]) -> None:
                 stack.pop()
                 path.pop()
             elif state.get(child) == 1:
-                cycle = path[path.index(child) :] + [child]
+                cycle = [*path[path.index(child) :], child]
                 names = dict(Tag.objects.filter(pk__in=cycle).values_list("pk", "name"))
                 raise DomainError(
-                    "Map rules form a cycle: " + " → ".join(names[t] for t in cycle) + "; remove one of them.",
+                    "Map rules form a cycle: "
+                    + " → ".join(names[t] for t in cycle)
+                    + "; remove one of them.",
                     code="mappings.rule_cycle",
                     details={"cycle": [names[t] for t in cycle]},
                 )
@@ -269,7 +273,9 @@ def _write(mapping_set: MappingSet, keep: dict[str, Planned], before: dict[str, 
     new = [p for k, p in keep.items() if before.get(k) != p]
     if gone:
         for start in range(0, len(gone), 1000):
-            TagMapping.objects.filter(mapping_set=mapping_set, rule_key__in=gone[start : start + 1000]).delete()
+            TagMapping.objects.filter(
+                mapping_set=mapping_set, rule_key__in=gone[start : start + 1000]
+            ).delete()
     TagMapping.objects.bulk_create(
         [
             TagMapping(
@@ -286,9 +292,17 @@ def _write(mapping_set: MappingSet, keep: dict[str, Planned], before: dict[str, 
         ],
         batch_size=1000,
     )
-    ids = dict(TagMapping.objects.filter(mapping_set=mapping_set, rule_key__in=[p.key for p in new]).values_list("rule_key", "pk"))
+    ids = dict(
+        TagMapping.objects.filter(mapping_set=mapping_set, rule_key__in=[p.key for p in new]).values_list(
+            "rule_key", "pk"
+        )
+    )
     TagMappingTarget.objects.bulk_create(
-        [TagMappingTarget(mapping_id=ids[p.key], ord=n, target_tag_id=t) for p in new for n, t in enumerate(p.targets)],
+        [
+            TagMappingTarget(mapping_id=ids[p.key], ord=n, target_tag_id=t)
+            for p in new
+            for n, t in enumerate(p.targets)
+        ],
         batch_size=1000,
     )
     changed = len(set(gone) | {p.key for p in new})
@@ -299,10 +313,15 @@ def _write(mapping_set: MappingSet, keep: dict[str, Planned], before: dict[str, 
 
 
 def _locked(mapping_set: MappingSet, version: int | None) -> MappingSet:
-    locked = MappingSet.objects.select_for_update().select_related("source_vocabulary", "target_vocabulary").get(pk=mapping_set.pk)
+    locked = (
+        MappingSet.objects.select_for_update()
+        .select_related("source_vocabulary", "target_vocabulary")
+        .get(pk=mapping_set.pk)
+    )
     if version is not None and locked.version != version:
         raise ConflictError(
-            f"Mapping set {locked.slug!r} is at version {locked.version}, not {version}; reload and try again.",
+            f"Mapping set {locked.slug!r} is at version {locked.version}, not {version}; "
+            "reload and try again.",
             code="mappings.version_conflict",
             details={"version": locked.version},
         )
@@ -325,7 +344,13 @@ def mapping_set_create(
     target = vocabulary_get(target_vocabulary, "target_vocabulary")
     if MappingSet.objects.filter(slug=slug).exists():
         raise ConflictError(f"A mapping set {slug!r} exists already.", code="mappings.duplicate_slug")
-    mapping_set = MappingSet(slug=slug, name=name or slug, description=description, source_vocabulary=source, target_vocabulary=target)
+    mapping_set = MappingSet(
+        slug=slug,
+        name=name or slug,
+        description=description,
+        source_vocabulary=source,
+        target_vocabulary=target,
+    )
     mapping_set.full_clean()
     mapping_set.save()
     planned = rules_plan(mapping_set, rules, create_targets=create_targets)
@@ -338,7 +363,11 @@ def mapping_set_create(
 
 @transaction.atomic
 def mapping_set_update(
-    *, mapping_set: MappingSet, version: int | None = None, name: str | None = None, description: str | None = None
+    *,
+    mapping_set: MappingSet,
+    version: int | None = None,
+    name: str | None = None,
+    description: str | None = None,
 ) -> MappingSet:
     """Rename or describe a set (no version bump: the rules did not change)."""
     locked = _locked(mapping_set, version)
@@ -353,7 +382,11 @@ def mapping_set_update(
 
 @transaction.atomic
 def mapping_rules_replace(
-    *, mapping_set: MappingSet, rules: Sequence[RuleInput], version: int | None = None, create_targets: bool = False
+    *,
+    mapping_set: MappingSet,
+    rules: Sequence[RuleInput],
+    version: int | None = None,
+    create_targets: bool = False,
 ) -> int:
     """PUT: the set's rules become exactly `rules`. Returns how many rules changed."""
     locked = _locked(mapping_set, version)
@@ -366,7 +399,11 @@ def mapping_rules_replace(
 
 @transaction.atomic
 def mapping_rules_append(
-    *, mapping_set: MappingSet, rules: Sequence[RuleInput], version: int | None = None, create_targets: bool = False
+    *,
+    mapping_set: MappingSet,
+    rules: Sequence[RuleInput],
+    version: int | None = None,
+    create_targets: bool = False,
 ) -> int:
     """Add rules; a rule with the key (source and guards) of an existing one replaces it, so
     appending the same rules twice changes nothing (imports are idempotent)."""

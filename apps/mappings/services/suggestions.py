@@ -69,12 +69,16 @@ def _spelling(sources: Sequence[TagInfo], target: int, limit: int) -> dict[int, 
         if not words:
             continue
         ids = list(
-            TagWord.objects.filter(vocabulary_id=target, word__in=words[:4]).values_list("tag_id", flat=True)[:300]
+            TagWord.objects.filter(vocabulary_id=target, word__in=words[:4]).values_list("tag_id", flat=True)[
+                :300
+            ]
         )
         for pk, name in Tag.objects.filter(pk__in=ids).values_list("pk", "name"):
             ratio = difflib.SequenceMatcher(None, name_key(s.name), name_key(name)).ratio()
             if ratio >= SPELLING_MIN and name_key(name) != name_key(s.name):
-                out[s.id].append(Candidate(pk, round(0.8 * ratio, 4), [{"kind": "spelling", "ratio": round(ratio, 3)}]))
+                out[s.id].append(
+                    Candidate(pk, round(0.8 * ratio, 4), [{"kind": "spelling", "ratio": round(ratio, 3)}])
+                )
     return out
 
 
@@ -97,7 +101,9 @@ def _cooccurrence(sources: Sequence[TagInfo], target: int, limit: int) -> dict[i
             .annotate(n=Count("media_item_id", distinct=True))
             .order_by("-n")[:CANDIDATES]
         )
-        media = dict(Tag.objects.filter(pk__in=[c["tag_id"] for c in counts]).values_list("pk", "media_count"))
+        media = dict(
+            Tag.objects.filter(pk__in=[c["tag_id"] for c in counts]).values_list("pk", "media_count")
+        )
         for c in counts:
             if c["n"] < COOC_MIN:
                 continue
@@ -111,7 +117,12 @@ def _cooccurrence(sources: Sequence[TagInfo], target: int, limit: int) -> dict[i
 
 def builtin_register() -> None:
     """Register this module's suggesters (from MappingsConfig.ready())."""
-    for key, fn in (("name", _name), ("alias", _alias), ("spelling", _spelling), ("cooccurrence", _cooccurrence)):
+    for key, fn in (
+        ("name", _name),
+        ("alias", _alias),
+        ("spelling", _spelling),
+        ("cooccurrence", _cooccurrence),
+    ):
         suggester_register(key=f"mappings.{key}", suggester=fn)
 
 
@@ -144,9 +155,9 @@ def mapping_suggestions(*, profile: MappingProfile, limit: int = 50) -> list[dic
                     best.score = max(best.score, c.score)
                     best.evidence += c.evidence
     rejected = set(
-        SuggestionRejection.objects.filter(profile=profile, source_tag_id__in=[s.id for s in sources]).values_list(
-            "source_tag_id", "target_tag_id"
-        )
+        SuggestionRejection.objects.filter(
+            profile=profile, source_tag_id__in=[s.id for s in sources]
+        ).values_list("source_tag_id", "target_tag_id")
     )
     names = tags_info({t for per in merged.values() for t in per}, {})
     out = []
@@ -159,7 +170,12 @@ def mapping_suggestions(*, profile: MappingProfile, limit: int = 50) -> list[dic
                 "source_id": s.id,
                 "count": s.media_count,
                 "candidates": [
-                    {"target": names[c.target_id].name, "target_id": c.target_id, "score": c.score, "evidence": c.evidence}
+                    {
+                        "target": names[c.target_id].name,
+                        "target_id": c.target_id,
+                        "score": c.score,
+                        "evidence": c.evidence,
+                    }
                     for c in ranked
                 ],
             }
@@ -180,5 +196,6 @@ def suggestion_accept(
 
 def suggestion_reject(*, profile: MappingProfile, source_id: int, target_id: int) -> None:
     """Never propose this target for this source again in this profile."""
-    SuggestionRejection.objects.get_or_create(profile=profile, source_tag_id=source_id, target_tag_id=target_id)
-
+    SuggestionRejection.objects.get_or_create(
+        profile=profile, source_tag_id=source_id, target_tag_id=target_id
+    )
