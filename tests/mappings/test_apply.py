@@ -114,3 +114,18 @@ def test_apply_as_job_above_the_sync_limit(world, monkeypatch):
     assert outcome.job is not None
     apply.mapping_apply_run(job_id=outcome.job.pk)
     assert Operation.objects.get(pk=outcome.operation.pk).counters["items_done"] == 3
+
+
+def test_search_has_stale_mapping(world, api):
+    ids = [i.pk for i in world["items"]]
+    mapping_apply(profile=world["profile"], ids=ids[:2], actor=world["actor"])
+    mapping_rules_append(mapping_set=world["set"], rules=rules(("c", "x")))
+    mapping_apply(profile=world["profile"], ids=ids[:1], actor=world["actor"])
+    found = api.get("/api/media/search", {"q": "has:stale_mapping"}).json()
+    assert [r["id"] for r in found["results"]] == [ids[1]]
+
+
+def test_search_has_unknown_value_is_400(api, world):
+    response = api.get("/api/media/search", {"q": "has:stale_mappings"})
+    assert response.status_code == 400
+    assert "stale_mapping" in response.json()["details"]["hint"]

@@ -20,6 +20,7 @@ from apps.core.exceptions import DomainError
 from apps.core.lookups import NameGlob
 from apps.media.models import MediaItem
 from apps.media.phash import phash_bands
+from apps.search import extensions
 from apps.search.query import values as v
 from apps.search.query.config import int_knob, knob
 from apps.search.query.errors import QueryError
@@ -31,6 +32,7 @@ from apps.search.query.ir import (
     Column,
     Cond,
     HasSet,
+    HasValue,
     Match,
     Neg,
     Similar,
@@ -384,6 +386,8 @@ def _state(name: str, value: str) -> Cond:
         return Neg(Column("box_w", "null", None))
     if value == "stale":
         return Column("effective_stale", "eq", True)
+    if extensions.has_condition(value) is not None:
+        return HasValue(value)
     return Column("kind", "in", (value,))
 
 
