@@ -61,6 +61,8 @@ def item_view(prepared: Prepared, item_id: int, inputs: list[int], result: Resul
 
 def _sample(item_ids: Sequence[int], n: int) -> list[int]:
     """n ids spread evenly over the target (deterministic, so two previews agree)."""
+    if n <= 0:
+        return []
     if len(item_ids) <= n:
         return list(item_ids)
     step = len(item_ids) / n
