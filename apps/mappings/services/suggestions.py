@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db.models import Count
 
+from apps.core.exceptions import DomainError
 from apps.mappings.models import MappingProfile, MappingSet, SuggestionRejection, TagMapping
 from apps.mappings.pipeline import TagInfo, name_key
 from apps.mappings.selectors import profile_sets, tags_info
@@ -196,6 +197,8 @@ def suggestion_accept(
 
 def suggestion_reject(*, profile: MappingProfile, source_id: int, target_id: int) -> None:
     """Never propose this target for this source again in this profile."""
+    if Tag.objects.filter(pk__in=[source_id, target_id]).count() != len({source_id, target_id}):
+        raise DomainError("Unknown source or target tag.", code="mappings.unknown_tag")
     SuggestionRejection.objects.get_or_create(
         profile=profile, source_tag_id=source_id, target_tag_id=target_id
     )

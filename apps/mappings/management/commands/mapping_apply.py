@@ -1,8 +1,8 @@
 """Apply a mapping profile to the items of a query from the shell (docs/mappings.md#command).
 
-    manage.py mapping_apply e621 --q "rating:sfw" --dry-run    # aggregates only
-    manage.py mapping_apply e621 --q "rating:sfw"               # apply (a job above 10,000 items)
-    manage.py mapping_apply e621 --ids 1,2,3 --inline           # run a large apply's job here
+manage.py mapping_apply e621 --q "rating:sfw" --dry-run    # aggregates only
+manage.py mapping_apply e621 --q "rating:sfw"               # apply (a job above 10,000 items)
+manage.py mapping_apply e621 --ids 1,2,3 --inline           # run a large apply's job here
 """
 
 from __future__ import annotations
@@ -56,4 +56,6 @@ class Command(BaseCommand):
             raise CommandError(err.message) from err
         operation = outcome.operation
         state = f"job {outcome.job.pk} " if outcome.job is not None and not options["inline"] else ""
-        self.stdout.write(f"operation {operation.pk} {state}{operation.status}: {json.dumps(operation.counters)}")
+        self.stdout.write(
+            f"operation {operation.pk} {state}{operation.status}: {json.dumps(operation.counters)}"
+        )
