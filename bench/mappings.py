@@ -102,7 +102,7 @@ def baseline(prepared, item_ids):  # type: ignore[no-untyped-def]
     from django.db import connection
 
     from apps.mappings.pipeline import map_item
-    from apps.mappings.selectors import name_matches, tags_info
+    from apps.mappings.selectors import outputs_load
 
     started = time.perf_counter()
     rows: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
@@ -114,11 +114,8 @@ def baseline(prepared, item_ids):  # type: ignore[no-untyped-def]
         )
         for item_id, tag_id, position in cursor.fetchall():
             rows[item_id].append((tag_id, position))
-    seen = {t for pairs in rows.values() for t, _p in pairs}
-    tags_info(seen, prepared.compiled.tags)
-    name_matches(
-        compiled=prepared.compiled, tag_ids=seen, target_vocabulary_id=prepared.profile.target_vocabulary_id
-    )
+    ideal = prepared.compiled.ideal
+    outputs_load(prepared.compiled, {ideal.get(t, t) for pairs in rows.values() for t, _p in pairs})
     for item_id in item_ids:
         map_item(prepared.compiled, rows.get(item_id, []))
     return time.perf_counter() - started

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from apps.core.exceptions import NotFoundError
@@ -23,6 +25,7 @@ from apps.tags.models import EffectiveTag, Operation, Tag, TagAssignment, TagSet
 from apps.tags.services.effective import Rules, rules_current
 
 BATCH = 1000
+INPUT_BATCH = 2000
 CURRENT = TagAssignment.State.CURRENT
 SCOPE_KINDS: dict[str, int] = {
     MappingProfile.Scope.CURATED: TagSet.Kind.CURATED,
@@ -107,13 +110,30 @@ def tags_info(ids: Iterable[int], into: dict[int, TagInfo]) -> dict[int, TagInfo
     return into
 
 
-def compile_profile(profile: MappingProfile, rules: Rules | None = None) -> tuple[Compiled, list[int]]:
-    """The pipeline's inputs that do not depend on items, and the source vocabularies."""
-    rules = rules or rules_current()
-    sets = profile_sets(profile)
+_step_cache: dict[tuple[Any, ...], list[dict[int, list[Rule]]]] = {}
+_step_cache_lock = threading.Lock()
+STEP_CACHE_SIZE = 8
+
+
+def steps_index(sets: Sequence[MappingSet], rules: Rules) -> list[dict[int, list[Rule]]]:
+    """Per step, source tag → rules in preference order; cached per process by the sets'
+    versions and the alias rules (every rule change bumps a version, so entries never go stale;
+    the index is read-only once built)."""
+    key = (tuple((s.pk, s.version, s.slug, s.created_at) for s in sets), rules.signature)
+    with _step_cache_lock:
+        if key in _step_cache:
+            return _step_cache[key]
+    built = _steps_build(sets, rules)
+    with _step_cache_lock:
+        if len(_step_cache) >= STEP_CACHE_SIZE:
+            _step_cache.pop(next(iter(_step_cache)))
+        _step_cache[key] = built
+    return built
+
+
+def _steps_build(sets: Sequence[MappingSet], rules: Rules) -> list[dict[int, list[Rule]]]:
     slugs = {s.pk: s.slug for s in sets}
     by_set: dict[int, dict[int, list[Rule]]] = {s.pk: defaultdict(list) for s in sets}
-    referenced: set[int] = set()
     for rid, set_id, source, action, requires, unless, override, priority, targets in rules_rows(list(slugs)):
         rule = Rule(
             id=rid,
@@ -127,10 +147,16 @@ def compile_profile(profile: MappingProfile, rules: Rules | None = None) -> tupl
             targets=targets,
         )
         by_set[set_id][rule.source].append(rule)
-        referenced |= {rule.source, *targets}
     for per_source in by_set.values():
         for candidates in per_source.values():
             candidates.sort(key=Rule.preference)
+    return [dict(by_set[s.pk]) for s in sets]
+
+
+def compile_profile(profile: MappingProfile, rules: Rules | None = None) -> tuple[Compiled, list[int]]:
+    """The pipeline's inputs that do not depend on items, and the source vocabularies."""
+    rules = rules or rules_current()
+    sets = profile_sets(profile)
     config = Config(
         unmapped_policy=profile.unmapped_policy,
         implication_policy=profile.implication_policy,
@@ -148,11 +174,12 @@ def compile_profile(profile: MappingProfile, rules: Rules | None = None) -> tupl
     }
     compiled = Compiled(
         config=config,
-        steps=[dict(by_set[s.pk]) for s in sets],
+        steps=steps_index(sets, rules),
         ideal=rules.ideal,
         ancestors=rules.ancestors,
-        tags=tags_info(_reach(referenced, rules), {}),
+        tags={},
         types=types,
+        target_vocabulary_id=profile.target_vocabulary_id,
     )
     return compiled, sorted({s.source_vocabulary_id for s in sets})
 
@@ -167,6 +194,14 @@ def _reach(ids: set[int], rules: Rules | Compiled) -> set[int]:
     return out
 
 
+def _fetch(query: Any) -> list[tuple[Any, ...]]:
+    """A values query's rows through a plain cursor (integers only: no per-value converters)."""
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
 Inputs = dict[int, list[tuple[int, int | None]]]
 
 
@@ -175,13 +210,13 @@ def inputs_load(*, profile: MappingProfile, item_ids: Sequence[int], vocabulary_
     vocabularies: two queries per 1,000 items (the scope's sets, then their rows)."""
     out: Inputs = {item_id: [] for item_id in item_ids}
     ids = sorted(item_ids)
-    for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
+    for start in range(0, len(ids), INPUT_BATCH):
+        chunk = ids[start : start + INPUT_BATCH]
         if profile.input_scope == MappingProfile.Scope.EFFECTIVE:
             rows = EffectiveTag.objects.filter(
                 media_item_id__in=chunk, tag__vocabulary_id__in=list(vocabulary_ids)
             ).values_list("media_item_id", "tag_id")
-            for item_id, tag_id in rows:
+            for item_id, tag_id in _fetch(rows):
                 out[item_id].append((tag_id, None))
             continue
         sets = list(
@@ -196,7 +231,7 @@ def inputs_load(*, profile: MappingProfile, item_ids: Sequence[int], vocabulary_
         query = TagAssignment.objects.filter(tagset_id__in=sets, state=CURRENT)
         if profile.input_scope == MappingProfile.Scope.TAGGER:
             query = query.filter(confidence__gte=profile.min_confidence)
-        for item_id, tag_id, position in query.values_list("media_item_id", "tag_id", "position"):
+        for item_id, tag_id, position in _fetch(query.values_list("media_item_id", "tag_id", "position")):
             out[item_id].append((tag_id, position))
     return out
 
@@ -231,12 +266,24 @@ def chunk_prepare(
 ) -> Inputs:
     """One chunk's inputs, with every tag they name (and their name matches) loaded."""
     inputs = inputs_load(profile=profile, item_ids=item_ids, vocabulary_ids=vocabulary_ids)
-    seen = {compiled.ideal.get(t, t) for pairs in inputs.values() for t, _p in pairs}
-    tags_info(seen, compiled.tags)
-    name_matches(compiled=compiled, tag_ids=seen, target_vocabulary_id=profile.target_vocabulary_id)
-    matched = {compiled.name_match[t] for t in seen if t in compiled.name_match}
-    tags_info(_reach(seen | matched, compiled), compiled.tags)
+    outputs_load(compiled, {compiled.ideal.get(t, t) for pairs in inputs.values() for t, _p in pairs})
     return inputs
+
+
+def outputs_load(compiled: Compiled, seen: set[int]) -> None:
+    """Load what the pipeline reads for these (resolved) input tags, once per compile: their
+    rows, their rules' targets, name matches when the policy needs them, and the aliases and
+    ancestors those can become."""
+    fresh = seen - compiled.prepared
+    if not fresh:
+        return
+    tags_info(fresh, compiled.tags)
+    outputs = {t for step in compiled.steps for s in fresh for r in step.get(s, ()) for t in r.targets}
+    if compiled.config.unmapped_policy == "match_name":
+        name_matches(compiled=compiled, tag_ids=fresh, target_vocabulary_id=compiled.target_vocabulary_id)
+        outputs |= {compiled.name_match[t] for t in fresh if t in compiled.name_match}
+    tags_info(_reach(fresh | outputs, compiled), compiled.tags)
+    compiled.prepared |= fresh
 
 
 def stale_condition(outer: str = "pk") -> Q:

@@ -23,7 +23,7 @@ from apps.core.exceptions import ConflictError, DomainError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
 from apps.mappings.models import MappedSet, MappingProfile
-from apps.mappings.pipeline import Compiled, Result, map_item
+from apps.mappings.pipeline import Compiled, Result, gc_paused, map_item
 from apps.mappings.selectors import chunk_prepare, compile_profile, profile_sets, sets_version
 from apps.tags import slots
 from apps.tags.models import Operation, OperationTarget, TagAssignment, TagSet
@@ -82,7 +82,8 @@ def results_for(prepared: Prepared, item_ids: Sequence[int]) -> dict[int, Result
         vocabulary_ids=prepared.vocabulary_ids,
         item_ids=item_ids,
     )
-    return {item_id: map_item(prepared.compiled, inputs[item_id]) for item_id in item_ids}
+    with gc_paused():
+        return {item_id: map_item(prepared.compiled, inputs[item_id]) for item_id in item_ids}
 
 
 # --- apply ----------------------------------------------------------------------------------------

@@ -4,12 +4,12 @@ target (docs/mappings.md#preview-and-apply). Above SYNC_MAX_ITEMS the aggregates
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from apps.jobs import services as job_services
 from apps.mappings.models import MappingProfile
-from apps.mappings.pipeline import OutTag, Result, render_name
+from apps.mappings.pipeline import OutTag, Result, gc_paused, render_name
 from apps.mappings.services.apply import CHUNK_ITEMS, SYNC_MAX_ITEMS, Prepared, prepare, results_for
 from apps.tags.services.operations import operation_target_ids
 from apps.tags.services.operations.plan import actor_or_none
@@ -18,6 +18,7 @@ PREVIEW_JOB = "mappings.preview"
 PREVIEW_TASK = "mappings.preview_run"
 SAMPLE_MAX = 200
 TOP_UNMAPPED = 50
+SHARES = ("mapped", "dropped", "unmapped")
 
 
 def _name(prepared: Prepared, tag_id: int | None) -> str | None:
@@ -75,24 +76,33 @@ def aggregate(prepared: Prepared, item_ids: Sequence[int], on_chunk: Any = None)
     unmapped: Counter[int] = Counter()
     for start in range(0, len(item_ids), CHUNK_ITEMS):
         chunk = item_ids[start : start + CHUNK_ITEMS]
-        for result in results_for(prepared, chunk).values():
-            counts["mapped"] += len(result.mapped)
-            counts["dropped"] += len(result.dropped)
-            counts["unmapped"] += len(result.unmapped)
-            counts["output_tags"] += len(result.tags)
-            unmapped.update(result.unmapped)
-            for flag in result.flags:
-                counts[f"flag_{flag}"] += 1
+        with gc_paused():
+            _count(results_for(prepared, chunk).values(), counts, unmapped)
         if on_chunk is not None:
             on_chunk(start + len(chunk))
+    return _aggregates(prepared, len(item_ids), counts, unmapped)
+
+
+def _count(results: Iterable[Result], counts: Counter[str], unmapped: Counter[int]) -> None:
+    for result in results:
+        counts["mapped"] += len(result.mapped)
+        counts["dropped"] += len(result.dropped)
+        counts["unmapped"] += len(result.unmapped)
+        counts["output_tags"] += len(result.tags)
+        unmapped.update(result.unmapped)
+        for flag in result.flags:
+            counts[f"flag_{flag}"] += 1
+
+
+def _aggregates(
+    prepared: Prepared, items: int, counts: Counter[str], unmapped: Counter[int]
+) -> dict[str, Any]:
     inputs = counts["mapped"] + counts["dropped"] + counts["unmapped"]
     return {
-        "items": len(item_ids),
+        "items": items,
         "input_tags": inputs,
         "output_tags": counts["output_tags"],
-        "shares": {
-            k: round(counts[k] / inputs, 4) if inputs else 0.0 for k in ("mapped", "dropped", "unmapped")
-        },
+        "shares": {k: round(counts[k] / inputs, 4) if inputs else 0.0 for k in SHARES},
         "flags": {k[5:]: v for k, v in counts.items() if k.startswith("flag_")},
         "top_unmapped": [
             {"tag_id": tag_id, "name": _name(prepared, tag_id), "count": n}

@@ -4,7 +4,8 @@ Evidence, each a registered suggester (apps/mappings/suggesters.py):
 
 * `name`: the same normalised name in the target vocabulary (score 1.0);
 * `alias`: a target alias whose antecedent has that name → its consequent (0.95);
-* `spelling`: target tags sharing a word, ranked by difflib ratio ≥ 0.75 (score 0.8 × ratio);
+* `spelling`: target tags sharing a word (or starting with the first one), ranked by difflib
+  ratio ≥ 0.75 (score 0.8 × ratio);
 * `cooccurrence`: on up to COOC_SAMPLE items carrying the source tag, the target-vocabulary tags
   they also carry: P(target | source), lift = P(target | source) / P(target), with counts
   (score 0.9 × P when at least COOC_MIN items agree).
@@ -69,11 +70,11 @@ def _spelling(sources: Sequence[TagInfo], target: int, limit: int) -> dict[int, 
         words = [w for w in name_key(s.name).replace("(", "_").replace(")", "_").split("_") if len(w) >= 2]
         if not words:
             continue
-        ids = list(
-            TagWord.objects.filter(vocabulary_id=target, word__in=words[:4]).values_list("tag_id", flat=True)[
-                :300
-            ]
-        )
+        # TagWord leaves out a lower-case name's first word (the name index finds it as a prefix).
+        words_of = TagWord.objects.filter(vocabulary_id=target, word__in=words[:4])
+        ids = list(words_of.values_list("tag_id", flat=True)[:300])
+        prefixed = Tag.objects.filter(vocabulary_id=target, name__startswith=words[0])
+        ids += prefixed.values_list("pk", flat=True)[:100]
         for pk, name in Tag.objects.filter(pk__in=ids).values_list("pk", "name"):
             ratio = difflib.SequenceMatcher(None, name_key(s.name), name_key(name)).ratio()
             if ratio >= SPELLING_MIN and name_key(name) != name_key(s.name):
