@@ -326,12 +326,12 @@ def profile_preview(request: HttpRequest, pk: int) -> HttpResponse:
             {"error": err, "profile": profile},
             status=422,
         )
-    return render_page(
-        request,
-        "mappings/profile.html",
-        "mappings/partials/_preview.html",
-        {"preview": body, "profile": profile},
-    )
+    context = {
+        "preview": body,
+        "profile": profile,
+        "first_set": (selectors.profile_sets(profile) or [None])[0],
+    }
+    return render_page(request, "mappings/profile.html", "mappings/partials/_preview.html", context)
 
 
 @login_required

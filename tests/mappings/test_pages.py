@@ -82,3 +82,14 @@ def test_viewer_cannot_add_rules(client, viewer, world):
     client.force_login(viewer)
     response = client.post(f"/mappings/sets/{world['set'].pk}/rules/add", {"source": "b", "action": "drop"})
     assert response.status_code == 403
+
+
+def test_unmapped_report_links_to_a_prefilled_rule_form(world):
+    client, pk = world["client"], world["profile"].pk
+    item = world["items"][0]
+    assign([(item.pk, TagSet.Kind.CURATED, tags_make(["qq"], vocabulary=vocabulary_default())["qq"].pk)])
+    shown = client.post(f"/mappings/profiles/{pk}/preview", {"ids": str(item.pk)}, HTTP_HX_REQUEST="true")
+    link = f"/mappings/sets/{world['set'].pk}/?source=qq"
+    assert link in shown.content.decode()
+    form = client.get(link).content.decode()
+    assert 'value="qq"' in form
