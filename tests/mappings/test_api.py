@@ -199,3 +199,39 @@ def test_viewer_cannot_write(client, viewer, vocabularies):
         format="json",
     )
     assert response.status_code == 403
+
+
+def test_keep_across_vocabularies_is_400(api, vocabularies):
+    response = _create(api, [{"source": "smile", "action": "keep"}])
+    assert response.status_code == 400
+    assert "keep is only allowed" in response.json()["message"]
+
+
+def test_duplicate_rule_key_is_400(api, vocabularies):
+    response = _create(
+        api, [{"source": "1girl", "targets": ["female"]}, {"source": "1girl", "targets": ["solo"]}]
+    )
+    assert response.status_code == 400
+    assert response.json()["details"]["errors"][0]["line"] == 2
+
+
+def test_profile_step_into_another_vocabulary_is_400(api, vocabularies):
+    _create(api, [])
+    body = {"slug": "p", "target_vocabulary": "default", "steps": ["d2e"]}
+    response = api.post("/api/mapping-profiles/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "mappings.target_mismatch"
+
+
+def test_deleting_a_set_a_profile_uses_is_409(api, vocabularies):
+    set_id = _create(api, []).json()["id"]
+    api.post(
+        "/api/mapping-profiles/", {"slug": "p", "target_vocabulary": "e621", "steps": ["d2e"]}, format="json"
+    )
+    assert api.delete(f"/api/tag-mappings/{set_id}/").status_code == 409
+
+
+def test_stale_version_is_409(api, vocabularies):
+    set_id = _create(api, []).json()["id"]
+    body = {"rules": [{"source": "smile", "action": "drop"}], "version": 7}
+    assert api.post(f"/api/tag-mappings/{set_id}/append-mapping", body, format="json").status_code == 409
