@@ -70,14 +70,20 @@ def _sample(item_ids: Sequence[int], n: int) -> list[int]:
     return [item_ids[int(k * step)] for k in range(n)]
 
 
-def aggregate(prepared: Prepared, item_ids: Sequence[int], on_chunk: Any = None) -> dict[str, Any]:
-    """Shares mapped / dropped / unmapped over these items, flags and the top unmapped tags."""
+def aggregate(
+    prepared: Prepared, item_ids: Sequence[int], on_chunk: Any = None, keep: dict[int, Result] | None = None
+) -> dict[str, Any]:
+    """Shares mapped / dropped / unmapped over these items, flags and the top unmapped tags;
+    the results of the items already in `keep` are stored there (the preview's sample)."""
     counts: Counter[str] = Counter()
     unmapped: Counter[int] = Counter()
     for start in range(0, len(item_ids), CHUNK_ITEMS):
         chunk = item_ids[start : start + CHUNK_ITEMS]
         with gc_paused():
-            _count(results_for(prepared, chunk).values(), counts, unmapped)
+            results = results_for(prepared, chunk)
+            _count(results.values(), counts, unmapped)
+            if keep is not None:
+                keep.update((i, results[i]) for i in keep.keys() & results.keys())
         if on_chunk is not None:
             on_chunk(start + len(chunk))
     return _aggregates(prepared, len(item_ids), counts, unmapped)
@@ -124,7 +130,13 @@ def mapping_preview(
     prepared = prepare(profile)
     item_ids = operation_target_ids(q=q, ids=ids, viewer=actor_or_none(actor))
     picked = _sample(item_ids, max(0, min(int(sample), SAMPLE_MAX)))
-    results = results_for(prepared, picked)
+    aggregates = None
+    if len(item_ids) <= SYNC_MAX_ITEMS:  # one pass gives the sample's results too
+        kept: dict[int, Result] = dict.fromkeys(picked)  # type: ignore[arg-type,assignment]
+        aggregates = aggregate(prepared, item_ids, keep=kept)
+        results = kept
+    else:
+        results = results_for(prepared, picked)
     inputs = {i: [] for i in picked}  # type: dict[int, list[int]]
     for item_id, result in results.items():
         traced = [t for o in result.tags for t in o.trace.inputs]
@@ -134,12 +146,10 @@ def mapping_preview(
         "profile_version": prepared.profile_version,
         "items": len(item_ids),
         "sample": [item_view(prepared, i, inputs[i], results[i]) for i in picked],
-        "aggregates": None,
+        "aggregates": aggregates,
         "job": None,
     }
-    if len(item_ids) <= SYNC_MAX_ITEMS:
-        out["aggregates"] = aggregate(prepared, item_ids)
-    else:
+    if aggregates is None:
         out["job"] = job_services.job_start(
             kind=PREVIEW_JOB,
             task=PREVIEW_TASK,
