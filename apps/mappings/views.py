@@ -326,11 +326,8 @@ def profile_preview(request: HttpRequest, pk: int) -> HttpResponse:
             {"error": err, "profile": profile},
             status=422,
         )
-    context = {
-        "preview": body,
-        "profile": profile,
-        "first_set": (selectors.profile_sets(profile) or [None])[0],
-    }
+    sets = selectors.profile_sets(profile)
+    context = {"preview": body, "profile": profile, "first_set": sets[0] if sets else None}
     return render_page(request, "mappings/profile.html", "mappings/partials/_preview.html", context)
 
 
