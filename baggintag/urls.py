@@ -3,10 +3,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from apps.core.views import ThrottledLoginView
+
+handler404 = "apps.core.views.not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("baggintag.api_urls")),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", include("apps.jobs.urls")),
     path("tags/", include("apps.tags.urls")),

@@ -25,6 +25,7 @@ check .venv/bin/ruff check .
 check .venv/bin/ruff format --check .
 check .venv/bin/lint-imports --no-cache
 check .venv/bin/mypy apps baggintag
+check .venv/bin/python scripts/sizes.py
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo >&2

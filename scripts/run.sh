@@ -11,6 +11,18 @@ reqs=requirements.txt
 if [[ "${DATABASE_URL:-}" == mysql* ]]; then reqs=requirements-mariadb.txt; fi
 
 if [ ! -x .venv/bin/python ]; then
+  if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    echo "$PYTHON is not installed. On Debian/Ubuntu: sudo apt install python3 python3-venv" >&2
+    exit 1
+  fi
+  # Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a separate package.
+  if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+    version=$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null || echo 3)
+    echo "Python's venv module is missing, so .venv cannot be created." >&2
+    echo "On Debian/Ubuntu install it with:  sudo apt install python3-venv  (or python${version}-venv)" >&2
+    echo "then run scripts/run.sh again." >&2
+    exit 1
+  fi
   echo "Creating the virtual environment (.venv)…"
   "$PYTHON" -m venv .venv
 fi

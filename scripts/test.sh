@@ -64,6 +64,7 @@ echo "== static checks"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports --no-cache >/dev/null
+.venv/bin/python scripts/sizes.py
 .venv/bin/mypy apps baggintag
 .venv/bin/python manage.py check --fail-level WARNING
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null

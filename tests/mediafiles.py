@@ -86,6 +86,53 @@ def image_bytes(
     return out.getvalue()
 
 
+def bigtiff_bytes(*, size: tuple[int, int] = (320, 240), seed: int = 0) -> bytes:
+    """A BigTIFF (signature `II+`, 64-bit offsets), as Pillow writes it."""
+    out = io.BytesIO()
+    picture(size, seed).save(out, "TIFF", big_tiff=True)
+    return out.getvalue()
+
+
+def deep_grey(size: tuple[int, int] = (160, 120), seed: int = 0) -> Image.Image:
+    """A 16-bit greyscale picture (mode I;16) using the whole 0–65535 range, distinct per seed."""
+    grey = picture(size, seed, "L")
+    return grey.convert("I").point(lambda v: v * 257).convert("I;16")
+
+
+def deep_grey_bytes(fmt: str = "png", *, size: tuple[int, int] = (160, 120), seed: int = 0) -> bytes:
+    out = io.BytesIO()
+    deep_grey(size, seed).save(out, {"png": "PNG", "tiff": "TIFF"}[fmt])
+    return out.getvalue()
+
+
+def animation_frames(count: int, size: tuple[int, int] = (96, 64)) -> list[Image.Image]:
+    """Frames that differ clearly from each other: frame i is a flat colour with i marked on it."""
+    frames = []
+    for i in range(count):
+        image = Image.new("RGB", size, ((i * 67) % 256, (i * 149 + 40) % 256, (255 - i * 23) % 256))
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([4 + (i * 7) % (size[0] - 24), 4, 20 + (i * 7) % (size[0] - 24), 20], fill=(0, 0, 0))
+        frames.append(image)
+    return frames
+
+
+def animation_bytes(fmt: str, delays: list[int], *, size: tuple[int, int] = (96, 64)) -> bytes:
+    """An animated GIF or WebP with one frame per delay (ms), frames from `animation_frames`."""
+    frames = animation_frames(len(delays), size)
+    out = io.BytesIO()
+    kwargs = {"lossless": True} if fmt == "webp" else {}
+    frames[0].save(
+        out,
+        {"gif": "GIF", "webp": "WEBP"}[fmt],
+        save_all=True,
+        append_images=frames[1:],
+        duration=delays,
+        loop=0,
+        **kwargs,
+    )
+    return out.getvalue()
+
+
 def video_file(directory: Path, fmt: str, *, seconds: float = 2.0, size: str = "320x240") -> Path:
     """Encode a short test clip (testsrc2 + sine) into `directory`, reusing an existing one."""
     path = directory / f"clip-{seconds:g}s-{size}.{fmt}"

@@ -8,10 +8,29 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.core.exceptions import DomainError
+from apps.core.exceptions import BusyError, DomainError
+from apps.core.ints import INT_MAX
+
+
+class IdField(serializers.IntegerField):
+    """A row id in a request body: 1 to INT_MAX, so no database sees a value past its columns
+    (docs/api.md#integers)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", INT_MAX)
+        super().__init__(**kwargs)
+
+
+def int_field(**kwargs: Any) -> serializers.IntegerField:
+    """A whole number in a request body, bounded by default to 0..INT_MAX (docs/api.md#integers)."""
+    kwargs.setdefault("min_value", 0)
+    kwargs.setdefault("max_value", INT_MAX)
+    return serializers.IntegerField(**kwargs)
 
 
 def _flatten(detail: Any) -> Any:
@@ -35,7 +54,8 @@ def _first_message(fields: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Answer every handled error as {"code", "message", "details"}; unknown errors stay 500."""
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.status_code)
+        headers = {"Retry-After": "1"} if isinstance(exc, BusyError) else None
+        return Response(exc.as_dict(), status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(

@@ -1,35 +1,46 @@
 """Statement-time guard: MariaDB `SET STATEMENT max_statement_time`, SQLite progress handler.
+Lock contention: recognising deadlocks and lock timeouts, and running a transaction again.
 
-Used by search and by tag lookups that must not run away (docs/query-language.md#statement-time-guard)."""
+The guard is used by search and by tag lookups that must not run away
+(docs/query-language.md#statement-time-guard); the retry by the request layer
+(`apps/core/middleware.py`) and by services (docs/operations.md#lock-contention)."""
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, OperationalError, connections
 
-from apps.core.exceptions import UnprocessableError
+from apps.core.exceptions import BusyError, UnprocessableError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class QueryTimeout(UnprocessableError):
     """The statement-time guard stopped a search (HTTP 422)."""
 
-    default_code = "query_timeout"
+    default_code = "search.query_timeout"
 
     def __init__(self, *, limit_s: float, term: str = "") -> None:
         costly = f" The costliest term was {term!r}." if term else ""
         super().__init__(
             f"The search took longer than {limit_s:g} s and was stopped.{costly} "
             "Add a rarer tag or a qualifier to narrow it.",
-            code="query_timeout",
+            code="search.query_timeout",
             details={"limit_s": limit_s, "term": term},
         )
 
 
 ER_STATEMENT_TIMEOUT = 1969
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+CONTENTION_ATTEMPTS = 3  # one transaction, tried at most this often (docs/operations.md#lock-contention)
 SQLITE_STEPS = 200  # VM instructions between deadline checks
 
 
@@ -37,6 +48,45 @@ def _is_timeout(exc: BaseException, vendor: str) -> bool:
     if vendor == "mysql":
         return bool(exc.args) and exc.args[0] == ER_STATEMENT_TIMEOUT
     return "interrupted" in str(exc).lower()
+
+
+def is_contention(exc: BaseException) -> bool:
+    """A deadlock or lock-wait timeout (MariaDB 1213, 1205) or SQLite's "database is locked":
+    the transaction was rolled back through no fault of the input and may simply run again."""
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.args and exc.args[0] in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT):
+        return True
+    message = str(exc).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
+def contention_pause(attempt: int) -> None:
+    """A short, growing, jittered pause before running a rolled-back transaction again."""
+    time.sleep(0.02 * attempt + random.uniform(0, 0.03 * attempt))  # noqa: S311  # not crypto
+
+
+def contention_retry(
+    run: Callable[[], T], *, attempts: int = CONTENTION_ATTEMPTS, using: str = "default"
+) -> T:
+    """Run `run` (one whole transaction) again after a deadlock or lock timeout, at most
+    `attempts` times; then raise BusyError (HTTP 503, `core.busy`).
+
+    Inside an outer transaction nothing can be retried (the database rolled the outer one back),
+    so the error is raised as BusyError at once.
+    """
+    outer = connections[using].in_atomic_block
+    for attempt in range(1, attempts + 1):
+        try:
+            return run()
+        except OperationalError as exc:
+            if not is_contention(exc):
+                raise
+            if outer or attempt == attempts:
+                raise BusyError() from exc
+            logger.info("transaction hit lock contention (attempt %s of %s), retrying", attempt, attempts)
+            contention_pause(attempt)
+    raise AssertionError("unreachable")
 
 
 def _mysql_prefix(seconds: float, probes: bool) -> Callable[..., Any]:

@@ -64,5 +64,16 @@ class UnprocessableError(DomainError):
     default_message = "The input could not be processed."
 
 
+class BusyError(DomainError):
+    """The database kept answering deadlock or lock timeout after the retries; try again later."""
+
+    status_code = 503
+    default_code = "core.busy"
+    default_message = (
+        "The library is busy with other edits to the same rows and this change was not saved. "
+        "Try again in a moment."
+    )
+
+
 class TransientError(Exception):
     """A failure worth retrying (network blip, lock timeout); never a user's fault."""

@@ -48,6 +48,36 @@ class NameGlob(Lookup):  # type: ignore[type-arg]
         return f"{lhs} LIKE %s", [*lhs_params, pattern]
 
 
+def name_fold(value: str) -> str:
+    """How people's names (artists) compare: lower-cased, `_` as a space, outer spaces ignored;
+    so `artist:ann_smith` finds "Ann Smith" (docs/query-language.md#qualifiers)."""
+    return value.lower().replace("_", " ").strip(" ")
+
+
+class FoldedEquals(Lookup):  # type: ignore[type-arg]
+    """`name_fold(column) == name_fold(value)`, the same on SQLite and MariaDB.
+
+    On MariaDB a case- and accent-insensitive LIKE on the value's first word keeps the column's
+    index in use (a superset), and the folded binary comparison makes it exact; SQLite calls the
+    Python fold (`bt_fold`, registered on each connection).
+    """
+
+    lookup_name = "folded_equals"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        key = name_fold(str(self.rhs))
+        if not key:  # only spaces and underscores: no name to match (not "every unnamed item")
+            return "1 = 0", []
+        if connection.vendor == "mysql":
+            word = key.split(" ", 1)[0]
+            escaped = "".join("\\" + c if c in "\\%_" else c for c in word)
+            folded = f"TRIM(REPLACE(LOWER({lhs}), '_', ' ')) COLLATE utf8mb4_bin"
+            return f"({lhs} LIKE %s AND {folded} = %s)", [*lhs_params, escaped + "%", *lhs_params, key]
+        return f"bt_fold({lhs}) = %s", [*lhs_params, key]
+
+
 class Hamming(Func):
     """Bits that differ between two 64-bit hashes (BIT_COUNT of the XOR on MariaDB; on SQLite a
     function registered on each connection, `bt_hamming`)."""
@@ -73,3 +103,8 @@ def sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
     """connection_created handler: register bt_hamming on SQLite connections."""
     if connection.vendor == "sqlite":
         connection.connection.create_function("bt_hamming", 2, hamming, deterministic=True)
+        connection.connection.create_function("bt_fold", 1, _fold_or_none, deterministic=True)
+
+
+def _fold_or_none(value: str | None) -> str | None:
+    return None if value is None else name_fold(value)

@@ -61,16 +61,31 @@ def job_claim(*, job_id: int) -> Job | None:
     return Job.objects.get(pk=job_id)
 
 
-def job_progress(*, job: Job, done: int | None = None, total: int | None = None) -> Job:
-    """Record progress (also the heartbeat the sweeper reads); refreshes `cancel_requested`."""
+def job_progress(
+    *, job: Job, done: int | None = None, total: int | None = None, result: dict[str, Any] | None = None
+) -> Job:
+    """Record progress (also the heartbeat the sweeper reads); refreshes `cancel_requested`.
+
+    `result` replaces the running job's result (e.g. a position beside a count of frames).
+    """
     fields: dict[str, Any] = {"updated_at": timezone.now()}
     if done is not None:
         fields["progress_done"] = done
     if total is not None:
         fields["progress_total"] = total
+    if result is not None:
+        fields["result"] = result
     Job.objects.filter(pk=job.pk).update(**fields)
     job.refresh_from_db(
-        fields=["progress_done", "progress_total", "cancel_requested", "status", "updated_at", "counts"]
+        fields=[
+            "progress_done",
+            "progress_total",
+            "cancel_requested",
+            "status",
+            "updated_at",
+            "counts",
+            "result",
+        ]
     )
     return job
 

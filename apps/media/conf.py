@@ -9,6 +9,7 @@ from apps.core.conf import setting_float, setting_int, setting_list
 DEFAULTS: dict[str, Any] = {
     "BAGGINTAG_MAX_UPLOAD_BYTES": 512 * 1024 * 1024,
     "BAGGINTAG_MAX_IMAGE_PIXELS": 100_000_000,
+    "BAGGINTAG_MAX_ANIMATION_PIXELS": 2_000_000_000,
     "BAGGINTAG_MAX_ARCHIVE_MEMBERS": 10_000,
     "BAGGINTAG_MAX_ARCHIVE_BYTES": 8 * 1024**3,
     "BAGGINTAG_MAX_ARCHIVE_RATIO": 100,
@@ -30,6 +31,11 @@ def max_upload_bytes() -> int:
 def max_image_pixels() -> int:
     """Largest image (width × height) decoded; more is refused as a decompression bomb."""
     return setting_int(DEFAULTS, "BAGGINTAG_MAX_IMAGE_PIXELS")
+
+
+def max_animation_pixels() -> int:
+    """Largest animated GIF/WebP (frames × width × height) decoded: probing reads every frame."""
+    return setting_int(DEFAULTS, "BAGGINTAG_MAX_ANIMATION_PIXELS")
 
 
 def max_archive_members() -> int:

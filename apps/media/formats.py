@@ -15,6 +15,10 @@ PIL_FORMATS = {
     "avif": "AVIF",
     "heic": "HEIF",
 }
+# Animated GIF and WebP are videos (timed by their frame delays) that Pillow decodes.
+ANIMATION_FORMATS = frozenset({"gif", "webp"})
+# What browsers show in <img>; item pages show a converted preview of the rest (tiff, heic).
+BROWSER_IMAGE_FORMATS = frozenset({"jpeg", "png", "gif", "webp", "bmp", "avif"})
 VIDEO_FORMATS = {"mp4", "mov", "webm", "mkv", "avi", "wmv", "vob", "flv", "mpegts"}
 EXTENSIONS = {
     "jpeg": "jpg",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from django import forms
 
+from apps.core.exceptions import DomainError
+from apps.core.ints import INT_MAX
 from apps.media.services.recipes import BUCKETS
 
 
@@ -37,10 +40,27 @@ class UploadForm(forms.Form):
         label="URLs, one per line",
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://example.com/picture.jpg"}),
     )
-    artist = forms.CharField(required=False, max_length=200)
+    artist = forms.CharField(required=False, max_length=200, label="Artist")
     source = forms.CharField(required=False, max_length=2000, label="Source page")
     tags = forms.CharField(required=False, label="Tags (comma-separated)")
     tag_source = forms.CharField(required=False, max_length=200, label="Where the tags came from")
+
+    def add_service_error(self, err: DomainError) -> None:
+        """A service error next to the field it names, that field called by its label
+        (`tag_source is required` → `Where the tags came from is required`)."""
+        name = err.details.get("field") if isinstance(err.details, dict) else None
+        if isinstance(name, str) and name in self.fields:
+            label = str(self.fields[name].label or name.replace("_", " ").capitalize())
+            message = re.sub(rf"\b{re.escape(name)}\b", f"“{label}”", err.message)
+            self.add_error(name, message[:1].upper() + message[1:])
+        else:
+            self.add_error(None, err.message)
+
+    @property
+    def extra_open(self) -> bool:
+        """Whether the optional section (artist, source, tags) holds values or errors."""
+        names = ("artist", "source", "tags", "tag_source")
+        return any(self[n].value() or self[n].errors for n in names)
 
     def clean_urls(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["urls"].splitlines() if line.strip()]
@@ -53,6 +73,19 @@ class UploadForm(forms.Form):
         if not (data.get("files") or data.get("archive") or data.get("urls")):
             raise forms.ValidationError("Choose files, a zip archive or enter URLs to upload.")
         return data
+
+
+class SelectionForm(forms.Form):
+    """Items chosen in the library grid: their ids, space- or comma-separated."""
+
+    ids = forms.CharField(widget=forms.HiddenInput)
+
+    def clean_ids(self) -> list[int]:
+        parts = [p for p in self.cleaned_data["ids"].replace(",", " ").split() if p]
+        bad = [p for p in parts if not p.isdigit()]
+        if bad or not parts:
+            raise forms.ValidationError("Select items in the library first.")
+        return list(dict.fromkeys(int(p) for p in parts))
 
 
 # --- item tools: crop / scale (images and frames) and frame capture (videos) ---------------
@@ -111,10 +144,10 @@ def box_constrain(box: list[int], aspect: str) -> list[int]:
 class _BoxFields(forms.Form):
     """A box in the original's pixels: all four fields or none."""
 
-    x = forms.IntegerField(required=False, min_value=0, label="X")
-    y = forms.IntegerField(required=False, min_value=0, label="Y")
-    w = forms.IntegerField(required=False, min_value=1, label="Width")
-    h = forms.IntegerField(required=False, min_value=1, label="Height")
+    x = forms.IntegerField(required=False, min_value=0, max_value=INT_MAX, label="X")
+    y = forms.IntegerField(required=False, min_value=0, max_value=INT_MAX, label="Y")
+    w = forms.IntegerField(required=False, min_value=1, max_value=INT_MAX, label="Width")
+    h = forms.IntegerField(required=False, min_value=1, max_value=INT_MAX, label="Height")
 
     def box(self) -> list[int] | None:
         values = [self.cleaned_data.get(k) for k in ("x", "y", "w", "h")]
@@ -190,7 +223,7 @@ class FramesForm(_BoxFields):
         label="Every (s)",
         widget=forms.NumberInput(attrs={"step": "any"}),
     )
-    count = forms.IntegerField(required=False, min_value=1, initial=10, label="Frames")
+    count = forms.IntegerField(required=False, min_value=1, max_value=INT_MAX, initial=10, label="Frames")
     threshold = forms.FloatField(
         required=False,
         min_value=0.01,

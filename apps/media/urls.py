@@ -11,5 +11,9 @@ urlpatterns = [
     path("items/<int:pk>/transform", views.item_transform, name="item-transform"),
     path("items/<int:pk>/frames", views.item_frames, name="item-frames"),
     path("items/<int:pk>/stream", views.item_stream, name="item-stream"),
+    path("items/<int:pk>/preview", views.item_preview, name="item-preview"),
     path("upload/", views.upload, name="upload"),
+    path("selection/ids", views.selection_ids, name="selection-ids"),
+    path("selection/transform", views.selection_transform, name="selection-transform"),
+    path("selection/delete", views.selection_delete, name="selection-delete"),
 ]

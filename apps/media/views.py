@@ -9,19 +9,23 @@ from typing import IO, Any
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.core.htmx import redirect_after_post, render_page
+from apps.core.ints import int_param
 from apps.media import conf, extensions, selectors, services
 from apps.media.filters import MediaItemFilter
-from apps.media.forms import FramesForm, TransformForm, UploadForm
+from apps.media.formats import ANIMATION_FORMATS
+from apps.media.forms import FramesForm, SelectionForm, TransformForm, UploadForm
 from apps.media.models import MediaItem
-from apps.media.services import frames, transforms
+from apps.media.services import frames, previews, transforms
+from apps.media.services.items import SELECTION_DELETE_MAX
 from apps.media.services.recipes import BUCKETS
+from apps.media.services.transforms import BULK_MAX_ITEMS
 
 PAGE_SIZE = 60
 STRIP_SIZE = 300  # captured frames shown on a video's timeline
@@ -30,35 +34,45 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 @login_required
+@require_safe
 def item_list(request: HttpRequest) -> HttpResponse:
     """The gallery: query bar, filters and a thumbnail grid, keyset-paged (no OFFSET)."""
     filterset = MediaItemFilter(request.GET or None, queryset=selectors.media_item_list(viewer=request.user))
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    # A filter out of range or malformed (docs/api.md#integers) is shown beside its field and
+    # the gallery answers 422, unfiltered.
+    invalid = filterset.is_bound and not filterset.is_valid()
+    queryset = filterset.queryset if invalid else filterset.qs
     q = request.GET.get("q", "").strip()
     if q:
         return extensions.query_provider().page(request, filterset, queryset, q)
     after = request.GET.get("after", "")
-    if after.isdigit():
-        queryset = queryset.filter(pk__lt=int(after))
+    if after_id := int_param(after, field="after", minimum=1):
+        queryset = queryset.filter(pk__lt=after_id)
     rows = list(queryset.order_by("-id")[: PAGE_SIZE + 1])
     items, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     query = request.GET.copy()
     query.pop("after", None)
     if more:
         query["after"] = str(items[-1].pk)
+    filtered = any(v for k, v in request.GET.items() if k != "after")
     context = {
         "filterset": filterset,
         "items": items,
         "next_query": query.urlencode() if more else "",
-        "filtered": any(v for k, v in request.GET.items() if k != "after"),
+        "filtered": filtered,
         "first_page": not after,
         "q": "",
     }
+    if not after:
+        context["result_count"], context["count_exact"] = selectors.media_item_count(
+            queryset, shown=len(items), more=more, filtered=filtered
+        )
     partial = "media/partials/_grid_page.html" if after else "media/partials/_search_gallery.html"
-    return render_page(request, "media/item_list.html", partial, context)
+    return render_page(request, "media/item_list.html", partial, context, status=422 if invalid else 200)
 
 
 @login_required
+@require_safe
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One item: preview or player with its tools, metadata, lineage, origins and tag sets."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
@@ -70,12 +84,12 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def item_transform(request: HttpRequest, pk: int) -> HttpResponse:
     """Crop / scale / convert an image or frame into a new item, then go to it."""
     item = selectors.media_item_get(item_id=pk, viewer=request.user)
-    if item.kind == MediaItem.Kind.VIDEO:
+    if item.kind == MediaItem.Kind.VIDEO and item.format not in ANIMATION_FORMATS:
         raise UnprocessableError(
             "Videos cannot be cropped or scaled; capture frames from the video, then transform those.",
             code="media.not_an_image",
         )
-    form = TransformForm(request.POST)
+    form = TransformForm(request.POST, auto_id=_transform_ids(item))
     if not request.user.has_perm("media.add_mediaitem"):
         form.add_error(None, NO_PERMISSION)
     elif form.is_valid():
@@ -164,6 +178,21 @@ def item_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     return response
 
 
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def item_preview(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """What a browser can show for the item: the original, or a WebP preview of a TIFF or HEIC."""
+    item = selectors.media_item_get(item_id=pk, viewer=request.user)
+    shown = previews.media_item_displayable(item=item)
+    try:
+        handle = default_storage.open(shown.key, "rb")
+    except FileNotFoundError as exc:
+        raise NotFoundError("The stored file is missing.", code="media.file_missing") from exc
+    response = FileResponse(handle, content_type=shown.content_type)
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
 def _chunks(handle: IO[bytes], length: int, size: int = 256 * 1024) -> Iterator[bytes]:
     try:
         while length > 0:
@@ -188,6 +217,15 @@ def _detail_context(request: HttpRequest, item: MediaItem, **extra: Any) -> dict
         "frame_clock": clock(item.timestamp_ms),
         "frame_box": _frame_box(item),
         "tool_config": {"buckets": BUCKETS, "max_pixels": conf.max_image_pixels()},
+        "similar_count": selectors.media_item_similar_count(item=item),
+        "frames_kept": selectors.video_frame_item_count(video=item)
+        if item.kind == MediaItem.Kind.VIDEO
+        else 0,
+        "animation": item.kind == MediaItem.Kind.VIDEO and item.format in ANIMATION_FORMATS,
+        "converted_preview": previews.needs_preview(item),
+        "display_url": reverse(
+            "media:item-preview" if previews.needs_preview(item) else "api:media-file", args=[item.pk]
+        ),
     }
     if item.kind == MediaItem.Kind.VIDEO:
         captures = list(
@@ -206,11 +244,18 @@ def _detail_context(request: HttpRequest, item: MediaItem, **extra: Any) -> dict
         ]
         context["strip_truncated"] = len(captures) > STRIP_SIZE
         context["frames_form"] = FramesForm(initial={"run": "capture", "timestamp": 0})
-    else:
+    if item.kind != MediaItem.Kind.VIDEO or context["animation"]:
         default_format = {"jpeg": "jpg", "webp": "webp"}.get(item.format, "png")
-        context["transform_form"] = TransformForm(initial={"format": default_format, "quality": 95})
+        context["transform_form"] = TransformForm(
+            initial={"format": default_format, "quality": 95}, auto_id=_transform_ids(item)
+        )
     context.update(extra)
     return context
+
+
+def _transform_ids(item: MediaItem) -> str:
+    """Field ids of the transform form: apart from the capture form's on an animation's page."""
+    return "id_transform_%s" if item.kind == MediaItem.Kind.VIDEO else "id_%s"
 
 
 def clock(ms: int | None) -> str:
@@ -314,13 +359,22 @@ def upload(request: HttpRequest) -> HttpResponse:
                     },
                 )
             except DomainError as err:
-                form.add_error(None, err.message)
+                form.add_service_error(err)
             else:
                 if getattr(request, "htmx", None):
                     return render_page(
                         request, "media/upload.html", "jobs/partials/_job_status.html", {"job": job}
                     )
                 return redirect_after_post(request, reverse("jobs:job-detail", args=[job.pk]))
+    if form.errors and getattr(request, "htmx", None):
+        # Only the messages are swapped in: the chosen files and the open section stay as they were.
+        response = render_page(
+            request, "media/upload.html", "media/partials/_upload_errors.html", {"form": form}
+        )
+        response.status_code = 422
+        response["HX-Retarget"] = "#upload-errors"
+        response["HX-Reswap"] = "innerHTML"
+        return response
     return render_page(
         request,
         "media/upload.html",
@@ -328,3 +382,74 @@ def upload(request: HttpRequest) -> HttpResponse:
         {"form": form},
         status=422 if form.errors else 200,
     )
+
+
+# --- acting on a selection of the library grid (docs: README "Using it") ------------------------
+
+
+@login_required
+@require_http_methods(["GET"])
+def selection_ids(request: HttpRequest) -> HttpResponse:
+    """Every item matching the library's current query and filters, newest first, as JSON ids
+    (at most BULK_MAX_ITEMS): what "Select all matching" selects."""
+    filterset = MediaItemFilter(request.GET or None, queryset=selectors.media_item_list(viewer=request.user))
+    try:
+        if filterset.is_bound and not filterset.is_valid():
+            fields = {name: [str(m) for m in messages] for name, messages in filterset.errors.items()}
+            raise DomainError("Fix the filters first.", code="invalid", details={"fields": fields})
+        queryset = filterset.qs if filterset.is_bound else filterset.queryset
+        q = request.GET.get("q", "").strip()
+        if q:
+            ids = extensions.query_ids(q=q, viewer=request.user, base=queryset, max_ids=BULK_MAX_ITEMS + 1)
+        else:
+            ids = list(queryset.order_by("-id").values_list("id", flat=True)[: BULK_MAX_ITEMS + 1])
+    except DomainError as err:  # the API's error shape (docs/api.md#errors)
+        return JsonResponse(err.as_dict(), status=err.status_code)
+    return JsonResponse({"ids": ids[:BULK_MAX_ITEMS], "truncated": len(ids) > BULK_MAX_ITEMS})
+
+
+def _selection(request: HttpRequest) -> list[int]:
+    form = SelectionForm(request.POST)
+    if not form.is_valid():
+        raise DomainError("Select items in the library first.", code="media.invalid_ids")
+    ids: list[int] = form.cleaned_data["ids"]
+    return ids
+
+
+@login_required
+@permission_required("media.add_mediaitem", raise_exception=True)
+@require_POST
+def selection_transform(request: HttpRequest) -> HttpResponse:
+    """Crop, scale or convert every selected image and frame the same way, as one job."""
+    ids = _selection(request)
+    form = TransformForm(request.POST if "format" in request.POST else None, initial={"format": "png"})
+    if form.is_bound and form.is_valid():
+        try:
+            job = transforms.media_transform_bulk_start(ids=ids, recipe=form.recipe(), added_by=request.user)
+        except DomainError as err:
+            form.add_error(None, err.message)
+        else:
+            return redirect_after_post(request, reverse("jobs:job-detail", args=[job.pk]))
+    context = {"form": form, "ids": " ".join(map(str, ids)), "count": len(ids)}
+    return render_page(
+        request, "media/selection_transform.html", None, context, status=422 if form.errors else 200
+    )
+
+
+@login_required
+@permission_required("media.delete_mediaitem", raise_exception=True)
+@require_POST
+def selection_delete(request: HttpRequest) -> HttpResponse:
+    """Ask, then delete the selected items with their files."""
+    ids = _selection(request)
+    if request.POST.get("confirm") == "yes":
+        services.media_items_delete(ids=ids)
+        return redirect_after_post(request, reverse("media:item-list"))
+    context = {
+        "ids": " ".join(map(str, ids)),
+        "count": len(ids),
+        "too_many": len(ids) > SELECTION_DELETE_MAX,
+        "limit": SELECTION_DELETE_MAX,
+        **selectors.media_item_videos_summary(ids=ids),
+    }
+    return render_page(request, "media/selection_delete.html", None, context)

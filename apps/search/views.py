@@ -21,7 +21,13 @@ def gallery_search(request: HttpRequest, filterset: MediaItemFilter, queryset: A
     context: dict[str, Any] = {"filterset": filterset, "filtered": True, "first_page": not cursor, "q": q}
     try:
         page = search_media(
-            q=q, viewer=request.user, cursor=cursor, limit=media_views.PAGE_SIZE, base=queryset, bind=bind
+            q=q,
+            viewer=request.user,
+            cursor=cursor,
+            limit=media_views.PAGE_SIZE,
+            base=queryset,
+            bind=bind,
+            count="none" if cursor else "estimate",
         )
     except DomainError as err:
         position = int(err.details.get("position", 0) or 0)
@@ -51,6 +57,8 @@ def gallery_search(request: HttpRequest, filterset: MediaItemFilter, queryset: A
         items=page.items,
         next_query=query.urlencode() if page.next_cursor else "",
         query_warnings=page.warnings,
+        result_count=page.count,
+        count_exact=page.count_exact,
     )
     partial = "media/partials/_grid_page.html" if cursor else "media/partials/_search_gallery.html"
     return render_page(request, "media/item_list.html", partial, context)

@@ -10,6 +10,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from apps.core.exceptions import DomainError
+from apps.core.ints import INT_MAX
 from apps.tags.models import Description, Tag, TagType, Vocabulary
 from apps.tags.selectors.autocomplete import tag_query_normalise
 from apps.tags.selectors.vocabularies import TAG_ORDERS, vocabulary_default
@@ -167,9 +168,13 @@ class CsvImportForm(forms.Form):
 
 
 class BuildForm(forms.Form):
-    source = forms.ModelChoiceField(queryset=Vocabulary.objects.order_by("name"), label="From the tags of")
+    source = forms.ModelChoiceField(
+        queryset=Vocabulary.objects.order_by("name"),
+        label="From the tags of",
+        empty_label="Choose a template",
+    )
     scope = forms.ChoiceField(choices=list(USAGE_SCOPES.items()), initial="effective", label="Used in")
-    min_count = forms.IntegerField(min_value=1, initial=1, label="On at least (items)")
+    min_count = forms.IntegerField(min_value=1, max_value=INT_MAX, initial=1, label="On at least (items)")
 
     def __init__(self, *args: Any, vocabulary: Vocabulary, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -183,7 +188,7 @@ class BuildForm(forms.Form):
 
 class TagEditForm(forms.Form):
     name = forms.CharField(max_length=4000, strip=True, error_messages={"required": "Type a tag first."})
-    row_version = forms.IntegerField(min_value=0, required=False)
+    row_version = forms.IntegerField(min_value=0, max_value=INT_MAX, required=False)
 
     def names(self) -> list[str]:
         """Several tags may be pasted at once, separated by commas (never part of a name)."""
@@ -191,7 +196,7 @@ class TagEditForm(forms.Form):
 
 
 class PromoteForm(forms.Form):
-    set = forms.IntegerField(min_value=1)
+    set = forms.IntegerField(min_value=1, max_value=INT_MAX)
     name = forms.CharField(max_length=200, required=False)
     min_percent = forms.FloatField(min_value=0, max_value=100, required=False)
 
@@ -200,4 +205,4 @@ class DescriptionForm(forms.Form):
     kind = forms.ChoiceField(choices=Description.Kind.choices, initial=Description.Kind.WHOLE)
     label = forms.CharField(max_length=100, required=False)
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=False)
-    row_version = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
+    row_version = forms.IntegerField(min_value=1, max_value=INT_MAX, required=False, widget=forms.HiddenInput)

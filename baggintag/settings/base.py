@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "apps.core.middleware.DomainErrorMiddleware",
+    # Last: lock-contention retry, JSON 500s on the API, path-id range check (docs/operations.md).
+    "apps.core.middleware.RequestGuardMiddleware",
 ]
 
 ROOT_URLCONF = "baggintag.urls"
@@ -152,6 +154,7 @@ STORAGES = {
 # UPLOAD LIMITS
 BAGGINTAG_MAX_UPLOAD_BYTES = env.int("BAGGINTAG_MAX_UPLOAD_BYTES", default=512 * 1024 * 1024)
 BAGGINTAG_MAX_IMAGE_PIXELS = env.int("BAGGINTAG_MAX_IMAGE_PIXELS", default=100_000_000)
+BAGGINTAG_MAX_ANIMATION_PIXELS = env.int("BAGGINTAG_MAX_ANIMATION_PIXELS", default=2_000_000_000)
 BAGGINTAG_MAX_ARCHIVE_MEMBERS = env.int("BAGGINTAG_MAX_ARCHIVE_MEMBERS", default=10_000)
 BAGGINTAG_MAX_ARCHIVE_BYTES = env.int("BAGGINTAG_MAX_ARCHIVE_BYTES", default=8 * 1024**3)
 BAGGINTAG_MAX_ARCHIVE_RATIO = env.int("BAGGINTAG_MAX_ARCHIVE_RATIO", default=100)

@@ -35,3 +35,14 @@
   document.addEventListener("DOMContentLoaded", () => scan(document));
   document.addEventListener("htmx:load", (ev) => scan(ev.target));
 })();
+
+// Forms marked data-swap-conflict show a 409's message in their target (for example a bulk edit
+// applied meanwhile in another tab) instead of failing silently (htmx swaps only 2xx and 422).
+document.addEventListener("htmx:beforeSwap", (e) => {
+  const config = e.detail.requestConfig;
+  const elt = config && config.elt;  // the element that made the request
+  if (e.detail.xhr.status === 409 && elt instanceof Element && elt.closest("[data-swap-conflict]")) {
+    e.detail.shouldSwap = true;
+    e.detail.isError = false;
+  }
+});

@@ -15,6 +15,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests import mediafiles
 from tests.browser.conftest import PASSWORD, login
+from tests.media.factories import make_item
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
@@ -49,22 +50,6 @@ def assert_images_loaded(page: Page, images: Locator, count: int) -> None:
         page.wait_for_function("img => img.complete", arg=image.element_handle())
         width = image.evaluate("img => img.naturalWidth")
         assert width > 0, f"image {image.get_attribute('src')} did not load"
-
-
-def ingest(path_or_bytes: Path | bytes, filename: str, user):  # type: ignore[no-untyped-def]
-    """Add an item straight through the ingest service (committed: the live server sees it)."""
-    import io
-
-    from apps.media.services import Origin, media_ingest, metadata_clean
-
-    stream = path_or_bytes.open("rb") if isinstance(path_or_bytes, Path) else io.BytesIO(path_or_bytes)
-    with stream:
-        return media_ingest(
-            stream=stream,
-            origin=Origin(kind="upload", original_filename=filename),
-            metadata=metadata_clean(),
-            added_by=user,
-        ).item
 
 
 def test_login_lands_on_the_empty_library_and_a_wrong_password_is_refused(
@@ -150,7 +135,7 @@ def test_video_item_page_shows_metadata_and_a_player_with_a_poster(
     signed_in: Page, live_server, curator, video_dir: Path, shots_dir: Path
 ) -> None:
     page = signed_in
-    item = ingest(mediafiles.video_file(video_dir, "mp4"), "clip.mp4", curator)
+    item = make_item(path=mediafiles.video_file(video_dir, "mp4"), filename="clip.mp4", added_by=curator)
 
     page.goto(f"{live_server.url}/items/{item.pk}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("clip.mp4")
@@ -218,9 +203,9 @@ def test_gallery_kind_filter_keeps_only_the_video(
     signed_in: Page, live_server, curator, video_dir: Path, shots_dir: Path
 ) -> None:
     page = signed_in
-    ingest(mediafiles.image_bytes("jpeg", seed=31), "still.jpg", curator)
-    ingest(mediafiles.image_bytes("png", seed=32), "other.png", curator)
-    video = ingest(mediafiles.video_file(video_dir, "mp4"), "clip.mp4", curator)
+    make_item(fmt="jpeg", size=(320, 240), seed=31, filename="still.jpg", added_by=curator)
+    make_item(size=(320, 240), seed=32, filename="other.png", added_by=curator)
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4"), filename="clip.mp4", added_by=curator)
 
     page.goto(f"{live_server.url}/")
     tiles = page.locator("#grid > li.tile")

@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 
 from apps.tags import slots
 from apps.tags.models import Tag, TagAssignment, TagSet
-from tests.tags.factories import tagger_set_make
-from tests.tags.test_editor_pages import curated_names, make_item
+from tests.tags.factories import make_item, tagger_set_make
+from tests.tags.snapshots import curated_names
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
@@ -76,7 +76,8 @@ def test_type_a_prefix_pick_the_suggestion_and_it_persists(
 
     page.reload()
     expected = ["smile", "long_hair", "brand_new", "fast_one", "fast_two"]
-    assert curated_chip_names(page) == expected and curated_names(item) == expected
+    assert curated_chip_names(page) == expected
+    assert curated_names(item) == expected
     page.locator("#tag-editor").scroll_into_view_if_needed()
     page.screenshot(path=str(shots_dir / "tag-editor-after-adds.png"), full_page=True)
 
@@ -178,7 +179,8 @@ def test_promote_a_tagger_tag_from_the_keyboard_and_see_blocked_ones(
     page.keyboard.press("Shift+P")
     notice = page.locator(".alert.notice")
     expect(notice).to_contain_text("Not promoted: cloud. You removed it from the curated set before")
-    assert "outdoors" in curated_names(item) and "cloud" not in curated_names(item)
+    assert "outdoors" in curated_names(item)
+    assert "cloud" not in curated_names(item)
     assert "tree" not in curated_names(item)  # 21 % is under the 35 % threshold
     page.screenshot(path=str(shots_dir / "tag-editor-promoted.png"), full_page=True)
     page.set_viewport_size({"width": 400, "height": 900})  # stacked cards on a phone

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,8 @@ def test_auth_token_missing_fields_name_the_field():
     response = APIClient().post("/api/auth/token", {"username": "x"}, format="json")
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "invalid" and "password" in body["details"]["fields"]
+    assert body["code"] == "invalid"
+    assert "password" in body["details"]["fields"]
 
 
 @pytest.mark.parametrize("url", ["/api/media/", "/api/jobs/", "/api/media/1", "/api/media/search"])
@@ -54,14 +55,29 @@ def test_api_requires_a_signed_in_user(url):
     assert set(response.json()) == {"code", "message", "details"}
 
 
-def test_schema_and_docs_are_public_and_local():
+def test_schema_and_docs_are_for_signed_in_users_and_local(viewer):
     client = APIClient()
+    client.force_login(viewer)
     schema = client.get("/api/schema/")
-    assert schema.status_code == 200 and b"/api/media/upload" in schema.content
+    assert schema.status_code == 200
+    assert b"/api/media/upload" in schema.content
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     html = docs.content.decode()
-    assert "swagger-ui" in html and "cdn" not in html.lower()
+    assert "swagger-ui" in html
+    assert "cdn" not in html.lower()
+
+
+def test_schema_refuses_anonymous_callers_with_401():
+    response = APIClient().get("/api/schema/")
+    assert response.status_code == 401
+    assert b"/api/media/upload" not in response.content
+
+
+def test_docs_page_sends_anonymous_visitors_to_sign_in():
+    response = APIClient().get("/api/docs/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/?next=/api/docs/")
 
 
 def test_bad_token_is_refused():
@@ -73,21 +89,13 @@ def test_bad_token_is_refused():
 
 
 def test_reader_without_permissions_cannot_upload_or_delete(viewer, curator):
-    import io
-
-    from apps.media.services import Origin, media_ingest, metadata_clean
-
-    item = media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes()),
-        origin=Origin(kind="upload"),
-        metadata=metadata_clean(),
-        added_by=curator,
-    ).item
+    item = make_item(added_by=curator)
     client = APIClient()
     client.force_authenticate(viewer)
     assert client.get(f"/api/media/{item.pk}").status_code == 200
     upload = client.post("/api/media/upload", {"url": "https://example.com/x.jpg"}, format="json")
-    assert upload.status_code == 403 and upload.json()["code"] == "permission_denied"
+    assert upload.status_code == 403
+    assert upload.json()["code"] == "permission_denied"
     assert client.delete(f"/api/media/{item.pk}").status_code == 403
     assert (
         client.post(

@@ -198,7 +198,8 @@ _PROD = "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'baggintag.se
 def test_production_settings_refuse_to_start_without_a_secret_key(run_python, tmp_path):
     result = run_python(f"{_PROD}; django.setup()")
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr and "DJANGO_SECRET_KEY" in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DJANGO_SECRET_KEY" in result.stderr
     assert not (tmp_path / "data").exists(), "refused before creating the data folder"
 
 

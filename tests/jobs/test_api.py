@@ -45,10 +45,12 @@ def test_job_list_filters_by_status_and_hides_other_peoples_jobs(api, own_job):
 
 def test_cancel_via_api_then_again_is_a_conflict(api, own_job):
     first = api.post(f"/api/jobs/{own_job.pk}/cancel")
-    assert first.status_code == 200 and first.json()["cancel_requested"] is True
+    assert first.status_code == 200
+    assert first.json()["cancel_requested"] is True
     services.job_finish(job=own_job)
     second = api.post(f"/api/jobs/{own_job.pk}/cancel")
-    assert second.status_code == 409 and second.json()["code"] == "jobs.finished"
+    assert second.status_code == 409
+    assert second.json()["code"] == "jobs.finished"
 
 
 def test_someone_elses_job_is_not_found(own_job):

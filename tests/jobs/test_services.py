@@ -32,7 +32,9 @@ def test_job_start_queues_with_params_and_total(job):
 
 def test_job_claim_runs_once_even_when_the_message_is_redelivered(job):
     claimed = services.job_claim(job_id=job.pk)
-    assert claimed is not None and claimed.status == Job.Status.RUNNING and claimed.attempts == 1
+    assert claimed is not None
+    assert claimed.status == Job.Status.RUNNING
+    assert claimed.attempts == 1
     assert claimed.started_at is not None
     assert services.job_claim(job_id=job.pk) is None  # redelivery: no second run
     assert Job.objects.get(pk=job.pk).attempts == 1
@@ -46,7 +48,8 @@ def test_job_items_are_recorded_once_and_drive_counts_and_progress(job):
     )
     services.job_item_record(job=running, seq=1, input="b.jpg", status="created")  # replay: ignored
     row = Job.objects.get(pk=job.pk)
-    assert row.counts == {"created": 1, "failed": 1} and row.progress_done == 2
+    assert row.counts == {"created": 1, "failed": 1}
+    assert row.progress_done == 2
     assert services.job_done_seqs(job=row) == {0, 1}
     failed = JobItem.objects.get(job=row, seq=1)
     assert (failed.status, failed.error_code, failed.error_message) == ("failed", "media.corrupt", "broken")
@@ -55,7 +58,9 @@ def test_job_items_are_recorded_once_and_drive_counts_and_progress(job):
 def test_job_finish_and_fail_end_running_jobs_only(job):
     running = services.job_claim(job_id=job.pk)
     done = services.job_finish(job=running, result={"ok": True})
-    assert done.status == Job.Status.SUCCEEDED and done.result == {"ok": True} and done.percent == 100
+    assert done.status == Job.Status.SUCCEEDED
+    assert done.result == {"ok": True}
+    assert done.percent == 100
     again = services.job_fail(job=done, code="x", message="late failure")
     assert again.status == Job.Status.SUCCEEDED  # a finished job is never rewritten
 
@@ -84,7 +89,8 @@ def test_cancel_queued_job_ends_it_and_a_late_delivery_does_nothing(job):
 def test_cancel_running_job_asks_it_to_stop_and_finish_marks_it_cancelled(job):
     running = services.job_claim(job_id=job.pk)
     asked = services.job_cancel(job=running)
-    assert asked.status == Job.Status.RUNNING and asked.cancel_requested
+    assert asked.status == Job.Status.RUNNING
+    assert asked.cancel_requested
     assert services.job_progress(job=running, done=1).cancel_requested
     assert services.job_finish(job=running).status == Job.Status.CANCELLED
 
@@ -105,7 +111,8 @@ def test_requeue_stale_sends_dead_jobs_again_and_leaves_live_ones(
     Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         requeued = services.job_requeue_stale()
-    assert requeued == [job.pk] and len(callbacks) == 1
+    assert requeued == [job.pk]
+    assert len(callbacks) == 1
     assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
     assert Job.objects.get(pk=live.pk).status == Job.Status.RUNNING
 
@@ -114,4 +121,5 @@ def test_job_log_keeps_the_latest_lines(job):
     for i in range(services.LOG_MAX_LINES + 5):
         services.job_log(job=job, line=f"line {i}")
     log = Job.objects.get(pk=job.pk).log
-    assert len(log) == services.LOG_MAX_LINES and log[-1].endswith(f"line {services.LOG_MAX_LINES + 4}")
+    assert len(log) == services.LOG_MAX_LINES
+    assert log[-1].endswith(f"line {services.LOG_MAX_LINES + 4}")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.contrib.auth.models import User
 
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from tests import mediafiles
 from tests.conftest import stored_files
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
@@ -23,16 +21,8 @@ def staff_client(client):
     return client
 
 
-def make_item(seed: int = 0, **meta) -> MediaItem:
-    return media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes(seed=seed)),
-        origin=Origin(kind="upload"),
-        metadata=metadata_clean(**meta),
-    ).item
-
-
 def test_admin_lists_media_and_tag_sets_and_jobs(staff_client):
-    item = make_item(tags=["a"], tag_source="s")
+    item = make_item(["a"], tag_source="s")
     for url in (
         "/admin/media/mediaitem/",
         f"/admin/media/mediaitem/{item.pk}/change/",
@@ -53,7 +43,8 @@ def test_admin_delete_action_removes_files_too(staff_client, media_root, django_
             {"action": "delete_with_files", "_selected_action": [i.pk for i in items]},
         )
     assert response.status_code == 302
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_admin_edit_validates_metadata(staff_client):
@@ -88,10 +79,9 @@ def test_admin_filters_derived_items_and_frames(staff_client, video_dir):
     from apps.media.services import frames
     from apps.media.services.transforms import media_item_transform
 
-    parent = make_item(seed=5)
+    parent = make_item(seed=5, size=(320, 240))  # larger than the 64px the scale asks for
     child = media_item_transform(item=parent, recipe={"ops": [{"op": "scale", "long": 64}]}).item
-    with mediafiles.video_file(video_dir, "mp4").open("rb") as handle:
-        video = media_ingest(stream=handle, origin=Origin(kind="upload"), metadata=metadata_clean()).item
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4"))
     job = frames.media_frames_extract_start(video=video, request={"mode": "timestamps", "timestamps": [1.0]})
     frames.media_frames_extract_run(job_id=job.pk)
     frame = MediaItem.objects.get(kind="frame")
@@ -106,7 +96,7 @@ def test_admin_filters_derived_items_and_frames(staff_client, video_dir):
 def test_admin_delete_action_updates_tag_counts(staff_client, django_capture_on_commit_callbacks):
     from apps.tags.models import Tag, TagStat
 
-    items = [make_item(seed=i, tags=["shared", f"own{i}"], tag_source="s") for i in range(3)]
+    items = [make_item(["shared", f"own{i}"], seed=i, tag_source="s") for i in range(3)]
     with django_capture_on_commit_callbacks(execute=True):
         staff_client.post(
             "/admin/media/mediaitem/",

@@ -60,9 +60,13 @@ def test_upload_file_creates_item_with_metadata_and_source_tags(api):
     body = response.json()
     assert set(body) >= ITEM_FIELDS
     assert (body["kind"], body["format"], body["width"], body["height"]) == ("image", "png", 64, 48)
-    assert body["duplicate"] is False and body["artist"] == "Zoë" and body["name"] == "cat.png"
+    assert body["duplicate"] is False
+    assert body["artist"] == "Zoë"
+    assert body["name"] == "cat.png"
     sets = api.get(f"/api/media/{body['id']}/tag-sets").json()
-    assert len(sets) == 1 and sets[0]["kind"] == "source" and sets[0]["origin_label"] == "example.com"
+    assert len(sets) == 1
+    assert sets[0]["kind"] == "source"
+    assert sets[0]["origin_label"] == "example.com"
     assert [t["name"] for t in sets[0]["tags"]] == ["cat", "blue_sky"]
     assert sets[0]["origin"]["kind"] == "upload"
 
@@ -72,7 +76,8 @@ def test_upload_same_content_again_returns_existing_item_and_adds_tag_set(api):
     first = upload(api, data, tags="a,b", tag_source="site-one").json()
     again = upload(api, data, "other-name.jpg", tags="c", tag_source="site-two")
     assert again.status_code == 200
-    assert again.json()["id"] == first["id"] and again.json()["duplicate"] is True
+    assert again.json()["id"] == first["id"]
+    assert again.json()["duplicate"] is True
     assert TagSet.objects.filter(media_item_id=first["id"]).count() == 2
     assert MediaItem.objects.count() == 1
 
@@ -89,8 +94,10 @@ def test_upload_same_content_again_returns_existing_item_and_adds_tag_set(api):
 def test_upload_refuses_bad_metadata_and_stores_nothing(api, media_root, fields, code):
     response = upload(api, mediafiles.image_bytes(), **fields)
     assert response.status_code == 400
-    assert response.json()["code"] == code and response.json()["message"]
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert response.json()["code"] == code
+    assert response.json()["message"]
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 @pytest.mark.parametrize(
@@ -103,7 +110,8 @@ def test_upload_refuses_bad_metadata_and_stores_nothing(api, media_root, fields,
 def test_upload_refuses_bad_files(api, media_root, data, status, code):
     response = upload(api, data)
     assert (response.status_code, response.json()["code"]) == (status, code)
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_upload_needs_exactly_one_of_file_or_url(api):
@@ -120,7 +128,8 @@ def test_upload_needs_exactly_one_of_file_or_url(api):
 
 def test_upload_url_with_forbidden_scheme_is_refused(api):
     response = api.post("/api/media/upload", {"url": "file:///etc/passwd"}, format="json")
-    assert response.status_code == 400 and response.json()["code"] == "media.url_refused"
+    assert response.status_code == 400
+    assert response.json()["code"] == "media.url_refused"
 
 
 def test_list_pages_with_cursor_and_filters(api):
@@ -132,10 +141,12 @@ def test_list_pages_with_cursor_and_filters(api):
         )
     upload(api, mediafiles.image_bytes("png", seed=99))
     page = api.get("/api/media/?page_size=4").json()
-    assert len(page["results"]) == 4 and page["next"]
+    assert len(page["results"]) == 4
+    assert page["next"]
     rest = api.get(page["next"]).json()
     ids = [r["id"] for r in page["results"] + rest["results"]]
-    assert len(ids) == 6 == len(set(ids)) and ids == sorted(ids, reverse=True)
+    assert len(ids) == 6 == len(set(ids))
+    assert ids == sorted(ids, reverse=True)
     assert {r["format"] for r in api.get("/api/media/?format=png").json()["results"]} == {"png"}
     assert len(api.get("/api/media/?artist=A").json()["results"]) == 2
     wide = api.get("/api/media/?width_min=300&kind=image&format=jpeg").json()["results"]
@@ -160,10 +171,12 @@ def test_file_and_thumbnail_are_served(api):
     data = mediafiles.image_bytes("jpeg", size=(800, 600))
     item = upload(api, data).json()
     original = api.get(item["file_url"])
-    assert original.status_code == 200 and original["Content-Type"] == "image/jpeg"
+    assert original.status_code == 200
+    assert original["Content-Type"] == "image/jpeg"
     assert b"".join(original.streaming_content) == data
     thumb = api.get(item["thumbnail_url"])
-    assert thumb.status_code == 200 and thumb["Content-Type"] == "image/webp"
+    assert thumb.status_code == 200
+    assert thumb["Content-Type"] == "image/webp"
     from PIL import Image
 
     with Image.open(io.BytesIO(b"".join(thumb.streaming_content))) as image:
@@ -172,7 +185,8 @@ def test_file_and_thumbnail_are_served(api):
 
 def test_detail_of_missing_item_is_404_with_code(api):
     response = api.get("/api/media/999999")
-    assert response.status_code == 404 and response.json()["code"] == "media.not_found"
+    assert response.status_code == 404
+    assert response.json()["code"] == "media.not_found"
     assert api.get("/api/media/not-a-number").status_code == 404
 
 
@@ -183,7 +197,8 @@ def test_delete_removes_row_tag_sets_and_files(api, media_root, django_capture_o
         response = api.delete(f"/api/media/{item['id']}")
     assert response.status_code == 204
     assert not MediaItem.objects.filter(pk=item["id"]).exists()
-    assert TagSet.objects.count() == 0 and TagAssignment.objects.count() == 0
+    assert TagSet.objects.count() == 0
+    assert TagAssignment.objects.count() == 0
     assert stored_files(media_root) == []
 
 
@@ -194,9 +209,11 @@ def test_tag_sets_post_adds_source_set_and_conflicts_on_same_source(api):
     assert created.status_code == 201
     assert [t["name"] for t in created.json()["tags"]] == ["red_hair", "smile"]
     again = api.post(url, {"tags": ["x"], "tag_source": "my notes"}, format="json")
-    assert again.status_code == 409 and again.json()["code"] == "tags.duplicate_set"
+    assert again.status_code == 409
+    assert again.json()["code"] == "tags.duplicate_set"
     missing = api.post(url, {"tags": ["x"]}, format="json")
-    assert missing.status_code == 400 and "tag_source" in missing.json()["details"]["fields"]
+    assert missing.status_code == 400
+    assert "tag_source" in missing.json()["details"]["fields"]
 
 
 def test_delete_updates_tag_counts_and_stats(api, django_capture_on_commit_callbacks):

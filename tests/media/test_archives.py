@@ -408,5 +408,6 @@ def test_api_upload_bulk_stages_a_good_archive(api, media_root):
         ("member", "b.png", 2),
     ]
     staged = stored_files(media_root)
-    assert len(staged) == 1 and staged[0].read_bytes() == data
+    assert len(staged) == 1
+    assert staged[0].read_bytes() == data
     assert staged[0].relative_to(media_root).as_posix() == job.params["staged"][0]

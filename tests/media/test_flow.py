@@ -12,6 +12,7 @@ from apps.media.models import MediaItem, MediaSource
 from apps.tags.models import TagSet
 from tests import mediafiles
 from tests.conftest import stored_files
+from tests.media.factories import make_item
 
 pytestmark = [pytest.mark.flow, pytest.mark.django_db(transaction=True)]
 
@@ -74,10 +75,11 @@ def test_bulk_upload_ingests_good_inputs_and_reports_each_bad_one(
     assert by_input["clip.webm"]["status"] == "created"
 
     assert MediaItem.objects.count() == 6
-    assert MediaItem.objects.filter(kind="video").count() == 1
+    assert MediaItem.objects.filter(kind="video").count() == 2  # the webm and the animated gif
     assert set(MediaItem.objects.values_list("artist", flat=True)) == {"Studio"}
     member = MediaSource.objects.get(archive_member="set/one.jpg")
-    assert member.kind == "zip" and member.import_job_id == job.pk
+    assert member.kind == "zip"
+    assert member.import_job_id == job.pk
     # Every stored file belongs to an item; staged uploads are gone.
     keys = {p.relative_to(media_root).as_posix() for p in stored_files(media_root)}
     expected = set(MediaItem.objects.values_list("storage_key", flat=True)) | set(
@@ -106,16 +108,20 @@ def test_bulk_upload_of_urls_as_items_with_their_own_tags(api, celery_worker_thr
 
 def test_bulk_upload_refuses_bad_requests_before_queueing(api, media_root):
     empty = api.post("/api/media/upload-bulk", {}, format="json")
-    assert empty.status_code == 400 and empty.json()["code"] == "media.nothing_to_upload"
+    assert empty.status_code == 400
+    assert empty.json()["code"] == "media.nothing_to_upload"
     no_source = api.post(
         "/api/media/upload-bulk", {"urls": ["https://example.com/a.jpg"], "tags": ["a"]}, format="json"
     )
-    assert no_source.status_code == 400 and no_source.json()["code"] == "media.tag_source_required"
+    assert no_source.status_code == 400
+    assert no_source.json()["code"] == "media.tag_source_required"
     bad_item = api.post(
         "/api/media/upload-bulk", {"items": [{"url": "https://e.com/a", "name": "a\x00"}]}, format="json"
     )
-    assert bad_item.status_code == 400 and "items[0]" in bad_item.json()["message"]
-    assert Job.objects.count() == 0 and stored_files(media_root) == []
+    assert bad_item.status_code == 400
+    assert "items[0]" in bad_item.json()["message"]
+    assert Job.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_cancelled_bulk_upload_stops_and_cleans_staging(api, media_root):
@@ -134,10 +140,8 @@ def test_cancelled_bulk_upload_stops_and_cleans_staging(api, media_root):
 
 def test_frame_capture_job_runs_on_the_worker(api, celery_worker_thread, video_dir):
     from apps.media.models import VideoFrame
-    from apps.media.services import Origin, media_ingest, metadata_clean
 
-    with mediafiles.video_file(video_dir, "webm", seconds=3).open("rb") as handle:
-        video = media_ingest(stream=handle, origin=Origin(kind="upload"), metadata=metadata_clean()).item
+    video = make_item(path=mediafiles.video_file(video_dir, "webm", seconds=3), filename="")
     response = api.post(f"/api/media/{video.pk}/frames", {"mode": "interval", "interval": 1.0}, format="json")
     assert response.status_code == 202
     job = wait_for(response.json()["job"]["id"])

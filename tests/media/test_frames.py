@@ -12,23 +12,15 @@ from PIL import Image, ImageChops, ImageStat
 from apps.core.exceptions import DomainError
 from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem, VideoFrame
-from apps.media.services import Origin, frames, media_ingest, metadata_clean
+from apps.media.services import frames
 from apps.media.services.probe import ffmpeg_exe
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
 from tests.conftest import stored_files
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
 FORMATS = sorted(mediafiles.VIDEO_RECIPES)
-
-
-def add_video(path, **meta) -> MediaItem:
-    with path.open("rb") as handle:
-        return media_ingest(
-            stream=handle,
-            origin=Origin(kind="upload", original_filename=path.name),
-            metadata=metadata_clean(**meta),
-        ).item
 
 
 def capture(video: MediaItem, request: dict) -> Job:
@@ -63,7 +55,7 @@ def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_frames_at_timestamps_match_ffmpeg_seek_in_every_format(fmt, video_dir, media_root):
     path = mediafiles.video_file(video_dir, fmt, seconds=3)
-    video = add_video(path)
+    video = make_item(path=path)
     job = capture(video, {"mode": "timestamps", "timestamps": [0.0, 1.0, 2.3]})
     assert job.status == Job.Status.SUCCEEDED, job.error_message
     assert job.counts == {"created": 3}
@@ -88,7 +80,7 @@ def test_frames_at_timestamps_match_ffmpeg_seek_in_every_format(fmt, video_dir, 
 
 
 def test_vob_timestamps_are_relative_to_the_stream_start_and_exact_despite_seek_overshoot(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "vob", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "vob", seconds=3))
     assert video.start_ms > 400  # MPEG-PS starts at about 0.5 s in the container
     capture(video, {"mode": "timestamps", "timestamps": [0.0, 2.3]})
     first, later = VideoFrame.objects.filter(video=video).order_by("timestamp_ms")
@@ -100,7 +92,7 @@ def test_vob_timestamps_are_relative_to_the_stream_start_and_exact_despite_seek_
 
 def test_box_is_applied_and_recorded_exactly(video_dir, media_root):
     path = mediafiles.video_file(video_dir, "mp4", seconds=3)
-    video = add_video(path)
+    video = make_item(path=path)
     capture(video, {"mode": "timestamps", "timestamps": [1.0], "box": [40, 30, 160, 120]})
     row = VideoFrame.objects.get(video=video)
     assert (row.crop_x, row.crop_y, row.crop_w, row.crop_h) == (40, 30, 160, 120)
@@ -111,23 +103,40 @@ def test_box_is_applied_and_recorded_exactly(video_dir, media_root):
 
 
 def test_interval_mode_takes_the_first_frame_at_or_after_each_step(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "webm", seconds=3))
-    job = capture(video, {"mode": "interval", "interval": 0.5})
+    video = make_item(path=mediafiles.video_file(video_dir, "webm", seconds=3))
+    capture(video, {"mode": "interval", "interval": 0.5})
     stamps = sorted(VideoFrame.objects.filter(video=video).values_list("timestamp_ms", flat=True))
     assert stamps == [0, 520, 1000, 1520, 2000, 2520]  # 25 fps: frames sit at multiples of 40 ms
-    assert job.progress_done == job.progress_total == video.duration_ms
+
+
+def test_progress_counts_frames_and_the_position_is_shown_apart(video_dir):
+    video = make_item(path=mediafiles.video_file(video_dir, "webm", seconds=3))
+    job = capture(video, {"mode": "interval", "interval": 0.5})
+    # Six frames captured: progress says 6 of 6, not 3000 of 3000 milliseconds.
+    assert (job.progress_done, job.progress_total) == (6, 6)
+    assert job.result["position"] == "3.000 s of 3.000 s"
+
+
+def test_progress_of_a_scene_capture_is_its_frame_count_when_done(video_dir):
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
+    job = frames.media_frames_extract_start(video=video, request={"mode": "scene", "threshold": 0.9})
+    assert job.progress_total == 0  # unknown until the video has been read
+    frames.media_frames_extract_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.progress_done == job.progress_total == sum(job.counts.values())
 
 
 def test_count_mode_spreads_frames_evenly(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mkv", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mkv", seconds=3))
     capture(video, {"mode": "count", "count": 3})
     assert VideoFrame.objects.filter(video=video).count() == 3
 
 
 def test_keyframes_and_scene_modes(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     keyframes = capture(video, {"mode": "keyframes"})
-    assert keyframes.status == Job.Status.SUCCEEDED and keyframes.counts.get("created", 0) >= 1
+    assert keyframes.status == Job.Status.SUCCEEDED
+    assert keyframes.counts.get("created", 0) >= 1
     assert VideoFrame.objects.filter(video=video, timestamp_ms=0).exists()
     scene = capture(video, {"mode": "scene", "threshold": 0.9})
     assert scene.status == Job.Status.SUCCEEDED
@@ -135,24 +144,28 @@ def test_keyframes_and_scene_modes(video_dir):
 
 
 def test_skip_similar_drops_near_identical_consecutive_frames(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     loose = capture(video, {"mode": "interval", "interval": 0.2, "skip_similar": 32})
-    assert loose.counts["skipped"] >= 10 and loose.counts["created"] == 1
+    assert loose.counts["skipped"] >= 10
+    assert loose.counts["created"] == 1
     assert JobItem.objects.filter(job=loose, status="skipped").count() == loose.counts["skipped"]
 
 
 def test_recapturing_the_same_time_and_box_returns_the_same_frame(video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     first = capture(video, {"mode": "timestamps", "timestamps": [1.0]})
     second = capture(video, {"mode": "timestamps", "timestamps": [1.0]})
-    assert first.counts == {"created": 1} and second.counts == {"duplicate": 1}
+    assert first.counts == {"created": 1}
+    assert second.counts == {"duplicate": 1}
     assert VideoFrame.objects.filter(video=video).count() == 1
     assert MediaItem.objects.filter(kind="frame").count() == 1
 
 
 def test_frames_inherit_the_videos_tags(video_dir):
-    video = add_video(
-        mediafiles.video_file(video_dir, "mp4", seconds=3), tags=["anime", "outdoors"], tag_source="fansite"
+    video = make_item(
+        path=mediafiles.video_file(video_dir, "mp4", seconds=3),
+        tags=["anime", "outdoors"],
+        tag_source="fansite",
     )
     capture(video, {"mode": "timestamps", "timestamps": [0.5]})
     frame = MediaItem.objects.get(kind="frame")
@@ -183,7 +196,7 @@ def test_rotated_video_reports_display_size_and_frames_are_upright(tmp_path, med
         ],
         check=True,
     )
-    video = add_video(rotated)
+    video = make_item(path=rotated)
     assert (video.width, video.height, video.rotation) == (240, 320, 270)
     capture(video, {"mode": "timestamps", "timestamps": [0.5]})
     frame = MediaItem.objects.get(kind="frame")
@@ -203,54 +216,71 @@ def test_rotated_video_reports_display_size_and_frames_are_upright(tmp_path, med
     ],
 )
 def test_bad_capture_requests_are_refused_before_any_job(video_dir, request_body, code):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     with pytest.raises(DomainError) as err:
         frames.media_frames_extract_start(video=video, request=request_body)
-    assert err.value.code == code and err.value.status_code == 400
+    assert err.value.code == code
+    assert err.value.status_code == 400
     assert Job.objects.count() == 0
 
 
 def test_frames_from_an_image_are_refused():
-    image = media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes()), origin=Origin(kind="upload"), metadata=metadata_clean()
-    ).item
+    image = make_item(fmt="jpeg", size=(320, 240))
     with pytest.raises(DomainError) as err:
         frames.media_frames_extract_start(video=image, request={"mode": "keyframes"})
     assert (err.value.code, err.value.status_code) == ("media.not_a_video", 422)
 
 
 def test_undecodable_video_fails_the_job_and_stores_nothing(video_dir, media_root):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     before = stored_files(media_root)
     (media_root / video.storage_key).write_bytes(b"\x00" * 4096)  # damaged after upload
     job = capture(video, {"mode": "interval", "interval": 1})
-    assert job.status == Job.Status.FAILED and job.error_code == "media.ffmpeg_failed"
+    assert job.status == Job.Status.FAILED
+    assert job.error_code == "media.ffmpeg_failed"
     assert "could not decode" in job.error_message
-    assert MediaItem.objects.filter(kind="frame").count() == 0 and stored_files(media_root) == before
+    assert MediaItem.objects.filter(kind="frame").count() == 0
+    assert stored_files(media_root) == before
 
 
 def test_a_decode_that_stalls_is_killed_with_a_clear_error(video_dir, settings, media_root):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     settings.BAGGINTAG_FFMPEG_TIMEOUT = 0.001  # nothing decodes that fast: the watchdog fires
     job = capture(video, {"mode": "interval", "interval": 1})
-    assert job.status == Job.Status.FAILED and job.error_code == "media.ffmpeg_timeout"
+    assert job.status == Job.Status.FAILED
+    assert job.error_code == "media.ffmpeg_timeout"
     assert MediaItem.objects.filter(kind="frame").count() == 0
 
 
 def test_frames_api_starts_a_job_and_lists_captures(api, video_dir):
-    video = add_video(mediafiles.video_file(video_dir, "mp4", seconds=3))
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
     url = f"/api/media/{video.pk}/frames"
     accepted = api.post(url, {"mode": "timestamps", "timestamps": [1.0, 2.0]}, format="json")
-    assert accepted.status_code == 202 and accepted.json()["job"]["kind"] == "media.frames"
+    assert accepted.status_code == 202
+    assert accepted.json()["job"]["kind"] == "media.frames"
     frames.media_frames_extract_run(job_id=accepted.json()["job"]["id"])
     listed = api.get(url).json()["results"]
     assert [r["timestamp_ms"] for r in listed] == [1000, 2000]
     assert listed[0]["box"] == {"x": 0, "y": 0, "w": 320, "h": 240}
-    assert listed[0]["item"]["kind"] == "frame" and listed[0]["item"]["video"] == video.pk
+    assert listed[0]["item"]["kind"] == "frame"
+    assert listed[0]["item"]["video"] == video.pk
     late = api.post(url, {"mode": "timestamps", "timestamps": [30]}, format="json")
-    assert late.status_code == 400 and late.json()["code"] == "media.timestamp_out_of_range"
+    assert late.status_code == 400
+    assert late.json()["code"] == "media.timestamp_out_of_range"
     frame_id = listed[0]["item"]["id"]
     assert api.get(f"/api/media/{frame_id}/frames").status_code == 422
     assert [r["id"] for r in api.get(f"/api/media/?video={video.pk}").json()["results"]] == sorted(
         [r["item"]["id"] for r in listed], reverse=True
     )
+
+
+def test_job_page_shows_frames_done_and_the_position_apart(video_dir, client, curator):
+    video = make_item(path=mediafiles.video_file(video_dir, "webm", seconds=3))
+    job = frames.media_frames_extract_start(
+        video=video, request={"mode": "interval", "interval": 0.5}, added_by=curator
+    )
+    frames.media_frames_extract_run(job_id=job.pk)
+    client.force_login(curator)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "6 of 6 done" in page
+    assert "<span data-job-position>3.000 s of 3.000 s</span>" in page

@@ -36,7 +36,8 @@ def test_media_ingest_reads_every_image_format(fmt, curator, media_root):
     assert item.size_bytes == len(data)
     assert item.mode in ("RGB", "RGBA", "P", "L")
     assert item.bit_depth == 8
-    assert item.phash is not None and item.phash_b4 is not None
+    assert item.phash is not None
+    assert item.phash_b4 is not None
     assert item.name == f"pic.{fmt}"
     files = {p.relative_to(media_root).as_posix() for p in stored_files(media_root)}
     assert files == {item.storage_key, item.thumbnail_key}
@@ -51,7 +52,8 @@ def test_media_ingest_probes_every_video_format(fmt, curator, media_root, video_
     assert 1800 <= item.duration_ms <= 2300
     assert item.fps_milli == 25000
     assert item.codec
-    assert item.thumbnail_key and (media_root / item.thumbnail_key).stat().st_size > 0
+    assert item.thumbnail_key
+    assert (media_root / item.thumbnail_key).stat().st_size > 0
 
 
 def test_media_ingest_marks_animated_gif_and_webp(curator):
@@ -63,7 +65,8 @@ def test_media_ingest_marks_animated_gif_and_webp(curator):
 
 def test_media_ingest_reports_alpha(curator):
     item = ingest(mediafiles.image_bytes("png", alpha=True), user=curator).item
-    assert item.has_alpha and item.mode == "RGBA"
+    assert item.has_alpha
+    assert item.mode == "RGBA"
 
 
 def test_media_ingest_respects_exif_orientation_for_size_and_thumbnail(curator, media_root):
@@ -79,7 +82,8 @@ def test_media_ingest_same_bytes_twice_is_one_item_with_two_origins_and_tag_sets
     data = mediafiles.image_bytes("png", seed=5)
     first = ingest(data, user=curator, tags=["Long Hair", "smile"], tag_source="danbooru")
     second = ingest(data, user=curator, tags=["smile", "outdoors"], tag_source="e621")
-    assert second.duplicate and second.item.pk == first.item.pk
+    assert second.duplicate
+    assert second.item.pk == first.item.pk
     assert MediaItem.objects.count() == 1
     assert MediaSource.objects.filter(media_item=first.item).count() == 2
     sets = TagSet.objects.filter(media_item=first.item, kind=TagSet.Kind.SOURCE).order_by("id")
@@ -95,7 +99,8 @@ def test_media_ingest_tags_without_tag_source_are_refused(curator, media_root):
     with pytest.raises(DomainError) as err:
         ingest(mediafiles.image_bytes(), user=curator, tags=["smile"])
     assert err.value.code == "media.tag_source_required"
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 BAD_INPUTS = {
@@ -122,7 +127,8 @@ def test_media_ingest_refuses_truncated_images(fmt, curator, media_root):
     with pytest.raises(DomainError) as err:
         ingest(data[: len(data) // 2], user=curator)
     assert err.value.code == "media.corrupt"
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_media_ingest_refuses_decompression_bomb(curator, media_root, settings):
@@ -141,8 +147,10 @@ def test_media_ingest_refuses_decompression_bomb(curator, media_root, settings):
     finally:
         settings.BAGGINTAG_MAX_IMAGE_PIXELS = 100_000_000
         configure_pillow()
-    assert err.value.code == "media.decompression_bomb" and err.value.status_code == 413
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert err.value.code == "media.decompression_bomb"
+    assert err.value.status_code == 413
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_media_ingest_refuses_files_over_the_size_limit(curator, media_root, settings):
@@ -150,7 +158,8 @@ def test_media_ingest_refuses_files_over_the_size_limit(curator, media_root, set
     with pytest.raises(DomainError) as err:
         ingest(mediafiles.image_bytes("bmp", size=(200, 200)), user=curator)
     assert (err.value.code, err.value.status_code) == ("media.too_large", 413)
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 def test_media_ingest_refuses_corrupt_video(curator, media_root, video_dir):
@@ -159,7 +168,8 @@ def test_media_ingest_refuses_corrupt_video(curator, media_root, video_dir):
     with pytest.raises(DomainError) as err:
         ingest(broken, user=curator)
     assert err.value.code == "media.corrupt"
-    assert MediaItem.objects.count() == 0 and stored_files(media_root) == []
+    assert MediaItem.objects.count() == 0
+    assert stored_files(media_root) == []
 
 
 @pytest.mark.parametrize(
@@ -180,4 +190,5 @@ def test_metadata_clean_refuses_control_characters_and_huge_values(field, value)
 
 def test_metadata_clean_keeps_odd_but_valid_unicode():
     meta = metadata_clean(name="  Zoë 👩‍🎨 画像.png ", artist="名前")
-    assert meta.name == "Zoë 👩‍🎨 画像.png" and meta.artist == "名前"
+    assert meta.name == "Zoë 👩‍🎨 画像.png"
+    assert meta.artist == "名前"

@@ -9,20 +9,14 @@ from PIL import Image
 
 from apps.core.exceptions import DomainError
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.media.services.recipes import recipe_clean
 from apps.media.services.transforms import media_item_transform
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
 from tests.conftest import stored_files
+from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
-
-
-def add(data: bytes, **meta) -> MediaItem:
-    return media_ingest(
-        stream=io.BytesIO(data), origin=Origin(kind="upload"), metadata=metadata_clean(**meta)
-    ).item
 
 
 def opened(media_root, item: MediaItem) -> Image.Image:
@@ -31,9 +25,7 @@ def opened(media_root, item: MediaItem) -> Image.Image:
 
 @pytest.fixture
 def photo() -> MediaItem:
-    return add(
-        mediafiles.image_bytes("jpeg", size=(1600, 1200), seed=11), tags=["cat", "sky"], tag_source="src"
-    )
+    return make_item(["cat", "sky"], tag_source="src", fmt="jpeg", size=(1600, 1200), seed=11, filename="")
 
 
 @pytest.mark.parametrize(
@@ -60,7 +52,8 @@ def test_transform_output_has_the_requested_size(photo, media_root, ops, size):
     item = result.item
     assert (item.width, item.height) == size
     with opened(media_root, item) as image:
-        assert image.size == size and image.format == "PNG"
+        assert image.size == size
+        assert image.format == "PNG"
 
 
 @pytest.mark.parametrize(
@@ -79,9 +72,10 @@ def test_transform_converts_format_and_mode(photo, media_root, output, fmt, mode
 
 
 def test_transform_alpha_kept_flattened_or_refused(media_root):
-    rgba = add(mediafiles.image_bytes("png", size=(64, 64), alpha=True))
+    rgba = make_item(data=mediafiles.image_bytes("png", size=(64, 64), alpha=True))
     kept = media_item_transform(item=rgba, recipe={"ops": [], "output": {"format": "webp"}}).item
-    assert kept.has_alpha and kept.mode == "RGBA"
+    assert kept.has_alpha
+    assert kept.mode == "RGBA"
     flat = media_item_transform(
         item=rgba,
         recipe={"ops": [], "output": {"format": "png", "alpha": "flatten", "background": "#ff0000"}},
@@ -94,13 +88,13 @@ def test_transform_alpha_kept_flattened_or_refused(media_root):
 
 
 def test_transform_applies_exif_orientation_first(media_root):
-    rotated = add(mediafiles.image_bytes("jpeg", size=(400, 200), exif_orientation=6))
+    rotated = make_item(data=mediafiles.image_bytes("jpeg", size=(400, 200), exif_orientation=6))
     item = media_item_transform(item=rotated, recipe={"ops": [], "output": {"format": "png"}}).item
     assert (item.width, item.height) == (200, 400)
 
 
 def test_transform_picks_a_frame_of_an_animated_gif(media_root):
-    gif = add(mediafiles.image_bytes("gif", animated=True, seed=3))
+    gif = make_item(data=mediafiles.image_bytes("gif", animated=True, seed=3))
     first = media_item_transform(item=gif, recipe={"ops": [], "output": {"format": "png"}}).item
     third = media_item_transform(item=gif, recipe={"ops": [], "output": {"format": "png"}, "frame": 2}).item
     assert first.sha256 != third.sha256
@@ -113,9 +107,12 @@ def test_transform_records_lineage_is_idempotent_and_inherits_tags(photo):
     recipe = {"ops": [{"op": "crop", "aspect": "1:1"}], "output": {"format": "png"}}
     first = media_item_transform(item=photo, recipe=recipe)
     again = media_item_transform(item=photo, recipe=recipe)
-    assert not first.duplicate and again.duplicate and again.item.pk == first.item.pk
+    assert not first.duplicate
+    assert again.duplicate
+    assert again.item.pk == first.item.pk
     child = first.item
-    assert child.parent_id == photo.pk and child.recipe == recipe_clean(recipe)
+    assert child.parent_id == photo.pk
+    assert child.recipe == recipe_clean(recipe)
     derived = TagSet.objects.get(media_item=child, kind=TagSet.Kind.DERIVED)
     assert derived.slot == f"parent:{photo.pk}"
     assert set(TagAssignment.objects.filter(tagset=derived).values_list("tag__name", flat=True)) == {
@@ -126,7 +123,8 @@ def test_transform_records_lineage_is_idempotent_and_inherits_tags(photo):
         "inherit"
     }
     photo.refresh_from_db()
-    assert photo.parent_id is None and photo.recipe is None  # the parent is never modified
+    assert photo.parent_id is None
+    assert photo.recipe is None  # the parent is never modified
 
 
 @pytest.mark.parametrize(
@@ -150,12 +148,14 @@ def test_transform_refuses_bad_recipes_and_leaves_nothing(photo, media_root, rec
     before = stored_files(media_root)
     with pytest.raises(DomainError) as err:
         media_item_transform(item=photo, recipe=recipe)
-    assert err.value.code == code and err.value.message
-    assert MediaItem.objects.count() == 1 and stored_files(media_root) == before
+    assert err.value.code == code
+    assert err.value.message
+    assert MediaItem.objects.count() == 1
+    assert stored_files(media_root) == before
 
 
 def test_transform_of_a_video_is_refused(video_dir, media_root):
-    video = add(mediafiles.video_file(video_dir, "mp4").read_bytes())
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4"))
     with pytest.raises(DomainError) as err:
         media_item_transform(item=video, recipe={"ops": []})
     assert (err.value.code, err.value.status_code) == ("media.not_an_image", 422)
@@ -165,30 +165,36 @@ def test_transform_api_and_bulk_job(api, photo):
     url = f"/api/media/{photo.pk}/transform"
     recipe = {"ops": [{"op": "scale", "long": 256}], "output": {"format": "webp", "quality": 80}}
     created = api.post(url, recipe, format="json")
-    assert created.status_code == 201 and created.json()["parent"] == photo.pk
+    assert created.status_code == 201
+    assert created.json()["parent"] == photo.pk
     assert (created.json()["width"], created.json()["height"]) == (256, 192)
     again = api.post(url, recipe, format="json")
-    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
     bad = api.post(url, {"ops": [{"op": "crop", "box": [0, 0, 5000, 10]}]}, format="json")
-    assert bad.status_code == 400 and bad.json()["code"] == "media.box_outside"
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "media.box_outside"
     job = api.post("/api/media/transform-bulk", {"ids": [photo.pk], "recipe": recipe}, format="json")
-    assert job.status_code == 202 and job.json()["job"]["kind"] == "media.transform_bulk"
+    assert job.status_code == 202
+    assert job.json()["job"]["kind"] == "media.transform_bulk"
     missing = api.post(
         "/api/media/transform-bulk", {"ids": [photo.pk, 99999], "recipe": recipe}, format="json"
     )
-    assert missing.status_code == 400 and missing.json()["code"] == "media.not_found"
+    assert missing.status_code == 400
+    assert missing.json()["code"] == "media.not_found"
     from apps.media.services.transforms import media_transform_bulk_run
 
     media_transform_bulk_run(job_id=job.json()["job"]["id"])
     detail = api.get(job.json()["job"]["url"]).json()
-    assert detail["status"] == "succeeded" and detail["counts"] == {"duplicate": 1}
+    assert detail["status"] == "succeeded"
+    assert detail["counts"] == {"duplicate": 1}
     children = api.get(f"/api/media/?parent={photo.pk}").json()["results"]
     assert [c["id"] for c in children] == [created.json()["id"]]
 
 
 @pytest.mark.parametrize("fmt", mediafiles.IMAGE_FORMATS)
 def test_transform_reads_every_image_format(fmt, media_root):
-    source = add(mediafiles.image_bytes(fmt, size=(320, 240), seed=21))
+    source = make_item(fmt=fmt, size=(320, 240), seed=21)
     item = media_item_transform(
         item=source, recipe={"ops": [{"op": "crop", "aspect": "1:1"}], "output": {"format": "png"}}
     ).item
@@ -198,17 +204,18 @@ def test_transform_reads_every_image_format(fmt, media_root):
 def test_transform_of_a_16_bit_greyscale_png_gives_8_bit(media_root):
     out = io.BytesIO()
     Image.new("I;16", (64, 32), 40000).save(out, "PNG")
-    source = add(out.getvalue())
+    source = make_item(data=out.getvalue())
     item = media_item_transform(item=source, recipe={"ops": [], "output": {"format": "png"}}).item
     with opened(media_root, item) as image:
-        assert image.mode == "L" and 150 <= image.getpixel((0, 0)) <= 160  # 40000 / 256 ≈ 156
+        assert image.mode == "L"
+        assert 150 <= image.getpixel((0, 0)) <= 160  # 40000 / 256 ≈ 156
     assert item.bit_depth == 8
 
 
 def test_transform_of_a_captured_frame(video_dir):
     from apps.media.services import frames
 
-    video = add(mediafiles.video_file(video_dir, "mp4").read_bytes())
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4"))
     job = frames.media_frames_extract_start(video=video, request={"mode": "timestamps", "timestamps": [1.0]})
     frames.media_frames_extract_run(job_id=job.pk)
     frame = MediaItem.objects.get(kind="frame")
@@ -218,3 +225,34 @@ def test_transform_of_a_captured_frame(video_dir):
     recipe = {"ops": [{"op": "scale", "bucket": "sd15", "upscale": True}], "output": {"format": "jpg"}}
     item = media_item_transform(item=frame, recipe=recipe).item
     assert (item.width, item.height, item.parent_id, item.format) == (576, 448, frame.pk, "jpeg")
+
+
+def test_derived_item_is_named_after_its_recipe_and_keeps_artist_and_source():
+    scan = make_item(
+        size=(800, 600), seed=4, filename="scan.png", artist="Ann", source="https://www.pixiv.net/artworks/1"
+    )
+    recipe = {
+        "ops": [{"op": "crop", "aspect": "1:1"}, {"op": "scale", "long": 512}],
+        "output": {"format": "webp"},
+    }
+    child = media_item_transform(item=scan, recipe=recipe).item
+    assert child.name == "scan — crop 1:1, 512 px, webp"
+    assert (child.artist, child.source, child.site) == ("Ann", scan.source, "www.pixiv.net")
+
+
+def test_frames_are_named_after_their_time_and_keep_the_videos_artist_and_source(video_dir):
+    from apps.media.services import frames
+
+    video = make_item(
+        path=mediafiles.video_file(video_dir, "mp4", seconds=2),
+        filename="clip.mp4",
+        artist="Bo",
+        source="https://example.com/v",
+    )
+    job = frames.media_frames_extract_start(
+        video=video, request={"timestamps": [1.0], "box": [0, 0, 160, 120]}
+    )
+    frames.media_frames_extract_run(job_id=job.pk)
+    frame = MediaItem.objects.get(video=video)
+    assert frame.name == "clip — frame 25 at 1.000 s, box 160×120 at 0,0"
+    assert (frame.artist, frame.source) == ("Bo", "https://example.com/v")

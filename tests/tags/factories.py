@@ -1,4 +1,9 @@
-"""Small, generic builders for tag tests: items, tags, tag sets, rules, effective tags (bulk)."""
+"""Small, generic builders for tag tests: items, tags, tag sets, rules, effective tags (bulk).
+
+`make_item` is the media app's one item builder (tests/media/factories.py: a real file through
+the real ingest, with optional source tags); the bulk builders below insert rows directly for
+libraries of hundreds of items. Reads that tests compare live in tests/tags/snapshots.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.db.models import Count
+
 from apps.media.models import MediaItem
 from apps.tags.models import (
     AliasResolution,
@@ -14,12 +21,30 @@ from apps.tags.models import (
     TagAssignment,
     TagClosure,
     TagSet,
+    TagStat,
     TagType,
     Vocabulary,
 )
-from apps.tags.services.assignments import ABSENT, CURRENT, Transition, assignments_write
+from apps.tags.services.assignments import ABSENT, CURRENT, Transition, assignments_write, sets_recount
 from apps.tags.services.effective import Rules, effective_refresh
 from apps.tags.services.names import tags_get_or_create, vocabulary_default
+from tests.media.factories import make_item
+
+__all__ = [
+    "alias_make",
+    "assign",
+    "closure_make",
+    "effective_build",
+    "items_bulk",
+    "items_make",
+    "library",
+    "make_item",
+    "rules_fresh",
+    "stats_rebuild",
+    "tag_type",
+    "tagger_set_make",
+    "tags_make",
+]
 
 _serial = itertools.count(1)
 
@@ -182,3 +207,58 @@ def tagger_set_make(item: MediaItem, scores: dict[str, int], model: str = "wd", 
     )
     tag_set.refresh_from_db()
     return tag_set
+
+
+def stats_rebuild() -> None:
+    """TagStat from the assignments (the bulk builders insert rows without counting them)."""
+    TagStat.objects.all().delete()
+    TagStat.objects.bulk_create(
+        [
+            TagStat(tag_id=t, set_kind=k, current_count=n)
+            for t, k, n in TagAssignment.objects.filter(state=TagAssignment.State.CURRENT)
+            .values_list("tag_id", "kind")
+            .annotate(n=Count("*"))
+            .values_list("tag_id", "kind", "n")
+        ]
+    )
+
+
+def library(
+    n: int,
+    *,
+    curated: Sequence[str] | None = ("cat", "sky"),
+    source: Sequence[str] = (),
+    tagger: dict[str, int] | None = None,
+    tombstoned: Sequence[str] = (),
+) -> list[MediaItem]:
+    """n items with the same tags: a curated set (unless None), a source set, a tagger set;
+    effective tags, counters and set counts computed as the services would leave them.
+
+    Positions follow the order given (tombstones after the current curated tags).
+    """
+    curated_kind, source_kind, tagger_kind = TagSet.Kind.CURATED, TagSet.Kind.SOURCE, TagSet.Kind.TAGGER
+    items = items_make(n)
+    tags = tags_make([*(curated or ()), *source, *(tagger or {}), *tombstoned])
+    rows: list[Any] = []
+    for item in items:
+        rows += [(item.pk, curated_kind, tags[name].pk) for name in curated or ()]
+        rows += [(item.pk, curated_kind, tags[name].pk, 0, None) for name in tombstoned]
+        rows += [(item.pk, source_kind, tags[name].pk) for name in source]
+        rows += [(item.pk, tagger_kind, tags[name].pk, 1, score) for name, score in (tagger or {}).items()]
+    if rows:
+        assign(rows)
+    ids = [i.pk for i in items]
+    by_kind = (
+        (curated_kind, [*(curated or ()), *tombstoned]),
+        (source_kind, source),
+        (tagger_kind, list(tagger or {})),
+    )
+    for kind, names in by_kind:
+        for position, name in enumerate(names):
+            TagAssignment.objects.filter(media_item_id__in=ids, kind=kind, tag=tags[name]).update(
+                position=position
+            )
+    effective_build(ids)
+    stats_rebuild()
+    sets_recount(TagSet.objects.filter(media_item_id__in=ids).values_list("pk", flat=True))
+    return items

@@ -18,7 +18,8 @@ from django.db import connections
 from apps.jobs.models import Job
 from apps.tags.models import Operation, TagAssignment
 from apps.tags.services import operations as ops
-from tests.tags.test_operations import assert_no_drift, library
+from tests.tags.factories import library
+from tests.tags.snapshots import assert_no_drift
 
 # Row locks and deadlock retries are only exercised for real on MariaDB (SQLite serialises
 # writers), but the suite runs them on both. No serialized_rollback: post_migrate re-seeds the
@@ -83,7 +84,10 @@ def test_two_chunked_jobs_interleave_without_lost_updates(curator, settings, mon
     _p, second = ops.operation_bulk(
         action="replace", from_tags=["cat"], to_tags=["kitty"], ids=ids, dry_run=False, actor=curator
     )
-    assert first is not None and second is not None and first.job and second.job
+    assert first is not None
+    assert second is not None
+    assert first.job
+    assert second.job
     jobs = (first.job.pk, second.job.pk)
     errors = in_threads(*(lambda job_id=job_id: ops.operation_run(job_id=job_id) for job_id in jobs))
     assert errors == []
@@ -109,14 +113,16 @@ def test_a_real_worker_runs_a_large_operation(celery_worker_thread, curator, set
     _preview, outcome = ops.operation_bulk(
         action="add", tags=["dog"], ids=[i.pk for i in items], dry_run=False, actor=curator
     )
-    assert outcome is not None and outcome.job is not None
+    assert outcome is not None
+    assert outcome.job is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         operation = Operation.objects.get(pk=outcome.operation.pk)
         if operation.status in ("applied", "failed", "partially_applied"):
             break
         time.sleep(0.2)
-    assert operation.status == "applied" and operation.counters["changes"] == 60
+    assert operation.status == "applied"
+    assert operation.counters["changes"] == 60
     assert Job.objects.get(pk=outcome.job.pk).status == "succeeded"
     assert per_item("dog") == 60
     assert_no_drift()

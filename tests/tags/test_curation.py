@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.media.models import MediaItem
-from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.tags.models import (
     EffectiveTag,
     OperationChange,
@@ -19,19 +16,9 @@ from apps.tags.models import (
 )
 from apps.tags.services import rules, tag_set_curated_get_or_create, tag_set_edit, tag_set_promote
 from apps.tags.services.effective import counters_recount, effective_rebuild_all, effective_rebuild_stale
-from tests import mediafiles
-from tests.tags.factories import tagger_set_make
+from tests.tags.factories import make_item, tagger_set_make
 
 pytestmark = pytest.mark.django_db
-
-
-def item_with(tags: list[str], seed: int = 0) -> MediaItem:
-    meta = metadata_clean(tags=tags, tag_source="import") if tags else metadata_clean()
-    return media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes("png", size=(32, 32), seed=seed)),
-        origin=Origin(kind="upload"),
-        metadata=meta,
-    ).item
 
 
 def effective(item: MediaItem) -> dict[str, bool]:
@@ -42,7 +29,7 @@ def effective(item: MediaItem) -> dict[str, bool]:
 
 
 def test_source_tags_are_effective_and_counted():
-    item = item_with(["cat", "sky"])
+    item = make_item(["cat", "sky"])
     assert effective(item) == {"cat": False, "sky": False}
     item.refresh_from_db()
     assert item.tag_count == 2
@@ -51,7 +38,7 @@ def test_source_tags_are_effective_and_counted():
 
 
 def test_tagger_tags_count_only_above_the_threshold_and_never_over_curated():
-    item = item_with(["cat"])
+    item = make_item(["cat"])
     tagger_set_make(item, {"smile": 9000, "blurry": 1200})
     assert effective(item) == {"cat": False, "smile": False}
     curated = tag_set_curated_get_or_create(media_item=item)
@@ -61,22 +48,24 @@ def test_tagger_tags_count_only_above_the_threshold_and_never_over_curated():
 
 
 def test_curated_set_is_seeded_from_source_tags_with_provenance():
-    item = item_with(["cat", "sky"])
+    item = make_item(["cat", "sky"])
     curated = tag_set_curated_get_or_create(media_item=item)
     rows = TagAssignment.objects.filter(tagset=curated).order_by("position")
     assert [r.tag.name for r in rows] == ["cat", "sky"]
-    assert {r.added_via for r in rows} == {"promote"} and all(r.origin_set_id for r in rows)
+    assert {r.added_via for r in rows} == {"promote"}
+    assert all(r.origin_set_id for r in rows)
 
 
 def test_edit_tombstones_and_promote_does_not_revive_but_a_person_does(curator):
-    item = item_with(["cat", "x"])
+    item = make_item(["cat", "x"])
     curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
     tag_set_edit(tag_set=curated, remove=["x"], actor=curator)
     row = TagAssignment.objects.get(tagset=curated, tag__name="x")
     assert row.state == TagAssignment.State.DELETED  # a tombstone, not a deleted row
     tagger = tagger_set_make(item, {"x": 9900, "smile": 9000})
     result = tag_set_promote(source_set=tagger, actor=curator)
-    assert result["blocked_by_tombstone"] == ["x"] and result["added"] == ["smile"]
+    assert result["blocked_by_tombstone"] == ["x"]
+    assert result["added"] == ["smile"]
     assert TagAssignment.objects.get(tagset=curated, tag__name="x").state == TagAssignment.State.DELETED
     tag_set_edit(tag_set=curated, add=["x"], actor=curator)
     revived = TagAssignment.objects.get(tagset=curated, tag__name="x")
@@ -86,7 +75,7 @@ def test_edit_tombstones_and_promote_does_not_revive_but_a_person_does(curator):
 
 
 def test_every_edit_is_an_operation_with_changes():
-    item = item_with([])
+    item = make_item([])
     curated = tag_set_curated_get_or_create(media_item=item)
     operation = tag_set_edit(tag_set=curated, replace=["a", "b"])
     changes = OperationChange.objects.filter(operation=operation)
@@ -99,7 +88,7 @@ def test_every_edit_is_an_operation_with_changes():
 
 
 def test_stale_row_version_is_a_conflict_never_an_overwrite():
-    item = item_with([])
+    item = make_item([])
     curated = tag_set_curated_get_or_create(media_item=item)
     tag_set_edit(tag_set=curated, add=["a"], expected_version=curated.row_version)
     with pytest.raises(ConflictError) as err:
@@ -109,7 +98,7 @@ def test_stale_row_version_is_a_conflict_never_an_overwrite():
 
 
 def test_source_sets_are_read_only_and_deprecated_tags_are_refused():
-    item = item_with(["cat"])
+    item = make_item(["cat"])
     source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
     with pytest.raises(DomainError) as err:
         tag_set_edit(tag_set=source, add=["dog"])
@@ -122,14 +111,15 @@ def test_source_sets_are_read_only_and_deprecated_tags_are_refused():
 
 
 def test_alias_is_non_destructive_and_retiring_restores_effective_tags():
-    item = item_with(["kitty", "sky"])
+    item = make_item(["kitty", "sky"])
     before = effective(item)
     assignments = list(TagAssignment.objects.values_list("tagset_id", "tag_id", "state"))
     alias = rules.alias_create(antecedent="kitty", consequent="cat", activate=True)
     effective_rebuild_stale()
     assert effective(item) == {"cat": False, "sky": False}
     assert list(TagAssignment.objects.values_list("tagset_id", "tag_id", "state")) == assignments
-    assert Tag.objects.get(name="cat").media_count == 1 and Tag.objects.get(name="kitty").media_count == 0
+    assert Tag.objects.get(name="cat").media_count == 1
+    assert Tag.objects.get(name="kitty").media_count == 0
     rules.alias_retire(alias=alias)
     effective_rebuild_stale()
     assert effective(item) == before
@@ -137,7 +127,7 @@ def test_alias_is_non_destructive_and_retiring_restores_effective_tags():
 
 def test_curated_writes_resolve_aliases_and_keep_what_was_typed():
     rules.alias_create(antecedent="kitty", consequent="cat", activate=True)
-    item = item_with([])
+    item = make_item([])
     curated = tag_set_curated_get_or_create(media_item=item)
     tag_set_edit(tag_set=curated, add=["Kitty"])
     row = TagAssignment.objects.get(tagset=curated)
@@ -155,7 +145,7 @@ def test_alias_chains_are_rejected_and_activation_repoints():
 
 
 def test_implications_add_ancestors_refuse_cycles_with_the_path_and_redundancy():
-    item = item_with(["car"])
+    item = make_item(["car"])
     rules.implication_create(child="car", parent="vehicle", activate=True)
     rules.implication_create(child="vehicle", parent="object", activate=True)
     effective_rebuild_stale()
@@ -170,7 +160,7 @@ def test_implications_add_ancestors_refuse_cycles_with_the_path_and_redundancy()
 
 
 def test_retiring_an_implication_removes_what_it_implied():
-    item = item_with(["car"])
+    item = make_item(["car"])
     rule = rules.implication_create(child="car", parent="vehicle", activate=True)
     effective_rebuild_stale()
     rules.implication_retire(rule=rule)
@@ -180,7 +170,7 @@ def test_retiring_an_implication_removes_what_it_implied():
 
 
 def test_full_rebuild_equals_incremental_state_and_counters_have_no_drift():
-    items = [item_with(["a", "b"], seed=1), item_with(["b", "c"], seed=2), item_with(["c"], seed=3)]
+    items = [make_item(["a", "b"], seed=1), make_item(["b", "c"], seed=2), make_item(["c"], seed=3)]
     rules.implication_create(child="c", parent="d", activate=True)
     effective_rebuild_stale()
     curated = tag_set_curated_get_or_create(media_item=items[0])
@@ -209,10 +199,11 @@ def test_a_promotion_that_creates_the_curated_set_is_a_promote_operation_and_und
     from apps.tags.models import Operation
     from apps.tags.services.operations import operation_undo
 
-    item = item_with(["cat", "sky"])
+    item = make_item(["cat", "sky"])
     tagger = tagger_set_make(item, {"smile": 9000})
     result = tag_set_promote(source_set=tagger, actor=curator)
-    assert result["added"] == ["smile"] and result["operation"] is not None
+    assert result["added"] == ["smile"]
+    assert result["operation"] is not None
     operation = Operation.objects.get(pk=result["operation"])
     assert operation.kind == Operation.Kind.PROMOTE
     curated = TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED)
@@ -227,14 +218,15 @@ def test_a_promotion_that_creates_the_curated_set_is_a_promote_operation_and_und
     assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
     # Back to what the item had: its source tags and the tagger's (no curated set any more).
     assert effective(item) == {"cat": False, "sky": False, "smile": False}
-    assert _stat("cat", TagSet.Kind.CURATED) == 0 and _stat("smile", TagSet.Kind.CURATED) == 0
+    assert _stat("cat", TagSet.Kind.CURATED) == 0
+    assert _stat("smile", TagSet.Kind.CURATED) == 0
 
 
 def test_promoting_a_source_set_into_a_new_curated_set_records_an_undoable_operation(curator):
     from apps.tags.models import Operation
     from apps.tags.services.operations import operation_undo
 
-    item = item_with(["cat", "sky"])
+    item = make_item(["cat", "sky"])
     source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
     result = tag_set_promote(source_set=source, actor=curator)
     assert result["operation"] is not None  # the seeded set is the promotion's whole effect
@@ -249,7 +241,7 @@ def test_a_promotion_into_an_existing_curated_set_is_logged_as_promote_and_undoe
     from apps.tags.models import Operation
     from apps.tags.services.operations import operation_undo
 
-    item = item_with(["cat"])
+    item = make_item(["cat"])
     curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
     tagger = tagger_set_make(item, {"smile": 9000})
     result = tag_set_promote(source_set=tagger, actor=curator)
@@ -285,20 +277,63 @@ def _stats_recounted() -> dict[tuple[str, int], int]:
 def test_deleting_an_item_takes_it_out_of_tag_counts_and_stats_at_once(curator):
     from apps.media.services import media_item_delete
 
-    gone = item_with(["cat", "sky"], seed=1)
-    kept = item_with(["cat"], seed=2)
+    gone = make_item(["cat", "sky"], seed=1)
+    kept = make_item(["cat"], seed=2)
     tagger_set_make(gone, {"smile": 9000})
     curated = tag_set_curated_get_or_create(media_item=gone, actor=curator)
     tag_set_edit(tag_set=curated, add=["dog"], remove=["sky"], actor=curator)
     rules.implication_create(child="dog", parent="animal", activate=True)
     effective_rebuild_stale()
-    assert Tag.objects.get(name="cat").media_count == 2 and Tag.objects.get(name="animal").media_count == 1
+    assert Tag.objects.get(name="cat").media_count == 2
+    assert Tag.objects.get(name="animal").media_count == 1
     assert _stats_now() == _stats_recounted()
 
     media_item_delete(item=gone)
 
     counts = dict(Tag.objects.values_list("name", "media_count"))
-    assert counts["cat"] == 1 and counts["dog"] == 0 and counts["animal"] == 0 and counts["smile"] == 0
+    assert counts["cat"] == 1
+    assert counts["dog"] == 0
+    assert counts["animal"] == 0
+    assert counts["smile"] == 0
     assert counters_recount() == {"tags_fixed": 0}  # nothing left for the nightly recount
     assert _stats_now() == _stats_recounted() == {("cat", TagSet.Kind.SOURCE): 1}
     assert effective(kept) == {"cat": False}
+
+
+def test_the_rule_approval_policy_lives_in_the_service(curator):
+    from django.contrib.auth.models import Permission, User
+
+    from apps.core.exceptions import ForbiddenError
+    from apps.tags.models import RuleStatus
+
+    curator.groups.first().permissions.remove(Permission.objects.get(codename="approve_rules"))
+    editor = User.objects.get(pk=curator.pk)
+    proposal = rules.alias_create(antecedent="kitty", consequent="cat", actor=editor, activate=True)
+    assert proposal.status == RuleStatus.PENDING  # an editor's proposal waits for an approver
+    implication = rules.implication_create(child="cat", parent="animal", actor=editor, activate=True)
+    assert implication.status == RuleStatus.PENDING
+    with pytest.raises(ForbiddenError) as refused:
+        rules.alias_activate(alias=proposal, actor=editor)
+    assert refused.value.code == "tags.approve_rules_required"
+    with pytest.raises(ForbiddenError):
+        rules.implication_activate(rule=implication, actor=editor)
+    assert rules.alias_activate(alias=proposal, actor=None).status == RuleStatus.ACTIVE  # the system may
+
+
+def test_undoing_the_undo_of_a_set_creating_promotion_promotes_again(curator):
+    from apps.tags.models import Operation
+    from apps.tags.services.operations import operation_undo
+
+    item = make_item(["cat", "sky"])
+    tagger = tagger_set_make(item, {"smile": 9000})
+    promoted = Operation.objects.get(pk=tag_set_promote(source_set=tagger, actor=curator)["operation"])
+    undo = operation_undo(operation=promoted, actor=curator).operation
+    assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
+    redo = operation_undo(operation=undo, actor=curator).operation
+    assert redo.status == Operation.Status.APPLIED
+    curated = TagSet.objects.get(media_item=item, kind=TagSet.Kind.CURATED)
+    current = TagAssignment.objects.filter(tagset=curated, state=TagAssignment.State.CURRENT)
+    assert set(current.values_list("tag__name", flat=True)) == {"cat", "sky", "smile"}
+    assert effective(item) == {"cat": False, "sky": False, "smile": False}
+    assert _stat("smile", TagSet.Kind.CURATED) == 1
+    assert redo.counters["reapplied_items"] == 1

@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.models import Count
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError, ForbiddenError, UnprocessableError
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
 from apps.tags.models import (
-    EffectiveTag,
     Operation,
     OperationChange,
     OperationTarget,
@@ -31,98 +29,15 @@ from apps.tags.models import (
 )
 from apps.tags.services import operations as ops
 from apps.tags.services import tag_set_edit, tag_set_promote
-from apps.tags.services.assignments import sets_recount
-from apps.tags.services.effective import counters_recount, effective_rebuild_all
-from tests.tags.factories import assign, effective_build, items_make, tags_make
+from tests.tags.factories import items_make, library
+from tests.tags.snapshots import assert_no_drift, comparable, curated_names, effective_names, snapshot
 
 pytestmark = pytest.mark.django_db
 
 C, S, TG = TagSet.Kind.CURATED, TagSet.Kind.SOURCE, TagSet.Kind.TAGGER
 
 
-# --- helpers (imported by the other bulk-operation test modules) ---------------------------------
-
-
-def stats_rebuild() -> None:
-    """TagStat from the assignments (the factories insert rows without counting them)."""
-    TagStat.objects.all().delete()
-    TagStat.objects.bulk_create(
-        [
-            TagStat(tag_id=t, set_kind=k, current_count=n)
-            for t, k, n in TagAssignment.objects.filter(state=1)
-            .values_list("tag_id", "kind")
-            .annotate(n=Count("*"))
-            .values_list("tag_id", "kind", "n")
-        ]
-    )
-
-
-def library(
-    n: int,
-    *,
-    curated: Sequence[str] | None = ("cat", "sky"),
-    source: Sequence[str] = (),
-    tagger: dict[str, int] | None = None,
-    tombstoned: Sequence[str] = (),
-) -> list[MediaItem]:
-    """n items with the same tags: a curated set (unless None), a source set, a tagger set.
-
-    Positions follow the order given (tombstones after the current curated tags).
-    """
-    items = items_make(n)
-    tags = tags_make([*(curated or ()), *source, *(tagger or {}), *tombstoned])
-    rows: list[Any] = []
-    for item in items:
-        rows += [(item.pk, C, tags[name].pk) for name in curated or ()]
-        rows += [(item.pk, C, tags[name].pk, 0, None) for name in tombstoned]
-        rows += [(item.pk, S, tags[name].pk) for name in source]
-        rows += [(item.pk, TG, tags[name].pk, 1, score) for name, score in (tagger or {}).items()]
-    if rows:
-        assign(rows)
-    ids = [i.pk for i in items]
-    for kind, names in ((C, [*(curated or ()), *tombstoned]), (S, source), (TG, list(tagger or {}))):
-        for position, name in enumerate(names):
-            TagAssignment.objects.filter(media_item_id__in=ids, kind=kind, tag=tags[name]).update(
-                position=position
-            )
-    effective_build(ids)
-    stats_rebuild()
-    sets_recount(TagSet.objects.filter(media_item_id__in=ids).values_list("pk", flat=True))
-    return items
-
-
-def curated_names(item: MediaItem, *, state: int = 1) -> list[str]:
-    return list(
-        TagAssignment.objects.filter(media_item=item, kind=C, state=state)
-        .order_by("position", "tag__name")
-        .values_list("tag__name", flat=True)
-    )
-
-
-def effective_names(item: MediaItem) -> set[str]:
-    return set(EffectiveTag.objects.filter(media_item=item).values_list("tag__name", flat=True))
-
-
-def snapshot() -> dict[str, Any]:
-    """Everything an undo must restore, keyed so that re-created sets compare equal."""
-    sets = {s.pk: (s.media_item_id, s.kind, s.slot) for s in TagSet.objects.all()}
-    return {
-        "assignments": sorted(
-            (sets[a[0]], *a[1:])
-            for a in TagAssignment.objects.values_list(
-                "tagset_id", "tag_id", "media_item_id", "kind", "state", "position", "added_via", "confidence"
-            )
-        ),
-        "sets": sorted(
-            (*key, n) for key, n in ((sets[s.pk], s.assignment_count) for s in TagSet.objects.all())
-        ),
-        "effective": sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied")),
-        "stats": sorted(
-            TagStat.objects.exclude(current_count=0).values_list("tag_id", "set_kind", "current_count")
-        ),
-        "media_count": sorted(Tag.objects.exclude(media_count=0).values_list("pk", "media_count")),
-        "tag_count": sorted(MediaItem.objects.values_list("pk", "tag_count")),
-    }
+# --- helpers ------------------------------------------------------------------------------------
 
 
 def run(
@@ -134,49 +49,17 @@ def run(
     return preview, outcome.operation
 
 
-def comparable(counts: dict[str, Any]) -> dict[str, Any]:
-    keys = ("matched_items", "items_changing", "sets_created", "seeded", "changes", "tags")
-    return {k: counts.get(k) for k in keys}
-
-
-def assert_no_drift() -> None:
-    """Stored counters equal a recount, and effective tags equal a full rebuild."""
-    stats = sorted(
-        TagStat.objects.exclude(current_count=0).values_list("tag_id", "set_kind", "current_count")
-    )
-    effective = sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied"))
-    counts = sorted(Tag.objects.values_list("pk", "media_count"))
-    actual = dict(
-        TagAssignment.objects.filter(state=1)
-        .values_list("tagset_id")
-        .annotate(n=Count("*"))
-        .values_list("tagset_id", "n")
-    )
-    stored = dict(TagSet.objects.values_list("pk", "assignment_count"))
-    assert {pk: n for pk, n in stored.items() if n} == {
-        pk: actual.get(pk, 0) for pk, n in stored.items() if n
-    }
-    assert all(stored.get(pk) == n for pk, n in actual.items())
-    stats_rebuild()
-    assert (
-        sorted(TagStat.objects.exclude(current_count=0).values_list("tag_id", "set_kind", "current_count"))
-        == stats
-    )
-    effective_rebuild_all()
-    assert counters_recount() == {"tags_fixed": 0}
-    assert sorted(EffectiveTag.objects.values_list("tag_id", "media_item_id", "is_implied")) == effective
-    assert sorted(Tag.objects.values_list("pk", "media_count")) == counts
-
-
 # --- each kind: preview counts equal applied counts (check 22) ---------------------------------
 
 
 def test_add_counts_equal_applied_counts_and_tags_land_at_the_end(curator):
     items = library(3, curated=["cat", "sky"])
     preview, op = run("add", items, curator, tags=["dog", "cat"])
-    assert preview.counts["tags"]["dog"]["added"] == 3 and preview.counts["tags"]["cat"]["unchanged"] == 3
+    assert preview.counts["tags"]["dog"]["added"] == 3
+    assert preview.counts["tags"]["cat"]["unchanged"] == 3
     assert comparable(op.counters) == comparable(preview.counts)
-    assert op.status == Operation.Status.APPLIED and op.counters["items_changing"] == 3
+    assert op.status == Operation.Status.APPLIED
+    assert op.counters["items_changing"] == 3
     assert curated_names(items[0]) == ["cat", "sky", "dog"]
     row = TagAssignment.objects.get(media_item=items[0], kind=C, tag__name="dog")
     assert (row.added_via, row.operation_id, row.actor_id) == ("bulk", op.pk, curator.pk)
@@ -193,7 +76,8 @@ def test_add_revives_tombstones_unless_told_not_to(curator):
     assert blocked.counts["tags"]["dog"] == {
         "added": 0, "removed": 0, "unchanged": 0, "blocked_by_tombstone": 2, "revived": 0
     }  # fmt: skip
-    assert comparable(op.counters) == comparable(blocked.counts) and curated_names(items[0]) == ["cat"]
+    assert comparable(op.counters) == comparable(blocked.counts)
+    assert curated_names(items[0]) == ["cat"]
     revived, op = run("add", items, curator, tags=["dog"])
     assert revived.counts["tags"]["dog"]["revived"] == 2
     assert comparable(op.counters) == comparable(revived.counts)
@@ -206,13 +90,16 @@ def test_add_seeds_curated_sets_only_on_items_that_change(curator):
     plain = library(2, curated=None, source=["cat", "sky"], tagger={"robot": 9000})
     full = library(1, curated=None, source=["dog"])
     preview, op = run("add", [*plain, *full], curator, tags=["dog"])
-    assert preview.counts["sets_created"] == 2 and preview.counts["seeded"] == 4
-    assert preview.counts["items_changing"] == 2 and preview.counts["changes"] == 6
+    assert preview.counts["sets_created"] == 2
+    assert preview.counts["seeded"] == 4
+    assert preview.counts["items_changing"] == 2
+    assert preview.counts["changes"] == 6
     assert comparable(op.counters) == comparable(preview.counts)
     assert curated_names(plain[0]) == ["cat", "sky", "dog"]
     assert not TagSet.objects.filter(media_item=full[0], kind=C).exists()
     seeded = TagAssignment.objects.get(media_item=plain[0], kind=C, tag__name="cat")
-    assert seeded.added_via == "promote" and seeded.origin_set.kind == S
+    assert seeded.added_via == "promote"
+    assert seeded.origin_set.kind == S
     assert "robot" not in effective_names(plain[0])  # tagger output is never copied in silently
     assert_no_drift()
 
@@ -221,11 +108,14 @@ def test_remove_tombstones_in_curated_sets_and_unseeded_items(curator):
     with_set = library(2, curated=["cat", "sky"])
     without = library(1, curated=None, source=["cat", "dog"])
     preview, op = run("remove", [*with_set, *without], curator, tags=["cat", "nothing_such"])
-    assert preview.counts["tags"]["cat"]["removed"] == 3 and preview.counts["sets_created"] == 1
+    assert preview.counts["tags"]["cat"]["removed"] == 3
+    assert preview.counts["sets_created"] == 1
     assert any(w["code"] == "tags.unknown_tag" for w in preview.warnings)
     assert comparable(op.counters) == comparable(preview.counts)
-    assert curated_names(with_set[0]) == ["sky"] and curated_names(with_set[0], state=0) == ["cat"]
-    assert curated_names(without[0]) == ["dog"] and curated_names(without[0], state=0) == ["cat"]
+    assert curated_names(with_set[0]) == ["sky"]
+    assert curated_names(with_set[0], state=0) == ["cat"]
+    assert curated_names(without[0]) == ["dog"]
+    assert curated_names(without[0], state=0) == ["cat"]
     assert effective_names(without[0]) == {"dog"}
     assert_no_drift()
 
@@ -256,14 +146,16 @@ def test_remove_pattern_that_names_everything_or_too_much_is_refused(curator, mo
     monkeypatch.setattr(operations_plan, "PATTERN_MAX_TAGS", 2)
     with pytest.raises(DomainError) as info:
         ops.operation_preview(action="remove", tags=["a_*"], ids=[items[0].pk], actor=curator)
-    assert info.value.code == "tags.pattern_too_broad" and "more than 2 tags" in info.value.message
+    assert info.value.code == "tags.pattern_too_broad"
+    assert "more than 2 tags" in info.value.message
     assert Operation.objects.count() == 0
 
 
 def test_remove_from_tagger_sets_only(curator):
     items = library(2, curated=None, source=["sky"], tagger={"robot": 9000, "cat": 9000})
     preview, op = run("remove", items, curator, tags=["robot"], set_kind="tagger")
-    assert preview.counts["tags"]["robot"]["removed"] == 2 and preview.counts["sets_created"] == 0
+    assert preview.counts["tags"]["robot"]["removed"] == 2
+    assert preview.counts["sets_created"] == 0
     assert comparable(op.counters) == comparable(preview.counts)
     assert effective_names(items[0]) == {"sky", "cat"}
     assert TagAssignment.objects.get(media_item=items[0], kind=TG, tag__name="robot").state == 0
@@ -277,11 +169,14 @@ def test_replace_tombstones_from_and_appends_to(curator):
     other = library(1, curated=["sky"])
     preview, op = run("replace", [*items, *other], curator, from_tags=["cat", "tree"], to_tags=["dog", "sky"])
     counts = preview.counts
-    assert counts["matched_items"] == 3 and counts["items_changing"] == 2
-    assert counts["tags"]["dog"]["added"] == 2 and counts["tags"]["sky"]["unchanged"] == 2
+    assert counts["matched_items"] == 3
+    assert counts["items_changing"] == 2
+    assert counts["tags"]["dog"]["added"] == 2
+    assert counts["tags"]["sky"]["unchanged"] == 2
     assert counts["tags"]["cat"]["removed"] == 2
     assert comparable(op.counters) == comparable(counts)
-    assert curated_names(items[0]) == ["sky", "dog"] and curated_names(other[0]) == ["sky"]
+    assert curated_names(items[0]) == ["sky", "dog"]
+    assert curated_names(other[0]) == ["sky"]
     with pytest.raises(DomainError, match="replaced by itself"):
         ops.operation_preview(action="replace", from_tags=["sky"], to_tags=["sky"], ids=[items[0].pk])
     assert_no_drift()
@@ -312,24 +207,31 @@ def test_rename_across_the_library_aliases_deprecates_and_undo_reverts(curator, 
     assert preview.counts["matched_items"] == 3  # no q or ids: every item with the old tag
     op = ops.operation_apply(operation=preview.operation, actor=curator).operation
     alias = TagAlias.objects.get(antecedent__name="cat")
-    assert alias.status == "active" and Tag.objects.get(name="cat").is_deprecated
+    assert alias.status == "active"
+    assert Tag.objects.get(name="cat").is_deprecated
     assert curated_names(items[0]) == ["kitty", "sky"]
     undo = ops.operation_undo(operation=op, actor=curator).operation
     alias.refresh_from_db()
-    assert alias.status == "retired" and not Tag.objects.get(name="cat").is_deprecated
-    assert curated_names(items[0]) == ["cat", "sky"] and undo.params["effects"]["alias_retired"] == alias.pk
+    assert alias.status == "retired"
+    assert not Tag.objects.get(name="cat").is_deprecated
+    assert curated_names(items[0]) == ["cat", "sky"]
+    assert undo.params["effects"]["alias_retired"] == alias.pk
 
 
 def test_set_type_is_logged_and_undone(curator):
     library(1, curated=["saber"])
     preview = ops.operation_preview(action="set_type", tags=["saber"], type_key="character", actor=curator)
-    assert preview.counts["tags_changing"] == 1 and preview.operation.kind == "set_type"
+    assert preview.counts["tags_changing"] == 1
+    assert preview.operation.kind == "set_type"
     op = ops.operation_apply(operation=preview.operation, actor=curator).operation
-    assert Tag.objects.get(name="saber").type.key == "character" and op.status == "applied"
+    assert Tag.objects.get(name="saber").type.key == "character"
+    assert op.status == "applied"
     undo = ops.operation_undo(operation=op, actor=curator).operation
-    assert Tag.objects.get(name="saber").type.key == "general" and undo.counters["restored"] == 1
+    assert Tag.objects.get(name="saber").type.key == "general"
+    assert undo.counters["restored"] == 1
     op.refresh_from_db()
-    assert op.status == "undone" and op.undone_by_id == undo.pk
+    assert op.status == "undone"
+    assert op.undone_by_id == undo.pk
 
 
 # --- undo and redo -------------------------------------------------------------------------------
@@ -351,10 +253,13 @@ def test_undo_restores_assignments_effective_tags_and_counters_exactly(curator, 
     _preview, op = run(action, [*curated, *plain], curator, **kwargs)
     assert snapshot() != before
     undo = ops.operation_undo(operation=op, actor=curator).operation
-    assert undo.kind == "undo" and undo.status == "applied" and undo.counters["conflicts"] == 0
+    assert undo.kind == "undo"
+    assert undo.status == "applied"
+    assert undo.counters["conflicts"] == 0
     assert snapshot() == before
     op.refresh_from_db()
-    assert op.status == "undone" and op.undone_by_id == undo.pk
+    assert op.status == "undone"
+    assert op.undone_by_id == undo.pk
     assert_no_drift()
 
 
@@ -367,12 +272,14 @@ def test_undo_after_a_later_edit_reports_the_conflict_and_keeps_the_edit(curator
     tag_set_edit(tag_set=later, remove=["sun"], actor=curator)
     tag_set_edit(tag_set=later, add=["sun"], actor=curator)  # back to current, but by someone else
     undo = ops.operation_undo(operation=op, actor=curator).operation
-    assert undo.counters["conflicts"] == 2 and undo.counters["restored"] == 4
+    assert undo.counters["conflicts"] == 2
+    assert undo.counters["restored"] == 4
     assert {(c["item"], c["now"]) for c in undo.counters["conflict_samples"]} == {
         (items[0].pk, "deleted"),
         (items[1].pk, "current"),
     }
-    assert curated_names(items[0]) == ["cat"] and curated_names(items[0], state=0) == ["dog"]
+    assert curated_names(items[0]) == ["cat"]
+    assert curated_names(items[0], state=0) == ["dog"]
     assert curated_names(items[1]) == ["cat", "sun"]  # the later add wins
     assert curated_names(items[2]) == ["cat"]
     assert not TagAssignment.objects.filter(media_item=items[2], tag__name="dog").exists()
@@ -386,15 +293,19 @@ def test_redo_is_the_undo_of_the_undo_and_recreates_dropped_sets(curator):
     _preview, op = run("add", [*curated, *plain], curator, tags=["dog"])
     after = snapshot()
     undo = ops.operation_undo(operation=op, actor=curator).operation
-    assert undo.counters["sets_removed"] == 2 and snapshot() == before
+    assert undo.counters["sets_removed"] == 2
+    assert snapshot() == before
     assert not TagSet.objects.filter(media_item__in=plain, kind=C).exists()
     redo = ops.operation_undo(operation=undo, actor=curator).operation
-    assert redo.counters["reapplied_items"] == 2 and redo.counters["conflicts"] == 0
+    assert redo.counters["reapplied_items"] == 2
+    assert redo.counters["conflicts"] == 0
     assert snapshot() == after
     undo.refresh_from_db()
-    assert undo.status == "undone" and undo.undone_by_id == redo.pk
+    assert undo.status == "undone"
+    assert undo.undone_by_id == redo.pk
     again = ops.operation_undo(operation=redo, actor=curator).operation
-    assert again.counters["conflicts"] == 0 and snapshot() == before
+    assert again.counters["conflicts"] == 0
+    assert snapshot() == before
     with pytest.raises(ConflictError, match="already undone"):
         ops.operation_undo(operation=op, actor=curator)
     assert_no_drift()
@@ -407,7 +318,8 @@ def test_undo_of_a_single_set_edit_uses_the_same_log(curator):
     undo = ops.operation_undo(operation=edit, actor=curator).operation
     assert undo.counters["restored"] == 2
     after = snapshot()
-    assert after["assignments"] == before["assignments"] and after["effective"] == before["effective"]
+    assert after["assignments"] == before["assignments"]
+    assert after["effective"] == before["effective"]
 
 
 def test_undo_refusals(curator, settings):
@@ -505,14 +417,16 @@ def test_large_operations_run_as_a_resumable_job(curator, settings, sent, django
     assert preview.mode == "job"
     with django_capture_on_commit_callbacks(execute=True):
         outcome = ops.operation_apply(operation=preview.operation, actor=curator)
-    assert outcome.job is not None and outcome.operation.status == "queued"
+    assert outcome.job is not None
+    assert outcome.operation.status == "queued"
     assert sent.calls == [("tags.operation_run", {"job_id": outcome.job.pk})]
     assert not TagAssignment.objects.filter(tag__name="dog").exists()
     ops.operation_run(job_id=outcome.job.pk)
     op = Operation.objects.get(pk=preview.operation.pk)
     job = Job.objects.get(pk=outcome.job.pk)
     assert (op.status, job.status, job.progress_done) == ("applied", "succeeded", 10)
-    assert op.resume_cursor == items[-1].pk and comparable(op.counters) == comparable(preview.counts)
+    assert op.resume_cursor == items[-1].pk
+    assert comparable(op.counters) == comparable(preview.counts)
     assert TagAssignment.objects.filter(tag__name="dog", state=1).count() == 10
     ops.operation_run(job_id=outcome.job.pk)  # a redelivered message does nothing
     assert OperationChange.objects.filter(operation=op).count() == 10
@@ -534,7 +448,8 @@ def test_job_resumes_at_its_cursor_and_cancel_keeps_done_chunks_undoable(curator
     Job.objects.filter(pk=outcome.job.pk).update(cancel_requested=False)
     ops.operation_run(job_id=outcome.job.pk)
     op = Operation.objects.get(pk=preview.operation.pk)
-    assert op.status == "applied" and OperationChange.objects.filter(operation=op).count() == 7
+    assert op.status == "applied"
+    assert OperationChange.objects.filter(operation=op).count() == 7
     assert op.counters["items_done"] == 7
     # Cancel: an undo job stops after its current chunk; what it did stays and can be undone.
     undo = ops.operation_undo(operation=op, actor=curator)
@@ -546,7 +461,8 @@ def test_job_resumes_at_its_cursor_and_cancel_keeps_done_chunks_undoable(curator
     settings.BULK_SYNC_MAX_CHANGES = 10_000
     Operation.objects.filter(pk=undo.operation.pk).update(status="failed")
     again = ops.operation_undo(operation=op, actor=curator).operation
-    assert again.status == "applied" and snapshot() == before
+    assert again.status == "applied"
+    assert snapshot() == before
 
 
 # --- set-based: bounded statements ----------------------------------------------------------------
@@ -627,7 +543,9 @@ def test_expiry_drops_old_previews_and_old_change_logs(curator):
     Operation.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(hours=25))
     Operation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=91))
     result = ops.operations_expire()
-    assert result["previews"] == 1 and result["changes"] == 1 and result["targets"] == 1
+    assert result["previews"] == 1
+    assert result["changes"] == 1
+    assert result["targets"] == 1
     assert not Operation.objects.filter(pk=stale.pk).exists()
     assert Operation.objects.filter(pk=old.pk).exists()  # history stays, its log is gone
     assert OperationChange.objects.filter(operation=fresh).count() == 1
@@ -642,10 +560,25 @@ def test_task_adapter_delegates_and_skips_a_claimed_job(curator, settings, sent)
     _preview, outcome = ops.operation_bulk(
         action="add", tags=["dog"], ids=[i.pk for i in items], dry_run=False
     )
-    assert outcome is not None and outcome.job is not None
+    assert outcome is not None
+    assert outcome.job is not None
     Job.objects.filter(pk=outcome.job.pk).update(status="running")  # another delivery owns it
     operation_run_task(job_id=outcome.job.pk)
     assert Operation.objects.get(pk=outcome.operation.pk).status == "queued"
     Job.objects.filter(pk=outcome.job.pk).update(status="queued")
     operation_run_task(job_id=outcome.job.pk)
     assert Operation.objects.get(pk=outcome.operation.pk).status == "applied"
+
+
+def test_a_type_prefix_in_a_bulk_add_types_the_tag_as_the_editor_does(curator):
+    from apps.core.exceptions import DomainError as Refused
+    from apps.tags.models import Tag
+
+    items = library(2, curated=["cat"])
+    run("add", items, curator, tags=["char:saber", "char:cat"])
+    assert Tag.objects.get(name="saber").type.key == "character"  # a new tag takes the prefix's type
+    assert Tag.objects.get(name="cat").type.key == "character"  # a general one is retyped
+    assert curated_names(items[0]) == ["cat", "saber"]
+    with pytest.raises(Refused) as conflict:  # saber is a character now, not a copyright
+        ops.operation_preview(action="add", tags=["copy:saber"], ids=[items[0].pk], actor=curator)
+    assert conflict.value.code == "tags.type_conflict"

@@ -15,8 +15,16 @@ from apps.tags.models import OperationChange, TagAssignment, TagSet
 from apps.tags.services import assignments, effective
 from apps.tags.services import operations as ops
 from apps.tags.services.operations import apply as operations_exec
-from tests.tags.factories import alias_make, assign, closure_make, effective_build, items_make, tags_make
-from tests.tags.test_operations import assert_no_drift, comparable, snapshot, stats_rebuild
+from tests.tags.factories import (
+    alias_make,
+    assign,
+    closure_make,
+    effective_build,
+    items_make,
+    stats_rebuild,
+    tags_make,
+)
+from tests.tags.snapshots import assert_no_drift, comparable, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +144,8 @@ def test_set_based_undo_keeps_later_edits_and_reports_them(curator):
     later = ops.operation_preview(action="remove", tags=["t13"], ids=[having[0].pk], actor=curator)
     ops.operation_apply(operation=later.operation, actor=curator)
     undo = ops.operation_undo(operation=applied, actor=curator).operation
-    assert undo.counters["conflicts"] == 1 and undo.counters["restored"] == added - 1
+    assert undo.counters["conflicts"] == 1
+    assert undo.counters["restored"] == added - 1
     assert undo.counters["conflict_samples"][0]["item"] == having[0].pk
     assert undo.counters["conflict_samples"][0]["now"] == "deleted"
     # The later removal stands as a tombstone; everything else is as before the add.

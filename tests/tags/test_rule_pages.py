@@ -19,7 +19,8 @@ def approver(client):
 
 def test_rules_page_empty_states(approver):
     html = approver.get("/tags/rules/").content.decode()
-    assert "No aliases yet" in html and "No implications yet" in html
+    assert "No aliases yet" in html
+    assert "No implications yet" in html
 
 
 def test_add_alias_and_implication_and_retire(approver):
@@ -28,7 +29,8 @@ def test_add_alias_and_implication_and_retire(approver):
         {"antecedent": "kitty", "consequent": "cat", "activate": "on"},
         HTTP_HX_REQUEST="true",
     )
-    assert response.status_code == 200 and "kitty" in response.content.decode()
+    assert response.status_code == 200
+    assert "kitty" in response.content.decode()
     alias = TagAlias.objects.get()
     assert alias.status == "active"
     approver.post(
@@ -53,7 +55,8 @@ def test_bad_rule_is_422_with_the_reason(approver):
         {"child": "vehicle", "parent": "car", "activate": "on"},
         HTTP_HX_REQUEST="true",
     )
-    assert response.status_code == 422 and "cycle" in response.content.decode()
+    assert response.status_code == 422
+    assert "cycle" in response.content.decode()
 
 
 def test_curator_proposals_wait_without_approval(client, curator):
@@ -79,6 +82,7 @@ def test_an_unknown_rule_verb_is_400_naming_the_verbs_and_changes_nothing(approv
     response = approver.post(f"/tags/rules/{kind}/{rule.pk}/retier", HTTP_HX_REQUEST="true")
     assert response.status_code == 400
     html = response.content.decode()
-    assert "retier" in html and all(verb in html for verb in ("activate", "retire", "reject"))
+    assert "retier" in html
+    assert all(verb in html for verb in ("activate", "retire", "reject"))
     rule.refresh_from_db()
     assert rule.status == "active"

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
-from apps.media.services import Origin, media_ingest, metadata_clean
 from apps.tags.models import EffectiveTag, TagSet
 from apps.tags.services.effective import effective_rebuild_stale
-from tests import mediafiles
+from tests.tags.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def item():
-    return media_ingest(
-        stream=io.BytesIO(mediafiles.image_bytes("png", size=(64, 48))),
-        origin=Origin(kind="upload"),
-        metadata=metadata_clean(tags=["cat", "sky"], tag_source="booru"),
-    ).item
+    return make_item(["cat", "sky"])
 
 
 def names(body) -> list[str]:
@@ -33,12 +26,15 @@ def test_curated_set_put_append_remove_with_versions(api, item):
     created = api.post(f"/api/media/{item.pk}/tag-sets", {"kind": "curated", "tags": ["dog"]}, format="json")
     assert created.status_code == 201
     body = created.json()
-    assert body["kind"] == "curated" and names(body) == ["cat", "sky", "dog"]
+    assert body["kind"] == "curated"
+    assert names(body) == ["cat", "sky", "dog"]
     url = f"/api/tag-sets/{body['id']}"
     put = api.put(url, {"tags": ["Blue Sky", "cat"], "row_version": body["row_version"]}, format="json")
-    assert put.status_code == 200 and sorted(names(put.json())) == ["blue_sky", "cat"]
+    assert put.status_code == 200
+    assert sorted(names(put.json())) == ["blue_sky", "cat"]
     stale = api.put(url, {"tags": ["x"], "row_version": body["row_version"]}, format="json")
-    assert stale.status_code == 409 and stale.json()["code"] == "tags.stale_version"
+    assert stale.status_code == 409
+    assert stale.json()["code"] == "tags.stale_version"
     appended = api.post(f"{url}/append-tags", {"tags": ["smile"]}, format="json").json()
     assert "smile" in names(appended)
     removed = api.post(f"{url}/remove-tags", {"tags": ["cat"]}, format="json").json()
@@ -54,7 +50,8 @@ def test_curated_set_put_append_remove_with_versions(api, item):
 def test_source_sets_refuse_edits_with_a_clear_message(api, item):
     source = TagSet.objects.get(media_item=item, kind=TagSet.Kind.SOURCE)
     response = api.post(f"/api/tag-sets/{source.pk}/append-tags", {"tags": ["x"]}, format="json")
-    assert response.status_code == 400 and response.json()["code"] == "tags.set_read_only"
+    assert response.status_code == 400
+    assert response.json()["code"] == "tags.set_read_only"
     assert "curated" in response.json()["message"]
 
 
@@ -82,20 +79,23 @@ def test_rules_need_approval_to_activate(item):
     proposed = client.post(
         "/api/tag-aliases/", {"antecedent": "kitty", "consequent": "cat", "activate": True}, format="json"
     )
-    assert proposed.status_code == 201 and proposed.json()["status"] == "pending"
+    assert proposed.status_code == 201
+    assert proposed.json()["status"] == "pending"
     denied = client.post(f"/api/tag-aliases/{proposed.json()['id']}/activate")
     assert denied.status_code == 403
     approver = APIClient()
     approver.force_authenticate(User.objects.create_superuser("root", password="pw-root-123"))
     activated = approver.post(f"/api/tag-aliases/{proposed.json()['id']}/activate")
-    assert activated.status_code == 200 and activated.json()["status"] == "active"
+    assert activated.status_code == 200
+    assert activated.json()["status"] == "active"
 
 
 def test_implication_api_reports_cycles_with_the_path(api, item):
     first = api.post(
         "/api/tag-implications/", {"child": "cat", "parent": "animal", "activate": True}, format="json"
     )
-    assert first.status_code == 201 and first.json()["status"] == "active"
+    assert first.status_code == 201
+    assert first.json()["status"] == "active"
     effective_rebuild_stale()
     assert set(EffectiveTag.objects.filter(media_item=item).values_list("tag__name", flat=True)) == {
         "cat",
@@ -105,7 +105,8 @@ def test_implication_api_reports_cycles_with_the_path(api, item):
     cycle = api.post(
         "/api/tag-implications/", {"child": "animal", "parent": "cat", "activate": True}, format="json"
     )
-    assert cycle.status_code == 400 and cycle.json()["code"] == "tags.implication_cycle"
+    assert cycle.status_code == 400
+    assert cycle.json()["code"] == "tags.implication_cycle"
     assert cycle.json()["details"]["path"] == ["animal", "cat", "animal"]
     listed = api.get("/api/tag-implications/?tag=cat").json()["results"]
     assert [r["parent"] for r in listed] == ["animal"]
@@ -123,14 +124,17 @@ def test_descriptions_crud_with_regions_and_versions(api, item):
         {"media_item": item.pk, "text": "tabby", "kind": "character", "box": [0, 0, 32, 24]},
         format="json",
     )
-    assert region.status_code == 201 and region.json()["box"] == [0, 0, 32, 24]
+    assert region.status_code == 201
+    assert region.json()["box"] == [0, 0, 32, 24]
     outside = api.post(
         "/api/descriptions/", {"media_item": item.pk, "text": "x", "box": [60, 0, 10, 10]}, format="json"
     )
-    assert outside.status_code == 400 and outside.json()["code"] == "media.box_outside"
+    assert outside.status_code == 400
+    assert outside.json()["code"] == "media.box_outside"
     url = f"/api/descriptions/{created.json()['id']}"
     updated = api.patch(url, {"text": "A cat.", "row_version": 1}, format="json")
-    assert updated.status_code == 200 and updated.json()["row_version"] == 2
+    assert updated.status_code == 200
+    assert updated.json()["row_version"] == 2
     stale = api.patch(url, {"text": "Old.", "row_version": 1}, format="json")
     assert stale.status_code == 409
     assert len(api.get(f"/api/descriptions/?media_item={item.pk}").json()["results"]) == 2
@@ -143,7 +147,8 @@ def test_removing_a_tag_name_that_never_existed_creates_no_tag(api, item):
     created = api.post(f"/api/media/{item.pk}/tag-sets", {"kind": "curated", "tags": []}, format="json")
     url = f"/api/tag-sets/{created.json()['id']}"
     response = api.post(f"{url}/remove-tags", {"tags": ["never_seen_before", "cat"]}, format="json")
-    assert response.status_code == 200 and names(response.json()) == ["sky"]
+    assert response.status_code == 200
+    assert names(response.json()) == ["sky"]
     assert not Tag.objects.filter(name="never_seen_before").exists()
 
 
@@ -151,12 +156,14 @@ def test_description_without_media_item_is_400_naming_the_field(api):
     response = api.post("/api/descriptions/", {"text": "A cat."}, format="json")
     assert response.status_code == 400
     body = response.json()
-    assert "media_item" in body["message"] and "media_item" in body["details"]["fields"]
+    assert "media_item" in body["message"]
+    assert "media_item" in body["details"]["fields"]
 
 
 def test_api_curated_add_refused_leaves_no_curated_set_behind(api, item):
     response = api.post(
         f"/api/media/{item.pk}/tag-sets", {"kind": "curated", "tags": ["ok_tag", "-bad"]}, format="json"
     )
-    assert response.status_code == 400 and response.json()["code"] == "tags.invalid_name"
+    assert response.status_code == 400
+    assert response.json()["code"] == "tags.invalid_name"
     assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()

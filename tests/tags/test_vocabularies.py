@@ -42,6 +42,7 @@ from apps.tags.services.vocabulary_io import (
     vocabulary_export_rows,
     vocabulary_import_csv,
 )
+from tests.tags.factories import make_item
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +94,8 @@ def test_long_hair_after_long_hair_is_a_duplicate(vocab):
     first = tag_create(vocabulary=vocab, name="long_hair")
     with pytest.raises(ConflictError) as err:
         tag_create(vocabulary=vocab, name="Long Hair")
-    assert err.value.code == "tags.duplicate" and err.value.details["id"] == first.pk
+    assert err.value.code == "tags.duplicate"
+    assert err.value.details["id"] == first.pk
     assert tags_get_or_create(vocabulary=vocab, names=["long_hair"])["long_hair"].pk == first.pk
 
 
@@ -116,7 +118,8 @@ def test_closed_vocabulary_refuses_unknown_tags_with_a_clear_error(vocab):
     with pytest.raises(DomainError) as err:
         tags_get_or_create(vocabulary=vocab, names=["known", "new_thing"])
     assert err.value.code == "tags.unknown_tag"
-    assert err.value.details["unknown"] == ["new_thing"] and "closed" in err.value.message
+    assert err.value.details["unknown"] == ["new_thing"]
+    assert "closed" in err.value.message
     assert not Tag.objects.filter(vocabulary=vocab, name="new_thing").exists()
 
 
@@ -141,8 +144,6 @@ def test_tag_update_changes_type_and_deprecates(vocab):
 
 
 def test_tags_recount_repairs_drift(vocab):
-    from tests.tags.test_tags_api import make_item
-
     tag = tags_get_or_create(vocabulary=vocab, names=["x"])["x"]
     item = make_item()
     EffectiveTag.objects.create(tag=tag, media_item=item)
@@ -157,7 +158,8 @@ def test_tags_recount_repairs_drift(vocab):
 
 def test_tag_type_create_validates_key_and_refuses_qualifiers():
     created = tag_type_create(key="pose", name="Pose", color="#AABBCC", default_dropout=500)
-    assert created.color == "#aabbcc" and created.default_dropout == 500
+    assert created.color == "#aabbcc"
+    assert created.default_dropout == 500
     for key in ("width", "order", "posetags", "Bad Key"):
         with pytest.raises(DomainError):
             tag_type_create(key=key, name="X")
@@ -183,7 +185,8 @@ def test_tag_type_delete_refuses_a_type_in_use(vocab):
     tag_update(tag=tag, type=pose)
     with pytest.raises(ConflictError) as err:
         tag_type_delete(tag_type=pose)
-    assert err.value.status_code == 409 and err.value.code == "tags.type_in_use"
+    assert err.value.status_code == 409
+    assert err.value.code == "tags.type_in_use"
     with pytest.raises(ConflictError):
         tag_type_delete(tag_type=types()["general"])  # the default type
     tag_update(tag=tag, type=types()["general"])
@@ -232,11 +235,15 @@ def test_import_maps_danbooru_category_numbers(vocab):
         "highres,5,300,",
     )
     result = vocabulary_import_csv(vocabulary=vocab, data=data)
-    assert result.scheme == "danbooru" and result.errors == []
+    assert result.scheme == "danbooru"
+    assert result.errors == []
     assert (result.lines, result.created, result.aliases_created, result.aliases_pending) == (5, 5, 2, 2)
     got = dict(Tag.objects.filter(vocabulary=vocab).values_list("name", "type__key"))
-    assert got["1girl"] == "general" and got["kantoku"] == "artist" and got["fate_(series)"] == "copyright"
-    assert got["saber_(fate)"] == "character" and got["highres"] == "meta"
+    assert got["1girl"] == "general"
+    assert got["kantoku"] == "artist"
+    assert got["fate_(series)"] == "copyright"
+    assert got["saber_(fate)"] == "character"
+    assert got["highres"] == "meta"
     assert got["1girls"] == "general"  # antecedents become tags typed like their ideal
     aliases = TagAlias.objects.filter(vocabulary=vocab)
     assert {(a.antecedent.name, a.consequent.name, a.status) for a in aliases} == {
@@ -251,7 +258,8 @@ def test_import_maps_e621_numbers_when_e621_categories_appear(vocab):
         "canine,5,100,", "invalid_tag,6,3,", "conditional_dnp,7,20,", "lore_thing,8,1,", "x,1,1,"
     )
     result = vocabulary_import_csv(vocabulary=vocab, data=data)
-    assert result.scheme == "e621" and result.errors == []
+    assert result.scheme == "e621"
+    assert result.errors == []
     got = dict(Tag.objects.filter(vocabulary=vocab).values_list("name", "type__key"))
     assert got == {
         "canine": "general",
@@ -261,13 +269,15 @@ def test_import_maps_e621_numbers_when_e621_categories_appear(vocab):
         "x": "artist",
     }
     forced = vocabulary_import_csv(vocabulary=vocab, data=csv_bytes("canine,5,100,"), scheme="danbooru")
-    assert forced.updated == 1 and Tag.objects.get(vocabulary=vocab, name="canine").type.key == "meta"
+    assert forced.updated == 1
+    assert Tag.objects.get(vocabulary=vocab, name="canine").type.key == "meta"
 
 
 def test_import_accepts_type_keys_short_keys_and_space_separated_aliases(vocab):
     data = csv_bytes("smile,general,,", "hatsune_miku,char,,miku hatsune_miku_(cosplay)", "wlop,Artist")
     result = vocabulary_import_csv(vocabulary=vocab, data=data)
-    assert result.errors == [] and result.created == 3  # antecedent tags are not counted as lines
+    assert result.errors == []
+    assert result.created == 3  # antecedent tags are not counted as lines
     assert Tag.objects.filter(vocabulary=vocab).count() == 5
     assert Tag.objects.get(vocabulary=vocab, name="hatsune_miku").type.key == "character"
     assert Tag.objects.get(vocabulary=vocab, name="wlop").type.key == "artist"
@@ -305,15 +315,20 @@ def test_import_reports_errors_per_line_and_keeps_good_lines(vocab):
     result = vocabulary_import_csv(vocabulary=vocab, data=data)
     lines = {e["line"]: e["reason"] for e in result.errors}
     assert set(lines) == {3, 4, 5, 6, 7, 8}
-    assert "qualifier" in lines[3] and "category 99" in lines[4] and "weird" in lines[5]
-    assert "whole number" in lines[6] and "repeats line 2" in lines[7] and "Alias skipped" in lines[8]
+    assert "qualifier" in lines[3]
+    assert "category 99" in lines[4]
+    assert "weird" in lines[5]
+    assert "whole number" in lines[6]
+    assert "repeats line 2" in lines[7]
+    assert "Alias skipped" in lines[8]
     assert set(Tag.objects.filter(vocabulary=vocab).values_list("name", flat=True)) == {
         "good",
         "ok_with_bad_alias",
         "fine_alias",
         "last",
     }
-    assert result.errors_total == 6 and result.as_dict()["errors_truncated"] is False
+    assert result.errors_total == 6
+    assert result.as_dict()["errors_truncated"] is False
 
 
 def test_import_refuses_an_alias_already_pointing_elsewhere(vocab):
@@ -362,7 +377,9 @@ def test_import_of_20k_lines_is_set_based(vocab, django_assert_max_num_queries):
     with django_assert_max_num_queries(800):
         result = vocabulary_import_csv(vocabulary=vocab, data=data)
     elapsed = time.monotonic() - started
-    assert result.errors == [] and result.created == 20_000 and result.aliases_created == 20_000
+    assert result.errors == []
+    assert result.created == 20_000
+    assert result.aliases_created == 20_000
     assert Tag.objects.filter(vocabulary=vocab).count() == 40_000
     assert elapsed < 60
     with django_assert_max_num_queries(300):
@@ -384,7 +401,9 @@ def test_export_round_trips_through_import(vocab):
     other = vocabulary_create(slug="copy", name="Copy")
     text = "".join(vocabulary_io.vocabulary_export_csv(vocabulary=vocab)).encode()
     result = vocabulary_import_csv(vocabulary=other, data=text)
-    assert result.errors == [] and result.created == 3 and result.aliases_created == 2
+    assert result.errors == []
+    assert result.created == 3
+    assert result.aliases_created == 2
     assert list(vocabulary_export_rows(vocabulary=other))[1:] == rows[1:]
 
 
@@ -406,7 +425,6 @@ def test_build_from_usage_creates_and_refreshes_a_template(vocab):
 
 def test_build_from_a_set_kind_counts_current_assignments(vocab):
     from apps.tags.services.tagsets import tag_set_create_source
-    from tests.tags.test_tags_api import make_item
 
     item = make_item()
     tag_set_create_source(media_item=item, origin=None, origin_label="booru", names=["from_source"])
@@ -414,7 +432,8 @@ def test_build_from_a_set_kind_counts_current_assignments(vocab):
         vocabulary_build_from_usage(vocabulary=vocab, source=vocabulary_default(), scope="curated").lines == 0
     )
     result = vocabulary_build_from_usage(vocabulary=vocab, source=vocabulary_default(), scope="source")
-    assert result.created == 1 and Tag.objects.filter(vocabulary=vocab, name="from_source").exists()
+    assert result.created == 1
+    assert Tag.objects.filter(vocabulary=vocab, name="from_source").exists()
 
 
 # --- autocomplete ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
+from apps.core.api import IdField
 from apps.media.models import MediaItem, VideoFrame
 
 
@@ -131,7 +132,7 @@ class MediaUploadBulkInputSerializer(serializers.Serializer):
 
 
 class TransformBulkInputSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=100_000)
+    ids = serializers.ListField(child=IdField(), min_length=1, max_length=100_000)
     recipe = serializers.DictField()
 
 
@@ -154,3 +155,23 @@ class VideoFrameOutputSerializer(serializers.ModelSerializer):
 
     def get_box(self, obj: VideoFrame) -> dict[str, int]:
         return {"x": obj.crop_x, "y": obj.crop_y, "w": obj.crop_w, "h": obj.crop_h}
+
+
+class MediaSearchPageSerializer(serializers.Serializer):
+    """The answer to `q=` (docs/api.md#search): one keyset page of the query language."""
+
+    results = MediaItemOutputSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    prev_cursor = serializers.CharField(allow_null=True)
+    count = serializers.IntegerField(allow_null=True)
+    count_exact = serializers.BooleanField()
+    count_upper_bound = serializers.IntegerField(allow_null=True)
+    warnings = serializers.ListField(child=serializers.DictField())
+
+
+class MediaListPageSerializer(serializers.Serializer):
+    """The list without `q=`: one cursor page (docs/api.md#pagination)."""
+
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = MediaItemOutputSerializer(many=True)

@@ -5,7 +5,12 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
@@ -13,11 +18,14 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.api import IdField, int_field
 from apps.core.exceptions import DomainError, NotFoundError, UnprocessableError
 from apps.jobs.api.serializers import job_accepted_body
 from apps.media import extensions, selectors, services
 from apps.media.api.serializers import (
     MediaItemOutputSerializer,
+    MediaListPageSerializer,
+    MediaSearchPageSerializer,
     MediaUploadBulkInputSerializer,
     MediaUploadInputSerializer,
     MediaUploadOutputSerializer,
@@ -57,13 +65,22 @@ class MediaItemViewSet(
     def get_object(self) -> MediaItem:
         return selectors.media_item_get(item_id=self.kwargs["pk"], viewer=self.request.user)
 
-    @extend_schema(parameters=SEARCH_SCHEMA)
+    # Without q= a cursor page of items; with q= a search page (both documented, oneOf).
+    @extend_schema(
+        parameters=SEARCH_SCHEMA,
+        responses=PolymorphicProxySerializer(
+            component_name="MediaListOrSearchPage",
+            serializers=[MediaListPageSerializer, MediaSearchPageSerializer],
+            resource_type_field_name=None,
+            many=False,
+        ),
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if "q" in request.query_params:
             return extensions.query_provider().api(request, self.filter_queryset(self.get_queryset()))
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(parameters=SEARCH_SCHEMA)
+    @extend_schema(parameters=SEARCH_SCHEMA, responses=MediaSearchPageSerializer, filters=True)
     @action(detail=False, methods=["get"])
     def search(self, request: Request) -> Response:
         """The query language (`q=`), keyset-paged by `cursor`; the list filters narrow it."""
@@ -176,7 +193,7 @@ class MediaItemViewSet(
             {
                 "ops": serializers.ListField(child=serializers.DictField()),
                 "output": serializers.DictField(),
-                "frame": serializers.IntegerField(required=False),
+                "frame": IdField(required=False),
             },
         ),
         responses={201: MediaUploadOutputSerializer, 200: MediaUploadOutputSerializer},
@@ -213,10 +230,10 @@ class MediaItemViewSet(
                 "mode": serializers.ChoiceField(choices=frames.MODES),
                 "timestamps": serializers.ListField(child=serializers.FloatField(), required=False),
                 "interval": serializers.FloatField(required=False),
-                "count": serializers.IntegerField(required=False),
+                "count": int_field(required=False, min_value=1),
                 "threshold": serializers.FloatField(required=False),
-                "box": serializers.ListField(child=serializers.IntegerField(), required=False),
-                "skip_similar": serializers.IntegerField(required=False),
+                "box": serializers.ListField(child=int_field(), required=False),
+                "skip_similar": int_field(required=False, max_value=32),
             },
         ),
         responses={202: inline_serializer("FramesJobAccepted", {"job": serializers.DictField()})},

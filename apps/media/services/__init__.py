@@ -2,7 +2,7 @@
 
 from apps.media.services.bulk import media_upload_bulk_run, media_upload_bulk_start
 from apps.media.services.ingest import IngestResult, Metadata, Origin, media_ingest, metadata_clean
-from apps.media.services.items import media_item_delete, media_item_update_metadata
+from apps.media.services.items import media_item_delete, media_item_update_metadata, media_items_delete
 
 __all__ = [
     "IngestResult",
@@ -11,6 +11,7 @@ __all__ = [
     "media_ingest",
     "media_item_delete",
     "media_item_update_metadata",
+    "media_items_delete",
     "media_upload_bulk_run",
     "media_upload_bulk_start",
     "metadata_clean",

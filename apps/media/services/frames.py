@@ -4,7 +4,9 @@ ffmpeg decodes (applying the container's rotation), selects, crops and writes th
 PNGs to a pipe (its PNG encoder runs on its own threads, beside the decoder, out of Python's
 way); `showinfo` reports each frame's presentation time on stderr. Every frame becomes an
 image item of kind `frame` that remembers its video, time relative to the stream start, frame
-index and box; the same time and box captured again returns the same frame.
+index and box; the same time and box captured again returns the same frame. Animated GIF and
+WebP are decoded by Pillow instead (`animation.py`), selected the same way, exact by index.
+Progress counts frames; the position in the video goes in the job's `result`.
 """
 
 from __future__ import annotations
@@ -35,103 +37,46 @@ from apps.jobs.models import Job, JobItem
 from apps.media import conf, events
 from apps.media.models import MediaItem, VideoFrame
 from apps.media.services import probe
-from apps.media.services.ingest import Derived, Origin, media_ingest_derived
+from apps.media.services.animation import ANIMATION_FORMATS, stream_animation
+from apps.media.services.frame_requests import (
+    MAX_FRAMES,
+    MODES,
+    Box,
+    FrameRequestError,
+    frames_request_clean,
+)
+from apps.media.services.ingest import Derived, Origin, derived_name, media_ingest_derived
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["MAX_FRAMES", "MODES", "Box", "FrameRequestError", "frames_request_clean"]
+
 JOB_KIND = "media.frames"
 TASK_NAME = "media.frames_extract"
-MODES = ("timestamps", "interval", "count", "scene", "keyframes")
-MAX_FRAMES = 20_000
 SEEK_MARGIN = 3.0  # seconds decoded before a requested time, to land exactly on it
 _SHOWINFO = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?\bpts_time:\s*(-?[\d.]+)")
-
-
-class FrameRequestError(DomainError):
-    default_code = "media.invalid_frames_request"
-
-
-@dataclass(frozen=True)
-class Box:
-    x: int
-    y: int
-    w: int
-    h: int
-
-
-def _number(raw: Any, name: str, *, minimum: float, maximum: float | None = None) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or math.isnan(raw):
-        raise FrameRequestError(f"{name} must be a number.", details={"field": name})
-    if raw < minimum or (maximum is not None and raw > maximum):
-        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
-        raise FrameRequestError(f"{name} must be {bound} ({raw:g} given).", details={"field": name})
-    return float(raw)
-
-
-def frames_request_clean(*, video: MediaItem, raw: Any) -> dict[str, Any]:
-    """Validate a capture request against the video; returns the job parameters."""
-    if video.kind != MediaItem.Kind.VIDEO:
-        raise UnprocessableError(
-            f"Item {video.pk} is not a video; frames come from videos only.", code="media.not_a_video"
-        )
-    if not isinstance(raw, dict):
-        raise FrameRequestError("The request must be an object with a mode.")
-    mode = raw.get("mode", "timestamps")
-    if mode not in MODES:
-        raise FrameRequestError(f"mode must be one of {', '.join(MODES)}.", details={"field": "mode"})
-    duration = (video.duration_ms or 0) / 1000
-    params: dict[str, Any] = {"video_id": video.pk, "mode": mode}
-    if mode == "timestamps":
-        stamps = raw.get("timestamps")
-        if not isinstance(stamps, list) or not 1 <= len(stamps) <= 1000:
-            raise FrameRequestError(
-                "timestamps must be a list of 1 to 1000 times in seconds.", details={"field": "timestamps"}
-            )
-        values = [_number(t, "timestamps", minimum=0) for t in stamps]
-        late = [t for t in values if t >= duration]
-        if late:
-            raise FrameRequestError(
-                f"Timestamp {late[0]:g} s is past the end of the video ({duration:.3f} s).",
-                code="media.timestamp_out_of_range",
-                details={"timestamp": late[0], "duration": duration},
-            )
-        params["timestamps"] = sorted(set(values))
-    elif mode == "interval":
-        params["interval"] = _number(raw.get("interval"), "interval", minimum=0.04, maximum=3600)
-        if duration / params["interval"] > MAX_FRAMES:
-            raise FrameRequestError(
-                f"That would capture more than {MAX_FRAMES} frames; use a longer interval."
-            )
-    elif mode == "count":
-        params["count"] = int(_number(raw.get("count"), "count", minimum=1, maximum=MAX_FRAMES))
-    elif mode == "scene":
-        params["threshold"] = _number(raw.get("threshold", 0.3), "threshold", minimum=0.01, maximum=1)
-    if raw.get("box") is not None:
-        box = raw["box"]
-        if not isinstance(box, list) or len(box) != 4:
-            raise FrameRequestError("box must be [x, y, width, height] in pixels.", details={"field": "box"})
-        x, y = (int(_number(v, "box x/y", minimum=0)) for v in box[:2])
-        w, h = (int(_number(v, "box width/height", minimum=1)) for v in box[2:])
-        if x + w > video.width or y + h > video.height:
-            raise FrameRequestError(
-                f"The box {box} reaches outside the {video.width}×{video.height} frame.",
-                code="media.box_outside",
-                details={"box": box, "width": video.width, "height": video.height},
-            )
-        params["box"] = [x, y, w, h]
-    skip = raw.get("skip_similar")
-    if skip is not None:
-        params["skip_similar"] = int(_number(skip, "skip_similar", minimum=0, maximum=32))
-    return params
 
 
 def media_frames_extract_start(*, video: MediaItem, request: Any, added_by: Any = None) -> Job:
     """Validate a capture request and queue the extraction job (media queue)."""
     params = frames_request_clean(video=video, raw=request)
-    total = len(params["timestamps"]) if params["mode"] == "timestamps" else (video.duration_ms or 0)
+    total = expected_frames(params, (video.duration_ms or 0) / 1000)
     return job_services.job_start(
         title="Frame capture", kind=JOB_KIND, task=TASK_NAME, params=params, created_by=added_by, total=total
     )
+
+
+def expected_frames(params: dict[str, Any], duration: float) -> int:
+    """How many frames the request captures, as far as is known before decoding (progress is
+    counted in frames; scene changes and keyframes are known only at the end: 0 until then)."""
+    mode = params["mode"]
+    if mode == "timestamps":
+        return len(params["timestamps"])
+    if mode == "count":
+        return int(params["count"])
+    if mode == "interval":
+        return min(MAX_FRAMES, max(1, math.ceil(duration / params["interval"] - 1e-6)))
+    return 0
 
 
 # --- the ffmpeg stream --------------------------------------------------------------------
@@ -142,6 +87,19 @@ class RawFrame:
     pts_time: float
     image: Image.Image
     png: bytes  # `image` as stored: ffmpeg's PNG, rebuilt as IHDR, one IDAT and IEND
+    index: int | None = None  # the frame's number when the decoder knows it (animations)
+
+
+def _frames_of(
+    path: Path, video: MediaItem, *, params: dict[str, Any], seek: float | None = None
+) -> Iterator[RawFrame]:
+    """The selected frames: Pillow for animated GIF and WebP, the ffmpeg stream for the rest."""
+    if video.format in ANIMATION_FORMATS:
+        duration = (video.duration_ms or 0) / 1000
+        for frame in stream_animation(path, video.format, params=params, duration=duration, seek=seek):
+            yield RawFrame(pts_time=frame.pts_time, image=frame.image, png=frame.png, index=frame.index)
+        return
+    yield from stream_frames(path, video, params=params, seek=seek)
 
 
 def _select_expression(params: dict[str, Any], duration: float) -> str | None:
@@ -413,7 +371,8 @@ def _store_frame(
     if existing is not None:
         return existing.media_item, True
     fps = (video.fps_milli or 0) / 1000
-    frame_index = round(timestamp_ms / 1000 * fps) if fps else 0
+    frame_index = raw.index if raw.index is not None else (round(timestamp_ms / 1000 * fps) if fps else 0)
+    mode = raw.image.mode
     thumbnail = raw.image
     thumbnail.thumbnail((conf.thumbnail_size(),) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
     probed = probe.Probe(
@@ -421,11 +380,15 @@ def _store_frame(
         format="png",
         width=width,
         height=height,
-        mode="RGB",
+        mode=mode,
         bit_depth=8,
+        has_alpha=mode == "RGBA",
         thumbnail=thumbnail,
         phash=probe.phash64(thumbnail),
     )
+    what = f"frame {frame_index} at {timestamp_ms / 1000:.3f} s"
+    if box:
+        what += f", box {box.w}×{box.h} at {box.x},{box.y}"
     with transaction.atomic():
         outcome = media_ingest_derived(
             data=raw.png,
@@ -442,6 +405,9 @@ def _store_frame(
                 timestamp_ms=timestamp_ms,
                 frame_index=frame_index,
                 box=(full.x, full.y, full.w, full.h),
+                name=derived_name(video.name, what),
+                artist=video.artist,
+                source=video.source,
             ),
         )
         try:
@@ -490,7 +456,17 @@ def media_frames_extract_run(*, job_id: int) -> None:
     except DomainError as err:
         job_services.job_fail(job=job, code=err.code, message=err.message)
         return
-    job_services.job_finish(job=job, result={"counts": Job.objects.get(pk=job.pk).counts})
+    finished = Job.objects.get(pk=job.pk)
+    job_services.job_finish(job=job, result={**finished.result, "counts": finished.counts})
+
+
+def _position(position_ms: int, duration_ms: int) -> dict[str, Any]:
+    """Where in the video the capture is, shown beside the frame count (job `result`)."""
+    return {
+        "position_ms": position_ms,
+        "duration_ms": duration_ms,
+        "position": f"{position_ms / 1000:.3f} s of {duration_ms / 1000:.3f} s",
+    }
 
 
 def _run_timestamps(
@@ -502,7 +478,7 @@ def _run_timestamps(
         if job.cancel_requested:
             return
         label = f"t={seconds:g}s"
-        frames = list(stream_frames(path, video, params=params, seek=seconds))
+        frames = list(_frames_of(path, video, params=params, seek=seconds))
         if not frames:
             job_services.job_item_record(
                 job=job,
@@ -528,16 +504,18 @@ def _run_timestamps(
 def _run_stream(
     job: Job, video: MediaItem, path: Path, params: dict[str, Any], box: Box | None, done: set[int], user: Any
 ) -> None:
+    """Progress is in frames (created, duplicate or skipped); the position goes in `result`."""
     last_hash: int | None = None
     last_beat = 0.0
     skip = params.get("skip_similar")
-    for seq, raw in enumerate(stream_frames(path, video, params=params)):
+    duration_ms = video.duration_ms or 0
+    for seq, raw in enumerate(_frames_of(path, video, params=params)):
         if seq >= MAX_FRAMES:
             job_services.job_log(job=job, line=f"Stopped at {MAX_FRAMES} frames.")
             break
         position_ms = max(0, round(raw.pts_time * 1000))
         if time.monotonic() - last_beat > 1.0:
-            job = job_services.job_progress(job=job, done=min(position_ms, job.progress_total))
+            job = job_services.job_progress(job=job, result=_position(position_ms, duration_ms))
             last_beat = time.monotonic()
             if job.cancel_requested:
                 return
@@ -549,9 +527,7 @@ def _run_stream(
             small.thumbnail((64, 64))
             current = probe.phash64(small)
             if last_hash is not None and _hamming(current, last_hash) <= skip:
-                job_services.job_item_record(
-                    job=job, seq=seq, input=label, status=JobItem.Status.SKIPPED, counts_progress=False
-                )
+                job_services.job_item_record(job=job, seq=seq, input=label, status=JobItem.Status.SKIPPED)
                 continue
             last_hash = current
         item, duplicate = _store_frame(video, raw, box, job=job, user=user)
@@ -560,10 +536,11 @@ def _run_stream(
             seq=seq,
             input=label,
             object_id=item.pk,
-            counts_progress=False,
             status=JobItem.Status.DUPLICATE if duplicate else JobItem.Status.CREATED,
         )
-    job_services.job_progress(job=job, done=job.progress_total)
+    job = job_services.job_progress(job=job, result=_position(duration_ms, duration_ms))
+    # Now the number of frames is known exactly (scene changes and keyframes were 0 until now).
+    job_services.job_progress(job=job, total=job.progress_done)
 
 
 class _local_copy:

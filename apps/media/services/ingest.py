@@ -57,6 +57,17 @@ class Derived:
     timestamp_ms: int | None = None
     frame_index: int | None = None
     box: tuple[int, int, int, int] | None = None
+    # What the result keeps of its parent or video (docs/architecture.md#storage).
+    name: str = ""
+    artist: str = ""
+    source: str = ""
+
+
+def derived_name(parent_name: str, what: str) -> str:
+    """ "scan — crop 1:1, 512 px, webp": the parent's name without its extension, then `what`."""
+    path = PurePosixPath(parent_name)
+    stem = path.stem if path.suffix and len(path.suffix) <= 6 and path.stem else parent_name
+    return f"{stem} — {what}"[:255]
 
 
 @dataclass(frozen=True)
@@ -274,6 +285,15 @@ def _store_new(
             item.video_id, item.timestamp_ms = derived.video_id, derived.timestamp_ms
             item.frame_index = derived.frame_index
             item.box_x, item.box_y, item.box_w, item.box_h = box
+            if derived.name and not metadata.name:
+                item.name = derived.name
+            if derived.source and not metadata.source:
+                item.source, item.source_hash, item.site = (
+                    derived.source,
+                    _url_hash(derived.source),
+                    _site(derived.source),
+                )
+            item.artist = metadata.artist or derived.artist
         try:
             with transaction.atomic():
                 item.save()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
 from django.db import transaction
 
+from apps.core.exceptions import DomainError
 from apps.media import events
 from apps.media.models import MediaItem
-from apps.media.services import storage
+from apps.media.services import previews, storage
 from apps.media.services.ingest import _site, _url_hash, metadata_clean
 
 
@@ -14,6 +18,8 @@ from apps.media.services.ingest import _site, _url_hash, metadata_clean
 def media_item_delete(*, item: MediaItem) -> None:
     """Delete an item, its sources and tag sets; its files go after commit if nothing shares them."""
     keys = [k for k in (item.storage_key, item.thumbnail_key) if k]
+    if previews.needs_preview(item):
+        keys.append(previews.preview_key(item.sha256))
     events.send_item_deleting(item_ids=[item.pk])
     item.delete()
 
@@ -24,6 +30,49 @@ def media_item_delete(*, item: MediaItem) -> None:
         storage.delete_keys([k for k in keys if k not in shared])
 
     transaction.on_commit(_remove_unshared)
+
+
+SELECTION_DELETE_MAX = 10_000  # items one page request may delete
+_CHUNK = 500
+_T = TypeVar("_T")
+
+
+def _batched(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+@transaction.atomic
+def media_items_delete(*, ids: list[int]) -> int:
+    """Delete many items as `media_item_delete` does one, in chunks of 500; returns how many.
+
+    A deleted video's captures go with it; its frames stay, unlinked (docs/operations.md#deleting-media).
+    """
+    if len(ids) > SELECTION_DELETE_MAX:
+        raise DomainError(
+            f"At most {SELECTION_DELETE_MAX:,} items can be deleted at once; select fewer.",
+            code="media.too_many_items",
+        )
+    rows = list(MediaItem.objects.filter(pk__in=ids).values_list("pk", "storage_key", "thumbnail_key"))
+    keys = sorted({key for _, *pair in rows for key in pair if key})
+    pks = sorted(row[0] for row in rows)
+    for chunk in _batched(pks):
+        events.send_item_deleting(item_ids=list(chunk))
+        MediaItem.objects.filter(pk__in=chunk).delete()
+
+    def _remove_unshared() -> None:
+        shared: set[str] = set()
+        for chunk_keys in _batched(keys):
+            shared |= set(
+                MediaItem.objects.filter(storage_key__in=chunk_keys).values_list("storage_key", flat=True)
+            )
+            shared |= set(
+                MediaItem.objects.filter(thumbnail_key__in=chunk_keys).values_list("thumbnail_key", flat=True)
+            )
+        storage.delete_keys([k for k in keys if k not in shared])
+
+    transaction.on_commit(_remove_unshared)
+    return len(pks)
 
 
 @transaction.atomic

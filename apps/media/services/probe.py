@@ -18,6 +18,7 @@ from apps.core.exceptions import UnprocessableError
 from apps.media import conf
 from apps.media.exceptions import MediaBombError, MediaCorruptError
 from apps.media.formats import EXTENSIONS, MIME_TYPES, PIL_FORMATS
+from apps.media.services.animation import ANIMATION_FORMATS, animation_timing
 
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b", b"BZh")
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
@@ -47,7 +48,8 @@ def sniff(head: bytes) -> tuple[str, str] | None:
         return "video", "avi"
     if head[:2] == b"BM" and len(head) >= 26:
         return "image", "bmp"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    # Classic TIFF (42) and BigTIFF (43): Pillow's TIFF plug-in reads both byte orders of each.
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "image", "tiff"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
@@ -193,6 +195,8 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
         raise MediaCorruptError(
             f"The {fmt.upper()} file is damaged or truncated and cannot be decoded ({exc}).",
         ) from exc
+    if decoded.animated and fmt in ANIMATION_FORMATS:
+        return _animation_probe(path, fmt, width, height, decoded)
     return Probe(
         kind="image",
         format=fmt,
@@ -205,6 +209,31 @@ def probe_image(path: Path, fmt: str, *, thumb_size: int) -> Probe:
         frame_count=decoded.n_frames,
         thumbnail=decoded.thumbnail,
         phash=phash64(decoded.thumbnail),
+    )
+
+
+def _animation_probe(path: Path, fmt: str, width: int, height: int, decoded: _Decoded) -> Probe:
+    """An animated GIF or WebP is a video (timed by its frame delays) whose first frame is its
+    picture: the thumbnail, the hash and what a transform reads by default."""
+    timing = animation_timing(path, fmt)
+    thumbnail = decoded.thumbnail
+    # Pillow opens every animated WebP as RGBA; say "alpha" only when a pixel is see-through.
+    has_alpha = decoded.has_alpha and (thumbnail.mode != "RGBA" or _low(thumbnail.getchannel("A")) < 255)
+    return Probe(
+        kind="video",
+        format=fmt,
+        width=width,
+        height=height,
+        mode=decoded.mode,
+        bit_depth=8,
+        has_alpha=has_alpha,
+        animated=True,
+        frame_count=len(timing.delays_ms),
+        duration_ms=timing.duration_ms,
+        fps_milli=timing.fps_milli,
+        codec=fmt,
+        thumbnail=thumbnail,
+        phash=phash64(thumbnail),
     )
 
 
@@ -231,14 +260,58 @@ def _draft_size(size: tuple[int, int], thumb_size: int) -> tuple[int, int]:
     return max(1, math.ceil(thumb_size * width / height)), thumb_size
 
 
+def _extrema(image: Image.Image) -> tuple[float, float]:
+    """The lowest and highest sample of a one-band image."""
+    low, high = image.getextrema()
+    assert isinstance(low, (int, float))
+    assert isinstance(high, (int, float))
+    return float(low), float(high)
+
+
+def _low(image: Image.Image) -> float:
+    return _extrema(image)[0]
+
+
+_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """Greyscale deeper than 8 bits as 8-bit "L", scaled rather than clipped; others unchanged.
+
+    16-bit samples (I;16*, and the "I" Pillow opens 16-bit PNGs as) map 0–65535 onto 0–255
+    as the transforms do; 32-bit integer and float images stretch their own range. Pillow's
+    plain convert("L") clips, which made every 16-bit thumbnail white and every hash equal.
+    """
+    if image.mode not in _DEEP_MODES:
+        return image
+    low, high = _extrema(image)
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high <= 65535):
+        scale, offset = 1 / 256, 0.0
+    else:
+        span = float(high - low) or 1.0
+        scale, offset = 255 / span, -low * 255 / span
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    return image.point(lambda v: v * scale + offset).convert("L")  # type: ignore[no-any-return]
+
+
 def _make_thumbnail(image: Image.Image, size: int, *, orientation: int = 1) -> Image.Image:
     """A ≤ size×size RGB(A) image, EXIF orientation applied; the source image is consumed."""
+    image = to_8bit(image)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
     if orientation in _ORIENTATION:
         image = image.transpose(_ORIENTATION[orientation])
     return image
+
+
+def display_picture(image: Image.Image, size: int) -> Image.Image:
+    """An opened image as people see it: ≤ size on each side, 8-bit RGB(A), EXIF orientation
+    applied (what thumbnails and previews show); `image` is consumed."""
+    orientation = image.getexif().get(0x0112, 1)
+    image.load()
+    return _make_thumbnail(image, size, orientation=orientation)
 
 
 @lru_cache(maxsize=1)

@@ -233,3 +233,39 @@ def recipe_clean(raw: Any) -> dict[str, Any]:
 
 def recipe_hash(recipe: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _step_label(step: dict[str, Any]) -> str:
+    op = step["op"]
+    if op == "crop":
+        if "box" in step:
+            x, y, w, h = step["box"]
+            return f"crop {w}×{h} at {x},{y}"
+        if "fbox" in step:
+            return "crop " + "×".join(f"{v:.0%}" for v in step["fbox"][2:])
+        return f"crop {step['aspect']}"
+    if op == "scale":
+        if "bucket" in step:
+            return f"{step['bucket']} bucket"
+        if "megapixels" in step:
+            return f"{step['megapixels']:g} MP"
+        if "long" in step:
+            return f"{step['long']} px"
+        if "short" in step:
+            return f"short side {step['short']} px"
+        size = "×".join(str(step[k]) for k in ("width", "height") if k in step)
+        return f"{size} px" if step["mode"] == "fit" else f"{size} px {step['mode']}"
+    if op == "rotate":
+        return f"rotate {step['degrees']}°"
+    return f"flip {step['axis']}"
+
+
+def recipe_label(recipe: dict[str, Any]) -> str:
+    """A clean recipe in a few words, for the name of its result: "crop 1:1, 512 px, webp"."""
+    parts = [f"frame {recipe['frame']}"] if recipe.get("frame") else []
+    parts += [_step_label(step) for step in recipe["ops"]]
+    output = recipe["output"]
+    parts.append({"jpeg": "jpg"}.get(output["format"], output["format"]))
+    if "mode" in output:
+        parts.append(output["mode"])
+    return ", ".join(parts)

@@ -24,8 +24,16 @@ from apps.media.exceptions import MediaBombError, MediaCorruptError
 from apps.media.formats import PIL_FORMATS
 from apps.media.models import MediaItem
 from apps.media.services import probe
-from apps.media.services.ingest import Derived, IngestResult, Origin, media_ingest_derived
-from apps.media.services.recipes import BUCKETS, MAX_UPSCALE, RecipeError, recipe_clean, recipe_hash
+from apps.media.services.animation import ANIMATION_FORMATS
+from apps.media.services.ingest import Derived, IngestResult, Origin, derived_name, media_ingest_derived
+from apps.media.services.recipes import (
+    BUCKETS,
+    MAX_UPSCALE,
+    RecipeError,
+    recipe_clean,
+    recipe_hash,
+    recipe_label,
+)
 
 _FILTERS = {
     "lanczos": Image.Resampling.LANCZOS,
@@ -291,7 +299,7 @@ def media_item_transform(
 
     The result inherits the parent's tags as a `derived` tag set.
     """
-    if item.kind == MediaItem.Kind.VIDEO:
+    if item.kind == MediaItem.Kind.VIDEO and item.format not in ANIMATION_FORMATS:
         raise UnprocessableError(
             f"Item {item.pk} is a video; capture frames from it first (POST /api/media/{item.pk}/frames), "
             "then transform the frames.",
@@ -346,7 +354,15 @@ def media_item_transform(
             probed=probed,
             added_by=added_by,
             origin=Origin(kind="transform", original_filename=item.name, import_job_id=job_id),
-            derived=Derived(kind="image", parent_id=item.pk, recipe=clean, recipe_hash=digest),
+            derived=Derived(
+                kind="image",
+                parent_id=item.pk,
+                recipe=clean,
+                recipe_hash=digest,
+                name=derived_name(item.name, recipe_label(clean)),
+                artist=item.artist,
+                source=item.source,
+            ),
         )
         if not outcome.duplicate:
             events.send_item_derived(item=outcome.item, parent=item, relation="parent")

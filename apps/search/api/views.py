@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.exceptions import DomainError
+from apps.core.ints import int_param
 from apps.media.api.serializers import MediaItemOutputSerializer
 from apps.search.query.executor import search_media
 
@@ -18,13 +19,8 @@ SEARCH_PARAMS = ("q", "cursor", "limit", "page_size", "count")
 def search_response(request: Request, queryset: Any) -> Response:
     """Answer `q=` with the query language (keyset page, warnings, count) over filtered items."""
     params = request.query_params
-    raw_limit = params.get("limit") or params.get("page_size") or ""
-    if raw_limit and not raw_limit.isdigit():
-        raise DomainError(
-            "limit must be a whole number from 1 to 200.",
-            code="invalid",
-            details={"fields": {"limit": ["A whole number from 1 to 200."]}},
-        )
+    field = "limit" if params.get("limit") else "page_size"
+    limit = int_param(params.get(field), field=field, minimum=1)
     count = params.get("count", "estimate")
     if count not in ("none", "estimate", "exact"):
         raise DomainError(
@@ -37,7 +33,7 @@ def search_response(request: Request, queryset: Any) -> Response:
         q=params.get("q", ""),
         viewer=request.user,
         cursor=params.get("cursor") or None,
-        limit=int(raw_limit) if raw_limit else None,
+        limit=limit,
         base=queryset,
         bind=bind,
         count=count,

@@ -9,7 +9,7 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subque
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThanOrEqual
 
-from apps.core.lookups import ExactBytes, Hamming
+from apps.core.lookups import ExactBytes, FoldedEquals, Hamming
 from apps.search import extensions
 from apps.search.query.ir import (
     AllOf,
@@ -187,6 +187,8 @@ def column_q(cond: Column, prefix: str) -> Q:
         return Q(**{path: cond.value})
     if cond.op == "bytes":
         return Q(ExactBytes(F(path), cond.value))
+    if cond.op == "folded":
+        return Q(FoldedEquals(F(path), cond.value))
     if cond.op == "prefix":
         return Q(**{f"{path}__startswith": cond.value})
     if cond.op == "null":

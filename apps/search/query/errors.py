@@ -1,5 +1,5 @@
-"""Query errors: parse and resolve failures (HTTP 400); the statement-time guard's QueryTimeout (HTTP 422)
-lives in apps.core.db and is re-exported here."""
+"""Query errors: parse and resolve failures (HTTP 400); the statement-time guard's QueryTimeout (HTTP 422,
+`search.query_timeout`) lives in apps.core.db and is re-exported here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any
 from apps.core.db import QueryTimeout
 from apps.core.exceptions import DomainError
 
-CODES = frozenset(
+# Codes are namespaced like every other error code (`search.unbalanced_parenthesis`); callers
+# raise with the bare name (docs/query-language.md#errors).
+NAMESPACE = "search."
+BARE_CODES = frozenset(
     {
         "query_too_long",
         "unexpected_token",
@@ -28,13 +31,14 @@ CODES = frozenset(
         "cursor_mismatch",
     }
 )
+CODES = frozenset(NAMESPACE + code for code in BARE_CODES)
 
 
 class QueryError(DomainError):
     """A query that cannot run; `details` point at the token (character offsets) with a hint."""
 
     status_code = 400
-    default_code = "unexpected_token"
+    default_code = "search.unexpected_token"
 
     def __init__(
         self,
@@ -47,7 +51,7 @@ class QueryError(DomainError):
         hint: str = "",
         **extra: Any,
     ) -> None:
-        assert code in CODES, code
+        assert code in BARE_CODES, code
         details = {
             "token": token,
             "position": position,
@@ -55,7 +59,7 @@ class QueryError(DomainError):
             "hint": hint,
             **extra,
         }
-        super().__init__(message, code=code, details=details)
+        super().__init__(message, code=NAMESPACE + code, details=details)
 
     @property
     def position(self) -> int:

@@ -32,7 +32,8 @@ class Match(Cond):
 
 @dataclass(frozen=True)
 class Column(Cond):
-    """A MediaItem column test: op is range (RangeList), in (tuple), eq, bytes (exact), prefix."""
+    """A MediaItem column test: op is range (RangeList), in (tuple), eq, bytes (exact), folded
+    (case-insensitive name, `_` = space), prefix."""
 
     field: str
     op: str

@@ -20,6 +20,7 @@ from apps.core.exceptions import DomainError
 from apps.core.lookups import NameGlob
 from apps.media.models import MediaItem
 from apps.media.phash import phash_bands
+from apps.media.selectors import media_sites_matching
 from apps.search import extensions
 from apps.search.query import values as v
 from apps.search.query.config import int_knob, knob
@@ -269,14 +270,37 @@ class Resolver:
                 }
             )
             rows = rows[:limit]
-        ids = frozenset(r[0] for r in rows)
+        matched = {r[0] for r in rows}
         count = sum(r[1] for r in rows)
         self.out.costs.append((node.raw, count))
+        return self.wildcard_match(node, matched, count)
+
+    def wildcard_match(self, node: TagTerm, matched: set[int], count: int) -> Cond:
+        """A wildcard is a tag term for each tag it matched: alias antecedents search as their
+        ideal, and outside in:effective each ideal expands to its antecedents and implied-by
+        descendants (docs/query-language.md#wildcards)."""
         scope = self.out.scope
-        if node.mode == "unaliased" or scope != "effective":
-            kinds = frozenset() if scope in ("effective", "any") else frozenset({KIND_OF_SCOPE[scope]})
-            return Match("assign", ids, kinds, count=count, label=node.raw)
-        return Match("effective", ids, direct=node.mode == "direct", count=count, label=node.raw)
+        kinds = frozenset() if scope in ("effective", "any") else frozenset({KIND_OF_SCOPE[scope]})
+        if node.mode == "unaliased":
+            return Match("assign", frozenset(matched), kinds, count=count, label=node.raw)
+        ideals = self.terms.ideal_ids(matched)
+        if scope == "effective":
+            return Match(
+                "effective", frozenset(ideals), direct=node.mode == "direct", count=count, label=node.raw
+            )
+        ids = self.terms.expand_ids(ideals, descendants=node.mode != "direct")
+        if len(ids) > int_knob("SEARCH_TERM_EXPANSION_MAX"):
+            raise QueryError(
+                "term_too_broad",
+                f"{node.raw!r} stands for {len(ids)} tags in in:{scope} (the tags it matches, their "
+                f"aliases and implied tags); at most {int_knob('SEARCH_TERM_EXPANSION_MAX')} are allowed.",
+                token=node.raw,
+                position=node.pos,
+                length=node.length,
+                hint="Make the pattern more specific, search in:effective, or use direct: "
+                "to leave out implied tags.",
+            )
+        return Match("assign", frozenset(ids), kinds, count=count, label=node.raw)
 
     def type_count(self, node: TagTerm, type_id: int, value: str) -> Cond:
         try:
@@ -319,10 +343,11 @@ class Resolver:
             return Column("format", "in", parsed)
         if name == "rating":
             return Column("rating", "in", parsed)
-        if name == "site":
-            return Column("site", "in", tuple(parsed))
-        if name == "artist":
-            return Column("artist", "bytes", parsed)
+        if name == "site":  # the host or any subdomain of it
+            sites = media_sites_matching(hosts=list(parsed))
+            return Column("site", "in", tuple(sites)) if sites else FALSE
+        if name == "artist":  # case-insensitive, `_` = space
+            return Column("artist", "folded", parsed)
         if name == "sha256":
             return Column("sha256", "eq", parsed)
         if name == "source":
@@ -425,6 +450,9 @@ __all__ = ["Resolved", "query_resolve"]
 
 
 WILDCARD_SORT_MAX = 1000
+WILDCARD_NARROWER = (
+    "Make the pattern more specific, search in:effective, or use direct: to leave out implied tags."
+)
 
 
 def _most_used(tags: QuerySet[Tag], n: int) -> list[tuple[int, int]]:

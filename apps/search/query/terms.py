@@ -59,11 +59,29 @@ class TermResolver:
     @staticmethod
     def expand(ideal: Tag, *, descendants: bool) -> set[int]:
         """{tag} ∪ its antecedents, plus implied-by descendants and their antecedents."""
-        ids = {ideal.pk}
-        if descendants:
-            ids |= set(TagClosure.objects.filter(ancestor=ideal).values_list("descendant_id", flat=True))
-        ids |= set(AliasResolution.objects.filter(ideal_tag_id__in=ids).values_list("tag_id", flat=True))
+        return TermResolver.expand_ids({ideal.pk}, descendants=descendants)
+
+    @staticmethod
+    def expand_ids(ideals: set[int], *, descendants: bool) -> set[int]:
+        """`expand` for several ideal tags at once (a wildcard's matches): two set-based reads."""
+        ids = set(ideals)
+        if descendants and ids:
+            ids |= set(
+                TagClosure.objects.filter(ancestor_id__in=sorted(ids)).values_list("descendant_id", flat=True)
+            )
+        if ids:
+            ids |= set(
+                AliasResolution.objects.filter(ideal_tag_id__in=sorted(ids)).values_list("tag_id", flat=True)
+            )
         return ids
+
+    @staticmethod
+    def ideal_ids(tag_ids: set[int]) -> set[int]:
+        """Each tag's alias ideal (itself when it is not an alias antecedent)."""
+        mapped = dict(
+            AliasResolution.objects.filter(tag_id__in=sorted(tag_ids)).values_list("tag_id", "ideal_tag_id")
+        )
+        return {mapped.get(tag_id, tag_id) for tag_id in tag_ids}
 
     def suggest(self, raw: str, limit: int = 3) -> list[str]:
         """Similar names (same first character, edit distance ≤ 2), most used first."""

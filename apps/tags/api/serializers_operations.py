@@ -7,6 +7,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
+from apps.core.api import IdField
 from apps.jobs.api.serializers import JobOutputSerializer
 from apps.tags.models import Operation, TagSet
 from apps.tags.services.operations import Preview, operation_can_undo
@@ -31,7 +32,7 @@ class TagBulkInputSerializer(serializers.Serializer):
     tags = TagListField(required=False, default=list, max_length=1000)
     type = serializers.CharField(required=False, default="", allow_blank=True, source="type_key")
     q = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list)
+    ids = serializers.ListField(child=IdField(), required=False, default=list)
     set_kind = serializers.ChoiceField(choices=list(SET_KINDS), default="curated")
     vocabulary = serializers.SlugField(required=False, allow_null=True, default=None)
     revive_tombstones = serializers.BooleanField(default=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from apps.core.api import IdField, int_field
 from apps.tags.models import Description, TagAlias, TagImplication, TagSet
 
 
@@ -71,7 +72,7 @@ class TagListInputSerializer(serializers.Serializer):
     tags = serializers.ListField(
         child=serializers.CharField(trim_whitespace=False, max_length=1000), max_length=1000
     )
-    row_version = serializers.IntegerField(required=False, min_value=1)
+    row_version = int_field(required=False, min_value=1)
 
 
 class TagSetCreateInputSerializer(serializers.Serializer):
@@ -168,14 +169,14 @@ class DescriptionOutputSerializer(serializers.ModelSerializer):
 
 
 class DescriptionInputSerializer(serializers.Serializer):
-    media_item = serializers.IntegerField(min_value=1, required=False)
+    media_item = IdField(required=False)
     kind = serializers.ChoiceField(choices=Description.Kind.values, default="whole")
     label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")  # type: ignore[assignment]
     text = serializers.CharField(max_length=10_000, trim_whitespace=False)
     box = serializers.ListField(
-        child=serializers.IntegerField(), required=False, allow_null=True, min_length=4, max_length=4
+        child=int_field(), required=False, allow_null=True, min_length=4, max_length=4
     )
-    row_version = serializers.IntegerField(required=False, min_value=1)
+    row_version = int_field(required=False, min_value=1)
 
 
 class TagSetAddInputSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
 from rest_framework import serializers
 
+from apps.core.api import int_field
 from apps.tags.models import Tag, TagType, Vocabulary
 from apps.tags.selectors.autocomplete import AUTOCOMPLETE_MAX
 from apps.tags.selectors.vocabularies import TAG_ORDERS
@@ -82,7 +83,7 @@ class VocabularyOutputSerializer(serializers.ModelSerializer):
     # Plain text, not an enum: one `kind` enum (in the input) keeps OpenAPI enum names unique.
     kind = serializers.CharField(read_only=True, help_text="booru | natural_language | custom")
     default_type: serializers.SlugRelatedField[TagType] = serializers.SlugRelatedField(
-        slug_field="key", read_only=True
+        slug_field="key", read_only=True, allow_null=True
     )
     is_default = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
@@ -148,7 +149,7 @@ class VocabularyBuildInputSerializer(serializers.Serializer):
         help_text="Default: the default vocabulary",
     )
     scope = serializers.ChoiceField(choices=list(USAGE_SCOPES.items()), default="effective")
-    min_count = serializers.IntegerField(min_value=1, default=1)
+    min_count = int_field(min_value=1, default=1)
 
 
 class ImportErrorSerializer(serializers.Serializer):

@@ -15,6 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import NotFoundError
+from apps.core.filters import IdFilter
+from apps.core.ints import int_param
 from apps.jobs.api.serializers import job_accepted_body
 from apps.media import selectors as media_selectors
 from apps.media.api.serializers import MediaItemOutputSerializer
@@ -38,7 +40,7 @@ def _current_tags() -> Prefetch:
 
 
 class TagSetFilter(django_filters.FilterSet):
-    media_item = django_filters.NumberFilter(field_name="media_item_id")
+    media_item = IdFilter(field_name="media_item_id")
     kind = django_filters.ChoiceFilter(
         method="filter_kind", choices=[(k.label, k.label) for k in TagSet.Kind]
     )
@@ -99,7 +101,10 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         tag_set_delete(
-            tag_set=self.get_object(), expected_version=_int_or_none(request.query_params.get("row_version"))
+            tag_set=self.get_object(),
+            expected_version=int_param(
+                request.query_params.get("row_version"), field="row_version", minimum=1
+            ),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -113,7 +118,17 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def remove_tags(self, request: Request, pk: str | None = None) -> Response:
         return self._edit(request, "remove")
 
-    @extend_schema(request=s.PromoteInputSerializer)
+    @extend_schema(
+        request=s.PromoteInputSerializer,
+        responses=inline_serializer(
+            "PromoteResult",
+            {
+                "added": drf_serializers.ListField(child=drf_serializers.CharField()),
+                "blocked_by_tombstone": drf_serializers.ListField(child=drf_serializers.CharField()),
+                "operation": drf_serializers.IntegerField(allow_null=True),
+            },
+        ),
+    )
     @action(detail=True, methods=["post"], required_perms=["tags.change_tagset"])
     def promote(self, request: Request, pk: str | None = None) -> Response:
         """Copy this set's tags (all or the listed ones) into the item's curated set."""
@@ -129,20 +144,15 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             )
         )
 
+    @extend_schema(responses=MediaItemOutputSerializer)
     @action(detail=True, methods=["get"])
     def media(self, request: Request, pk: str | None = None) -> Response:
         return Response(MediaItemOutputSerializer(self.get_object().media_item).data)
 
+    @extend_schema(responses=s.TagSetOutputSerializer(many=True), filters=True)
     @action(detail=False, methods=["get"])
     def search(self, request: Request) -> Response:
         return self.list(request)
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 class RuleFilter(django_filters.FilterSet):
@@ -182,8 +192,6 @@ class TagAliasViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data = s.AliasInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        if values["activate"] and not request.user.has_perm("tags.approve_rules"):
-            values["activate"] = False  # proposals from editors wait for an approver
         alias = rules.alias_create(
             antecedent=values["antecedent"],
             consequent=values["consequent"],
@@ -222,11 +230,10 @@ class TagImplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         data = s.ImplicationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        activate = values["activate"] and request.user.has_perm("tags.approve_rules")
         rule = rules.implication_create(
             child=values["child"],
             parent=values["parent"],
-            activate=activate,
+            activate=values["activate"],
             reason=values.get("reason", ""),
             actor=request.user,
             allow_cross_type=values["allow_cross_type"],
@@ -249,7 +256,7 @@ class TagImplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
 
 
 class DescriptionFilter(django_filters.FilterSet):
-    media_item = django_filters.NumberFilter(field_name="media_item_id")
+    media_item = IdFilter(field_name="media_item_id")
     kind = django_filters.ChoiceFilter(field_name="kind", choices=Description.Kind.choices)
 
     class Meta:

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import ConflictError, DomainError
+from apps.media.models import MediaItem
 from apps.tags import slots
 from apps.tags.models import AliasResolution, Operation, Tag, TagAssignment, TagSet, Vocabulary
 from apps.tags.services.assignments import (
@@ -43,7 +44,10 @@ def _actor(actor: Any) -> Any:
 
 
 def locked_set(tag_set: TagSet, expected_version: int | None) -> TagSet:
-    """The set, row-locked; 409 when the caller saw another version."""
+    """The set, row-locked after its item (the order bulk chunks and undo take: item, then set,
+    then tags; the other order deadlocks against them on MariaDB); 409 when the caller saw
+    another version."""
+    list(MediaItem.objects.select_for_update().filter(pk=tag_set.media_item_id).values_list("pk"))
     locked = TagSet.objects.select_for_update().get(pk=tag_set.pk)
     if expected_version is not None and expected_version != locked.row_version:
         raise ConflictError(
@@ -308,50 +312,27 @@ def tag_set_promote(
 ) -> dict[str, Any]:
     """Copy tags from a tagger/source/derived set into the item's curated set, as one logged,
     undoable `promote` operation; creating (and seeding) the curated set is part of it, so its
-    undo drops a set it made. A promotion that changes nothing logs nothing (operation None).
+    undo drops a set it made (and undoing that undo promotes again). A promotion that changes
+    nothing logs nothing (operation None).
 
     Tags a person removed from the curated set (tombstones) are skipped and reported.
     """
     actor = _actor(actor)
+    params = {
+        "source_set": source_set.pk,
+        "names": list(names) if names is not None else None,
+        "min_confidence": min_confidence,
+    }
     operation = Operation.objects.create(
         kind=Operation.Kind.PROMOTE,
         status=Operation.Status.APPLIED,
         set_kind=TagSet.Kind.CURATED,
         created_by=actor,
-        params={
-            "source_set": source_set.pk,
-            "names": list(names) if names is not None else None,
-            "min_confidence": min_confidence,
-        },
+        params=params,
         summary=f"promote from {source_set.get_kind_display()} set {source_set.pk} "
         f"(item {source_set.media_item_id})",
     )
-    curated, seeded = curated_get_or_create(
-        media_item=source_set.media_item, actor=actor, vocabulary=source_set.vocabulary, operation=operation
-    )
-    rows = TagAssignment.objects.filter(tagset=source_set, state=CURRENT).select_related("tag")
-    if names is not None:
-        rows = rows.filter(
-            tag__name__in=set(tag_names_normalise(raw=list(names), vocabulary=source_set.vocabulary))
-        )
-    candidates = [r for r in rows if r.confidence is None or r.confidence >= min_confidence]
-    locked = locked_set(curated, None)
-    current = {row.tag_id: row for row in TagAssignment.objects.filter(tagset=locked)}
-    blocked = [r.tag.name for r in candidates if r.tag_id in current and current[r.tag_id].state == DELETED]
-    to_add = [r.tag.name for r in candidates if r.tag_id not in current]
-    added = 0
-    if to_add:
-        wanted = _resolve_for_people(names=to_add, vocabulary=locked.vocabulary)
-        transitions = _edit_transitions(
-            locked, current, wanted, set(), via=TagAssignment.Via.PROMOTE, origin_set_id=source_set.pk
-        )
-        assignments_write(
-            transitions,
-            kind=TagSet.Kind.CURATED,
-            operation_id=operation.pk,
-            actor_id=actor.pk if actor else None,
-        )
-        added = len(transitions)
+    seeded, to_add, added, blocked = _promote(operation, source_set, params, actor)
     if not (seeded or added):
         operation.delete()  # nothing changed: no history entry
         return {"added": to_add, "blocked_by_tombstone": blocked, "operation": None}
@@ -359,3 +340,44 @@ def tag_set_promote(
         counters={"added": added, "seeded": seeded, "removed": 0, "items": 1}
     )
     return {"added": to_add, "blocked_by_tombstone": blocked, "operation": operation.pk}
+
+
+def promote_again(*, operation: Any, params: dict[str, Any]) -> int:
+    """Redo a promotion (params as `tag_set_promote` logged them) as part of `operation`;
+    returns the rows it changed (0 when the source set is gone)."""
+    source_set = (
+        TagSet.objects.filter(pk=int(params.get("source_set") or 0)).select_related("media_item").first()
+    )
+    if source_set is None:
+        return 0
+    actor = operation.created_by  # the one redoing (None: the system)
+    seeded, _to_add, added, _blocked = _promote(operation, source_set, params, actor)
+    return seeded + added
+
+
+def _promote(
+    operation: Any, source_set: TagSet, params: dict[str, Any], actor: Any
+) -> tuple[int, list[str], int, list[str]]:
+    """(rows seeded, names to add, rows added, names blocked by a tombstone)."""
+    curated, seeded = curated_get_or_create(
+        media_item=source_set.media_item, actor=actor, vocabulary=source_set.vocabulary, operation=operation
+    )
+    rows = TagAssignment.objects.filter(tagset=source_set, state=CURRENT).select_related("tag")
+    if params.get("names") is not None:
+        names = set(tag_names_normalise(raw=list(params["names"]), vocabulary=source_set.vocabulary))
+        rows = rows.filter(tag__name__in=names)
+    candidates = [r for r in rows if r.confidence is None or r.confidence >= params.get("min_confidence", 0)]
+    locked = locked_set(curated, None)
+    current = {row.tag_id: row for row in TagAssignment.objects.filter(tagset=locked)}
+    blocked = [r.tag.name for r in candidates if r.tag_id in current and current[r.tag_id].state == DELETED]
+    to_add = [r.tag.name for r in candidates if r.tag_id not in current]
+    if not to_add:
+        return seeded, to_add, 0, blocked
+    wanted = _resolve_for_people(names=to_add, vocabulary=locked.vocabulary)
+    transitions = _edit_transitions(
+        locked, current, wanted, set(), via=TagAssignment.Via.PROMOTE, origin_set_id=source_set.pk
+    )
+    assignments_write(
+        transitions, kind=TagSet.Kind.CURATED, operation_id=operation.pk, actor_id=actor.pk if actor else None
+    )
+    return seeded, to_add, len(transitions), blocked

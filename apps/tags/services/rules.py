@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from apps.core.exceptions import ConflictError, DomainError
+from apps.core.exceptions import ConflictError, DomainError, ForbiddenError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
@@ -36,6 +36,26 @@ REBUILD_TASK = "tags.effective_rebuild"
 
 class RuleError(DomainError):
     default_code = "tags.invalid_rule"
+
+
+APPROVE_PERM = "tags.approve_rules"
+
+
+def rules_may_approve(actor: Any) -> bool:
+    """The approval policy for aliases and implications (docs/tags.md#aliases), in one place:
+    people with `tags.approve_rules` activate, retire and reject rules; others propose, and
+    their proposals wait. A call without an actor is the system (shell, migrations, jobs)."""
+    if actor is None:
+        return True
+    return bool(getattr(actor, "is_authenticated", False) and actor.has_perm(APPROVE_PERM))
+
+
+def _require_approver(actor: Any) -> None:
+    if not rules_may_approve(actor):
+        raise ForbiddenError(
+            "Activating, retiring or rejecting rules needs permission to approve rules.",
+            code="tags.approve_rules_required",
+        )
 
 
 def _tag(vocabulary: Vocabulary, name: str) -> Tag:
@@ -133,7 +153,9 @@ def alias_create(
     activate: bool = False,
     vocabulary: Vocabulary | None = None,
 ) -> TagAlias:
-    """Propose `antecedent → consequent` (pending), activating it at once when asked."""
+    """Propose `antecedent → consequent` (pending), activating it at once when asked by someone
+    who may approve rules (anyone else's proposal stays pending)."""
+    activate = activate and rules_may_approve(actor)
     vocabulary = vocabulary or vocabulary_default()
     alias = TagAlias(
         vocabulary=vocabulary,
@@ -151,6 +173,7 @@ def alias_create(
 @transaction.atomic
 def alias_activate(*, alias: TagAlias, actor: Any = None) -> TagAlias:
     """Make an alias active: re-point aliases to its antecedent, rewrite resolutions, flag items."""
+    _require_approver(actor)
     alias = TagAlias.objects.select_for_update().select_related("antecedent", "consequent").get(pk=alias.pk)
     if alias.status == RuleStatus.ACTIVE:
         return alias
@@ -181,6 +204,7 @@ def alias_activate(*, alias: TagAlias, actor: Any = None) -> TagAlias:
 @transaction.atomic
 def alias_retire(*, alias: TagAlias, actor: Any = None, reject: bool = False) -> TagAlias:
     """Retire an active alias (or reject a pending one); its antecedent reads as itself again."""
+    _require_approver(actor)
     alias = TagAlias.objects.select_for_update().select_related("antecedent", "consequent").get(pk=alias.pk)
     was_active = alias.status == RuleStatus.ACTIVE
     alias.status = RuleStatus.REJECTED if reject and not was_active else RuleStatus.RETIRED
@@ -314,7 +338,9 @@ def implication_create(
     allow_cross_type: bool = False,
     vocabulary: Vocabulary | None = None,
 ) -> TagImplication:
-    """Propose `child ⇒ parent` (pending), activating it at once when asked."""
+    """Propose `child ⇒ parent` (pending), activating it at once when asked by someone who may
+    approve rules (anyone else's proposal stays pending)."""
+    activate = activate and rules_may_approve(actor)
     vocabulary = vocabulary or vocabulary_default()
     rule = TagImplication(
         vocabulary=vocabulary,
@@ -338,6 +364,7 @@ def implication_create(
 @transaction.atomic
 def implication_activate(*, rule: TagImplication, actor: Any = None) -> TagImplication:
     """Activate `child ⇒ parent` after the DAG checks; update the closure and flag items."""
+    _require_approver(actor)
     rule = TagImplication.objects.select_for_update().select_related("child", "parent").get(pk=rule.pk)
     if rule.status == RuleStatus.ACTIVE:
         return rule
@@ -355,6 +382,7 @@ def implication_activate(*, rule: TagImplication, actor: Any = None) -> TagImpli
 @transaction.atomic
 def implication_retire(*, rule: TagImplication, actor: Any = None, reject: bool = False) -> TagImplication:
     """Retire an active implication (or reject a pending one) and recompute what it implied."""
+    _require_approver(actor)
     rule = TagImplication.objects.select_for_update().select_related("child", "parent").get(pk=rule.pk)
     was_active = rule.status == RuleStatus.ACTIVE
     rule.status = RuleStatus.REJECTED if reject and not was_active else RuleStatus.RETIRED

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from apps.core.csvsafe import csv_cell_escape, csv_cell_unescape
 from apps.core.exceptions import DomainError, PayloadTooLargeError, UnprocessableError
 from apps.tags import conf
 from apps.tags.models import RuleStatus, Tag, TagAlias, TagAssignment, TagSet, TagType, Vocabulary
@@ -32,7 +33,6 @@ from apps.tags.services.vocabularies import batches, invalid_field
 
 IMPORT_MAX_ERRORS = 1000  # listed; all are counted
 ALIAS_ACTIVATE_MAX = 2000  # one rule change each; more stay pending for review in bulk
-APPROVE_PERM = "tags.approve_rules"
 
 
 # --- upserting tags by name (import and build share it) ------------------------------------------
@@ -203,7 +203,7 @@ def _csv_lines(raw: bytes) -> list[_Line]:
     max_lines = conf.vocab_import_max_lines()
     try:
         for row in reader:
-            cells = [cell.strip() for cell in row]
+            cells = [csv_cell_unescape(cell).strip() for cell in row]
             if not any(cells) or cells[0].startswith("#"):
                 continue
             if not lines and _is_header(cells):
@@ -325,7 +325,7 @@ def _entries(
 
 def _alias_activator(actor: Any) -> Any:
     """rules.alias_activate when the importer may approve rules, else None (aliases stay pending)."""
-    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.has_perm(APPROVE_PERM):
+    if actor is None or not rules.rules_may_approve(actor):
         return None
     return rules.alias_activate
 
@@ -576,4 +576,4 @@ def vocabulary_export_csv(*, vocabulary: Vocabulary) -> Iterator[str]:
     """The export as CSV text lines, for a StreamingHttpResponse."""
     writer = csv.writer(_Echo())
     for row in vocabulary_export_rows(vocabulary=vocabulary):
-        yield writer.writerow(row)
+        yield writer.writerow([csv_cell_escape(cell) for cell in row])  # no formulas (apps/core/csvsafe.py)

@@ -10,10 +10,11 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
+from apps.core.ints import INT_MAX, int_param
 from apps.media.models import MediaItem
 from apps.tags import selectors
 from apps.tags.models import Operation, TagType
@@ -88,9 +89,11 @@ class BulkForm(forms.Form):
     def clean_ids(self) -> list[int]:
         text = self.cleaned_data.get("ids") or ""
         parts = [p for p in re.split(r"[\s,]+", text) if p]
-        bad = [p for p in parts if not p.isdigit()]
+        bad = [p for p in parts if not (p.isascii() and p.isdigit() and 0 < int(p) <= INT_MAX)]
         if bad:
-            raise forms.ValidationError(f"Not item ids: {', '.join(bad[:5])}.")
+            raise forms.ValidationError(
+                f"Not item ids: {', '.join(bad[:5])}. Ids are whole numbers from 1 to {INT_MAX}."
+            )
         return [int(p) for p in parts]
 
     def service_kwargs(self) -> dict[str, Any]:
@@ -134,11 +137,12 @@ def _panel(request: HttpRequest, form: BulkForm, status: int = 200, **extra: Any
 
 
 @login_required
+@require_safe
 def bulk_editor(request: HttpRequest) -> HttpResponse:
-    """The bulk editor; `?q=`, `?ids=`, `?action=`, `?tags=` prefill it (e.g. from the library)."""
-    initial = {
-        key: request.GET[key] for key in ("q", "ids", "action", "tags", "from_tags") if key in request.GET
-    }
+    """The bulk editor; `?q=`, `?ids=`, `?action=`, `?tags=` prefill it, or the same fields posted
+    (the library's selection posts its ids: too many for a URL)."""
+    given = request.POST if request.method == "POST" else request.GET
+    initial = {key: given[key] for key in ("q", "ids", "action", "tags", "from_tags") if key in given}
     return _panel(request, BulkForm(initial={"revive_tombstones": True, **initial}))
 
 
@@ -158,10 +162,16 @@ def bulk_preview(request: HttpRequest) -> HttpResponse:
     return _panel(request, form, status=422)
 
 
-def _result(request: HttpRequest, outcome: operations.Outcome, *, template: str) -> HttpResponse:
+def _result(
+    request: HttpRequest,
+    outcome: operations.Outcome,
+    *,
+    template: str,
+    partial: str = "tags/partials/_operation_result.html",
+) -> HttpResponse:
     operation = selectors.operation_get(operation_id=outcome.operation.pk, viewer=request.user)
     context = {"operation": operation, "job": outcome.job, "can_write": request.user.has_perm(WRITE)}
-    return render_page(request, template, "tags/partials/_operation_result.html", context)
+    return render_page(request, template, partial, context)
 
 
 @login_required
@@ -170,14 +180,18 @@ def bulk_apply(request: HttpRequest, pk: int) -> HttpResponse:
     """Apply a preview: the result (sync) or the job's progress (large operations)."""
     _require_write(request)
     operation = selectors.operation_get(operation_id=pk, viewer=request.user)
-    spec_action = operation.params.get("spec", {}).get("action")
-    if spec_action == "set_type" and not request.user.has_perm("tags.change_tag"):
-        raise PermissionDenied
     try:
         outcome = operations.operation_apply(operation=operation, actor=request.user)
     except DomainError as err:
-        return _error(request, err)
-    return _result(request, outcome, template="tags/bulk.html")
+        if err.status_code != 409:
+            return _error(request, err)
+        # Applied (or expired) meanwhile: say so where the result goes and retire the button.
+        context = {"error": err, "operation": operation}
+        return render_page(
+            request, "error.html", "tags/partials/_bulk_apply_refused.html", context, status=409
+        )
+    # The answer also replaces the Apply button (out of band), so it cannot be pressed twice.
+    return _result(request, outcome, template="tags/bulk.html", partial="tags/partials/_bulk_applied.html")
 
 
 @login_required
@@ -206,11 +220,12 @@ def _error(request: HttpRequest, err: DomainError) -> HttpResponse:
         "error.html",
         "partials/_error.html",
         {"error": err},
-        status=409 if err.status_code == 409 else 422,
+        status=err.status_code if err.status_code in (403, 409) else 422,
     )
 
 
 @login_required
+@require_safe
 def operation_list(request: HttpRequest) -> HttpResponse:
     """History, newest first, keyset-paged with `?before=<id>`; filter by kind and status."""
     rows = selectors.operation_list(viewer=request.user)
@@ -220,11 +235,14 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     if status in Operation.Status.values:
         rows = rows.filter(status=status)
     before = request.GET.get("before", "")
-    if before.isdigit():
-        rows = rows.filter(pk__lt=int(before))
+    if before_id := int_param(before, field="before", minimum=1):
+        rows = rows.filter(pk__lt=before_id)
     page = list(rows[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
+    deltas = selectors.operation_edit_deltas(operations=page)
+    for op in page:
+        op.delta = deltas.get(op.pk)  # type: ignore[attr-defined]  # shown in the row
     query = {"kind": kind, "status": status}
     next_query = "&".join(f"{k}={v}" for k, v in query.items() if v)
     context = {
@@ -247,16 +265,16 @@ def operation_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One operation: what it asked, predicted and did, conflicts, and the items it changed."""
     operation = selectors.operation_get(operation_id=pk, viewer=request.user)
-    after = request.GET.get("after", "")
-    ids = selectors.operation_item_ids(
-        operation=operation, after=int(after) if after.isdigit() else 0, limit=ITEMS_PAGE + 1
-    )
+    after = int_param(request.GET.get("after"), field="after", default=0)
+    ids = selectors.operation_item_ids(operation=operation, after=after, limit=ITEMS_PAGE + 1)
     found = MediaItem.objects.in_bulk(ids[:ITEMS_PAGE])
     context = {
         "operation": operation,
+        "delta": selectors.operation_edit_deltas(operations=[operation]).get(operation.pk),
         "items": [found[i] for i in ids[:ITEMS_PAGE] if i in found],
         "next_after": ids[ITEMS_PAGE - 1] if len(ids) > ITEMS_PAGE else None,
         "can_write": request.user.has_perm(WRITE),

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
@@ -68,12 +68,13 @@ def _context(request: HttpRequest, **extra: object) -> dict[str, object]:
         "rebuild": rebuild,
         "alias_form": extra.get("alias_form") or AliasForm(),
         "implication_form": extra.get("implication_form") or ImplicationForm(),
-        "can_approve": request.user.has_perm("tags.approve_rules"),
+        "can_approve": rules.rules_may_approve(request.user),
         **extra,
     }
 
 
 @login_required
+@require_safe
 def rule_list(request: HttpRequest) -> HttpResponse:
     """Aliases and implications: propose, activate, retire; the effective-tag rebuild's progress."""
     return render_page(request, "tags/rules.html", None, _context(request))
@@ -85,7 +86,6 @@ def _add_rule(
     """Validate a proposal form and create the rule (active only for approvers); 422 on errors."""
     if form.is_valid():
         data = dict(form.cleaned_data)
-        data["activate"] = data["activate"] and request.user.has_perm("tags.approve_rules")
         try:
             create(actor=request.user, **data)
         except DomainError as err:
@@ -121,7 +121,7 @@ def implication_add(request: HttpRequest) -> HttpResponse:
 @require_POST
 def rule_action(request: HttpRequest, kind: str, pk: int, verb: str) -> HttpResponse:
     """Activate, retire or reject one rule (needs tags.approve_rules)."""
-    if not request.user.has_perm("tags.approve_rules"):
+    if not rules.rules_may_approve(request.user):
         raise PermissionDenied
     if kind not in RULE_KINDS:
         raise Http404(f"No rule kind {kind!r}.")

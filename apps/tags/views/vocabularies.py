@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import redirect_after_post, render_page
@@ -87,6 +87,7 @@ def distribution_bar(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @login_required
+@require_safe
 def tag_list(request: HttpRequest) -> HttpResponse:
     """Tags with counts and coloured types: search, type and template filters, keyset pages,
     the 30 most used tags as a bar chart and the share of each type."""
@@ -151,12 +152,14 @@ def _with_count(tag_type: TagType) -> TagType:
 
 
 @login_required
+@require_safe
 def type_list(request: HttpRequest) -> HttpResponse:
     """Tag types in display order, edited in place."""
     return render_page(request, "tags/type_list.html", None, _type_list_context())
 
 
 @login_required
+@require_safe
 def type_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One type's row (what 'Cancel' swaps back in)."""
     tag_type = _with_count(vocabulary_reads.tag_type_get(type_id=pk))
@@ -372,6 +375,7 @@ def template_build(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def template_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     """The template as a CSV download (`name,type,count,aliases`), streamed."""
     return csv_response(vocabulary_reads.vocabulary_get(vocabulary_id=pk))

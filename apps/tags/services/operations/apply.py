@@ -79,13 +79,13 @@ def apply_chunk(
     if not ids:
         return {**new_counters(spec), "matched_items": 0}
     lock_items(ids)
-    tags_lock([*spec.remove_ids, *spec.add_ids], rules)
     sets_query = TagSet.objects.filter(
         media_item_id__in=ids, kind=spec.set_kind, vocabulary_id=spec.vocabulary_id
     )
     if spec.set_kind == CURATED:
         sets_query = sets_query.filter(slot=slots.CURATED)
     sets = list(sets_query.select_for_update().order_by("pk").values_list("pk", "media_item_id"))
+    tags_lock([*spec.remove_ids, *spec.add_ids], rules)  # items, sets, tags: every writer's order
     if not SET_SQL.enabled or not sets:
         return apply_per_item(operation_id, spec, ids, sets, actor_id, rules)
     having = {item_id for _s, item_id in sets}

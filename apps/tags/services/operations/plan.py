@@ -35,8 +35,11 @@ from apps.tags.services.assignments import CURATED
 from apps.tags.services.names import (
     normalise_fragment,
     tag_names_normalise,
+    tag_names_split,
+    tag_type_default,
     vocabulary_default,
 )
+from apps.tags.services.rules import rules_may_approve
 from apps.tags.services.sql import rows_insert
 
 SET_KINDS = {"curated": TagSet.Kind.CURATED, "tagger": TagSet.Kind.TAGGER, "derived": TagSet.Kind.DERIVED}
@@ -56,6 +59,23 @@ def actor_or_none(actor: Any) -> Any:
     return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
+def type_change_check(actor: Any) -> None:
+    """Changing tag types in bulk needs `tags.change_tag` (a call without an actor is the system)."""
+    if actor is not None and not actor.has_perm("tags.change_tag"):
+        raise ForbiddenError(
+            "Changing tag types needs permission to change tags.", code="tags.change_tag_required"
+        )
+
+
+def library_rename_check(actor: Any) -> None:
+    """A library-wide rename creates an active alias: only someone who may approve rules."""
+    if actor is None or not rules_may_approve(actor):
+        raise ForbiddenError(
+            "Renaming across the library creates an active alias; that needs permission to approve rules.",
+            code="tags.approve_rules_required",
+        )
+
+
 def tag_list_parse(text: str) -> list[str]:
     """Tags typed in one box: comma- or line-separated; without either, whitespace-separated."""
     text = text.strip()
@@ -72,6 +92,7 @@ class TagRef:
     name: str
     id: int | None
     entered: str = ""
+    type_id: int | None = None  # the type a prefix named (`char:saber`), given on apply
 
 
 @dataclass(frozen=True)
@@ -113,7 +134,7 @@ class Spec:
             "action": self.action,
             "set_kind": SET_KIND_NAMES[TagSet.Kind(self.set_kind)],
             "vocabulary_id": self.vocabulary_id,
-            "add": [[r.name, r.id, r.entered] for r in self.add],
+            "add": [[r.name, r.id, r.entered, r.type_id] for r in self.add],
             "remove": [[r.name, r.id, r.entered] for r in self.remove],
             "revive_tombstones": self.revive,
             "scope": self.scope,
@@ -135,7 +156,7 @@ class Spec:
 
     def with_ids(self, ids: dict[str, int]) -> Spec:
         """The same spec with new tags' ids filled in (after they were created)."""
-        return replace(self, add=tuple(TagRef(r.name, r.id or ids[r.name], r.entered) for r in self.add))
+        return replace(self, add=tuple(replace(r, id=r.id or ids[r.name]) for r in self.add))
 
 
 # --- building a spec ----------------------------------------------------------------------------
@@ -217,8 +238,13 @@ def _wanted(names: Sequence[str], vocabulary: Vocabulary) -> list[TagRef]:
 
     Unknown names stay without id (created at apply time); a closed vocabulary refuses them.
     """
-    clean = tag_names_normalise(raw=list(names), vocabulary=vocabulary)
-    found = {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=clean)}
+    typed = tag_names_split(raw=list(names), vocabulary=vocabulary)  # `char:saber` types saber
+    clean = [name for name, _ in typed]
+    type_ids = {name: t.pk for name, t in typed if t is not None}
+    found = {
+        t.name: t for t in Tag.objects.select_related("type").filter(vocabulary=vocabulary, name__in=clean)
+    }
+    _types_check(typed, found, vocabulary)
     missing = [n for n in clean if n not in found]
     if missing and vocabulary.policy == Vocabulary.Policy.CLOSED:
         raise DomainError(
@@ -244,10 +270,28 @@ def _wanted(names: Sequence[str], vocabulary: Vocabulary) -> list[TagRef]:
         tag = found.get(name)
         if tag is not None and tag.pk in ideal:
             ideal_id, ideal_name = ideal[tag.pk]
-            refs.setdefault(ideal_name, TagRef(ideal_name, ideal_id, name))
+            refs.setdefault(ideal_name, TagRef(ideal_name, ideal_id, name, type_ids.get(name)))
         else:
-            refs.setdefault(name, TagRef(name, tag.pk if tag else None, name))
+            refs.setdefault(name, TagRef(name, tag.pk if tag else None, name, type_ids.get(name)))
     return list(refs.values())
+
+
+def _types_check(
+    typed: Sequence[tuple[str, TagType | None]], found: dict[str, Tag], vocabulary: Vocabulary
+) -> None:
+    """A type prefix on an existing tag of another (non-default) type is refused, as in the editor;
+    applying gives default-typed and new tags the prefix's type (`tags_get_or_create`)."""
+    default_id = vocabulary.default_type_id or tag_type_default().pk
+    for name, tag_type in typed:
+        tag = found.get(name)
+        if tag_type is None or tag is None or tag.type_id in (tag_type.pk, default_id):
+            continue
+        raise DomainError(
+            f"Tag {name!r} is a {tag.type.name} tag, not {tag_type.name}; write it without the prefix, "
+            "or change its type on the tag page.",
+            code="tags.type_conflict",
+            details={"tag": name, "type": tag.type.key, "prefix_type": tag_type.key},
+        )
 
 
 def _required(values: Sequence[str], field_name: str) -> None:
@@ -310,6 +354,7 @@ def operation_spec_build(
                 refs.append(ref)
         return replace(spec, remove=tuple(refs)), warnings
     if action == "set_type":
+        type_change_check(actor)
         _required(tags, "tags")
         tag_type = tag_type_find_by_key(key=type_key or "")
         if tag_type is None:
@@ -331,12 +376,8 @@ def operation_spec_build(
             )
         if scope not in ("items", "library"):
             raise DomainError("Scope is 'items' or 'library'.", code="tags.bulk_invalid")
-        if scope == "library" and not (actor is not None and actor.has_perm("tags.approve_rules")):
-            raise ForbiddenError(
-                "Renaming across the library creates an active alias; that needs permission to "
-                "approve rules.",
-                code="tags.approve_rules_required",
-            )
+        if scope == "library":
+            library_rename_check(actor)
     sources = _existing(from_tags, vocabulary, warnings)
     targets = _wanted(to_tags, vocabulary)
     if action == "rename" and not sources:

@@ -10,7 +10,7 @@ source and derived tags): counts treat that seed as the item's curated tags.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -339,7 +339,6 @@ def operation_samples(*, operation: Operation, spec: Spec, size: int = SAMPLE_SI
         ).values_list("pk", "name")
     )
     new_names = {f"new:{r.name}": r.name for r in spec.add if r.id is None}
-    keyed = replace(spec, add=tuple(TagRef(r.name, r.id, r.entered) for r in spec.add))
     samples = []
     for item_id in ids:
         item = items.get(item_id)
@@ -370,7 +369,7 @@ def operation_samples(*, operation: Operation, spec: Spec, size: int = SAMPLE_SI
             before = {t: v for t, v in state_map.items() if v[0] == CURRENT}
             after = dict(before)
             max_pos = max((v[1] or 0 for v in state_map.values()), default=-1)
-            decision = decide(keyed, state_map.get, max_pos + 1, new_key=_new_key)
+            decision = decide(spec, state_map.get, max_pos + 1, new_key=_new_key)
             if decision is not None:
                 for tag_id in decision.removed:
                     after.pop(tag_id, None)

@@ -33,6 +33,7 @@ from apps.tags.models import (
     RuleStatus,
     Tag,
     TagAlias,
+    TagType,
     Vocabulary,
 )
 from apps.tags.services.assignments import CURATED
@@ -43,7 +44,9 @@ from apps.tags.services.operations.counters import counters_merge
 from apps.tags.services.operations.plan import (
     Spec,
     actor_or_none,
+    library_rename_check,
     operation_target_ids,
+    type_change_check,
     type_changes_plan,
 )
 from apps.tags.services.operations.preview import Preview, operation_preview
@@ -119,11 +122,19 @@ def _check_appliable(operation: Operation) -> None:
 
 def _materialise(operation: Operation, spec: Spec) -> Spec:
     """Create the new tags an operation adds and keep their ids in its params."""
+    vocabulary = Vocabulary.objects.get(pk=spec.vocabulary_id)
+    named = {r.type_id for r in spec.add if r.type_id is not None}
+    type_of = {t.pk: t for t in TagType.objects.filter(pk__in=named)}
+    types: dict[str, TagType | None] = {r.name: type_of.get(r.type_id or 0) for r in spec.add}
     missing = [r.name for r in spec.add if r.id is None]
+    if not missing and not named:
+        return spec
+    # New tags get the type their prefix named; default-typed ones take it (`char:saber`).
+    created = tags_get_or_create(
+        vocabulary=vocabulary, names=[r.name for r in spec.add], types=types, type_conflict="refuse"
+    )
     if not missing:
         return spec
-    vocabulary = Vocabulary.objects.get(pk=spec.vocabulary_id)
-    created = tags_get_or_create(vocabulary=vocabulary, names=missing)
     spec = spec.with_ids({name: tag.pk for name, tag in created.items()})
     operation.params = {**operation.params, "spec": spec.to_params()}
     operation.save(update_fields=["params", "updated_at"])
@@ -143,6 +154,11 @@ def operation_apply(*, operation: Operation, actor: Any = None) -> Outcome:
 def _apply(operation_id: int, actor: Any) -> Outcome:
     operation = Operation.objects.select_for_update().get(pk=operation_id)
     _check_appliable(operation)
+    params = operation.params.get("spec", {})
+    if params.get("action") == "set_type":
+        type_change_check(actor)
+    if params.get("scope") == "library":
+        library_rename_check(actor)
     spec = _materialise(operation, Spec.from_params(operation.params["spec"]))
     actor = actor_or_none(actor)
     if spec.action == "set_type":
@@ -274,6 +290,7 @@ def _chunk(
             actor_id=actor_id,
             rules=rules,
             root_spec=root_spec,
+            root=root,
         )
     spec = Spec.from_params(operation.params["spec"])
     return apply_chunk(

@@ -1,4 +1,4 @@
-"""Bulk tag operations, undoing one chunk of items per call (docs/tags.md#undo).
+"""Bulk tag operations, undoing one chunk of items per call (docs/tags.md#operations-and-undo).
 
 An assignment still as the undone operation left it (same state, last written by it) gets its
 before-state, position and added_via back; anything changed since is a conflict and stays (the
@@ -18,6 +18,7 @@ from django.db.models import Count
 
 from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet
 from apps.tags.services.assignments import ABSENT, CURRENT, SET_CREATED, Transition, assignments_write
+from apps.tags.services.curation import promote_again
 from apps.tags.services.effective import Rules, counters_deferred
 from apps.tags.services.operations.apply import SET_SQL, apply_chunk, lock_items
 from apps.tags.services.operations.counters import undo_counters
@@ -39,8 +40,10 @@ def undo_chunk(
     actor_id: int | None,
     rules: Rules | None = None,
     root_spec: Spec | None = None,
+    root: Operation | None = None,
 ) -> dict[str, Any]:
-    """Revert `original` on these items in the caller's transaction; returns the chunk's counters."""
+    """Revert `original` on these items in the caller's transaction; returns the chunk's counters.
+    For a redo, `root` is the operation the undo chain started from (`root_spec` its spec)."""
     ids = sorted(set(item_ids))
     counters = undo_counters(len(ids))
     if not ids:
@@ -92,8 +95,8 @@ def undo_chunk(
     counters["restored"] = len(transitions)
     counters["sets_removed"] = len(droppable)
     counters["changes"] = sum(1 for t in transitions if t.set_id not in droppable)
-    if original.kind == Operation.Kind.UNDO and root_spec is not None:
-        _redo(counters, operation_id, original, ids, root_spec, actor_id, rules)
+    if original.kind == Operation.Kind.UNDO and root is not None:
+        _redo(counters, operation_id, original, ids, root, root_spec, actor_id, rules)
     return counters
 
 
@@ -174,19 +177,27 @@ def _redo(
     operation_id: int,
     original: Operation,
     ids: list[int],
-    root_spec: Spec,
+    root: Operation,
+    root_spec: Spec | None,
     actor_id: int | None,
     rules: Rules | None,
 ) -> None:
-    """Undoing an undo: re-apply the root operation where the undo had dropped a set."""
+    """Undoing an undo: re-apply the root operation where the undo had dropped a set (a bulk
+    operation by its spec, a promotion by promoting again)."""
     again = list(
         OperationTarget.objects.filter(operation_id=original.pk, media_item_id__in=ids).values_list(
             "media_item_id", flat=True
         )
     )
-    if again:
+    if not again:
+        return
+    if root_spec is not None:
         redo = apply_chunk(
             operation_id=operation_id, spec=root_spec, item_ids=again, actor_id=actor_id, rules=rules
         )
         counters["reapplied_items"] = redo["items_changing"]
         counters["changes"] += redo["changes"]
+    elif root.kind == Operation.Kind.PROMOTE:
+        changed = promote_again(operation=Operation.objects.get(pk=operation_id), params=root.params)
+        counters["reapplied_items"] = int(changed > 0)
+        counters["changes"] += changed

@@ -7,8 +7,8 @@ import pytest
 from apps.media.models import MediaItem
 from apps.search.query import executor
 from apps.tags.models import TagSet
+from tests.search.queries import hostile_queries
 from tests.tags.factories import assign, effective_build, items_make, tags_make
-from tests.tags.test_query_parser import hostile_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -30,24 +30,31 @@ def items(db) -> list[MediaItem]:
 def test_list_with_q_answers_a_search_page(api, items):
     body = api.get("/api/media/?q=cat").json()
     assert [r["id"] for r in body["results"]] == [items[2].pk, items[1].pk, items[0].pk]
-    assert body["next_cursor"] is None and body["prev_cursor"] is None and body["warnings"] == []
-    assert body["count"] == 3 and body["count_exact"] is True
+    assert body["next_cursor"] is None
+    assert body["prev_cursor"] is None
+    assert body["warnings"] == []
+    assert body["count"] == 3
+    assert body["count_exact"] is True
     assert body["results"][0]["format"] == "png"  # the usual item serializer
 
 
 def test_search_endpoint_pages_by_cursor(api, items):
     first = api.get("/api/media/search", {"q": "cat or dog", "limit": 2}).json()
-    assert len(first["results"]) == 2 and first["next_cursor"]
+    assert len(first["results"]) == 2
+    assert first["next_cursor"]
     second = api.get(
         "/api/media/search", {"q": "cat or dog", "limit": 2, "cursor": first["next_cursor"]}
     ).json()
     ids = [r["id"] for r in first["results"] + second["results"]]
-    assert ids == [items[3].pk, items[2].pk, items[1].pk, items[0].pk] and second["next_cursor"] is None
-    assert first["prev_cursor"] is None and second["prev_cursor"]
+    assert ids == [items[3].pk, items[2].pk, items[1].pk, items[0].pk]
+    assert second["next_cursor"] is None
+    assert first["prev_cursor"] is None
+    assert second["prev_cursor"]
     back = api.get(
         "/api/media/search", {"q": "cat or dog", "limit": 2, "cursor": second["prev_cursor"]}
     ).json()
-    assert [r["id"] for r in back["results"]] == [items[3].pk, items[2].pk] and back["prev_cursor"] is None
+    assert [r["id"] for r in back["results"]] == [items[3].pk, items[2].pk]
+    assert back["prev_cursor"] is None
 
 
 def test_filters_narrow_the_query(api, items):
@@ -60,7 +67,7 @@ def test_bad_query_is_a_400_in_the_project_error_shape(api, items):
     response = api.get("/api/media/search", {"q": "(cat or dog"})
     assert response.status_code == 400
     assert response.json() == {
-        "code": "unbalanced_parenthesis",
+        "code": "search.unbalanced_parenthesis",
         "message": "Unclosed '(' opened at position 0.",
         "details": {"token": "(", "position": 0, "length": 1, "hint": "Add ')' or remove '('."},
     }
@@ -69,9 +76,11 @@ def test_bad_query_is_a_400_in_the_project_error_shape(api, items):
 def test_cursor_of_another_query_is_refused(api, items):
     cursor = api.get("/api/media/", {"q": "cat", "limit": 1}).json()["next_cursor"]
     response = api.get("/api/media/", {"q": "dog", "cursor": cursor})
-    assert response.status_code == 400 and response.json()["code"] == "cursor_mismatch"
+    assert response.status_code == 400
+    assert response.json()["code"] == "search.cursor_mismatch"
     other_filter = api.get("/api/media/", {"q": "cat", "cursor": cursor, "format": "png"})
-    assert other_filter.status_code == 400 and other_filter.json()["code"] == "cursor_mismatch"
+    assert other_filter.status_code == 400
+    assert other_filter.json()["code"] == "search.cursor_mismatch"
 
 
 def test_bad_limit_and_count_parameters(api, items):
@@ -83,7 +92,8 @@ def test_bad_limit_and_count_parameters(api, items):
 
 def test_warnings_ride_with_results(api, items):
     body = api.get("/api/media/", {"q": "cat nosuch"}).json()
-    assert body["results"] == [] and body["warnings"][0]["code"] == "unknown_tag"
+    assert body["results"] == []
+    assert body["warnings"][0]["code"] == "unknown_tag"
 
 
 def test_timeout_is_a_422(api, items, settings, monkeypatch):
@@ -94,7 +104,8 @@ def test_timeout_is_a_422(api, items, settings, monkeypatch):
 
     monkeypatch.setattr(executor, "_page_rows", too_slow)
     response = api.get("/api/media/", {"q": "cat"})
-    assert response.status_code == 422 and response.json()["code"] == "query_timeout"
+    assert response.status_code == 422
+    assert response.json()["code"] == "search.query_timeout"
     assert response.json()["details"] == {"limit_s": 3.0, "term": "cat"}
 
 
@@ -119,12 +130,16 @@ def test_gallery_query_bar_filters_and_pages_by_cursor(client, curator, items, m
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
     client.force_login(curator)
     html = client.get("/", {"q": "cat"}).content.decode()
-    assert 'name="q" value="cat"' in html and html.count('class="tile"') == 2
-    assert f"/items/{items[2].pk}/" in html and f"/items/{items[0].pk}/" not in html
-    assert "cursor=" in html and "after=" not in html
+    assert 'name="q" value="cat"' in html
+    assert html.count('class="tile"') == 2
+    assert f"/items/{items[2].pk}/" in html
+    assert f"/items/{items[0].pk}/" not in html
+    assert "cursor=" in html
+    assert "after=" not in html
     link = html.split('hx-get="/?')[1].split('"')[0].replace("&amp;", "&")
     more = client.get(f"/?{link}", HTTP_HX_REQUEST="true")
-    assert more.status_code == 200 and "<html" not in more.content.decode()
+    assert more.status_code == 200
+    assert "<html" not in more.content.decode()
     assert f"/items/{items[0].pk}/" in more.content.decode()
 
 
@@ -132,18 +147,24 @@ def test_gallery_shows_a_bad_query_in_place_with_422(client, curator, items):
     client.force_login(curator)
     response = client.get("/", {"q": "cat (dog"}, HTTP_HX_REQUEST="true")
     html = response.content.decode()
-    assert response.status_code == 422 and "<html" not in html
-    assert "Unclosed" in html and "At position 4" in html and "cat <mark>(</mark>dog" in html
+    assert response.status_code == 422
+    assert "<html" not in html
+    assert "Unclosed" in html
+    assert "At position 4" in html
+    assert "cat <mark>(</mark>dog" in html
     page = client.get("/", {"q": "widht:100"})
-    assert page.status_code == 422 and "width" in page.content.decode()
+    assert page.status_code == 422
+    assert "width" in page.content.decode()
 
 
 def test_gallery_shows_warnings_and_keeps_the_filters(client, curator, items):
     client.force_login(curator)
     html = client.get("/", {"q": "cat", "format": "png"}).content.decode()
-    assert html.count('class="tile"') == 1 and f"/items/{items[2].pk}/" in html
+    assert html.count('class="tile"') == 1
+    assert f"/items/{items[2].pk}/" in html
     html = client.get("/", {"q": "cta"}).content.decode()
-    assert "is not a known tag" in html and "Did you mean cat?" in html
+    assert "is not a known tag" in html
+    assert "Did you mean cat?" in html
 
 
 def test_admin_search_box_runs_queries_after_q_colon(client, items):
@@ -155,4 +176,5 @@ def test_admin_search_box_runs_queries_after_q_colon(client, items):
     assert f"/admin/media/mediaitem/{items[2].pk}/change/" not in html
     assert f"/admin/media/mediaitem/{items[3].pk}/change/" not in html
     bad = client.get("/admin/media/mediaitem/", {"q": "q:(cat"}, follow=True).content.decode()
-    assert "Unclosed" in bad and "position 0" in bad
+    assert "Unclosed" in bad
+    assert "position 0" in bad

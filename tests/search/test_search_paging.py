@@ -80,7 +80,9 @@ def test_prev_cursor_walks_back_through_the_same_pages(many, q):
         cursor = page.next_cursor
         if cursor is None:
             break
-    assert len(pages) >= 3 and pages[0].prev_cursor is None and pages[1].prev_cursor
+    assert len(pages) >= 3
+    assert pages[0].prev_cursor is None
+    assert pages[1].prev_cursor
     # From the last page back to the first: the same ids, and the same cursors onward.
     page = pages[-1]
     for expected in reversed(pages[:-1]):
@@ -104,7 +106,8 @@ def test_pages_stay_stable_while_items_arrive(many):  # check 18 (inserts betwee
         seen += page.ids
         cursor = page.next_cursor
         arrivals += items_make(1)
-    assert len(seen) == len(set(seen)) == 150 and not set(seen) & {a.pk for a in arrivals}
+    assert len(seen) == len(set(seen)) == 150
+    assert not set(seen) & {a.pk for a in arrivals}
     assert len(search_ids(q="cat", viewer=None)) == 170
 
 
@@ -116,7 +119,8 @@ def test_rare_tag_drives_a_postings_plan(many, settings):
     assert main.split(" FROM ")[1].lstrip('"`').startswith("tags_effectivetag")
     settings.SEARCH_SMALL_THRESHOLD = 0  # both terms are common now: a scan plan, same answer
     scanned = search_media(q="dog cat", viewer=None, limit=10)
-    assert scanned.plan == "scan" and scanned.ids == page.ids
+    assert scanned.plan == "scan"
+    assert scanned.ids == page.ids
 
 
 def test_foreign_or_tampered_cursors_are_refused(many):
@@ -128,7 +132,8 @@ def test_foreign_or_tampered_cursors_are_refused(many):
     ]:
         with pytest.raises(QueryError) as info:
             search_media(q=q, viewer=None, cursor=cursor)
-        assert info.value.code == "cursor_mismatch" and info.value.status_code == 400
+        assert info.value.code == "search.cursor_mismatch"
+        assert info.value.status_code == 400
     assert search_media(q="cat  ", viewer=None, cursor=cat.next_cursor).ids  # same query, other spacing
 
 
@@ -141,11 +146,14 @@ def heavy_sql() -> str:
 
 def test_counts_are_free_exact_or_bounded(many, settings):  # check 20
     lone = search_media(q="cat", viewer=None, limit=10, count="estimate")
-    assert lone.count == EffectiveTag.objects.filter(tag__name="cat").count() == 150 and lone.count_exact
+    assert lone.count == EffectiveTag.objects.filter(tag__name="cat").count() == 150
+    assert lone.count_exact
     exact = search_media(q="cat -dog", viewer=None, limit=10, count="estimate")
-    assert exact.count == len(search_ids(q="cat -dog", viewer=None)) and exact.count_exact
+    assert exact.count == len(search_ids(q="cat -dog", viewer=None))
+    assert exact.count_exact
     short = search_media(q="cat dog width:0", viewer=None, limit=200, count="estimate")
-    assert short.count == len(short.ids) and short.count_exact
+    assert short.count == len(short.ids)
+    assert short.count_exact
     assert search_media(q="cat dog", viewer=None, limit=10).count is None
 
 
@@ -165,7 +173,9 @@ def test_a_count_past_its_limit_is_an_upper_bounded_estimate(many, settings):  #
         queryset=lambda p: MediaItem.objects.extra(where=[heavy_sql()]),
         query_key="test",
     )
-    assert exact is False and bound == 100 and 0 <= count <= bound
+    assert exact is False
+    assert bound == 100
+    assert 0 <= count <= bound
 
 
 def test_an_estimate_skips_a_count_that_would_touch_too_many_rows(many, settings):  # check 20
@@ -173,9 +183,12 @@ def test_an_estimate_skips_a_count_that_would_touch_too_many_rows(many, settings
     with CaptureQueriesContext(connection) as queries:
         page = search_media(q="cat -dog", viewer=None, limit=10, count="estimate")
     assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
-    assert page.count_exact is False and page.count_upper_bound == 150 and 0 <= (page.count or 0) <= 150
+    assert page.count_exact is False
+    assert page.count_upper_bound == 150
+    assert 0 <= (page.count or 0) <= 150
     exact = search_media(q="cat -dog", viewer=None, limit=10, count="exact")
-    assert exact.count_exact and exact.count == len(search_ids(q="cat -dog", viewer=None))
+    assert exact.count_exact
+    assert exact.count == len(search_ids(q="cat -dog", viewer=None))
 
 
 def test_statement_limit_stops_a_long_statement_and_the_connection_survives(many):  # check 19
@@ -183,7 +196,8 @@ def test_statement_limit_stops_a_long_statement_and_the_connection_survives(many
     with pytest.raises(QueryTimeout) as info, statement_limit(0.05, term="cat"):
         MediaItem.objects.extra(where=[heavy_sql()]).exists()
     assert time.monotonic() - started < 0.55
-    assert info.value.status_code == 422 and info.value.details == {"limit_s": 0.05, "term": "cat"}
+    assert info.value.status_code == 422
+    assert info.value.details == {"limit_s": 0.05, "term": "cat"}
     assert MediaItem.objects.count() == 300
 
 
@@ -200,7 +214,8 @@ def test_search_past_its_time_limit_is_query_timeout(many, settings, monkeypatch
     with pytest.raises(QueryTimeout) as info:
         search_media(q="cat dog", viewer=None)
     assert time.monotonic() - started < 1.0
-    assert info.value.code == "query_timeout" and info.value.details["term"] == "cat"
+    assert info.value.code == "search.query_timeout"
+    assert info.value.details["term"] == "cat"
     monkeypatch.setattr(executor, "_page_rows", original)
     assert len(search_media(q="cat dog", viewer=None).ids) == 50
 

@@ -165,8 +165,8 @@ def found(lib, q: str) -> set[int]:
         ("source:https://a.example/*", {0}),
         ("source:https://b.example/1", set()),
         ("site:a.example", {0}),
-        ("artist:Ann", {0}),
-        ("artist:ann", {1}),
+        ("artist:Ann", {0, 1}),
+        ("artist:ann", {0, 1}),
         ("has:tagger", {3, 5}),
         ("has:curated", {0, 1, 4, 6}),
         ("has:source,tagger", {2, 3, 4, 5}),
@@ -199,11 +199,13 @@ def test_alias_resolves_to_the_same_items_and_warns(lib):  # check 4
     assert run(lib, "automobile") == run(lib, "car")
     page = search_media(q="automobile", viewer=None)
     assert [w["code"] for w in page.warnings] == ["aliased_term", "stale_items"]
-    assert page.warnings[0]["tag"] == "car" and page.warnings[0]["position"] == 0
+    assert page.warnings[0]["tag"] == "car"
+    assert page.warnings[0]["position"] == 0
 
 
 def test_implication_finds_items_tagged_only_with_the_child(lib):  # check 15
-    assert found(lib, "vehicle") == {2} and found(lib, "direct:vehicle") == set()
+    assert found(lib, "vehicle") == {2}
+    assert found(lib, "direct:vehicle") == set()
     assert EffectiveTag.objects.filter(media_item=lib[2], tag__name="vehicle", is_implied=True).exists()
 
 
@@ -215,7 +217,9 @@ def test_unknown_tags_warn_with_suggestions(lib):
     page = search_media(q="cta long_hair", viewer=None)
     assert page.ids == []
     warning = page.warnings[0]
-    assert warning["code"] == "unknown_tag" and warning["token"] == "cta" and warning["position"] == 0
+    assert warning["code"] == "unknown_tag"
+    assert warning["token"] == "cta"
+    assert warning["position"] == 0
     assert search_media(q="ca", viewer=None).warnings[0]["suggestions"] == ["cat", "car"]
 
 
@@ -223,8 +227,11 @@ def test_unknown_qualifier_suggests_the_nearest(lib):  # check 12
     with pytest.raises(QueryError) as info:
         search_media(q="cat widht:100", viewer=None)
     err = info.value
-    assert err.code == "unknown_qualifier" and err.details["suggestion"] == "width"
-    assert err.details["token"] == "widht" and err.details["position"] == 4 and "width" in err.details["hint"]
+    assert err.code == "search.unknown_qualifier"
+    assert err.details["suggestion"] == "width"
+    assert err.details["token"] == "widht"
+    assert err.details["position"] == 4
+    assert "width" in err.details["hint"]
     real = search_media(q="re:zero", viewer=None)  # a real tag with a colon
     assert [w["code"] for w in real.warnings] == ["stale_items"]
     assert search_media(q="xq:foo", viewer=None).warnings[0]["code"] == "unknown_tag"
@@ -233,7 +240,8 @@ def test_unknown_qualifier_suggests_the_nearest(lib):  # check 12
 def test_unknown_vocabulary_is_invalid(lib):
     with pytest.raises(QueryError) as info:
         search_media(q="cat vocab:nope", viewer=None)
-    assert info.value.code == "invalid_value" and info.value.details["position"] == 10
+    assert info.value.code == "search.invalid_value"
+    assert info.value.details["position"] == 10
 
 
 def test_wildcard_truncates_to_the_most_used_tags(db):  # check 14
@@ -248,10 +256,12 @@ def test_wildcard_truncates_to_the_most_used_tags(db):  # check 14
     page = search_media(q="w_*", viewer=None)
     assert page.ids == [items[0].pk]
     truncated = page.warnings[0]
-    assert truncated["code"] == "wildcard_truncated" and (truncated["total"], truncated["used"]) == (150, 100)
+    assert truncated["code"] == "wildcard_truncated"
+    assert (truncated["total"], truncated["used"]) == (150, 100)
     with pytest.raises(QueryError) as info:
         search_media(q="a -w_*", viewer=None)
-    assert info.value.code == "wildcard_too_broad" and info.value.details["position"] == 3
+    assert info.value.code == "search.wildcard_too_broad"
+    assert info.value.details["position"] == 3
     assert info.value.details["total"] == 150
 
 
@@ -270,8 +280,10 @@ def test_a_broad_wildcard_searches_its_most_used_tags(db):  # check 14, past WIL
     page = search_media(q="b_*", viewer=None)
     assert page.ids == [items[2].pk, items[0].pk]
     truncated = page.warnings[0]
-    assert truncated["code"] == "wildcard_truncated" and truncated["used"] == 100
-    assert "more than 1,000 tags" in truncated["message"] and truncated["total"] is None
+    assert truncated["code"] == "wildcard_truncated"
+    assert truncated["used"] == 100
+    assert "more than 1,000 tags" in truncated["message"]
+    assert truncated["total"] is None
     with pytest.raises(QueryError, match="more than 1,000 tags"):
         search_media(q="a -b_*", viewer=None)
 
@@ -279,7 +291,8 @@ def test_a_broad_wildcard_searches_its_most_used_tags(db):  # check 14, past WIL
 def test_wildcard_limit_follows_settings(lib, settings):
     settings.SEARCH_WILDCARD_MAX = 1
     page = search_media(q="c*", viewer=None)  # cat (2 items) beats car (1)
-    assert {w["code"] for w in page.warnings} == {"wildcard_truncated", "stale_items"} and len(page.ids) == 2
+    assert {w["code"] for w in page.warnings} == {"wildcard_truncated", "stale_items"}
+    assert len(page.ids) == 2
     with pytest.raises(QueryError, match="matches 2 tags"):
         search_media(q="-c*", viewer=None)
 
@@ -288,7 +301,8 @@ def test_term_expansion_is_bounded(lib, settings):
     settings.SEARCH_TERM_EXPANSION_MAX = 2
     with pytest.raises(QueryError) as info:
         search_media(q="in:source vehicle", viewer=None)
-    assert info.value.code == "term_too_broad" and info.value.details["token"] == "vehicle"
+    assert info.value.code == "search.term_too_broad"
+    assert info.value.details["token"] == "vehicle"
     assert info.value.details["position"] == 10
 
 
