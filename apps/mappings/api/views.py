@@ -87,7 +87,7 @@ class TagMappingViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(parameters=[s.SearchQuerySerializer], responses=s.MappingSetOutputSerializer(many=True))
-    @action(detail=False, methods=["get"], url_path="search")
+    @action(detail=False, methods=["get"], url_path="search", pagination_class=None)
     def search(self, request: Request) -> Response:
         """Sets whose slug or name contains `q`, or with a rule from or to `tag` (first 100)."""
         query = s.SearchQuerySerializer(data=request.query_params)
@@ -96,7 +96,7 @@ class TagMappingViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response(s.MappingSetOutputSerializer(found[:100], many=True).data)
 
     @extend_schema(parameters=[s.RulesQuerySerializer], responses=s.RuleOutputSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="rules")
+    @action(detail=True, methods=["get"], url_path="rules", pagination_class=None)
     def rules_list(self, request: Request, pk: str) -> Response:
         """A keyset page of rules (`after` = the last rule id seen), filtered."""
         query = s.RulesQuerySerializer(data=request.query_params)
