@@ -138,7 +138,7 @@ class MappingProfileStep(models.Model):
 
 class MappedSet(models.Model):
     """The stamp of a derived tag set a profile wrote: which versions made it (staleness), which
-    operation, and whether the item was flagged incomplete (docs/mappings.md#apply)."""
+    operation, and whether the item was flagged incomplete (docs/mappings.md#preview-and-apply)."""
 
     tagset = models.OneToOneField(TagSet, primary_key=True, on_delete=models.CASCADE, related_name="+")
     profile = models.ForeignKey(MappingProfile, on_delete=models.CASCADE, related_name="+")

@@ -7,7 +7,7 @@ One module builds and parses them (docs/tags.md#tag-sets):
   later, keyed by where they came from: the first 32 hex digits of the label's sha256);
 * tagger: `<model>@<version>`;
 * derived: `parent:<item id>` (a transform's parent), `video:<item id>` (a frame's video),
-  `profile:<profile id>` (a mapping profile's output, docs/mappings.md#apply).
+  `profile:<profile id>` (a mapping profile's output, docs/mappings.md#preview-and-apply).
 """
 
 from __future__ import annotations
