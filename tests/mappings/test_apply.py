@@ -129,3 +129,18 @@ def test_search_has_unknown_value_is_400(api, world):
     response = api.get("/api/media/search", {"q": "has:stale_mappings"})
     assert response.status_code == 400
     assert "stale_mapping" in response.json()["details"]["hint"]
+
+
+def test_undoing_the_undo_of_an_apply_applies_the_profile_again(world):
+    from apps.tags.services.operations import operation_undo
+
+    outcome = mapping_apply(
+        profile=world["profile"], ids=[i.pk for i in world["items"]], actor=world["actor"]
+    )
+    undo = mapping_undo(operation=outcome.operation, actor=world["actor"])
+    assert not TagSet.objects.filter(slot=slots.mapping(world["profile"].pk)).exists()
+    redo = operation_undo(operation=undo, actor=world["actor"]).operation
+    assert redo.status == Operation.Status.APPLIED
+    assert redo.counters["reapplied_items"] == 3
+    assert _derived(world["items"][0], world["profile"]) == {"x": 0, "y": 1, "z": 2}
+    assert TagSet.objects.filter(slot=slots.mapping(world["profile"].pk)).count() == 3

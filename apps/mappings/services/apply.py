@@ -327,6 +327,20 @@ def mapping_apply_run(*, job_id: int) -> None:
     job_services.job_finish(job=job, result=_finish(operation_id, Operation.Status.APPLIED).counters)
 
 
+def mapping_redo(*, root: Operation, operation_id: int, item_ids: Sequence[int], actor_id: int | None) -> int:
+    """Redo handler (registered with tags in MappingsConfig.ready): apply the profile of the
+    mapping operation `root` again to items whose derived sets an undo had dropped, as part of
+    the redo operation; with the profile as it is now. Returns the rows changed (0 when the
+    profile is gone)."""
+    profile = MappingProfile.objects.filter(pk=int(root.params.get("profile") or 0)).first()
+    if profile is None:
+        return 0
+    part = apply_chunk(
+        prepared=prepare(profile), operation_id=operation_id, item_ids=item_ids, actor_id=actor_id
+    )
+    return int(part["changes"])
+
+
 def mapping_undo(*, operation: Operation, actor: Any = None) -> Operation:
     """Undo a mapping apply with tags' operation undo (its sets come back as they were)."""
     if operation.kind != Operation.Kind.MAP:

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db.models import Count
 
+from apps.tags import extensions
 from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet
 from apps.tags.services.assignments import ABSENT, CURRENT, SET_CREATED, Transition, assignments_write
 from apps.tags.services.curation import promote_again
@@ -183,7 +184,8 @@ def _redo(
     rules: Rules | None,
 ) -> None:
     """Undoing an undo: re-apply the root operation where the undo had dropped a set (a bulk
-    operation by its spec, a promotion by promoting again)."""
+    operation by its spec, a promotion by promoting again, another app's operation by the redo
+    handler it registered in apps/tags/extensions.py)."""
     again = list(
         OperationTarget.objects.filter(operation_id=original.pk, media_item_id__in=ids).values_list(
             "media_item_id", flat=True
@@ -200,4 +202,8 @@ def _redo(
     elif root.kind == Operation.Kind.PROMOTE:
         changed = promote_again(operation=Operation.objects.get(pk=operation_id), params=root.params)
         counters["reapplied_items"] = int(changed > 0)
+        counters["changes"] += changed
+    elif (handler := extensions.redo_handler(root.kind)) is not None:  # e.g. a mapping apply
+        changed = handler(root=root, operation_id=operation_id, item_ids=again, actor_id=actor_id)
+        counters["reapplied_items"] = len(again) if changed else 0
         counters["changes"] += changed

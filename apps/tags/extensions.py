@@ -1,0 +1,29 @@
+"""Extension points the tags app offers the apps above it (docs/architecture.md#extension-points).
+
+Tags may not import the apps built on it (mappings, taggers, …), yet its undo machinery must be
+able to *redo* their operations: undoing the undo of an operation that created tag sets re-applies
+it where the undo had dropped them. An app that writes its own kind of `Operation` registers a
+redo handler for that kind in its `AppConfig.ready()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+# handler(*, root, operation_id, item_ids, actor_id) -> rows changed: re-apply `root` to these
+# items inside the caller's transaction, logging under `operation_id`.
+RedoHandler = Callable[..., int]
+
+_redo_handlers: dict[str, RedoHandler] = {}
+
+
+def redo_handler_register(*, kind: str, handler: RedoHandler) -> None:
+    """Register how operations of `kind` are applied again on redo (one handler per kind)."""
+    existing = _redo_handlers.get(kind)
+    if existing is not None and existing is not handler:
+        raise RuntimeError(f"A redo handler for operation kind {kind!r} is registered already.")
+    _redo_handlers[kind] = handler
+
+
+def redo_handler(kind: str) -> RedoHandler | None:
+    return _redo_handlers.get(kind)
