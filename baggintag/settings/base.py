@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "apps.media",
     "apps.tags",
     "apps.search",
+    "apps.datasets",
 ]
 
 MIDDLEWARE = [
