@@ -1,12 +1,37 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 
+from apps.core.exceptions import DomainError
 from apps.datasets.models import Dataset, DatasetItem, Requirements, Subset, SubsetItem
+from apps.datasets.services import requirements_check
+from apps.datasets.services.datasets import REQUIREMENT_INTS
+
+REQUIREMENT_FIELDS = [*REQUIREMENT_INTS, "formats", "modes", "alpha", "flatten_color"]
+
+
+class RequirementsForm(forms.ModelForm):
+    """The same contradiction checks as the API (docs/datasets.md#requirements)."""
+
+    class Meta:
+        model = Requirements
+        fields = [*REQUIREMENT_FIELDS, "dataset", "required_tag_types"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            requirements_check(data)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return data
 
 
 class RequirementsInline(admin.StackedInline):
     model = Requirements
+    form = RequirementsForm
     filter_horizontal = ["required_tag_types"]
     extra = 0
 
@@ -51,5 +76,6 @@ class SubsetItemAdmin(admin.ModelAdmin):
 
 @admin.register(Requirements)
 class RequirementsAdmin(admin.ModelAdmin):
+    form = RequirementsForm
     list_display = ["dataset", "alpha", "min_width", "min_height"]
     filter_horizontal = ["required_tag_types"]

@@ -232,3 +232,17 @@ def test_delete_removes_membership_rows() -> None:
     services.dataset_delete(dataset=dataset)
     assert not DatasetItem.objects.exists()
     assert not Requirements.objects.exists()
+
+
+def test_update_with_empty_slug_derives_one() -> None:
+    dataset = services.dataset_create(name="First")
+    services.dataset_update(dataset=dataset, name="Second Name", slug="")
+    assert Dataset.objects.get().slug == "second-name"
+
+
+def test_update_to_a_blank_name_refused() -> None:
+    dataset = services.dataset_create(name="First")
+    with pytest.raises(DomainError) as err:
+        services.dataset_update(dataset=dataset, name="   ")
+    assert err.value.code == "datasets.invalid"
+    assert Dataset.objects.get().name == "First"

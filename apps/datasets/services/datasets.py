@@ -47,7 +47,7 @@ def _bad(field: str, message: str) -> DomainError:
     )
 
 
-def _check_requirements(values: dict[str, Any]) -> None:
+def requirements_check(values: dict[str, Any]) -> None:
     """Contradictions between rules (docs/datasets.md#requirements): a 400 naming the field."""
     for low, high in PAIRS:
         if values.get(low) is not None and values.get(high) is not None and values[low] > values[high]:
@@ -95,7 +95,7 @@ def _requirements_save(dataset: Dataset, values: dict[str, Any]) -> None:
     merged["modes"] = sorted({str(m) for m in values.get("modes") or []})
     merged["alpha"] = values.get("alpha") or Requirements.Alpha.ANY
     merged["flatten_color"] = (values.get("flatten_color") or "").lower()
-    _check_requirements(merged)
+    requirements_check(merged)
     keys = sorted(set(values.get("required_tag_types") or []))
     types = list(TagType.objects.filter(key__in=keys))
     unknown = sorted(set(keys) - {t.key for t in types})
@@ -105,6 +105,16 @@ def _requirements_save(dataset: Dataset, values: dict[str, Any]) -> None:
         setattr(req, field, value)
     req.save()
     req.required_tag_types.set(types)
+
+
+def _named(row: Dataset | Subset) -> None:
+    row.name = row.name.strip()
+    if not row.name or not row.slug:
+        raise DomainError(
+            "name: a name with at least one letter or digit.",
+            code="datasets.invalid",
+            details={"fields": {"name": ["A name with at least one letter or digit."]}},
+        )
 
 
 def _unique(save: Any, what: str) -> Any:
@@ -133,8 +143,7 @@ def dataset_create(
         purpose=purpose,
         query=query.strip(),
     )
-    if not dataset.name or not dataset.slug:
-        raise _bad("name", "a name with at least one letter or digit.")
+    _named(dataset)
     _unique(dataset.save, "dataset")
     _requirements_save(dataset, requirements or {})
     return dataset
@@ -146,8 +155,11 @@ def dataset_update(*, dataset: Dataset, requirements: dict[str, Any] | None = No
     if "query" in fields:
         fields["query"] = (fields["query"] or "").strip()
         _check_query(fields["query"])
+    if "slug" in fields and not fields["slug"]:
+        fields["slug"] = slugify(fields.get("name") or dataset.name)[:100]
     for field, value in fields.items():
         setattr(dataset, field, value)
+    _named(dataset)
     _unique(dataset.save, "dataset")
     if requirements is not None:
         _requirements_save(dataset, requirements)
@@ -170,8 +182,7 @@ def subset_create(
         description=description,
         query=query.strip(),
     )
-    if not subset.name or not subset.slug:
-        raise _bad("name", "a name with at least one letter or digit.")
+    _named(subset)
     _unique(subset.save, "subset")
     return subset
 
@@ -181,8 +192,11 @@ def subset_update(*, subset: Subset, **fields: Any) -> Subset:
     if "query" in fields:
         fields["query"] = (fields["query"] or "").strip()
         _check_query(fields["query"])
+    if "slug" in fields and not fields["slug"]:
+        fields["slug"] = slugify(fields.get("name") or subset.name)[:100]
     for field, value in fields.items():
         setattr(subset, field, value)
+    _named(subset)
     _unique(subset.save, "subset")
     return subset
 
