@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("apps.media.api.urls")),
     path("", include("apps.jobs.api.urls")),
     path("", include("apps.tags.api.urls")),
+    path("", include("apps.mappings.api.urls")),
     path("", include("apps.datasets.api.urls")),
 ]

@@ -14,6 +14,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/", include("apps.jobs.urls")),
     path("tags/", include("apps.tags.urls")),
+    path("mappings/", include("apps.mappings.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("", include("apps.media.urls")),
 ]

@@ -39,7 +39,9 @@ def job_items_failed_first(*, job: Job, after: str = "", limit: int) -> tuple[li
     pages on (job, seq), so a page costs the same however far down the list it is.
     """
     phase, _, raw = after.partition(":")
-    last = int(raw) if raw.isdigit() else -1
+    last = (
+        int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else -1
+    )  # a bad cursor: from the top
     items = JobItem.objects.filter(job=job)
     failed = JobItem.Status.FAILED
     rows: list[JobItem] = []

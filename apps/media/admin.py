@@ -158,10 +158,11 @@ class MediaItemAdmin(admin.ModelAdmin):
 
     @admin.action(description="Delete selected items with their files", permissions=["delete"])
     def delete_with_files(self, request: HttpRequest, queryset: QuerySet[MediaItem]) -> None:
-        count = 0
-        for item in queryset.iterator(chunk_size=500):
-            services.media_item_delete(item=item)
-            count += 1
+        try:
+            count = services.media_items_delete(ids=list(queryset.values_list("pk", flat=True)))
+        except DomainError as err:
+            self.message_user(request, err.message, level=messages.ERROR)
+            return
         self.message_user(request, f"Deleted {count} items and their files.", messages.SUCCESS)
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]

@@ -82,7 +82,7 @@ class SelectionForm(forms.Form):
 
     def clean_ids(self) -> list[int]:
         parts = [p for p in self.cleaned_data["ids"].replace(",", " ").split() if p]
-        bad = [p for p in parts if not p.isdigit()]
+        bad = [p for p in parts if not (p.isascii() and p.isdigit() and 0 < int(p) <= INT_MAX)]
         if bad or not parts:
             raise forms.ValidationError("Select items in the library first.")
         return list(dict.fromkeys(int(p) for p in parts))

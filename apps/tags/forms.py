@@ -206,3 +206,50 @@ class DescriptionForm(forms.Form):
     label = forms.CharField(max_length=100, required=False)
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=False)
     row_version = forms.IntegerField(min_value=1, max_value=INT_MAX, required=False, widget=forms.HiddenInput)
+
+
+# --- rules (aliases and implications) -------------------------------------------------------
+
+
+def _vocabulary_field() -> forms.ModelChoiceField:
+    """The tag template a rule lives in (both tags must be in it); the default one preselected."""
+    return forms.ModelChoiceField(
+        queryset=Vocabulary.objects.order_by("-is_default_key", "name"),
+        to_field_name="slug",
+        empty_label=None,
+        required=False,  # absent: the default tag template
+        label="Tag template",
+    )
+
+
+class AliasForm(forms.Form):
+    antecedent = forms.CharField(
+        max_length=200,
+        label="Tag people write",
+        widget=forms.TextInput(attrs={"placeholder": "kitty", "autocomplete": "off"}),
+    )
+    consequent = forms.CharField(
+        max_length=200,
+        label="reads as",
+        widget=forms.TextInput(attrs={"placeholder": "cat", "autocomplete": "off"}),
+    )
+    reason = forms.CharField(max_length=500, required=False)
+    activate = forms.BooleanField(required=False, initial=True, label="Activate now")
+    vocabulary = _vocabulary_field()
+
+
+class ImplicationForm(forms.Form):
+    child = forms.CharField(
+        max_length=200,
+        label="Tag",
+        widget=forms.TextInput(attrs={"placeholder": "car", "autocomplete": "off"}),
+    )
+    parent = forms.CharField(
+        max_length=200,
+        label="implies",
+        widget=forms.TextInput(attrs={"placeholder": "vehicle", "autocomplete": "off"}),
+    )
+    allow_cross_type = forms.BooleanField(required=False, label="Allow different types")
+    reason = forms.CharField(max_length=500, required=False)
+    activate = forms.BooleanField(required=False, initial=True, label="Activate now")
+    vocabulary = _vocabulary_field()

@@ -388,6 +388,7 @@ class Operation(BaseModel):
         PROMOTE = "promote", "Promote"
         RULE_CHANGE = "rule_change", "Rule change"
         UNDO = "undo", "Undo"
+        MAP = "map", "Mapping apply"
 
     class Status(models.TextChoices):
         PREVIEWED = "previewed", "Previewed"

@@ -6,7 +6,8 @@ One module builds and parses them (docs/tags.md#tag-sets):
 * source: `src:<MediaSource id>` (tags that arrived with the file), or `src:label:<hash>` (added
   later, keyed by where they came from: the first 32 hex digits of the label's sha256);
 * tagger: `<model>@<version>`;
-* derived: `parent:<item id>` (a transform's parent), `video:<item id>` (a frame's video).
+* derived: `parent:<item id>` (a transform's parent), `video:<item id>` (a frame's video),
+  `profile:<profile id>` (a mapping profile's output, docs/mappings.md#preview-and-apply).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NamedTuple
 
 CURATED = ""
 DERIVED_RELATIONS = ("parent", "video")
+MAPPING = "profile"
 
 
 class DerivedFrom(NamedTuple):
@@ -42,6 +44,17 @@ def derived(*, relation: str, item_id: int) -> str:
 def tagger(*, model: str, version: str) -> str:
     """The slot of a tagger's set."""
     return f"{model}@{version}"
+
+
+def mapping(profile_id: int) -> str:
+    """The slot of the derived set a mapping profile writes (one per item and profile)."""
+    return f"{MAPPING}:{profile_id}"
+
+
+def mapping_parse(slot: str) -> int | None:
+    """The profile id of a mapping slot, or None for any other slot."""
+    prefix, _, ref = slot.partition(":")
+    return int(ref) if prefix == MAPPING and ref.isdigit() else None
 
 
 def derived_parse(slot: str) -> DerivedFrom | None:

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "apps.media",
     "apps.tags",
     "apps.search",
+    "apps.mappings",
     "apps.datasets",
 ]
 
@@ -217,6 +218,7 @@ SPECTACULAR_SETTINGS = {
         "RuleStatusEnum": "apps.tags.models.RuleStatus",
         "TagSetKindEnum": "apps.tags.models.TagSet.Kind",
         "VocabularyKindEnum": "apps.tags.models.Vocabulary.Kind",
+        "MappingActionEnum": "apps.mappings.models.TagMapping.Action",
     },
 }
 
@@ -249,6 +251,7 @@ CELERY_TASK_ROUTES = {
     "media.*": {"queue": "media"},
     "jobs.*": {"queue": "default"},
     "tags.*": {"queue": "default"},
+    "mappings.*": {"queue": "default"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

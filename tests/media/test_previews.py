@@ -69,3 +69,16 @@ def test_animation_page_shows_the_animation_with_capture_and_transform_tools(sig
     assert 'id="frames-form"' in page
     assert 'id="transform-form"' in page
     assert 'id="id_transform_x"' in page  # apart from the capture form's id_x
+
+
+def test_deleting_a_selection_removes_its_previews_too(
+    signed_in, curator, media_store, django_capture_on_commit_callbacks
+):
+    from apps.media.services import media_items_delete
+
+    item = make_item(data=mediafiles.image_bytes("tiff", seed=7), added_by=curator)
+    signed_in.get(f"/items/{item.pk}/preview")
+    assert preview_key(item.sha256) in media_store.files()
+    with django_capture_on_commit_callbacks(execute=True):
+        media_items_delete(ids=[item.pk])
+    assert preview_key(item.sha256) not in media_store.files()

@@ -78,3 +78,11 @@ def test_transform_selection_with_a_bad_size_is_422(signed):
     )
     assert response.status_code == 422
     assert "Enter the size in pixels" in response.content.decode()
+
+
+@pytest.mark.parametrize("ids", ["²", "99999999999999999999", "0", "-3"])
+def test_a_selection_with_an_id_that_is_not_an_item_id_is_refused_not_a_500(signed, ids):
+    items_make(1)
+    response = signed.post("/selection/delete", {"ids": ids, "confirm": "yes"})
+    assert response.status_code == 422
+    assert MediaItem.objects.count() == 1

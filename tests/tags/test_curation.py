@@ -337,3 +337,16 @@ def test_undoing_the_undo_of_a_set_creating_promotion_promotes_again(curator):
     assert effective(item) == {"cat": False, "sky": False, "smile": False}
     assert _stat("smile", TagSet.Kind.CURATED) == 1
     assert redo.counters["reapplied_items"] == 1
+
+
+def test_a_promotion_skips_a_tag_a_person_removed_even_when_an_alias_leads_to_it(curator):
+    item = make_item(["cat"])
+    curated = tag_set_curated_get_or_create(media_item=item, actor=curator)
+    tag_set_edit(tag_set=curated, remove=["cat"], actor=curator)  # a tombstone
+    rules.alias_create(antecedent="kitty", consequent="cat", activate=True)
+    tagger = tagger_set_make(item, {"kitty": 9000})
+    result = tag_set_promote(source_set=tagger, actor=curator)
+    assert result["operation"] is None
+    assert result["blocked_by_tombstone"] == ["cat"]
+    row = TagAssignment.objects.get(tagset=curated, tag__name="cat")
+    assert row.state == TagAssignment.State.DELETED

@@ -258,3 +258,19 @@ def test_changing_tag_types_needs_change_tag_at_preview_and_at_apply(api, curato
     from apps.tags.models import Tag
 
     assert Tag.objects.get(name="saber").type.key == "general"
+
+
+def test_undoing_a_type_change_needs_the_same_permission_as_making_it(api, curator):
+    from django.contrib.auth.models import Permission, User
+
+    from apps.tags.models import Tag
+
+    library(1, curated=["saber"])
+    applied = api.post(BULK, {"action": "set_type", "tags": ["saber"], "type": "character"}, format="json")
+    assert applied.status_code == 200
+    curator.groups.first().permissions.remove(Permission.objects.get(codename="change_tag"))
+    weaker = APIClient()
+    weaker.force_authenticate(User.objects.get(pk=curator.pk))
+    refused = weaker.post(f"/api/tag-operations/{applied.json()['operation']['id']}/undo")
+    assert refused.status_code == 403
+    assert Tag.objects.get(name="saber").type.key == "character"

@@ -86,3 +86,18 @@ def test_an_unknown_rule_verb_is_400_naming_the_verbs_and_changes_nothing(approv
     assert all(verb in html for verb in ("activate", "retire", "reject"))
     rule.refresh_from_db()
     assert rule.status == "active"
+
+
+def test_rules_live_in_the_tag_template_chosen_on_the_page(approver):
+    from apps.tags.services.vocabularies import vocabulary_create
+
+    e621 = vocabulary_create(slug="e621", name="e621")
+    response = approver.post(
+        "/tags/rules/aliases/add",
+        {"vocabulary": "e621", "antecedent": "kitty", "consequent": "domestic_cat", "activate": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    alias = TagAlias.objects.get()
+    assert alias.vocabulary == e621
+    assert alias.consequent.vocabulary == e621

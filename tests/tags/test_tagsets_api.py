@@ -167,3 +167,33 @@ def test_api_curated_add_refused_leaves_no_curated_set_behind(api, item):
     assert response.status_code == 400
     assert response.json()["code"] == "tags.invalid_name"
     assert not TagSet.objects.filter(media_item=item, kind=TagSet.Kind.CURATED).exists()
+
+
+def test_aliases_and_implications_in_any_tag_template_through_the_api(api):
+    from apps.tags.services.vocabularies import vocabulary_create
+
+    e621 = vocabulary_create(slug="e621", name="e621")
+    alias = api.post(
+        "/api/tag-aliases/",
+        {"vocabulary": "e621", "antecedent": "kitty", "consequent": "domestic_cat"},
+        format="json",
+    )
+    assert alias.status_code == 201
+    assert alias.json()["vocabulary"] == "e621"
+    implication = api.post(
+        "/api/tag-implications/",
+        {"vocabulary": "e621", "child": "domestic_cat", "parent": "felid"},
+        format="json",
+    )
+    assert implication.status_code == 201
+    from apps.tags.models import TagImplication
+
+    assert TagImplication.objects.get().parent.vocabulary == e621
+    listed = api.get("/api/tag-aliases/?vocabulary=e621").json()["results"]
+    assert [a["antecedent"] for a in listed] == ["kitty"]
+    assert api.get("/api/tag-aliases/?vocabulary=default").json()["results"] == []
+    unknown = api.post(
+        "/api/tag-aliases/", {"vocabulary": "nope", "antecedent": "a", "consequent": "b"}, format="json"
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "tags.vocabulary_not_found"

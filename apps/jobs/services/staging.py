@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.jobs import conf
 from apps.jobs.models import Job
@@ -21,25 +22,35 @@ from apps.jobs.models import Job
 logger = logging.getLogger(__name__)
 
 
-def staged_delete(*, job_id: int) -> bool:
-    """Remove a job's staged files once; False when it held none (or another call did it)."""
+def _finished(now: Any) -> Q:
+    """Jobs whose staged files may go: succeeded, cancelled, or failed past the retry window."""
+    kept_until = now - timedelta(hours=conf.job_keep_failed_files_hours())
+    return Q(status__in=[Job.Status.SUCCEEDED, Job.Status.CANCELLED]) | Q(
+        status=Job.Status.FAILED, finished_at__lt=kept_until
+    )
+
+
+def staged_delete(*, job_id: int, now: Any = None) -> bool:
+    """Remove a finished job's staged files once; False when it held none, is not finished (a
+    retry may have re-queued it meanwhile), or another call did it. The job is claimed first with
+    a conditional UPDATE, so a retry committing in between keeps its files."""
+    now = now or timezone.now()
     job = Job.objects.filter(pk=job_id, holds_files=True).only("pk", "params").first()
     if job is None:
+        return False
+    if not Job.objects.filter(_finished(now), pk=job_id, holds_files=True).update(holds_files=False):
         return False
     for key in job.params.get("staged", []):
         try:
             default_storage.delete(key)
         except Exception:  # a storage hiccup: the sweeper tries again
             logger.warning("job %s: could not delete staged file %s", job_id, key, exc_info=True)
+            Job.objects.filter(pk=job_id).update(holds_files=True)
             return False
-    return bool(Job.objects.filter(pk=job_id, holds_files=True).update(holds_files=False))
+    return True
 
 
 def staged_sweep(*, now: Any) -> list[int]:
     """Remove staged files of finished jobs (failed ones after the retry window)."""
-    kept_until = now - timedelta(hours=conf.job_keep_failed_files_hours())
-    done = Job.objects.filter(holds_files=True).filter(
-        Q(status__in=[Job.Status.SUCCEEDED, Job.Status.CANCELLED])
-        | Q(status=Job.Status.FAILED, finished_at__lt=kept_until)
-    )
-    return [job_id for job_id in done.values_list("pk", flat=True) if staged_delete(job_id=job_id)]
+    done = Job.objects.filter(_finished(now), holds_files=True)
+    return [job_id for job_id in done.values_list("pk", flat=True) if staged_delete(job_id=job_id, now=now)]

@@ -53,9 +53,14 @@ def media_items_delete(*, ids: list[int]) -> int:
             f"At most {SELECTION_DELETE_MAX:,} items can be deleted at once; select fewer.",
             code="media.too_many_items",
         )
-    rows = list(MediaItem.objects.filter(pk__in=ids).values_list("pk", "storage_key", "thumbnail_key"))
-    keys = sorted({key for _, *pair in rows for key in pair if key})
-    pks = sorted(row[0] for row in rows)
+    rows = list(
+        MediaItem.objects.filter(pk__in=ids).only("pk", "storage_key", "thumbnail_key", "sha256", "format")
+    )
+    keys = sorted(
+        {key for row in rows for key in (row.storage_key, row.thumbnail_key) if key}
+        | {previews.preview_key(row.sha256) for row in rows if previews.needs_preview(row)}
+    )
+    pks = sorted(row.pk for row in rows)
     for chunk in _batched(pks):
         events.send_item_deleting(item_ids=list(chunk))
         MediaItem.objects.filter(pk__in=chunk).delete()

@@ -10,7 +10,20 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThanOrEqual
 
 from apps.core.lookups import ExactBytes, FoldedEquals, Hamming
-from apps.search.query.ir import AllOf, AnyOf, Column, Cond, Const, HasSet, Match, Neg, Similar, TypeCount
+from apps.search import extensions
+from apps.search.query.ir import (
+    AllOf,
+    AnyOf,
+    Column,
+    Cond,
+    Const,
+    HasSet,
+    HasValue,
+    Match,
+    Neg,
+    Similar,
+    TypeCount,
+)
 from apps.search.query.values import ANY, NONE, Interval, RangeList
 from apps.tags.models import EffectiveTag, TagAssignment, TagSet
 
@@ -119,6 +132,10 @@ def compile_cond(cond: Cond, *, prefix: str = "", outer: str = "pk") -> Q:
         if cond.version is not None:
             sets = sets.filter(ExactBytes(F("tagger_version"), cond.version))
         return Q(Exists(sets))
+    if isinstance(cond, HasValue):
+        condition = extensions.has_condition(cond.value)
+        assert condition is not None  # resolved only for registered values
+        return condition(outer)
     if isinstance(cond, Similar):
         bands = Q()
         for n, band in enumerate(cond.bands):

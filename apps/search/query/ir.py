@@ -52,6 +52,13 @@ class HasSet(Cond):
 
 
 @dataclass(frozen=True)
+class HasValue(Cond):
+    """`has:<value>` for a value another app registered (apps/search/extensions.py)."""
+
+    value: str
+
+
+@dataclass(frozen=True)
 class Similar(Cond):
     """The item's 64-bit perceptual hash is within `distance` bits of `phash` (signed storage
     form); `bands` are its five band values, one of which any such neighbour shares."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.media.formats import MIME_TYPES
+from apps.search import extensions
 from apps.search.query import values as v
 from apps.search.query.values import ValueProblem
 from apps.tags import syntax
@@ -54,10 +55,17 @@ def _range(convert: v.Converter, what: str, hint: str) -> Spec:
     return Spec(lambda text: v.parse_range(text, convert, what=what, hint=hint), hint)
 
 
-def _choice(options: tuple[str, ...], *, many: bool = True) -> Spec:
+def _choice(
+    options: tuple[str, ...], *, many: bool = True, more: Callable[[], tuple[str, ...]] | None = None
+) -> Spec:
+    """Values from `options` (and from `more()`, values other apps registered, read per query)."""
     hint = "One of: " + ", ".join(options) + (" (comma-separated for several)" if many else "")
 
     def read(text: str) -> tuple[str, ...]:
+        nonlocal options, hint
+        if more is not None and (extra := tuple(o for o in more() if o not in options)):
+            options = options + extra
+            hint = "One of: " + ", ".join(options) + (" (comma-separated for several)" if many else "")
         parts = text.lower().split(",") if many else [text.lower()]
         offset = 0
         for part in parts:
@@ -164,7 +172,7 @@ _INT = "a whole number, a range like 100..200 or >=512"
 SPECS: dict[str, Spec] = {
     "in": _choice(SCOPES, many=False),
     "vocab": _text("a vocabulary slug"),
-    "has": _choice(HAS),
+    "has": _choice(HAS, more=extensions.has_values),
     "is": _choice(IS),
     "kind": _choice(KINDS),
     "id": _range(v.conv_int, "an id", _INT),

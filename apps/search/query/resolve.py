@@ -21,6 +21,7 @@ from apps.core.lookups import NameGlob
 from apps.media.models import MediaItem
 from apps.media.phash import phash_bands
 from apps.media.selectors import media_sites_matching
+from apps.search import extensions
 from apps.search.query import values as v
 from apps.search.query.config import int_knob, knob
 from apps.search.query.errors import QueryError
@@ -32,6 +33,7 @@ from apps.search.query.ir import (
     Column,
     Cond,
     HasSet,
+    HasValue,
     Match,
     Neg,
     Similar,
@@ -409,6 +411,8 @@ def _state(name: str, value: str) -> Cond:
         return Neg(Column("box_w", "null", None))
     if value == "stale":
         return Column("effective_stale", "eq", True)
+    if extensions.has_condition(value) is not None:
+        return HasValue(value)
     return Column("kind", "in", (value,))
 
 

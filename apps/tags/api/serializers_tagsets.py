@@ -91,11 +91,13 @@ class PromoteInputSerializer(serializers.Serializer):
 class AliasOutputSerializer(serializers.ModelSerializer):
     antecedent = serializers.CharField(source="antecedent.name")
     consequent = serializers.CharField(source="consequent.name")
+    vocabulary = serializers.CharField(source="vocabulary.slug")
 
     class Meta:
         model = TagAlias
         fields = [
             "id",
+            "vocabulary",
             "antecedent",
             "consequent",
             "status",
@@ -112,16 +114,21 @@ class AliasInputSerializer(serializers.Serializer):
     consequent = serializers.CharField(max_length=200)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
     activate = serializers.BooleanField(default=False)
+    vocabulary = serializers.SlugField(
+        required=False, help_text="Slug of the tag template the rule lives in; the default one if omitted."
+    )
 
 
 class ImplicationOutputSerializer(serializers.ModelSerializer):
     child = serializers.CharField(source="child.name")
     parent = serializers.CharField(source="parent.name")  # type: ignore[assignment]
+    vocabulary = serializers.CharField(source="vocabulary.slug")
 
     class Meta:
         model = TagImplication
         fields = [
             "id",
+            "vocabulary",
             "child",
             "parent",
             "status",
@@ -140,6 +147,9 @@ class ImplicationInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
     allow_cross_type = serializers.BooleanField(default=False)
     activate = serializers.BooleanField(default=False)
+    vocabulary = serializers.SlugField(
+        required=False, help_text="Slug of the tag template the rule lives in; the default one if omitted."
+    )
 
 
 class DescriptionOutputSerializer(serializers.ModelSerializer):

@@ -23,6 +23,7 @@ from apps.media.api.serializers import MediaItemOutputSerializer
 from apps.tags import selectors
 from apps.tags.api import serializers_tagsets as s
 from apps.tags.models import Description, TagAlias, TagAssignment, TagImplication, TagSet
+from apps.tags.selectors import vocabularies as vocabulary_reads
 from apps.tags.services import descriptions, rules, tag_set_delete, tag_set_edit, tag_set_promote
 from apps.tags.services.tagsets import tag_set_add_to_item
 
@@ -155,8 +156,14 @@ class TagSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return self.list(request)
 
 
+def _vocabulary(values: dict[str, Any]) -> Any:
+    """The rule's tag template from its slug (404 naming it when there is none), else the default."""
+    return vocabulary_reads.vocabulary_get(slug=values["vocabulary"]) if values.get("vocabulary") else None
+
+
 class RuleFilter(django_filters.FilterSet):
     status = django_filters.CharFilter(field_name="status")
+    vocabulary = django_filters.CharFilter(field_name="vocabulary__slug", label="Tag template (slug)")
     tag = django_filters.CharFilter(method="filter_tag")
 
     def filter_tag(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
@@ -184,7 +191,7 @@ class TagAliasViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     serializer_class = s.AliasOutputSerializer
     filterset_class = AliasFilter
-    queryset = TagAlias.objects.select_related("antecedent", "consequent")
+    queryset = TagAlias.objects.select_related("antecedent", "consequent", "vocabulary")
     required_perms: list[str] | None = None
 
     @extend_schema(request=s.AliasInputSerializer, responses={201: s.AliasOutputSerializer})
@@ -198,6 +205,7 @@ class TagAliasViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             reason=values.get("reason", ""),
             activate=values["activate"],
             actor=request.user,
+            vocabulary=_vocabulary(values),
         )
         return Response(s.AliasOutputSerializer(alias).data, status=status.HTTP_201_CREATED)
 
@@ -222,7 +230,7 @@ class TagImplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
 
     serializer_class = s.ImplicationOutputSerializer
     filterset_class = ImplicationFilter
-    queryset = TagImplication.objects.select_related("child", "parent")
+    queryset = TagImplication.objects.select_related("child", "parent", "vocabulary")
     required_perms: list[str] | None = None
 
     @extend_schema(request=s.ImplicationInputSerializer, responses={201: s.ImplicationOutputSerializer})
@@ -237,6 +245,7 @@ class TagImplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
             reason=values.get("reason", ""),
             actor=request.user,
             allow_cross_type=values["allow_cross_type"],
+            vocabulary=_vocabulary(values),
         )
         return Response(s.ImplicationOutputSerializer(rule).data, status=status.HTTP_201_CREATED)
 

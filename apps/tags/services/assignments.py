@@ -41,7 +41,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.tags import slots
@@ -335,10 +335,22 @@ def sets_bump(net: Mapping[int, int]) -> None:
     for delta, set_ids in by_net.items():
         for start in range(0, len(set_ids), 5000):
             TagSet.objects.filter(pk__in=set_ids[start : start + 5000]).update(
-                assignment_count=Greatest(F("assignment_count") + delta, 0),
+                assignment_count=_count_plus(delta),
                 row_version=F("row_version") + 1,
                 updated_at=now,
             )
+
+
+def _count_plus(delta: int) -> Any:
+    """assignment_count + delta, never below 0; the column is unsigned, so MariaDB refuses an
+    intermediate negative (error 1690) before GREATEST could clamp it: compare first."""
+    if delta >= 0:
+        return F("assignment_count") + delta
+    return Case(
+        When(assignment_count__gte=-delta, then=F("assignment_count") + delta),
+        default=Value(0),
+        output_field=PositiveIntegerField(),
+    )
 
 
 def sets_recount(set_ids: Iterable[int]) -> None:

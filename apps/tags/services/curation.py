@@ -117,6 +117,8 @@ def curated_get_or_create(
         return existing, 0
     actor = _actor(actor)
     with transaction.atomic():
+        # Item first, as every writer locks (item, set, tags): a bulk chunk on this item waits here.
+        list(MediaItem.objects.select_for_update().filter(pk=media_item.pk).values_list("pk"))
         try:
             with transaction.atomic():
                 created = curated_sets_create(
@@ -373,7 +375,13 @@ def _promote(
     to_add = [r.tag.name for r in candidates if r.tag_id not in current]
     if not to_add:
         return seeded, to_add, 0, blocked
-    wanted = _resolve_for_people(names=to_add, vocabulary=locked.vocabulary)
+    wanted = []
+    for tag, entered in _resolve_for_people(names=to_add, vocabulary=locked.vocabulary):
+        row = current.get(tag.pk)  # an alias may resolve to a tag a person removed: skipped too
+        if row is not None and row.state == DELETED:
+            blocked.append(tag.name)
+        else:
+            wanted.append((tag, entered))
     transitions = _edit_transitions(
         locked, current, wanted, set(), via=TagAssignment.Via.PROMOTE, origin_set_id=source_set.pk
     )

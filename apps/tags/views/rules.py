@@ -14,43 +14,13 @@ from django.views.decorators.http import require_POST, require_safe
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
 from apps.jobs.models import Job
+from apps.tags.forms import AliasForm, ImplicationForm
 from apps.tags.models import RuleStatus, TagAlias, TagImplication
 from apps.tags.services import rules
 
 PAGE = 100
 RULE_KINDS = ("alias", "implication")
 RULE_VERBS = ("activate", "retire", "reject")
-
-
-class AliasForm(forms.Form):
-    antecedent = forms.CharField(
-        max_length=200,
-        label="Tag people write",
-        widget=forms.TextInput(attrs={"placeholder": "kitty", "autocomplete": "off"}),
-    )
-    consequent = forms.CharField(
-        max_length=200,
-        label="reads as",
-        widget=forms.TextInput(attrs={"placeholder": "cat", "autocomplete": "off"}),
-    )
-    reason = forms.CharField(max_length=500, required=False)
-    activate = forms.BooleanField(required=False, initial=True, label="Activate now")
-
-
-class ImplicationForm(forms.Form):
-    child = forms.CharField(
-        max_length=200,
-        label="Tag",
-        widget=forms.TextInput(attrs={"placeholder": "car", "autocomplete": "off"}),
-    )
-    parent = forms.CharField(
-        max_length=200,
-        label="implies",
-        widget=forms.TextInput(attrs={"placeholder": "vehicle", "autocomplete": "off"}),
-    )
-    allow_cross_type = forms.BooleanField(required=False, label="Allow different types")
-    reason = forms.CharField(max_length=500, required=False)
-    activate = forms.BooleanField(required=False, initial=True, label="Activate now")
 
 
 def _context(request: HttpRequest, **extra: object) -> dict[str, object]:

@@ -441,6 +441,12 @@ def operation_undo(*, operation: Operation, actor: Any = None) -> Outcome:
 def _undo(operation_id: int, actor: Any) -> Outcome:
     original = Operation.objects.select_for_update().select_related("undone_by").get(pk=operation_id)
     _check_undoable(original)
+    # Undoing (or redoing) a type change or a library rename changes types or rules again: the
+    # same permissions as applying them.
+    if original.params.get("type_changes"):
+        type_change_check(actor)
+    if original.params.get("effects"):
+        library_rename_check(actor)
     actor = actor_or_none(actor)
     undo = Operation.objects.create(
         kind=Operation.Kind.UNDO,

@@ -1,0 +1,227 @@
+"""Mapping preview and apply at library scale, on MariaDB (docs/mappings.md, issue 12 goals).
+
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --items 100000
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse   # a kept run's data
+
+Builds (or reuses, with --reuse, what a `--keep` run left in `bench_mappings`) the tags benchmark's library
+(`bench/tagdata.py`: about 30 Zipf tags per item, curated sets), then a target vocabulary with the
+top --mapped source tags renamed, a mapping set (1:1, some 1:2, drops, guarded rules) and a
+profile (curated input, prune implied, drop no types, max 40 tags). Measured:
+
+* preview of 50 sampled items through the API: p50 / p95 over --rounds calls (goal ≤ 300 ms);
+* the aggregate preview over every item (the job's body, chunked) in items/s, next to a plain
+  Python loop that reads every input row in one query and runs the same pipeline per item
+  (goal: ≥ 1.0× that loop);
+* apply to every item as a job (its body run here) in items/s, next to the same loop;
+* peak traced memory of the aggregate over half and over all items (flat: ratio ≈ 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import bench.tags  # noqa: E402
+from bench.tags import django_setup  # noqa: E402
+
+BENCH_DB = "bench_mappings"  # its own database, so it never drops a kept bench_tags
+bench.tags.BENCH_DB = BENCH_DB
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", required=True, help="mysql://user:pass@host:port/")
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--tags", type=int, default=20_000)
+    parser.add_argument("--mapped", type=int, default=3_000, help="source tags with a rule")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--keep", action="store_true")
+    return parser.parse_args()
+
+
+def build(mapped: int):  # type: ignore[no-untyped-def]
+    """Target vocabulary, mapping set and profile over the loaded library."""
+    from apps.mappings.models import MappingProfile, MappingSet
+    from apps.mappings.services.profiles import profile_create
+    from apps.mappings.services.rules import RuleInput, mapping_set_create
+    from apps.tags.models import Tag, Vocabulary
+
+    MappingProfile.objects.filter(slug="bench").delete()
+    MappingSet.objects.filter(slug="bench").delete()
+    target = Vocabulary.objects.filter(slug="bench-target").first() or Vocabulary.objects.create(
+        slug="bench-target", name="bench target"
+    )
+    source = list(
+        Tag.objects.filter(vocabulary__is_default_key=True)
+        .order_by("-media_count")
+        .values_list("name", flat=True)[:mapped]
+    )
+    rng = random.Random(3)
+    rules = []
+    for n, name in enumerate(source):
+        roll = rng.random()
+        if roll < 0.1:
+            rules.append(RuleInput(name, action="drop", line=n))
+        elif roll < 0.2:
+            rules.append(RuleInput(name, [f"t_{name}", f"t2_{name}"], line=n))
+        else:
+            rules.append(RuleInput(name, [f"t_{name}"], line=n))
+        if roll > 0.95 and n > 0:
+            rules.append(RuleInput(name, [f"g_{name}"], requires=source[0], priority=1, line=n))
+    mapping_set = mapping_set_create(
+        slug="bench",
+        source_vocabulary=Vocabulary.objects.get(is_default_key=True).slug,
+        target_vocabulary=target.slug,
+        rules=rules,
+        create_targets=True,
+    )
+    return profile_create(
+        slug="bench",
+        target_vocabulary=target.slug,
+        steps=[mapping_set.slug],
+        input_scope="curated",
+        implication_policy="prune_implied",
+        unmapped_policy="drop",
+        max_tags=40,
+    )
+
+
+def baseline(prepared, item_ids):  # type: ignore[no-untyped-def]
+    """Every input row in one query, grouped in Python, the same pipeline per item."""
+    from django.db import connection
+
+    from apps.mappings.pipeline import map_item
+    from apps.mappings.selectors import outputs_load
+
+    started = time.perf_counter()
+    rows: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.media_item_id, a.tag_id, a.position FROM tags_tagassignment a "
+            "WHERE a.kind = 2 AND a.state = 1 AND a.media_item_id BETWEEN %s AND %s",
+            [item_ids[0], item_ids[-1]],
+        )
+        for item_id, tag_id, position in cursor.fetchall():
+            rows[item_id].append((tag_id, position))
+    ideal = prepared.compiled.ideal
+    outputs_load(prepared.compiled, {ideal.get(t, t) for pairs in rows.values() for t, _p in pairs})
+    for item_id in item_ids:
+        map_item(prepared.compiled, rows.get(item_id, []))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    args = parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bt-bench-map-"))
+    reused = django_setup(args.db, work, reuse=args.reuse)
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+
+    from apps.mappings.services import apply as apply_service
+    from apps.mappings.services.preview import aggregate
+    from apps.tags.models import TagSet
+    from bench.tagdata import generate
+
+    t0 = time.perf_counter()
+    if not reused:
+        generate(n_items=args.items, n_tags=args.tags, seed=7, curated_share=1.0)
+    item_ids = list(
+        TagSet.objects.filter(kind=TagSet.Kind.CURATED)
+        .order_by("media_item_id")
+        .values_list("media_item_id", flat=True)
+    )
+    print(f"library: {len(item_ids):,} items with a curated set ({time.perf_counter() - t0:.0f} s)")
+    profile = build(args.mapped)
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser(
+        "bench", password="pw-123456"
+    )
+    client = Client()
+    client.force_login(user)
+    rows = []
+
+    timings = []
+    for n in range(args.rounds + 3):
+        ids = random.Random(n).sample(item_ids, 50)
+        started = time.perf_counter()
+        response = client.post(
+            f"/api/mapping-profiles/{profile.pk}/preview",
+            {"ids": ids, "sample": 50},
+            content_type="application/json",
+        )
+        assert response.status_code == 200, response.content[:300]
+        if n >= 3:
+            timings.append(time.perf_counter() - started)
+    rows.append(
+        (
+            "preview of 50 sampled items (API)",
+            statistics.median(timings) * 1000,
+            sorted(timings)[int(0.95 * len(timings)) - 1] * 1000,
+            "ms",
+        )
+    )
+
+    prepared = apply_service.prepare(profile)
+    loop = baseline(prepared, item_ids)
+    prepared = apply_service.prepare(profile)
+    started = time.perf_counter()
+    aggregate(prepared, item_ids)
+    product = time.perf_counter() - started
+    rows.append(
+        (
+            "aggregate preview, all items",
+            len(item_ids) / product,
+            len(item_ids) / loop,
+            "items/s (product, loop)",
+        )
+    )
+    rows.append(("aggregate / loop speed", loop / product, None, "×"))
+
+    half = item_ids[: len(item_ids) // 2]
+    peaks = []
+    for ids in (half, item_ids):
+        prepared = apply_service.prepare(profile)
+        tracemalloc.start()
+        aggregate(prepared, ids)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    rows.append(("aggregate peak memory, half / all items", peaks[0] / 2**20, peaks[1] / 2**20, "MiB"))
+
+    apply_service.SYNC_MAX_ITEMS = 0  # always a job; its body runs here
+    started = time.perf_counter()
+    outcome = apply_service.mapping_apply(profile=profile, ids=item_ids, actor=user)
+    assert outcome.job is not None
+    apply_service.mapping_apply_run(job_id=outcome.job.pk)
+    applied = time.perf_counter() - started
+    rows.append(
+        (
+            "apply, all items (job body)",
+            len(item_ids) / applied,
+            len(item_ids) / loop,
+            "items/s (product, loop)",
+        )
+    )
+    rows.append(("apply / loop speed", loop / applied, None, "×"))
+
+    print(f"\n| measure ({len(item_ids):,} items) | value | second | unit |\n|---|---|---|---|")
+    for name, a, b, unit in rows:
+        print(f"| {name} | {a:,.2f} | {'' if b is None else f'{b:,.2f}'} | {unit} |")
+    if not args.keep and not args.reuse:
+        connection.close()
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Suggestions: name, close spelling and co-occurrence evidence; rejections stick; accept adds a rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.mappings.models import TagMapping
+from apps.mappings.services.suggestions import mapping_suggestions, suggestion_accept, suggestion_reject
+from apps.tags.models import Tag, TagSet
+from apps.tags.services.names import tags_get_or_create, vocabulary_default
+from tests.mappings.factories import profile_make, set_make, vocabulary_make
+from tests.tags.factories import assign, items_make, tags_make
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    danbooru, e621 = vocabulary_default(), vocabulary_make("e621")
+    src = tags_make(["feline", "long_hair"], vocabulary=danbooru)
+    tags_get_or_create(vocabulary=e621, names=["cat", "long_hairs"])
+    tgt = {t.name: t for t in Tag.objects.filter(vocabulary=e621)}
+    items = items_make(4)
+    assign([(i.pk, TagSet.Kind.SOURCE, src["feline"].pk) for i in items])
+    assign([(i.pk, TagSet.Kind.TAGGER, tgt["cat"].pk) for i in items[:3]], vocabulary=e621, slot="wd@1")
+    Tag.objects.filter(pk__in=[src["feline"].pk, src["long_hair"].pk]).update(media_count=4)
+    profile = profile_make(e621, [set_make(danbooru, e621, [])])
+    return profile, src, tgt
+
+
+def _by_source(profile):
+    return {s["source"]: s for s in mapping_suggestions(profile=profile)}
+
+
+def test_cooccurrence_evidence(world):
+    profile, _src, _tgt = world
+    candidate = _by_source(profile)["feline"]["candidates"][0]
+    assert (candidate["target"], candidate["evidence"][0]["both"], candidate["evidence"][0]["p"]) == (
+        "cat",
+        3,
+        0.75,
+    )
+
+
+def test_close_spelling(world):
+    profile, _src, _tgt = world
+    candidate = _by_source(profile)["long_hair"]["candidates"][0]
+    assert (candidate["target"], candidate["evidence"][0]["kind"]) == ("long_hairs", "spelling")
+
+
+def test_rejected_pair_is_not_proposed_again(world):
+    profile, src, tgt = world
+    suggestion_reject(profile=profile, source_id=src["feline"].pk, target_id=tgt["cat"].pk)
+    assert _by_source(profile)["feline"]["candidates"] == []
+
+
+def test_accept_adds_a_rule_and_the_tag_leaves_the_list(world):
+    profile, _src, _tgt = world
+    suggestion_accept(profile=profile, source="feline", targets=["cat"])
+    assert TagMapping.objects.filter(source_tag__name="feline").exists()
+    assert "feline" not in _by_source(profile)
