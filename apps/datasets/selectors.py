@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Least
+from django.db.models.functions import Coalesce, Least
 
 from apps.core.exceptions import NotFoundError
 from apps.core.lookups import Hamming
@@ -119,18 +119,27 @@ def _range_checks(req: Requirements) -> list[Check]:
     return out
 
 
-def _near_duplicates(distance: int, members: QuerySet[MediaItem]) -> QuerySet[MediaItem]:
-    """Other members within `distance` bits of the outer item. Five 13-bit bands: any two
-    hashes within 4 bits share a band (pigeonhole), so the band indexes find every candidate."""
-    same_band = Q()
-    for band in PHASH_BANDS:
-        same_band |= Q(**{band: OuterRef(band)})
+def _near_duplicates(distance: int, members: QuerySet[MediaItem], band: str) -> QuerySet[MediaItem]:
+    """Other members sharing the outer item's `band` and within `distance` bits of it."""
     return (
-        members.filter(same_band, phash__isnull=False)
+        members.filter(**{band: OuterRef(band)}, phash__isnull=False)
         .exclude(pk=OuterRef("pk"))
         .annotate(_d=Hamming(F("phash"), OuterRef("phash")))
         .filter(_d__lte=distance)
     )
+
+
+def _near_duplicate_check(distance: int, members: QuerySet[MediaItem]) -> Check:
+    """Five 13-bit bands: two hashes within 4 bits share a band (pigeonhole). One probe per
+    band, each an equality on that band's index, rather than one OR over all five (which
+    MariaDB answers with a scan per member). The value: the lowest-id near duplicate in the
+    first band that has one."""
+    per_band = [_near_duplicates(distance, members, band) for band in PHASH_BANDS]
+    fails = Q()
+    for others in per_band:
+        fails |= Q(Exists(others.values("pk")))
+    nearest = Coalesce(*(Subquery(others.order_by("pk").values("pk")[:1]) for others in per_band))
+    return Check("near_duplicate", distance, Q(phash__isnull=False) & fails, "_near", nearest)
 
 
 def requirement_checks(*, dataset: Dataset, members: QuerySet[MediaItem]) -> list[Check]:
@@ -151,11 +160,7 @@ def requirement_checks(*, dataset: Dataset, members: QuerySet[MediaItem]) -> lis
         typed = EffectiveTag.objects.filter(media_item_id=OuterRef("pk"), tag__type=tag_type)
         out.append(Check(f"tag_type:{tag_type.key}", tag_type.key, ~Q(Exists(typed)), "tag_count"))
     if req.near_duplicate_max_distance is not None:
-        others = _near_duplicates(req.near_duplicate_max_distance, members)
-        fails = Q(phash__isnull=False) & Q(Exists(others.values("pk")))
-        # The measured value: the lowest-id member within the distance.
-        nearest = Subquery(others.order_by("pk").values("pk")[:1])
-        out.append(Check("near_duplicate", req.near_duplicate_max_distance, fails, "_near", nearest))
+        out.append(_near_duplicate_check(req.near_duplicate_max_distance, members))
     return out
 
 

@@ -118,7 +118,9 @@ class MembersOutputSerializer(serializers.Serializer):
 
 class FailureSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    value = serializers.JSONField(help_text="The measured value (for near_duplicate: the other item's id)")
+    value = serializers.JSONField(
+        help_text="The measured value (for near_duplicate: a near-duplicate member's id)"
+    )
 
 
 class RequirementReportSerializer(serializers.Serializer):
