@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("apps.jobs.api.urls")),
     path("", include("apps.tags.api.urls")),
     path("", include("apps.mappings.api.urls")),
+    path("", include("apps.datasets.api.urls")),
 ]

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.tags",
     "apps.search",
     "apps.mappings",
+    "apps.datasets",
 ]
 
 MIDDLEWARE = [

@@ -10,7 +10,7 @@ and `QueryTimeout` (HTTP 422, code query_timeout).
 from apps.core.db import QueryTimeout, statement_limit
 from apps.search.query.cursor import CursorState, cursor_decode, cursor_encode
 from apps.search.query.errors import CODES, QueryError
-from apps.search.query.executor import SearchPage, search_ids, search_media
+from apps.search.query.executor import SearchPage, search_ids, search_media, search_queryset
 from apps.search.query.nodes import And, Node, Not, Or, Qualifier, TagTerm, ast_hash, canonical
 from apps.search.query.parser import parse
 from apps.search.query.resolve import Resolved, query_resolve
@@ -36,5 +36,6 @@ __all__ = [
     "query_resolve",
     "search_ids",
     "search_media",
+    "search_queryset",
     "statement_limit",
 ]

@@ -256,3 +256,17 @@ def search_ids(
     seed = secrets.randbelow(RANDOM_MODULUS) if resolved.order == "random" else 0
     rows, _ = _run(plan, items_base, resolved, None, seed, max_ids)
     return [row[1] for row in rows[:max_ids]]
+
+
+def search_queryset(*, q: str, viewer: Any, base: QuerySet[Any] | None = None) -> QuerySet[Any]:
+    """The items matching `q` as an unordered queryset (for `pk__in` subqueries: a saved
+    query's members, docs/datasets.md#membership); nothing is read until it is evaluated.
+
+    `order:`, `limit:` and `similar:` ordering are ignored. Raises QueryError on bad queries.
+    """
+    resolved = query_resolve(parse(q or ""))
+    items_base = base if base is not None else media_item_list(viewer=viewer)
+    cond = normalise(resolved.cond)
+    if cond == TRUE:
+        return items_base
+    return items_base.filter(compile_cond(cond))

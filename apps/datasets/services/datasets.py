@@ -1,0 +1,205 @@
+"""Creating, editing and deleting datasets and subsets (docs/datasets.md)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from apps.core.exceptions import ConflictError, DomainError
+from apps.datasets.models import Dataset, Requirements, Subset
+from apps.search.query import QueryError, parse, query_resolve
+from apps.tags.models import TagType
+
+REQUIREMENT_INTS = [
+    "exact_width",
+    "exact_height",
+    "min_width",
+    "max_width",
+    "min_height",
+    "max_height",
+    "min_short_side",
+    "min_aspect_milli",
+    "max_aspect_milli",
+    "min_pixels",
+    "max_pixels",
+    "bit_depth",
+    "max_file_size",
+    "min_tag_count",
+    "near_duplicate_max_distance",
+]
+PAIRS = [
+    ("min_width", "max_width"),
+    ("min_height", "max_height"),
+    ("min_aspect_milli", "max_aspect_milli"),
+    ("min_pixels", "max_pixels"),
+]
+NO_ALPHA_FORMATS = {"jpeg", "bmp"}
+MAX_NEAR_DISTANCE = 4  # five phash bands: see selectors._near_duplicate
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _bad(field: str, message: str) -> DomainError:
+    return DomainError(
+        f"{field}: {message}", code="datasets.bad_requirements", details={"fields": {field: [message]}}
+    )
+
+
+def requirements_check(values: dict[str, Any]) -> None:
+    """Contradictions between rules (docs/datasets.md#requirements): a 400 naming the field."""
+    for low, high in PAIRS:
+        if values.get(low) is not None and values.get(high) is not None and values[low] > values[high]:
+            raise _bad(low, f"must not exceed {high} ({values[high]}).")
+    for exact, low, high in (
+        ("exact_width", "min_width", "max_width"),
+        ("exact_height", "min_height", "max_height"),
+    ):
+        size = values.get(exact)
+        if size is None:
+            continue
+        if (values.get(low) is not None and size < values[low]) or (
+            values.get(high) is not None and size > values[high]
+        ):
+            raise _bad(exact, f"{size} is outside {low}..{high}.")
+    formats = values.get("formats") or []
+    alpha = values.get("alpha", Requirements.Alpha.ANY)
+    if alpha == Requirements.Alpha.REQUIRED and formats and set(formats) <= NO_ALPHA_FORMATS:
+        raise _bad("alpha", f"alpha is required but the allowed formats ({', '.join(formats)}) have none.")
+    if alpha == Requirements.Alpha.FLATTEN and not _COLOR.fullmatch(values.get("flatten_color") or ""):
+        raise _bad("flatten_color", "a colour like #ffffff is needed to flatten alpha.")
+    distance = values.get("near_duplicate_max_distance")
+    if distance is not None and distance > MAX_NEAR_DISTANCE:
+        raise _bad("near_duplicate_max_distance", f"at most {MAX_NEAR_DISTANCE}.")
+
+
+def _check_query(query: str, field: str = "query") -> None:
+    if not query:
+        return
+    try:
+        query_resolve(parse(query))
+    except QueryError as exc:
+        raise DomainError(
+            f"{field}: {exc.message}",
+            code="datasets.bad_query",
+            details={"fields": {field: [exc.message]}, "query_error": exc.as_dict()},
+        ) from exc
+
+
+def _requirements_save(dataset: Dataset, values: dict[str, Any]) -> None:
+    """Replace the dataset's requirements with `values` (validated data; missing = no rule)."""
+    req, _ = Requirements.objects.get_or_create(dataset=dataset)
+    merged = {f: values.get(f) for f in REQUIREMENT_INTS}
+    merged["formats"] = sorted({str(f).lower() for f in values.get("formats") or []})
+    merged["modes"] = sorted({str(m) for m in values.get("modes") or []})
+    merged["alpha"] = values.get("alpha") or Requirements.Alpha.ANY
+    merged["flatten_color"] = (values.get("flatten_color") or "").lower()
+    requirements_check(merged)
+    keys = sorted(set(values.get("required_tag_types") or []))
+    types = list(TagType.objects.filter(key__in=keys))
+    unknown = sorted(set(keys) - {t.key for t in types})
+    if unknown:
+        raise _bad("required_tag_types", f"no such tag types: {', '.join(unknown)}.")
+    for field, value in merged.items():
+        setattr(req, field, value)
+    req.save()
+    req.required_tag_types.set(types)
+
+
+def _named(row: Dataset | Subset) -> None:
+    row.name = row.name.strip()
+    if not row.name or not row.slug:
+        raise DomainError(
+            "name: a name with at least one letter or digit.",
+            code="datasets.invalid",
+            details={"fields": {"name": ["A name with at least one letter or digit."]}},
+        )
+
+
+def _unique(save: Any, what: str) -> Any:
+    try:
+        with transaction.atomic():
+            return save()
+    except IntegrityError as exc:
+        raise ConflictError(f"A {what} with this name or slug exists.", code="datasets.duplicate") from exc
+
+
+@transaction.atomic
+def dataset_create(
+    *,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    purpose: str = "",
+    query: str = "",
+    requirements: dict[str, Any] | None = None,
+) -> Dataset:
+    _check_query(query)
+    dataset = Dataset(
+        name=name.strip(),
+        slug=slug or slugify(name)[:100],
+        description=description,
+        purpose=purpose,
+        query=query.strip(),
+    )
+    _named(dataset)
+    _unique(dataset.save, "dataset")
+    _requirements_save(dataset, requirements or {})
+    return dataset
+
+
+@transaction.atomic
+def dataset_update(*, dataset: Dataset, requirements: dict[str, Any] | None = None, **fields: Any) -> Dataset:
+    """Change the given fields; `requirements`, when given, replaces the whole rule set."""
+    if "query" in fields:
+        fields["query"] = (fields["query"] or "").strip()
+        _check_query(fields["query"])
+    if "slug" in fields and not fields["slug"]:
+        fields["slug"] = slugify(fields.get("name") or dataset.name)[:100]
+    for field, value in fields.items():
+        setattr(dataset, field, value)
+    _named(dataset)
+    _unique(dataset.save, "dataset")
+    if requirements is not None:
+        _requirements_save(dataset, requirements)
+    return dataset
+
+
+def dataset_delete(*, dataset: Dataset) -> None:
+    dataset.delete()
+
+
+@transaction.atomic
+def subset_create(
+    *, dataset: Dataset, name: str, slug: str = "", description: str = "", query: str = ""
+) -> Subset:
+    _check_query(query)
+    subset = Subset(
+        dataset=dataset,
+        name=name.strip(),
+        slug=slug or slugify(name)[:100],
+        description=description,
+        query=query.strip(),
+    )
+    _named(subset)
+    _unique(subset.save, "subset")
+    return subset
+
+
+@transaction.atomic
+def subset_update(*, subset: Subset, **fields: Any) -> Subset:
+    if "query" in fields:
+        fields["query"] = (fields["query"] or "").strip()
+        _check_query(fields["query"])
+    if "slug" in fields and not fields["slug"]:
+        fields["slug"] = slugify(fields.get("name") or subset.name)[:100]
+    for field, value in fields.items():
+        setattr(subset, field, value)
+    _named(subset)
+    _unique(subset.save, "subset")
+    return subset
+
+
+def subset_delete(*, subset: Subset) -> None:
+    subset.delete()

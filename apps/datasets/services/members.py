@@ -1,0 +1,80 @@
+"""Adding, removing and excluding items, set-based (docs/datasets.md#membership)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from apps.core.exceptions import DomainError
+from apps.core.ints import int_param
+from apps.datasets.models import Dataset, DatasetItem, Subset, SubsetItem
+from apps.media.models import MediaItem
+
+MAX_IDS = 10_000
+ACTIONS = ("add", "remove", "exclude", "unexclude")
+
+
+def clean_ids(raw: Any) -> list[int]:
+    """A list of distinct item ids (1..INT_MAX, at most MAX_IDS), each checked by int_param."""
+    if not isinstance(raw, list) or not raw:
+        raise DomainError("items: a non-empty list of item ids.", code="datasets.bad_ids")
+    if len(raw) > MAX_IDS:
+        raise DomainError(f"items: at most {MAX_IDS} ids per request.", code="datasets.too_many_ids")
+    ids: set[int] = set()
+    for value in raw:
+        number = int_param(value, field="items", minimum=1)
+        if number is None:  # null or "": not an id
+            raise DomainError("items: every entry must be an item id.", code="datasets.bad_ids")
+        ids.add(number)
+    return sorted(ids)
+
+
+def _existing(ids: list[int]) -> None:
+    found = set(MediaItem.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise DomainError(
+            f"items: no such items: {', '.join(map(str, missing[:20]))}.",
+            code="datasets.unknown_items",
+            details={"missing": missing[:100]},
+        )
+
+
+def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict[str, int]:
+    """Apply `action` to the items of a dataset or subset; returns {"changed": n}.
+
+    add: explicit member (clears an exclusion); remove: drop explicit membership (every id must
+    be an explicit member, else 400 and nothing changes); exclude: never a member, even when the
+    saved query matches; unexclude: drop the exclusion.
+    """
+    if action not in ACTIONS:
+        raise DomainError(f"action: one of {', '.join(ACTIONS)}.", code="datasets.bad_action")
+    ids = clean_ids(item_ids)
+    model: type[DatasetItem] | type[SubsetItem]
+    if isinstance(owner, Subset):
+        model, key = SubsetItem, "subset"
+    else:
+        model, key = DatasetItem, "dataset"
+    rows = model.objects.filter(**{key: owner})
+    with transaction.atomic():
+        _existing(ids)
+        if action in ("remove", "unexclude"):
+            targets = rows.filter(media_item_id__in=ids, excluded=action == "unexclude")
+            present = set(targets.values_list("media_item_id", flat=True))
+            absent = [i for i in ids if i not in present]
+            if absent:
+                what = "explicit members" if action == "remove" else "excluded"
+                raise DomainError(
+                    f"items: not {what}: {', '.join(map(str, absent[:20]))}.",
+                    code="datasets.not_members" if action == "remove" else "datasets.not_excluded",
+                    details={"absent": absent[:100]},
+                )
+            deleted, _ = targets.delete()
+            return {"changed": deleted}
+        excluded = action == "exclude"
+        changed = rows.filter(media_item_id__in=ids).exclude(excluded=excluded).update(excluded=excluded)
+        have = set(rows.filter(media_item_id__in=ids).values_list("media_item_id", flat=True))
+        new = [model(**{key: owner}, media_item_id=i, excluded=excluded) for i in ids if i not in have]
+        model.objects.bulk_create(new, batch_size=1000)  # type: ignore[arg-type]
+        return {"changed": changed + len(new)}

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from apps.datasets import views
+
+app_name = "datasets"
+
+urlpatterns = [
+    path("", views.dataset_list, name="dataset-list"),
+    path("<int:pk>/", views.dataset_detail, name="dataset-detail"),
+    path("<int:pk>/report", views.dataset_report, name="dataset-report"),
+]
