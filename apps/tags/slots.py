@@ -46,6 +46,9 @@ def tagger(*, model: str, version: str) -> str:
     return f"{model}@{version}"
 
 
+MAPPING_PREFIX = f"{MAPPING}:"  # every mapping slot starts so (a query can exclude them)
+
+
 def mapping(profile_id: int) -> str:
     """The slot of the derived set a mapping profile writes (one per item and profile)."""
     return f"{MAPPING}:{profile_id}"

@@ -144,3 +144,27 @@ def test_undoing_the_undo_of_an_apply_applies_the_profile_again(world):
     assert redo.counters["reapplied_items"] == 3
     assert _derived(world["items"][0], world["profile"]) == {"x": 0, "y": 1, "z": 2}
     assert TagSet.objects.filter(slot=slots.mapping(world["profile"].pk)).count() == 3
+
+
+def test_a_clean_up_profiles_output_is_not_copied_into_a_new_curated_set(curator):
+    from apps.tags.services import operations as ops
+    from apps.tags.services import tag_set_curated_get_or_create
+
+    danbooru = vocabulary_default()
+    src = tags_make(["a", "b"], vocabulary=danbooru)
+    items = items_make(2)
+    assign([(i.pk, TagSet.Kind.SOURCE, src["a"].pk) for i in items])
+    cleanup = set_make(danbooru, danbooru, [("a", "b")], create_targets=True)
+    profile = profile_make(danbooru, [cleanup], input_scope="source", unmapped_policy="drop")
+    mapping_apply(profile=profile, ids=[i.pk for i in items], actor=curator)
+    assert _derived(items[0], profile) == {"b": 0}
+    curated = tag_set_curated_get_or_create(media_item=items[0], actor=curator)  # the editor's path
+    seeded = TagAssignment.objects.filter(tagset=curated, state=TagAssignment.State.CURRENT)
+    assert sorted(seeded.values_list("tag__name", flat=True)) == ["a"]
+    preview = ops.operation_preview(action="add", tags=["c"], ids=[items[1].pk], actor=curator)
+    assert preview.counts["seeded"] == 1  # the bulk path seeds what the editor would
+    ops.operation_apply(operation=preview.operation, actor=curator)
+    bulk = TagAssignment.objects.filter(
+        media_item=items[1], kind=TagSet.Kind.CURATED, state=TagAssignment.State.CURRENT
+    )
+    assert sorted(bulk.values_list("tag__name", flat=True)) == ["a", "c"]

@@ -37,6 +37,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     PositiveIntegerField,
+    Q,
     Subquery,
     Value,
     When,
@@ -377,15 +378,22 @@ def sets_recount(set_ids: Iterable[int]) -> None:
 Seed = dict[int, tuple[int, str]]  # tag → (origin set, entered name), in seeding order
 
 
+def seed_sets_q() -> Q:
+    """The sets a new curated set is seeded from: source and derived sets, but not a mapping
+    profile's output (a conversion for another network, docs/mappings.md, is not what the item's
+    curated tags were)."""
+    return Q(kind__in=SEEDED_KINDS) & ~Q(slot__startswith=slots.MAPPING_PREFIX)
+
+
 def curated_seeds(*, item_ids: Sequence[int], vocabulary_id: int) -> dict[int, Seed]:
     """What each item's curated set starts with when it is created: its current source and
-    derived tags (tagger output is never copied in silently), source first, then by set and
-    position, each tag once."""
+    derived tags (tagger output is never copied in silently, nor a mapping's output), source
+    first, then by set and position, each tag once."""
     if not item_ids:
         return {}
     seed_sets = list(
         TagSet.objects.filter(
-            media_item_id__in=list(item_ids), kind__in=SEEDED_KINDS, vocabulary_id=vocabulary_id
+            seed_sets_q(), media_item_id__in=list(item_ids), vocabulary_id=vocabulary_id
         ).values_list("pk", flat=True)
     )
     seeds: dict[int, Seed] = {}

@@ -21,7 +21,7 @@ from apps.media.models import MediaItem
 from apps.tags import conf, slots
 from apps.tags.models import Operation, OperationTarget, Tag, TagAssignment, TagSet
 from apps.tags.selectors.vocabularies import vocabulary_get
-from apps.tags.services.assignments import CURATED, CURRENT, DELETED, SEEDED_KINDS
+from apps.tags.services.assignments import CURATED, CURRENT, DELETED, SEEDED_KINDS, seed_sets_q
 from apps.tags.services.operations.decide import decide
 from apps.tags.services.operations.plan import (
     ACTIONS,
@@ -77,14 +77,15 @@ def _seed(
     (none at all when the caller found that every target has one: `unseeded=False`)."""
     if not unseeded:
         return TagAssignment.objects.none()
+    seed_sets = TagSet.objects.filter(
+        seed_sets_q(), vocabulary_id=spec.vocabulary_id, media_item_id__in=_targets(operation_id)
+    ).values("pk")
     rows = TagAssignment.objects.filter(
         kind__in=SEEDED_KINDS, state=CURRENT, media_item_id__in=_targets(operation_id)
     ).exclude(media_item_id__in=_curated_items(spec))
     if tag_ids is not None:
-        return rows.filter(tag_id__in=list(tag_ids))  # a tag id implies its vocabulary
-    seed_sets = TagSet.objects.filter(
-        kind__in=SEEDED_KINDS, vocabulary_id=spec.vocabulary_id, media_item_id__in=_targets(operation_id)
-    ).values("pk")
+        # A tag id implies its vocabulary; a mapping's output sets are left out (`seed_sets_q`).
+        return rows.filter(tag_id__in=list(tag_ids)).exclude(tagset__slot__startswith=slots.MAPPING_PREFIX)
     return rows.filter(tagset_id__in=seed_sets)
 
 
@@ -355,7 +356,12 @@ def operation_samples(*, operation: Operation, spec: Spec, size: int = SAMPLE_SI
         elif spec.set_kind == CURATED:
             seed: dict[Any, tuple[int, int | None, int | None]] = {}
             seed_sets = sorted(
-                (s for s in sets if s[1] == item_id and s[2] in SEEDED_KINDS), key=lambda s: (s[2], s[0])
+                (
+                    s
+                    for s in sets
+                    if s[1] == item_id and s[2] in SEEDED_KINDS and not s[3].startswith(slots.MAPPING_PREFIX)
+                ),
+                key=lambda s: (s[2], s[0]),
             )
             for s in seed_sets:
                 for tag_id, (state, _position, _origin) in sorted(
