@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,21 +33,26 @@ def _finished(now: Any) -> Q:
 
 def staged_delete(*, job_id: int, now: Any = None) -> bool:
     """Remove a finished job's staged files once; False when it held none, is not finished (a
-    retry may have re-queued it meanwhile), or another call did it. The job is claimed first with
-    a conditional UPDATE, so a retry committing in between keeps its files."""
+    retry may have re-queued it meanwhile), or another call did it. The job row stays locked
+    while its few files are deleted, so a retry committing meanwhile waits and then finds the
+    files gone (`job_retry` refuses), and `holds_files` turns False only once they are gone."""
     now = now or timezone.now()
-    job = Job.objects.filter(pk=job_id, holds_files=True).only("pk", "params").first()
-    if job is None:
-        return False
-    if not Job.objects.filter(_finished(now), pk=job_id, holds_files=True).update(holds_files=False):
-        return False
-    for key in job.params.get("staged", []):
-        try:
-            default_storage.delete(key)
-        except Exception:  # a storage hiccup: the sweeper tries again
-            logger.warning("job %s: could not delete staged file %s", job_id, key, exc_info=True)
-            Job.objects.filter(pk=job_id).update(holds_files=True)
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .filter(_finished(now), pk=job_id, holds_files=True)
+            .only("pk", "params")
+            .first()
+        )
+        if job is None:
             return False
+        for key in job.params.get("staged", []):
+            try:
+                default_storage.delete(key)
+            except Exception:  # a storage hiccup: the sweeper tries again
+                logger.warning("job %s: could not delete staged file %s", job_id, key, exc_info=True)
+                return False
+        Job.objects.filter(pk=job_id).update(holds_files=False)
     return True
 
 
