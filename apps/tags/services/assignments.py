@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import connection, transaction
@@ -100,11 +100,10 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """What a write did: transitions applied, items whose assignments changed, sets created."""
+    """What a write did: transitions applied and the items whose assignments changed."""
 
     changes: int
     items: list[int]
-    new_sets: dict[int, int]
 
 
 @transaction.atomic
@@ -153,20 +152,12 @@ def assignments_write(
         rules=rules,
         skip_sets=dropped,
     )
-    return Written(changes=len(placed), items=items, new_sets=dict(new_sets or {}))
+    return Written(changes=len(placed), items=items)
 
 
 def _placed(transitions: Sequence[Transition], new_sets: Mapping[int, int]) -> list[Transition]:
-    out = []
-    for t in transitions:
-        if t.set_id < 0:
-            t = Transition(**{**_fields(t), "set_id": new_sets[-t.set_id]})
-        out.append(t)
-    return out
-
-
-def _fields(t: Transition) -> dict[str, Any]:
-    return {name: getattr(t, name) for name in Transition.__slots__}
+    """Placeholders (`set_id` < 0) replaced by the curated set created for that item."""
+    return [replace(t, set_id=new_sets[-t.set_id]) if t.set_id < 0 else t for t in transitions]
 
 
 def tags_lock(tag_ids: Iterable[int], rules: Rules | None = None) -> None:
