@@ -31,11 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import bench.tags  # noqa: E402
 from bench.tags import django_setup  # noqa: E402
 
-BENCH_DB = "bench_mappings"  # its own database, so it never drops a kept bench_tags
-bench.tags.BENCH_DB = BENCH_DB
+BENCH_DB = "bench_mappings"  # its own database, so it never touches a kept bench_tags
 
 
 def parse_args() -> argparse.Namespace:
@@ -122,7 +120,7 @@ def baseline(prepared, item_ids):  # type: ignore[no-untyped-def]
     counts: Counter[str] = Counter()
     unmapped: Counter[int] = Counter()
     for item_id in item_ids:
-        result = map_item(prepared.compiled, rows.get(item_id, []))
+        result = map_item(prepared.compiled, rows.get(item_id, []), caption=False)
         counts["mapped"] += len(result.mapped)
         counts["dropped"] += len(result.dropped)
         counts["unmapped"] += len(result.unmapped)
@@ -147,7 +145,7 @@ def same_aggregates(product, counts, unmapped) -> None:  # type: ignore[no-untyp
 def main() -> None:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-map-"))
-    reused = django_setup(args.db, work, reuse=args.reuse)
+    reused = django_setup(args.db, work, reuse=args.reuse, name=BENCH_DB)
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client

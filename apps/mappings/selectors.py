@@ -208,8 +208,7 @@ Inputs = dict[int, list[tuple[int, int | None]]]
 
 def inputs_load(*, profile: MappingProfile, item_ids: Sequence[int], vocabulary_ids: Sequence[int]) -> Inputs:
     """Per item, its input (tag, position) pairs from the profile's scope in the source
-    vocabularies: one query per INPUT_BATCH items (the scope's rows, joined to their sets for
-    the vocabulary)."""
+    vocabularies: two queries per 1,000 items (the scope's sets, then their rows)."""
     out: Inputs = {item_id: [] for item_id in item_ids}
     ids = sorted(item_ids)
     for start in range(0, len(ids), INPUT_BATCH):
@@ -221,12 +220,16 @@ def inputs_load(*, profile: MappingProfile, item_ids: Sequence[int], vocabulary_
             for item_id, tag_id in _fetch(rows):
                 out[item_id].append((tag_id, None))
             continue
-        query = TagAssignment.objects.filter(
-            media_item_id__in=chunk,
-            kind=SCOPE_KINDS[profile.input_scope],
-            state=CURRENT,
-            tagset__vocabulary_id__in=list(vocabulary_ids),
+        sets = list(
+            TagSet.objects.filter(
+                media_item_id__in=chunk,
+                kind=SCOPE_KINDS[profile.input_scope],
+                vocabulary_id__in=list(vocabulary_ids),
+            ).values_list("pk", flat=True)
         )
+        if not sets:
+            continue
+        query = TagAssignment.objects.filter(tagset_id__in=sets, state=CURRENT)
         if profile.input_scope == MappingProfile.Scope.TAGGER:
             query = query.filter(confidence__gte=profile.min_confidence)
         for item_id, tag_id, position in _fetch(query.values_list("media_item_id", "tag_id", "position")):
