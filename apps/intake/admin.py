@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -16,8 +17,23 @@ from apps.intake.models import IntakeArrival, IntakeEntry
 EDITABLE = ["title", "notes", "planned_count", "on_arrival"]
 
 
+class IntakeEntryForm(forms.ModelForm):
+    """The on-arrival choice gets the same shape check as the API."""
+
+    class Meta:
+        model = IntakeEntry
+        fields = EDITABLE
+
+    def clean_on_arrival(self) -> dict[str, Any]:
+        try:
+            return services.on_arrival_clean(self.cleaned_data.get("on_arrival"))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
 @admin.register(IntakeEntry)
 class IntakeEntryAdmin(admin.ModelAdmin):
+    form = IntakeEntryForm
     list_display = [
         "id",
         "label",
