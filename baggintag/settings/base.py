@@ -224,6 +224,8 @@ SPECTACULAR_SETTINGS = {
         "TagSetKindEnum": "apps.tags.models.TagSet.Kind",
         "VocabularyKindEnum": "apps.tags.models.Vocabulary.Kind",
         "MappingActionEnum": "apps.mappings.models.TagMapping.Action",
+        "IntakeKindEnum": "apps.intake.models.IntakeEntry.Kind",
+        "IntakeStateEnum": "apps.intake.models.IntakeEntry.State",
     },
 }
 
