@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from celery.signals import task_postrun
+from django.db.models.signals import post_delete
 
 logger = logging.getLogger(__name__)
 
@@ -25,5 +26,16 @@ def media_job_ended(sender: Any = None, kwargs: dict[str, Any] | None = None, **
         logger.exception("collecting the intake entries of job %s failed", kwargs.get("job_id"))
 
 
+def entry_deleted(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    """An entry went (deleted, or with its dataset or subset): its kept zip goes after commit."""
+    from apps.intake import services
+
+    if instance is not None and instance.archive_key:
+        services.intake_archive_forget(key=instance.archive_key)
+
+
 def connect() -> None:
+    from apps.intake.models import IntakeEntry
+
     task_postrun.connect(media_job_ended, weak=False, dispatch_uid="intake.media_job_ended")
+    post_delete.connect(entry_deleted, sender=IntakeEntry, weak=False, dispatch_uid="intake.entry_deleted")

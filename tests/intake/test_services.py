@@ -398,3 +398,34 @@ def test_archive_argument_is_required_for_zip_entries(dataset) -> None:  # type:
     with pytest.raises(DomainError) as caught:
         services.intake_entry_create(kind="archive", dataset=dataset.pk, archive=None)
     assert caught.value.code == "intake.no_archive"
+
+
+def test_deleting_the_dataset_removes_its_entries_kept_zip(
+    dataset, media_root, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from apps.datasets import services as dataset_services
+
+    archive = SimpleUploadedFile(
+        "set.zip", mediafiles.zip_bytes({"a.jpg": mediafiles.image_bytes("jpeg", seed=85)})
+    )
+    entry = services.intake_entry_create(kind="archive", dataset=dataset.pk, archive=archive)
+    assert (media_root / entry.archive_key).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        dataset_services.dataset_delete(dataset=dataset)
+    assert not IntakeEntry.objects.exists()
+    assert not (media_root / entry.archive_key).exists()
+
+
+def test_media_job_retried_from_the_jobs_page_is_collected_again(dataset, url_server) -> None:  # type: ignore[no-untyped-def]
+    from apps.jobs import services as job_services
+
+    entry = _run(
+        services.intake_entry_create(kind="urls", dataset=dataset.pk, urls=[url_server.url("/soon.jpg")])
+    )
+    assert entry.state == State.FAILED
+    url_server.bodies["/soon.jpg"] = mediafiles.image_bytes("png", seed=72)
+    job_services.job_retry(job=Job.objects.get(pk=entry.job_id))
+    media_upload_bulk_run(job_id=entry.job_id)
+    assert services.intake_collect_for_job(job_id=entry.job_id) == [entry.pk]
+    entry.refresh_from_db()
+    assert (entry.state, entry.added_count, entry.error_code) == (State.ADDED, 1, "")

@@ -3,6 +3,7 @@ collecting arrivals into the target dataset, review."""
 
 from apps.intake.services.entries import (
     folder_resolve,
+    intake_archive_forget,
     intake_entries_bulk_add,
     intake_entry_create,
     intake_entry_delete,
@@ -22,6 +23,7 @@ from apps.intake.services.process import (
 
 __all__ = [
     "folder_resolve",
+    "intake_archive_forget",
     "intake_collect_finished",
     "intake_collect_for_job",
     "intake_entries_bulk_add",

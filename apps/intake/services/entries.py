@@ -345,14 +345,16 @@ def intake_entry_update(*, entry: IntakeEntry, **fields: Any) -> IntakeEntry:
 @transaction.atomic
 def intake_entry_delete(*, entry: IntakeEntry) -> None:
     """Forget an entry (items that arrived stay in the library and the dataset). Refused while
-    its job runs; the kept zip goes once the deletion commits."""
+    its job runs."""
     locked = IntakeEntry.objects.select_for_update().get(pk=entry.pk)
     if locked.state == IntakeEntry.State.FETCHING:
         raise ConflictError(
             f"Entry {locked.pk} is being fetched; cancel its job (#{locked.job_id}) first.",
             code="intake.busy",
         )
-    key = locked.archive_key
-    locked.delete()
-    if key:
-        transaction.on_commit(lambda: default_storage.delete(key))
+    locked.delete()  # its kept zip goes after commit (receivers.entry_deleted)
+
+
+def intake_archive_forget(*, key: str) -> None:
+    """Delete a kept zip once the transaction that dropped its entry commits."""
+    transaction.on_commit(lambda: default_storage.delete(key))

@@ -183,16 +183,19 @@ def _failures(job: Job) -> str:
     return "; ".join(f"{row.input}: {row.error_message}" for row in rows)
 
 
-def intake_entry_collect(*, entry_id: int) -> IntakeEntry | None:
+def intake_entry_collect(*, entry_id: int, also_failed: bool = False) -> IntakeEntry | None:
     """Take the arrivals of a FETCHING entry whose media job ended: every item the job created
     or found goes to the dataset; the entry becomes ADDED (failed inputs counted, their reasons
     in `error_message`) or FAILED when the job failed or was cancelled. Idempotent; does
-    nothing while the job runs."""
+    nothing while the job runs. `also_failed`: a FAILED entry too (its job was retried from the
+    jobs page and ended again)."""
     with transaction.atomic():
         entry = (
             IntakeEntry.objects.select_for_update()
             .select_related("dataset", "subset")
-            .filter(pk=entry_id, state=State.FETCHING)
+            .filter(
+                pk=entry_id, state__in=(State.FETCHING, State.FAILED) if also_failed else (State.FETCHING,)
+            )
             .first()
         )
         job = Job.objects.filter(pk=entry.job_id).first() if entry is not None and entry.job_id else None
@@ -223,9 +226,11 @@ def intake_entry_collect(*, entry_id: int) -> IntakeEntry | None:
 
 
 def intake_collect_for_job(*, job_id: int) -> list[int]:
-    """Collect every entry waiting for this job (called when a media job task ends)."""
-    ids = list(IntakeEntry.objects.filter(job_id=job_id, state=State.FETCHING).values_list("pk", flat=True))
-    return [entry_id for entry_id in ids if intake_entry_collect(entry_id=entry_id) is not None]
+    """Collect every entry waiting for this job (called when a media job task ends); an entry
+    that failed with this job is collected again (the job was retried from the jobs page)."""
+    waiting = IntakeEntry.objects.filter(job_id=job_id, state__in=(State.FETCHING, State.FAILED))
+    ids = list(waiting.values_list("pk", flat=True))
+    return [e for e in ids if intake_entry_collect(entry_id=e, also_failed=True) is not None]
 
 
 def intake_collect_finished() -> list[int]:
