@@ -10,6 +10,7 @@ the datasets app's `members_edit`, and records them as the entry's arrivals.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import ExitStack
 from typing import Any
 
@@ -108,7 +109,20 @@ def _start_files(entry: IntakeEntry, actor: Any) -> Job:
                 "Plan one entry per subfolder, or zip it.",
                 code="intake.folder_too_big",
             )
-        files = [File(stack.enter_context(path.open("rb")), name=name) for path, name in found]
+        # O_NOFOLLOW: a file swapped for a link after the listing is not followed out of the root.
+        try:
+            files = [
+                File(
+                    stack.enter_context(os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")),
+                    name=name,
+                )
+                for path, name in found
+            ]
+        except OSError as exc:
+            raise DomainError(
+                f"A file of the folder could not be read ({exc.strerror}); check the folder and retry.",
+                code="intake.folder_unreadable",
+            ) from exc
         return media_upload_bulk_start(files=files, added_by=actor)  # type: ignore[arg-type]
 
 
