@@ -176,3 +176,8 @@ def test_unknown_state_filter_is_a_400(api: APIClient) -> None:
     response = api.get("/api/intake", {"state": "done"})
     assert response.status_code == 400
     assert response.json()["code"] == "intake.bad_state"
+
+
+def test_folder_entry_is_stored_relative_to_the_root(api: APIClient, dataset, folder_root) -> None:  # type: ignore[no-untyped-def]
+    created = _plan(api, dataset, kind="folder", folder="shoot/./day1/../day1")
+    assert (created["folder"], created["planned_count"], created["name"]) == ("shoot/day1", 1, "shoot/day1")

@@ -5,9 +5,11 @@ review and delete buttons, permissions."""
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.intake import services
 from apps.intake.models import IntakeEntry
+from tests import mediafiles
 from tests.media.factories import make_item
 
 pytestmark = pytest.mark.django_db
@@ -114,3 +116,19 @@ def test_viewer_cannot_change_the_queue(client, viewer, dataset) -> None:  # typ
 
 def test_unknown_entry_is_a_404(signed_in) -> None:  # type: ignore[no-untyped-def]
     assert signed_in.post("/intake/999999/process").status_code == 404
+
+
+def test_form_plans_a_zip_and_a_folder(signed_in, dataset, folder_root) -> None:  # type: ignore[no-untyped-def]
+    archive = SimpleUploadedFile(
+        "set.zip", mediafiles.zip_bytes({"a.jpg": mediafiles.image_bytes("jpeg", seed=3)})
+    )
+    zipped = signed_in.post("/intake/add", {"kind": "archive", "dataset": dataset.pk, "archive": archive})
+    assert zipped.status_code == 303
+    folder = signed_in.post(
+        "/intake/add", {"kind": "folder", "dataset": dataset.pk, "folder": "shoot", "notes": "day one"}
+    )
+    assert folder.status_code == 303
+    rows = list(
+        IntakeEntry.objects.order_by("id").values_list("kind", "archive_name", "folder", "planned_count")
+    )
+    assert rows == [("archive", "set.zip", "", 1), ("folder", "", "shoot", 3)]
