@@ -14,6 +14,7 @@ from apps.intake.models import IntakeEntry
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
 from tests import mediafiles
+from tests.media.factories import make_item
 
 pytestmark = [pytest.mark.flow, pytest.mark.django_db(transaction=True)]
 
@@ -83,3 +84,24 @@ def test_refused_url_fails_the_entry_and_its_job(api, dataset, celery_worker_thr
     assert Job.objects.get(pk=entry.job_id).status == Job.Status.FAILED
     body = api.get(f"/api/intake/{planned['id']}").json()
     assert body["error"]["code"] == "jobs.all_inputs_failed"
+
+
+def test_video_entry_frames_arrive_through_the_worker(api, dataset, video_dir, celery_worker_thread) -> None:  # type: ignore[no-untyped-def]
+    video = make_item(path=mediafiles.video_file(video_dir, "webm"))
+    planned = api.post(
+        "/api/intake",
+        {
+            "kind": "video",
+            "dataset": dataset.pk,
+            "video": video.pk,
+            "frame_plan": {"mode": "interval", "interval": 0.5},
+        },
+        format="json",
+    ).json()
+    assert planned["planned_count"] == 4
+    assert api.post(f"/api/intake/{planned['id']}/process").status_code == 202
+    entry = wait_for_entry(planned["id"])
+    assert (entry.state, entry.added_count) == (IntakeEntry.State.ADDED, 4)
+    members = dataset_selectors.dataset_members(dataset=dataset)
+    assert set(members.values_list("kind", flat=True)) == {"frame"}
+    assert set(members.values_list("video_id", flat=True)) == {video.pk}
