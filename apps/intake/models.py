@@ -33,6 +33,9 @@ class IntakeEntry(BaseModel):
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
     title = models.CharField(max_length=200, blank=True)
+    # What the entry takes in a few words ("https://… and 41 more", "set.zip"), written when it is
+    # planned, so lists never load the URL list itself.
+    summary = models.CharField(max_length=300, blank=True)
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.CASCADE, related_name="+")
     subset = models.ForeignKey(
         "datasets.Subset", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -79,18 +82,8 @@ class IntakeEntry(BaseModel):
 
     @property
     def label(self) -> str:
-        """The title, else what the entry takes ("3 URLs", "batch.zip", "video 12")."""
-        if self.title:
-            return self.title
-        if self.kind == self.Kind.URLS:
-            return str(self.urls[0]) if len(self.urls) == 1 else f"{len(self.urls)} URLs"
-        if self.kind == self.Kind.ARCHIVE:
-            return self.archive_name or "zip archive"
-        if self.kind == self.Kind.FOLDER:
-            return self.folder or "folder"
-        if self.kind == self.Kind.VIDEO:
-            return f"frames of video {self.video_id}"
-        return f"query {self.query}"
+        """The title, else what the entry takes."""
+        return self.title or self.summary or f"{self.get_kind_display()} {self.pk}"
 
     @property
     def added_percent(self) -> int:

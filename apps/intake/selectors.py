@@ -13,9 +13,14 @@ from apps.intake.models import IntakeEntry, percent
 State = IntakeEntry.State
 
 
+def _entries() -> QuerySet[IntakeEntry]:
+    return IntakeEntry.objects.select_related("dataset", "subset", "job").order_by("-id")
+
+
 def entry_list(*, dataset_id: int | None = None, state: str = "") -> QuerySet[IntakeEntry]:
-    """Entries, newest first, with what the queue shows beside them."""
-    entries = IntakeEntry.objects.select_related("dataset", "subset", "job").order_by("-id")
+    """Entries, newest first, with what the queue shows beside them (not their URL lists, which
+    may hold thousands of URLs: `entry_get` reads those)."""
+    entries = _entries().defer("urls")
     if dataset_id is not None:
         entries = entries.filter(dataset_id=dataset_id)
     if state:
@@ -25,7 +30,7 @@ def entry_list(*, dataset_id: int | None = None, state: str = "") -> QuerySet[In
 
 def entry_get(*, entry_id: Any) -> IntakeEntry:
     try:
-        return entry_list().get(pk=int(entry_id))
+        return _entries().get(pk=int(entry_id))
     except (IntakeEntry.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFoundError(f"Intake entry {entry_id} not found.", code="intake.not_found") from exc
 

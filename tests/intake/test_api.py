@@ -181,3 +181,11 @@ def test_unknown_state_filter_is_a_400(api: APIClient) -> None:
 def test_folder_entry_is_stored_relative_to_the_root(api: APIClient, dataset, folder_root) -> None:  # type: ignore[no-untyped-def]
     created = _plan(api, dataset, kind="folder", folder="shoot/./day1/../day1")
     assert (created["folder"], created["planned_count"], created["name"]) == ("shoot/day1", 1, "shoot/day1")
+
+
+def test_list_leaves_out_url_lists_and_detail_has_them(api: APIClient, dataset) -> None:  # type: ignore[no-untyped-def]
+    created = _plan(api, dataset, urls=[f"https://example.com/{n}.jpg" for n in range(5)])
+    (row,) = api.get("/api/intake").json()["results"]
+    assert "urls" not in row
+    assert row["name"] == "https://example.com/0.jpg and 4 more"
+    assert len(api.get(f"/api/intake/{created['id']}").json()["urls"]) == 5

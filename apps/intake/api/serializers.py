@@ -109,7 +109,6 @@ class EntryOutputSerializer(serializers.ModelSerializer):
     job = EntryJobSerializer(read_only=True, allow_null=True)
     frame_plan = LooseField(read_only=True)
     on_arrival = LooseField(read_only=True)
-    urls = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = IntakeEntry
@@ -124,7 +123,7 @@ class EntryOutputSerializer(serializers.ModelSerializer):
             "subset_name",
             "notes",
             "planned_count",
-            "urls",
+            "summary",
             "archive_name",
             "folder",
             "video",
@@ -158,8 +157,18 @@ class EntryOutputSerializer(serializers.ModelSerializer):
         return {"code": obj.error_code, "message": obj.error_message} if obj.error_code else None
 
 
+class EntryDetailSerializer(EntryOutputSerializer):
+    """One entry with its URL list (lists leave it out: it may hold thousands)."""
+
+    urls = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta(EntryOutputSerializer.Meta):
+        fields = [*EntryOutputSerializer.Meta.fields, "urls"]
+        read_only_fields = fields
+
+
 class ProcessOutputSerializer(serializers.Serializer):
-    entry = EntryOutputSerializer()
+    entry = EntryDetailSerializer()
     job = serializers.DictField(allow_null=True)
 
 

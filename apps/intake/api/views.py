@@ -61,24 +61,27 @@ class IntakeEntryViewSet(
             dataset_id=int_param(params.get("dataset"), field="dataset", minimum=1), state=state
         )
 
+    def get_serializer_class(self) -> type[drf_serializers.Serializer]:
+        return s.EntryOutputSerializer if self.action == "list" else s.EntryDetailSerializer
+
     def get_object(self) -> IntakeEntry:
         return selectors.entry_get(entry_id=self.kwargs["pk"])
 
     def _answer(self, entry: IntakeEntry, code: int = status.HTTP_200_OK) -> Response:
-        return Response(s.EntryOutputSerializer(selectors.entry_get(entry_id=entry.pk)).data, status=code)
+        return Response(s.EntryDetailSerializer(selectors.entry_get(entry_id=entry.pk)).data, status=code)
 
     @extend_schema(parameters=[DATASET, STATE])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=s.EntryInputSerializer, responses={201: s.EntryOutputSerializer})
+    @extend_schema(request=s.EntryInputSerializer, responses={201: s.EntryDetailSerializer})
     def create(self, request: Request) -> Response:
         """Plan an entry (JSON; multipart for a zip)."""
         data = _parse(s.EntryInputSerializer, request.data)
         entry = services.intake_entry_create(**data, created_by=request.user)
         return self._answer(entry, status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.EntryUpdateSerializer, responses=s.EntryOutputSerializer)
+    @extend_schema(request=s.EntryUpdateSerializer, responses=s.EntryDetailSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         data = _parse(s.EntryUpdateSerializer, request.data, partial=True)
         return self._answer(services.intake_entry_update(entry=self.get_object(), **data))
@@ -87,14 +90,13 @@ class IntakeEntryViewSet(
         services.intake_entry_delete(entry=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=s.BulkInputSerializer, responses={201: s.EntryOutputSerializer(many=True)})
+    @extend_schema(request=s.BulkInputSerializer, responses={201: s.EntryDetailSerializer(many=True)})
     @action(detail=False, methods=["post"], required_perms=ADD)
     def bulk(self, request: Request) -> Response:
         """Plan a pasted URL list: one entry, or one per URL (`split`); any bad line refuses all."""
         data = _parse(s.BulkInputSerializer, request.data)
         entries = services.intake_entries_bulk_add(**data, created_by=request.user)
-        rows = selectors.entry_list().filter(pk__in=[e.pk for e in entries]).order_by("id")
-        return Response(s.EntryOutputSerializer(rows, many=True).data, status=status.HTTP_201_CREATED)
+        return Response(s.EntryDetailSerializer(entries, many=True).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: s.ProcessOutputSerializer, 202: s.ProcessOutputSerializer})
     @action(detail=True, methods=["post"], required_perms=CHANGE)
@@ -103,20 +105,20 @@ class IntakeEntryViewSet(
         had to be fetched (or the entry failed at once: see its `error`)."""
         entry = services.intake_entry_process(entry=self.get_object(), actor=request.user)
         entry = selectors.entry_get(entry_id=entry.pk)
-        body: dict[str, Any] = {"entry": s.EntryOutputSerializer(entry).data, "job": None}
+        body: dict[str, Any] = {"entry": s.EntryDetailSerializer(entry).data, "job": None}
         if entry.state == IntakeEntry.State.FETCHING and entry.job is not None:
             body["job"] = job_accepted_body(entry.job)["job"]
             return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["job"]["url"]})
         return Response(body)
 
-    @extend_schema(request=s.ReviewInputSerializer, responses=s.EntryOutputSerializer)
+    @extend_schema(request=s.ReviewInputSerializer, responses=s.EntryDetailSerializer)
     @action(detail=True, methods=["post"], required_perms=CHANGE)
     def review(self, request: Request, pk: str | None = None) -> Response:
         """Mark arrived items reviewed (all when `items` is absent)."""
         data = _parse(s.ReviewInputSerializer, request.data)
         return self._answer(services.intake_entry_review(entry=self.get_object(), item_ids=data.get("items")))
 
-    @extend_schema(request=None, responses=s.EntryOutputSerializer)
+    @extend_schema(request=None, responses=s.EntryDetailSerializer)
     @action(detail=True, methods=["post"], url_path="mark-tagged", required_perms=CHANGE)
     def mark_tagged(self, request: Request, pk: str | None = None) -> Response:
         """Added → tagged (what the on-arrival taggers will do once wired in)."""

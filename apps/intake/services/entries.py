@@ -221,6 +221,19 @@ def _archive_store(archive: IO[bytes]) -> tuple[str, str, int]:
     return key, name, len(members)
 
 
+def _summary(entry: IntakeEntry) -> str:
+    if entry.kind == IntakeEntry.Kind.URLS:
+        more = len(entry.urls) - 1
+        return str(entry.urls[0])[:200] + (f" and {more} more" if more else "")
+    if entry.kind == IntakeEntry.Kind.ARCHIVE:
+        return entry.archive_name
+    if entry.kind == IntakeEntry.Kind.FOLDER:
+        return entry.folder
+    if entry.kind == IntakeEntry.Kind.VIDEO:
+        return f"frames of video {entry.video_id}"
+    return f"query {entry.query}"
+
+
 def intake_entry_create(
     *,
     kind: str,
@@ -281,6 +294,7 @@ def intake_entry_create(
             details={"field": "kind"},
         )
     try:
+        entry.summary = _summary(entry)[:300]
         entry.planned_count = _planned(planned_count, default)
         with transaction.atomic():
             entry.full_clean()
