@@ -16,6 +16,7 @@ urlpatterns = [
     path("tags/", include("apps.tags.urls")),
     path("mappings/", include("apps.mappings.urls")),
     path("datasets/", include("apps.datasets.urls")),
+    path("intake/", include("apps.intake.urls")),
     path("", include("apps.media.urls")),
 ]
 
