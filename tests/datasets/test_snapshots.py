@@ -71,7 +71,7 @@ def test_numbers_count_up_per_dataset() -> None:
     dataset = services.dataset_create(name="D")
     other = services.dataset_create(name="E")
     numbers = [snapshot_create(dataset=dataset).number for _ in range(2)]
-    assert numbers + [snapshot_create(dataset=other).number] == [1, 2, 1]
+    assert [*numbers, snapshot_create(dataset=other).number] == [1, 2, 1]
 
 
 def test_a_snapshot_does_not_follow_later_edits() -> None:

@@ -33,7 +33,7 @@ class SnapshotPartSerializer(serializers.ModelSerializer):
 
 class SnapshotOutputSerializer(serializers.ModelSerializer):
     parts = serializers.SerializerMethodField(help_text="The subsets as frozen")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SerializerMethodField(help_text="Who froze it (a user name)")
 
     class Meta:
         model = Snapshot
@@ -48,6 +48,9 @@ class SnapshotOutputSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
         ]
+
+    def get_created_by(self, obj: Snapshot) -> str | None:
+        return obj.created_by.get_username() if obj.created_by else None
 
     def get_parts(self, obj: Snapshot) -> SnapshotPartSerializer(many=True):  # type: ignore[valid-type]
         return SnapshotPartSerializer(snaps.snapshot_parts(snapshot=obj), many=True).data  # type: ignore[return-value]
