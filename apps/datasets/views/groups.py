@@ -76,7 +76,8 @@ def _ids(request: HttpRequest, name: str) -> list[str]:
 @require_POST
 def group_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """One change: `op` append (data_sets, groups to nest), copy (group), remove (data_sets,
-    groups) or delete. A refused change (a cycle, a non-member) is shown on the page, 400."""
+    groups) or delete. A refused change (a cycle, a non-member) is shown on the page (422, as
+    pages answer bad input; docs/architecture.md)."""
     group = reads.group_get(group_id=pk)
     op = request.POST.get("op", "")
     try:
@@ -97,5 +98,6 @@ def group_edit(request: HttpRequest, pk: int) -> HttpResponse:
             raise DomainError("op: append, copy, remove or delete.", code="datasets.bad_action")
     except DomainError as err:
         context = _context(group, error=err.message)
-        return render_page(request, "datasets/group_detail.html", None, context, status=err.status_code)
+        status = err.status_code if err.status_code in (403, 404, 409) else 422
+        return render_page(request, "datasets/group_detail.html", None, context, status=status)
     return redirect_after_post(request, reverse("datasets:group-detail", args=[group.pk]))
