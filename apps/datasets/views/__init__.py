@@ -63,5 +63,5 @@ def dataset_report(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "datasets/dataset_detail.html",
         "datasets/partials/_report.html",
-        {"dataset": dataset, "report": report},
+        {**detail_context(dataset), "report": report},
     )

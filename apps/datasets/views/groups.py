@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from apps.core.exceptions import DomainError
+from apps.core.exceptions import DomainError, ForbiddenError
 from apps.core.htmx import redirect_after_post, render_page
 from apps.core.ints import int_param
 from apps.datasets.forms import GroupForm, field_errors
@@ -29,7 +29,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
     form = GroupForm(request.POST or None)
     if request.method == "POST":
         if not request.user.has_perm("datasets.add_datasetgroup"):
-            raise DomainError("You may not create dataset groups.", code="forbidden")
+            raise ForbiddenError("You may not create dataset groups.")
         if form.is_valid():
             try:
                 group = writes.group_create(**form.cleaned_data)
