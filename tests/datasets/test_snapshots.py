@@ -175,3 +175,34 @@ def test_api_snapshot_is_immutable(api: APIClient) -> None:
     url = f"/api/datasets/{dataset.pk}/snapshots/{snapshot.pk}"
     assert api.patch(url, {"note": "x"}, format="json").status_code == 405
     assert api.delete(url).status_code == 405
+
+
+def test_diff_of_one_subset(api: APIClient) -> None:
+    a, b = make_item(["sea"], seed=1), make_item(["sea"], seed=2)
+    dataset = services.dataset_create(name="D")
+    subset = services.subset_create(dataset=dataset, name="Sea", query="sea")
+    first = snapshot_create(dataset=dataset)
+    services.members_edit(owner=subset, action="exclude", item_ids=[a.pk])
+    second = snapshot_create(dataset=dataset)
+    url = f"/api/datasets/{dataset.pk}/snapshots/{first.pk}/diff/{second.pk}?subset=sea"
+    body = api.get(url).json()
+    assert [r["id"] for r in body["removed"]["items"]] == [a.pk]
+    assert body["added"]["count"] == 0
+    members = api.get(f"/api/datasets/{dataset.pk}/snapshots/{second.pk}/members?subset=sea").json()
+    assert [m["id"] for m in members["items"]] == [b.pk]
+
+
+def test_members_of_an_unknown_subset_is_404(api: APIClient) -> None:
+    dataset = services.dataset_create(name="D")
+    snapshot = snapshot_create(dataset=dataset)
+    response = api.get(f"/api/datasets/{dataset.pk}/snapshots/{snapshot.pk}/members?subset=nope")
+    assert response.status_code == 404
+    assert response.json()["code"] == "datasets.subset_not_found"
+
+
+def test_viewer_cannot_freeze(viewer) -> None:  # type: ignore[no-untyped-def]
+    client = APIClient()
+    client.force_authenticate(viewer)
+    dataset = services.dataset_create(name="D")
+    assert client.post(f"/api/datasets/{dataset.pk}/snapshots", {}, format="json").status_code == 403
+    assert not Snapshot.objects.exists()
