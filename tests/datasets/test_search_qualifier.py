@@ -123,3 +123,10 @@ def test_the_api_answers_an_unknown_dataset_with_400(api, library: dict[str, lis
     response = api.get("/api/media/search", {"q": "dataset:nope"})
     assert response.status_code == 400
     assert response.json()["code"] == "search.invalid_value"
+
+
+def test_registered_qualifiers_are_reserved_tag_prefixes() -> None:
+    from apps.search import extensions
+    from apps.tags import syntax
+
+    assert {"dataset", "subset"} <= extensions.qualifier_names() <= syntax.RESERVED_PREFIXES
