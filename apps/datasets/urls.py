@@ -20,6 +20,7 @@ urlpatterns = [
     path("<int:pk>/members/edit", edit.members_edit, name="dataset-members-edit"),
     path("<int:pk>/snapshots", edit.snapshot_create, name="snapshot-create"),
     path("<int:pk>/snapshots/diff", edit.snapshot_diff, name="snapshot-diff"),
+    path("<int:pk>/snapshots/<int:sid>/", edit.snapshot_detail, name="snapshot-detail"),
     path("selection/add", library.selection_add, name="selection-add"),
     path("items/<int:pk>/membership", library.item_membership, name="item-membership"),
     path("groups/", groups.group_list, name="group-list"),

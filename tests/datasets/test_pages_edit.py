@@ -234,3 +234,13 @@ def test_viewer_cannot_edit(client: Client, viewer) -> None:  # type: ignore[no-
     dataset = services.dataset_create(name="Faces")
     assert client.post("/datasets/new", {"name": "X"}).status_code == 403
     assert client.post(f"/datasets/{dataset.pk}/requirements", {"alpha": "any"}).status_code == 403
+
+
+def test_snapshot_page_lists_frozen_members(signed_in: Client) -> None:
+    item = make_item(seed=1)
+    dataset = services.dataset_create(name="Faces")
+    services.members_edit(owner=dataset, action="add", item_ids=[item.pk])
+    snapshot = snapshot_create(dataset=dataset)
+    html = signed_in.get(f"/datasets/{dataset.pk}/snapshots/{snapshot.pk}/").content.decode()
+    assert f'data-item="{item.pk}"' in html
+    assert signed_in.get(f"/datasets/{dataset.pk}/snapshots/{snapshot.pk}/?subset=nope").status_code == 404

@@ -210,3 +210,27 @@ def snapshot_diff(request: HttpRequest, pk: int) -> HttpResponse:
     )
     context = {"dataset": dataset, "a": a, "b": b, "diff": diff, "kinds": snaps.DIFF_KINDS}
     return render_page(request, "datasets/snapshot_diff.html", None, context)
+
+
+@login_required
+@require_safe
+def snapshot_detail(request: HttpRequest, pk: int, sid: int) -> HttpResponse:
+    """One snapshot: its parts and frozen members (thumbnails, keyset pages by item id)."""
+    dataset = selectors.dataset_get(dataset_id=pk)
+    snapshot = snaps.snapshot_get(dataset=dataset, snapshot_id=sid)
+    subset = request.GET.get("subset", "").strip()[:100]
+    rows, next_after = snaps.snapshot_members_page(
+        snapshot=snapshot,
+        subset=subset,
+        after=int_param(request.GET.get("after"), field="after", default=0),
+        limit=DIFF_ROWS,
+    )
+    context = {
+        "dataset": dataset,
+        "snapshot": snapshot,
+        "parts": snaps.snapshot_parts(snapshot=snapshot),
+        "rows": rows,
+        "next_after": next_after,
+        "subset": subset,
+    }
+    return render_page(request, "datasets/snapshot_detail.html", None, context)
