@@ -118,6 +118,7 @@ def main() -> None:
             )
         common = Tag.objects.order_by("-media_count").values_list("name", flat=True)[3]
         term = f'"{tag.name}"' if " " in tag.name else tag.name
+        by_query = services.dataset_create(name=f"Query {tag.pk}", query=term)
         for label, q_tag, q_ds in (
             ("alone", term, f"dataset:{picked.slug}"),
             (f"with common tag {common!r}", f"{term} {common}", f"dataset:{picked.slug} {common}"),
@@ -129,6 +130,16 @@ def main() -> None:
             tb = timed(lambda q=q_ds: search_media(q=q, viewer=None, limit=100), args.repeat)
             rows.append((f"{tag.media_count:,} members, {label}: tag term (plan {a.plan}) median", ta[0]))
             rows.append((f"{tag.media_count:,} members, {label}: dataset: (plan {b.plan}) median", tb[0]))
+            q_saved = q_ds.replace(picked.slug, by_query.slug)
+            c = search_media(q=q_saved, viewer=None, limit=100)
+            assert c.ids == a.ids, (label, "saved query")
+            tc = timed(lambda q=q_saved: search_media(q=q, viewer=None, limit=100), args.repeat)
+            rows.append(
+                (
+                    f"{tag.media_count:,} members, {label}: dataset: by saved query (plan {c.plan}) median",
+                    tc[0],
+                )
+            )
     print("| measure | seconds |\n|---|---|")
     for name, seconds in rows:
         print(f"| {name} | {seconds:.3f} |")
