@@ -130,3 +130,10 @@ def test_registered_qualifiers_are_reserved_tag_prefixes() -> None:
     from apps.tags import syntax
 
     assert {"dataset", "subset"} <= extensions.qualifier_names() <= syntax.RESERVED_PREFIXES
+
+
+def test_a_query_only_dataset_is_planned_like_its_query(library: dict[str, list[int]]) -> None:
+    services.dataset_create(name="Cats", query="cat")
+    page = search_media(q="dataset:cats", viewer=None, limit=10)
+    assert page.plan == search_media(q="cat", viewer=None, limit=10).plan == "postings"
+    assert sorted(search_ids(q="dataset:cats", viewer=None)) == sorted(library["cat"])

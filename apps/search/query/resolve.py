@@ -385,7 +385,9 @@ class Resolver:
             ) from None
         self.out.costs.append((node.raw, answer.count))
         cond: Cond = Extern(node.name, answer.key, count=answer.count, label=node.raw)
-        if answer.query:
+        if answer.query and answer.count == 0:  # only the saved query: planned like typed in
+            cond = self.saved_query(node, answer)
+        elif answer.query:
             cond = AnyOf((cond, self.saved_query(node, answer)))
         if answer.excluded_key is not None:
             cond = AllOf((cond, Neg(Extern(node.name, answer.excluded_key, label=node.raw))))
