@@ -1,6 +1,6 @@
 """Dataset snapshots and `dataset:` searches on a synthetic 100k-item library (MariaDB).
 
-    .venv/bin/python bench/datasets.py --db mysql://root@127.0.0.1:3306/ [--items 100000] [--keep|--reuse]
+    .venv/bin/python bench/snapshots.py --db mysql://root@127.0.0.1:3306/ [--items 100000] [--keep|--reuse]
 
 Measures (docs/datasets.md#snapshots, docs/query-language.md#datasets-and-subsets):
 * freezing a dataset of every item (one INSERT … SELECT with the tag fingerprints), and the
