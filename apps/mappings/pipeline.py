@@ -106,6 +106,9 @@ class Compiled:
     tags: dict[int, TagInfo]
     types: dict[int, TypeInfo]
     name_match: dict[int, int] = field(default_factory=dict)
+    # Target names that lower() changes, by name_key: loaded once, when a source name first
+    # misses every exact spelling (docs/mappings.md#profiles).
+    folded_targets: dict[str, tuple[int, str]] | None = None
     prepared: set[int] = field(default_factory=set)  # input tags whose outputs are loaded
     target_vocabulary_id: int = 0
 

@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from apps.core.exceptions import NotFoundError
+from apps.core.lookups import UnicodeLower
 from apps.mappings.models import (
     MappedSet,
     MappingProfile,
@@ -207,7 +208,8 @@ Inputs = dict[int, list[tuple[int, int | None]]]
 
 def inputs_load(*, profile: MappingProfile, item_ids: Sequence[int], vocabulary_ids: Sequence[int]) -> Inputs:
     """Per item, its input (tag, position) pairs from the profile's scope in the source
-    vocabularies: two queries per 1,000 items (the scope's sets, then their rows)."""
+    vocabularies: one query per INPUT_BATCH items (the scope's rows, joined to their sets for
+    the vocabulary)."""
     out: Inputs = {item_id: [] for item_id in item_ids}
     ids = sorted(item_ids)
     for start in range(0, len(ids), INPUT_BATCH):
@@ -219,16 +221,12 @@ def inputs_load(*, profile: MappingProfile, item_ids: Sequence[int], vocabulary_
             for item_id, tag_id in _fetch(rows):
                 out[item_id].append((tag_id, None))
             continue
-        sets = list(
-            TagSet.objects.filter(
-                media_item_id__in=chunk,
-                kind=SCOPE_KINDS[profile.input_scope],
-                vocabulary_id__in=list(vocabulary_ids),
-            ).values_list("pk", flat=True)
+        query = TagAssignment.objects.filter(
+            media_item_id__in=chunk,
+            kind=SCOPE_KINDS[profile.input_scope],
+            state=CURRENT,
+            tagset__vocabulary_id__in=list(vocabulary_ids),
         )
-        if not sets:
-            continue
-        query = TagAssignment.objects.filter(tagset_id__in=sets, state=CURRENT)
         if profile.input_scope == MappingProfile.Scope.TAGGER:
             query = query.filter(confidence__gte=profile.min_confidence)
         for item_id, tag_id, position in _fetch(query.values_list("media_item_id", "tag_id", "position")):
@@ -259,6 +257,30 @@ def name_matches(*, compiled: Compiled, tag_ids: Iterable[int], target_vocabular
         ):
             for source in keys.get(name_key(name), ()):
                 compiled.name_match.setdefault(source, pk)
+    missed = {key: sources for key, sources in keys.items() if sources[0] not in compiled.name_match}
+    if not missed:
+        return
+    if compiled.folded_targets is None:
+        compiled.folded_targets = folded_target_names(target_vocabulary_id)
+    for key, sources in missed.items():
+        if key in compiled.folded_targets:
+            for source in sources:
+                compiled.name_match.setdefault(source, compiled.folded_targets[key][0])
+
+
+def folded_target_names(vocabulary_id: int) -> dict[str, tuple[int, str]]:
+    """The vocabulary's names that keep upper case, by `name_key` (the lowest id wins): one read
+    of the names lower() changes, so `match_name` finds `Long_Hair` for `long hair`."""
+    out: dict[str, tuple[int, str]] = {}
+    rows = (
+        Tag.objects.filter(vocabulary_id=vocabulary_id)
+        .exclude(name=UnicodeLower("name"))
+        .order_by("pk")
+        .values_list("pk", "name")
+    )
+    for pk, name in rows.iterator(chunk_size=BATCH):
+        out.setdefault(name_key(name), (pk, name))
+    return out
 
 
 def chunk_prepare(
