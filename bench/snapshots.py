@@ -31,6 +31,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--db", required=True, help="mysql://user:pass@host:port/")
     parser.add_argument("--db-name", default=BENCH_DB)
     parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--tags-per-item", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per search")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true")
@@ -65,7 +66,10 @@ def main() -> None:
 
     t = time.perf_counter()
     if not reused:
-        generate(n_items=args.items, n_tags=args.items, seed=7)
+        # No curated copies: the effective tags come from the source sets (half the rows to load).
+        generate(
+            n_items=args.items, n_tags=args.items, tags_per_item=args.tags_per_item, seed=7, curated_share=0.0
+        )
     n_items = MediaItem.objects.count()
     print(
         f"library: {n_items:,} items, {EffectiveTag.objects.count():,} effective tags "
@@ -106,7 +110,7 @@ def main() -> None:
     )
 
     # dataset:x vs the tag whose postings are its members.
-    for target in (2_000, 15_000):
+    for target in (n_items // 50, n_items // 8):
         tag = Tag.objects.filter(media_count__gte=target).order_by("media_count").first()
         assert tag is not None
         picked = services.dataset_create(name=f"Tag {tag.pk}")
