@@ -4,9 +4,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from apps.core.exceptions import DomainError
-from apps.datasets.models import Dataset, DatasetItem, Requirements, Subset, SubsetItem
+from apps.datasets.models import (
+    Dataset,
+    DatasetGroup,
+    DatasetGroupEntry,
+    DatasetItem,
+    Requirements,
+    Snapshot,
+    SnapshotPart,
+    Subset,
+    SubsetItem,
+)
 from apps.datasets.services import requirements_check
 from apps.datasets.services.datasets import REQUIREMENT_INTS
 
@@ -79,3 +90,54 @@ class RequirementsAdmin(admin.ModelAdmin):
     form = RequirementsForm
     list_display = ["dataset", "alpha", "min_width", "min_height"]
     filter_horizontal = ["required_tag_types"]
+
+
+class SnapshotPartInline(admin.TabularInline):
+    model = SnapshotPart
+    extra = 0
+    can_delete = False
+    fields = ["position", "name", "slug", "query", "member_count"]
+    readonly_fields = ["position", "name", "slug", "query", "member_count"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(admin.ModelAdmin):
+    """Snapshots are immutable (docs/datasets.md#snapshots): read-only here; freeze on the
+    dataset page or with POST /api/datasets/{id}/snapshots."""
+
+    list_display = ["dataset", "number", "member_count", "note", "created_by", "created_at"]
+    list_select_related = ["dataset", "created_by"]
+    search_fields = ["dataset__name", "note"]
+    readonly_fields = ["dataset", "number", "note", "query", "member_count", "created_by", "created_at"]
+    inlines = [SnapshotPartInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DatasetGroupEntryInline(admin.TabularInline):
+    model = DatasetGroupEntry
+    fk_name = "group"
+    extra = 0
+    fields = ["position", "dataset", "child"]
+    raw_id_fields = ["dataset", "child"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # appends go through the service (no cycles): the group page or the API
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DatasetGroup)
+class DatasetGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [DatasetGroupEntryInline]

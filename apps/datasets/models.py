@@ -6,6 +6,7 @@ named part of a dataset with a membership of its own, built the same way.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from apps.core.models import BaseModel
@@ -127,3 +128,114 @@ class Requirements(BaseModel):
 
     def __str__(self) -> str:
         return f"Requirements of {self.dataset.name}"
+
+
+class Snapshot(models.Model):
+    """A frozen version of a dataset and its subsets (docs/datasets.md#snapshots): immutable.
+
+    Members are SnapshotItem rows (part 0: the dataset; part n: the SnapshotPart at position n),
+    each with the item's sha256 and a fingerprint of its effective tags at the time.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="snapshots")
+    number = models.PositiveIntegerField(help_text="1, 2, … per dataset")
+    note = models.CharField(max_length=500, blank=True)
+    query = models.CharField(max_length=2000, blank=True, help_text="The saved query when frozen")
+    member_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset", "-number"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "number"], name="dsnap_dataset_number")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} #{self.number}"
+
+
+class SnapshotPart(models.Model):
+    """A subset as it was frozen in a snapshot (its name, query and member count)."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="parts")
+    position = models.PositiveSmallIntegerField(help_text="1, 2, …: SnapshotItem.part")
+    subset = models.ForeignKey(Subset, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100)
+    query = models.CharField(max_length=2000, blank=True)
+    member_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["snapshot", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "position"], name="dsnappart_snapshot_pos"),
+            models.UniqueConstraint(fields=["snapshot", "slug"], name="dsnappart_snapshot_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.snapshot} / {self.name}"
+
+
+class SnapshotItem(models.Model):
+    """One frozen member. `item_id` is no foreign key: a snapshot outlives deleted items, and
+    `sha256` names the exact file. `tags_hash` fingerprints the set of effective tag ids
+    (docs/datasets.md#snapshots); a change in it is a retag."""
+
+    id = models.BigAutoField(primary_key=True)
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
+    part = models.PositiveSmallIntegerField(default=0, help_text="0: the dataset; n: subset part n")
+    item_id = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    tags_hash = models.BigIntegerField()
+    tag_count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "part", "item_id"], name="dsnapitem_snap_part_item")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.snapshot_id}/{self.part}: item {self.item_id}"
+
+
+class DatasetGroup(BaseModel):
+    """Datasets in order, for training sessions (docs/datasets.md#groups). An entry is a dataset
+    or another group (nested); a group never contains itself, directly or through nesting."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetGroupEntry(models.Model):
+    """One entry of a group: exactly one of `dataset` and `child` (a nested group)."""
+
+    group = models.ForeignKey(DatasetGroup, on_delete=models.CASCADE, related_name="entries")
+    position = models.PositiveIntegerField()
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    child = models.ForeignKey(
+        DatasetGroup, on_delete=models.CASCADE, null=True, blank=True, related_name="parent_entries"
+    )
+
+    class Meta:
+        ordering = ["group", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "position"], name="dgentry_group_position"),
+            models.UniqueConstraint(fields=["group", "dataset"], name="dgentry_group_dataset"),
+            models.UniqueConstraint(fields=["group", "child"], name="dgentry_group_child"),
+            models.CheckConstraint(
+                condition=(models.Q(dataset__isnull=False, child__isnull=True))
+                | (models.Q(dataset__isnull=True, child__isnull=False)),
+                name="dgentry_one_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group_id}#{self.position}: {self.dataset_id or f'group {self.child_id}'}"

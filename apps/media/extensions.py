@@ -5,6 +5,8 @@ shows the tag editor and its library list answers `q=` queries. Both go through 
 
 * **Item panels**: callables `(request, item) -> str` that render a section of the item page
   (the tags app adds the tag editor). They render in registration order, below the metadata.
+* **Selection actions**: buttons of the library's selection bar that post the selected ids
+  (`ids`, space-separated) to another app's page (the datasets app adds "Add to dataset…").
 * **The query provider** (one; the search app): answers `q=` on the gallery page, on
   `GET /api/media/?q=` and `/api/media/search`, and in the admin's `q:` search box.
 
@@ -42,7 +44,19 @@ class QueryProvider:
     ids: Callable[..., list[int]]
 
 
+@dataclass(frozen=True)
+class SelectionAction:
+    """A button of the library's selection bar: posts `ids` to the page named `url_name`;
+    shown to users with `perm` (empty: everyone signed in)."""
+
+    key: str
+    label: str
+    url_name: str
+    perm: str = ""
+
+
 _panels: dict[str, ItemPanel] = {}
+_actions: dict[str, SelectionAction] = {}
 _provider: list[QueryProvider] = []
 
 
@@ -54,6 +68,16 @@ def item_panel_register(*, key: str, panel: ItemPanel) -> None:
 def item_panels_render(*, request: HttpRequest, item: MediaItem) -> list[SafeString]:
     """Every registered section of the item page, rendered (panels escape their own content)."""
     return [mark_safe(panel(request, item)) for panel in _panels.values()]  # noqa: S308
+
+
+def selection_action_register(action: SelectionAction) -> None:
+    """Add (or replace, by `key`) a button of the library's selection bar."""
+    _actions[action.key] = action
+
+
+def selection_actions(*, user: Any) -> list[SelectionAction]:
+    """The selection bar's registered buttons this user may use, in registration order."""
+    return [a for a in _actions.values() if not a.perm or user.has_perm(a.perm)]
 
 
 def query_provider_register(provider: QueryProvider) -> None:

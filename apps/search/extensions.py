@@ -5,13 +5,17 @@
   `has:` qualifier; `condition(outer)` returns a Q over MediaItem whose item id is the column
   `outer` (an `Exists(...)` on the registering app's table). The mappings app registers
   `stale_mapping` this way, so search never imports it.
+* Qualifiers: `qualifier_register(QualifierExtension(name="dataset", …))` adds `dataset:<value>`
+  (below). The datasets app registers `dataset:` and `subset:` this way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 HasCondition = Callable[[str], Q]
 _has: dict[str, HasCondition] = {}
@@ -28,3 +32,61 @@ def has_condition(value: str) -> HasCondition | None:
 
 def has_values() -> tuple[str, ...]:
     return tuple(_has)
+
+
+# Qualifiers from other apps ----------------------------------------------------------------------
+# `qualifier_register(QualifierExtension(name="dataset", …))` adds `dataset:<value>` to the query
+# language (docs/query-language.md#qualifiers-from-other-apps). The registering app answers a
+# value with a QualifierAnswer: explicit member rows (a queryset with a `media_item_id` column,
+# probed by the item id and able to drive the search like a tag's postings), an optional saved
+# query whose matches are members too, and optional excluded rows. search never imports it.
+
+
+class QualifierUnknown(Exception):
+    """Raised by `resolve` for a value that names nothing; the message says what to write."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class QualifierAnswer:
+    """What `name:value` stands for: members = rows ∪ matches of `query` − `excluded`.
+
+    `key` identifies the rows for `rows(key)` (hashable: it is part of the resolved query);
+    `count` is about how many rows there are (the planner drives by the rarest); `excluded_key`
+    names the excluded rows (`None`: none)."""
+
+    key: Hashable
+    count: int
+    query: str = ""
+    excluded_key: Hashable | None = None
+
+
+@dataclass(frozen=True)
+class QualifierExtension:
+    """`resolve(value)` → QualifierAnswer or QualifierUnknown; `rows(key)` → the rows (any model
+    with a `media_item` foreign key), filtered to the key, unordered."""
+
+    name: str
+    help: str
+    resolve: Callable[[str], QualifierAnswer]
+    rows: Callable[[Hashable], QuerySet[Any]]
+
+
+_qualifiers: dict[str, QualifierExtension] = {}
+
+
+def qualifier_register(extension: QualifierExtension) -> None:
+    """Add `<name>:` (lower case; registering a name twice replaces it)."""
+    _qualifiers[extension.name.lower()] = extension
+
+
+def qualifier_extension(name: str) -> QualifierExtension | None:
+    return _qualifiers.get(name)
+
+
+def qualifier_names() -> frozenset[str]:
+    return frozenset(_qualifiers)

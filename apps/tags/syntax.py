@@ -18,7 +18,7 @@ QUALIFIERS = frozenset(
     {
         "in", "ai", "conf", "model", "vocab", "has", "is", "kind", "id", "width", "height",
         "mpixels", "ratio", "filesize", "duration", "fps", "tagcount", "filetype", "format",
-        "rating", "date", "age", "md5", "sha256", "pixelhash", "similar", "dataset", "import",
+        "rating", "date", "age", "md5", "sha256", "pixelhash", "similar", "dataset", "subset", "import",
         "op", "video", "frame", "time", "scene", "source", "site", "artist", "order", "limit",
     }
 )  # fmt: skip

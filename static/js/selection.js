@@ -40,7 +40,8 @@
     render();
   });
 
-  form.querySelector("[data-select-all]").addEventListener("click", async () => {
+  // Pages whose selection has no "all matching" (a dataset's members) leave the button out.
+  form.querySelector("[data-select-all]")?.addEventListener("click", async () => {
     const url = `${form.dataset.idsUrl}${window.location.search}`;
     const response = await fetch(url, { headers: { Accept: "application/json" } });
     if (!response.ok) {

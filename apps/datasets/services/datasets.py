@@ -161,6 +161,8 @@ def dataset_update(*, dataset: Dataset, requirements: dict[str, Any] | None = No
         setattr(dataset, field, value)
     _named(dataset)
     _unique(dataset.save, "dataset")
+    if fields.get("query"):  # again, saved: a loop through other saved queries shows now
+        _check_query(fields["query"])
     if requirements is not None:
         _requirements_save(dataset, requirements)
     return dataset
@@ -198,6 +200,8 @@ def subset_update(*, subset: Subset, **fields: Any) -> Subset:
         setattr(subset, field, value)
     _named(subset)
     _unique(subset.save, "subset")
+    if fields.get("query"):  # again, saved: a loop through other saved queries shows now
+        _check_query(fields["query"])
     return subset
 
 

@@ -17,6 +17,7 @@ from apps.search.query.ir import (
     Column,
     Cond,
     Const,
+    Extern,
     HasSet,
     HasValue,
     Match,
@@ -136,6 +137,8 @@ def compile_cond(cond: Cond, *, prefix: str = "", outer: str = "pk") -> Q:
         condition = extensions.has_condition(cond.value)
         assert condition is not None  # resolved only for registered values
         return condition(outer)
+    if isinstance(cond, Extern):
+        return Q(Exists(extern_rows(cond).filter(media_item_id=OuterRef(outer))))
     if isinstance(cond, Similar):
         bands = Q()
         for n, band in enumerate(cond.bands):
@@ -155,6 +158,13 @@ def compile_cond(cond: Cond, *, prefix: str = "", outer: str = "pk") -> Q:
     if isinstance(cond, Const):
         return Q() if cond.value else _nothing(prefix)
     raise TypeError(type(cond))
+
+
+def extern_rows(cond: Extern) -> Any:
+    """The rows a registered qualifier keeps for this value (a `media_item_id` per member)."""
+    extension = extensions.qualifier_extension(cond.name)
+    assert extension is not None  # resolved only for registered names
+    return extension.rows(cond.key)
 
 
 def postings(match: Match, outer: str) -> Any:

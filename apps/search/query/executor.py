@@ -15,12 +15,12 @@ from apps.core.db import statement_limit
 from apps.core.lookups import Hamming
 from apps.media.models import MediaItem
 from apps.media.selectors import media_item_list
-from apps.search.query.conditions import compile_cond
+from apps.search.query.conditions import compile_cond, extern_rows
 from apps.search.query.config import int_knob, knob
 from apps.search.query.count import count_page
 from apps.search.query.cursor import CursorState, cursor_decode, cursor_encode
 from apps.search.query.errors import QueryTimeout
-from apps.search.query.ir import TRUE, AllOf, Similar, has_negation, normalise
+from apps.search.query.ir import TRUE, AllOf, Extern, Similar, has_negation, normalise
 from apps.search.query.nodes import ast_hash
 from apps.search.query.parser import parse
 from apps.search.query.planner import Plan, plan_choose
@@ -73,9 +73,13 @@ def _queryset(plan: Plan, base: QuerySet[Any]) -> tuple[QuerySet[Any], str, str]
     """The filtered rows, the item-id path and the prefix of item columns."""
     if plan.kind == "postings":
         assert plan.driver is not None
-        rows: QuerySet[Any] = EffectiveTag.objects.filter(tag_id=next(iter(plan.driver.tag_ids)))
-        if plan.driver.direct:
-            rows = rows.filter(is_implied=False)
+        rows: QuerySet[Any]
+        if isinstance(plan.driver, Extern):  # a registered qualifier's rows (a dataset's members)
+            rows = extern_rows(plan.driver)
+        else:
+            rows = EffectiveTag.objects.filter(tag_id=next(iter(plan.driver.tag_ids)))
+            if plan.driver.direct:
+                rows = rows.filter(is_implied=False)
         if plan.rest is not None:
             rows = rows.filter(compile_cond(plan.rest, prefix="media_item__", outer="media_item_id"))
         if base.query.has_filters():

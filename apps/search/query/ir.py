@@ -59,6 +59,17 @@ class HasValue(Cond):
 
 
 @dataclass(frozen=True)
+class Extern(Cond):
+    """The item is in the rows another app keeps for `name:` (apps/search/extensions.py), e.g. a
+    dataset's explicit members; `count` ≈ how many rows, so the planner can drive by them."""
+
+    name: str
+    key: Any
+    count: int = field(default=0, compare=False)
+    label: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
 class Similar(Cond):
     """The item's 64-bit perceptual hash is within `distance` bits of `phash` (signed storage
     form); `bands` are its five band values, one of which any such neighbour shares."""

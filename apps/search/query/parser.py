@@ -19,9 +19,9 @@ from apps.search.query.nodes import And, Node, Not, Or, Qualifier, TagTerm
 from apps.search.query.qualifiers import (
     NOT_AVAILABLE,
     SINGLETONS,
-    SPECS,
     TAG_QUALIFIERS,
     TERM_MODES,
+    spec_of,
 )
 from apps.search.query.values import ValueProblem
 
@@ -205,7 +205,7 @@ class _Parser:
         chars = token.chars
         colon = next((k for k, c in enumerate(chars) if c.ch == ":" and not c.literal), -1)
         prefix = "".join(c.ch for c in chars[:colon]).lower() if colon > 0 else ""
-        if prefix in SPECS or prefix in NOT_AVAILABLE:
+        if prefix in NOT_AVAILABLE or spec_of(prefix) is not None:
             self.count(token, tag=prefix in TAG_QUALIFIERS)
             return self.qualifier(token, prefix, colon)
         mode = "plain"
@@ -233,7 +233,9 @@ class _Parser:
                 "Remove it; see the query help for the qualifiers that work.",
             )
         try:
-            parsed = SPECS[name].read(value)
+            spec = spec_of(name)
+            assert spec is not None  # term() checked
+            parsed = spec.read(value)
         except ValueProblem as exc:
             at = rest[exc.offset].pos if exc.offset < len(rest) else value_pos
             raise QueryError(

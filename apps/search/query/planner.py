@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apps.search.query.config import int_knob
-from apps.search.query.ir import FALSE, TRUE, AllOf, Cond, Match
+from apps.search.query.ir import FALSE, TRUE, AllOf, Cond, Extern, Match
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Plan:
 
     kind: str
     cond: Cond
-    driver: Match | None = None
+    driver: Match | Extern | None = None
     rest: Cond | None = None
     c_min: int | None = None
 
@@ -30,7 +30,15 @@ class Plan:
 
 
 def _can_drive(node: Cond) -> bool:
+    """One effective tag's postings, or the rows of a registered qualifier (a dataset's explicit
+    members): both are index ranges that hold item ids."""
+    if isinstance(node, Extern):
+        return True
     return isinstance(node, Match) and node.table == "effective" and len(node.tag_ids) == 1
+
+
+def _driver_key(node: Match | Extern) -> tuple[int, int]:
+    return (node.count, min(node.tag_ids) if isinstance(node, Match) else 0)
 
 
 def plan_choose(cond: Cond, *, limit: int, total: int) -> Plan:
@@ -43,8 +51,8 @@ def plan_choose(cond: Cond, *, limit: int, total: int) -> Plan:
     drivers = [c for c in children if _can_drive(c)]
     if not drivers:
         return Plan("scan", cond)
-    matches = [d for d in drivers if isinstance(d, Match)]
-    driver = min(matches, key=lambda m: (m.count, min(m.tag_ids)))
+    matches = [d for d in drivers if isinstance(d, Match | Extern)]
+    driver = min(matches, key=_driver_key)
     others = [c for c in children if c is not driver]
     rest: Cond | None = None if not others else others[0] if len(others) == 1 else AllOf(tuple(others))
     c_min = driver.count
@@ -52,7 +60,7 @@ def plan_choose(cond: Cond, *, limit: int, total: int) -> Plan:
         return Plan("postings", cond, driver, rest, c_min)
     selectivity = 1.0
     for child in children:
-        if isinstance(child, Match):
+        if isinstance(child, Match | Extern):
             selectivity *= min(1.0, child.count / max(total, 1))
     if selectivity > 0 and limit / selectivity <= int_knob("SEARCH_SCAN_BUDGET"):
         return Plan("scan", cond, driver, rest, c_min)

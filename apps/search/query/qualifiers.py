@@ -39,7 +39,7 @@ FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff", "mkv": "mkv", "heif": "heic", "t
 SINGLETONS = frozenset({"order", "limit", "in", "vocab"})
 TAG_QUALIFIERS = frozenset({"ai", "conf"})
 TERM_MODES = syntax.TERM_MODES  # tag-name syntax owns the term modes; names may not start with them
-NOT_AVAILABLE = frozenset({"md5", "pixelhash", "dataset", "import", "op", "scene"})
+NOT_AVAILABLE = frozenset({"md5", "pixelhash", "import", "op", "scene"})
 SIMILAR_MAX_DISTANCE = 4  # five 13/12-bit bands find every hash within 4 bits (pigeonhole)
 
 
@@ -206,6 +206,15 @@ SPECS: dict[str, Spec] = {
 QUALIFIER_NAMES = frozenset(SPECS) | TERM_MODES | NOT_AVAILABLE
 
 
+def spec_of(name: str) -> Spec | None:
+    """The Spec of a built-in qualifier or of one another app registered (its value: text)."""
+    if name in SPECS:
+        return SPECS[name]
+    if (extension := extensions.qualifier_extension(name)) is not None:
+        return _text(extension.help)
+    return None
+
+
 def _hex(text: str, digits: int) -> str:
     text = text.lower()
     if len(text) != digits or any(c not in "0123456789abcdef" for c in text):
@@ -238,7 +247,7 @@ def nearest_qualifier(prefix: str, extra: frozenset[str] = frozenset()) -> str |
         return None
     allowed = 1 if len(prefix) <= 4 else 2
     best: tuple[int, str] | None = None
-    for name in sorted(QUALIFIER_NAMES | extra):
+    for name in sorted(QUALIFIER_NAMES | extensions.qualifier_names() | extra):
         distance = edit_distance(prefix, name)
         if distance <= allowed and distance < len(prefix) and (best is None or distance < best[0]):
             best = (distance, name)

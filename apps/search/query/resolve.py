@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from apps.search.query.ir import (
     AnyOf,
     Column,
     Cond,
+    Extern,
     HasSet,
     HasValue,
     Match,
@@ -40,11 +42,14 @@ from apps.search.query.ir import (
     TypeCount,
 )
 from apps.search.query.nodes import And, Node, Not, Or, Qualifier, TagTerm
+from apps.search.query.parser import parse
 from apps.search.query.qualifiers import SINGLETONS, nearest_qualifier
 from apps.search.query.terms import TermResolver
 from apps.tags.models import Tag, TagSet, TagType, Vocabulary
 from apps.tags.services.names import normalise_fragment, vocabulary_default
 
+SAVED_QUERY_DEPTH_MAX = 8  # registered values whose saved queries name other registered values
+_EXPANDING: ContextVar[tuple[tuple[str, Any], ...]] = ContextVar("search_expanding", default=())
 KIND_OF_SCOPE = {
     "curated": TagSet.Kind.CURATED,
     "source": TagSet.Kind.SOURCE,
@@ -361,7 +366,61 @@ class Resolver:
             return self.ai(node)
         if name == "similar":
             return self.similar(node)
+        if (extension := extensions.qualifier_extension(name)) is not None:
+            return self.extern(node, extension)
         raise AssertionError(name)
+
+    def extern(self, node: Qualifier, extension: extensions.QualifierExtension) -> Cond:
+        """A qualifier another app registered: its rows ∪ its saved query − its excluded rows
+        (docs/query-language.md#qualifiers-from-other-apps)."""
+        try:
+            answer = extension.resolve(node.parsed)
+        except extensions.QualifierUnknown as exc:
+            raise QueryError(
+                "invalid_value",
+                f"{node.name}: {exc.message}",
+                token=node.value,
+                position=node.value_pos,
+                hint=exc.hint or extension.help,
+            ) from None
+        self.out.costs.append((node.raw, answer.count))
+        cond: Cond = Extern(node.name, answer.key, count=answer.count, label=node.raw)
+        if answer.query and answer.count == 0:  # only the saved query: planned like typed in
+            cond = self.saved_query(node, answer)
+        elif answer.query:
+            cond = AnyOf((cond, self.saved_query(node, answer)))
+        if answer.excluded_key is not None:
+            cond = AllOf((cond, Neg(Extern(node.name, answer.excluded_key, label=node.raw))))
+        return cond
+
+    def saved_query(self, node: Qualifier, answer: extensions.QualifierAnswer) -> Cond:
+        """The registered value's saved query, resolved in place; one that (through others)
+        refers back to the value is an error rather than an endless expansion."""
+        stack = _EXPANDING.get()
+        key = (node.name, answer.key)
+        if key in stack or len(stack) >= SAVED_QUERY_DEPTH_MAX:
+            raise QueryError(
+                "invalid_value",
+                f"{node.raw}: its saved query refers back to it (directly or through others).",
+                token=node.value,
+                position=node.value_pos,
+                hint="Remove the self-reference from the saved query.",
+            )
+        token = _EXPANDING.set((*stack, key))
+        try:
+            return Resolver(parse(answer.query)).resolve().cond
+        except QueryError as exc:
+            if exc.message.startswith(node.raw):
+                raise
+            raise QueryError(
+                "invalid_value",
+                f"{node.raw}: its saved query fails: {exc.message}",
+                token=node.value,
+                position=node.value_pos,
+                hint="Fix the saved query.",
+            ) from None
+        finally:
+            _EXPANDING.reset(token)
 
     def similar(self, node: Qualifier) -> Cond:
         """Near-duplicates of one item by perceptual hash (five band lookups, then the Hamming

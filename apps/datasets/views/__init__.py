@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
@@ -9,6 +11,7 @@ from django.views.decorators.http import require_safe
 from apps.core.htmx import render_page
 from apps.core.ints import int_param
 from apps.datasets import selectors
+from apps.datasets.selectors import snapshots
 
 PAGE_SIZE = 50
 REPORT_ROWS = 50
@@ -32,9 +35,17 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The dataset; its validation report arrives by htmx (the partial below)."""
-    return render_page(
-        request, "datasets/dataset_detail.html", None, {"dataset": selectors.dataset_get(dataset_id=pk)}
-    )
+    dataset = selectors.dataset_get(dataset_id=pk)
+    return render_page(request, "datasets/dataset_detail.html", None, detail_context(dataset))
+
+
+def detail_context(dataset: Any) -> dict[str, Any]:
+    """The dataset page's sections: subsets and snapshots (docs/datasets.md#pages)."""
+    return {
+        "dataset": dataset,
+        "subsets": list(dataset.subsets.order_by("name")),
+        "snapshots": list(snapshots.snapshot_list(dataset=dataset)[:50]),
+    }
 
 
 @login_required
@@ -52,5 +63,5 @@ def dataset_report(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "datasets/dataset_detail.html",
         "datasets/partials/_report.html",
-        {"dataset": dataset, "report": report},
+        {**detail_context(dataset), "report": report},
     )
