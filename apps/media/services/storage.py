@@ -75,14 +75,10 @@ def _link_local(key: str, path: Path) -> bool | None:
     storage API uses, so two concurrent writers never both think they wrote it); None: not a
     plain local folder, or hard links are impossible there (another filesystem): copy instead.
     """
-    storage = default_storage
-    if (
-        not isinstance(storage, FileSystemStorage)
-        or storage.file_permissions_mode is None
-        or storage.directory_permissions_mode is not None
-    ):
+    target = _local_target(key)
+    if target is None:
         return None  # keep the storage API's own permission handling for these set-ups
-    target = Path(storage.path(key))
+    assert isinstance(default_storage, FileSystemStorage)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(path, target)
@@ -91,7 +87,7 @@ def _link_local(key: str, path: Path) -> bool | None:
     except OSError:
         return None
     try:
-        os.chmod(target, storage.file_permissions_mode)
+        os.chmod(target, default_storage.file_permissions_mode)  # type: ignore[arg-type]
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -104,11 +100,11 @@ def store_file(key: str, path: Path) -> bool:
     `path` itself is left in place (on a local folder it may now share its inode with the
     stored copy, so write to neither; delete `path` as before).
     """
-    if default_storage.exists(key):
-        return False
-    linked = _link_local(key, path)
+    linked = _link_local(key, path)  # link() fails on an existing key: no separate check
     if linked is not None:
         return linked
+    if default_storage.exists(key):
+        return False
     with path.open("rb") as handle:
         saved = default_storage.save(key, File(handle, name=key))
     if saved != key:  # a concurrent writer won: same content, so keep theirs
@@ -117,13 +113,53 @@ def store_file(key: str, path: Path) -> bool:
     return True
 
 
+def _local_target(key: str) -> Path | None:
+    """Where `key` lives when the storage is a plain local folder with file permissions set (the
+    set-up whose writes may bypass the storage API); None otherwise."""
+    storage = default_storage
+    if (
+        not isinstance(storage, FileSystemStorage)
+        or storage.file_permissions_mode is None
+        or storage.directory_permissions_mode is not None
+    ):
+        return None
+    return Path(storage.path(key))
+
+
+def _write_local(key: str, data: bytes) -> bool | None:
+    """Write `data` under `key` with one exclusive create (what the storage API's save does after
+    its exists check, name search and temp-file dance). True: written; False: `key` exists;
+    None: not a plain local folder, so the caller uses the storage API."""
+    target = _local_target(key)
+    if target is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    assert isinstance(default_storage, FileSystemStorage)
+    mode = default_storage.file_permissions_mode
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(target, mode)  # type: ignore[arg-type]
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return True
+
+
 def store_thumbnail(key: str, image: Image.Image) -> bool:
     """Encode a thumbnail as WebP and store it under `key` unless present."""
-    if default_storage.exists(key):
-        return False
     buffer = io.BytesIO()
     # method 0 encodes 256 px thumbnails 15–30 % faster than 2 at the same quality, ~2 % larger.
     image.save(buffer, "WEBP", quality=80, method=0)
+    written = _write_local(key, buffer.getvalue())
+    if written is not None:
+        return written
+    if default_storage.exists(key):
+        return False
     buffer.seek(0)
     saved = default_storage.save(key, File(buffer, name=key))
     if saved != key:
