@@ -133,10 +133,10 @@ def _probe_and_store(work: _Work) -> None:
         raise unsupported_error(spooled.head)
     kind, fmt = sniffed
     probe_fn = probe.probe_image if kind == "image" else probe.probe_video
-    probed = probe_fn(spooled.path, fmt, thumb_size=conf.thumbnail_size())
+    probed = probe_fn(storage.spooled_path(spooled), fmt, thumb_size=conf.thumbnail_size())
     original = storage.original_key(spooled.sha256, probed.extension)
     try:
-        if storage.store_file(original, spooled.path):
+        if storage.store_original(original, spooled):
             work.written.append(original)
         thumb = storage.thumbnail_key(spooled.sha256)
         if probed.thumbnail is not None and storage.store_thumbnail(thumb, probed.thumbnail):
@@ -285,7 +285,7 @@ def media_ingest_many(
             storage.delete_keys([key for w in works for key in w.written])
         for w in works:
             if w.spooled is not None:
-                w.spooled.path.unlink(missing_ok=True)
+                storage.unspool(w.spooled)
     return [w.outcome for w in works]
 
 

@@ -211,11 +211,11 @@ def media_ingest(
         kind, fmt = sniffed
         size = conf.thumbnail_size()
         probed = (probe.probe_image if kind == "image" else probe.probe_video)(
-            spooled.path, fmt, thumb_size=size
+            storage.spooled_path(spooled), fmt, thumb_size=size
         )
         return _store_new(spooled, probed, origin, metadata, added_by, within=within)
     finally:
-        spooled.path.unlink(missing_ok=True)
+        storage.unspool(spooled)
 
 
 def media_ingest_derived(
@@ -232,18 +232,13 @@ def media_ingest_derived(
     Skips sniffing and decoding: `probed` (with its thumbnail) comes from the encoder. Same
     bytes as an existing item return that item with `duplicate=True`.
     """
-    import io
-
     metadata = metadata or Metadata()
-    spooled = storage.spool(io.BytesIO(data))
-    try:
-        existing = _existing(spooled.sha256)
-        if existing is not None:
-            _attach_origin(existing, origin, metadata, added_by)
-            return IngestResult(item=existing, duplicate=True)
-        return _store_new(spooled, probed, origin, metadata, added_by, derived)
-    finally:
-        spooled.path.unlink(missing_ok=True)
+    spooled = storage.in_memory(data)  # written straight to its key: no spool file
+    existing = _existing(spooled.sha256)
+    if existing is not None:
+        _attach_origin(existing, origin, metadata, added_by)
+        return IngestResult(item=existing, duplicate=True)
+    return _store_new(spooled, probed, origin, metadata, added_by, derived)
 
 
 def _item_new(
@@ -333,7 +328,7 @@ def _store_new(
     thumb = storage.thumbnail_key(spooled.sha256)
     written: list[str] = []
     try:
-        if storage.store_file(original, spooled.path):
+        if storage.store_original(original, spooled):
             written.append(original)
         if probed.thumbnail is not None and storage.store_thumbnail(thumb, probed.thumbnail):
             written.append(thumb)

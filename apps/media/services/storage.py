@@ -24,10 +24,32 @@ _CHUNK = 1024 * 1024
 class Spooled:
     """A local copy of incoming bytes, hashed on the way in. The caller deletes `path`."""
 
-    path: Path
+    path: Path | None  # None: bytes this process made, held in `data` (nothing to delete)
     sha256: str
     size: int
     head: bytes
+    data: bytes | None = None
+
+
+def in_memory(data: bytes) -> Spooled:
+    """Bytes this process just encoded (a transform result, a frame): hashed, never spooled."""
+    if not data:
+        raise MediaEmptyError("The file is empty (0 bytes).")
+    return Spooled(
+        path=None, sha256=hashlib.sha256(data).hexdigest(), size=len(data), head=data[:512], data=data
+    )
+
+
+def spooled_path(spooled: Spooled) -> Path:
+    """The spool file of bytes read from a stream (every `spool` result has one)."""
+    if spooled.path is None:
+        raise ValueError("these bytes are in memory, not in a spool file")
+    return spooled.path
+
+
+def unspool(spooled: Spooled) -> None:
+    if spooled.path is not None:
+        spooled.path.unlink(missing_ok=True)
 
 
 def spool(stream: IO[bytes], *, max_bytes: int | None = None) -> Spooled:
@@ -108,6 +130,23 @@ def store_file(key: str, path: Path) -> bool:
     with path.open("rb") as handle:
         saved = default_storage.save(key, File(handle, name=key))
     if saved != key:  # a concurrent writer won: same content, so keep theirs
+        default_storage.delete(saved)
+        return False
+    return True
+
+
+def store_original(key: str, spooled: Spooled) -> bool:
+    """Store the spooled file (or the in-memory bytes) under `key` unless present; True when
+    this call wrote it."""
+    if spooled.data is None:
+        return store_file(key, spooled_path(spooled))
+    written = _write_local(key, spooled.data)
+    if written is not None:
+        return written
+    if default_storage.exists(key):
+        return False
+    saved = default_storage.save(key, File(io.BytesIO(spooled.data), name=key))
+    if saved != key:
         default_storage.delete(saved)
         return False
     return True
