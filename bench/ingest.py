@@ -5,9 +5,11 @@
     .venv/bin/python bench/ingest.py --db mysql://user:pass@127.0.0.1:3306/   # MariaDB
     .venv/bin/python bench/ingest.py --n 20 --profile       # pyinstrument one product round
 
-Three sides, interleaved picture by picture (bench/rounds.py): the product, a matched loop
-(the same work done the fast way, minus the database rows; its outputs are compared with the
-product's) and a naive loop (kept as a second line). Ratios are medians of per-round ratios.
+Four sides, interleaved batch by batch (bench/rounds.py): the product one picture at a time
+(`media_ingest`), the product batched as bulk jobs ingest (`media_ingest_many`, one thread), a
+matched loop (the same work done the fast way, minus the database rows; its outputs are compared
+with the product's) and a naive loop (kept as a second line). Ratios are medians of per-round
+ratios.
 
 Flags:
   --n N          pictures per round (default 40)
@@ -19,6 +21,10 @@ Flags:
                  server gets a database created and dropped by this script: the URL's database
                  name, or `bench_ingest` when it names none
   --profile      after the timed rounds, profile one product round with pyinstrument
+  --batch B      pictures per batch of the batched side (default 8)
+  --scaling N    instead of the rounds above: a bulk upload job of N pictures (the job's run
+                 timed, staging not), one ingest thread pinned to one core against one thread
+                 per core on every core, alternating per round
   --keep         keep the temp folder (pictures, database, media) and print its path
 
 See bench/README.md for what is measured and the figures.
@@ -34,6 +40,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -58,6 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="'sqlite' (throwaway file) or a MariaDB URL mysql://user:pass@host:port/",
     )
     parser.add_argument("--profile", action="store_true", help="pyinstrument one extra product round")
+    parser.add_argument(
+        "--batch", type=int, default=8, help="pictures per batch of the batched side (default 8)"
+    )
+    parser.add_argument(
+        "--scaling",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: a bulk upload job of N pictures on one core (1 thread) against every core",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or not 0 < args.min_mp <= args.max_mp:
@@ -293,6 +310,38 @@ def product_once(path: Path) -> None:
         raise SystemExit(f"{path.name} came back as a duplicate: the round is not measuring ingest")
 
 
+def batch_copies(paths: list[Path], folder: Path) -> list[Path]:
+    """The same pictures with one byte after the JPEG's end marker: the same pixels and work,
+    other SHA-256s, so the batched side stores new items beside the one-at-a-time side's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for path in paths:
+        copy = folder / path.name
+        copy.write_bytes(path.read_bytes() + b"\0")
+        copies.append(copy)
+    return copies
+
+
+def batch_once(paths: list[Path]) -> None:
+    """The bulk job's path without the job: `media_ingest_many` on one batch, one thread."""
+    from apps.media.services import Origin, metadata_clean
+    from apps.media.services.batch import BatchInput, media_ingest_many
+
+    inputs = [
+        BatchInput(
+            open=(lambda p=path: p.open("rb")),
+            origin=Origin(kind="upload", original_filename=path.name),
+            metadata=metadata_clean(),
+        )
+        for path in paths
+    ]
+    for outcome in media_ingest_many(inputs=inputs, added_by=None):
+        if outcome.result is None or outcome.result.duplicate:
+            raise SystemExit(
+                f"batched side: {outcome.error or 'a duplicate'}: the round is not measuring ingest"
+            )
+
+
 def product_check(count: int) -> None:
     from apps.media.models import MediaItem
 
@@ -303,14 +352,18 @@ def product_check(count: int) -> None:
 
 LABELS = {
     "product": "product (media_ingest)",
+    "batch": "product, batched (bulk jobs' media_ingest_many)",
     "matched": "matched loop (same work, no rows)",
     "naive": "naive loop (load() first, no draft, method 2)",
 }
 
 
-def timed_round(paths: list[Path], work: Path, *, round_index: int) -> dict[str, list[float]]:
-    """The three sides over the same pictures, interleaved picture by picture (bench/rounds.py);
-    each round starts from an empty library and empty baseline folders."""
+def timed_round(
+    chunks: list[tuple[list[Path], list[Path]]], work: Path, *, round_index: int
+) -> dict[str, list[float]]:
+    """The sides over the same pictures, interleaved batch by batch (bench/rounds.py); each
+    round starts from an empty library and empty baseline folders. A chunk is (pictures, their
+    copies for the batched side)."""
     from bench.rounds import interleaved_round
 
     naive_out, store = work / "naive-out", work / "matched-store"
@@ -319,13 +372,18 @@ def timed_round(paths: list[Path], work: Path, *, round_index: int) -> dict[str,
         folder.mkdir(parents=True)
     product_reset()
     sides = {
-        "product": product_once,
-        "matched": lambda path: matched_once(path, store),
-        "naive": lambda path: naive_once(path, naive_out),
+        "product": lambda chunk: [product_once(path) for path in chunk[0]],
+        "batch": lambda chunk: batch_once(chunk[1]),
+        "matched": lambda chunk: [matched_once(path, store) for path in chunk[0]],
+        "naive": lambda chunk: [naive_once(path, naive_out) for path in chunk[0]],
     }
-    totals = interleaved_round(paths, sides, round_index=round_index)
-    product_check(len(paths))
+    totals = interleaved_round(chunks, sides, round_index=round_index)
+    product_check(2 * sum(len(chunk[0]) for chunk in chunks))
     return totals
+
+
+def chunked(paths: list[Path], copies: list[Path], size: int) -> list[tuple[list[Path], list[Path]]]:
+    return [(paths[i : i + size], copies[i : i + size]) for i in range(0, len(paths), size)]
 
 
 def outputs_compare(paths: list[Path], work: Path) -> str:
@@ -360,6 +418,66 @@ def product_round(paths: list[Path]) -> float:
     return elapsed
 
 
+def scaling_run(paths: list[Path], threads: int) -> tuple[float, float]:
+    """One bulk upload job of `paths` (staged first, untimed) with `threads` ingest threads,
+    this process pinned to `threads` CPUs; (wall, CPU) seconds of the job's run."""
+    from django.core.files import File
+    from django.test import override_settings
+
+    from apps.jobs.models import Job
+    from apps.media.services import media_upload_bulk_run, media_upload_bulk_start
+    from bench.rounds import cpu_seconds
+
+    product_reset()
+    handles = [path.open("rb") for path in paths]
+    try:
+        job = media_upload_bulk_start(
+            files=[File(h, name=p.name) for h, p in zip(handles, paths, strict=True)]
+        )
+    finally:
+        for handle in handles:
+            handle.close()
+    everything = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(everything)[:threads])
+    try:
+        with override_settings(BAGGINTAG_INGEST_THREADS=threads):
+            wall, cpu = time.perf_counter(), cpu_seconds()
+            media_upload_bulk_run(job_id=job.pk)
+            wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    finally:
+        os.sched_setaffinity(0, everything)
+    job.refresh_from_db()
+    if job.status != Job.Status.SUCCEEDED or job.counts != {"created": len(paths)}:
+        raise SystemExit(f"scaling run: job ended {job.status} {job.counts}")
+    return wall, cpu
+
+
+def scaling(args: argparse.Namespace, work: Path) -> None:
+    """A bulk upload of N pictures on one core with one thread against every core, in
+    alternating order per round; the ratio is taken inside each round."""
+    cores = len(os.sched_getaffinity(0))
+    print(f"pictures: generating {args.scaling} JPEGs of {args.min_mp:g}–{args.max_mp:g} MP …", flush=True)
+    paths = pictures_generate(
+        work / "in", args.scaling, seed=args.seed, min_mp=args.min_mp, max_mp=args.max_mp
+    )
+    scaling_run(paths[:4], 1)  # warm-up
+    speedups = []
+    for r in range(args.rounds):
+        order = [1, cores] if r % 2 == 0 else [cores, 1]
+        times = {threads: scaling_run(paths, threads) for threads in order}
+        speedups.append(times[1][0] / times[cores][0])
+        print(
+            f"round {r + 1}: 1 core {times[1][0]:6.2f} s wall ({times[1][1]:6.2f} s CPU), "
+            f"{cores} cores {times[cores][0]:6.2f} s wall ({times[cores][1]:6.2f} s CPU): "
+            f"speed-up {speedups[-1]:.2f}; load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    print(
+        f"\nbulk upload of {args.scaling} pictures, {cores} cores against 1: median speed-up "
+        f"{statistics.median(speedups):.2f} ({min(speedups):.2f}–{max(speedups):.2f}), {args.rounds} rounds"
+    )
+
+
 def machine() -> str:
     import PIL
 
@@ -388,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         db_label = f"{connection.vendor} {connection.settings_dict['NAME']}"
         print(f"machine : {machine()}")
         print(f"database: {db_label}")
+        if args.scaling:
+            scaling(args, work)
+            return 0
         print(
             f"pictures: generating {args.n} JPEGs of {args.min_mp:g}–{args.max_mp:g} MP (seed {args.seed}) …",
             flush=True,
@@ -409,13 +530,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{total_bytes * 8 / total_px:.2f} bits/pixel ({time.perf_counter() - t0:.1f} s)"
         )
 
-        timed_round(warm, work, round_index=0)  # warm-up: imports, codec tables, DB, folders
+        copies = batch_copies(paths, work / "in-batch")
+        warm_copies = batch_copies(warm, work / "warm-batch")
+        chunks = chunked(paths, copies, args.batch)
+        timed_round(chunked(warm, warm_copies, 2), work, round_index=0)  # warm-up: imports, codecs, DB
 
         from bench.rounds import report
 
         rounds: list[dict[str, list[float]]] = []
         for r in range(args.rounds):
-            rounds.append(timed_round(paths, work, round_index=r))
+            rounds.append(timed_round(chunks, work, round_index=r))
             print(
                 f"round {r + 1}: "
                 + ", ".join(f"{side} {args.n / rounds[-1][side][0]:6.2f}" for side in LABELS)
@@ -426,6 +550,13 @@ def main(argv: list[str] | None = None) -> int:
         print(outputs_compare(paths, work))
         print(f"\nmedians over {args.rounds} interleaved rounds of {args.n} pictures:")
         print("\n".join(report(rounds, per=args.n, unit="img", labels=LABELS)))
+        batched = [r["matched"][0] / r["batch"][0] for r in rounds]
+        batched_cpu = [r["matched"][1] / r["batch"][1] for r in rounds]
+        print(
+            f"  ratio batched / matched loop: wall {statistics.median(batched):.2f} "
+            f"({min(batched):.2f}–{max(batched):.2f}), CPU {statistics.median(batched_cpu):.2f} "
+            f"({min(batched_cpu):.2f}–{max(batched_cpu):.2f})"
+        )
 
         if args.profile:
             from pyinstrument import Profiler
@@ -434,8 +565,10 @@ def main(argv: list[str] | None = None) -> int:
             profiler = Profiler(interval=0.0005)
             profiler.start()
             product_round(paths)
+            for chunk in chunks:
+                batch_once(chunk[1])
             profiler.stop()
-            print("\nproduct round, pyinstrument:")
+            print("\nproduct round, one at a time then batched, pyinstrument:")
             print(profiler.output_text(unicode=True, color=False, show_all=False))
     finally:
         try:

@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "BAGGINTAG_URL_ALLOWED_NETWORKS": [],
     "BAGGINTAG_FFMPEG_TIMEOUT": 60.0,
     "BAGGINTAG_THUMBNAIL_SIZE": 256,
+    "BAGGINTAG_INGEST_THREADS": 0,
 }
 
 
@@ -86,3 +87,8 @@ def ffmpeg_timeout() -> float:
 def thumbnail_size() -> int:
     """Longest side of a thumbnail, in pixels."""
     return setting_int(DEFAULTS, "BAGGINTAG_THUMBNAIL_SIZE")
+
+
+def ingest_threads() -> int:
+    """Threads a bulk upload job ingests with; 0 (the default): one per CPU the worker may use."""
+    return setting_int(DEFAULTS, "BAGGINTAG_INGEST_THREADS")

@@ -7,12 +7,14 @@ from apps.jobs.services.attempts import heartbeat_stop, job_fence, task_attempt
 from apps.jobs.services.dispatch import broker_job_ids, job_requeue_stale, job_send, job_sweep
 from apps.jobs.services.lifecycle import (
     LOG_MAX_LINES,
+    ItemOutcome,
     job_cancel,
     job_claim,
     job_done_seqs,
     job_fail,
     job_finish,
     job_item_record,
+    job_items_record,
     job_log,
     job_progress,
     job_release,
@@ -23,6 +25,7 @@ from apps.jobs.services.staging import staged_delete, staged_sweep
 
 __all__ = [
     "LOG_MAX_LINES",
+    "ItemOutcome",
     "broker_job_ids",
     "current_app",
     "heartbeat_stop",
@@ -33,6 +36,7 @@ __all__ = [
     "job_fence",
     "job_finish",
     "job_item_record",
+    "job_items_record",
     "job_log",
     "job_progress",
     "job_release",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from typing import IO, Any
 from zipfile import ZipFile
 
@@ -18,7 +21,8 @@ from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job, JobItem
 from apps.media import conf
-from apps.media.services import archives, fetch
+from apps.media.services import archives, batch, fetch
+from apps.media.services.batch import BatchInput
 from apps.media.services.ingest import IngestResult, Metadata, Origin, Within, media_ingest, metadata_clean
 
 logger = logging.getLogger(__name__)
@@ -26,6 +30,9 @@ logger = logging.getLogger(__name__)
 JOB_KIND = "media.upload_bulk"
 TASK_NAME = "media.upload_bulk"
 _METADATA_KEYS = ("name", "source", "artist", "tags", "tag_source")
+# Inputs per batch: enough to keep every thread busy between the batches' transactions, few
+# enough that progress moves often and a crash redoes little.
+_BATCH_MIN, _BATCH_PER_THREAD = 8, 8
 
 
 def _staging_prefix() -> str:
@@ -140,71 +147,6 @@ def _label(entry: dict[str, Any]) -> str:
     return str(entry.get("filename") or entry["key"])
 
 
-def _ingest_entry(
-    entry: dict[str, Any],
-    defaults: dict[str, Any],
-    job: Job,
-    user: Any,
-    zips: dict[str, ZipFile],
-    stack: ExitStack,
-    seq: int,
-    within: Within,
-) -> IngestResult:
-    fields = {k: entry.get(k) or defaults.get(k) for k in _METADATA_KEYS}
-    metadata: Metadata = metadata_clean(**fields)
-    if entry["type"] == "url":
-        fetched = fetch.fetch_url(entry["url"])
-        try:
-            with fetched.path.open("rb") as handle:
-                return media_ingest(
-                    stream=handle,
-                    metadata=metadata,
-                    added_by=user,
-                    within=within,
-                    origin=Origin(
-                        kind="url",
-                        url=entry["url"],
-                        original_filename=fetched.filename,
-                        import_job_id=job.pk,
-                        import_seq=seq,
-                    ),
-                )
-        finally:
-            fetched.path.unlink(missing_ok=True)
-    if entry["type"] == "member":
-        zf = zips.get(entry["key"])
-        if zf is None:
-            zf = stack.enter_context(ZipFile(stack.enter_context(default_storage.open(entry["key"]))))
-            zips[entry["key"]] = zf
-        with zf.open(zf.infolist()[entry["index"]]) as stream:
-            return media_ingest(
-                stream=stream,
-                metadata=metadata,
-                added_by=user,
-                within=within,
-                origin=Origin(
-                    kind="zip",
-                    archive_member=entry["member"],
-                    original_filename=entry["member"],
-                    import_job_id=job.pk,
-                    import_seq=seq,
-                ),
-            )
-    with default_storage.open(entry["key"]) as stream:
-        return media_ingest(
-            stream=stream,
-            metadata=metadata,
-            added_by=user,
-            within=within,
-            origin=Origin(
-                kind="upload",
-                original_filename=entry.get("filename", ""),
-                import_job_id=job.pk,
-                import_seq=seq,
-            ),
-        )
-
-
 def _recorder(job: Job, seq: int, label: str) -> Within:
     """Records input `seq`'s outcome inside the transaction that stores it (one fenced step)."""
 
@@ -215,14 +157,163 @@ def _recorder(job: Job, seq: int, label: str) -> Within:
     return record
 
 
+def _failure(job: Job, seq: int, exc: BaseException) -> DomainError:
+    if isinstance(exc, DomainError):
+        return exc
+    logger.error("bulk upload job %s: input %s failed", job.pk, seq, exc_info=exc)
+    return batch.internal_error()
+
+
+class _Zips:
+    """Each thread's open archives (a ZipFile is not safe to share between threads)."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._local = threading.local()
+        self._stack = stack
+        self._lock = threading.Lock()
+
+    def member(self, key: str, index: int) -> IO[bytes]:
+        zips: dict[str, ZipFile] = self._local.__dict__.setdefault("zips", {})
+        zf = zips.get(key)
+        if zf is None:
+            with self._lock:  # the stack closes every thread's archives when the job ends
+                zf = self._stack.enter_context(ZipFile(self._stack.enter_context(default_storage.open(key))))
+            zips[key] = zf
+        return zf.open(zf.infolist()[index])
+
+
+@contextmanager
+def _fetched(url: str, into: BatchInput) -> Iterator[IO[bytes]]:
+    """Download `url` (in a worker thread); the origin learns the file name the server gave."""
+    fetched = fetch.fetch_url(url)
+    into.origin = replace(into.origin, original_filename=fetched.filename)
+    try:
+        with fetched.path.open("rb") as handle:
+            yield handle
+    finally:
+        fetched.path.unlink(missing_ok=True)
+
+
+def _batch_input(entry: dict[str, Any], metadata: Metadata, job: Job, seq: int, zips: _Zips) -> BatchInput:
+    """What the batch needs of one input: how to open it (in a worker thread) and its origin."""
+    kind = entry["type"]
+    if kind == "url":
+        url = entry["url"]
+        fetched = BatchInput(
+            open=lambda: _fetched(url, fetched),
+            metadata=metadata,
+            origin=Origin(kind="url", url=url, import_job_id=job.pk, import_seq=seq),
+        )
+        return fetched
+    key = entry["key"]
+    if kind == "member":
+        index, member = entry["index"], entry["member"]
+        return BatchInput(
+            open=lambda: zips.member(key, index),
+            metadata=metadata,
+            origin=Origin(
+                kind="zip",
+                archive_member=member,
+                original_filename=member,
+                import_job_id=job.pk,
+                import_seq=seq,
+            ),
+        )
+    return BatchInput(
+        open=lambda: default_storage.open(key),
+        metadata=metadata,
+        origin=Origin(
+            kind="upload", original_filename=entry.get("filename", ""), import_job_id=job.pk, import_seq=seq
+        ),
+    )
+
+
+def _run_batch(
+    job: Job,
+    user: Any,
+    chunk: list[tuple[int, dict[str, Any]]],
+    defaults: dict[str, Any],
+    zips: _Zips,
+    pool: Executor | None,
+) -> None:
+    """One batch of inputs: file work in the pool, then one fenced transaction for its rows and
+    results. If that transaction fails, the batch's inputs run again one at a time, so one bad
+    input cannot take the others down with it."""
+    labels = {seq: _label(entry) for seq, entry in chunk}
+    outcomes: list[job_services.ItemOutcome] = []
+    inputs: list[tuple[int, BatchInput]] = []
+    for seq, entry in chunk:
+        try:  # metadata_clean reads the tag vocabulary: here, not in a worker thread
+            metadata = metadata_clean(**{k: entry.get(k) or defaults.get(k) for k in _METADATA_KEYS})
+        except DomainError as err:
+            outcomes.append(
+                job_services.ItemOutcome(
+                    seq=seq, input=_label(entry), status=JobItem.Status.FAILED, error=err
+                )
+            )
+            continue
+        inputs.append((seq, _batch_input(entry, metadata, job, seq, zips)))
+
+    def record(results: list[batch.Outcome]) -> None:
+        for (seq, _), outcome in zip(inputs, results, strict=True):
+            label = labels[seq]
+            if outcome.result is not None:
+                status = JobItem.Status.DUPLICATE if outcome.result.duplicate else JobItem.Status.CREATED
+                outcomes.append(
+                    job_services.ItemOutcome(
+                        seq=seq, input=label, status=status, object_id=outcome.result.item.pk
+                    )
+                )
+            else:
+                assert outcome.error is not None
+                error = _failure(job, seq, outcome.error)
+                outcomes.append(
+                    job_services.ItemOutcome(seq=seq, input=label, status=JobItem.Status.FAILED, error=error)
+                )
+        job_services.job_items_record(job=job, outcomes=sorted(outcomes, key=lambda o: o.seq))
+
+    try:
+        batch.media_ingest_many(inputs=[i for _, i in inputs], added_by=user, record=record, pool=pool)
+    except JobSuperseded:
+        raise
+    except Exception:
+        logger.exception("bulk upload job %s: a batch failed; its inputs run one at a time", job.pk)
+        for seq, entry in chunk:
+            _run_one(job, user, seq, entry, defaults, zips)
+
+
+def _run_one(
+    job: Job, user: Any, seq: int, entry: dict[str, Any], defaults: dict[str, Any], zips: _Zips
+) -> None:
+    label = _label(entry)
+    try:
+        metadata = metadata_clean(**{k: entry.get(k) or defaults.get(k) for k in _METADATA_KEYS})
+        one = _batch_input(entry, metadata, job, seq, zips)
+        with one.open() as stream:
+            media_ingest(
+                stream=stream,
+                metadata=metadata,
+                added_by=user,
+                within=_recorder(job, seq, label),
+                origin=one.origin,
+            )
+    except JobSuperseded:
+        raise
+    except Exception as exc:
+        job_services.job_item_record(
+            job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=_failure(job, seq, exc)
+        )
+
+
 def media_upload_bulk_run(*, job_id: int) -> None:
-    """Ingest each staged input, recording one JobItem per input; resumes after a crash.
+    """Ingest the staged inputs in batches, recording one JobItem per input; resumes after a crash.
 
     Does nothing when there is no attempt to make (another delivery owns the job, or it was
-    cancelled). Each input's rows and its JobItem are written in one fenced transaction, so an
-    input is done exactly once even when a stalled worker wakes up after its job was taken
-    over (it stops with JobSuperseded and writes nothing). The job service removes the staged
-    files when the job ends.
+    cancelled). A batch's file work runs in a thread pool (`batch.ingest_threads()` threads:
+    every core) and its rows and JobItems are written in one fenced transaction
+    (`batch.media_ingest_many`), so an input is done exactly once even when a stalled worker
+    wakes up after its job was taken over (it stops with JobSuperseded and writes nothing). The
+    job service removes the staged files when the job ends.
     """
     job = job_services.job_claim(job_id=job_id)
     if job is None:
@@ -231,32 +322,18 @@ def media_upload_bulk_run(*, job_id: int) -> None:
     inputs: list[dict[str, Any]] = job.params.get("inputs", [])
     defaults: dict[str, Any] = job.params.get("defaults", {})
     done = job_services.job_done_seqs(job=job)
-    zips: dict[str, ZipFile] = {}
+    todo = [(seq, entry) for seq, entry in enumerate(inputs) if seq not in done]
+    threads = batch.ingest_threads()
     with ExitStack() as stack:
-        for seq, entry in enumerate(inputs):
-            if seq in done:
-                continue
+        zips = _Zips(stack)
+        pool = (
+            stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="ingest"))
+            if threads > 1
+            else None
+        )
+        for chunk in batch.batches(todo, max(_BATCH_MIN, _BATCH_PER_THREAD * threads)):
             if job.cancel_requested:
                 job_services.job_log(job=job, line=f"Cancelled after {job.progress_done} inputs.")
                 break
-            label = _label(entry)
-            try:
-                _ingest_entry(entry, defaults, job, user, zips, stack, seq, _recorder(job, seq, label))
-            except JobSuperseded:
-                raise
-            except DomainError as err:
-                job_services.job_item_record(
-                    job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err
-                )
-            except Exception:
-                logger.exception("bulk upload job %s: input %s failed", job.pk, seq)
-                job_services.job_item_record(
-                    job=job,
-                    seq=seq,
-                    input=label,
-                    status=JobItem.Status.FAILED,
-                    error=DomainError(
-                        "An internal error stopped this input; it was logged.", code="media.internal_error"
-                    ),
-                )
+            _run_batch(job, user, chunk, defaults, zips, pool)
     job_services.job_finish(job=job, result={"counts": job.counts})

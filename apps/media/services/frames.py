@@ -362,15 +362,15 @@ def _store_frame(
     timestamp_ms = max(0, round(raw.pts_time * 1000))
     width, height = raw.image.size
     full = box or Box(0, 0, width, height)
-    existing = (
+    # An id-only probe (no join, no ORDER BY; the item is loaded only on a hit): this ran once
+    # per captured frame and cost as much as storing the frame's rows.
+    existing = list(
         VideoFrame.objects.filter(
             video=video, timestamp_ms=timestamp_ms, crop_x=full.x, crop_y=full.y, crop_w=full.w, crop_h=full.h
-        )
-        .select_related("media_item")
-        .first()
+        ).values_list("media_item_id", flat=True)[:1]
     )
-    if existing is not None:
-        return existing.media_item, True
+    if existing:
+        return MediaItem.objects.get(pk=existing[0]), True
     fps = (video.fps_milli or 0) / 1000
     frame_index = raw.index if raw.index is not None else (round(timestamp_ms / 1000 * fps) if fps else 0)
     mode = raw.image.mode

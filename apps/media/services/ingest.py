@@ -164,6 +164,26 @@ def _url_hash(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest() if url else ""
 
 
+def unsupported_error(head: bytes) -> MediaUnsupportedError:
+    """The refusal for bytes `probe.sniff` does not recognise (an archive gets its own)."""
+    if head.startswith(probe.ARCHIVE_MAGIC):
+        return MediaUnsupportedError(
+            "This is an archive; upload it through bulk upload (upload-bulk) instead.",
+            code="media.archive_not_allowed_here",
+        )
+    return MediaUnsupportedError(
+        "The file is not an image or video format Baggintag reads (jpg, png, gif, webp, "
+        "bmp, tiff, avif, heic, mp4, mov, webm, mkv, avi, wmv, vob).",
+    )
+
+
+def _existing(sha256: str) -> MediaItem | None:
+    """The item with these bytes, if any. Asks for the id first (a narrow, unordered index read:
+    about a third of the cost of `.first()` on the wide row) and loads the row only on a hit."""
+    ids = list(MediaItem.objects.filter(sha256=sha256).values_list("pk", flat=True)[:1])
+    return MediaItem.objects.get(pk=ids[0]) if ids else None
+
+
 def media_ingest(
     *,
     stream: IO[bytes],
@@ -180,30 +200,22 @@ def media_ingest(
     """
     spooled = storage.spool(stream)
     try:
-        existing = MediaItem.objects.filter(sha256=spooled.sha256).first()
+        existing = _existing(spooled.sha256)
         if existing is not None:
             result = IngestResult(item=existing, duplicate=True)
             _attach_origin(existing, origin, metadata, added_by, within=within, result=result)
             return result
         sniffed = probe.sniff(spooled.head)
         if sniffed is None:
-            if spooled.head.startswith(probe.ARCHIVE_MAGIC):
-                raise MediaUnsupportedError(
-                    "This is an archive; upload it through bulk upload (upload-bulk) instead.",
-                    code="media.archive_not_allowed_here",
-                )
-            raise MediaUnsupportedError(
-                "The file is not an image or video format Baggintag reads (jpg, png, gif, webp, "
-                "bmp, tiff, avif, heic, mp4, mov, webm, mkv, avi, wmv, vob).",
-            )
+            raise unsupported_error(spooled.head)
         kind, fmt = sniffed
         size = conf.thumbnail_size()
         probed = (probe.probe_image if kind == "image" else probe.probe_video)(
-            spooled.path, fmt, thumb_size=size
+            storage.spooled_path(spooled), fmt, thumb_size=size
         )
         return _store_new(spooled, probed, origin, metadata, added_by, within=within)
     finally:
-        spooled.path.unlink(missing_ok=True)
+        storage.unspool(spooled)
 
 
 def media_ingest_derived(
@@ -220,18 +232,13 @@ def media_ingest_derived(
     Skips sniffing and decoding: `probed` (with its thumbnail) comes from the encoder. Same
     bytes as an existing item return that item with `duplicate=True`.
     """
-    import io
-
     metadata = metadata or Metadata()
-    spooled = storage.spool(io.BytesIO(data))
-    try:
-        existing = MediaItem.objects.filter(sha256=spooled.sha256).first()
-        if existing is not None:
-            _attach_origin(existing, origin, metadata, added_by)
-            return IngestResult(item=existing, duplicate=True)
-        return _store_new(spooled, probed, origin, metadata, added_by, derived)
-    finally:
-        spooled.path.unlink(missing_ok=True)
+    spooled = storage.in_memory(data)  # written straight to its key: no spool file
+    existing = _existing(spooled.sha256)
+    if existing is not None:
+        _attach_origin(existing, origin, metadata, added_by)
+        return IngestResult(item=existing, duplicate=True)
+    return _store_new(spooled, probed, origin, metadata, added_by, derived)
 
 
 def _item_new(
@@ -321,7 +328,7 @@ def _store_new(
     thumb = storage.thumbnail_key(spooled.sha256)
     written: list[str] = []
     try:
-        if storage.store_file(original, spooled.path):
+        if storage.store_original(original, spooled):
             written.append(original)
         if probed.thumbnail is not None and storage.store_thumbnail(thumb, probed.thumbnail):
             written.append(thumb)
@@ -329,7 +336,7 @@ def _store_new(
         try:
             with transaction.atomic():
                 item.save()
-                _attach_origin(
+                _attach(  # already in the transaction: no savepoint round trips
                     item,
                     origin,
                     metadata,
@@ -356,8 +363,7 @@ def _store_new(
     return IngestResult(item=item, duplicate=False)
 
 
-@transaction.atomic
-def _attach_origin(
+def _attach(
     item: MediaItem,
     origin: Origin,
     metadata: Metadata,
@@ -398,3 +404,7 @@ def _attach_origin(
         item=item, source=row, tags=metadata.tags, tag_source=metadata.tag_source, actor=user
     )
     return row
+
+
+# Standalone (a duplicate), attaching is its own transaction; inside `_store_new`'s it is `_attach`.
+_attach_origin = transaction.atomic(_attach)

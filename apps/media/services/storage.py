@@ -24,10 +24,32 @@ _CHUNK = 1024 * 1024
 class Spooled:
     """A local copy of incoming bytes, hashed on the way in. The caller deletes `path`."""
 
-    path: Path
+    path: Path | None  # None: bytes this process made, held in `data` (nothing to delete)
     sha256: str
     size: int
     head: bytes
+    data: bytes | None = None
+
+
+def in_memory(data: bytes) -> Spooled:
+    """Bytes this process just encoded (a transform result, a frame): hashed, never spooled."""
+    if not data:
+        raise MediaEmptyError("The file is empty (0 bytes).")
+    return Spooled(
+        path=None, sha256=hashlib.sha256(data).hexdigest(), size=len(data), head=data[:512], data=data
+    )
+
+
+def spooled_path(spooled: Spooled) -> Path:
+    """The spool file of bytes read from a stream (every `spool` result has one)."""
+    if spooled.path is None:
+        raise ValueError("these bytes are in memory, not in a spool file")
+    return spooled.path
+
+
+def unspool(spooled: Spooled) -> None:
+    if spooled.path is not None:
+        spooled.path.unlink(missing_ok=True)
 
 
 def spool(stream: IO[bytes], *, max_bytes: int | None = None) -> Spooled:
@@ -75,14 +97,10 @@ def _link_local(key: str, path: Path) -> bool | None:
     storage API uses, so two concurrent writers never both think they wrote it); None: not a
     plain local folder, or hard links are impossible there (another filesystem): copy instead.
     """
-    storage = default_storage
-    if (
-        not isinstance(storage, FileSystemStorage)
-        or storage.file_permissions_mode is None
-        or storage.directory_permissions_mode is not None
-    ):
+    target = _local_target(key)
+    if target is None:
         return None  # keep the storage API's own permission handling for these set-ups
-    target = Path(storage.path(key))
+    assert isinstance(default_storage, FileSystemStorage)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(path, target)
@@ -91,7 +109,7 @@ def _link_local(key: str, path: Path) -> bool | None:
     except OSError:
         return None
     try:
-        os.chmod(target, storage.file_permissions_mode)
+        os.chmod(target, default_storage.file_permissions_mode)  # type: ignore[arg-type]
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -104,11 +122,11 @@ def store_file(key: str, path: Path) -> bool:
     `path` itself is left in place (on a local folder it may now share its inode with the
     stored copy, so write to neither; delete `path` as before).
     """
-    if default_storage.exists(key):
-        return False
-    linked = _link_local(key, path)
+    linked = _link_local(key, path)  # link() fails on an existing key: no separate check
     if linked is not None:
         return linked
+    if default_storage.exists(key):
+        return False
     with path.open("rb") as handle:
         saved = default_storage.save(key, File(handle, name=key))
     if saved != key:  # a concurrent writer won: same content, so keep theirs
@@ -117,13 +135,70 @@ def store_file(key: str, path: Path) -> bool:
     return True
 
 
-def store_thumbnail(key: str, image: Image.Image) -> bool:
-    """Encode a thumbnail as WebP and store it under `key` unless present."""
+def store_original(key: str, spooled: Spooled) -> bool:
+    """Store the spooled file (or the in-memory bytes) under `key` unless present; True when
+    this call wrote it."""
+    if spooled.data is None:
+        return store_file(key, spooled_path(spooled))
+    written = _write_local(key, spooled.data)
+    if written is not None:
+        return written
     if default_storage.exists(key):
         return False
+    saved = default_storage.save(key, File(io.BytesIO(spooled.data), name=key))
+    if saved != key:
+        default_storage.delete(saved)
+        return False
+    return True
+
+
+def _local_target(key: str) -> Path | None:
+    """Where `key` lives when the storage is a plain local folder with file permissions set (the
+    set-up whose writes may bypass the storage API); None otherwise."""
+    storage = default_storage
+    if (
+        not isinstance(storage, FileSystemStorage)
+        or storage.file_permissions_mode is None
+        or storage.directory_permissions_mode is not None
+    ):
+        return None
+    return Path(storage.path(key))
+
+
+def _write_local(key: str, data: bytes) -> bool | None:
+    """Write `data` under `key` with one exclusive create (what the storage API's save does after
+    its exists check, name search and temp-file dance). True: written; False: `key` exists;
+    None: not a plain local folder, so the caller uses the storage API."""
+    target = _local_target(key)
+    if target is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    assert isinstance(default_storage, FileSystemStorage)
+    mode = default_storage.file_permissions_mode
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(target, mode)  # type: ignore[arg-type]
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def store_thumbnail(key: str, image: Image.Image) -> bool:
+    """Encode a thumbnail as WebP and store it under `key` unless present."""
     buffer = io.BytesIO()
     # method 0 encodes 256 px thumbnails 15–30 % faster than 2 at the same quality, ~2 % larger.
     image.save(buffer, "WEBP", quality=80, method=0)
+    written = _write_local(key, buffer.getvalue())
+    if written is not None:
+        return written
+    if default_storage.exists(key):
+        return False
     buffer.seek(0)
     saved = default_storage.save(key, File(buffer, name=key))
     if saved != key:

@@ -307,9 +307,10 @@ def media_item_transform(
         )
     clean = recipe_clean(recipe)
     digest = recipe_hash(clean)
-    existing = MediaItem.objects.filter(parent=item, recipe_hash=digest).first()
-    if existing is not None:
-        return IngestResult(item=existing, duplicate=True)
+    # An id-only probe of (parent, recipe_hash): no ORDER BY, no wide row unless it is there.
+    found = list(MediaItem.objects.filter(parent=item, recipe_hash=digest).values_list("pk", flat=True)[:1])
+    if found:
+        return IngestResult(item=MediaItem.objects.get(pk=found[0]), duplicate=True)
     pil_format = PIL_FORMATS.get(item.format)
     if pil_format is None:
         raise UnprocessableError(

@@ -1,0 +1,298 @@
+"""Batched, parallel ingest for bulk jobs: the file work of a batch in threads, its rows at once.
+
+`media_ingest` (ingest.py) stores one file with a handful of database round trips. A bulk job
+ingests its inputs in batches instead (docs/architecture.md#ingest):
+
+1. every input is read and spooled with its SHA-256 in a thread pool (staged file, zip member
+   or URL download);
+2. one query finds the batch's inputs already in the library (`sha256__in`);
+3. the new files are sniffed, probed (decode at the JPEG draft, thumbnail, phash) and stored in
+   the pool: Pillow, hashlib and ffmpeg release the GIL for the heavy parts, so the threads use
+   every core. Same bytes twice in a batch are probed once;
+4. one transaction writes the batch: the items and their sources with `bulk_create`, the
+   arrival events (source tag sets), and `record` (a job's fenced per-input results).
+
+An input that fails in steps 1–3 is an outcome with its error, as in the one-at-a-time path;
+files are stored only for inputs that probed well. If step 4 raises, every file the batch
+stored is deleted and the error propagates, so the caller can fall back to one input at a time
+(bulk.py does); `JobSuperseded` leaves the files, which belong to the attempt that now owns the
+job (same bytes, same content-addressed keys). Nothing in steps 1–3 touches the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import IO, Any, TypeVar
+
+from django.db import connection, transaction
+
+from apps.core.exceptions import DomainError
+from apps.jobs.exceptions import JobSuperseded
+from apps.media import conf, events
+from apps.media.models import MediaItem, MediaSource
+from apps.media.services import probe, storage
+from apps.media.services.ingest import (
+    IngestResult,
+    Metadata,
+    Origin,
+    _item_new,
+    _safe_filename,
+    _site,
+    _url_hash,
+    unsupported_error,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Opener = Callable[[], contextlib.AbstractContextManager[IO[bytes]]]
+
+
+@dataclass
+class BatchInput:
+    """One input of a batch: `open` is called in a worker thread and must not use the database."""
+
+    open: Opener
+    origin: Origin
+    metadata: Metadata
+
+
+@dataclass
+class Outcome:
+    """What became of one input: `result`, or `error` (a DomainError, or an unexpected exception
+    that the caller logs and reports as an internal error)."""
+
+    input: BatchInput
+    result: IngestResult | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Work:
+    input: BatchInput
+    outcome: Outcome
+    spooled: storage.Spooled | None = None
+    probed: probe.Probe | None = None
+    written: list[str] = field(default_factory=list)
+    same_as: _Work | None = None  # an earlier input of the batch with the same bytes
+
+
+Record = Callable[[list[Outcome]], None]
+
+
+def ingest_threads() -> int:
+    """Threads a bulk job ingests with: BAGGINTAG_INGEST_THREADS, or the CPUs this process may use."""
+    configured = conf.ingest_threads()
+    if configured > 0:
+        return configured
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(usable))
+
+
+def _each(pool: Executor | None, fn: Callable[[_Work], None], works: list[_Work]) -> None:
+    if pool is None or len(works) < 2:
+        for work in works:
+            fn(work)
+    else:
+        list(pool.map(fn, works))
+
+
+def _guarded(step: Callable[[_Work], None]) -> Callable[[_Work], None]:
+    """Run `step` for one input; an exception becomes that input's outcome."""
+
+    def run(work: _Work) -> None:
+        if work.outcome.error is not None:
+            return
+        try:
+            step(work)
+        except JobSuperseded:
+            raise
+        except Exception as exc:  # the caller reports it per input (DomainError or internal)
+            work.outcome.error = exc
+
+    return run
+
+
+@_guarded
+def _spool(work: _Work) -> None:
+    with work.input.open() as stream:
+        work.spooled = storage.spool(stream)
+
+
+@_guarded
+def _probe_and_store(work: _Work) -> None:
+    spooled = work.spooled
+    assert spooled is not None
+    sniffed = probe.sniff(spooled.head)
+    if sniffed is None:
+        raise unsupported_error(spooled.head)
+    kind, fmt = sniffed
+    probe_fn = probe.probe_image if kind == "image" else probe.probe_video
+    probed = probe_fn(storage.spooled_path(spooled), fmt, thumb_size=conf.thumbnail_size())
+    original = storage.original_key(spooled.sha256, probed.extension)
+    try:
+        if storage.store_original(original, spooled):
+            work.written.append(original)
+        thumb = storage.thumbnail_key(spooled.sha256)
+        if probed.thumbnail is not None and storage.store_thumbnail(thumb, probed.thumbnail):
+            work.written.append(thumb)
+    except BaseException:
+        storage.delete_keys(work.written)
+        work.written.clear()
+        raise
+    work.probed = probed
+
+
+def _source_row(item: MediaItem, work: _Work, user: Any) -> MediaSource:
+    origin, metadata = work.input.origin, work.input.metadata
+    url = origin.url or metadata.source
+    raw: dict[str, Any] = {"name": metadata.name} if metadata.name else {}
+    if origin.import_seq is not None:
+        raw["job_input"] = origin.import_seq
+    return MediaSource(
+        media_item=item,
+        kind=origin.kind,
+        import_job_id=origin.import_job_id,
+        url=url,
+        url_hash=_url_hash(url),
+        site=_site(url),
+        archive_member=origin.archive_member[:1000],
+        original_filename=_safe_filename(origin.original_filename),
+        artist=metadata.artist,
+        raw_metadata=raw,
+        added_by=user,
+    )
+
+
+def _already_attached(works: list[tuple[MediaItem, _Work]]) -> set[tuple[int, int, Any]]:
+    """(item, job, input) of arrivals a job attempt already recorded: attaching stays idempotent."""
+    keyed = [(item, w.input.origin) for item, w in works if w.input.origin.import_job_id is not None]
+    if not keyed:
+        return set()
+    rows = MediaSource.objects.filter(
+        media_item_id__in={item.pk for item, _ in keyed},
+        import_job_id__in={origin.import_job_id for _, origin in keyed},
+    ).values_list("media_item_id", "import_job_id", "raw_metadata")
+    return {
+        (item_id, job_id, raw.get("job_input"))
+        for item_id, job_id, raw in rows
+        if isinstance(raw, dict) and raw.get("job_input") is not None
+    }
+
+
+def _write_rows(works: list[_Work], existing: dict[str, MediaItem], added_by: Any) -> None:
+    """Inside the batch transaction: new items, then every arrival's source row and event."""
+    user = added_by if added_by is not None and added_by.is_authenticated else None
+    new = [w for w in works if w.outcome.error is None and w.same_as is None and w.probed is not None]
+    items = []
+    for w in new:
+        assert w.spooled is not None
+        assert w.probed is not None
+        original = storage.original_key(w.spooled.sha256, w.probed.extension)
+        thumb = storage.thumbnail_key(w.spooled.sha256)
+        origin, metadata = w.input.origin, w.input.metadata
+        items.append(_item_new(w.spooled, w.probed, origin, metadata, added_by, None, original, thumb))
+    if connection.features.can_return_rows_from_bulk_insert:
+        MediaItem.objects.bulk_create(items)
+    else:  # a database that cannot hand back the new ids: one insert each
+        for item in items:
+            item.save()
+    for w, item in zip(new, items, strict=True):
+        assert w.spooled is not None
+        existing[w.spooled.sha256] = item
+        w.outcome.result = IngestResult(item=item, duplicate=False)
+    arrivals: list[tuple[MediaItem, _Work]] = []
+    for w in works:
+        if w.outcome.error is None and w.spooled is not None and w.spooled.sha256 in existing:
+            item = existing[w.spooled.sha256]
+            if w.outcome.result is None:
+                w.outcome.result = IngestResult(item=item, duplicate=True)
+            arrivals.append((item, w))
+        elif w.outcome.error is None and w.same_as is not None:
+            w.outcome.error = w.same_as.outcome.error  # same bytes as an input that failed
+    attached = _already_attached(arrivals)
+    fresh = [
+        (item, w)
+        for item, w in arrivals
+        if (item.pk, w.input.origin.import_job_id, w.input.origin.import_seq) not in attached
+    ]
+    sources = [_source_row(item, w, user) for item, w in fresh]
+    if connection.features.can_return_rows_from_bulk_insert:
+        MediaSource.objects.bulk_create(sources)
+    else:
+        for source in sources:
+            source.save()
+    for (item, w), source in zip(fresh, sources, strict=True):
+        metadata = w.input.metadata
+        events.send_item_arrived(
+            item=item, source=source, tags=metadata.tags, tag_source=metadata.tag_source, actor=user
+        )
+
+
+def _existing_items(works: list[_Work]) -> dict[str, MediaItem]:
+    shas = {w.spooled.sha256 for w in works if w.spooled is not None}
+    return {item.sha256: item for item in MediaItem.objects.filter(sha256__in=shas)} if shas else {}
+
+
+def _mark_repeats(works: list[_Work], existing: dict[str, MediaItem]) -> list[_Work]:
+    """The inputs to probe: new bytes, each once (later inputs with the same bytes wait for it)."""
+    first: dict[str, _Work] = {}
+    todo = []
+    for w in works:
+        if w.outcome.error is not None or w.spooled is None or w.spooled.sha256 in existing:
+            continue
+        if w.spooled.sha256 in first:
+            w.same_as = first[w.spooled.sha256]
+            continue
+        first[w.spooled.sha256] = w
+        todo.append(w)
+    return todo
+
+
+def media_ingest_many(
+    *,
+    inputs: list[BatchInput],
+    added_by: Any = None,
+    record: Record | None = None,
+    pool: Executor | None = None,
+) -> list[Outcome]:
+    """Ingest a batch (see the module docstring); one Outcome per input, in order.
+
+    `record(outcomes)` runs last inside the batch's transaction (a job's fenced results); with
+    `pool` (a thread pool) the file work runs in parallel, without it one input at a time.
+    """
+    works = [_Work(input=i, outcome=Outcome(input=i)) for i in inputs]
+    committed = False
+    try:
+        _each(pool, _spool, works)
+        existing = _existing_items(works)
+        _each(pool, _probe_and_store, _mark_repeats(works, existing))
+        with transaction.atomic():
+            _write_rows(works, existing, added_by)
+            if record is not None:
+                record([w.outcome for w in works])
+        committed = True
+    except JobSuperseded:
+        committed = True  # another attempt owns these inputs and stores the same files
+        raise
+    finally:
+        if not committed:
+            storage.delete_keys([key for w in works for key in w.written])
+        for w in works:
+            if w.spooled is not None:
+                storage.unspool(w.spooled)
+    return [w.outcome for w in works]
+
+
+def batches(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def internal_error() -> DomainError:
+    return DomainError("An internal error stopped this input; it was logged.", code="media.internal_error")
