@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("apps.mappings.api.urls")),
     path("", include("apps.taggers.api.urls")),
     path("", include("apps.datasets.api.urls")),
+    path("", include("apps.intake.api.urls")),
 ]
