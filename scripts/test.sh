@@ -28,9 +28,11 @@ fi
 
 # --- Python packages ------------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
+# requirements-dev.txt includes requirements-ml.txt (torch, open_clip, onnxruntime: several GB, so
+# CI caches .venv); the stamp covers every requirements file, so a changed pin reinstalls.
 stamp=".venv/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-dev"
 if [ ! -f "$stamp" ]; then
-  echo "Installing Python packages (requirements-dev.txt)…"
+  echo "Installing Python packages (requirements-dev.txt, requirements-ml.txt)…"
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   touch "$stamp"
 fi
@@ -60,6 +62,8 @@ redis-cli ping >/dev/null
 export DJANGO_SETTINGS_MODULE=baggintag.settings.test
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/baggintag}
 export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+# The suite runs offline like an ML worker (docs/taggers.md#tests): nothing may download models.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 echo "== static checks"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -22,6 +22,7 @@ from apps.search.query.ir import (
     HasValue,
     Match,
     Neg,
+    Ranked,
     Similar,
     TypeCount,
 )
@@ -139,6 +140,8 @@ def compile_cond(cond: Cond, *, prefix: str = "", outer: str = "pk") -> Q:
         return condition(outer)
     if isinstance(cond, Extern):
         return Q(Exists(extern_rows(cond).filter(media_item_id=OuterRef(outer))))
+    if isinstance(cond, Ranked):
+        return Q(**{f"{prefix}pk__in": list(cond.ids)})
     if isinstance(cond, Similar):
         bands = Q()
         for n, band in enumerate(cond.bands):

@@ -12,6 +12,7 @@ singleton rules are checked here, so every error carries the offending token's o
 
 from __future__ import annotations
 
+from apps.search import extensions
 from apps.search.query.config import int_knob
 from apps.search.query.errors import QueryError
 from apps.search.query.lexer import Token, tokenize
@@ -234,7 +235,7 @@ class _Parser:
             )
         try:
             spec = spec_of(name)
-            assert spec is not None  # term() checked
+            assert spec is not None  # term() sends only known qualifiers here
             parsed = spec.read(value)
         except ValueProblem as exc:
             at = rest[exc.offset].pos if exc.offset < len(rest) else value_pos
@@ -296,6 +297,8 @@ def _check_order(root: Node | None) -> None:
     """order:timestamp needs a positive top-level video:, order:similarity a similar:."""
     top = list(root.children) if isinstance(root, And) else [root] if root is not None else []
     present = {n.name for n in top if isinstance(n, Qualifier)}
+    if present & extensions.ranked_qualifiers():
+        present.add("similar")  # ranked terms (clip:, …) order by similarity too
     for node in top:
         if not isinstance(node, Qualifier) or node.name != "order":
             continue
