@@ -252,6 +252,7 @@ CELERY_TASK_ROUTES = {
     "jobs.*": {"queue": "default"},
     "tags.*": {"queue": "default"},
     "mappings.*": {"queue": "default"},
+    "datasets.conform": {"queue": "media"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

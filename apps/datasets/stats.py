@@ -1,0 +1,203 @@
+"""Dataset statistics (docs/datasets.md#statistics): reads only, all aggregate SQL over the
+membership condition (selectors.dataset_members); nothing walks the members in Python.
+
+One pass over the member rows answers the histograms (sizes, aspects, tag counts) and the
+counts; GROUP BY queries answer formats, modes, bit depths, buckets, sites and artists; two
+passes over the members' effective tags answer tag frequency and coverage per tag type.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Least
+
+from apps.datasets import buckets as bucketing
+from apps.datasets import selectors
+from apps.datasets.models import Dataset
+from apps.media.models import MediaItem
+from apps.tags.models import EffectiveTag, Tag, TagSet, TagType
+
+TOP = 20
+# Histogram bins [low, high): the last bin is open-ended.
+SHORT_SIDE_BINS = [0, 256, 512, 768, 1024, 1536, 2048, 3072, 4096]
+MEGAPIXEL_BINS = [0, 250_000, 500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 16_000_000]
+ASPECT_BINS = [0, 400, 563, 667, 750, 833, 950, 1053, 1200, 1333, 1500, 1778, 2500]  # ratio_milli
+ASPECT_NAMES = ["< 2:5", "2:5–9:16", "9:16–2:3", "2:3–3:4", "3:4–5:6", "5:6–19:20", "≈ 1:1",
+                "20:19–6:5", "6:5–4:3", "4:3–3:2", "3:2–16:9", "16:9–5:2", "> 5:2"]  # fmt: skip
+TAG_COUNT_BINS = [0, 1, 5, 10, 20, 30, 50, 100]
+
+
+def _bin_names(bins: list[int], unit: str = "") -> list[str]:
+    names = []
+    for low, high in zip(bins, [*bins[1:], None], strict=True):
+        if high is None:
+            names.append(f"≥ {low:,}{unit}")
+        elif high == low + 1:
+            names.append(f"{low:,}{unit}")
+        else:
+            names.append(f"{low:,}–{high - 1:,}{unit}")
+    return names
+
+
+def _mp_names() -> list[str]:
+    edges = [b / 1e6 for b in MEGAPIXEL_BINS]
+    out = [f"{lo:g}–{hi:g} MP" for lo, hi in itertools.pairwise(edges)]
+    return [*out, f"≥ {edges[-1]:g} MP"]
+
+
+def _bins_q(column: str, bins: list[int]) -> list[Q]:
+    out = []
+    for low, high in zip(bins, [*bins[1:], None], strict=True):
+        q = Q(**{f"{column}__gte": low})
+        if high is not None:
+            q &= Q(**{f"{column}__lt": high})
+        out.append(q)
+    return out
+
+
+HISTOGRAMS: list[tuple[str, str, list[int], list[str]]] = [
+    ("short_side", "_short", SHORT_SIDE_BINS, _bin_names(SHORT_SIDE_BINS, " px")),
+    ("megapixels", "pixels", MEGAPIXEL_BINS, _mp_names()),
+    ("aspect", "ratio_milli", ASPECT_BINS, ASPECT_NAMES),
+    ("tag_count", "tag_count", TAG_COUNT_BINS, _bin_names(TAG_COUNT_BINS)),
+]
+
+
+def _histograms(members: QuerySet[MediaItem]) -> tuple[int, dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """Member count, every histogram and the alpha/animated counts in one aggregate query."""
+    aggregates: dict[str, Any] = {"_n": Count("pk")}
+    for key, column, bins, _names in HISTOGRAMS:
+        for index, q in enumerate(_bins_q(column, bins)):
+            aggregates[f"{key}__{index}"] = Count("pk", filter=q)
+    aggregates["_alpha"] = Count("pk", filter=Q(has_alpha=True))
+    aggregates["_video"] = Count("pk", filter=Q(kind=MediaItem.Kind.VIDEO))
+    row = members.annotate(_short=Least("width", "height")).aggregate(**aggregates)
+    out = {
+        key: [{"label": name, "count": row[f"{key}__{i}"]} for i, name in enumerate(names)]
+        for key, _c, _b, names in HISTOGRAMS
+    }
+    return row["_n"], out, {"with_alpha": row["_alpha"], "videos": row["_video"]}
+
+
+def _grouped(members: QuerySet[MediaItem], column: str, top: int | None = None) -> list[dict[str, Any]]:
+    rows = members.order_by().values(column).annotate(n=Count("pk")).order_by("-n", column)
+    if top is not None:
+        rows = rows[:top]
+    return [
+        {"label": str(r[column]) if r[column] not in ("", None) else "(none)", "count": r["n"]} for r in rows
+    ]
+
+
+def bucket_occupancy(members: QuerySet[MediaItem], base: int) -> dict[str, Any]:
+    """Members per bucket of `base` (docs/datasets.md#buckets), and per bucket how many are
+    smaller than it on a side (training would upscale them). One GROUP BY on a CASE over
+    ratio_milli."""
+    buckets = bucketing.buckets_for(base)
+    cuts = bucketing.thresholds(buckets)
+    whens = [When(ratio_milli__lt=cut, then=Value(i)) for i, cut in enumerate(cuts)]
+    index = Case(*whens, default=Value(len(buckets) - 1), output_field=IntegerField())
+    small = Q()
+    for i, bucket in enumerate(buckets):
+        in_bucket = Q(ratio_milli__gte=cuts[i - 1]) if i else Q()
+        if i < len(cuts):
+            in_bucket &= Q(ratio_milli__lt=cuts[i])
+        small |= in_bucket & (Q(width__lt=bucket.width) | Q(height__lt=bucket.height))
+    rows = (
+        members.order_by()
+        .annotate(_bucket=index)
+        .values("_bucket")
+        .annotate(n=Count("pk"), small=Count("pk", filter=small))
+    )
+    by_index: dict[int, dict[str, int]] = {r["_bucket"]: {"n": r["n"], "small": r["small"]} for r in rows}
+    min_side, max_side = bucketing.bucket_sides(base)
+    return {
+        "base": base,
+        "step": bucketing.STEP,
+        "min_side": min_side,
+        "max_side": max_side,
+        "max_area": base * base,
+        "buckets": [
+            {
+                "label": b.label,
+                "width": b.width,
+                "height": b.height,
+                "count": by_index.get(i, {}).get("n", 0),
+                "upscaled": by_index.get(i, {}).get("small", 0),
+            }
+            for i, b in enumerate(buckets)
+        ],
+    }
+
+
+def _tags(members: QuerySet[MediaItem], n_members: int, top: int) -> dict[str, Any]:
+    """Most frequent effective tags in the dataset beside their library frequency, and per tag
+    type how many members have at least one tag of it."""
+    member_ids = members.order_by().values("pk")
+    effective = EffectiveTag.objects.filter(media_item_id__in=member_ids)
+    top_rows = list(
+        effective.values("tag_id").annotate(n=Count("media_item_id")).order_by("-n", "tag_id")[:top]
+    )
+    tags = Tag.objects.select_related("type").in_bulk([r["tag_id"] for r in top_rows])
+    library = MediaItem.objects.count() or 1
+    frequency = []
+    for r in top_rows:
+        tag = tags[r["tag_id"]]
+        share = r["n"] / n_members if n_members else 0.0
+        library_share = tag.media_count / library
+        frequency.append(
+            {
+                "tag": tag.pk,
+                "name": tag.name,
+                "type": tag.type.key,
+                "count": r["n"],
+                "share": round(share, 4),
+                "library_count": tag.media_count,
+                "library_share": round(library_share, 4),
+                "lift": round(share / library_share, 2) if library_share else None,
+            }
+        )
+    covered = {
+        r["tag__type"]: r["n"]
+        for r in effective.values("tag__type").annotate(n=Count("media_item_id", distinct=True)).order_by()
+    }
+    coverage = [
+        {
+            "type": t.key,
+            "name": t.name,
+            "color": t.color,
+            "count": covered.get(t.pk, 0),
+            "share": round(covered.get(t.pk, 0) / n_members, 4) if n_members else 0.0,
+        }
+        for t in TagType.objects.order_by("display_order", "key")
+    ]
+    return {"frequency": frequency, "coverage": coverage, "library_items": library}
+
+
+def dataset_stats(
+    *, dataset: Dataset, base: int = 1024, viewer: Any = None, top: int = TOP
+) -> dict[str, Any]:
+    """Every statistic of the dataset's members (docs/datasets.md#statistics)."""
+    members = selectors.dataset_members(dataset=dataset, viewer=viewer)
+    n, histograms, counts = _histograms(members)
+    curated = TagSet.objects.filter(
+        media_item_id=OuterRef("pk"), kind=TagSet.Kind.CURATED, assignment_count__gt=0
+    )
+    without_curated = members.filter(~Exists(curated)).count() if n else 0
+    tags = _tags(members, n, top) if n else {"frequency": [], "coverage": [], "library_items": 0}
+    return {
+        "dataset": dataset.pk,
+        "members": n,
+        **counts,
+        "without_curated_tags": without_curated,
+        "histograms": histograms,
+        "formats": _grouped(members, "format"),
+        "modes": _grouped(members, "mode"),
+        "bit_depths": _grouped(members, "bit_depth"),
+        "buckets": bucket_occupancy(members, base),
+        "tags": tags,
+        "sites": _grouped(members, "site", top),
+        "artists": _grouped(members, "artist", top),
+    }
