@@ -56,15 +56,17 @@ def test_figures_match_a_python_count_over_the_members() -> None:
     assert sum(r["count"] for r in short) == len(items)
     assert short[0]["count"] == sum(1 for i in items if min(i.width, i.height) < 256)
     tag_rows = list(
-        EffectiveTag.objects.filter(media_item_id__in=ids).values_list("tag__name", "media_item_id", "tag__type__key")
+        EffectiveTag.objects.filter(media_item_id__in=ids).values_list(
+            "tag__name", "media_item_id", "tag__type__key"
+        )
     )
     frequency = Counter(name for name, _, _ in tag_rows)
     assert frequency["cat"] >= 2
     assert {f["name"]: f["count"] for f in result["tags"]["frequency"]} == dict(frequency)
     curated = set(
-        TagSet.objects.filter(media_item_id__in=ids, kind=TagSet.Kind.CURATED, assignment_count__gt=0).values_list(
-            "media_item_id", flat=True
-        )
+        TagSet.objects.filter(
+            media_item_id__in=ids, kind=TagSet.Kind.CURATED, assignment_count__gt=0
+        ).values_list("media_item_id", flat=True)
     )
     assert result["without_curated_tags"] == len(ids - curated)
     per_type = Counter(key for key, _ in {(key, item_id) for _, item_id, key in tag_rows})
@@ -82,7 +84,8 @@ def test_bucket_occupancy_matches_nearest_bucket_in_python() -> None:
     upscaled = sum(
         1
         for i in items
-        if (b := buckets.nearest_bucket(i.width, i.height, table)) and (i.width < b.width or i.height < b.height)
+        if (b := buckets.nearest_bucket(i.width, i.height, table))
+        and (i.width < b.width or i.height < b.height)
     )
     assert sum(b["upscaled"] for b in result["buckets"]) == upscaled
 
@@ -91,7 +94,7 @@ def test_bucket_arithmetic() -> None:
     table = buckets.buckets_for(1024)
     assert all(b.width % 64 == 0 and b.height % 64 == 0 for b in table)
     assert all(b.width * b.height <= 1024 * 1024 for b in table)
-    assert all(512 <= min(b.width, b.height) and max(b.width, b.height) <= 2048 for b in table)
+    assert all(min(b.width, b.height) >= 512 and max(b.width, b.height) <= 2048 for b in table)
     labels = {b.label for b in table}
     assert {"1024×1024", "1216×832", "832×1216"} <= labels
     assert buckets.nearest_bucket(1000, 1000, table).label == "1024×1024"
@@ -111,12 +114,14 @@ def test_svg_is_accessible_and_escaped() -> None:
     assert "Tags &lt;b&gt;" in svg
     assert "a&amp;b" in svg
     assert "<desc" in svg
-    heights = [float(h) for h in re.findall(r'<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)"', svg)]
+    heights = [
+        float(h) for h in re.findall(r'<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)"', svg)
+    ]
     assert heights[0] == pytest.approx(3 * heights[1])
 
 
 def test_api_and_bad_base(api) -> None:  # type: ignore[no-untyped-def]
-    dataset, members, outsider = _library()
+    dataset, members, _ = _library()
     body = api.get(f"/api/datasets/{dataset.pk}/stats", {"base": "768"}).json()
     assert (body["members"], body["buckets"]["base"]) == (len(members) + 1, 768)
     bad = api.get(f"/api/datasets/{dataset.pk}/stats", {"base": "700"})
