@@ -230,3 +230,11 @@ def test_page_preview_and_start(client, curator) -> None:  # type: ignore[no-unt
     started = client.post(f"/datasets/{dataset.pk}/conform", {"target": "rules"}, HTTP_HX_REQUEST="true")
     assert started.status_code == 202
     assert 'class="job-progress"' in started.content.decode()
+
+
+def test_alpha_flattened_when_no_allowed_mode_keeps_it() -> None:
+    item = make_item(data=mediafiles.image_bytes("png", size=(120, 80), seed=18, alpha=True))
+    dataset = _dataset([item], modes=["RGB"])
+    (derived,) = _derived_of(_run(dataset))
+    image = _opened(derived)
+    assert (image.mode, derived.has_alpha) == ("RGB", False)

@@ -347,6 +347,12 @@ def _mode(req: Requirements, item: MediaItem, keep_alpha: bool, add_alpha: bool)
     )
 
 
+def _alpha_allowed(req: Requirements) -> bool:
+    modes_ok = not req.modes or bool({"RGBA", "LA"} & set(req.modes))
+    formats_ok = not req.formats or bool({"png", "webp"} & set(req.formats))
+    return modes_ok and formats_ok
+
+
 def plan_item(*, item: MediaItem, req: Requirements, opts: Options) -> Plan:
     """What conform would do with `item` (pure: reads nothing but its arguments)."""
     plan = Plan(item=item, fails=image_failures(req, _shape(item)))
@@ -380,6 +386,8 @@ def plan_item(*, item: MediaItem, req: Requirements, opts: Options) -> Plan:
             )
         alpha_rule = req.alpha
         keep_alpha = item.has_alpha and alpha_rule in (Requirements.Alpha.ANY, Requirements.Alpha.REQUIRED)
+        if keep_alpha and alpha_rule == Requirements.Alpha.ANY and not _alpha_allowed(req):
+            keep_alpha = False  # no allowed mode or format holds alpha, and no rule asks for it
         add_alpha = alpha_rule == Requirements.Alpha.REQUIRED and not item.has_alpha
         fmt = _format(req, item, keep_alpha or add_alpha)
         mode = _mode(req, item, keep_alpha, add_alpha)
