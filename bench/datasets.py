@@ -215,7 +215,7 @@ def run_conform(args: argparse.Namespace, work: Path) -> None:
     from django.db import connection
 
     from apps.datasets import services
-    from apps.datasets.models import DatasetItem, Requirements
+    from apps.datasets.models import DatasetItem, Requirements, Subset
     from apps.datasets.services import conform
     from apps.jobs import services as job_services
     from apps.jobs.models import JobItem
@@ -239,6 +239,7 @@ def run_conform(args: argparse.Namespace, work: Path) -> None:
     job = job_services.job_claim(job_id=job.pk)
     req = Requirements.objects.get(dataset=dataset)
     opts = conform.options_clean({})
+    subsets = list(Subset.objects.filter(dataset=dataset))  # as conform_run lists them once
     seq_of = {pk: seq for seq, pk in enumerate(job.params["ids"])}
     print(f"recipe  : {conform.plan_item(item=items[0], req=req, opts=opts).recipe}")
 
@@ -249,7 +250,7 @@ def run_conform(args: argparse.Namespace, work: Path) -> None:
 
     def product(pair) -> None:  # type: ignore[no-untyped-def]
         _, item = pair
-        conform._conform_one(job, seq_of[item.pk], item.pk, dataset, req, opts, None)
+        conform._conform_one(job, seq_of[item.pk], item.pk, dataset, req, opts, None, subsets)
 
     folders = {name: work / f"{name}-out" for name in ("bare", "naive")}
     sides = {

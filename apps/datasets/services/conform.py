@@ -492,21 +492,39 @@ def conform_start(*, dataset: Dataset, options: dict[str, Any] | None = None, ac
 
 
 def _swap(model: Any, key: str, owner: Dataset | Subset, original: int, derived: int) -> None:
-    model.objects.update_or_create(**{key: owner}, media_item_id=original, defaults={"excluded": True})
-    model.objects.update_or_create(**{key: owner}, media_item_id=derived, defaults={"excluded": False})
+    rows = model.objects.filter(**{key: owner})
+    for item_id, excluded in ((original, True), (derived, False)):
+        if not rows.filter(media_item_id=item_id).update(excluded=excluded):
+            model.objects.create(**{key: owner}, media_item_id=item_id, excluded=excluded)
 
 
-def substitute(*, dataset: Dataset, original: MediaItem, derived: MediaItem, viewer: Any = None) -> None:
+def substitute(
+    *,
+    dataset: Dataset,
+    original: MediaItem,
+    derived: MediaItem,
+    viewer: Any = None,
+    subsets: list[Subset] | None = None,
+) -> None:
     """Exclude the original and add the derived item, in the dataset and in each of its subsets
-    the original belongs to (call inside a transaction)."""
+    the original belongs to (call inside a transaction; `subsets`: the dataset's, if known)."""
     _swap(DatasetItem, "dataset", dataset, original.pk, derived.pk)
-    for subset in Subset.objects.filter(dataset=dataset).order_by("pk"):
+    if subsets is None:
+        subsets = list(Subset.objects.filter(dataset=dataset).order_by("pk"))
+    for subset in subsets:
         if selectors.subset_members(subset=subset, viewer=viewer).filter(pk=original.pk).exists():
             _swap(SubsetItem, "subset", subset, original.pk, derived.pk)
 
 
 def _conform_one(
-    job: Job, seq: int, item_id: int, dataset: Dataset, req: Requirements, opts: Options, user: Any
+    job: Job,
+    seq: int,
+    item_id: int,
+    dataset: Dataset,
+    req: Requirements,
+    opts: Options,
+    user: Any,
+    subsets: list[Subset] | None = None,
 ) -> None:
     label = f"item {item_id}"
     item = MediaItem.objects.filter(pk=item_id).first()
@@ -529,7 +547,7 @@ def _conform_one(
         job_services.job_item_record(job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err)
         return
     with transaction.atomic():
-        substitute(dataset=dataset, original=item, derived=outcome.item, viewer=user)
+        substitute(dataset=dataset, original=item, derived=outcome.item, viewer=user, subsets=subsets)
         job_services.job_item_record(
             job=job,
             seq=seq,
@@ -553,12 +571,13 @@ def conform_run(*, job_id: int) -> None:
         return
     opts = options_clean(job.params.get("options"))
     user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
+    subsets = list(Subset.objects.filter(dataset=dataset).order_by("pk"))
     done = job_services.job_done_seqs(job=job)
     for seq, item_id in enumerate(job.params["ids"]):
         if seq in done:
             continue
         if job.cancel_requested:
             break
-        _conform_one(job, seq, item_id, dataset, req, opts, user)
+        _conform_one(job, seq, item_id, dataset, req, opts, user, subsets)
     counts = Job.objects.get(pk=job.pk).counts
     job_services.job_finish(job=job, result={"counts": counts, "dataset": dataset.pk})
