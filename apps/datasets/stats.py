@@ -2,13 +2,15 @@
 membership condition (selectors.dataset_members); nothing walks the members in Python.
 
 One pass over the member rows answers the histograms (sizes, aspects, tag counts) and the
-counts; GROUP BY queries answer formats, modes, bit depths, buckets, sites and artists; two
-passes over the members' effective tags answer tag frequency and coverage per tag type.
+counts; one GROUP BY answers formats, modes, bit depths and buckets together; one each the top
+sites and artists; two passes over the members' effective tags answer tag frequency and coverage
+per tag type.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from typing import Any
 
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
@@ -91,10 +93,9 @@ def _grouped(members: QuerySet[MediaItem], column: str, top: int | None = None) 
     ]
 
 
-def bucket_occupancy(members: QuerySet[MediaItem], base: int) -> dict[str, Any]:
-    """Members per bucket of `base` (docs/datasets.md#buckets), and per bucket how many are
-    smaller than it on a side (training would upscale them). One GROUP BY on a CASE over
-    ratio_milli."""
+def _bucket_index(base: int) -> tuple[list[bucketing.Bucket], Case, Q]:
+    """The bucket of a row as a CASE over ratio_milli (docs/datasets.md#buckets), and the
+    condition "smaller than its bucket on a side" (training would upscale it)."""
     buckets = bucketing.buckets_for(base)
     cuts = bucketing.thresholds(buckets)
     whens = [When(ratio_milli__lt=cut, then=Value(i)) for i, cut in enumerate(cuts)]
@@ -105,30 +106,58 @@ def bucket_occupancy(members: QuerySet[MediaItem], base: int) -> dict[str, Any]:
         if i < len(cuts):
             in_bucket &= Q(ratio_milli__lt=cuts[i])
         small |= in_bucket & (Q(width__lt=bucket.width) | Q(height__lt=bucket.height))
+    return buckets, index, small
+
+
+def _ranked(counter: Counter[Any]) -> list[dict[str, Any]]:
+    rows = sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return [{"label": str(k) if k not in ("", None) else "(none)", "count": n} for k, n in rows]
+
+
+def shapes_and_buckets(members: QuerySet[MediaItem], base: int) -> dict[str, Any]:
+    """Formats, modes, bit depths and bucket occupancy from ONE GROUP BY over (format, mode,
+    bit depth, bucket): the groups are few (formats × modes × depths × buckets), and summing
+    them into the four tallies is Python over groups, not over members."""
+    buckets, index, small = _bucket_index(base)
     rows = (
         members.order_by()
         .annotate(_bucket=index)
-        .values("_bucket")
+        .values("format", "mode", "bit_depth", "_bucket")
         .annotate(n=Count("pk"), small=Count("pk", filter=small))
     )
-    by_index: dict[int, dict[str, int]] = {r["_bucket"]: {"n": r["n"], "small": r["small"]} for r in rows}
+    formats: Counter[Any] = Counter()
+    modes: Counter[Any] = Counter()
+    depths: Counter[Any] = Counter()
+    per_bucket: Counter[int] = Counter()
+    upscaled: Counter[int] = Counter()
+    for r in rows:
+        formats[r["format"]] += r["n"]
+        modes[r["mode"]] += r["n"]
+        depths[r["bit_depth"]] += r["n"]
+        per_bucket[r["_bucket"]] += r["n"]
+        upscaled[r["_bucket"]] += r["small"]
     min_side, max_side = bucketing.bucket_sides(base)
     return {
-        "base": base,
-        "step": bucketing.STEP,
-        "min_side": min_side,
-        "max_side": max_side,
-        "max_area": base * base,
-        "buckets": [
-            {
-                "label": b.label,
-                "width": b.width,
-                "height": b.height,
-                "count": by_index.get(i, {}).get("n", 0),
-                "upscaled": by_index.get(i, {}).get("small", 0),
-            }
-            for i, b in enumerate(buckets)
-        ],
+        "formats": _ranked(formats),
+        "modes": _ranked(modes),
+        "bit_depths": _ranked(depths),
+        "buckets": {
+            "base": base,
+            "step": bucketing.STEP,
+            "min_side": min_side,
+            "max_side": max_side,
+            "max_area": base * base,
+            "buckets": [
+                {
+                    "label": b.label,
+                    "width": b.width,
+                    "height": b.height,
+                    "count": per_bucket[i],
+                    "upscaled": upscaled[i],
+                }
+                for i, b in enumerate(buckets)
+            ],
+        },
     }
 
 
@@ -193,10 +222,7 @@ def dataset_stats(
         **counts,
         "without_curated_tags": without_curated,
         "histograms": histograms,
-        "formats": _grouped(members, "format"),
-        "modes": _grouped(members, "mode"),
-        "bit_depths": _grouped(members, "bit_depth"),
-        "buckets": bucket_occupancy(members, base),
+        **shapes_and_buckets(members, base),
         "tags": tags,
         "sites": _grouped(members, "site", top),
         "artists": _grouped(members, "artist", top),
