@@ -143,6 +143,7 @@ def run_scale(args: argparse.Namespace, work: Path) -> None:
                 else f"{len(body['tags']['frequency'])} top tags"
             )
             rows.append((f"{what}, {label}", members, median, worst, extra))
+            print(f"{what}, {label}: {members:,} members, {median:.2f} s, max {worst:.2f} s", flush=True)
     print(f"\n| measure ({n_items:,} items in the library) | members | median s | max s | |")
     print("|---|---|---|---|---|")
     for name, members, median, worst, extra in rows:
