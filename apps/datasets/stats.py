@@ -13,14 +13,14 @@ import itertools
 from collections import Counter
 from typing import Any
 
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Least
 
 from apps.datasets import buckets as bucketing
 from apps.datasets import selectors
 from apps.datasets.models import Dataset
 from apps.media.models import MediaItem
-from apps.tags.models import EffectiveTag, Tag, TagSet, TagType
+from apps.tags.models import Tag, TagSet, TagType
 
 TOP = 20
 # Histogram bins [low, high): the last bin is open-ended.
@@ -50,16 +50,6 @@ def _mp_names() -> list[str]:
     return [*out, f"≥ {edges[-1]:g} MP"]
 
 
-def _bins_q(column: str, bins: list[int]) -> list[Q]:
-    out = []
-    for low, high in zip(bins, [*bins[1:], None], strict=True):
-        q = Q(**{f"{column}__gte": low})
-        if high is not None:
-            q &= Q(**{f"{column}__lt": high})
-        out.append(q)
-    return out
-
-
 HISTOGRAMS: list[tuple[str, str, list[int], list[str]]] = [
     ("short_side", "_short", SHORT_SIDE_BINS, _bin_names(SHORT_SIDE_BINS, " px")),
     ("megapixels", "pixels", MEGAPIXEL_BINS, _mp_names()),
@@ -68,20 +58,37 @@ HISTOGRAMS: list[tuple[str, str, list[int], list[str]]] = [
 ]
 
 
+def _bin_index(column: str, bins: list[int]) -> Case:
+    """The bin of a row as one CASE (bins ascending; below the first counts in the first)."""
+    whens = [When(**{f"{column}__lt": high}, then=Value(i)) for i, high in enumerate(bins[1:])]
+    return Case(*whens, default=Value(len(bins) - 1), output_field=IntegerField())
+
+
 def _histograms(members: QuerySet[MediaItem]) -> tuple[int, dict[str, list[dict[str, Any]]], dict[str, int]]:
-    """Member count, every histogram and the alpha/animated counts in one aggregate query."""
-    aggregates: dict[str, Any] = {"_n": Count("pk")}
-    for key, column, bins, _names in HISTOGRAMS:
-        for index, q in enumerate(_bins_q(column, bins)):
-            aggregates[f"{key}__{index}"] = Count("pk", filter=q)
-    aggregates["_alpha"] = Count("pk", filter=Q(has_alpha=True))
-    aggregates["_video"] = Count("pk", filter=Q(kind=MediaItem.Kind.VIDEO))
-    row = members.annotate(_short=Least("width", "height")).aggregate(**aggregates)
+    """Member count, every histogram and the alpha/video counts from ONE GROUP BY over the bin
+    of each histogram (one CASE each) and has_alpha and kind; the groups (at most the product
+    of the bin counts) are summed in Python, never the members."""
+    annotations = {f"_h_{key}": _bin_index(column, bins) for key, column, bins, _names in HISTOGRAMS}
+    rows = (
+        members.order_by()
+        .annotate(_short=Least("width", "height"))
+        .annotate(**annotations)
+        .values(*annotations, "has_alpha", "kind")
+        .annotate(n=Count("pk"))
+    )
+    tallies: dict[str, Counter[int]] = {key: Counter() for key, _c, _b, _n in HISTOGRAMS}
+    total = alpha = videos = 0
+    for r in rows:
+        total += r["n"]
+        alpha += r["n"] if r["has_alpha"] else 0
+        videos += r["n"] if r["kind"] == MediaItem.Kind.VIDEO else 0
+        for key in tallies:
+            tallies[key][r[f"_h_{key}"]] += r["n"]
     out = {
-        key: [{"label": name, "count": row[f"{key}__{i}"]} for i, name in enumerate(names)]
+        key: [{"label": name, "count": tallies[key][i]} for i, name in enumerate(names)]
         for key, _c, _b, names in HISTOGRAMS
     }
-    return row["_n"], out, {"with_alpha": row["_alpha"], "videos": row["_video"]}
+    return total, out, {"with_alpha": alpha, "videos": videos}
 
 
 def _grouped(members: QuerySet[MediaItem], column: str, top: int | None = None) -> list[dict[str, Any]]:
@@ -164,10 +171,14 @@ def shapes_and_buckets(members: QuerySet[MediaItem], base: int) -> dict[str, Any
 def _tags(members: QuerySet[MediaItem], n_members: int, top: int) -> dict[str, Any]:
     """Most frequent effective tags in the dataset beside their library frequency, and per tag
     type how many members have at least one tag of it."""
-    member_ids = members.order_by().values("pk")
-    effective = EffectiveTag.objects.filter(media_item_id__in=member_ids)
+    # Driven from the members (membership tested once per item, then the item's effective
+    # rows through their (media_item, tag) index), not from the effective rows (membership
+    # tested once per row: 30× the work, which MariaDB chose for `media_item_id IN (…)`).
+    joined = members.order_by().filter(effective_tags__isnull=False)
     top_rows = list(
-        effective.values("tag_id").annotate(n=Count("media_item_id")).order_by("-n", "tag_id")[:top]
+        joined.values(tag_id=F("effective_tags__tag_id"))
+        .annotate(n=Count("pk"))
+        .order_by("-n", "tag_id")[:top]
     )
     tags = Tag.objects.select_related("type").in_bulk([r["tag_id"] for r in top_rows])
     library = MediaItem.objects.count() or 1
@@ -190,7 +201,9 @@ def _tags(members: QuerySet[MediaItem], n_members: int, top: int) -> dict[str, A
         )
     covered = {
         r["tag__type"]: r["n"]
-        for r in effective.values("tag__type").annotate(n=Count("media_item_id", distinct=True)).order_by()
+        for r in joined.values(tag__type=F("effective_tags__tag__type_id")).annotate(
+            n=Count("pk", distinct=True)
+        )
     }
     coverage = [
         {
