@@ -26,4 +26,6 @@ urlpatterns = [
     path("groups/", groups.group_list, name="group-list"),
     path("groups/<int:pk>/", groups.group_detail, name="group-detail"),
     path("groups/<int:pk>/edit", groups.group_edit, name="group-edit"),
+    path("<int:pk>/stats", views.dataset_stats, name="dataset-stats"),
+    path("<int:pk>/conform", views.dataset_conform, name="dataset-conform"),
 ]

@@ -283,6 +283,7 @@ CELERY_TASK_ROUTES = {
     "taggers.cache": {"queue": "ml_cpu"},
     "taggers.*": {"queue": "ml_cpu"},
     "schemes.*": {"queue": "default"},
+    "datasets.conform": {"queue": "media"},
 }
 # Every queue a worker may consume (docs/operations.md#processes-and-queues).
 BAGGINTAG_QUEUES = ("default", "media", "ml", "ml_cpu", "ml_caption")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework import serializers as drf_serializers
@@ -14,11 +15,14 @@ from rest_framework.response import Response
 
 from apps.core.exceptions import DomainError
 from apps.core.ints import int_param
-from apps.datasets import selectors, services
+from apps.datasets import buckets, selectors, services, stats
 from apps.datasets.api import serializers as s
 from apps.datasets.models import Dataset, Subset
+from apps.datasets.services import conform
+from apps.jobs.api.serializers import job_accepted_body
 
 CHANGE = ["datasets.change_dataset"]
+CONFORM = ["datasets.change_dataset", "media.add_mediaitem"]
 PAGE_MAX = 200
 REPORT_MAX = 1000
 AFTER = OpenApiParameter("after", int, description="Only ids above this (the previous page's next_after)")
@@ -118,6 +122,55 @@ class DatasetViewSet(
             ),
         )
         return Response(s.ValidationReportSerializer(report).data)
+
+    @extend_schema(
+        methods=["get"],
+        parameters=[
+            AFTER,
+            LIMIT,
+            OpenApiParameter("target", str, description="rules (default) or bucket"),
+            OpenApiParameter("base", int, description="Bucket base resolution (default 1024)"),
+            OpenApiParameter("max_upscale", float, description="1 (default: never enlarge) to 4"),
+            OpenApiParameter("quality", int, description="JPEG/WebP quality (default 95)"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @extend_schema(methods=["post"], request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get", "post"], required_perms=CONFORM)
+    def conform(self, request: Request, pk: str | None = None) -> Response:
+        """GET: what conform would do with each failing member; POST: start the conform job."""
+        dataset = self.get_object()
+        if request.method == "POST":
+            body = request.data if isinstance(request.data, dict) else {}
+            job = conform.conform_start(dataset=dataset, options=body, actor=request.user)
+            accepted = job_accepted_body(job)
+            return Response(
+                accepted, status=status.HTTP_202_ACCEPTED, headers={"Location": accepted["job"]["url"]}
+            )
+        params = request.query_params
+        preview = conform.conform_preview(
+            dataset=dataset,
+            options={k: params.get(k) for k in ("target", "base", "max_upscale", "quality")},
+            after=int_param(params.get("after"), field="after", default=0),
+            limit=int_param(params.get("limit"), field="limit", minimum=1, maximum=PAGE_MAX, default=50),
+            viewer=request.user,
+        )
+        return Response(preview)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("base", int, description="Bucket base resolution (default 1024)")],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str | None = None) -> Response:
+        """Statistics of the members: sizes, aspects, buckets, formats, tags, sources, artists."""
+        return Response(
+            stats.dataset_stats(
+                dataset=self.get_object(),
+                base=buckets.base_param(request.query_params.get("base")),
+                viewer=request.user,
+            )
+        )
 
 
 class SubsetViewSet(

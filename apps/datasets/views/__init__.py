@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from apps.core.htmx import render_page
 from apps.core.ints import int_param
-from apps.datasets import selectors
+from apps.datasets import buckets, selectors, stats
 from apps.datasets.selectors import snapshots
+from apps.datasets.services import conform
 
 PAGE_SIZE = 50
 REPORT_ROWS = 50
@@ -64,4 +66,55 @@ def dataset_report(request: HttpRequest, pk: int) -> HttpResponse:
         "datasets/dataset_detail.html",
         "datasets/partials/_report.html",
         {**detail_context(dataset), "report": report},
+    )
+
+
+@login_required
+@require_safe
+def dataset_stats(request: HttpRequest, pk: int) -> HttpResponse:
+    """The statistics partial: plots (server-side SVG) with table fallbacks."""
+    dataset = selectors.dataset_get(dataset_id=pk)
+    base = buckets.base_param(request.GET.get("base"))
+    context = {
+        "dataset": dataset,
+        "stats": stats.dataset_stats(dataset=dataset, base=base, viewer=request.user),
+        "bases": [512, 768, 1024, 1536],
+    }
+    return render_page(request, "datasets/dataset_detail.html", "datasets/partials/_stats.html", context)
+
+
+_OPTIONS = ("target", "base", "max_upscale", "quality")
+CONFORM_PERMS = ["datasets.change_dataset", "media.add_mediaitem"]
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def dataset_conform(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the conform preview partial; POST: start the job and answer its progress partial."""
+    dataset = selectors.dataset_get(dataset_id=pk)
+    if request.method == "POST":
+        if not request.user.has_perms(CONFORM_PERMS):
+            raise PermissionDenied("Conforming needs the change-dataset and add-media permissions.")
+        options = {k: request.POST.get(k) for k in _OPTIONS}
+        job = conform.conform_start(dataset=dataset, options=options, actor=request.user)
+        return render_page(
+            request,
+            "datasets/dataset_detail.html",
+            "datasets/partials/_conform_job.html",
+            {"dataset": dataset, "job": job},
+            status=202,
+        )
+    options = {k: request.GET.get(k) for k in _OPTIONS}
+    preview = conform.conform_preview(
+        dataset=dataset,
+        options=options,
+        after=int_param(request.GET.get("after"), field="after", default=0),
+        limit=REPORT_ROWS,
+        viewer=request.user,
+    )
+    return render_page(
+        request,
+        "datasets/dataset_detail.html",
+        "datasets/partials/_conform.html",
+        {"dataset": dataset, "preview": preview},
     )

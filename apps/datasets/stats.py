@@ -1,0 +1,242 @@
+"""Dataset statistics (docs/datasets.md#statistics): reads only, all aggregate SQL over the
+membership condition (selectors.dataset_members); nothing walks the members in Python.
+
+One pass over the member rows answers the histograms (sizes, aspects, tag counts) and the
+counts; one GROUP BY answers formats, modes, bit depths and buckets together; one each the top
+sites and artists; two passes over the members' effective tags answer tag frequency and coverage
+per tag type.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from typing import Any
+
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Least
+
+from apps.datasets import buckets as bucketing
+from apps.datasets import selectors
+from apps.datasets.models import Dataset
+from apps.media.models import MediaItem
+from apps.tags.models import Tag, TagSet, TagType
+
+TOP = 20
+# Histogram bins [low, high): the last bin is open-ended.
+SHORT_SIDE_BINS = [0, 256, 512, 768, 1024, 1536, 2048, 3072, 4096]
+MEGAPIXEL_BINS = [0, 250_000, 500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 16_000_000]
+ASPECT_BINS = [0, 400, 563, 667, 750, 833, 950, 1053, 1200, 1333, 1500, 1778, 2500]  # ratio_milli
+ASPECT_NAMES = ["< 2:5", "2:5–9:16", "9:16–2:3", "2:3–3:4", "3:4–5:6", "5:6–19:20", "≈ 1:1",
+                "20:19–6:5", "6:5–4:3", "4:3–3:2", "3:2–16:9", "16:9–5:2", "> 5:2"]  # fmt: skip
+TAG_COUNT_BINS = [0, 1, 5, 10, 20, 30, 50, 100]
+
+
+def _bin_names(bins: list[int], unit: str = "") -> list[str]:
+    names = []
+    for low, high in zip(bins, [*bins[1:], None], strict=True):
+        if high is None:
+            names.append(f"≥ {low:,}{unit}")
+        elif high == low + 1:
+            names.append(f"{low:,}{unit}")
+        else:
+            names.append(f"{low:,}–{high - 1:,}{unit}")
+    return names
+
+
+def _mp_names() -> list[str]:
+    edges = [b / 1e6 for b in MEGAPIXEL_BINS]
+    out = [f"{lo:g}–{hi:g} MP" for lo, hi in itertools.pairwise(edges)]
+    return [*out, f"≥ {edges[-1]:g} MP"]
+
+
+HISTOGRAMS: list[tuple[str, str, list[int], list[str]]] = [
+    ("short_side", "_short", SHORT_SIDE_BINS, _bin_names(SHORT_SIDE_BINS, " px")),
+    ("megapixels", "pixels", MEGAPIXEL_BINS, _mp_names()),
+    ("aspect", "ratio_milli", ASPECT_BINS, ASPECT_NAMES),
+    ("tag_count", "tag_count", TAG_COUNT_BINS, _bin_names(TAG_COUNT_BINS)),
+]
+
+
+def _bin_index(column: str, bins: list[int]) -> Case:
+    """The bin of a row as one CASE (bins ascending; below the first counts in the first)."""
+    whens = [When(**{f"{column}__lt": high}, then=Value(i)) for i, high in enumerate(bins[1:])]
+    return Case(*whens, default=Value(len(bins) - 1), output_field=IntegerField())
+
+
+def _histograms(members: QuerySet[MediaItem]) -> tuple[int, dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """Member count, every histogram and the alpha/video counts from ONE GROUP BY over the bin
+    of each histogram (one CASE each) and has_alpha and kind; the groups (at most the product
+    of the bin counts) are summed in Python, never the members."""
+    annotations = {f"_h_{key}": _bin_index(column, bins) for key, column, bins, _names in HISTOGRAMS}
+    rows = (
+        members.order_by()
+        .annotate(_short=Least("width", "height"))
+        .annotate(**annotations)
+        .values(*annotations, "has_alpha", "kind")
+        .annotate(n=Count("pk"))
+    )
+    tallies: dict[str, Counter[int]] = {key: Counter() for key, _c, _b, _n in HISTOGRAMS}
+    total = alpha = videos = 0
+    for r in rows:
+        total += r["n"]
+        alpha += r["n"] if r["has_alpha"] else 0
+        videos += r["n"] if r["kind"] == MediaItem.Kind.VIDEO else 0
+        for key in tallies:
+            tallies[key][r[f"_h_{key}"]] += r["n"]
+    out = {
+        key: [{"label": name, "count": tallies[key][i]} for i, name in enumerate(names)]
+        for key, _c, _b, names in HISTOGRAMS
+    }
+    return total, out, {"with_alpha": alpha, "videos": videos}
+
+
+def _grouped(members: QuerySet[MediaItem], column: str, top: int | None = None) -> list[dict[str, Any]]:
+    rows = members.order_by().values(column).annotate(n=Count("pk")).order_by("-n", column)
+    if top is not None:
+        rows = rows[:top]
+    return [
+        {"label": str(r[column]) if r[column] not in ("", None) else "(none)", "count": r["n"]} for r in rows
+    ]
+
+
+def _bucket_index(base: int) -> tuple[list[bucketing.Bucket], Case, Q]:
+    """The bucket of a row as a CASE over ratio_milli (docs/datasets.md#buckets), and the
+    condition "smaller than its bucket on a side" (training would upscale it)."""
+    buckets = bucketing.buckets_for(base)
+    cuts = bucketing.thresholds(buckets)
+    whens = [When(ratio_milli__lt=cut, then=Value(i)) for i, cut in enumerate(cuts)]
+    index = Case(*whens, default=Value(len(buckets) - 1), output_field=IntegerField())
+    small = Q()
+    for i, bucket in enumerate(buckets):
+        in_bucket = Q(ratio_milli__gte=cuts[i - 1]) if i else Q()
+        if i < len(cuts):
+            in_bucket &= Q(ratio_milli__lt=cuts[i])
+        small |= in_bucket & (Q(width__lt=bucket.width) | Q(height__lt=bucket.height))
+    return buckets, index, small
+
+
+def _ranked(counter: Counter[Any]) -> list[dict[str, Any]]:
+    rows = sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return [{"label": str(k) if k not in ("", None) else "(none)", "count": n} for k, n in rows]
+
+
+def shapes_and_buckets(members: QuerySet[MediaItem], base: int) -> dict[str, Any]:
+    """Formats, modes, bit depths and bucket occupancy from ONE GROUP BY over (format, mode,
+    bit depth, bucket): the groups are few (formats × modes × depths × buckets), and summing
+    them into the four tallies is Python over groups, not over members."""
+    buckets, index, small = _bucket_index(base)
+    rows = (
+        members.order_by()
+        .annotate(_bucket=index)
+        .values("format", "mode", "bit_depth", "_bucket")
+        .annotate(n=Count("pk"), small=Count("pk", filter=small))
+    )
+    formats: Counter[Any] = Counter()
+    modes: Counter[Any] = Counter()
+    depths: Counter[Any] = Counter()
+    per_bucket: Counter[int] = Counter()
+    upscaled: Counter[int] = Counter()
+    for r in rows:
+        formats[r["format"]] += r["n"]
+        modes[r["mode"]] += r["n"]
+        depths[r["bit_depth"]] += r["n"]
+        per_bucket[r["_bucket"]] += r["n"]
+        upscaled[r["_bucket"]] += r["small"]
+    min_side, max_side = bucketing.bucket_sides(base)
+    return {
+        "formats": _ranked(formats),
+        "modes": _ranked(modes),
+        "bit_depths": _ranked(depths),
+        "buckets": {
+            "base": base,
+            "step": bucketing.STEP,
+            "min_side": min_side,
+            "max_side": max_side,
+            "max_area": base * base,
+            "buckets": [
+                {
+                    "label": b.label,
+                    "width": b.width,
+                    "height": b.height,
+                    "count": per_bucket[i],
+                    "upscaled": upscaled[i],
+                }
+                for i, b in enumerate(buckets)
+            ],
+        },
+    }
+
+
+def _tags(members: QuerySet[MediaItem], n_members: int, top: int) -> dict[str, Any]:
+    """Most frequent effective tags in the dataset beside their library frequency, and per tag
+    type how many members have at least one tag of it."""
+    # Driven from the members (membership tested once per item, then the item's effective
+    # rows through their (media_item, tag) index), not from the effective rows (membership
+    # tested once per row: 30× the work, which MariaDB chose for `media_item_id IN (…)`).
+    joined = members.order_by().filter(effective_tags__isnull=False)
+    top_rows = list(
+        joined.values(tag_id=F("effective_tags__tag_id"))
+        .annotate(n=Count("pk"))
+        .order_by("-n", "tag_id")[:top]
+    )
+    tags = Tag.objects.select_related("type").in_bulk([r["tag_id"] for r in top_rows])
+    library = MediaItem.objects.count() or 1
+    frequency = []
+    for r in top_rows:
+        tag = tags[r["tag_id"]]
+        share = r["n"] / n_members if n_members else 0.0
+        library_share = tag.media_count / library
+        frequency.append(
+            {
+                "tag": tag.pk,
+                "name": tag.name,
+                "type": tag.type.key,
+                "count": r["n"],
+                "share": round(share, 4),
+                "library_count": tag.media_count,
+                "library_share": round(library_share, 4),
+                "lift": round(share / library_share, 2) if library_share else None,
+            }
+        )
+    covered = {
+        r["tag__type"]: r["n"]
+        for r in joined.values(tag__type=F("effective_tags__tag__type_id")).annotate(
+            n=Count("pk", distinct=True)
+        )
+    }
+    coverage = [
+        {
+            "type": t.key,
+            "name": t.name,
+            "color": t.color,
+            "count": covered.get(t.pk, 0),
+            "share": round(covered.get(t.pk, 0) / n_members, 4) if n_members else 0.0,
+        }
+        for t in TagType.objects.order_by("display_order", "key")
+    ]
+    return {"frequency": frequency, "coverage": coverage, "library_items": library}
+
+
+def dataset_stats(
+    *, dataset: Dataset, base: int = 1024, viewer: Any = None, top: int = TOP
+) -> dict[str, Any]:
+    """Every statistic of the dataset's members (docs/datasets.md#statistics)."""
+    members = selectors.dataset_members(dataset=dataset, viewer=viewer)
+    n, histograms, counts = _histograms(members)
+    curated = TagSet.objects.filter(
+        media_item_id=OuterRef("pk"), kind=TagSet.Kind.CURATED, assignment_count__gt=0
+    )
+    without_curated = members.filter(~Exists(curated)).count() if n else 0
+    tags = _tags(members, n, top) if n else {"frequency": [], "coverage": [], "library_items": 0}
+    return {
+        "dataset": dataset.pk,
+        "members": n,
+        **counts,
+        "without_curated_tags": without_curated,
+        "histograms": histograms,
+        **shapes_and_buckets(members, base),
+        "tags": tags,
+        "sites": _grouped(members, "site", top),
+        "artists": _grouped(members, "artist", top),
+    }
