@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from apps.core.exceptions import DomainError, TransientError
+from apps.taggers.engine.base import BackendSpec
 from apps.taggers.engine.captioner import EchoCaptioner, HttpCaptioner, PromptError, placeholders, render
 
 
@@ -62,14 +63,16 @@ def endpoint():
 
 def test_http_captioner_posts_prompt_and_image(endpoint: str) -> None:
     cap = HttpCaptioner()
-    cap.load({"url": endpoint, "model": "m", "timeout_s": 5})
+    cap.load(
+        BackendSpec(kind="captioner", model_ref="", options={"url": endpoint, "model": "m", "timeout_s": 5})
+    )
     assert cap.run([Image.new("RGB", (4, 4))], ["what?"]) == ["seen: what?"]
 
 
 def test_http_captioner_server_error_is_transient(endpoint: str) -> None:
     _Handler.status = 503
     cap = HttpCaptioner()
-    cap.load({"url": endpoint, "timeout_s": 5})
+    cap.load(BackendSpec(kind="captioner", model_ref="", options={"url": endpoint, "timeout_s": 5}))
     with pytest.raises(TransientError):
         cap.run([Image.new("RGB", (4, 4))], ["x"])
 
@@ -77,11 +80,13 @@ def test_http_captioner_server_error_is_transient(endpoint: str) -> None:
 def test_http_captioner_client_error_is_a_domain_error(endpoint: str) -> None:
     _Handler.status = 400
     cap = HttpCaptioner()
-    cap.load({"url": endpoint, "timeout_s": 5})
+    cap.load(BackendSpec(kind="captioner", model_ref="", options={"url": endpoint, "timeout_s": 5}))
     with pytest.raises(DomainError, match="refused"):
         cap.run([Image.new("RGB", (4, 4))], ["x"])
 
 
 def test_http_captioner_needs_an_http_url() -> None:
     with pytest.raises(DomainError, match=r"params\.url"):
-        HttpCaptioner().load({"url": "file:///etc/passwd"})
+        HttpCaptioner().load(
+            BackendSpec(kind="captioner", model_ref="", options={"url": "file:///etc/passwd"})
+        )

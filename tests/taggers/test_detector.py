@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps.taggers.engine.base import ModelNotProvisioned
-from apps.taggers.engine.detector import FixedDetector, OnnxDetector, RegionBox, crop, mask, nms
+from apps.taggers.engine.base import BackendSpec, ModelNotProvisioned, RegionBox
+from apps.taggers.engine.detector import FixedDetector, OnnxDetector, crop, mask, nms
 from tests.taggers.wd_fixtures import write_detector_dir
 
 
@@ -39,7 +39,7 @@ def test_onnx_detector_decodes_confidence_nms_and_labels(tmp_path: Path) -> None
         ]
     )
     det = OnnxDetector()
-    det.load(write_detector_dir(tmp_path, raw, ["person", "face"]))
+    det.load(BackendSpec(kind="x", model_ref=str(write_detector_dir(tmp_path, raw, ["person", "face"]))))
     (boxes,) = det.run([Image.new("RGB", (200, 100), (9, 9, 9))])
     assert [(b.label, round(b.score, 2)) for b in boxes] == [("person", 0.9), ("face", 0.7)]
     assert (boxes[0].x0, boxes[0].y0, boxes[0].x1, boxes[0].y1) == (0.125, 0.125, 0.375, 0.375)
@@ -47,7 +47,8 @@ def test_onnx_detector_decodes_confidence_nms_and_labels(tmp_path: Path) -> None
 
 def test_onnx_detector_one_output_list_per_image(tmp_path: Path) -> None:
     det = OnnxDetector()
-    det.load(write_detector_dir(tmp_path, _raw([(16, 16, 16, 16, 0.9, 0.1)]), ["person", "face"]))
+    path = write_detector_dir(tmp_path, _raw([(16, 16, 16, 16, 0.9, 0.1)]), ["person", "face"])
+    det.load(BackendSpec(kind="detector", model_ref=str(path)))
     out = det.run([Image.new("RGB", (30, 30))] * 7)
     assert [len(b) for b in out] == [1] * 7
 
@@ -56,12 +57,12 @@ def test_detector_without_labels_is_not_provisioned(tmp_path: Path) -> None:
     path = write_detector_dir(tmp_path, _raw([(16, 16, 16, 16, 0.9, 0.1)]), ["person", "face"])
     (path / "labels.json").unlink()
     with pytest.raises(ModelNotProvisioned, match=r"labels\.json"):
-        OnnxDetector().load(path)
+        OnnxDetector().load(BackendSpec(kind="x", model_ref=str(path)))
 
 
 def test_crop_adds_ten_percent_margin() -> None:
     img = Image.new("RGB", (100, 100))
-    assert crop(img, RegionBox(0.2, 0.2, 0.6, 0.4, "p", 1)).size == (48, 24)
+    assert crop(img, RegionBox(0.2, 0.2, 0.6, 0.4, 1.0, "p")).size == (48, 24)
 
 
 def test_crop_margin_is_clamped_to_the_image() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps.taggers.engine.base import ModelNotProvisioned, UnsupportedLabelFormat
+from apps.taggers.engine.base import BackendSpec, ModelNotProvisioned, UnsupportedLabelFormat
 from apps.taggers.engine.wd import WDBackend, display_name, mcut_threshold, prepare_image, read_labels
 from tests.taggers.wd_fixtures import CHARACTERS, GENERAL, RATINGS, labels_csv, write_wd_dir
 
@@ -17,7 +17,7 @@ NAMES = RATINGS + GENERAL + CHARACTERS
 
 def _backend(tmp_path: Path, **kw) -> WDBackend:
     backend = WDBackend()
-    backend.load(write_wd_dir(tmp_path, **kw))
+    backend.load(BackendSpec(kind="x", model_ref=str(write_wd_dir(tmp_path, **kw))))
     return backend
 
 
@@ -107,14 +107,14 @@ def test_mcut_general_selects_above_the_largest_drop(tmp_path: Path) -> None:
 
 def test_defaults_use_the_card_threshold_for_known_models(tmp_path: Path) -> None:
     backend = WDBackend()
-    backend.load(write_wd_dir(tmp_path, name="wd-vit-tagger-v3"))
+    backend.load(BackendSpec(kind="x", model_ref=str(write_wd_dir(tmp_path, name="wd-vit-tagger-v3"))))
     assert backend.thresholds == {"general": 0.2614, "character": 0.85}
 
 
 def test_wrong_header_is_unsupported(tmp_path: Path) -> None:
     bad = labels_csv().replace("tag_id,name,category,count", "id,name,category")
     with pytest.raises(UnsupportedLabelFormat, match="tag_id,name,category,count"):
-        WDBackend().load(write_wd_dir(tmp_path, csv=bad))
+        WDBackend().load(BackendSpec(kind="x", model_ref=str(write_wd_dir(tmp_path, csv=bad))))
 
 
 def test_display_names() -> None:
@@ -132,4 +132,4 @@ def test_missing_files_name_the_directory_and_file(tmp_path: Path) -> None:
     path = write_wd_dir(tmp_path)
     (path / "model.onnx").unlink()
     with pytest.raises(ModelNotProvisioned, match=r"wd-test.*model\.onnx"):
-        WDBackend().load(path)
+        WDBackend().load(BackendSpec(kind="x", model_ref=str(path)))

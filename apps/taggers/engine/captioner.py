@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from apps.core.exceptions import DomainError, TransientError
+from apps.taggers.engine.base import BackendSpec
 
 DEFAULT_TIMEOUT_S = 120.0
 # `{tags:<step>}` and `{character}`; any other `{…}` is an unknown placeholder.
@@ -69,7 +70,7 @@ class EchoCaptioner:
     kind: ClassVar[str] = "captioner"
     needs: ClassVar[frozenset[str]] = frozenset({"pixels"})
 
-    def load(self, *args: Any, **kwargs: Any) -> None:
+    def load(self, spec: BackendSpec | None = None, device: str = "cpu") -> None:
         return None
 
     def unload(self) -> None:
@@ -94,7 +95,9 @@ class HttpCaptioner:
         self.model = ""
         self.timeout = DEFAULT_TIMEOUT_S
 
-    def load(self, params: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+    def load(self, spec: BackendSpec, device: str = "cpu") -> None:
+        """spec.options: the tagger's params (url, model, timeout_s)."""
+        params = spec.options
         url = str(params.get("url") or "")
         if not url.startswith(("http://", "https://")):
             raise DomainError(

@@ -7,31 +7,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from apps.taggers.engine.base import ModelNotProvisioned, UnsupportedLabelFormat
+from apps.taggers.engine.base import BackendSpec, ModelNotProvisioned, RegionBox, UnsupportedLabelFormat
 
 CONF_THRESHOLD = 0.3
 IOU_THRESHOLD = 0.5
 CROP_MARGIN = 0.1
 REQUIRED_FILES = ("model.onnx", "labels.json")
-
-
-@dataclass(frozen=True)
-class RegionBox:
-    """A box in fractions of the image, 0 ≤ x0 < x1 ≤ 1 (same for y)."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    label: str
-    score: float
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = IOU_THRESHOLD) -> list[int]:
@@ -91,8 +78,8 @@ def decode_yolo(
                 y0=_clamp01(box[1] / height),
                 x1=_clamp01(box[2] / width),
                 y1=_clamp01(box[3] / height),
-                label=labels[cls],
                 score=float(cand_best[i]),
+                label=labels[cls],
             )
         )
     return [b for b in out if b.x1 > b.x0 and b.y1 > b.y0]
@@ -145,8 +132,10 @@ class OnnxDetector:
         self._input_name = ""
         self._fixed: tuple[int, int] | None = None
 
-    def load(self, model_dir: Path, device: str = "cpu", *, name: str | None = None) -> None:
-        model_dir = Path(model_dir)
+    def load(self, spec: BackendSpec, device: str = "cpu") -> None:
+        """spec.model_ref: the model directory (absolute); spec.options["name"]: its name."""
+        model_dir = Path(spec.model_ref)
+        name = spec.options.get("name")
         missing = [f for f in REQUIRED_FILES if not (model_dir / f).is_file()]
         if missing:
             raise ModelNotProvisioned(
@@ -212,7 +201,7 @@ class FixedDetector:
     kind: ClassVar[str] = "detector"
     needs: ClassVar[frozenset[str]] = frozenset({"pixels"})
 
-    def load(self, model_dir: Path | None = None, device: str = "cpu", *, name: str | None = None) -> None:
+    def load(self, spec: BackendSpec | None = None, device: str = "cpu") -> None:
         return None
 
     def unload(self) -> None:
@@ -225,5 +214,5 @@ class FixedDetector:
         for spec in (params or {}).get("boxes", []):
             x0, y0, x1, y1 = (float(v) for v in spec[:4])
             label = str(spec[4]) if len(spec) > 4 else "person"
-            boxes.append(RegionBox(x0, y0, x1, y1, label, 1.0))
+            boxes.append(RegionBox(x0, y0, x1, y1, 1.0, label))
         return [list(boxes) for _ in images]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image, ImageOps
 
-from apps.taggers.engine.base import ModelNotProvisioned, UnsupportedLabelFormat
+from apps.taggers.engine.base import BackendSpec, ModelNotProvisioned, UnsupportedLabelFormat
 
 LABELS_HEADER = ["tag_id", "name", "category", "count"]
 CATEGORY_RATING = 9
@@ -184,8 +184,11 @@ class WDBackend:
         self.general_rows: list[int] = []
         self.character_rows: list[int] = []
 
-    def load(self, model_dir: Path, device: str = "cpu", *, name: str | None = None) -> None:
-        model_dir = Path(model_dir)
+    def load(self, spec: BackendSpec, device: str = "cpu") -> None:
+        """spec.model_ref: the model directory (absolute); spec.options["name"]: its name (for
+        the card thresholds and messages; default the directory's name)."""
+        model_dir = Path(spec.model_ref)
+        name = spec.options.get("name")
         missing = [f for f in REQUIRED_FILES if not (model_dir / f).is_file()]
         if missing:
             raise ModelNotProvisioned(
