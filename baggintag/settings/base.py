@@ -280,6 +280,8 @@ CELERY_BEAT_SCHEDULE = {
     "tags-rebuild-stale": {"task": "tags.rebuild_stale", "schedule": 900.0},
     "tags-counters-recount": {"task": "tags.counters_recount", "schedule": 24 * 3600.0},
     "tags-operations-expire": {"task": "tags.operations_expire", "schedule": 24 * 3600.0},
+    # Due scheme schedules become runs (docs/taggers.md#schedules).
+    "schemes-tick": {"task": "schemes.tick", "schedule": 60.0},
 }
 # Jobs (docs/operations.md#failure-handling): a running job whose heartbeat is older than the
 # stale time is taken over; running attempts beat every HEARTBEAT seconds; a queued job whose
