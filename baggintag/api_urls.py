@@ -21,4 +21,5 @@ urlpatterns = [
     path("", include("apps.tags.api.urls")),
     path("", include("apps.mappings.api.urls")),
     path("", include("apps.datasets.api.urls")),
+    path("", include("apps.taggers.api.scheme_urls")),
 ]

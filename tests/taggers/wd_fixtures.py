@@ -112,3 +112,61 @@ def write_detector_dir(root: Path, raw, labels: list[str], name: str = "det-test
     onnx.save(yolo_graph(raw, size), str(path / "model.onnx"))
     (path / "labels.json").write_text(json.dumps(labels), encoding="utf-8")
     return path
+
+
+# --- scheme worlds (Django) -----------------------------------------------------------------------
+
+
+def halves_png(left: tuple[int, int, int], right: tuple[int, int, int], seed: int, size: int = 32) -> bytes:
+    """A PNG whose left half is `left` and right half `right`; `seed` changes one corner pixel so
+    every picture is a distinct file."""
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", (size, size), left)
+    img.paste(right, (size // 2, 0, size, size))
+    img.putpixel((0, size - 1), (seed % 256, seed // 256 % 256, 7))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def tagger_make(name: str, kind: str, *, model_dir: str = "", params: dict | None = None):
+    """A tagger with a ready version 1 that is active."""
+    from apps.taggers.models import Tagger, TaggerVersion
+    from apps.tags.selectors.vocabularies import vocabulary_default
+
+    tagger = Tagger.objects.create(
+        name=name, kind=kind, vocabulary=vocabulary_default(), model_dir=model_dir, params=params or {}
+    )
+    version = TaggerVersion.objects.create(tagger=tagger, number=1, status=TaggerVersion.Status.READY)
+    tagger.active_version = version
+    tagger.save(update_fields=["active_version"])
+    return tagger
+
+
+BOXES = [[0.0, 0.0, 0.5, 1.0, "person"], [0.5, 0.0, 1.0, 1.0, "person"]]
+
+
+def example_steps(persons, wd, captioner) -> list[dict]:
+    """TAGGERS §6's example: persons → who (character per region) and picture (image tags) →
+    describe each region, and the background with the persons masked."""
+    return [
+        {"key": "persons", "tagger": persons.name, "input": "image", "params": {"boxes": BOXES}},
+        {"key": "who", "tagger": wd.name, "input": "regions:persons"},
+        {"key": "picture", "tagger": wd.name, "input": "image"},
+        {
+            "key": "describe",
+            "tagger": captioner.name,
+            "input": "regions:persons",
+            "prompt": "Describe {character}. Context: {tags:picture}",
+            "after": ["who"],
+        },
+        {
+            "key": "background",
+            "tagger": captioner.name,
+            "input": "image_masked:persons",
+            "prompt": "Describe the background.",
+        },
+    ]
