@@ -9,6 +9,11 @@ class TaggersConfig(AppConfig):
     def ready(self) -> None:
         # Nothing here may import the engine's ML packages: web processes never load torch,
         # open_clip or onnxruntime (docs/taggers.md#processes).
-        from apps.taggers import registrations
+        from celery import signals
 
-        registrations.register()
+        from apps.taggers import receivers
+        from apps.taggers.services import similarity
+
+        # `similar:<id>,emb` and `clip:"…"` in the query language (docs/taggers.md#similarity-search).
+        similarity.register()
+        signals.worker_init.connect(receivers.worker_init, weak=False, dispatch_uid="taggers.worker_init")

@@ -44,6 +44,8 @@ class EmbeddingSpace(BaseModel):
     weights_sha256 = models.CharField(max_length=64)
     has_text_tower = models.BooleanField(default=False)
     description = models.TextField(blank=True)
+    # Rows in ImageEmbedding (moved by embed jobs, recounted when the matrix cache rebuilds).
+    embedding_count = models.PositiveBigIntegerField(default=0)
     # The latest embed job (progress on the pages); the Job row is the truth of its state.
     embed_job = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -82,6 +84,29 @@ class ImageEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"item {self.item_id} in space {self.space_id}"
+
+
+class TextQuery(models.Model):
+    """A text encoded by a space's text tower for text-to-image search (`clip:"…"`). Web
+    processes never load the text tower: a worker fills `vector`; NULL means still pending
+    (docs/taggers.md#text-to-image-search)."""
+
+    id = models.BigAutoField(primary_key=True)
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="+")
+    text_sha256 = models.CharField(max_length=64)
+    text = models.TextField()
+    vector = models.BinaryField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "text_sha256"], name="text_query_space_text"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.text[:40]!r} in space {self.space_id}"
 
 
 class Tagger(BaseModel):
