@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('jobs', '0003_attempts_sends_and_files'),
         ('media', '0003_mediaitem_effective_stale_mediaitem_tag_count_and_more'),
-        ('taggers', '0001_initial'),
+        ('taggers', '0002_space_counts_text_queries'),
     ]
 
     operations = [
