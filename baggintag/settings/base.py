@@ -229,6 +229,8 @@ SPECTACULAR_SETTINGS = {
         "TagSetKindEnum": "apps.tags.models.TagSet.Kind",
         "VocabularyKindEnum": "apps.tags.models.Vocabulary.Kind",
         "MappingActionEnum": "apps.mappings.models.TagMapping.Action",
+        "SchemeRunSelectionEnum": "apps.taggers.models.SchemeRun.Selection",
+        "ScheduleSelectionEnum": "apps.taggers.api.scheme_serializers.SCHEDULE_SELECTIONS",
     },
 }
 

@@ -90,11 +90,17 @@ class RunOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+# A schedule re-runs over everything or over what is new (never an explicit list).
+SCHEDULE_SELECTIONS = [
+    (SchemeRun.Selection.NEW_SINCE_LAST.value, SchemeRun.Selection.NEW_SINCE_LAST.label),
+    (SchemeRun.Selection.ALL.value, SchemeRun.Selection.ALL.label),
+]
+
+
 class ScheduleInputSerializer(serializers.Serializer):
     crontab = serializers.JSONField(help_text='"m h dow dom moy" text, or an object with those fields')
     selection = serializers.ChoiceField(
-        choices=[SchemeRun.Selection.ALL, SchemeRun.Selection.NEW_SINCE_LAST],
-        default=SchemeRun.Selection.NEW_SINCE_LAST,
+        choices=SCHEDULE_SELECTIONS, default=SchemeRun.Selection.NEW_SINCE_LAST
     )
     enabled = serializers.BooleanField(default=True)
 

@@ -88,6 +88,15 @@ class WDOutput:
     thresholds: dict[str, float] = field(default_factory=dict)
 
 
+def onnx_device() -> str:
+    """ "cuda" when onnxruntime can use a GPU here, else "cpu" (the embedded mode runs on CPU)."""
+    try:
+        import onnxruntime
+    except ImportError:  # pragma: no cover - a worker without the ML requirements
+        return "cpu"
+    return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+
+
 def display_name(name: str) -> str:
     """`long_hair` → "long hair"; kaomoji such as `^_^` stay as they are."""
     if name in KAOMOJIS or not any(ch.isalpha() for ch in name):

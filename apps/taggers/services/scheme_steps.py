@@ -118,7 +118,9 @@ def backend_for(tagger: Tagger, version: TaggerVersion) -> Any:
 
 
 def _backend_new(tagger: Tagger, backend_name: str) -> Any:
-    device = "cuda" if _cuda() else "cpu"
+    from apps.taggers.engine.wd import onnx_device
+
+    device = onnx_device()
     if tagger.kind == Tagger.Kind.WD_ONNX:
         from apps.taggers.engine.wd import WDBackend
 
@@ -152,15 +154,6 @@ def _backend_new(tagger: Tagger, backend_name: str) -> Any:
     raise DomainError(
         f"{tagger.kind} taggers cannot run in a scheme yet.", code="taggers.backend_unsupported"
     )
-
-
-def _cuda() -> bool:
-    try:
-        import onnxruntime
-
-        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    except ImportError:  # pragma: no cover - workers without the ML requirements
-        return False
 
 
 # --- inputs ---------------------------------------------------------------------------------------
