@@ -1,6 +1,6 @@
 """Tagging scheme pages: the list with a form for a new scheme, the editor (definition JSON and
 the DAG drawn as server-rendered SVG), runs with per-step progress, and schedules
-(docs/taggers.md#pages)."""
+(docs/taggers.md#scheme-pages)."""
 
 from __future__ import annotations
 
