@@ -114,3 +114,11 @@ def test_force_recomputes_without_duplicating(world) -> None:
     run.refresh_from_db()
     assert _items_sent(run) == 3
     assert Region.objects.filter(tagger_version=world["persons"].active_version).count() == 6
+
+
+def test_a_schedule_without_a_next_time_gets_one_and_does_not_run_at_once(world) -> None:
+    schedule = schedule_create(scheme=world["scheme"], crontab="0 0 1 1 *")
+    SchemeSchedule.objects.filter(pk=schedule.pk).update(next_run_at=None)  # as admin leaves it
+    assert schemes_tick() == []
+    schedule.refresh_from_db()
+    assert schedule.next_run_at > timezone.now()
