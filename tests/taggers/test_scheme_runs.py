@@ -225,3 +225,17 @@ def test_cancel_ends_the_run_and_skips_pending_steps(world) -> None:
     run.refresh_from_db()
     assert run.status == SchemeRun.Status.CANCELLED
     assert set(StepRun.objects.filter(run=run).values_list("status", flat=True)) == {"skipped"}
+
+
+def test_a_queryset_selection_runs_its_items(world) -> None:
+    from apps.media.models import MediaItem
+
+    wanted = MediaItem.objects.filter(pk__in=[world["items"][2].pk])
+    scheme_runs.scheme_run_start(scheme=world["scheme"], selection="explicit", items=wanted)
+    _drain()
+    done = set(
+        Region.objects.filter(tagger_version=world["persons"].active_version).values_list(
+            "item_id", flat=True
+        )
+    )
+    assert done == {world["items"][2].pk}

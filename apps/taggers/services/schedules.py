@@ -114,11 +114,10 @@ def schemes_tick(*, now: datetime | None = None) -> list[int]:
     """Create a run for every due schedule (beat, every minute); returns the new runs' ids."""
     now = now or timezone.now()
     # A schedule added or edited in admin has no next time yet: it starts from now.
-    for schedule in SchemeSchedule.objects.filter(enabled=True, next_run_at__isnull=True).select_related(
-        "crontab"
-    ):
-        SchemeSchedule.objects.filter(pk=schedule.pk, next_run_at__isnull=True).update(
-            next_run_at=next_fire(schedule.crontab, now)
+    fresh = SchemeSchedule.objects.filter(enabled=True, next_run_at__isnull=True).select_related("crontab")
+    for unset in fresh:
+        SchemeSchedule.objects.filter(pk=unset.pk, next_run_at__isnull=True).update(
+            next_run_at=next_fire(unset.crontab, now)
         )
     due = list(
         SchemeSchedule.objects.filter(enabled=True, next_run_at__lte=now)

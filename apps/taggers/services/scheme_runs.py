@@ -45,8 +45,13 @@ DONE = (StepRun.Status.SUCCEEDED, StepRun.Status.PARTIAL)
 ENDED = (*DONE, StepRun.Status.FAILED, StepRun.Status.SKIPPED)
 
 
-def _explicit_ids(item_ids: Sequence[Any] | None, q: str | None, actor: Any) -> list[int]:
-    if q:
+def _explicit_ids(
+    item_ids: Sequence[Any] | None, q: str | None, actor: Any, items: QuerySet[MediaItem] | None = None
+) -> list[int]:
+    if items is not None:
+        base = items.filter(kind__in=PIXEL_KINDS)
+        ids = list(base.order_by("pk").values_list("pk", flat=True)[: EXPLICIT_MAX + 1])
+    elif q:
         from apps.search.query import search_queryset
 
         base = search_queryset(q=q, viewer=actor).filter(kind__in=PIXEL_KINDS)
@@ -82,16 +87,19 @@ def scheme_run_start(
     selection: str = SchemeRun.Selection.ALL,
     item_ids: Sequence[Any] | None = None,
     q: str | None = None,
+    items: QuerySet[MediaItem] | None = None,
     force: bool = False,
     batch_size: int = BATCH_ITEMS,
     actor: Any = None,
     origin: str = "api",
 ) -> SchemeRun:
     """A pending run of the scheme's current definition and its planning job. At most one run
-    per scheme is pending or running (ConflictError naming it)."""
+    per scheme is pending or running (ConflictError naming it). An explicit selection is
+    `item_ids`, a query `q`, or `items` (a MediaItem queryset: how datasets and intake hand over
+    their items)."""
     if selection not in SchemeRun.Selection.values:
         raise DomainError(f"Unknown selection {selection!r}.", code="taggers.bad_selection")
-    if (selection == SchemeRun.Selection.EXPLICIT) != bool(item_ids or q):
+    if (selection == SchemeRun.Selection.EXPLICIT) != bool(item_ids or q or items is not None):
         raise DomainError(
             "Give `item_ids` or `q` exactly when the selection is `explicit`.", code="taggers.bad_selection"
         )
@@ -105,7 +113,7 @@ def scheme_run_start(
         )
     if scheme.current_definition_id is None:
         raise DomainError(f"Scheme {scheme.name!r} has no definition.", code="taggers.scheme_invalid")
-    explicit = _explicit_ids(item_ids, q, actor) if selection == SchemeRun.Selection.EXPLICIT else []
+    explicit = _explicit_ids(item_ids, q, actor, items) if selection == SchemeRun.Selection.EXPLICIT else []
     user = actor if actor is not None and actor.is_authenticated else None
     run = SchemeRun.objects.create(
         scheme=scheme,
@@ -131,6 +139,12 @@ def _resolve(step: Step, taggers: dict[int, Tagger]) -> TaggerVersion:
     tagger = taggers.get(step.tagger_id)
     if tagger is None:
         raise DomainError(f"Step {step.key!r}: its tagger was deleted.", code="taggers.tagger_missing")
+    if tagger.kind not in STEP_TASKS:
+        raise DomainError(
+            f"Step {step.key!r}: tagger {tagger.name!r} is now a {tagger.kind} tagger, which cannot "
+            "run in a scheme.",
+            code="taggers.backend_unsupported",
+        )
     if step.version == ACTIVE:
         version = tagger.active_version
         if version is None:
