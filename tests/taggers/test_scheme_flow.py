@@ -21,7 +21,7 @@ QUEUES = ["default", "ml", "ml_caption"]
 
 
 @pytest.fixture
-def ml_worker(transactional_db, settings, tmp_path: Path) -> Iterator[object]:
+def scheme_worker(transactional_db, settings, tmp_path: Path) -> Iterator[object]:
     from celery.contrib.testing.worker import start_worker
 
     from baggintag.celery import app
@@ -40,7 +40,7 @@ def ml_worker(transactional_db, settings, tmp_path: Path) -> Iterator[object]:
 
 
 @pytest.mark.flow
-def test_a_real_worker_runs_the_example_scheme(ml_worker) -> None:
+def test_a_real_worker_runs_the_example_scheme(scheme_worker) -> None:
     persons = tagger_make("persons", "detector", params={"backend": "fixed"})
     wd = tagger_make("wd-test", "wd_onnx", model_dir="wd/wd-test")
     echo = tagger_make("echo", "captioner", params={"backend": "echo"})

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -26,7 +26,9 @@ from typing import IO, TYPE_CHECKING, Any
 from apps.taggers.engine.base import (
     EmbeddingSpaceMismatch,
     InvalidModelRef,
+    Item,
     ModelNotProvisioned,
+    Output,
 )
 
 if TYPE_CHECKING:
@@ -283,6 +285,19 @@ class ClipModel:
 
     def unload(self) -> None:
         self.model = self.transform = self.tokenizer = None
+
+    def run(self, items: Sequence[Item], params: Mapping[str, Any]) -> list[Output]:
+        """The Backend interface: one L2-normalised fp16 vector per item (`path`), in order,
+        in batches of `params["batch"]` (128)."""
+        batch = max(1, int(params.get("batch", 128)))
+        outputs: list[Output] = []
+        for start in range(0, len(items), batch):
+            tensors = []
+            for item in items[start : start + batch]:
+                with open(item.path, "rb") as handle:
+                    tensors.append(self.preprocess(handle))
+            outputs.extend(Output(embedding=v, score_kind="cosine") for v in self.embed(tensors))
+        return outputs
 
     def preprocess(self, handle: IO[bytes]) -> Any:
         """Decode and preprocess one image into a CHW float tensor (thread-safe)."""
