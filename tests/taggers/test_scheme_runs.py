@@ -239,3 +239,18 @@ def test_a_queryset_selection_runs_its_items(world) -> None:
         )
     )
     assert done == {world["items"][2].pk}
+
+
+def test_a_cpu_only_worker_refuses_a_model_step_over_the_limit_and_keeps_what_it_did(world, settings) -> None:
+    from apps.taggers.engine.wd import onnx_device
+
+    if onnx_device() != "cpu":
+        pytest.skip("this host has CUDA")
+    settings.BAGGINTAG_CPU_JOB_LIMIT_S = 0
+    run = scheme_runs.scheme_run_start(scheme=world["scheme"], batch_size=4)
+    _drain()
+    run.refresh_from_db()
+    persons = StepRun.objects.get(run=run, step_key="persons")
+    assert run.status == SchemeRun.Status.FAILED
+    assert "BAGGINTAG_CPU_JOB_LIMIT_S" in persons.error
+    assert Region.objects.filter(tagger_version=world["persons"].active_version).count() == 8

@@ -14,9 +14,11 @@ and skips the steps below it; items that failed make the run `partial`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -362,12 +364,37 @@ def _work(job: Job, row: StepRun) -> Job:
         )
         if not ids:
             break
+        started = time.monotonic()
         result = scheme_steps.batch_compute_retrying(ctx, ids)
         cursor = ids[-1]
         row = _batch_commit(row.pk, ctx, result, cursor)
+        if done == 0:
+            _check_cpu_estimate(ctx, time.monotonic() - started, len(ids), total - len(ids))
         done += len(ids)
         job = job_services.job_progress(job=job, done=done)
     return job
+
+
+def _check_cpu_estimate(ctx: scheme_steps.StepContext, seconds: float, batch: int, remaining: int) -> None:
+    """On a worker without CUDA, a model step (queue ml) whose estimate from its first batch is
+    over BAGGINTAG_CPU_JOB_LIMIT_S fails with a clear message; what was written stays and a
+    GPU worker resumes it on the next run."""
+    if STEP_TASKS.get(ctx.step.kind) == STEP_TASKS[Tagger.Kind.CAPTIONER] or remaining <= 0:
+        return
+    from apps.taggers.engine.wd import onnx_device
+
+    if onnx_device() != "cpu":
+        return
+    estimate = seconds / max(1, batch) * remaining
+    limit = int(settings.BAGGINTAG_CPU_JOB_LIMIT_S)
+    if estimate > limit:
+        raise DomainError(
+            f"Step {ctx.step.key!r}: the remaining {remaining} items would take about "
+            f"{estimate / 3600:.1f} h on this CPU-only worker (limit {limit / 3600:.1f} h, "
+            "BAGGINTAG_CPU_JOB_LIMIT_S). Run it on a worker with a GPU (queue ml) or on fewer items; "
+            "what was done is kept.",
+            code="taggers.cpu_job_too_long",
+        )
 
 
 def step_run_execute(*, job_id: int) -> None:
