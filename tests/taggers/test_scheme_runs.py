@@ -254,3 +254,20 @@ def test_a_cpu_only_worker_refuses_a_model_step_over_the_limit_and_keeps_what_it
     assert run.status == SchemeRun.Status.FAILED
     assert "BAGGINTAG_CPU_JOB_LIMIT_S" in persons.error
     assert Region.objects.filter(tagger_version=world["persons"].active_version).count() == 8
+
+
+def test_explicit_selection_walks_past_windows_already_done(world, monkeypatch) -> None:
+    monkeypatch.setattr(scheme_runs, "EXPLICIT_WINDOW", 2)
+    ids = [i.pk for i in world["items"][:6]]
+    scheme_runs.scheme_run_start(scheme=world["scheme"], selection="explicit", item_ids=ids[:4])
+    _drain()
+    run = scheme_runs.scheme_run_start(scheme=world["scheme"], selection="explicit", item_ids=ids)
+    _drain()
+    persons = StepRun.objects.get(run=run, step_key="persons")
+    done = set(
+        Region.objects.filter(tagger_version=world["persons"].active_version).values_list(
+            "item_id", flat=True
+        )
+    )
+    assert persons.counts["items_done"] == 2
+    assert done == set(ids)

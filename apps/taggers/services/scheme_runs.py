@@ -42,6 +42,7 @@ STEP_TASKS: dict[str, str] = {
 }
 BATCH_ITEMS = 128
 EXPLICIT_MAX = 100_000
+EXPLICIT_WINDOW = 5_000  # ids per IN (…) of an explicit selection
 PIXEL_KINDS = (MediaItem.Kind.IMAGE, MediaItem.Kind.FRAME)
 DONE = (StepRun.Status.SUCCEEDED, StepRun.Status.PARTIAL)
 ENDED = (*DONE, StepRun.Status.FAILED, StepRun.Status.SKIPPED)
@@ -278,9 +279,12 @@ def _advance(run: SchemeRun) -> None:
 # --- step jobs ------------------------------------------------------------------------------------
 
 
-def _selection(run: SchemeRun, ctx: scheme_steps.StepContext) -> QuerySet[MediaItem]:
-    """The run's items that this step still owes: in the selection and (unless forced) lacking
-    a marker for the step's version and input fingerprint."""
+def _selection(
+    run: SchemeRun, ctx: scheme_steps.StepContext, window: Sequence[int] = ()
+) -> QuerySet[MediaItem]:
+    """The run's items that this step still owes: in the selection (an explicit one a window of
+    its ids at a time) and, unless forced, lacking a marker for the step's version and input
+    fingerprint."""
     items = MediaItem.objects.filter(kind__in=PIXEL_KINDS, pk__lte=int(run.params.get("max_item") or 0))
     lacking = ~Exists(
         StepOutput.objects.filter(
@@ -288,7 +292,7 @@ def _selection(run: SchemeRun, ctx: scheme_steps.StepContext) -> QuerySet[MediaI
         )
     )
     if run.selection == SchemeRun.Selection.EXPLICIT:
-        items = items.filter(pk__in=run.item_ids)
+        items = items.filter(pk__in=list(window))
     elif run.selection == SchemeRun.Selection.NEW_SINCE_LAST and ctx.force:
         since = run.params.get("since")
         items = items.filter(Q(created_at__gte=since) | lacking) if since else items
@@ -355,15 +359,28 @@ def _work(job: Job, row: StepRun) -> Job:
     ctx = _context(row)
     size = int(row.run.params.get("batch_size") or BATCH_ITEMS)
     cursor = int(row.counts.get("cursor") or 0)
-    total = _selection(row.run, ctx).filter(pk__gt=cursor).count()
+    explicit = row.run.selection == SchemeRun.Selection.EXPLICIT
+    if explicit:
+        total = sum(1 for i in row.run.item_ids if i > cursor)  # at most: done ones are skipped
+    else:
+        total = _selection(row.run, ctx).filter(pk__gt=cursor).count()
     job = job_services.job_progress(job=job, done=0, total=total)
     done = 0
     while not job.cancel_requested:
+        window = [i for i in row.run.item_ids if i > cursor][:EXPLICIT_WINDOW] if explicit else []
+        if explicit and not window:
+            break
         ids = list(
-            _selection(row.run, ctx).filter(pk__gt=cursor).order_by("pk").values_list("pk", flat=True)[:size]
+            _selection(row.run, ctx, window)
+            .filter(pk__gt=cursor)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
         )
         if not ids:
-            break
+            if not explicit:
+                break
+            cursor = window[-1]  # this window is done; the next one may still owe items
+            continue
         started = time.monotonic()
         result = scheme_steps.batch_compute_retrying(ctx, ids)
         cursor = ids[-1]
