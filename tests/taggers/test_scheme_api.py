@@ -221,3 +221,17 @@ def test_deleting_a_scheme_with_an_active_run_is_a_409(api, taggers) -> None:
 
 def test_unknown_scheme_is_a_404(api) -> None:
     assert api.get("/api/tagging-schemes/999999/").status_code == 404
+
+
+def test_listing_runs_takes_a_fixed_number_of_queries(api, taggers, django_assert_max_num_queries) -> None:
+    from apps.taggers.models import StepRun
+
+    scheme = _post(api, _steps(taggers)).json()
+    for _ in range(3):
+        run_id = api.post(f"/api/tagging-schemes/{scheme['id']}/run", {}, format="json").json()["id"]
+        run = SchemeRun.objects.get(pk=run_id)
+        StepRun.objects.bulk_create([StepRun(run=run, step_key=k) for k in ("a", "b", "c")])
+        SchemeRun.objects.filter(pk=run_id).update(status="succeeded")
+    with django_assert_max_num_queries(12):
+        body = api.get("/api/scheme-runs/").json()
+    assert [len(r["steps"]) for r in body["results"]] == [3, 3, 3]

@@ -89,7 +89,7 @@ class TaggingSchemeViewSet(viewsets.ModelViewSet):
     @extend_schema(responses=s.RunOutputSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="runs")
     def runs(self, request: Request, pk: str) -> Response:
-        page = self.paginate_queryset(selectors.run_list(scheme=self.get_object()).prefetch_related("steps"))
+        page = self.paginate_queryset(selectors.run_list(scheme=self.get_object()))
         return self.get_paginated_response(s.RunOutputSerializer(page, many=True).data)
 
     @extend_schema(methods=["get"], responses=s.ScheduleOutputSerializer(many=True), request=None)
@@ -118,7 +118,7 @@ class SchemeRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     required_perms: list[str] | None = None
 
     def get_queryset(self) -> Any:
-        return selectors.run_list().select_related("definition").prefetch_related("steps")
+        return selectors.run_list()
 
     def get_object(self) -> SchemeRun:
         return selectors.run_get(pk=self.kwargs["pk"])

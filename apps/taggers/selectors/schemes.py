@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from apps.core.exceptions import NotFoundError
 from apps.taggers.engine.captioner import placeholders
@@ -26,7 +26,15 @@ def scheme_get(*, ref: Any) -> TaggingScheme:
 
 
 def run_list(*, scheme: TaggingScheme | None = None) -> QuerySet[SchemeRun]:
-    runs = SchemeRun.objects.select_related("scheme", "job").order_by("-pk")
+    """Runs newest first, with their definition and steps (version and job) loaded."""
+    steps = Prefetch(
+        "steps", queryset=StepRun.objects.select_related("resolved_version", "job").order_by("pk")
+    )
+    runs = (
+        SchemeRun.objects.select_related("scheme", "job", "definition")
+        .prefetch_related(steps)
+        .order_by("-pk")
+    )
     return runs.filter(scheme=scheme) if scheme is not None else runs
 
 
