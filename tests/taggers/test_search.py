@@ -148,3 +148,18 @@ def test_clip_without_a_text_space_says_how(db, api) -> None:
     response = api.get("/api/media/", {"q": 'clip:"red"'})
     assert response.status_code == 400
     assert "text tower" in response.json()["message"]
+
+
+def test_the_api_pages_a_ranked_search_in_rank_order(space: EmbeddingSpace, library, api) -> None:
+    red = library["red"]
+    first = api.get("/api/media/", {"q": f"similar:{red[0]},emb,4", "limit": 2, "count": "exact"})
+    assert first.status_code == 200, first.content
+    body = first.json()
+    assert body["count"] == 4
+    second = api.get(
+        "/api/media/", {"q": f"similar:{red[0]},emb,4", "limit": 2, "cursor": body["next_cursor"]}
+    )
+    ids = [r["id"] for r in body["results"]] + [r["id"] for r in second.json()["results"]]
+    expected = search_ids(q=f"similar:{red[0]},emb,4", viewer=None)
+    assert ids == expected
+    assert ids[0] == red[0]
