@@ -84,6 +84,14 @@ def test_a_placeholder_naming_an_unknown_step_is_a_400(api, taggers) -> None:
     [
         ({"key": "Bad Key"}, ""),
         ({"tagger": "missing"}, "tagger"),
+        ({"tagger": 2**70}, "tagger"),
+        ({"tagger": 0}, "tagger"),
+        ({"tagger": 1.5}, "tagger"),
+        ({"tagger": {"id": 1}}, "tagger"),
+        ({"tagger": "x" * 500}, "tagger"),
+        ({"version": 2**70}, "version"),
+        ({"after": "who"}, "after"),
+        ({"input": "regions:"}, "input"),
         ({"version": 7}, "version"),
         ({"version": "latest"}, "version"),
         ({"input": "pixels"}, "input"),
@@ -194,7 +202,9 @@ def test_schedules_are_created_listed_changed_and_deleted(api, taggers) -> None:
     assert api.delete(f"/api/scheme-schedules/{schedule['id']}/").status_code == 204
 
 
-@pytest.mark.parametrize("crontab", ["* * *", "99 * * * *", {"second": "1"}, 5])
+@pytest.mark.parametrize(
+    "crontab", ["* * *", "99 * * * *", {"second": "1"}, 5, {"minute": []}, {"day_of_week": "1," * 200}]
+)
 def test_bad_crontabs_are_400s(api, taggers, crontab) -> None:
     scheme = _post(api, _steps(taggers)).json()
     response = api.post(f"/api/tagging-schemes/{scheme['id']}/schedules", {"crontab": crontab}, format="json")

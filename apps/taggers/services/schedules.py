@@ -44,6 +44,14 @@ def _crontab(cron: Any) -> CrontabSchedule:
             code="taggers.bad_crontab",
             details={"field": "crontab"},
         )
+    for name, value in values.items():
+        limit = CrontabSchedule._meta.get_field(name).max_length or 64
+        if len(value) > limit:
+            raise DomainError(
+                f"The crontab's {name} is longer than {limit} characters.",
+                code="taggers.bad_crontab",
+                details={"field": "crontab"},
+            )
     probe = CrontabSchedule(**values, timezone="UTC")
     try:
         probe.schedule.remaining_estimate(timezone.now())

@@ -24,6 +24,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import ConflictError, DomainError
+from apps.core.ints import INT_MAX
 from apps.taggers.engine.captioner import STEP_KEY, PromptError, placeholders
 from apps.taggers.models import SchemeDefinition, SchemeRun, Tagger, TaggerVersion, TaggingScheme
 
@@ -78,8 +79,10 @@ def body_sha256(body: Mapping[str, Any]) -> str:
 
 
 def _tagger(step: str, ref: Any) -> Tagger:
-    if isinstance(ref, bool) or not isinstance(ref, (int, str)) or ref == "":
+    if isinstance(ref, bool) or not isinstance(ref, (int, str)) or ref == "" or len(str(ref)) > 64:
         raise _bad(step, "`tagger` must be a tagger id or name.", "tagger")
+    if isinstance(ref, int) and not 1 <= ref <= INT_MAX:
+        raise _bad(step, f"`tagger` ids run from 1 to {INT_MAX}.", "tagger")
     found = (
         Tagger.objects.filter(pk=ref).first()
         if isinstance(ref, int)
@@ -93,7 +96,7 @@ def _tagger(step: str, ref: Any) -> Tagger:
 def _version(step: str, tagger: Tagger, raw: Any) -> str | int:
     if raw in (None, ACTIVE):
         return ACTIVE
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= INT_MAX:
         raise _bad(step, '`version` is "active" or a version number.', "version")
     status = TaggerVersion.objects.filter(tagger=tagger, number=raw).values_list("status", flat=True).first()
     if status != TaggerVersion.Status.READY:
