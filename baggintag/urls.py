@@ -17,6 +17,7 @@ urlpatterns = [
     path("mappings/", include("apps.mappings.urls")),
     path("taggers/", include("apps.taggers.urls")),
     path("datasets/", include("apps.datasets.urls")),
+    path("intake/", include("apps.intake.urls")),
     path("", include("apps.media.urls")),
 ]
 

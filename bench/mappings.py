@@ -31,11 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import bench.tags  # noqa: E402
 from bench.tags import django_setup  # noqa: E402
 
-BENCH_DB = "bench_mappings"  # its own database, so it never drops a kept bench_tags
-bench.tags.BENCH_DB = BENCH_DB
+BENCH_DB = "bench_mappings"  # its own database, so it never touches a kept bench_tags
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tags", type=int, default=20_000)
     parser.add_argument("--mapped", type=int, default=3_000, help="source tags with a rule")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--agg-rounds", type=int, default=5, help="interleaved aggregate rounds")
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--keep", action="store_true")
     return parser.parse_args()
@@ -98,13 +97,15 @@ def build(mapped: int):  # type: ignore[no-untyped-def]
 
 
 def baseline(prepared, item_ids):  # type: ignore[no-untyped-def]
-    """Every input row in one query, grouped in Python, the same pipeline per item."""
+    """Every input row in one query, grouped in Python, the same pipeline per item, and the same
+    aggregates the product reports (counts per share, flags, unmapped tags by count)."""
+    from collections import Counter
+
     from django.db import connection
 
     from apps.mappings.pipeline import map_item
     from apps.mappings.selectors import outputs_load
 
-    started = time.perf_counter()
     rows: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -116,15 +117,35 @@ def baseline(prepared, item_ids):  # type: ignore[no-untyped-def]
             rows[item_id].append((tag_id, position))
     ideal = prepared.compiled.ideal
     outputs_load(prepared.compiled, {ideal.get(t, t) for pairs in rows.values() for t, _p in pairs})
+    counts: Counter[str] = Counter()
+    unmapped: Counter[int] = Counter()
     for item_id in item_ids:
-        map_item(prepared.compiled, rows.get(item_id, []))
-    return time.perf_counter() - started
+        result = map_item(prepared.compiled, rows.get(item_id, []), caption=False)
+        counts["mapped"] += len(result.mapped)
+        counts["dropped"] += len(result.dropped)
+        counts["unmapped"] += len(result.unmapped)
+        counts["output_tags"] += len(result.tags)
+        unmapped.update(result.unmapped)
+        for flag in result.flags:
+            counts[f"flag_{flag}"] += 1
+    return counts, unmapped
+
+
+def same_aggregates(product, counts, unmapped) -> None:  # type: ignore[no-untyped-def]
+    """The product's aggregates equal the loop's (the comparison is only fair if they do)."""
+    inputs = counts["mapped"] + counts["dropped"] + counts["unmapped"]
+    assert product["input_tags"] == inputs, (product["input_tags"], inputs)
+    assert product["output_tags"] == counts["output_tags"]
+    assert product["flags"] == {k[5:]: v for k, v in counts.items() if k.startswith("flag_")}
+    top = {row["tag_id"]: row["count"] for row in product["top_unmapped"]}
+    assert all(unmapped[tag_id] == n for tag_id, n in top.items())
+    assert sorted(top.values(), reverse=True) == [n for _t, n in unmapped.most_common(len(top))]
 
 
 def main() -> None:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-map-"))
-    reused = django_setup(args.db, work, reuse=args.reuse)
+    reused = django_setup(args.db, work, reuse=args.reuse, name=BENCH_DB)
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
@@ -172,21 +193,34 @@ def main() -> None:
         )
     )
 
-    prepared = apply_service.prepare(profile)
-    loop = baseline(prepared, item_ids)
-    prepared = apply_service.prepare(profile)
-    started = time.perf_counter()
-    aggregate(prepared, item_ids)
-    product = time.perf_counter() - started
+    # Interleaved rounds (bench/rounds.py): each round runs the loop and the product on every
+    # item, in alternating order, from a fresh compile; the ratio is taken inside the round.
+    ratios, loops, products = [], [], []
+    for n in range(args.agg_rounds):
+        timed = {}
+        for side in ("loop", "product") if n % 2 == 0 else ("product", "loop"):
+            prepared = apply_service.prepare(profile)
+            started = time.perf_counter()
+            if side == "loop":
+                counts, unmapped = baseline(prepared, item_ids)
+            else:
+                aggregates = aggregate(prepared, item_ids)
+            timed[side] = time.perf_counter() - started
+        same_aggregates(aggregates, counts, unmapped)
+        loops.append(timed["loop"])
+        products.append(timed["product"])
+        ratios.append(timed["loop"] / timed["product"])
+    loop, product = statistics.median(loops), statistics.median(products)
     rows.append(
         (
-            "aggregate preview, all items",
+            "aggregate preview, all items (median round)",
             len(item_ids) / product,
             len(item_ids) / loop,
             "items/s (product, loop)",
         )
     )
-    rows.append(("aggregate / loop speed", loop / product, None, "×"))
+    rows.append(("aggregate / loop speed, median of per-round ratios", statistics.median(ratios), None, "×"))
+    rows.append(("  spread over rounds (min, max)", min(ratios), max(ratios), "×"))
 
     half = item_ids[: len(item_ids) // 2]
     peaks = []

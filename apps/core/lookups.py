@@ -104,6 +104,22 @@ def sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
         connection.connection.create_function("bt_hamming", 2, hamming, deterministic=True)
         connection.connection.create_function("bt_fold", 1, _fold_or_none, deterministic=True)
+        connection.connection.create_function("bt_lower", 1, _lower_or_none, deterministic=True)
+
+
+def _lower_or_none(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
+class UnicodeLower(Func):
+    """LOWER() that folds every cased letter on both databases: MariaDB's LOWER does; SQLite's
+    folds ASCII only, so there it calls Python's `str.lower` (`bt_lower`)."""
+
+    function = "LOWER"
+    arity = 1
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="bt_lower")
 
 
 def _fold_or_none(value: str | None) -> str | None:

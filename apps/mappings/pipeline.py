@@ -106,6 +106,9 @@ class Compiled:
     tags: dict[int, TagInfo]
     types: dict[int, TypeInfo]
     name_match: dict[int, int] = field(default_factory=dict)
+    # Target names that lower() changes, by name_key: loaded once, when a source name first
+    # misses every exact spelling (docs/mappings.md#profiles).
+    folded_targets: dict[str, tuple[int, str]] | None = None
     prepared: set[int] = field(default_factory=set)  # input tags whose outputs are loaded
     target_vocabulary_id: int = 0
 
@@ -165,8 +168,9 @@ def decide(compiled: Compiled, tag_id: int, present: set[int]) -> Rule | None:
     return None
 
 
-def map_item(compiled: Compiled, inputs: Sequence[tuple[int, int | None]]) -> Result:
-    """Steps 1–6 for one item's input tags (tag id, position or None)."""
+def map_item(compiled: Compiled, inputs: Sequence[tuple[int, int | None]], *, caption: bool = True) -> Result:
+    """Steps 1–6 for one item's input tags (tag id, position or None); `caption=False` leaves
+    step 6 out (the caption is ""), for aggregates that only count."""
     positions = inputs_resolve(inputs, compiled.ideal)
     present = set(positions)
     emitted: list[OutTag] = []
@@ -199,7 +203,8 @@ def map_item(compiled: Compiled, inputs: Sequence[tuple[int, int | None]]) -> Re
         flags.append("unmapped")
         if policy == "flag":
             flags.append("incomplete")
-    return Result(out, render(compiled, out), tuple(flags), mapped, dropped, unmapped, truncated)
+    text = render(compiled, out) if caption else ""
+    return Result(out, text, tuple(flags), mapped, dropped, unmapped, truncated)
 
 
 def unmapped_step(

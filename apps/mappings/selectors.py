@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from apps.core.exceptions import NotFoundError
+from apps.core.lookups import UnicodeLower
 from apps.mappings.models import (
     MappedSet,
     MappingProfile,
@@ -259,6 +260,30 @@ def name_matches(*, compiled: Compiled, tag_ids: Iterable[int], target_vocabular
         ):
             for source in keys.get(name_key(name), ()):
                 compiled.name_match.setdefault(source, pk)
+    missed = {key: sources for key, sources in keys.items() if sources[0] not in compiled.name_match}
+    if not missed:
+        return
+    if compiled.folded_targets is None:
+        compiled.folded_targets = folded_target_names(target_vocabulary_id)
+    for key, sources in missed.items():
+        if key in compiled.folded_targets:
+            for source in sources:
+                compiled.name_match.setdefault(source, compiled.folded_targets[key][0])
+
+
+def folded_target_names(vocabulary_id: int) -> dict[str, tuple[int, str]]:
+    """The vocabulary's names that keep upper case, by `name_key` (the lowest id wins): one read
+    of the names lower() changes, so `match_name` finds `Long_Hair` for `long hair`."""
+    out: dict[str, tuple[int, str]] = {}
+    rows = (
+        Tag.objects.filter(vocabulary_id=vocabulary_id)
+        .exclude(name=UnicodeLower("name"))
+        .order_by("pk")
+        .values_list("pk", "name")
+    )
+    for pk, name in rows.iterator(chunk_size=BATCH):
+        out.setdefault(name_key(name), (pk, name))
+    return out
 
 
 def chunk_prepare(

@@ -8,7 +8,9 @@ redo handler for that kind in its `AppConfig.ready()`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 # handler(*, root, operation_id, item_ids, actor_id) -> rows changed: re-apply `root` to these
 # items inside the caller's transaction, logging under `operation_id`.
@@ -27,3 +29,33 @@ def redo_handler_register(*, kind: str, handler: RedoHandler) -> None:
 
 def redo_handler(kind: str) -> RedoHandler | None:
     return _redo_handlers.get(kind)
+
+
+# --- tag suggesters ---------------------------------------------------------------------------
+# Mapping suggestions (docs/mappings.md#suggestions) come from suggesters that apps register
+# here, below both the mappings app that asks and the apps that answer (the taggers app, a
+# sibling of mappings, registers embedding similarity): a suggester is a callable
+# `(sources, target_vocabulary_id, limit) -> {source tag id: [Candidate]}` over a batch of
+# source tags (objects with `.id` and `.name`).
+
+
+@dataclass
+class Candidate:
+    """A proposed target tag with a score in 0..1 and the evidence that supports it."""
+
+    target_id: int
+    score: float
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+Suggester = Callable[[Sequence[Any], int, int], dict[int, list[Candidate]]]
+_suggesters: dict[str, Suggester] = {}
+
+
+def suggester_register(*, key: str, suggester: Suggester) -> None:
+    """Add (or replace) a suggester under `key` (e.g. "taggers.embeddings")."""
+    _suggesters[key] = suggester
+
+
+def suggesters() -> dict[str, Suggester]:
+    return dict(_suggesters)

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.mappings",
     "apps.taggers",
     "apps.datasets",
+    "apps.intake",
 ]
 
 MIDDLEWARE = [
@@ -172,6 +173,10 @@ BAGGINTAG_URL_MAX_REDIRECTS = env.int("BAGGINTAG_URL_MAX_REDIRECTS", default=5)
 BAGGINTAG_URL_ALLOWED_NETWORKS = env.list("BAGGINTAG_URL_ALLOWED_NETWORKS", default=[])
 BAGGINTAG_FFMPEG_TIMEOUT = env.float("BAGGINTAG_FFMPEG_TIMEOUT", default=60.0)
 BAGGINTAG_THUMBNAIL_SIZE = env.int("BAGGINTAG_THUMBNAIL_SIZE", default=256)
+# Intake (apps/intake/conf.py): the only server folder intake entries may read (empty: none),
+# and the most items one query entry adds.
+BAGGINTAG_INTAKE_FOLDER_ROOT = env.str("BAGGINTAG_INTAKE_FOLDER_ROOT", default="")
+BAGGINTAG_INTAKE_QUERY_MAX = env.int("BAGGINTAG_INTAKE_QUERY_MAX", default=10_000)
 # Requests stream big bodies to disk; only the limit above bounds them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -231,6 +236,8 @@ SPECTACULAR_SETTINGS = {
         "MappingActionEnum": "apps.mappings.models.TagMapping.Action",
         "SchemeRunSelectionEnum": "apps.taggers.models.SchemeRun.Selection",
         "ScheduleSelectionEnum": "apps.taggers.api.scheme_serializers.SCHEDULE_SELECTIONS",
+        "IntakeKindEnum": "apps.intake.models.IntakeEntry.Kind",
+        "IntakeStateEnum": "apps.intake.models.IntakeEntry.State",
     },
 }
 
@@ -264,6 +271,7 @@ CELERY_TASK_ROUTES = {
     "jobs.*": {"queue": "default"},
     "tags.*": {"queue": "default"},
     "mappings.*": {"queue": "default"},
+    "intake.*": {"queue": "default"},
     # Taggers (docs/taggers.md#queues): pixels on `ml` (GPU hosts, one per GPU), work on stored
     # vectors on `ml_cpu`, captioners isolated on `ml_caption`, scheme orchestration on `default`.
     # Exact names first: routes are tried in order. `taggers.*` catches the rest for `ml_cpu`.
@@ -283,6 +291,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "jobs-requeue-stale": {"task": "jobs.requeue_stale", "schedule": 30.0},
+    "intake-collect-finished": {"task": "intake.collect_finished", "schedule": 30.0},
     "tags-rebuild-stale": {"task": "tags.rebuild_stale", "schedule": 900.0},
     "tags-counters-recount": {"task": "tags.counters_recount", "schedule": 24 * 3600.0},
     "tags-operations-expire": {"task": "tags.operations_expire", "schedule": 24 * 3600.0},

@@ -64,6 +64,22 @@ def test_unmapped_match_name_and_flags(danbooru, e621):
     assert _caption(named, item).caption == "tail"
 
 
+def test_match_name_finds_target_names_that_keep_upper_case(danbooru, e621):
+    src = tags_make(["long_hair", "éclair", "tail"], vocabulary=danbooru)
+    target = tags_make(["Long_Hair", "Éclair", "Tail", "tail"], vocabulary=e621)
+    item = items_make(1)[0]
+    assign([(item.pk, CURATED, src[n].pk) for n in ("long_hair", "éclair", "tail")])
+    mapping = set_make(danbooru, e621, [])
+    profile = profile_make(e621, [mapping], input_scope="curated", unmapped_policy="match_name")
+    result = _caption(profile, item)
+    out = {t.tag_id for t in result.tags}
+    assert target["Long_Hair"].pk in out
+    assert target["Éclair"].pk in out  # non-ASCII upper case folds on SQLite too
+    assert target["tail"].pk in out  # an exact spelling wins over a folded one
+    assert target["Tail"].pk not in out
+    assert result.unmapped == []
+
+
 def test_aliases_implications_prune_and_render(danbooru):
     t = tags_make(["long_hair", "very_long_hair", "hair", "saber_(fate)", "lh"], vocabulary=danbooru)
     alias_make(t["lh"], t["long_hair"])

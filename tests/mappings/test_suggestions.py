@@ -59,3 +59,14 @@ def test_accept_adds_a_rule_and_the_tag_leaves_the_list(world):
     suggestion_accept(profile=profile, source="feline", targets=["cat"])
     assert TagMapping.objects.filter(source_tag__name="feline").exists()
     assert "feline" not in _by_source(profile)
+
+
+def test_name_evidence_finds_a_target_that_keeps_upper_case(world):
+    profile, src, _tgt = world
+    danbooru = src["feline"].vocabulary
+    tags_make(["striped_tail"], vocabulary=danbooru)
+    Tag.objects.filter(vocabulary=danbooru, name="striped_tail").update(media_count=2)
+    target = tags_make(["Striped_Tail"], vocabulary=profile.target_vocabulary)["Striped_Tail"]
+    candidate = _by_source(profile)["striped_tail"]["candidates"][0]
+    assert candidate["target"] == target.name
+    assert candidate["evidence"][0] == {"kind": "name", "name": "Striped_Tail"}

@@ -74,8 +74,9 @@ def prepare(profile: MappingProfile, rules: Rules | None = None) -> Prepared:
     return Prepared(profile, compiled, vocabularies, profile.version, sets_version(profile), rules)
 
 
-def results_for(prepared: Prepared, item_ids: Sequence[int]) -> dict[int, Result]:
-    """The pipeline's result for each item (inputs read set-based for the whole chunk)."""
+def results_for(prepared: Prepared, item_ids: Sequence[int], *, caption: bool = True) -> dict[int, Result]:
+    """The pipeline's result for each item (inputs read set-based for the whole chunk); with
+    `caption=False` the results carry no rendered caption."""
     inputs = chunk_prepare(
         profile=prepared.profile,
         compiled=prepared.compiled,
@@ -83,7 +84,8 @@ def results_for(prepared: Prepared, item_ids: Sequence[int]) -> dict[int, Result
         item_ids=item_ids,
     )
     with gc_paused():
-        return {item_id: map_item(prepared.compiled, inputs[item_id]) for item_id in item_ids}
+        compiled = prepared.compiled
+        return {item_id: map_item(compiled, inputs[item_id], caption=caption) for item_id in item_ids}
 
 
 # --- apply ----------------------------------------------------------------------------------------

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from apps.jobs import services as job_services
 from apps.mappings.models import MappingProfile
-from apps.mappings.pipeline import OutTag, Result, gc_paused, render_name
+from apps.mappings.pipeline import OutTag, Result, gc_paused, render, render_name
 from apps.mappings.services.apply import CHUNK_ITEMS, SYNC_MAX_ITEMS, Prepared, prepare, results_for
 from apps.tags.services.operations import operation_target_ids
 from apps.tags.services.operations.plan import actor_or_none
@@ -80,10 +81,13 @@ def aggregate(
     for start in range(0, len(item_ids), CHUNK_ITEMS):
         chunk = item_ids[start : start + CHUNK_ITEMS]
         with gc_paused():
-            results = results_for(prepared, chunk)
+            results = results_for(prepared, chunk, caption=False)
             _count(results.values(), counts, unmapped)
             if keep is not None:
-                keep.update((i, results[i]) for i in keep.keys() & results.keys())
+                keep.update(
+                    (i, replace(results[i], caption=render(prepared.compiled, results[i].tags)))
+                    for i in keep.keys() & results.keys()
+                )
         if on_chunk is not None:
             on_chunk(start + len(chunk))
     return _aggregates(prepared, len(item_ids), counts, unmapped)

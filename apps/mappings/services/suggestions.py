@@ -25,10 +25,10 @@ from django.db.models import Count
 from apps.core.exceptions import DomainError
 from apps.mappings.models import MappingProfile, MappingSet, SuggestionRejection, TagMapping
 from apps.mappings.pipeline import TagInfo, name_key
-from apps.mappings.selectors import profile_sets, tags_info
+from apps.mappings.selectors import folded_target_names, profile_sets, tags_info
 from apps.mappings.services.rules import RuleInput, mapping_rules_append
-from apps.mappings.suggesters import Candidate, suggester_register, suggesters
 from apps.media.models import MediaItem
+from apps.tags.extensions import Candidate, suggester_register, suggesters
 from apps.tags.models import RuleStatus, Tag, TagAlias, TagAssignment, TagSet, TagWord
 
 COOC_SAMPLE = 2000
@@ -43,9 +43,18 @@ def _name(sources: Sequence[TagInfo], target: int, limit: int) -> dict[int, list
         keys[name_key(s.name)].append(s.id)
     names = sorted({v for k in keys for v in (k, k.replace("_", " "))})
     out: dict[int, list[Candidate]] = defaultdict(list)
+    found: set[str] = set()
     for pk, name in Tag.objects.filter(vocabulary_id=target, name__in=names).values_list("pk", "name"):
+        found.add(name_key(name))
         for source in keys.get(name_key(name), ()):
             out[source].append(Candidate(pk, 1.0, [{"kind": "name", "name": name}]))
+    if keys.keys() - found:  # names that keep upper case in the target (`Long_Hair`)
+        folded = folded_target_names(target)
+        for key in keys.keys() - found:
+            if key in folded:
+                pk, name = folded[key]
+                for source in keys[key]:
+                    out[source].append(Candidate(pk, 1.0, [{"kind": "name", "name": name}]))
     return out
 
 

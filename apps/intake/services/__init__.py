@@ -1,0 +1,40 @@
+"""Intake writes (docs/intake.md): planning entries, processing them through the media jobs,
+collecting arrivals into the target dataset, review."""
+
+from apps.intake.services.entries import (
+    folder_resolve,
+    intake_archive_forget,
+    intake_entries_bulk_add,
+    intake_entry_create,
+    intake_entry_delete,
+    intake_entry_update,
+    on_arrival_clean,
+    target_resolve,
+    urls_parse,
+)
+from apps.intake.services.process import (
+    intake_collect_finished,
+    intake_collect_for_job,
+    intake_entry_collect,
+    intake_entry_mark_tagged,
+    intake_entry_process,
+    intake_entry_review,
+)
+
+__all__ = [
+    "folder_resolve",
+    "intake_archive_forget",
+    "intake_collect_finished",
+    "intake_collect_for_job",
+    "intake_entries_bulk_add",
+    "intake_entry_collect",
+    "intake_entry_create",
+    "intake_entry_delete",
+    "intake_entry_mark_tagged",
+    "intake_entry_process",
+    "intake_entry_review",
+    "intake_entry_update",
+    "on_arrival_clean",
+    "target_resolve",
+    "urls_parse",
+]

@@ -1,0 +1,11 @@
+"""Celery adapters for intake (queue: default)."""
+
+from celery import shared_task
+
+
+@shared_task(name="intake.collect_finished")
+def intake_collect_finished_task() -> list[int]:
+    """Adapter (beat): collect entries whose media job ended but were not collected yet."""
+    from apps.intake import services
+
+    return services.intake_collect_finished()
