@@ -22,5 +22,6 @@ urlpatterns = [
     path("", include("apps.mappings.api.urls")),
     path("", include("apps.taggers.api.urls")),
     path("", include("apps.datasets.api.urls")),
+    path("", include("apps.taggers.api.scheme_urls")),
     path("", include("apps.intake.api.urls")),
 ]

@@ -155,3 +155,9 @@ class SchemeScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("scheme", "crontab", "selection", "enabled", "next_run_at", "last_run")
     list_filter = ("enabled", "selection")
     raw_id_fields = ("last_run",)
+
+
+@admin.register(models.StepOutput)
+class StepOutputAdmin(ReadOnly):
+    list_display = ("tagger_version", "item", "fingerprint", "created_at")
+    raw_id_fields = ("item",)

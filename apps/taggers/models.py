@@ -465,6 +465,8 @@ class StepRun(models.Model):
     counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The job working through this step's items (progress on the run page; docs/taggers.md#schemes).
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         constraints = [
@@ -497,3 +499,28 @@ class SchemeSchedule(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.scheme_id} on {self.crontab_id}"
+
+
+class StepOutput(models.Model):
+    """A tagger version has processed an item for one input fingerprint (its step's input, params,
+    prompt and the resolved versions upstream): written in the same transaction as the outputs,
+    so a step skips exactly the items already done, and a detector that found no box or a WD
+    run that selected no tag still counts as done (docs/taggers.md#idempotency)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tagger_version = models.ForeignKey(TaggerVersion, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=64)
+    # Kind extras: WD's four rating scores and the marked (argmax) one.
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tagger_version", "fingerprint", "item"], name="step_output_version_input_item"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} done by {self.tagger_version_id} ({self.fingerprint[:12]})"

@@ -235,6 +235,8 @@ SPECTACULAR_SETTINGS = {
         "TagSetKindEnum": "apps.tags.models.TagSet.Kind",
         "VocabularyKindEnum": "apps.tags.models.Vocabulary.Kind",
         "MappingActionEnum": "apps.mappings.models.TagMapping.Action",
+        "SchemeRunSelectionEnum": "apps.taggers.models.SchemeRun.Selection",
+        "ScheduleSelectionEnum": "apps.taggers.api.scheme_serializers.SCHEDULE_SELECTIONS",
         "IntakeKindEnum": "apps.intake.models.IntakeEntry.Kind",
         "IntakeStateEnum": "apps.intake.models.IntakeEntry.State",
     },
@@ -296,6 +298,8 @@ CELERY_BEAT_SCHEDULE = {
     "tags-counters-recount": {"task": "tags.counters_recount", "schedule": 24 * 3600.0},
     "tags-operations-expire": {"task": "tags.operations_expire", "schedule": 24 * 3600.0},
     "taggers-cache-refresh": {"task": "taggers.cache", "schedule": 24 * 3600.0},
+    # Due scheme schedules become runs (docs/taggers.md#schedules).
+    "schemes-tick": {"task": "schemes.tick", "schedule": 60.0},
 }
 # Jobs (docs/operations.md#failure-handling): a running job whose heartbeat is older than the
 # stale time is taken over; running attempts beat every HEARTBEAT seconds; a queued job whose
