@@ -14,7 +14,11 @@ Flags:
   --reuse         use the database a --keep run left (skips the load; implies --keep)
   --curated F     share of items with a curated set (default 1.0: a curated library, as bulk edits
                   meet it; 0 halves the load for search-only runs at 1M)
-  --only LIST     comma-separated parts to run: search,peer,autocomplete,bulk,rebuild (default all)
+  --only LIST     comma-separated parts to run: search,peer,autocomplete,bulk,rebuild,load (default all)
+  --bulk-rounds R interleaved rounds of the bulk replace + undo against the hand-written floor (3)
+  --clients C     load mode: searching clients, one process each (default 16)
+  --think-ms MS   load mode: mean pause between a client's searches (default 0: back to back)
+  --load-seconds S  load mode: seconds measured alone before the bulk job starts (default 20)
 
 Measured through the API (Django's test client, so DRF, serializers and the planner all run):
 search first page (p50/p95 over a fixed mix of 1–6 term queries with negations and qualifiers),
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +60,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--curated", type=float, default=1.0)
-    parser.add_argument("--only", default="search,peer,autocomplete,bulk,rebuild")
+    parser.add_argument("--only", default="search,peer,autocomplete,bulk,rebuild,load")
+    parser.add_argument("--bulk-rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--think-ms", type=float, default=0.0)
+    parser.add_argument("--load-seconds", type=float, default=20.0)
     args = parser.parse_args()
     args.keep = args.keep or args.reuse
     args.only = set(args.only.split(","))
@@ -269,7 +278,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
             auto.append(time.perf_counter() - t)
         rows.append(("autocomplete (API)", pct(auto, 50) * 1000, pct(auto, 95) * 1000, "ms"))
     if "bulk" in args.only:
-        rows += bench_bulk(client, lib)
+        rows += bench_bulk(client, lib, rounds=args.bulk_rounds)
+    if "load" in args.only:
+        rows += bench_load(client, lib, mix, args.clients, args.think_ms / 1000, args.load_seconds)
     if "rebuild" in args.only:
         rows += bench_rebuild(lib)
 
@@ -407,45 +418,248 @@ def bench_rebuild(lib) -> list[tuple[str, float, float | None, str]]:
     return out
 
 
-def _run_job(body: dict) -> None:
-    """Run a queued bulk job here, synchronously (the bench has no worker)."""
+def _run_job(body: dict, marks: dict[str, float]) -> None:
+    """Run a queued bulk job here, synchronously (the bench has no worker); `marks["applied"]`
+    gets the moment its operation was committed as applied (the effective pass follows)."""
     from apps.tags.services.operations import operation_run
+    from apps.tags.services.operations import run as operation_module
 
-    operation_run(job_id=body["job"]["id"])
+    settle = operation_module.operation_effective_settle
+
+    def marked(*, operation_id: int) -> int:
+        marks.setdefault("applied", time.perf_counter())
+        return settle(operation_id=operation_id)
+
+    operation_module.operation_effective_settle = marked
+    try:
+        operation_run(job_id=body["job"]["id"])
+    finally:
+        operation_module.operation_effective_settle = settle
 
 
-def bench_bulk(client, lib) -> list[tuple[str, float, float | None, str]]:
-    """Replace the most common tag on every item that has it (curated sets), then undo it."""
-    tag = lib.names[lib.tag_ids[0]]
-    payload = {"action": "replace", "from": [tag], "to": ["bench_replaced"], "q": tag, "set_kind": "curated"}
+def _timed(post: Any) -> tuple[float, float, dict]:
+    """(seconds until applied, seconds until the job ended, response body) of a bulk request."""
+    marks: dict[str, float] = {}
     t = time.perf_counter()
-    preview = client.post("/api/tags/bulk", {**payload, "dry_run": True}, content_type="application/json")
-    preview_s = time.perf_counter() - t
-    counts = preview.json().get("counts", preview.json())
-    t = time.perf_counter()
-    response = client.post("/api/tags/bulk", payload, content_type="application/json")
+    response = post()
     body = response.json()
     if response.status_code == 202:
-        _run_job(body)
-    apply_s = time.perf_counter() - t
-    matched = counts.get("matched_items") if isinstance(counts, dict) else None
+        _run_job(body, marks)
+    elif response.status_code >= 300:
+        raise SystemExit(f"bulk request answered {response.status_code}: {response.content[:300]!r}")
+    end = time.perf_counter()
+    return marks.get("applied", end) - t, end - t, body
+
+
+class Floor:
+    """What the replace must do at the least, written by hand: one UPDATE tombstoning the tag's
+    curated rows and one INSERT … SELECT adding the new tag to the same sets (no change log, no
+    set versions, no counters, no effective tags), and the two statements that revert them."""
+
+    def __init__(self, from_id: int, to_id: int) -> None:
+        self.from_id, self.to_id = from_id, to_id
+
+    def apply(self) -> None:
+        from django.db import connection, transaction
+
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE tags_tagassignment SET state = 0, operation_id = 0, updated_at = NOW(6) "
+                "WHERE tag_id = %s AND kind = 2 AND state = 1",
+                [self.from_id],
+            )
+            cursor.execute(
+                "INSERT INTO tags_tagassignment (created_at, updated_at, tagset_id, tag_id, media_item_id, "
+                "kind, state, position, added_via, origin_set_id, entered_tag, actor_id, operation_id, "
+                "confidence) SELECT NOW(6), NOW(6), tagset_id, %s, media_item_id, 2, 1, NULL, 'bulk', NULL, "
+                "'', NULL, 0, NULL FROM tags_tagassignment WHERE tag_id = %s AND kind = 2 AND state = 0 "
+                "AND operation_id = 0",
+                [self.to_id, self.from_id],
+            )
+
+    def undo(self) -> None:
+        from django.db import connection, transaction
+
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM tags_tagassignment "
+                "WHERE tag_id = %s AND kind = 2 AND state = 1 AND operation_id = 0",
+                [self.to_id],
+            )
+            cursor.execute(
+                "UPDATE tags_tagassignment SET state = 1, operation_id = NULL, updated_at = NOW(6) "
+                "WHERE tag_id = %s AND kind = 2 AND state = 0 AND operation_id = 0",
+                [self.from_id],
+            )
+
+
+def bench_bulk(
+    client, lib, rounds: int = 3, floor: bool = True
+) -> list[tuple[str, float, float | None, str]]:
+    """Replace the most common tag on every item that has it (curated sets), then undo it, as the
+    API does it (jobs run here); `rounds` interleaved rounds against the hand-written floor."""
+    from apps.tags.models import Tag
+
+    tag = lib.names[lib.tag_ids[0]]
+    payload = {"action": "replace", "from": [tag], "to": ["bench_replaced"], "q": tag, "set_kind": "curated"}
+    samples: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {"apply": [], "undo": []}
+    matched = None
+    for n in range(rounds):
+        sides = ["product", "floor"] if floor else ["product"]
+        for side in sides[n % len(sides) :] + sides[: n % len(sides)]:
+            if side == "floor":
+                to_id = Tag.objects.get(name="bench_replaced").pk
+                bottom = Floor(lib.tag_ids[0], to_id)
+                for step in ("apply", "undo"):
+                    t = time.perf_counter()
+                    getattr(bottom, step)()
+                    samples.setdefault(f"floor {step}", []).append(time.perf_counter() - t)
+                continue
+            t = time.perf_counter()
+            preview = client.post(
+                "/api/tags/bulk", {**payload, "dry_run": True}, content_type="application/json"
+            )
+            samples.setdefault("preview", []).append(time.perf_counter() - t)
+            body = preview.json()
+            counts = body.get("counts", body)
+            matched = counts.get("matched_items") if isinstance(counts, dict) else None
+            # Apply that preview (its frozen target), as the bulk page's Apply button does.
+            apply_url = f"/api/tag-operations/{body['operation']['id']}/apply"
+            applied, settled, body = _timed(lambda: client.post(apply_url))  # noqa: B023 - called at once
+            samples.setdefault("apply", []).append(applied)
+            samples.setdefault("apply settled", []).append(settled)
+            operation_id = (body.get("operation") or {}).get("id")
+            undo_url = f"/api/tag-operations/{operation_id}/undo"
+            applied, settled, _body = _timed(lambda: client.post(undo_url))  # noqa: B023 - called at once
+            samples.setdefault("undo", []).append(applied)
+            samples.setdefault("undo settled", []).append(settled)
+        if floor:
+            for step in ("apply", "undo"):
+                ratios[step].append(samples[f"floor {step}"][-1] / samples[step][-1])
+    med = {key: statistics.median(values) for key, values in samples.items()}
+    top = {key: max(values) for key, values in samples.items()}
+    items = f"{matched:,} items" if matched else "the most common tag"
     rows = [
+        (f"bulk replace preview ({items})", med["preview"], top["preview"], "s (median, max)"),
         (
-            f"bulk replace preview ({matched:,} items)" if matched else "bulk replace preview",
-            preview_s,
-            None,
+            "bulk replace apply: until applied (undoable; effective pass pending)",
+            med["apply"],
+            top["apply"],
             "s",
         ),
-        ("bulk replace of the most common tag (apply)", apply_s, None, "s"),
+        (
+            "bulk replace apply: until the effective pass is done",
+            med["apply settled"],
+            top["apply settled"],
+            "s",
+        ),
+        ("its undo: until applied", med["undo"], top["undo"], "s"),
+        ("its undo: until the effective pass is done", med["undo settled"], top["undo settled"], "s"),
     ]
-    operation_id = (body.get("operation") or {}).get("id")
-    if operation_id:
-        t = time.perf_counter()
-        undo = client.post(f"/api/tag-operations/{operation_id}/undo")
-        if undo.status_code == 202:
-            _run_job(undo.json())
-        rows.append(("undo of that replace", time.perf_counter() - t, None, "s"))
+    if floor:
+        rows += [
+            (
+                "floor: hand-written UPDATE + INSERT … SELECT (no log, counters, effective)",
+                med["floor apply"],
+                top["floor apply"],
+                "s",
+            ),
+            ("floor: its two reverting statements", med["floor undo"], top["floor undo"], "s"),
+            (
+                "apply until applied: floor time / product time (median of rounds)",
+                statistics.median(ratios["apply"]),
+                min(ratios["apply"]),
+                "ratio (min)",
+            ),
+            (
+                "undo until applied: floor time / product time",
+                statistics.median(ratios["undo"]),
+                min(ratios["undo"]),
+                "ratio (min)",
+            ),
+        ]
     return rows
+
+
+def _load_client(index: int, mix: list[str], think: float, stop: Any, out: Any, phase: Any) -> None:
+    """One searching client (its own process and connection): first pages, tagged with the phase
+    (0 alone, 1 while the bulk job runs) in which each search started."""
+    from django.contrib.auth.models import User
+    from django.db import connections
+    from django.test import Client
+
+    connections.close_all()  # never share the parent's socket
+    client = Client()
+    client.force_login(User.objects.get(username="bench"))
+    rng = random.Random(index)
+    times: list[tuple[int, float]] = []
+    while not stop.is_set():
+        q = rng.choice(mix)
+        started_in = phase.value
+        t = time.perf_counter()
+        response = client.get("/api/media/search", {"q": q, "limit": 100})
+        dt = time.perf_counter() - t
+        if response.status_code != 200:  # e.g. 422 search.timeout: counted as a failed search
+            dt = -dt
+        times.append((started_in, dt))
+        if think:
+            time.sleep(rng.uniform(0.5, 1.5) * think)
+    out.put(("times", index, times))
+
+
+def bench_load(
+    client, lib, mix, clients: int, think: float, seconds: float
+) -> list[tuple[str, float, float | None, str]]:
+    """`clients` processes search first pages in a closed loop (each waits `think` seconds on
+    average between searches; 0: none) for `seconds` alone, then while a bulk replace of the most
+    common tag and its undo run as jobs in this process; p50/p95 per phase."""
+    import multiprocessing
+
+    from django.db import connections
+
+    queries = [q for q, _spec in mix]
+    connections.close_all()
+    ctx = multiprocessing.get_context("fork")
+    stop, out, phase = ctx.Event(), ctx.Queue(), ctx.Value("i", 0)
+    procs = [
+        ctx.Process(target=_load_client, args=(i, queries, think, stop, out, phase)) for i in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    time.sleep(seconds)
+    phase.value = 1
+    t = time.perf_counter()
+    bulk = bench_bulk(client, lib, rounds=1, floor=False)
+    bulk_s = time.perf_counter() - t
+    phase.value = 2
+    stop.set()
+    per_phase: dict[int, list[float]] = {0: [], 1: []}
+    failed = {0: 0, 1: 0}
+    for _ in procs:
+        message = out.get(timeout=120)
+        for started_in, dt in message[2]:
+            if started_in in per_phase:
+                per_phase[started_in].append(abs(dt))
+                failed[started_in] += dt < 0
+    for proc in procs:
+        proc.join(timeout=60)
+    label = f"{clients} clients" + (f", think {think * 1000:.0f} ms" if think else ", no think time")
+    rows = []
+    for key, name in ((0, "alone"), (1, f"during bulk apply + undo ({bulk_s:.1f} s)")):
+        values = per_phase[key]
+        if values:
+            rows.append(
+                (
+                    f"search under load, {label}, {name}: {len(values)} searches "
+                    f"({failed[key]} not 200, e.g. timed out), "
+                    f"{len(values) / (seconds if key == 0 else bulk_s):.1f}/s",
+                    pct(values, 50) * 1000,
+                    pct(values, 95) * 1000,
+                    "ms",
+                )
+            )
+    return rows + [(f"(under load) {name}", a, b, unit) for name, a, b, unit in bulk]
 
 
 if __name__ == "__main__":

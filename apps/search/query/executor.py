@@ -26,6 +26,7 @@ from apps.search.query.parser import parse
 from apps.search.query.planner import Plan, plan_choose
 from apps.search.query.resolve import Resolved, query_resolve
 from apps.tags.models import EffectiveTag
+from apps.tags.selectors.operations import effective_pending_exists
 
 # order name → (MediaItem column, nullable)
 ORDER_FIELDS: dict[str, tuple[str, bool]] = {
@@ -217,7 +218,7 @@ def search_media(
     if (
         resolved.scope == "effective"
         and resolved.costs
-        and MediaItem.objects.filter(effective_stale=True).exists()
+        and (MediaItem.objects.filter(effective_stale=True).exists() or effective_pending_exists())
     ):
         warnings.append(
             {

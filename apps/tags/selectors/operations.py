@@ -10,6 +10,12 @@ from apps.core.exceptions import NotFoundError
 from apps.tags.models import Operation, OperationChange, OperationTarget
 
 
+def effective_pending_exists() -> bool:
+    """Whether a bulk job's effective tags are still being settled (search warns meanwhile;
+    docs/tags.md#deferred-effective-refresh)."""
+    return Operation.objects.filter(effective_pending=True).exists()
+
+
 def operation_list(*, viewer: Any) -> QuerySet[Operation]:
     """Logged operations, newest first (the library is shared, so everyone sees all of them)."""
     return Operation.objects.select_related("created_by", "job", "undo_of", "undone_by").order_by("-id")

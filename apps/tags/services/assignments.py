@@ -293,11 +293,13 @@ def assignments_settle(
     rules: Rules | None = None,
     skip_sets: Iterable[int] = (),
     scoped: bool = False,
+    refresh: bool = True,
 ) -> list[int]:
     """Step 4 for changes already written: set counts and versions, effective tags, TagStat.
     Returns the items that changed. `scoped`: the items' curated sets existed before and still
     do, so only the effective tags the changed tags can produce need refreshing. Bulk chunks
-    defer the counter rows (`counters_deferred`)."""
+    defer the counter rows (`counters_deferred`); `refresh=False` leaves effective tags to the
+    caller's follow-up pass (`effective_deferred`, docs/tags.md#deferred-effective-refresh)."""
     skip = set(skip_sets)
     net: dict[int, int] = defaultdict(int)
     stats: dict[tuple[int, int], int] = defaultdict(int)
@@ -309,7 +311,7 @@ def assignments_settle(
             stats[(tag_id, kind)] += delta
     sets_bump(net)
     items = sorted({item for _set, _tag, item, _before, _after in changes})
-    if items:
+    if items and refresh:
         tag_ids = sorted({tag for _set, tag, _item, _before, _after in changes})
         if not scoped or effective_refresh_tags(item_ids=items, tag_ids=tag_ids, rules=rules) is None:
             effective_refresh(item_ids=items, rules=rules)

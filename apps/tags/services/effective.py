@@ -190,6 +190,31 @@ def counters_deferred() -> Iterator[None]:
     counters_apply(tags)
 
 
+class _RefreshDeferred(threading.local):
+    on = False
+
+
+_refresh_deferred = _RefreshDeferred()
+
+
+@contextmanager
+def effective_deferred() -> Iterator[None]:
+    """Inside this block the set-based bulk paths leave effective tags (and Tag.media_count,
+    MediaItem.tag_count) to a follow-up pass over the operation's log, which the caller owes:
+    it marks the operation `effective_pending` in the same transaction
+    (docs/tags.md#deferred-effective-refresh)."""
+    before = _refresh_deferred.on
+    _refresh_deferred.on = True
+    try:
+        yield
+    finally:
+        _refresh_deferred.on = before
+
+
+def effective_is_deferred() -> bool:
+    return _refresh_deferred.on
+
+
 def stats_apply(deltas: dict[tuple[int, int], int]) -> None:
     """Add (tag, set kind) deltas to TagStat: one INSERT IGNORE, then one UPDATE per 500 tags."""
     if _deferred.stats is not None:

@@ -38,7 +38,7 @@ from apps.tags.models import (
     Vocabulary,
 )
 from apps.tags.services.assignments import CURATED
-from apps.tags.services.effective import Rules, rules_current
+from apps.tags.services.effective import Rules, effective_deferred, rules_current
 from apps.tags.services.names import tags_get_or_create, tags_set_deprecated
 from apps.tags.services.operations.apply import ChunkRetry, apply_chunk
 from apps.tags.services.operations.counters import counters_merge
@@ -51,6 +51,7 @@ from apps.tags.services.operations.plan import (
     type_changes_plan,
 )
 from apps.tags.services.operations.preview import Preview, operation_preview
+from apps.tags.services.operations.settle import operation_effective_settle
 from apps.tags.services.operations.undo import undo_chunk
 from apps.tags.services.rules import alias_activate, alias_create, alias_retire
 
@@ -310,10 +311,16 @@ def _step(operation_id: int, actor_id: int | None, rules: Rules | None, job: Job
         ids = _next_ids(operation, operation.resume_cursor, conf.bulk_chunk_items())
         if not ids:
             return None
-        part = _chunk(operation, ids, actor_id, rules)
+        if job is None:
+            part = _chunk(operation, ids, actor_id, rules)
+        else:
+            # A job leaves effective tags to its follow-up pass (settle.py), owed from this commit.
+            with effective_deferred():
+                part = _chunk(operation, ids, actor_id, rules)
+            operation.effective_pending = True
         operation.counters = counters_merge(operation.counters, {**part, "items_done": len(ids)})
         operation.resume_cursor = ids[-1]
-        operation.save(update_fields=["counters", "resume_cursor", "updated_at"])
+        operation.save(update_fields=["counters", "resume_cursor", "effective_pending", "updated_at"])
         return int(operation.counters.get("items_done", 0))
 
 
@@ -359,6 +366,7 @@ def operation_run(*, job_id: int) -> None:
             if job.cancel_requested:
                 with transaction.atomic():
                     _finish(operation_id, Operation.Status.CANCELLED)
+                operation_effective_settle(operation_id=operation_id)
                 job_services.job_finish(job=job, result=Operation.objects.get(pk=operation_id).counters)
                 return
             current = job
@@ -370,6 +378,7 @@ def operation_run(*, job_id: int) -> None:
         raise  # another attempt owns the job (and the operation) now; leave both to it
     except DomainError as err:
         _stop(operation_id, err.message)
+        operation_effective_settle(operation_id=operation_id)
         job_services.job_fail(job=job, code=err.code, message=err.message)
         return
     except Exception:
@@ -378,9 +387,11 @@ def operation_run(*, job_id: int) -> None:
         job_services.job_fail(
             job=job, code="tags.internal_error", message="An internal error stopped the operation."
         )
-        raise
+        raise  # its done chunks settle in the periodic safety net (operations_settle_pending)
     with transaction.atomic():
         finished = _finish(operation_id, Operation.Status.APPLIED)
+    # Applied (and undoable) from here; the effective tags follow (docs/tags.md#deferred-effective-refresh).
+    operation_effective_settle(operation_id=operation_id)
     job_services.job_finish(job=job, result=finished.counters)
 
 

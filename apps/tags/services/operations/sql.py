@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from apps.tags.models import Operation, OperationChange, TagAssignment, TagSet
 from apps.tags.services.assignments import assignments_settle, tag_rows_update
-from apps.tags.services.effective import Rules
+from apps.tags.services.effective import Rules, effective_is_deferred
 from apps.tags.services.operations.counters import new_counters, undo_counters
 from apps.tags.services.sql import CHANGE_COLUMNS, rows_insert
 
@@ -140,7 +140,9 @@ def apply_sets_sql(
             tags[ref.name]["unchanged"] = base - len(lost.get(ref.id or 0, ()))
     if not log:
         return counters
-    changed = assignments_settle(log, kind=kind, rules=rules, scoped=kind == CURATED)
+    changed = assignments_settle(
+        log, kind=kind, rules=rules, scoped=kind == CURATED, refresh=not effective_is_deferred()
+    )
     counters["items_changing"] = len(changed)
     return counters
 
@@ -365,7 +367,8 @@ def undo_sets_sql(
         return counters
     log = _chunk_log(operation_id, ids)
     kind = original.set_kind
-    assignments_settle(log, kind=kind, rules=rules, scoped=kind == CURATED)
+    deferred = effective_is_deferred()
+    assignments_settle(log, kind=kind, rules=rules, scoped=kind == CURATED, refresh=not deferred)
     return counters
 
 
