@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("apps.jobs.api.urls")),
     path("", include("apps.tags.api.urls")),
     path("", include("apps.mappings.api.urls")),
+    path("", include("apps.taggers.api.urls")),
     path("", include("apps.datasets.api.urls")),
 ]

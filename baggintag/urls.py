@@ -15,6 +15,7 @@ urlpatterns = [
     path("jobs/", include("apps.jobs.urls")),
     path("tags/", include("apps.tags.urls")),
     path("mappings/", include("apps.mappings.urls")),
+    path("taggers/", include("apps.taggers.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("", include("apps.media.urls")),
 ]

@@ -28,9 +28,11 @@ fi
 
 # --- Python packages ------------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
+# requirements-dev.txt includes requirements-ml.txt (torch, open_clip, onnxruntime: several GB, so
+# CI caches .venv); the stamp covers every requirements file, so a changed pin reinstalls.
 stamp=".venv/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-dev"
 if [ ! -f "$stamp" ]; then
-  echo "Installing Python packages (requirements-dev.txt)…"
+  echo "Installing Python packages (requirements-dev.txt, requirements-ml.txt)…"
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   touch "$stamp"
 fi

@@ -7,7 +7,7 @@ from django.db.models import Q
 
 CURATORS = "curators"
 # Curators add, change and delete media and tags; they see (and cancel their own) jobs.
-_CURATOR_APPS = ("media", "tags", "mappings", "datasets")
+_CURATOR_APPS = ("media", "tags", "mappings", "taggers", "datasets")
 
 
 def curators_group_ensure() -> Group:

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.tags",
     "apps.search",
     "apps.mappings",
+    "apps.taggers",
     "apps.datasets",
 ]
 
@@ -176,6 +177,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = BAGGINTAG_MAX_BULK_FILES
 BAGGINTAG_MODEL_DIR = _data_path(env.str("BAGGINTAG_MODEL_DIR", default=str(DATA_DIR / "models")))
+# Taggers (docs/taggers.md#settings): items per embed/score batch, decode threads per worker, and
+# the longest estimated `ml` job a CUDA-less host accepts.
+BAGGINTAG_ML_BATCH = env.int("BAGGINTAG_ML_BATCH", default=128)
+BAGGINTAG_ML_DECODE_WORKERS = env.int("BAGGINTAG_ML_DECODE_WORKERS", default=0)  # 0: one per core
+BAGGINTAG_CPU_JOB_LIMIT_S = env.int("BAGGINTAG_CPU_JOB_LIMIT_S", default=7200)
+# Similarity search (docs/taggers.md#similarity-search): items a ranked term returns, and how long
+# a request waits for a worker to encode a new `clip:"…"` text before answering 409 "pending".
+BAGGINTAG_SIMILAR_TOP_K = env.int("BAGGINTAG_SIMILAR_TOP_K", default=200)
+BAGGINTAG_TEXT_QUERY_WAIT_S = env.float("BAGGINTAG_TEXT_QUERY_WAIT_S", default=5.0)
 # Local copies of incoming bytes (uploads, downloads, videos); swept when their process is gone.
 BAGGINTAG_SPOOL_DIR = _data_path(env.str("BAGGINTAG_SPOOL_DIR", default=str(DATA_DIR / "spool")))
 BAGGINTAG_SPOOL_MAX_AGE_HOURS = env.int("BAGGINTAG_SPOOL_MAX_AGE_HOURS", default=12)
@@ -252,7 +262,21 @@ CELERY_TASK_ROUTES = {
     "jobs.*": {"queue": "default"},
     "tags.*": {"queue": "default"},
     "mappings.*": {"queue": "default"},
+    # Taggers (docs/taggers.md#queues): pixels on `ml` (GPU hosts, one per GPU), work on stored
+    # vectors on `ml_cpu`, captioners isolated on `ml_caption`, scheme orchestration on `default`.
+    # Exact names first: routes are tried in order. `taggers.*` catches the rest for `ml_cpu`.
+    "taggers.embed": {"queue": "ml"},
+    "taggers.wd": {"queue": "ml"},
+    "taggers.detect": {"queue": "ml"},
+    "taggers.caption": {"queue": "ml_caption"},
+    "taggers.score": {"queue": "ml_cpu"},
+    "taggers.train": {"queue": "ml_cpu"},
+    "taggers.cache": {"queue": "ml_cpu"},
+    "taggers.*": {"queue": "ml_cpu"},
+    "schemes.*": {"queue": "default"},
 }
+# Every queue a worker may consume (docs/operations.md#processes-and-queues).
+BAGGINTAG_QUEUES = ("default", "media", "ml", "ml_cpu", "ml_caption")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
@@ -260,6 +284,7 @@ CELERY_BEAT_SCHEDULE = {
     "tags-rebuild-stale": {"task": "tags.rebuild_stale", "schedule": 900.0},
     "tags-counters-recount": {"task": "tags.counters_recount", "schedule": 24 * 3600.0},
     "tags-operations-expire": {"task": "tags.operations_expire", "schedule": 24 * 3600.0},
+    "taggers-cache-refresh": {"task": "taggers.cache", "schedule": 24 * 3600.0},
 }
 # Jobs (docs/operations.md#failure-handling): a running job whose heartbeat is older than the
 # stale time is taken over; running attempts beat every HEARTBEAT seconds; a queued job whose

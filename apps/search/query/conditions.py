@@ -21,6 +21,7 @@ from apps.search.query.ir import (
     HasValue,
     Match,
     Neg,
+    Ranked,
     Similar,
     TypeCount,
 )
@@ -136,6 +137,8 @@ def compile_cond(cond: Cond, *, prefix: str = "", outer: str = "pk") -> Q:
         condition = extensions.has_condition(cond.value)
         assert condition is not None  # resolved only for registered values
         return condition(outer)
+    if isinstance(cond, Ranked):
+        return Q(**{f"{prefix}pk__in": list(cond.ids)})
     if isinstance(cond, Similar):
         bands = Q()
         for n, band in enumerate(cond.bands):

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 
 from apps.core.db import statement_limit
 from apps.core.lookups import Hamming
@@ -20,7 +20,7 @@ from apps.search.query.config import int_knob, knob
 from apps.search.query.count import count_page
 from apps.search.query.cursor import CursorState, cursor_decode, cursor_encode
 from apps.search.query.errors import QueryTimeout
-from apps.search.query.ir import TRUE, AllOf, Similar, has_negation, normalise
+from apps.search.query.ir import TRUE, AllOf, Ranked, Similar, has_negation, normalise
 from apps.search.query.nodes import ast_hash
 from apps.search.query.parser import parse
 from apps.search.query.planner import Plan, plan_choose
@@ -114,7 +114,12 @@ def _page_rows(
         rows = rows.annotate(_rnd=random_key(F(id_path), seed))
         sort = "_rnd"
     elif resolved.order == "similarity" and (similar := _similar_of(plan.cond)) is not None:
-        rows = rows.annotate(_sim=Hamming(F(prefix + "phash"), Value(similar.phash)))
+        if isinstance(similar, Ranked):  # the other app's rank: position in its list
+            whens = [When(**{id_path: item_id}, then=Value(n)) for n, item_id in enumerate(similar.ids)]
+            last = Value(len(similar.ids))
+            rows = rows.annotate(_sim=Case(*whens, default=last, output_field=IntegerField()))
+        else:
+            rows = rows.annotate(_sim=Hamming(F(prefix + "phash"), Value(similar.phash)))
         sort = "_sim"
     elif resolved.order == "similarity":  # the condition folded away (matches nothing)
         sort = id_path
@@ -128,10 +133,10 @@ def _page_rows(
     return list(rows.order_by(*ordering).values_list(sort, id_path)[: size + 1])
 
 
-def _similar_of(cond: Any) -> Similar | None:
-    """The top-level similar: condition (the parser makes order:similarity require one)."""
+def _similar_of(cond: Any) -> Similar | Ranked | None:
+    """The top-level similar: or ranked condition (order:similarity requires one)."""
     for child in cond.children if isinstance(cond, AllOf) else (cond,):
-        if isinstance(child, Similar):
+        if isinstance(child, Similar | Ranked):
             return child
     return None
 

@@ -69,6 +69,15 @@ class Similar(Cond):
 
 
 @dataclass(frozen=True)
+class Ranked(Cond):
+    """The item is one of `ids`, which another app ranked best first (a registered qualifier,
+    apps/search/extensions.py); `order:similarity` lists them in that order."""
+
+    ids: tuple[int, ...]
+    label: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
 class TypeCount(Cond):
     """The number of effective tags of one type is in `ranges`."""
 

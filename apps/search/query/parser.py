@@ -12,6 +12,7 @@ singleton rules are checked here, so every error carries the offending token's o
 
 from __future__ import annotations
 
+from apps.search import extensions
 from apps.search.query.config import int_knob
 from apps.search.query.errors import QueryError
 from apps.search.query.lexer import Token, tokenize
@@ -22,6 +23,7 @@ from apps.search.query.qualifiers import (
     SPECS,
     TAG_QUALIFIERS,
     TERM_MODES,
+    spec_of,
 )
 from apps.search.query.values import ValueProblem
 
@@ -205,7 +207,7 @@ class _Parser:
         chars = token.chars
         colon = next((k for k, c in enumerate(chars) if c.ch == ":" and not c.literal), -1)
         prefix = "".join(c.ch for c in chars[:colon]).lower() if colon > 0 else ""
-        if prefix in SPECS or prefix in NOT_AVAILABLE:
+        if prefix in SPECS or prefix in NOT_AVAILABLE or (prefix and spec_of(prefix) is not None):
             self.count(token, tag=prefix in TAG_QUALIFIERS)
             return self.qualifier(token, prefix, colon)
         mode = "plain"
@@ -233,7 +235,9 @@ class _Parser:
                 "Remove it; see the query help for the qualifiers that work.",
             )
         try:
-            parsed = SPECS[name].read(value)
+            spec = spec_of(name)
+            assert spec is not None  # term() sends only known qualifiers here
+            parsed = spec.read(value)
         except ValueProblem as exc:
             at = rest[exc.offset].pos if exc.offset < len(rest) else value_pos
             raise QueryError(
@@ -294,6 +298,8 @@ def _check_order(root: Node | None) -> None:
     """order:timestamp needs a positive top-level video:, order:similarity a similar:."""
     top = list(root.children) if isinstance(root, And) else [root] if root is not None else []
     present = {n.name for n in top if isinstance(n, Qualifier)}
+    if present & extensions.ranked_qualifiers():
+        present.add("similar")  # ranked terms (clip:, …) order by similarity too
     for node in top:
         if not isinstance(node, Qualifier) or node.name != "order":
             continue

@@ -149,14 +149,34 @@ def _ai(text: str) -> tuple[str, v.RangeList | None]:
     return name, ranges
 
 
-def _similar(text: str) -> tuple[int, int]:
-    """`<item id>[,<distance>]`: perceptual-hash neighbours of an item, distance 0–4 bits."""
+@dataclass(frozen=True)
+class SimilarBy:
+    """`similar:<id>,<mode>…` for a mode another app registered: `parsed` is its read value."""
+
+    mode: str
+    parsed: Any
+
+
+def _similar(text: str) -> tuple[int, int] | SimilarBy:
+    """`<item id>[,<distance>]`: perceptual-hash neighbours of an item, distance 0–4 bits; or
+    `<item id>,<mode>…` for a registered mode (e.g. `emb`: nearest by embedding)."""
     hint = f"similar:<item id>[,<distance 0–{SIMILAR_MAX_DISTANCE}>], e.g. similar:123,4"
+    modes = extensions.similar_modes()
+    if modes:
+        hint += "; or similar:<item id>," + " / ".join(f"{m}…" for m in modes)
     item, _, distance = text.partition(",")
     if not item.isascii() or not item.isdigit() or len(item) > 18:
         raise ValueProblem(f"{item!r} is not an item id.", token=item, offset=0, hint=hint)
     if not distance:
         return int(item), 0
+    mode_name = distance.split(",")[0].split("=")[0].lower()
+    if (mode := extensions.similar_mode(mode_name)) is not None:
+        try:
+            return SimilarBy(mode_name, mode.read(text))
+        except ValueProblem as exc:
+            raise ValueProblem(
+                exc.message, token=exc.token, offset=exc.offset, hint=exc.hint or mode.help
+            ) from None
     offset = len(item) + 1
     if not distance.isascii() or not distance.isdigit() or int(distance[:3]) > SIMILAR_MAX_DISTANCE:
         raise ValueProblem(
@@ -231,6 +251,14 @@ def edit_distance(a: str, b: str) -> int:
     return rows[-1][-1]
 
 
+def spec_of(name: str) -> Spec | None:
+    """The built-in qualifier `name`, or one another app registered (ranked qualifiers)."""
+    if name in SPECS:
+        return SPECS[name]
+    ranked = extensions.ranked_qualifier(name)
+    return Spec(ranked.read, ranked.help) if ranked is not None else None
+
+
 def nearest_qualifier(prefix: str, extra: frozenset[str] = frozenset()) -> str | None:
     """The qualifier a mistyped prefix most likely meant (distance ≤ 2, ≤ 1 for short words)."""
     prefix = prefix.lower()
@@ -238,7 +266,7 @@ def nearest_qualifier(prefix: str, extra: frozenset[str] = frozenset()) -> str |
         return None
     allowed = 1 if len(prefix) <= 4 else 2
     best: tuple[int, str] | None = None
-    for name in sorted(QUALIFIER_NAMES | extra):
+    for name in sorted(QUALIFIER_NAMES | extensions.ranked_qualifiers() | extra):
         distance = edit_distance(prefix, name)
         if distance <= allowed and distance < len(prefix) and (best is None or distance < best[0]):
             best = (distance, name)

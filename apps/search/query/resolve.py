@@ -36,11 +36,12 @@ from apps.search.query.ir import (
     HasValue,
     Match,
     Neg,
+    Ranked,
     Similar,
     TypeCount,
 )
 from apps.search.query.nodes import And, Node, Not, Or, Qualifier, TagTerm
-from apps.search.query.qualifiers import SINGLETONS, nearest_qualifier
+from apps.search.query.qualifiers import SINGLETONS, SimilarBy, nearest_qualifier
 from apps.search.query.terms import TermResolver
 from apps.tags.models import Tag, TagSet, TagType, Vocabulary
 from apps.tags.services.names import normalise_fragment, vocabulary_default
@@ -138,9 +139,13 @@ class Resolver:
         return types
 
     def resolve(self) -> Resolved:
-        """Resolve the whole tree."""
+        """Resolve the whole tree. A query with a top-level ranked term (`clip:`, an embedding
+        `similar:`) and no `order:` lists its items best first."""
         if self.root is not None:
             self.out.cond = self.node(self.root, negated=False)
+        top = self.out.cond.children if isinstance(self.out.cond, AllOf) else (self.out.cond,)
+        if "order" not in _singletons(self.root) and any(isinstance(c, Ranked) for c in top):
+            self.out.order, self.out.descending = "similarity", False
         return self.out
 
     def node(self, node: Node, *, negated: bool) -> Cond:
@@ -361,11 +366,18 @@ class Resolver:
             return self.ai(node)
         if name == "similar":
             return self.similar(node)
-        raise AssertionError(name)
+        ranked = extensions.ranked_qualifier(name)
+        if ranked is None:
+            raise AssertionError(name)
+        return _ranked(node, ranked.rank(parsed))
 
     def similar(self, node: Qualifier) -> Cond:
         """Near-duplicates of one item by perceptual hash (five band lookups, then the Hamming
         distance; docs/query-language.md#near-duplicates); the item itself is among them."""
+        if isinstance(node.parsed, SimilarBy):
+            mode = extensions.similar_mode(node.parsed.mode)
+            assert mode is not None  # the reader accepted only registered modes
+            return _ranked(node, mode.rank(node.parsed.parsed))
         item_id, distance = node.parsed
         row = MediaItem.objects.filter(pk=item_id).values_list("phash", flat=True).first()
         position = node.pos + len("similar:")
@@ -402,6 +414,12 @@ class Resolver:
         self.out.costs.append((node.raw, ideal.media_count))
         kinds = frozenset({TagSet.Kind.TAGGER})
         return Match("assign", frozenset(ids), kinds, conf=ranges, count=ideal.media_count, label=node.raw)
+
+
+def _ranked(node: Qualifier, ids: Any) -> Cond:
+    """Item ids another app ranked (best first, duplicates dropped); none match nothing."""
+    unique = tuple(dict.fromkeys(int(i) for i in ids))
+    return Ranked(unique, node.raw) if unique else FALSE
 
 
 def _state(name: str, value: str) -> Cond:

@@ -1,0 +1,8 @@
+"""Taggers API routes (docs/api.md#taggers)."""
+
+from apps.core.routers import OptionalSlashRouter
+from apps.taggers.api import space_views
+
+router = OptionalSlashRouter()
+router.register("embedding-spaces", space_views.EmbeddingSpaceViewSet, basename="embedding-space")
+urlpatterns = router.urls

@@ -1,0 +1,1 @@
+"""Taggers pages (docs/taggers.md#pages), one module per area."""

@@ -1,0 +1,81 @@
+"""Builders for taggers tests: the tiny open_clip model as a mirrored repository, and the §8
+synthetic shapes-and-colours pictures (docs/taggers.md#tests)."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MODEL_CONFIGS = FIXTURES / "model_configs"
+TINY = "Tiny-Test-ViT"
+COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220)}
+SHAPES = ("circle", "square", "triangle")
+
+
+def tiny_model() -> Any:
+    """The tiny model built in memory: `torch.manual_seed(0)`, random init, eval mode."""
+    import open_clip
+    import torch
+
+    open_clip.add_model_config(MODEL_CONFIGS)
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY, pretrained=None)
+    model.eval()
+    return model
+
+
+def tiny_mirror(directory: Path) -> Path:
+    """The tiny model as an HF-style open_clip repository: open_clip_config.json +
+    open_clip_model.safetensors (what `models provision --from-dir` copies)."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model = tiny_model()
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, directory / "open_clip_model.safetensors"
+    )
+    config = {"model_cfg": json.loads((MODEL_CONFIGS / f"{TINY}.json").read_text()), "preprocess_cfg": {}}
+    (directory / "open_clip_config.json").write_text(json.dumps(config))
+    return directory
+
+
+def shapes_picture(seed: int, size: int = 96) -> tuple[bytes, set[str]]:
+    """One §8 picture: grey background 100–159, 1–2 objects of a colour and a shape (radius
+    12–23 px); PNG bytes and its true tags (colour and shape names)."""
+    rng = random.Random(seed)
+    grey = rng.randint(100, 159)
+    image = Image.new("RGB", (size, size), (grey, grey, grey))
+    draw = ImageDraw.Draw(image)
+    truth: set[str] = set()
+    for _ in range(rng.randint(1, 2)):
+        colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
+        radius = rng.randint(12, 23)
+        x, y = rng.randint(radius, size - radius), rng.randint(radius, size - radius)
+        box = [x - radius, y - radius, x + radius, y + radius]
+        if shape == "circle":
+            draw.ellipse(box, fill=COLOURS[colour])
+        elif shape == "square":
+            draw.rectangle(box, fill=COLOURS[colour])
+        else:
+            draw.polygon(
+                [(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)], fill=COLOURS[colour]
+            )
+        truth |= {colour, shape}
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue(), truth
+
+
+def solid_png(colour: tuple[int, int, int], size: int = 48, *, seed: int = 0) -> bytes:
+    """A flat picture (a few pixels vary with `seed`, so distinct seeds are distinct files)."""
+    image = Image.new("RGB", (size, size), colour)
+    image.putpixel((seed % size, (seed // size) % size), (seed % 256, 7, 7))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
