@@ -153,3 +153,23 @@ def review_agreement(*, version: TaggerVersion) -> list[Agreement]:
         elif not effective and cur:
             entry[2] += 1
     return [Agreement(t, names[t], *v) for t, v in sorted(stats.items(), key=lambda kv: names[kv[0]])]
+
+
+def predictions_page(
+    *,
+    version: TaggerVersion,
+    item_id: int | None,
+    tag_id: int | None,
+    effective: bool,
+    after: tuple[int, int],
+    limit: int,
+) -> list[TagAssignment]:
+    """A keyset page of predictions by (item, tag) after `after`."""
+    rows = predictions_effective(version=version) if effective else predictions(version=version)
+    if item_id is not None:
+        rows = rows.filter(media_item_id=item_id)
+    if tag_id is not None:
+        rows = rows.filter(tag_id=tag_id)
+    after_item, after_tag = after
+    rows = rows.filter(Q(media_item_id__gt=after_item) | Q(media_item_id=after_item, tag_id__gt=after_tag))
+    return list(rows.order_by("media_item_id", "tag_id")[:limit])

@@ -115,3 +115,35 @@ def tagger_delete(*, tagger: Tagger) -> None:
                 artifacts_delete(directory=directory)
 
     transaction.on_commit(remove)
+
+
+def _tag_types(keys: Sequence[str]) -> list[TagType]:
+    found = {t.key: t for t in TagType.objects.filter(key__in=list(keys))}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise DomainError(f"Unknown tag types: {', '.join(missing)}.", code="taggers.unknown_tag_type")
+    return [found[k] for k in keys]
+
+
+def tagger_define(*, data: dict[str, Any], owner: Any = None) -> Tagger:
+    """`tagger_create` from API or form input (vocabulary slug, space id, tag type keys)."""
+    from apps.tags.services.names import vocabulary_default
+
+    values = dict(data)
+    slug = values.pop("vocabulary", None)
+    vocabulary = Vocabulary.objects.filter(slug=slug).first() if slug else vocabulary_default()
+    if vocabulary is None:
+        raise DomainError(f"Unknown vocabulary {slug!r}.", code="taggers.unknown_vocabulary")
+    space_id = values.pop("embedding_space", None)
+    space = EmbeddingSpace.objects.filter(pk=space_id).first() if space_id else None
+    if space_id and space is None:
+        raise DomainError(f"Unknown embedding space {space_id}.", code="taggers.unknown_space")
+    types = _tag_types(values.pop("tag_types", []) or [])
+    return tagger_create(vocabulary=vocabulary, embedding_space=space, tag_types=types, owner=owner, **values)
+
+
+def tagger_change(*, tagger: Tagger, data: dict[str, Any]) -> Tagger:
+    """`tagger_update` from API or form input (tag type keys)."""
+    values = dict(data)
+    keys = values.pop("tag_types", None)
+    return tagger_update(tagger=tagger, tag_types=_tag_types(keys) if keys is not None else None, **values)
