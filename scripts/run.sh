@@ -43,8 +43,10 @@ mkdir -p "${BAGGINTAG_DATA_DIR:-data}"
 
 logdir="${BAGGINTAG_DATA_DIR:-data}"
 # -B: the worker also runs beat (the job sweeper and the other periodic tasks; one machine only).
+# Every queue, ML ones included (docs/taggers.md#queues); ML workers run offline (docs/operations.md#ml-workers).
 DJANGO_SETTINGS_MODULE="$DJANGO_SETTINGS_MODULE" \
-  .venv/bin/celery -A baggintag worker -B -Q default,media -c 2 --loglevel INFO >"$logdir/worker.log" 2>&1 &
+  HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="${BAGGINTAG_MODEL_DIR:-$logdir/models}/hf_home" \
+  .venv/bin/celery -A baggintag worker -B -Q default,media,ml,ml_cpu,ml_caption -c 2 --loglevel INFO >"$logdir/worker.log" 2>&1 &
 worker=$!
 trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT INT TERM
 echo "Worker started (log: $logdir/worker.log)."

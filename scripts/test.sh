@@ -62,6 +62,8 @@ redis-cli ping >/dev/null
 export DJANGO_SETTINGS_MODULE=baggintag.settings.test
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/baggintag}
 export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+# The suite runs offline like an ML worker (docs/taggers.md#tests): nothing may download models.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 echo "== static checks"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

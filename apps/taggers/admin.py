@@ -43,6 +43,13 @@ class RegionEmbeddingAdmin(ReadOnly):
     show_full_result_count = False
 
 
+@admin.register(models.TextQuery)
+class TextQueryAdmin(ReadOnly):
+    list_display = ("id", "space", "text", "error", "created_at", "used_at")
+    list_filter = ("space",)
+    search_fields = ("text",)
+
+
 class TaggerVersionInline(admin.TabularInline):  # type: ignore[type-arg]
     model = models.TaggerVersion
     fields = ("number", "status", "space", "artifact_sha256", "created_at")

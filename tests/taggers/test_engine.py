@@ -182,3 +182,29 @@ def test_non_loopback_sockets_are_blocked() -> None:
         pass
     with pytest.raises(OSError, match="only loopback"):
         socket.getaddrinfo("huggingface.co", 443)
+
+
+def test_the_backend_interface_returns_one_output_per_item_in_order(root: Path, tmp_path: Path) -> None:
+    """§10.2 for clip_embed: batches of 1, 7 and 128 give len(items) outputs in input order."""
+    from apps.taggers.engine.base import Item
+
+    loaded = _loaded(root)
+    paths = []
+    for seed in range(8):
+        path = tmp_path / f"p{seed}.png"
+        path.write_bytes(factories.shapes_picture(seed)[0])
+        paths.append(path)
+    items = [Item(item_id=n, path=str(paths[n % 8])) for n in range(130)]
+    reference = loaded.run(items[:8], {"batch": 8})
+    for size in (1, 7, 128):
+        outputs = loaded.run(items[:size], {"batch": size})
+        assert len(outputs) == size
+        for n, output in enumerate(outputs):
+            assert (
+                float(
+                    np.abs(
+                        output.embedding.astype(np.float32) - reference[n % 8].embedding.astype(np.float32)
+                    ).max()
+                )
+                <= 1e-3
+            )

@@ -73,3 +73,21 @@ def test_whole_image_captions_are_unique_without_null() -> None:
 )
 def test_quantize(value: float, stored: int) -> None:
     assert quantize(value) == stored
+
+
+def test_every_model_of_the_app_is_in_the_admin() -> None:
+    from django.apps import apps
+    from django.contrib import admin
+
+    missing = [
+        m.__name__ for m in apps.get_app_config("taggers").get_models() if m not in admin.site._registry
+    ]
+    assert missing == []
+
+
+def test_admin_lists_open(admin_client) -> None:
+    from django.apps import apps
+
+    for model in apps.get_app_config("taggers").get_models():
+        url = f"/admin/taggers/{model._meta.model_name}/"
+        assert admin_client.get(url).status_code == 200, url

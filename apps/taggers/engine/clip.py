@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -26,7 +27,9 @@ from typing import IO, TYPE_CHECKING, Any
 from apps.taggers.engine.base import (
     EmbeddingSpaceMismatch,
     InvalidModelRef,
+    Item,
     ModelNotProvisioned,
+    Output,
 )
 
 if TYPE_CHECKING:
@@ -69,7 +72,8 @@ class ClipRef:
 
 def _safe_relative(path: str, what: str, ref: str) -> str:
     pure = PurePosixPath(path.strip())
-    if not path.strip() or pure.is_absolute() or ".." in pure.parts or "\\" in path:
+    control = any(ord(c) < 32 or ord(c) == 127 for c in path)
+    if not path.strip() or pure.is_absolute() or ".." in pure.parts or "\\" in path or control:
         raise InvalidModelRef(
             f"{what} {path!r} in {ref!r} must be a path relative to BAGGINTAG_MODEL_DIR without '..'.",
             code="taggers.invalid_model_ref",
@@ -92,6 +96,8 @@ def parse_ref(ref: str) -> ClipRef:
     name, sep, weights = ref.partition("|")
     if not sep or not name.strip():
         raise InvalidModelRef(f"{ref!r} names no weights file. {hint}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name.strip()):
+        raise InvalidModelRef(f"{name.strip()!r} is not an open_clip config name. {hint}")
     weights = weights.strip()
     if not weights.lower().endswith(WEIGHT_SUFFIXES):
         raise InvalidModelRef(
@@ -102,8 +108,15 @@ def parse_ref(ref: str) -> ClipRef:
     return ClipRef(ref, str(PurePosixPath(weights).parent), name.strip(), weights)
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem is not there either
+        return False
+
+
 def missing_files(ref: ClipRef, model_root: Path) -> list[str]:
-    return [name for name in ref.files if not (model_root / name).is_file()]
+    return [name for name in ref.files if not _is_file(model_root / name)]
 
 
 def require_provisioned(ref: ClipRef, model_root: Path, *, model: str) -> None:
@@ -127,7 +140,7 @@ def _builtin_config(name: str) -> dict[str, Any] | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "model_configs" / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads(path.read_text()) if _is_file(path) else None
 
 
 @dataclass(frozen=True)
@@ -283,6 +296,19 @@ class ClipModel:
 
     def unload(self) -> None:
         self.model = self.transform = self.tokenizer = None
+
+    def run(self, items: Sequence[Item], params: Mapping[str, Any]) -> list[Output]:
+        """The Backend interface: one L2-normalised fp16 vector per item (`path`), in order,
+        in batches of `params["batch"]` (128)."""
+        batch = max(1, int(params.get("batch", 128)))
+        outputs: list[Output] = []
+        for start in range(0, len(items), batch):
+            tensors = []
+            for item in items[start : start + batch]:
+                with open(item.path, "rb") as handle:
+                    tensors.append(self.preprocess(handle))
+            outputs.extend(Output(embedding=v, score_kind="cosine") for v in self.embed(tensors))
+        return outputs
 
     def preprocess(self, handle: IO[bytes]) -> Any:
         """Decode and preprocess one image into a CHW float tensor (thread-safe)."""

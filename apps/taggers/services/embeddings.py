@@ -11,6 +11,7 @@ weights file whose sha256 differs from the space's fails the job before any row 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -178,21 +179,42 @@ class _Run:
             )
         self.job.counts, self.job.progress_done = self.counts, done
 
+    def _check_cpu_estimate(self, seconds: float, done: int) -> None:
+        """On a host without CUDA, refuse a job whose estimate (from the first batch) is over
+        BAGGINTAG_CPU_JOB_LIMIT_S; what was embedded stays and a GPU worker resumes it."""
+        if self.backend.device != "cpu" or done <= 0:
+            return
+        remaining = max(0, self.job.progress_total - self.job.progress_done)
+        estimate = seconds / done * remaining
+        limit = int(settings.BAGGINTAG_CPU_JOB_LIMIT_S)
+        if estimate > limit:
+            raise DomainError(
+                f"Embedding the remaining {remaining} items on this CPU-only worker would take about "
+                f"{estimate / 3600:.1f} h (limit {limit / 3600:.1f} h, BAGGINTAG_CPU_JOB_LIMIT_S). Run it on "
+                "a worker with a GPU (queue ml), or embed a smaller query; what was embedded is kept.",
+                code="taggers.cpu_job_too_long",
+            )
+
     def run(self) -> bool:
         """Embed batch after batch; False when stopped by a cancel."""
         cursor = int(self.job.result.get("cursor", 0))
         rows = self._next(cursor)
         pending = self._submit(rows)
+        first = True
         try:
             while rows:
                 self.job = job_services.job_progress(job=self.job)
                 if self.job.cancel_requested:
                     return False
+                started = time.monotonic()
                 decoded = [f.result() for f in pending]
                 cursor = rows[-1][0]
                 rows = self._next(cursor)
                 pending = self._submit(rows)  # decoded while the model runs on this batch
                 self._write(decoded, cursor)
+                if first and rows:
+                    first = False
+                    self._check_cpu_estimate(time.monotonic() - started, len(decoded))
         finally:
             for future in pending:
                 future.cancel()
