@@ -329,11 +329,11 @@ def test_deleting_an_override_restores_the_tuned_threshold(world: World, trained
 
 
 def unlabelled_prediction(world: World, version: TaggerVersion) -> tuple[int, int]:
-    """An item and tag the tagger predicts but the curated set lacks."""
-    TagAssignment.objects.filter(kind=CURATED, tag=world.tags["tag_c"]).delete()
+    """The most confident tag_c prediction, its curated row removed (so it is undecided)."""
     apply.score_items(version=version, item_ids=world.item_ids)
     row = pred.predictions(version=version).filter(tag=world.tags["tag_c"]).order_by("-confidence").first()
     assert row is not None
+    TagAssignment.objects.filter(kind=CURATED, media_item_id=row.media_item_id, tag_id=row.tag_id).delete()
     return row.media_item_id, row.tag_id
 
 
