@@ -372,7 +372,7 @@ def test_accept_promotes_into_the_curated_set(world: World, trained: TaggerVersi
 def test_batch_accept_promotes_every_undecided_prediction_above_the_bar(
     world: World, trained: TaggerVersion
 ) -> None:
-    item_id, tag_id = unlabelled_prediction(world, trained)
+    unlabelled_prediction(world, trained)
     review.predictions_batch_accept(version=trained, min_confidence=0.0)
     confident = pred.predictions(version=trained).filter(confidence__gte=5000)
     curated = set(
