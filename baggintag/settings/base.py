@@ -229,6 +229,7 @@ SPECTACULAR_SETTINGS = {
         "TagSetKindEnum": "apps.tags.models.TagSet.Kind",
         "VocabularyKindEnum": "apps.tags.models.Vocabulary.Kind",
         "MappingActionEnum": "apps.mappings.models.TagMapping.Action",
+        "TaggerKindEnum": "apps.taggers.models.Tagger.Kind",
     },
 }
 

@@ -87,7 +87,7 @@ class RunInputSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, default=None)
 
 
-class PromoteInputSerializer(serializers.Serializer):
+class TaggerPromoteInputSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
     copy_overrides = serializers.BooleanField(required=False, default=False)
 

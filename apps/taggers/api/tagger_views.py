@@ -93,11 +93,11 @@ class TaggerViewSet(
         rows = selectors.version_list(tagger=self.get_object())[:200]
         return Response(s.VersionOutputSerializer(rows, many=True).data)
 
-    @extend_schema(request=s.PromoteInputSerializer, responses=s.TaggerOutputSerializer)
+    @extend_schema(request=s.TaggerPromoteInputSerializer, responses=s.TaggerOutputSerializer)
     @action(detail=True, methods=["post"], url_path="promote")
     def promote(self, request: Request, pk: str) -> Response:
         """Make a ready version active (409 for queued, training, failed or retired ones)."""
-        data = _parse(s.PromoteInputSerializer, request.data)
+        data = _parse(s.TaggerPromoteInputSerializer, request.data)
         tagger = versions.version_promote(
             tagger=self.get_object(), number=data["version"], copy_overrides=data["copy_overrides"]
         )

@@ -111,6 +111,8 @@ def split_rows(labels: np.ndarray, *, seed: int, val_fraction: float = 0.2) -> t
     if n < 2:
         raise TrainingError("At least two labelled items are needed to split train and validation.")
     positives = (labels == 1).astype(np.int8)
+    if positives.shape[1] < 2:  # iterstrat wants a multilabel matrix: one empty column changes nothing
+        positives = np.concatenate([positives, np.zeros((n, 1), dtype=np.int8)], axis=1)
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
     train_idx, val_idx = next(splitter.split(np.zeros(n), positives))
     return np.sort(train_idx), np.sort(val_idx)
