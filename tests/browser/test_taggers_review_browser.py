@@ -14,8 +14,14 @@ from apps.taggers.services.taggers import tagger_create
 from apps.tags.models import TagAssignment, TagSet
 from tests.tags.factories import assign, items_make, tag_type, tags_make
 
-pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db", "_data_dir")]
 CURATED = TagSet.Kind.CURATED
+
+
+@pytest.fixture
+def _data_dir(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The matrix and head caches of this test only."""
+    settings.DATA_DIR = tmp_path / "data"
 
 
 def scored_tagger() -> Tagger:
