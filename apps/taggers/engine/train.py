@@ -204,7 +204,8 @@ def _fit_head(
     neg = ((1 - target) * weight).sum(axis=0) if target.size else np.zeros(0)
     pos_weight = np.clip(np.sqrt(neg / np.maximum(pos, 1)), 1.0, 100.0).astype(np.float32)
     eval_cols = np.flatnonzero((eval_labels == 1).sum(axis=0) >= ev.MIN_VAL_POSITIVES)
-    with _deterministic(config.seed, threads):
+    # enable_grad: a worker that embedded before (ClipModel.load) turned gradients off for its thread.
+    with _deterministic(config.seed, threads), torch.enable_grad():
         model = _module(config, dim, target.shape[1])
         optimiser = torch.optim.AdamW(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
