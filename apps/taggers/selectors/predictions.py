@@ -112,7 +112,10 @@ def review_queue(*, version: TaggerVersion, limit: int = REVIEW_PAGE) -> list[Ta
     rows = (
         predictions(version=version)
         .filter(~Q(decided))
-        .annotate(uncertainty=Abs(F("confidence") - F("threshold")), disagrees=has_curated)
+        # Signed: MariaDB refuses an UNSIGNED (confidence) minus a larger value.
+        .annotate(
+            uncertainty=Abs(Cast(F("confidence"), IntegerField()) - F("threshold")), disagrees=has_curated
+        )
         .order_by("uncertainty", "-disagrees", "media_item_id", "tag_id")
     )
     return list(rows[:limit])
