@@ -32,6 +32,22 @@ def text_query_task(*, text_query_id: int) -> None:
     similarity.text_query_encode(text_query_id=text_query_id)
 
 
+@shared_task(name="taggers.train", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def train_task(*, job_id: int) -> None:
+    """Adapter: train a tagger version from its frozen labels (queue ml_cpu)."""
+    from apps.taggers.services import training
+
+    training.train_run(job_id=job_id)
+
+
+@shared_task(name="taggers.score", soft_time_limit=DAY, time_limit=DAY + 60)
+def score_task(*, job_id: int) -> None:
+    """Adapter: score items with a head version and write its tagger sets (queue ml_cpu)."""
+    from apps.taggers.services import apply
+
+    apply.score_run(job_id=job_id)
+
+
 # --- tagging schemes (docs/taggers.md#tagging-schemes): `schemes.*` on default, steps on their
 # kind's queue -----------------------------------------------------------------------------------
 

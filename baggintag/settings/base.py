@@ -239,6 +239,7 @@ SPECTACULAR_SETTINGS = {
         "ScheduleSelectionEnum": "apps.taggers.api.scheme_serializers.SCHEDULE_SELECTIONS",
         "IntakeKindEnum": "apps.intake.models.IntakeEntry.Kind",
         "IntakeStateEnum": "apps.intake.models.IntakeEntry.State",
+        "TaggerKindEnum": "apps.taggers.models.Tagger.Kind",
     },
 }
 

@@ -42,7 +42,7 @@ class SchemeOutputSerializer(serializers.ModelSerializer):
         return obj.current_definition.sha256 if obj.current_definition else ""
 
 
-class RunInputSerializer(serializers.Serializer):
+class SchemeRunInputSerializer(serializers.Serializer):
     selection = serializers.ChoiceField(choices=SchemeRun.Selection.choices, default=SchemeRun.Selection.ALL)
     item_ids = serializers.ListField(child=IdField(), required=False, max_length=EXPLICIT_MAX)
     q = serializers.CharField(required=False, allow_blank=True, max_length=4000)

@@ -67,11 +67,11 @@ class TaggingSchemeViewSet(viewsets.ModelViewSet):
         schemes.scheme_delete(scheme=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=s.RunInputSerializer, responses={202: s.RunOutputSerializer})
+    @extend_schema(request=s.SchemeRunInputSerializer, responses={202: s.RunOutputSerializer})
     @action(detail=True, methods=["post"], url_path="run", required_perms=RUN_PERMS)
     def run(self, request: Request, pk: str) -> Response:
         """Start a run (a job per step; follow it at `scheme-runs/{id}/`)."""
-        data = s.RunInputSerializer(data=request.data)
+        data = s.SchemeRunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         run = scheme_runs.scheme_run_start(

@@ -389,3 +389,51 @@ def _promote(
         transitions, kind=TagSet.Kind.CURATED, operation_id=operation.pk, actor_id=actor.pk if actor else None
     )
     return seeded, to_add, len(transitions), blocked
+
+
+@transaction.atomic
+def curated_reject(
+    *, media_item: Any, tag: Tag, actor: Any = None, source_set: TagSet | None = None
+) -> dict[str, Any]:
+    """A person says the item does not have `tag` (a rejected tagger prediction): the curated
+    set keeps a tombstone for it (the set is created and seeded first when missing), as one
+    logged, undoable `edit` operation. Automatic processes never revive it, and tagger training
+    reads it as a negative (docs/taggers.md#review). Rejecting twice changes nothing."""
+    actor = _actor(actor)
+    operation = Operation.objects.create(
+        kind=Operation.Kind.EDIT,
+        status=Operation.Status.APPLIED,
+        set_kind=TagSet.Kind.CURATED,
+        created_by=actor,
+        params={"reject": tag.name, "source_set": source_set.pk if source_set is not None else None},
+        summary=f"reject {tag.name} on item {media_item.pk}",
+    )
+    curated, seeded = curated_get_or_create(
+        media_item=media_item, actor=actor, vocabulary=tag.vocabulary, operation=operation
+    )
+    locked = locked_set(curated, None)
+    row = TagAssignment.objects.filter(tagset=locked, tag=tag).first()
+    if row is not None and row.state == DELETED:
+        if not seeded:
+            operation.delete()
+        return {"rejected": tag.name, "changed": False, "operation": operation.pk if seeded else None}
+    transition = Transition(
+        set_id=locked.pk,
+        tag_id=tag.pk,
+        item_id=media_item.pk,
+        before=CURRENT if row is not None else ABSENT,
+        after=DELETED,
+        via=TagAssignment.Via.MANUAL if row is None else "",
+        before_position=row.position if row is not None else None,
+        before_via=row.added_via if row is not None else "",
+    )
+    assignments_write(
+        [transition],
+        kind=TagSet.Kind.CURATED,
+        operation_id=operation.pk,
+        actor_id=actor.pk if actor else None,
+    )
+    Operation.objects.filter(pk=operation.pk).update(
+        counters={"added": 0, "removed": 1, "seeded": seeded, "items": 1}
+    )
+    return {"rejected": tag.name, "changed": True, "operation": operation.pk}
