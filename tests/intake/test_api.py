@@ -30,10 +30,9 @@ def test_create_read_list_patch_delete(api: APIClient, dataset, subset) -> None:
         subset=subset.pk,
         urls="https://example.com/a.jpg\nhttps://example.com/b.jpg",
         notes="artist page",
-        on_arrival={"taggers": ["wd14"]},
     )
     assert (created["state"], created["planned_count"], created["subset_name"]) == ("planned", 2, "Alice")
-    assert created["on_arrival"] == {"taggers": ["wd14"]}
+    assert created["on_arrival"] == {}
     listed = api.get("/api/intake", {"dataset": dataset.pk, "state": "planned"}).json()
     assert [row["id"] for row in listed["results"]] == [created["id"]]
     patched = api.patch(
@@ -98,21 +97,18 @@ def test_bad_input_is_a_400(api: APIClient, dataset, folder_root, body, code) ->
 
 def test_zip_entry_by_multipart(api: APIClient, dataset) -> None:  # type: ignore[no-untyped-def]
     archive = mediafiles.zip_bytes({"a.jpg": mediafiles.image_bytes("jpeg", seed=90)})
-    response = api.post(
-        "/api/intake",
-        {
-            "kind": "archive",
-            "dataset": dataset.pk,
-            "archive": SimpleUploadedFile("one.zip", archive),
-            "on_arrival": '{"scheme": "anime"}',
-        },
-        format="multipart",
-    )
+
+    def post(on_arrival: str):  # type: ignore[no-untyped-def]
+        body = {"kind": "archive", "dataset": dataset.pk, "archive": SimpleUploadedFile("one.zip", archive)}
+        return api.post("/api/intake", {**body, "on_arrival": on_arrival}, format="multipart")
+
+    unknown = post('{"scheme": "anime"}')
+    assert unknown.status_code == 400
+    assert "no tagging scheme 'anime'" in unknown.json()["message"]
+    assert not IntakeEntry.objects.exists()
+    response = post("{}")
     assert response.status_code == 201, response.json()
-    assert (response.json()["archive_name"], response.json()["on_arrival"]) == (
-        "one.zip",
-        {"scheme": "anime"},
-    )
+    assert (response.json()["archive_name"], response.json()["on_arrival"]) == ("one.zip", {})
 
 
 def test_process_answers_202_with_the_job_then_progress(api: APIClient, dataset, url_server) -> None:  # type: ignore[no-untyped-def]

@@ -15,9 +15,12 @@ from apps.intake.models import IntakeArrival, IntakeEntry
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
 from apps.media.services import frames, media_upload_bulk_run
+from apps.taggers.models import SchemeRun, Tagger
+from apps.taggers.services.schemes import scheme_create
 from tests import mediafiles
 from tests.conftest import stored_files
 from tests.media.factories import make_item
+from tests.taggers.wd_fixtures import BOXES, tagger_make
 
 pytestmark = pytest.mark.django_db
 
@@ -166,14 +169,62 @@ def test_bad_query_and_bad_on_arrival_are_refused(dataset) -> None:  # type: ign
     assert bad_choice.value.code == "intake.bad_on_arrival"
 
 
-def test_on_arrival_is_recorded_for_the_taggers(dataset) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def arrival_world(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """A detector scheme (fixed boxes, no model) and a head tagger with an active version."""
+    settings.BAGGINTAG_MODEL_DIR = str(tmp_path / "models")
+    persons = tagger_make("persons", "detector", params={"backend": "fixed"})
+    head = tagger_make("heads", "embedding_head")
+    Tagger.objects.create(name="untrained", kind="embedding_head", vocabulary=head.vocabulary)
+    steps = [{"key": "persons", "tagger": "persons", "params": {"boxes": BOXES}}]
+    return scheme_create(name="detect", body={"steps": steps}), persons, head
+
+
+def test_on_arrival_names_become_ids(dataset, arrival_world) -> None:  # type: ignore[no-untyped-def]
+    scheme, persons, head = arrival_world
     entry = services.intake_entry_create(
         kind="urls",
         dataset=dataset.pk,
         urls=["https://e.com/a"],
-        on_arrival={"scheme": "anime", "taggers": [3, "wd14", 3]},
+        on_arrival={"scheme": "detect", "taggers": [head.pk, "heads", "persons"]},
     )
-    assert entry.on_arrival == {"scheme": "anime", "taggers": [3, "wd14"]}
+    assert entry.on_arrival == {"scheme": scheme.pk, "taggers": [head.pk, persons.pk]}
+
+
+@pytest.mark.parametrize(
+    ("choice", "named"),
+    [({"scheme": "nope"}, "'nope'"), ({"taggers": ["detect", "wd14"]}, "'detect'")],
+)
+def test_on_arrival_naming_nothing_is_refused(dataset, arrival_world, choice, named) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DomainError) as refused:
+        services.intake_entry_create(
+            kind="urls", dataset=dataset.pk, urls=["https://e.com/a"], on_arrival=choice
+        )
+    assert refused.value.code == "intake.bad_on_arrival"
+    assert named in refused.value.message
+    assert not IntakeEntry.objects.exists()
+
+
+def test_on_arrival_starts_the_scheme_and_says_what_could_not_start(dataset, arrival_world) -> None:  # type: ignore[no-untyped-def]
+    scheme, _persons, head = arrival_world
+    items = [make_item(seed=n) for n in range(3)]
+    entry = services.intake_entry_create(
+        kind="query",
+        dataset=dataset.pk,
+        query=f"id:{items[0].pk},{items[1].pk},{items[2].pk}",
+        on_arrival={"scheme": scheme.pk, "taggers": [head.pk, "untrained"]},
+    )
+    processed = services.intake_entry_process(entry=entry)
+    run = SchemeRun.objects.get(scheme=scheme)
+    assert processed.state == IntakeEntry.State.ADDED
+    assert run.selection == SchemeRun.Selection.EXPLICIT
+    assert sorted(run.item_ids) == sorted(i.pk for i in items)
+    scoring = Job.objects.get(kind="taggers.score")
+    assert scoring.params["item_ids"] == sorted(i.pk for i in items)
+    # A tagger with no active version cannot start: said on the entry, not fatal.
+    assert processed.error_code == "intake.on_arrival_not_started"
+    assert "untrained has no active version" in processed.error_message
+    assert IntakeArrival.objects.filter(entry=entry).count() == 3
 
 
 # --- processing

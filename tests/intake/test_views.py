@@ -9,6 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.intake import services
 from apps.intake.models import IntakeEntry
+from apps.taggers.models import Tagger
+from apps.tags.services.names import vocabulary_default
 from tests import mediafiles
 from tests.media.factories import make_item
 
@@ -28,6 +30,8 @@ def test_empty_queue_says_what_to_do(signed_in) -> None:  # type: ignore[no-unty
 
 
 def test_form_plans_a_pasted_url_list_one_entry_per_url(signed_in, dataset) -> None:  # type: ignore[no-untyped-def]
+    wd14 = Tagger.objects.create(name="wd14", kind="wd_onnx", vocabulary=vocabulary_default())
+    clip = Tagger.objects.create(name="clip", kind="clip_zeroshot", vocabulary=vocabulary_default())
     response = signed_in.post(
         "/intake/add",
         {
@@ -41,12 +45,22 @@ def test_form_plans_a_pasted_url_list_one_entry_per_url(signed_in, dataset) -> N
     assert response.status_code == 303
     rows = list(IntakeEntry.objects.order_by("id").values_list("urls", "on_arrival"))
     assert rows == [
-        (["https://example.com/a.jpg"], {"taggers": ["wd14", "clip"]}),
-        (["https://example.com/b.jpg"], {"taggers": ["wd14", "clip"]}),
+        (["https://example.com/a.jpg"], {"taggers": [wd14.pk, clip.pk]}),
+        (["https://example.com/b.jpg"], {"taggers": [wd14.pk, clip.pk]}),
     ]
     html = signed_in.get("/intake/").content.decode()
     assert 'id="dataset-progress"' in html
     assert "0 of 1" in html
+
+
+def test_form_names_an_unknown_tagger_beside_the_field(signed_in, dataset) -> None:  # type: ignore[no-untyped-def]
+    response = signed_in.post(
+        "/intake/add",
+        {"kind": "urls", "dataset": dataset.pk, "urls": "https://example.com/a.jpg", "taggers": "wd99"},
+    )
+    assert response.status_code == 422
+    assert "no tagger &#x27;wd99&#x27;" in response.content.decode()
+    assert not IntakeEntry.objects.exists()
 
 
 def test_form_shows_each_bad_line_and_saves_nothing(signed_in, dataset) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from apps.datasets import selectors as dataset_selectors
 from apps.datasets.models import Dataset, Subset
 from apps.intake import conf
 from apps.intake.models import IntakeEntry
+from apps.intake.services.arrival import on_arrival_resolve
 from apps.media import conf as media_conf
 from apps.media.models import MediaItem
 from apps.media.services import archives, fetch
@@ -145,8 +146,8 @@ def folder_files(path: Path) -> list[tuple[Path, str]]:
 
 
 def on_arrival_clean(raw: Any) -> dict[str, Any]:
-    """The on-arrival choice, checked for shape only: {"scheme": id or name, "taggers": [id or
-    name, …]}, both optional. The taggers app validates and runs them once wired in."""
+    """The on-arrival choice: {"scheme": id or name, "taggers": [id or name, …]}, both optional;
+    names become ids, and an unknown scheme or tagger is refused (docs/intake.md#on-arrival)."""
     if raw in (None, ""):
         return {}
     if not isinstance(raw, dict):
@@ -185,7 +186,7 @@ def on_arrival_clean(raw: Any) -> dict[str, Any]:
                 details={"field": "on_arrival"},
             )
         clean["taggers"] = list(dict.fromkeys(taggers))
-    return clean
+    return on_arrival_resolve(clean)
 
 
 def _planned(raw: Any, default: int) -> int:

@@ -24,6 +24,7 @@ from apps.datasets import services as dataset_services
 from apps.datasets.services.members import MAX_IDS
 from apps.intake import conf
 from apps.intake.models import IntakeArrival, IntakeEntry
+from apps.intake.services.arrival import on_arrival_start
 from apps.intake.services.entries import folder_files, folder_resolve, url_hash
 from apps.jobs.models import Job, JobItem
 from apps.media import conf as media_conf
@@ -188,8 +189,20 @@ def intake_entry_process(*, entry: IntakeEntry, actor: Any = None) -> IntakeEntr
             locked.state = State.FETCHING if job else State.ADDED
             locked.error_code, locked.error_message = "", ""
             locked.failed_count = 0
+            if job is None:
+                _arrived(locked, actor)
         locked.save()
     return locked
+
+
+def _arrived(entry: IntakeEntry, actor: Any = None) -> None:
+    """The entry's items are in: start what `on_arrival` names; what cannot start is said on the
+    entry (the arrivals stay; process the entry again, or run the scheme from its page)."""
+    problems = on_arrival_start(entry=entry, actor=actor)
+    if problems:
+        note = "On arrival, not started: " + "; ".join(problems)
+        entry.error_code = entry.error_code or "intake.on_arrival_not_started"
+        entry.error_message = f"{entry.error_message} {note}".strip()
 
 
 def _failures(job: Job) -> str:
@@ -230,6 +243,7 @@ def intake_entry_collect(*, entry_id: int, also_failed: bool = False) -> IntakeE
             entry.state = State.ADDED
             entry.error_code = "intake.some_inputs_failed" if failures else ""
             entry.error_message = f"{job.failures} failed: {failures}" if failures else ""
+            _arrived(entry, job.created_by)
         elif job.status == Job.Status.CANCELLED:
             _fail(entry, "intake.cancelled", "Its job was cancelled; process the entry again to resume.")
         else:
