@@ -11,9 +11,6 @@ from django.db.models import Q, QuerySet
 from apps.core.exceptions import NotFoundError
 from apps.datasets.models import Dataset, DatasetGroup, DatasetGroupEntry
 
-NESTING_MAX = 32  # levels of nested groups walked; the services keep cycles out
-
-
 def group_list(*, search: str = "") -> QuerySet[DatasetGroup]:
     groups = DatasetGroup.objects.order_by("-id")
     if search:
@@ -36,18 +33,17 @@ def group_entries(*, group: DatasetGroup) -> list[DatasetGroupEntry]:
 
 def group_descendants(*, group_ids: set[int]) -> set[int]:
     """Every group nested (at any depth) inside these groups, them excluded unless reached
-    again. One query per level."""
+    again. One query per level; no level cap: a group is expanded once, so the walk ends after
+    at most as many levels as there are groups, and the cycle check sees every depth."""
     found: set[int] = set()
     frontier = set(group_ids)
-    for _ in range(NESTING_MAX):
+    while frontier:
         children = set(
             DatasetGroupEntry.objects.filter(group_id__in=frontier, child__isnull=False).values_list(
                 "child_id", flat=True
             )
         )
         frontier = children - found
-        if not frontier:
-            break
         found |= frontier
     return found
 
@@ -65,8 +61,6 @@ def group_datasets(*, group: DatasetGroup) -> list[FlatDataset]:
     seen: set[int] = set()
 
     def walk(current: DatasetGroup, path: list[int]) -> None:
-        if len(path) > NESTING_MAX:
-            return
         for entry in group_entries(group=current):
             if entry.dataset is not None and entry.dataset_id not in seen:
                 seen.add(entry.dataset.pk)

@@ -1,0 +1,44 @@
+"""Nesting of dataset groups at depth (docs/datasets.md#groups): the cycle check sees every
+level, nesting changes run one at a time, and expanding a group reads each nested group once."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.core.exceptions import DomainError
+from apps.datasets import services
+from apps.datasets.models import DatasetGroup, DatasetGroupEntry
+from apps.datasets.selectors.groups import group_datasets
+from apps.datasets.services import groups as writes
+
+pytestmark = pytest.mark.django_db
+
+
+def _chain(n: int) -> list[DatasetGroup]:
+    """g0 → g1 → … → g(n-1), each nesting the next."""
+    chain = [writes.group_create(name=f"G{i}") for i in range(n)]
+    for parent, child in zip(chain, chain[1:], strict=False):
+        writes.group_append(group=parent, groups=[child.pk])
+    return chain
+
+
+def test_a_cycle_deeper_than_32_levels_is_refused() -> None:
+    chain = _chain(40)
+    with pytest.raises(DomainError) as caught:
+        writes.group_append(group=chain[-1], groups=[chain[0].pk])
+    assert caught.value.code == "datasets.group_cycle"
+    assert not DatasetGroupEntry.objects.filter(group=chain[-1]).exists()
+
+
+def test_copying_a_group_deeper_than_32_levels_above_is_refused() -> None:
+    chain = _chain(40)
+    with pytest.raises(DomainError) as caught:
+        writes.group_append_group(group=chain[-1], other_id=chain[0].pk)
+    assert caught.value.code == "datasets.group_cycle"
+
+
+def test_datasets_deeper_than_32_levels_are_listed() -> None:
+    chain = _chain(40)
+    dataset = services.dataset_create(name="Deep")
+    writes.group_append(group=chain[-1], data_sets=[dataset.pk])
+    assert [flat.dataset.pk for flat in group_datasets(group=chain[0])] == [dataset.pk]
