@@ -239,3 +239,14 @@ class DatasetGroupEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group_id}#{self.position}: {self.dataset_id or f'group {self.child_id}'}"
+
+
+class GroupNestingLock(models.Model):
+    """One well-known row (pk 1) that every change to group nesting locks first, so the cycle
+    check of one change sees the commits of every other (docs/datasets.md#groups)."""
+
+    class Meta:
+        verbose_name = "group nesting lock"
+
+    def __str__(self) -> str:
+        return f"group nesting lock {self.pk}"

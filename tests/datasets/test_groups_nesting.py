@@ -3,8 +3,13 @@ level, nesting changes run one at a time, and expanding a group reads each neste
 
 from __future__ import annotations
 
-import pytest
+import itertools
+import threading
 
+import pytest
+from django.db import connection, connections, transaction
+
+from apps.core.db import is_contention
 from apps.core.exceptions import DomainError
 from apps.datasets import services
 from apps.datasets.models import DatasetGroup, DatasetGroupEntry
@@ -17,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def _chain(n: int) -> list[DatasetGroup]:
     """g0 → g1 → … → g(n-1), each nesting the next."""
     chain = [writes.group_create(name=f"G{i}") for i in range(n)]
-    for parent, child in zip(chain, chain[1:], strict=False):
+    for parent, child in itertools.pairwise(chain):
         writes.group_append(group=parent, groups=[child.pk])
     return chain
 
@@ -42,3 +47,33 @@ def test_datasets_deeper_than_32_levels_are_listed() -> None:
     dataset = services.dataset_create(name="Deep")
     writes.group_append(group=chain[-1], data_sets=[dataset.pk])
     assert [flat.dataset.pk for flat in group_datasets(group=chain[0])] == [dataset.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nesting_changes_of_unrelated_groups_wait_for_each_other() -> None:
+    """Two appends that could close a cycle between them must not both pass the check: every
+    nesting change takes one lock, so a second (even on other groups) waits for the first.
+    MariaDB only: SQLite serialises writers by itself."""
+    if connection.vendor != "mysql":
+        pytest.skip("row locks: MariaDB")
+    first, second, third, fourth = (writes.group_create(name=f"L{i}") for i in range(4))
+    caught: list[BaseException] = []
+
+    def other_client() -> None:
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+            writes.group_append(group=third, groups=[fourth.pk])
+        except BaseException as exc:  # reported to the test thread
+            caught.append(exc)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        writes.group_append(group=first, groups=[second.pk])
+        thread = threading.Thread(target=other_client)
+        thread.start()
+        thread.join(timeout=30)
+    assert len(caught) == 1
+    assert is_contention(caught[0])
+    assert not DatasetGroupEntry.objects.filter(group=third).exists()

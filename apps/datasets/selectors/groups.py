@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from apps.core.exceptions import NotFoundError
 from apps.datasets.models import Dataset, DatasetGroup, DatasetGroupEntry
 
+
 def group_list(*, search: str = "") -> QuerySet[DatasetGroup]:
     groups = DatasetGroup.objects.order_by("-id")
     if search:
