@@ -77,3 +77,19 @@ def test_nesting_changes_of_unrelated_groups_wait_for_each_other() -> None:
     assert len(caught) == 1
     assert is_contention(caught[0])
     assert not DatasetGroupEntry.objects.filter(group=third).exists()
+
+
+def test_diamond_nesting_reads_each_level_once(django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    """12 levels of two groups, each nesting both groups of the next level: 4,095 paths to the
+    bottom. The walk reads one query per level and lists the bottom dataset once."""
+    levels = [[writes.group_create(name=f"D{n}{side}") for side in "ab"] for n in range(12)]
+    for upper, lower in itertools.pairwise(levels):
+        for group in upper:
+            writes.group_append(group=group, groups=[g.pk for g in lower])
+    top = writes.group_create(name="Top")
+    writes.group_append(group=top, groups=[g.pk for g in levels[0]])
+    dataset = services.dataset_create(name="Bottom")
+    writes.group_append(group=levels[-1][1], data_sets=[dataset.pk])
+    with django_assert_max_num_queries(15):
+        flat = group_datasets(group=top)
+    assert [(f.dataset.pk, len(f.via)) for f in flat] == [(dataset.pk, 13)]

@@ -57,17 +57,36 @@ class FlatDataset:
 
 def group_datasets(*, group: DatasetGroup) -> list[FlatDataset]:
     """The datasets the group stands for in order, nested groups expanded in place; a dataset
-    reached twice is listed once, where first reached."""
+    reached twice is listed once, where first reached.
+
+    The entries are read one query per level of nesting (every group of a level at once, each
+    group once however many paths reach it); the walk in order then expands each group once:
+    a group reached again (a diamond) adds nothing new, so it is skipped."""
+    entries: dict[int, list[DatasetGroupEntry]] = {}
+    queried: set[int] = set()
+    frontier = {group.pk}
+    while frontier:
+        queried |= frontier
+        rows = DatasetGroupEntry.objects.filter(group_id__in=frontier).select_related("dataset", "child")
+        children: set[int] = set()
+        for entry in rows.order_by("group_id", "position"):
+            entries.setdefault(entry.group_id, []).append(entry)
+            if entry.child_id is not None:
+                children.add(entry.child_id)
+        frontier = children - queried
     out: list[FlatDataset] = []
     seen: set[int] = set()
-
-    def walk(current: DatasetGroup, path: list[int]) -> None:
-        for entry in group_entries(group=current):
-            if entry.dataset is not None and entry.dataset_id not in seen:
-                seen.add(entry.dataset.pk)
-                out.append(FlatDataset(entry.dataset, [*path, current.pk]))
-            elif entry.child is not None and entry.child_id not in path:
-                walk(entry.child, [*path, current.pk])
-
-    walk(group, [])
+    expanded = {group.pk}
+    stack = [(iter(entries.get(group.pk, [])), [group.pk])]  # explicit: no recursion limit
+    while stack:
+        rest, path = stack[-1]
+        entry = next(rest, None)
+        if entry is None:
+            stack.pop()
+        elif entry.dataset is not None and entry.dataset_id not in seen:
+            seen.add(entry.dataset.pk)
+            out.append(FlatDataset(entry.dataset, path))
+        elif entry.child_id is not None and entry.child_id not in expanded:
+            expanded.add(entry.child_id)
+            stack.append((iter(entries.get(entry.child_id, [])), [*path, entry.child_id]))
     return out
