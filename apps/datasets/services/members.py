@@ -41,6 +41,13 @@ def _existing(ids: list[int]) -> None:
         )
 
 
+def lock_dataset(dataset_id: int) -> None:
+    """Lock the dataset's row. Every write to a dataset's or its subsets' membership takes it
+    first (lock order: dataset, then member rows), and so does freezing a snapshot, so a
+    snapshot's parts all show one moment (docs/datasets.md#snapshots)."""
+    list(Dataset.objects.select_for_update().filter(pk=dataset_id).values_list("pk", flat=True))
+
+
 def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict[str, int]:
     """Apply `action` to the items of a dataset or subset; returns {"changed": n}.
 
@@ -58,6 +65,7 @@ def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict
         model, key = DatasetItem, "dataset"
     rows = model.objects.filter(**{key: owner})
     with transaction.atomic():
+        lock_dataset(owner.dataset_id if isinstance(owner, Subset) else owner.pk)
         _existing(ids)
         if action in ("remove", "unexclude"):
             targets = rows.filter(media_item_id__in=ids, excluded=action == "unexclude")
