@@ -22,6 +22,11 @@ class Dataset(BaseModel):
         blank=True,
         help_text="Saved query (docs/query-language.md); members include its matches",
     )
+    explicit_count = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Explicit, non-excluded member rows (kept by members_edit); the search planner's estimate",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -38,6 +43,11 @@ class Subset(BaseModel):
     slug = models.SlugField(max_length=100)
     description = models.TextField(blank=True)
     query = models.CharField(max_length=2000, blank=True)
+    explicit_count = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Explicit, non-excluded member rows (kept by members_edit); the search planner's estimate",
+    )
 
     class Meta:
         ordering = ["dataset", "name"]

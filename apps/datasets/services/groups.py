@@ -60,7 +60,7 @@ def _lock(group: DatasetGroup) -> DatasetGroup:
     """Take the nesting lock, then lock the group row: every change to any group's entries
     runs one at a time, so a cycle check never misses an append committing beside it (two
     appends each passing the check under READ COMMITTED could close a cycle between them).
-    The row is made by migration 0003; it is made again if a test flush removed it."""
+    The row is made by migration 0004; it is made again if a test flush removed it."""
     GroupNestingLock.objects.select_for_update().get_or_create(pk=NESTING_LOCK_PK)
     return DatasetGroup.objects.select_for_update().get(pk=group.pk)
 

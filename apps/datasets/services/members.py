@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 
 from apps.core.exceptions import DomainError
 from apps.core.ints import int_param
@@ -48,6 +49,13 @@ def lock_dataset(dataset_id: int) -> None:
     list(Dataset.objects.select_for_update().filter(pk=dataset_id).values_list("pk", flat=True))
 
 
+def _count(owner: Dataset | Subset, delta: int) -> None:
+    """Move the stored explicit_count (explicit, non-excluded rows) by delta, in SQL, in the
+    edit's transaction (the dataset row is locked)."""
+    if delta:
+        type(owner).objects.filter(pk=owner.pk).update(explicit_count=F("explicit_count") + delta)
+
+
 def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict[str, int]:
     """Apply `action` to the items of a dataset or subset; returns {"changed": n}.
 
@@ -79,10 +87,14 @@ def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict
                     details={"absent": absent[:100]},
                 )
             deleted, _ = targets.delete()
+            _count(owner, -deleted if action == "remove" else 0)
             return {"changed": deleted}
         excluded = action == "exclude"
         changed = rows.filter(media_item_id__in=ids).exclude(excluded=excluded).update(excluded=excluded)
         have = set(rows.filter(media_item_id__in=ids).values_list("media_item_id", flat=True))
         new = [model(**{key: owner}, media_item_id=i, excluded=excluded) for i in ids if i not in have]
         model.objects.bulk_create(new, batch_size=1000)  # type: ignore[arg-type]
+        # add: flipped exclusions and new rows are explicit members now; exclude: the flipped
+        # rows were explicit members, the new rows never were
+        _count(owner, -changed if excluded else changed + len(new))
         return {"changed": changed + len(new)}

@@ -10,7 +10,7 @@ def _lock_row(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('datasets', '0002_snapshots_and_groups'),
+        ('datasets', '0003_member_counts'),
     ]
 
     operations = [
