@@ -133,7 +133,7 @@ class SubsetViewSet(
         return selectors.dataset_get(dataset_id=self.kwargs["dataset_pk"])
 
     def get_queryset(self) -> QuerySet[Subset]:
-        return Subset.objects.filter(dataset=self._dataset()).order_by("-id")
+        return selectors.subset_list(dataset=self._dataset(), order="-id")
 
     def get_object(self) -> Subset:
         return selectors.subset_get(dataset=self._dataset(), subset_id=self.kwargs["pk"])

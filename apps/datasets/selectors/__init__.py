@@ -33,6 +33,11 @@ def dataset_get(*, dataset_id: Any) -> Dataset:
         raise NotFoundError(f"Dataset {dataset_id} not found.", code="datasets.not_found") from exc
 
 
+def subset_list(*, dataset: Dataset, order: str = "name") -> QuerySet[Subset]:
+    """A dataset's subsets, by name (pages) or newest first (`order="-id"`, the API)."""
+    return Subset.objects.filter(dataset=dataset).order_by(order)
+
+
 def subset_get(*, dataset: Dataset, subset_id: Any) -> Subset:
     try:
         return Subset.objects.get(dataset=dataset, pk=int(subset_id))
