@@ -26,6 +26,11 @@ def dataset_list() -> QuerySet[Dataset]:
     return Dataset.objects.select_related("requirements").order_by("-id")
 
 
+def dataset_search(*, search: str) -> QuerySet[Dataset]:
+    """Datasets whose name or slug contains `search`, newest first."""
+    return dataset_list().filter(Q(name__icontains=search) | Q(slug__icontains=search))
+
+
 def dataset_get(*, dataset_id: Any) -> Dataset:
     try:
         return dataset_list().get(pk=int(dataset_id))

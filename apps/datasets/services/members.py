@@ -11,6 +11,7 @@ from apps.core.exceptions import DomainError
 from apps.core.ints import int_param
 from apps.datasets.models import Dataset, DatasetItem, Subset, SubsetItem
 from apps.media.models import MediaItem
+from apps.search.query import search_queryset
 
 MAX_IDS = 10_000
 ACTIONS = ("add", "remove", "exclude", "unexclude")
@@ -98,3 +99,27 @@ def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict
         # rows were explicit members, the new rows never were
         _count(owner, -changed if excluded else changed + len(new))
         return {"changed": changed + len(new)}
+
+
+def members_remove_matching(*, owner: Dataset | Subset, q: str, viewer: Any = None) -> dict[str, int]:
+    """Drop the explicit members that `q` matches (the `remove-images` of the API), set-based
+    in one DELETE; a query that matches no explicit member is a 400 and nothing changes.
+    Members that are members only through the saved query stay (edit the query or exclude)."""
+    q = (q or "").strip()
+    if not q:
+        raise DomainError("query: a search query naming the members to remove.", code="datasets.bad_ids")
+    model: type[DatasetItem] | type[SubsetItem]
+    model, key = (SubsetItem, "subset") if isinstance(owner, Subset) else (DatasetItem, "dataset")
+    with transaction.atomic():
+        lock_dataset(owner.dataset_id if isinstance(owner, Subset) else owner.pk)
+        matched = search_queryset(q=q, viewer=viewer).order_by().values("pk")
+        targets = model.objects.filter(**{key: owner}, excluded=False, media_item_id__in=matched)
+        deleted, _ = targets.delete()
+        if not deleted:
+            raise DomainError(
+                f"query: {q!r} matches no explicit member; nothing removed.",
+                code="datasets.not_members",
+                details={"query": q},
+            )
+        _count(owner, -deleted)
+        return {"changed": deleted}
