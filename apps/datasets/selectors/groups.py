@@ -3,6 +3,7 @@ datasets it stands for with nested groups expanded."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,16 +78,18 @@ def group_datasets(*, group: DatasetGroup) -> list[FlatDataset]:
     out: list[FlatDataset] = []
     seen: set[int] = set()
     expanded = {group.pk}
-    stack = [(iter(entries.get(group.pk, [])), [group.pk])]  # explicit: no recursion limit
+    stack: list[tuple[Iterator[DatasetGroupEntry], list[int]]] = [
+        (iter(entries.get(group.pk, [])), [group.pk])  # an explicit stack: no recursion limit
+    ]
     while stack:
         rest, path = stack[-1]
-        entry = next(rest, None)
-        if entry is None:
+        step = next(rest, None)
+        if step is None:
             stack.pop()
-        elif entry.dataset is not None and entry.dataset_id not in seen:
-            seen.add(entry.dataset.pk)
-            out.append(FlatDataset(entry.dataset, path))
-        elif entry.child_id is not None and entry.child_id not in expanded:
-            expanded.add(entry.child_id)
-            stack.append((iter(entries.get(entry.child_id, [])), [*path, entry.child_id]))
+        elif step.dataset is not None and step.dataset_id not in seen:
+            seen.add(step.dataset.pk)
+            out.append(FlatDataset(step.dataset, path))
+        elif step.child_id is not None and step.child_id not in expanded:
+            expanded.add(step.child_id)
+            stack.append((iter(entries.get(step.child_id, [])), [*path, step.child_id]))
     return out
