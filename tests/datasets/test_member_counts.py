@@ -4,7 +4,10 @@ estimate without counting rows."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+from django.apps import apps as registry
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -69,3 +72,22 @@ def test_qualifiers_use_the_stored_count_without_counting_rows() -> None:
         answers = [dataset_resolve("faces").count, subset_resolve("faces/close").count]
     assert answers == [3, 2]
     assert not [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+
+
+def test_the_migration_computes_counts_of_existing_rows() -> None:
+    migration = importlib.import_module("apps.datasets.migrations.0003_member_counts")
+    dataset = services.dataset_create(name="Old")
+    subset = services.subset_create(dataset=dataset, name="Part")
+    empty = services.dataset_create(name="Empty")
+    a, b, c = items_make(3)
+    DatasetItem.objects.bulk_create(
+        [
+            DatasetItem(dataset=dataset, media_item=a),
+            DatasetItem(dataset=dataset, media_item=b),
+            DatasetItem(dataset=dataset, media_item=c, excluded=True),
+        ]
+    )
+    SubsetItem.objects.create(subset=subset, media_item=a)
+    Dataset.objects.update(explicit_count=7)
+    migration._counts(registry, None)
+    assert [_stored(dataset), _stored(subset), _stored(empty)] == [2, 1, 0]
