@@ -106,7 +106,7 @@ class SnapshotPartInline(admin.TabularInline):
 @admin.register(Snapshot)
 class SnapshotAdmin(admin.ModelAdmin):
     """Snapshots are immutable (docs/datasets.md#snapshots): read-only here; freeze on the
-    dataset page or with POST /api/datasets/{id}/snapshots."""
+    dataset page or with POST /api/data-sets/{id}/snapshots."""
 
     list_display = ["dataset", "number", "member_count", "note", "created_by", "created_at"]
     list_select_related = ["dataset", "created_by"]

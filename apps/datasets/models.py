@@ -22,6 +22,11 @@ class Dataset(BaseModel):
         blank=True,
         help_text="Saved query (docs/query-language.md); members include its matches",
     )
+    explicit_count = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Explicit, non-excluded member rows (kept by members_edit); the search planner's estimate",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -38,6 +43,11 @@ class Subset(BaseModel):
     slug = models.SlugField(max_length=100)
     description = models.TextField(blank=True)
     query = models.CharField(max_length=2000, blank=True)
+    explicit_count = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Explicit, non-excluded member rows (kept by members_edit); the search planner's estimate",
+    )
 
     class Meta:
         ordering = ["dataset", "name"]
@@ -239,3 +249,14 @@ class DatasetGroupEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group_id}#{self.position}: {self.dataset_id or f'group {self.child_id}'}"
+
+
+class GroupNestingLock(models.Model):
+    """One well-known row (pk 1) that every change to group nesting locks first, so the cycle
+    check of one change sees the commits of every other (docs/datasets.md#groups)."""
+
+    class Meta:
+        verbose_name = "group nesting lock"
+
+    def __str__(self) -> str:
+        return f"group nesting lock {self.pk}"

@@ -107,6 +107,22 @@ class ItemsInputSerializer(serializers.Serializer):
     items = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_IDS)
 
 
+class ImagesInputSerializer(serializers.Serializer):
+    images = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_IDS)
+
+
+class RemoveImagesInputSerializer(serializers.Serializer):
+    images = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_IDS, required=False)
+    query = serializers.CharField(
+        required=False, max_length=2000, help_text="Remove the explicit members it matches"
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if ("images" in attrs) == ("query" in attrs):
+            raise serializers.ValidationError({"images": ["Give either images (ids) or query, not both."]})
+        return attrs
+
+
 class ItemsOutputSerializer(serializers.Serializer):
     changed = serializers.IntegerField()
 

@@ -26,6 +26,7 @@ CONFORM = ["datasets.change_dataset", "media.add_mediaitem"]
 PAGE_MAX = 200
 REPORT_MAX = 1000
 AFTER = OpenApiParameter("after", int, description="Only ids above this (the previous page's next_after)")
+SEARCH = OpenApiParameter("q", str, description="Part of a dataset's name or slug")
 LIMIT = OpenApiParameter("limit", int, description="Rows per page (per requirement for validate)")
 
 
@@ -109,6 +110,40 @@ class DatasetViewSet(
         dataset = self.get_object()
         return _members(request, selectors.dataset_members(dataset=dataset, viewer=request.user))
 
+    @extend_schema(parameters=[SEARCH], responses=s.DatasetOutputSerializer(many=True))
+    @action(detail=False, methods=["get"])
+    def search(self, request: Request) -> Response:
+        """Datasets whose name or slug contains `q`, newest first, paged like the list."""
+        found = selectors.dataset_search(search=(request.query_params.get("q") or "").strip())
+        page = self.paginate_queryset(found.prefetch_related("requirements__required_tag_types"))
+        return self.get_paginated_response(s.DatasetOutputSerializer(page, many=True).data)
+
+    @extend_schema(parameters=[AFTER, LIMIT], responses=s.MembersOutputSerializer)
+    @action(detail=True, methods=["get"])
+    def images(self, request: Request, pk: str | None = None) -> Response:
+        """Members in id order, keyset paged by `after` (the seed's name for `members`)."""
+        dataset = self.get_object()
+        return _members(request, selectors.dataset_members(dataset=dataset, viewer=request.user))
+
+    @extend_schema(request=s.ImagesInputSerializer, responses=s.ItemsOutputSerializer)
+    @action(detail=True, methods=["post"], url_path="append-images", required_perms=CHANGE)
+    def append_images(self, request: Request, pk: str | None = None) -> Response:
+        """Add items as explicit members (clears their exclusions); all or nothing."""
+        data = _parse(s.ImagesInputSerializer, request.data)
+        return Response(services.members_edit(owner=self.get_object(), action="add", item_ids=data["images"]))
+
+    @extend_schema(request=s.RemoveImagesInputSerializer, responses=s.ItemsOutputSerializer)
+    @action(detail=True, methods=["post"], url_path="remove-images", required_perms=CHANGE)
+    def remove_images(self, request: Request, pk: str | None = None) -> Response:
+        """Drop explicit members by id (each must be one, else 400) or those a query matches."""
+        data = _parse(s.RemoveImagesInputSerializer, request.data)
+        dataset = self.get_object()
+        if "query" in data:
+            return Response(
+                services.members_remove_matching(owner=dataset, q=data["query"], viewer=request.user)
+            )
+        return Response(services.members_edit(owner=dataset, action="remove", item_ids=data["images"]))
+
     @extend_schema(parameters=[AFTER, LIMIT], responses=s.ValidationReportSerializer)
     @action(detail=True, methods=["get"])
     def validate(self, request: Request, pk: str | None = None) -> Response:
@@ -186,7 +221,7 @@ class SubsetViewSet(
         return selectors.dataset_get(dataset_id=self.kwargs["dataset_pk"])
 
     def get_queryset(self) -> QuerySet[Subset]:
-        return Subset.objects.filter(dataset=self._dataset()).order_by("-id")
+        return selectors.subset_list(dataset=self._dataset(), order="-id")
 
     def get_object(self) -> Subset:
         return selectors.subset_get(dataset=self._dataset(), subset_id=self.kwargs["pk"])

@@ -26,11 +26,21 @@ def dataset_list() -> QuerySet[Dataset]:
     return Dataset.objects.select_related("requirements").order_by("-id")
 
 
+def dataset_search(*, search: str) -> QuerySet[Dataset]:
+    """Datasets whose name or slug contains `search`, newest first."""
+    return dataset_list().filter(Q(name__icontains=search) | Q(slug__icontains=search))
+
+
 def dataset_get(*, dataset_id: Any) -> Dataset:
     try:
         return dataset_list().get(pk=int(dataset_id))
     except (Dataset.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFoundError(f"Dataset {dataset_id} not found.", code="datasets.not_found") from exc
+
+
+def subset_list(*, dataset: Dataset, order: str = "name") -> QuerySet[Subset]:
+    """A dataset's subsets, by name (pages) or newest first (`order="-id"`, the API)."""
+    return Subset.objects.filter(dataset=dataset).order_by(order)
 
 
 def subset_get(*, dataset: Dataset, subset_id: Any) -> Subset:

@@ -3,6 +3,7 @@ datasets it stands for with nested groups expanded."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +11,6 @@ from django.db.models import Q, QuerySet
 
 from apps.core.exceptions import NotFoundError
 from apps.datasets.models import Dataset, DatasetGroup, DatasetGroupEntry
-
-NESTING_MAX = 32  # levels of nested groups walked; the services keep cycles out
 
 
 def group_list(*, search: str = "") -> QuerySet[DatasetGroup]:
@@ -36,18 +35,17 @@ def group_entries(*, group: DatasetGroup) -> list[DatasetGroupEntry]:
 
 def group_descendants(*, group_ids: set[int]) -> set[int]:
     """Every group nested (at any depth) inside these groups, them excluded unless reached
-    again. One query per level."""
+    again. One query per level; no level cap: a group is expanded once, so the walk ends after
+    at most as many levels as there are groups, and the cycle check sees every depth."""
     found: set[int] = set()
     frontier = set(group_ids)
-    for _ in range(NESTING_MAX):
+    while frontier:
         children = set(
             DatasetGroupEntry.objects.filter(group_id__in=frontier, child__isnull=False).values_list(
                 "child_id", flat=True
             )
         )
         frontier = children - found
-        if not frontier:
-            break
         found |= frontier
     return found
 
@@ -60,19 +58,38 @@ class FlatDataset:
 
 def group_datasets(*, group: DatasetGroup) -> list[FlatDataset]:
     """The datasets the group stands for in order, nested groups expanded in place; a dataset
-    reached twice is listed once, where first reached."""
+    reached twice is listed once, where first reached.
+
+    The entries are read one query per level of nesting (every group of a level at once, each
+    group once however many paths reach it); the walk in order then expands each group once:
+    a group reached again (a diamond) adds nothing new, so it is skipped."""
+    entries: dict[int, list[DatasetGroupEntry]] = {}
+    queried: set[int] = set()
+    frontier = {group.pk}
+    while frontier:
+        queried |= frontier
+        rows = DatasetGroupEntry.objects.filter(group_id__in=frontier).select_related("dataset", "child")
+        children: set[int] = set()
+        for entry in rows.order_by("group_id", "position"):
+            entries.setdefault(entry.group_id, []).append(entry)
+            if entry.child_id is not None:
+                children.add(entry.child_id)
+        frontier = children - queried
     out: list[FlatDataset] = []
     seen: set[int] = set()
-
-    def walk(current: DatasetGroup, path: list[int]) -> None:
-        if len(path) > NESTING_MAX:
-            return
-        for entry in group_entries(group=current):
-            if entry.dataset is not None and entry.dataset_id not in seen:
-                seen.add(entry.dataset.pk)
-                out.append(FlatDataset(entry.dataset, [*path, current.pk]))
-            elif entry.child is not None and entry.child_id not in path:
-                walk(entry.child, [*path, current.pk])
-
-    walk(group, [])
+    expanded = {group.pk}
+    stack: list[tuple[Iterator[DatasetGroupEntry], list[int]]] = [
+        (iter(entries.get(group.pk, [])), [group.pk])  # an explicit stack: no recursion limit
+    ]
+    while stack:
+        rest, path = stack[-1]
+        step = next(rest, None)
+        if step is None:
+            stack.pop()
+        elif step.dataset is not None and step.dataset_id not in seen:
+            seen.add(step.dataset.pk)
+            out.append(FlatDataset(step.dataset, path))
+        elif step.child_id is not None and step.child_id not in expanded:
+            expanded.add(step.child_id)
+            stack.append((iter(entries.get(step.child_id, [])), [*path, step.child_id]))
     return out

@@ -60,21 +60,31 @@ class Membership:
     state: str  # "explicit", "query" or "excluded"
 
 
-def item_memberships(*, item: MediaItem, viewer: Any = None) -> list[Membership]:
+@dataclass
+class ItemPanel:
+    memberships: list[Membership]
+    unchecked: int  # datasets with a saved query past the probe limit, not tested for the item
+
+
+def item_memberships(*, item: MediaItem, viewer: Any = None) -> ItemPanel:
     """The datasets that hold or exclude the item explicitly, and those whose saved query
-    matches it (the first ITEM_PANEL_QUERY_CHECKS datasets with a query, one probe each)."""
+    matches it. The work per view is bounded: at most ITEM_PANEL_QUERY_CHECKS saved queries are
+    resolved and probed (one `exists` each, by name); how many more were left untested is
+    counted (one COUNT over the datasets table) so the panel can say so."""
     rows = DatasetItem.objects.filter(media_item=item).select_related("dataset").order_by("dataset__name")
     out = [Membership(r.dataset, "excluded" if r.excluded else "explicit") for r in rows]
     seen = {m.dataset.pk for m in out}
     with_query = Dataset.objects.exclude(query="").exclude(pk__in=seen).order_by("name")
-    for dataset in with_query[:ITEM_PANEL_QUERY_CHECKS]:
+    checked = list(with_query[:ITEM_PANEL_QUERY_CHECKS])
+    unchecked = with_query.count() - len(checked) if len(checked) == ITEM_PANEL_QUERY_CHECKS else 0
+    for dataset in checked:
         try:
             matches = search_queryset(q=dataset.query, viewer=viewer).filter(pk=item.pk).exists()
         except DomainError:  # a saved query that no longer resolves matches nothing
             continue
         if matches:
             out.append(Membership(dataset, "query"))
-    return out
+    return ItemPanel(out, max(unchecked, 0))
 
 
 def dataset_choices() -> QuerySet[Dataset]:

@@ -28,12 +28,12 @@ def _rows(key: Hashable) -> QuerySet[Any]:
     return SubsetItem.objects.filter(subset_id=pk, excluded=kind == "subset-excluded")
 
 
-def _answer(kind: str, pk: int, query: str) -> QualifierAnswer:
-    count = _rows((kind, pk)).values("pk")[:COUNT_CAP].count()
+def _answer(kind: str, pk: int, query: str, count: int) -> QualifierAnswer:
+    """`count`: the stored explicit_count (kept by members_edit), so resolving costs no scan."""
     excluded = (f"{kind}-excluded", pk)
     return QualifierAnswer(
         key=(kind, pk),
-        count=count,
+        count=min(count, COUNT_CAP),
         query=query,
         excluded_key=excluded if _rows(excluded).exists() else None,
     )
@@ -50,10 +50,10 @@ def _known(slug: str) -> str:
 
 
 def dataset_resolve(value: str) -> QualifierAnswer:
-    dataset = Dataset.objects.filter(slug=value.lower()).only("pk", "query").first()
+    dataset = Dataset.objects.filter(slug=value.lower()).only("pk", "query", "explicit_count").first()
     if dataset is None:
         raise QualifierUnknown(f"there is no dataset {value!r}.", hint=_known(value.lower()))
-    return _answer("dataset", dataset.pk, dataset.query)
+    return _answer("dataset", dataset.pk, dataset.query, dataset.explicit_count)
 
 
 def subset_resolve(value: str) -> QualifierAnswer:
@@ -64,14 +64,16 @@ def subset_resolve(value: str) -> QualifierAnswer:
     dataset = Dataset.objects.filter(slug=dataset_slug).only("pk").first()
     if dataset is None:
         raise QualifierUnknown(f"there is no dataset {dataset_slug!r}.", hint=_known(dataset_slug))
-    subset = Subset.objects.filter(dataset=dataset, slug=subset_slug).only("pk", "query").first()
+    subset = (
+        Subset.objects.filter(dataset=dataset, slug=subset_slug).only("pk", "query", "explicit_count").first()
+    )
     if subset is None:
         slugs = list(
             Subset.objects.filter(dataset=dataset).order_by("slug").values_list("slug", flat=True)[:10]
         )
         known = f"Its subsets: {', '.join(slugs)}." if slugs else "It has no subsets."
         raise QualifierUnknown(f"dataset {dataset_slug!r} has no subset {subset_slug!r}.", hint=known)
-    return _answer("subset", subset.pk, subset.query)
+    return _answer("subset", subset.pk, subset.query, subset.explicit_count)
 
 
 DATASET = QualifierExtension(

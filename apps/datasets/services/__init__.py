@@ -9,13 +9,14 @@ from apps.datasets.services.datasets import (
     subset_delete,
     subset_update,
 )
-from apps.datasets.services.members import members_edit
+from apps.datasets.services.members import members_edit, members_remove_matching
 
 __all__ = [
     "dataset_create",
     "dataset_delete",
     "dataset_update",
     "members_edit",
+    "members_remove_matching",
     "requirements_check",
     "subset_create",
     "subset_delete",

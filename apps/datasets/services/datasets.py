@@ -10,6 +10,7 @@ from django.utils.text import slugify
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.datasets.models import Dataset, Requirements, Subset
+from apps.datasets.services.members import lock_dataset
 from apps.search.query import QueryError, parse, query_resolve
 from apps.tags.models import TagType
 
@@ -177,6 +178,7 @@ def subset_create(
     *, dataset: Dataset, name: str, slug: str = "", description: str = "", query: str = ""
 ) -> Subset:
     _check_query(query)
+    lock_dataset(dataset.pk)  # a snapshot being frozen lists the subsets it saw
     subset = Subset(
         dataset=dataset,
         name=name.strip(),
@@ -191,6 +193,7 @@ def subset_create(
 
 @transaction.atomic
 def subset_update(*, subset: Subset, **fields: Any) -> Subset:
+    lock_dataset(subset.dataset_id)  # a snapshot being frozen reads the subset's query
     if "query" in fields:
         fields["query"] = (fields["query"] or "").strip()
         _check_query(fields["query"])

@@ -11,7 +11,7 @@ from django.db.models import Max
 from django.utils.text import slugify
 
 from apps.core.exceptions import DomainError
-from apps.datasets.models import Dataset, DatasetGroup, DatasetGroupEntry
+from apps.datasets.models import Dataset, DatasetGroup, DatasetGroupEntry, GroupNestingLock
 from apps.datasets.selectors.groups import group_descendants
 from apps.datasets.services.datasets import _unique
 from apps.datasets.services.members import clean_ids
@@ -53,8 +53,15 @@ def group_delete(*, group: DatasetGroup) -> None:
     group.delete()
 
 
+NESTING_LOCK_PK = 1
+
+
 def _lock(group: DatasetGroup) -> DatasetGroup:
-    """Lock the group row: appends and removals of one group run one at a time."""
+    """Take the nesting lock, then lock the group row: every change to any group's entries
+    runs one at a time, so a cycle check never misses an append committing beside it (two
+    appends each passing the check under READ COMMITTED could close a cycle between them).
+    The row is made by migration 0004; it is made again if a test flush removed it."""
+    GroupNestingLock.objects.select_for_update().get_or_create(pk=NESTING_LOCK_PK)
     return DatasetGroup.objects.select_for_update().get(pk=group.pk)
 
 

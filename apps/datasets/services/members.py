@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 
 from apps.core.exceptions import DomainError
 from apps.core.ints import int_param
 from apps.datasets.models import Dataset, DatasetItem, Subset, SubsetItem
 from apps.media.models import MediaItem
+from apps.search.query import search_queryset
 
 MAX_IDS = 10_000
 ACTIONS = ("add", "remove", "exclude", "unexclude")
@@ -41,6 +43,20 @@ def _existing(ids: list[int]) -> None:
         )
 
 
+def lock_dataset(dataset_id: int) -> None:
+    """Lock the dataset's row. Every write to a dataset's or its subsets' membership takes it
+    first (lock order: dataset, then member rows), and so does freezing a snapshot, so a
+    snapshot's parts all show one moment (docs/datasets.md#snapshots)."""
+    list(Dataset.objects.select_for_update().filter(pk=dataset_id).values_list("pk", flat=True))
+
+
+def _count(owner: Dataset | Subset, delta: int) -> None:
+    """Move the stored explicit_count (explicit, non-excluded rows) by delta, in SQL, in the
+    edit's transaction (the dataset row is locked)."""
+    if delta:
+        type(owner).objects.filter(pk=owner.pk).update(explicit_count=F("explicit_count") + delta)
+
+
 def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict[str, int]:
     """Apply `action` to the items of a dataset or subset; returns {"changed": n}.
 
@@ -58,6 +74,7 @@ def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict
         model, key = DatasetItem, "dataset"
     rows = model.objects.filter(**{key: owner})
     with transaction.atomic():
+        lock_dataset(owner.dataset_id if isinstance(owner, Subset) else owner.pk)
         _existing(ids)
         if action in ("remove", "unexclude"):
             targets = rows.filter(media_item_id__in=ids, excluded=action == "unexclude")
@@ -71,10 +88,38 @@ def members_edit(*, owner: Dataset | Subset, action: str, item_ids: Any) -> dict
                     details={"absent": absent[:100]},
                 )
             deleted, _ = targets.delete()
+            _count(owner, -deleted if action == "remove" else 0)
             return {"changed": deleted}
         excluded = action == "exclude"
         changed = rows.filter(media_item_id__in=ids).exclude(excluded=excluded).update(excluded=excluded)
         have = set(rows.filter(media_item_id__in=ids).values_list("media_item_id", flat=True))
         new = [model(**{key: owner}, media_item_id=i, excluded=excluded) for i in ids if i not in have]
         model.objects.bulk_create(new, batch_size=1000)  # type: ignore[arg-type]
+        # add: flipped exclusions and new rows are explicit members now; exclude: the flipped
+        # rows were explicit members, the new rows never were
+        _count(owner, -changed if excluded else changed + len(new))
         return {"changed": changed + len(new)}
+
+
+def members_remove_matching(*, owner: Dataset | Subset, q: str, viewer: Any = None) -> dict[str, int]:
+    """Drop the explicit members that `q` matches (the `remove-images` of the API), set-based
+    in one DELETE; a query that matches no explicit member is a 400 and nothing changes.
+    Members that are members only through the saved query stay (edit the query or exclude)."""
+    q = (q or "").strip()
+    if not q:
+        raise DomainError("query: a search query naming the members to remove.", code="datasets.bad_ids")
+    model: type[DatasetItem] | type[SubsetItem]
+    model, key = (SubsetItem, "subset") if isinstance(owner, Subset) else (DatasetItem, "dataset")
+    with transaction.atomic():
+        lock_dataset(owner.dataset_id if isinstance(owner, Subset) else owner.pk)
+        matched = search_queryset(q=q, viewer=viewer).order_by().values("pk")
+        targets = model.objects.filter(**{key: owner}, excluded=False, media_item_id__in=matched)
+        deleted, _ = targets.delete()
+        if not deleted:
+            raise DomainError(
+                f"query: {q!r} matches no explicit member; nothing removed.",
+                code="datasets.not_members",
+                details={"query": q},
+            )
+        _count(owner, -deleted)
+        return {"changed": deleted}

@@ -85,8 +85,12 @@ def _freeze(snapshot: Snapshot, part: int, members: QuerySet[MediaItem]) -> int:
 def snapshot_create(*, dataset: Dataset, note: str = "", user: Any = None) -> Snapshot:
     """Freeze the dataset's members and each subset's members now (docs/datasets.md#snapshots).
 
-    The dataset row is locked so snapshot numbers stay in order and no concurrent edit of its
-    query interleaves; the members are read in the same transaction."""
+    The dataset row is locked first (services.members.lock_dataset's order: dataset, then
+    member rows) so snapshot numbers stay in order and no member edit of the dataset or of a
+    subset, and no edit of its query, commits between the parts: each part is its own
+    INSERT … SELECT and under READ COMMITTED each sees the latest commits, so only writers that
+    take the dataset lock are kept out. A change that does not take it (tags edited on an item,
+    which move saved-query matches) can still land between two parts."""
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
         raise DomainError(f"note: at most {NOTE_MAX} characters.", code="datasets.invalid")

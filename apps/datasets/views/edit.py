@@ -145,7 +145,7 @@ def members(request: HttpRequest, pk: int) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     show_excluded = request.GET.get("show") == "excluded"
     context: dict[str, Any] = {"dataset": dataset, "owner": owner, "q": q, "show_excluded": show_excluded}
-    context["subsets"] = list(Subset.objects.filter(dataset=dataset).order_by("name"))
+    context["subsets"] = list(selectors.subset_list(dataset=dataset))
     status = 200
     try:
         if show_excluded:

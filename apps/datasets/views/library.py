@@ -72,11 +72,13 @@ def item_membership(request: HttpRequest, pk: int) -> HttpResponse:
 
 def item_panel(request: HttpRequest, item: MediaItem) -> str:
     """The item page's "Datasets" section (registered with media in DatasetsConfig.ready())."""
-    memberships = pages.item_memberships(item=item, viewer=request.user)
-    held = {m.dataset.pk for m in memberships if m.state != "query"}
+    panel = pages.item_memberships(item=item, viewer=request.user)
+    held = {m.dataset.pk for m in panel.memberships if m.state != "query"}
     context = {
         "item": item,
-        "memberships": memberships,
+        "memberships": panel.memberships,
+        "unchecked": panel.unchecked,
+        "checked_max": pages.ITEM_PANEL_QUERY_CHECKS,
         "choices": [d for d in pages.dataset_choices()[:500] if d.pk not in held],
         "can_change": request.user.has_perm(CHANGE),
     }
