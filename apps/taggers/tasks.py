@@ -24,6 +24,14 @@ def cache_task() -> dict[str, int]:
     return matrix.matrix_refresh_all()
 
 
+@shared_task(name="taggers.text_queries", soft_time_limit=600, time_limit=660)
+def text_queries_task(*, text_query_ids: list[int]) -> int:
+    """Adapter: encode tag names for mapping suggestions in one batch (queue ml_cpu)."""
+    from apps.taggers.services import tag_suggestions
+
+    return tag_suggestions.text_queries_encode(text_query_ids=text_query_ids)
+
+
 @shared_task(name="taggers.text_query", soft_time_limit=300, time_limit=360)
 def text_query_task(*, text_query_id: int) -> None:
     """Adapter: encode a text search with its space's text tower (queue ml_cpu)."""
