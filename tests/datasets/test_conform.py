@@ -238,3 +238,30 @@ def test_alpha_flattened_when_no_allowed_mode_keeps_it() -> None:
     (derived,) = _derived_of(_run(dataset))
     image = _opened(derived)
     assert (image.mode, derived.has_alpha) == ("RGB", False)
+
+
+def test_crop_only_plan_matches_the_stored_size_at_an_aspect_bound() -> None:
+    # 1733×370 cropped to aspect 1.05: the transform crops the rounded fraction 0.224178 of
+    # the width (388.5005 px → 389), which is aspect 1051; the plan must size it the same way.
+    item = make_item(seed=21, size=(1733, 370))
+    dataset = _dataset([item], min_aspect_milli=1000, max_aspect_milli=1050)
+    (row,) = conform.conform_preview(dataset=dataset)["items"]
+    job = _run(dataset)
+    (derived,) = _derived_of(job)
+    image = _opened(derived)
+    assert image.size == (row["result"]["width"], row["result"]["height"])
+    assert round(1000 * image.width / image.height) <= 1050
+    assert JobItem.objects.get(job=job).status == "created"
+
+
+def test_a_stored_result_that_still_fails_is_a_failure_not_a_substitution() -> None:
+    item = make_item(seed=22, size=(300, 200))
+    dataset = _dataset([item], max_width=150)
+    (derived,) = _derived_of(_run(dataset))
+    # The stored result's metadata are what the job checks (here: made to fail the rule).
+    MediaItem.objects.filter(pk=derived.pk).update(width=400)
+    services.members_edit(owner=dataset, action="add", item_ids=[item.pk])
+    job = _run(dataset)
+    failed = JobItem.objects.get(job=job, input=f"item {item.pk}")
+    assert (failed.status, failed.error_code) == ("failed", "datasets.result_fails")
+    assert item.pk in _members(dataset)

@@ -27,7 +27,7 @@ from apps.jobs import services as job_services
 from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem
 from apps.media.services.recipes import MAX_UPSCALE, OUTPUT_FORMATS, recipe_clean, recipe_label
-from apps.media.services.transforms import media_item_transform
+from apps.media.services.transforms import media_item_transform, recipe_output_size
 
 JOB_KIND = "datasets.conform"
 TASK_NAME = "datasets.conform"
@@ -162,6 +162,14 @@ def image_failures(req: Requirements, s: Shape) -> list[str]:
     return [code for code, fails in checks if fails]
 
 
+def result_failures(req: Requirements, item: MediaItem) -> list[str]:
+    """The image rules a stored result still fails (its probed metadata, not the plan)."""
+    left = image_failures(req, _shape(item))
+    if req.alpha == Requirements.Alpha.FLATTEN and item.has_alpha:
+        left.append("alpha_flatten")
+    return left
+
+
 def candidates(*, dataset: Dataset, req: Requirements, viewer: Any = None) -> QuerySet[MediaItem]:
     """Members conform would touch: failing an image rule (the validation's own SQL filters),
     or carrying alpha to flatten. Empty when no such rule is set."""
@@ -252,7 +260,9 @@ def _crop(
     fw, fh = w / width, h / height
     fx = min(max(focus[0] - fw / 2, 0.0), 1.0 - fw)
     fy = min(max(focus[1] - fh / 2, 0.0), 1.0 - fh)
-    return [round(fx, 6), round(fy, 6), round(fw, 6), round(fh, 6)], w, h
+    fbox = [round(fx, 6), round(fy, 6), round(fw, 6), round(fh, 6)]
+    # The transform crops the recipe's rounded fractions, not w × h: size from those.
+    return fbox, fbox[2] * width, fbox[3] * height
 
 
 def _size(
@@ -394,7 +404,9 @@ def plan_item(*, item: MediaItem, req: Requirements, opts: Options) -> Plan:
         ops: list[dict[str, Any]] = []
         if fbox is not None:
             ops.append({"op": "crop", "fbox": fbox})
-        if (out_w, out_h) != (round(cw), round(ch)):
+        # An exact scale whenever the crop alone would give another size than planned (the
+        # transform rounds the cropped fractions of the image: a pixel off can cross a bound).
+        if (out_w, out_h) != recipe_output_size(item.width, item.height, {"ops": ops}):
             ops.append(
                 {
                     "op": "scale",
@@ -413,6 +425,7 @@ def plan_item(*, item: MediaItem, req: Requirements, opts: Options) -> Plan:
         if fmt in ("jpeg", "webp"):
             output["quality"] = opts.quality
         plan.recipe = recipe_clean({"ops": ops, "output": output})
+        out_w, out_h = recipe_output_size(item.width, item.height, plan.recipe)
         plan.result = Shape(out_w, out_h, fmt, mode, 8, "A" in mode)
         left = image_failures(req, plan.result)
         if left:
@@ -544,6 +557,16 @@ def _conform_one(
     try:
         outcome = media_item_transform(item=item, recipe=plan.recipe, added_by=user, job_id=job.pk)
     except DomainError as err:
+        job_services.job_item_record(job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err)
+        return
+    left = result_failures(req, outcome.item)
+    if left:
+        err = ConformError(
+            f"The result (item {outcome.item.pk}, {outcome.item.width}×{outcome.item.height}) "
+            f"still fails {', '.join(left)}; the original was left in the dataset.",
+            code="datasets.result_fails",
+            details={"rules": left, "result": outcome.item.pk},
+        )
         job_services.job_item_record(job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err)
         return
     with transaction.atomic():
