@@ -12,18 +12,20 @@ or a rule no recipe can meet, is reported and left alone, never silently upscale
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 
-from apps.core.exceptions import DomainError
+from apps.core.exceptions import ConflictError, DomainError
 from apps.datasets import buckets as bucketing
 from apps.datasets import selectors
 from apps.datasets.models import Dataset, DatasetItem, Requirements, Subset, SubsetItem
 from apps.jobs import services as job_services
+from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem
 from apps.media.services.recipes import MAX_UPSCALE, OUTPUT_FORMATS, recipe_clean, recipe_label
@@ -32,6 +34,7 @@ from apps.media.services.transforms import media_item_transform, recipe_output_s
 JOB_KIND = "datasets.conform"
 TASK_NAME = "datasets.conform"
 MAX_ITEMS = 100_000
+BATCH = 100  # candidates read per step of the walk
 # Rules a recipe can fix; the others (file size, tags, near duplicates) are not conform's.
 IMAGE_RULES = (
     "exact_width",
@@ -52,6 +55,7 @@ IMAGE_RULES = (
 )
 FORMAT_PREFERENCE = ("png", "webp", "jpeg")  # lossless first
 GREY_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "F"}
+logger = logging.getLogger(__name__)
 
 
 class ConformError(DomainError):
@@ -472,36 +476,53 @@ def conform_preview(
 
 
 def conform_start(*, dataset: Dataset, options: dict[str, Any] | None = None, actor: Any = None) -> Job:
-    """Freeze the candidates' ids and queue the conform job (the ids, at most MAX_ITEMS)."""
+    """Queue the conform job: it walks the candidates at run time by id, up to the highest
+    candidate id now (results get higher ids and are never visited). One conform job per
+    dataset at a time: 409 while one is queued or running."""
     opts = options_clean(options)
     req = _requirements(dataset)
-    ids = list(
-        candidates(dataset=dataset, req=req, viewer=actor)
-        .order_by("pk")
-        .values_list("pk", flat=True)[: MAX_ITEMS + 1]
-    )
-    if not ids:
-        raise DomainError(
-            "No member fails an image rule: nothing to conform.", code="datasets.nothing_to_conform"
+    with transaction.atomic():
+        # Two starts for one dataset take turns on its row, so only one sees no job running.
+        Dataset.objects.select_for_update().filter(pk=dataset.pk).values_list("pk", flat=True).first()
+        busy = (
+            Job.objects.filter(
+                kind=JOB_KIND, status__in=(Job.Status.QUEUED, Job.Status.RUNNING), params__dataset=dataset.pk
+            )
+            .values_list("pk", "status")
+            .first()
         )
-    if len(ids) > MAX_ITEMS:
-        raise DomainError(
-            f"More than {MAX_ITEMS:,} members to conform; conform a subset of them at a time.",
-            code="datasets.too_many_items",
+        if busy is not None:
+            raise ConflictError(
+                f"Conform job {busy[0]} for this dataset is still {busy[1]}; wait for it to finish "
+                "or cancel it before starting another.",
+                code="datasets.conform_running",
+                details={"job": busy[0]},
+            )
+        rows = candidates(dataset=dataset, req=req, viewer=actor).order_by()
+        total = rows.count()
+        if not total:
+            raise DomainError(
+                "No member fails an image rule: nothing to conform.", code="datasets.nothing_to_conform"
+            )
+        if total > MAX_ITEMS:
+            raise DomainError(
+                f"More than {MAX_ITEMS:,} members to conform; conform a subset of them at a time.",
+                code="datasets.too_many_items",
+            )
+        max_id = rows.order_by("-pk").values_list("pk", flat=True).first()
+        return job_services.job_start(
+            kind=JOB_KIND,
+            task=TASK_NAME,
+            params={
+                "dataset": dataset.pk,
+                "max_id": max_id,
+                "options": opts.as_dict(),
+                "subject": {"label": f"dataset {dataset.name}"},
+            },
+            created_by=actor,
+            total=total,
+            title=f"Conform {dataset.name}",
         )
-    return job_services.job_start(
-        kind=JOB_KIND,
-        task=TASK_NAME,
-        params={
-            "dataset": dataset.pk,
-            "ids": ids,
-            "options": opts.as_dict(),
-            "subject": {"label": f"dataset {dataset.name}"},
-        },
-        created_by=actor,
-        total=len(ids),
-        title=f"Conform {dataset.name}",
-    )
 
 
 def _swap(model: Any, key: str, owner: Dataset | Subset, original: int, derived: int) -> None:
@@ -529,37 +550,34 @@ def substitute(
             _swap(SubsetItem, "subset", subset, original.pk, derived.pk)
 
 
-def _conform_one(
-    job: Job,
-    seq: int,
-    item_id: int,
-    dataset: Dataset,
-    req: Requirements,
-    opts: Options,
-    user: Any,
-    subsets: list[Subset] | None = None,
-) -> None:
-    label = f"item {item_id}"
-    item = MediaItem.objects.filter(pk=item_id).first()
-    if item is None:
-        err = DomainError("The item was deleted.", code="media.not_found")
-        job_services.job_item_record(job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err)
+@dataclass
+class _Run:
+    """What every item of one run shares."""
+
+    job: Job
+    dataset: Dataset
+    req: Requirements
+    opts: Options
+    user: Any
+    subsets: list[Subset]
+
+
+def _record(run: _Run, item: MediaItem, status: str, **kwargs: Any) -> None:
+    # seq is the item's id: the walk is in id order, and a resumed job starts after the last.
+    job_services.job_item_record(job=run.job, seq=item.pk, input=f"item {item.pk}", status=status, **kwargs)
+
+
+def _conform_one(run: _Run, item: MediaItem) -> None:
+    """Conform one candidate; every outcome is recorded (skipped, failed, created, duplicate)."""
+    plan = plan_item(item=item, req=run.req, opts=run.opts)
+    if not plan.fails:
+        _record(run, item, JobItem.Status.SKIPPED)  # passes the rules now (changed meanwhile)
         return
-    if DatasetItem.objects.filter(dataset=dataset, media_item=item, excluded=True).exists():
-        job_services.job_item_record(job=job, seq=seq, input=label, status=JobItem.Status.SKIPPED)
-        return  # excluded meanwhile (or substituted by an earlier attempt)
-    plan = plan_item(item=item, req=req, opts=opts)
     if plan.problem is not None:
-        job_services.job_item_record(
-            job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=plan.problem
-        )
+        _record(run, item, JobItem.Status.FAILED, error=plan.problem)
         return
-    try:
-        outcome = media_item_transform(item=item, recipe=plan.recipe, added_by=user, job_id=job.pk)
-    except DomainError as err:
-        job_services.job_item_record(job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err)
-        return
-    left = result_failures(req, outcome.item)
+    outcome = media_item_transform(item=item, recipe=plan.recipe, added_by=run.user, job_id=run.job.pk)
+    left = result_failures(run.req, outcome.item)
     if left:
         err = ConformError(
             f"The result (item {outcome.item.pk}, {outcome.item.width}×{outcome.item.height}) "
@@ -567,21 +585,44 @@ def _conform_one(
             code="datasets.result_fails",
             details={"rules": left, "result": outcome.item.pk},
         )
-        job_services.job_item_record(job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err)
+        _record(run, item, JobItem.Status.FAILED, error=err)
         return
     with transaction.atomic():
-        substitute(dataset=dataset, original=item, derived=outcome.item, viewer=user, subsets=subsets)
-        job_services.job_item_record(
-            job=job,
-            seq=seq,
-            input=label,
-            object_id=outcome.item.pk,
-            status=JobItem.Status.DUPLICATE if outcome.duplicate else JobItem.Status.CREATED,
+        # Lock order: the dataset row before its member rows (docs/datasets.md#concurrency).
+        if not Dataset.objects.select_for_update().filter(pk=run.dataset.pk).values_list("pk").first():
+            raise DomainError("The dataset was deleted.", code="datasets.not_found")
+        member = selectors.dataset_members(dataset=run.dataset, viewer=run.user).filter(pk=item.pk)
+        if not member.exists():
+            _record(run, item, JobItem.Status.SKIPPED)  # removed or excluded meanwhile
+            return
+        substitute(
+            dataset=run.dataset, original=item, derived=outcome.item, viewer=run.user, subsets=run.subsets
         )
+        status = JobItem.Status.DUPLICATE if outcome.duplicate else JobItem.Status.CREATED
+        _record(run, item, status, object_id=outcome.item.pk)
+
+
+def _conform_guarded(run: _Run, item: MediaItem) -> None:
+    """One item's failure, expected or not, is that item's outcome; the job goes on."""
+    try:
+        _conform_one(run, item)
+    except JobSuperseded:
+        raise
+    except Exception as exc:
+        if isinstance(exc, DomainError):
+            err = exc
+        else:
+            logger.exception("conform job %s: item %s failed", run.job.pk, item.pk)
+            err = DomainError(
+                "An internal error stopped this item; it was logged.", code="datasets.internal_error"
+            )
+        _record(run, item, JobItem.Status.FAILED, error=err)
 
 
 def conform_run(*, job_id: int) -> None:
-    """Job body: conform each frozen candidate; resumable (recorded inputs are skipped)."""
+    """Job body: walk the candidates by id (keyset, BATCH at a time, up to the highest id at the
+    start) and conform each; the walk re-reads membership and the rules for every batch, and a
+    resumed job starts after the last recorded item."""
     from django.contrib.auth import get_user_model
 
     job = job_services.job_claim(job_id=job_id)
@@ -592,15 +633,29 @@ def conform_run(*, job_id: int) -> None:
     if dataset is None or req is None:
         job_services.job_fail(job=job, code="datasets.not_found", message="The dataset was deleted.")
         return
-    opts = options_clean(job.params.get("options"))
     user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
-    subsets = list(Subset.objects.filter(dataset=dataset).order_by("pk"))
-    done = job_services.job_done_seqs(job=job)
-    for seq, item_id in enumerate(job.params["ids"]):
-        if seq in done:
-            continue
-        if job.cancel_requested:
-            break
-        _conform_one(job, seq, item_id, dataset, req, opts, user, subsets)
-    counts = Job.objects.get(pk=job.pk).counts
+    run = _Run(
+        job=job,
+        dataset=dataset,
+        req=req,
+        opts=options_clean(job.params.get("options")),
+        user=user,
+        subsets=list(Subset.objects.filter(dataset=dataset).order_by("pk")),
+    )
+    max_id = int(job.params.get("max_id") or 0)
+    cursor = JobItem.objects.filter(job=job).aggregate(last=Max("seq"))["last"] or 0
+    walked = True
+    while walked and not job.cancel_requested:
+        rows = candidates(dataset=dataset, req=req, viewer=user).filter(pk__gt=cursor, pk__lte=max_id)
+        batch = list(rows.order_by("pk")[:BATCH])
+        walked = bool(batch)
+        for item in batch:
+            if job.cancel_requested:  # job_item_record refreshes it
+                break
+            _conform_guarded(run, item)
+            cursor = item.pk
+    counts = Job.objects.filter(pk=job.pk).values_list("counts", flat=True).get()
+    if not job.cancel_requested:
+        # Members that left or came to pass the rules before their batch are not visited.
+        job_services.job_progress(job=job, total=sum(counts.values()))
     job_services.job_finish(job=job, result={"counts": counts, "dataset": dataset.pk})
