@@ -137,3 +137,19 @@ def test_page_section_has_plots_and_tables(client, curator) -> None:  # type: ig
     assert "as a table</summary>" in html
     page = client.get(f"/datasets/{dataset.pk}/").content.decode()
     assert f'hx-get="/datasets/{dataset.pk}/stats"' in page
+
+
+def test_the_library_size_is_an_estimate_not_a_count_of_every_item() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    dataset, members, outsider = _library()
+    with CaptureQueriesContext(connection) as queries:
+        result = stats.dataset_stats(dataset=dataset)
+    whole = [
+        q["sql"]
+        for q in queries.captured_queries
+        if re.sub(r"[`\"]", "", q["sql"]).strip() == "SELECT COUNT(*) AS __count FROM media_mediaitem"
+    ]
+    assert whole == []
+    assert result["tags"]["library_items"] == max(m.pk for m in [*members, outsider])
