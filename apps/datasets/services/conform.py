@@ -257,7 +257,8 @@ def conform_run(*, job_id: int) -> None:
         user=user,
         subsets=list(Subset.objects.filter(dataset=dataset).order_by("pk")),
     )
-    max_id = int(job.params.get("max_id") or 0)
+    # Jobs queued before the walk stored their ids instead: walk up to the highest of them.
+    max_id = int(job.params.get("max_id") or max(job.params.get("ids") or [0]))
     cursor = JobItem.objects.filter(job=job).aggregate(last=Max("seq"))["last"] or 0
     walked = True
     while walked and not job.cancel_requested:
