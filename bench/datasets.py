@@ -241,7 +241,7 @@ def run_conform(args: argparse.Namespace, work: Path) -> None:
     req = Requirements.objects.get(dataset=dataset)
     opts = conform.options_clean({})
     subsets = list(Subset.objects.filter(dataset=dataset))  # as conform_run lists them once
-    seq_of = {pk: seq for seq, pk in enumerate(job.params["ids"])}
+    run = conform._Run(job=job, dataset=dataset, req=req, opts=opts, user=None, subsets=subsets)
     print(f"recipe  : {conform.plan_item(item=items[0], req=req, opts=opts).recipe}")
 
     def reset() -> None:
@@ -251,7 +251,7 @@ def run_conform(args: argparse.Namespace, work: Path) -> None:
 
     def product(pair) -> None:  # type: ignore[no-untyped-def]
         _, item = pair
-        conform._conform_one(job, seq_of[item.pk], item.pk, dataset, req, opts, None, subsets)
+        conform._conform_one(run, item)
 
     folders = {name: work / f"{name}-out" for name in ("bare", "naive")}
     sides = {

@@ -238,3 +238,86 @@ def test_alpha_flattened_when_no_allowed_mode_keeps_it() -> None:
     (derived,) = _derived_of(_run(dataset))
     image = _opened(derived)
     assert (image.mode, derived.has_alpha) == ("RGB", False)
+
+
+def test_crop_only_plan_matches_the_stored_size_at_an_aspect_bound() -> None:
+    # 1733×370 cropped to aspect 1.05: the transform crops the rounded fraction 0.224178 of
+    # the width (388.5005 px → 389), which is aspect 1051; the plan must size it the same way.
+    item = make_item(seed=21, size=(1733, 370))
+    dataset = _dataset([item], min_aspect_milli=1000, max_aspect_milli=1050)
+    (row,) = conform.conform_preview(dataset=dataset)["items"]
+    job = _run(dataset)
+    (derived,) = _derived_of(job)
+    image = _opened(derived)
+    assert image.size == (row["result"]["width"], row["result"]["height"])
+    assert round(1000 * image.width / image.height) <= 1050
+    assert JobItem.objects.get(job=job).status == "created"
+
+
+def test_a_stored_result_that_still_fails_is_a_failure_not_a_substitution() -> None:
+    item = make_item(seed=22, size=(300, 200))
+    dataset = _dataset([item], max_width=150)
+    (derived,) = _derived_of(_run(dataset))
+    # The stored result's metadata are what the job checks (here: made to fail the rule).
+    MediaItem.objects.filter(pk=derived.pk).update(width=400)
+    services.members_edit(owner=dataset, action="add", item_ids=[item.pk])
+    job = _run(dataset)
+    failed = JobItem.objects.get(job=job, input=f"item {item.pk}")
+    assert (failed.status, failed.error_code) == ("failed", "datasets.result_fails")
+    assert item.pk in _members(dataset)
+
+
+def test_a_member_removed_after_the_start_is_not_substituted_back() -> None:
+    item = make_item(seed=23, size=(300, 200))
+    kept = make_item(seed=24, size=(300, 200))
+    dataset = _dataset([item, kept], max_width=150)
+    job = conform.conform_start(dataset=dataset)
+    services.members_edit(owner=dataset, action="remove", item_ids=[item.pk])
+    conform.conform_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert not MediaItem.objects.filter(parent=item).exists()
+    assert not DatasetItem.objects.filter(dataset=dataset, media_item=item).exists()
+    assert [d.parent_id for d in _derived_of(job)] == [kept.pk]
+    assert (job.progress_done, job.progress_total) == (1, 1)
+
+
+def test_a_member_that_passes_the_rules_by_the_run_is_left_alone() -> None:
+    item = make_item(seed=25, size=(300, 200))
+    dataset = _dataset([item], max_width=150)
+    job = conform.conform_start(dataset=dataset)
+    services.dataset_update(dataset=dataset, requirements={"max_width": 400})
+    conform.conform_run(job_id=job.pk)
+    assert Job.objects.get(pk=job.pk).status == "succeeded"
+    assert not JobItem.objects.filter(job=job, object_id__isnull=False).exists()
+    assert _members(dataset) == {item.pk}
+
+
+def test_the_job_keeps_no_item_ids_in_its_params() -> None:
+    items = [make_item(seed=26 + i, size=(300, 200)) for i in range(3)]
+    dataset = _dataset(items, max_width=150)
+    job = conform.conform_start(dataset=dataset)
+    assert "ids" not in job.params
+    assert job.params["max_id"] == max(i.pk for i in items)
+
+
+def test_an_unexpected_error_fails_one_item_and_the_job_goes_on() -> None:
+    broken = make_item(seed=30, size=(300, 200))
+    fine = make_item(seed=31, size=(300, 200))
+    MediaItem.objects.filter(pk=broken.pk).update(storage_key="../outside/the/storage.png")
+    dataset = _dataset([broken, fine], max_width=150)
+    job = _run(dataset)
+    assert job.outcome == "succeeded_with_failures"
+    failed = JobItem.objects.get(job=job, status="failed")
+    assert (failed.input, failed.error_code) == (f"item {broken.pk}", "datasets.internal_error")
+    (derived,) = _derived_of(job)
+    assert derived.parent_id == fine.pk
+
+
+def test_a_second_start_while_one_is_queued_is_refused(api) -> None:  # type: ignore[no-untyped-def]
+    dataset = _dataset([make_item(seed=32, size=(300, 200))], max_width=150)
+    first = conform.conform_start(dataset=dataset)
+    response = api.post(f"/api/datasets/{dataset.pk}/conform", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "datasets.conform_running"
+    conform.conform_run(job_id=first.pk)
+    assert Job.objects.get(pk=first.pk).status == "succeeded"

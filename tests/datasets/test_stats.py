@@ -137,3 +137,46 @@ def test_page_section_has_plots_and_tables(client, curator) -> None:  # type: ig
     assert "as a table</summary>" in html
     page = client.get(f"/datasets/{dataset.pk}/").content.decode()
     assert f'hx-get="/datasets/{dataset.pk}/stats"' in page
+
+
+def test_the_library_size_is_an_estimate_not_a_count_of_every_item() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    dataset, members, outsider = _library()
+    with CaptureQueriesContext(connection) as queries:
+        result = stats.dataset_stats(dataset=dataset)
+    whole = [
+        q["sql"]
+        for q in queries.captured_queries
+        if re.sub(r"[`\"]", "", q["sql"]).strip() == "SELECT COUNT(*) AS __count FROM media_mediaitem"
+    ]
+    assert whole == []
+    assert result["tags"]["library_items"] == max(m.pk for m in [*members, outsider])
+
+
+def test_tag_figures_of_a_large_dataset_are_estimated_from_a_labelled_sample() -> None:
+    dataset, members, outsider = _library()
+    ids = sorted({m.pk for m in members} | {outsider.pk})
+    sampled = ids[::4]  # 13 members, at most 4 sampled: every 4th in id order
+    result = stats.dataset_stats(dataset=dataset, sample=4)["tags"]
+    assert result["estimated"] == {"sampled": len(sampled), "members": len(ids)}
+    rows = list(
+        EffectiveTag.objects.filter(media_item_id__in=sampled).values_list("tag__name", "tag__type__key")
+    )
+    scale = len(ids) / len(sampled)
+    expected = {
+        name: min(len(ids), round(n * scale)) for name, n in Counter(name for name, _ in rows).items()
+    }
+    assert {f["name"]: f["count"] for f in result["frequency"]} == expected
+    exact = stats.dataset_stats(dataset=dataset)["tags"]
+    assert exact["estimated"] is None
+
+
+def test_the_page_says_when_tag_figures_are_estimated() -> None:
+    from apps.datasets.templatetags.dataset_charts import dataset_charts
+
+    dataset, _, _ = _library()
+    charts = dataset_charts(stats.dataset_stats(dataset=dataset, sample=4))
+    titles = [c["title"] for c in charts if c["title"].startswith("Coverage per tag type")]
+    assert titles == ["Coverage per tag type (estimated from 4 of 13 members)"]

@@ -46,11 +46,15 @@ def dataset_charts(stats: dict[str, Any]) -> list[dict[str, Any]]:
         _chart("Effective tags per item", h["tag_count"], "Tags"),
     ]
     freq = stats["tags"]["frequency"]
+    estimated = stats["tags"].get("estimated")
+    note = ""
+    if estimated:
+        note = f" (estimated from {estimated['sampled']:,} of {estimated['members']:,} members)"
     if freq:
         labels = [f["name"] for f in freq]
         charts.append(
             {
-                "title": "Most frequent tags: share of the dataset and of the library",
+                "title": "Most frequent tags: share of the dataset and of the library" + note,
                 "svg": mark_safe(  # noqa: S308 - escaped by bar_chart
                     bar_chart(
                         title="Most frequent tags: dataset vs library",
@@ -88,7 +92,7 @@ def dataset_charts(stats: dict[str, Any]) -> list[dict[str, Any]]:
     if coverage:
         charts.append(
             {
-                "title": "Coverage per tag type",
+                "title": "Coverage per tag type" + note,
                 "svg": mark_safe(  # noqa: S308 - escaped by bar_chart
                     bar_chart(
                         title="Coverage per tag type",

@@ -146,6 +146,10 @@ def job_progress(
     return job
 
 
+# What recording an outcome reads of the Job row (not params: a job's inputs can be large).
+_COUNTED = ("pk", "counts", "progress_done", "cancel_requested", "updated_at")
+
+
 @transaction.atomic
 def job_item_record(
     *,
@@ -173,7 +177,7 @@ def job_item_record(
         },
     )
     if created:
-        locked = Job.objects.select_for_update().get(pk=job.pk)
+        locked = Job.objects.select_for_update().only(*_COUNTED).get(pk=job.pk)
         counts = dict(locked.counts)
         counts[status] = counts.get(status, 0) + 1
         locked.counts = counts
@@ -223,7 +227,7 @@ def job_items_record(*, job: Job, outcomes: list[ItemOutcome]) -> list[JobItem]:
         raise ValueError("job_items_record: the same input twice in one batch")
     JobItem.objects.bulk_create(rows)
     if rows:
-        locked = Job.objects.select_for_update().get(pk=job.pk)
+        locked = Job.objects.select_for_update().only(*_COUNTED).get(pk=job.pk)
         counts = dict(locked.counts)
         for row in rows:
             counts[row.status] = counts.get(row.status, 0) + 1

@@ -220,6 +220,26 @@ def _plan_scale(width: float, height: float, recipe: dict[str, Any]) -> float:
 _DOT = Image.new("1", (1, 1))
 
 
+def recipe_output_size(width: int, height: int, recipe: dict[str, Any]) -> tuple[int, int]:
+    """The size `transform_image` gives a `width` × `height` image under a clean recipe, by its
+    own arithmetic (crop boxes in nominal pixels, scale targets, the final rounding), without
+    decoding anything. Steps the transform would refuse (too large an upscale) are sized as if
+    allowed; only a `fit` that may not enlarge keeps the size, as the transform does."""
+    w, h = float(width), float(height)
+    for step in recipe["ops"]:
+        if step["op"] == "crop":
+            _, _, w, h = _crop_box(w, h, step)
+        elif step["op"] == "rotate" and step["degrees"] != 180:
+            w, h = h, w
+        elif step["op"] == "scale":
+            tw, th, final = _target(_Canvas(_DOT, w, h), step)
+            enlarges = max(tw / w, th / h) > 1 + 1e-9
+            if enlarges and not step["upscale"] and step["mode"] == "fit" and "bucket" not in step:
+                continue
+            w, h = map(float, final or (tw, th))
+    return round(w), round(h)
+
+
 def _to_output(image: Image.Image, output: dict[str, Any]) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         image = image.point(lambda v: v / 256).convert("L")
