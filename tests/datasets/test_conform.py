@@ -157,6 +157,16 @@ def test_subset_membership_is_substituted_too() -> None:
     assert set(selectors.subset_members(subset=subset).values_list("pk", flat=True)) == {derived.pk}
 
 
+def test_a_query_member_substituted_keeps_the_stored_explicit_count() -> None:
+    item = make_item(seed=12, size=(300, 200))
+    dataset = services.dataset_create(name="By query", query=f"id:{item.pk}", requirements={"max_width": 150})
+    (derived,) = _derived_of(_run(dataset))
+    dataset.refresh_from_db()
+    assert _members(dataset) == {derived.pk}
+    # The derived item is the one explicit member (the original is only excluded).
+    assert dataset.explicit_count == 1
+
+
 @pytest.mark.parametrize(
     ("requirements", "code"),
     [

@@ -21,7 +21,7 @@ from django.db.models import Max, Q, QuerySet
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.datasets import selectors
-from apps.datasets.models import Dataset, DatasetItem, Requirements, Subset, SubsetItem
+from apps.datasets.models import Dataset, Requirements, Subset
 from apps.datasets.services.conform_plan import (  # noqa: F401
     IMAGE_RULES,
     ConformError,
@@ -33,6 +33,7 @@ from apps.datasets.services.conform_plan import (  # noqa: F401
     plan_item,
     result_failures,
 )
+from apps.datasets.services.members import members_edit
 from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job, JobItem
@@ -140,11 +141,10 @@ def conform_start(*, dataset: Dataset, options: dict[str, Any] | None = None, ac
         )
 
 
-def _swap(model: Any, key: str, owner: Dataset | Subset, original: int, derived: int) -> None:
-    rows = model.objects.filter(**{key: owner})
-    for item_id, excluded in ((original, True), (derived, False)):
-        if not rows.filter(media_item_id=item_id).update(excluded=excluded):
-            model.objects.create(**{key: owner}, media_item_id=item_id, excluded=excluded)
+def _swap(owner: Dataset | Subset, original: int, derived: int) -> None:
+    # Through members_edit, so the dataset lock and the stored explicit counts stay right.
+    members_edit(owner=owner, action="exclude", item_ids=[original])
+    members_edit(owner=owner, action="add", item_ids=[derived])
 
 
 def substitute(
@@ -157,12 +157,12 @@ def substitute(
 ) -> None:
     """Exclude the original and add the derived item, in the dataset and in each of its subsets
     the original belongs to (call inside a transaction; `subsets`: the dataset's, if known)."""
-    _swap(DatasetItem, "dataset", dataset, original.pk, derived.pk)
+    _swap(dataset, original.pk, derived.pk)
     if subsets is None:
         subsets = list(Subset.objects.filter(dataset=dataset).order_by("pk"))
     for subset in subsets:
         if selectors.subset_members(subset=subset, viewer=viewer).filter(pk=original.pk).exists():
-            _swap(SubsetItem, "subset", subset, original.pk, derived.pk)
+            _swap(subset, original.pk, derived.pk)
 
 
 @dataclass
