@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
@@ -27,6 +26,7 @@ from apps.core.exceptions import DomainError, UnprocessableError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
+from apps.taggers import conf
 from apps.taggers.engine import cache, clip
 from apps.taggers.engine.base import EmbeddingSpaceMismatch
 from apps.taggers.models import EmbeddingSpace, ImageEmbedding
@@ -126,8 +126,8 @@ class _Run:
 
     def __init__(self, job: Job, space: EmbeddingSpace, backend: clip.ClipModel) -> None:
         self.job, self.space, self.backend = job, space, backend
-        self.batch = max(1, min(int(settings.BAGGINTAG_ML_BATCH), 1024))
-        workers = int(settings.BAGGINTAG_ML_DECODE_WORKERS) or clip.threads_default()
+        self.batch = conf.ml_batch()
+        workers = conf.decode_workers() or clip.threads_default()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self.failed = job_services.job_done_seqs(job=job)
         self.todo = missing(space, candidates(job.params))
@@ -186,7 +186,7 @@ class _Run:
             return
         remaining = max(0, self.job.progress_total - self.job.progress_done)
         estimate = seconds / done * remaining
-        limit = int(settings.BAGGINTAG_CPU_JOB_LIMIT_S)
+        limit = conf.cpu_job_limit_s()
         if estimate > limit:
             raise DomainError(
                 f"Embedding the remaining {remaining} items on this CPU-only worker would take about "

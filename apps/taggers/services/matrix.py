@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db.models import Count, Max
 
+from apps.taggers import conf
 from apps.taggers.engine.base import EmbeddingSpaceMismatch
 from apps.taggers.models import EmbeddingSpace, ImageEmbedding
 
@@ -45,7 +45,7 @@ class Matrix:
 
 
 def cache_root() -> Path:
-    return Path(settings.DATA_DIR) / "cache" / "emb"
+    return conf.cache_dir("emb")
 
 
 def cache_dir(space_id: int) -> Path:

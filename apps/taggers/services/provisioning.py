@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
+from apps.taggers import conf
 from apps.taggers.engine import provision
 
 
 def model_root() -> Path:
-    return Path(settings.BAGGINTAG_MODEL_DIR)
+    return conf.model_dir()
 
 
 def models_provision(

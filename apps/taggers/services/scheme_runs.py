@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -27,6 +26,7 @@ from apps.core.exceptions import ConflictError, DomainError, NotFoundError
 from apps.jobs import services as job_services
 from apps.jobs.models import Job
 from apps.media.models import MediaItem
+from apps.taggers import conf
 from apps.taggers.models import SchemeRun, StepOutput, StepRun, Tagger, TaggerVersion, TaggingScheme
 from apps.taggers.services import scheme_steps
 from apps.taggers.services.schemes import ACTIVE, Step, definition_steps
@@ -403,7 +403,7 @@ def _check_cpu_estimate(ctx: scheme_steps.StepContext, seconds: float, batch: in
     if onnx_device() != "cpu":
         return
     estimate = seconds / max(1, batch) * remaining
-    limit = int(settings.BAGGINTAG_CPU_JOB_LIMIT_S)
+    limit = conf.cpu_job_limit_s()
     if estimate > limit:
         raise DomainError(
             f"Step {ctx.step.key!r}: the remaining {remaining} items would take about "

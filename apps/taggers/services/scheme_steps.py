@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Q
 from PIL import Image, ImageOps
@@ -31,6 +30,7 @@ from PIL import Image, ImageOps
 from apps.core.exceptions import DomainError, TransientError
 from apps.media.formats import PIL_FORMATS
 from apps.media.models import MediaItem
+from apps.taggers import conf
 from apps.taggers.engine.base import BackendSpec, ModelNotProvisioned
 from apps.taggers.engine.captioner import prompt_sha256, render
 from apps.taggers.models import Caption, Region, StepOutput, Tagger, TaggerVersion, quantize
@@ -89,7 +89,7 @@ def step_fingerprint(step: Step, steps: dict[str, Step], versions: dict[str, Tag
 
 
 def model_dir(tagger: Tagger) -> Path:
-    root = Path(settings.BAGGINTAG_MODEL_DIR)
+    root = conf.model_dir()
     if not tagger.model_dir:
         raise ModelNotProvisioned(
             f"Tagger {tagger.name!r} has no model directory; set model_dir (relative to "

@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass
 
 from celery import current_app
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError
 from apps.search.query.errors import QueryError
 from apps.search.query.values import ValueProblem
+from apps.taggers import conf
 from apps.taggers.models import EmbeddingSpace, ImageEmbedding, TextQuery
 from apps.taggers.services import matrix
 
@@ -40,7 +40,7 @@ class TextQueryPending(ConflictError):
 
 
 def top_k_default() -> int:
-    return int(getattr(settings, "BAGGINTAG_SIMILAR_TOP_K", 200))
+    return conf.similar_top_k()
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def text_query_get(*, space: EmbeddingSpace, text: str) -> TextQuery:
 
 
 def _wait(row: TextQuery) -> TextQuery:
-    deadline = time.monotonic() + float(getattr(settings, "BAGGINTAG_TEXT_QUERY_WAIT_S", 5.0))
+    deadline = time.monotonic() + conf.text_query_wait_s()
     while row.vector is None and not row.error and time.monotonic() < deadline:
         time.sleep(0.1)
         row.refresh_from_db(fields=["vector", "error"])

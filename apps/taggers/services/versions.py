@@ -21,12 +21,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError
+from apps.taggers import conf
 from apps.taggers.engine.artifacts import HEAD_FILES, MANIFEST, ArtifactIntegrityError
 from apps.taggers.engine.base import ModelIntegrityError
 from apps.taggers.models import Tagger, TaggerThreshold, TaggerVersion, ThresholdOverride
@@ -73,7 +73,7 @@ def artifacts_delete(*, directory: str) -> None:
 
 
 def _cache_root() -> Path:
-    return Path(settings.DATA_DIR) / "cache" / "heads"
+    return conf.cache_dir("heads")
 
 
 def _fetch(version: TaggerVersion, target: Path) -> None:
