@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "apps.taggers",
     "apps.datasets",
     "apps.intake",
+    "apps.training",
 ]
 
 MIDDLEWARE = [
