@@ -35,28 +35,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-KOHYA_SCRIPTS = (
-    "sdxl_train_textual_inversion.py",
-    "train_textual_inversion.py",
-    "sdxl_train_network.py",
-    "train_network.py",
-    "sdxl_train.py",
-    "train_db.py",
-)
-# ConfigSanitizer(dreambooth, finetuning, controlnet = --masked_loss, dropout) per script, as each
-# script constructs it at the pinned commit (mirrors apps/training/upstream/kohya.py).
-SANITIZER_FLAGS = {
-    "train_network.py": (True, True, True),
-    "sdxl_train_network.py": (True, True, True),
-    "train_db.py": (True, False, True),
-    "sdxl_train.py": (True, True, True),
-    "train_textual_inversion.py": (True, True, False),
-    "sdxl_train_textual_inversion.py": (True, True, False),
-}
+# The project's own record of the upstream schemas (pure Python, no Django): the checks below use
+# its per-script flags and compare it with the checkouts, so a moved pin shows up as a failure.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from apps.training import upstream
+
+# Longest names first, so `sdxl_train_network.py` is not read as `train_network.py`.
+KOHYA_SCRIPTS = sorted(upstream.KOHYA_ARGS, key=len, reverse=True)
+# ConfigSanitizer(dreambooth, finetuning, controlnet = --masked_loss, dropout) per script.
+SANITIZER_FLAGS = upstream.KOHYA_SANITIZER_FLAGS
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 class Report:
-    def __init__(self) -> None:
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = [str(root.resolve()) for root in roots]
         self.passed = 0
         self.failed = 0
 
@@ -66,14 +63,20 @@ class Report:
             detail = check()
         except Exception as exc:  # upstream raises many kinds; each one is a failure
             self.failed += 1
-            message = str(exc).strip() or type(exc).__name__
-            print(f"FAIL  {name}\n      {type(exc).__name__}: {message}")
-            if not isinstance(exc, CheckFailed):
-                tail = traceback.format_exc().strip().splitlines()[-4:-1]
-                print("\n".join(f"      | {line}" for line in tail))
+            say(f"FAIL  {name}")
+            # voluptuous' MultipleInvalid holds every schema error; its str() shows only the first.
+            for error in getattr(exc, "errors", None) or [exc]:
+                label = f"{type(error).__name__}: "
+                text = str(error).strip() or "(no message)"
+                say("      " + label + text.replace("\n", "\n      " + " " * len(label)))
+            if not isinstance(exc, CheckFailed) and not hasattr(exc, "errors"):
+                frames = traceback.extract_tb(exc.__traceback__)
+                inside = [f for f in frames if any(f.filename.startswith(r) for r in self.roots)]
+                frame = (inside or frames)[-1]
+                say(f"      (raised in {frame.filename}:{frame.lineno})")
             return
         self.passed += 1
-        print(f"PASS  {name}" + (f"\n      {detail}" if detail else ""))
+        say(f"PASS  {name}" + (f"\n      {detail}" if detail else ""))
 
 
 class CheckFailed(Exception):
@@ -157,7 +160,7 @@ def check_kohya_args(script: str, args_toml: Path) -> str:
                 problems.append(f"[{section}] {key}: repeats [{seen[key]}] (the last one wins)")
             seen.setdefault(key, section)
     if problems:
-        raise CheckFailed("; ".join(problems))
+        raise CheckFailed("\n".join(problems))
     return f"{len(seen)} key(s), all options of {script}"
 
 
@@ -177,26 +180,29 @@ def check_concepts(path: Path) -> str:
     problems = []
     for i, concept in enumerate(concepts):
         back, unset = quietly(
-            lambda c=concept: concept_config.ConceptConfig.default_values()
-            .from_dict(copy.deepcopy(c))
-            .to_dict()
+            lambda c=concept: (
+                concept_config.ConceptConfig.default_values().from_dict(copy.deepcopy(c)).to_dict()
+            )
         )
         problems += [f"concept #{i + 1}: {line}" for line in unset]
         if json.dumps(back) != json.dumps(concept):
-            problems.append(f"concept #{i + 1}: round trip differs: {describe_diff(concept, back)}")
+            problems += [f"concept #{i + 1}: {diff}" for diff in describe_diff(concept, back)]
     if problems:
-        raise CheckFailed("; ".join(problems))
+        raise CheckFailed("\n".join(problems))
     return f"{len(concepts)} concept(s) round-trip unchanged"
 
 
-def describe_diff(before: Any, after: Any, where: str = "") -> str:
-    if isinstance(before, dict) and isinstance(after, dict):
-        if list(before) != list(after) and set(before) == set(after):
-            return f"{where or 'top'}: key order {list(before)} became {list(after)}"
-        for key in dict.fromkeys([*before, *after]):
-            if json.dumps(before.get(key)) != json.dumps(after.get(key)):
-                return describe_diff(before.get(key), after.get(key), f"{where}.{key}".lstrip("."))
-    return f"{where}: {json.dumps(before)} became {json.dumps(after)}"
+def describe_diff(before: Any, after: Any, where: str = "") -> list[str]:
+    """Every difference between a written object and what came back: key order, then values."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return [f"{where}: {json.dumps(before)} became {json.dumps(after)}"]
+    diffs = []
+    if list(before) != list(after) and set(before) == set(after):
+        diffs.append(f"{where or 'top'}: key order {list(before)} became {list(after)}")
+    for key in dict.fromkeys([*before, *after]):
+        if json.dumps(before.get(key)) != json.dumps(after.get(key)):
+            diffs += describe_diff(before.get(key), after.get(key), f"{where}.{key}".lstrip("."))
+    return diffs
 
 
 def check_partial(path: Path, module_name: str, class_name: str, many: bool) -> str:
@@ -213,7 +219,7 @@ def check_partial(path: Path, module_name: str, class_name: str, many: bool) -> 
         problems += [f"{label}{line}" for line in unset]
         problems += [f"{label}{diff}" for diff in written_keys_diff(item, back)]
     if problems:
-        raise CheckFailed("; ".join(problems))
+        raise CheckFailed("\n".join(problems))
     return f"{len(items)} object(s): every written key reads back unchanged"
 
 
@@ -228,6 +234,51 @@ def written_keys_diff(written: dict[str, Any], back: dict[str, Any], where: str 
         elif json.dumps(back[key]) != json.dumps(value):
             diffs.append(f"{name}: {json.dumps(value)} became {json.dumps(back[key])}")
     return diffs
+
+
+def check_project_data() -> str:
+    """apps/training/upstream agrees with the checkouts: script options, sanitizer schemas,
+    OneTrainer key lists and versions (catches a pin moved without updating the data)."""
+    problems = []
+    for script, known in upstream.KOHYA_ARGS.items():
+        parser = importlib.import_module(Path(script).stem).setup_parser()
+        real = {a.dest for a in parser._actions} - {"help"}
+        if real != known:
+            problems.append(f"{script}: options added {sorted(real - known)}, gone {sorted(known - real)}")
+    sanitizer = importlib.import_module("library.config_util").ConfigSanitizer
+    from apps.training.upstream import kohya
+
+    pairs = {
+        "SUBSET_ASCENDABLE_SCHEMA": kohya.KOHYA_SUBSET_ASCENDABLE,
+        "DO_SUBSET_ASCENDABLE_SCHEMA": kohya.KOHYA_DROPOUT,
+        "DB_SUBSET_ASCENDABLE_SCHEMA": kohya.KOHYA_DB_ASCENDABLE,
+        "DB_SUBSET_DISTINCT_SCHEMA": kohya.KOHYA_DB_SUBSET_ONLY,
+        "FT_SUBSET_DISTINCT_SCHEMA": kohya.KOHYA_FT_SUBSET_ONLY,
+        "CN_SUBSET_ASCENDABLE_SCHEMA": kohya.KOHYA_CN_ASCENDABLE,
+        "CN_SUBSET_DISTINCT_SCHEMA": kohya.KOHYA_CN_SUBSET_ONLY,
+        "DATASET_ASCENDABLE_SCHEMA": kohya.KOHYA_DATASET_ASCENDABLE,
+    }
+    for attr, ours in pairs.items():
+        theirs = {str(key) for key in getattr(sanitizer, attr)}
+        if theirs != set(ours):
+            problems.append(f"ConfigSanitizer.{attr}: keys {sorted(theirs)}, ours {sorted(ours)}")
+    config = "modules.util.config."
+    concept = importlib.import_module(config + "ConceptConfig").ConceptConfig.default_values().to_dict()
+    train = importlib.import_module(config + "TrainConfig").TrainConfig.default_values()
+    sample = importlib.import_module(config + "SampleConfig").SampleConfig.default_values().to_dict()
+    expected = [
+        ("ConceptConfig", concept, upstream.ONETRAINER_CONCEPT_KEYS, upstream.ONETRAINER_CONCEPT_VERSION),
+        ("ConceptConfig.image", concept["image"], upstream.ONETRAINER_CONCEPT_IMAGE_KEYS, 0),
+        ("ConceptConfig.text", concept["text"], upstream.ONETRAINER_CONCEPT_TEXT_KEYS, 0),
+        ("TrainConfig", train.to_dict(), upstream.ONETRAINER_TRAIN_KEYS, upstream.ONETRAINER_TRAIN_VERSION),
+        ("SampleConfig", sample, upstream.ONETRAINER_SAMPLE_KEYS, 0),
+    ]
+    for name, real_dict, keys, version in expected:
+        if list(real_dict) != ["__version", *keys] or real_dict["__version"] != version:
+            problems.append(f"{name}: keys/version differ from apps/training/upstream")
+    if problems:
+        raise CheckFailed("\n".join(problems))
+    return "kohya options and sanitizer schemas, OneTrainer keys and versions all match"
 
 
 def main(argv_: list[str] | None = None) -> int:
@@ -246,14 +297,14 @@ def main(argv_: list[str] | None = None) -> int:
     if options.mgds:
         sys.path.insert(0, str((options.mgds / "src").resolve()))
 
-    report = Report()
+    report = Report([options.sd_scripts, options.onetrainer])
+    report.run("apps/training/upstream matches the checkouts", check_project_data)
     kohya_checks(report, bundle, options.kohya_script)
     onetrainer_checks(report, bundle)
-    total = report.passed + report.failed
-    if total == 0:
-        print(f"FAIL  nothing to check under {bundle}")
+    if report.passed + report.failed == 1:
+        say(f"FAIL  nothing to check under {bundle}")
         return 2
-    print(f"\n{report.passed} passed, {report.failed} failed")
+    say(f"\n{report.passed} passed, {report.failed} failed")
     return 1 if report.failed else 0
 
 
