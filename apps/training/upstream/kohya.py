@@ -59,7 +59,7 @@ KOHYA_FLOAT_ONLY = frozenset(
     for key, kind in {**KOHYA_SUBSET_ASCENDABLE, **KOHYA_DATASET_ASCENDABLE}.items()
     if kind in ("float", "float2")
 )
-# Valid upstream but never written by the export (docs/training.md#kohya-dataset).
+# Valid upstream but never written by the export (docs/export-upstream.md#what-the-export-writes).
 KOHYA_NOT_WRITTEN = names(
     """
     caption_separator keep_tokens caption_prefix caption_suffix caption_dropout_every_n_epochs

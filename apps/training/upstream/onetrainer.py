@@ -152,7 +152,7 @@ ONETRAINER_EMBEDDING_KEYS = typed(
     is_output_embedding:bool
     """
 )
-# The keys the export writes in config.json (docs/training.md#onetrainer).
+# The keys the export writes in config.json (docs/export-upstream.md#what-the-export-writes).
 ONETRAINER_TRAIN_WRITTEN = names(
     """
     model_type training_method base_model_name resolution aspect_ratio_bucketing latent_caching
@@ -204,7 +204,7 @@ ONETRAINER_ENUMS: dict[str, frozenset[str]] = {
         """
     ),
 }
-# What the export targets, by model family (docs/training.md#onetrainer).
+# What the export targets, by model family (docs/export-upstream.md#what-the-export-writes).
 ONETRAINER_MODEL_TYPE = {
     "sd1": "STABLE_DIFFUSION_15",
     "sd2": "STABLE_DIFFUSION_21",
