@@ -31,7 +31,8 @@ import re
 import sys
 import tomllib
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def flatten_args(path: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def argv(values: list[str]):
+def argv(values: list[str]) -> Iterator[None]:
     saved = sys.argv
     sys.argv = values
     try:
@@ -172,6 +173,11 @@ def quietly(call: Callable[[], Any]) -> tuple[Any, list[str]]:
     return result, [line for line in out.getvalue().splitlines() if "Could not set" in line]
 
 
+def round_trip(klass: Any, data: Any) -> Any:
+    """What OneTrainer makes of `data`: a fresh config of defaults, `from_dict`, `to_dict`."""
+    return klass.default_values().from_dict(copy.deepcopy(data)).to_dict()
+
+
 def check_concepts(path: Path) -> str:
     concept_config = importlib.import_module("modules.util.config.ConceptConfig")
     concepts = json.loads(path.read_text(encoding="utf-8"))
@@ -179,11 +185,7 @@ def check_concepts(path: Path) -> str:
         raise CheckFailed("not a non-empty JSON list")
     problems = []
     for i, concept in enumerate(concepts):
-        back, unset = quietly(
-            lambda c=concept: (
-                concept_config.ConceptConfig.default_values().from_dict(copy.deepcopy(c)).to_dict()
-            )
-        )
+        back, unset = quietly(partial(round_trip, concept_config.ConceptConfig, concept))
         problems += [f"concept #{i + 1}: {line}" for line in unset]
         if json.dumps(back) != json.dumps(concept):
             problems += [f"concept #{i + 1}: {diff}" for diff in describe_diff(concept, back)]
@@ -214,7 +216,7 @@ def check_partial(path: Path, module_name: str, class_name: str, many: bool) -> 
         raise CheckFailed("not the expected JSON shape")
     problems = []
     for i, item in enumerate(items):
-        back, unset = quietly(lambda d=item: klass.default_values().from_dict(copy.deepcopy(d)).to_dict())
+        back, unset = quietly(partial(round_trip, klass, item))
         label = f"#{i + 1}: " if many else ""
         problems += [f"{label}{line}" for line in unset]
         problems += [f"{label}{diff}" for diff in written_keys_diff(item, back)]
@@ -323,7 +325,7 @@ def kohya_checks(report: Report, bundle: Path, override: str | None) -> None:
         script = detect_script(ti.parent / "kohya_ti.sh", "train_textual_inversion.py")
         report.run(
             f"{ti.relative_to(bundle)} ({script})",
-            lambda ti=ti, script=script: check_kohya_dataset(script, ti, None),
+            partial(check_kohya_dataset, script, ti, None),
         )
 
 
@@ -344,16 +346,16 @@ def onetrainer_checks(report: Report, bundle: Path) -> None:
             continue
         name = str(path.relative_to(bundle))
         if kind == "concepts":
-            report.run(f"{name} (ConceptConfig round trip)", lambda p=path: check_concepts(p))
+            report.run(f"{name} (ConceptConfig round trip)", partial(check_concepts, path))
         elif kind == "config":
             report.run(
                 f"{name} (TrainConfig)",
-                lambda p=path: check_partial(p, config_module + "TrainConfig", "TrainConfig", False),
+                partial(check_partial, path, config_module + "TrainConfig", "TrainConfig", False),
             )
         else:
             report.run(
                 f"{name} (SampleConfig)",
-                lambda p=path: check_partial(p, config_module + "SampleConfig", "SampleConfig", True),
+                partial(check_partial, path, config_module + "SampleConfig", "SampleConfig", True),
             )
 
 
