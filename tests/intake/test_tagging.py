@@ -246,3 +246,26 @@ def test_jobs_of_other_kinds_are_not_looked_at(dataset, world) -> None:  # type:
     scored = _end_score_job()
     assert services.intake_tagging_settle_for_job(job_id=scored.pk, kind="media.upload_bulk") == []
     assert IntakeEntry.objects.get(pk=entry.pk).state == State.ADDED
+
+
+def test_the_queue_shows_the_tagging_and_retry_restarts_it(client, curator, dataset, world) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(curator)
+    entry = _entry(dataset, world, {"taggers": ["heads"]})
+    row = _row(client.get("/intake/").content.decode(), entry.pk)
+    assert "tagging…" in row
+    assert "Retry" not in row
+    failed = _end_score_job(fail=True)
+    services.intake_tagging_settle_for_job(job_id=failed.pk, kind=failed.kind)
+    row = _row(client.get("/intake/").content.decode(), entry.pk)
+    assert "tagging failed" in row
+    assert "The items have no embeddings." in row
+    assert "Retry" in row
+    assert client.post(f"/intake/{entry.pk}/process").status_code == 303
+    entry.refresh_from_db()
+    assert (entry.state, entry.tagging, entry.error_code) == (State.ADDED, Tagging.RUNNING, "")
+    assert _score_job().pk != failed.pk  # a new scoring job over the arrivals
+
+
+def _row(html: str, entry_id: int) -> str:
+    start = html.index(f'id="entry-{entry_id}"')
+    return html[start : html.index("</tr>", start)]
