@@ -17,14 +17,12 @@ from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, 
 from django.db.models.functions import Least
 
 from apps.datasets import buckets as bucketing
-from apps.datasets import selectors
+from apps.datasets import conf, selectors
 from apps.datasets.models import Dataset
 from apps.media.models import MediaItem
 from apps.tags.models import EffectiveTag, Tag, TagSet, TagType
 
 TOP = 20
-# Above this many members, tag frequency and coverage are estimated from this many of them.
-SAMPLE = 5_000
 # Histogram bins [low, high): the last bin is open-ended.
 SHORT_SIDE_BINS = [0, 256, 512, 768, 1024, 1536, 2048, 3072, 4096]
 MEGAPIXEL_BINS = [0, 250_000, 500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 16_000_000]
@@ -186,7 +184,7 @@ def _sample_ids(members: QuerySet[MediaItem], n_members: int, sample: int) -> li
     return list(itertools.islice(ids, 0, None, step))
 
 
-def _tags(members: QuerySet[MediaItem], n_members: int, top: int, sample: int = SAMPLE) -> dict[str, Any]:
+def _tags(members: QuerySet[MediaItem], n_members: int, top: int, sample: int) -> dict[str, Any]:
     """Most frequent effective tags in the dataset beside their library frequency, and per tag
     type how many members have at least one tag of it. Over `sample` members, the figures are
     estimated from a systematic sample of them (counts scaled up, `estimated` says from how many)."""
@@ -257,9 +255,10 @@ def _tags(members: QuerySet[MediaItem], n_members: int, top: int, sample: int = 
 
 
 def dataset_stats(
-    *, dataset: Dataset, base: int = 1024, viewer: Any = None, top: int = TOP, sample: int = SAMPLE
+    *, dataset: Dataset, base: int = 1024, viewer: Any = None, top: int = TOP, sample: int | None = None
 ) -> dict[str, Any]:
-    """Every statistic of the dataset's members (docs/datasets.md#statistics)."""
+    """Every statistic of the dataset's members (docs/datasets.md#statistics). Tag figures are
+    estimated over `sample` members (default `BAGGINTAG_DATASET_STATS_SAMPLE`)."""
     members = selectors.dataset_members(dataset=dataset, viewer=viewer)
     n, histograms, counts = _histograms(members)
     curated = TagSet.objects.filter(
@@ -267,7 +266,7 @@ def dataset_stats(
     )
     without_curated = members.filter(~Exists(curated)).count() if n else 0
     empty = {"frequency": [], "coverage": [], "library_items": 0, "estimated": None}
-    tags = _tags(members, n, top, sample) if n else empty
+    tags = _tags(members, n, top, sample or conf.stats_sample()) if n else empty
     return {
         "dataset": dataset.pk,
         "members": n,

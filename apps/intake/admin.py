@@ -41,12 +41,13 @@ class IntakeEntryAdmin(admin.ModelAdmin):
         "dataset",
         "subset",
         "state",
+        "tagging",
         "planned_count",
         "added_count",
         "reviewed_count",
         "failed_count",
     ]
-    list_filter = ["state", "kind"]
+    list_filter = ["state", "tagging", "kind"]
     search_fields = ["title", "notes", "dataset__name"]
     list_select_related = ["dataset", "subset"]
     raw_id_fields = ["dataset", "subset", "video", "job", "created_by"]

@@ -31,6 +31,17 @@ class IntakeEntry(BaseModel):
         REVIEWED = "reviewed", "Reviewed"
         FAILED = "failed", "Failed"
 
+    class Tagging(models.TextChoices):
+        """The on-arrival tagging (docs/intake.md#on-arrival): none asked for (or none started
+        yet); running (the entry waits, ADDED, for its runs); done (the entry moved to TAGGED);
+        failed (a run failed or was cancelled, or something could not start: the entry stays
+        ADDED with the reasons in its error)."""
+
+        NONE = "", "None"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
     kind = models.CharField(max_length=8, choices=Kind.choices)
     title = models.CharField(max_length=200, blank=True)
     # What the entry takes in a few words ("https://… and 41 more", "set.zip"), written when it is
@@ -54,11 +65,12 @@ class IntakeEntry(BaseModel):
     )
     frame_plan = models.JSONField(default=dict, blank=True)
     query = models.CharField(max_length=2000, blank=True)
-    # What to run on arrival: {"scheme": <tagging scheme id or name>, "taggers": [<tagger id or
-    # name>, …]}. Recorded now, checked only for shape: the taggers app validates the names and
-    # runs them when it is wired in (docs/intake.md#on-arrival).
+    # What to run on arrival: {"scheme": <tagging scheme id>, "taggers": [<tagger id>, …]}
+    # (docs/intake.md#on-arrival).
     on_arrival = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PLANNED)
+    # How the on-arrival tagging started at the last arrival went (its runs are `taggings`).
+    tagging = models.CharField(max_length=8, choices=Tagging.choices, default=Tagging.NONE, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     added_count = models.PositiveIntegerField(default=0)
@@ -118,3 +130,21 @@ class IntakeArrival(models.Model):
 
     def __str__(self) -> str:
         return f"entry {self.entry_id}: item {self.media_item_id}"
+
+
+class IntakeTagging(models.Model):
+    """One thing an entry's on-arrival tagging started (a scheme run, or a tagger's scoring job),
+    or could not start (`problem` says why); replaced at every arrival."""
+
+    entry = models.ForeignKey(IntakeEntry, on_delete=models.CASCADE, related_name="taggings")
+    label = models.CharField(max_length=200)
+    scheme_run = models.ForeignKey(
+        "taggers.SchemeRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    problem = models.TextField(blank=True)
+    # The start's scheme run or job was set: a null one now means it was deleted.
+    started = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"entry {self.entry_id}: {self.label}"

@@ -175,6 +175,8 @@ BAGGINTAG_URL_ALLOWED_NETWORKS = env.list("BAGGINTAG_URL_ALLOWED_NETWORKS", defa
 BAGGINTAG_FFMPEG_TIMEOUT = env.float("BAGGINTAG_FFMPEG_TIMEOUT", default=60.0)
 BAGGINTAG_THUMBNAIL_SIZE = env.int("BAGGINTAG_THUMBNAIL_SIZE", default=256)
 BAGGINTAG_INGEST_THREADS = env.int("BAGGINTAG_INGEST_THREADS", default=0)
+# Datasets (apps/datasets/conf.py): above this many members, tag statistics are sampled.
+BAGGINTAG_DATASET_STATS_SAMPLE = env.int("BAGGINTAG_DATASET_STATS_SAMPLE", default=5_000)
 # Intake (apps/intake/conf.py): the only server folder intake entries may read (empty: none),
 # and the most items one query entry adds.
 BAGGINTAG_INTAKE_FOLDER_ROOT = env.str("BAGGINTAG_INTAKE_FOLDER_ROOT", default="")

@@ -131,6 +131,7 @@ class EntryOutputSerializer(serializers.ModelSerializer):
             "query",
             "on_arrival",
             "state",
+            "tagging",
             "error",
             "added_count",
             "reviewed_count",

@@ -20,6 +20,11 @@ from apps.intake.services.process import (
     intake_entry_process,
     intake_entry_review,
 )
+from apps.intake.services.tagging import (
+    intake_entry_tagging_settle,
+    intake_tagging_settle_finished,
+    intake_tagging_settle_for_job,
+)
 
 __all__ = [
     "folder_resolve",
@@ -33,7 +38,10 @@ __all__ = [
     "intake_entry_mark_tagged",
     "intake_entry_process",
     "intake_entry_review",
+    "intake_entry_tagging_settle",
     "intake_entry_update",
+    "intake_tagging_settle_finished",
+    "intake_tagging_settle_for_job",
     "on_arrival_clean",
     "target_resolve",
     "urls_parse",

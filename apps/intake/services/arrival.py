@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.core.exceptions import DomainError, NotFoundError
-from apps.intake.models import IntakeArrival, IntakeEntry
+from apps.intake.models import IntakeArrival, IntakeEntry, IntakeTagging
 from apps.taggers.models import SchemeRun, Tagger
 from apps.taggers.selectors.predictions import tagger_list
 from apps.taggers.selectors.schemes import scheme_get
@@ -51,35 +51,51 @@ def on_arrival_resolve(choice: dict[str, Any]) -> dict[str, Any]:
 def on_arrival_start(*, entry: IntakeEntry, actor: Any = None) -> list[str]:
     """Start the entry's scheme run and tagger jobs over every item that arrived for it (a
     re-run only does what is missing: schemes skip items with output, scoring replaces its own
-    sets). Returns what could not start (a scheme run already active, a tagger without an active
-    version, …); each start is its own savepoint, so one refusal does not undo the others."""
+    sets), and record each start, or why it could not start, as the entry's `taggings` (the
+    previous arrival's go). Returns what could not start (a scheme run already active, a tagger
+    without an active version, …); each start is its own savepoint, so one refusal does not undo
+    the others. Sets `entry.tagging` (the caller saves the entry)."""
     choice = entry.on_arrival or {}
-    if not choice:
-        return []
+    IntakeTagging.objects.filter(entry=entry).delete()
     arrivals = IntakeArrival.objects.filter(entry=entry).order_by("media_item_id")
-    item_ids: Sequence[int] = list(arrivals.values_list("media_item_id", flat=True))
+    item_ids: Sequence[int] = list(arrivals.values_list("media_item_id", flat=True)) if choice else []
     if not item_ids:
+        entry.tagging = IntakeEntry.Tagging.NONE
         return []
-    problems: list[str] = []
+    rows: list[IntakeTagging] = []
     if choice.get("scheme") is not None:
+        row = IntakeTagging(entry=entry, label=f"scheme {choice['scheme']}")
         try:
             with transaction.atomic():
                 scheme = scheme_get(ref=choice["scheme"])
-                scheme_run_start(
+                row.label = f"scheme {scheme.name}"
+                row.scheme_run = scheme_run_start(
                     scheme=scheme,
                     selection=SchemeRun.Selection.EXPLICIT,
                     item_ids=item_ids,
                     actor=actor,
                     origin=f"intake:{entry.pk}",
                 )
+                row.started = True
         except DomainError as err:
-            problems.append(f"scheme {choice['scheme']}: {err.message}")
+            row.problem = err.message
+        rows.append(row)
     for ref in choice.get("taggers") or []:
+        row = IntakeTagging(entry=entry, label=f"tagger {ref}")
         try:
             with transaction.atomic():
-                tagger_run(tagger=_tagger(ref), ids=item_ids, actor=actor)
+                tagger = _tagger(ref)
+                row.label = f"tagger {tagger.name}"
+                row.job = tagger_run(tagger=tagger, ids=item_ids, actor=actor)
+                row.started = True
         except DomainError as err:
-            problems.append(f"tagger {ref}: {err.message}")
+            row.problem = err.message
+        rows.append(row)
+    IntakeTagging.objects.bulk_create(rows)
+    problems = [f"{row.label}: {row.problem}" for row in rows if row.problem]
     if problems:
         log.info("intake entry %s: on-arrival runs not started: %s", entry.pk, "; ".join(problems))
+    entry.tagging = (
+        IntakeEntry.Tagging.RUNNING if any(row.started for row in rows) else IntakeEntry.Tagging.FAILED
+    )
     return problems

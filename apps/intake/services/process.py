@@ -26,6 +26,7 @@ from apps.intake import conf
 from apps.intake.models import IntakeArrival, IntakeEntry
 from apps.intake.services.arrival import on_arrival_start
 from apps.intake.services.entries import folder_files, folder_resolve, url_hash
+from apps.intake.services.tagging import intake_tagging_settle_finished
 from apps.jobs.models import Job, JobItem
 from apps.media import conf as media_conf
 from apps.media.models import MediaItem, MediaSource
@@ -40,9 +41,10 @@ FAILURES_SHOWN = 3
 
 
 def _processable(entry: IntakeEntry) -> bool:
-    """Planned, failed, or added with inputs that failed (processing again retries those)."""
+    """Planned, failed, or added with inputs that failed (processing again retries those) or
+    whose on-arrival tagging failed (processing again starts it again)."""
     return entry.state in (State.PLANNED, State.FAILED) or (
-        entry.state == State.ADDED and entry.failed_count > 0
+        entry.state == State.ADDED and (entry.failed_count > 0 or entry.tagging == IntakeEntry.Tagging.FAILED)
     )
 
 
@@ -173,10 +175,16 @@ def intake_entry_process(*, entry: IntakeEntry, actor: Any = None) -> IntakeEntr
         if not _processable(locked):
             raise ConflictError(
                 f"Entry {locked.pk} is {locked.state}; only planned or failed entries (or added ones "
-                "with failed inputs) are processed.",
+                "with failed inputs or failed tagging) are processed.",
                 code="intake.not_processable",
                 details={"state": locked.state},
             )
+        if locked.state == State.ADDED and not locked.failed_count:
+            # Everything arrived; only the on-arrival tagging failed: start it again.
+            locked.error_code, locked.error_message = "", ""
+            _arrived(locked, actor)
+            locked.save()
+            return locked
         try:
             with transaction.atomic():
                 job = _start(locked, actor)
@@ -263,17 +271,21 @@ def intake_collect_for_job(*, job_id: int) -> list[int]:
 
 def intake_collect_finished() -> list[int]:
     """Collect every FETCHING entry whose job has ended (the periodic fallback for a worker
-    that stopped between finishing the job and collecting)."""
+    that stopped between finishing the job and collecting), then settle the ADDED entries whose
+    on-arrival tagging ended (the fallback for a lost `job_finished` event). The ids of the
+    entries that moved."""
     waiting = IntakeEntry.objects.filter(state=State.FETCHING).filter(
         Q(job__isnull=True) | Q(job__status__in=Job.FINISHED)
     )
     ids = list(waiting.order_by("pk").values_list("pk", flat=True)[:1000])
-    return [entry_id for entry_id in ids if intake_entry_collect(entry_id=entry_id) is not None]
+    collected = [entry_id for entry_id in ids if intake_entry_collect(entry_id=entry_id) is not None]
+    return collected + intake_tagging_settle_finished()
 
 
 @transaction.atomic
 def intake_entry_mark_tagged(*, entry: IntakeEntry) -> IntakeEntry:
-    """ADDED → TAGGED: the on-arrival taggers ran (the taggers app calls this once wired in)."""
+    """ADDED → TAGGED by hand: for entries with no on-arrival tagging, or whose tagging failed
+    and was caught up some other way (an entry with tagging moves by itself when it ends)."""
     locked = IntakeEntry.objects.select_for_update().get(pk=entry.pk)
     if locked.state != State.ADDED:
         raise ConflictError(

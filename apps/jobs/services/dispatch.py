@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from apps.core import spool
 from apps.jobs import conf
+from apps.jobs.events import job_finished_send
 from apps.jobs.models import Job
 from apps.jobs.services import staging
 
@@ -108,18 +109,19 @@ def _requeue_stale(now: Any) -> list[int]:
     cutoff = now - timedelta(seconds=conf.job_stale_seconds())
     requeued = []
     for job in Job.objects.filter(status=Job.Status.RUNNING, updated_at__lt=cutoff).only(
-        "pk", "attempts", "params"
+        "pk", "kind", "attempts", "params"
     ):
         stale = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, updated_at__lt=cutoff)
         if attempts_exhausted(job):
-            stale.update(
+            if stale.update(
                 status=Job.Status.FAILED,
                 finished_at=now,
                 updated_at=now,
                 error_code="jobs.worker_lost",
                 error_message=f"The worker running this job stopped {job.attempts} times; retry it "
                 "to resume where it stopped.",
-            )
+            ):
+                job_finished_send(job_id=job.pk, kind=job.kind, status=Job.Status.FAILED)
             continue
         if stale.update(status=Job.Status.QUEUED, sent_at=None, updated_at=now):
             job_send(job_id=job.pk, task=str(job.params["task"]))

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.jobs import conf
+from apps.jobs.events import job_finished_send
 from apps.jobs.models import Job, JobItem
 from apps.jobs.services import staging
 from apps.jobs.services.attempts import heartbeat_start, heartbeat_stop, job_fence
@@ -78,7 +79,7 @@ def job_claim(*, job_id: int) -> Job | None:
     claimable = Job.objects.filter(pk=job_id, cancel_requested=False).filter(
         Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, updated_at__lt=stale)
     )
-    row = Job.objects.filter(pk=job_id).only("pk", "attempts", "params").first()
+    row = Job.objects.filter(pk=job_id).only("pk", "kind", "attempts", "params").first()
     exhausted = (
         row is not None
         and attempts_exhausted(row)
@@ -90,6 +91,8 @@ def job_claim(*, job_id: int) -> Job | None:
             error_message="The worker running this job stopped too many times; retry it to resume.",
         )
     )
+    if exhausted and row is not None:
+        job_finished_send(job_id=job_id, kind=row.kind, status=Job.Status.FAILED)
     claimed = (
         0
         if exhausted
@@ -107,6 +110,8 @@ def job_claim(*, job_id: int) -> Job | None:
             .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, updated_at__lt=stale))
             .update(status=Job.Status.CANCELLED, finished_at=now, updated_at=now)
         )
+        if ended and row is not None:
+            job_finished_send(job_id=job_id, kind=row.kind, status=Job.Status.CANCELLED)
         if ended or Job.objects.filter(pk=job_id, status=Job.Status.CANCELLED, holds_files=True).exists():
             staging.staged_delete(job_id=job_id)
         else:
@@ -264,6 +269,7 @@ def _finish(job: Job, status: str, **fields: Any) -> Job:
     with transaction.atomic():
         job_fence(job=job)
         Job.objects.filter(pk=job.pk).update(status=status, finished_at=now, updated_at=now, **fields)
+        job_finished_send(job_id=job.pk, kind=job.kind, status=status)
     heartbeat_stop(job_id=job.pk)
     job.refresh_from_db()
     if job.status in (Job.Status.SUCCEEDED, Job.Status.CANCELLED):
@@ -325,6 +331,7 @@ def job_cancel(*, job: Job) -> Job:
         locked.status = Job.Status.CANCELLED
         locked.finished_at = now
         transaction.on_commit(lambda: staging.staged_delete(job_id=locked.pk))
+        job_finished_send(job_id=locked.pk, kind=locked.kind, status=Job.Status.CANCELLED)
     locked.save(update_fields=["cancel_requested", "status", "finished_at", "updated_at"])
     return locked
 
