@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,14 +358,3 @@ def _optional_tokens() -> Any:
         return importlib.import_module("apps.training.logic.tokens")
     except ImportError:
         return None
-
-
-def chunks(iterable: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for value in iterable:
-        batch.append(value)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
