@@ -80,7 +80,7 @@ def _png_bit_depth(data: bytes) -> int:
 def _orientation(image: Image.Image) -> int:
     try:
         value = image.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - a broken EXIF block means "no orientation"
+    except Exception:
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 

@@ -58,7 +58,11 @@ def write_bundle(
     ctx = Context(plan, logic or load_logic())
     if any(dest.iterdir()):
         raise ValueError(f"{dest} is not empty")
-    if normalise_root(plan.export.target_root) != plan.export.target_root:
+    try:
+        root_ok = normalise_root(plan.export.target_root) == plan.export.target_root
+    except ValueError:
+        root_ok = False
+    if not root_ok:
         raise BundleError(
             [finding(ctx, "B02", "target_root must be absolute, /-separated, without a trailing /")]
         )

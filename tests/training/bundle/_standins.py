@@ -13,7 +13,7 @@ from typing import Any
 from apps.training.plan import CaptionPolicy, ItemCaption, Rendered
 
 
-class rand:  # noqa: N801 - stands in for a module
+class rand:
     @staticmethod
     def u(*parts: object) -> float:
         text = "\x1f".join(["baggintag/1", *(str(p) for p in parts)])
@@ -32,7 +32,7 @@ class BucketFit:
     upscale: bool
 
 
-class buckets:  # noqa: N801
+class buckets:
     @staticmethod
     def _kohya_list(resolution: int, min_: int, max_: int, step: int) -> list[tuple[int, int]]:
         area = resolution * resolution
@@ -45,7 +45,9 @@ class buckets:  # noqa: N801
         return sorted(sizes)
 
     @staticmethod
-    def kohya_predict(w: int, h: int, *, resolution: int, min_: int, max_: int, step: int, no_upscale: bool = False) -> BucketFit:
+    def kohya_predict(
+        w: int, h: int, *, resolution: int, min_: int, max_: int, step: int, no_upscale: bool = False
+    ) -> BucketFit:
         options = buckets._kohya_list(resolution, min_, max_, step)
         bucket = (w, h) if (w, h) in options else min(options, key=lambda b: abs(b[0] / b[1] - w / h))
         s = bucket[1] / h if w / h > bucket[0] / bucket[1] else bucket[0] / w
@@ -56,7 +58,10 @@ class buckets:  # noqa: N801
     def onetrainer_predict(w: int, h: int, *, resolution: int, quantum: int) -> BucketFit:
         sizes = set()
         for a in (1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4):
-            bw, bh = round(resolution * math.sqrt(a) / quantum) * quantum, round(resolution / math.sqrt(a) / quantum) * quantum
+            bw, bh = (
+                round(resolution * math.sqrt(a) / quantum) * quantum,
+                round(resolution / math.sqrt(a) / quantum) * quantum,
+            )
             sizes |= {(bw, bh), (bh, bw)}
         bucket = min(sorted(sizes), key=lambda b: abs(b[1] / b[0] - h / w))
         s = max(bucket[0] / w, bucket[1] / h)
@@ -64,7 +69,7 @@ class buckets:  # noqa: N801
         return BucketFit(bucket, resized, 1 - bucket[0] * bucket[1] / (resized[0] * resized[1]), s > 1)
 
 
-class captions:  # noqa: N801
+class captions:
     """Plain renderings: prefix/flex/suffix joined ", " (kohya: marked form with |||)."""
 
     @staticmethod
@@ -82,13 +87,24 @@ class captions:  # noqa: N801
         return policy.materialize_mode == "always" or renderer == "diffusers"
 
     @staticmethod
-    def render(item: ItemCaption, policy: CaptionPolicy, renderer: str, *, seed: int, token: str = "") -> Rendered:
+    def render(
+        item: ItemCaption, policy: CaptionPolicy, renderer: str, *, seed: int, token: str = ""
+    ) -> Rendered:
         p, f, s = captions._zones(item, policy)
         if token and renderer.startswith("ti_"):
-            p = [token, *[x for x in p if x != token]] if renderer != "ti_a1111" else [x for x in p if x != token]
+            p = (
+                [token, *[x for x in p if x != token]]
+                if renderer != "ti_a1111"
+                else [x for x in p if x != token]
+            )
         if renderer in ("kohya", "ti_kohya"):
             head = ", ".join(p)
-            line = (head + " " if head else "") + "|||" + (" " + ", ".join(f) if f else "") + (" ||| " + ", ".join(s) if s else "")
+            line = (
+                (head + " " if head else "")
+                + "|||"
+                + (" " + ", ".join(f) if f else "")
+                + (" ||| " + ", ".join(s) if s else "")
+            )
             lines: tuple[str, ...] = (line,)
         else:
             lines = (", ".join(p + f + s),)
@@ -125,7 +141,7 @@ class Finding:
     path: str | None = None
 
 
-class lint:  # noqa: N801
+class lint:
     Finding = Finding
 
 

@@ -121,7 +121,9 @@ class PlanFactory:
             store[digest] = path
             image = Image.open(path)
             role_reg = name in reg
-            partition = "girls--reg" if role_reg else ("mychar--flip" if mirror == "per_item" else "mychar--all")
+            partition = (
+                "girls--reg" if role_reg else ("mychar--flip" if mirror == "per_item" else "mychar--all")
+            )
             if mirror == "per_item" and name in ("alpha.png", "plain.png"):
                 partition = "mychar--noflip"
             item = PlanItem(

@@ -11,7 +11,7 @@ from apps.training.bundle.portable import json_line, normalise_root, rewrite, to
 
 def test_toml_round_trip_is_byte_identical():
     data = {
-        "general": {"a": "x\"y\\z", "b": True, "f": 1e-05, "g": 2.0, "n": 3, "l": [1, 2]},
+        "general": {"a": 'x"y\\z', "b": True, "f": 1e-05, "g": 2.0, "n": 3, "l": [1, 2]},
         "datasets": [{"r": 512, "subsets": [{"image_dir": "C:/x/é"}, {"image_dir": "/y"}]}],
     }
     text = toml_text(data, ["head"])

@@ -136,7 +136,9 @@ def test_zip_is_valid_sorted_with_modes(make_plan, export, tmp_path):
 def test_relocate_equals_export_at_new_root(make_plan, export):
     moved = export(make_plan(ti=True, root="/srv/one"))
     fresh = export(make_plan(ti=True, root="D:/train/two"))
-    run = subprocess.run([sys.executable, str(moved / "scripts/relocate.py"), "D:/train/two"], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(moved / "scripts/relocate.py"), "D:/train/two"], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
     assert _files(moved) == _files(fresh)
     session = json.loads((moved / "session.json").read_text())
@@ -152,7 +154,10 @@ def test_tomls_parse_back(make_plan, export):
     block = dataset["datasets"][0]
     assert block["enable_bucket"] is True and isinstance(block["caption_dropout_rate"], float)
     dirs = [s["image_dir"] for s in block["subsets"]]
-    assert dirs == ["/srv/train/mychar/reg/girls--reg", "/srv/train/mychar/data/mychar--all"]  # partition order
+    assert dirs == [
+        "/srv/train/mychar/reg/girls--reg",
+        "/srv/train/mychar/data/mychar--all",
+    ]  # partition order
     assert [s.get("is_reg", False) for s in block["subsets"]].count(True) == 1
     args = tomllib.loads((root / "kohya/args.toml").read_text())
     assert args["data"]["dataset_config"] == "/srv/train/mychar/kohya/dataset.toml"
@@ -170,7 +175,9 @@ def test_concepts_every_key_in_order(make_plan, export, logic):
     assert list(first)[:4] == ["__version", "name", "path", "seed"] and first["__version"] == 2
     assert list(first)[-2:] == ["image", "text"]
     assert first["seed"] == logic.rand.concept_seed(1234, "mychar--flip")
-    assert first["image"]["enable_random_flip"] is True and concepts[1]["image"]["enable_random_flip"] is False
+    assert (
+        first["image"]["enable_random_flip"] is True and concepts[1]["image"]["enable_random_flip"] is False
+    )
     assert first["balancing"] == 4.0 and first["balancing_strategy"] == "REPEATS"
     keep = first["text"]["tag_dropout_special_tags"]
     if keep:
