@@ -28,7 +28,7 @@ def _head(ctx: Context, up: str) -> str:
     model = ctx.plan.base_model.diffusers_ref or ""
     return (
         "#!/bin/sh\n"
-        f"# Baggintag {ctx.plan.app_version} · huggingface/diffusers {UPSTREAM['diffusers']} · {ctx.plan.session_id}\n"
+        f"# Baggintag {ctx.plan.app_version} · huggingface/diffusers {UPSTREAM['diffusers']} · {ctx.plan.session_id}\n"  # noqa: E501
         "# Needs DIFFUSERS_EXAMPLES (diffusers' examples/ folder, its requirements installed);\n"
         "# BASE_MODEL: a diffusers-format folder or Hub id.\n"
         "set -eu\n"

@@ -155,7 +155,7 @@ def launch_sh(ctx: Context, *, args: str, script_name: str, up: str) -> str:
     """A POSIX launcher: finds the bundle from its own path, relocates when moved, runs sd-scripts."""
     return (
         "#!/bin/sh\n"
-        f"# Baggintag {ctx.plan.app_version} · kohya-ss/sd-scripts {UPSTREAM['kohya']} · {ctx.plan.session_id}\n"
+        f"# Baggintag {ctx.plan.app_version} · kohya-ss/sd-scripts {UPSTREAM['kohya']} · {ctx.plan.session_id}\n"  # noqa: E501
         "# Needs SD_SCRIPTS (an sd-scripts checkout, its venv active); BASE_MODEL overrides the model.\n"
         "set -eu\n"
         f'BUNDLE="$(cd "$(dirname "$0")/{up}" && pwd)"\n'
@@ -171,8 +171,8 @@ def launch_sh(ctx: Context, *, args: str, script_name: str, up: str) -> str:
 
 def launch_ps1(ctx: Context, *, config: str, script_name: str, up: str) -> str:
     return (
-        f"# Baggintag {ctx.plan.app_version} · kohya-ss/sd-scripts {UPSTREAM['kohya']} · {ctx.plan.session_id}\n"
-        "# Needs $env:SD_SCRIPTS (an sd-scripts checkout, its venv active); $env:BASE_MODEL overrides the model.\n"
+        f"# Baggintag {ctx.plan.app_version} · kohya-ss/sd-scripts {UPSTREAM['kohya']} · {ctx.plan.session_id}\n"  # noqa: E501
+        "# Needs $env:SD_SCRIPTS (an sd-scripts checkout, its venv active); $env:BASE_MODEL overrides the model.\n"  # noqa: E501
         '$ErrorActionPreference = "Stop"\n'
         f'$Bundle = (Resolve-Path (Join-Path $PSScriptRoot "{up}")).Path -replace "\\\\", "/"\n'
         'python "$Bundle/scripts/relocate.py" "$Bundle"\n'

@@ -187,7 +187,7 @@ def config(
 
 
 def launchers(ctx: Context, config_path: str, up: str) -> tuple[str, str]:
-    head = f"# Baggintag {ctx.plan.app_version} · Nerogar/OneTrainer {UPSTREAM['onetrainer']} · {ctx.plan.session_id}\n"
+    head = f"# Baggintag {ctx.plan.app_version} · Nerogar/OneTrainer {UPSTREAM['onetrainer']} · {ctx.plan.session_id}\n"  # noqa: E501
     sh = (
         "#!/bin/sh\n" + head + "# Needs ONETRAINER (a OneTrainer checkout, its venv active).\n"
         "set -eu\n"

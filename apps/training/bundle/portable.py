@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Move a Baggintag training bundle: rewrite the absolute paths in its configs (docs/export-bundle.md#relocate).
+"""Move a Baggintag training bundle: rewrite the absolute paths in its configs.
+
+See docs/export-bundle.md#relocate in the Baggintag repository.
 
     python3 scripts/relocate.py NEW_ROOT            # from anywhere; the bundle is this file's ../
     python3 scripts/relocate.py NEW_ROOT --bundle DIR
@@ -113,7 +115,7 @@ def toml_text(data: dict[str, Any], header: list[str] | tuple[str, ...] = ()) ->
     parts = ["\n".join(f"# {line}" for line in header)] if header else []
     body = ["\n".join(top)] if top else []
     body.extend("\n".join(chunk) for chunk in chunks)
-    text = "\n".join(parts + ["\n\n".join(body)]) if parts and body else "\n".join(parts + body)
+    text = "\n".join([*parts, "\n\n".join(body)]) if parts and body else "\n".join(parts + body)
     return text + "\n"
 
 

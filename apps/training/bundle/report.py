@@ -81,11 +81,11 @@ def export_report(ctx: Context, stats: Stats, lint: list[Any]) -> str:
     plan = ctx.plan
     out = [f"# Export report: {plan.session_name}", ""]
     out += [
-        f"Session `{plan.session_id}` version {plan.session_version}, seed {plan.seed}, Baggintag {plan.app_version}."
+        f"Session `{plan.session_id}` version {plan.session_version}, seed {plan.seed}, Baggintag {plan.app_version}."  # noqa: E501
     ]
     out += [f"Upstreams: {', '.join(f'{k} {v}' for k, v in UPSTREAM.items())}.", ""]
     out += [
-        f"{stats.images} image files: {stats.copied} copied as is, {sum(stats.converted.values())} written anew."
+        f"{stats.images} image files: {stats.copied} copied as is, {sum(stats.converted.values())} written anew."  # noqa: E501
     ]
     out += [f"Targets: {', '.join(plan.targets)}.", ""]
     out += ["## Delivery (N native, A approximated, M materialised, - not delivered)", ""]
@@ -115,7 +115,7 @@ def export_report(ctx: Context, stats: Stats, lint: list[Any]) -> str:
     out += ["", "## Mirroring", "", _mirroring(ctx, stats)]
     out += ["", "## Drifted items", ""]
     out += [
-        f"{stats.drifted_count} items' tags changed since their snapshot: {', '.join(stats.drifted) or 'none'}."
+        f"{stats.drifted_count} items' tags changed since their snapshot: {', '.join(stats.drifted) or 'none'}."  # noqa: E501
     ]
     if plan.textual_inversion:
         out += ["", "## A1111", "", f"See `ti/{plan.textual_inversion.token}/a1111_settings.md`."]
@@ -130,11 +130,11 @@ def _mirroring(ctx: Context, stats: Stats) -> str:
     parts = [f"Policy `{mirror}`."]
     if flip:
         parts.append(
-            f"Flipped at random by kohya (`flip_aug`) and OneTrainer (`enable_random_flip`): {', '.join(flip)}."
+            f"Flipped at random by kohya (`flip_aug`) and OneTrainer (`enable_random_flip`): {', '.join(flip)}."  # noqa: E501
         )
     if stats.mirrored_count:
         parts.append(
-            f"Pre-flipped copies (`-m`, tags swapped) written by the export: {stats.mirrored_count} ({', '.join(stats.mirrored)})."
+            f"Pre-flipped copies (`-m`, tags swapped) written by the export: {stats.mirrored_count} ({', '.join(stats.mirrored)})."  # noqa: E501
         )
     if stats.export_flipped:
         parts.append(f"Flipped copies for diffusers under diffusers/images/: {stats.export_flipped}.")
@@ -151,7 +151,7 @@ def readme(ctx: Context, stats: Stats) -> str:
         f"Training bundle exported by Baggintag {plan.app_version} ({plan.session_id}).",
     ]
     out += [
-        f"Base model family `{plan.base_model.family}`, method `{plan.method.kind}`, targets {', '.join(plan.targets)}.",
+        f"Base model family `{plan.base_model.family}`, method `{plan.method.kind}`, targets {', '.join(plan.targets)}.",  # noqa: E501
         "",
     ]
     out += ["## Datasets", ""]
@@ -182,7 +182,7 @@ def readme(ctx: Context, stats: Stats) -> str:
     out += ["", "## Policies", ""]
     out += [
         f"- images: resolution {plan.image_policy.resolution}, buckets {plan.image_policy.bucket_min}–"
-        f"{plan.image_policy.bucket_max} step {plan.image_policy.bucket_step}, crop {plan.image_policy.crop}, "
+        f"{plan.image_policy.bucket_max} step {plan.image_policy.bucket_step}, crop {plan.image_policy.crop}, "  # noqa: E501
         f"mirror {plan.image_policy.mirror}, files `{plan.export.images}`",
         f"- captions: shuffle {policy.shuffle}, caption dropout {policy.caption_dropout_rate!r}, "
         f"materialise {policy.materialize_mode} ({policy.variants} variants), max tokens {policy.max_tokens}",

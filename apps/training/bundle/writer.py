@@ -87,9 +87,14 @@ class _Writer:
         image = self.plan.image_policy
         buckets = ctx.logic.buckets
         self.kohya_fit = lambda w, h: buckets.kohya_predict(
-            w, h, resolution=image.resolution, min_=image.bucket_min, max_=image.bucket_max,
-            step=image.bucket_step, no_upscale=image.no_upscale,
-        )  # fmt: skip
+            w,
+            h,
+            resolution=image.resolution,
+            min_=image.bucket_min,
+            max_=image.bucket_max,
+            step=image.bucket_step,
+            no_upscale=image.no_upscale,
+        )
         self.ot_fit = lambda w, h: buckets.onetrainer_predict(
             w, h, resolution=image.resolution, quantum=self.plan.base_model.onetrainer_quantum
         )
@@ -175,7 +180,7 @@ class _Writer:
         dmeta: SortedLines | None,
     ) -> None:
         out = future.result()
-        ctx, stats = self.ctx, self.stats
+        ctx = self.ctx
         partition = ctx.partition(item.partition)
         folder = ctx.folder(partition)
         policy = ctx.policy(item.dataset)
@@ -194,9 +199,14 @@ class _Writer:
         kfit, ofit = self.kohya_fit(out.width, out.height), self.ot_fit(out.width, out.height)
         buckets = {"kohya": list(kfit.bucket), "onetrainer": list(ofit.bucket)}
         record = manifest.item_record(
-            item, file=f"{folder}/{out.name}", sha256=out.sha256, size=(out.width, out.height),
-            transform=out.transform, buckets=buckets, rendered=rendered,
-        )  # fmt: skip
+            item,
+            file=f"{folder}/{out.name}",
+            sha256=out.sha256,
+            size=(out.width, out.height),
+            transform=out.transform,
+            buckets=buckets,
+            rendered=rendered,
+        )
         items.write(json_line(record) + "\n")
         self._count(item, out, kfit, ofit)
         self.done += 1
@@ -331,7 +341,7 @@ class _Writer:
             self.folder(str(Path(name).parent))
             _write_text(self.dest / name, text)
             if name.endswith((".sh", ".py")):
-                os.chmod(self.dest / name, 0o755)
+                os.chmod(self.dest / name, 0o755)  # noqa: S103 - launch scripts are executable
 
     def _ti_configs(self) -> dict[str, str]:
         ctx, token = self.ctx, self.token
@@ -351,7 +361,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def _site(url: str) -> str:
     if "://" not in url:
-        return "upload" if not url else url
+        return url or "upload"
     return url.split("://", 1)[1].split("/", 1)[0].lower().removeprefix("www.")
 
 

@@ -81,9 +81,19 @@ def _local(entry: _Entry) -> bytes:
     extra = struct.pack("<HHQQ", 1, 16, entry.size, entry.compressed) if big else b""
     sizes = (LIMIT, LIMIT) if big else (entry.compressed, entry.size)
     head = struct.pack(
-        "<IHHHHHIIIHH", 0x04034B50, 45 if big else 20, FLAGS, entry.method, DOS_TIME, DOS_DATE,
-        entry.crc, sizes[0], sizes[1], len(entry.name), len(extra),
-    )  # fmt: skip
+        "<IHHHHHIIIHH",
+        0x04034B50,
+        45 if big else 20,
+        FLAGS,
+        entry.method,
+        DOS_TIME,
+        DOS_DATE,
+        entry.crc,
+        sizes[0],
+        sizes[1],
+        len(entry.name),
+        len(extra),
+    )
     return head + entry.name + extra
 
 
@@ -102,9 +112,25 @@ def _central(entry: _Entry) -> bytes:
     )
     version = 45 if values else 20
     head = struct.pack(
-        "<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | version, version, FLAGS, entry.method, DOS_TIME, DOS_DATE,
-        entry.crc, compressed, size, len(entry.name), len(extra), 0, 0, 0, entry.mode << 16, offset,
-    )  # fmt: skip
+        "<IHHHHHHIIIHHHHHII",
+        0x02014B50,
+        (3 << 8) | version,
+        version,
+        FLAGS,
+        entry.method,
+        DOS_TIME,
+        DOS_DATE,
+        entry.crc,
+        compressed,
+        size,
+        len(entry.name),
+        len(extra),
+        0,
+        0,
+        0,
+        entry.mode << 16,
+        offset,
+    )
     return head + entry.name + extra
 
 

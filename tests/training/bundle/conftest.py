@@ -127,14 +127,24 @@ class PlanFactory:
             if mirror == "per_item" and name in ("alpha.png", "plain.png"):
                 partition = "mychar--noflip"
             item = PlanItem(
-                id="i" + digest[:12], dataset="girls" if role_reg else "mychar", partition=partition,
-                sha256=digest, storage_key="broken" if name in broken else digest,
-                width=image.width, height=image.height, format=str(image.format), mode=image.mode,
-                has_alpha=image.mode in ("RGBA", "LA"), caption=caption("i" + digest[:12], n),
-                lineage=Lineage(media_id=n + 1, original_name=name, source_url="https://example.org/x", artist="anon"),
-                mirror_ok=partition != "mychar--noflip", focus=(0.1, 0.1, 0.5, 0.9) if n % 2 else None,
+                id="i" + digest[:12],
+                dataset="girls" if role_reg else "mychar",
+                partition=partition,
+                sha256=digest,
+                storage_key="broken" if name in broken else digest,
+                width=image.width,
+                height=image.height,
+                format=str(image.format),
+                mode=image.mode,
+                has_alpha=image.mode in ("RGBA", "LA"),
+                caption=caption("i" + digest[:12], n),
+                lineage=Lineage(
+                    media_id=n + 1, original_name=name, source_url="https://example.org/x", artist="anon"
+                ),
+                mirror_ok=partition != "mychar--noflip",
+                focus=(0.1, 0.1, 0.5, 0.9) if n % 2 else None,
                 repeats=4 if not role_reg else 1,
-            )  # fmt: skip
+            )
             items.append(item)
             if partition == "mychar--noflip" and name == "plain.png":
                 mid = item.id + "-m"
@@ -148,25 +158,45 @@ class PlanFactory:
 
         partitions = sorted({i.partition for i in items})
         return Plan(
-            session_id="sess-7", session_name="mychar sd1 lora", session_version=3,
-            created="2026-12-01T12:00:00Z", seed=1234, app_version="0.4.0",
-            base_model=BaseModelSpec(family="sd1", profile="sd1-booru", source_ref="models/base.safetensors", diffusers_ref="runwayml/sd15"),
+            session_id="sess-7",
+            session_name="mychar sd1 lora",
+            session_version=3,
+            created="2026-12-01T12:00:00Z",
+            seed=1234,
+            app_version="0.4.0",
+            base_model=BaseModelSpec(
+                family="sd1",
+                profile="sd1-booru",
+                source_ref="models/base.safetensors",
+                diffusers_ref="runwayml/sd15",
+            ),
             method=MethodSpec(batch_size=2),
-            image_policy=ImagePolicy(resolution=512, bucket_min=256, bucket_max=1024, bucket_step=64, mirror=mirror),  # type: ignore[arg-type]
+            image_policy=ImagePolicy(
+                resolution=512, bucket_min=256, bucket_max=1024, bucket_step=64, mirror=mirror
+            ),  # type: ignore[arg-type]
             caption_policy=POLICY,
-            datasets=[DatasetEntry("mychar", "My character", repeats=4, licence="CC-BY-4.0"), DatasetEntry("girls", "Girls", role="regularization", class_tokens="1girl")],
+            datasets=[
+                DatasetEntry("mychar", "My character", repeats=4, licence="CC-BY-4.0"),
+                DatasetEntry("girls", "Girls", role="regularization", class_tokens="1girl"),
+            ],
             partitions=[
-                Partition(p, dataset="girls" if p.startswith("girls") else "mychar", role="regularization" if "--reg" in p else "train",
-                          flip=True if p.endswith("--flip") else (False if p.endswith("--noflip") else None),
-                          repeats=1 if "--reg" in p else 4)
+                Partition(
+                    p,
+                    dataset="girls" if p.startswith("girls") else "mychar",
+                    role="regularization" if "--reg" in p else "train",
+                    flip=True if p.endswith("--flip") else (False if p.endswith("--noflip") else None),
+                    repeats=1 if "--reg" in p else 4,
+                )
                 for p in partitions
             ],
             targets=list(targets),  # type: ignore[arg-type]
             export=ExportSettings(target_root=root, images=images),  # type: ignore[arg-type]
-            items=lambda: iter(items), open_original=open_original,
+            items=lambda: iter(items),
+            open_original=open_original,
             textual_inversion=TISpec("mychr", "girl", resolution=256) if ti else None,
-            samples=[Sample("mychar, 1girl", width=512, height=512)], item_count=len(items),
-        )  # fmt: skip
+            samples=[Sample("mychar, 1girl", width=512, height=512)],
+            item_count=len(items),
+        )
 
 
 @pytest.fixture(scope="session")

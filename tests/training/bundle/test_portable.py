@@ -18,7 +18,9 @@ def test_toml_round_trip_is_byte_identical():
     parsed = tomllib.loads(text)
     assert parsed == data
     assert toml_text(parsed, ["head"]) == text
-    assert "f = 1.0e-05" in text and "g = 2.0" in text and "  [[datasets.subsets]]" in text
+    assert "f = 1.0e-05" in text
+    assert "g = 2.0" in text
+    assert "  [[datasets.subsets]]" in text
 
 
 def test_json_line_is_compact_and_keeps_unicode():
@@ -28,5 +30,5 @@ def test_json_line_is_compact_and_keeps_unicode():
 def test_rewrite_and_roots():
     assert rewrite({"p": ["/a/b", "/ab", "/a"]}, "/a", "/z") == {"p": ["/z/b", "/ab", "/z"]}
     assert normalise_root("C:\\train\\x\\") == "C:/train/x"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="absolute"):
         normalise_root("relative/path")

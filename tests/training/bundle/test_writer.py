@@ -33,12 +33,29 @@ def _items(root: Path) -> list[dict]:
 def test_layout_stems_and_checks(make_plan, export, logic):
     plan = make_plan(ti=True, mirror="per_item", reg=("tiny.jpg",))
     root = export(plan)
-    for name in ("session.json", "items.jsonl", "EXPORT_REPORT.md", "README.md", "scripts/relocate.py",
-                 "data/metadata.jsonl", "kohya/dataset.toml", "kohya/args.toml", "kohya/sample_prompts.json",
-                 "kohya/train.sh", "kohya/train.ps1", "onetrainer/concepts.json", "onetrainer/samples.json",
-                 "onetrainer/config.json", "onetrainer/train.sh", "diffusers/train_text_to_image_lora.sh",
-                 "diffusers/images/metadata.jsonl", "ti/mychr/a1111_template.txt", "ti/mychr/kohya_dataset.toml",
-                 "ti/mychr/onetrainer_concepts.json", "ti/mychr/diffusers_ti.sh"):  # fmt: skip
+    for name in (
+        "session.json",
+        "items.jsonl",
+        "EXPORT_REPORT.md",
+        "README.md",
+        "scripts/relocate.py",
+        "data/metadata.jsonl",
+        "kohya/dataset.toml",
+        "kohya/args.toml",
+        "kohya/sample_prompts.json",
+        "kohya/train.sh",
+        "kohya/train.ps1",
+        "onetrainer/concepts.json",
+        "onetrainer/samples.json",
+        "onetrainer/config.json",
+        "onetrainer/train.sh",
+        "diffusers/train_text_to_image_lora.sh",
+        "diffusers/images/metadata.jsonl",
+        "ti/mychr/a1111_template.txt",
+        "ti/mychr/kohya_dataset.toml",
+        "ti/mychr/onetrainer_concepts.json",
+        "ti/mychr/diffusers_ti.sh",
+    ):
         assert (root / name).is_file(), name
     for top in ("data", "reg"):
         for folder in (root / top).iterdir():
@@ -69,21 +86,27 @@ def test_copy_versus_convert(make_plan, export, image_zoo):
     root = export(make_plan(images="original", targets=("kohya",)))
     by_name = {i["source"]["original_name"]: i for i in _items(root)}
     plain = by_name["plain.jpg"]
-    assert plain["file"].endswith(".jpg") and plain["source"]["transform"] == []
+    assert plain["file"].endswith(".jpg")
+    assert plain["source"]["transform"] == []
     assert (root / plain["file"]).read_bytes() == image_zoo["plain.jpg"].read_bytes()
     assert (root / by_name["plain.png"]["file"]).read_bytes() == image_zoo["plain.png"].read_bytes()
     rotated = by_name["rotated.jpg"]
-    assert rotated["file"].endswith(".png") and (rotated["width"], rotated["height"]) == (600, 900)
+    assert rotated["file"].endswith(".png")
+    assert (rotated["width"], rotated["height"]) == (600, 900)
     with Image.open(root / rotated["file"]) as im:
-        assert im.size == (600, 900) and 0x0112 not in im.getexif()
+        assert im.size == (600, 900)
+        assert 0x0112 not in im.getexif()
     alpha = by_name["alpha.png"]
     with Image.open(root / alpha["file"]) as im:
-        assert im.mode == "RGB" and im.getpixel((10, 10)) == (255, 255, 255)
+        assert im.mode == "RGB"
+        assert im.getpixel((10, 10)) == (255, 255, 255)
     assert "flatten_alpha" in alpha["source"]["transform"]
     with Image.open(root / by_name["deep.png"]["file"]) as im:
-        assert im.mode == "L" and im.getextrema()[1] > 200
+        assert im.mode == "L"
+        assert im.getextrema()[1] > 200
     with Image.open(root / by_name["palette.gif"]["file"]) as im:
-        assert im.format == "PNG" and im.mode == "RGB"
+        assert im.format == "PNG"
+        assert im.mode == "RGB"
     for item in by_name.values():
         assert item["sha256"] == sha(root / item["file"])
 
@@ -95,7 +118,8 @@ def test_bucket_mode_resizes_and_never_upscales(make_plan, export):
     assert [large["width"], large["height"]] == large["buckets"]["kohya"] == [576, 448]
     assert large["file"].endswith(".jpg")
     tiny = by_name["tiny.jpg"]
-    assert (tiny["width"], tiny["height"]) == (64, 64) and tiny["source"]["transform"] == []
+    assert (tiny["width"], tiny["height"]) == (64, 64)
+    assert tiny["source"]["transform"] == []
 
 
 def test_mirrored_copy_is_flipped(make_plan, export):
@@ -125,7 +149,8 @@ def test_zip_is_valid_sorted_with_modes(make_plan, export, tmp_path):
     with zipfile.ZipFile(target) as zf:
         assert zf.testzip() is None
         names = zf.namelist()
-        assert names == sorted(names) and set(names) == set(_files(root))
+        assert names == sorted(names)
+        assert set(names) == set(_files(root))
         for info in zf.infolist():
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
             mode = info.external_attr >> 16
@@ -152,7 +177,8 @@ def test_tomls_parse_back(make_plan, export):
     assert set(dataset) == {"general", "datasets"}
     assert dataset["general"]["caption_extension"] == ".caption"
     block = dataset["datasets"][0]
-    assert block["enable_bucket"] is True and isinstance(block["caption_dropout_rate"], float)
+    assert block["enable_bucket"] is True
+    assert isinstance(block["caption_dropout_rate"], float)
     dirs = [s["image_dir"] for s in block["subsets"]]
     assert dirs == [
         "/srv/train/mychar/reg/girls--reg",
@@ -172,13 +198,14 @@ def test_concepts_every_key_in_order(make_plan, export, logic):
     concepts = json.loads((root / "onetrainer/concepts.json").read_text())
     assert [c["name"] for c in concepts] == ["mychar--flip", "mychar--noflip"]
     first = concepts[0]
-    assert list(first)[:4] == ["__version", "name", "path", "seed"] and first["__version"] == 2
+    assert list(first)[:4] == ["__version", "name", "path", "seed"]
+    assert first["__version"] == 2
     assert list(first)[-2:] == ["image", "text"]
     assert first["seed"] == logic.rand.concept_seed(1234, "mychar--flip")
-    assert (
-        first["image"]["enable_random_flip"] is True and concepts[1]["image"]["enable_random_flip"] is False
-    )
-    assert first["balancing"] == 4.0 and first["balancing_strategy"] == "REPEATS"
+    assert first["image"]["enable_random_flip"] is True
+    assert concepts[1]["image"]["enable_random_flip"] is False
+    assert first["balancing"] == 4.0
+    assert first["balancing_strategy"] == "REPEATS"
     keep = first["text"]["tag_dropout_special_tags"]
     if keep:
         assert (root / keep.removeprefix("/srv/train/mychar/")).is_file()
@@ -188,7 +215,8 @@ def test_metadata_sorted_and_loads_as_imagefolder(make_plan, export, tmp_path, m
     root = export(make_plan(mirror="per_item", reg=("tiny.jpg",)))
     rows = [json.loads(line) for line in (root / "data/metadata.jsonl").read_text().splitlines()]
     names = [r["file_name"] for r in rows]
-    assert names == sorted(names) and not any(n.startswith(("/", "girls")) for n in names)
+    assert names == sorted(names)
+    assert not any(n.startswith(("/", "girls")) for n in names)
     assert list(rows[0]) == ["file_name", "text", "text_variants", "tags", "dataset", "partition"]
     datasets = pytest.importorskip("datasets")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -207,7 +235,8 @@ def test_corrupt_image_names_the_item(make_plan, export, tmp_path, logic):
     with pytest.raises(BundleError) as caught:
         write_bundle(plan, dest, logic=logic)
     assert caught.value.code == "training.bundle_invalid"
-    assert caught.value.findings[0].item == bad and bad in caught.value.message
+    assert caught.value.findings[0].item == bad
+    assert bad in caught.value.message
 
 
 def test_relative_root_is_refused(make_plan, tmp_path, logic):
@@ -236,4 +265,5 @@ def test_checks_report_broken_bundles(make_plan, export, logic):
 def test_progress_is_reported(make_plan, export):
     calls = []
     export(make_plan(targets=("kohya",)), progress=lambda done, total: calls.append((done, total)))
-    assert calls[-1] == (len(calls), len(calls)) and calls[0][0] == 1
+    assert calls[-1] == (len(calls), len(calls))
+    assert calls[0][0] == 1
