@@ -43,6 +43,10 @@ class BundleResult:
     findings: list[Any] = field(default_factory=list)  # warnings of the file checks
     stats: Stats | None = None
 
+    @property
+    def item_count(self) -> int:
+        return self.images
+
 
 def write_bundle(
     plan: Any,
@@ -53,9 +57,12 @@ def write_bundle(
     logic: Any = None,
     workers: int | None = None,
 ) -> BundleResult:
-    """Write the bundle of `plan` into the empty folder `dest`; raise BundleError on a bad plan,
-    an unreadable image or a failed file check (the caller then deletes `dest`)."""
+    """Write the bundle of `plan` into `dest` (an empty or missing folder; made here); raise
+    BundleError on a bad plan, an unreadable image or a failed file check. The caller renames
+    `dest` into place on success and deletes it on any exception. `lint`: the export's lint
+    findings, listed in EXPORT_REPORT.md; `logic`: the logic modules (tests inject them)."""
     ctx = Context(plan, logic or load_logic())
+    dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise ValueError(f"{dest} is not empty")
     try:
@@ -160,10 +167,15 @@ class _Writer:
                         self._finish(*pending.popleft(), items, meta, dmeta)
                 while pending:
                     self._finish(*pending.popleft(), items, meta, dmeta)
-            except ImageDecodeError as error:
+            except BaseException as error:
                 for _, future in pending:
                     future.cancel()
-                raise BundleError([finding(self.ctx, "B01", str(error), error.item_id)]) from error
+                meta.discard()
+                if dmeta is not None:
+                    dmeta.discard()
+                if isinstance(error, ImageDecodeError):
+                    raise BundleError([finding(self.ctx, "B01", str(error), error.item_id)]) from error
+                raise
         if self.ctx.targets("diffusers"):
             meta.close()
             if dmeta is not None:
@@ -221,6 +233,11 @@ class _Writer:
         self.stats.trimmed += rendered.trimmed
         if not [line for line in rendered.lines if line] and class_tokens:
             return type(rendered)(lines=(class_tokens,), keep=rendered.keep)
+        if not rendered.lines or not all(rendered.lines):
+            message = (
+                f"the {renderer} caption would be empty or hold an empty line (add tags or class tokens)"
+            )
+            raise BundleError([finding(self.ctx, "L01", message, item.id)])
         return rendered
 
     def _captions(self, item: PlanItem, partition: Any, folder: str, policy: Any) -> dict[str, int]:

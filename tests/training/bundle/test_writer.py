@@ -267,3 +267,31 @@ def test_progress_is_reported(make_plan, export):
     export(make_plan(targets=("kohya",)), progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (len(calls), len(calls))
     assert calls[0][0] == 1
+
+
+def test_missing_dest_is_made_and_unsorted_items_refused(make_plan, tmp_path, logic):
+    plan = make_plan(targets=("kohya",))
+    dest = tmp_path / "new" / "bundle"
+    result = write_bundle(plan, dest, logic=logic)
+    assert result.item_count == plan.item_count
+    assert (dest / "items.jsonl").is_file()
+    items = list(plan.items())
+    plan.items = lambda: iter(reversed(items))
+    with pytest.raises(BundleError) as caught:
+        write_bundle(plan, tmp_path / "other", logic=logic)
+    assert caught.value.findings[0].code == "L12"
+
+
+def test_item_without_caption_is_refused(make_plan, tmp_path, logic):
+    import dataclasses
+
+    plan = make_plan(targets=("kohya",))
+    items = list(plan.items())
+    bare = dataclasses.replace(
+        items[0], caption=dataclasses.replace(items[0].caption, entries=(), descriptions={})
+    )
+    plan.items = lambda: iter([bare, *items[1:]])
+    with pytest.raises(BundleError) as caught:
+        write_bundle(plan, tmp_path / "x", logic=logic)
+    assert caught.value.findings[0].code == "L01"
+    assert caught.value.findings[0].item == bare.id
