@@ -1,5 +1,5 @@
 """kohya-ss/sd-scripts files: dataset.toml, args.toml, sample_prompts.json, the TI TOML
-(docs/export-bundle.md#kohya; key rules in docs/training.md)."""
+(docs/export-bundle.md#kohya)."""
 
 from __future__ import annotations
 
