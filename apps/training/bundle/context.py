@@ -93,9 +93,10 @@ class Context:
         policy = self.policy(dataset) if dataset else self.plan.caption_policy
         return bool(self.logic.captions.materialized(policy, renderer))
 
-    def flex_rate(self) -> float:
+    def flex_rate(self, dataset: str | None = None) -> float:
         """The one native flex drop rate (the highest flex rate; native mode has at most one)."""
-        rates = [t.drop_rate for t in self.plan.caption_policy.types.values() if t.zone == "flex"]
+        policy = self.policy(dataset) if dataset else self.plan.caption_policy
+        rates = [t.drop_rate for t in policy.types.values() if t.zone == "flex"]
         return max([r for r in rates if r > 0], default=0.0)
 
     def text_random(self) -> bool:

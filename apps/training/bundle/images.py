@@ -28,6 +28,10 @@ REDUCING_GAP = 3.0
 Predict = Callable[[int, int], Any]  # (w, h) → BucketFit (bucket, resized, crop_loss, upscale)
 
 
+class ImageWriteError(RuntimeError):
+    """Writing an output file failed (disk full, permissions): not the source's fault."""
+
+
 class ImageDecodeError(Exception):
     """The source could not be read as an image; carries the item id."""
 
@@ -45,7 +49,9 @@ class ImageTask:
     resize: bool = True  # images == "bucket": resize to the kohya bucket (never upscaled)
     square: int = 0  # > 0: also return an R×R square (TI sets, focus crops) in `extras`
     focus: tuple[float, float, float, float] | None = None
-    flipped_copy_to: Path | None = None  # also write `<id>-m` flipped here (diffusers/images)
+    diffusers_to: Path | None = None  # diffusers/images/<partition>/ when written for this item
+    diffusers_flip: bool = False  # also write a flipped `<id>-m` copy there
+    diffusers_square: int = 0  # > 0 (crop = focus): write R×R focus squares there, not the file
 
 
 @dataclass
@@ -59,9 +65,7 @@ class ImageOut:
     source_size: tuple[int, int]
     upscale: bool
     square_png: bytes | None = None  # the R×R square, PNG bytes (TI sets)
-    flipped_name: str | None = None
-    flipped_sha256: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    diffusers: list[str] = field(default_factory=list)  # files the worker wrote in diffusers_to
 
 
 def parse_colour(text: str) -> tuple[int, int, int]:
@@ -132,8 +136,11 @@ def _encode(image: Image.Image, lossy: bool) -> tuple[bytes, str]:
 
 
 def _write(path: Path, data: bytes) -> str:
-    with open(path, "xb") as out:
-        out.write(data)
+    try:
+        with open(path, "xb") as out:
+            out.write(data)
+    except OSError as error:
+        raise ImageWriteError(f"cannot write {path.name}: {error}") from error
     return hashlib.sha256(data).hexdigest()
 
 
@@ -178,7 +185,7 @@ def export_image(
             data = stream.read()
         image = Image.open(io.BytesIO(data))
         return _export(task, data, image, predict, background)
-    except ImageDecodeError:
+    except (ImageDecodeError, ImageWriteError):
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise ImageDecodeError(task.item_id, f"cannot read the source image ({error})") from error
@@ -192,7 +199,8 @@ def _export(
     fit = predict(width, height)
     resize = task.resize and tuple(fit.bucket) != (width, height) and not fit.upscale
     as_is = copyable(image, data) and not resize and not task.mirror
-    needs_pixels = not as_is or task.square > 0 or task.flipped_copy_to is not None
+    extra = task.diffusers_to is not None and (task.diffusers_flip or task.diffusers_square > 0)
+    needs_pixels = not as_is or task.square > 0 or extra
     steps: list[str] = []
     out = ImageOut("", "", width, height, (), float(fit.crop_loss), (width, height), bool(fit.upscale))
     lossy = image.format in LOSSY_FORMATS and (resize or task.mirror)
@@ -216,17 +224,32 @@ def _export(
         out.name = task.item_id + ext
         out.sha256 = _write(task.folder / out.name, encoded)
         out.width, out.height = main.size
-    if pixels is not None and task.flipped_copy_to is not None:
-        encoded, ext = _encode(
-            pixels.transpose(Image.Transpose.FLIP_LEFT_RIGHT), image.format in LOSSY_FORMATS
-        )
-        out.flipped_name = f"{task.item_id}-m{ext}"
-        out.flipped_sha256 = _write(task.flipped_copy_to / out.flipped_name, encoded)
-    if pixels is not None and task.square > 0:
-        source = pixels.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if task.mirror else pixels
-        out.square_png = _encode(focus_square(source, task.square, task.focus), False)[0]
+    upright = None
+    if pixels is not None:
+        upright = pixels.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if task.mirror else pixels
+    if upright is not None and extra and task.diffusers_to is not None:
+        _diffusers_extras(task, out, upright, task.diffusers_to)
+    if upright is not None and task.square > 0:
+        out.square_png = _encode(focus_square(upright, task.square, task.focus), False)[0]
     out.transform = tuple(steps)
     return out
+
+
+def _diffusers_extras(task: ImageTask, out: ImageOut, picture: Image.Image, folder: Path) -> None:
+    """diffusers/images/ files the worker writes: focus squares (crop = focus), flipped copies."""
+    flip = Image.Transpose.FLIP_LEFT_RIGHT
+    if task.diffusers_square > 0:
+        square = focus_square(picture, task.diffusers_square, task.focus)
+        versions = [("", square), ("-m", square.transpose(flip))] if task.diffusers_flip else [("", square)]
+        lossy = False
+    else:
+        versions = [("-m", picture.transpose(flip))]
+        lossy = out.name.endswith((".jpg", ".webp"))
+    for suffix, version in versions:
+        encoded, ext = _encode(version, lossy)
+        name = f"{task.item_id}{suffix}{ext}"
+        _write(folder / name, encoded)
+        out.diffusers.append(name)
 
 
 def _resize_to_bucket(image: Image.Image, fit: Any) -> Image.Image:

@@ -43,7 +43,7 @@ def _subset(ctx: Context, partition: Partition, native: bool) -> dict[str, Any]:
         subset["is_reg"] = True
     if policy.shuffle:
         subset["shuffle_caption"] = True
-    rate = ctx.flex_rate()
+    rate = ctx.flex_rate(partition.dataset)
     if native and rate > 0:
         subset["caption_tag_dropout_rate"] = float(rate)
     if partition.flip or image.mirror == "always_random":

@@ -113,7 +113,7 @@ def _partition_concept(ctx: Context, p: Partition) -> dict[str, Any]:
     facts = ctx.facts[p.id]
     native = not ctx.materialized("neutral", p.dataset)
     keep = p.keep if p.keep is not None else (min(facts.keeps) if len(facts.keeps) == 1 else 1)
-    dropout = ctx.flex_rate() if native else 0.0
+    dropout = ctx.flex_rate(p.dataset) if native else 0.0
     keep_file = ctx.abs(keep_file_name(p.id)) if native and facts.keep_entries else ""
     text = _text(ctx, keep=keep, dropout=dropout, keep_file=keep_file)
     text["_variations"] = max(8, facts.max_neutral_lines) if ctx.text_random() else 1

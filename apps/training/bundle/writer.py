@@ -122,9 +122,10 @@ class _Writer:
     def _task(self, item: PlanItem) -> ImageTask:
         ctx, partition = self.ctx, self.ctx.partition(item.partition)
         train = partition.role == "train"
-        flipped = None
-        if ctx.diffusers_images() and train and partition.flip and item.mirror_of is None:
-            flipped = self.folder(f"diffusers/images/{item.partition}")
+        diffusers_to = None
+        if ctx.diffusers_images() and train:
+            diffusers_to = self.folder(f"diffusers/images/{item.partition}")
+        focus = self.plan.image_policy.crop == "focus"
         return ImageTask(
             item_id=item.id,
             storage_key=item.storage_key,
@@ -133,7 +134,9 @@ class _Writer:
             resize=self.plan.export.images == "bucket",
             square=self.plan.textual_inversion.resolution if self.plan.textual_inversion and train else 0,
             focus=item.focus,
-            flipped_copy_to=flipped,
+            diffusers_to=diffusers_to,
+            diffusers_flip=bool(partition.flip) and item.mirror_of is None,
+            diffusers_square=self.plan.image_policy.resolution if focus else 0,
         )
 
     def _check_item(self, item: PlanItem) -> None:
@@ -275,14 +278,14 @@ class _Writer:
         self, item: PlanItem, out: ImageOut, row: dict[str, Any], dmeta: SortedLines
     ) -> None:
         folder = self.folder(f"diffusers/images/{item.partition}")
-        link_or_copy(self.dest / self.ctx.folder(item.partition) / out.name, folder / out.name)
-        dmeta.add(
-            f"{item.partition}/{out.name}", json_line({"file_name": f"{item.partition}/{out.name}", **row})
-        )
-        if out.flipped_name:
-            self.stats.export_flipped += 1
-            name = f"{item.partition}/{out.flipped_name}"
-            dmeta.add(name, json_line({"file_name": name, **row}))
+        names = list(out.diffusers)
+        if self.plan.image_policy.crop != "focus":
+            link_or_copy(self.dest / self.ctx.folder(item.partition) / out.name, folder / out.name)
+            names.append(out.name)
+        self.stats.export_flipped += sum(1 for n in out.diffusers if "-m." in n and item.mirror_of is None)
+        for name in sorted(names):
+            key = f"{item.partition}/{name}"
+            dmeta.add(key, json_line({"file_name": key, **row}))
 
     def _ti(self, item: PlanItem, square: bytes, policy: Any) -> None:
         base = f"ti/{self.token}"
@@ -290,6 +293,8 @@ class _Writer:
             self.folder(f"{base}/{sub}") for sub in ("images", "captioned", "onetrainer")
         )
         name = f"{item.id}.png"
+        if (images / name).exists():  # the same picture in two training partitions: once
+            return
         with open(images / name, "xb") as fh:
             fh.write(square)
         link_or_copy(images / name, captioned / name)

@@ -111,6 +111,7 @@ class PlanFactory:
         ti: bool = False,
         reg: tuple[str, ...] = (),
         broken: tuple[str, ...] = (),
+        crop: str = "center",
     ) -> Plan:
         names = names or sorted(self.images)
         store: dict[str, Path] = {}
@@ -172,7 +173,7 @@ class PlanFactory:
             ),
             method=MethodSpec(batch_size=2),
             image_policy=ImagePolicy(
-                resolution=512, bucket_min=256, bucket_max=1024, bucket_step=64, mirror=mirror
+                resolution=512, bucket_min=256, bucket_max=1024, bucket_step=64, mirror=mirror, crop=crop
             ),  # type: ignore[arg-type]
             caption_policy=POLICY,
             datasets=[

@@ -295,3 +295,25 @@ def test_item_without_caption_is_refused(make_plan, tmp_path, logic):
         write_bundle(plan, tmp_path / "x", logic=logic)
     assert caught.value.findings[0].code == "L01"
     assert caught.value.findings[0].item == bare.id
+
+
+@pytest.mark.parametrize("crop", ["center", "focus"])
+def test_diffusers_images_for_per_item_mirroring(make_plan, export, logic, crop):
+    root = export(make_plan(mirror="per_item", crop=crop, targets=("diffusers",)))
+    base = root / "diffusers/images"
+    flip = sorted(p.name for p in (base / "mychar--flip").iterdir())
+    originals = sorted(p.name for p in (root / "data/mychar--flip").iterdir())
+    assert len(flip) == 2 * len(originals)
+    assert all(any(n.startswith(Path(o).stem + "-m.") for n in flip) for o in originals)
+    rows = [json.loads(line) for line in (base / "metadata.jsonl").read_text().splitlines()]
+    files = sorted(f"{p.parent.name}/{p.name}" for p in base.glob("*/*"))
+    assert [r["file_name"] for r in rows] == files
+    if crop == "focus":
+        assert {Image.open(base / f).size for f in files} == {(512, 512)}
+    else:
+        original = next((root / "data/mychar--flip").iterdir())
+        assert original.stat().st_ino == (base / "mychar--flip" / original.name).stat().st_ino
+    script = next((root / "diffusers").glob("train_*.sh")).read_text()
+    assert "--random_flip" not in script
+    assert '"$BUNDLE/diffusers/images"' in script
+    assert [f for f in check_bundle(root, logic=logic) if is_error(f)] == []
