@@ -21,6 +21,7 @@ DOS_DATE, DOS_TIME = (0 << 9) | (1 << 5) | 1, 0  # 1980-01-01 00:00:00
 TEXT = {".json", ".jsonl", ".toml", ".txt", ".caption", ".md", ".sh", ".ps1", ".py"}
 EXEC = {".sh", ".py"}
 LIMIT = 0xFFFFFFFF
+MAX_ENTRIES = 0xFFFF  # more entries need the ZIP64 end records
 FLAGS = 0x0800  # UTF-8 names
 
 
@@ -136,7 +137,7 @@ def _central(entry: _Entry) -> bytes:
 
 def _end(count: int, cd_offset: int, cd_size: int) -> bytes:
     out = b""
-    if count >= 0xFFFF or cd_offset >= LIMIT or cd_size >= LIMIT:
+    if count >= MAX_ENTRIES or cd_offset >= LIMIT or cd_size >= LIMIT:
         zip64_at = cd_offset + cd_size
         out += struct.pack(
             "<IQHHIIQQQQ", 0x06064B50, 44, (3 << 8) | 45, 45, 0, 0, count, count, cd_size, cd_offset
