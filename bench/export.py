@@ -55,6 +55,8 @@ def setup() -> Any:
     import django
 
     django.setup()
+    import apps.training.bundle.writer  # noqa: F401 - imported before any timing
+    import tests.training.bundle.conftest  # noqa: F401
     from tests.training.bundle import _standins
 
     logic, standing = _standins.logic()

@@ -89,13 +89,13 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def copyable(image: Image.Image, data: bytes) -> bool:
+def copyable(image: Image.Image, data: bytes, orientation: int) -> bool:
     """8-bit PNG/JPEG/WebP, RGB or L, upright, no alpha, one frame (docs/export-bundle.md#images)."""
     return (
         image.format in COPY_FORMATS
         and image.mode in ("RGB", "L")
         and "transparency" not in image.info
-        and _orientation(image) == 1
+        and orientation == 1
         and not getattr(image, "is_animated", False)
         and (image.format != "PNG" or _png_bit_depth(data) == 8)
     )
@@ -160,9 +160,10 @@ def focus_square(
     )
 
 
-def _decode(image: Image.Image, request: tuple[int, int] | None, steps: list[str]) -> Image.Image:
+def _decode(
+    image: Image.Image, request: tuple[int, int] | None, orientation: int, steps: list[str]
+) -> Image.Image:
     """Load (JPEG: at the smallest draft scale still ≥ `request`, given upright) and turn upright."""
-    orientation = _orientation(image)
     if request is not None and image.format == "JPEG":
         w, h = request if orientation < 5 else (request[1], request[0])
         image.draft(image.mode, (w, h))
@@ -198,7 +199,7 @@ def _export(
     width, height = image.size if orientation < 5 else (image.size[1], image.size[0])
     fit = predict(width, height)
     resize = task.resize and tuple(fit.bucket) != (width, height) and not fit.upscale
-    as_is = copyable(image, data) and not resize and not task.mirror
+    as_is = copyable(image, data, orientation) and not resize and not task.mirror
     extra = task.diffusers_to is not None and (task.diffusers_flip or task.diffusers_square > 0)
     needs_pixels = not as_is or task.square > 0 or extra
     steps: list[str] = []
@@ -207,7 +208,7 @@ def _export(
     pixels = None
     if needs_pixels:
         request = tuple(fit.resized) if resize else None
-        pixels = to_rgb_or_l(_decode(image, request, steps), background, steps)
+        pixels = to_rgb_or_l(_decode(image, request, orientation, steps), background, steps)
         if resize:
             pixels = _resize_to_bucket(pixels, fit)
             steps.append(f"bucket:{fit.bucket[0]}x{fit.bucket[1]}")
