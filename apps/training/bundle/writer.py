@@ -76,6 +76,10 @@ def write_bundle(
     writer = _Writer(ctx, dest, progress)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         writer.stream(pool)
+    if writer.stats.images == 0:
+        raise BundleError(
+            [finding(ctx, "B04", "the plan has no items: add images to the session's datasets")]
+        )
     writer.configs(list(lint))
     findings = check_bundle(dest, logic=ctx.logic)
     errors = [f for f in findings if is_error(f)]

@@ -317,3 +317,11 @@ def test_diffusers_images_for_per_item_mirroring(make_plan, export, logic, crop)
     assert "--random_flip" not in script
     assert '"$BUNDLE/diffusers/images"' in script
     assert [f for f in check_bundle(root, logic=logic) if is_error(f)] == []
+
+
+def test_empty_plan_is_refused(make_plan, tmp_path, logic):
+    plan = make_plan(targets=("kohya",))
+    plan.items = lambda: iter(())
+    with pytest.raises(BundleError) as caught:
+        write_bundle(plan, tmp_path / "x", logic=logic)
+    assert caught.value.findings[0].code == "B04"
