@@ -325,3 +325,31 @@ def test_empty_plan_is_refused(make_plan, tmp_path, logic):
     with pytest.raises(BundleError) as caught:
         write_bundle(plan, tmp_path / "x", logic=logic)
     assert caught.value.findings[0].code == "B04"
+
+
+def test_session_json_order_and_report(make_plan, export):
+    root = export(make_plan(mirror="per_item", ti=True))
+    text = (root / "session.json").read_text()
+    session = json.loads(text)
+    assert list(session) == [
+        "schema",
+        "session",
+        "base_model",
+        "method",
+        "image_policy",
+        "caption_policy",
+        "datasets",
+        "textual_inversion",
+        "samples",
+        "targets",
+        "export",
+    ]
+    assert text.startswith('{\n  "schema": "baggintag.session/1"')
+    assert session["export"]["path_files"] == sorted(session["export"]["path_files"])
+    report = (root / "EXPORT_REPORT.md").read_text()
+    assert "## Buckets (kohya)" in report
+    assert "Pre-flipped copies" in report
+    card = (root / "README.md").read_text()
+    assert "CC-BY-4.0" in card
+    assert "| anon |" in card
+    assert "| example.org |" in card
