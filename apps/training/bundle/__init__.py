@@ -1,2 +1,2 @@
 """Writes an export plan (`apps.training.plan.Plan`) to a bundle folder and streams it as a zip
-(docs/training.md#bundle)."""
+(docs/export-bundle.md)."""

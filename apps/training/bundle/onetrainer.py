@@ -1,0 +1,254 @@
+"""OneTrainer files: concepts.json (every key, in ConceptConfig's order), keep files, samples,
+a partial config.json, launchers; the TI concept and config (docs/export-bundle.md#onetrainer)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from apps.training.bundle.context import UPSTREAM, Context
+from apps.training.bundle.portable import json_text
+from apps.training.plan import Partition
+
+MODEL_TYPES = {
+    "sd1": "STABLE_DIFFUSION_15",
+    "sd2": "STABLE_DIFFUSION_21",
+    "sd2-base": "STABLE_DIFFUSION_21_BASE",
+    "sdxl": "STABLE_DIFFUSION_XL_10_BASE",
+}
+METHODS = {
+    "lora": "LORA",
+    "finetune": "FINE_TUNE",
+    "dreambooth": "FINE_TUNE",
+    "textual_inversion": "EMBEDDING",
+}
+JITTER = ("brightness", "contrast", "saturation", "hue")
+
+
+def _image(ctx: Context, flip: bool) -> dict[str, Any]:
+    image = ctx.plan.image_policy
+    jitter = image.color_jitter or {}
+    out: dict[str, Any] = {
+        "__version": 0,
+        "enable_crop_jitter": image.crop == "random",
+        "enable_random_flip": flip,
+        "enable_fixed_flip": False,
+        "enable_random_rotate": False,
+        "enable_fixed_rotate": False,
+        "random_rotate_max_angle": 0.0,
+    }
+    for name in JITTER:
+        strength = float(jitter.get(name, 0.0))
+        out[f"enable_random_{name}"] = strength > 0
+        out[f"enable_fixed_{name}"] = False
+        out[f"random_{name}_max_strength"] = strength
+    out.update(
+        {
+            "enable_resolution_override": False,
+            "resolution_override": "512",
+            "enable_random_circular_mask_shrink": False,
+            "enable_random_mask_rotate_crop": False,
+        }
+    )
+    return out
+
+
+def _text(ctx: Context, *, keep: int, dropout: float, keep_file: str) -> dict[str, Any]:
+    return {
+        "__version": 0,
+        "prompt_source": "sample",
+        "prompt_path": "",
+        "enable_tag_shuffling": ctx.plan.caption_policy.shuffle,
+        "tag_delimiter": ",",
+        "keep_tags_count": keep,
+        "tag_dropout_enable": dropout > 0,
+        "tag_dropout_mode": "RANDOM",
+        "tag_dropout_probability": float(dropout),
+        "tag_dropout_special_tags_mode": "WHITELIST" if keep_file else "NONE",
+        "tag_dropout_special_tags": keep_file,
+        "tag_dropout_special_tags_regex": False,
+        "caps_randomize_enable": False,
+        "caps_randomize_mode": "capslock, title, first, random",
+        "caps_randomize_probability": 0.0,
+        "caps_randomize_lowercase": False,
+    }
+
+
+def concept(
+    ctx: Context,
+    *,
+    name: str,
+    path: str,
+    flip: bool,
+    repeats: float,
+    loss_weight: float,
+    text: dict[str, Any],
+) -> dict[str, Any]:
+    image = ctx.plan.image_policy
+    augment = flip or image.crop == "random" or bool(image.color_jitter)
+    return {
+        "__version": 2,
+        "name": name,
+        "path": path,
+        "seed": int(ctx.logic.rand.concept_seed(ctx.plan.seed, name)),
+        "enabled": True,
+        "type": "STANDARD",
+        "include_subdirectories": False,
+        "image_variations": 4 if augment else 1,
+        "text_variations": text.pop("_variations"),
+        "balancing": float(repeats),
+        "balancing_strategy": "REPEATS",
+        "loss_weight": float(loss_weight),
+        "concept_stats": {},
+        "image": _image(ctx, flip),
+        "text": text,
+    }
+
+
+def keep_file_name(partition: str) -> str:
+    return f"onetrainer/keep-{partition}.txt"
+
+
+def _partition_concept(ctx: Context, p: Partition) -> dict[str, Any]:
+    facts = ctx.facts[p.id]
+    native = not ctx.materialized("neutral", p.dataset)
+    keep = p.keep if p.keep is not None else (min(facts.keeps) if len(facts.keeps) == 1 else 1)
+    dropout = ctx.flex_rate(p.dataset) if native else 0.0
+    keep_file = ctx.abs(keep_file_name(p.id)) if native and facts.keep_entries else ""
+    text = _text(ctx, keep=keep, dropout=dropout, keep_file=keep_file)
+    text["_variations"] = max(8, facts.max_neutral_lines) if ctx.text_random() else 1
+    flip = bool(p.flip) or ctx.plan.image_policy.mirror == "always_random"
+    return concept(
+        ctx,
+        name=p.id,
+        path=ctx.abs(ctx.folder(p)),
+        flip=flip,
+        repeats=p.repeats,
+        loss_weight=p.loss_weight,
+        text=text,
+    )
+
+
+def keep_files(ctx: Context) -> dict[str, str]:
+    """keep-<partition>.txt (native dropout only): unique, sorted, one entry a line."""
+    out = {}
+    for p in ctx.written():
+        entries = ctx.facts[p.id].keep_entries
+        if entries and not ctx.materialized("neutral", p.dataset):
+            out[keep_file_name(p.id)] = "".join(f"{e}\n" for e in sorted(entries))
+    return out
+
+
+def samples(ctx: Context) -> str:
+    return json_text(
+        [
+            {
+                "__version": 0,
+                "enabled": True,
+                "prompt": s.prompt,
+                "negative_prompt": s.negative_prompt,
+                "height": s.height,
+                "width": s.width,
+                "seed": s.seed,
+                "random_seed": False,
+                "diffusion_steps": s.steps,
+                "cfg_scale": float(s.scale),
+            }
+            for s in ctx.plan.samples
+        ]
+    )
+
+
+def config(
+    ctx: Context, *, concepts: str, method: str, embedding: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    plan = ctx.plan
+    out: dict[str, Any] = {
+        "__version": 11,
+        "model_type": MODEL_TYPES[plan.base_model.family],
+        "training_method": method,
+        "base_model_name": plan.base_model.diffusers_ref or plan.base_model.source_ref,
+        "resolution": str(plan.image_policy.resolution),
+        "aspect_ratio_bucketing": True,
+        "latent_caching": plan.method.cache_latents,
+        "concept_file_name": ctx.abs(concepts),
+        "sample_definition_file_name": ctx.abs("onetrainer/samples.json"),
+        "workspace_dir": ctx.abs("onetrainer/workspace"),
+        "cache_dir": ctx.abs("onetrainer/cache"),
+        "output_model_destination": ctx.abs(f"output/{ctx.output_name()}.safetensors"),
+        "dropout_probability": float(plan.caption_policy.caption_dropout_rate),
+        "epochs": plan.method.epochs,
+        "batch_size": plan.method.batch_size,
+        "learning_rate": float(plan.method.learning_rate),
+    }
+    if embedding is not None:
+        out["embedding"] = embedding
+    return out
+
+
+def launchers(ctx: Context, config_path: str, up: str) -> tuple[str, str]:
+    head = f"# Baggintag {ctx.plan.app_version} · Nerogar/OneTrainer {UPSTREAM['onetrainer']} · {ctx.plan.session_id}\n"  # noqa: E501
+    sh = (
+        "#!/bin/sh\n" + head + "# Needs ONETRAINER (a OneTrainer checkout, its venv active).\n"
+        "set -eu\n"
+        f'BUNDLE="$(cd "$(dirname "$0")/{up}" && pwd)"\n'
+        'python3 "$BUNDLE/scripts/relocate.py" "$BUNDLE"\n'
+        ': "${ONETRAINER:?set ONETRAINER to your OneTrainer checkout}"\n'
+        'cd "$ONETRAINER"\n'
+        f'python "$ONETRAINER/scripts/train.py" --config-path "$BUNDLE/{config_path}" "$@"\n'
+    )
+    ps1 = (
+        head + '$ErrorActionPreference = "Stop"\n'
+        f'$Bundle = (Resolve-Path (Join-Path $PSScriptRoot "{up}")).Path -replace "\\\\", "/"\n'
+        'python "$Bundle/scripts/relocate.py" "$Bundle"\n'
+        'if (-not $env:ONETRAINER) { throw "set ONETRAINER to your OneTrainer checkout" }\n'
+        "Set-Location $env:ONETRAINER\n"
+        f'python "$env:ONETRAINER/scripts/train.py" --config-path "$Bundle/{config_path}" @args\n'
+    )
+    return sh, ps1
+
+
+def files(ctx: Context) -> dict[str, str]:
+    sh, ps1 = launchers(ctx, "onetrainer/config.json", "..")
+    out = {
+        "onetrainer/concepts.json": json_text([_partition_concept(ctx, p) for p in ctx.written()]),
+        "onetrainer/samples.json": samples(ctx),
+        "onetrainer/config.json": json_text(
+            config(ctx, concepts="onetrainer/concepts.json", method=METHODS[ctx.plan.method.kind])
+        ),
+        "onetrainer/train.sh": sh,
+        "onetrainer/train.ps1": ps1,
+    }
+    out.update(keep_files(ctx))
+    return out
+
+
+def ti_files(ctx: Context, token: str, *, max_lines: int, keep: int) -> dict[str, str]:
+    ti = ctx.plan.textual_inversion
+    assert ti is not None
+    text = _text(ctx, keep=max(1, keep), dropout=0.0, keep_file="")
+    text["_variations"] = max(8, max_lines) if ctx.text_random() else 1
+    flip = ctx.plan.image_policy.mirror != "never"
+    item = concept(
+        ctx,
+        name=f"ti-{token}",
+        path=ctx.abs(f"ti/{token}/onetrainer"),
+        flip=flip,
+        repeats=ti.repeats,
+        loss_weight=1.0,
+        text=text,
+    )
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"baggintag:{ctx.plan.session_id}")
+    embedding = {
+        "placeholder": token,
+        "token_count": ti.num_vectors,
+        "initial_embedding_text": ti.init_word,
+        "uuid": str(uuid.uuid5(namespace, token)),
+    }
+    cfg = config(
+        ctx, concepts=f"ti/{token}/onetrainer_concepts.json", method="EMBEDDING", embedding=embedding
+    )
+    return {
+        f"ti/{token}/onetrainer_concepts.json": json_text([item]),
+        f"ti/{token}/onetrainer_config.json": json_text(cfg),
+    }

@@ -1,0 +1,45 @@
+"""The deterministic streamed zip on plain folders."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from apps.training.bundle import zipstream
+
+
+def _folder(tmp_path):
+    root = tmp_path / "b"
+    (root / "scripts").mkdir(parents=True)
+    (root / "data/p").mkdir(parents=True)
+    (root / "scripts/relocate.py").write_text("print('x')\n")
+    (root / "data/p/ia.caption").write_text("é, tag\n" * 50)
+    (root / "data/p/ia.png").write_bytes(bytes(range(256)) * 40)
+    (root / "README.md").write_text("")
+    return root
+
+
+def test_entries_sorted_stored_and_deflated(tmp_path):
+    root = _folder(tmp_path)
+    data = b"".join(zipstream.zip_stream(root, prefix="bundle/"))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = zf.infolist()
+        assert [i.filename for i in infos] == sorted(i.filename for i in infos)
+        kinds = {i.filename: i.compress_type for i in infos}
+        assert kinds["bundle/data/p/ia.png"] == zipfile.ZIP_STORED
+        assert kinds["bundle/data/p/ia.caption"] == zipfile.ZIP_DEFLATED
+        assert zf.read("bundle/data/p/ia.caption") == (root / "data/p/ia.caption").read_bytes()
+        assert zf.read("bundle/README.md") == b""
+        assert zf.getinfo("bundle/scripts/relocate.py").external_attr >> 16 == 0o100755
+    assert data == b"".join(zipstream.zip_stream(root, prefix="bundle/"))
+
+
+def test_zip64_end_records_when_there_are_many_entries(tmp_path, monkeypatch):
+    root = _folder(tmp_path)
+    monkeypatch.setattr(zipstream, "MAX_ENTRIES", 2)
+    data = b"".join(zipstream.zip_stream(root))
+    assert b"PK\x06\x06" in data
+    assert b"PK\x06\x07" in data
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        assert len(zf.namelist()) == 4
