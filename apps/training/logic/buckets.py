@@ -35,7 +35,9 @@ def family_defaults(family: str) -> FamilyDefaults:
     try:
         return dict(_FAMILY_DEFAULTS[family])  # type: ignore[return-value]
     except KeyError:
-        raise ValueError(f"unknown base-model family {family!r}: use one of {sorted(_FAMILY_DEFAULTS)}") from None
+        raise ValueError(
+            f"unknown base-model family {family!r}: use one of {sorted(_FAMILY_DEFAULTS)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,9 @@ def _kohya_no_upscale(width: int, height: int, area: int, step: int) -> BucketFi
         scaled_height = area / scaled_width
         by_width = to_step(scaled_width)
         by_height = to_step(scaled_height)
-        error_width = abs(by_width / to_step(by_width / aspect) - aspect) if to_step(by_width / aspect) else math.inf
+        error_width = (
+            abs(by_width / to_step(by_width / aspect) - aspect) if to_step(by_width / aspect) else math.inf
+        )
         error_height = abs(to_step(by_height * aspect) / by_height - aspect) if by_height else math.inf
         if error_width < error_height:
             resized = (by_width, math.floor(by_width / aspect + 0.5))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def _word_pieces(word: str) -> tuple[str, ...]:
     while len(pieces) > 1:
         best: tuple[str, str] | None = None
         best_rank = len(ranks)
-        for pair in zip(pieces, pieces[1:], strict=False):
+        for pair in itertools.pairwise(pieces):
             rank = ranks.get(pair)
             if rank is not None and rank < best_rank:
                 best, best_rank = pair, rank
