@@ -103,7 +103,9 @@ def test_kohya_no_upscale() -> None:
     assert big.bucket == (832, 1088)
     assert big.resized == (832, 1109)
     small = kohya_predict(600, 800, resolution=1024, min_=512, max_=2048, step=64, no_upscale=True)
-    assert small == BucketFit(bucket=(576, 768), resized=(600, 800), crop_loss=pytest.approx(0.0784), upscale=False)
+    assert small == BucketFit(
+        bucket=(576, 768), resized=(600, 800), crop_loss=pytest.approx(0.0784), upscale=False
+    )
 
 
 def test_onetrainer_downscales_a_square_to_the_square_bucket() -> None:
