@@ -48,7 +48,9 @@ def swap_directional(item: ItemCaption) -> ItemCaption:
     return replace(
         item,
         entries=tuple(_swap_entry(entry) for entry in item.entries),
-        descriptions={name: tuple(swap_text(text) for text in texts) for name, texts in item.descriptions.items()},
+        descriptions={
+            name: tuple(swap_text(text) for text in texts) for name, texts in item.descriptions.items()
+        },
     )
 
 
