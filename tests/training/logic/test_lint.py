@@ -56,8 +56,6 @@ def test_l01(lines: tuple[str, ...], renderer: str) -> None:
     findings = lint_lines(lines, renderer)  # type: ignore[arg-type]
     assert _codes(findings) == {"L01"}
     assert all(f.severity == "error" for f in findings)
-        for f in findings
-    )
 
 
 @pytest.mark.parametrize(
