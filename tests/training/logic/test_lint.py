@@ -10,8 +10,8 @@ from apps.training.logic.captions import keep_entries, render
 from apps.training.logic.lint import (
     Finding,
     brace_problem,
-    lint_budget,
     lint_buckets,
+    lint_budget,
     lint_caption,
     lint_image,
     lint_keep,
