@@ -226,7 +226,10 @@ def trim(draft: Draft, budget: int) -> int:
     still does not fit is lint L11)."""
     dropped = 0
     while draft.flex and count_tokens(neutral_text(draft.pieces())) > budget:
-        victim = min(draft.flex, key=lambda piece: (piece.budget_priority, -piece.position))
+        lowest = min(piece.budget_priority for piece in draft.flex)
+        victim = max(
+            (piece for piece in draft.flex if piece.budget_priority == lowest), key=lambda p: p.order
+        )
         draft.flex.remove(victim)
         dropped += 1
     return dropped

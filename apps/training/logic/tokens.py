@@ -147,6 +147,7 @@ def token_ids(text: str) -> list[int]:
     return [ids[piece] for piece in tokens(text)]
 
 
+@lru_cache(maxsize=65536)
 def count_tokens(text: str) -> int:
     """How many of the 75 usable CLIP positions `text` takes."""
     return len(tokens(text))

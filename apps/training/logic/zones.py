@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from apps.training.plan import CaptionEntry, CaptionPolicy, ItemCaption, TypePolicy, Zone
 
@@ -45,7 +45,6 @@ class Piece:
     parts: tuple[str, ...]  # a group's members, a description's comma pieces, else one text
     drop_rate: float = 0.0
     budget_priority: int = 0
-    position: int = 0  # index in the item's file order of its zone (trimming takes the last first)
 
     def text(self, separator: str = ", ") -> str:
         """The item's text with its internal commas written as `separator`."""
@@ -84,7 +83,7 @@ def entry_pieces(item: ItemCaption, policy: CaptionPolicy) -> list[Piece]:
         if tp.zone == "excluded":
             continue
         pieces.append(_entry_piece(entry, tp, policy))
-    return _number(sorted(pieces, key=lambda piece: (ZONES.index(piece.zone), piece.order)))
+    return in_file_order(pieces)
 
 
 def _entry_piece(entry: CaptionEntry, tp: TypePolicy, policy: CaptionPolicy) -> Piece:
@@ -134,18 +133,8 @@ def token_piece(token: str) -> Piece:
 
 
 def in_file_order(pieces: list[Piece]) -> list[Piece]:
-    """Pieces sorted by zone, then (zone_order, rank, text), numbered within their zone."""
-    return _number(sorted(pieces, key=lambda piece: (ZONES.index(piece.zone), piece.order)))
-
-
-def _number(pieces: list[Piece]) -> list[Piece]:
-    counters: dict[str, int] = {}
-    numbered = []
-    for piece in pieces:
-        position = counters.get(piece.zone, 0)
-        counters[piece.zone] = position + 1
-        numbered.append(replace(piece, position=position))
-    return numbered
+    """Pieces sorted by zone, then (zone_order, rank, text)."""
+    return sorted(pieces, key=lambda piece: (ZONES.index(piece.zone), piece.order))
 
 
 def description_sets(item: ItemCaption, policy: CaptionPolicy) -> list[tuple[str, int, tuple[str, ...]]]:
