@@ -46,8 +46,9 @@ def _flex_rates(policy: CaptionPolicy) -> set[float]:
 
 
 def _types(policy: CaptionPolicy) -> list[zones.TypePolicy]:
-    merged = {**zones.DEFAULT_TYPES, **policy.types}
-    return list(merged.values())
+    """The types the decision looks at: the policy's (the planner passes every tag type), or the
+    seeded defaults for a policy without types."""
+    return list((policy.types or zones.DEFAULT_TYPES).values())
 
 
 def _fixed_zone_drops(policy: CaptionPolicy) -> bool:

@@ -211,7 +211,12 @@ def test_materialized_matrix() -> None:
     assert materialized(per_type, "kohya")
     assert materialized(per_type, "neutral")
     assert not materialized(policy({}, kohya_per_type_dropout="wildcard"), "kohya")
-    zero_and_rate = policy({"group": TypePolicy("group", "flex", 1, drop_rate=0.0, atomic=True)})
+    zero_and_rate = policy(
+        {
+            "general": TypePolicy("general", "flex", 0, drop_rate=0.1),
+            "group": TypePolicy("group", "flex", 1, drop_rate=0.0, atomic=True),
+        }
+    )
     assert materialized(zero_and_rate, "kohya")  # kohya cannot spare the 0-rate type
     assert not materialized(zero_and_rate, "neutral")  # OneTrainer whitelists it
     droppable_suffix = example_policy(types={"quality": TypePolicy("quality", "suffix", 0, drop_rate=0.2)})
