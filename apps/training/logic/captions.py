@@ -86,12 +86,12 @@ def materialized(policy: CaptionPolicy, renderer: Renderer) -> bool:
 
 def trainer_tag_dropout(policy: CaptionPolicy, renderer: Renderer) -> float:
     """The flex tag-dropout rate the trainer applies itself: kohya `caption_tag_dropout_rate`,
-    OneTrainer `tag_dropout_probability`; 0 when materialised (the lines hold the drops) and in
-    TI sets (no dropout key there)."""
-    if renderer not in ("kohya", "neutral") or materialized(policy, renderer):
+    OneTrainer `tag_dropout_probability` (its TI concepts too); 0 when materialised (the lines
+    hold the drops), for diffusers and in kohya TI sets (no dropout key there)."""
+    if renderer not in ("kohya", "neutral", "ti_onetrainer") or materialized(policy, renderer):
         return 0.0
     rates = _flex_rates(policy)
-    if renderer == "neutral":
+    if renderer in NEUTRAL_RENDERERS:
         rates = {rate for rate in rates if rate > 0}
     return min(rates, default=0.0)
 

@@ -42,6 +42,19 @@ def _error(code: str, message: str, item: str | None, path: str | None) -> Findi
 # --- L01, L02, L03: rendered lines ------------------------------------------------------------
 
 
+def prefix_items(item: ItemCaption, policy: CaptionPolicy, *, token: str = "") -> set[str]:
+    """Every `,`-piece a neutral line's prefix can hold (entries, descriptions and the TI token
+    in the prefix zone): `prefix_items` for `lint_keep`."""
+    pieces = [piece for piece in zones.entry_pieces(item, policy) if piece.zone == "prefix"]
+    for name, _, texts in zones.description_sets(item, policy):
+        for index, text in enumerate(texts):
+            piece = zones.description_piece(policy, name, index, text)
+            if piece is not None and piece.zone == "prefix":
+                pieces.append(piece)
+    found = {part.strip() for piece in pieces for part in piece.text().split(",") if part.strip()}
+    return found | ({token} if token else set())
+
+
 def lint_lines(
     lines: Sequence[str],
     renderer: Renderer,
@@ -51,8 +64,9 @@ def lint_lines(
     path: str | None = None,
 ) -> list[Finding]:
     """L01 (empty file/line/item, stray commas), L02 (`|||` only in marked kohya lines, 1-2 per
-    line) and L03 (kohya braces) on one caption file's lines. `marked`: whether the kohya
-    subset parses `|||` (None: either form, but one form per file)."""
+    line) and L03 (kohya braces) on one caption file's lines (`render` lines: diffusers' empty
+    caption-dropout variants are not lines). `marked`: whether the kohya subset parses `|||`
+    (None: either form, but one form per file)."""
     findings: list[Finding] = []
     if not lines:
         findings.append(_error("L01", "empty caption file: write at least one caption line", item, path))
@@ -207,7 +221,8 @@ def lint_ti(
                 )
     for lines in lines_by_renderer.get("ti_onetrainer", ()):
         for line in lines:
-            if line.split(",")[0].strip() != token:
+            # A merged prefix ("token; 1girl") still starts with the token as an item of its own.
+            if re.split(r"[,;]", line, maxsplit=1)[0].strip() != token:
                 found.append(f"OneTrainer TI line {line!r} must start with the token")
     return [_error("L06", message, None, None) for message in found]
 

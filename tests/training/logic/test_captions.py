@@ -235,6 +235,8 @@ def test_trainer_tag_dropout() -> None:
     assert trainer_tag_dropout(example_policy(), "neutral") == 0.1
     assert trainer_tag_dropout(policy({}), "kohya") == 0.0  # materialised
     assert trainer_tag_dropout(example_policy(), "ti_kohya") == 0.0
+    assert trainer_tag_dropout(example_policy(), "ti_onetrainer") == 0.1
+    assert trainer_tag_dropout(example_policy(), "diffusers") == 0.0
 
 
 def test_materialised_kohya_keeps_the_marked_form() -> None:

@@ -18,6 +18,7 @@ from apps.training.logic.lint import (
     lint_keep_entries,
     lint_lines,
     lint_ti,
+    prefix_items,
 )
 from apps.training.plan import ImagePolicy
 from tests.training.logic.factories import example_item, example_policy, group, item, tag
@@ -100,6 +101,11 @@ def test_l06() -> None:
         for renderer in ("ti_kohya", "ti_onetrainer")
     }
     assert lint_ti("zqtok", "girl", 2, rendered) == []
+    merged = render(
+        example_item(), example_policy(prefix_mode="merged"), "ti_onetrainer", seed=1, token="zqtok"
+    )
+    assert merged.lines[0].startswith("zqtok; 1girl")
+    assert lint_ti("zqtok", "girl", 1, {"ti_onetrainer": [merged.lines]}) == []
     cases = [
         lint_ti("Bad-token", "girl", 1, {}),
         lint_ti("cat", "girl", 1, {}),  # a CLIP word
@@ -170,6 +176,8 @@ def test_l13() -> None:
         assert _codes(findings) == {"L13"}
     merged = render(example_item(), example_policy(prefix_mode="merged"), "neutral", seed=1)
     assert lint_keep(merged.lines, 1, expected=1, prefix_items=prefix) == []
+    assert prefix_items(example_item(), example_policy()) == prefix
+    assert prefix_items(example_item(), example_policy(), token="zqtok") == prefix | {"zqtok"}
 
 
 def test_l14() -> None:
