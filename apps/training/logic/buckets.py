@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypedDict
 
 Size = tuple[int, int]  # (width, height)
@@ -54,6 +55,13 @@ class BucketFit:
 def kohya_buckets(resolution: int, min_: int, max_: int, step: int) -> list[Size]:
     """kohya's bucket list for a square resolution: the largest square of area ≤ R², then for each
     width from min to max in steps the tallest height within the area (capped at max), both ways."""
+    return list(_kohya_buckets(resolution, min_, max_, step))
+
+
+@lru_cache(maxsize=64)
+def _kohya_buckets(resolution: int, min_: int, max_: int, step: int) -> tuple[Size, ...]:
+    if step <= 0 or resolution <= 0:
+        raise ValueError(f"resolution {resolution} and bucket step {step} must be positive")
     area = resolution * resolution
     side = int(math.sqrt(area)) // step * step
     sizes: set[Size] = {(side, side)}
@@ -62,12 +70,19 @@ def kohya_buckets(resolution: int, min_: int, max_: int, step: int) -> list[Size
         if height >= min_:
             sizes.add((width, height))
             sizes.add((height, width))
-    return sorted(sizes)
+    return tuple(sorted(sizes))
 
 
 def onetrainer_buckets(resolution: int, quantum: int) -> list[Size]:
     """OneTrainer's bucket list: each fixed aspect at the resolution's area, both ways, each side
     rounded to the quantum (Python `round`, half to even)."""
+    return list(_onetrainer_buckets(resolution, quantum))
+
+
+@lru_cache(maxsize=64)
+def _onetrainer_buckets(resolution: int, quantum: int) -> tuple[Size, ...]:
+    if quantum <= 0 or resolution <= 0:
+        raise ValueError(f"resolution {resolution} and quantum {quantum} must be positive")
     sizes: set[Size] = set()
     for aspect in ONETRAINER_ASPECTS:
         root = math.sqrt(aspect)
@@ -75,7 +90,7 @@ def onetrainer_buckets(resolution: int, quantum: int) -> list[Size]:
         short = round(resolution / root / quantum) * quantum
         sizes.add((long, short))
         sizes.add((short, long))
-    return sorted(sizes)
+    return tuple(sorted(sizes))
 
 
 def _fit(width: int, height: int, bucket: Size, resized: Size) -> BucketFit:

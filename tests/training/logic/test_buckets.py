@@ -119,3 +119,13 @@ def test_bad_sizes_are_refused(size: tuple[int, int]) -> None:
         kohya_predict(*size, resolution=512, min_=256, max_=1024, step=64)
     with pytest.raises(ValueError, match="must be positive"):
         onetrainer_predict(*size, resolution=512, quantum=8)
+
+
+def test_lists_are_fresh_copies_and_bad_settings_refused() -> None:
+    first = kohya_buckets(512, 256, 1024, 64)
+    first.clear()
+    assert len(kohya_buckets(512, 256, 1024, 64)) == 17
+    with pytest.raises(ValueError, match="must be positive"):
+        kohya_buckets(512, 256, 1024, 0)
+    with pytest.raises(ValueError, match="must be positive"):
+        onetrainer_buckets(512, 0)
