@@ -75,14 +75,16 @@ def clean_description(text: str) -> tuple[str, ...]:
 
 
 def entry_pieces(item: ItemCaption, policy: CaptionPolicy) -> list[Piece]:
-    """The item's tags and groups with their type's zone, excluded types left out, in file order
-    within each zone."""
+    """The item's tags and groups with their type's zone, in file order within each zone;
+    excluded types and blank texts left out."""
     pieces = []
     for entry in item.entries:
         tp = type_policy(policy, entry.type)
         if tp.zone == "excluded":
             continue
-        pieces.append(_entry_piece(entry, tp, policy))
+        piece = _entry_piece(entry, tp, policy)
+        if piece.parts:  # a tag that cleans to nothing would be an empty item
+            pieces.append(piece)
     return in_file_order(pieces)
 
 

@@ -122,6 +122,11 @@ def test_text_cleanup() -> None:
     assert primary_text(already, policy(escape_parentheses=True)) == r"saber \(fate\)"
 
 
+def test_blank_tags_leave_no_empty_item() -> None:
+    it = item(tag("mychar", "trigger"), tag(" _ "), tag("smile", rank=1), group("", "scarf", rank=2))
+    assert render(it, example_policy(), "kohya", seed=1).lines == ("mychar ||| smile, scarf",)
+
+
 def test_native_weighted_alternates() -> None:
     it = example_item(short=("s1", "s2"), long=("l1",))
     pol = example_policy(alternates={"short": 2, "long": 1})
