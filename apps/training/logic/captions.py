@@ -9,6 +9,7 @@ materialised (seeded lines with every random decision taken here, docs/export-ca
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apps.training.logic import zones
@@ -76,7 +77,7 @@ def materialized(policy: CaptionPolicy, renderer: Renderer) -> bool:
         return True
     rates = _flex_rates(policy)
     if renderer == "kohya":
-        return len(rates) > 1 and policy.kohya_per_type_dropout != "wildcard"
+        return len(rates) > 1 and not _wildcards_usable(policy)
     if renderer == "ti_kohya":
         return any(rate > 0 for rate in rates)
     if renderer in NEUTRAL_RENDERERS:
@@ -99,15 +100,22 @@ def trainer_tag_dropout(policy: CaptionPolicy, renderer: Renderer) -> float:
 def kohya_marked(policy: CaptionPolicy, renderer: Renderer) -> bool:
     """Whether kohya lines carry `|||` zones: only subsets with shuffle or tag dropout parse
     them (P02); otherwise the plain form."""
-    return policy.shuffle or trainer_tag_dropout(policy, renderer) > 0 or _wildcards_on(policy, renderer)
+    return policy.shuffle or trainer_tag_dropout(policy, renderer) > 0
+
+
+def _wildcards_usable(policy: CaptionPolicy) -> bool:
+    """§8.3 wildcards need lines kohya parses (shuffle or a trainer rate above 0): an empty
+    choice only vanishes between `|||` (P03)."""
+    rates = _flex_rates(policy)
+    return policy.kohya_per_type_dropout == "wildcard" and (policy.shuffle or min(rates, default=0.0) > 0)
 
 
 def _wildcards_on(policy: CaptionPolicy, renderer: Renderer) -> bool:
     return (
         renderer == "kohya"
-        and policy.kohya_per_type_dropout == "wildcard"
-        and not materialized(policy, renderer)
         and len(_flex_rates(policy)) > 1
+        and _wildcards_usable(policy)
+        and not materialized(policy, renderer)
     )
 
 
@@ -167,7 +175,8 @@ def materialised_drafts(
     weight, a description in it, whole-drop it when u(descdrop) < the rate; keep each other item
     iff u(drop) ≥ its type's rate; shuffle flex by (u(order), key) when the trainer cannot.
     Without `drops` (an item materialised only for its many alternates while its trainer drops
-    natively) only the description is drawn."""
+    natively) only the description is drawn. A draft that lost every item is left out (trainers
+    drop empty lines anyway); when all are empty, one draft keeps everything."""
     sets = zones.description_sets(item, policy)
     whole_drop = zones.type_policy(policy, zones.DESCRIPTION).whole_drop_rate if drops else 0.0
     drafts = []
@@ -184,8 +193,9 @@ def materialised_drafts(
         draft = _draft(chosen)
         if shuffle_here:
             draft.flex.sort(key=lambda piece: (draw("order", piece.key), piece.key))
-        drafts.append(draft)
-    return drafts
+        if draft.pieces():  # a line that lost every item is left out, as loaders drop empty lines
+            drafts.append(draft)
+    return drafts or [_draft(base)]
 
 
 @dataclass(frozen=True)
@@ -221,12 +231,22 @@ def neutral_text(pieces: list[Piece]) -> str:
     return ", ".join(piece.text() for piece in pieces)
 
 
-def trim(draft: Draft, budget: int) -> int:
-    """Drop flex items until the line fits `budget` CLIP tokens: lowest budget_priority first,
-    then the last in file order. Returns how many went (prefix and suffix never go; a line that
-    still does not fit is lint L11)."""
+def _neutral_size(draft: Draft) -> int:
+    """Tokens of a neutral `.txt` line, whichever prefix form it gets (`;` and `,` may merge
+    differently with neighbouring punctuation)."""
+    return max(count_tokens(neutral_line(draft, merged=merged)) for merged in (False, True))
+
+
+def _plain_size(draft: Draft) -> int:
+    return count_tokens(neutral_text(draft.pieces()))
+
+
+def trim(draft: Draft, budget: int, size: Callable[[Draft], int] = _plain_size) -> int:
+    """Drop flex items until the line fits `budget` CLIP tokens (`size` measures it in the
+    renderer's text): lowest budget_priority first, then the last in file order. Returns how many
+    went (prefix and suffix never go; a line that still does not fit is lint L11)."""
     dropped = 0
-    while draft.flex and count_tokens(neutral_text(draft.pieces())) > budget:
+    while draft.flex and size(draft) > budget:
         lowest = min(piece.budget_priority for piece in draft.flex)
         victim = max(
             (piece for piece in draft.flex if piece.budget_priority == lowest), key=lambda p: p.order
@@ -311,6 +331,9 @@ def prefix_count(draft: Draft) -> int:
 
 
 def _neutral_lines(drafts: list[Draft], policy: CaptionPolicy) -> tuple[list[str], int]:
+    """Exact prefixes when every line has the same K, else merged with K = 1 (0 when no line has
+    a prefix). A materialised line that dropped its whole prefix then has its first flex item
+    held in place by OneTrainer: an approximation the report names."""
     counts = {prefix_count(draft) for draft in drafts}
     if policy.prefix_mode == "exact" and len(counts) == 1:
         return [neutral_line(draft, merged=False) for draft in drafts], counts.pop()
@@ -336,7 +359,8 @@ def render(
             item, policy, base, seed=seed, shuffle_here=renderer == "diffusers" and policy.shuffle, drops=mat
         )
     budget = token_budget(policy, renderer)
-    trimmed = sum(trim(draft, budget) for draft in drafts)
+    size = _neutral_size if renderer in NEUTRAL_RENDERERS else _plain_size
+    trimmed = sum(trim(draft, budget, size) for draft in drafts)
     keep: int | None = None
     if renderer in KOHYA_RENDERERS:
         marked = kohya_marked(policy, renderer)

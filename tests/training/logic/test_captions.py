@@ -161,9 +161,21 @@ def test_materialised_drops_follow_u() -> None:
     drop = policy({"general": TypePolicy("general", "flex", 0, drop_rate=0.76)}, materialize_mode="always")
     assert "smile" in render(it, keep, "neutral", seed=1234).lines[0]
     assert "smile" not in render(it, drop, "neutral", seed=1234).lines[0]
-    for variant, line in enumerate(render(it, keep, "neutral", seed=1234).lines, start=1):
-        for name in ("smile", "snow"):
-            assert (name in line.split(", ")) == (u(1234, ITEM_ID, variant, "drop", f"t:{name}") >= 0.75)
+    expected = []
+    for variant in range(1, 13):
+        kept = [name for name in ("smile", "snow") if u(1234, ITEM_ID, variant, "drop", f"t:{name}") >= 0.75]
+        if kept:  # a line that lost every item is left out
+            expected.append(", ".join(kept))
+    assert render(it, keep, "neutral", seed=1234).lines == tuple(expected)
+
+
+def test_materialised_lines_never_empty() -> None:
+    pol = policy({"general": TypePolicy("general", "flex", 0, drop_rate=0.5)}, materialize_mode="always")
+    rendered = render(item(tag("smile")), pol, "neutral", seed=1234)
+    assert 0 < len(rendered.lines) < 12
+    assert set(rendered.lines) == {"smile"}
+    every = policy({"general": TypePolicy("general", "flex", 0, drop_rate=1.0)}, materialize_mode="always")
+    assert render(item(tag("smile")), every, "neutral", seed=1).lines == ("smile",)
 
 
 def test_materialised_diffusers_shuffles_by_order_draw() -> None:
@@ -216,6 +228,13 @@ def test_materialized_matrix() -> None:
     assert materialized(per_type, "kohya")
     assert materialized(per_type, "neutral")
     assert not materialized(policy({}, kohya_per_type_dropout="wildcard"), "kohya")
+    # Wildcards need parsed lines: without shuffle and with a 0 rate kohya would not parse `|||`.
+    zero_floor = {
+        "general": TypePolicy("general", "flex", 0, 0.1),
+        "pose": TypePolicy("pose", "flex", 0, 0.0),
+    }
+    assert not materialized(policy(zero_floor, kohya_per_type_dropout="wildcard"), "kohya")
+    assert materialized(policy(zero_floor, kohya_per_type_dropout="wildcard", shuffle=False), "kohya")
     zero_and_rate = policy(
         {
             "general": TypePolicy("general", "flex", 0, drop_rate=0.1),

@@ -172,10 +172,12 @@ def test_l13() -> None:
         lint_keep(rendered.lines, 3, expected=2),
         lint_keep(["mychar, 1girl"], 3),
         lint_keep(["smile, mychar, 1girl"], 3, prefix_items=prefix),
+        lint_keep(["smile; mychar, snow"], 1, prefix_items=prefix),
     ):
         assert _codes(findings) == {"L13"}
     merged = render(example_item(), example_policy(prefix_mode="merged"), "neutral", seed=1)
     assert lint_keep(merged.lines, 1, expected=1, prefix_items=prefix) == []
+    assert lint_keep(["smile, snow"], 1, prefix_items=prefix) == []  # the whole prefix dropped
     assert prefix_items(example_item(), example_policy()) == prefix
     assert prefix_items(example_item(), example_policy(), token="zqtok") == prefix | {"zqtok"}
 
