@@ -127,7 +127,9 @@ def token_budget(policy: CaptionPolicy, renderer: Renderer) -> int:
 # --- drafts: native and materialised -------------------------------------------------------
 
 
-def _base_pieces(item: ItemCaption, policy: CaptionPolicy, renderer: Renderer, token: str) -> list[Piece]:
+def base_pieces(item: ItemCaption, policy: CaptionPolicy, renderer: Renderer, token: str = "") -> list[Piece]:
+    """The item's tags and groups for `renderer`: in TI renderings the trigger leaves and the
+    token (when given) leads the prefix, except in A1111's one line."""
     pieces = zones.entry_pieces(item, policy)
     if renderer in TI_RENDERERS:
         pieces = [piece for piece in pieces if piece.type != zones.TRIGGER and piece.text() != token]
@@ -350,7 +352,7 @@ def render(
     if renderer == "ti_a1111":
         line, trimmed = _primary(item, policy, renderer, token=token)
         return Rendered(lines=(line,), trimmed=trimmed)
-    base = _base_pieces(item, policy, renderer, token)
+    base = base_pieces(item, policy, renderer, token)
     mat = materialized(policy, renderer)
     drafts = None if mat else native_drafts(item, policy, base)
     item_mat = drafts is None
@@ -376,7 +378,7 @@ def render(
 def _primary(
     item: ItemCaption, policy: CaptionPolicy, renderer: Renderer, *, token: str = ""
 ) -> tuple[str, int]:
-    base = _base_pieces(item, policy, renderer, token)
+    base = base_pieces(item, policy, renderer, token)
     sets = zones.description_sets(item, policy)
     if sets:
         name, _, texts = sets[0]

@@ -12,12 +12,7 @@ from typing import Literal
 
 from apps.training.logic import zones
 from apps.training.logic.buckets import BucketFit
-from apps.training.logic.captions import (
-    KOHYA_RENDERERS,
-    Draft,
-    neutral_text,
-    token_budget,
-)
+from apps.training.logic.captions import KOHYA_RENDERERS, base_pieces, neutral_text, token_budget
 from apps.training.logic.tokens import count_tokens, in_vocab, is_single_token
 from apps.training.plan import CaptionPolicy, ImagePolicy, ItemCaption, Renderer
 
@@ -278,26 +273,33 @@ def lint_budget(
     item: ItemCaption,
     policy: CaptionPolicy,
     renderers: Iterable[Renderer] = ("kohya", "neutral", "diffusers"),
+    *,
+    token: str = "",
 ) -> list[Finding]:
     """L11: the fixed part of a line (prefix and suffix, with the longest description when it
-    sits there) over a renderer's token budget: trimming flex items cannot make it fit."""
-    entries = [piece for piece in zones.entry_pieces(item, policy) if piece.zone != "flex"]
+    sits there, and the TI token in TI renderings) over a renderer's token budget: trimming flex
+    items cannot make it fit."""
     descriptions = [
         piece
         for name, _, texts in zones.description_sets(item, policy)
         for index, text in enumerate(texts)
         if (piece := zones.description_piece(policy, name, index, text)) is not None and piece.zone != "flex"
     ]
-    variants = [[*entries, d] for d in descriptions] or [entries]
-    fixed = max(count_tokens(neutral_text(Draft(prefix=pieces).pieces())) for pieces in variants)
-    over = [r for r in dict.fromkeys(renderers) if fixed > token_budget(policy, r)]
+    over: list[str] = []
+    worst = 0
+    for renderer in dict.fromkeys(renderers):
+        fixed = [piece for piece in base_pieces(item, policy, renderer, token) if piece.zone != "flex"]
+        variants = [zones.in_file_order([*fixed, d]) for d in descriptions] or [fixed]
+        size = max(count_tokens(neutral_text(pieces)) for pieces in variants)
+        if size > token_budget(policy, renderer):
+            over.append(f"{renderer} {token_budget(policy, renderer)}")
+            worst = max(worst, size)
     if not over:
         return []
-    budgets = ", ".join(f"{r} {token_budget(policy, r)}" for r in over)
     return [
         _error(
             "L11",
-            f"prefix and suffix take {fixed} CLIP tokens, over the budget ({budgets}): shorten the "
+            f"prefix and suffix take {worst} CLIP tokens, over the budget ({', '.join(over)}): shorten the "
             "description or move tag types to the flex zone",
             item.item_id,
             None,
