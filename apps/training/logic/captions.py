@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apps.training.logic import zones
-from apps.training.logic.rand import u
-from apps.training.logic.tokens import count_tokens
+from apps.training.logic.rand import Draws
+from apps.training.logic.tokens import count_joined, count_tokens
 from apps.training.logic.zones import Piece
 from apps.training.plan import CaptionPolicy, ItemCaption, Rendered, Renderer
 
@@ -183,7 +183,7 @@ def materialised_drafts(
     whole_drop = zones.type_policy(policy, zones.DESCRIPTION).whole_drop_rate if drops else 0.0
     drafts = []
     for variant in range(1, policy.variants + 1):
-        draw = _Draw(seed, item.item_id, variant)
+        draw = Draws(seed, item.item_id, variant)
         chosen = [
             piece
             for piece in base
@@ -200,18 +200,8 @@ def materialised_drafts(
     return drafts or [_draft(base)]
 
 
-@dataclass(frozen=True)
-class _Draw:
-    seed: int
-    item_id: str
-    variant: int
-
-    def __call__(self, kind: str, key: str) -> float:
-        return u(self.seed, self.item_id, self.variant, kind, key)
-
-
 def _pick_description(
-    policy: CaptionPolicy, sets: list[tuple[str, int, tuple[str, ...]]], draw: _Draw
+    policy: CaptionPolicy, sets: list[tuple[str, int, tuple[str, ...]]], draw: Draws
 ) -> Piece | None:
     if not sets:
         return None
@@ -236,26 +226,41 @@ def neutral_text(pieces: list[Piece]) -> str:
 def _neutral_size(draft: Draft) -> int:
     """Tokens of a neutral `.txt` line, whichever prefix form it gets (`;` and `,` may merge
     differently with neighbouring punctuation)."""
-    return max(count_tokens(neutral_line(draft, merged=merged)) for merged in (False, True))
+    rest = [piece.text("; ") for piece in (*draft.flex, *draft.suffix)]
+    exact = [piece.text() for piece in draft.prefix]
+    merged = [neutral_line(Draft(prefix=draft.prefix), merged=True)] if draft.prefix else []
+    return max(count_joined(exact + rest), count_joined(merged + rest))
 
 
 def _plain_size(draft: Draft) -> int:
-    return count_tokens(neutral_text(draft.pieces()))
+    return count_joined([piece.text() for piece in draft.pieces()])
 
 
-def trim(draft: Draft, budget: int, size: Callable[[Draft], int] = _plain_size) -> int:
+def trim(draft: Draft, budget: int, size: Callable[[Draft], int] = _plain_size, separator: str = ", ") -> int:
     """Drop flex items until the line fits `budget` CLIP tokens (`size` measures it in the
-    renderer's text): lowest budget_priority first, then the last in file order. Returns how many
-    went (prefix and suffix never go; a line that still does not fit is lint L11)."""
-    dropped = 0
-    while draft.flex and size(draft) > budget:
-        lowest = min(piece.budget_priority for piece in draft.flex)
-        victim = max(
-            (piece for piece in draft.flex if piece.budget_priority == lowest), key=lambda p: p.order
-        )
-        draft.flex.remove(victim)
-        dropped += 1
-    return dropped
+    renderer's text, flex items written with `separator` inside): lowest budget_priority first,
+    then the last in file order. Returns how many went (prefix and suffix never go; a line that
+    still does not fit is lint L11). A line's count is the sum of its items' counts with their
+    commas (`count_joined`), so each removal saves a known amount; one exact count checks."""
+    if not draft.flex or size(draft) <= budget:
+        return 0
+    order = sorted(draft.flex, key=lambda piece: piece.order, reverse=True)
+    order.sort(key=lambda piece: piece.budget_priority)  # stable: the last in file order first
+    estimate = size(draft)
+    gone: set[int] = set()
+    for piece in order:
+        if estimate <= budget:
+            break
+        gone.add(id(piece))
+        estimate -= count_tokens(piece.text(separator) + ",")
+    draft.flex = [piece for piece in draft.flex if id(piece) not in gone]
+    for piece in order:  # removing a line's last item can save a token less than estimated
+        if not draft.flex or size(draft) <= budget:
+            break
+        if id(piece) not in gone:
+            gone.add(id(piece))
+            draft.flex = [kept for kept in draft.flex if kept is not piece]
+    return len(gone)
 
 
 def _escape_braces(text: str) -> str:
@@ -362,7 +367,8 @@ def render(
         )
     budget = token_budget(policy, renderer)
     size = _neutral_size if renderer in NEUTRAL_RENDERERS else _plain_size
-    trimmed = sum(trim(draft, budget, size) for draft in drafts)
+    separator = "; " if renderer in NEUTRAL_RENDERERS else ", "
+    trimmed = sum(trim(draft, budget, size, separator) for draft in drafts)
     keep: int | None = None
     if renderer in KOHYA_RENDERERS:
         marked = kohya_marked(policy, renderer)

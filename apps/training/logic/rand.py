@@ -17,9 +17,24 @@ def u(*parts: object) -> float:
     """A uniform float in [0, 1): the first 8 bytes of SHA-256("baggintag/1" ␟ part ␟ …) read
     big-endian, shifted right by 11 bits (53 remain), divided by 2^53. Ints are written with
     `str()`, strings as they are."""
-    joined = SEPARATOR.join([NAMESPACE, *(_part(part) for part in parts)])
-    digest = hashlib.sha256(joined.encode("utf-8")).digest()
-    return (int.from_bytes(digest[:8], "big") >> 11) / _SCALE
+    return Draws()(*parts)
+
+
+class Draws:
+    """`u` with its first parts fixed: `Draws(seed, item, variant)("drop", key)` equals
+    `u(seed, item, variant, "drop", key)`, hashing the shared head once (SHA-256 streams)."""
+
+    def __init__(self, *head: object) -> None:
+        self._base = hashlib.sha256(_joined(NAMESPACE, head))
+
+    def __call__(self, *parts: object) -> float:
+        digest = self._base.copy()
+        digest.update(_joined("", parts))
+        return (int.from_bytes(digest.digest()[:8], "big") >> 11) / _SCALE
+
+
+def _joined(start: str, parts: tuple[object, ...]) -> bytes:
+    return (start + "".join(SEPARATOR + _part(part) for part in parts)).encode("utf-8")
 
 
 def concept_seed(seed: int, partition: str) -> int:
@@ -28,8 +43,9 @@ def concept_seed(seed: int, partition: str) -> int:
 
 
 def _part(part: object) -> str:
-    if isinstance(part, bool):
-        raise TypeError("u() takes ints and strings, not booleans")
-    if isinstance(part, int | str):
+    kind = type(part)
+    if kind is str:
+        return part  # type: ignore[return-value]
+    if kind is int:
         return str(part)
-    raise TypeError(f"u() takes ints and strings, not {type(part).__name__}")
+    raise TypeError(f"u() takes ints and strings, not {kind.__name__}")

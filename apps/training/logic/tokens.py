@@ -14,6 +14,7 @@ import html
 import itertools
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -151,6 +152,15 @@ def token_ids(text: str) -> list[int]:
 def count_tokens(text: str) -> int:
     """How many of the 75 usable CLIP positions `text` takes."""
     return len(tokens(text))
+
+
+def count_joined(parts: Sequence[str]) -> int:
+    """Tokens of `", ".join(parts)`, from cached counts of each part with its comma: the space
+    after a comma always ends a word and the cleanup acts within a part, so the sum is exact
+    (tests/training/logic/test_tokens.py checks it) and trimming a line costs little."""
+    if not parts:
+        return 0
+    return sum(count_tokens(part + ",") for part in parts[:-1]) + count_tokens(parts[-1])
 
 
 def is_single_token(word: str) -> bool:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from apps.training.logic.tokens import clean, count_tokens, in_vocab, is_single_token, token_ids
+from apps.training.logic.tokens import clean, count_joined, count_tokens, in_vocab, is_single_token, token_ids
 
 TAGS = [
     "1girl",
@@ -126,6 +126,15 @@ def test_counts_and_ids_equal_open_clip() -> None:
         if token_ids(text) != reference.encode(text)
     ]
     assert mismatches == []
+
+
+def test_count_joined_equals_the_joined_count() -> None:
+    rng = random.Random(7)
+    corpus = _corpus()
+    for _ in range(300):
+        parts = [text.strip() for text in rng.sample(corpus, rng.randint(1, 12)) if text.strip()]
+        assert count_joined(parts) == count_tokens(", ".join(parts)), parts
+    assert count_joined([]) == 0
 
 
 def test_known_counts() -> None:
