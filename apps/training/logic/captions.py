@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 
 from apps.training.logic import zones
-from apps.training.logic.rand import Draws
+from apps.training.logic.rand import u
 from apps.training.logic.tokens import count_joined, count_tokens
 from apps.training.logic.zones import Piece
 from apps.training.plan import CaptionPolicy, ItemCaption, Rendered, Renderer
@@ -183,7 +184,7 @@ def materialised_drafts(
     whole_drop = zones.type_policy(policy, zones.DESCRIPTION).whole_drop_rate if drops else 0.0
     drafts = []
     for variant in range(1, policy.variants + 1):
-        draw = Draws(seed, item.item_id, variant)
+        draw = partial(_decision, seed, item.item_id, variant)
         chosen = [
             piece
             for piece in base
@@ -200,8 +201,13 @@ def materialised_drafts(
     return drafts or [_draft(base)]
 
 
+@lru_cache(maxsize=16384)  # an item's renderers take the same decisions
+def _decision(seed: int, item_id: str, variant: int, kind: str, key: str) -> float:
+    return u(seed, item_id, variant, kind, key)
+
+
 def _pick_description(
-    policy: CaptionPolicy, sets: list[tuple[str, int, tuple[str, ...]]], draw: Draws
+    policy: CaptionPolicy, sets: list[tuple[str, int, tuple[str, ...]]], draw: Callable[[str, str], float]
 ) -> Piece | None:
     if not sets:
         return None

@@ -17,24 +17,9 @@ def u(*parts: object) -> float:
     """A uniform float in [0, 1): the first 8 bytes of SHA-256("baggintag/1" ␟ part ␟ …) read
     big-endian, shifted right by 11 bits (53 remain), divided by 2^53. Ints are written with
     `str()`, strings as they are."""
-    return Draws()(*parts)
-
-
-class Draws:
-    """`u` with its first parts fixed: `Draws(seed, item, variant)("drop", key)` equals
-    `u(seed, item, variant, "drop", key)`, hashing the shared head once (SHA-256 streams)."""
-
-    def __init__(self, *head: object) -> None:
-        self._base = hashlib.sha256(_joined(NAMESPACE, head))
-
-    def __call__(self, *parts: object) -> float:
-        digest = self._base.copy()
-        digest.update(_joined("", parts))
-        return (int.from_bytes(digest.digest()[:8], "big") >> 11) / _SCALE
-
-
-def _joined(start: str, parts: tuple[object, ...]) -> bytes:
-    return (start + "".join(SEPARATOR + _part(part) for part in parts)).encode("utf-8")
+    joined = SEPARATOR.join([NAMESPACE, *map(_part, parts)])
+    digest = hashlib.sha256(joined.encode("utf-8")).digest()
+    return (int.from_bytes(digest[:8], "big") >> 11) / _SCALE
 
 
 def concept_seed(seed: int, partition: str) -> int:
@@ -43,9 +28,8 @@ def concept_seed(seed: int, partition: str) -> int:
 
 
 def _part(part: object) -> str:
-    kind = type(part)
-    if kind is str:
-        return part  # type: ignore[return-value]
-    if kind is int:
+    if isinstance(part, str):
         return str(part)
-    raise TypeError(f"u() takes ints and strings, not {kind.__name__}")
+    if isinstance(part, int) and not isinstance(part, bool):
+        return str(int(part))
+    raise TypeError(f"u() takes ints and strings, not {type(part).__name__}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.training.logic.rand import Draws, concept_seed, u
+from apps.training.logic.rand import concept_seed, u
 
 
 def test_spec_vectors() -> None:
@@ -36,10 +36,3 @@ def test_range_and_spread() -> None:
 def test_other_types_are_refused(bad: object) -> None:
     with pytest.raises(TypeError):
         u(1, bad)
-
-
-def test_draws_share_the_head() -> None:
-    draws = Draws(1234, "i3f9a2c1d0b7e", 1)
-    assert draws("drop", "t:smile") == 0.7568272801099709
-    assert draws("order", "t:smile") == 0.007859938490719975
-    assert Draws()(1234, "concept", "mychar--flip--k3") == u(1234, "concept", "mychar--flip--k3")
