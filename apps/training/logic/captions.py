@@ -160,8 +160,8 @@ def native_drafts(item: ItemCaption, policy: CaptionPolicy, base: list[Piece]) -
     for name, weight, texts in sets:
         for index, text in enumerate(texts):
             description = zones.description_piece(policy, name, index, text)
-            draft = _draft([*base, description] if description else base)
-            drafts.extend([draft] * (weight * lcm // len(texts)))
+            pieces = [*base, description] if description else base
+            drafts.extend(_draft(pieces) for _ in range(weight * lcm // len(texts)))  # trimmed apart
     return drafts
 
 

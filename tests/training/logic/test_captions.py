@@ -288,6 +288,9 @@ def test_token_budget_trims_lowest_priority_then_last() -> None:
     kept = line.split(", ")[1:]
     assert kept == words[: len(kept)]  # then the last in file order
     assert rendered.trimmed == 31 - len(kept)
+    repeated = render(item(*it.entries, short=("s1", "s2")), policy(types), "neutral", seed=1)
+    assert len(repeated.lines) == 2
+    assert repeated.trimmed == 2 * (31 - len(kept))  # counted on every line
     wide = render(it, policy(types, max_tokens=150), "kohya", seed=1)
     assert wide.trimmed == 0
     assert (
