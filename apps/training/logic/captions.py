@@ -156,7 +156,7 @@ def native_drafts(item: ItemCaption, policy: CaptionPolicy, base: list[Piece]) -
     lcm = math.lcm(*(len(texts) for _, _, texts in sets))
     if lcm * sum(weight for _, weight, _ in sets) > NATIVE_LINE_LIMIT:
         return None
-    drafts = []
+    drafts: list[Draft] = []
     for name, weight, texts in sets:
         for index, text in enumerate(texts):
             description = zones.description_piece(policy, name, index, text)
