@@ -359,10 +359,11 @@ def render(
 ) -> Rendered:
     """One renderer's lines for one image (docs/export-captions.md#renderers). Native unless
     `materialized(policy, renderer)` or the item has over 32 native lines; every line trimmed to
-    the renderer's token budget. `token` is the Textual Inversion token (TI renderers)."""
+    the renderer's token budget. `token` is the Textual Inversion token (TI renderers). An item
+    with nothing to caption gets no lines (the writer reports L01 or uses class tokens)."""
     if renderer == "ti_a1111":
         line, trimmed = _primary(item, policy, renderer, token=token)
-        return Rendered(lines=(line,), trimmed=trimmed)
+        return Rendered(lines=(line,) if line else (), trimmed=trimmed)
     base = base_pieces(item, policy, renderer, token)
     mat = materialized(policy, renderer)
     drafts = None if mat else native_drafts(item, policy, base)
@@ -372,6 +373,7 @@ def render(
             item, policy, base, seed=seed, shuffle_here=renderer == "diffusers" and policy.shuffle, drops=mat
         )
     budget = token_budget(policy, renderer)
+    drafts = [draft for draft in drafts if draft.pieces()]  # nothing to say: no line (L01)
     size = _neutral_size if renderer in NEUTRAL_RENDERERS else _plain_size
     separator = "; " if renderer in NEUTRAL_RENDERERS else ", "
     trimmed = sum(trim(draft, budget, size, separator) for draft in drafts)

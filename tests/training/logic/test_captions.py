@@ -127,6 +127,14 @@ def test_blank_tags_leave_no_empty_item() -> None:
     assert render(it, example_policy(), "kohya", seed=1).lines == ("mychar ||| smile, scarf",)
 
 
+def test_an_item_with_nothing_to_say_gets_no_lines() -> None:
+    empty = item(tag("hidden", "internal"))
+    for renderer in ("kohya", "neutral", "diffusers", "ti_kohya", "ti_a1111"):
+        assert render(empty, example_policy(), renderer, seed=1).lines == ()
+    assert render(empty, example_policy(materialize_mode="always"), "kohya", seed=1).lines == ()
+    assert render(empty, example_policy(), "ti_onetrainer", seed=1, token="zqtok").lines == ("zqtok",)
+
+
 def test_native_weighted_alternates() -> None:
     it = example_item(short=("s1", "s2"), long=("l1",))
     pol = example_policy(alternates={"short": 2, "long": 1})
