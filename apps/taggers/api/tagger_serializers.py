@@ -83,7 +83,8 @@ class TrainInputSerializer(serializers.Serializer):
 
 class TaggerRunInputSerializer(serializers.Serializer):
     query = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
-    items = serializers.ListField(child=IdField(), required=False, default=None, max_length=100_000)
+    # At most 100,000 ids: the service refuses more (taggers.too_many).
+    items = serializers.ListField(child=IdField(), required=False, default=None)
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, default=None)
 
 

@@ -42,7 +42,8 @@ SCORE_TASK = "taggers.score"
 SCORE_KIND = "taggers.score"
 MAX_PER_ITEM = 512
 BATCH = 1000
-MAX_IDS = 1_000_000
+MAX_IDS = 1_000_000  # items per run (a query or a selection)
+MAX_EXPLICIT_IDS = 100_000  # ids given one by one
 TAGGER = TagSet.Kind.TAGGER
 Via = TagAssignment.Via
 
@@ -60,7 +61,7 @@ def _target_ids(
         )
     base = MediaItem.objects.all() if items is None else items
     if ids is not None:
-        base = base.filter(pk__in=[int(i) for i in ids])
+        base = base.filter(pk__in=_explicit(ids))
     if query:
         from apps.search.query import QueryError, search_queryset
 
@@ -72,6 +73,20 @@ def _target_ids(
     if len(found) > MAX_IDS:
         raise DomainError(f"At most {MAX_IDS:,} items per run; narrow the query.", code="taggers.too_many")
     return [int(i) for i in found]
+
+
+def _explicit(ids: Sequence[int]) -> list[int]:
+    """Explicit item ids: at most MAX_EXPLICIT_IDS whole numbers (400 otherwise)."""
+    if len(ids) > MAX_EXPLICIT_IDS:
+        raise DomainError(
+            f"At most {MAX_EXPLICIT_IDS:,} item ids per run ({len(ids):,} given); use a query or a "
+            "dataset for more.",
+            code="taggers.too_many",
+            details={"limit": MAX_EXPLICIT_IDS, "given": len(ids)},
+        )
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+        raise DomainError("Item ids must be positive whole numbers.", code="taggers.bad_ids")
+    return list(ids)
 
 
 def _version_to_run(tagger: Tagger, number: int | None) -> TaggerVersion:
@@ -105,6 +120,8 @@ def tagger_run(
     actor: Any = None,
 ) -> Job:
     """Start a scoring job for the active (or given ready) version over the target items."""
+    if ids is not None:
+        _explicit(ids)  # before anything else: a list too long is refused at once
     chosen = _version_to_run(tagger, version)
     target = _target_ids(query=query, ids=ids, items=items)
     return job_services.job_start(
