@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Abs, Cast, Coalesce
 
 from apps.core.exceptions import NotFoundError
@@ -140,22 +140,29 @@ class Agreement:
 
 def review_agreement(*, version: TaggerVersion) -> list[Agreement]:
     """Per tag: precision and recall of the version's effective predictions against what people
-    decided in curated sets (accept = current, reject = tombstone), over the items it scored."""
-    rows = predictions(version=version).annotate(cur=_curated(CURRENT), gone=_curated(DELETED))
-    stats: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
-    for tag_id, name, effective, cur, gone in rows.values_list(
-        "tag_id", "tag__name", "effective", "cur", "gone"
-    ):
-        entry = stats.setdefault(tag_id, [0, 0, 0])
-        names[tag_id] = name
-        if effective and cur:
-            entry[0] += 1
-        elif effective and gone:
-            entry[1] += 1
-        elif not effective and cur:
-            entry[2] += 1
-    return [Agreement(t, names[t], *v) for t, v in sorted(stats.items(), key=lambda kv: names[kv[0]])]
+    decided in curated sets (accept = current, reject = tombstone), over the items it scored.
+    One grouped SQL aggregate: the rows never reach Python."""
+    effective = Q(confidence__gte=F("threshold"))
+
+    def count(when: Q) -> Sum:
+        return Sum(Case(When(when, then=Value(1)), default=Value(0), output_field=IntegerField()))
+
+    rows = (
+        predictions(version=version)
+        .annotate(cur=_curated(CURRENT), gone=_curated(DELETED))
+        .order_by()
+        .values("tag_id", "tag__name")
+        .annotate(
+            accepted=count(effective & Q(cur=True)),
+            rejected=count(effective & Q(cur=False, gone=True)),
+            missed=count(~effective & Q(cur=True)),
+        )
+        .order_by("tag__name", "tag_id")
+    )
+    return [
+        Agreement(r["tag_id"], r["tag__name"], int(r["accepted"]), int(r["rejected"]), int(r["missed"]))
+        for r in rows
+    ]
 
 
 def predictions_page(
