@@ -1,5 +1,5 @@
-"""Reviewer agreement (docs/taggers.md#review): per tag, accepted / rejected / missed over the
-items a version scored, counted by one grouped SQL aggregate (no per-row Python loop)."""
+"""Reviewer agreement and the review queue (docs/taggers.md#review): agreement per tag (accepted /
+rejected / missed) is one grouped SQL aggregate; the queue is keyset-paged (no OFFSET)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from apps.taggers.selectors import predictions as pred
 from apps.tags.models import TagAssignment, TagSet
 from tests.media.factories import make_item
 from tests.taggers.wd_fixtures import tagger_make
-from tests.tags.factories import assign, tagger_set_make
+from tests.tags.factories import assign, tagger_set_make, tags_make
 
 pytestmark = pytest.mark.django_db
 CURATED = TagSet.Kind.CURATED
@@ -49,3 +49,44 @@ def test_agreement_counts_per_tag_in_one_grouped_query() -> None:
     assert [a.name for a in stats] == ["cat", "dog"]
     assert len(queries) == 1
     assert "GROUP BY" in queries[0]["sql"].upper()
+
+
+def _queue_world() -> tuple:
+    tagger = tagger_make("queue", "embedding_head")
+    items = [make_item(seed=n) for n in range(6)]
+    confidences = [3500, 3600, 3400, 3600, 5000, 3500]  # default threshold 3500: ties on purpose
+    for n, item in enumerate(items):
+        tagger_set_make(item, {"cat": confidences[n], "dog": 9000 - n}, model="queue", version="1")
+    other = tags_make(["other"])["other"]
+    assign([(items[1].pk, CURATED, other.pk)])  # item 1 has a curated set lacking cat: disagrees
+    return tagger, items
+
+
+def test_the_review_queue_pages_by_keyset_without_offset() -> None:
+    tagger, _items = _queue_world()
+    version = tagger.active_version
+    whole = [(r.media_item_id, r.tag_id) for r in pred.review_queue(version=version, limit=100)]
+    paged: list[tuple[int, int]] = []
+    after = None
+    with CaptureQueriesContext(connection) as queries:
+        while True:
+            rows = pred.review_queue(version=version, limit=2, after=after)
+            if not rows:
+                break
+            paged += [(r.media_item_id, r.tag_id) for r in rows]
+            after = pred.review_cursor_parse(pred.review_cursor(rows[-1]))
+    assert len(whole) == 12
+    assert paged == whole
+    assert not any("OFFSET" in q["sql"].upper() for q in queries)
+
+
+def test_the_review_api_pages_with_the_row_cursor(api) -> None:
+    tagger, _items = _queue_world()
+    url = f"/api/taggers/{tagger.pk}/review"
+    whole = [(r["item"], r["tag"]) for r in api.get(url, {"limit": 100}).json()]
+    first = api.get(url, {"limit": 5}).json()
+    second = api.get(url, {"limit": 100, "after": first[-1]["cursor"]}).json()
+    bad = api.get(url, {"after": "1.2.3"})
+    assert [(r["item"], r["tag"]) for r in first + second] == whole
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "taggers.bad_cursor"

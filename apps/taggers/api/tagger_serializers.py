@@ -129,6 +129,20 @@ class PredictionOutputSerializer(serializers.Serializer):
         return obj.threshold / 10_000
 
 
+class ReviewQueueQuerySerializer(serializers.Serializer):
+    after = serializers.CharField(required=False, default="", max_length=80, help_text="a row's `cursor`")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
+
+
+class ReviewQueueRowSerializer(PredictionOutputSerializer):
+    cursor = serializers.SerializerMethodField(help_text="pass as `after` for the rows behind this one")
+
+    def get_cursor(self, obj: Any) -> str:
+        from apps.taggers.selectors.predictions import review_cursor
+
+        return review_cursor(obj)
+
+
 class TaggerReviewInputSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, default=None)
     item = IdField()
