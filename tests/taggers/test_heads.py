@@ -445,3 +445,18 @@ def test_finishing_never_overwrites_a_ready_version(trained: TaggerVersion) -> N
         TaggerVersion.Status.READY,
         *before,
     )
+
+
+def test_scoring_drops_and_counts_predictions_of_a_tag_deleted_since_training(
+    world: World, trained: TaggerVersion
+) -> None:
+    from apps.taggers.models import TaggerThreshold
+    from apps.tags.models import Tag
+
+    TagAssignment.objects.filter(tag__name="tag_c").delete()  # what the tag page does first
+    TaggerThreshold.objects.filter(tag__name="tag_c").delete()
+    Tag.objects.filter(name="tag_c").delete()
+    counts = apply.score_items(version=trained, item_ids=world.item_ids)
+    names = set(pred.predictions(version=trained).values_list("tag__name", flat=True))
+    assert counts["tags_unknown"] > 0
+    assert names == {"tag_a", "tag_b"}

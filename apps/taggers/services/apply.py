@@ -29,7 +29,7 @@ from apps.taggers.models import SCALE, Tagger, TaggerVersion
 from apps.taggers.services import versions
 from apps.taggers.services.matrix import matrix_load
 from apps.tags import slots
-from apps.tags.models import TagAssignment, TagSet
+from apps.tags.models import Tag, TagAssignment, TagSet
 from apps.tags.services.assignments import ABSENT, CURRENT, Transition, assignments_write
 from apps.tags.services.operations.apply import lock_items
 
@@ -264,6 +264,20 @@ def score_items(*, version: TaggerVersion, item_ids: Sequence[int]) -> dict[str,
     return _score(version, head, matrix, list(item_ids), None)
 
 
+def _known_tags(version: TaggerVersion, head: Head) -> set[int]:
+    """The head's tags its vocabulary still holds (read before any lock): predictions of a tag
+    deleted since training are dropped and counted (`tags_unknown`), never written."""
+    keys = [int(k) for k in head.keys]
+    known: set[int] = set()
+    for start in range(0, len(keys), 5000):
+        known.update(
+            Tag.objects.filter(
+                pk__in=keys[start : start + 5000], vocabulary_id=version.tagger.vocabulary_id
+            ).values_list("pk", flat=True)
+        )
+    return known
+
+
 def _score(
     version: TaggerVersion, head: Head, matrix: Any, item_ids: list[int], job: Job | None
 ) -> dict[str, int]:
@@ -273,7 +287,7 @@ def _score(
     present = (
         (rows < ids.size) & (ids[np.minimum(rows, max(ids.size - 1, 0))] == wanted) if ids.size else rows < 0
     )
-    counts = {"scored": 0, "changes": 0, "missing_embedding": int((~present).sum())}
+    counts = {"scored": 0, "changes": 0, "tags_unknown": 0, "missing_embedding": int((~present).sum())}
     if job is not None:
         counts = {
             **counts,
@@ -286,10 +300,14 @@ def _score(
         if p and i > cursor
     ]
     floor = float(version.tagger.stored_threshold)
+    known = _known_tags(version, head)
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
         vectors = np.asarray(matrix.vectors[[r for _i, r in batch]], dtype=np.float32)
         predicted = predictions_for(head, vectors, floor)
+        kept = [[(t, c) for t, c in p if t in known] for p in predicted]
+        counts["tags_unknown"] += sum(len(p) for p in predicted) - sum(len(p) for p in kept)
+        predicted = kept
         with transaction.atomic():
             alive = set(MediaItem.objects.filter(pk__in=[i for i, _r in batch]).values_list("pk", flat=True))
             keep = [(i, p) for (i, _r), p in zip(batch, predicted, strict=True) if i in alive]
