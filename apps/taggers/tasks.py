@@ -24,6 +24,14 @@ def cache_task() -> dict[str, int]:
     return matrix.matrix_refresh_all()
 
 
+@shared_task(name="taggers.cache_space", soft_time_limit=3600, time_limit=3600 + 60)
+def cache_space_task(*, space_id: int) -> int:
+    """Adapter: rebuild one space's matrix cache on this host (a search found it stale)."""
+    from apps.taggers.services import matrix
+
+    return matrix.matrix_space_refresh(space_id=space_id)
+
+
 @shared_task(name="taggers.text_queries", soft_time_limit=600, time_limit=660)
 def text_queries_task(*, text_query_ids: list[int]) -> int:
     """Adapter: encode tag names for mapping suggestions in one batch (queue ml_cpu)."""

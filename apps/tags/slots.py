@@ -5,7 +5,8 @@ One module builds and parses them (docs/tags.md#tag-sets):
 * curated: `""` (one curated set per item and vocabulary);
 * source: `src:<MediaSource id>` (tags that arrived with the file), or `src:label:<hash>` (added
   later, keyed by where they came from: the first 32 hex digits of the label's sha256);
-* tagger: `<model>@<version>`;
+* tagger: `<model>@<version>`, or `<model>@<version>:<variant>` for another input of the same
+  version (a scheme's `image_masked:` step writes `…:masked`, docs/taggers.md#outputs);
 * derived: `parent:<item id>` (a transform's parent), `video:<item id>` (a frame's video),
   `profile:<profile id>` (a mapping profile's output, docs/mappings.md#preview-and-apply).
 """
@@ -41,9 +42,9 @@ def derived(*, relation: str, item_id: int) -> str:
     return f"{relation}:{item_id}"
 
 
-def tagger(*, model: str, version: str) -> str:
-    """The slot of a tagger's set."""
-    return f"{model}@{version}"
+def tagger(*, model: str, version: str, variant: str = "") -> str:
+    """The slot of a tagger's set; a `variant` keeps another input's output apart (`masked`)."""
+    return f"{model}@{version}:{variant}" if variant else f"{model}@{version}"
 
 
 MAPPING_PREFIX = f"{MAPPING}:"  # every mapping slot starts so (a query can exclude them)

@@ -287,6 +287,7 @@ CELERY_TASK_ROUTES = {
     "taggers.score": {"queue": "ml_cpu"},
     "taggers.train": {"queue": "ml_cpu"},
     "taggers.cache": {"queue": "ml_cpu"},
+    "taggers.cache_space": {"queue": "ml_cpu"},
     "taggers.*": {"queue": "ml_cpu"},
     "schemes.*": {"queue": "default"},
     "datasets.conform": {"queue": "media"},

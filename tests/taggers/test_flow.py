@@ -39,5 +39,20 @@ def test_a_worker_embeds_in_batches_and_answers_text_search(ml_worker, api, spac
     again = api.post(f"/api/embedding-spaces/{space.pk}/embed", {}, format="json")
     second = _finished(again.json()["job"]["id"])
     assert (second.counts.get("skipped"), ImageEmbedding.objects.count()) == (7, 7)
-    ids = search_ids(q='clip:"a red picture"', viewer=curator)
+    ids = _searched('clip:"a red picture"', curator)
     assert sorted(ids) == sorted(i.pk for i in items)
+
+
+def _searched(q: str, viewer) -> list[int]:
+    """The first search finds no matrix build and queues one (taggers.cache_space, 409
+    taggers.matrix_pending); the worker builds it and a later search answers."""
+    from apps.taggers.services.similarity import MatrixPending
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return search_ids(q=q, viewer=viewer)
+        except MatrixPending:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

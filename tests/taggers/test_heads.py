@@ -401,3 +401,62 @@ def test_review_agreement_counts_accepts_and_rejects(world: World, trained: Tagg
     review.prediction_reject(version=trained, item_id=item_id, tag_id=tag_id)
     stats = {a.name: a for a in pred.review_agreement(version=trained)}
     assert stats["tag_c"].rejected == 1
+
+
+def test_a_taken_over_training_attempt_cannot_finish_or_touch_the_winner(world: World, monkeypatch) -> None:
+    """Attempt 1 stalls after storing its files; the sweeper re-queues the job and attempt 2
+    trains and finishes. Attempt 1 then wakes: fenced off, it writes nothing and deletes only
+    its own folder (docs/taggers.md#versions)."""
+    from apps.jobs.exceptions import JobSuperseded
+
+    version = training.tagger_train(tagger=world.tagger, seed=0)
+    real_store = training._store
+    taken = []
+
+    def store_then_taken_over(*args: Any) -> str:
+        sha = real_store(*args)
+        if not taken:
+            taken.append(True)
+            Job.objects.filter(pk=version.job_id).update(status=Job.Status.QUEUED)  # the sweeper
+            training.train_run(job_id=version.job_id)  # another worker: attempt 2
+        return sha
+
+    monkeypatch.setattr(training, "_store", store_then_taken_over)
+    with pytest.raises(JobSuperseded):
+        training.train_run(job_id=version.job_id)
+    version.refresh_from_db()
+    first = f"taggers/{world.tagger.name}/{version.number}/a1"
+    assert version.status == TaggerVersion.Status.READY
+    assert version.artifact_dir == f"taggers/{world.tagger.name}/{version.number}/a2"
+    assert all(default_storage.exists(f"{version.artifact_dir}/{n}") for n in versions.ARTIFACT_FILES)
+    assert not any(default_storage.exists(f"{first}/{n}") for n in versions.ARTIFACT_FILES)
+    assert Job.objects.get(pk=version.job_id).status == Job.Status.SUCCEEDED
+    assert versions.version_head(version) is not None  # the winner's files load and hash right
+
+
+def test_finishing_never_overwrites_a_ready_version(trained: TaggerVersion) -> None:
+    Job.objects.filter(pk=trained.job_id).update(status=Job.Status.RUNNING)
+    job = Job.objects.get(pk=trained.job_id)
+    before = (trained.artifact_dir, trained.artifact_sha256)
+    with pytest.raises(VersionFrozen):
+        training._finish(trained, job, None, "taggers/elsewhere/a9", "0" * 64, {})
+    trained.refresh_from_db()
+    assert (trained.status, trained.artifact_dir, trained.artifact_sha256) == (
+        TaggerVersion.Status.READY,
+        *before,
+    )
+
+
+def test_scoring_drops_and_counts_predictions_of_a_tag_deleted_since_training(
+    world: World, trained: TaggerVersion
+) -> None:
+    from apps.taggers.models import TaggerThreshold
+    from apps.tags.models import Tag
+
+    TagAssignment.objects.filter(tag__name="tag_c").delete()  # what the tag page does first
+    TaggerThreshold.objects.filter(tag__name="tag_c").delete()
+    Tag.objects.filter(name="tag_c").delete()
+    counts = apply.score_items(version=trained, item_ids=world.item_ids)
+    names = set(pred.predictions(version=trained).values_list("tag__name", flat=True))
+    assert counts["tags_unknown"] > 0
+    assert names == {"tag_a", "tag_b"}

@@ -225,3 +225,26 @@ def test_reader_cannot_train(viewer: Any, space: EmbeddingSpace) -> None:
     client = APIClient()
     client.force_authenticate(viewer)
     assert client.post(f"{URL}{tagger.pk}/train", {}, format="json").status_code == 403
+
+
+def test_run_with_over_100000_ids_is_a_400_too_many(api: Any, space: EmbeddingSpace) -> None:
+    from tests.taggers.wd_fixtures import tagger_make
+
+    tagger = tagger_make("heads-ready", "embedding_head")
+    jobs = Job.objects.count()
+    response = api.post(f"{URL}{tagger.pk}/run", {"items": list(range(1, 100_002))}, format="json")
+    body = response.json()
+    assert response.status_code == 400, body
+    assert body["code"] == "taggers.too_many"
+    assert body["details"] == {"limit": 100_000, "given": 100_001}
+    assert Job.objects.count() == jobs
+
+
+def test_the_service_refuses_over_100000_ids_before_reading_anything(space: EmbeddingSpace) -> None:
+    from apps.core.exceptions import DomainError
+    from tests.taggers.wd_fixtures import tagger_make
+
+    tagger = tagger_make("heads-ready", "embedding_head")
+    with pytest.raises(DomainError) as caught:
+        apply.tagger_run(tagger=tagger, ids=range(1, 100_002))  # type: ignore[arg-type]
+    assert caught.value.code == "taggers.too_many"

@@ -245,3 +245,53 @@ def test_listing_runs_takes_a_fixed_number_of_queries(api, taggers, django_asser
     with django_assert_max_num_queries(12):
         body = api.get("/api/scheme-runs/").json()
     assert [len(r["steps"]) for r in body["results"]] == [3, 3, 3]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_non_finite_param_is_a_400_naming_the_step(api, taggers, number) -> None:
+    import json
+
+    steps = _steps(taggers)
+    steps[2]["params"] = {"general_threshold": "__NUMBER__"}
+    raw = json.dumps({"name": "s1", "definition": {"steps": steps}}).replace('"__NUMBER__"', number)
+    response = api.post("/api/tagging-schemes/", data=raw, content_type="application/json")
+    body = response.json()
+    assert response.status_code == 400, body
+    assert body["code"] == "taggers.scheme_invalid", body
+    assert body["details"] == {"step": "picture", "field": "params"}
+    assert SchemeDefinition.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("index", "params", "field"),
+    [
+        (2, {"general_threshold": 1.5}, "general_threshold"),
+        (2, {"mcut_general": "yes"}, "mcut_general"),
+        (2, {"batch_size": 0}, "batch_size"),
+        (0, {"boxes": [[0.5, 0.0, 0.2, 1.0]]}, "boxes"),
+        (0, {"iou": True}, "iou"),
+        (0, {"extra": {"deep": [1e308, {"x": float("inf")}]}}, "params.extra.deep[1].x"),
+        (4, {"max_tokens": 10**9}, "max_tokens"),
+    ],
+)
+def test_known_params_are_type_and_range_checked(taggers, index, params, field) -> None:
+    from apps.taggers.services.schemes import SchemeInvalid, scheme_create
+
+    steps = _steps(taggers)
+    steps[index]["params"] = params
+    with pytest.raises(SchemeInvalid) as caught:
+        scheme_create(name="s1", body={"steps": steps})
+    assert caught.value.details == {"step": steps[index]["key"], "field": "params"}
+    assert field in caught.value.message
+
+
+def test_a_nan_in_the_page_form_is_refused_naming_the_step(taggers) -> None:
+    import json
+
+    from apps.taggers.services.schemes import SchemeInvalid, scheme_create
+
+    steps = _steps(taggers)
+    steps[0]["params"]["conf"] = "__NAN__"
+    body = json.loads(json.dumps({"steps": steps}).replace('"__NAN__"', "NaN"))  # what the page parses
+    with pytest.raises(SchemeInvalid, match="Step 'persons'"):
+        scheme_create(name="s1", body=body)

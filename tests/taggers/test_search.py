@@ -28,6 +28,7 @@ def library(space: EmbeddingSpace) -> dict[str, list[int]]:
     job = spaces.space_embed(space=space)
     embeddings.embed_run(job_id=job.pk)
     assert Job.objects.get(pk=job.pk).status == "succeeded"
+    matrix.matrix_space_refresh(space_id=space.pk)  # what the taggers.cache_space worker does
     return found
 
 
@@ -76,6 +77,7 @@ def test_a_blob_of_the_wrong_size_is_refused(space: EmbeddingSpace, library) -> 
     from apps.taggers.engine.base import EmbeddingSpaceMismatch
 
     ImageEmbedding.objects.filter(item_id=library["red"][0]).update(vector=b"\0" * 10)
+    matrix.matrix_drop(space_id=space.pk)  # the fixture built it already
     with pytest.raises(EmbeddingSpaceMismatch):
         matrix.matrix_load(space=space)
 
@@ -163,3 +165,49 @@ def test_the_api_pages_a_ranked_search_in_rank_order(space: EmbeddingSpace, libr
     expected = search_ids(q=f"similar:{red[0]},emb,4", viewer=None)
     assert ids == expected
     assert ids[0] == red[0]
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[str, dict]]:
+    """Tasks the web process hands to the broker (recorded, not sent)."""
+    from celery import current_app
+
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, kwargs=None, **_: calls.append((name, kwargs)))
+    return calls
+
+
+def test_without_a_matrix_build_search_is_a_409_and_queues_one(
+    space: EmbeddingSpace, library, api, sent
+) -> None:
+    matrix.matrix_drop(space_id=space.pk)
+    response = api.get("/api/media/", {"q": f"similar:{library['red'][0]},emb,4"})
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "taggers.matrix_pending"
+    assert sent == [("taggers.cache_space", {"space_id": space.pk})]
+    assert not (matrix.cache_dir(space.pk) / "manifest.json").exists()  # nothing built in the request
+
+
+def test_a_stale_build_answers_as_it_is_and_queues_one_rebuild(
+    space: EmbeddingSpace, library, curator, sent
+) -> None:
+    before = _manifest(space)
+    extra = make_item(data=factories.solid_png(RED, seed=99))
+    ImageEmbedding.objects.create(
+        item=extra,
+        space=space,
+        vector=matrix.decode_blob(
+            ImageEmbedding.objects.get(item_id=library["red"][0], space=space).vector, space.dim
+        ).tobytes(),
+    )
+    EmbeddingSpace.objects.filter(pk=space.pk).update(embedding_count=13)  # as an embed job does
+    first = search_ids(q=f"similar:{library['red'][0]},emb,5", viewer=curator)
+    second = search_ids(q=f"similar:{library['red'][0]},emb,5", viewer=curator)
+    assert extra.pk not in first
+    assert first == second
+    assert _manifest(space)["build"] == before["build"]
+    assert sent == [("taggers.cache_space", {"space_id": space.pk})]  # once per minute and host
+    from apps.taggers.tasks import cache_space_task
+
+    assert cache_space_task(space_id=space.pk) == 13
+    assert extra.pk in search_ids(q=f"similar:{library['red'][0]},emb,5", viewer=curator)

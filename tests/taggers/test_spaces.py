@@ -165,6 +165,19 @@ def test_the_embed_endpoint_answers_202_with_the_job(api, space: EmbeddingSpace)
     assert response.json()["job"]["kind"] == "taggers.embed"
 
 
+def test_embedding_another_selection_while_one_runs_is_a_409(api, space: EmbeddingSpace) -> None:
+    url = f"/api/embedding-spaces/{space.pk}/embed"
+    first = api.post(url, {"query": "rating:g"}, format="json").json()["job"]["id"]
+    same = api.post(url, {"query": "rating:g"}, format="json")
+    other = api.post(url, {"query": "rating:e"}, format="json")
+    assert same.status_code == 202
+    assert same.json()["job"]["id"] == first  # the same selection: the running job
+    assert other.status_code == 409
+    assert other.json()["code"] == "taggers.embed_running"
+    assert other.json()["details"] == {"job": first}
+    assert Job.objects.filter(kind="taggers.embed").count() == 1
+
+
 def test_a_bad_embed_query_is_a_400(api, space: EmbeddingSpace) -> None:
     response = api.post(f"/api/embedding-spaces/{space.pk}/embed", {"query": "width:abc"}, format="json")
     assert response.status_code == 400

@@ -12,10 +12,20 @@ from apps.taggers.selectors.schemes import crontab_text
 from apps.taggers.services.scheme_runs import EXPLICIT_MAX
 
 
+class DefinitionField(serializers.JSONField):
+    """The parsed definition as it came: its validation (NaN and Infinity included) is the
+    scheme service's, whose 400 names the step (DRF's check would name none)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if getattr(data, "is_json_string", False):  # a form field: JSON text
+            return super().to_internal_value(data)
+        return data
+
+
 class SchemeInputSerializer(serializers.Serializer):
     name = serializers.SlugField(max_length=64)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    definition = serializers.JSONField(help_text='{"steps": [{"key", "tagger", "version", "input", …}]}')
+    definition = DefinitionField(help_text='{"steps": [{"key", "tagger", "version", "input", …}]}')
 
 
 class SchemeOutputSerializer(serializers.ModelSerializer):

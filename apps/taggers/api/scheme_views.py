@@ -9,6 +9,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,9 +22,17 @@ RUN_PERMS = ["taggers.add_schemerun"]
 SCHEDULE_PERMS = ["taggers.add_schemeschedule"]
 
 
+class DefinitionJSONParser(JSONParser):
+    """JSON that may spell NaN or Infinity: the definition's validation then refuses them with a
+    400 naming the step (a strict parse would refuse them naming nothing)."""
+
+    strict = False
+
+
 class TaggingSchemeViewSet(viewsets.ModelViewSet):
     """Schemes: a DAG of tagger steps. Reads need a signed-in user; writes the model permissions."""
 
+    parser_classes = [DefinitionJSONParser, FormParser, MultiPartParser]
     serializer_class = s.SchemeOutputSerializer
     queryset = TaggingScheme.objects.all()
     lookup_value_regex = "[0-9]+"

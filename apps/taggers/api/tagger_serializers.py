@@ -83,7 +83,8 @@ class TrainInputSerializer(serializers.Serializer):
 
 class TaggerRunInputSerializer(serializers.Serializer):
     query = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
-    items = serializers.ListField(child=IdField(), required=False, default=None, max_length=100_000)
+    # At most 100,000 ids: the service refuses more (taggers.too_many).
+    items = serializers.ListField(child=IdField(), required=False, default=None)
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, default=None)
 
 
@@ -126,6 +127,20 @@ class PredictionOutputSerializer(serializers.Serializer):
 
     def get_threshold(self, obj: Any) -> float:
         return obj.threshold / 10_000
+
+
+class ReviewQueueQuerySerializer(serializers.Serializer):
+    after = serializers.CharField(required=False, default="", max_length=80, help_text="a row's `cursor`")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
+
+
+class ReviewQueueRowSerializer(PredictionOutputSerializer):
+    cursor = serializers.SerializerMethodField(help_text="pass as `after` for the rows behind this one")
+
+    def get_cursor(self, obj: Any) -> str:
+        from apps.taggers.selectors.predictions import review_cursor
+
+        return review_cursor(obj)
 
 
 class TaggerReviewInputSerializer(serializers.Serializer):

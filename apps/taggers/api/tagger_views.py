@@ -149,12 +149,16 @@ class TaggerViewSet(
         )
         return Response(s.PredictionOutputSerializer(rows, many=True).data)
 
-    @extend_schema(responses=s.PredictionOutputSerializer(many=True))
+    @extend_schema(parameters=[s.ReviewQueueQuerySerializer], responses=s.ReviewQueueRowSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="review")
     def review_queue(self, request: Request, pk: str) -> Response:
-        """The next undecided predictions of the active version, most uncertain first."""
+        """The next undecided predictions of the active version, most uncertain first;
+        keyset-paged: `after` = the last row's `cursor`."""
+        query = _parse(s.ReviewQueueQuerySerializer, request.query_params)
+        after = selectors.review_cursor_parse(query["after"]) if query["after"] else None
         version = selectors.version_for(tagger=self.get_object(), number=None)
-        return Response(s.PredictionOutputSerializer(selectors.review_queue(version=version), many=True).data)
+        rows = selectors.review_queue(version=version, limit=query["limit"], after=after)
+        return Response(s.ReviewQueueRowSerializer(rows, many=True).data)
 
     @extend_schema(request=s.TaggerReviewInputSerializer, responses=dict)
     @action(detail=True, methods=["post"], url_path="review/accept")

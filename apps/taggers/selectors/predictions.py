@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Abs, Cast, Coalesce
 
-from apps.core.exceptions import NotFoundError
+from apps.core.exceptions import DomainError, NotFoundError
 from apps.taggers.models import SCALE, Tagger, TaggerThreshold, TaggerVersion
 from apps.tags import slots
 from apps.tags.models import TagAssignment, TagSet
@@ -97,10 +97,38 @@ def _curated(state: int) -> Any:
     )
 
 
-def review_queue(*, version: TaggerVersion, limit: int = REVIEW_PAGE) -> list[TagAssignment]:
+ReviewKey = tuple[int, int, int, int]  # (uncertainty, disagrees 1/0, item, tag) of a queue row
+
+
+def review_cursor(row: Any) -> str:
+    """The keyset position of a review-queue row: pass it as `after` for the rows behind it."""
+    return f"{int(row.uncertainty)}.{int(bool(row.disagrees))}.{row.media_item_id}.{row.tag_id}"
+
+
+def review_cursor_parse(text: str) -> ReviewKey:
+    """`<uncertainty>.<disagrees>.<item>.<tag>` (from `review_cursor`) or DomainError."""
+    parts = text.split(".")
+    if (
+        len(parts) != 4
+        or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts)
+        or parts[1] not in "01"
+    ):
+        raise DomainError(
+            "`after` is the `cursor` of a review-queue row.",
+            code="taggers.bad_cursor",
+            details={"after": text[:100]},
+        )
+    u, d, i, t = (int(p) for p in parts)
+    return u, d, i, t
+
+
+def review_queue(
+    *, version: TaggerVersion, limit: int = REVIEW_PAGE, after: ReviewKey | None = None
+) -> list[TagAssignment]:
     """Undecided predictions (no curated row for the item and tag yet), the most uncertain first
     (confidence nearest the threshold), then those where the item has a curated set that lacks
-    the tag (a disagreement a person's answer settles)."""
+    the tag (a disagreement a person's answer settles). Keyset-paged: `after` is the last row's
+    key (`review_cursor`); no OFFSET, so a deep page costs what the first does."""
     has_curated = Exists(
         TagSet.objects.filter(media_item_id=OuterRef("media_item_id"), kind=TagSet.Kind.CURATED)
     )
@@ -116,9 +144,13 @@ def review_queue(*, version: TaggerVersion, limit: int = REVIEW_PAGE) -> list[Ta
         .annotate(
             uncertainty=Abs(Cast(F("confidence"), IntegerField()) - F("threshold")), disagrees=has_curated
         )
-        .order_by("uncertainty", "-disagrees", "media_item_id", "tag_id")
     )
-    return list(rows[:limit])
+    if after is not None:
+        u, d, i, t = after
+        tail = Q(media_item_id__gt=i) | Q(media_item_id=i, tag_id__gt=t)
+        same = (Q(disagrees=False) | (Q(disagrees=True) & tail)) if d else (Q(disagrees=False) & tail)
+        rows = rows.filter(Q(uncertainty__gt=u) | (Q(uncertainty=u) & same))
+    return list(rows.order_by("uncertainty", "-disagrees", "media_item_id", "tag_id")[:limit])
 
 
 @dataclass(frozen=True)
@@ -140,22 +172,29 @@ class Agreement:
 
 def review_agreement(*, version: TaggerVersion) -> list[Agreement]:
     """Per tag: precision and recall of the version's effective predictions against what people
-    decided in curated sets (accept = current, reject = tombstone), over the items it scored."""
-    rows = predictions(version=version).annotate(cur=_curated(CURRENT), gone=_curated(DELETED))
-    stats: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
-    for tag_id, name, effective, cur, gone in rows.values_list(
-        "tag_id", "tag__name", "effective", "cur", "gone"
-    ):
-        entry = stats.setdefault(tag_id, [0, 0, 0])
-        names[tag_id] = name
-        if effective and cur:
-            entry[0] += 1
-        elif effective and gone:
-            entry[1] += 1
-        elif not effective and cur:
-            entry[2] += 1
-    return [Agreement(t, names[t], *v) for t, v in sorted(stats.items(), key=lambda kv: names[kv[0]])]
+    decided in curated sets (accept = current, reject = tombstone), over the items it scored.
+    One grouped SQL aggregate: the rows never reach Python."""
+    effective = Q(confidence__gte=F("threshold"))
+
+    def count(when: Q) -> Sum:
+        return Sum(Case(When(when, then=Value(1)), default=Value(0), output_field=IntegerField()))
+
+    rows = (
+        predictions(version=version)
+        .annotate(cur=_curated(CURRENT), gone=_curated(DELETED))
+        .order_by()
+        .values("tag_id", "tag__name")
+        .annotate(
+            accepted=count(effective & Q(cur=True)),
+            rejected=count(effective & Q(cur=False, gone=True)),
+            missed=count(~effective & Q(cur=True)),
+        )
+        .order_by("tag__name", "tag_id")
+    )
+    return [
+        Agreement(r["tag_id"], r["tag__name"], int(r["accepted"]), int(r["rejected"]), int(r["missed"]))
+        for r in rows
+    ]
 
 
 def predictions_page(

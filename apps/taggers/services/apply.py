@@ -13,7 +13,8 @@ from a tagger set stay removed. Curated sets are never written here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from apps.taggers.models import SCALE, Tagger, TaggerVersion
 from apps.taggers.services import versions
 from apps.taggers.services.matrix import matrix_load
 from apps.tags import slots
-from apps.tags.models import TagAssignment, TagSet
+from apps.tags.models import Tag, TagAssignment, TagSet
 from apps.tags.services.assignments import ABSENT, CURRENT, Transition, assignments_write
 from apps.tags.services.operations.apply import lock_items
 
@@ -41,7 +42,8 @@ SCORE_TASK = "taggers.score"
 SCORE_KIND = "taggers.score"
 MAX_PER_ITEM = 512
 BATCH = 1000
-MAX_IDS = 1_000_000
+MAX_IDS = 1_000_000  # items per run (a query or a selection)
+MAX_EXPLICIT_IDS = 100_000  # ids given one by one
 TAGGER = TagSet.Kind.TAGGER
 Via = TagAssignment.Via
 
@@ -59,7 +61,7 @@ def _target_ids(
         )
     base = MediaItem.objects.all() if items is None else items
     if ids is not None:
-        base = base.filter(pk__in=[int(i) for i in ids])
+        base = base.filter(pk__in=_explicit(ids))
     if query:
         from apps.search.query import QueryError, search_queryset
 
@@ -71,6 +73,20 @@ def _target_ids(
     if len(found) > MAX_IDS:
         raise DomainError(f"At most {MAX_IDS:,} items per run; narrow the query.", code="taggers.too_many")
     return [int(i) for i in found]
+
+
+def _explicit(ids: Sequence[int]) -> list[int]:
+    """Explicit item ids: at most MAX_EXPLICIT_IDS whole numbers (400 otherwise)."""
+    if len(ids) > MAX_EXPLICIT_IDS:
+        raise DomainError(
+            f"At most {MAX_EXPLICIT_IDS:,} item ids per run ({len(ids):,} given); use a query or a "
+            "dataset for more.",
+            code="taggers.too_many",
+            details={"limit": MAX_EXPLICIT_IDS, "given": len(ids)},
+        )
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+        raise DomainError("Item ids must be positive whole numbers.", code="taggers.bad_ids")
+    return list(ids)
 
 
 def _version_to_run(tagger: Tagger, number: int | None) -> TaggerVersion:
@@ -104,6 +120,8 @@ def tagger_run(
     actor: Any = None,
 ) -> Job:
     """Start a scoring job for the active (or given ready) version over the target items."""
+    if ids is not None:
+        _explicit(ids)  # before anything else: a list too long is refused at once
     chosen = _version_to_run(tagger, version)
     target = _target_ids(query=query, ids=ids, items=items)
     return job_services.job_start(
@@ -130,40 +148,66 @@ def predictions_for(head: Head, vectors: np.ndarray, floor: float) -> list[list[
     return out
 
 
-def _sets(version: TaggerVersion, item_ids: Sequence[int], floor: float) -> dict[int, int]:
-    slot = version_slot(version)
-    tagger = version.tagger
+@dataclass(frozen=True)
+class Replaced:
+    """What `sets_replace` wrote: assignment changes and tagger sets it created."""
+
+    changes: int
+    sets_created: int
+
+
+def _sets(
+    tagger: Tagger, version: TaggerVersion, slot: str, item_ids: Sequence[int]
+) -> tuple[dict[int, int], int]:
+    """The items' tagger sets in `slot` (created when missing), row-locked: item → set id."""
     lookup = {
-        "media_item_id__in": item_ids,
+        "media_item_id__in": list(item_ids),
         "kind": TAGGER,
         "vocabulary_id": tagger.vocabulary_id,
         "slot": slot,
     }
     existing = set(TagSet.objects.filter(**lookup).values_list("media_item_id", flat=True))
+    missing = [i for i in item_ids if i not in existing]
     TagSet.objects.bulk_create(
         [
             TagSet(
                 media_item_id=i, kind=TAGGER, vocabulary_id=tagger.vocabulary_id, slot=slot,
                 tagger_model=tagger.name[:100], tagger_version=str(version.number),
-                stored_threshold=round(floor * SCALE), origin_label=f"tagger {slot}"[:200],
+                stored_threshold=round(float(tagger.stored_threshold) * SCALE),
+                origin_label=f"tagger {slot}"[:200],
             )
-            for i in item_ids
-            if i not in existing
+            for i in missing
         ],
         batch_size=1000,
+        ignore_conflicts=True,
     )  # fmt: skip
-    return dict(TagSet.objects.filter(**lookup).values_list("media_item_id", "pk"))
+    sets = dict(
+        TagSet.objects.select_for_update().filter(**lookup).order_by("pk").values_list("media_item_id", "pk")
+    )
+    return sets, len(missing)
 
 
-def batch_write(
-    *, version: TaggerVersion, item_ids: Sequence[int], predicted: Sequence[Sequence[tuple[int, int]]]
-) -> int:
-    """Make the items' sets of this version equal `predicted` (caller's transaction); returns
-    the assignment changes written (0 on a re-run)."""
-    ids = list(item_ids)
-    lock_items(sorted(ids))
-    floor = float(version.tagger.stored_threshold)
-    sets = _sets(version, ids, floor)
+def sets_replace(
+    *,
+    tagger: Tagger,
+    version: TaggerVersion,
+    wanted: Mapping[int, Sequence[tuple[int, int]]],
+    slot: str | None = None,
+    actor_id: int | None = None,
+) -> Replaced:
+    """Make each item's tagger set of this version (`slot`, default `<tagger>@<version>`) hold
+    exactly `wanted` ({item: [(tag id, confidence in 1/10000), …] best first}), in the caller's
+    transaction: predictions that went away are deleted, a changed confidence is deleted and
+    inserted again, and a row a person removed (DELETED) stays removed. The one path of heads
+    (`taggers.score`) and scheme steps (`taggers.wd`), docs/taggers.md#applying.
+
+    Lock order (docs/taggers.md#applying): the items, then their sets, then (in
+    `assignments_write`) the tags; the tags must exist already (create them before calling)."""
+    ids = sorted(wanted)
+    if not ids:
+        return Replaced(0, 0)
+    lock_items(ids)
+    sets, created = _sets(tagger, version, slot or version_slot(version), ids)
     rows: dict[int, dict[int, tuple[int, int | None]]] = {s: {} for s in sets.values()}
     for set_id, tag_id, state, confidence in TagAssignment.objects.filter(
         tagset_id__in=list(sets.values())
@@ -171,27 +215,24 @@ def batch_write(
         rows[set_id][tag_id] = (state, confidence)
     first: list[Transition] = []
     again: list[Transition] = []  # rows whose confidence changed: removed, then inserted anew
-    for item_id, wanted in zip(ids, predicted, strict=True):
+    for item_id in ids:
         set_id = sets[item_id]
         have = rows[set_id]
-        want = dict(wanted)
+        want: dict[int, tuple[int, int]] = {}
+        for tag_id, confidence in wanted[item_id]:
+            if tag_id not in want:  # two names of one tag: the first (best) wins
+                want[tag_id] = (len(want), confidence)
         for tag_id, (state, confidence) in have.items():
-            if state == CURRENT and (tag_id not in want or want[tag_id] != confidence):
+            if state == CURRENT and (tag_id not in want or want[tag_id][1] != confidence):
                 first.append(Transition(set_id, tag_id, item_id, CURRENT, ABSENT))
-        for position, (tag_id, confidence) in enumerate(wanted):
+        for tag_id, (position, confidence) in want.items():
             row = have.get(tag_id)
             if row is not None and row[0] != CURRENT:
                 continue  # a person removed it from this set: it stays removed
             insert = Transition(
-                set_id,
-                tag_id,
-                item_id,
-                ABSENT,
-                CURRENT,
-                position=position,
-                via=Via.TAGGER,
-                confidence=confidence,
-            )
+                set_id, tag_id, item_id, ABSENT, CURRENT,
+                position=position, via=Via.TAGGER, confidence=confidence,
+            )  # fmt: skip
             if row is None:
                 first.append(insert)
             elif row[1] != confidence:
@@ -199,8 +240,19 @@ def batch_write(
     changes = 0
     for transitions in (first, again):
         if transitions:
-            changes += assignments_write(transitions, kind=TAGGER, operation_id=None, actor_id=None).changes
-    return changes
+            changes += assignments_write(
+                transitions, kind=TAGGER, operation_id=None, actor_id=actor_id
+            ).changes
+    return Replaced(changes, created)
+
+
+def batch_write(
+    *, version: TaggerVersion, item_ids: Sequence[int], predicted: Sequence[Sequence[tuple[int, int]]]
+) -> int:
+    """Make the items' sets of this version equal `predicted` (caller's transaction); returns
+    the assignment changes written (0 on a re-run)."""
+    wanted = dict(zip(item_ids, predicted, strict=True))
+    return sets_replace(tagger=version.tagger, version=version, wanted=wanted).changes
 
 
 def score_items(*, version: TaggerVersion, item_ids: Sequence[int]) -> dict[str, int]:
@@ -212,6 +264,20 @@ def score_items(*, version: TaggerVersion, item_ids: Sequence[int]) -> dict[str,
     return _score(version, head, matrix, list(item_ids), None)
 
 
+def _known_tags(version: TaggerVersion, head: Head) -> set[int]:
+    """The head's tags its vocabulary still holds (read before any lock): predictions of a tag
+    deleted since training are dropped and counted (`tags_unknown`), never written."""
+    keys = [int(k) for k in head.keys]
+    known: set[int] = set()
+    for start in range(0, len(keys), 5000):
+        known.update(
+            Tag.objects.filter(
+                pk__in=keys[start : start + 5000], vocabulary_id=version.tagger.vocabulary_id
+            ).values_list("pk", flat=True)
+        )
+    return known
+
+
 def _score(
     version: TaggerVersion, head: Head, matrix: Any, item_ids: list[int], job: Job | None
 ) -> dict[str, int]:
@@ -221,7 +287,7 @@ def _score(
     present = (
         (rows < ids.size) & (ids[np.minimum(rows, max(ids.size - 1, 0))] == wanted) if ids.size else rows < 0
     )
-    counts = {"scored": 0, "changes": 0, "missing_embedding": int((~present).sum())}
+    counts = {"scored": 0, "changes": 0, "tags_unknown": 0, "missing_embedding": int((~present).sum())}
     if job is not None:
         counts = {
             **counts,
@@ -234,10 +300,14 @@ def _score(
         if p and i > cursor
     ]
     floor = float(version.tagger.stored_threshold)
+    known = _known_tags(version, head)
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
         vectors = np.asarray(matrix.vectors[[r for _i, r in batch]], dtype=np.float32)
         predicted = predictions_for(head, vectors, floor)
+        kept = [[(t, c) for t, c in p if t in known] for p in predicted]
+        counts["tags_unknown"] += sum(len(p) for p in predicted) - sum(len(p) for p in kept)
+        predicted = kept
         with transaction.atomic():
             alive = set(MediaItem.objects.filter(pk__in=[i for i, _r in batch]).values_list("pk", flat=True))
             keep = [(i, p) for (i, _r), p in zip(batch, predicted, strict=True) if i in alive]

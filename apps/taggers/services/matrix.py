@@ -6,6 +6,10 @@ database's row count or highest embedding id for the space differs from the mani
 rebuilt on the next read (only the new rows are fetched when rows were only added), written to
 a new folder and published by replacing the manifest atomically, so readers never see a half
 build. Reads are memory-mapped. Needs numpy only (web processes may use it).
+
+Web requests never build: `matrix_published` opens the last published build as it is and says
+whether it is stale by comparing its row count with `EmbeddingSpace.embedding_count` (no
+aggregate over the space's rows); the rebuild is a worker's (`taggers.cache_space`).
 """
 
 from __future__ import annotations
@@ -164,6 +168,20 @@ def _build(space: EmbeddingSpace, folder: Path, old: Matrix | None) -> dict[str,
     return manifest
 
 
+def matrix_published(*, space: EmbeddingSpace) -> tuple[Matrix | None, bool]:
+    """The last build published on this host, read as it is (never built here), and whether
+    it is stale: its row count differs from the space's `embedding_count` (the caller's fresh
+    row; O(1), no query). (None, True) when there is no usable build yet."""
+    folder = cache_dir(space.pk)
+    manifest = _manifest(folder)
+    if manifest is None or manifest.get("dim") != space.dim:
+        return None, True
+    found = _open(folder, manifest)
+    if found is None:
+        return None, True
+    return found, int(manifest.get("row_count", -1)) != int(space.embedding_count)
+
+
 def matrix_load(*, space: EmbeddingSpace) -> Matrix:
     """The space's vectors and item ids, rebuilt first when stale (one builder per host)."""
     folder = cache_dir(space.pk)
@@ -194,6 +212,13 @@ def _only_added(space_id: int, old: Matrix, state: tuple[int, int]) -> bool:
 
 def matrix_drop(*, space_id: int) -> None:
     shutil.rmtree(cache_dir(space_id), ignore_errors=True)
+
+
+def matrix_space_refresh(*, space_id: int) -> int:
+    """Rebuild one space's cache on this host when stale (`taggers.cache_space`); its rows (0
+    when the space is gone)."""
+    space = EmbeddingSpace.objects.filter(pk=space_id).first()
+    return 0 if space is None else len(matrix_load(space=space))
 
 
 def matrix_refresh_all() -> dict[str, int]:

@@ -118,6 +118,13 @@ def schedule_delete(*, schedule: SchemeSchedule) -> None:
     schedule.delete()
 
 
+def _scheme_lock(scheme_id: int) -> bool:
+    """Row-lock the scheme (caller's transaction); False when it is gone."""
+    return bool(
+        list(TaggingScheme.objects.select_for_update().filter(pk=scheme_id).values_list("pk", flat=True))
+    )
+
+
 def schemes_tick(*, now: datetime | None = None) -> list[int]:
     """Create a run for every due schedule (beat, every minute); returns the new runs' ids."""
     now = now or timezone.now()
@@ -130,15 +137,20 @@ def schemes_tick(*, now: datetime | None = None) -> list[int]:
     due = list(
         SchemeSchedule.objects.filter(enabled=True, next_run_at__lte=now)
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "scheme_id")
     )
     created = []
-    for schedule_id in due:
+    for schedule_id, scheme_id in due:
         with transaction.atomic():
+            # The scheme row first, then the schedule: the order scheme_run_start and
+            # scheme_delete take them in, so two beats (or a beat and a delete) queue on the
+            # scheme instead of one holding the schedule while waiting for the other.
+            if not _scheme_lock(scheme_id):
+                continue
             schedule = (
                 SchemeSchedule.objects.select_for_update()
                 .select_related("scheme", "crontab")
-                .filter(pk=schedule_id, enabled=True, next_run_at__lte=now)
+                .filter(pk=schedule_id, scheme_id=scheme_id, enabled=True, next_run_at__lte=now)
                 .first()
             )
             if schedule is None:

@@ -325,7 +325,9 @@ def _context(row: StepRun) -> scheme_steps.StepContext:
 def _batch_commit(
     row_id: int, ctx: scheme_steps.StepContext, result: scheme_steps.BatchResult, cursor: int
 ) -> StepRun:
-    """Outputs, markers and the StepRun's counters of one batch, in one transaction."""
+    """Outputs, markers and the StepRun's counters of one batch, in one transaction (the tags it
+    needs are created just before, outside it: docs/taggers.md#outputs)."""
+    scheme_steps.batch_prepare(ctx, result)
     with transaction.atomic():
         row = StepRun.objects.select_for_update().select_related("run").get(pk=row_id)
         part = scheme_steps.batch_write(ctx, result, row.run.created_by_id)

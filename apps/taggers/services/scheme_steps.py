@@ -34,9 +34,8 @@ from apps.taggers import conf
 from apps.taggers.engine.base import BackendSpec, ModelNotProvisioned
 from apps.taggers.engine.captioner import prompt_sha256, render
 from apps.taggers.models import Caption, Region, StepOutput, Tagger, TaggerVersion, quantize
-from apps.taggers.services.scheme_outputs import tagger_sets_write
+from apps.taggers.services.scheme_outputs import Resolved, step_slot, tag_names_resolve, tagger_sets_write
 from apps.taggers.services.schemes import Step, character_step
-from apps.tags import slots
 from apps.tags.models import TagAssignment, TagSet
 
 logger = logging.getLogger(__name__)
@@ -65,6 +64,7 @@ class BatchResult:
     outputs: dict[int, Any] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
     sent: int = 0  # inputs handed to the backend (images, crops or prompts)
+    resolved: Resolved | None = None  # WD names → tag ids, from `batch_prepare`
 
 
 def step_fingerprint(step: Step, steps: dict[str, Step], versions: dict[str, TaggerVersion]) -> str:
@@ -198,11 +198,14 @@ def regions_of(version: TaggerVersion, ids: Sequence[int]) -> dict[int, list[Reg
     return out
 
 
-def step_tags(tagger: Tagger, version: TaggerVersion, ids: Sequence[int]) -> dict[int, list[str]]:
-    """A tagging step's tags per item (the tagger set of that version), best first, display names."""
+def step_tags(
+    tagger: Tagger, version: TaggerVersion, ids: Sequence[int], source: str = "image"
+) -> dict[int, list[str]]:
+    """A tagging step's tags per item (the tagger set of that version and input), best first,
+    display names."""
     from apps.taggers.engine.wd import display_name
 
-    slot = slots.tagger(model=tagger.name, version=str(version.number))
+    slot = step_slot(tagger, version, source)
     rows = (
         TagAssignment.objects.filter(
             media_item_id__in=ids,
@@ -278,7 +281,9 @@ def _prompts(ctx: StepContext, ids: list[int]) -> dict[int, list[tuple[Region | 
     step, steps = ctx.step, ctx.steps
     tag_steps = sorted({arg for name, arg in _placeholders(step.prompt) if name == "tags" and arg})
     taggers = {t.pk: t for t in Tagger.objects.filter(pk__in=[steps[s].tagger_id for s in tag_steps])}
-    tags = {s: step_tags(taggers[steps[s].tagger_id], ctx.versions[s], ids) for s in tag_steps}
+    tags = {
+        s: step_tags(taggers[steps[s].tagger_id], ctx.versions[s], ids, steps[s].source) for s in tag_steps
+    }
     out: dict[int, list[tuple[Region | None, str]]] = {}
     if step.source != "regions":
         for i in ids:
@@ -353,8 +358,16 @@ def batch_compute_retrying(ctx: StepContext, ids: Sequence[int], attempts: int =
 # --- write ----------------------------------------------------------------------------------------
 
 
+def batch_prepare(ctx: StepContext, result: BatchResult) -> None:
+    """Before the batch's transaction: the tags a WD step on the whole image will write, created
+    now in an open vocabulary, so the transaction locks items, sets, then tags in that order."""
+    if ctx.step.kind == Tagger.Kind.WD_ONNX and ctx.step.source != "regions":
+        result.resolved = tag_names_resolve(ctx.tagger, result.outputs)
+
+
 def batch_write(ctx: StepContext, result: BatchResult, actor_id: int | None) -> dict[str, int]:
-    """Write the batch's outputs and markers (caller's transaction); returns counters."""
+    """Write the batch's outputs and markers (caller's transaction, after `batch_prepare`);
+    returns counters."""
     step = ctx.step
     counts = {"items_done": 0, "items_failed": len(result.errors), "sent": result.sent}
     if step.kind == Tagger.Kind.DETECTOR:
@@ -362,7 +375,18 @@ def batch_write(ctx: StepContext, result: BatchResult, actor_id: int | None) -> 
     elif step.kind == Tagger.Kind.WD_ONNX and step.source == "regions":
         counts["regions"] = _write_region_labels(ctx, result.outputs)
     elif step.kind == Tagger.Kind.WD_ONNX:
-        counts.update(tagger_sets_write(ctx.tagger, ctx.version, result.outputs, actor_id=actor_id))
+        if result.resolved is None:
+            raise RuntimeError("batch_prepare must run before batch_write")
+        counts.update(
+            tagger_sets_write(
+                ctx.tagger,
+                ctx.version,
+                result.outputs,
+                result.resolved,
+                source=step.source,
+                actor_id=actor_id,
+            )
+        )
     elif step.kind == Tagger.Kind.CAPTIONER:
         counts["captions"] = _write_captions(ctx, result.outputs)
     details = {i: _detail(step, out) for i, out in result.outputs.items()}

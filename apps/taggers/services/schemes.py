@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,99 @@ def _version(step: str, tagger: Tagger, raw: Any) -> str | int:
     return raw
 
 
+# Known step params per kind and their checks (docs/taggers.md#tagging-schemes): each returns an
+# error message or "". Other params pass to the backend as they are (finite numbers only).
+MAX_PARAM_DEPTH = 8
+MAX_BOXES = 100
+
+
+def _unit(value: Any) -> str:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    return "" if ok else "must be a number from 0 to 1"
+
+
+def _flag(value: Any) -> str:
+    return "" if isinstance(value, bool) else "must be true or false"
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        return "" if ok else f"must be a whole number from {low} to {high}"
+
+    return check
+
+
+def _text(limit: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        return (
+            ""
+            if isinstance(value, str) and len(value) <= limit
+            else f"must be text of at most {limit} characters"
+        )
+
+    return check
+
+
+def _boxes(value: Any) -> str:
+    wrong = (
+        f"must be a list of at most {MAX_BOXES} boxes [x0, y0, x1, y1, label?] in fractions 0–1, "
+        "x0 < x1, y0 < y1"
+    )
+    if not isinstance(value, list) or len(value) > MAX_BOXES:
+        return wrong
+    for box in value:
+        if not isinstance(box, list) or len(box) not in (4, 5) or any(_unit(v) for v in box[:4]):
+            return wrong
+        if not (box[0] < box[2] and box[1] < box[3]) or (len(box) == 5 and _text(200)(box[4])):
+            return wrong
+    return ""
+
+
+PARAM_CHECKS: dict[str, dict[str, Callable[[Any], str]]] = {
+    Tagger.Kind.WD_ONNX: {
+        "general_threshold": _unit,
+        "character_threshold": _unit,
+        "mcut_general": _flag,
+        "mcut_character": _flag,
+        "batch_size": _int_in(1, 256),
+    },
+    Tagger.Kind.DETECTOR: {"conf": _unit, "iou": _unit, "max_size": _int_in(32, 4096), "boxes": _boxes},
+    Tagger.Kind.CAPTIONER: {"max_tokens": _int_in(1, 4096), "prefix": _text(1000)},
+}
+
+
+def _non_finite(value: Any, path: str, depth: int = 0) -> str:
+    """The path of the first NaN or infinite number (JSON has neither; 1e999 parses to one), or
+    of a nesting deeper than MAX_PARAM_DEPTH; "" when there is none."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if depth > MAX_PARAM_DEPTH and isinstance(value, (dict, list)):
+        return path
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() if (p := _non_finite(v, f"{path}.{k}", depth + 1))), "")
+    if isinstance(value, list):
+        return next((p for i, v in enumerate(value) if (p := _non_finite(v, f"{path}[{i}]", depth + 1))), "")
+    return ""
+
+
+def _params(key: str, kind: str, params: Any) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        raise _bad(key, "`params` must be an object.", "params")
+    bad = _non_finite(params, "params")
+    if bad:
+        raise _bad(
+            key,
+            f"`{bad}` is not allowed: numbers must be finite (no NaN, Infinity or 1e999) and "
+            f"params nest at most {MAX_PARAM_DEPTH} deep.",
+            "params",
+        )
+    for name, check in PARAM_CHECKS.get(kind, {}).items():
+        if name in params and (problem := check(params[name])):
+            raise _bad(key, f"`params.{name}` {problem}.", "params")
+    return params
+
+
 def _parse_step(raw: Any, position: int) -> tuple[Step, Tagger]:
     if not isinstance(raw, dict):
         raise _bad(None, f"step {position + 1} must be an object.")
@@ -136,9 +230,7 @@ def _parse_step(raw: Any, position: int) -> tuple[Step, Tagger]:
         placeholders(prompt)
     except PromptError as err:
         raise _bad(key, err.message, "prompt") from None
-    params = raw.get("params", {})
-    if not isinstance(params, dict):
-        raise _bad(key, "`params` must be an object.", "params")
+    params = _params(key, tagger.kind, raw.get("params", {}))
     after = raw.get("after", [])
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
         raise _bad(key, "`after` must be a list of step keys.", "after")

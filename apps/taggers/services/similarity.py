@@ -7,12 +7,15 @@
   with a text tower). The text tower runs on an `ml_cpu` worker, never in the web process
   (docs/taggers.md#text-to-image-search); the vector is kept for later searches.
 
-Both rank the per-host matrix cache (services/matrix.py) by brute force.
+Both rank the last published build of the per-host matrix cache (services/matrix.py) by brute
+force; a request never builds it. A stale build is still used and a worker is asked to rebuild
+it (`taggers.cache_space`); without any build the answer is 409 `taggers.matrix_pending`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
@@ -31,12 +34,56 @@ TEXT_MAX = 300
 K_MAX = 5_000
 RESEND_AFTER_S = 30
 TEXT_TASK = "taggers.text_query"
+CACHE_SPACE_TASK = "taggers.cache_space"
+CACHE_RESEND_S = 60  # one rebuild request per space and host per minute
+logger = logging.getLogger(__name__)
 
 
 class TextQueryPending(ConflictError):
     """The text is still being encoded by a worker: search again shortly."""
 
     default_code = "taggers.text_query_pending"
+
+
+class MatrixPending(ConflictError):
+    """No matrix build of the space exists on this host yet: a worker is building it."""
+
+    default_code = "taggers.matrix_pending"
+
+
+def cache_space_request(space_id: int) -> bool:
+    """Ask an `ml_cpu` worker to rebuild the space's matrix cache, at most once per
+    CACHE_RESEND_S per host (a marker file's age); False when the broker did not answer."""
+    marker = matrix.cache_dir(space_id) / ".queued"
+    try:
+        if time.time() - marker.stat().st_mtime < CACHE_RESEND_S:
+            return True
+    except OSError:
+        pass
+    try:
+        current_app.send_task(CACHE_SPACE_TASK, kwargs={"space_id": space_id})
+    except Exception:
+        logger.warning("could not queue %s for space %s", CACHE_SPACE_TASK, space_id, exc_info=True)
+        return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return True
+
+
+def published(space: EmbeddingSpace) -> matrix.Matrix:
+    """The space's last published matrix build (a stale one too, with a rebuild requested), or
+    MatrixPending when there is none yet. No build in the request."""
+    found, stale = matrix.matrix_published(space=space)
+    if stale:
+        cache_space_request(space.pk)
+    if found is None:
+        raise MatrixPending(
+            f"The vectors of space {space.name!r} are being gathered for search (task "
+            f"{CACHE_SPACE_TASK} on queue ml_cpu); search again in a moment. If this stays, no "
+            "worker consumes ml_cpu: start one (docs/operations.md#ml-workers).",
+            details={"space": space.pk},
+        )
+    return found
 
 
 def top_k_default() -> int:
@@ -94,7 +141,7 @@ def similar_rank(parsed: SimilarBy) -> list[int]:
             token=str(parsed.item_id),
         )
     vector = matrix.decode_blob(bytes(row.vector), row.space.dim)
-    found = matrix.nearest(matrix.matrix_load(space=row.space), vector, parsed.k)
+    found = matrix.nearest(published(row.space), vector, parsed.k)
     return [item_id for item_id, _ in found]
 
 
@@ -176,9 +223,7 @@ def clip_rank(text: str) -> list[int]:
             details={"space": space.pk, "text_query": row.pk},
         )
     vector = matrix.decode_blob(bytes(row.vector), space.dim)
-    return [
-        item_id for item_id, _ in matrix.nearest(matrix.matrix_load(space=space), vector, top_k_default())
-    ]
+    return [item_id for item_id, _ in matrix.nearest(published(space), vector, top_k_default())]
 
 
 def text_query_encode(*, text_query_id: int) -> None:

@@ -88,25 +88,38 @@ def space_embed(
 ) -> Job:
     """Start (or return the running) embed job for the space over the items of `query` and/or
     `item_ids` (all images and frames when neither is given). Items that already have a vector
-    are skipped, so starting again resumes."""
+    are skipped, so starting again resumes. While a job for another selection runs: 409
+    `taggers.embed_running` (one embed job per space)."""
     locked = EmbeddingSpace.objects.select_for_update().get(pk=space.pk)
     clip.require_provisioned(clip.parse_ref(locked.model_ref), model_root(), model=locked.name)
     if query:
         from apps.search.query import parse  # a bad query is a 400 now, not a failed job
 
         parse(query)
-    current = locked.embed_job
-    if current is not None and not current.is_finished:
-        return current
     params: dict[str, Any] = {"space": locked.pk, "query": query}
     if item_ids:
         params["item_ids"] = sorted(set(item_ids))
+    current = locked.embed_job
+    if current is not None and not current.is_finished:
+        if _selection(current.params) == _selection(params):
+            return current  # the same selection: that job is the answer
+        raise ConflictError(
+            f"Space {locked.name!r} is embedding another selection (job {current.pk}); wait for it "
+            "to finish or cancel it, then embed these items.",
+            code="taggers.embed_running",
+            details={"job": current.pk},
+        )
     job = job_services.job_start(
         kind=EMBED_KIND, task=EMBED_TASK, params=params, created_by=actor, title=f"Embed into {locked.name}"
     )
     locked.embed_job = job
     locked.save(update_fields=["embed_job", "updated_at"])
     return job
+
+
+def _selection(params: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
+    """What an embed job covers: its query and its ids."""
+    return str(params.get("query") or ""), tuple(int(i) for i in params.get("item_ids") or ())
 
 
 def space_delete(*, space: EmbeddingSpace) -> None:

@@ -25,7 +25,9 @@ from django.db.models import Max
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.jobs import services as job_services
+from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
+from apps.taggers.engine.base import VersionFrozen
 from apps.taggers.models import ImageEmbedding, Tagger, TaggerVersion
 from apps.taggers.selectors.labels import FrozenLabels, labels_freeze
 from apps.taggers.services import versions
@@ -241,12 +243,11 @@ def _train(version: TaggerVersion, job: Job) -> tuple[Any, FrozenLabels, dict[st
     return output, frozen, extra
 
 
-def _store(version: TaggerVersion, output: Any, frozen: FrozenLabels) -> tuple[str, str]:
+def _store(version: TaggerVersion, output: Any, frozen: FrozenLabels, directory: str) -> str:
     from apps.taggers.engine.artifacts import artifacts_write
 
     space = version.tagger.embedding_space
     assert space is not None
-    directory = versions.artifact_dir(version.tagger, version.number)
     local = Path(tempfile.mkdtemp(prefix="tagger-version-"))
     try:
         sha = artifacts_write(
@@ -265,13 +266,24 @@ def _store(version: TaggerVersion, output: Any, frozen: FrozenLabels) -> tuple[s
         versions.artifacts_store(local=local, directory=directory)
     finally:
         shutil.rmtree(local, ignore_errors=True)
-    return directory, sha
+    return sha
 
 
-def _finish(version: TaggerVersion, output: Any, directory: str, sha: str, extra: dict[str, Any]) -> bool:
-    """Ready + thresholds + the promotion decision, in one transaction; True when promoted."""
+def _finish(
+    version: TaggerVersion, job: Job, output: Any, directory: str, sha: str, extra: dict[str, Any]
+) -> bool:
+    """Ready + thresholds + the promotion decision, in one transaction; True when promoted.
+    Fenced: an attempt that was taken over raises JobSuperseded and writes nothing; a version
+    that is ready already is never overwritten (VersionFrozen)."""
     with transaction.atomic():
+        job_services.job_fence(job=job)
         locked = TaggerVersion.objects.select_for_update().get(pk=version.pk)
+        if locked.status != TaggerVersion.Status.TRAINING:
+            raise VersionFrozen(
+                f"Tagger version {version.tagger.name} v{locked.number} is {locked.status}; this training "
+                "attempt does not overwrite it.",
+                details={"version": locked.pk, "status": locked.status},
+            )
         locked.status = TaggerVersion.Status.READY
         locked.artifact_dir, locked.artifact_sha256 = directory, sha
         locked.hyperparams = output.hyperparams
@@ -291,10 +303,18 @@ def _finish(version: TaggerVersion, output: Any, directory: str, sha: str, extra
 
 
 def _fail(version_id: int, message: str) -> None:
-    version = TaggerVersion.objects.get(pk=version_id)
-    version.status = TaggerVersion.Status.FAILED
-    version.counts = {**version.counts, "error": message[:2000]}
-    version.save(update_fields=["status", "counts", "updated_at"])
+    """Mark the version failed, unless it is no longer training (a ready version stays ready)."""
+    with transaction.atomic():
+        version = (
+            TaggerVersion.objects.select_for_update()
+            .filter(pk=version_id, status__in=[TaggerVersion.Status.QUEUED, TaggerVersion.Status.TRAINING])
+            .first()
+        )
+        if version is None:
+            return
+        version.status = TaggerVersion.Status.FAILED
+        version.counts = {**version.counts, "error": message[:2000]}
+        version.save(update_fields=["status", "counts", "updated_at"])
 
 
 def train_run(*, job_id: int) -> None:
@@ -313,9 +333,15 @@ def train_run(*, job_id: int) -> None:
             return
         TaggerVersion.objects.filter(pk=version_id).update(status=TaggerVersion.Status.TRAINING)
         output, frozen, extra = _train(version, job)
-        directory, sha = _store(version, output, frozen)
+        directory = versions.artifact_dir(version.tagger, version.number, job.attempts)
+        sha = _store(version, output, frozen, directory)
         job = job_services.job_progress(job=job, done=3)
-        promoted = _finish(version, output, directory, sha, extra)
+        promoted = _finish(version, job, output, directory, sha, extra)
+    except JobSuperseded:
+        # Another attempt owns the job now: drop this attempt's own files, write nothing more.
+        if directory:
+            versions.artifacts_delete(directory=directory)
+        raise
     except DomainError as err:
         if directory:
             versions.artifacts_delete(directory=directory)

@@ -40,8 +40,11 @@ RETIRED = TaggerVersion.Status.RETIRED
 ARTIFACT_FILES = (*HEAD_FILES, MANIFEST)
 
 
-def artifact_dir(tagger: Tagger, number: int) -> str:
-    return f"taggers/{tagger.name}/{number}"
+def artifact_dir(tagger: Tagger, number: int, attempt: int) -> str:
+    """Where one training attempt stores a version's files: `taggers/<tagger>/<number>/a<attempt>/`,
+    so an attempt that was taken over never deletes or overwrites the files of the one that
+    finished (docs/taggers.md#versions)."""
+    return f"taggers/{tagger.name}/{number}/a{attempt}"
 
 
 def artifacts_store(*, local: Path, directory: str) -> None:

@@ -45,6 +45,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.core.exceptions import DomainError
 from apps.tags import slots
 from apps.tags.models import OperationChange, Tag, TagAssignment, TagSet
 from apps.tags.services.effective import (
@@ -151,6 +152,7 @@ def assignments_write(
         kind=kind,
         rules=rules,
         skip_sets=dropped,
+        check_kind=True,
     )
     return Written(changes=len(placed), items=items)
 
@@ -294,12 +296,14 @@ def assignments_settle(
     skip_sets: Iterable[int] = (),
     scoped: bool = False,
     refresh: bool = True,
+    check_kind: bool = False,
 ) -> list[int]:
     """Step 4 for changes already written: set counts and versions, effective tags, TagStat.
     Returns the items that changed. `scoped`: the items' curated sets existed before and still
     do, so only the effective tags the changed tags can produce need refreshing. Bulk chunks
     defer the counter rows (`counters_deferred`); `refresh=False` leaves effective tags to the
-    caller's follow-up pass (`effective_deferred`, docs/tags.md#deferred-effective-refresh)."""
+    caller's follow-up pass (`effective_deferred`, docs/tags.md#deferred-effective-refresh).
+    `check_kind`: every set must be of `kind` (`sets_bump` proves it; DomainError otherwise)."""
     skip = set(skip_sets)
     net: dict[int, int] = defaultdict(int)
     stats: dict[tuple[int, int], int] = defaultdict(int)
@@ -309,7 +313,7 @@ def assignments_settle(
             net[set_id] += delta
         if delta:
             stats[(tag_id, kind)] += delta
-    sets_bump(net)
+    sets_bump(net, kind=kind if check_kind else None)
     items = sorted({item for _set, _tag, item, _before, _after in changes})
     if items and refresh:
         tag_ids = sorted({tag for _set, tag, _item, _before, _after in changes})
@@ -319,20 +323,43 @@ def assignments_settle(
     return items
 
 
-def sets_bump(net: Mapping[int, int]) -> None:
+def sets_bump(net: Mapping[int, int], *, kind: int | None = None) -> None:
     """Per set: assignment_count += its net change, row_version + 1, one UPDATE per distinct
-    change (and 5,000 sets)."""
+    change (and 5,000 sets). With `kind`, the UPDATE matches only sets of that kind and a set it
+    missed is refused (`tags.set_kind_mismatch`; the caller's transaction rolls the write back):
+    a tagger writer can never move rows of a curated set, nor the other way round."""
     by_net: dict[int, list[int]] = defaultdict(list)
     for tagset_id, delta in sorted(net.items()):
         by_net[delta].append(tagset_id)
     now = timezone.now()
     for delta, set_ids in by_net.items():
         for start in range(0, len(set_ids), 5000):
-            TagSet.objects.filter(pk__in=set_ids[start : start + 5000]).update(
+            chunk = set_ids[start : start + 5000]
+            rows = TagSet.objects.filter(pk__in=chunk)
+            if kind is not None:
+                rows = rows.filter(kind=kind)
+            matched = rows.update(
                 assignment_count=_count_plus(delta),
                 row_version=F("row_version") + 1,
                 updated_at=now,
             )
+            if kind is not None and matched != len(chunk):
+                _kind_mismatch(chunk, kind)
+
+
+def _kind_mismatch(set_ids: Sequence[int], kind: int) -> None:
+    """Raise naming the sets of a write that are not of its kind (or are gone)."""
+    others = dict(TagSet.objects.filter(pk__in=list(set_ids)).exclude(kind=kind).values_list("pk", "kind"))
+    missing = sorted(
+        set(set_ids) - set(TagSet.objects.filter(pk__in=list(set_ids)).values_list("pk", flat=True))
+    )
+    wanted = TagSet.Kind(kind).label
+    raise DomainError(
+        f"This write changes {wanted} sets only; set(s) {sorted(others)[:10] or missing[:10]} "
+        f"{'are of another kind' if others else 'no longer exist'}.",
+        code="tags.set_kind_mismatch",
+        details={"kind": wanted, "sets": sorted(others)[:100], "missing": missing[:100]},
+    )
 
 
 def _count_plus(delta: int) -> Any:

@@ -227,18 +227,20 @@ def tags_get_or_create(
     names: Iterable[str],
     types: dict[str, TagType | None] | None = None,
     type_conflict: str = "keep",
+    retype: bool = True,
 ) -> dict[str, Tag]:
     """Tags by normalised name, creating the missing ones in one statement (race-safe).
 
     `types` (name → type, from a `char:` prefix) types new tags and retypes existing ones that
     still have the default type; another type is kept (`type_conflict="keep"`, imports) or
-    refused (`"refuse"`, what a person typed). New tags get their TagWord rows; a closed
+    refused (`"refuse"`, what a person typed); `retype=False` only types new tags (model output
+    never changes an existing tag's type). New tags get their TagWord rows; a closed
     vocabulary refuses names it does not know.
     """
     wanted = list(dict.fromkeys(names))
     typed = {name: t for name, t in (types or {}).items() if t is not None}
     found = {t.name: t for t in Tag.objects.filter(vocabulary=vocabulary, name__in=wanted)}
-    if typed:
+    if typed and retype:
         _retype(found, typed, vocabulary, type_conflict)
     missing = [name for name in wanted if name not in found]
     if missing:
