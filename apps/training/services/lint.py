@@ -1,0 +1,282 @@
+"""Export lint without writing images (docs/training.md#lint; §9 of the export formats).
+
+Session-level checks read the plan's settings: L04, L07, L08, L15, L16, L17. Item checks walk
+the plan's items once: L09 (source sizes) and L11 (prefix + suffix over the token budget; needs
+the CLIP tokenizer in apps/training/logic/tokens.py). Rendered-line checks (L01-L03, L05, L13)
+run where the bundle writer renders lines (apps/training/bundle/), so they block an export there.
+A session with more items than `BAGGINTAG_TRAINING_SYNC_LINT_MAX` is linted as a job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from apps.core.exceptions import DomainError
+from apps.jobs import services as job_services
+from apps.jobs.exceptions import JobSuperseded
+from apps.training import conf
+from apps.training.models import TrainingSession
+from apps.training.plan import Plan, PlanItem, TypePolicy
+from apps.training.services.findings import as_json, capped, finding
+
+logger = logging.getLogger(__name__)
+
+LINT_JOB = "training.lint"
+LINT_TASK = "training.lint"
+FORBIDDEN_ARGS = ("caption_prefix", "caption_suffix")
+DROPOUT_KEYS = ("caption_dropout_rate", "caption_tag_dropout_rate", "caption_dropout_every_n_epochs")
+
+
+def kohya_script(family: str, method: str) -> str:
+    """The kohya script a session trains with (§6.2)."""
+    if method == "textual_inversion":
+        return "sdxl_train_textual_inversion.py" if family == "sdxl" else "train_textual_inversion.py"
+    if family == "sdxl":
+        return "sdxl_train_network.py" if method == "lora" else "sdxl_train.py"
+    return "train_network.py" if method == "lora" else "train_db.py"
+
+
+def text_randomness(plan: Plan) -> bool:
+    """Anything that makes a caption differ between steps (shuffle, any dropout, alternates)."""
+    policy = plan.caption_policy
+    return bool(
+        policy.shuffle
+        or policy.caption_dropout_rate > 0
+        or any(t.drop_rate > 0 or t.whole_drop_rate > 0 for t in policy.types.values())
+        or len(policy.alternates) > 1
+        or plan.method.train_text_encoder
+    )
+
+
+def buckets_findings(plan: Plan) -> list[dict[str, Any]]:
+    """L08 through the logic module's check when it is there, else the same rule here."""
+    image = plan.image_policy
+    family = plan.base_model.family
+    try:
+        from apps.training.logic.lint import lint_buckets  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        lint_buckets = None
+    if lint_buckets is not None:
+        return [
+            as_json(f)
+            for f in lint_buckets(
+                family, image.resolution, image.bucket_min, image.bucket_max, image.bucket_step
+            )
+        ]
+    unit = 32 if family == "sdxl" else 64
+    out = []
+    step = image.bucket_step
+    if step <= 0 or step % unit:
+        out.append(
+            finding("L08", "E", f"bucket step {step} is not a multiple of {unit} ({family})", "image_policy")
+        )
+    elif any(v % step for v in (image.bucket_min, image.bucket_max)):
+        out.append(
+            finding("L08", "E", f"bucket min/max are not multiples of the step {step}", "image_policy")
+        )
+    if not image.bucket_min <= image.resolution <= image.bucket_max:
+        out.append(finding("L08", "E", "bucket min/max do not bracket the resolution", "image_policy"))
+    return out
+
+
+def kohya_args_findings(plan: Plan, extra_args: dict[str, Any]) -> list[dict[str, Any]]:
+    """L04 (caption_prefix/suffix) and L17 (args unknown to the script, via upstream.KOHYA_ARGS)."""
+    out = [
+        finding("L04", "E", f"{key} wraps the whole caption file; remove it", f"extra_args.{key}")
+        for key in FORBIDDEN_ARGS
+        if key in extra_args
+    ]
+    if "kohya" not in plan.targets or not extra_args:
+        return out
+    try:
+        from apps.training.upstream import KOHYA_ARGS  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return out
+    script = kohya_script(plan.base_model.family, plan.method.kind)
+    known = KOHYA_ARGS.get(script) if isinstance(KOHYA_ARGS, dict) else None
+    if known is None:
+        return out
+    for key in sorted(extra_args):
+        if key not in known and key not in FORBIDDEN_ARGS:
+            out.append(finding("L17", "E", f"{script} has no argument {key!r}", f"extra_args.{key}"))
+    return out
+
+
+def settings_findings(plan: Plan, extra_args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Checks of the settings alone (no item is read)."""
+    extra_args = extra_args or {}
+    out = buckets_findings(plan)
+    out += kohya_args_findings(plan, extra_args)
+    method = plan.method
+    if plan.textual_inversion is not None and (
+        plan.caption_policy.caption_dropout_rate > 0 or any(k in extra_args for k in DROPOUT_KEYS)
+    ):
+        out.append(
+            finding(
+                "L07",
+                "E",
+                "TI scripts refuse caption-dropout keys; set caption dropout to 0",
+                "caption_policy",
+            )
+        )
+    if "kohya" in plan.targets:
+        if method.cache_text_encoder_outputs and text_randomness(plan):
+            out.append(
+                finding(
+                    "L15",
+                    "E",
+                    "kohya cannot cache text-encoder outputs while captions vary (shuffle, dropout, "
+                    "alternates or a trained text encoder); turn one off",
+                    "method.cache_text_encoder_outputs",
+                )
+            )
+        image = plan.image_policy
+        if method.cache_latents and (image.color_jitter or image.crop == "random"):
+            out.append(
+                finding(
+                    "L15",
+                    "E",
+                    "latent caching cannot go with colour jitter or random crops",
+                    "method.cache_latents",
+                )
+            )
+        if method.masked_loss and any(d.role == "regularization" for d in plan.datasets):
+            out.append(
+                finding(
+                    "L15", "E", "masked loss cannot go with regularisation datasets", "method.masked_loss"
+                )
+            )
+    if "diffusers" in plan.targets and not plan.base_model.diffusers_ref:
+        out.append(
+            finding(
+                "L16",
+                "E",
+                f"diffusers is targeted but {plan.base_model.profile} has no diffusers-format model "
+                "(diffusers_ref); set one or drop the target",
+                "base_model.diffusers_ref",
+            )
+        )
+    return out
+
+
+def _counter() -> Callable[[str], int] | None:
+    try:
+        from apps.training.logic.tokens import count_tokens  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return count_tokens  # type: ignore[no-any-return]
+
+
+def item_findings(
+    plan: Plan, item: PlanItem, count_tokens: Callable[[str], int] | None
+) -> Iterator[dict[str, Any]]:
+    """L09 (source too small, too elongated) and L11 (fixed text over the budget) for one item."""
+    image = plan.image_policy
+    where = f"{item.partition}/{item.id}"
+    short = min(item.width, item.height)
+    if image.min_source_side and short < image.min_source_side:
+        yield finding("L09", "W", f"short side {short} < min_source_side {image.min_source_side}", where)
+    if image.max_aspect and short:
+        aspect = max(item.width, item.height) / short
+        if aspect > image.max_aspect:
+            yield finding("L09", "W", f"aspect {aspect:.2f} > max_aspect {image.max_aspect}", where)
+    if count_tokens is None:
+        return
+    types = plan.caption_policy.types
+    fixed = [
+        e.text
+        for e in item.caption.entries
+        if types.get(e.type, TypePolicy(e.type)).zone in ("prefix", "suffix")
+        and types.get(e.type, TypePolicy(e.type)).drop_rate == 0
+    ]
+    budget = plan.caption_policy.max_tokens if "kohya" in plan.targets else 75
+    budget = min(budget, 75) if set(plan.targets) - {"kohya"} else budget
+    if fixed:
+        tokens = count_tokens(", ".join(fixed))
+        if tokens > budget:
+            yield finding(
+                "L11", "E", f"prefix and suffix take {tokens} tokens, over the budget of {budget}", where
+            )
+
+
+def plan_lint(
+    plan: Plan, *, extra_args: dict[str, Any] | None = None, progress: Callable[[int], None] | None = None
+) -> list[dict[str, Any]]:
+    """Every check this module makes, over the settings and each item once (streamed)."""
+    out = settings_findings(plan, extra_args)
+    count_tokens = _counter()
+    if count_tokens is None:
+        out.append(
+            finding("", "W", "token checks skipped: the tokenizer (apps/training/logic/tokens.py) is missing")
+        )
+    for n, item in enumerate(plan.items(), 1):
+        out.extend(item_findings(plan, item, count_tokens))
+        if progress is not None and n % 500 == 0:
+            progress(n)
+    if plan.item_count == 0:
+        out.append(finding("", "E", "the session has no images to export"))
+    return out
+
+
+def _extra_args(session: TrainingSession) -> dict[str, Any]:
+    return dict(session.extra_args or {})
+
+
+def session_lint(session: TrainingSession, *, actor: Any = None) -> dict[str, Any]:
+    """Lint the latest version against the live members: findings in the request for sessions
+    up to BAGGINTAG_TRAINING_SYNC_LINT_MAX items, else a job (the answer names it)."""
+    from apps.training.services.plan import plan_build
+
+    plan = plan_build(session, freeze=False, actor=actor)
+    if plan.item_count > conf.sync_lint_max():
+        job = job_services.job_start(
+            kind=LINT_JOB,
+            task=LINT_TASK,
+            params={"session": session.pk, "subject": {"label": f"training session {session.name}"}},
+            created_by=actor,
+            total=plan.item_count,
+            title=f"Lint {session.name}",
+        )
+        return {"job": job, "findings": None}
+    rows, total = capped(plan_lint(plan, extra_args=_extra_args(session)), conf.findings_max())
+    return {
+        "job": None,
+        "findings": rows,
+        "total": total,
+        "item_count": plan.item_count,
+        "version": plan.session_version,
+    }
+
+
+def lint_run(*, job_id: int) -> None:
+    """Job body: lint a big session; findings go to the job's result."""
+    from apps.training.services.plan import plan_build
+
+    job = job_services.job_claim(job_id=job_id)
+    if job is None:
+        return
+    session = TrainingSession.objects.filter(pk=job.params.get("session")).first()
+    if session is None:
+        job_services.job_fail(job=job, code="training.not_found", message="The training session was deleted.")
+        return
+    try:
+        plan = plan_build(session, freeze=False)
+        job_services.job_progress(job=job, total=plan.item_count)
+        found = plan_lint(
+            plan,
+            extra_args=_extra_args(session),
+            progress=lambda n: job_services.job_progress(job=job, done=n),
+        )
+        rows, total = capped(found, conf.findings_max())
+    except JobSuperseded:
+        raise
+    except DomainError as exc:
+        job_services.job_fail(job=job, code=exc.code, message=exc.message)
+        return
+    job_services.job_progress(job=job, done=plan.item_count)
+    job_services.job_finish(
+        job=job,
+        result={"session": session.pk, "version": plan.session_version, "findings": rows, "total": total},
+    )
