@@ -13,7 +13,9 @@ from apps.training.services.sessions import session_create
 from tests.tags.factories import make_item, tags_make
 
 
-def items(tag_lists: Sequence[Sequence[str]], *, size: tuple[int, int] = (64, 48), start: int = 0) -> list[MediaItem]:
+def items(
+    tag_lists: Sequence[Sequence[str]], *, size: tuple[int, int] = (64, 48), start: int = 0
+) -> list[MediaItem]:
     """One real PNG per tag list (distinct pictures), tags from a source set."""
     return [make_item(list(tags), seed=start + n, size=size) for n, tags in enumerate(tag_lists)]
 
@@ -30,6 +32,12 @@ def dataset(name: str, members: Sequence[MediaItem], **fields: Any) -> Dataset:
     return ds
 
 
-def session(datasets: Sequence[Dataset | dict[str, Any]], *, name: str = "Mychar LoRA", base_model: str = "sd15", **fields: Any) -> TrainingSession:
+def session(
+    datasets: Sequence[Dataset | dict[str, Any]],
+    *,
+    name: str = "Mychar LoRA",
+    base_model: str = "sd15",
+    **fields: Any,
+) -> TrainingSession:
     entries = [d if isinstance(d, dict) else {"dataset": d.pk} for d in datasets]
     return session_create(name=name, base_model=base_model, datasets=entries, **fields)

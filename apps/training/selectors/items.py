@@ -110,9 +110,10 @@ def chunk_load(item_ids: Sequence[int]) -> ChunkData:
             ranks[key] = min(ranks.get(key, 0.0), -confidence / 10000)
     descriptions: dict[int, dict[str, list[str]]] = defaultdict(dict)
     described = Description.objects.filter(media_item_id__in=item_ids).order_by("media_item_id", "pk")
-    for item_id, kind, label, text in described.values_list("media_item_id", "kind", "label", "text"):
-        name = label if kind == Description.Kind.CUSTOM and label else kind
-        descriptions[item_id].setdefault(name, []).append(text)
+    for row in described.values_list("media_item_id", "kind", "label", "text"):
+        owner, set_kind, label, text = int(row[0]), str(row[1]), str(row[2]), str(row[3])
+        name = label if set_kind == Description.Kind.CUSTOM and label else set_kind
+        descriptions[owner].setdefault(name, []).append(text)
     return ChunkData(media, names, dict(effective), ranks, dict(descriptions))
 
 

@@ -267,7 +267,7 @@ def lint_run(*, job_id: int) -> None:
         found = plan_lint(
             plan,
             extra_args=_extra_args(session),
-            progress=lambda n: job_services.job_progress(job=job, done=n),
+            progress=lambda n: None if job_services.job_progress(job=job, done=n) else None,
         )
         rows, total = capped(found, conf.findings_max())
     except JobSuperseded:

@@ -13,8 +13,7 @@ targeted, exact prefix mode), `r<n>` (≥ 2 effective repeat counts in the datas
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import IO, Any
@@ -22,24 +21,17 @@ from typing import IO, Any
 from django.core.files.storage import default_storage
 
 from apps.core.exceptions import DomainError
-from apps.datasets.models import Dataset, DatasetGroup, Snapshot, Subset
-from apps.datasets.selectors import dataset_members, subset_members
-from apps.datasets.selectors.groups import group_datasets
-from apps.datasets.services.snapshots import snapshot_create, tags_fingerprint
+from apps.datasets.services.snapshots import tags_fingerprint
 from apps.mappings.models import MappingProfile
 from apps.tags.models import TagType
 from apps.training import conf
 from apps.training.models import BaseModelProfile, TrainingSession, TrainingSessionVersion
 from apps.training.plan import (
-    BaseModelSpec,
     CaptionEntry,
     CaptionPolicy,
-    DatasetEntry,
     ExportSettings,
-    ImagePolicy,
     ItemCaption,
     Lineage,
-    MethodSpec,
     Partition,
     Plan,
     PlanItem,
@@ -47,311 +39,23 @@ from apps.training.plan import (
     TISpec,
     TypePolicy,
 )
-from apps.training.selectors.items import ChunkData, Source, TagRow, chunk_load, tags_info
+from apps.training.selectors.items import ChunkData, TagRow, chunk_load, tags_info
+from apps.training.services.plan_entries import (
+    _entries,
+    _Entry,
+    effective_repeats,
+)
+from apps.training.services.plan_values import (
+    _base_spec,
+    _caption_policy,
+    _image_policy,
+    _method,
+    clean_text,
+    keep_count,
+    mirror_decide,
+    tag_text,
+)
 from apps.training.services.sessions import version_get
-
-_SPACES = re.compile(r"\s+")
-
-
-# --- text ---------------------------------------------------------------------------------------
-
-
-def clean_text(text: str) -> str:
-    """Whitespace collapsed (newlines too), trimmed."""
-    return _SPACES.sub(" ", text).strip()
-
-
-def tag_text(name: str, *, underscores: bool, keep_underscore: bool, escape: bool) -> str:
-    """A tag's caption text per the profile: underscores to spaces, optional `(`/`)` escaping."""
-    text = name.replace("_", " ") if underscores and not keep_underscore else name
-    if escape:
-        text = text.replace("(", "\\(").replace(")", "\\)")
-    return clean_text(text)
-
-
-# --- mirroring and keep counts ------------------------------------------------------------------
-
-
-def _mirror_logic() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
-    try:
-        from apps.training.logic import mirror  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    blocked = getattr(mirror, "mirror_blocked", None)
-    swap = getattr(mirror, "swap_directional", None)
-    return (blocked, swap) if blocked and swap else None
-
-
-def mirror_decide(
-    entries: tuple[CaptionEntry, ...], *, swap_allowed: bool
-) -> tuple[bool, tuple[CaptionEntry, ...] | None]:
-    """(mirror_ok, swapped entries or None): blocked items never flip; items with directional
-    tags flip only as pre-flipped copies whose tags are swapped (apps/training/logic/mirror.py)."""
-    logic = _mirror_logic()
-    if logic is None:
-        return True, None
-    blocked, swap = logic
-    texts = [e.text for e in entries]
-    if blocked(texts):
-        return False, None
-    swapped = []
-    changed = False
-    for entry in entries:
-        text = swap(entry.text)
-        members = tuple(swap(m) for m in entry.members)
-        if text != entry.text or members != entry.members:
-            changed = True
-            key = f"g:{', '.join(members)}" if members else f"t:{text}"
-            swapped.append(replace(entry, text=text, members=members, key=key))
-        else:
-            swapped.append(entry)
-    if not changed:
-        return True, None
-    if not swap_allowed:
-        return False, None
-    return True, tuple(swapped)
-
-
-def _pieces(text: str) -> int:
-    return len([p for p in text.split(",") if p.strip()])
-
-
-def keep_count(
-    entries: tuple[CaptionEntry, ...], descriptions: dict[str, tuple[str, ...]], policy: CaptionPolicy
-) -> int:
-    """OneTrainer's K for an image (§4.3): `,`-pieces of its prefix; 1 when the prefix can
-    differ between its lines (droppable prefix items, descriptions of different shapes) or in
-    merged mode; 0 with no prefix."""
-    types = policy.types
-    prefix = [e for e in entries if types.get(e.type, TypePolicy(e.type)).zone == "prefix"]
-    desc_policy = types.get("description")
-    texts = (
-        [t for ts in descriptions.values() for t in ts]
-        if desc_policy and desc_policy.zone == "prefix"
-        else []
-    )
-    if not prefix and not texts:
-        return 0
-    if policy.prefix_mode == "merged":
-        return 1
-    if any(types.get(e.type, TypePolicy(e.type)).drop_rate > 0 for e in prefix):
-        return 1
-    base = sum(_pieces(e.text) for e in prefix)
-    if texts:
-        assert desc_policy is not None
-        shapes = {_pieces(t) for t in texts}
-        if len(shapes) > 1 or desc_policy.whole_drop_rate > 0:
-            return 1
-        base += shapes.pop()
-    return base
-
-
-# --- settings → plan values ---------------------------------------------------------------------
-
-
-def _base_spec(base: BaseModelProfile) -> BaseModelSpec:
-    return BaseModelSpec(
-        family=base.family,  # type: ignore[arg-type]
-        profile=base.slug,
-        prediction=base.prediction,  # type: ignore[arg-type]
-        clip_skip=base.clip_skip,
-        source_kind=base.source_kind,  # type: ignore[arg-type]
-        source_ref=base.source_ref,
-        source_sha256=base.source_sha256,
-        diffusers_ref=base.diffusers_ref or None,
-        resolution=base.resolution,
-        bucket_min=base.bucket_min,
-        bucket_max=base.bucket_max,
-        bucket_step=base.bucket_step,
-        onetrainer_quantum=base.onetrainer_quantum,
-        max_tokens=base.max_tokens,
-        score_tags_prefix=base.score_tags_prefix,
-        booru_text=base.booru_text,
-    )
-
-
-def _caption_policy(s: dict[str, Any], base: BaseModelProfile) -> CaptionPolicy:
-    types = {
-        key: TypePolicy(
-            key=key,
-            zone=p["zone"],
-            zone_order=p["zone_order"],
-            drop_rate=p["drop_rate"],
-            atomic=p["atomic"],
-            budget_priority=p["budget_priority"],
-            whole_drop_rate=p["whole_drop_rate"],
-        )
-        for key, p in sorted(s["type_policies"].items())
-    }
-    underscores = s["underscores_to_spaces"]
-    return CaptionPolicy(
-        types=types,
-        underscores_to_spaces=base.booru_text if underscores is None else bool(underscores),
-        escape_parentheses=s["escape_parentheses"],
-        shuffle=s["shuffle"],
-        caption_dropout_rate=s["caption_dropout_rate"],
-        alternates={k: v for k, v in sorted(s["description_weights"].items()) if v > 0},
-        materialize_mode=s["materialize_mode"],
-        variants=s["materialize_variants"],
-        max_tokens=s["max_tokens"] or base.max_tokens,
-        prefix_mode=s["prefix_mode"],
-        kohya_per_type_dropout=s["kohya_per_type_dropout"],
-        swap_directional=s["swap_directional"],
-    )
-
-
-def _image_policy(s: dict[str, Any], base: BaseModelProfile) -> ImagePolicy:
-    return ImagePolicy(
-        resolution=s["resolution"] or base.resolution,
-        bucket_min=s["bucket_min"] or base.bucket_min,
-        bucket_max=s["bucket_max"] or base.bucket_max,
-        bucket_step=s["bucket_step"] or base.bucket_step,
-        no_upscale=s["no_upscale"],
-        resize_to_bucket=s["images"] == "bucket",
-        min_source_side=s["min_source_side"],
-        max_aspect=s["max_aspect"],
-        crop=s["crop"],
-        mirror=s["mirror"],
-        color_jitter=s["color_jitter"],
-        alpha_background=s["alpha_background"],
-    )
-
-
-def _method(s: dict[str, Any]) -> MethodSpec:
-    return MethodSpec(
-        kind=s["method"],
-        rank=s["rank"],
-        alpha=s["alpha"],
-        train_text_encoder=s["train_text_encoder"],
-        batch_size=s["batch_size"],
-        epochs=s["epochs"],
-        learning_rate=s["learning_rate"],
-        mixed_precision=s["mixed_precision"],
-        cache_latents=s["cache_latents"],
-        cache_text_encoder_outputs=s["cache_text_encoder_outputs"],
-        masked_loss=s["masked_loss"],
-    )
-
-
-# --- dataset entries ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Entry:
-    """One dataset of the plan with its source and what its items share."""
-
-    spec: DatasetEntry
-    source: Source
-    count: int = 0
-    weights: dict[int, float] = field(default_factory=dict)  # media id → item weight
-
-
-def _source(
-    dataset: Dataset,
-    subset: Subset | None,
-    snapshot: Snapshot | None,
-    *,
-    freeze: bool,
-    actor: Any,
-    notes: list[str],
-) -> tuple[Source, Snapshot | None]:
-    if snapshot is None and freeze:
-        snapshot = snapshot_create(dataset=dataset, note="frozen for a training export", user=actor)
-        notes.append(f"dataset {dataset.slug}: snapshot #{snapshot.number} frozen for this export")
-    if snapshot is None:
-        members = subset_members(subset=subset) if subset is not None else dataset_members(dataset=dataset)
-        return Source(members=members), None
-    part = 0
-    if subset is not None:
-        found = snapshot.parts.filter(subset_id=subset.pk).values_list("position", flat=True).first()
-        if found is None:
-            raise DomainError(
-                f"Snapshot #{snapshot.number} of {dataset.slug} has no part for subset {subset.slug!r}; "
-                "pin a newer snapshot or none.",
-                code="training.bad_snapshot",
-            )
-        part = int(found)
-    return Source(snapshot_id=snapshot.pk, part=part), snapshot
-
-
-def _entries(s: dict[str, Any], *, freeze: bool, actor: Any, notes: list[str]) -> list[_Entry]:
-    out: list[_Entry] = []
-    for raw in s["datasets"]:
-        options = {
-            "role": raw["role"],
-            "loss_weight": float(raw["loss_weight"]),
-            "class_tokens": raw["class_tokens"],
-            "overrides": raw["overrides"] or {},
-            "licence": raw["licence_notes"],
-        }
-        if raw.get("query"):
-            from apps.search.query import search_queryset
-
-            members = search_queryset(q=raw["query"], viewer=actor)
-            spec = DatasetEntry(id=raw["slug"], name=raw["slug"], repeats=int(raw["repeats"]), **options)
-            entry = _Entry(spec=spec, source=Source(members=members))
-            entry.count = entry.source.count()
-            out.append((entry, ""))  # type: ignore[arg-type]
-            continue
-        if raw["dataset"] is not None:
-            dataset = Dataset.objects.filter(pk=raw["dataset"]).first()
-            if dataset is None:
-                raise DomainError(
-                    "A dataset of this session was deleted; edit the session.",
-                    code="training.unknown_dataset",
-                )
-            subset = Subset.objects.filter(pk=raw["subset"]).first() if raw["subset"] else None
-            snapshot = Snapshot.objects.filter(pk=raw["snapshot"]).first() if raw["snapshot"] else None
-            source, snapshot = _source(dataset, subset, snapshot, freeze=freeze, actor=actor, notes=notes)
-            slug = raw["slug"] or dataset.slug + (f"-{subset.slug}" if subset is not None else "")
-            parts = [(dataset, slug, source, snapshot, subset)]
-        else:
-            group = DatasetGroup.objects.filter(pk=raw["group"]).first()
-            if group is None:
-                raise DomainError(
-                    "A dataset group of this session was deleted; edit the session.",
-                    code="training.unknown_dataset",
-                )
-            parts = []
-            for flat in group_datasets(group=group):
-                source, snapshot = _source(flat.dataset, None, None, freeze=freeze, actor=actor, notes=notes)
-                parts.append((flat.dataset, flat.dataset.slug, source, snapshot, None))
-        for dataset, slug, source, snapshot, subset in parts:
-            spec = DatasetEntry(
-                id=slug,
-                name=dataset.name + (f" / {subset.name}" if subset is not None else ""),
-                repeats=int(raw["repeats"]),
-                snapshot=snapshot.number if snapshot is not None else None,
-                description=dataset.description,
-                **options,
-            )
-            entry = _Entry(spec=spec, source=source)
-            entry.count = source.count()
-            weights = options["overrides"].get("item_weights") or {}
-            entry.weights = {int(k): float(v) for k, v in weights.items() if str(k).isdigit()}
-            entry.spec = replace(entry.spec, repeats=int(raw["repeats"]))
-            out.append((entry, raw["balance"]))  # type: ignore[arg-type]
-    return _balanced(out)  # type: ignore[arg-type]
-
-
-def _balanced(pairs: list[tuple[_Entry, str]]) -> list[_Entry]:
-    """`equalize`: within a role, entries so marked get repeats ∝ 1/image count, the largest
-    keeping its own repeats (docs/training.md#balancing)."""
-    for role in ("train", "regularization"):
-        marked = [e for e, rule in pairs if rule == "equalize" and e.spec.role == role and e.count]
-        if not marked:
-            continue
-        largest = max(marked, key=lambda e: e.count)
-        target = largest.count * largest.spec.repeats
-        for entry in marked:
-            entry.spec = replace(entry.spec, repeats=max(1, round(target / entry.count)))
-    return [e for e, _ in pairs]
-
-
-def effective_repeats(repeats: int, weight: float) -> int:
-    """§8.4: max(1, round_half_even(repeats · weight))."""
-    return max(1, round(repeats * weight))
-
 
 # --- the planner --------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from apps.search.query import QueryError, parse, query_resolve
 from apps.tags.models import TagType
 from apps.training.models import BaseModelProfile, TextualInversion
 from apps.training.plan import Plan, TISpec
-from apps.training.services.sessions import SLUG, _by_ref, _int, bad, default_policy, targets_check
+from apps.training.services.checks import SLUG, _by_ref, _int, bad, default_policy, targets_check
 
 TOKEN = re.compile(r"[a-z][a-z0-9]{2,39}")
 TI_TARGETS = ("kohya", "onetrainer", "diffusers", "a1111")
@@ -139,7 +139,7 @@ def _members_nonempty(ti: TextualInversion) -> None:
     from apps.search.query import search_queryset
 
     if ti.query:
-        members = search_queryset(q=ti.query)
+        members = search_queryset(q=ti.query, viewer=None)
     elif ti.subset is not None:
         members = subset_members(subset=ti.subset)
     else:
@@ -290,7 +290,7 @@ def ti_settings(ti: TextualInversion) -> dict[str, Any]:
         "swap_directional": True,
         "target_root": ti.target_root,
         "base_model": base.slug,
-        "mapping_profile": base.mapping_profile.slug if base.mapping_profile_id else None,
+        "mapping_profile": base.mapping_profile.slug if base.mapping_profile is not None else None,
         "datasets": [entry],
         "type_policies": policies,
         "description_weights": {},
