@@ -52,8 +52,7 @@ class Command(BaseCommand):
             sys.stderr.write(f"{found['severity']} {found['id']} {found['where']}: {found['message']}\n")
         self.stdout.write(
             f"export {export.pk}: {export.item_count} images, {export.bundle_size} bytes "
-            f"in {export.bundle_path}"
-            + (f"; zip {options['zip']}" if options["zip"] else "")
+            f"in {export.bundle_path}" + (f"; zip {options['zip']}" if options["zip"] else "")
         )
 
     def _progress(self, done: int, total: int) -> None:
