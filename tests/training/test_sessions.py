@@ -213,7 +213,8 @@ def test_update_bumps_the_version_only_when_settings_change(ds) -> None:
     changed = session_update(session=session, epochs=20, type_policies={"general": {"drop_rate": 0.2}})
     assert changed.version == 2
     versions = {v.number: v.frozen for v in TrainingSessionVersion.objects.filter(session=session)}
-    assert versions[1]["epochs"] == 10 and versions[2]["epochs"] == 20
+    assert versions[1]["epochs"] == 10
+    assert versions[2]["epochs"] == 20
     assert versions[2]["type_policies"]["general"]["drop_rate"] == 0.2
     again = session_update(session=changed, datasets=[{"dataset": ds.pk, "repeats": 3}])
     assert again.version == 3
