@@ -91,7 +91,9 @@ def test_nan_is_refused_by_the_json_parser(client: APIClient, ds) -> None:
     response = client.generic(
         "POST",
         "/api/training-sessions",
-        '{"name": "X", "base_model": "sd15", "learning_rate": NaN, "datasets": [{"dataset": %d}]}' % ds.pk,
+        '{"name": "X", "base_model": "sd15", "learning_rate": NaN, "datasets": [{"dataset": '
+        + str(ds.pk)
+        + "}]}",
         content_type="application/json",
     )
     assert response.status_code == 400
