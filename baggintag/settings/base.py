@@ -195,6 +195,16 @@ BAGGINTAG_CPU_JOB_LIMIT_S = env.int("BAGGINTAG_CPU_JOB_LIMIT_S", default=7200)
 # a request waits for a worker to encode a new `clip:"…"` text before answering 409 "pending".
 BAGGINTAG_SIMILAR_TOP_K = env.int("BAGGINTAG_SIMILAR_TOP_K", default=200)
 BAGGINTAG_TEXT_QUERY_WAIT_S = env.float("BAGGINTAG_TEXT_QUERY_WAIT_S", default=5.0)
+# Training exports (docs/training.md#settings): where bundles are built, the only server folder
+# they may be exported into (empty: none), snapshot items per planning step, the largest session
+# linted in the request, and the findings an export keeps.
+BAGGINTAG_TRAINING_EXPORT_DIR = _data_path(
+    env.str("BAGGINTAG_TRAINING_EXPORT_DIR", default=str(DATA_DIR / "exports"))
+)
+BAGGINTAG_TRAINING_FOLDER_ROOT = env.str("BAGGINTAG_TRAINING_FOLDER_ROOT", default="")
+BAGGINTAG_TRAINING_PLAN_CHUNK = env.int("BAGGINTAG_TRAINING_PLAN_CHUNK", default=1000)
+BAGGINTAG_TRAINING_SYNC_LINT_MAX = env.int("BAGGINTAG_TRAINING_SYNC_LINT_MAX", default=2000)
+BAGGINTAG_TRAINING_FINDINGS_MAX = env.int("BAGGINTAG_TRAINING_FINDINGS_MAX", default=500)
 # Local copies of incoming bytes (uploads, downloads, videos); swept when their process is gone.
 BAGGINTAG_SPOOL_DIR = _data_path(env.str("BAGGINTAG_SPOOL_DIR", default=str(DATA_DIR / "spool")))
 BAGGINTAG_SPOOL_MAX_AGE_HOURS = env.int("BAGGINTAG_SPOOL_MAX_AGE_HOURS", default=12)
@@ -243,6 +253,10 @@ SPECTACULAR_SETTINGS = {
         "IntakeKindEnum": "apps.intake.models.IntakeEntry.Kind",
         "IntakeStateEnum": "apps.intake.models.IntakeEntry.State",
         "TaggerKindEnum": "apps.taggers.models.Tagger.Kind",
+        "BaseModelKindEnum": "apps.training.models.BaseModelProfile.Kind",
+        "BaseModelSourceKindEnum": "apps.training.models.BaseModelProfile.SourceKind",
+        "TrainingExportTargetEnum": "apps.training.models.TrainingExport.Target",
+        "TaggerTargetEnum": "apps.taggers.models.Tagger.Target",
     },
 }
 
@@ -291,6 +305,7 @@ CELERY_TASK_ROUTES = {
     "taggers.*": {"queue": "ml_cpu"},
     "schemes.*": {"queue": "default"},
     "datasets.conform": {"queue": "media"},
+    "training.*": {"queue": "media"},
 }
 # Every queue a worker may consume (docs/operations.md#processes-and-queues).
 BAGGINTAG_QUEUES = ("default", "media", "ml", "ml_cpu", "ml_caption")

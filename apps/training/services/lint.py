@@ -1,0 +1,305 @@
+"""Export lint without writing images (docs/training.md#lint; §9 of the export formats).
+
+Session-level checks read the plan's settings: L04, L07, L08, L15, L16, L17. Item checks walk
+the plan's items once: L09 (source sizes) and L11 (prefix + suffix over the token budget; needs
+the CLIP tokenizer in apps/training/logic/tokens.py). Rendered-line checks (L01-L03, L05, L13)
+run where the bundle writer renders lines (apps/training/bundle/), so they block an export there.
+A session with more items than `BAGGINTAG_TRAINING_SYNC_LINT_MAX` is linted as a job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+from apps.core.exceptions import DomainError
+from apps.jobs import services as job_services
+from apps.jobs.exceptions import JobSuperseded
+from apps.jobs.models import Job
+from apps.training import conf
+from apps.training.models import TrainingSession
+from apps.training.plan import CaptionPolicy, Plan, PlanItem
+from apps.training.services.findings import as_json, capped, finding, optional_module
+
+logger = logging.getLogger(__name__)
+
+LINT_JOB = "training.lint"
+LINT_TASK = "training.lint"
+FORBIDDEN_ARGS = ("caption_prefix", "caption_suffix")
+DROPOUT_KEYS = ("caption_dropout_rate", "caption_tag_dropout_rate", "caption_dropout_every_n_epochs")
+
+
+def kohya_script(family: str, method: str) -> str:
+    """The kohya script a session trains with (§6.2)."""
+    if method == "textual_inversion":
+        return "sdxl_train_textual_inversion.py" if family == "sdxl" else "train_textual_inversion.py"
+    if family == "sdxl":
+        return "sdxl_train_network.py" if method == "lora" else "sdxl_train.py"
+    return "train_network.py" if method == "lora" else "train_db.py"
+
+
+def text_randomness(plan: Plan) -> bool:
+    """Anything that makes a caption differ between steps (shuffle, any dropout, alternates)."""
+    policy = plan.caption_policy
+    return bool(
+        policy.shuffle
+        or policy.caption_dropout_rate > 0
+        or any(t.drop_rate > 0 or t.whole_drop_rate > 0 for t in policy.types.values())
+        or len(policy.alternates) > 1
+        or plan.method.train_text_encoder
+    )
+
+
+def buckets_findings(plan: Plan) -> list[dict[str, Any]]:
+    """L08 through the logic module's check when it is there, else the same rule here."""
+    image = plan.image_policy
+    family = plan.base_model.family
+    rules = optional_module("apps.training.logic.lint")
+    if rules is not None:
+        found = rules.lint_buckets(
+            family, image.resolution, image.bucket_min, image.bucket_max, image.bucket_step
+        )
+        return [as_json(f) for f in found]
+    unit = 32 if family == "sdxl" else 64
+    out = []
+    step = image.bucket_step
+    if step <= 0 or step % unit:
+        out.append(
+            finding("L08", "E", f"bucket step {step} is not a multiple of {unit} ({family})", "image_policy")
+        )
+    elif any(v % step for v in (image.bucket_min, image.bucket_max)):
+        out.append(
+            finding("L08", "E", f"bucket min/max are not multiples of the step {step}", "image_policy")
+        )
+    if not image.bucket_min <= image.resolution <= image.bucket_max:
+        out.append(finding("L08", "E", "bucket min/max do not bracket the resolution", "image_policy"))
+    return out
+
+
+def kohya_args_findings(plan: Plan, extra_args: dict[str, Any]) -> list[dict[str, Any]]:
+    """L04 (caption_prefix/suffix) and L17 (args unknown to the script, via upstream.KOHYA_ARGS)."""
+    out = [
+        finding("L04", "E", f"{key} wraps the whole caption file; remove it", f"extra_args.{key}")
+        for key in FORBIDDEN_ARGS
+        if key in extra_args
+    ]
+    if "kohya" not in plan.targets or not extra_args:
+        return out
+    upstream = optional_module("apps.training.upstream")
+    if upstream is None:
+        return out
+    script = kohya_script(plan.base_model.family, plan.method.kind)
+    table = getattr(upstream, "KOHYA_ARGS", None)
+    known = table.get(script) if isinstance(table, dict) else None
+    if known is None:
+        return out
+    for key in sorted(extra_args):
+        if key not in known and key not in FORBIDDEN_ARGS:
+            out.append(finding("L17", "E", f"{script} has no argument {key!r}", f"extra_args.{key}"))
+    return out
+
+
+def settings_findings(plan: Plan, extra_args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Checks of the settings alone (no item is read)."""
+    extra_args = extra_args or {}
+    out = buckets_findings(plan)
+    out += kohya_args_findings(plan, extra_args)
+    method = plan.method
+    if plan.textual_inversion is not None and (
+        plan.caption_policy.caption_dropout_rate > 0 or any(k in extra_args for k in DROPOUT_KEYS)
+    ):
+        out.append(
+            finding(
+                "L07",
+                "E",
+                "TI scripts refuse caption-dropout keys; set caption dropout to 0",
+                "caption_policy",
+            )
+        )
+    if "kohya" in plan.targets:
+        if method.cache_text_encoder_outputs and text_randomness(plan):
+            out.append(
+                finding(
+                    "L15",
+                    "E",
+                    "kohya cannot cache text-encoder outputs while captions vary (shuffle, dropout, "
+                    "alternates or a trained text encoder); turn one off",
+                    "method.cache_text_encoder_outputs",
+                )
+            )
+        image = plan.image_policy
+        if method.cache_latents and (image.color_jitter or image.crop == "random"):
+            out.append(
+                finding(
+                    "L15",
+                    "E",
+                    "latent caching cannot go with colour jitter or random crops",
+                    "method.cache_latents",
+                )
+            )
+        if method.masked_loss and any(d.role == "regularization" for d in plan.datasets):
+            out.append(
+                finding(
+                    "L15", "E", "masked loss cannot go with regularisation datasets", "method.masked_loss"
+                )
+            )
+    if "diffusers" in plan.targets and not plan.base_model.diffusers_ref:
+        out.append(
+            finding(
+                "L16",
+                "E",
+                f"diffusers is targeted but {plan.base_model.profile} has no diffusers-format model "
+                "(diffusers_ref); set one or drop the target",
+                "base_model.diffusers_ref",
+            )
+        )
+    return out
+
+
+def _logic() -> Any:
+    """The logic modules (apps/training/logic) when installed, else None."""
+    modules = {n: optional_module(f"apps.training.logic.{n}") for n in ("buckets", "captions", "lint")}
+    if any(m is None for m in modules.values()):
+        return None
+    return SimpleNamespace(**modules)
+
+
+def renderers(plan: Plan) -> list[str]:
+    """The caption renderings the plan's targets read."""
+    if plan.textual_inversion is not None:
+        names = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
+    else:
+        names = {"kohya": "kohya", "onetrainer": "neutral", "diffusers": "diffusers"}
+    return [names[t] for t in plan.targets if t in names]
+
+
+def _own_image_checks(plan: Plan, item: PlanItem) -> Iterator[dict[str, Any]]:
+    image = plan.image_policy
+    short = min(item.width, item.height)
+    if image.min_source_side and short < image.min_source_side:
+        yield finding("L09", "W", f"short side {short} < min_source_side {image.min_source_side}", item.id)
+    if image.max_aspect and short:
+        aspect = max(item.width, item.height) / short
+        if aspect > image.max_aspect:
+            yield finding("L09", "W", f"aspect {aspect:.2f} > max_aspect {image.max_aspect}", item.id)
+
+
+def item_findings(plan: Plan, item: PlanItem, logic: Any, policy: CaptionPolicy) -> Iterator[dict[str, Any]]:
+    """One item: L09 (source size, aspect, crop loss, upscaling), and with the logic modules L05
+    (tag texts), L11 (fixed part over the budget) and the rendered-line checks (L01-L03)."""
+    if logic is None:
+        yield from _own_image_checks(plan, item)
+        return
+    image = plan.image_policy
+    fit = None
+    if "kohya" in plan.targets and item.width > 0 and item.height > 0:
+        fit = logic.buckets.kohya_predict(
+            item.width,
+            item.height,
+            resolution=image.resolution,
+            min_=image.bucket_min,
+            max_=image.bucket_max,
+            step=image.bucket_step,
+            no_upscale=image.no_upscale,
+        )
+    found: list[Any] = list(logic.lint.lint_image(item.width, item.height, fit, image, item=item.id))
+    found += logic.lint.lint_caption(item.caption)
+    token = plan.textual_inversion.token if plan.textual_inversion is not None else ""
+    wanted = renderers(plan)
+    found += logic.lint.lint_budget(
+        item.caption, policy, [r.removeprefix("ti_") for r in wanted], token=token
+    )
+    for renderer in wanted:
+        rendered = logic.captions.render(item.caption, policy, renderer, seed=plan.seed, token=token)
+        marked = logic.captions.kohya_marked(policy, renderer) if "kohya" in renderer else None
+        found += logic.lint.lint_lines(rendered.lines, renderer, marked=marked, item=item.id)
+    for row in found:
+        yield as_json(row)
+
+
+def plan_lint(
+    plan: Plan, *, extra_args: dict[str, Any] | None = None, progress: Callable[[int], None] | None = None
+) -> list[dict[str, Any]]:
+    """Every check this module makes, over the settings and each item once (streamed)."""
+    from apps.training.services.plan_values import policy_for
+
+    out = settings_findings(plan, extra_args)
+    logic = _logic()
+    if logic is None:
+        out.append(finding("", "W", "caption checks skipped: apps/training/logic is not installed"))
+    policies = {d.id: policy_for(plan.caption_policy, d.overrides) for d in plan.datasets}
+    for n, item in enumerate(plan.items(), 1):
+        out.extend(item_findings(plan, item, logic, policies.get(item.dataset, plan.caption_policy)))
+        if progress is not None and n % 500 == 0:
+            progress(n)
+    if plan.item_count == 0:
+        out.append(finding("", "E", "the session has no images to export"))
+    return out
+
+
+def _extra_args(session: TrainingSession) -> dict[str, Any]:
+    return dict(session.extra_args or {})
+
+
+def session_lint(session: TrainingSession, *, actor: Any = None) -> dict[str, Any]:
+    """Lint the latest version against the live members: findings in the request for sessions
+    up to BAGGINTAG_TRAINING_SYNC_LINT_MAX items, else a job (the answer names it)."""
+    from apps.training.services.plan import plan_build
+
+    plan = plan_build(session, freeze=False, actor=actor)
+    if plan.item_count > conf.sync_lint_max():
+        job = job_services.job_start(
+            kind=LINT_JOB,
+            task=LINT_TASK,
+            params={"session": session.pk, "subject": {"label": f"training session {session.name}"}},
+            created_by=actor,
+            total=plan.item_count,
+            title=f"Lint {session.name}",
+        )
+        return {"job": job, "findings": None}
+    rows, total = capped(plan_lint(plan, extra_args=_extra_args(session)), conf.findings_max())
+    return {
+        "job": None,
+        "findings": rows,
+        "total": total,
+        "item_count": plan.item_count,
+        "version": plan.session_version,
+    }
+
+
+def _progress(job: Job, done: int) -> None:
+    job_services.job_progress(job=job, done=done)
+
+
+def lint_run(*, job_id: int) -> None:
+    """Job body: lint a big session; findings go to the job's result."""
+    from apps.training.services.plan import plan_build
+
+    job = job_services.job_claim(job_id=job_id)
+    if job is None:
+        return
+    session = TrainingSession.objects.filter(pk=job.params.get("session")).first()
+    if session is None:
+        job_services.job_fail(job=job, code="training.not_found", message="The training session was deleted.")
+        return
+    try:
+        plan = plan_build(session, freeze=False)
+        job_services.job_progress(job=job, total=plan.item_count)
+        found = plan_lint(
+            plan,
+            extra_args=_extra_args(session),
+            progress=lambda n: _progress(job, n),
+        )
+        rows, total = capped(found, conf.findings_max())
+    except JobSuperseded:
+        raise
+    except DomainError as exc:
+        job_services.job_fail(job=job, code=exc.code, message=exc.message)
+        return
+    job_services.job_progress(job=job, done=plan.item_count)
+    job_services.job_finish(
+        job=job,
+        result={"session": session.pk, "version": plan.session_version, "findings": rows, "total": total},
+    )
