@@ -24,4 +24,5 @@ urlpatterns = [
     path("", include("apps.datasets.api.urls")),
     path("", include("apps.taggers.api.scheme_urls")),
     path("", include("apps.intake.api.urls")),
+    path("", include("apps.training.api.urls")),
 ]

@@ -251,6 +251,10 @@ SPECTACULAR_SETTINGS = {
         "IntakeKindEnum": "apps.intake.models.IntakeEntry.Kind",
         "IntakeStateEnum": "apps.intake.models.IntakeEntry.State",
         "TaggerKindEnum": "apps.taggers.models.Tagger.Kind",
+        "BaseModelKindEnum": "apps.training.models.BaseModelProfile.Kind",
+        "BaseModelSourceKindEnum": "apps.training.models.BaseModelProfile.SourceKind",
+        "TrainingExportTargetEnum": "apps.training.models.TrainingExport.Target",
+        "TaggerTargetEnum": "apps.taggers.models.Tagger.Target",
     },
 }
 

@@ -215,8 +215,6 @@ def bundle_write(
     """Lint the settings, write the bundle into a temporary folder beside its destination and
     rename it into place; the temporary folder never outlives a failure. Returns the outcome
     fields of the export row. Raises DomainError with `details.findings` on lint errors."""
-    from apps.training.bundle.writer import BundleError, write_bundle  # type: ignore[import-not-found,unused-ignore]
-
     found = settings_findings(plan, _extra_args(export))
     limit = conf.findings_max()
     if errors(found):
@@ -226,6 +224,8 @@ def bundle_write(
             code="training.lint_failed",
             details={"findings": rows, "total": total},
         )
+    from apps.training.bundle.writer import BundleError, write_bundle  # type: ignore[import-not-found,unused-ignore]
+
     final = Path(export.folder_path) if export.folder_path else _export_folder(export)
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = final.parent / f".{final.name}.tmp-{export.pk}-{os.getpid()}"

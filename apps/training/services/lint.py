@@ -16,6 +16,7 @@ from typing import Any
 from apps.core.exceptions import DomainError
 from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
+from apps.jobs.models import Job
 from apps.training import conf
 from apps.training.models import TrainingSession
 from apps.training.plan import Plan, PlanItem, TypePolicy
@@ -250,6 +251,10 @@ def session_lint(session: TrainingSession, *, actor: Any = None) -> dict[str, An
     }
 
 
+def _progress(job: Job, done: int) -> None:
+    job_services.job_progress(job=job, done=done)
+
+
 def lint_run(*, job_id: int) -> None:
     """Job body: lint a big session; findings go to the job's result."""
     from apps.training.services.plan import plan_build
@@ -267,7 +272,7 @@ def lint_run(*, job_id: int) -> None:
         found = plan_lint(
             plan,
             extra_args=_extra_args(session),
-            progress=lambda n: None if job_services.job_progress(job=job, done=n) else None,
+            progress=lambda n: _progress(job, n),
         )
         rows, total = capped(found, conf.findings_max())
     except JobSuperseded:

@@ -236,9 +236,9 @@ def session_create(
     session.mapping_profile = (
         _mapping(mapping_profile) if mapping_profile is not None else base.mapping_profile
     )
-    session.targets = fields.pop("targets", None) or [
-        t for t in SESSION_TARGETS if t in base.supported_trainers
-    ]
+    targets = fields.pop("targets", None)
+    default = [t for t in SESSION_TARGETS if t in base.supported_trainers]
+    session.targets = default if targets is None else targets
     session.target_root = fields.pop("target_root", "") or f"/srv/train/{session.slug}"
     for field, value in fields.items():
         setattr(session, field, value)

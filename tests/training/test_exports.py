@@ -1,0 +1,258 @@
+"""Export jobs and lint (docs/training.md#exports, #lint): the job's outcome, failure paths that
+leave no temporary folder, the zip download and the export_session command; end-to-end bundle
+checks run once apps/training/bundle is there. Runs on SQLite and on MariaDB."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.jobs.models import Job
+from apps.training.models import TrainingExport
+from apps.training.services import exports, lint
+from apps.training.services.base_models import base_model_create
+from tests.training import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def export_dir(settings, tmp_path: Path) -> Path:
+    folder = tmp_path / "exports"
+    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(folder)
+    return folder
+
+
+@pytest.fixture
+def ds():
+    return f.dataset("Mychar", f.items([["mychar", "smile"], ["mychar", "snow"]]))
+
+
+def _no_temp_folders(root: Path) -> bool:
+    return not root.exists() or not [p for p in root.rglob("*") if ".tmp-" in p.name]
+
+
+def _hub_profile_without_diffusers() -> None:
+    base_model_create(
+        slug="hub-sd",
+        name="Hub SD",
+        family="sd1",
+        source_kind="hub",
+        source_ref="someone/some-model",
+        supported_trainers=["kohya", "diffusers"],
+    )
+
+
+def _ids(found: list[dict]) -> set[str]:
+    return {row["id"] for row in found}
+
+
+# --- lint ---------------------------------------------------------------------------------------
+
+
+def test_session_lint_reports_setting_conflicts(ds) -> None:
+    session = f.session(
+        [ds, {"dataset": f.dataset("Reg", f.items([["x"]], start=9)).pk, "role": "regularization"}],
+        targets=["kohya"],
+        cache_text_encoder_outputs=True,
+        crop="random",
+        masked_loss=True,
+        extra_args={"caption_prefix": "x"},
+    )
+    found = lint.session_lint(session)
+    assert found["job"] is None
+    messages = " | ".join(row["message"] for row in found["findings"])
+    assert {"L04", "L15"} <= _ids(found["findings"])
+    assert "text-encoder" in messages
+    assert "latent caching" in messages
+    assert "masked loss" in messages
+
+
+def test_session_lint_diffusers_without_a_diffusers_model(ds) -> None:
+    _hub_profile_without_diffusers()
+    session = f.session([ds], base_model="hub-sd", targets=["kohya", "diffusers"])
+    assert "L16" in _ids(lint.session_lint(session)["findings"])
+    fine = f.session([ds], name="Fine", base_model="hub-sd", targets=["kohya"])
+    assert "L16" not in _ids(lint.session_lint(fine)["findings"])
+
+
+def test_small_sources_are_warnings(ds) -> None:
+    session = f.session([ds], targets=["kohya"], min_source_side=512, max_aspect=1.2)
+    rows = [r for r in lint.session_lint(session)["findings"] if r["id"] == "L09"]
+    assert len(rows) == 4  # two items, each too small and too wide
+    assert {r["severity"] for r in rows} == {"W"}
+
+
+def test_unknown_kohya_args(ds) -> None:
+    pytest.importorskip("apps.training.upstream")
+    session = f.session([ds], targets=["kohya"], extra_args={"network_dimm": 8})
+    assert "L17" in _ids(lint.session_lint(session)["findings"])
+
+
+def test_big_sessions_are_linted_by_a_job(ds, settings) -> None:
+    settings.BAGGINTAG_TRAINING_SYNC_LINT_MAX = 1
+    session = f.session([ds], targets=["kohya"], cache_text_encoder_outputs=True)
+    queued = lint.session_lint(session)
+    job = queued["job"]
+    assert job is not None
+    lint.lint_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert "L15" in _ids(job.result["findings"])
+    assert job.result["version"] == 1
+
+
+# --- export jobs --------------------------------------------------------------------------------
+
+
+def test_export_failing_lint_fails_its_job_and_leaves_no_folder(ds, export_dir: Path) -> None:
+    _hub_profile_without_diffusers()
+    session = f.session([ds], base_model="hub-sd", targets=["kohya", "diffusers"])
+    export = exports.export_start(session=session)
+    exports.export_run(job_id=export.job_id)
+    export.refresh_from_db()
+    job = Job.objects.get(pk=export.job_id)
+    assert export.status == TrainingExport.Status.FAILED
+    assert export.error_code == "training.lint_failed"
+    assert "L16" in _ids(export.findings)
+    assert job.status == Job.Status.FAILED
+    assert job.error_code == "training.lint_failed"
+    assert _no_temp_folders(export_dir)
+    assert not export.bundle_path
+
+
+def test_export_of_a_deleted_session_fails_the_job(ds) -> None:
+    session = f.session([ds])
+    export = exports.export_start(session=session)
+    job_id = export.job_id
+    session.delete()  # the export row goes with it
+    exports.export_run(job_id=job_id)
+    job = Job.objects.get(pk=job_id)
+    assert job.status == Job.Status.FAILED
+    assert job.error_code == "training.not_found"
+
+
+def test_tagger_targets_cannot_be_exported(ds) -> None:
+    from apps.core.exceptions import DomainError
+    from apps.training.models import BaseModelProfile
+
+    session = f.session([ds])
+    session.base_model = BaseModelProfile.objects.get(slug="wd-tagger-convnext")
+    session.save(update_fields=["base_model"])  # behind the services' back: export_start still refuses
+    with pytest.raises(DomainError) as caught:
+        exports.export_start(session=session)
+    assert caught.value.code == "training.unsupported_target"
+    assert not TrainingExport.objects.exists()
+
+
+def test_folder_resolution(settings, tmp_path: Path) -> None:
+    from apps.core.exceptions import ConflictError, DomainError
+
+    settings.BAGGINTAG_TRAINING_FOLDER_ROOT = str(tmp_path)
+    assert exports.folder_resolve("a/b") == (tmp_path / "a" / "b").resolve()
+    for bad in ("", "..", "../x", "/tmp/elsewhere", "a/../../x"):
+        with pytest.raises(DomainError):
+            exports.folder_resolve(bad)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "f").write_text("x")
+    with pytest.raises(ConflictError):
+        exports.folder_resolve("full")
+    (tmp_path / "empty").mkdir()
+    assert exports.folder_resolve("empty") == (tmp_path / "empty").resolve()
+
+
+def test_command_refuses_an_unknown_session() -> None:
+    with pytest.raises(CommandError, match="No training session"):
+        call_command("export_session", "nope")
+
+
+def test_command_reports_lint_errors(ds) -> None:
+    _hub_profile_without_diffusers()
+    session = f.session([ds], base_model="hub-sd", targets=["kohya", "diffusers"])
+    with pytest.raises(CommandError, match=r"training\.lint_failed"):
+        call_command("export_session", session.slug)
+    assert TrainingExport.objects.get().status == TrainingExport.Status.FAILED
+
+
+# --- end to end (needs apps/training/bundle and apps/training/logic) -----------------------------
+
+
+def _bundle_ready() -> None:
+    pytest.importorskip("apps.training.bundle.writer")
+    pytest.importorskip("apps.training.bundle.zipstream")
+    pytest.importorskip("apps.training.logic.captions")
+
+
+def test_export_writes_a_bundle_and_downloads_as_a_zip(ds, export_dir: Path) -> None:
+    _bundle_ready()
+    session = f.session([ds], targets=["kohya", "onetrainer"])
+    export = exports.export_start(session=session)
+    exports.export_run(job_id=export.job_id)
+    export.refresh_from_db()
+    job = Job.objects.get(pk=export.job_id)
+    assert export.status == TrainingExport.Status.SUCCEEDED, (
+        export.error_code,
+        export.error_message,
+        export.findings,
+    )
+    assert job.status == Job.Status.SUCCEEDED
+    folder = Path(export.bundle_path)
+    assert folder.is_dir()
+    assert folder.is_relative_to(export_dir)
+    assert (folder / "session.json").exists()
+    assert (folder / "items.jsonl").exists()
+    assert export.item_count == 2
+    assert export.bundle_size > 0
+    assert _no_temp_folders(export_dir)
+    name, chunks = exports.export_zip_stream(export)
+    assert name.endswith(".zip")
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
+    assert any(n.endswith("session.json") for n in archive.namelist())
+
+
+def test_download_over_the_api(ds) -> None:
+    _bundle_ready()
+    from django.contrib.auth.models import Permission, User
+    from rest_framework.test import APIClient
+
+    user = User.objects.create_user("t", password="pw-t-12345")
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="training"))
+    client = APIClient()
+    client.force_authenticate(User.objects.get(pk=user.pk))
+    session = f.session([ds], targets=["kohya"])
+    export = exports.export_start(session=session, actor=user)
+    exports.export_run(job_id=export.job_id)
+    response = client.get(f"/api/training-exports/{export.pk}/download")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"].startswith('attachment; filename="mychar-lora-v1-e')
+    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+
+
+def test_re_export_is_byte_identical(ds) -> None:
+    _bundle_ready()
+    session = f.session([ds], targets=["kohya", "onetrainer", "diffusers"])
+    first = exports.export_sync(session=session)
+    second = exports.export_sync(session=session)
+
+    def files(root: str) -> dict[str, bytes]:
+        base = Path(root)
+        return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+
+    assert files(first.bundle_path) == files(second.bundle_path)
+
+
+def test_command_exports_into_a_folder_and_a_zip(ds, settings, tmp_path: Path) -> None:
+    _bundle_ready()
+    settings.BAGGINTAG_TRAINING_FOLDER_ROOT = str(tmp_path / "out")
+    session = f.session([ds], targets=["kohya"])
+    target = tmp_path / "bundle.zip"
+    stdout = io.StringIO()
+    call_command("export_session", session.slug, "--folder", "mychar", "--zip", str(target), stdout=stdout)
+    assert (tmp_path / "out" / "mychar" / "session.json").exists()
+    assert zipfile.is_zipfile(target)
+    assert "2 images" in stdout.getvalue()
