@@ -165,8 +165,9 @@ class SessionForm(forms.Form):
         data["base_model"] = data["base_model"].pk
         profile = data.pop("mapping_profile")
         data["mapping_profile"] = profile.pk if profile is not None else None
-        if not data.get("slug"):
-            data.pop("slug", None)
+        for name in ("slug", "target_root"):  # empty: made from the name, or kept
+            if not data.get(name):
+                data.pop(name, None)
         return data
 
     @staticmethod
@@ -366,10 +367,13 @@ class TIForm(forms.Form):
     def values(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)
         data["base_model"] = data["base_model"].pk
+        if data.get("subset") is not None and data.get("dataset") is None:
+            data["dataset"] = data["subset"].dataset
         for name in ("dataset", "subset"):
             data[name] = data[name].pk if data.get(name) is not None else None
-        if not data.get("slug"):
-            data.pop("slug", None)
+        for name in ("slug", "target_root"):  # empty: made from the name, or kept
+            if not data.get(name):
+                data.pop(name, None)
         data["resolution"] = _choices_int(data.get("resolution"))
         return data
 
