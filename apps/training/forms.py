@@ -107,7 +107,9 @@ class SessionForm(forms.Form):
     mirror = forms.ChoiceField(choices=TrainingSession.Mirror.choices, label="Mirroring")
     swap_directional = forms.BooleanField(required=False, label="Mirrored copies swap left/right tags")
     min_source_side = _int("Smallest source side", 0, 100_000)
-    max_aspect = forms.FloatField(min_value=0, help_text="0: no check", widget=forms.NumberInput(attrs={"step": "0.1"}))
+    max_aspect = forms.FloatField(
+        min_value=0, help_text="0: no check", widget=forms.NumberInput(attrs={"step": "0.1"})
+    )
     # caption policy (session-wide; per type below)
     shuffle = forms.BooleanField(required=False, label="Shuffle flexible tags")
     caption_dropout_rate = _rate("Caption dropout")
@@ -250,9 +252,7 @@ class BaseDatasetFormSet(forms.BaseFormSet):  # type: ignore[type-arg]
 
     def entries(self) -> list[tuple[DatasetEntryForm, dict[str, Any]]]:
         """(form, service value) of each kept, non-blank row, in order."""
-        return [
-            (f, f.value()) for f in self.forms if f not in self.deleted_forms and not f.blank()
-        ]
+        return [(f, f.value()) for f in self.forms if f not in self.deleted_forms and not f.blank()]
 
 
 DatasetFormSet = forms.formset_factory(

@@ -235,9 +235,7 @@ def fidelity_report(plan: Plan) -> dict[str, Any]:
                 "type": key,
                 "policy": rate,
                 "simulated": None if simulated is None else simulated.get(key),
-                "gap": None
-                if simulated is None or key not in simulated
-                else round(simulated[key] - rate, 4),
+                "gap": None if simulated is None or key not in simulated else round(simulated[key] - rate, 4),
             }
             for key, rate in policy.items()
         ]

@@ -5,7 +5,7 @@ and renders; service errors land beside the fields they name and nothing is save
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -19,6 +19,7 @@ from apps.core.htmx import redirect_after_post, render_page
 from apps.tags.models import TagType
 from apps.training import selectors
 from apps.training.forms import (
+    BaseDatasetFormSet,
     DatasetEntryForm,
     DatasetFormSet,
     PolicyFormSet,
@@ -66,9 +67,7 @@ def _new_initial(base: BaseModelProfile | None) -> tuple[dict[str, Any], list[di
     """Form defaults of a new session: the model's defaults, its trainers, one policy per type."""
     fields = {f.name: f.default for f in TrainingSession._meta.get_fields() if hasattr(f, "default")}
     initial = {name: fields.get(name) for name in SessionForm.base_fields if name in fields}
-    initial.update(
-        {"name": "", "slug": "", "target_root": "", "underscores_to_spaces": "", "max_tokens": ""}
-    )
+    initial.update({"name": "", "slug": "", "target_root": "", "underscores_to_spaces": "", "max_tokens": ""})
     initial["resolution"] = initial["bucket_min"] = initial["bucket_max"] = initial["bucket_step"] = None
     policies = []
     if base is not None:
@@ -96,7 +95,7 @@ class _Editor:
             initial, policies = _new_initial(_default_base())
             entries = []
         self.form = SessionForm(data, initial=initial)
-        self.datasets = DatasetFormSet(data, initial=entries, prefix="ds")
+        self.datasets = cast(BaseDatasetFormSet, DatasetFormSet(data, initial=entries, prefix="ds"))
         self.policies = PolicyFormSet(data, initial=policies, prefix="pol")
         self.session = session
 
@@ -225,11 +224,16 @@ def session_preview(request: HttpRequest, pk: int | None = None) -> HttpResponse
 
 
 def _form_problems(editor: _Editor) -> list[str]:
-    out = [f"{editor.form.fields[n].label or n}: {m}" for n, ms in editor.form.errors.items() if n in editor.form.fields for m in ms]
+    out = [
+        f"{editor.form.fields[n].label or n}: {m}"
+        for n, ms in editor.form.errors.items()
+        if n in editor.form.fields
+        for m in ms
+    ]
     out += [str(m) for m in editor.form.non_field_errors()]
     out += [str(m) for m in editor.datasets.non_form_errors()]
-    for n, errs in enumerate(editor.datasets.errors):
-        out += [f"dataset row {n + 1}: {name}: {m}" for name, ms in errs.items() for m in ms]
+    for n, row in enumerate(editor.datasets.forms):
+        out += [f"dataset row {n + 1}: {name}: {m}" for name, ms in row.errors.items() for m in ms]
     for form in editor.policies.forms:
         out += [f"{form['tag_type'].value()}: {name}: {m}" for name, ms in form.errors.items() for m in ms]
     return out or ["Check the highlighted fields."]

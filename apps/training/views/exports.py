@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
@@ -51,9 +51,7 @@ def _owner_exports(owner: TrainingSession | TextualInversion) -> list[TrainingEx
     return list(selectors.export_list(ti=owner)[:EXPORT_ROWS])
 
 
-def exports_page(
-    request: HttpRequest, owner: TrainingSession | TextualInversion, back: str
-) -> HttpResponse:
+def exports_page(request: HttpRequest, owner: TrainingSession | TextualInversion, back: str) -> HttpResponse:
     """The export form and the past exports of a session or a TI set (shared with ti.py)."""
     form = ExportForm(request.POST or None)
     status = 200
@@ -104,7 +102,7 @@ def export_row(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_safe
-def export_download(request: HttpRequest, pk: int) -> HttpResponse:
+def export_download(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The finished bundle as a zip, streamed."""
     export = selectors.export_get(export_id=pk)
     try:

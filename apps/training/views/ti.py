@@ -34,17 +34,19 @@ def _form_page(request: HttpRequest, ti: TextualInversion | None) -> HttpRespons
     if ti is not None:
         initial = TIForm.initial_from(ti)
     else:
-        base = selectors.base_model_list().filter(kind=BaseModelProfile.Kind.CHECKPOINT).order_by("name").first()
+        base = (
+            selectors.base_model_list().filter(kind=BaseModelProfile.Kind.CHECKPOINT).order_by("name").first()
+        )
         initial = {"base_model": base.pk if base else None, "num_vectors": 1, "repeats": 1, "seed": 1234}
-        initial["targets"] = [t for t in ("kohya", "onetrainer", "diffusers") if base and t in base.supported_trainers]
+        initial["targets"] = [
+            t for t in ("kohya", "onetrainer", "diffusers") if base and t in base.supported_trainers
+        ]
     form = TIForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             values = form.values()
             saved = (
-                tis.ti_create(actor=request.user, **values)
-                if ti is None
-                else tis.ti_update(ti=ti, **values)
+                tis.ti_create(actor=request.user, **values) if ti is None else tis.ti_update(ti=ti, **values)
             )
             return redirect_after_post(request, reverse("training:ti-edit", args=[saved.pk]) + "?saved=1")
         except DomainError as err:

@@ -43,7 +43,8 @@ def test_lint_lists_errors_and_links_warnings_to_their_items(trainer: Client, fa
     response = trainer.get(f"/training/{session.pk}/lint")
     body = response.content.decode()
     assert response.status_code == 200
-    assert "L15" in body and 'data-severity="E"' in body
+    assert "L15" in body
+    assert 'data-severity="E"' in body
     item_links = [f'href="/items/{item.pk}/"' for item in faces_items(faces)]
     assert all(link in body for link in item_links), "each L09 warning links to its item page"
     assert "short side 48" in body
@@ -66,25 +67,31 @@ def test_big_sessions_are_linted_by_a_job_with_a_progress_bar(trainer: Client, f
     session = factories.session([faces])
     body = trainer.get(f"/training/{session.pk}/lint").content.decode()
     job = Job.objects.get(kind="training.lint")
-    assert f'id="job-{job.pk}"' in body and "job-progress" in body
+    assert f'id="job-{job.pk}"' in body
+    assert "job-progress" in body
 
 
 # --- exports ------------------------------------------------------------------------------------
 
 
-def test_the_export_page_starts_a_zip_export_and_shows_its_progress(trainer: Client, faces, export_dir) -> None:  # type: ignore[no-untyped-def]
+def test_the_export_page_starts_a_zip_export_and_shows_its_progress(
+    trainer: Client, faces, export_dir
+) -> None:  # type: ignore[no-untyped-def]
     session = factories.session([faces])
     page = trainer.get(f"/training/{session.pk}/exports").content.decode()
-    assert "No exports yet" in page and "Start the export" in page
+    assert "No exports yet" in page
+    assert "Start the export" in page
     response = trainer.post(f"/training/{session.pk}/exports", {"target": "zip"})
     assert response.status_code == 303
     export = TrainingExport.objects.get()
     assert (export.session_id, export.session_version, export.target) == (session.pk, 1, "zip")
     body = trainer.get(response["Location"]).content.decode()
-    assert f'id="export-{export.pk}"' in body and "job-progress" in body
+    assert f'id="export-{export.pk}"' in body
+    assert "job-progress" in body
     assert f"/jobs/{export.job_id}/" in body
     row = trainer.get(f"/training/exports/{export.pk}/row", HTTP_HX_REQUEST="true")
-    assert row.status_code == 200 and 'hx-trigger="every 2s"' in row.content.decode()
+    assert row.status_code == 200
+    assert 'hx-trigger="every 2s"' in row.content.decode()
 
 
 def test_a_second_export_while_one_runs_is_refused(trainer: Client, faces, export_dir) -> None:  # type: ignore[no-untyped-def]
@@ -96,16 +103,21 @@ def test_a_second_export_while_one_runs_is_refused(trainer: Client, faces, expor
     assert TrainingExport.objects.count() == 1
 
 
-def test_folder_exports_need_a_folder_under_the_root(trainer: Client, faces, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_folder_exports_need_a_folder_under_the_root(
+    trainer: Client, faces, settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     session = factories.session([faces])
     settings.BAGGINTAG_TRAINING_FOLDER_ROOT = ""
     off = trainer.post(f"/training/{session.pk}/exports", {"target": "folder", "folder": "run1"})
-    assert off.status_code == 400 and 'data-field-error="folder"' in off.content.decode()
+    assert off.status_code == 400
+    assert 'data-field-error="folder"' in off.content.decode()
     missing = trainer.post(f"/training/{session.pk}/exports", {"target": "folder", "folder": ""})
-    assert missing.status_code == 422 and "Name a folder" in missing.content.decode()
+    assert missing.status_code == 422
+    assert "Name a folder" in missing.content.decode()
     settings.BAGGINTAG_TRAINING_FOLDER_ROOT = str(tmp_path)
     outside = trainer.post(f"/training/{session.pk}/exports", {"target": "folder", "folder": "../x"})
-    assert outside.status_code == 400 and "outside the allowed export root" in outside.content.decode()
+    assert outside.status_code == 400
+    assert "outside the allowed export root" in outside.content.decode()
     assert not TrainingExport.objects.exists()
     ok = trainer.post(f"/training/{session.pk}/exports", {"target": "folder", "folder": "run1"})
     assert ok.status_code == 303
@@ -118,7 +130,9 @@ def test_a_failed_export_shows_its_findings(trainer: Client, faces, export_dir) 
     export = TrainingExport.objects.get()
     exports.export_run(job_id=export.job_id)
     body = trainer.get(f"/training/{session.pk}/exports").content.decode()
-    assert 'data-status="failed"' in body and "lint error" in body and "L15" in body
+    assert 'data-status="failed"' in body
+    assert "lint error" in body
+    assert "L15" in body
     assert "Download zip" not in body
     assert trainer.get(f"/training/exports/{export.pk}/download").status_code == 409
 
@@ -132,7 +146,8 @@ def test_readers_cannot_start_exports(client: Client, viewer, faces) -> None:  #
     session = factories.session([faces])
     client.force_login(viewer)
     page = client.get(f"/training/{session.pk}/exports")
-    assert page.status_code == 200 and "Start the export" not in page.content.decode()
+    assert page.status_code == 200
+    assert "Start the export" not in page.content.decode()
     assert client.post(f"/training/{session.pk}/exports", {"target": "zip"}).status_code == 403
     assert not TrainingExport.objects.exists()
 
@@ -148,7 +163,8 @@ def test_a_finished_zip_export_downloads(trainer: Client, faces, export_dir) -> 
     body = trainer.get(f"/training/{session.pk}/exports").content.decode()
     assert "Download zip" in body
     response = trainer.get(f"/training/exports/{export.pk}/download")
-    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
     assert b"".join(response.streaming_content)[:2] == b"PK"
 
 
@@ -165,5 +181,6 @@ def test_fidelity_shows_the_delivery_matrix_and_keep_rate_charts(trainer: Client
     assert 'data-behaviour="mirror" data-used="0"' in body
     for trainer_name in ("kohya", "onetrainer", "diffusers"):
         assert f'data-trainer="{trainer_name}"' in body
-    assert body.count("<svg") >= 3 and "Keep rate per tag type" in body
+    assert body.count("<svg") >= 3
+    assert "Keep rate per tag type" in body
     assert "90 %" in body  # general keeps 1 - 0.1 caption dropout at least

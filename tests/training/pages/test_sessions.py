@@ -43,14 +43,17 @@ def test_the_list_shows_sessions_and_finds_by_name(trainer: Client, faces) -> No
     session = factories.session([faces])
     factories.session([faces], name="Other run")
     body = trainer.get("/training/").content.decode()
-    assert f'href="/training/{session.pk}/"' in body and "Other run" in body
+    assert f'href="/training/{session.pk}/"' in body
+    assert "Other run" in body
     found = trainer.get("/training/?q=mychar").content.decode()
-    assert "Mychar LoRA" in found and "Other run" not in found
+    assert "Mychar LoRA" in found
+    assert "Other run" not in found
 
 
 def test_signed_out_is_sent_to_login(client: Client) -> None:
     response = client.get("/training/")
-    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
 
 
 def test_new_session_form_has_one_policy_row_per_tag_type(trainer: Client) -> None:
@@ -58,7 +61,8 @@ def test_new_session_form_has_one_policy_row_per_tag_type(trainer: Client) -> No
 
     body = trainer.get("/training/new").content.decode()
     assert body.count("data-type=") == TagType.objects.count()
-    assert 'id="preview"' in body and "hx-post=\"/training/preview\"" in body
+    assert 'id="preview"' in body
+    assert 'hx-post="/training/preview"' in body
 
 
 def test_create_a_session_on_the_page(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
@@ -86,7 +90,8 @@ def test_service_errors_land_beside_the_field_and_nothing_is_saved(trainer: Clie
     response = trainer.post("/training/new", data)
     body = response.content.decode()
     assert response.status_code == 422
-    assert 'data-field-error="bucket_step"' in body and "multiple of 64" in body
+    assert 'data-field-error="bucket_step"' in body
+    assert "multiple of 64" in body
     assert not TrainingSession.objects.exists()
 
 
@@ -95,7 +100,8 @@ def test_an_empty_dataset_is_an_error_on_its_row(trainer: Client) -> None:
     response = trainer.post("/training/new", editor_data(datasets=[{"dataset": empty.pk}]))
     body = response.content.decode()
     assert response.status_code == 422
-    assert 'data-row-error="0"' in body and "no members" in body
+    assert 'data-row-error="0"' in body
+    assert "no members" in body
     assert not TrainingSession.objects.exists()
 
 
@@ -109,7 +115,8 @@ def test_form_shape_errors_show_per_field(trainer: Client, faces) -> None:  # ty
     body = response.content.decode()
     assert response.status_code == 422
     assert 'data-field-error="ds-0-repeats"' in body
-    assert "data-field-error=\"pol-" in body and "drop_rate" in body
+    assert 'data-field-error="pol-' in body
+    assert "drop_rate" in body
     assert 'data-field-error="description_weights"' in body
     assert not TrainingSession.objects.exists()
 
@@ -125,12 +132,17 @@ def test_edit_bumps_the_version_and_an_error_keeps_the_old_settings(trainer: Cli
     url = f"/training/{session.pk}/"
     body = trainer.get(url).content.decode()
     assert 'value="Mychar LoRA"' in body
-    ok = trainer.post(url, editor_data(session=session, datasets=[{"dataset": faces.pk}], mirror="always_random"))
+    ok = trainer.post(
+        url, editor_data(session=session, datasets=[{"dataset": faces.pk}], mirror="always_random")
+    )
     assert ok.status_code == 303
     session.refresh_from_db()
     assert (session.mirror, session.version) == ("always_random", 2)
-    bad = trainer.post(url, editor_data(session=session, datasets=[{"dataset": faces.pk}], target_root="relative"))
-    assert bad.status_code == 422 and 'data-field-error="target_root"' in bad.content.decode()
+    bad = trainer.post(
+        url, editor_data(session=session, datasets=[{"dataset": faces.pk}], target_root="relative")
+    )
+    assert bad.status_code == 422
+    assert 'data-field-error="target_root"' in bad.content.decode()
     session.refresh_from_db()
     assert (session.target_root, session.mirror) == ("/srv/train/mychar", "always_random")
     assert TrainingSessionVersion.objects.filter(session=session).count() == 2
@@ -141,7 +153,9 @@ def test_a_pinned_snapshot_of_another_dataset_is_refused_on_its_row(trainer: Cli
 
     other = factories.dataset("Other", factories.items([["x"]], start=10))
     snap = snapshot_create(dataset=other, note="")
-    response = trainer.post("/training/new", editor_data(datasets=[{"dataset": faces.pk, "snapshot": snap.pk}]))
+    response = trainer.post(
+        "/training/new", editor_data(datasets=[{"dataset": faces.pk, "snapshot": snap.pk}])
+    )
     assert response.status_code == 422
     assert "not a snapshot of this dataset" in response.content.decode()
     assert not TrainingSession.objects.exists()
@@ -150,7 +164,10 @@ def test_a_pinned_snapshot_of_another_dataset_is_refused_on_its_row(trainer: Cli
 def test_readers_see_the_editor_but_cannot_save_or_create(reader: Client, faces) -> None:  # type: ignore[no-untyped-def]
     session = factories.session([faces])
     assert reader.get(f"/training/{session.pk}/").status_code == 200
-    assert reader.post(f"/training/{session.pk}/", editor_data(datasets=[{"dataset": faces.pk}])).status_code == 403
+    assert (
+        reader.post(f"/training/{session.pk}/", editor_data(datasets=[{"dataset": faces.pk}])).status_code
+        == 403
+    )
     assert reader.get("/training/new").status_code == 403
     assert reader.post(f"/training/{session.pk}/delete").status_code == 403
     assert reader.post(f"/training/{session.pk}/preview", {}).status_code == 403
@@ -158,15 +175,21 @@ def test_readers_see_the_editor_but_cannot_save_or_create(reader: Client, faces)
 
 
 def test_missing_sessions_are_404(trainer: Client) -> None:
-    for url in ("/training/999/", "/training/999/lint", "/training/999/exports", "/training/999/fidelity",
-                "/training/999/preview"):
+    for url in (
+        "/training/999/",
+        "/training/999/lint",
+        "/training/999/exports",
+        "/training/999/fidelity",
+        "/training/999/preview",
+    ):
         assert trainer.get(url).status_code == 404, url
 
 
 def test_delete(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
     session = factories.session([faces])
     response = trainer.post(f"/training/{session.pk}/delete")
-    assert response.status_code == 303 and response["Location"] == "/training/"
+    assert response.status_code == 303
+    assert response["Location"] == "/training/"
     assert not TrainingSession.objects.exists()
 
 
@@ -180,8 +203,10 @@ def test_saved_preview_shows_items_with_thumbnails(trainer: Client, faces) -> No
     assert response.status_code == 200
     assert 'data-preview-state="ready"' in body
     assert body.count('class="preview-item"') == 2
-    assert "/api/media/" in body and "thumbnail" in body
-    assert "kohya .caption" in body and "neutral .txt" in body
+    assert "/api/media/" in body
+    assert "thumbnail" in body
+    assert "kohya .caption" in body
+    assert "neutral .txt" in body
     assert "mychar" in body
 
 
@@ -191,22 +216,29 @@ def test_draft_preview_follows_unsaved_edits_and_saves_nothing(trainer: Client, 
     response = trainer.post(f"/training/{session.pk}/preview", data, HTTP_HX_REQUEST="true")
     body = response.content.decode()
     assert response.status_code == 200
-    assert "diffusers text" in body and "neutral .txt" not in body
+    assert "diffusers text" in body
+    assert "neutral .txt" not in body
     session.refresh_from_db()
-    assert session.targets == ["kohya", "onetrainer", "diffusers"] and session.version == 1
+    assert session.targets == ["kohya", "onetrainer", "diffusers"]
+    assert session.version == 1
     assert TrainingSessionVersion.objects.filter(session=session).count() == 1
 
 
 def test_draft_preview_of_a_new_session_leaves_no_row(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
     response = trainer.post("/training/preview", editor_data(datasets=[{"dataset": faces.pk}]))
-    assert response.status_code == 200 and 'data-preview-state="ready"' in response.content.decode()
+    assert response.status_code == 200
+    assert 'data-preview-state="ready"' in response.content.decode()
     assert not TrainingSession.objects.exists()
 
 
 def test_draft_preview_says_what_to_fix(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
-    response = trainer.post("/training/preview", editor_data(datasets=[{"dataset": faces.pk}], bucket_step=48))
+    response = trainer.post(
+        "/training/preview", editor_data(datasets=[{"dataset": faces.pk}], bucket_step=48)
+    )
     body = response.content.decode()
     assert response.status_code == 422
-    assert 'data-preview-state="invalid"' in body and "multiple of 64" in body
+    assert 'data-preview-state="invalid"' in body
+    assert "multiple of 64" in body
     shape = trainer.post("/training/preview", editor_data(datasets=[{"dataset": faces.pk}], seed="x"))
-    assert shape.status_code == 422 and "Seed" in shape.content.decode()
+    assert shape.status_code == 422
+    assert "Seed" in shape.content.decode()

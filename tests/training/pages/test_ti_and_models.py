@@ -50,7 +50,8 @@ def _ti(source, **over):  # type: ignore[no-untyped-def]
 
 def test_ti_list_empty_state(trainer: Client) -> None:
     body = trainer.get("/training/ti/").content.decode()
-    assert "No Textual Inversion sets yet" in body and 'href="/training/ti/new"' in body
+    assert "No Textual Inversion sets yet" in body
+    assert 'href="/training/ti/new"' in body
 
 
 def test_create_edit_and_export_a_ti_set(trainer: Client, faces, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -59,7 +60,8 @@ def test_create_edit_and_export_a_ti_set(trainer: Client, faces, settings, tmp_p
     response = trainer.post("/training/ti/new", _ti(faces))
     assert response.status_code == 303, response.content.decode()[-3000:]
     ti = TextualInversion.objects.get()
-    assert response.status_code == 303 and response["Location"] == f"/training/ti/{ti.pk}/?saved=1"
+    assert response.status_code == 303
+    assert response["Location"] == f"/training/ti/{ti.pk}/?saved=1"
     assert (ti.token, ti.num_vectors, ti.targets, ti.version) == ("mychartok", 2, ["kohya", "a1111"], 1)
     edited = trainer.post(f"/training/ti/{ti.pk}/", _ti(faces, repeats=4))
     assert edited.status_code == 303
@@ -110,9 +112,12 @@ def test_ti_delete(trainer: Client, faces) -> None:  # type: ignore[no-untyped-d
 
 def test_base_models_are_listed_with_shipped_ones_read_only(trainer: Client) -> None:
     body = trainer.get("/training/base-models/").content.decode()
-    assert "sd15" in body and "sdxl" in body and "shipped" in body
+    assert "sd15" in body
+    assert "sdxl" in body
+    assert "shipped" in body
     detail = trainer.get("/training/base-models/sd15/")
-    assert detail.status_code == 200 and "shipped, read-only" in detail.content.decode()
+    assert detail.status_code == 200
+    assert "shipped, read-only" in detail.content.decode()
     assert "<form" not in detail.content.decode().split("<main>")[1]
     assert trainer.get("/training/base-models/nope/").status_code == 404
     assert trainer.post("/training/base-models/").status_code == 405
