@@ -3,6 +3,8 @@ preview follow unsaved edits, save, lint and start an export whose row shows its
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -13,7 +15,9 @@ from tests.training.pages.helpers import grant_training
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
 
-def test_create_a_session_preview_lint_and_export(signed_in: Page, live_server, curator) -> None:  # type: ignore[no-untyped-def]
+def test_create_a_session_preview_lint_and_export(
+    signed_in: Page, live_server, curator, shots_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
     grant_training(curator)
     factories.typed(["mychar"], "character")
     faces = factories.dataset("Faces", factories.items([["mychar", "smile"], ["mychar", "open_mouth"]]))
@@ -37,6 +41,7 @@ def test_create_a_session_preview_lint_and_export(signed_in: Page, live_server, 
     expect(preview).not_to_contain_text("neutral .txt (OneTrainer)")
     expect(preview).to_contain_text("kohya .caption")
     assert not TrainingSession.objects.exists()
+    page.screenshot(path=str(shots_dir / "training-editor.png"), full_page=True)
 
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_contain_text("Saved as version 1")
@@ -46,6 +51,9 @@ def test_create_a_session_preview_lint_and_export(signed_in: Page, live_server, 
 
     page.get_by_role("navigation", name="Session Mychar LoRA").get_by_role("link", name="Lint").click()
     expect(page.locator("[data-lint-summary]")).to_contain_text("2 images")
+    page.goto(f"{live_server.url}/training/{session.pk}/fidelity")
+    page.screenshot(path=str(shots_dir / "training-fidelity.png"), full_page=True)
+    page.go_back()
 
     page.get_by_role("navigation", name="Session Mychar LoRA").get_by_role("link", name="Exports").click()
     page.get_by_role("button", name="Start the export").click()

@@ -60,12 +60,17 @@ def session_list(request: HttpRequest) -> HttpResponse:
 
 
 def _default_base() -> BaseModelProfile | None:
-    return selectors.base_model_list().filter(kind=BaseModelProfile.Kind.CHECKPOINT).order_by("name").first()
+    """The first profile (the seeded SD 1.5 one on a fresh install)."""
+    return selectors.base_model_list().filter(kind=BaseModelProfile.Kind.CHECKPOINT).order_by("pk").first()
 
 
 def _new_initial(base: BaseModelProfile | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Form defaults of a new session: the model's defaults, its trainers, one policy per type."""
-    fields = {f.name: f.default for f in TrainingSession._meta.get_fields() if hasattr(f, "default")}
+    fields = {
+        f.name: f.default
+        for f in TrainingSession._meta.concrete_fields
+        if f.has_default() and not callable(f.default)
+    }
     initial = {name: fields.get(name) for name in SessionForm.base_fields if name in fields}
     initial.update({"name": "", "slug": "", "target_root": "", "underscores_to_spaces": "", "max_tokens": ""})
     initial["resolution"] = initial["bucket_min"] = initial["bucket_max"] = initial["bucket_step"] = None
