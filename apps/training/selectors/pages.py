@@ -22,6 +22,8 @@ from apps.training.plan import Plan
 BUNDLE_ID = re.compile(r"i([0-9a-f]{12})(?:-m)?")
 LINKED_MAX = 500
 BUCKET_SAMPLE = 2000
+SIM_ITEMS = 200
+SIM_DRAWS = 4000
 
 # docs/training.md#delivery (export formats §8.1): what each trainer does with a behaviour the
 # bundle asks for. N native, A approximated (reported), M materialised, - not delivered.
@@ -128,47 +130,38 @@ def delivery_matrix(plan: Plan) -> dict[str, Any]:
 
 
 def policy_keep_rates(plan: Plan) -> dict[str, float]:
-    """Per exported tag type: the share of captions the policy keeps its tags in."""
-    policy = plan.caption_policy
+    """Per exported tag type: the share of (non-empty) captions the policy keeps its tags in."""
+    types = plan.caption_policy.types
     return {
-        key: round((1.0 - t.drop_rate) * (1.0 - policy.caption_dropout_rate), 4)
-        for key, t in sorted(policy.types.items(), key=lambda kv: (kv[1].zone_order, kv[0]))
+        key: round(1.0 - t.drop_rate, 4)
+        for key, t in sorted(types.items(), key=lambda kv: (kv[1].zone_order, kv[0]))
         if t.zone != "excluded"
     }
 
 
-def _rates_from(result: Any) -> dict[str, float] | None:
-    """Keep rates per type out of a simulation result (a mapping, or an object holding one)."""
-    for name in ("keep_rates", "types", "rates"):
-        inner = result.get(name) if isinstance(result, dict) else getattr(result, name, None)
-        if isinstance(inner, dict):
-            result = inner
-            break
-    if not isinstance(result, dict):
-        return None
-    out: dict[str, float] = {}
-    for key, value in result.items():
-        if isinstance(value, int | float):
-            out[str(key)] = float(value)
-        elif isinstance(value, dict) and isinstance(value.get("keep"), int | float):
-            out[str(key)] = float(value["keep"])
-        elif isinstance(getattr(value, "keep", None), int | float):
-            out[str(key)] = float(value.keep)
-    return out
-
-
-def simulated_keep_rates(plan: Plan, trainer: str) -> dict[str, float] | None:
-    """Keep rates per tag type through the trainer's own pipeline, from
-    `apps/training/logic/fidelity.simulate`; None when that module is not installed."""
+def simulation(
+    plan: Plan, trainer: str, sample: int = SIM_ITEMS, draws: int = SIM_DRAWS
+) -> dict[str, Any] | None:
+    """The trainer's own caption pipeline over the first `sample` items' captions, `draws` times
+    (`apps/training/logic/fidelity.simulate`): keep rates per tag type, the share of non-empty
+    captions, fixed zones in place, markup that leaked. None when that module is not installed."""
     try:
         from apps.training.logic.fidelity import simulate  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
-    try:
-        result = simulate(plan, trainer)
-    except (TypeError, ValueError, KeyError):
+    captions = [item.caption for item in itertools.islice(plan.items(), sample)]
+    if not captions:
         return None
-    return _rates_from(result)
+    stats = simulate(captions, plan.caption_policy, trainer, seed=plan.seed, draws=draws)
+    return {
+        "keep_rates": {str(k): float(v) for k, v in stats.keep_rates().items()},
+        "caption_rate": float(stats.caption_rate),
+        "prefix_in_place": float(stats.prefix_position_rate),
+        "suffix_in_place": float(stats.suffix_position_rate),
+        "leaks": [str(line) for line in stats.markup_leaks],
+        "items": len(captions),
+        "draws": int(stats.draws),
+    }
 
 
 def bucket_histogram(plan: Plan, trainer: str, sample: int = BUCKET_SAMPLE) -> dict[str, Any] | None:
@@ -177,6 +170,16 @@ def bucket_histogram(plan: Plan, trainer: str, sample: int = BUCKET_SAMPLE) -> d
         from apps.training.logic import buckets  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
+    if trainer == "diffusers":
+        return {
+            "labels": [],
+            "counts": [],
+            "rows": [],
+            "seen": 0,
+            "sampled": False,
+            "upscaled": 0,
+            "square": True,
+        }
     image = plan.image_policy
     counts: Counter[str] = Counter()
     upscaled = 0
@@ -217,6 +220,7 @@ def bucket_histogram(plan: Plan, trainer: str, sample: int = BUCKET_SAMPLE) -> d
         "seen": seen,
         "sampled": plan.item_count > seen,
         "upscaled": upscaled,
+        "square": False,
     }
 
 
@@ -228,7 +232,8 @@ def fidelity_report(plan: Plan) -> dict[str, Any]:
     matrix = delivery_matrix(plan)
     trainers = []
     for trainer in matrix["trainers"]:
-        simulated = simulated_keep_rates(plan, trainer)
+        sim = simulation(plan, trainer)
+        simulated = None if sim is None else sim["keep_rates"]
         histogram = bucket_histogram(plan, trainer)
         rows = [
             {
@@ -243,7 +248,9 @@ def fidelity_report(plan: Plan) -> dict[str, Any]:
             {
                 "trainer": trainer,
                 "rows": rows,
-                "simulated": simulated is not None,
+                "simulated": sim is not None,
+                "simulation": sim,
+                "caption_policy": round(1.0 - plan.caption_policy.caption_dropout_rate, 4),
                 "keep_chart": keep_rate_chart(trainer, rows) if rows else "",
                 "histogram": histogram,
                 "bucket_chart": bucket_chart(trainer, histogram) if histogram and histogram["labels"] else "",

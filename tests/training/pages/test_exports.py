@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -172,7 +173,9 @@ def test_a_finished_zip_export_downloads(trainer: Client, faces, export_dir) -> 
 
 
 def test_fidelity_shows_the_delivery_matrix_and_keep_rate_charts(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
-    session = factories.session([faces], caption_dropout_rate=0.1)
+    session = factories.session(
+        [faces], caption_dropout_rate=0.1, type_policies={"general": {"drop_rate": 0.1}}
+    )
     response = trainer.get(f"/training/{session.pk}/fidelity")
     body = response.content.decode()
     assert response.status_code == 200
@@ -183,4 +186,9 @@ def test_fidelity_shows_the_delivery_matrix_and_keep_rate_charts(trainer: Client
         assert f'data-trainer="{trainer_name}"' in body
     assert body.count("<svg") >= 3
     assert "Keep rate per tag type" in body
-    assert "90 %" in body  # general keeps 1 - 0.1 caption dropout at least
+    assert "90 %" in body  # the policy keeps general tags in 90 % of captions
+    if importlib.util.find_spec("apps.training.logic.fidelity") is not None:
+        assert "data-simulation" in body and "suffix in place" in body
+        assert "Images per bucket" in body
+    else:
+        assert "data-no-simulation" in body
