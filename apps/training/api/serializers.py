@@ -94,7 +94,7 @@ class TrainingSessionInputSerializer(serializers.Serializer):
 
 class TrainingSessionDatasetOutputSerializer(serializers.Serializer):
     dataset = serializers.IntegerField(source="dataset_id", allow_null=True)
-    dataset_slug = serializers.CharField(source="dataset.slug", default=None)
+    dataset_slug = serializers.CharField(source="dataset.slug", default=None, allow_null=True)
     subset = serializers.IntegerField(source="subset_id", allow_null=True)
     group = serializers.IntegerField(source="group_id", allow_null=True)
     snapshot = serializers.IntegerField(source="snapshot_id", allow_null=True)
@@ -169,7 +169,7 @@ SESSION_OUTPUT_FIELDS = [
 
 class TrainingSessionOutputSerializer(serializers.ModelSerializer):
     base_model = serializers.CharField(source="base_model.slug")
-    mapping_profile = serializers.CharField(source="mapping_profile.slug", default=None)
+    mapping_profile = serializers.CharField(source="mapping_profile.slug", default=None, allow_null=True)
     detail = serializers.SerializerMethodField(
         help_text="datasets, type_policies, description_weights, samples"
     )
@@ -235,8 +235,8 @@ class BaseModelInputSerializer(serializers.Serializer):
 
 
 class BaseModelOutputSerializer(serializers.ModelSerializer):
-    vocabulary = serializers.CharField(source="vocabulary.slug", default=None)
-    mapping_profile = serializers.CharField(source="mapping_profile.slug", default=None)
+    vocabulary = serializers.CharField(source="vocabulary.slug", default=None, allow_null=True)
+    mapping_profile = serializers.CharField(source="mapping_profile.slug", default=None, allow_null=True)
 
     class Meta:
         model = BaseModelProfile

@@ -243,6 +243,16 @@ def _dataset_entry(
     for name in DATASET_FIELDS:
         if name in raw:
             setattr(entry, name, raw[name])
+    for name, limit in (
+        ("slug", 40),
+        ("role", 16),
+        ("balance", 10),
+        ("class_tokens", 200),
+        ("licence_notes", 20000),
+    ):
+        value = getattr(entry, name)
+        if not isinstance(value, str) or len(value) > limit:
+            raise bad(f"{field}.{name}", f"text of at most {limit} characters.")
     entry.loss_weight = finite(f"{field}.loss_weight", entry.loss_weight)
     if entry.loss_weight <= 0:
         raise bad(f"{field}.loss_weight", "must be above 0.")
@@ -253,6 +263,15 @@ def _dataset_entry(
         raise bad(f"{field}.balance", "empty (fixed repeats) or equalize.")
     if not isinstance(entry.overrides, dict):
         raise bad(f"{field}.overrides", "an object of dotted caption-policy paths.")
+    weights = entry.overrides.get("item_weights", {})
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and k.isdigit() and isinstance(w, int | float) and not isinstance(w, bool)
+        for k, w in weights.items()
+    ):
+        raise bad(f"{field}.overrides.item_weights", "an object of item ids to weights.")
+    for key, weight in weights.items():
+        if not 0 < finite(f"{field}.overrides.item_weights.{key}", weight) <= 100:
+            raise bad(f"{field}.overrides.item_weights.{key}", "a weight above 0, at most 100.")
     for key, value in entry.overrides.items():
         if isinstance(value, float | int) and not isinstance(value, bool):
             number = finite(f"{field}.overrides.{key}", value)
@@ -318,9 +337,12 @@ def _by_ref(model: Any, ref: Any, field: str, code: str) -> Any:
     rows = model.objects.all()
     found = None
     if isinstance(ref, int) and not isinstance(ref, bool):
-        found = rows.filter(pk=ref).first()
+        found = rows.filter(pk=ref).first() if 0 < ref <= 2**31 - 1 else None
     elif isinstance(ref, str) and ref:
-        found = rows.filter(pk=int(ref)).first() if ref.isdigit() else rows.filter(slug=ref).first()
+        if ref.isdigit():
+            found = rows.filter(pk=int(ref)).first() if len(ref) <= 10 and int(ref) <= 2**31 - 1 else None
+        else:
+            found = rows.filter(slug=ref).first()
     if found is None:
         raise bad(field, f"no {model._meta.verbose_name} {ref!r}.", code)
     return found
@@ -388,8 +410,14 @@ def _samples_check(raw: Any) -> list[SampleDefinition]:
         if unknown:
             raise bad(field, f"unknown keys {', '.join(unknown)}.")
         sample = SampleDefinition(position=n, **values)
-        if not str(sample.prompt).strip():
+        for name, limit in (("prompt", 2000), ("negative_prompt", 2000), ("sampler", 32)):
+            value = getattr(sample, name)
+            if not isinstance(value, str) or len(value) > limit:
+                raise bad(f"{field}.{name}", f"text of at most {limit} characters.")
+        if not sample.prompt.strip():
             raise bad(f"{field}.prompt", "a prompt is needed.")
+        sample.seed = _int(sample.seed, f"{field}.seed", 0, 2**31 - 1)
+        sample.steps = _int(sample.steps, f"{field}.steps", 1, 1000)
         sample.scale = finite(f"{field}.scale", sample.scale)
         for name in ("width", "height"):
             size = _int(getattr(sample, name), f"{field}.{name}", 64, 8192)

@@ -212,7 +212,7 @@ def session_create(
     *,
     name: str,
     base_model: Any,
-    datasets: Any,
+    datasets: Any = None,
     actor: Any = None,
     slug: str = "",
     mapping_profile: Any = None,
