@@ -24,6 +24,7 @@ urlpatterns = [
     path("ti/<int:pk>/", ti.ti_edit, name="ti-edit"),
     path("ti/<int:pk>/delete", ti.ti_delete, name="ti-delete"),
     path("ti/<int:pk>/exports", ti.ti_exports, name="ti-exports"),
+    path("ti/<int:pk>/preview", ti.ti_preview, name="ti-preview"),
     path("base-models/", base_models.base_model_list, name="base-model-list"),
     path("base-models/<slug:ref>/", base_models.base_model_detail, name="base-model-detail"),
 ]

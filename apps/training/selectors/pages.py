@@ -257,3 +257,53 @@ def fidelity_report(plan: Plan) -> dict[str, Any]:
             }
         )
     return {"matrix": matrix, "trainers": trainers, "item_count": plan.item_count, "notes": plan.notes}
+
+
+# --- Textual Inversion preview ------------------------------------------------------------------
+
+TI_RENDERERS = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
+
+
+def _ti_render(plan: Plan, item: Any, renderer: str) -> dict[str, Any] | None:
+    """One TI renderer's lines for an item (`logic.captions.render` with the token); None when
+    the renderers are not installed."""
+    try:
+        from apps.training.logic import captions  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    assert plan.textual_inversion is not None
+    try:
+        rendered = captions.render(
+            item.caption, plan.caption_policy, renderer, seed=plan.seed, token=plan.textual_inversion.token
+        )
+    except TypeError:  # a renderer with another signature than this page knows
+        return None
+    return {"lines": list(rendered.lines), "keep": rendered.keep, "materialized": rendered.materialized}
+
+
+def ti_preview(plan: Plan, n: int = 6) -> dict[str, Any]:
+    """The first `n` items of a Textual Inversion plan with each TI rendering its trainers read."""
+    renderers = [TI_RENDERERS[t] for t in plan.targets if t in TI_RENDERERS]
+    items = []
+    for item in itertools.islice(plan.items(), n):
+        items.append(
+            {
+                "id": item.id,
+                "media_id": item.lineage.media_id,
+                "partition": item.partition,
+                "width": item.width,
+                "height": item.height,
+                "repeats": item.repeats,
+                "mirror_of": item.mirror_of,
+                "tags": [{"text": e.text, "type": e.type} for e in item.caption.entries],
+                "captions": {r: _ti_render(plan, item, r) for r in renderers},
+            }
+        )
+    return {
+        "version": plan.session_version,
+        "item_count": plan.item_count,
+        "partitions": plan.partitions,
+        "renderers": renderers,
+        "items": items,
+        "notes": plan.notes,
+    }

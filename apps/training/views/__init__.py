@@ -180,7 +180,7 @@ def session_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # --- the live preview ---------------------------------------------------------------------------
 
 
-def _preview_context(data: dict[str, Any]) -> dict[str, Any]:
+def preview_context(data: dict[str, Any]) -> dict[str, Any]:
     for item in data["items"]:
         item["rendered"] = [
             {"renderer": r, "label": RENDERER_LABELS.get(r, r), "caption": item["captions"].get(r)}
@@ -210,7 +210,7 @@ def session_preview(request: HttpRequest, pk: int | None = None) -> HttpResponse
         if session is None:
             return render_page(request, "training/partials/_preview.html", None, {"preview": None})
         data = preview.session_preview(session, PREVIEW_ITEMS, actor=request.user)
-        return render_page(request, "training/partials/_preview.html", None, _preview_context(data))
+        return render_page(request, "training/partials/_preview.html", None, preview_context(data))
     if not request.user.has_perm(CHANGE if session is not None else ADD):
         raise PermissionDenied("Previewing edits needs the permission to save them.")
     editor = _Editor(request, session)
@@ -221,7 +221,7 @@ def session_preview(request: HttpRequest, pk: int | None = None) -> HttpResponse
         status = 422
     else:
         try:
-            context = _preview_context(_draft_preview(editor, request.user))
+            context = preview_context(_draft_preview(editor, request.user))
         except DomainError as err:
             context["problems"] = [err.message]
             status = 422

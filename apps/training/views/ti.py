@@ -13,7 +13,9 @@ from apps.core.htmx import redirect_after_post, render_page
 from apps.training import selectors
 from apps.training.forms import TIForm, field_errors
 from apps.training.models import BaseModelProfile, TextualInversion
+from apps.training.selectors import pages
 from apps.training.services import textual_inversions as tis
+from apps.training.views import preview_context
 from apps.training.views.exports import exports_page
 
 CHANGE = "training.change_textualinversion"
@@ -86,3 +88,13 @@ def ti_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def ti_exports(request: HttpRequest, pk: int) -> HttpResponse:
     ti = selectors.ti_get(ti_id=pk)
     return exports_page(request, ti, _exports_url(ti))
+
+
+@login_required
+@require_safe
+def ti_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """The saved set's first items with the TI captions each trainer reads (an htmx panel)."""
+    ti = selectors.ti_get(ti_id=pk)
+    plan = tis.ti_plan_build(ti, freeze=False, actor=request.user)
+    context = preview_context(pages.ti_preview(plan))
+    return render_page(request, "training/partials/_preview.html", None, context)

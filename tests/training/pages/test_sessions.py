@@ -181,8 +181,12 @@ def test_missing_sessions_are_404(trainer: Client) -> None:
         "/training/999/exports",
         "/training/999/fidelity",
         "/training/999/preview",
+        "/training/ti/999/exports",
+        "/training/exports/999/row",
     ):
         assert trainer.get(url).status_code == 404, url
+    huge = trainer.get("/training/99999999999999999999999/")
+    assert huge.status_code in (400, 404)
 
 
 def test_delete(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from django.test import Client
 
@@ -68,6 +70,13 @@ def test_create_edit_and_export_a_ti_set(trainer: Client, faces, settings, tmp_p
     ti.refresh_from_db()
     assert (ti.repeats, ti.version) == (4, 2)
     assert "mychartok" in trainer.get("/training/ti/").content.decode()
+    assert f'hx-get="/training/ti/{ti.pk}/preview"' in trainer.get(f"/training/ti/{ti.pk}/").content.decode()
+    preview = trainer.get(f"/training/ti/{ti.pk}/preview", HTTP_HX_REQUEST="true").content.decode()
+    assert preview.count('class="preview-item"') == 2
+    assert "TI (kohya)" in preview
+    assert "TI (AUTOMATIC1111)" in preview
+    if importlib.util.find_spec("apps.training.logic.captions") is not None:
+        assert "<code>mychartok" in preview  # the token leads the kohya and OneTrainer lines
     started = trainer.post(f"/training/ti/{ti.pk}/exports", {"target": "zip"})
     assert started.status_code == 303
     assert TrainingExport.objects.get().textual_inversion_id == ti.pk
