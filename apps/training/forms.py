@@ -16,6 +16,7 @@ from django import forms
 from apps.core.exceptions import DomainError
 from apps.datasets.models import Dataset, DatasetGroup, Snapshot, Subset
 from apps.mappings.models import MappingProfile
+from apps.tags.models import Vocabulary
 from apps.training.models import (
     BaseModelProfile,
     CaptionTypePolicy,
@@ -380,3 +381,52 @@ class TIForm(forms.Form):
     @staticmethod
     def initial_from(ti: TextualInversion) -> dict[str, Any]:
         return {name: getattr(ti, name) for name in TIForm.base_fields}
+
+
+class BaseModelForm(forms.Form):
+    """A custom base-model profile (shipped profiles are read-only on pages)."""
+
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(max_length=64)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=20_000)
+    kind = forms.ChoiceField(choices=BaseModelProfile.Kind.choices)
+    family = forms.ChoiceField(choices=BaseModelProfile._meta.get_field("family").choices)
+    prediction = forms.ChoiceField(choices=BaseModelProfile.Prediction.choices)
+    resolution = _int("Resolution", 64, 16384, initial=512)
+    bucket_min = _int("Smallest bucket side", 64, 16384, initial=256)
+    bucket_max = _int("Largest bucket side", 64, 16384, initial=1024)
+    bucket_step = _int("Bucket step", 8, 1024, initial=64)
+    onetrainer_quantum = _int("OneTrainer quantum", 1, 1024, initial=8)
+    max_tokens = forms.TypedChoiceField(choices=TOKENS[1:], coerce=int, initial=75, label="Token budget")
+    clip_skip = _int("CLIP skip", 1, 12, initial=1)
+    v_parameterization = forms.BooleanField(required=False)
+    score_tags_prefix = forms.BooleanField(required=False, label="Quality, rating and meta tags lead")
+    booru_text = forms.BooleanField(required=False, initial=True, label="Underscores become spaces")
+    source_kind = forms.ChoiceField(choices=BaseModelProfile.SourceKind.choices)
+    source_ref = forms.CharField(max_length=500, required=False, label="Weights (file, folder or Hub id)")
+    source_sha256 = forms.CharField(max_length=64, required=False, label="SHA-256 of the weights")
+    diffusers_ref = forms.CharField(
+        max_length=500, required=False, label="diffusers model", help_text="Folder or Hub id; empty: none"
+    )
+    vocabulary = forms.ModelChoiceField(
+        queryset=Vocabulary.objects.order_by("name"), required=False, empty_label="None"
+    )
+    mapping_profile = forms.ModelChoiceField(
+        queryset=MappingProfile.objects.order_by("name"), required=False, empty_label="None"
+    )
+    supported_trainers = forms.MultipleChoiceField(
+        choices=[*TI_TARGETS, ("wd-tagger", "WD tagger training")],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Trainers",
+    )
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        for name in ("vocabulary", "mapping_profile"):
+            data[name] = data[name].pk if data.get(name) is not None else None
+        return data
+
+    @staticmethod
+    def initial_from(profile: BaseModelProfile) -> dict[str, Any]:
+        return {name: getattr(profile, name) for name in BaseModelForm.base_fields}

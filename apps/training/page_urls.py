@@ -26,5 +26,8 @@ urlpatterns = [
     path("ti/<int:pk>/exports", ti.ti_exports, name="ti-exports"),
     path("ti/<int:pk>/preview", ti.ti_preview, name="ti-preview"),
     path("base-models/", base_models.base_model_list, name="base-model-list"),
+    path("base-models/new", base_models.base_model_create, name="base-model-create"),
     path("base-models/<slug:ref>/", base_models.base_model_detail, name="base-model-detail"),
+    path("base-models/<slug:ref>/edit", base_models.base_model_edit, name="base-model-edit"),
+    path("base-models/<slug:ref>/delete", base_models.base_model_delete, name="base-model-delete"),
 ]

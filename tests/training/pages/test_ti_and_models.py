@@ -130,3 +130,77 @@ def test_base_models_are_listed_with_shipped_ones_read_only(trainer: Client) -> 
     assert "<form" not in detail.content.decode().split("<main>")[1]
     assert trainer.get("/training/base-models/nope/").status_code == 404
     assert trainer.post("/training/base-models/").status_code == 405
+
+
+def _profile(**over):  # type: ignore[no-untyped-def]
+    data = {
+        "name": "My SD1 mix",
+        "slug": "my-sd1-mix",
+        "description": "",
+        "kind": "checkpoint",
+        "family": "sd1",
+        "prediction": "epsilon",
+        "resolution": 512,
+        "bucket_min": 256,
+        "bucket_max": 1024,
+        "bucket_step": 64,
+        "onetrainer_quantum": 8,
+        "max_tokens": 75,
+        "clip_skip": 2,
+        "booru_text": "on",
+        "source_kind": "file",
+        "source_ref": "/models/mix.safetensors",
+        "source_sha256": "",
+        "diffusers_ref": "",
+        "vocabulary": "",
+        "mapping_profile": "",
+        "supported_trainers": ["kohya", "onetrainer"],
+    }
+    data.update(over)
+    return data
+
+
+def test_custom_profiles_are_created_edited_and_deleted(trainer: Client) -> None:
+    from apps.training.models import BaseModelProfile
+
+    assert trainer.get("/training/base-models/new").status_code == 200
+    created = trainer.post("/training/base-models/new", _profile())
+    assert created.status_code == 303
+    assert created["Location"] == "/training/base-models/my-sd1-mix/"
+    profile = BaseModelProfile.objects.get(slug="my-sd1-mix")
+    assert (profile.clip_skip, profile.seeded) == (2, False)
+    detail = trainer.get(created["Location"]).content.decode()
+    assert 'href="/training/base-models/my-sd1-mix/edit"' in detail
+    edited = trainer.post("/training/base-models/my-sd1-mix/edit", _profile(resolution=768, bucket_max=1536))
+    assert edited.status_code == 303
+    profile.refresh_from_db()
+    assert profile.resolution == 768
+    assert trainer.post("/training/base-models/my-sd1-mix/delete").status_code == 303
+    assert not BaseModelProfile.objects.filter(slug="my-sd1-mix").exists()
+
+
+def test_profile_errors_are_beside_the_field_and_nothing_is_saved(trainer: Client) -> None:
+    from apps.training.models import BaseModelProfile
+
+    count = BaseModelProfile.objects.count()
+    response = trainer.post("/training/base-models/new", _profile(bucket_step=48))
+    assert response.status_code == 422
+    assert 'data-field-error="bucket_step"' in response.content.decode()
+    diffusers = trainer.post("/training/base-models/new", _profile(supported_trainers=["diffusers"]))
+    assert diffusers.status_code == 422
+    assert 'data-field-error="diffusers_ref"' in diffusers.content.decode()
+    assert BaseModelProfile.objects.count() == count
+
+
+def test_shipped_profiles_cannot_be_edited_or_deleted_on_pages(trainer: Client) -> None:
+    assert trainer.get("/training/base-models/sd15/edit").status_code == 409
+    assert trainer.post("/training/base-models/sd15/edit", _profile(slug="sd15")).status_code == 409
+    assert trainer.post("/training/base-models/sd15/delete").status_code == 409
+    assert "Edit</a>" not in trainer.get("/training/base-models/sd15/").content.decode()
+
+
+def test_readers_cannot_create_profiles(client: Client, viewer) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(viewer)
+    assert client.get("/training/base-models/").status_code == 200
+    assert client.get("/training/base-models/new").status_code == 403
+    assert client.post("/training/base-models/new", _profile()).status_code == 403
