@@ -19,6 +19,7 @@ from apps.mappings.models import MappingProfile
 from apps.tags.models import Vocabulary
 from apps.training.models import (
     BaseModelProfile,
+    Family,
     CaptionTypePolicy,
     TextualInversion,
     TrainingExport,
@@ -390,7 +391,7 @@ class BaseModelForm(forms.Form):
     slug = forms.SlugField(max_length=64)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=20_000)
     kind = forms.ChoiceField(choices=BaseModelProfile.Kind.choices)
-    family = forms.ChoiceField(choices=BaseModelProfile._meta.get_field("family").choices)
+    family = forms.ChoiceField(choices=Family.choices)
     prediction = forms.ChoiceField(choices=BaseModelProfile.Prediction.choices)
     resolution = _int("Resolution", 64, 16384, initial=512)
     bucket_min = _int("Smallest bucket side", 64, 16384, initial=256)
