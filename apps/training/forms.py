@@ -19,8 +19,8 @@ from apps.mappings.models import MappingProfile
 from apps.tags.models import Vocabulary
 from apps.training.models import (
     BaseModelProfile,
-    Family,
     CaptionTypePolicy,
+    Family,
     TextualInversion,
     TrainingExport,
     TrainingSession,
