@@ -95,7 +95,11 @@ class SessionForm(forms.Form):
     epochs = _int("Epochs", 1, 10_000)
     batch_size = _int("Batch size", 1, 1024)
     learning_rate = forms.FloatField(min_value=0, widget=forms.NumberInput(attrs={"step": "any"}))
+    mixed_precision = forms.ChoiceField(
+        choices=[("fp16", "fp16"), ("bf16", "bf16"), ("no", "Full precision")]
+    )
     train_text_encoder = forms.BooleanField(required=False)
+    masked_loss = forms.BooleanField(required=False, help_text="Train only inside the items' masks")
     cache_latents = forms.BooleanField(required=False)
     cache_text_encoder_outputs = forms.BooleanField(required=False)
     # image policy
@@ -109,6 +113,9 @@ class SessionForm(forms.Form):
     mirror = forms.ChoiceField(choices=TrainingSession.Mirror.choices, label="Mirroring")
     swap_directional = forms.BooleanField(required=False, label="Mirrored copies swap left/right tags")
     min_source_side = _int("Smallest source side", 0, 100_000)
+    alpha_background = forms.CharField(
+        max_length=7, label="Background behind transparency", help_text="#rrggbb"
+    )
     max_aspect = forms.FloatField(
         min_value=0, help_text="0: no check", widget=forms.NumberInput(attrs={"step": "0.1"})
     )
@@ -140,16 +147,6 @@ class SessionForm(forms.Form):
         label="Alternate weights",
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         help_text="One description set a line: name = weight (e.g. caption = 3)",
-    )
-
-    BOOLEANS = (
-        "train_text_encoder",
-        "cache_latents",
-        "cache_text_encoder_outputs",
-        "no_upscale",
-        "swap_directional",
-        "shuffle",
-        "escape_parentheses",
     )
 
     def clean_description_weights(self) -> dict[str, int]:

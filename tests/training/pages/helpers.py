@@ -44,6 +44,8 @@ def editor_data(
         "batch_size": 1,
         "learning_rate": "0.0001",
         "cache_latents": "on",
+        "mixed_precision": "fp16",
+        "alpha_background": "#ffffff",
         "resolution": "",
         "bucket_min": "",
         "bucket_max": "",

@@ -88,6 +88,11 @@ def test_create_a_session_on_the_page(trainer: Client, faces) -> None:  # type: 
 def test_service_errors_land_beside_the_field_and_nothing_is_saved(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
     data = editor_data(datasets=[{"dataset": faces.pk}], bucket_step=48)
     response = trainer.post("/training/new", data)
+    colour = trainer.post(
+        "/training/new", editor_data(datasets=[{"dataset": faces.pk}], alpha_background="white")
+    )
+    assert colour.status_code == 422
+    assert 'data-field-error="alpha_background"' in colour.content.decode()
     body = response.content.decode()
     assert response.status_code == 422
     assert 'data-field-error="bucket_step"' in body
