@@ -25,6 +25,20 @@ class Trainer(models.TextChoices):
     A1111 = "a1111", "AUTOMATIC1111 (Textual Inversion)"
 
 
+def default_mirror_block_tags() -> list[str]:
+    """Tags whose items must not be flipped (text reads backwards, marks change sides)."""
+    return [
+        "text",
+        "english text",
+        "japanese text",
+        "signature",
+        "watermark",
+        "logo",
+        "artist name",
+        "speech bubble",
+    ]
+
+
 class BaseModelProfile(BaseModel):
     """What a base model needs: family, resolution, buckets, token budget, caption text style
     (docs/training.md#base-models). `kind = tagger` is a tagger-training target (the WD
@@ -157,6 +171,9 @@ class TrainingSession(BaseModel):
     max_aspect = models.FloatField(default=0.0, help_text="0: no check")
     crop = models.CharField(max_length=8, choices=Crop.choices, default=Crop.CENTER)
     mirror = models.CharField(max_length=16, choices=Mirror.choices, default=Mirror.NEVER)
+    mirror_block_tags = models.JSONField(
+        default=default_mirror_block_tags, blank=True, help_text="Tags that keep an item from being flipped"
+    )
     color_jitter = models.JSONField(null=True, blank=True)
     alpha_background = models.CharField(max_length=7, default="#ffffff")
     # caption policy

@@ -254,7 +254,7 @@ def test_mirror_blocked_and_directional_items() -> None:
     )
     got = _items(plan)
     copies = [i for i in got if i.mirror_of is not None]
-    if mirror.swap_directional("hand on left hip") != "hand on left hip":
+    if mirror.swap_text("hand on left hip") != "hand on left hip":
         (copy,) = copies
         assert copy.id == copy.mirror_of + "-m"
         assert copy.partition.endswith("--noflip")

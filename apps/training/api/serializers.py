@@ -75,6 +75,9 @@ class TrainingSessionInputSerializer(serializers.Serializer):
     max_aspect = serializers.FloatField(required=False)
     crop = serializers.ChoiceField(choices=TrainingSession.Crop.choices, required=False)
     mirror = serializers.ChoiceField(choices=TrainingSession.Mirror.choices, required=False)
+    mirror_block_tags = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=200
+    )
     color_jitter = serializers.DictField(child=serializers.FloatField(), required=False, allow_null=True)
     alpha_background = serializers.CharField(max_length=7, required=False)
     underscores_to_spaces = serializers.BooleanField(required=False, allow_null=True)
@@ -149,6 +152,7 @@ SESSION_OUTPUT_FIELDS = [
     "max_aspect",
     "crop",
     "mirror",
+    "mirror_block_tags",
     "color_jitter",
     "alpha_background",
     "underscores_to_spaces",

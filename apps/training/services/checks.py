@@ -60,6 +60,7 @@ FIELDS = (
     "max_aspect",
     "crop",
     "mirror",
+    "mirror_block_tags",
     "color_jitter",
     "alpha_background",
     "underscores_to_spaces",
@@ -272,11 +273,7 @@ def _dataset_entry(
     for key, weight in weights.items():
         if not 0 < finite(f"{field}.overrides.item_weights.{key}", weight) <= 100:
             raise bad(f"{field}.overrides.item_weights.{key}", "a weight above 0, at most 100.")
-    for key, value in entry.overrides.items():
-        if isinstance(value, float | int) and not isinstance(value, bool):
-            number = finite(f"{field}.overrides.{key}", value)
-            if key.endswith("rate"):
-                rate(f"{field}.overrides.{key}", number)
+    entry.overrides = overrides_check(entry.overrides, f"{field}.overrides")
     if entry.slug and (not SLUG.fullmatch(entry.slug) or "--" in entry.slug):
         raise bad(
             f"{field}.slug",
@@ -478,6 +475,13 @@ def session_check(session: TrainingSession) -> None:
     for key, value in session.extra_args.items():
         if isinstance(value, float):
             finite(f"extra_args.{key}", value)
+    blocks = session.mirror_block_tags
+    if (
+        not isinstance(blocks, list)
+        or len(blocks) > 200
+        or not all(isinstance(t, str) and 0 < len(t) <= 200 for t in blocks)
+    ):
+        raise bad("mirror_block_tags", "a list of at most 200 tag names.")
     if session.color_jitter is not None:
         if not isinstance(session.color_jitter, dict):
             raise bad("color_jitter", "null or an object of strengths.")
@@ -519,3 +523,69 @@ def default_policy(tag_type: TagType, base: BaseModelProfile) -> dict[str, Any]:
         "budget_priority": 0,
         "whole_drop_rate": 0.0,
     }
+
+
+_CHOICES = {
+    "zone": tuple(CaptionTypePolicy.Zone.values),
+    "materialize_mode": ("auto", "always", "never"),
+    "prefix_mode": ("exact", "merged"),
+    "kohya_per_type_dropout": ("", "wildcard"),
+}
+_BOOLS = ("atomic", "underscores_to_spaces", "escape_parentheses", "shuffle", "swap_directional")
+_RATES = ("drop_rate", "whole_drop_rate", "caption_dropout_rate")
+_INTS = {"zone_order": (0, 32767), "budget_priority": (-32768, 32767), "variants": (1, 64)}
+TOP_OVERRIDES = (
+    "underscores_to_spaces",
+    "escape_parentheses",
+    "shuffle",
+    "caption_dropout_rate",
+    "materialize_mode",
+    "variants",
+    "max_tokens",
+    "prefix_mode",
+    "kohya_per_type_dropout",
+    "swap_directional",
+)
+
+
+def overrides_check(raw: dict[str, Any], field: str) -> dict[str, Any]:
+    """A dataset's overrides: `types.<type>.<policy field>` and whole-policy fields with values
+    of their kind, plus `item_weights` (checked above); anything else is a 400 naming it."""
+    out: dict[str, Any] = {}
+    known = set(TagType.objects.values_list("key", flat=True))
+    for key, value in raw.items():
+        where = f"{field}.{key}"
+        parts = key.split(".")
+        if key == "item_weights":
+            out[key] = value
+            continue
+        if len(parts) == 3 and parts[0] == "types":
+            if parts[1] not in known:
+                raise bad(where, f"no tag type {parts[1]!r}.", "training.bad_override")
+            name = parts[2]
+            if name not in POLICY_FIELDS:
+                raise bad(where, f"{name!r} is not a type policy field.", "training.bad_override")
+        elif len(parts) == 1 and key in TOP_OVERRIDES:
+            name = key
+        else:
+            raise bad(
+                where,
+                "not a caption-policy path (types.<type>.<field> or a policy field).",
+                "training.bad_override",
+            )
+        if name in _BOOLS:
+            if not isinstance(value, bool):
+                raise bad(where, "true or false.", "training.bad_override")
+        elif name in _RATES:
+            if isinstance(value, bool):
+                raise bad(where, "a number.", "training.bad_override")
+            value = rate(where, value)
+        elif name in _INTS:
+            value = _int(value, where, *_INTS[name])
+        elif name == "max_tokens":
+            if value not in MAX_TOKENS or isinstance(value, bool):
+                raise bad(where, "75, 150 or 225.", "training.bad_max_tokens")
+        elif value not in _CHOICES[name]:
+            raise bad(where, f"one of {', '.join(map(repr, _CHOICES[name]))}.", "training.bad_override")
+        out[key] = value
+    return out

@@ -231,7 +231,7 @@ def bundle_write(
     temp = final.parent / f".{final.name}.tmp-{export.pk}-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
     try:
-        result = write_bundle(plan, temp, progress=_progress(job, report))
+        result = write_bundle(plan, temp, progress=_progress(job, report), lint=found)
         if final.exists():
             final.rmdir()  # an empty folder someone made meanwhile (folder_resolve refused others)
         os.replace(temp, final)
@@ -254,7 +254,7 @@ def bundle_write(
     return {
         "bundle_path": str(final),
         "bundle_size": folder_size(final),
-        "item_count": int(getattr(result, "item_count", 0) or plan.item_count),
+        "item_count": int(getattr(result, "images", 0) or plan.item_count),
         "findings": rows,
         "report_excerpt": report_text[:REPORT_EXCERPT],
     }

@@ -24,7 +24,7 @@ def as_json(found: Any) -> dict[str, Any]:
     else:
         raw = {
             k: getattr(found, k)
-            for k in ("id", "code", "severity", "level", "message", "where", "path")
+            for k in ("id", "code", "severity", "level", "message", "where", "item", "path")
             if hasattr(found, k)
         }
     severity = str(raw.get("severity") or raw.get("level") or "E")
@@ -33,7 +33,7 @@ def as_json(found: Any) -> dict[str, Any]:
         str(raw.get("id") or raw.get("code") or ""),
         severity,
         str(raw.get("message") or ""),
-        str(raw.get("where") or raw.get("path") or ""),
+        str(raw.get("where") or "/".join(str(raw[k]) for k in ("item", "path") if raw.get(k))),
     )
 
 

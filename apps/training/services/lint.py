@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 from apps.core.exceptions import DomainError
@@ -19,7 +20,7 @@ from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
 from apps.training import conf
 from apps.training.models import TrainingSession
-from apps.training.plan import Plan, PlanItem, TypePolicy
+from apps.training.plan import CaptionPolicy, Plan, PlanItem
 from apps.training.services.findings import as_json, capped, finding
 
 logger = logging.getLogger(__name__)
@@ -162,58 +163,82 @@ def settings_findings(plan: Plan, extra_args: dict[str, Any] | None = None) -> l
     return out
 
 
-def _counter() -> Callable[[str], int] | None:
+def _logic() -> Any:
+    """The logic modules (apps/training/logic) when installed, else None."""
     try:
-        from apps.training.logic.tokens import count_tokens  # type: ignore[import-not-found,unused-ignore]
+        from apps.training.logic import buckets, captions  # type: ignore[attr-defined,unused-ignore]
+        from apps.training.logic import lint as rules  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
-    return count_tokens  # type: ignore[no-any-return]
+    return SimpleNamespace(buckets=buckets, captions=captions, lint=rules)
 
 
-def item_findings(
-    plan: Plan, item: PlanItem, count_tokens: Callable[[str], int] | None
-) -> Iterator[dict[str, Any]]:
-    """L09 (source too small, too elongated) and L11 (fixed text over the budget) for one item."""
+def renderers(plan: Plan) -> list[str]:
+    """The caption renderings the plan's targets read."""
+    if plan.textual_inversion is not None:
+        names = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
+    else:
+        names = {"kohya": "kohya", "onetrainer": "neutral", "diffusers": "diffusers"}
+    return [names[t] for t in plan.targets if t in names]
+
+
+def _own_image_checks(plan: Plan, item: PlanItem) -> Iterator[dict[str, Any]]:
     image = plan.image_policy
-    where = f"{item.partition}/{item.id}"
     short = min(item.width, item.height)
     if image.min_source_side and short < image.min_source_side:
-        yield finding("L09", "W", f"short side {short} < min_source_side {image.min_source_side}", where)
+        yield finding("L09", "W", f"short side {short} < min_source_side {image.min_source_side}", item.id)
     if image.max_aspect and short:
         aspect = max(item.width, item.height) / short
         if aspect > image.max_aspect:
-            yield finding("L09", "W", f"aspect {aspect:.2f} > max_aspect {image.max_aspect}", where)
-    if count_tokens is None:
+            yield finding("L09", "W", f"aspect {aspect:.2f} > max_aspect {image.max_aspect}", item.id)
+
+
+def item_findings(plan: Plan, item: PlanItem, logic: Any, policy: CaptionPolicy) -> Iterator[dict[str, Any]]:
+    """One item: L09 (source size, aspect, crop loss, upscaling), and with the logic modules L05
+    (tag texts), L11 (fixed part over the budget) and the rendered-line checks (L01-L03)."""
+    if logic is None:
+        yield from _own_image_checks(plan, item)
         return
-    types = plan.caption_policy.types
-    fixed = [
-        e.text
-        for e in item.caption.entries
-        if types.get(e.type, TypePolicy(e.type)).zone in ("prefix", "suffix")
-        and types.get(e.type, TypePolicy(e.type)).drop_rate == 0
-    ]
-    budget = plan.caption_policy.max_tokens if "kohya" in plan.targets else 75
-    budget = min(budget, 75) if set(plan.targets) - {"kohya"} else budget
-    if fixed:
-        tokens = count_tokens(", ".join(fixed))
-        if tokens > budget:
-            yield finding(
-                "L11", "E", f"prefix and suffix take {tokens} tokens, over the budget of {budget}", where
-            )
+    image = plan.image_policy
+    fit = None
+    if "kohya" in plan.targets and item.width > 0 and item.height > 0:
+        fit = logic.buckets.kohya_predict(
+            item.width,
+            item.height,
+            resolution=image.resolution,
+            min_=image.bucket_min,
+            max_=image.bucket_max,
+            step=image.bucket_step,
+            no_upscale=image.no_upscale,
+        )
+    found: list[Any] = list(logic.lint.lint_image(item.width, item.height, fit, image, item=item.id))
+    found += logic.lint.lint_caption(item.caption)
+    token = plan.textual_inversion.token if plan.textual_inversion is not None else ""
+    wanted = renderers(plan)
+    found += logic.lint.lint_budget(
+        item.caption, policy, [r.removeprefix("ti_") for r in wanted], token=token
+    )
+    for renderer in wanted:
+        rendered = logic.captions.render(item.caption, policy, renderer, seed=plan.seed, token=token)
+        marked = logic.captions.kohya_marked(policy, renderer) if "kohya" in renderer else None
+        found += logic.lint.lint_lines(rendered.lines, renderer, marked=marked, item=item.id)
+    for row in found:
+        yield as_json(row)
 
 
 def plan_lint(
     plan: Plan, *, extra_args: dict[str, Any] | None = None, progress: Callable[[int], None] | None = None
 ) -> list[dict[str, Any]]:
     """Every check this module makes, over the settings and each item once (streamed)."""
+    from apps.training.services.plan_values import policy_for
+
     out = settings_findings(plan, extra_args)
-    count_tokens = _counter()
-    if count_tokens is None:
-        out.append(
-            finding("", "W", "token checks skipped: the tokenizer (apps/training/logic/tokens.py) is missing")
-        )
+    logic = _logic()
+    if logic is None:
+        out.append(finding("", "W", "caption checks skipped: apps/training/logic is not installed"))
+    policies = {d.id: policy_for(plan.caption_policy, d.overrides) for d in plan.datasets}
     for n, item in enumerate(plan.items(), 1):
-        out.extend(item_findings(plan, item, count_tokens))
+        out.extend(item_findings(plan, item, logic, policies.get(item.dataset, plan.caption_policy)))
         if progress is not None and n % 500 == 0:
             progress(n)
     if plan.item_count == 0:

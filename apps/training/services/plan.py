@@ -51,8 +51,9 @@ from apps.training.services.plan_values import (
     _image_policy,
     _method,
     clean_text,
-    keep_count,
+    keep_for,
     mirror_decide,
+    policy_for,
     tag_text,
 )
 from apps.training.services.sessions import version_get
@@ -75,10 +76,9 @@ class _Context:
 
 
 def _entries_for(
-    ctx: _Context, item_id: int, data: ChunkData, mapped: dict[int, Any]
+    ctx: _Context, policy: CaptionPolicy, item_id: int, data: ChunkData, mapped: dict[int, Any]
 ) -> tuple[CaptionEntry, ...]:
     """An item's caption entries: mapped tags, or its effective tags, with types and ranks."""
-    policy = ctx.policy
     raw: list[tuple[str, str, float]] = []  # (text, type key, rank)
     if ctx.prepared is not None:
         result = mapped.get(item_id)
@@ -138,12 +138,12 @@ def _entries_for(
     return tuple(entries)
 
 
-def _descriptions(ctx: _Context, item_id: int, data: ChunkData) -> dict[str, tuple[str, ...]]:
-    desc = ctx.policy.types.get("description")
+def _descriptions(policy: CaptionPolicy, item_id: int, data: ChunkData) -> dict[str, tuple[str, ...]]:
+    desc = policy.types.get("description")
     if desc is not None and desc.zone == "excluded":
         return {}
     sets = data.descriptions.get(item_id, {})
-    wanted = ctx.policy.alternates
+    wanted = policy.alternates
     out = {}
     for name in sorted(sets):
         if wanted and name not in wanted:
@@ -195,6 +195,7 @@ def _walk(ctx: _Context, entry: _Entry, notes: list[str] | None = None) -> Itera
     """The entry's items in bundle order, chunk by chunk (one set of queries per chunk)."""
     after = ""
     spec = entry.spec
+    policy = policy_for(ctx.policy, spec.overrides)
     while True:
         rows = entry.source.chunk(after, ctx.chunk)
         if not rows:
@@ -215,17 +216,22 @@ def _walk(ctx: _Context, entry: _Entry, notes: list[str] | None = None) -> Itera
                 if notes is not None:
                     notes.append(f"dataset {spec.id}: item {item_id} is gone from the library; left out")
                 continue
-            entries = _entries_for(ctx, item_id, data, mapped)
-            descriptions = _descriptions(ctx, item_id, data)
             plan_id = "i" + sha[:12]
+            caption = ItemCaption(
+                item_id=plan_id,
+                entries=_entries_for(ctx, policy, item_id, data, mapped),
+                descriptions=_descriptions(policy, item_id, data),
+            )
             weight = entry.weights.get(item_id, 1.0)
             mirror_ok, swapped = True, None
             if ctx.s["mirror"] != "never":
-                mirror_ok, swapped = mirror_decide(entries, swap_allowed=ctx.policy.swap_directional)
+                mirror_ok, swapped = mirror_decide(
+                    caption, block_tags=ctx.s["mirror_block_tags"], swap_allowed=policy.swap_directional
+                )
             flip: bool | None = None
             if ctx.per_item_mirror:
                 flip = mirror_ok and swapped is None
-            keep = keep_count(entries, descriptions, ctx.policy) if ctx.onetrainer_exact else None
+            keep = keep_for(caption, policy, ctx.s["seed"]) if ctx.onetrainer_exact else None
             drifted = tags_hash is not None and tags_fingerprint(data.effective.get(item_id, [])) != tags_hash
             item = PlanItem(
                 id=plan_id,
@@ -238,7 +244,7 @@ def _walk(ctx: _Context, entry: _Entry, notes: list[str] | None = None) -> Itera
                 format=str(media["format"]).upper(),
                 mode=media["mode"],
                 has_alpha=media["has_alpha"],
-                caption=ItemCaption(item_id=plan_id, entries=entries, descriptions=descriptions),
+                caption=caption,
                 lineage=_lineage(media, data.original_names.get(item_id, "")),
                 mirror_ok=mirror_ok,
                 weight=weight,
@@ -252,7 +258,7 @@ def _walk(ctx: _Context, entry: _Entry, notes: list[str] | None = None) -> Itera
                     item,
                     id=copy_id,
                     mirror_of=plan_id,
-                    caption=ItemCaption(item_id=copy_id, entries=swapped, descriptions=descriptions),
+                    caption=replace(swapped, item_id=copy_id),
                 )
             yield _Placed(item=item, flip=flip, keep=keep, copy=copy)
 

@@ -4,7 +4,6 @@ and the settings → plan dataclasses."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -14,10 +13,24 @@ from apps.training.plan import (
     CaptionEntry,
     CaptionPolicy,
     ImagePolicy,
+    ItemCaption,
     MethodSpec,
     TypePolicy,
 )
 
+# Caption-policy fields a dataset may override as a whole (dotted paths without `types.`).
+POLICY_OVERRIDES = (
+    "underscores_to_spaces",
+    "escape_parentheses",
+    "shuffle",
+    "caption_dropout_rate",
+    "materialize_mode",
+    "variants",
+    "max_tokens",
+    "prefix_mode",
+    "kohya_per_type_dropout",
+    "swap_directional",
+)
 _SPACES = re.compile(r"\s+")
 
 # --- text ---------------------------------------------------------------------------------------
@@ -39,44 +52,60 @@ def tag_text(name: str, *, underscores: bool, keep_underscore: bool, escape: boo
 # --- mirroring and keep counts ------------------------------------------------------------------
 
 
-def _mirror_logic() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+def _mirror_module() -> Any:
     try:
-        from apps.training.logic import mirror  # type: ignore[attr-defined]
+        from apps.training.logic import mirror  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
-    blocked = getattr(mirror, "mirror_blocked", None)
-    swap = getattr(mirror, "swap_directional", None)
-    return (blocked, swap) if blocked and swap else None
+    return mirror
 
 
 def mirror_decide(
-    entries: tuple[CaptionEntry, ...], *, swap_allowed: bool
-) -> tuple[bool, tuple[CaptionEntry, ...] | None]:
-    """(mirror_ok, swapped entries or None): blocked items never flip; items with directional
-    tags flip only as pre-flipped copies whose tags are swapped (apps/training/logic/mirror.py)."""
-    logic = _mirror_logic()
-    if logic is None:
+    caption: ItemCaption, *, block_tags: list[str], swap_allowed: bool
+) -> tuple[bool, ItemCaption | None]:
+    """(mirror_ok, the mirrored copy's caption or None): items holding a blocking tag never flip;
+    items with directional tags (left/right) flip only as pre-flipped copies whose captions are
+    swapped, and not at all without `swap_directional` (apps/training/logic/mirror.py)."""
+    mirror = _mirror_module()
+    if mirror is None:
         return True, None
-    blocked, swap = logic
-    texts = [e.text for e in entries]
-    if blocked(texts):
+    if mirror.mirror_blocked(caption, block_tags):
         return False, None
-    swapped = []
-    changed = False
-    for entry in entries:
-        text = swap(entry.text)
-        members = tuple(swap(m) for m in entry.members)
-        if text != entry.text or members != entry.members:
-            changed = True
-            key = f"g:{', '.join(members)}" if members else f"t:{text}"
-            swapped.append(replace(entry, text=text, members=members, key=key))
-        else:
-            swapped.append(entry)
-    if not changed:
+    swapped = mirror.swap_directional(caption)
+    if swapped == caption:
         return True, None
     if not swap_allowed:
         return False, None
-    return True, tuple(swapped)
+    return True, swapped
+
+
+def policy_for(policy: CaptionPolicy, overrides: dict[str, Any]) -> CaptionPolicy:
+    """A dataset's caption policy: the session's with its dotted overrides
+    (`types.general.drop_rate`, `shuffle`, …); other keys (`item_weights`) are not policy."""
+    for path, value in sorted(overrides.items()):
+        parts = path.split(".")
+        if parts[0] == "types" and len(parts) == 3:
+            types = dict(policy.types)
+            current = types.get(parts[1], TypePolicy(key=parts[1]))
+            types[parts[1]] = replace(current, **{parts[2]: value})
+            policy = replace(policy, types=types)
+        elif len(parts) == 1 and parts[0] in POLICY_OVERRIDES:
+            policy = replace(policy, **{parts[0]: value})
+    return policy
+
+
+def keep_for(caption: ItemCaption, policy: CaptionPolicy, seed: int) -> int:
+    """K of an image's OneTrainer partition: the neutral renderer's keep count when the renderers
+    are installed (apps/training/logic/captions.py), else `keep_count`."""
+    try:
+        from apps.training.logic import captions  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        captions = None
+    if captions is not None:
+        keep = captions.render(caption, policy, "neutral", seed=seed).keep
+        if keep is not None:
+            return int(keep)
+    return keep_count(caption.entries, caption.descriptions, policy)
 
 
 def _pieces(text: str) -> int:

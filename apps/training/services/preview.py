@@ -8,27 +8,20 @@ from typing import Any
 
 from apps.training.models import TrainingSession
 from apps.training.plan import Plan, PlanItem
+from apps.training.services import lint
+from apps.training.services.plan_values import policy_for
 
 MAX_ITEMS = 50
-
-
-def _renderers(plan: Plan) -> list[str]:
-    """The caption renderings the session's targets read (§2 of the export formats)."""
-    out = []
-    if "kohya" in plan.targets:
-        out.append("kohya")
-    if "onetrainer" in plan.targets:
-        out.append("neutral")
-    if "diffusers" in plan.targets:
-        out.append("diffusers")
-    return out
 
 
 def _render(plan: Plan, item: PlanItem, renderer: str) -> dict[str, Any]:
     """One renderer's lines for the item, through apps/training/logic/captions.render."""
     from apps.training.logic import captions  # type: ignore[attr-defined,unused-ignore]
 
-    rendered = captions.render(plan, item, renderer)
+    entry = next((d for d in plan.datasets if d.id == item.dataset), None)
+    policy = policy_for(plan.caption_policy, entry.overrides if entry is not None else {})
+    token = plan.textual_inversion.token if plan.textual_inversion is not None else ""
+    rendered = captions.render(item.caption, policy, renderer, seed=plan.seed, token=token)
     return {
         "lines": list(rendered.lines),
         "keep": rendered.keep,
@@ -64,7 +57,7 @@ def session_preview(session: TrainingSession, n: int = 8, *, actor: Any = None) 
     from apps.training.services.plan import plan_build
 
     plan = plan_build(session, freeze=False, actor=actor)
-    renderers = _renderers(plan)
+    renderers = lint.renderers(plan)
     n = max(1, min(n, MAX_ITEMS))
     items = [item_preview(plan, item, renderers) for item in itertools.islice(plan.items(), n)]
     return {

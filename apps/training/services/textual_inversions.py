@@ -276,6 +276,7 @@ def ti_settings(ti: TextualInversion) -> dict[str, Any]:
         "max_aspect": 0.0,
         "crop": "focus",
         "mirror": "never",
+        "mirror_block_tags": [],
         "color_jitter": None,
         "alpha_background": "#ffffff",
         "underscores_to_spaces": None,
