@@ -1,4 +1,4 @@
-"""Base-model profiles (docs/training-pages.md): the list and a profile's page; custom profiles
+"""Base-model profiles (docs/training.md#pages): the list and a profile's page; custom profiles
 are created, edited and deleted here, shipped (seeded) ones are read-only."""
 
 from __future__ import annotations
