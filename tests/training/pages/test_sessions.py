@@ -251,3 +251,27 @@ def test_draft_preview_says_what_to_fix(trainer: Client, faces) -> None:  # type
     shape = trainer.post("/training/preview", editor_data(datasets=[{"dataset": faces.pk}], seed="x"))
     assert shape.status_code == 422
     assert "Seed" in shape.content.decode()
+
+
+def test_groups_regularisation_and_pinned_snapshots_round_trip(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
+    from apps.datasets.services.groups import group_append, group_create
+    from apps.datasets.services.snapshots import snapshot_create
+
+    reg = factories.dataset("Class images", factories.items([["person"]], start=20))
+    group = group_create(name="Extra")
+    group_append(group=group, data_sets=[reg.pk])
+    snap = snapshot_create(dataset=faces, note="")
+    rows = [
+        {"dataset": faces.pk, "snapshot": snap.pk, "repeats": 2, "balance": "equalize"},
+        {"group": group.pk, "role": "regularization"},
+    ]
+    response = trainer.post("/training/new", editor_data(datasets=rows))
+    assert response.status_code == 303
+    session = TrainingSession.objects.get()
+    entries = list(session.datasets.order_by("position"))
+    assert (entries[0].snapshot_id, entries[0].balance, entries[0].repeats) == (snap.pk, "equalize", 2)
+    assert (entries[1].group_id, entries[1].role) == (group.pk, "regularization")
+    body = trainer.get(f"/training/{session.pk}/").content.decode()
+    assert f'<option value="{snap.pk}" selected>' in body
+    assert f'<option value="{group.pk}" selected>' in body
+    assert 'value="3" id="id_ds-TOTAL_FORMS"' in body or 'name="ds-TOTAL_FORMS" value="3"' in body
