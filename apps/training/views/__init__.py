@@ -34,6 +34,7 @@ from apps.training.services.checks import default_policy
 ADD = "training.add_trainingsession"
 CHANGE = "training.change_trainingsession"
 PREVIEW_ITEMS = 6
+MAX_ROWS = 50
 RENDERER_LABELS = {
     "kohya": "kohya .caption",
     "neutral": "neutral .txt (OneTrainer)",
@@ -88,8 +89,9 @@ def _new_initial(base: BaseModelProfile | None) -> tuple[dict[str, Any], list[di
 class _Editor:
     """The editor's three forms, bound to POST data or filled from the session."""
 
-    def __init__(self, request: HttpRequest, session: TrainingSession | None) -> None:
-        data = request.POST if request.method == "POST" else None
+    def __init__(self, request: HttpRequest, session: TrainingSession | None, data: Any = None) -> None:
+        if data is None and request.method == "POST":
+            data = request.POST
         if session is not None:
             detail = selectors.session_detail(session=session)
             weights = {w.name: w.weight for w in detail["description_weights"]}
@@ -138,7 +140,19 @@ class _Editor:
         }
 
 
+def _with_row(request: HttpRequest) -> Any:
+    """The posted values with one more (empty) dataset row: "Add a dataset row" without script."""
+    data = request.POST.copy()
+    total = data.get("ds-TOTAL_FORMS", "0")
+    data["ds-TOTAL_FORMS"] = str(min(int(total) if total.isdigit() else 0, MAX_ROWS - 1) + 1)
+    return data
+
+
 def _editor_page(request: HttpRequest, session: TrainingSession | None) -> HttpResponse:
+    if request.method == "POST" and "add_row" in request.POST:
+        editor = _Editor(request, session, _with_row(request))
+        context = editor.context() | {"has_errors": False, "saved": False}
+        return render_page(request, "training/session_form.html", None, context)
     editor = _Editor(request, session)
     if request.method == "POST" and editor.valid():
         try:

@@ -275,3 +275,17 @@ def test_groups_regularisation_and_pinned_snapshots_round_trip(trainer: Client, 
     assert f'<option value="{snap.pk}" selected>' in body
     assert f'<option value="{group.pk}" selected>' in body
     assert 'value="3" id="id_ds-TOTAL_FORMS"' in body or 'name="ds-TOTAL_FORMS" value="3"' in body
+
+
+def test_add_a_dataset_row_keeps_the_values_and_saves_nothing(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
+    data = editor_data(datasets=[{"dataset": faces.pk, "repeats": 7}], name="Kept name")
+    data["add_row"] = "1"
+    response = trainer.post("/training/new", data)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="ds-1-dataset"' in body
+    assert 'name="ds-2-dataset"' not in body
+    assert 'value="Kept name"' in body
+    assert 'name="ds-0-repeats" value="7"' in body
+    assert "Nothing was saved" not in body
+    assert not TrainingSession.objects.exists()
