@@ -43,7 +43,13 @@ def test_create_a_session_preview_lint_and_export(
     assert not TrainingSession.objects.exists()
     page.screenshot(path=str(shots_dir / "training-editor.png"), full_page=True)
 
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Add a dataset row").click()  # posts back, saves nothing
+    expect(page.locator('select[name="ds-1-dataset"]')).to_be_visible()
+    expect(page.locator("#id_name")).to_have_value("Mychar LoRA")
+    expect(preview.locator(".preview-item")).to_have_count(2)
+    assert not TrainingSession.objects.exists()
+
+    page.locator("#id_name").press("Enter")  # Enter saves
     expect(page.get_by_role("status")).to_contain_text("Saved as version 1")
     session = TrainingSession.objects.get()
     assert "kohya" in session.targets

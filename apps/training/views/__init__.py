@@ -144,7 +144,10 @@ def _with_row(request: HttpRequest) -> Any:
     """The posted values with one more (empty) dataset row: "Add a dataset row" without script."""
     data = request.POST.copy()
     total = data.get("ds-TOTAL_FORMS", "0")
-    data["ds-TOTAL_FORMS"] = str(min(int(total) if total.isdigit() else 0, MAX_ROWS - 1) + 1)
+    index = min(int(total) if total.isdigit() else 0, MAX_ROWS - 1)
+    data["ds-TOTAL_FORMS"] = str(index + 1)
+    for name, value in (("role", "train"), ("repeats", "1"), ("loss_weight", "1.0")):
+        data[f"ds-{index}-{name}"] = value  # the row's defaults, so it stays an unchanged (blank) row
     return data
 
 
