@@ -243,6 +243,18 @@ class DatasetEntryForm(forms.Form):
 
 
 class BaseDatasetFormSet(forms.BaseFormSet):  # type: ignore[type-arg]
+    CHOICE_FIELDS = ("dataset", "subset", "group", "snapshot")
+
+    def _construct_form(self, i: int, **kwargs: Any) -> forms.Form:
+        """Each row's selects share one list of choices (one query per select, not per row)."""
+        form: forms.Form = super()._construct_form(i, **kwargs)  # type: ignore[misc]
+        cache: dict[str, list[Any]] = self.__dict__.setdefault("_choices", {})
+        for name in self.CHOICE_FIELDS:
+            if name not in cache:
+                cache[name] = list(form.fields[name].choices)  # type: ignore[attr-defined]
+            form.fields[name].choices = cache[name]  # type: ignore[attr-defined]
+        return form
+
     def clean(self) -> None:
         if any(self.errors):
             return

@@ -289,3 +289,18 @@ def test_add_a_dataset_row_keeps_the_values_and_saves_nothing(trainer: Client, f
     assert 'name="ds-0-repeats" value="7"' in body
     assert "Nothing was saved" not in body
     assert not TrainingSession.objects.exists()
+
+
+def test_the_editor_reads_a_fixed_number_of_queries_however_many_rows(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    others = [factories.dataset(f"More {n}", factories.items([["x"]], start=30 + n)) for n in range(3)]
+    one = factories.session([faces], name="One")
+    four = factories.session([faces, *others], name="Four")
+    counts = []
+    for session in (one, four):
+        with CaptureQueriesContext(connection) as ctx:
+            assert trainer.get(f"/training/{session.pk}/").status_code == 200
+        counts.append(len(ctx.captured_queries))
+    assert counts[1] == counts[0]
