@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.models import Q
 
 from apps.media.models import MediaItem
-from apps.training.plan import Plan
+from apps.training.plan import Plan, PlanItem
 
 BUNDLE_ID = re.compile(r"i([0-9a-f]{12})(?:-m)?")
 LINKED_MAX = 500
@@ -140,16 +140,16 @@ def policy_keep_rates(plan: Plan) -> dict[str, float]:
 
 
 def simulation(
-    plan: Plan, trainer: str, sample: int = SIM_ITEMS, draws: int = SIM_DRAWS
+    plan: Plan, trainer: str, items: Sequence[PlanItem], draws: int = SIM_DRAWS
 ) -> dict[str, Any] | None:
-    """The trainer's own caption pipeline over the first `sample` items' captions, `draws` times
+    """The trainer's own caption pipeline over the first SIM_ITEMS items' captions, `draws` times
     (`apps/training/logic/fidelity.simulate`): keep rates per tag type, the share of non-empty
     captions, fixed zones in place, markup that leaked. None when that module is not installed."""
     try:
         from apps.training.logic.fidelity import simulate  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
-    captions = [item.caption for item in itertools.islice(plan.items(), sample)]
+    captions = [item.caption for item in items[:SIM_ITEMS]]
     if not captions:
         return None
     stats = simulate(captions, plan.caption_policy, trainer, seed=plan.seed, draws=draws)
@@ -164,8 +164,8 @@ def simulation(
     }
 
 
-def bucket_histogram(plan: Plan, trainer: str, sample: int = BUCKET_SAMPLE) -> dict[str, Any] | None:
-    """Images per predicted bucket for the first `sample` items (None without the bucket logic)."""
+def bucket_histogram(plan: Plan, trainer: str, items: Sequence[PlanItem]) -> dict[str, Any] | None:
+    """Images per predicted bucket of `items` (None without the bucket logic)."""
     try:
         from apps.training.logic import buckets  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
@@ -184,7 +184,7 @@ def bucket_histogram(plan: Plan, trainer: str, sample: int = BUCKET_SAMPLE) -> d
     counts: Counter[str] = Counter()
     upscaled = 0
     seen = 0
-    for item in itertools.islice(plan.items(), sample):
+    for item in items:
         if item.width <= 0 or item.height <= 0:
             continue
         if trainer == "onetrainer":
@@ -230,11 +230,12 @@ def fidelity_report(plan: Plan) -> dict[str, Any]:
 
     policy = policy_keep_rates(plan)
     matrix = delivery_matrix(plan)
+    sample = list(itertools.islice(plan.items(), BUCKET_SAMPLE)) if matrix["trainers"] else []
     trainers = []
     for trainer in matrix["trainers"]:
-        sim = simulation(plan, trainer)
+        sim = simulation(plan, trainer, sample)
         simulated = None if sim is None else sim["keep_rates"]
-        histogram = bucket_histogram(plan, trainer)
+        histogram = bucket_histogram(plan, trainer, sample)
         rows = [
             {
                 "type": key,
