@@ -262,3 +262,34 @@ def test_command_exports_into_a_folder_and_a_zip(ds, settings, tmp_path: Path) -
     assert (tmp_path / "out" / "mychar" / "session.json").exists()
     assert zipfile.is_zipfile(target)
     assert "2 images" in stdout.getvalue()
+
+
+def test_ti_export_writes_its_folder(ds) -> None:
+    _bundle_ready()
+    from apps.training.services.textual_inversions import ti_create
+
+    ti = ti_create(
+        name="Mychar TI",
+        base_model="sd15",
+        token="mychrtok",
+        init_word="girl",
+        dataset=ds.pk,
+        targets=["kohya", "onetrainer", "a1111"],
+    )
+    export = exports.export_sync(textual_inversion=ti)
+    assert export.status == TrainingExport.Status.SUCCEEDED
+    assert (Path(export.bundle_path) / "ti" / "mychrtok").is_dir()
+    assert export.session_version == 1
+
+
+def test_mirrored_copies_reach_the_bundle(ds) -> None:
+    _bundle_ready()
+    directional = f.items([["hand_on_left_hip"]], start=30)[0]
+    mixed = f.dataset("Poses", [directional, *f.items([["smile"]], start=31)])
+    session = f.session(
+        [mixed], name="Poses", targets=["kohya", "onetrainer"], mirror="per_item", underscores_to_spaces=True
+    )
+    export = exports.export_sync(session=session)
+    lines = (Path(export.bundle_path) / "items.jsonl").read_text().splitlines()
+    assert any('"mirror_of":"i' in line for line in lines)
+    assert export.item_count == 3

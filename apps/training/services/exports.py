@@ -28,7 +28,7 @@ from apps.jobs.models import Job
 from apps.training import conf
 from apps.training.models import BaseModelProfile, TextualInversion, TrainingExport, TrainingSession
 from apps.training.plan import Plan
-from apps.training.services.findings import as_json, capped, errors, finding
+from apps.training.services.findings import as_json, capped, errors, finding, optional_module
 from apps.training.services.lint import settings_findings
 
 logger = logging.getLogger(__name__)
@@ -224,7 +224,12 @@ def bundle_write(
             code="training.lint_failed",
             details={"findings": rows, "total": total},
         )
-    from apps.training.bundle.writer import BundleError, write_bundle  # type: ignore[import-not-found,unused-ignore]
+    writer = optional_module("apps.training.bundle.writer")
+    if writer is None:
+        raise DomainError(
+            "The bundle writer (apps/training/bundle) is not installed.", code="training.no_writer"
+        )
+    BundleError, write_bundle = writer.BundleError, writer.write_bundle
 
     final = Path(export.folder_path) if export.folder_path else _export_folder(export)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -368,7 +373,9 @@ def export_sync(
 
 
 def _zip_chunks(folder: Path) -> Iterator[bytes]:
-    from apps.training.bundle import zipstream  # type: ignore[attr-defined,unused-ignore]
+    zipstream = optional_module("apps.training.bundle.zipstream")
+    if zipstream is None:
+        raise RuntimeError("apps.training.bundle.zipstream is not installed")
 
     for name in ("zip_stream", "stream_zip", "zip_chunks", "iter_zip", "stream"):
         func = getattr(zipstream, name, None)

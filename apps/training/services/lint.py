@@ -21,7 +21,7 @@ from apps.jobs.models import Job
 from apps.training import conf
 from apps.training.models import TrainingSession
 from apps.training.plan import CaptionPolicy, Plan, PlanItem
-from apps.training.services.findings import as_json, capped, finding
+from apps.training.services.findings import as_json, capped, finding, optional_module
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +56,12 @@ def buckets_findings(plan: Plan) -> list[dict[str, Any]]:
     """L08 through the logic module's check when it is there, else the same rule here."""
     image = plan.image_policy
     family = plan.base_model.family
-    try:
-        from apps.training.logic.lint import lint_buckets  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        lint_buckets = None
-    if lint_buckets is not None:
-        return [
-            as_json(f)
-            for f in lint_buckets(
-                family, image.resolution, image.bucket_min, image.bucket_max, image.bucket_step
-            )
-        ]
+    rules = optional_module("apps.training.logic.lint")
+    if rules is not None:
+        found = rules.lint_buckets(
+            family, image.resolution, image.bucket_min, image.bucket_max, image.bucket_step
+        )
+        return [as_json(f) for f in found]
     unit = 32 if family == "sdxl" else 64
     out = []
     step = image.bucket_step
@@ -92,12 +87,12 @@ def kohya_args_findings(plan: Plan, extra_args: dict[str, Any]) -> list[dict[str
     ]
     if "kohya" not in plan.targets or not extra_args:
         return out
-    try:
-        from apps.training.upstream import KOHYA_ARGS  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+    upstream = optional_module("apps.training.upstream")
+    if upstream is None:
         return out
     script = kohya_script(plan.base_model.family, plan.method.kind)
-    known = KOHYA_ARGS.get(script) if isinstance(KOHYA_ARGS, dict) else None
+    table = getattr(upstream, "KOHYA_ARGS", None)
+    known = table.get(script) if isinstance(table, dict) else None
     if known is None:
         return out
     for key in sorted(extra_args):
@@ -165,12 +160,10 @@ def settings_findings(plan: Plan, extra_args: dict[str, Any] | None = None) -> l
 
 def _logic() -> Any:
     """The logic modules (apps/training/logic) when installed, else None."""
-    try:
-        from apps.training.logic import buckets, captions  # type: ignore[attr-defined,unused-ignore]
-        from apps.training.logic import lint as rules  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+    modules = {n: optional_module(f"apps.training.logic.{n}") for n in ("buckets", "captions", "lint")}
+    if any(m is None for m in modules.values()):
         return None
-    return SimpleNamespace(buckets=buckets, captions=captions, lint=rules)
+    return SimpleNamespace(**modules)
 
 
 def renderers(plan: Plan) -> list[str]:

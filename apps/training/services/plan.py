@@ -13,7 +13,7 @@ targeted, exact prefix mode), `r<n>` (≥ 2 effective repeat counts in the datas
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import IO, Any
@@ -57,6 +57,8 @@ from apps.training.services.plan_values import (
     tag_text,
 )
 from apps.training.services.sessions import version_get
+
+PLACE_KEY = 20  # sha256 hex digits that key an item's remembered partition
 
 # --- the planner --------------------------------------------------------------------------------
 
@@ -191,8 +193,14 @@ class _Placed:
     copy: PlanItem | None
 
 
-def _walk(ctx: _Context, entry: _Entry, notes: list[str] | None = None) -> Iterator[_Placed]:
-    """The entry's items in bundle order, chunk by chunk (one set of queries per chunk)."""
+def _walk(
+    ctx: _Context,
+    entry: _Entry,
+    notes: list[str] | None = None,
+    only: Callable[[str], bool] | None = None,
+) -> Iterator[_Placed]:
+    """The entry's items in bundle order, chunk by chunk (one set of queries per chunk); `only`
+    (sha256 → bool) picks the rows worth loading (one partition's)."""
     after = ""
     spec = entry.spec
     policy = policy_for(ctx.policy, spec.overrides)
@@ -201,6 +209,10 @@ def _walk(ctx: _Context, entry: _Entry, notes: list[str] | None = None) -> Itera
         if not rows:
             return
         after = rows[-1][1]
+        if only is not None:
+            rows = [row for row in rows if only(row[1])]
+            if not rows:
+                continue
         ids = [r[0] for r in rows]
         data = chunk_load(ids)
         tags_info({t for ts in data.effective.values() for t in ts}, ctx.tag_cache)
@@ -319,6 +331,30 @@ def plan_build(
     )
 
 
+def _count(
+    ctx: _Context, entries: list[_Entry], split: dict[str, bool], notes: list[str]
+) -> tuple[dict[str, int], dict[str, tuple[list[str], dict[str, int]]], int]:
+    """The planning pass: images per partition, and for entries split into several partitions
+    each item's partition (sha256 prefix → index into the entry's partition ids), so that
+    `items()` loads an item only in its own partition's pass; and how many items drifted."""
+    counts: dict[str, int] = {}
+    drifted = 0
+    placements: dict[str, tuple[list[str], dict[str, int]]] = {}
+    for entry in entries:
+        names: list[str] = []
+        where: dict[str, int] = {}
+        for placed in _walk(ctx, entry, notes):
+            pid = _place(entry, placed, split[entry.spec.id])
+            counts[pid] = counts.get(pid, 0) + 1 + (placed.copy is not None)
+            drifted += placed.item.tags_drifted
+            if pid not in names:
+                names.append(pid)
+            where[placed.item.sha256[:PLACE_KEY]] = names.index(pid)  # a handful of partitions
+        if len(names) > 1:
+            placements[entry.spec.id] = (names, where)
+    return counts, placements, drifted
+
+
 def plan_from_settings(
     s: dict[str, Any],
     *,
@@ -366,13 +402,7 @@ def plan_from_settings(
     entries = _entries(s, freeze=freeze, actor=actor, notes=notes)
     repeat_counts = {e.spec.id: _repeat_counts(e) for e in entries}
     split = {slug: len(found) >= 2 for slug, found in repeat_counts.items()}
-    counts: dict[str, int] = {}
-    drifted = 0
-    for entry in entries:
-        for placed in _walk(ctx, entry, notes):
-            pid = _place(entry, placed, split[entry.spec.id])
-            counts[pid] = counts.get(pid, 0) + 1 + (placed.copy is not None)
-            drifted += placed.item.tags_drifted
+    counts, placements, drifted = _count(ctx, entries, split, notes)
     if drifted:
         notes.append(f"{drifted} item(s) were retagged since their snapshot; their current tags are exported")
     by_slug = {e.spec.id: e for e in entries}
@@ -385,8 +415,13 @@ def plan_from_settings(
     def items() -> Iterator[PlanItem]:
         for partition in partitions:
             entry = owner[partition.id]
-            for placed in _walk(ctx, entry):
-                if _place(entry, placed, split[entry.spec.id]) != partition.id:
+            only = None
+            if entry.spec.id in placements:
+                names, where = placements[entry.spec.id]
+                index = names.index(partition.id)
+                only = lambda sha, where=where, index=index: where.get(sha[:PLACE_KEY]) == index  # noqa: E731
+            for placed in _walk(ctx, entry, only=only):
+                if only is None and _place(entry, placed, split[entry.spec.id]) != partition.id:
                     continue
                 yield replace(placed.item, partition=partition.id)
                 if placed.copy is not None:

@@ -17,6 +17,7 @@ from apps.training.plan import (
     MethodSpec,
     TypePolicy,
 )
+from apps.training.services.findings import optional_module
 
 # Caption-policy fields a dataset may override as a whole (dotted paths without `types.`).
 POLICY_OVERRIDES = (
@@ -53,11 +54,7 @@ def tag_text(name: str, *, underscores: bool, keep_underscore: bool, escape: boo
 
 
 def _mirror_module() -> Any:
-    try:
-        from apps.training.logic import mirror  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    return mirror
+    return optional_module("apps.training.logic.mirror")
 
 
 def mirror_decide(
@@ -97,10 +94,7 @@ def policy_for(policy: CaptionPolicy, overrides: dict[str, Any]) -> CaptionPolic
 def keep_for(caption: ItemCaption, policy: CaptionPolicy, seed: int) -> int:
     """K of an image's OneTrainer partition: the neutral renderer's keep count when the renderers
     are installed (apps/training/logic/captions.py), else `keep_count`."""
-    try:
-        from apps.training.logic import captions  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        captions = None
+    captions = optional_module("apps.training.logic.captions")
     if captions is not None:
         keep = captions.render(caption, policy, "neutral", seed=seed).keep
         if keep is not None:

@@ -9,6 +9,7 @@ from typing import Any
 from apps.training.models import TrainingSession
 from apps.training.plan import Plan, PlanItem
 from apps.training.services import lint
+from apps.training.services.findings import optional_module
 from apps.training.services.plan_values import policy_for
 
 MAX_ITEMS = 50
@@ -16,8 +17,9 @@ MAX_ITEMS = 50
 
 def _render(plan: Plan, item: PlanItem, renderer: str) -> dict[str, Any]:
     """One renderer's lines for the item, through apps/training/logic/captions.render."""
-    from apps.training.logic import captions  # type: ignore[attr-defined,unused-ignore]
-
+    captions = optional_module("apps.training.logic.captions")
+    if captions is None:
+        raise ImportError("apps.training.logic.captions")
     entry = next((d for d in plan.datasets if d.id == item.dataset), None)
     policy = policy_for(plan.caption_policy, entry.overrides if entry is not None else {})
     token = plan.textual_inversion.token if plan.textual_inversion is not None else ""

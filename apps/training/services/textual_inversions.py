@@ -21,6 +21,7 @@ from apps.tags.models import TagType
 from apps.training.models import BaseModelProfile, TextualInversion
 from apps.training.plan import Plan, TISpec
 from apps.training.services.checks import SLUG, _by_ref, _int, bad, default_policy, targets_check
+from apps.training.services.findings import optional_module
 
 TOKEN = re.compile(r"[a-z][a-z0-9]{2,39}")
 TI_TARGETS = ("kohya", "onetrainer", "diffusers", "a1111")
@@ -43,11 +44,7 @@ FIELDS = (
 
 
 def _tokens() -> Any:
-    try:
-        from apps.training.logic import tokens  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    return tokens
+    return optional_module("apps.training.logic.tokens")
 
 
 def token_check(token: str, init_word: str, num_vectors: int) -> None:
