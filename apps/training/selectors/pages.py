@@ -8,6 +8,7 @@ lazily: a page section whose module is missing says so instead of failing.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import re
 from collections import Counter
@@ -44,6 +45,15 @@ DELIVERY: list[tuple[str, str, dict[str, str]]] = [
 ]
 CELL_LABELS = {"N": "native", "A": "approximated", "M": "materialised", "-": "not delivered"}
 RENDERERS = {"kohya": "kohya", "onetrainer": "neutral", "diffusers": "diffusers"}
+
+
+def _optional(name: str) -> Any:
+    """A logic module that may not be installed yet, or None; typed Any so these pages work
+    whatever its signatures say."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 # --- lint ---------------------------------------------------------------------------------------
@@ -101,10 +111,7 @@ def _used(plan: Plan) -> dict[str, bool]:
 
 def _materialized(plan: Plan, trainer: str) -> bool | None:
     """Whether the trainer's renderer writes materialised lines (None: renderers missing)."""
-    try:
-        from apps.training.logic import captions  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
+    captions = _optional("apps.training.logic.captions")
     func = getattr(captions, "materialized", None)
     return bool(func(plan.caption_policy, RENDERERS[trainer])) if callable(func) else None
 
@@ -145,10 +152,10 @@ def simulation(
     """The trainer's own caption pipeline over the first SIM_ITEMS items' captions, `draws` times
     (`apps/training/logic/fidelity.simulate`): keep rates per tag type, the share of non-empty
     captions, fixed zones in place, markup that leaked. None when that module is not installed."""
-    try:
-        from apps.training.logic.fidelity import simulate  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+    fidelity = _optional("apps.training.logic.fidelity")
+    if fidelity is None:
         return None
+    simulate = fidelity.simulate
     captions = [item.caption for item in items[:SIM_ITEMS]]
     if not captions:
         return None
@@ -166,9 +173,8 @@ def simulation(
 
 def bucket_histogram(plan: Plan, trainer: str, items: Sequence[PlanItem]) -> dict[str, Any] | None:
     """Images per predicted bucket of `items` (None without the bucket logic)."""
-    try:
-        from apps.training.logic import buckets  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+    buckets = _optional("apps.training.logic.buckets")
+    if buckets is None:
         return None
     if trainer == "diffusers":
         return {
@@ -268,9 +274,8 @@ TI_RENDERERS = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti
 def _ti_render(plan: Plan, item: Any, renderer: str) -> dict[str, Any] | None:
     """One TI renderer's lines for an item (`logic.captions.render` with the token); None when
     the renderers are not installed."""
-    try:
-        from apps.training.logic import captions  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+    captions = _optional("apps.training.logic.captions")
+    if captions is None:
         return None
     assert plan.textual_inversion is not None
     try:
