@@ -285,3 +285,15 @@ def test_mapping_profile_names_tags_in_the_target_vocabulary() -> None:
     session = f.session([ds], mapping_profile=profile.slug, underscores_to_spaces=True)
     (got,) = _items(plan_build(session, freeze=False))
     assert {e.text for e in got.caption.entries} == {"happy", "blue sky"}
+
+
+def test_dataset_overrides_apply_to_their_items_only() -> None:
+    f.typed(["mychar"], "character")
+    plain = f.dataset("Plain", f.items([["mychar", "smile"]]))
+    moved = f.dataset("Moved", f.items([["mychar", "snow"]], start=5))
+    session = f.session(
+        [{"dataset": plain.pk}, {"dataset": moved.pk, "overrides": {"types.character.zone": "flex"}}],
+        targets=["onetrainer"],
+    )
+    plan = plan_build(session, freeze=False)
+    assert {p.id for p in plan.partitions} == {"plain--k1", "moved--k0"}

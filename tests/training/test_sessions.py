@@ -240,3 +240,30 @@ def test_delete_removes_children_and_versions(ds) -> None:
     assert not TrainingSession.objects.exists()
     assert not TrainingSessionVersion.objects.exists()
     assert not CaptionTypePolicy.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"types.general.dropp_rate": 0.1},
+        {"types.nosuchtype.drop_rate": 0.1},
+        {"shuffle": "yes"},
+        {"seed": 3},
+        {"types.general.zone": "middle"},
+        {"item_weights": {"12": 0}},
+        {"item_weights": ["12"]},
+    ],
+)
+def test_dataset_overrides_are_checked(ds, overrides: dict) -> None:
+    err = _refused(err_code(overrides), datasets=[{"dataset": ds.pk, "overrides": overrides}])
+    assert "overrides" in err.message
+
+
+def err_code(overrides: dict) -> str:
+    return "training.invalid" if "item_weights" in overrides else "training.bad_override"
+
+
+def test_valid_overrides_are_kept(ds) -> None:
+    session = f.session([{"dataset": ds.pk, "overrides": {"types.general.drop_rate": 0.3, "shuffle": False}}])
+    entry = TrainingSessionDataset.objects.get(session=session)
+    assert entry.overrides == {"types.general.drop_rate": 0.3, "shuffle": False}
