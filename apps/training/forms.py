@@ -183,7 +183,22 @@ class SessionForm(forms.Form):
         return initial
 
 
-class DatasetEntryForm(forms.Form):
+class _RowForm(forms.Form):
+    """A form shown as a table row: each input carries its label for screen readers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        row = self.row_name()
+        for name, field in self.fields.items():
+            label = field.label or name.replace("_", " ").capitalize()
+            field.widget.attrs.setdefault("aria-label", f"{label}, {row}" if row else label)
+
+    def row_name(self) -> str:
+        number = (self.prefix or "").rsplit("-", 1)[-1]
+        return f"row {int(number) + 1}" if number.isdigit() else ""
+
+
+class DatasetEntryForm(_RowForm):
     """One dataset (optionally a subset, a pinned snapshot) or a dataset group of a session."""
 
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.order_by("name"), required=False)
@@ -271,7 +286,7 @@ DatasetFormSet = forms.formset_factory(
 )
 
 
-class PolicyForm(forms.Form):
+class PolicyForm(_RowForm):
     """One tag type's row of the caption-policy table."""
 
     tag_type = forms.CharField(widget=forms.HiddenInput, max_length=100)
@@ -281,6 +296,12 @@ class PolicyForm(forms.Form):
     whole_drop_rate = _rate("Whole drop rate")
     atomic = forms.BooleanField(required=False, label="Keep together")
     budget_priority = _int("Budget priority", -32768, 32767)
+
+    def row_name(self) -> str:
+        key = (
+            self.initial.get("tag_type") or self.data.get(self.add_prefix("tag_type")) if self.prefix else ""
+        )
+        return str(key or super().row_name())
 
     def value(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)

@@ -61,6 +61,8 @@ def test_new_session_form_has_one_policy_row_per_tag_type(trainer: Client) -> No
 
     body = trainer.get("/training/new").content.decode()
     assert body.count("data-type=") == TagType.objects.count()
+    assert 'aria-label="Drop rate, general"' in body
+    assert 'aria-label="Repeats, row 1"' in body
     assert 'id="preview"' in body
     assert 'hx-post="/training/preview"' in body
 
