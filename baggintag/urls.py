@@ -18,6 +18,7 @@ urlpatterns = [
     path("taggers/", include("apps.taggers.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("intake/", include("apps.intake.urls")),
+    path("training/", include("apps.training.page_urls")),
     path("", include("apps.media.urls")),
 ]
 
