@@ -108,3 +108,9 @@ def wd_task(*, job_id: int) -> None:
 def caption_task(*, job_id: int) -> None:
     """Adapter: a captioner step of a scheme run (queue ml_caption)."""
     _step(job_id)
+
+
+@shared_task(name="taggers.vectors", soft_time_limit=SOFT, time_limit=HARD)
+def vectors_task(*, job_id: int) -> None:
+    """Adapter: a head or zero-shot step of a scheme run, on stored vectors (queue ml_cpu)."""
+    _step(job_id)

@@ -285,6 +285,7 @@ CELERY_TASK_ROUTES = {
     "taggers.detect": {"queue": "ml"},
     "taggers.caption": {"queue": "ml_caption"},
     "taggers.score": {"queue": "ml_cpu"},
+    "taggers.vectors": {"queue": "ml_cpu"},
     "taggers.train": {"queue": "ml_cpu"},
     "taggers.cache": {"queue": "ml_cpu"},
     "taggers.cache_space": {"queue": "ml_cpu"},

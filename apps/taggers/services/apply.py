@@ -264,7 +264,7 @@ def score_items(*, version: TaggerVersion, item_ids: Sequence[int]) -> dict[str,
     return _score(version, head, matrix, list(item_ids), None)
 
 
-def _known_tags(version: TaggerVersion, head: Head) -> set[int]:
+def known_tags(version: TaggerVersion, head: Head) -> set[int]:
     """The head's tags its vocabulary still holds (read before any lock): predictions of a tag
     deleted since training are dropped and counted (`tags_unknown`), never written."""
     keys = [int(k) for k in head.keys]
@@ -300,7 +300,7 @@ def _score(
         if p and i > cursor
     ]
     floor = float(version.tagger.stored_threshold)
-    known = _known_tags(version, head)
+    known = known_tags(version, head)
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
         vectors = np.asarray(matrix.vectors[[r for _i, r in batch]], dtype=np.float32)

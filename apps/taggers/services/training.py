@@ -87,7 +87,12 @@ def _check_trainable(tagger: Tagger) -> None:
 
 @transaction.atomic
 def tagger_train(*, tagger: Tagger, actor: Any = None, seed: int | None = None) -> TaggerVersion:
-    """Queue a training job for a new version (or return the one queued or training)."""
+    """Queue a training job for a new version (or return the one queued or training). A
+    zero-shot tagger trains nothing: it gets a ready version at once (`zeroshot.py`)."""
+    if tagger.kind == Tagger.Kind.CLIP_ZEROSHOT:
+        from apps.taggers.services.zeroshot import zeroshot_version_create
+
+        return zeroshot_version_create(tagger=tagger)
     locked = Tagger.objects.select_for_update().get(pk=tagger.pk)
     pending = (
         TaggerVersion.objects.filter(
