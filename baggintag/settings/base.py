@@ -195,6 +195,10 @@ BAGGINTAG_CPU_JOB_LIMIT_S = env.int("BAGGINTAG_CPU_JOB_LIMIT_S", default=7200)
 # a request waits for a worker to encode a new `clip:"…"` text before answering 409 "pending".
 BAGGINTAG_SIMILAR_TOP_K = env.int("BAGGINTAG_SIMILAR_TOP_K", default=200)
 BAGGINTAG_TEXT_QUERY_WAIT_S = env.float("BAGGINTAG_TEXT_QUERY_WAIT_S", default=5.0)
+# Debounced retraining of head taggers (docs/taggers.md#debounced-retraining): after this many
+# curated label changes on a head's tags (0: never), a training is queued this many seconds later.
+BAGGINTAG_RETRAIN_AFTER_CHANGES = env.int("BAGGINTAG_RETRAIN_AFTER_CHANGES", default=50)
+BAGGINTAG_RETRAIN_DELAY_S = env.int("BAGGINTAG_RETRAIN_DELAY_S", default=300)
 # Local copies of incoming bytes (uploads, downloads, videos); swept when their process is gone.
 BAGGINTAG_SPOOL_DIR = _data_path(env.str("BAGGINTAG_SPOOL_DIR", default=str(DATA_DIR / "spool")))
 BAGGINTAG_SPOOL_MAX_AGE_HOURS = env.int("BAGGINTAG_SPOOL_MAX_AGE_HOURS", default=12)
@@ -306,6 +310,8 @@ CELERY_BEAT_SCHEDULE = {
     "taggers-cache-refresh": {"task": "taggers.cache", "schedule": 24 * 3600.0},
     # Due scheme schedules become runs (docs/taggers.md#schedules).
     "schemes-tick": {"task": "schemes.tick", "schedule": 60.0},
+    # Head taggers with enough curated label changes get one training (docs/taggers.md#debounced-retraining).
+    "taggers-retrain-due": {"task": "taggers.retrain_due", "schedule": 60.0},
 }
 # Jobs (docs/operations.md#failure-handling): a running job whose heartbeat is older than the
 # stale time is taken over; running attempts beat every HEARTBEAT seconds; a queued job whose

@@ -30,7 +30,7 @@ from apps.jobs.models import Job
 from apps.taggers.engine.base import VersionFrozen
 from apps.taggers.models import ImageEmbedding, Tagger, TaggerVersion
 from apps.taggers.selectors.labels import FrozenLabels, labels_freeze
-from apps.taggers.services import versions
+from apps.taggers.services import retrain, versions
 from apps.taggers.services.matrix import matrix_load
 from apps.tags.models import TagAssignment, TagSet
 
@@ -123,6 +123,7 @@ def tagger_train(*, tagger: Tagger, actor: Any = None, seed: int | None = None) 
     )
     TaggerVersion.objects.filter(pk=version.pk).update(job=job)
     version.job = job
+    retrain.label_changes_reset(tagger_id=locked.pk)  # debounced retraining counts from here
     return version
 
 
