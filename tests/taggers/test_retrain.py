@@ -127,10 +127,14 @@ def test_a_rolled_back_write_counts_nothing(world, django_capture_on_commit_call
         Transition(world["sets"][i.pk], world["tags"]["a"].pk, i.pk, ABSENT, CURRENT, via="manual")
         for i in world["items"][:6]
     ]
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+
+    def write_then_fail() -> None:
         with transaction.atomic():
             assignments_write(transitions, kind=CURATED, operation_id=None, actor_id=None)
             raise RuntimeError("rolled back")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        write_then_fail()
     assert _counter(world) is None
 
 

@@ -17,7 +17,8 @@ from apps.taggers.services.schemes import SchemeInvalid, scheme_create
 from apps.taggers.services.taggers import tagger_create
 from apps.tags.models import TagAssignment, TagSet
 from apps.tags.services.names import vocabulary_default
-from tests.tags.factories import assign, items_make, tags_make
+from tests.taggers.factories import planted_head, planted_vectors
+from tests.tags.factories import items_make, tags_make
 
 pytestmark = pytest.mark.django_db
 CURATED, TAGGER = TagSet.Kind.CURATED, TagSet.Kind.TAGGER
@@ -38,47 +39,20 @@ def _drain() -> None:
     raise AssertionError("jobs kept coming")
 
 
-def _vectors(space: EmbeddingSpace, items, seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((len(items), space.dim))
-    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype("<f2")
-    ImageEmbedding.objects.bulk_create(
-        [ImageEmbedding(item=item, space=space, vector=x[n].tobytes()) for n, item in enumerate(items)]
-    )
-    return x
-
-
 @pytest.fixture
 def head(space: EmbeddingSpace):
-    """A trained head (planted signal) over 120 items with vectors."""
-    items = items_make(N)
-    x = _vectors(space, items)
-    rng = np.random.default_rng(7)
-    signal = x.astype(np.float64) @ rng.standard_normal((space.dim, len(NAMES)))
-    tags = tags_make(NAMES)
-    rows = []
-    for j, name in enumerate(NAMES):
-        rows += [(items[n].pk, CURATED, tags[name].pk) for n in np.argsort(-signal[:, j])[: N // 3]]
-    assign(rows)
-    tagger = tagger_create(
-        name="planted",
-        vocabulary=vocabulary_default(),
-        kind=Tagger.Kind.EMBEDDING_HEAD,
-        embedding_space=space,
-        params={"min_steps": 100, "max_steps": 100},
-    )
-    version = training.tagger_train(tagger=tagger, seed=0)
-    training.train_run(job_id=version.job_id)
-    tagger.refresh_from_db()
-    assert tagger.active_version_id == version.pk
-    return {"tagger": tagger, "items": items, "version": tagger.active_version}
+    """A trained head (planted signal) over 120 items with vectors; the re-score its promotion
+    queued is dropped, so only the scheme step writes its sets."""
+    world = planted_head(space, N, NAMES)
+    Job.objects.filter(pk=world["tagger"].params["rescore_job"]).delete()
+    return world
 
 
 @pytest.fixture
 def zeroshot(space: EmbeddingSpace):
     assert space.has_text_tower
     items = items_make(6)
-    _vectors(space, items, seed=5)
+    planted_vectors(space, items, seed=5)
     tags_make(NAMES)
     tagger = tagger_create(
         name="zs", vocabulary=vocabulary_default(), kind=Tagger.Kind.CLIP_ZEROSHOT, embedding_space=space,
@@ -109,8 +83,9 @@ def _run(name: str, tagger: Tagger, params: dict | None = None, **kwargs) -> Sch
 
 
 def test_a_head_step_writes_the_same_sets_as_a_head_run(head) -> None:
-    run = _run("heads", head["tagger"])
     ids = [i.pk for i in head["items"]]
+    assert not any(_set(head["tagger"], head["version"], i) for i in ids)
+    run = _run("heads", head["tagger"])
     from_step = {i: _set(head["tagger"], head["version"], i) for i in ids}
     again = apply.score_items(version=head["version"], item_ids=ids)
     step = StepRun.objects.get(run=run)
