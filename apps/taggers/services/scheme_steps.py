@@ -144,13 +144,23 @@ def _backend_new(tagger: Tagger, backend_name: str) -> Any:
     if tagger.kind == Tagger.Kind.CAPTIONER:
         from apps.taggers.engine.captioner import EchoCaptioner, HttpCaptioner
 
+        if backend_name == "local-dir":  # a local HF model folder, offline
+            from apps.taggers.engine.hf_captioner import LocalCaptioner
+
+            backend = LocalCaptioner()
+            options = {**tagger.params, "name": tagger.name}
+            backend.load(
+                BackendSpec(kind=tagger.kind, model_ref=str(model_dir(tagger)), options=options), device
+            )
+            return backend
         if backend_name == "echo":
             backend = EchoCaptioner()
         elif backend_name in ("", "http"):
             backend = HttpCaptioner()
         else:
             raise DomainError(
-                f"Captioner {tagger.name!r}: backend {backend_name!r} is not supported (http, echo).",
+                f"Captioner {tagger.name!r}: backend {backend_name!r} is not supported "
+                "(http, local-dir, echo).",
                 code="taggers.backend_unsupported",
             )
         backend.load(BackendSpec(kind=tagger.kind, model_ref="", options=tagger.params), device)
