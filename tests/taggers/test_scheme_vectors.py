@@ -216,3 +216,15 @@ def test_zero_shot_train_over_the_api_is_a_201_with_the_version(api, zeroshot) -
     response = api.post(f"/api/taggers/{zeroshot['tagger'].pk}/train", {}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["version"]["number"] == 2
+
+
+def test_a_space_with_no_vectors_fails_every_item(space) -> None:
+    items_make(3)
+    tags_make(NAMES)
+    tagger = tagger_create(
+        name="zs", vocabulary=vocabulary_default(), kind=Tagger.Kind.CLIP_ZEROSHOT, embedding_space=space
+    )
+    training.tagger_train(tagger=tagger)
+    run = _run("empty", tagger)
+    step = StepRun.objects.get(run=run)
+    assert (run.status, step.counts["items_failed"], step.counts["sent"]) == (SchemeRun.Status.PARTIAL, 3, 0)

@@ -71,6 +71,8 @@ def label_changes_count(counts: Mapping[int, int]) -> dict[int, int]:
     )
     due = timezone.now() + timedelta(seconds=conf.retrain_delay_s())
     for tagger_id, n in sorted(added.items()):
+        # `due_at` comes first in the SET list: MariaDB evaluates assignments left to right, so
+        # its CASE must read `changes` before this UPDATE adds to it (other databases always do).
         LabelChanges.objects.filter(tagger_id=tagger_id).update(
             due_at=Case(
                 When(due_at__isnull=True, changes__gte=threshold - n, then=due),

@@ -59,11 +59,14 @@ def _vectors(ctx: StepContext, ids: Sequence[int]) -> tuple[list[int], np.ndarra
     known = np.asarray(matrix.ids)
     wanted = np.asarray(sorted(ids), dtype=np.int64)
     rows = np.searchsorted(known, wanted)
-    found = (rows < known.size) & (known[np.minimum(rows, max(known.size - 1, 0))] == wanted)
-    if known.size == 0:
+    if known.size == 0:  # nothing embedded in the space yet
         found = np.zeros(wanted.shape, dtype=bool)
+    else:
+        found = (rows < known.size) & (known[np.minimum(rows, known.size - 1)] == wanted)
     present = wanted[found].tolist()
-    vectors = np.asarray(matrix.vectors[rows[found].tolist()], dtype=np.float32).reshape(len(present), -1)
+    if not present:
+        return [], np.zeros((0, 0), dtype=np.float32), wanted.tolist()
+    vectors = np.asarray(matrix.vectors[rows[found].tolist()], dtype=np.float32)
     return present, vectors, wanted[~found].tolist()
 
 
