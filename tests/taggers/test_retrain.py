@@ -158,3 +158,20 @@ def test_a_failing_listener_never_breaks_the_write(
     monkeypatch.setattr(retrain, "_heads", boom)
     _edit(world, 5, capture=django_capture_on_commit_callbacks)
     assert TagSet.objects.get(pk=world["sets"][world["items"][0].pk]).assignments.count() == 2
+
+
+@pytest.mark.parametrize("set_sql", [True, False], ids=["set-based", "per-item"])
+def test_a_bulk_operation_counts_on_both_paths(
+    world, curator, monkeypatch, set_sql, django_capture_on_commit_callbacks
+) -> None:
+    from apps.tags.services import operations as ops
+    from apps.tags.services.operations import apply as operations_exec
+
+    monkeypatch.setattr(operations_exec.SET_SQL, "enabled", set_sql)
+    ids = [i.pk for i in world["items"]]
+    preview = ops.operation_preview(action="add", tags=["a"], ids=ids, actor=curator)
+    with django_capture_on_commit_callbacks(execute=True):
+        ops.operation_apply(operation=preview.operation, actor=curator)
+    counter = _counter(world)
+    assert counter.changes == len(ids)
+    assert counter.due_at is not None
