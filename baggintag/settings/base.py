@@ -191,14 +191,14 @@ BAGGINTAG_MODEL_DIR = _data_path(env.str("BAGGINTAG_MODEL_DIR", default=str(DATA
 BAGGINTAG_ML_BATCH = env.int("BAGGINTAG_ML_BATCH", default=128)
 BAGGINTAG_ML_DECODE_WORKERS = env.int("BAGGINTAG_ML_DECODE_WORKERS", default=0)  # 0: one per core
 BAGGINTAG_CPU_JOB_LIMIT_S = env.int("BAGGINTAG_CPU_JOB_LIMIT_S", default=7200)
-# Similarity search (docs/taggers.md#similarity-search): items a ranked term returns, and how long
-# a request waits for a worker to encode a new `clip:"…"` text before answering 409 "pending".
-BAGGINTAG_SIMILAR_TOP_K = env.int("BAGGINTAG_SIMILAR_TOP_K", default=200)
-BAGGINTAG_TEXT_QUERY_WAIT_S = env.float("BAGGINTAG_TEXT_QUERY_WAIT_S", default=5.0)
 # Debounced retraining of head taggers (docs/taggers.md#debounced-retraining): after this many
 # curated label changes on a head's tags (0: never), a training is queued this many seconds later.
 BAGGINTAG_RETRAIN_AFTER_CHANGES = env.int("BAGGINTAG_RETRAIN_AFTER_CHANGES", default=50)
 BAGGINTAG_RETRAIN_DELAY_S = env.int("BAGGINTAG_RETRAIN_DELAY_S", default=300)
+# Similarity search (docs/taggers.md#similarity-search): items a ranked term returns, and how long
+# a request waits for a worker to encode a new `clip:"…"` text before answering 409 "pending".
+BAGGINTAG_SIMILAR_TOP_K = env.int("BAGGINTAG_SIMILAR_TOP_K", default=200)
+BAGGINTAG_TEXT_QUERY_WAIT_S = env.float("BAGGINTAG_TEXT_QUERY_WAIT_S", default=5.0)
 # Local copies of incoming bytes (uploads, downloads, videos); swept when their process is gone.
 BAGGINTAG_SPOOL_DIR = _data_path(env.str("BAGGINTAG_SPOOL_DIR", default=str(DATA_DIR / "spool")))
 BAGGINTAG_SPOOL_MAX_AGE_HOURS = env.int("BAGGINTAG_SPOOL_MAX_AGE_HOURS", default=12)
