@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "BAGGINTAG_CPU_JOB_LIMIT_S": 7200,
     "BAGGINTAG_SIMILAR_TOP_K": 200,
     "BAGGINTAG_TEXT_QUERY_WAIT_S": 5.0,
+    "BAGGINTAG_RETRAIN_AFTER_CHANGES": 50,
+    "BAGGINTAG_RETRAIN_DELAY_S": 300,
 }
 
 
@@ -51,3 +53,13 @@ def similar_top_k() -> int:
 def text_query_wait_s() -> float:
     """How long a search waits for a worker to encode a new text."""
     return setting_float(DEFAULTS, "BAGGINTAG_TEXT_QUERY_WAIT_S")
+
+
+def retrain_after_changes() -> int:
+    """Curated label changes on a head tagger's tags that queue a retrain; 0 turns it off."""
+    return max(0, setting_int(DEFAULTS, "BAGGINTAG_RETRAIN_AFTER_CHANGES"))
+
+
+def retrain_delay_s() -> int:
+    """Seconds between reaching that count and queueing the training (more edits join it)."""
+    return max(0, setting_int(DEFAULTS, "BAGGINTAG_RETRAIN_DELAY_S"))

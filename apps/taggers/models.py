@@ -228,6 +228,19 @@ class TaggerVersion(BaseModel):
             )
 
 
+class LabelChanges(models.Model):
+    """Curated label changes on a head tagger's tags since its last training was queued, and when
+    the debounced retrain is due (docs/taggers.md#debounced-retraining)."""
+
+    tagger = models.OneToOneField(Tagger, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    changes = models.PositiveBigIntegerField(default=0)
+    due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.tagger_id}: {self.changes} changes"
+
+
 class TaggerThreshold(models.Model):
     """The effective per-tag threshold of a version, materialised from `thresholds.json`."""
 

@@ -56,6 +56,15 @@ def train_task(*, job_id: int) -> None:
     training.train_run(job_id=job_id)
 
 
+@shared_task(name="taggers.retrain_due", soft_time_limit=300, time_limit=360)
+def retrain_due_task() -> dict[str, list[int]]:
+    """Adapter (beat, every minute): queue one training per head tagger whose curated label
+    changes reached the count (queue ml_cpu)."""
+    from apps.taggers.services import retrain
+
+    return retrain.retrain_due()
+
+
 @shared_task(name="taggers.score", soft_time_limit=DAY, time_limit=DAY + 60)
 def score_task(*, job_id: int) -> None:
     """Adapter: score items with a head version and write its tagger sets (queue ml_cpu)."""
@@ -107,4 +116,10 @@ def wd_task(*, job_id: int) -> None:
 @shared_task(name="taggers.caption", soft_time_limit=SOFT, time_limit=HARD)
 def caption_task(*, job_id: int) -> None:
     """Adapter: a captioner step of a scheme run (queue ml_caption)."""
+    _step(job_id)
+
+
+@shared_task(name="taggers.vectors", soft_time_limit=SOFT, time_limit=HARD)
+def vectors_task(*, job_id: int) -> None:
+    """Adapter: a head or zero-shot step of a scheme run, on stored vectors (queue ml_cpu)."""
     _step(job_id)

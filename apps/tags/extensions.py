@@ -8,8 +8,10 @@ redo handler for that kind in its `AppConfig.ready()`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 # handler(*, root, operation_id, item_ids, actor_id) -> rows changed: re-apply `root` to these
@@ -59,3 +61,36 @@ def suggester_register(*, key: str, suggester: Suggester) -> None:
 
 def suggesters() -> dict[str, Suggester]:
     return dict(_suggesters)
+
+
+# --- curated label listeners ------------------------------------------------------------------
+# Apps above tags learn how many curated labels changed (docs/taggers.md#debounced-retraining:
+# the taggers app counts them per head tagger). The one writer's settle step calls
+# `curated_changed` with {tag id: transitions}; each listener runs after the transaction commits
+# (never for a rolled-back write) and must be cheap: it sees only the changed tags.
+
+CuratedListener = Callable[[dict[int, int]], object]
+_curated_listeners: dict[str, CuratedListener] = {}
+
+
+def curated_listener_register(*, key: str, listener: CuratedListener) -> None:
+    """Add (or replace) a listener under `key` (e.g. "taggers.retrain")."""
+    _curated_listeners[key] = listener
+
+
+def curated_changed(counts: dict[int, int]) -> None:
+    """Hand {tag id: curated transitions} to every listener once the transaction commits."""
+    if not counts or not _curated_listeners:
+        return
+    from django.db import transaction
+
+    for key, listener in list(_curated_listeners.items()):
+        transaction.on_commit(partial(_notify, key, listener, dict(counts)))
+
+
+def _notify(key: str, listener: CuratedListener, counts: dict[int, int]) -> None:
+    """A listener's failure is logged, never raised into the write that committed already."""
+    try:
+        listener(counts)
+    except Exception:
+        logging.getLogger(__name__).exception("curated listener %s failed", key)

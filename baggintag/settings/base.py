@@ -191,6 +191,10 @@ BAGGINTAG_MODEL_DIR = _data_path(env.str("BAGGINTAG_MODEL_DIR", default=str(DATA
 BAGGINTAG_ML_BATCH = env.int("BAGGINTAG_ML_BATCH", default=128)
 BAGGINTAG_ML_DECODE_WORKERS = env.int("BAGGINTAG_ML_DECODE_WORKERS", default=0)  # 0: one per core
 BAGGINTAG_CPU_JOB_LIMIT_S = env.int("BAGGINTAG_CPU_JOB_LIMIT_S", default=7200)
+# Debounced retraining of head taggers (docs/taggers.md#debounced-retraining): after this many
+# curated label changes on a head's tags (0: never), a training is queued this many seconds later.
+BAGGINTAG_RETRAIN_AFTER_CHANGES = env.int("BAGGINTAG_RETRAIN_AFTER_CHANGES", default=50)
+BAGGINTAG_RETRAIN_DELAY_S = env.int("BAGGINTAG_RETRAIN_DELAY_S", default=300)
 # Similarity search (docs/taggers.md#similarity-search): items a ranked term returns, and how long
 # a request waits for a worker to encode a new `clip:"…"` text before answering 409 "pending".
 BAGGINTAG_SIMILAR_TOP_K = env.int("BAGGINTAG_SIMILAR_TOP_K", default=200)
@@ -299,6 +303,7 @@ CELERY_TASK_ROUTES = {
     "taggers.detect": {"queue": "ml"},
     "taggers.caption": {"queue": "ml_caption"},
     "taggers.score": {"queue": "ml_cpu"},
+    "taggers.vectors": {"queue": "ml_cpu"},
     "taggers.train": {"queue": "ml_cpu"},
     "taggers.cache": {"queue": "ml_cpu"},
     "taggers.cache_space": {"queue": "ml_cpu"},
@@ -320,6 +325,8 @@ CELERY_BEAT_SCHEDULE = {
     "taggers-cache-refresh": {"task": "taggers.cache", "schedule": 24 * 3600.0},
     # Due scheme schedules become runs (docs/taggers.md#schedules).
     "schemes-tick": {"task": "schemes.tick", "schedule": 60.0},
+    # Head taggers with enough curated label changes get one training (docs/taggers.md#debounced-retraining).
+    "taggers-retrain-due": {"task": "taggers.retrain_due", "schedule": 60.0},
 }
 # Jobs (docs/operations.md#failure-handling): a running job whose heartbeat is older than the
 # stale time is taken over; running attempts beat every HEARTBEAT seconds; a queued job whose

@@ -79,3 +79,53 @@ def solid_png(colour: tuple[int, int, int], size: int = 48, *, seed: int = 0) ->
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+
+
+def planted_vectors(space: Any, items: list[Any], seed: int = 3) -> Any:
+    """Random unit vectors (fp16) stored for `items` in `space`; returns them (items × dim)."""
+    import numpy as np
+
+    from apps.taggers.models import ImageEmbedding
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((len(items), space.dim))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype("<f2")
+    ImageEmbedding.objects.bulk_create(
+        [ImageEmbedding(item=item, space=space, vector=x[n].tobytes()) for n, item in enumerate(items)]
+    )
+    return x
+
+
+def planted_head(
+    space: Any, n: int = 120, names: tuple[str, ...] = ("red", "green", "blue")
+) -> dict[str, Any]:
+    """n items with vectors, curated tags planted along random directions, and a head tagger
+    `planted` trained on them (its version 1 active)."""
+    import numpy as np
+
+    from apps.taggers.models import Tagger
+    from apps.taggers.services import training
+    from apps.taggers.services.taggers import tagger_create
+    from apps.tags.models import TagSet
+    from apps.tags.services.names import vocabulary_default
+    from tests.tags.factories import assign, items_make, tags_make
+
+    items = items_make(n)
+    x = planted_vectors(space, items)
+    signal = x.astype(np.float64) @ np.random.default_rng(7).standard_normal((space.dim, len(names)))
+    tags = tags_make(names)
+    rows = []
+    for j, name in enumerate(names):
+        rows += [
+            (items[k].pk, TagSet.Kind.CURATED, tags[name].pk) for k in np.argsort(-signal[:, j])[: n // 3]
+        ]
+    assign(rows)
+    tagger = tagger_create(
+        name="planted", vocabulary=vocabulary_default(), kind=Tagger.Kind.EMBEDDING_HEAD,
+        embedding_space=space, params={"min_steps": 100, "max_steps": 100},
+    )  # fmt: skip
+    version = training.tagger_train(tagger=tagger, seed=0)
+    training.train_run(job_id=version.job_id)
+    tagger.refresh_from_db()
+    assert tagger.active_version_id == version.pk
+    return {"tagger": tagger, "items": items, "version": tagger.active_version, "tags": tags}

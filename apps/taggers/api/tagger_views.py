@@ -65,10 +65,13 @@ class TaggerViewSet(
     @action(detail=True, methods=["post"], url_path="train")
     def train(self, request: Request, pk: str) -> Response:
         """Train a new version on the curated tags (a job on `ml_cpu`); a version already queued
-        or training is returned instead."""
+        or training is returned instead. A zero-shot tagger gets a ready version at once (201)."""
         data = _parse(s.TrainInputSerializer, request.data)
         version = training.tagger_train(tagger=self.get_object(), actor=request.user, seed=data["seed"])
-        assert version.job is not None
+        if version.job is None:  # zero-shot: nothing to train
+            return Response(
+                {"version": s.VersionOutputSerializer(version).data}, status=status.HTTP_201_CREATED
+            )
         body = {**job_accepted_body(version.job), "version": s.VersionOutputSerializer(version).data}
         return Response(body, status=status.HTTP_202_ACCEPTED)
 

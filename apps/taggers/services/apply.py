@@ -264,7 +264,7 @@ def score_items(*, version: TaggerVersion, item_ids: Sequence[int]) -> dict[str,
     return _score(version, head, matrix, list(item_ids), None)
 
 
-def _known_tags(version: TaggerVersion, head: Head) -> set[int]:
+def known_tags(version: TaggerVersion, head: Head) -> set[int]:
     """The head's tags its vocabulary still holds (read before any lock): predictions of a tag
     deleted since training are dropped and counted (`tags_unknown`), never written."""
     keys = [int(k) for k in head.keys]
@@ -300,7 +300,7 @@ def _score(
         if p and i > cursor
     ]
     floor = float(version.tagger.stored_threshold)
-    known = _known_tags(version, head)
+    known = known_tags(version, head)
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
         vectors = np.asarray(matrix.vectors[[r for _i, r in batch]], dtype=np.float32)
@@ -327,6 +327,37 @@ def _score(
     return counts
 
 
+def covered_ids(tagger: Tagger, embedded: np.ndarray) -> list[int]:
+    """The items a tagger covers: those with a vector in its space (`embedded`, the matrix
+    cache's ids), narrowed by its `scope.query` when it has one (read in the worker)."""
+    ids = [int(i) for i in embedded.tolist()]
+    query = str((tagger.scope or {}).get("query") or "").strip()
+    if not query or not ids:
+        return ids
+    from apps.search.query import QueryError, search_queryset
+
+    try:
+        matched = search_queryset(q=query, viewer=None)
+    except QueryError as exc:
+        raise DomainError(f"The tagger's scope query is invalid: {exc}", code="taggers.bad_query") from exc
+    kept: list[int] = []
+    for start in range(0, len(ids), 5000):
+        window = ids[start : start + 5000]
+        kept.extend(matched.filter(pk__in=window).order_by("pk").values_list("pk", flat=True))
+    return kept
+
+
+def rescore_start(*, tagger: Tagger, version: TaggerVersion) -> Job:
+    """Queue a `taggers.score` job of `version` over every item the tagger covers (the ids are
+    read by the job, not here: a promotion stays O(1)); docs/taggers.md#re-scoring-on-promotion."""
+    return job_services.job_start(
+        kind=SCORE_KIND,
+        task=SCORE_TASK,
+        params={"version": version.pk, "item_ids": None, "rescore": True},
+        title=f"Re-score {tagger.name} v{version.number} (promoted)",
+    )
+
+
 def score_run(*, job_id: int) -> None:
     """Job body of `taggers.score`."""
     job = job_services.job_claim(job_id=job_id)
@@ -343,7 +374,13 @@ def score_run(*, job_id: int) -> None:
                 "The tagger's embedding space changed since this version was trained.",
                 code="taggers.space_mismatch",
             )
-        counts = _score(version, head, matrix_load(space=space), list(job.params["item_ids"]), job)
+        matrix = matrix_load(space=space)
+        if job.params.get("item_ids") is None:  # a re-score after promotion: what the tagger covers
+            target = covered_ids(version.tagger, np.asarray(matrix.ids))
+            job = job_services.job_progress(job=job, total=len(target))
+        else:
+            target = list(job.params["item_ids"])
+        counts = _score(version, head, matrix, target, job)
     except TaggerVersion.DoesNotExist:
         job_services.job_fail(job=job, code="taggers.version_gone", message="The tagger version was deleted.")
         return

@@ -3,7 +3,7 @@
 `scheme_run_start` records a pending `SchemeRun` and its planning job (`schemes.run`, default
 queue). Planning resolves each step's tagger version once, creates the `StepRun`s and starts a
 job per step whose dependencies are done, on the step kind's queue (`taggers.detect`,
-`taggers.wd`, `taggers.caption`). A step job works through the run's items in batches: each
+`taggers.wd`, `taggers.caption`, `taggers.vectors`). A step job works through the run's items in batches: each
 batch runs the backend on the items lacking output for the step's version and input fingerprint,
 then writes the outputs, their markers and the StepRun's counters in one transaction. The job
 that finishes a step starts the steps it unblocks (no chords: every hand-off is a job row, so
@@ -39,7 +39,10 @@ STEP_TASKS: dict[str, str] = {
     Tagger.Kind.DETECTOR: "taggers.detect",
     Tagger.Kind.WD_ONNX: "taggers.wd",
     Tagger.Kind.CAPTIONER: "taggers.caption",
+    Tagger.Kind.EMBEDDING_HEAD: "taggers.vectors",
+    Tagger.Kind.CLIP_ZEROSHOT: "taggers.vectors",
 }
+PIXEL_STEPS = (Tagger.Kind.DETECTOR, Tagger.Kind.WD_ONNX)  # queue ml: the CPU estimate applies
 BATCH_ITEMS = 128
 EXPLICIT_MAX = 100_000
 EXPLICIT_WINDOW = 5_000  # ids per IN (…) of an explicit selection
@@ -314,7 +317,7 @@ def _context(row: StepRun) -> scheme_steps.StepContext:
     return scheme_steps.StepContext(
         step=step,
         steps=steps,
-        tagger=Tagger.objects.select_related("vocabulary").get(pk=step.tagger_id),
+        tagger=Tagger.objects.select_related("vocabulary", "embedding_space").get(pk=step.tagger_id),
         version=version,
         versions=versions,
         fingerprint=scheme_steps.step_fingerprint(step, steps, versions),
@@ -398,7 +401,7 @@ def _check_cpu_estimate(ctx: scheme_steps.StepContext, seconds: float, batch: in
     """On a worker without CUDA, a model step (queue ml) whose estimate from its first batch is
     over BAGGINTAG_CPU_JOB_LIMIT_S fails with a clear message; what was written stays and a
     GPU worker resumes it on the next run."""
-    if STEP_TASKS.get(ctx.step.kind) == STEP_TASKS[Tagger.Kind.CAPTIONER] or remaining <= 0:
+    if ctx.step.kind not in PIXEL_STEPS or remaining <= 0:
         return
     from apps.taggers.engine.wd import onnx_device
 
@@ -417,7 +420,8 @@ def _check_cpu_estimate(ctx: scheme_steps.StepContext, seconds: float, batch: in
 
 
 def step_run_execute(*, job_id: int) -> None:
-    """Job body of a step task (`taggers.detect`, `taggers.wd`, `taggers.caption`)."""
+    """Job body of a step task (`taggers.detect`, `taggers.wd`, `taggers.caption`,
+    `taggers.vectors`)."""
     job = job_services.job_claim(job_id=job_id)
     if job is None:
         return

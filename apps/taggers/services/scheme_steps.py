@@ -9,7 +9,9 @@ markers in the caller's transaction. Outputs are keyed so a repeat writes nothin
 * WD on the image → the item's `tagger` TagSet `<tagger>@<version>` through the tags app's one
   writer (confidence in 1/10000; the four rating scores and the marked one in the marker's
   `detail`); WD on regions → a `Region` of the WD version per box with its top character;
-* captioner → `Caption(item, region, version, prompt_sha256)`.
+* captioner → `Caption(item, region, version, prompt_sha256)`;
+* head / zero-shot → the item's `tagger` TagSet `<tagger>@<version>` from stored vectors
+  (`scheme_vectors.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from apps.taggers import conf
 from apps.taggers.engine.base import BackendSpec, ModelNotProvisioned
 from apps.taggers.engine.captioner import prompt_sha256, render
 from apps.taggers.models import Caption, Region, StepOutput, Tagger, TaggerVersion, quantize
+from apps.taggers.services import scheme_vectors
 from apps.taggers.services.scheme_outputs import Resolved, step_slot, tag_names_resolve, tagger_sets_write
 from apps.taggers.services.schemes import Step, character_step
 from apps.tags.models import TagAssignment, TagSet
@@ -55,6 +58,7 @@ class StepContext:
     versions: dict[str, TaggerVersion]  # every step's resolved version
     fingerprint: str
     force: bool = False
+    memo: dict[str, Any] = field(default_factory=dict)  # what a job loads once (matrix, head)
 
 
 @dataclass
@@ -140,13 +144,23 @@ def _backend_new(tagger: Tagger, backend_name: str) -> Any:
     if tagger.kind == Tagger.Kind.CAPTIONER:
         from apps.taggers.engine.captioner import EchoCaptioner, HttpCaptioner
 
+        if backend_name == "local-dir":  # a local HF model folder, offline
+            from apps.taggers.engine.hf_captioner import LocalCaptioner
+
+            backend = LocalCaptioner()
+            options = {**tagger.params, "name": tagger.name}
+            backend.load(
+                BackendSpec(kind=tagger.kind, model_ref=str(model_dir(tagger)), options=options), device
+            )
+            return backend
         if backend_name == "echo":
             backend = EchoCaptioner()
         elif backend_name in ("", "http"):
             backend = HttpCaptioner()
         else:
             raise DomainError(
-                f"Captioner {tagger.name!r}: backend {backend_name!r} is not supported (http, echo).",
+                f"Captioner {tagger.name!r}: backend {backend_name!r} is not supported "
+                "(http, local-dir, echo).",
                 code="taggers.backend_unsupported",
             )
         backend.load(BackendSpec(kind=tagger.kind, model_ref="", options=tagger.params), device)
@@ -230,9 +244,12 @@ def batch_compute(ctx: StepContext, ids: Sequence[int]) -> BatchResult:
     """Run the step's backend on these items (no database writes). A TransientError is retried
     up to 3 times by the caller; a DomainError from the backend fails the step."""
     result = BatchResult()
+    step = ctx.step
+    if step.kind in scheme_vectors.VECTOR_KINDS:  # stored vectors, no pixels
+        result.outputs, result.errors, result.sent = scheme_vectors.compute(ctx, ids)
+        return result
     backend = backend_for(ctx.tagger, ctx.version)
     images = _images(ids, result)
-    step = ctx.step
     if step.kind == Tagger.Kind.DETECTOR:
         order = sorted(images)
         boxes = backend.run([images[i] for i in order], step.params)
@@ -389,6 +406,8 @@ def batch_write(ctx: StepContext, result: BatchResult, actor_id: int | None) -> 
         )
     elif step.kind == Tagger.Kind.CAPTIONER:
         counts["captions"] = _write_captions(ctx, result.outputs)
+    elif step.kind in scheme_vectors.VECTOR_KINDS:
+        counts.update(scheme_vectors.write(ctx, result.outputs, actor_id))
     details = {i: _detail(step, out) for i, out in result.outputs.items()}
     StepOutput.objects.bulk_create(
         [

@@ -37,6 +37,8 @@ RUNNABLE: dict[str, tuple[str, ...]] = {
     Tagger.Kind.DETECTOR: ("image",),
     Tagger.Kind.WD_ONNX: ("image", "regions", "image_masked"),
     Tagger.Kind.CAPTIONER: ("image", "regions", "image_masked"),
+    Tagger.Kind.EMBEDDING_HEAD: ("image",),  # stored vectors of whole items
+    Tagger.Kind.CLIP_ZEROSHOT: ("image",),
 }
 STEP_FIELDS = {"key", "tagger", "version", "input", "prompt", "params", "after"}
 
@@ -165,6 +167,8 @@ PARAM_CHECKS: dict[str, dict[str, Callable[[Any], str]]] = {
     },
     Tagger.Kind.DETECTOR: {"conf": _unit, "iou": _unit, "max_size": _int_in(32, 4096), "boxes": _boxes},
     Tagger.Kind.CAPTIONER: {"max_tokens": _int_in(1, 4096), "prefix": _text(1000)},
+    Tagger.Kind.EMBEDDING_HEAD: {"threshold": _unit, "top_k": _int_in(1, 512)},
+    Tagger.Kind.CLIP_ZEROSHOT: {"threshold": _unit, "top_k": _int_in(1, 512), "mcut": _flag},
 }
 
 
@@ -199,6 +203,18 @@ def _params(key: str, kind: str, params: Any) -> dict[str, Any]:
     return params
 
 
+def _check_space(key: str, tagger: Tagger) -> None:
+    """Head and zero-shot steps score stored vectors: the tagger needs a space (with a text
+    tower for zero-shot)."""
+    if tagger.kind not in (Tagger.Kind.EMBEDDING_HEAD, Tagger.Kind.CLIP_ZEROSHOT):
+        return
+    space = tagger.embedding_space
+    if space is None:
+        raise _bad(key, f"tagger {tagger.name!r} has no embedding space to score.", "tagger")
+    if tagger.kind == Tagger.Kind.CLIP_ZEROSHOT and not space.has_text_tower:
+        raise _bad(key, f"space {space.name!r} of {tagger.name!r} has no text tower for zero-shot.", "tagger")
+
+
 def _parse_step(raw: Any, position: int) -> tuple[Step, Tagger]:
     if not isinstance(raw, dict):
         raise _bad(None, f"step {position + 1} must be an object.")
@@ -219,6 +235,7 @@ def _parse_step(raw: Any, position: int) -> tuple[Step, Tagger]:
         raise _bad(key, '`input` is "image", "regions:<step>" or "image_masked:<step>".', "input")
     if source not in allowed:
         raise _bad(key, f"a {tagger.kind} step cannot take {source} input.", "input")
+    _check_space(key, tagger)
     prompt = raw.get("prompt", "")
     if not isinstance(prompt, str) or len(prompt) > 4000:
         raise _bad(key, "`prompt` must be text of at most 4000 characters.", "prompt")

@@ -30,7 +30,7 @@ from apps.jobs.models import Job
 from apps.taggers.engine.base import VersionFrozen
 from apps.taggers.models import ImageEmbedding, Tagger, TaggerVersion
 from apps.taggers.selectors.labels import FrozenLabels, labels_freeze
-from apps.taggers.services import versions
+from apps.taggers.services import retrain, versions
 from apps.taggers.services.matrix import matrix_load
 from apps.tags.models import TagAssignment, TagSet
 
@@ -87,7 +87,12 @@ def _check_trainable(tagger: Tagger) -> None:
 
 @transaction.atomic
 def tagger_train(*, tagger: Tagger, actor: Any = None, seed: int | None = None) -> TaggerVersion:
-    """Queue a training job for a new version (or return the one queued or training)."""
+    """Queue a training job for a new version (or return the one queued or training). A
+    zero-shot tagger trains nothing: it gets a ready version at once (`zeroshot.py`)."""
+    if tagger.kind == Tagger.Kind.CLIP_ZEROSHOT:
+        from apps.taggers.services.zeroshot import zeroshot_version_create
+
+        return zeroshot_version_create(tagger=tagger)
     locked = Tagger.objects.select_for_update().get(pk=tagger.pk)
     pending = (
         TaggerVersion.objects.filter(
@@ -118,6 +123,7 @@ def tagger_train(*, tagger: Tagger, actor: Any = None, seed: int | None = None) 
     )
     TaggerVersion.objects.filter(pk=version.pk).update(job=job)
     version.job = job
+    retrain.label_changes_reset(tagger_id=locked.pk)  # debounced retraining counts from here
     return version
 
 

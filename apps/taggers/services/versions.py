@@ -245,11 +245,36 @@ def _activate(tagger: Tagger, version: TaggerVersion, *, copy_overrides: bool) -
     params = dict(locked.params)
     if previous_id and previous_id != version.pk:
         params["previous_version"] = previous_id
+    if previous_id != version.pk:
+        _rescore(locked, version, params)
     locked.params = params
     locked.active_version = version
     locked.full_clean()
     locked.save(update_fields=["active_version", "params", "updated_at"])
     return locked
+
+
+def _rescore(tagger: Tagger, version: TaggerVersion, params: dict[str, Any]) -> None:
+    """A head's newly active version re-scores what the tagger covers (a `taggers.score` job;
+    one a previous promotion queued and that has not finished is cancelled). The job's id is
+    kept in `params.rescore_job`, or why none was queued in `params.rescore_skipped`."""
+    from apps.jobs import services as job_services
+    from apps.jobs.models import Job
+    from apps.taggers.services.apply import rescore_start
+
+    if tagger.kind != Tagger.Kind.EMBEDDING_HEAD:
+        return
+    params.pop("rescore_skipped", None)
+    old = params.pop("rescore_job", None)
+    stale = Job.objects.filter(pk=old).exclude(status__in=Job.FINISHED).first() if old else None
+    if stale is not None:
+        job_services.job_cancel(job=stale)
+    if tagger.embedding_space_id is None or version.space_id != tagger.embedding_space_id:
+        params["rescore_skipped"] = (
+            f"Version {version.number} was trained in another embedding space; nothing was re-scored."
+        )
+        return
+    params["rescore_job"] = rescore_start(tagger=tagger, version=version).pk
 
 
 @transaction.atomic

@@ -47,6 +47,7 @@ from django.utils import timezone
 
 from apps.core.exceptions import DomainError
 from apps.tags import slots
+from apps.tags.extensions import curated_changed
 from apps.tags.models import OperationChange, Tag, TagAssignment, TagSet
 from apps.tags.services.effective import (
     Rules,
@@ -314,6 +315,12 @@ def assignments_settle(
         if delta:
             stats[(tag_id, kind)] += delta
     sets_bump(net, kind=kind if check_kind else None)
+    if kind == TagSet.Kind.CURATED:  # label changes, for listeners above (extensions.py)
+        moved: dict[int, int] = defaultdict(int)
+        for _set, tag_id, _item, before, after in changes:
+            if before != after:
+                moved[tag_id] += 1
+        curated_changed(moved)
     items = sorted({item for _set, _tag, item, _before, _after in changes})
     if items and refresh:
         tag_ids = sorted({tag for _set, tag, _item, _before, _after in changes})
