@@ -30,6 +30,12 @@ SESSION_TARGETS = ("kohya", "onetrainer", "diffusers")
 MAX_TOKENS = (75, 150, 225)
 SCORE_TYPES = ("quality", "rating", "meta")
 MAX_DATASETS = 50
+MAX_LOSS_WEIGHT = 100.0
+MAX_LEARNING_RATE = 10.0
+MAX_ASPECT = 100.0
+MAX_SCALE = 100.0
+JITTER = ("brightness", "contrast", "saturation", "hue")
+INT_MAX = 2**31 - 1
 MAX_SAMPLES = 50
 # Fields of TrainingSession a caller may set (the rest are kept by the services).
 FIELDS = (
@@ -92,6 +98,84 @@ SAMPLE_FIELDS = ("prompt", "negative_prompt", "width", "height", "seed", "steps"
 def bad(field: str, message: str, code: str = "training.invalid", **details: Any) -> DomainError:
     """A 400 naming the field and what to do about it."""
     return DomainError(f"{field}: {message}", code=code, details={"fields": {field: [message]}, **details})
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE = re.compile(r"[\s\u200b-\u200f\u2060\ufeff\u00ad]")
+MAX_DEPTH = 8
+
+
+def text_check(field: str, value: Any, depth: int = 0) -> None:
+    """Every string in a (nested) value, keys too, free of NUL and other control characters and
+    of lone surrogates: MariaDB refuses some, caption files and launch scripts break on the rest.
+    400 `training.bad_text` naming the path."""
+    if depth > MAX_DEPTH:
+        raise bad(field or "body", f"nested deeper than {MAX_DEPTH} levels.", "training.bad_text")
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found is not None:
+            raise bad(
+                field or "body",
+                f"holds the control character U+{ord(found.group()):04X}; remove it.",
+                "training.bad_text",
+            )
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            where = f"{field}.{key}" if field else str(key)
+            if isinstance(key, str) and _CONTROL.search(key):
+                raise bad(field or "body", "a key holds a control character; remove it.", "training.bad_text")
+            text_check(where, inner, depth + 1)
+    elif isinstance(value, list | tuple):
+        for n, inner in enumerate(value):
+            text_check(f"{field}[{n}]", inner, depth + 1)
+
+
+def name_check(field: str, value: Any) -> str:
+    """A display name: stripped, with a visible character, no bidi overrides (which disguise
+    names)."""
+    name = (value or "").strip() if isinstance(value, str) else ""
+    if not name or not _INVISIBLE.sub("", name):
+        raise bad(field, "a name with at least one visible character is needed.")
+    if _BIDI.search(name):
+        raise bad(field, "remove the right-to-left/left-to-right override characters.", "training.bad_text")
+    text_check(field, name)
+    return name
+
+
+def root_check(field: str, value: Any) -> str:
+    """`target_root`: absolute (`/…` or `X:/…`), `/`-separated, no `.`/`..` segments, control
+    characters or quotes (the bundle writes it into TOML, JSON and launch scripts)."""
+    root = (value or "").strip() if isinstance(value, str) else ""
+    if not root.startswith("/") and not re.match(r"[A-Za-z]:/", root):
+        raise bad(field, "an absolute path with / separators (the bundle's place on the training machine).")
+    if "\\" in root:
+        raise bad(field, "use / as the separator, on Windows too.")
+    if _CONTROL.search(root) or any(c in root for c in '"\n\r\t`$'):
+        raise bad(field, "no quotes, $, backquotes or control characters in the path.")
+    if any(part in (".", "..") for part in root.split("/")):
+        raise bad(field, "no . or .. segments; write the folder's real absolute path.")
+    return root.rstrip("/") or "/"
+
+
+def slug_from(name: str) -> str:
+    """The slug made from a name when none is given: `SLUG`'s shape where the name allows."""
+    from django.utils.text import slugify
+
+    return re.sub(r"-{2,}", "-", slugify(name).replace("_", "-"))[:40].strip("-")
+
+
+def derived_slug_check(slug: str, name: str) -> None:
+    """A slug made from the name that is not a valid slug: ask for one (the caller gave none)."""
+    if not SLUG.fullmatch(slug) or "--" in slug:
+        raise bad(
+            "slug",
+            f"the name {name[:60]!r} gives no usable slug; give a slug (lower-case letters, digits "
+            "and single dashes, starting with a letter).",
+            "training.bad_slug",
+        )
 
 
 # --- numbers ------------------------------------------------------------------------------------
@@ -218,6 +302,7 @@ def _dataset_entry(
     field = f"datasets[{position}]"
     if not isinstance(raw, Mapping):
         raise bad(field, "an object with dataset or group.")
+    text_check(field, raw)
     unknown = sorted(set(raw) - {"dataset", "subset", "group", "snapshot", *DATASET_FIELDS})
     if unknown:
         raise bad(field, f"unknown keys {', '.join(unknown)}.")
@@ -254,9 +339,13 @@ def _dataset_entry(
         value = getattr(entry, name)
         if not isinstance(value, str) or len(value) > limit:
             raise bad(f"{field}.{name}", f"text of at most {limit} characters.")
+    if any(c in entry.class_tokens for c in "\n\r\t"):
+        raise bad(f"{field}.class_tokens", "one line: no line breaks or tabs.", "training.bad_text")
+    if isinstance(entry.loss_weight, bool):
+        raise bad(f"{field}.loss_weight", "a number is needed.", "training.not_finite")
     entry.loss_weight = finite(f"{field}.loss_weight", entry.loss_weight)
-    if entry.loss_weight <= 0:
-        raise bad(f"{field}.loss_weight", "must be above 0.")
+    if not 0 < entry.loss_weight <= MAX_LOSS_WEIGHT:
+        raise bad(f"{field}.loss_weight", f"must be above 0, at most {MAX_LOSS_WEIGHT}.")
     entry.repeats = _int(entry.repeats, f"{field}.repeats", 1, 10_000)
     if entry.role not in TrainingSessionDataset.Role.values:
         raise bad(f"{field}.role", f"one of {', '.join(TrainingSessionDataset.Role.values)}.")
@@ -266,7 +355,13 @@ def _dataset_entry(
         raise bad(f"{field}.overrides", "an object of dotted caption-policy paths.")
     weights = entry.overrides.get("item_weights", {})
     if not isinstance(weights, dict) or not all(
-        isinstance(k, str) and k.isdigit() and isinstance(w, int | float) and not isinstance(w, bool)
+        isinstance(k, str)
+        and k.isascii()
+        and k.isdigit()
+        and len(k) <= 10
+        and 0 < int(k) <= INT_MAX
+        and isinstance(w, int | float)
+        and not isinstance(w, bool)
         for k, w in weights.items()
     ):
         raise bad(f"{field}.overrides.item_weights", "an object of item ids to weights.")
@@ -336,7 +431,7 @@ def _by_ref(model: Any, ref: Any, field: str, code: str) -> Any:
     if isinstance(ref, int) and not isinstance(ref, bool):
         found = rows.filter(pk=ref).first() if 0 < ref <= 2**31 - 1 else None
     elif isinstance(ref, str) and ref:
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             found = rows.filter(pk=int(ref)).first() if len(ref) <= 10 and int(ref) <= 2**31 - 1 else None
         else:
             found = rows.filter(slug=ref).first()
@@ -351,6 +446,7 @@ def policies_check(raw: Any) -> dict[str, dict[str, Any]]:
         return {}
     if not isinstance(raw, Mapping):
         raise bad("type_policies", "an object: tag type key → policy.")
+    text_check("type_policies", raw)
     known = set(TagType.objects.filter(key__in=list(raw)).values_list("key", flat=True))
     out: dict[str, dict[str, Any]] = {}
     for key, values in raw.items():
@@ -387,8 +483,9 @@ def _weights_check(raw: Any) -> dict[str, int]:
         raise bad("description_weights", "an object: description set → weight.")
     out = {}
     for name, weight in raw.items():
-        if not isinstance(name, str) or not name or len(name) > 100:
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise bad("description_weights", "set names are 1 to 100 characters.")
+        text_check("description_weights", name)
         out[name] = _int(weight, f"description_weights.{name}", 0, 1000)
     return out
 
@@ -403,6 +500,7 @@ def _samples_check(raw: Any) -> list[SampleDefinition]:
         field = f"samples[{n}]"
         if not isinstance(values, Mapping):
             raise bad(field, "an object with a prompt.")
+        text_check(field, values)
         unknown = sorted(set(values) - set(SAMPLE_FIELDS))
         if unknown:
             raise bad(field, f"unknown keys {', '.join(unknown)}.")
@@ -415,12 +513,35 @@ def _samples_check(raw: Any) -> list[SampleDefinition]:
             raise bad(f"{field}.prompt", "a prompt is needed.")
         sample.seed = _int(sample.seed, f"{field}.seed", 0, 2**31 - 1)
         sample.steps = _int(sample.steps, f"{field}.steps", 1, 1000)
+        if isinstance(sample.scale, bool):
+            raise bad(f"{field}.scale", "a number is needed.", "training.not_finite")
         sample.scale = finite(f"{field}.scale", sample.scale)
+        if not 0 <= sample.scale <= MAX_SCALE:
+            raise bad(f"{field}.scale", f"{sample.scale} is outside 0..{MAX_SCALE:g}.")
         for name in ("width", "height"):
             size = _int(getattr(sample, name), f"{field}.{name}", 64, 8192)
             if size % 8:
                 raise bad(f"{field}.{name}", f"{size} must be a multiple of 8.")
         out.append(sample)
+    return out
+
+
+def jitter_check(raw: Any) -> dict[str, float]:
+    """`color_jitter`: strengths 0 to 1 of brightness, contrast, saturation and hue."""
+    if not isinstance(raw, Mapping):
+        raise bad("color_jitter", "null or an object of strengths.")
+    text_check("color_jitter", raw)
+    unknown = sorted(str(k)[:40] for k in raw if k not in JITTER)
+    if unknown:
+        raise bad("color_jitter", f"unknown key(s) {', '.join(map(repr, unknown))}; use {', '.join(JITTER)}.")
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, bool):
+            raise bad(f"color_jitter.{key}", "a number is needed.", "training.not_finite")
+        number = finite(f"color_jitter.{key}", value)
+        if not 0 <= number <= 1:
+            raise bad(f"color_jitter.{key}", f"{number} is outside 0..1.")
+        out[key] = number
     return out
 
 
@@ -437,9 +558,8 @@ def _full_clean(row: Any, exclude: list[str]) -> None:
 
 def session_check(session: TrainingSession) -> None:
     """Every rule on the session row itself (its children are checked as they are parsed)."""
-    session.name = (session.name or "").strip()
-    if not session.name:
-        raise bad("name", "a name is needed.")
+    session.name = name_check("name", session.name)
+    text_check("description", session.description)
     if not SLUG.fullmatch(session.slug or "") or "--" in session.slug:
         raise bad(
             "slug",
@@ -456,11 +576,11 @@ def session_check(session: TrainingSession) -> None:
     session.targets = targets_check(session.targets, base)
     mapping_check(session.mapping_profile, base)
     session.learning_rate = finite("learning_rate", session.learning_rate)
-    if session.learning_rate <= 0:
-        raise bad("learning_rate", "must be above 0.")
+    if not 0 < session.learning_rate <= MAX_LEARNING_RATE:
+        raise bad("learning_rate", f"must be above 0, at most {MAX_LEARNING_RATE:g}.")
     session.max_aspect = finite("max_aspect", session.max_aspect)
-    if session.max_aspect != 0 and session.max_aspect < 1:
-        raise bad("max_aspect", "0 (no check) or at least 1.")
+    if session.max_aspect != 0 and not 1 <= session.max_aspect <= MAX_ASPECT:
+        raise bad("max_aspect", f"0 (no check) or 1 to {MAX_ASPECT:g}.")
     session.caption_dropout_rate = rate("caption_dropout_rate", session.caption_dropout_rate)
     if session.max_tokens is not None and session.max_tokens not in MAX_TOKENS:
         raise bad("max_tokens", f"one of {', '.join(map(str, MAX_TOKENS))}.", "training.bad_max_tokens")
@@ -472,9 +592,16 @@ def session_check(session: TrainingSession) -> None:
         isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in session.extra_args.items()
     ):
         raise bad("extra_args", "an object of kohya argument names to plain values.")
+    text_check("extra_args", session.extra_args)
     for key, value in session.extra_args.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", key):
+            raise bad("extra_args", f"{key[:40]!r} is not a kohya argument name (letters, digits, _).")
         if isinstance(value, float):
             finite(f"extra_args.{key}", value)
+        elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise bad(f"extra_args.{key}", "a whole number that fits 64 bits.")
+        elif isinstance(value, str) and len(value) > 2000:
+            raise bad(f"extra_args.{key}", "text of at most 2000 characters.")
     blocks = session.mirror_block_tags
     if (
         not isinstance(blocks, list)
@@ -482,19 +609,10 @@ def session_check(session: TrainingSession) -> None:
         or not all(isinstance(t, str) and 0 < len(t) <= 200 for t in blocks)
     ):
         raise bad("mirror_block_tags", "a list of at most 200 tag names.")
+    text_check("mirror_block_tags", blocks)
     if session.color_jitter is not None:
-        if not isinstance(session.color_jitter, dict):
-            raise bad("color_jitter", "null or an object of strengths.")
-        for key, value in session.color_jitter.items():
-            finite(f"color_jitter.{key}", value)
-    root = (session.target_root or "").strip()
-    if not root.startswith("/") and not re.match(r"[A-Za-z]:/", root):
-        raise bad(
-            "target_root", "an absolute path with / separators (the bundle's place on the training machine)."
-        )
-    if "\\" in root:
-        raise bad("target_root", "use / as the separator, on Windows too.")
-    session.target_root = root.rstrip("/") or "/"
+        session.color_jitter = jitter_check(session.color_jitter)
+    session.target_root = root_check("target_root", session.target_root)
     if not 1 <= session.materialize_variants <= 64:
         raise bad("materialize_variants", "1 to 64 lines.")
     buckets_check(
