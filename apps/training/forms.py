@@ -33,7 +33,7 @@ TOKENS = [("", "The base model's"), ("75", "75"), ("150", "150"), ("225", "225")
 NULL_BOOL = [("", "The base model's"), ("true", "Yes"), ("false", "No")]
 _ENTRY = re.compile(r"datasets\[(\d+)\](?:\.(\w+))?")
 _POLICY = re.compile(r"type_policies\.([\w-]+)(?:\.(\w+))?")
-_WEIGHT_LINE = re.compile(r"\s*([^=]+?)\s*=\s*(\d+)\s*")
+_WEIGHT_LINE = re.compile(r"\s*([^=]+?)\s*=\s*([0-9]{1,9})\s*")
 
 
 def field_errors(form: forms.Form, err: DomainError) -> bool:
@@ -156,7 +156,7 @@ class SessionForm(forms.Form):
                 continue
             match = _WEIGHT_LINE.fullmatch(line)
             if match is None:
-                raise forms.ValidationError(f"line {n}: write name = weight (a whole number).")
+                raise forms.ValidationError(f"line {n}: write name = weight (a whole number from 0 to 1000).")
             out[match.group(1)] = int(match.group(2))
         return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -11,6 +12,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,12 +25,44 @@ from apps.training.models import BaseModelProfile, TextualInversion, TrainingExp
 from apps.training.services import base_models, exports, lint, preview, sessions, textual_inversions
 
 EXPORT = ["training.change_trainingsession", "training.add_trainingexport"]
+# Read-only fields of the answers, accepted (and ignored) in writes: GET, edit, PATCH back.
+READ_ONLY = ("id", "version", "seeded", "detail", "created_at", "updated_at")
 EXPORT_TI = ["training.change_textualinversion", "training.add_trainingexport"]
 CHANGE = ["training.change_trainingsession"]
 
 
-def _parse(serializer_class: type[drf_serializers.Serializer], data: Any, *, partial: bool = False) -> Any:
-    """Validated data, or a 400 with code `training.invalid` naming the fields to fix."""
+class TrainingJSONParser(JSONParser):
+    """JSON nested too deeply for Python's parser is a 400 naming the problem, not a 500."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise ParseError("JSON parse error - nested too deeply; send a flatter body.") from exc
+
+
+PARSERS = [TrainingJSONParser, FormParser, MultiPartParser]
+
+
+def _parse(
+    serializer_class: type[drf_serializers.Serializer],
+    data: Any,
+    *,
+    partial: bool = False,
+    ignored: tuple[str, ...] = (),
+) -> Any:
+    """Validated data, or a 400 with code `training.invalid` naming the fields to fix. A key
+    the input does not know is a 400 too (a misspelt setting is not silently dropped), except
+    the read-only fields of the answer (`ignored`), so a read-modify-write round trip works."""
+    if isinstance(data, Mapping):
+        known = {*serializer_class().fields, *ignored}
+        unknown = sorted(str(key)[:60] for key in data if key not in known)
+        if unknown:
+            raise DomainError(
+                f"{unknown[0]}: not a field of this request; check the spelling (see the API schema).",
+                code="training.unknown_field",
+                details={"fields": {key: ["not a field of this request."] for key in unknown}},
+            )
     serializer = serializer_class(data=data, partial=partial)
     if not serializer.is_valid():
         fields = {
@@ -54,6 +89,7 @@ class TrainingSessionViewSet(
 
     serializer_class = s.TrainingSessionOutputSerializer
     queryset = TrainingSession.objects.none()
+    parser_classes = PARSERS
     required_perms: list[str] | None = None
 
     def get_queryset(self) -> QuerySet[TrainingSession]:
@@ -73,14 +109,14 @@ class TrainingSessionViewSet(
         request=s.TrainingSessionInputSerializer, responses={201: s.TrainingSessionOutputSerializer}
     )
     def create(self, request: Request) -> Response:
-        data = _parse(s.TrainingSessionInputSerializer, request.data)
+        data = _parse(s.TrainingSessionInputSerializer, request.data, ignored=READ_ONLY)
         session = sessions.session_create(actor=request.user, **data)
         return self._answer(session, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.TrainingSessionInputSerializer, responses=s.TrainingSessionOutputSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         session = self.get_object()
-        data = _parse(s.TrainingSessionInputSerializer, request.data, partial=True)
+        data = _parse(s.TrainingSessionInputSerializer, request.data, partial=True, ignored=READ_ONLY)
         return self._answer(sessions.session_update(session=session, actor=request.user, **data))
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
@@ -141,6 +177,7 @@ class BaseModelViewSet(
 
     serializer_class = s.BaseModelOutputSerializer
     queryset = BaseModelProfile.objects.none()
+    parser_classes = PARSERS
 
     def get_queryset(self) -> QuerySet[BaseModelProfile]:
         return selectors.base_model_list()
@@ -150,12 +187,13 @@ class BaseModelViewSet(
 
     @extend_schema(request=s.BaseModelInputSerializer, responses={201: s.BaseModelOutputSerializer})
     def create(self, request: Request) -> Response:
-        profile = base_models.base_model_create(**_parse(s.BaseModelInputSerializer, request.data))
+        data = _parse(s.BaseModelInputSerializer, request.data, ignored=READ_ONLY)
+        profile = base_models.base_model_create(**data)
         return Response(s.BaseModelOutputSerializer(profile).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.BaseModelInputSerializer, responses=s.BaseModelOutputSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        data = _parse(s.BaseModelInputSerializer, request.data, partial=True)
+        data = _parse(s.BaseModelInputSerializer, request.data, partial=True, ignored=READ_ONLY)
         profile = base_models.base_model_update(profile=self.get_object(), **data)
         return Response(s.BaseModelOutputSerializer(selectors.base_model_get(ref=profile.pk)).data)
 
@@ -171,6 +209,7 @@ class TextualInversionViewSet(
 
     serializer_class = s.TextualInversionOutputSerializer
     queryset = TextualInversion.objects.none()
+    parser_classes = PARSERS
     required_perms: list[str] | None = None
 
     def get_queryset(self) -> QuerySet[TextualInversion]:
@@ -183,13 +222,13 @@ class TextualInversionViewSet(
         request=s.TextualInversionInputSerializer, responses={201: s.TextualInversionOutputSerializer}
     )
     def create(self, request: Request) -> Response:
-        data = _parse(s.TextualInversionInputSerializer, request.data)
+        data = _parse(s.TextualInversionInputSerializer, request.data, ignored=READ_ONLY)
         ti = textual_inversions.ti_create(actor=request.user, **data)
         return Response(s.TextualInversionOutputSerializer(ti).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.TextualInversionInputSerializer, responses=s.TextualInversionOutputSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        data = _parse(s.TextualInversionInputSerializer, request.data, partial=True)
+        data = _parse(s.TextualInversionInputSerializer, request.data, partial=True, ignored=READ_ONLY)
         ti = textual_inversions.ti_update(ti=self.get_object(), **data)
         return Response(s.TextualInversionOutputSerializer(selectors.ti_get(ti_id=ti.pk)).data)
 
@@ -212,6 +251,7 @@ class TrainingExportViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
 
     serializer_class = s.TrainingExportOutputSerializer
     queryset = TrainingExport.objects.none()
+    parser_classes = PARSERS
 
     def get_queryset(self) -> QuerySet[TrainingExport]:
         return selectors.export_list()

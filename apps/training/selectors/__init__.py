@@ -62,7 +62,10 @@ def base_model_list() -> QuerySet[BaseModelProfile]:
 def base_model_get(*, ref: Any) -> BaseModelProfile:
     rows = base_model_list()
     try:
-        return rows.get(pk=int(ref)) if str(ref).isdigit() else rows.get(slug=str(ref))
+        text = str(ref)
+        if text.isascii() and text.isdigit():
+            return rows.get(pk=int(text)) if len(text) <= 10 and int(text) <= 2**31 - 1 else rows.none().get()
+        return rows.get(slug=text)
     except BaseModelProfile.DoesNotExist as exc:
         raise NotFoundError(f"Base model {ref} not found.", code="training.base_model_not_found") from exc
 

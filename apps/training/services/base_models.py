@@ -12,7 +12,16 @@ from apps.core.exceptions import ConflictError
 from apps.mappings.models import MappingProfile
 from apps.tags.models import Vocabulary
 from apps.training.models import BaseModelProfile, Family, TextualInversion, TrainingSession
-from apps.training.services.checks import KNOWN_TARGETS, _by_ref, _full_clean, _int, bad, buckets_check
+from apps.training.services.checks import (
+    KNOWN_TARGETS,
+    _by_ref,
+    _full_clean,
+    _int,
+    bad,
+    buckets_check,
+    name_check,
+    text_check,
+)
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 TRAINERS = (*KNOWN_TARGETS, "wd-tagger")
@@ -76,11 +85,14 @@ def _apply(profile: BaseModelProfile, fields: dict[str, Any]) -> None:
 
 
 def _check(profile: BaseModelProfile) -> None:
-    profile.name = (profile.name or "").strip()
-    if not profile.name:
-        raise bad("name", "a name is needed.")
+    profile.name = name_check("name", profile.name)
+    text_check("description", profile.description)
     if not SLUG.fullmatch(profile.slug or ""):
         raise bad("slug", "lower-case letters, digits and dashes (≤ 64).", "training.bad_slug")
+    if profile.slug.isdigit():
+        raise bad("slug", "digits alone read as an id; add a letter.", "training.bad_slug")
+    for name in ("source_ref", "diffusers_ref"):
+        ref_check(name, getattr(profile, name))
     if profile.family not in Family.values:
         raise bad("family", f"one of {', '.join(Family.values)}.")
     for name in ("resolution", "bucket_min", "bucket_max", "bucket_step", "onetrainer_quantum"):
@@ -101,6 +113,7 @@ def _check(profile: BaseModelProfile) -> None:
         raise bad(
             "supported_trainers", f"a list of trainers ({', '.join(TRAINERS)}).", "training.unknown_target"
         )
+    trainers = profile.supported_trainers = list(dict.fromkeys(trainers))
     unknown = sorted(set(trainers) - set(TRAINERS))
     if unknown:
         raise bad(
@@ -121,6 +134,20 @@ def _check(profile: BaseModelProfile) -> None:
             "training.no_diffusers_model",
         )
     _full_clean(profile, exclude=["vocabulary", "mapping_profile"])
+
+
+def ref_check(field: str, value: Any) -> None:
+    """Where the weights live: a path or Hub id the launch scripts quote, so no quotes, `$`,
+    backquotes, control characters or a trailing backslash."""
+    if not isinstance(value, str):
+        raise bad(field, "a path or Hub id.")
+    text_check(field, value)
+    if any(c in value for c in '"$`\n\r\t') or value.endswith("\\"):
+        raise bad(
+            field,
+            "no quotes, $, backquotes, line breaks or trailing backslash (the launch scripts quote it).",
+            "training.bad_text",
+        )
 
 
 def _save(profile: BaseModelProfile) -> None:

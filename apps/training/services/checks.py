@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,14 +21,31 @@ from apps.training.models import (
     TrainingSession,
     TrainingSessionDataset,
 )
+from apps.training.services.inputs import (
+    SLUG,
+    bad,
+    derived_slug_check,
+    finite,
+    jitter_check,
+    name_check,
+    rate,
+    root_check,
+    slug_from,
+    text_check,
+)
 
-SLUG = re.compile(r"[a-z][a-z0-9-]{0,39}")
+__all__ = ["SLUG", "bad", "derived_slug_check", "finite", "rate", "slug_from"]
 COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 KNOWN_TARGETS = ("kohya", "onetrainer", "diffusers", "a1111")
 SESSION_TARGETS = ("kohya", "onetrainer", "diffusers")
 MAX_TOKENS = (75, 150, 225)
 SCORE_TYPES = ("quality", "rating", "meta")
 MAX_DATASETS = 50
+MAX_LOSS_WEIGHT = 100.0
+MAX_LEARNING_RATE = 10.0
+MAX_ASPECT = 100.0
+MAX_SCALE = 100.0
+INT_MAX = 2**31 - 1
 MAX_SAMPLES = 50
 # Fields of TrainingSession a caller may set (the rest are kept by the services).
 FIELDS = (
@@ -87,35 +103,6 @@ DATASET_FIELDS = (
 )
 POLICY_FIELDS = ("zone", "zone_order", "drop_rate", "atomic", "budget_priority", "whole_drop_rate")
 SAMPLE_FIELDS = ("prompt", "negative_prompt", "width", "height", "seed", "steps", "scale", "sampler")
-
-
-def bad(field: str, message: str, code: str = "training.invalid", **details: Any) -> DomainError:
-    """A 400 naming the field and what to do about it."""
-    return DomainError(f"{field}: {message}", code=code, details={"fields": {field: [message]}, **details})
-
-
-# --- numbers ------------------------------------------------------------------------------------
-
-
-def finite(field: str, value: Any) -> float:
-    """A finite number, else 400 `training.not_finite` (NaN and ±inf never reach the database)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise bad(field, "a number is needed.", "training.not_finite") from exc
-    if not math.isfinite(number):
-        raise bad(field, "must be a finite number (not NaN or infinity).", "training.not_finite")
-    return number
-
-
-def rate(field: str, value: Any) -> float:
-    """A share in [0, 1): 1 would drop everything."""
-    number = finite(field, value)
-    if not 0.0 <= number < 1.0:
-        raise bad(
-            field, f"{number} is outside [0, 1): use 0 for never, below 1 for a share.", "training.bad_rate"
-        )
-    return number
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -218,6 +205,7 @@ def _dataset_entry(
     field = f"datasets[{position}]"
     if not isinstance(raw, Mapping):
         raise bad(field, "an object with dataset or group.")
+    text_check(field, raw)
     unknown = sorted(set(raw) - {"dataset", "subset", "group", "snapshot", *DATASET_FIELDS})
     if unknown:
         raise bad(field, f"unknown keys {', '.join(unknown)}.")
@@ -254,9 +242,13 @@ def _dataset_entry(
         value = getattr(entry, name)
         if not isinstance(value, str) or len(value) > limit:
             raise bad(f"{field}.{name}", f"text of at most {limit} characters.")
+    if any(c in entry.class_tokens for c in "\n\r\t"):
+        raise bad(f"{field}.class_tokens", "one line: no line breaks or tabs.", "training.bad_text")
+    if isinstance(entry.loss_weight, bool):
+        raise bad(f"{field}.loss_weight", "a number is needed.", "training.not_finite")
     entry.loss_weight = finite(f"{field}.loss_weight", entry.loss_weight)
-    if entry.loss_weight <= 0:
-        raise bad(f"{field}.loss_weight", "must be above 0.")
+    if not 0 < entry.loss_weight <= MAX_LOSS_WEIGHT:
+        raise bad(f"{field}.loss_weight", f"must be above 0, at most {MAX_LOSS_WEIGHT}.")
     entry.repeats = _int(entry.repeats, f"{field}.repeats", 1, 10_000)
     if entry.role not in TrainingSessionDataset.Role.values:
         raise bad(f"{field}.role", f"one of {', '.join(TrainingSessionDataset.Role.values)}.")
@@ -266,7 +258,13 @@ def _dataset_entry(
         raise bad(f"{field}.overrides", "an object of dotted caption-policy paths.")
     weights = entry.overrides.get("item_weights", {})
     if not isinstance(weights, dict) or not all(
-        isinstance(k, str) and k.isdigit() and isinstance(w, int | float) and not isinstance(w, bool)
+        isinstance(k, str)
+        and k.isascii()
+        and k.isdigit()
+        and len(k) <= 10
+        and 0 < int(k) <= INT_MAX
+        and isinstance(w, int | float)
+        and not isinstance(w, bool)
         for k, w in weights.items()
     ):
         raise bad(f"{field}.overrides.item_weights", "an object of item ids to weights.")
@@ -336,7 +334,7 @@ def _by_ref(model: Any, ref: Any, field: str, code: str) -> Any:
     if isinstance(ref, int) and not isinstance(ref, bool):
         found = rows.filter(pk=ref).first() if 0 < ref <= 2**31 - 1 else None
     elif isinstance(ref, str) and ref:
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             found = rows.filter(pk=int(ref)).first() if len(ref) <= 10 and int(ref) <= 2**31 - 1 else None
         else:
             found = rows.filter(slug=ref).first()
@@ -351,6 +349,7 @@ def policies_check(raw: Any) -> dict[str, dict[str, Any]]:
         return {}
     if not isinstance(raw, Mapping):
         raise bad("type_policies", "an object: tag type key → policy.")
+    text_check("type_policies", raw)
     known = set(TagType.objects.filter(key__in=list(raw)).values_list("key", flat=True))
     out: dict[str, dict[str, Any]] = {}
     for key, values in raw.items():
@@ -387,8 +386,9 @@ def _weights_check(raw: Any) -> dict[str, int]:
         raise bad("description_weights", "an object: description set → weight.")
     out = {}
     for name, weight in raw.items():
-        if not isinstance(name, str) or not name or len(name) > 100:
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise bad("description_weights", "set names are 1 to 100 characters.")
+        text_check("description_weights", name)
         out[name] = _int(weight, f"description_weights.{name}", 0, 1000)
     return out
 
@@ -403,6 +403,7 @@ def _samples_check(raw: Any) -> list[SampleDefinition]:
         field = f"samples[{n}]"
         if not isinstance(values, Mapping):
             raise bad(field, "an object with a prompt.")
+        text_check(field, values)
         unknown = sorted(set(values) - set(SAMPLE_FIELDS))
         if unknown:
             raise bad(field, f"unknown keys {', '.join(unknown)}.")
@@ -415,7 +416,11 @@ def _samples_check(raw: Any) -> list[SampleDefinition]:
             raise bad(f"{field}.prompt", "a prompt is needed.")
         sample.seed = _int(sample.seed, f"{field}.seed", 0, 2**31 - 1)
         sample.steps = _int(sample.steps, f"{field}.steps", 1, 1000)
+        if isinstance(sample.scale, bool):
+            raise bad(f"{field}.scale", "a number is needed.", "training.not_finite")
         sample.scale = finite(f"{field}.scale", sample.scale)
+        if not 0 <= sample.scale <= MAX_SCALE:
+            raise bad(f"{field}.scale", f"{sample.scale} is outside 0..{MAX_SCALE:g}.")
         for name in ("width", "height"):
             size = _int(getattr(sample, name), f"{field}.{name}", 64, 8192)
             if size % 8:
@@ -437,9 +442,8 @@ def _full_clean(row: Any, exclude: list[str]) -> None:
 
 def session_check(session: TrainingSession) -> None:
     """Every rule on the session row itself (its children are checked as they are parsed)."""
-    session.name = (session.name or "").strip()
-    if not session.name:
-        raise bad("name", "a name is needed.")
+    session.name = name_check("name", session.name)
+    text_check("description", session.description)
     if not SLUG.fullmatch(session.slug or "") or "--" in session.slug:
         raise bad(
             "slug",
@@ -456,11 +460,11 @@ def session_check(session: TrainingSession) -> None:
     session.targets = targets_check(session.targets, base)
     mapping_check(session.mapping_profile, base)
     session.learning_rate = finite("learning_rate", session.learning_rate)
-    if session.learning_rate <= 0:
-        raise bad("learning_rate", "must be above 0.")
+    if not 0 < session.learning_rate <= MAX_LEARNING_RATE:
+        raise bad("learning_rate", f"must be above 0, at most {MAX_LEARNING_RATE:g}.")
     session.max_aspect = finite("max_aspect", session.max_aspect)
-    if session.max_aspect != 0 and session.max_aspect < 1:
-        raise bad("max_aspect", "0 (no check) or at least 1.")
+    if session.max_aspect != 0 and not 1 <= session.max_aspect <= MAX_ASPECT:
+        raise bad("max_aspect", f"0 (no check) or 1 to {MAX_ASPECT:g}.")
     session.caption_dropout_rate = rate("caption_dropout_rate", session.caption_dropout_rate)
     if session.max_tokens is not None and session.max_tokens not in MAX_TOKENS:
         raise bad("max_tokens", f"one of {', '.join(map(str, MAX_TOKENS))}.", "training.bad_max_tokens")
@@ -472,9 +476,16 @@ def session_check(session: TrainingSession) -> None:
         isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in session.extra_args.items()
     ):
         raise bad("extra_args", "an object of kohya argument names to plain values.")
+    text_check("extra_args", session.extra_args)
     for key, value in session.extra_args.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", key):
+            raise bad("extra_args", f"{key[:40]!r} is not a kohya argument name (letters, digits, _).")
         if isinstance(value, float):
             finite(f"extra_args.{key}", value)
+        elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise bad(f"extra_args.{key}", "a whole number that fits 64 bits.")
+        elif isinstance(value, str) and len(value) > 2000:
+            raise bad(f"extra_args.{key}", "text of at most 2000 characters.")
     blocks = session.mirror_block_tags
     if (
         not isinstance(blocks, list)
@@ -482,19 +493,10 @@ def session_check(session: TrainingSession) -> None:
         or not all(isinstance(t, str) and 0 < len(t) <= 200 for t in blocks)
     ):
         raise bad("mirror_block_tags", "a list of at most 200 tag names.")
+    text_check("mirror_block_tags", blocks)
     if session.color_jitter is not None:
-        if not isinstance(session.color_jitter, dict):
-            raise bad("color_jitter", "null or an object of strengths.")
-        for key, value in session.color_jitter.items():
-            finite(f"color_jitter.{key}", value)
-    root = (session.target_root or "").strip()
-    if not root.startswith("/") and not re.match(r"[A-Za-z]:/", root):
-        raise bad(
-            "target_root", "an absolute path with / separators (the bundle's place on the training machine)."
-        )
-    if "\\" in root:
-        raise bad("target_root", "use / as the separator, on Windows too.")
-    session.target_root = root.rstrip("/") or "/"
+        session.color_jitter = jitter_check(session.color_jitter)
+    session.target_root = root_check("target_root", session.target_root)
     if not 1 <= session.materialize_variants <= 64:
         raise bad("materialize_variants", "1 to 64 lines.")
     buckets_check(

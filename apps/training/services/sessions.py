@@ -39,9 +39,11 @@ from apps.training.services.checks import (
     _weights_check,
     bad,
     default_policy,
+    derived_slug_check,
     entry_slugs,
     policies_check,
     session_check,
+    slug_from,
 )
 
 # --- versions -----------------------------------------------------------------------------------
@@ -230,9 +232,10 @@ def session_create(
         if isinstance(base_model, BaseModelProfile)
         else _by_ref(BaseModelProfile, base_model, "base_model", "training.unknown_base_model")
     )
-    from django.utils.text import slugify
-
-    session = TrainingSession(name=name, slug=slug or slugify(name)[:40].strip("-"), base_model=base)
+    if not slug and isinstance(name, str):
+        slug = slug_from(name)
+        derived_slug_check(slug, name)
+    session = TrainingSession(name=name, slug=slug, base_model=base)
     session.mapping_profile = (
         _mapping(mapping_profile) if mapping_profile is not None else base.mapping_profile
     )

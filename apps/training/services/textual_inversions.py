@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils.text import slugify
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.datasets.models import Dataset, Subset
@@ -20,7 +19,19 @@ from apps.search.query import QueryError, parse, query_resolve
 from apps.tags.models import TagType
 from apps.training.models import BaseModelProfile, TextualInversion
 from apps.training.plan import Plan, TISpec
-from apps.training.services.checks import SLUG, _by_ref, _int, bad, default_policy, targets_check
+from apps.training.services.checks import (
+    SLUG,
+    _by_ref,
+    _int,
+    bad,
+    default_policy,
+    derived_slug_check,
+    name_check,
+    root_check,
+    slug_from,
+    targets_check,
+    text_check,
+)
 from apps.training.services.findings import optional_module
 
 TOKEN = re.compile(r"[a-z][a-z0-9]{2,39}")
@@ -56,6 +67,13 @@ def token_check(token: str, init_word: str, num_vectors: int) -> None:
         )
     if not (init_word or "").strip():
         raise bad("init_word", "a word the token starts from.", "training.bad_init_word")
+    if not init_word.strip().isalnum():
+        raise bad(
+            "init_word",
+            f"{init_word.strip()[:60]!r} is not one word; use letters and digits only (it goes on the "
+            "trainer's command line).",
+            "training.bad_init_word",
+        )
     tokens = _tokens()
     if tokens is None:
         return
@@ -81,9 +99,7 @@ def token_check(token: str, init_word: str, num_vectors: int) -> None:
 
 
 def _check(ti: TextualInversion) -> None:
-    ti.name = (ti.name or "").strip()
-    if not ti.name:
-        raise bad("name", "a name is needed.")
+    ti.name = name_check("name", ti.name)
     if not SLUG.fullmatch(ti.slug or "") or "--" in ti.slug:
         raise bad(
             "slug",
@@ -107,6 +123,8 @@ def _check(ti: TextualInversion) -> None:
         raise bad("prompting", f"one of {', '.join(TextualInversion.Prompting.values)}.")
     if not isinstance(ti.templates, list) or not all(isinstance(t, str) and "{}" in t for t in ti.templates):
         raise bad("templates", 'a list of templates, each with "{}" where the token goes.')
+    text_check("templates", ti.templates)
+    text_check("query", ti.query)
     sources = [ti.dataset_id is not None, bool(ti.query)]
     if sum(sources) != 1:
         raise bad(
@@ -122,10 +140,7 @@ def _check(ti: TextualInversion) -> None:
     resolution = ti.resolution or base.resolution
     if resolution % 64 or not 64 <= resolution <= 4096:
         raise bad("resolution", "a multiple of 64 from 64 to 4096.", "training.bad_buckets")
-    root = (ti.target_root or "").strip()
-    if not root.startswith("/") or "\\" in root:
-        raise bad("target_root", "an absolute path with / separators.")
-    ti.target_root = root.rstrip("/") or "/"
+    ti.target_root = root_check("target_root", ti.target_root)
     if not math.isfinite(float(ti.seed)):
         raise bad("seed", "a number.", "training.not_finite")
     _members_nonempty(ti)
@@ -181,7 +196,9 @@ def ti_create(
     *, name: str, base_model: Any, token: str, init_word: str, actor: Any = None, **fields: Any
 ) -> TextualInversion:
     ti = TextualInversion(name=name, token=token, init_word=init_word)
-    fields.setdefault("slug", slugify(name)[:40].strip("-"))
+    if not fields.get("slug") and isinstance(name, str):
+        fields["slug"] = slug_from(name)
+        derived_slug_check(fields["slug"], name)
     _apply(ti, {"base_model": base_model, **fields})
     if not ti.targets:
         ti.targets = [
