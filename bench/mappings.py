@@ -14,8 +14,8 @@ profile (curated input, prune implied, drop no types, max 40 tags). Measured:
   (goal: ≥ 1.0× that loop);
 * apply to every item as a job (its body run here) in items/s, next to a loop that reads the
   inputs the same way, runs the same pipeline and writes the same derived sets and assignment
-  rows (bulk INSERTs, one transaction per 2,000 items) into copies of the two tables;
-  `same_rows` checks both wrote the same rows;
+  rows (bulk INSERTs, one transaction per 2,000 items) into the same two tables under its own
+  slot (deleted afterwards, untimed); `same_rows` checks both wrote the same rows;
 * peak traced memory of the aggregate over half and over all items (flat: ratio ≈ 1).
 """
 
@@ -49,7 +49,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--agg-rounds", type=int, default=5, help="interleaved aggregate rounds")
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--keep", action="store_true")
-    return parser.parse_args()
+    parser.add_argument("--only", default="preview,aggregate,memory,apply", help="parts to run")
+    args = parser.parse_args()
+    args.only = set(args.only.split(","))
+    return args
 
 
 def build(mapped: int):  # type: ignore[no-untyped-def]
@@ -134,27 +137,35 @@ def baseline(prepared, item_ids):  # type: ignore[no-untyped-def]
     return counts, unmapped
 
 
-LOOP_SETS, LOOP_ROWS = "bench_loop_tagset", "bench_loop_tagassignment"
+LOOP_SLOT = "bench-loop"  # the loop's derived sets: same tables as the product's, another slot
+
+
+def loop_rows_drop() -> None:
+    """Delete the loop's derived sets and their rows (untimed; also what a stopped run left)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE a FROM tags_tagassignment a JOIN tags_tagset s ON a.tagset_id = s.id"
+            " WHERE s.kind = 4 AND s.slot LIKE %s",
+            [f"{LOOP_SLOT}:%"],
+        )
+        cursor.execute("DELETE FROM tags_tagset WHERE kind = 4 AND slot LIKE %s", [f"{LOOP_SLOT}:%"])
 
 
 def apply_baseline(prepared, item_ids, chunk: int = 2_000) -> None:  # type: ignore[no-untyped-def]
     """The apply as a plain loop: every input row in one query, the same pipeline per item, and
     per chunk of items one transaction with bulk INSERTs of the rows the product's apply writes
     into a fresh profile slot (a derived set per item with output tags, an assignment row per
-    output tag at its position), into copies of the two tables with the same indexes. No undo
-    log, no effective tags or counters, no locks: what the product writes on top of these."""
+    output tag at its position), into the same two tables under its own slot. No undo log, no
+    effective tags, counters or MappedSet rows, no locks: what the product writes on top."""
     from django.db import connection, transaction
     from django.utils import timezone
 
     from apps.mappings.pipeline import map_item
     from apps.mappings.selectors import outputs_load
-    from apps.tags import slots
     from apps.tags.models import TagAssignment, TagSet
 
-    with connection.cursor() as cursor:
-        for copy, table in ((LOOP_SETS, "tags_tagset"), (LOOP_ROWS, "tags_tagassignment")):
-            cursor.execute(f"DROP TABLE IF EXISTS {copy}")
-            cursor.execute(f"CREATE TABLE {copy} LIKE {table}")
     rows: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -167,7 +178,7 @@ def apply_baseline(prepared, item_ids, chunk: int = 2_000) -> None:  # type: ign
     ideal = prepared.compiled.ideal
     outputs_load(prepared.compiled, {ideal.get(t, t) for pairs in rows.values() for t, _p in pairs})
     profile = prepared.profile
-    slot, label = slots.mapping(profile.pk), f"mapping profile {profile.slug}"[:200]
+    slot, label = f"{LOOP_SLOT}:{profile.pk}", f"mapping profile {profile.slug}"[:200]
     derived, current, via = TagSet.Kind.DERIVED, TagAssignment.State.CURRENT, TagAssignment.Via.MAPPING
     for start in range(0, len(item_ids), chunk):
         tags = {}
@@ -178,7 +189,7 @@ def apply_baseline(prepared, item_ids, chunk: int = 2_000) -> None:  # type: ign
         now = timezone.now()
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO {LOOP_SETS} (created_at, updated_at, kind, slot, origin_label, tagger_model,"
+                "INSERT INTO tags_tagset (created_at, updated_at, kind, slot, origin_label, tagger_model,"
                 " tagger_version, stored_threshold, assignment_count, row_version, media_item_id,"
                 " vocabulary_id) VALUES (%s, %s, %s, %s, %s, '', '', 0, %s, 1, %s, %s)",
                 [
@@ -187,12 +198,18 @@ def apply_baseline(prepared, item_ids, chunk: int = 2_000) -> None:  # type: ign
                 ],
             )
             cursor.execute(
-                f"SELECT media_item_id, id FROM {LOOP_SETS} WHERE media_item_id BETWEEN %s AND %s",
-                [item_ids[start], item_ids[min(start + chunk, len(item_ids)) - 1]],
+                "SELECT media_item_id, id FROM tags_tagset WHERE media_item_id BETWEEN %s AND %s"
+                " AND kind = 4 AND vocabulary_id = %s AND slot = %s",
+                [
+                    item_ids[start],
+                    item_ids[min(start + chunk, len(item_ids)) - 1],
+                    profile.target_vocabulary_id,
+                    slot,
+                ],
             )
             sets = dict(cursor.fetchall())
             cursor.executemany(
-                f"INSERT INTO {LOOP_ROWS} (created_at, updated_at, kind, state, position, added_via,"
+                "INSERT INTO tags_tagassignment (created_at, updated_at, kind, state, position, added_via,"
                 " entered_tag, media_item_id, tag_id, tagset_id)"
                 " VALUES (%s, %s, %s, %s, %s, %s, '', %s, %s, %s)",
                 [
@@ -212,19 +229,16 @@ def same_rows(profile) -> int:  # type: ignore[no-untyped-def]
 
     check = (
         "SELECT COUNT(*), SUM(CRC32(CONCAT_WS(',', s.media_item_id, a.tag_id, a.position)))"
-        " FROM {sets} s JOIN {rows} a ON a.tagset_id = s.id"
+        " FROM tags_tagset s JOIN tags_tagassignment a ON a.tagset_id = s.id"
         " WHERE s.kind = 4 AND s.slot = %s AND a.state = 1"
     )
-    sets = "SELECT COUNT(*), SUM(media_item_id) FROM {sets} WHERE kind = 4 AND slot = %s"
+    sets = "SELECT COUNT(*), SUM(media_item_id) FROM tags_tagset WHERE kind = 4 AND slot = %s"
     out = []
     with connection.cursor() as cursor:
-        for names in (
-            {"sets": "tags_tagset", "rows": "tags_tagassignment"},
-            {"sets": LOOP_SETS, "rows": LOOP_ROWS},
-        ):
-            cursor.execute(check.format(**names), [slots.mapping(profile.pk)])
+        for slot in (slots.mapping(profile.pk), f"{LOOP_SLOT}:{profile.pk}"):
+            cursor.execute(check, [slot])
             found = cursor.fetchone()
-            cursor.execute(sets.format(**names), [slots.mapping(profile.pk)])
+            cursor.execute(sets, [slot])
             out.append((found, cursor.fetchone()))
     assert out[0] == out[1], out
     return int(out[0][0][0])
@@ -272,7 +286,7 @@ def main() -> None:
     rows = []
 
     timings = []
-    for n in range(args.rounds + 3):
+    for n in range(args.rounds + 3 if "preview" in args.only else 0):
         ids = random.Random(n).sample(item_ids, 50)
         started = time.perf_counter()
         response = client.post(
@@ -283,19 +297,20 @@ def main() -> None:
         assert response.status_code == 200, response.content[:300]
         if n >= 3:
             timings.append(time.perf_counter() - started)
-    rows.append(
-        (
-            "preview of 50 sampled items (API)",
-            statistics.median(timings) * 1000,
-            sorted(timings)[int(0.95 * len(timings)) - 1] * 1000,
-            "ms",
+    if timings:
+        rows.append(
+            (
+                "preview of 50 sampled items (API)",
+                statistics.median(timings) * 1000,
+                sorted(timings)[int(0.95 * len(timings)) - 1] * 1000,
+                "ms",
+            )
         )
-    )
 
     # Interleaved rounds (bench/rounds.py): each round runs the loop and the product on every
     # item, in alternating order, from a fresh compile; the ratio is taken inside the round.
     ratios, loops, products = [], [], []
-    for n in range(args.agg_rounds):
+    for n in range(args.agg_rounds if "aggregate" in args.only else 0):
         timed = {}
         for side in ("loop", "product") if n % 2 == 0 else ("product", "loop"):
             prepared = apply_service.prepare(profile)
@@ -309,52 +324,57 @@ def main() -> None:
         loops.append(timed["loop"])
         products.append(timed["product"])
         ratios.append(timed["loop"] / timed["product"])
-    loop, product = statistics.median(loops), statistics.median(products)
-    rows.append(
-        (
-            "aggregate preview, all items (median round)",
-            len(item_ids) / product,
-            len(item_ids) / loop,
-            "items/s (product, loop)",
+    if ratios:
+        loop, product = statistics.median(loops), statistics.median(products)
+        rows.append(
+            (
+                "aggregate preview, all items (median round)",
+                len(item_ids) / product,
+                len(item_ids) / loop,
+                "items/s (product, loop)",
+            )
         )
-    )
-    rows.append(("aggregate / loop speed, median of per-round ratios", statistics.median(ratios), None, "×"))
-    rows.append(("  spread over rounds (min, max)", min(ratios), max(ratios), "×"))
+        rows.append(
+            ("aggregate / loop speed, median of per-round ratios", statistics.median(ratios), None, "×")
+        )
+        rows.append(("  spread over rounds (min, max)", min(ratios), max(ratios), "×"))
 
-    half = item_ids[: len(item_ids) // 2]
-    peaks = []
-    for ids in (half, item_ids):
-        prepared = apply_service.prepare(profile)
-        tracemalloc.start()
-        aggregate(prepared, ids)
-        peaks.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
-    rows.append(("aggregate peak memory, half / all items", peaks[0] / 2**20, peaks[1] / 2**20, "MiB"))
+    if "memory" in args.only:
+        half = item_ids[: len(item_ids) // 2]
+        peaks = []
+        for ids in (half, item_ids):
+            prepared = apply_service.prepare(profile)
+            tracemalloc.start()
+            aggregate(prepared, ids)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        rows.append(("aggregate peak memory, half / all items", peaks[0] / 2**20, peaks[1] / 2**20, "MiB"))
 
     # Apply: the product once as a job (its body run here), then the loop writing the same rows
-    # into copies of the tables; same_rows checks they are equal. Not interleaved: a second
+    # into the same tables under its own slot; same_rows checks they are equal. Not interleaved: a second
     # product apply would find every set up to date and write nothing.
-    apply_service.SYNC_MAX_ITEMS = 0  # always a job; its body runs here
-    started = time.perf_counter()
-    outcome = apply_service.mapping_apply(profile=profile, ids=item_ids, actor=user)
-    assert outcome.job is not None
-    apply_service.mapping_apply_run(job_id=outcome.job.pk)
-    applied = time.perf_counter() - started
-    started = time.perf_counter()
-    apply_baseline(apply_service.prepare(profile), item_ids)
-    applied_loop = time.perf_counter() - started
-    written = same_rows(profile)
-    rows.append(
-        (
-            f"apply, all items: product (job body) / loop writing the same {written:,} rows",
-            len(item_ids) / applied,
-            len(item_ids) / applied_loop,
-            "items/s (product, loop)",
+    if "apply" in args.only:
+        loop_rows_drop()
+        apply_service.SYNC_MAX_ITEMS = 0  # always a job; its body runs here
+        started = time.perf_counter()
+        outcome = apply_service.mapping_apply(profile=profile, ids=item_ids, actor=user)
+        assert outcome.job is not None
+        apply_service.mapping_apply_run(job_id=outcome.job.pk)
+        applied = time.perf_counter() - started
+        started = time.perf_counter()
+        apply_baseline(apply_service.prepare(profile), item_ids)
+        applied_loop = time.perf_counter() - started
+        written = same_rows(profile)
+        rows.append(
+            (
+                f"apply, all items: product (job body) / loop writing the same {written:,} rows",
+                len(item_ids) / applied,
+                len(item_ids) / applied_loop,
+                "items/s (product, loop)",
+            )
         )
-    )
-    rows.append(("apply / loop speed", applied_loop / applied, None, "×"))
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {LOOP_SETS}, {LOOP_ROWS}")
+        rows.append(("apply / loop speed", applied_loop / applied, None, "×"))
+        loop_rows_drop()
 
     print(f"\n| measure ({len(item_ids):,} items) | value | second | unit |\n|---|---|---|---|")
     for name, a, b, unit in rows:
