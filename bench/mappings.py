@@ -191,9 +191,9 @@ def apply_baseline(prepared, item_ids, chunk: int = 2_000) -> None:  # type: ign
             cursor.executemany(
                 "INSERT INTO tags_tagset (created_at, updated_at, kind, slot, origin_label, tagger_model,"
                 " tagger_version, stored_threshold, assignment_count, row_version, media_item_id,"
-                " vocabulary_id) VALUES (%s, %s, %s, %s, %s, '', '', 0, %s, 1, %s, %s)",
-                [
-                    (now, now, derived, slot, label, len(t), i, profile.target_vocabulary_id)
+                " vocabulary_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [  # placeholders only: MySQLdb folds only those into one multi-row INSERT
+                    (now, now, derived, slot, label, "", "", 0, len(t), 1, i, profile.target_vocabulary_id)
                     for i, t in tags.items()
                 ],
             )
@@ -211,9 +211,9 @@ def apply_baseline(prepared, item_ids, chunk: int = 2_000) -> None:  # type: ign
             cursor.executemany(
                 "INSERT INTO tags_tagassignment (created_at, updated_at, kind, state, position, added_via,"
                 " entered_tag, media_item_id, tag_id, tagset_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s, '', %s, %s, %s)",
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (now, now, derived, current, n, via, i, tag_id, sets[i])
+                    (now, now, derived, current, n, via, "", i, tag_id, sets[i])
                     for i, t in tags.items()
                     for tag_id, n in t.items()
                 ],
