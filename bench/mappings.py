@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --items 100000
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse   # a kept run's data
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse --only aggregate
 
 Builds (or reuses, with --reuse, what a `--keep` run left in `bench_mappings`) the tags benchmark's library
 (`bench/tagdata.py`: about 30 Zipf tags per item, curated sets), then a target vocabulary with the
@@ -10,13 +11,17 @@ profile (curated input, prune implied, drop no types, max 40 tags). Measured:
 
 * preview of 50 sampled items through the API: p50 / p95 over --rounds calls (goal ≤ 300 ms);
 * the aggregate preview over every item (the job's body, chunked) in items/s, next to a plain
-  Python loop that reads every input row in one query and runs the same pipeline per item
-  (goal: ≥ 1.0× that loop);
+  Python loop that reads every input row in one query, runs the same pipeline per item and
+  counts the same aggregates (`same_aggregates` checks), in interleaved rounds (goal: ≥ 1.0×
+  that loop);
 * apply to every item as a job (its body run here) in items/s, next to a loop that reads the
-  inputs the same way, runs the same pipeline and writes the same derived sets and assignment
+  inputs in one query as above, runs the same pipeline and writes the same derived sets and assignment
   rows (bulk INSERTs, one transaction per 2,000 items) into the same two tables under its own
   slot (deleted afterwards, untimed); `same_rows` checks both wrote the same rows;
 * peak traced memory of the aggregate over half and over all items (flat: ratio ≈ 1).
+
+`--only` picks parts (preview, aggregate, memory, apply). Each run's `build` makes a new profile,
+so each apply adds its derived sets to a kept library (the sets of earlier profiles stay).
 """
 
 from __future__ import annotations
