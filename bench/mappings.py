@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --items 100000
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse   # a kept run's data
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse --only aggregate
 
 Builds (or reuses, with --reuse, what a `--keep` run left in `bench_mappings`) the tags benchmark's library
 (`bench/tagdata.py`: about 30 Zipf tags per item, curated sets), then a target vocabulary with the
@@ -10,10 +11,17 @@ profile (curated input, prune implied, drop no types, max 40 tags). Measured:
 
 * preview of 50 sampled items through the API: p50 / p95 over --rounds calls (goal ≤ 300 ms);
 * the aggregate preview over every item (the job's body, chunked) in items/s, next to a plain
-  Python loop that reads every input row in one query and runs the same pipeline per item
-  (goal: ≥ 1.0× that loop);
-* apply to every item as a job (its body run here) in items/s, next to the same loop;
+  Python loop that reads every input row in one query, runs the same pipeline per item and
+  counts the same aggregates (`same_aggregates` checks), in interleaved rounds (goal: ≥ 1.0×
+  that loop);
+* apply to every item as a job (its body run here) in items/s, next to a loop that reads the
+  inputs in one query as above, runs the same pipeline and writes the same derived sets and assignment
+  rows (bulk INSERTs, one transaction per 2,000 items) into the same two tables under its own
+  slot (deleted afterwards, untimed); `same_rows` checks both wrote the same rows;
 * peak traced memory of the aggregate over half and over all items (flat: ratio ≈ 1).
+
+`--only` picks parts (preview, aggregate, memory, apply). Each run's `build` makes a new profile,
+so each apply adds its derived sets to a kept library (the sets of earlier profiles stay).
 """
 
 from __future__ import annotations
@@ -46,7 +54,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--agg-rounds", type=int, default=5, help="interleaved aggregate rounds")
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--keep", action="store_true")
-    return parser.parse_args()
+    parser.add_argument("--only", default="preview,aggregate,memory,apply", help="parts to run")
+    args = parser.parse_args()
+    args.only = set(args.only.split(","))
+    return args
 
 
 def build(mapped: int):  # type: ignore[no-untyped-def]
@@ -131,6 +142,113 @@ def baseline(prepared, item_ids):  # type: ignore[no-untyped-def]
     return counts, unmapped
 
 
+LOOP_SLOT = "bench-loop"  # the loop's derived sets: same tables as the product's, another slot
+
+
+def loop_rows_drop() -> None:
+    """Delete the loop's derived sets and their rows (untimed; also what a stopped run left)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE a FROM tags_tagassignment a JOIN tags_tagset s ON a.tagset_id = s.id"
+            " WHERE s.kind = 4 AND s.slot LIKE %s",
+            [f"{LOOP_SLOT}:%"],
+        )
+        cursor.execute("DELETE FROM tags_tagset WHERE kind = 4 AND slot LIKE %s", [f"{LOOP_SLOT}:%"])
+
+
+def apply_baseline(prepared, item_ids, chunk: int = 2_000) -> None:  # type: ignore[no-untyped-def]
+    """The apply as a plain loop: every input row in one query, the same pipeline per item, and
+    per chunk of items one transaction with bulk INSERTs of the rows the product's apply writes
+    into a fresh profile slot (a derived set per item with output tags, an assignment row per
+    output tag at its position), into the same two tables under its own slot. No undo log, no
+    effective tags, counters or MappedSet rows, no locks: what the product writes on top."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from apps.mappings.pipeline import map_item
+    from apps.mappings.selectors import outputs_load
+    from apps.tags.models import TagAssignment, TagSet
+
+    rows: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.media_item_id, a.tag_id, a.position FROM tags_tagassignment a "
+            "WHERE a.kind = 2 AND a.state = 1 AND a.media_item_id BETWEEN %s AND %s",
+            [item_ids[0], item_ids[-1]],
+        )
+        for item_id, tag_id, position in cursor.fetchall():
+            rows[item_id].append((tag_id, position))
+    ideal = prepared.compiled.ideal
+    outputs_load(prepared.compiled, {ideal.get(t, t) for pairs in rows.values() for t, _p in pairs})
+    profile = prepared.profile
+    slot, label = f"{LOOP_SLOT}:{profile.pk}", f"mapping profile {profile.slug}"[:200]
+    derived, current, via = TagSet.Kind.DERIVED, TagAssignment.State.CURRENT, TagAssignment.Via.MAPPING
+    for start in range(0, len(item_ids), chunk):
+        tags = {}
+        for item_id in item_ids[start : start + chunk]:
+            tag_ids = map_item(prepared.compiled, rows.get(item_id, []), caption=False).tag_ids
+            if tag_ids:
+                tags[item_id] = {tag_id: n for n, tag_id in enumerate(tag_ids)}
+        now = timezone.now()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO tags_tagset (created_at, updated_at, kind, slot, origin_label, tagger_model,"
+                " tagger_version, stored_threshold, assignment_count, row_version, media_item_id,"
+                " vocabulary_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [  # placeholders only: MySQLdb folds only those into one multi-row INSERT
+                    (now, now, derived, slot, label, "", "", 0, len(t), 1, i, profile.target_vocabulary_id)
+                    for i, t in tags.items()
+                ],
+            )
+            cursor.execute(
+                "SELECT media_item_id, id FROM tags_tagset WHERE media_item_id BETWEEN %s AND %s"
+                " AND kind = 4 AND vocabulary_id = %s AND slot = %s",
+                [
+                    item_ids[start],
+                    item_ids[min(start + chunk, len(item_ids)) - 1],
+                    profile.target_vocabulary_id,
+                    slot,
+                ],
+            )
+            sets = dict(cursor.fetchall())
+            cursor.executemany(
+                "INSERT INTO tags_tagassignment (created_at, updated_at, kind, state, position, added_via,"
+                " entered_tag, media_item_id, tag_id, tagset_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (now, now, derived, current, n, via, "", i, tag_id, sets[i])
+                    for i, t in tags.items()
+                    for tag_id, n in t.items()
+                ],
+            )
+
+
+def same_rows(profile) -> int:  # type: ignore[no-untyped-def]
+    """The loop wrote the rows the product's apply left current in the profile's derived sets
+    (item, tag, position; and the same items got a set); returns the row count."""
+    from django.db import connection
+
+    from apps.tags import slots
+
+    check = (
+        "SELECT COUNT(*), SUM(CRC32(CONCAT_WS(',', s.media_item_id, a.tag_id, a.position)))"
+        " FROM tags_tagset s JOIN tags_tagassignment a ON a.tagset_id = s.id"
+        " WHERE s.kind = 4 AND s.slot = %s AND a.state = 1"
+    )
+    sets = "SELECT COUNT(*), SUM(media_item_id) FROM tags_tagset WHERE kind = 4 AND slot = %s"
+    out = []
+    with connection.cursor() as cursor:
+        for slot in (slots.mapping(profile.pk), f"{LOOP_SLOT}:{profile.pk}"):
+            cursor.execute(check, [slot])
+            found = cursor.fetchone()
+            cursor.execute(sets, [slot])
+            out.append((found, cursor.fetchone()))
+    assert out[0] == out[1], out
+    return int(out[0][0][0])
+
+
 def same_aggregates(product, counts, unmapped) -> None:  # type: ignore[no-untyped-def]
     """The product's aggregates equal the loop's (the comparison is only fair if they do)."""
     inputs = counts["mapped"] + counts["dropped"] + counts["unmapped"]
@@ -173,7 +291,7 @@ def main() -> None:
     rows = []
 
     timings = []
-    for n in range(args.rounds + 3):
+    for n in range(args.rounds + 3 if "preview" in args.only else 0):
         ids = random.Random(n).sample(item_ids, 50)
         started = time.perf_counter()
         response = client.post(
@@ -184,19 +302,20 @@ def main() -> None:
         assert response.status_code == 200, response.content[:300]
         if n >= 3:
             timings.append(time.perf_counter() - started)
-    rows.append(
-        (
-            "preview of 50 sampled items (API)",
-            statistics.median(timings) * 1000,
-            sorted(timings)[int(0.95 * len(timings)) - 1] * 1000,
-            "ms",
+    if timings:
+        rows.append(
+            (
+                "preview of 50 sampled items (API)",
+                statistics.median(timings) * 1000,
+                sorted(timings)[int(0.95 * len(timings)) - 1] * 1000,
+                "ms",
+            )
         )
-    )
 
     # Interleaved rounds (bench/rounds.py): each round runs the loop and the product on every
     # item, in alternating order, from a fresh compile; the ratio is taken inside the round.
     ratios, loops, products = [], [], []
-    for n in range(args.agg_rounds):
+    for n in range(args.agg_rounds if "aggregate" in args.only else 0):
         timed = {}
         for side in ("loop", "product") if n % 2 == 0 else ("product", "loop"):
             prepared = apply_service.prepare(profile)
@@ -210,43 +329,57 @@ def main() -> None:
         loops.append(timed["loop"])
         products.append(timed["product"])
         ratios.append(timed["loop"] / timed["product"])
-    loop, product = statistics.median(loops), statistics.median(products)
-    rows.append(
-        (
-            "aggregate preview, all items (median round)",
-            len(item_ids) / product,
-            len(item_ids) / loop,
-            "items/s (product, loop)",
+    if ratios:
+        loop, product = statistics.median(loops), statistics.median(products)
+        rows.append(
+            (
+                "aggregate preview, all items (median round)",
+                len(item_ids) / product,
+                len(item_ids) / loop,
+                "items/s (product, loop)",
+            )
         )
-    )
-    rows.append(("aggregate / loop speed, median of per-round ratios", statistics.median(ratios), None, "×"))
-    rows.append(("  spread over rounds (min, max)", min(ratios), max(ratios), "×"))
-
-    half = item_ids[: len(item_ids) // 2]
-    peaks = []
-    for ids in (half, item_ids):
-        prepared = apply_service.prepare(profile)
-        tracemalloc.start()
-        aggregate(prepared, ids)
-        peaks.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
-    rows.append(("aggregate peak memory, half / all items", peaks[0] / 2**20, peaks[1] / 2**20, "MiB"))
-
-    apply_service.SYNC_MAX_ITEMS = 0  # always a job; its body runs here
-    started = time.perf_counter()
-    outcome = apply_service.mapping_apply(profile=profile, ids=item_ids, actor=user)
-    assert outcome.job is not None
-    apply_service.mapping_apply_run(job_id=outcome.job.pk)
-    applied = time.perf_counter() - started
-    rows.append(
-        (
-            "apply, all items (job body)",
-            len(item_ids) / applied,
-            len(item_ids) / loop,
-            "items/s (product, loop)",
+        rows.append(
+            ("aggregate / loop speed, median of per-round ratios", statistics.median(ratios), None, "×")
         )
-    )
-    rows.append(("apply / loop speed", loop / applied, None, "×"))
+        rows.append(("  spread over rounds (min, max)", min(ratios), max(ratios), "×"))
+
+    if "memory" in args.only:
+        half = item_ids[: len(item_ids) // 2]
+        peaks = []
+        for ids in (half, item_ids):
+            prepared = apply_service.prepare(profile)
+            tracemalloc.start()
+            aggregate(prepared, ids)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        rows.append(("aggregate peak memory, half / all items", peaks[0] / 2**20, peaks[1] / 2**20, "MiB"))
+
+    # Apply: the product once as a job (its body run here), then the loop writing the same rows
+    # into the same tables under its own slot; same_rows checks they are equal. Not interleaved: a second
+    # product apply would find every set up to date and write nothing.
+    if "apply" in args.only:
+        loop_rows_drop()
+        apply_service.SYNC_MAX_ITEMS = 0  # always a job; its body runs here
+        started = time.perf_counter()
+        outcome = apply_service.mapping_apply(profile=profile, ids=item_ids, actor=user)
+        assert outcome.job is not None
+        apply_service.mapping_apply_run(job_id=outcome.job.pk)
+        applied = time.perf_counter() - started
+        started = time.perf_counter()
+        apply_baseline(apply_service.prepare(profile), item_ids)
+        applied_loop = time.perf_counter() - started
+        written = same_rows(profile)
+        rows.append(
+            (
+                f"apply, all items: product (job body) / loop writing the same {written:,} rows",
+                len(item_ids) / applied,
+                len(item_ids) / applied_loop,
+                "items/s (product, loop)",
+            )
+        )
+        rows.append(("apply / loop speed", applied_loop / applied, None, "×"))
+        loop_rows_drop()
 
     print(f"\n| measure ({len(item_ids):,} items) | value | second | unit |\n|---|---|---|---|")
     for name, a, b, unit in rows:

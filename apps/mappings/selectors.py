@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from django.db import connection
@@ -220,13 +221,16 @@ def inputs_load(*, profile: MappingProfile, item_ids: Sequence[int], vocabulary_
             for item_id, tag_id in _fetch(rows):
                 out[item_id].append((tag_id, None))
             continue
-        sets = list(
-            TagSet.objects.filter(
-                media_item_id__in=chunk,
-                kind=SCOPE_KINDS[profile.input_scope],
-                vocabulary_id__in=list(vocabulary_ids),
-            ).values_list("pk", flat=True)
-        )
+        sets = [
+            row[0]
+            for row in _fetch(
+                TagSet.objects.filter(
+                    media_item_id__in=chunk,
+                    kind=SCOPE_KINDS[profile.input_scope],
+                    vocabulary_id__in=list(vocabulary_ids),
+                ).values_list("pk")
+            )
+        ]
         if not sets:
             continue
         query = TagAssignment.objects.filter(tagset_id__in=sets, state=CURRENT)
@@ -291,7 +295,11 @@ def chunk_prepare(
 ) -> Inputs:
     """One chunk's inputs, with every tag they name (and their name matches) loaded."""
     inputs = inputs_load(profile=profile, item_ids=item_ids, vocabulary_ids=vocabulary_ids)
-    outputs_load(compiled, {compiled.ideal.get(t, t) for pairs in inputs.values() for t, _p in pairs})
+    seen: set[int] = set()
+    for pairs in inputs.values():  # distinct tags first, at C speed: ~30 pairs per item
+        seen.update(map(itemgetter(0), pairs))
+    ideal = compiled.ideal
+    outputs_load(compiled, {ideal.get(t, t) for t in seen})
     return inputs
 
 

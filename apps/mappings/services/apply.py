@@ -138,7 +138,7 @@ def apply_chunk(
     """Write one chunk's derived sets in the caller's transaction; returns its counters."""
     ids = sorted(set(item_ids))
     lock_items(ids)
-    results = results_for(prepared, ids)
+    results = results_for(prepared, ids, caption=False)  # a set stores tags, not captions
     profile = prepared.profile
     slot = slots.mapping(profile.pk)
     sets_of = {

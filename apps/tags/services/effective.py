@@ -32,7 +32,7 @@ from apps.tags.models import (
     TagStat,
     Vocabulary,
 )
-from apps.tags.services.sql import rows_insert
+from apps.tags.services.sql import column_add, rows_insert
 
 REBUILD_CHUNK = 5000
 
@@ -229,20 +229,11 @@ def stats_apply(deltas: dict[tuple[int, int], int]) -> None:
         ignore_conflicts=True,
         batch_size=1000,
     )
-    by_kind: dict[int, list[int]] = defaultdict(list)
-    for tag_id, kind in sorted(changed):
-        by_kind[kind].append(tag_id)
-    for kind, tag_ids in by_kind.items():
-        for start in range(0, len(tag_ids), 500):
-            batch = tag_ids[start : start + 500]
-            TagStat.objects.filter(set_kind=kind, tag_id__in=batch).update(
-                current_count=F("current_count")
-                + Case(
-                    *[When(tag_id=t, then=Value(changed[(t, kind)])) for t in batch],
-                    default=Value(0),
-                    output_field=IntegerField(),
-                )
-            )
+    by_kind: dict[int, dict[int, int]] = defaultdict(dict)
+    for (tag_id, kind), delta in changed.items():
+        by_kind[kind][tag_id] = delta
+    for kind in sorted(by_kind):
+        column_add(TagStat, "current_count", by_kind[kind], key="tag_id", set_kind=kind)
 
 
 def counters_apply(deltas: dict[int, int]) -> None:
@@ -258,14 +249,7 @@ def counters_apply(deltas: dict[int, int]) -> None:
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
         list(Tag.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", flat=True))
-        Tag.objects.filter(pk__in=batch).update(
-            media_count=F("media_count")
-            + Case(
-                *[When(pk=tag_id, then=Value(changed[tag_id])) for tag_id in batch],
-                default=Value(0),
-                output_field=IntegerField(),
-            )
-        )
+        column_add(Tag, "media_count", {tag_id: changed[tag_id] for tag_id in batch})
 
 
 FORGET_CHUNK = 5000
