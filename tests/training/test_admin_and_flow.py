@@ -48,8 +48,6 @@ def test_every_admin_page_loads(client) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.flow
 def test_a_real_worker_exports_a_session(celery_worker_thread, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("apps.training.bundle.writer")
-    pytest.importorskip("apps.training.logic.captions")
     settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(tmp_path / "exports")
     ds = f.dataset("Mychar", f.items([["mychar", "smile"], ["mychar", "snow"]]))
     export = exports.export_start(session=f.session([ds], targets=["kohya", "onetrainer"]))

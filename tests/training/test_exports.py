@@ -89,7 +89,6 @@ def test_small_sources_are_warnings(ds) -> None:
 
 
 def test_unknown_kohya_args(ds) -> None:
-    pytest.importorskip("apps.training.upstream")
     session = f.session([ds], targets=["kohya"], extra_args={"network_dimm": 8})
     assert "L17" in _ids(lint.session_lint(session)["findings"])
 
@@ -179,17 +178,10 @@ def test_command_reports_lint_errors(ds) -> None:
     assert TrainingExport.objects.get().status == TrainingExport.Status.FAILED
 
 
-# --- end to end (needs apps/training/bundle and apps/training/logic) -----------------------------
-
-
-def _bundle_ready() -> None:
-    pytest.importorskip("apps.training.bundle.writer")
-    pytest.importorskip("apps.training.bundle.zipstream")
-    pytest.importorskip("apps.training.logic.captions")
+# --- end to end ----------------------------------------------------------------------------------
 
 
 def test_export_writes_a_bundle_and_downloads_as_a_zip(ds, export_dir: Path) -> None:
-    _bundle_ready()
     session = f.session([ds], targets=["kohya", "onetrainer"])
     export = exports.export_start(session=session)
     exports.export_run(job_id=export.job_id)
@@ -216,7 +208,6 @@ def test_export_writes_a_bundle_and_downloads_as_a_zip(ds, export_dir: Path) -> 
 
 
 def test_download_over_the_api(ds) -> None:
-    _bundle_ready()
     from django.contrib.auth.models import Permission, User
     from rest_framework.test import APIClient
 
@@ -235,7 +226,6 @@ def test_download_over_the_api(ds) -> None:
 
 
 def test_re_export_is_byte_identical(ds) -> None:
-    _bundle_ready()
     from apps.datasets.services.snapshots import snapshot_create
 
     pinned = snapshot_create(dataset=ds)  # the same database state: no new snapshot per export
@@ -253,7 +243,6 @@ def test_re_export_is_byte_identical(ds) -> None:
 
 
 def test_command_exports_into_a_folder_and_a_zip(ds, settings, tmp_path: Path) -> None:
-    _bundle_ready()
     settings.BAGGINTAG_TRAINING_FOLDER_ROOT = str(tmp_path / "out")
     session = f.session([ds], targets=["kohya"])
     target = tmp_path / "bundle.zip"
@@ -265,7 +254,6 @@ def test_command_exports_into_a_folder_and_a_zip(ds, settings, tmp_path: Path) -
 
 
 def test_ti_export_writes_its_folder(ds) -> None:
-    _bundle_ready()
     from apps.training.services.textual_inversions import ti_create
 
     ti = ti_create(
@@ -283,7 +271,6 @@ def test_ti_export_writes_its_folder(ds) -> None:
 
 
 def test_mirrored_copies_reach_the_bundle(ds) -> None:
-    _bundle_ready()
     directional = f.items([["hand_on_left_hip"]], start=30)[0]
     mixed = f.dataset("Poses", [directional, *f.items([["smile"]], start=31)])
     session = f.session(

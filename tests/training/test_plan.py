@@ -12,6 +12,7 @@ from apps.datasets.models import Snapshot
 from apps.datasets.services import members_edit
 from apps.datasets.services.snapshots import snapshot_create
 from apps.tags.models import Description
+from apps.training.logic import mirror
 from apps.training.plan import Plan
 from apps.training.services.plan import plan_build
 from apps.training.services.sessions import session_update
@@ -239,14 +240,10 @@ def test_per_item_mirroring_partitions_flip_by_default() -> None:
     ds = f.dataset("Mychar", f.items([["smile"]]))
     plan = plan_build(f.session([ds], mirror="per_item", targets=["kohya"]), freeze=False)
     (partition,) = plan.partitions
-    if partition.flip is True:
-        assert partition.id == "mychar--flip"
-    else:  # the mirror rules (apps/training/logic/mirror.py) may block this tag
-        assert partition.id == "mychar--noflip"
+    assert (partition.id, partition.flip) == ("mychar--flip", True)
 
 
 def test_mirror_blocked_and_directional_items() -> None:
-    mirror = pytest.importorskip("apps.training.logic.mirror")
     plain, directional = f.items([["smile"], ["hand_on_left_hip"]])
     ds = f.dataset("Mychar", [plain, directional])
     plan = plan_build(
@@ -254,11 +251,11 @@ def test_mirror_blocked_and_directional_items() -> None:
     )
     got = _items(plan)
     copies = [i for i in got if i.mirror_of is not None]
-    if mirror.swap_text("hand on left hip") != "hand on left hip":
-        (copy,) = copies
-        assert copy.id == copy.mirror_of + "-m"
-        assert copy.partition.endswith("--noflip")
-        assert "hand on right hip" in {e.text for e in copy.caption.entries}
+    assert mirror.swap_text("hand on left hip") == "hand on right hip"
+    (copy,) = copies
+    assert copy.id == copy.mirror_of + "-m"
+    assert copy.partition.endswith("--noflip")
+    assert "hand on right hip" in {e.text for e in copy.caption.entries}
     assert sum(p.item_count for p in plan.partitions) == len(got)
 
 

@@ -26,9 +26,11 @@ from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
 from apps.training import conf
+from apps.training.bundle.writer import BundleError, write_bundle
+from apps.training.bundle.zipstream import zip_stream
 from apps.training.models import BaseModelProfile, TextualInversion, TrainingExport, TrainingSession
 from apps.training.plan import Plan
-from apps.training.services.findings import as_json, capped, errors, finding, optional_module
+from apps.training.services.findings import as_json, capped, errors, finding
 from apps.training.services.lint import settings_findings
 
 logger = logging.getLogger(__name__)
@@ -224,13 +226,6 @@ def bundle_write(
             code="training.lint_failed",
             details={"findings": rows, "total": total},
         )
-    writer = optional_module("apps.training.bundle.writer")
-    if writer is None:
-        raise DomainError(
-            "The bundle writer (apps/training/bundle) is not installed.", code="training.no_writer"
-        )
-    BundleError, write_bundle = writer.BundleError, writer.write_bundle
-
     final = Path(export.folder_path) if export.folder_path else _export_folder(export)
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = final.parent / f".{final.name}.tmp-{export.pk}-{os.getpid()}"
@@ -242,7 +237,7 @@ def bundle_write(
         os.replace(temp, final)
     except BundleError as exc:
         shutil.rmtree(temp, ignore_errors=True)
-        rows, total = capped([*found, *getattr(exc, "findings", [])], limit)
+        rows, total = capped([*found, *exc.findings], limit)
         raise DomainError(
             f"The bundle failed lint with {len(errors(rows))} error(s); fix them first.",
             code="training.lint_failed",
@@ -251,15 +246,15 @@ def bundle_write(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    warnings = [*found, *(as_json(f) for f in getattr(result, "findings", None) or [])]
+    warnings = [*found, *(as_json(f) for f in result.findings)]
     rows, _total = capped(warnings, limit)
-    report_text = str(getattr(result, "report", "") or "")
-    if not report_text and (final / "EXPORT_REPORT.md").exists():
+    report_text = ""
+    if (final / "EXPORT_REPORT.md").exists():
         report_text = (final / "EXPORT_REPORT.md").read_text(encoding="utf-8", errors="replace")
     return {
         "bundle_path": str(final),
         "bundle_size": folder_size(final),
-        "item_count": int(getattr(result, "images", 0) or plan.item_count),
+        "item_count": result.images,
         "findings": rows,
         "report_excerpt": report_text[:REPORT_EXCERPT],
     }
@@ -373,15 +368,7 @@ def export_sync(
 
 
 def _zip_chunks(folder: Path) -> Iterator[bytes]:
-    zipstream = optional_module("apps.training.bundle.zipstream")
-    if zipstream is None:
-        raise RuntimeError("apps.training.bundle.zipstream is not installed")
-
-    for name in ("zip_stream", "stream_zip", "zip_chunks", "iter_zip", "stream"):
-        func = getattr(zipstream, name, None)
-        if callable(func):
-            return iter(func(folder))
-    raise RuntimeError("apps.training.bundle.zipstream offers no streaming function")
+    return zip_stream(folder)
 
 
 def export_zip_stream(export: TrainingExport) -> tuple[str, Iterator[bytes]]:

@@ -18,10 +18,10 @@ from apps.core.exceptions import ConflictError, DomainError
 from apps.datasets.models import Dataset, Subset
 from apps.search.query import QueryError, parse, query_resolve
 from apps.tags.models import TagType
+from apps.training.logic import tokens
 from apps.training.models import BaseModelProfile, TextualInversion
 from apps.training.plan import Plan, TISpec
 from apps.training.services.checks import SLUG, _by_ref, _int, bad, default_policy, targets_check
-from apps.training.services.findings import optional_module
 
 TOKEN = re.compile(r"[a-z][a-z0-9]{2,39}")
 TI_TARGETS = ("kohya", "onetrainer", "diffusers", "a1111")
@@ -43,22 +43,15 @@ FIELDS = (
 )
 
 
-def _tokens() -> Any:
-    return optional_module("apps.training.logic.tokens")
-
-
 def token_check(token: str, init_word: str, num_vectors: int) -> None:
     """§9 L06: the token's shape, and neither it nor its vector names (token1…, token_1…) known
-    to the CLIP vocabulary; the init word one CLIP token (checks need apps/training/logic/tokens)."""
+    to the CLIP vocabulary; the init word one CLIP token (apps/training/logic/tokens.py)."""
     if not TOKEN.fullmatch(token or ""):
         raise bad(
             "token", "3 to 40 lower-case letters and digits, starting with a letter.", "training.bad_token"
         )
     if not (init_word or "").strip():
         raise bad("init_word", "a word the token starts from.", "training.bad_init_word")
-    tokens = _tokens()
-    if tokens is None:
-        return
     names = [
         token,
         *(f"{token}{n}" for n in range(1, num_vectors)),

@@ -154,9 +154,6 @@ def test_readers_cannot_start_exports(client: Client, viewer, faces) -> None:  #
 
 
 def test_a_finished_zip_export_downloads(trainer: Client, faces, export_dir) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("apps.training.bundle.writer")
-    pytest.importorskip("apps.training.bundle.zipstream")
-    pytest.importorskip("apps.training.logic.captions")
     session = factories.session([faces])
     trainer.post(f"/training/{session.pk}/exports", {"target": "zip"})
     export = TrainingExport.objects.get()
