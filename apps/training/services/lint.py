@@ -18,6 +18,7 @@ from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
 from apps.training import conf, upstream
+from apps.training.bundle.kohya import script_for
 from apps.training.logic import buckets, captions
 from apps.training.logic import lint as rules
 from apps.training.models import TrainingSession
@@ -30,15 +31,6 @@ LINT_JOB = "training.lint"
 LINT_TASK = "training.lint"
 FORBIDDEN_ARGS = ("caption_prefix", "caption_suffix")
 DROPOUT_KEYS = ("caption_dropout_rate", "caption_tag_dropout_rate", "caption_dropout_every_n_epochs")
-
-
-def kohya_script(family: str, method: str) -> str:
-    """The kohya script a session trains with (§6.2)."""
-    if method == "textual_inversion":
-        return "sdxl_train_textual_inversion.py" if family == "sdxl" else "train_textual_inversion.py"
-    if family == "sdxl":
-        return "sdxl_train_network.py" if method == "lora" else "sdxl_train.py"
-    return "train_network.py" if method == "lora" else "train_db.py"
 
 
 def text_randomness(plan: Plan) -> bool:
@@ -71,7 +63,7 @@ def kohya_args_findings(plan: Plan, extra_args: dict[str, Any]) -> list[dict[str
     ]
     if "kohya" not in plan.targets or not extra_args:
         return out
-    script = kohya_script(plan.base_model.family, plan.method.kind)
+    script = script_for(plan.base_model.family, plan.method.kind)
     known = upstream.KOHYA_ARGS[script]
     for key in sorted(extra_args):
         if key not in known and key not in FORBIDDEN_ARGS:
