@@ -239,6 +239,7 @@ def ti_files(ctx: Context, token: str, *, max_lines: int, keep: int) -> dict[str
     )
     namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"baggintag:{ctx.plan.session_id}")
     embedding = {
+        "__version": upstream.onetrainer.ONETRAINER_EMBEDDING_VERSION,
         "placeholder": token,
         "token_count": ti.num_vectors,
         "initial_embedding_text": ti.init_word,
