@@ -294,3 +294,43 @@ def test_dataset_overrides_apply_to_their_items_only() -> None:
     )
     plan = plan_build(session, freeze=False)
     assert {p.id for p in plan.partitions} == {"plain--k1", "moved--k0"}
+
+
+# --- bounded samples for pages (docs/training.md#preview) ------------------------------------------
+
+
+def _preview_queries(n_items: int, start: int, settings) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.training.services.preview import session_preview
+
+    settings.BAGGINTAG_TRAINING_PLAN_CHUNK = 2
+    ds = f.dataset(f"Big{n_items}", f.items([["mychar", f"t{n}"] for n in range(n_items)], start=start))
+    session = f.session([ds], name=f"Preview {n_items}", targets=["kohya", "onetrainer"])
+    with CaptureQueriesContext(connection) as queries:
+        data = session_preview(session, 2)
+    return len(queries), data
+
+
+def test_preview_reads_a_bounded_sample_whatever_the_size(settings) -> None:
+    small, _small_data = _preview_queries(3, 100, settings)
+    big, big_data = _preview_queries(12, 200, settings)
+    assert big == small  # no query per item or per chunk of the whole dataset
+    assert len(big_data["items"]) == 2
+    assert big_data["item_count"] == 12  # the members count, not the sample's
+    assert sum(p["item_count"] for p in big_data["partitions"]) == 2
+
+
+def test_limited_plan_yields_only_its_sample() -> None:
+    ds = f.dataset("Mychar", f.items([["mychar", f"t{n}"] for n in range(7)], start=300))
+    session = f.session([ds], targets=["kohya"])
+    sample = plan_build(session, freeze=False, limit=3)
+    assert sample.sampled
+    assert sample.item_count == 7
+    whole = plan_build(session, freeze=False)
+    assert not whole.sampled
+    assert [i.id for i in sample.items()] == [i.id for i in whole.items()][:3]
+    complete = plan_build(session, freeze=False, limit=50)
+    assert not complete.sampled
+    assert [i.id for i in complete.items()] == [i.id for i in whole.items()]

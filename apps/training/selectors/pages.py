@@ -261,7 +261,10 @@ def _ti_render(plan: Plan, item: Any, renderer: str) -> dict[str, Any]:
     return {"lines": list(rendered.lines), "keep": rendered.keep, "materialized": rendered.materialized}
 
 
-def ti_preview(plan: Plan, n: int = 6) -> dict[str, Any]:
+TI_PREVIEW_ITEMS = 6
+
+
+def ti_preview(plan: Plan, n: int = TI_PREVIEW_ITEMS) -> dict[str, Any]:
     """The first `n` items of a Textual Inversion plan with each TI rendering its trainers read."""
     renderers = [TI_RENDERERS[t] for t in plan.targets if t in TI_RENDERERS]
     items = []

@@ -191,8 +191,9 @@ def session_lint(session: TrainingSession, *, actor: Any = None) -> dict[str, An
     up to BAGGINTAG_TRAINING_SYNC_LINT_MAX items, else a job (the answer names it)."""
     from apps.training.services.plan import plan_build
 
-    plan = plan_build(session, freeze=False, actor=actor)
-    if plan.item_count > conf.sync_lint_max():
+    # reads at most sync_lint_max() items per dataset; bigger sessions are linted by a job
+    plan = plan_build(session, freeze=False, actor=actor, limit=conf.sync_lint_max())
+    if plan.sampled or plan.item_count > conf.sync_lint_max():
         job = job_services.job_start(
             kind=LINT_JOB,
             task=LINT_TASK,

@@ -50,9 +50,9 @@ def session_preview(session: TrainingSession, n: int = 8, *, actor: Any = None) 
     """The first `n` items in bundle order (≤ MAX_ITEMS) with their captions per renderer."""
     from apps.training.services.plan import plan_build
 
-    plan = plan_build(session, freeze=False, actor=actor)
-    renderers = lint.renderers(plan)
     n = max(1, min(n, MAX_ITEMS))
+    plan = plan_build(session, freeze=False, actor=actor, limit=n)  # reads n items per dataset
+    renderers = lint.renderers(plan)
     items = [item_preview(plan, item, renderers) for item in itertools.islice(plan.items(), n)]
     return {
         "session": session.pk,

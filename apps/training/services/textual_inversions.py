@@ -289,7 +289,10 @@ def ti_settings(ti: TextualInversion) -> dict[str, Any]:
     }
 
 
-def ti_plan_build(ti: TextualInversion, *, freeze: bool = True, actor: Any = None) -> Plan:
+def ti_plan_build(
+    ti: TextualInversion, *, freeze: bool = True, actor: Any = None, limit: int | None = None
+) -> Plan:
+    """The TI set's plan; `limit` as in `plan.plan_build` (previews)."""
     from apps.training.services.plan import plan_from_settings
 
     s = ti_settings(ti)
@@ -311,6 +314,7 @@ def ti_plan_build(ti: TextualInversion, *, freeze: bool = True, actor: Any = Non
         freeze=freeze,
         actor=actor,
         textual_inversion=spec,
+        limit=limit,
     )
 
 
