@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.core.exceptions import DomainError
 from apps.jobs.models import Job
 from apps.training.models import TrainingExport
 from apps.training.services import exports, lint
@@ -280,3 +281,38 @@ def test_mirrored_copies_reach_the_bundle(ds) -> None:
     lines = (Path(export.bundle_path) / "items.jsonl").read_text().splitlines()
     assert any('"mirror_of":"i' in line for line in lines)
     assert export.item_count == 3
+
+
+# --- a failed export leaves nothing behind ---------------------------------------------------------
+
+
+def test_failed_lint_leaves_no_folder_and_no_frozen_snapshot(ds, export_dir: Path) -> None:
+    from apps.datasets.models import Snapshot
+
+    _hub_profile_without_diffusers()
+    session = f.session([ds], base_model="hub-sd", targets=["kohya", "diffusers"])
+    export = exports.export_start(session=session)
+    exports.export_run(job_id=export.job_id)
+    export.refresh_from_db()
+    assert export.status == TrainingExport.Status.FAILED
+    assert export.error_code == "training.lint_failed"
+    assert not Snapshot.objects.exists()  # the snapshot frozen for it is gone again
+    assert not export_dir.exists() or not any(export_dir.iterdir())
+
+
+def test_failed_bundle_leaves_no_folder_and_no_frozen_snapshot(export_dir: Path) -> None:
+    from apps.datasets.models import Snapshot
+    from apps.datasets.services.snapshots import snapshot_create
+
+    bare = f.dataset("Bare", f.items([[]], start=90))  # nothing to caption: the writer refuses (L01)
+    pinned_ds = f.dataset("Pinned", f.items([["mychar"]], start=91))
+    pinned = snapshot_create(dataset=pinned_ds)
+    session = f.session(
+        [{"dataset": bare.pk}, {"dataset": pinned_ds.pk, "snapshot": pinned.pk}], targets=["kohya"]
+    )
+    with pytest.raises(DomainError) as caught:
+        exports.export_sync(session=session)
+    assert caught.value.code == "training.lint_failed"
+    assert list(Snapshot.objects.values_list("pk", flat=True)) == [pinned.pk]  # pinned one stays
+    assert TrainingExport.objects.get().status == TrainingExport.Status.FAILED
+    assert not export_dir.exists() or not any(export_dir.iterdir())

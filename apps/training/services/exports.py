@@ -28,6 +28,7 @@ from apps.jobs.models import Job
 from apps.training import conf
 from apps.training.bundle.writer import BundleError, write_bundle
 from apps.training.bundle.zipstream import zip_stream
+from apps.datasets.models import Snapshot
 from apps.training.models import BaseModelProfile, TextualInversion, TrainingExport, TrainingSession
 from apps.training.plan import Plan
 from apps.training.services.findings import as_json, capped, errors, finding
@@ -173,14 +174,24 @@ def export_start(
 # --- run ----------------------------------------------------------------------------------------
 
 
-def build_plan(export: TrainingExport, actor: Any = None) -> Plan:
+def build_plan(export: TrainingExport, actor: Any = None, frozen: list[int] | None = None) -> Plan:
+    """The export's plan; snapshots frozen for it are added to `frozen`."""
     from apps.training.services.plan import plan_build
     from apps.training.services.textual_inversions import ti_plan_build
 
     if export.session is not None:
-        return plan_build(export.session, version=export.session_version, freeze=True, actor=actor)
+        return plan_build(
+            export.session, version=export.session_version, freeze=True, actor=actor, frozen=frozen
+        )
     assert export.textual_inversion is not None
-    return ti_plan_build(export.textual_inversion, freeze=True, actor=actor)
+    return ti_plan_build(export.textual_inversion, freeze=True, actor=actor, frozen=frozen)
+
+
+def _unfreeze(frozen: list[int]) -> None:
+    """A failed export leaves no snapshot behind that was frozen only for it."""
+    if frozen:
+        Snapshot.objects.filter(pk__in=frozen).delete()
+        frozen.clear()
 
 
 def _extra_args(export: TrainingExport) -> dict[str, Any]:
@@ -291,21 +302,26 @@ def export_run(*, job_id: int) -> None:
         return
     TrainingExport.objects.filter(pk=export.pk).update(status=TrainingExport.Status.RUNNING)
     user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
+    frozen: list[int] = []
     try:
-        plan = build_plan(export, user)
+        plan = build_plan(export, user, frozen)
         job_services.job_progress(job=job, done=0, total=plan.item_count)
         outcome = bundle_write(export, plan, job=job)
     except JobSuperseded:
+        _unfreeze(frozen)
         raise
     except _Cancelled:
+        _unfreeze(frozen)
         _fail(export, "training.cancelled", "The export was cancelled.")
         job_services.job_finish(job=job, result={"export": export.pk})
         return
     except DomainError as exc:
+        _unfreeze(frozen)
         _fail(export, exc.code, exc.message, exc.details.get("findings"))
         job_services.job_fail(job=job, code=exc.code, message=exc.message)
         return
     except Exception:
+        _unfreeze(frozen)
         logger.exception("training export %s failed", export.pk)
         message = "An internal error stopped this export; it was logged."
         _fail(export, "training.internal_error", message)
@@ -348,13 +364,16 @@ def export_sync(
         status=TrainingExport.Status.RUNNING,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
+    frozen: list[int] = []
     try:
-        plan = build_plan(export, actor)
+        plan = build_plan(export, actor, frozen)
         outcome = bundle_write(export, plan, report=report)
     except DomainError as exc:
+        _unfreeze(frozen)
         _fail(export, exc.code, exc.message, exc.details.get("findings"))
         raise
     except BaseException:
+        _unfreeze(frozen)
         _fail(export, "training.internal_error", "The export stopped with an internal error.")
         raise
     TrainingExport.objects.filter(pk=export.pk).update(

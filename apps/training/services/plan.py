@@ -322,12 +322,14 @@ def plan_build(
     freeze: bool = True,
     actor: Any = None,
     limit: int | None = None,
+    frozen: list[int] | None = None,
 ) -> Plan:
     """The export plan of a session version (latest by default). `freeze`: entries without a
     pinned snapshot get one frozen now (an export); without it they read live members (lint,
     preview). One pass over the items counts partitions; `items()` streams them again.
     `limit` (pages and previews, never exports): only the first `limit` items of each dataset
-    are read, in one bounded chunk, and kept for `items()`; see `Plan.sampled`."""
+    are read, in one bounded chunk, and kept for `items()`; see `Plan.sampled`. `frozen` collects
+    the ids of snapshots frozen for this plan (a failed export deletes them)."""
     s, row = _session_settings(session, version)
     return plan_from_settings(
         s,
@@ -337,6 +339,7 @@ def plan_build(
         freeze=freeze,
         actor=actor,
         limit=limit,
+        frozen=frozen,
     )
 
 
@@ -391,6 +394,7 @@ def plan_from_settings(
     actor: Any = None,
     textual_inversion: TISpec | None = None,
     limit: int | None = None,
+    frozen: list[int] | None = None,
 ) -> Plan:
     """A plan from frozen settings (`sessions.frozen`'s shape; TI sets build the same shape)."""
     base = BaseModelProfile.objects.filter(slug=s["base_model"]).first()
@@ -426,7 +430,7 @@ def plan_from_settings(
         per_item_mirror=s["mirror"] == "per_item",
         chunk=conf.plan_chunk() if limit is None else max(1, min(conf.plan_chunk(), limit)),
     )
-    entries = _entries(s, freeze=freeze, actor=actor, notes=notes)
+    entries = _entries(s, freeze=freeze, actor=actor, notes=notes, frozen=frozen)
     repeat_counts = {e.spec.id: _repeat_counts(e) for e in entries}
     split = {slug: len(found) >= 2 for slug, found in repeat_counts.items()}
     kept: list[tuple[str, _Placed]] = []

@@ -290,7 +290,12 @@ def ti_settings(ti: TextualInversion) -> dict[str, Any]:
 
 
 def ti_plan_build(
-    ti: TextualInversion, *, freeze: bool = True, actor: Any = None, limit: int | None = None
+    ti: TextualInversion,
+    *,
+    freeze: bool = True,
+    actor: Any = None,
+    limit: int | None = None,
+    frozen: list[int] | None = None,
 ) -> Plan:
     """The TI set's plan; `limit` as in `plan.plan_build` (previews)."""
     from apps.training.services.plan import plan_from_settings
@@ -315,6 +320,7 @@ def ti_plan_build(
         actor=actor,
         textual_inversion=spec,
         limit=limit,
+        frozen=frozen,
     )
 
 
