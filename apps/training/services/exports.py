@@ -22,13 +22,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError
+from apps.datasets.models import Snapshot
 from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
 from apps.training import conf
 from apps.training.bundle.writer import BundleError, write_bundle
 from apps.training.bundle.zipstream import zip_stream
-from apps.datasets.models import Snapshot
 from apps.training.models import BaseModelProfile, TextualInversion, TrainingExport, TrainingSession
 from apps.training.plan import Plan
 from apps.training.services.findings import as_json, capped, errors, finding
