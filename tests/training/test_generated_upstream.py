@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from apps.training import upstream
 from apps.training.bundle.kohya import script_for
@@ -140,3 +141,29 @@ def test_textual_inversion_bundle_passes_the_upstream_checks() -> None:
     _check_onetrainer(folder.parent.parent, "ti/mychrtok/onetrainer_concepts.json")
     config = json.loads((folder / "onetrainer_config.json").read_text())
     assert upstream.onetrainer_config_problems(config) == []
+    # A13: images/ holds images only, all R×R; A1111 captions are one line without a newline
+    images = sorted((folder / "images").iterdir())
+    assert images and all(p.suffix == ".png" for p in images)
+    resolution = ti.resolution or 512
+    for path in images:
+        with Image.open(path) as im:
+            assert im.size == (resolution, resolution)
+    for txt in (folder / "captioned").glob("*.txt"):
+        text = txt.read_text()
+        assert text and "\n" not in text
+
+
+def test_ti_lint_refuses_caption_dropout() -> None:
+    """L07: TI scripts reject caption-dropout keys, so a TI plan with dropout is an error."""
+    from dataclasses import replace
+
+    from apps.training.services.lint import settings_findings
+    from apps.training.services.textual_inversions import ti_plan_build
+
+    ds = f.dataset("Mychar", _items(40))
+    ti = ti_create(name="Drop TI", base_model="sd15", token="droptok", init_word="girl", dataset=ds.pk)
+    plan = ti_plan_build(ti, freeze=False)
+    assert "L07" not in {row["id"] for row in settings_findings(plan)}
+    dropping = replace(plan, caption_policy=replace(plan.caption_policy, caption_dropout_rate=0.1))
+    assert "L07" in {row["id"] for row in settings_findings(dropping)}
+    assert "L07" in {row["id"] for row in settings_findings(plan, {"caption_dropout_rate": 0.1})}
