@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -184,9 +183,6 @@ def test_fidelity_shows_the_delivery_matrix_and_keep_rate_charts(trainer: Client
     assert body.count("<svg") >= 3
     assert "Keep rate per tag type" in body
     assert "90 %" in body  # the policy keeps general tags in 90 % of captions
-    if importlib.util.find_spec("apps.training.logic.fidelity") is not None:
-        assert "data-simulation" in body
-        assert "suffix in place" in body
-        assert "Images per bucket" in body
-    else:
-        assert "data-no-simulation" in body
+    assert "data-simulation" in body
+    assert "suffix in place" in body
+    assert "Images per bucket" in body
