@@ -143,14 +143,16 @@ def test_textual_inversion_bundle_passes_the_upstream_checks() -> None:
     assert upstream.onetrainer_config_problems(config) == []
     # A13: images/ holds images only, all R×R; A1111 captions are one line without a newline
     images = sorted((folder / "images").iterdir())
-    assert images and all(p.suffix == ".png" for p in images)
+    assert images
+    assert all(p.suffix == ".png" for p in images)
     resolution = ti.resolution or 512
     for path in images:
         with Image.open(path) as im:
             assert im.size == (resolution, resolution)
     for txt in (folder / "captioned").glob("*.txt"):
         text = txt.read_text()
-        assert text and "\n" not in text
+        assert text
+        assert "\n" not in text
 
 
 def test_ti_lint_refuses_caption_dropout() -> None:
