@@ -17,7 +17,8 @@ from django.db.models import Q
 
 from apps.media.models import MediaItem
 from apps.training.logic import buckets, captions, fidelity
-from apps.training.plan import Plan, PlanItem
+from apps.training.logic.fidelity import SimTrainer
+from apps.training.plan import Plan, PlanItem, Renderer
 
 BUNDLE_ID = re.compile(r"i([0-9a-f]{12})(?:-m)?")
 LINKED_MAX = 500
@@ -43,7 +44,8 @@ DELIVERY: list[tuple[str, str, dict[str, str]]] = [
     ("mirror", "Per-item mirroring", {"kohya": "N", "onetrainer": "N", "diffusers": "M"}),
 ]
 CELL_LABELS = {"N": "native", "A": "approximated", "M": "materialised", "-": "not delivered"}
-RENDERERS = {"kohya": "kohya", "onetrainer": "neutral", "diffusers": "diffusers"}
+RENDERERS: dict[str, Renderer] = {"kohya": "kohya", "onetrainer": "neutral", "diffusers": "diffusers"}
+SIM_TRAINERS: dict[str, SimTrainer] = {"kohya": "kohya", "onetrainer": "onetrainer", "diffusers": "diffusers"}
 
 
 # --- lint ---------------------------------------------------------------------------------------
@@ -143,7 +145,9 @@ def simulation(
     sampled = [item.caption for item in items[:SIM_ITEMS]]
     if not sampled:
         return None
-    stats = fidelity.simulate(sampled, plan.caption_policy, trainer, seed=plan.seed, draws=draws)
+    stats = fidelity.simulate(
+        sampled, plan.caption_policy, SIM_TRAINERS[trainer], seed=plan.seed, draws=draws
+    )
     return {
         "keep_rates": {str(k): float(v) for k, v in stats.keep_rates().items()},
         "caption_rate": float(stats.caption_rate),
@@ -249,10 +253,10 @@ def fidelity_report(plan: Plan) -> dict[str, Any]:
 
 # --- Textual Inversion preview ------------------------------------------------------------------
 
-TI_RENDERERS = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
+TI_RENDERERS: dict[str, Renderer] = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
 
 
-def _ti_render(plan: Plan, item: Any, renderer: str) -> dict[str, Any]:
+def _ti_render(plan: Plan, item: Any, renderer: Renderer) -> dict[str, Any]:
     """One TI renderer's lines for an item (`logic.captions.render` with the token)."""
     assert plan.textual_inversion is not None
     rendered = captions.render(

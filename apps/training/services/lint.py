@@ -22,7 +22,7 @@ from apps.training.bundle.kohya import script_for
 from apps.training.logic import buckets, captions
 from apps.training.logic import lint as rules
 from apps.training.models import TrainingSession
-from apps.training.plan import CaptionPolicy, Plan, PlanItem
+from apps.training.plan import CaptionPolicy, Plan, PlanItem, Renderer
 from apps.training.services.findings import as_json, capped, finding
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,9 @@ def settings_findings(plan: Plan, extra_args: dict[str, Any] | None = None) -> l
     return out
 
 
-def renderers(plan: Plan) -> list[str]:
+def renderers(plan: Plan) -> list[Renderer]:
     """The caption renderings the plan's targets read."""
+    names: dict[str, Renderer]
     if plan.textual_inversion is not None:
         names = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
     else:
@@ -156,7 +157,7 @@ def item_findings(plan: Plan, item: PlanItem, policy: CaptionPolicy) -> Iterator
     found += rules.lint_caption(item.caption)
     token = plan.textual_inversion.token if plan.textual_inversion is not None else ""
     wanted = renderers(plan)
-    found += rules.lint_budget(item.caption, policy, [r.removeprefix("ti_") for r in wanted], token=token)
+    found += rules.lint_budget(item.caption, policy, wanted, token=token)  # TI renderings count the token
     for renderer in wanted:
         rendered = captions.render(item.caption, policy, renderer, seed=plan.seed, token=token)
         marked = captions.kohya_marked(policy, renderer) if "kohya" in renderer else None

@@ -384,6 +384,39 @@ def _count(
     return counts, placements, drifted
 
 
+def _context(s: dict[str, Any], ti: bool, limit: int | None) -> _Context:
+    """What every item walk of the plan shares: the base model, caption policy, tag types, the
+    prepared mapping profile (when the session maps tags) and the chunk size."""
+    base = BaseModelProfile.objects.filter(slug=s["base_model"]).first()
+    if base is None:
+        raise DomainError(
+            f"Base model {s['base_model']!r} was deleted; edit the session.",
+            code="training.unknown_base_model",
+        )
+    prepared = None
+    if s["mapping_profile"]:
+        from apps.mappings.services.apply import prepare
+
+        profile = MappingProfile.objects.filter(slug=s["mapping_profile"]).first()
+        if profile is None:
+            raise DomainError(
+                "The session's mapping profile was deleted; edit the session.",
+                code="training.unknown_mapping",
+            )
+        prepared = prepare(profile)
+    return _Context(
+        s=s,
+        base=base,
+        policy=_caption_policy(s, base),
+        types=dict(TagType.objects.values_list("pk", "key")),
+        vocabulary_id=None if prepared is not None else base.vocabulary_id,
+        prepared=prepared,
+        onetrainer_exact="onetrainer" in s["targets"] and s["prefix_mode"] == "exact" and not ti,
+        per_item_mirror=s["mirror"] == "per_item",
+        chunk=conf.plan_chunk() if limit is None else max(1, min(conf.plan_chunk(), limit)),
+    )
+
+
 def plan_from_settings(
     s: dict[str, Any],
     *,
@@ -397,39 +430,9 @@ def plan_from_settings(
     frozen: list[int] | None = None,
 ) -> Plan:
     """A plan from frozen settings (`sessions.frozen`'s shape; TI sets build the same shape)."""
-    base = BaseModelProfile.objects.filter(slug=s["base_model"]).first()
-    if base is None:
-        raise DomainError(
-            f"Base model {s['base_model']!r} was deleted; edit the session.",
-            code="training.unknown_base_model",
-        )
+    ctx = _context(s, textual_inversion is not None, limit)
+    base, policy, targets = ctx.base, ctx.policy, list(s["targets"])
     notes: list[str] = []
-    policy = _caption_policy(s, base)
-    prepared = None
-    if s["mapping_profile"]:
-        from apps.mappings.services.apply import prepare
-
-        profile = MappingProfile.objects.filter(slug=s["mapping_profile"]).first()
-        if profile is None:
-            raise DomainError(
-                "The session's mapping profile was deleted; edit the session.",
-                code="training.unknown_mapping",
-            )
-        prepared = prepare(profile)
-    targets = list(s["targets"])
-    ctx = _Context(
-        s=s,
-        base=base,
-        policy=policy,
-        types=dict(TagType.objects.values_list("pk", "key")),
-        vocabulary_id=None if prepared is not None else base.vocabulary_id,
-        prepared=prepared,
-        onetrainer_exact="onetrainer" in targets
-        and s["prefix_mode"] == "exact"
-        and textual_inversion is None,
-        per_item_mirror=s["mirror"] == "per_item",
-        chunk=conf.plan_chunk() if limit is None else max(1, min(conf.plan_chunk(), limit)),
-    )
     entries = _entries(s, freeze=freeze, actor=actor, notes=notes, frozen=frozen)
     repeat_counts = {e.spec.id: _repeat_counts(e) for e in entries}
     split = {slug: len(found) >= 2 for slug, found in repeat_counts.items()}

@@ -8,14 +8,14 @@ from typing import Any
 
 from apps.training.logic import captions
 from apps.training.models import TrainingSession
-from apps.training.plan import Plan, PlanItem
+from apps.training.plan import Plan, PlanItem, Renderer
 from apps.training.services import lint
 from apps.training.services.plan_values import policy_for
 
 MAX_ITEMS = 50
 
 
-def _render(plan: Plan, item: PlanItem, renderer: str) -> dict[str, Any]:
+def _render(plan: Plan, item: PlanItem, renderer: Renderer) -> dict[str, Any]:
     """One renderer's lines for the item, through apps/training/logic/captions.render."""
     entry = next((d for d in plan.datasets if d.id == item.dataset), None)
     policy = policy_for(plan.caption_policy, entry.overrides if entry is not None else {})
@@ -29,7 +29,7 @@ def _render(plan: Plan, item: PlanItem, renderer: str) -> dict[str, Any]:
     }
 
 
-def item_preview(plan: Plan, item: PlanItem, renderers: list[str]) -> dict[str, Any]:
+def item_preview(plan: Plan, item: PlanItem, renderers: list[Renderer]) -> dict[str, Any]:
     lines = {renderer: _render(plan, item, renderer) for renderer in renderers}
     return {
         "id": item.id,
