@@ -6,8 +6,9 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
 CURATORS = "curators"
-# Curators add, change and delete media and tags; they see (and cancel their own) jobs.
-_CURATOR_APPS = ("media", "tags", "mappings", "taggers", "datasets", "intake")
+# Curators add, change and delete media and tags; they see (and cancel their own) jobs. They
+# also run training sessions, Textual Inversion sets, base-model profiles and exports.
+_CURATOR_APPS = ("media", "tags", "mappings", "taggers", "datasets", "intake", "training")
 
 
 def curators_group_ensure() -> Group:

@@ -1,6 +1,13 @@
+"""Admin for the training app (docs/training.md#admin). Sessions, their parts, versions, TI sets
+and exports are read-only here: a save must go through the services (checks, a new version, a
+queued job), which the API and the pages call. Base-model profiles stay editable."""
+
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from apps.training.models import (
     BaseModelProfile,
@@ -15,6 +22,19 @@ from apps.training.models import (
 )
 
 
+class ReadOnly:
+    """View-only in the admin (the services own every write)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(BaseModelProfile)
 class BaseModelProfileAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "kind", "family", "resolution", "seeded"]
@@ -24,30 +44,30 @@ class BaseModelProfileAdmin(admin.ModelAdmin):
     raw_id_fields = ["vocabulary", "mapping_profile"]
 
 
-class TrainingSessionDatasetInline(admin.TabularInline):
+class TrainingSessionDatasetInline(ReadOnly, admin.TabularInline):
     model = TrainingSessionDataset
     extra = 0
     raw_id_fields = ["dataset", "subset", "group", "snapshot"]
 
 
-class CaptionTypePolicyInline(admin.TabularInline):
+class CaptionTypePolicyInline(ReadOnly, admin.TabularInline):
     model = CaptionTypePolicy
     extra = 0
 
 
-class DescriptionSetWeightInline(admin.TabularInline):
+class DescriptionSetWeightInline(ReadOnly, admin.TabularInline):
     model = DescriptionSetWeight
     extra = 0
 
 
-class SampleDefinitionInline(admin.TabularInline):
+class SampleDefinitionInline(ReadOnly, admin.TabularInline):
     model = SampleDefinition
     extra = 0
 
 
 @admin.register(TrainingSession)
-class TrainingSessionAdmin(admin.ModelAdmin):
-    """Edits here skip the services' checks and versions: prefer the API or the pages."""
+class TrainingSessionAdmin(ReadOnly, admin.ModelAdmin):
+    """Read-only: edits go through the pages or the API (checks and a version bump)."""
 
     list_display = ["name", "slug", "base_model", "method", "version", "updated_at"]
     list_filter = ["method", "base_model"]
@@ -64,38 +84,38 @@ class TrainingSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingSessionDataset)
-class TrainingSessionDatasetAdmin(admin.ModelAdmin):
+class TrainingSessionDatasetAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["session", "position", "dataset", "subset", "group", "role", "repeats"]
     raw_id_fields = ["session", "dataset", "subset", "group", "snapshot"]
 
 
 @admin.register(CaptionTypePolicy)
-class CaptionTypePolicyAdmin(admin.ModelAdmin):
+class CaptionTypePolicyAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["session", "tag_type", "zone", "zone_order", "drop_rate", "atomic"]
     raw_id_fields = ["session"]
 
 
 @admin.register(DescriptionSetWeight)
-class DescriptionSetWeightAdmin(admin.ModelAdmin):
+class DescriptionSetWeightAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["session", "name", "weight"]
     raw_id_fields = ["session"]
 
 
 @admin.register(SampleDefinition)
-class SampleDefinitionAdmin(admin.ModelAdmin):
+class SampleDefinitionAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["session", "position", "prompt", "width", "height"]
     raw_id_fields = ["session"]
 
 
 @admin.register(TrainingSessionVersion)
-class TrainingSessionVersionAdmin(admin.ModelAdmin):
+class TrainingSessionVersionAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["session", "number", "created_at"]
     raw_id_fields = ["session", "created_by"]
     readonly_fields = ["session", "number", "frozen", "created_by", "created_at"]
 
 
 @admin.register(TextualInversion)
-class TextualInversionAdmin(admin.ModelAdmin):
+class TextualInversionAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["name", "token", "base_model", "version"]
     search_fields = ["name", "token"]
     raw_id_fields = ["dataset", "subset"]
@@ -103,7 +123,7 @@ class TextualInversionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingExport)
-class TrainingExportAdmin(admin.ModelAdmin):
+class TrainingExportAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["pk", "session", "textual_inversion", "session_version", "status", "target", "created_at"]
     list_filter = ["status", "target"]
     raw_id_fields = ["session", "textual_inversion", "job", "created_by"]

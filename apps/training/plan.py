@@ -258,3 +258,6 @@ class Plan:
     samples: list[Sample] = field(default_factory=list)
     item_count: int = 0
     notes: list[str] = field(default_factory=list)  # warnings found while planning (report)
+    # A preview plan (`plan_build(limit=…)`): items() yields only the first items of each dataset,
+    # partition counts are the sample's, item_count the datasets' member counts.
+    sampled: bool = False

@@ -284,7 +284,6 @@ def test_textual_inversions_crud_and_export(client: APIClient, ds) -> None:
 
 
 def test_ti_token_known_to_clip_is_refused(client: APIClient, ds) -> None:
-    pytest.importorskip("apps.training.logic.tokens")
     body = {"name": "Cat TI", "base_model": "sd15", "token": "cat", "init_word": "girl", "dataset": ds.pk}
     response = client.post("/api/textual-inversions", body, format="json")
     assert response.status_code == 400

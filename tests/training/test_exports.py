@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.core.exceptions import DomainError
 from apps.jobs.models import Job
 from apps.training.models import TrainingExport
 from apps.training.services import exports, lint
@@ -89,7 +90,6 @@ def test_small_sources_are_warnings(ds) -> None:
 
 
 def test_unknown_kohya_args(ds) -> None:
-    pytest.importorskip("apps.training.upstream")
     session = f.session([ds], targets=["kohya"], extra_args={"network_dimm": 8})
     assert "L17" in _ids(lint.session_lint(session)["findings"])
 
@@ -179,17 +179,10 @@ def test_command_reports_lint_errors(ds) -> None:
     assert TrainingExport.objects.get().status == TrainingExport.Status.FAILED
 
 
-# --- end to end (needs apps/training/bundle and apps/training/logic) -----------------------------
-
-
-def _bundle_ready() -> None:
-    pytest.importorskip("apps.training.bundle.writer")
-    pytest.importorskip("apps.training.bundle.zipstream")
-    pytest.importorskip("apps.training.logic.captions")
+# --- end to end ----------------------------------------------------------------------------------
 
 
 def test_export_writes_a_bundle_and_downloads_as_a_zip(ds, export_dir: Path) -> None:
-    _bundle_ready()
     session = f.session([ds], targets=["kohya", "onetrainer"])
     export = exports.export_start(session=session)
     exports.export_run(job_id=export.job_id)
@@ -216,7 +209,6 @@ def test_export_writes_a_bundle_and_downloads_as_a_zip(ds, export_dir: Path) -> 
 
 
 def test_download_over_the_api(ds) -> None:
-    _bundle_ready()
     from django.contrib.auth.models import Permission, User
     from rest_framework.test import APIClient
 
@@ -235,7 +227,6 @@ def test_download_over_the_api(ds) -> None:
 
 
 def test_re_export_is_byte_identical(ds) -> None:
-    _bundle_ready()
     from apps.datasets.services.snapshots import snapshot_create
 
     pinned = snapshot_create(dataset=ds)  # the same database state: no new snapshot per export
@@ -253,7 +244,6 @@ def test_re_export_is_byte_identical(ds) -> None:
 
 
 def test_command_exports_into_a_folder_and_a_zip(ds, settings, tmp_path: Path) -> None:
-    _bundle_ready()
     settings.BAGGINTAG_TRAINING_FOLDER_ROOT = str(tmp_path / "out")
     session = f.session([ds], targets=["kohya"])
     target = tmp_path / "bundle.zip"
@@ -265,7 +255,6 @@ def test_command_exports_into_a_folder_and_a_zip(ds, settings, tmp_path: Path) -
 
 
 def test_ti_export_writes_its_folder(ds) -> None:
-    _bundle_ready()
     from apps.training.services.textual_inversions import ti_create
 
     ti = ti_create(
@@ -283,7 +272,6 @@ def test_ti_export_writes_its_folder(ds) -> None:
 
 
 def test_mirrored_copies_reach_the_bundle(ds) -> None:
-    _bundle_ready()
     directional = f.items([["hand_on_left_hip"]], start=30)[0]
     mixed = f.dataset("Poses", [directional, *f.items([["smile"]], start=31)])
     session = f.session(
@@ -293,3 +281,38 @@ def test_mirrored_copies_reach_the_bundle(ds) -> None:
     lines = (Path(export.bundle_path) / "items.jsonl").read_text().splitlines()
     assert any('"mirror_of":"i' in line for line in lines)
     assert export.item_count == 3
+
+
+# --- a failed export leaves nothing behind ---------------------------------------------------------
+
+
+def test_failed_lint_leaves_no_folder_and_no_frozen_snapshot(ds, export_dir: Path) -> None:
+    from apps.datasets.models import Snapshot
+
+    _hub_profile_without_diffusers()
+    session = f.session([ds], base_model="hub-sd", targets=["kohya", "diffusers"])
+    export = exports.export_start(session=session)
+    exports.export_run(job_id=export.job_id)
+    export.refresh_from_db()
+    assert export.status == TrainingExport.Status.FAILED
+    assert export.error_code == "training.lint_failed"
+    assert not Snapshot.objects.exists()  # the snapshot frozen for it is gone again
+    assert not export_dir.exists() or not any(export_dir.iterdir())
+
+
+def test_failed_bundle_leaves_no_folder_and_no_frozen_snapshot(export_dir: Path) -> None:
+    from apps.datasets.models import Snapshot
+    from apps.datasets.services.snapshots import snapshot_create
+
+    bare = f.dataset("Bare", f.items([[]], start=90))  # nothing to caption: the writer refuses (L01)
+    pinned_ds = f.dataset("Pinned", f.items([["mychar"]], start=91))
+    pinned = snapshot_create(dataset=pinned_ds)
+    session = f.session(
+        [{"dataset": bare.pk}, {"dataset": pinned_ds.pk, "snapshot": pinned.pk}], targets=["kohya"]
+    )
+    with pytest.raises(DomainError) as caught:
+        exports.export_sync(session=session)
+    assert caught.value.code == "training.lint_failed"
+    assert list(Snapshot.objects.values_list("pk", flat=True)) == [pinned.pk]  # pinned one stays
+    assert TrainingExport.objects.get().status == TrainingExport.Status.FAILED
+    assert not export_dir.exists() or not any(export_dir.iterdir())

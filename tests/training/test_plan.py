@@ -12,6 +12,7 @@ from apps.datasets.models import Snapshot
 from apps.datasets.services import members_edit
 from apps.datasets.services.snapshots import snapshot_create
 from apps.tags.models import Description
+from apps.training.logic import mirror
 from apps.training.plan import Plan
 from apps.training.services.plan import plan_build
 from apps.training.services.sessions import session_update
@@ -239,14 +240,10 @@ def test_per_item_mirroring_partitions_flip_by_default() -> None:
     ds = f.dataset("Mychar", f.items([["smile"]]))
     plan = plan_build(f.session([ds], mirror="per_item", targets=["kohya"]), freeze=False)
     (partition,) = plan.partitions
-    if partition.flip is True:
-        assert partition.id == "mychar--flip"
-    else:  # the mirror rules (apps/training/logic/mirror.py) may block this tag
-        assert partition.id == "mychar--noflip"
+    assert (partition.id, partition.flip) == ("mychar--flip", True)
 
 
 def test_mirror_blocked_and_directional_items() -> None:
-    mirror = pytest.importorskip("apps.training.logic.mirror")
     plain, directional = f.items([["smile"], ["hand_on_left_hip"]])
     ds = f.dataset("Mychar", [plain, directional])
     plan = plan_build(
@@ -254,11 +251,11 @@ def test_mirror_blocked_and_directional_items() -> None:
     )
     got = _items(plan)
     copies = [i for i in got if i.mirror_of is not None]
-    if mirror.swap_text("hand on left hip") != "hand on left hip":
-        (copy,) = copies
-        assert copy.id == copy.mirror_of + "-m"
-        assert copy.partition.endswith("--noflip")
-        assert "hand on right hip" in {e.text for e in copy.caption.entries}
+    assert mirror.swap_text("hand on left hip") == "hand on right hip"
+    (copy,) = copies
+    assert copy.id == copy.mirror_of + "-m"
+    assert copy.partition.endswith("--noflip")
+    assert "hand on right hip" in {e.text for e in copy.caption.entries}
     assert sum(p.item_count for p in plan.partitions) == len(got)
 
 
@@ -297,3 +294,43 @@ def test_dataset_overrides_apply_to_their_items_only() -> None:
     )
     plan = plan_build(session, freeze=False)
     assert {p.id for p in plan.partitions} == {"plain--k1", "moved--k0"}
+
+
+# --- bounded samples for pages (docs/training.md#preview) ------------------------------------------
+
+
+def _preview_queries(n_items: int, start: int, settings) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.training.services.preview import session_preview
+
+    settings.BAGGINTAG_TRAINING_PLAN_CHUNK = 2
+    ds = f.dataset(f"Big{n_items}", f.items([["mychar", f"t{n}"] for n in range(n_items)], start=start))
+    session = f.session([ds], name=f"Preview {n_items}", targets=["kohya", "onetrainer"])
+    with CaptureQueriesContext(connection) as queries:
+        data = session_preview(session, 2)
+    return len(queries), data
+
+
+def test_preview_reads_a_bounded_sample_whatever_the_size(settings) -> None:
+    small, _small_data = _preview_queries(3, 100, settings)
+    big, big_data = _preview_queries(12, 200, settings)
+    assert big == small  # no query per item or per chunk of the whole dataset
+    assert len(big_data["items"]) == 2
+    assert big_data["item_count"] == 12  # the members count, not the sample's
+    assert sum(p["item_count"] for p in big_data["partitions"]) == 2
+
+
+def test_limited_plan_yields_only_its_sample() -> None:
+    ds = f.dataset("Mychar", f.items([["mychar", f"t{n}"] for n in range(7)], start=300))
+    session = f.session([ds], targets=["kohya"])
+    sample = plan_build(session, freeze=False, limit=3)
+    assert sample.sampled
+    assert sample.item_count == 7
+    whole = plan_build(session, freeze=False)
+    assert not whole.sampled
+    assert [i.id for i in sample.items()] == [i.id for i in whole.items()][:3]
+    complete = plan_build(session, freeze=False, limit=50)
+    assert not complete.sampled
+    assert [i.id for i in complete.items()] == [i.id for i in whole.items()]

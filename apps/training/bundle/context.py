@@ -93,11 +93,12 @@ class Context:
         policy = self.policy(dataset) if dataset else self.plan.caption_policy
         return bool(self.logic.captions.materialized(policy, renderer))
 
-    def flex_rate(self, dataset: str | None = None) -> float:
-        """The one native flex drop rate (the highest flex rate; native mode has at most one)."""
+    def flex_rate(self, dataset: str | None, renderer: str) -> float:
+        """The flex tag-dropout rate the trainer applies itself for `renderer`'s lines
+        (`logic.captions.trainer_tag_dropout`: 0 when materialised; the lowest flex rate in
+        kohya's wildcard mode, whose lines carry the rest of each higher rate)."""
         policy = self.policy(dataset) if dataset else self.plan.caption_policy
-        rates = [t.drop_rate for t in policy.types.values() if t.zone == "flex"]
-        return max([r for r in rates if r > 0], default=0.0)
+        return float(self.logic.captions.trainer_tag_dropout(policy, renderer))
 
     def text_random(self) -> bool:
         policy = self.plan.caption_policy

@@ -5,20 +5,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.training import upstream
 from apps.training.bundle.context import UPSTREAM, Context
+from apps.training.bundle.errors import BundleError, finding
 from apps.training.bundle.portable import json_text, toml_text
 from apps.training.plan import Partition
 
 
+def script_for(family: str, method: str) -> str:
+    """The sd-scripts training script for a model family and method (§6.2); always one that
+    `upstream.KOHYA_ARGS` knows."""
+    sdxl = family == "sdxl"
+    if method == "textual_inversion":
+        name = "sdxl_train_textual_inversion.py" if sdxl else "train_textual_inversion.py"
+    elif method == "lora":
+        name = "sdxl_train_network.py" if sdxl else "train_network.py"
+    else:
+        name = "sdxl_train.py" if sdxl else "train_db.py"
+    if name not in upstream.KOHYA_ARGS:
+        raise ValueError(f"sd-scripts has no script {name!r} at the pinned commit")
+    return name
+
+
 def script(ctx: Context, *, ti: bool = False) -> str:
-    """The sd-scripts training script for the family and method."""
-    sdxl = ctx.plan.base_model.family == "sdxl"
-    kind = "textual_inversion" if ti else ctx.plan.method.kind
-    if kind == "textual_inversion":
-        return "sdxl_train_textual_inversion.py" if sdxl else "train_textual_inversion.py"
-    if kind == "lora":
-        return "sdxl_train_network.py" if sdxl else "train_network.py"
-    return "sdxl_train.py" if sdxl else "train_db.py"
+    """The sd-scripts training script of the plan (or of its Textual Inversion set)."""
+    return script_for(ctx.plan.base_model.family, "textual_inversion" if ti else ctx.plan.method.kind)
 
 
 def header(ctx: Context) -> list[str]:
@@ -35,7 +46,7 @@ def _general() -> dict[str, Any]:
     }
 
 
-def _subset(ctx: Context, partition: Partition, native: bool) -> dict[str, Any]:
+def _subset(ctx: Context, partition: Partition) -> dict[str, Any]:
     image = ctx.plan.image_policy
     policy = ctx.policy(partition.dataset)
     subset: dict[str, Any] = {"image_dir": ctx.abs(ctx.folder(partition)), "num_repeats": partition.repeats}
@@ -43,8 +54,8 @@ def _subset(ctx: Context, partition: Partition, native: bool) -> dict[str, Any]:
         subset["is_reg"] = True
     if policy.shuffle:
         subset["shuffle_caption"] = True
-    rate = ctx.flex_rate(partition.dataset)
-    if native and rate > 0:
+    rate = ctx.flex_rate(partition.dataset, "kohya")
+    if rate > 0:
         subset["caption_tag_dropout_rate"] = float(rate)
     if partition.flip or image.mirror == "always_random":
         subset["flip_aug"] = True
@@ -69,8 +80,7 @@ def dataset_toml(ctx: Context) -> str:
         block["bucket_no_upscale"] = True
     if plan.caption_policy.caption_dropout_rate > 0:
         block["caption_dropout_rate"] = float(plan.caption_policy.caption_dropout_rate)
-    native = not ctx.materialized("kohya")
-    block["subsets"] = [_subset(ctx, p, native) for p in ctx.written()]
+    block["subsets"] = [_subset(ctx, p) for p in ctx.written()]
     return toml_text({"general": _general(), "datasets": [block]}, header(ctx))
 
 
@@ -131,7 +141,12 @@ def args_toml(ctx: Context) -> str:
     out["train"] = train
     if plan.samples:
         out["sample"] = {"sample_prompts": ctx.abs("kohya/sample_prompts.json"), "sample_every_n_epochs": 1}
-    return toml_text(out, header(ctx))
+    text = toml_text(out, header(ctx))
+    name = script(ctx)
+    problems = upstream.kohya_args_problems(text, name)
+    if problems:  # L17: an option the script does not know would be ignored without a word
+        raise BundleError([finding(ctx, "L17", p, path="kohya/args.toml") for p in problems])
+    return text
 
 
 def sample_prompts(ctx: Context) -> str:

@@ -1,21 +1,20 @@
 """OneTrainer files: concepts.json (every key, in ConceptConfig's order), keep files, samples,
-a partial config.json, launchers; the TI concept and config (docs/export-bundle.md#onetrainer)."""
+a partial config.json, launchers; the TI concept and config (docs/export-bundle.md#onetrainer).
+
+Key order, versions and defaults come from `apps.training.upstream` (OneTrainer's `to_dict()`
+order: `__version`, `image`, `text`, `name`, `path`, …); this module only sets the values it means."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from apps.training import upstream
 from apps.training.bundle.context import UPSTREAM, Context
 from apps.training.bundle.portable import json_text
 from apps.training.plan import Partition
 
-MODEL_TYPES = {
-    "sd1": "STABLE_DIFFUSION_15",
-    "sd2": "STABLE_DIFFUSION_21",
-    "sd2-base": "STABLE_DIFFUSION_21_BASE",
-    "sdxl": "STABLE_DIFFUSION_XL_10_BASE",
-}
+MODEL_TYPES = upstream.ONETRAINER_MODEL_TYPE
 METHODS = {
     "lora": "LORA",
     "finetune": "FINE_TUNE",
@@ -25,53 +24,51 @@ METHODS = {
 JITTER = ("brightness", "contrast", "saturation", "hue")
 
 
+def ordered(
+    keys: dict[str, str], version: int, defaults: dict[str, Any], values: dict[str, Any]
+) -> dict[str, Any]:
+    """A OneTrainer config object: `__version`, then every key of `keys` in upstream order, our
+    value where we set one, else upstream's default. A value for a key upstream lacks is a bug."""
+    unknown = sorted(set(values) - set(keys))
+    if unknown:
+        raise ValueError(f"OneTrainer has no keys {unknown}")
+    return {"__version": version, **{k: values[k] if k in values else defaults[k] for k in keys}}
+
+
 def _image(ctx: Context, flip: bool) -> dict[str, Any]:
     image = ctx.plan.image_policy
     jitter = image.color_jitter or {}
-    out: dict[str, Any] = {
-        "__version": 0,
+    values: dict[str, Any] = {
         "enable_crop_jitter": image.crop == "random",
         "enable_random_flip": flip,
-        "enable_fixed_flip": False,
-        "enable_random_rotate": False,
-        "enable_fixed_rotate": False,
-        "random_rotate_max_angle": 0.0,
     }
     for name in JITTER:
         strength = float(jitter.get(name, 0.0))
-        out[f"enable_random_{name}"] = strength > 0
-        out[f"enable_fixed_{name}"] = False
-        out[f"random_{name}_max_strength"] = strength
-    out.update(
-        {
-            "enable_resolution_override": False,
-            "resolution_override": "512",
-            "enable_random_circular_mask_shrink": False,
-            "enable_random_mask_rotate_crop": False,
-        }
+        values[f"enable_random_{name}"] = strength > 0
+        values[f"random_{name}_max_strength"] = strength
+    return ordered(
+        upstream.ONETRAINER_CONCEPT_IMAGE_KEYS,
+        upstream.onetrainer.ONETRAINER_CONCEPT_IMAGE_VERSION,
+        upstream.ONETRAINER_CONCEPT_IMAGE_DEFAULTS,
+        values,
     )
-    return out
 
 
 def _text(ctx: Context, *, keep: int, dropout: float, keep_file: str) -> dict[str, Any]:
-    return {
-        "__version": 0,
-        "prompt_source": "sample",
-        "prompt_path": "",
-        "enable_tag_shuffling": ctx.plan.caption_policy.shuffle,
-        "tag_delimiter": ",",
-        "keep_tags_count": keep,
-        "tag_dropout_enable": dropout > 0,
-        "tag_dropout_mode": "RANDOM",
-        "tag_dropout_probability": float(dropout),
-        "tag_dropout_special_tags_mode": "WHITELIST" if keep_file else "NONE",
-        "tag_dropout_special_tags": keep_file,
-        "tag_dropout_special_tags_regex": False,
-        "caps_randomize_enable": False,
-        "caps_randomize_mode": "capslock, title, first, random",
-        "caps_randomize_probability": 0.0,
-        "caps_randomize_lowercase": False,
-    }
+    return ordered(
+        upstream.ONETRAINER_CONCEPT_TEXT_KEYS,
+        upstream.onetrainer.ONETRAINER_CONCEPT_TEXT_VERSION,
+        upstream.ONETRAINER_CONCEPT_TEXT_DEFAULTS,
+        {
+            "enable_tag_shuffling": ctx.plan.caption_policy.shuffle,
+            "keep_tags_count": keep,
+            "tag_dropout_enable": dropout > 0,
+            "tag_dropout_mode": "RANDOM",
+            "tag_dropout_probability": float(dropout),
+            "tag_dropout_special_tags_mode": "WHITELIST" if keep_file else "NONE",
+            "tag_dropout_special_tags": keep_file,
+        },
+    )
 
 
 def concept(
@@ -83,26 +80,26 @@ def concept(
     repeats: float,
     loss_weight: float,
     text: dict[str, Any],
+    text_variations: int,
 ) -> dict[str, Any]:
     image = ctx.plan.image_policy
     augment = flip or image.crop == "random" or bool(image.color_jitter)
-    return {
-        "__version": 2,
-        "name": name,
-        "path": path,
-        "seed": int(ctx.logic.rand.concept_seed(ctx.plan.seed, name)),
-        "enabled": True,
-        "type": "STANDARD",
-        "include_subdirectories": False,
-        "image_variations": 4 if augment else 1,
-        "text_variations": text.pop("_variations"),
-        "balancing": float(repeats),
-        "balancing_strategy": "REPEATS",
-        "loss_weight": float(loss_weight),
-        "concept_stats": {},
-        "image": _image(ctx, flip),
-        "text": text,
-    }
+    return ordered(
+        upstream.ONETRAINER_CONCEPT_KEYS,
+        upstream.ONETRAINER_CONCEPT_VERSION,
+        upstream.ONETRAINER_CONCEPT_DEFAULTS,
+        {
+            "image": _image(ctx, flip),
+            "text": text,
+            "name": name,
+            "path": path,
+            "seed": int(ctx.logic.rand.concept_seed(ctx.plan.seed, name)),
+            "image_variations": 4 if augment else 1,
+            "text_variations": text_variations,
+            "balancing": float(repeats),
+            "loss_weight": float(loss_weight),
+        },
+    )
 
 
 def keep_file_name(partition: str) -> str:
@@ -113,10 +110,10 @@ def _partition_concept(ctx: Context, p: Partition) -> dict[str, Any]:
     facts = ctx.facts[p.id]
     native = not ctx.materialized("neutral", p.dataset)
     keep = p.keep if p.keep is not None else (min(facts.keeps) if len(facts.keeps) == 1 else 1)
-    dropout = ctx.flex_rate(p.dataset) if native else 0.0
+    dropout = ctx.flex_rate(p.dataset, "neutral")
     keep_file = ctx.abs(keep_file_name(p.id)) if native and facts.keep_entries else ""
     text = _text(ctx, keep=keep, dropout=dropout, keep_file=keep_file)
-    text["_variations"] = max(8, facts.max_neutral_lines) if ctx.text_random() else 1
+    variations = max(8, facts.max_neutral_lines) if ctx.text_random() else 1
     flip = bool(p.flip) or ctx.plan.image_policy.mirror == "always_random"
     return concept(
         ctx,
@@ -126,6 +123,7 @@ def _partition_concept(ctx: Context, p: Partition) -> dict[str, Any]:
         repeats=p.repeats,
         loss_weight=p.loss_weight,
         text=text,
+        text_variations=variations,
     )
 
 
@@ -143,7 +141,7 @@ def samples(ctx: Context) -> str:
     return json_text(
         [
             {
-                "__version": 0,
+                "__version": upstream.ONETRAINER_SAMPLE_VERSION,
                 "enabled": True,
                 "prompt": s.prompt,
                 "negative_prompt": s.negative_prompt,
@@ -164,7 +162,7 @@ def config(
 ) -> dict[str, Any]:
     plan = ctx.plan
     out: dict[str, Any] = {
-        "__version": 11,
+        "__version": upstream.ONETRAINER_TRAIN_VERSION,
         "model_type": MODEL_TYPES[plan.base_model.family],
         "training_method": method,
         "base_model_name": plan.base_model.diffusers_ref or plan.base_model.source_ref,
@@ -226,8 +224,8 @@ def files(ctx: Context) -> dict[str, str]:
 def ti_files(ctx: Context, token: str, *, max_lines: int, keep: int) -> dict[str, str]:
     ti = ctx.plan.textual_inversion
     assert ti is not None
-    text = _text(ctx, keep=max(1, keep), dropout=0.0, keep_file="")
-    text["_variations"] = max(8, max_lines) if ctx.text_random() else 1
+    text = _text(ctx, keep=max(1, keep), dropout=ctx.flex_rate(None, "ti_onetrainer"), keep_file="")
+    variations = max(8, max_lines) if ctx.text_random() else 1
     flip = ctx.plan.image_policy.mirror != "never"
     item = concept(
         ctx,
@@ -237,9 +235,11 @@ def ti_files(ctx: Context, token: str, *, max_lines: int, keep: int) -> dict[str
         repeats=ti.repeats,
         loss_weight=1.0,
         text=text,
+        text_variations=variations,
     )
     namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"baggintag:{ctx.plan.session_id}")
     embedding = {
+        "__version": upstream.onetrainer.ONETRAINER_EMBEDDING_VERSION,
         "placeholder": token,
         "token_count": ti.num_vectors,
         "initial_embedding_text": ti.init_word,

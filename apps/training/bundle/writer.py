@@ -30,6 +30,7 @@ from apps.training.bundle.images import (
 from apps.training.bundle.portable import json_line, json_text, normalise_root
 from apps.training.bundle.report import Stats, export_report, readme
 from apps.training.bundle.sorting import SortedLines
+from apps.training.logic import tokens
 from apps.training.plan import PlanItem
 
 PORTABLE = Path(__file__).with_name("portable.py")
@@ -115,7 +116,6 @@ class _Writer:
         self.ti_lines = 0
         self.ti_keeps: set[int] = set()
         self.done = 0
-        self.tokens = _optional_tokens()
 
     def folder(self, relative: str) -> Path:
         if relative not in self.made:
@@ -268,8 +268,7 @@ class _Writer:
 
     def _diffusers_row(self, item: PlanItem, policy: Any) -> dict[str, Any]:
         row = self.ctx.logic.captions.diffusers_row(item.caption, policy, seed=self.plan.seed)
-        if self.tokens is not None:
-            self.stats.tokens[self.tokens.count_tokens(row["text"]) // 10 * 10] += 1
+        self.stats.tokens[tokens.count_tokens(row["text"]) // 10 * 10] += 1
         return {
             "text": row["text"],
             "text_variants": list(row["text_variants"]),
@@ -389,12 +388,3 @@ def _site(url: str) -> str:
     if "://" not in url:
         return url or "upload"
     return url.split("://", 1)[1].split("/", 1)[0].lower().removeprefix("www.")
-
-
-def _optional_tokens() -> Any:
-    try:
-        import importlib
-
-        return importlib.import_module("apps.training.logic.tokens")
-    except ImportError:
-        return None

@@ -2,13 +2,11 @@
 fidelity report of a plan (delivery matrix, keep rates, bucket histogram) and the base-model
 profile rows. The fidelity parts take a built `Plan`; the pages build it through the plan service.
 
-The renderers, bucket predictions and simulations live in `apps/training/logic/` and are imported
-lazily: a page section whose module is missing says so instead of failing.
+The renderers, bucket predictions and simulations live in `apps/training/logic/`.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import re
 from collections import Counter
@@ -18,7 +16,9 @@ from typing import Any
 from django.db.models import Q
 
 from apps.media.models import MediaItem
-from apps.training.plan import Plan, PlanItem
+from apps.training.logic import buckets, captions, fidelity
+from apps.training.logic.fidelity import SimTrainer
+from apps.training.plan import Plan, PlanItem, Renderer
 
 BUNDLE_ID = re.compile(r"i([0-9a-f]{12})(?:-m)?")
 LINKED_MAX = 500
@@ -44,16 +44,8 @@ DELIVERY: list[tuple[str, str, dict[str, str]]] = [
     ("mirror", "Per-item mirroring", {"kohya": "N", "onetrainer": "N", "diffusers": "M"}),
 ]
 CELL_LABELS = {"N": "native", "A": "approximated", "M": "materialised", "-": "not delivered"}
-RENDERERS = {"kohya": "kohya", "onetrainer": "neutral", "diffusers": "diffusers"}
-
-
-def _optional(name: str) -> Any:
-    """A logic module that may not be installed yet, or None; typed Any so these pages work
-    whatever its signatures say."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
+RENDERERS: dict[str, Renderer] = {"kohya": "kohya", "onetrainer": "neutral", "diffusers": "diffusers"}
+SIM_TRAINERS: dict[str, SimTrainer] = {"kohya": "kohya", "onetrainer": "onetrainer", "diffusers": "diffusers"}
 
 
 # --- lint ---------------------------------------------------------------------------------------
@@ -109,11 +101,9 @@ def _used(plan: Plan) -> dict[str, bool]:
     }
 
 
-def _materialized(plan: Plan, trainer: str) -> bool | None:
-    """Whether the trainer's renderer writes materialised lines (None: renderers missing)."""
-    captions = _optional("apps.training.logic.captions")
-    func = getattr(captions, "materialized", None)
-    return bool(func(plan.caption_policy, RENDERERS[trainer])) if callable(func) else None
+def _materialized(plan: Plan, trainer: str) -> bool:
+    """Whether the trainer's renderer writes materialised lines."""
+    return bool(captions.materialized(plan.caption_policy, RENDERERS[trainer]))
 
 
 def delivery_matrix(plan: Plan) -> dict[str, Any]:
@@ -151,31 +141,26 @@ def simulation(
 ) -> dict[str, Any] | None:
     """The trainer's own caption pipeline over the first SIM_ITEMS items' captions, `draws` times
     (`apps/training/logic/fidelity.simulate`): keep rates per tag type, the share of non-empty
-    captions, fixed zones in place, markup that leaked. None when that module is not installed."""
-    fidelity = _optional("apps.training.logic.fidelity")
-    if fidelity is None:
+    captions, fixed zones in place, markup that leaked. None without items."""
+    sampled = [item.caption for item in items[:SIM_ITEMS]]
+    if not sampled:
         return None
-    simulate = fidelity.simulate
-    captions = [item.caption for item in items[:SIM_ITEMS]]
-    if not captions:
-        return None
-    stats = simulate(captions, plan.caption_policy, trainer, seed=plan.seed, draws=draws)
+    stats = fidelity.simulate(
+        sampled, plan.caption_policy, SIM_TRAINERS[trainer], seed=plan.seed, draws=draws
+    )
     return {
         "keep_rates": {str(k): float(v) for k, v in stats.keep_rates().items()},
         "caption_rate": float(stats.caption_rate),
         "prefix_in_place": float(stats.prefix_position_rate),
         "suffix_in_place": float(stats.suffix_position_rate),
         "leaks": [str(line) for line in stats.markup_leaks],
-        "items": len(captions),
+        "items": len(sampled),
         "draws": int(stats.draws),
     }
 
 
-def bucket_histogram(plan: Plan, trainer: str, items: Sequence[PlanItem]) -> dict[str, Any] | None:
-    """Images per predicted bucket of `items` (None without the bucket logic)."""
-    buckets = _optional("apps.training.logic.buckets")
-    if buckets is None:
-        return None
+def bucket_histogram(plan: Plan, trainer: str, items: Sequence[PlanItem]) -> dict[str, Any]:
+    """Images per predicted bucket of `items`."""
     if trainer == "diffusers":
         return {
             "labels": [],
@@ -260,7 +245,7 @@ def fidelity_report(plan: Plan) -> dict[str, Any]:
                 "caption_policy": round(1.0 - plan.caption_policy.caption_dropout_rate, 4),
                 "keep_chart": keep_rate_chart(trainer, rows) if rows else "",
                 "histogram": histogram,
-                "bucket_chart": bucket_chart(trainer, histogram) if histogram and histogram["labels"] else "",
+                "bucket_chart": bucket_chart(trainer, histogram) if histogram["labels"] else "",
             }
         )
     return {"matrix": matrix, "trainers": trainers, "item_count": plan.item_count, "notes": plan.notes}
@@ -268,26 +253,22 @@ def fidelity_report(plan: Plan) -> dict[str, Any]:
 
 # --- Textual Inversion preview ------------------------------------------------------------------
 
-TI_RENDERERS = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
+TI_RENDERERS: dict[str, Renderer] = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
 
 
-def _ti_render(plan: Plan, item: Any, renderer: str) -> dict[str, Any] | None:
-    """One TI renderer's lines for an item (`logic.captions.render` with the token); None when
-    the renderers are not installed."""
-    captions = _optional("apps.training.logic.captions")
-    if captions is None:
-        return None
+def _ti_render(plan: Plan, item: Any, renderer: Renderer) -> dict[str, Any]:
+    """One TI renderer's lines for an item (`logic.captions.render` with the token)."""
     assert plan.textual_inversion is not None
-    try:
-        rendered = captions.render(
-            item.caption, plan.caption_policy, renderer, seed=plan.seed, token=plan.textual_inversion.token
-        )
-    except TypeError:  # a renderer with another signature than this page knows
-        return None
+    rendered = captions.render(
+        item.caption, plan.caption_policy, renderer, seed=plan.seed, token=plan.textual_inversion.token
+    )
     return {"lines": list(rendered.lines), "keep": rendered.keep, "materialized": rendered.materialized}
 
 
-def ti_preview(plan: Plan, n: int = 6) -> dict[str, Any]:
+TI_PREVIEW_ITEMS = 6
+
+
+def ti_preview(plan: Plan, n: int = TI_PREVIEW_ITEMS) -> dict[str, Any]:
     """The first `n` items of a Textual Inversion plan with each TI rendering its trainers read."""
     renderers = [TI_RENDERERS[t] for t in plan.targets if t in TI_RENDERERS]
     items = []

@@ -22,13 +22,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError, NotFoundError
+from apps.datasets.models import Snapshot
 from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
 from apps.training import conf
+from apps.training.bundle.writer import BundleError, write_bundle
+from apps.training.bundle.zipstream import zip_stream
 from apps.training.models import BaseModelProfile, TextualInversion, TrainingExport, TrainingSession
 from apps.training.plan import Plan
-from apps.training.services.findings import as_json, capped, errors, finding, optional_module
+from apps.training.services.findings import as_json, capped, errors, finding
 from apps.training.services.lint import settings_findings
 
 logger = logging.getLogger(__name__)
@@ -171,14 +174,24 @@ def export_start(
 # --- run ----------------------------------------------------------------------------------------
 
 
-def build_plan(export: TrainingExport, actor: Any = None) -> Plan:
+def build_plan(export: TrainingExport, actor: Any = None, frozen: list[int] | None = None) -> Plan:
+    """The export's plan; snapshots frozen for it are added to `frozen`."""
     from apps.training.services.plan import plan_build
     from apps.training.services.textual_inversions import ti_plan_build
 
     if export.session is not None:
-        return plan_build(export.session, version=export.session_version, freeze=True, actor=actor)
+        return plan_build(
+            export.session, version=export.session_version, freeze=True, actor=actor, frozen=frozen
+        )
     assert export.textual_inversion is not None
-    return ti_plan_build(export.textual_inversion, freeze=True, actor=actor)
+    return ti_plan_build(export.textual_inversion, freeze=True, actor=actor, frozen=frozen)
+
+
+def _unfreeze(frozen: list[int]) -> None:
+    """A failed export leaves no snapshot behind that was frozen only for it."""
+    if frozen:
+        Snapshot.objects.filter(pk__in=frozen).delete()
+        frozen.clear()
 
 
 def _extra_args(export: TrainingExport) -> dict[str, Any]:
@@ -224,13 +237,6 @@ def bundle_write(
             code="training.lint_failed",
             details={"findings": rows, "total": total},
         )
-    writer = optional_module("apps.training.bundle.writer")
-    if writer is None:
-        raise DomainError(
-            "The bundle writer (apps/training/bundle) is not installed.", code="training.no_writer"
-        )
-    BundleError, write_bundle = writer.BundleError, writer.write_bundle
-
     final = Path(export.folder_path) if export.folder_path else _export_folder(export)
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = final.parent / f".{final.name}.tmp-{export.pk}-{os.getpid()}"
@@ -242,7 +248,7 @@ def bundle_write(
         os.replace(temp, final)
     except BundleError as exc:
         shutil.rmtree(temp, ignore_errors=True)
-        rows, total = capped([*found, *getattr(exc, "findings", [])], limit)
+        rows, total = capped([*found, *exc.findings], limit)
         raise DomainError(
             f"The bundle failed lint with {len(errors(rows))} error(s); fix them first.",
             code="training.lint_failed",
@@ -251,15 +257,15 @@ def bundle_write(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    warnings = [*found, *(as_json(f) for f in getattr(result, "findings", None) or [])]
+    warnings = [*found, *(as_json(f) for f in result.findings)]
     rows, _total = capped(warnings, limit)
-    report_text = str(getattr(result, "report", "") or "")
-    if not report_text and (final / "EXPORT_REPORT.md").exists():
+    report_text = ""
+    if (final / "EXPORT_REPORT.md").exists():
         report_text = (final / "EXPORT_REPORT.md").read_text(encoding="utf-8", errors="replace")
     return {
         "bundle_path": str(final),
         "bundle_size": folder_size(final),
-        "item_count": int(getattr(result, "images", 0) or plan.item_count),
+        "item_count": result.images,
         "findings": rows,
         "report_excerpt": report_text[:REPORT_EXCERPT],
     }
@@ -296,21 +302,26 @@ def export_run(*, job_id: int) -> None:
         return
     TrainingExport.objects.filter(pk=export.pk).update(status=TrainingExport.Status.RUNNING)
     user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
+    frozen: list[int] = []
     try:
-        plan = build_plan(export, user)
+        plan = build_plan(export, user, frozen)
         job_services.job_progress(job=job, done=0, total=plan.item_count)
         outcome = bundle_write(export, plan, job=job)
     except JobSuperseded:
+        _unfreeze(frozen)
         raise
     except _Cancelled:
+        _unfreeze(frozen)
         _fail(export, "training.cancelled", "The export was cancelled.")
         job_services.job_finish(job=job, result={"export": export.pk})
         return
     except DomainError as exc:
+        _unfreeze(frozen)
         _fail(export, exc.code, exc.message, exc.details.get("findings"))
         job_services.job_fail(job=job, code=exc.code, message=exc.message)
         return
     except Exception:
+        _unfreeze(frozen)
         logger.exception("training export %s failed", export.pk)
         message = "An internal error stopped this export; it was logged."
         _fail(export, "training.internal_error", message)
@@ -353,13 +364,16 @@ def export_sync(
         status=TrainingExport.Status.RUNNING,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
+    frozen: list[int] = []
     try:
-        plan = build_plan(export, actor)
+        plan = build_plan(export, actor, frozen)
         outcome = bundle_write(export, plan, report=report)
     except DomainError as exc:
+        _unfreeze(frozen)
         _fail(export, exc.code, exc.message, exc.details.get("findings"))
         raise
     except BaseException:
+        _unfreeze(frozen)
         _fail(export, "training.internal_error", "The export stopped with an internal error.")
         raise
     TrainingExport.objects.filter(pk=export.pk).update(
@@ -373,15 +387,7 @@ def export_sync(
 
 
 def _zip_chunks(folder: Path) -> Iterator[bytes]:
-    zipstream = optional_module("apps.training.bundle.zipstream")
-    if zipstream is None:
-        raise RuntimeError("apps.training.bundle.zipstream is not installed")
-
-    for name in ("zip_stream", "stream_zip", "zip_chunks", "iter_zip", "stream"):
-        func = getattr(zipstream, name, None)
-        if callable(func):
-            return iter(func(folder))
-    raise RuntimeError("apps.training.bundle.zipstream offers no streaming function")
+    return zip_stream(folder)
 
 
 def export_zip_stream(export: TrainingExport) -> tuple[str, Iterator[bytes]]:

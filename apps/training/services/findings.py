@@ -5,7 +5,6 @@ are converted here, whatever their class."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,12 +46,3 @@ def capped(found: Iterable[Any], limit: int) -> tuple[list[dict[str, Any]], int]
 
 def errors(found: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f for f in found if f["severity"] == "E"]
-
-
-def optional_module(name: str) -> Any:
-    """A module of apps/training that may not be installed yet (logic, bundle, upstream), or
-    None; typed Any so callers work whatever its signatures."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 from typing import Any
 
 from apps.core.exceptions import DomainError
 from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
-from apps.training import conf
+from apps.training import conf, upstream
+from apps.training.bundle.kohya import script_for
+from apps.training.logic import buckets, captions
+from apps.training.logic import lint as rules
 from apps.training.models import TrainingSession
-from apps.training.plan import CaptionPolicy, Plan, PlanItem
-from apps.training.services.findings import as_json, capped, finding, optional_module
+from apps.training.plan import CaptionPolicy, Plan, PlanItem, Renderer
+from apps.training.services.findings import as_json, capped, finding
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +31,6 @@ LINT_JOB = "training.lint"
 LINT_TASK = "training.lint"
 FORBIDDEN_ARGS = ("caption_prefix", "caption_suffix")
 DROPOUT_KEYS = ("caption_dropout_rate", "caption_tag_dropout_rate", "caption_dropout_every_n_epochs")
-
-
-def kohya_script(family: str, method: str) -> str:
-    """The kohya script a session trains with (§6.2)."""
-    if method == "textual_inversion":
-        return "sdxl_train_textual_inversion.py" if family == "sdxl" else "train_textual_inversion.py"
-    if family == "sdxl":
-        return "sdxl_train_network.py" if method == "lora" else "sdxl_train.py"
-    return "train_network.py" if method == "lora" else "train_db.py"
 
 
 def text_randomness(plan: Plan) -> bool:
@@ -53,29 +46,12 @@ def text_randomness(plan: Plan) -> bool:
 
 
 def buckets_findings(plan: Plan) -> list[dict[str, Any]]:
-    """L08 through the logic module's check when it is there, else the same rule here."""
+    """L08: the bucket settings against the family's step (apps/training/logic/lint.py)."""
     image = plan.image_policy
-    family = plan.base_model.family
-    rules = optional_module("apps.training.logic.lint")
-    if rules is not None:
-        found = rules.lint_buckets(
-            family, image.resolution, image.bucket_min, image.bucket_max, image.bucket_step
-        )
-        return [as_json(f) for f in found]
-    unit = 32 if family == "sdxl" else 64
-    out = []
-    step = image.bucket_step
-    if step <= 0 or step % unit:
-        out.append(
-            finding("L08", "E", f"bucket step {step} is not a multiple of {unit} ({family})", "image_policy")
-        )
-    elif any(v % step for v in (image.bucket_min, image.bucket_max)):
-        out.append(
-            finding("L08", "E", f"bucket min/max are not multiples of the step {step}", "image_policy")
-        )
-    if not image.bucket_min <= image.resolution <= image.bucket_max:
-        out.append(finding("L08", "E", "bucket min/max do not bracket the resolution", "image_policy"))
-    return out
+    found = rules.lint_buckets(
+        plan.base_model.family, image.resolution, image.bucket_min, image.bucket_max, image.bucket_step
+    )
+    return [as_json(f) for f in found]
 
 
 def kohya_args_findings(plan: Plan, extra_args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,14 +63,8 @@ def kohya_args_findings(plan: Plan, extra_args: dict[str, Any]) -> list[dict[str
     ]
     if "kohya" not in plan.targets or not extra_args:
         return out
-    upstream = optional_module("apps.training.upstream")
-    if upstream is None:
-        return out
-    script = kohya_script(plan.base_model.family, plan.method.kind)
-    table = getattr(upstream, "KOHYA_ARGS", None)
-    known = table.get(script) if isinstance(table, dict) else None
-    if known is None:
-        return out
+    script = script_for(plan.base_model.family, plan.method.kind)
+    known = upstream.KOHYA_ARGS[script]
     for key in sorted(extra_args):
         if key not in known and key not in FORBIDDEN_ARGS:
             out.append(finding("L17", "E", f"{script} has no argument {key!r}", f"extra_args.{key}"))
@@ -158,16 +128,9 @@ def settings_findings(plan: Plan, extra_args: dict[str, Any] | None = None) -> l
     return out
 
 
-def _logic() -> Any:
-    """The logic modules (apps/training/logic) when installed, else None."""
-    modules = {n: optional_module(f"apps.training.logic.{n}") for n in ("buckets", "captions", "lint")}
-    if any(m is None for m in modules.values()):
-        return None
-    return SimpleNamespace(**modules)
-
-
-def renderers(plan: Plan) -> list[str]:
+def renderers(plan: Plan) -> list[Renderer]:
     """The caption renderings the plan's targets read."""
+    names: dict[str, Renderer]
     if plan.textual_inversion is not None:
         names = {"kohya": "ti_kohya", "onetrainer": "ti_onetrainer", "a1111": "ti_a1111"}
     else:
@@ -175,27 +138,13 @@ def renderers(plan: Plan) -> list[str]:
     return [names[t] for t in plan.targets if t in names]
 
 
-def _own_image_checks(plan: Plan, item: PlanItem) -> Iterator[dict[str, Any]]:
-    image = plan.image_policy
-    short = min(item.width, item.height)
-    if image.min_source_side and short < image.min_source_side:
-        yield finding("L09", "W", f"short side {short} < min_source_side {image.min_source_side}", item.id)
-    if image.max_aspect and short:
-        aspect = max(item.width, item.height) / short
-        if aspect > image.max_aspect:
-            yield finding("L09", "W", f"aspect {aspect:.2f} > max_aspect {image.max_aspect}", item.id)
-
-
-def item_findings(plan: Plan, item: PlanItem, logic: Any, policy: CaptionPolicy) -> Iterator[dict[str, Any]]:
-    """One item: L09 (source size, aspect, crop loss, upscaling), and with the logic modules L05
-    (tag texts), L11 (fixed part over the budget) and the rendered-line checks (L01-L03)."""
-    if logic is None:
-        yield from _own_image_checks(plan, item)
-        return
+def item_findings(plan: Plan, item: PlanItem, policy: CaptionPolicy) -> Iterator[dict[str, Any]]:
+    """One item: L09 (source size, aspect, crop loss, upscaling), L05 (tag texts), L11 (fixed
+    part over the budget) and the rendered-line checks (L01-L03)."""
     image = plan.image_policy
     fit = None
     if "kohya" in plan.targets and item.width > 0 and item.height > 0:
-        fit = logic.buckets.kohya_predict(
+        fit = buckets.kohya_predict(
             item.width,
             item.height,
             resolution=image.resolution,
@@ -204,17 +153,15 @@ def item_findings(plan: Plan, item: PlanItem, logic: Any, policy: CaptionPolicy)
             step=image.bucket_step,
             no_upscale=image.no_upscale,
         )
-    found: list[Any] = list(logic.lint.lint_image(item.width, item.height, fit, image, item=item.id))
-    found += logic.lint.lint_caption(item.caption)
+    found: list[Any] = list(rules.lint_image(item.width, item.height, fit, image, item=item.id))
+    found += rules.lint_caption(item.caption)
     token = plan.textual_inversion.token if plan.textual_inversion is not None else ""
     wanted = renderers(plan)
-    found += logic.lint.lint_budget(
-        item.caption, policy, [r.removeprefix("ti_") for r in wanted], token=token
-    )
+    found += rules.lint_budget(item.caption, policy, wanted, token=token)  # TI renderings count the token
     for renderer in wanted:
-        rendered = logic.captions.render(item.caption, policy, renderer, seed=plan.seed, token=token)
-        marked = logic.captions.kohya_marked(policy, renderer) if "kohya" in renderer else None
-        found += logic.lint.lint_lines(rendered.lines, renderer, marked=marked, item=item.id)
+        rendered = captions.render(item.caption, policy, renderer, seed=plan.seed, token=token)
+        marked = captions.kohya_marked(policy, renderer) if "kohya" in renderer else None
+        found += rules.lint_lines(rendered.lines, renderer, marked=marked, item=item.id)
     for row in found:
         yield as_json(row)
 
@@ -226,12 +173,9 @@ def plan_lint(
     from apps.training.services.plan_values import policy_for
 
     out = settings_findings(plan, extra_args)
-    logic = _logic()
-    if logic is None:
-        out.append(finding("", "W", "caption checks skipped: apps/training/logic is not installed"))
     policies = {d.id: policy_for(plan.caption_policy, d.overrides) for d in plan.datasets}
     for n, item in enumerate(plan.items(), 1):
-        out.extend(item_findings(plan, item, logic, policies.get(item.dataset, plan.caption_policy)))
+        out.extend(item_findings(plan, item, policies.get(item.dataset, plan.caption_policy)))
         if progress is not None and n % 500 == 0:
             progress(n)
     if plan.item_count == 0:
@@ -248,8 +192,9 @@ def session_lint(session: TrainingSession, *, actor: Any = None) -> dict[str, An
     up to BAGGINTAG_TRAINING_SYNC_LINT_MAX items, else a job (the answer names it)."""
     from apps.training.services.plan import plan_build
 
-    plan = plan_build(session, freeze=False, actor=actor)
-    if plan.item_count > conf.sync_lint_max():
+    # reads at most sync_lint_max() items per dataset; bigger sessions are linted by a job
+    plan = plan_build(session, freeze=False, actor=actor, limit=conf.sync_lint_max())
+    if plan.sampled or plan.item_count > conf.sync_lint_max():
         job = job_services.job_start(
             kind=LINT_JOB,
             task=LINT_TASK,

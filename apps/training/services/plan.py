@@ -13,6 +13,7 @@ targeted, exact prefix mode), `r<n>` (≥ 2 effective repeat counts in the datas
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC
@@ -315,11 +316,20 @@ def _session_settings(
 
 
 def plan_build(
-    session: TrainingSession, *, version: int | None = None, freeze: bool = True, actor: Any = None
+    session: TrainingSession,
+    *,
+    version: int | None = None,
+    freeze: bool = True,
+    actor: Any = None,
+    limit: int | None = None,
+    frozen: list[int] | None = None,
 ) -> Plan:
     """The export plan of a session version (latest by default). `freeze`: entries without a
     pinned snapshot get one frozen now (an export); without it they read live members (lint,
-    preview). One pass over the items counts partitions; `items()` streams them again."""
+    preview). One pass over the items counts partitions; `items()` streams them again.
+    `limit` (pages and previews, never exports): only the first `limit` items of each dataset
+    are read, in one bounded chunk, and kept for `items()`; see `Plan.sampled`. `frozen` collects
+    the ids of snapshots frozen for this plan (a failed export deletes them)."""
     s, row = _session_settings(session, version)
     return plan_from_settings(
         s,
@@ -328,7 +338,26 @@ def plan_build(
         created=row.created_at,
         freeze=freeze,
         actor=actor,
+        limit=limit,
+        frozen=frozen,
     )
+
+
+def _sample(
+    ctx: _Context, entries: list[_Entry], split: dict[str, bool], notes: list[str], limit: int
+) -> tuple[dict[str, int], list[tuple[str, _Placed]], int]:
+    """The planning pass of a preview: the first `limit` items of each entry (one chunk of at
+    most `limit` rows each), kept with their partition ids."""
+    counts: dict[str, int] = {}
+    kept: list[tuple[str, _Placed]] = []
+    drifted = 0
+    for entry in entries:
+        for placed in itertools.islice(_walk(ctx, entry, notes), limit):
+            pid = _place(entry, placed, split[entry.spec.id])
+            counts[pid] = counts.get(pid, 0) + 1 + (placed.copy is not None)
+            drifted += placed.item.tags_drifted
+            kept.append((pid, placed))
+    return counts, kept, drifted
 
 
 def _count(
@@ -355,25 +384,15 @@ def _count(
     return counts, placements, drifted
 
 
-def plan_from_settings(
-    s: dict[str, Any],
-    *,
-    session_id: str,
-    version: int,
-    created: Any,
-    freeze: bool,
-    actor: Any = None,
-    textual_inversion: TISpec | None = None,
-) -> Plan:
-    """A plan from frozen settings (`sessions.frozen`'s shape; TI sets build the same shape)."""
+def _context(s: dict[str, Any], ti: bool, limit: int | None) -> _Context:
+    """What every item walk of the plan shares: the base model, caption policy, tag types, the
+    prepared mapping profile (when the session maps tags) and the chunk size."""
     base = BaseModelProfile.objects.filter(slug=s["base_model"]).first()
     if base is None:
         raise DomainError(
             f"Base model {s['base_model']!r} was deleted; edit the session.",
             code="training.unknown_base_model",
         )
-    notes: list[str] = []
-    policy = _caption_policy(s, base)
     prepared = None
     if s["mapping_profile"]:
         from apps.mappings.services.apply import prepare
@@ -385,24 +404,45 @@ def plan_from_settings(
                 code="training.unknown_mapping",
             )
         prepared = prepare(profile)
-    targets = list(s["targets"])
-    ctx = _Context(
+    return _Context(
         s=s,
         base=base,
-        policy=policy,
+        policy=_caption_policy(s, base),
         types=dict(TagType.objects.values_list("pk", "key")),
         vocabulary_id=None if prepared is not None else base.vocabulary_id,
         prepared=prepared,
-        onetrainer_exact="onetrainer" in targets
-        and s["prefix_mode"] == "exact"
-        and textual_inversion is None,
+        onetrainer_exact="onetrainer" in s["targets"] and s["prefix_mode"] == "exact" and not ti,
         per_item_mirror=s["mirror"] == "per_item",
-        chunk=conf.plan_chunk(),
+        chunk=conf.plan_chunk() if limit is None else max(1, min(conf.plan_chunk(), limit)),
     )
-    entries = _entries(s, freeze=freeze, actor=actor, notes=notes)
+
+
+def plan_from_settings(
+    s: dict[str, Any],
+    *,
+    session_id: str,
+    version: int,
+    created: Any,
+    freeze: bool,
+    actor: Any = None,
+    textual_inversion: TISpec | None = None,
+    limit: int | None = None,
+    frozen: list[int] | None = None,
+) -> Plan:
+    """A plan from frozen settings (`sessions.frozen`'s shape; TI sets build the same shape)."""
+    ctx = _context(s, textual_inversion is not None, limit)
+    base, policy, targets = ctx.base, ctx.policy, list(s["targets"])
+    notes: list[str] = []
+    entries = _entries(s, freeze=freeze, actor=actor, notes=notes, frozen=frozen)
     repeat_counts = {e.spec.id: _repeat_counts(e) for e in entries}
     split = {slug: len(found) >= 2 for slug, found in repeat_counts.items()}
-    counts, placements, drifted = _count(ctx, entries, split, notes)
+    kept: list[tuple[str, _Placed]] = []
+    placements: dict[str, tuple[list[str], dict[str, int]]] = {}
+    if limit is None:
+        counts, placements, drifted = _count(ctx, entries, split, notes)
+    else:
+        counts, kept, drifted = _sample(ctx, entries, split, notes, limit)
+    sampled = limit is not None and any(e.count > limit for e in entries)
     if drifted:
         notes.append(f"{drifted} item(s) were retagged since their snapshot; their current tags are exported")
     by_slug = {e.spec.id: e for e in entries}
@@ -411,6 +451,12 @@ def plan_from_settings(
         _partition(pid, owner[pid], counts[pid], repeat_counts[owner[pid].spec.id]) for pid in counts
     ]
     partitions.sort(key=lambda p: p.id)
+
+    def sample_items() -> Iterator[PlanItem]:
+        for pid, placed in sorted(kept, key=lambda pair: (pair[0], pair[1].item.id)):
+            yield replace(placed.item, partition=pid)
+            if placed.copy is not None:
+                yield replace(placed.copy, partition=pid)
 
     def items() -> Iterator[PlanItem]:
         for partition in partitions:
@@ -447,12 +493,13 @@ def plan_from_settings(
             kohya_per_type_dropout=s["kohya_per_type_dropout"],
             images=s["images"],
         ),
-        items=items,
+        items=sample_items if limit is not None else items,
         open_original=open_original,
         textual_inversion=textual_inversion,
         samples=[Sample(**sample) for sample in s["samples"]],
-        item_count=sum(counts.values()),
+        item_count=sum(e.count for e in entries) if sampled else sum(counts.values()),
         notes=notes,
+        sampled=sampled,
     )
 
 

@@ -37,9 +37,12 @@ def _source(
     freeze: bool,
     actor: Any,
     notes: list[str],
+    frozen: list[int] | None = None,
 ) -> tuple[Source, Snapshot | None]:
     if snapshot is None and freeze:
         snapshot = snapshot_create(dataset=dataset, note="frozen for a training export", user=actor)
+        if frozen is not None:
+            frozen.append(snapshot.pk)  # the export deletes it again when it fails
         notes.append(f"dataset {dataset.slug}: snapshot #{snapshot.number} frozen for this export")
     if snapshot is None:
         members = subset_members(subset=subset) if subset is not None else dataset_members(dataset=dataset)
@@ -57,7 +60,9 @@ def _source(
     return Source(snapshot_id=snapshot.pk, part=part), snapshot
 
 
-def _entries(s: dict[str, Any], *, freeze: bool, actor: Any, notes: list[str]) -> list[_Entry]:
+def _entries(
+    s: dict[str, Any], *, freeze: bool, actor: Any, notes: list[str], frozen: list[int] | None = None
+) -> list[_Entry]:
     out: list[_Entry] = []
     for raw in s["datasets"]:
         options = {
@@ -85,7 +90,9 @@ def _entries(s: dict[str, Any], *, freeze: bool, actor: Any, notes: list[str]) -
                 )
             subset = Subset.objects.filter(pk=raw["subset"]).first() if raw["subset"] else None
             snapshot = Snapshot.objects.filter(pk=raw["snapshot"]).first() if raw["snapshot"] else None
-            source, snapshot = _source(dataset, subset, snapshot, freeze=freeze, actor=actor, notes=notes)
+            source, snapshot = _source(
+                dataset, subset, snapshot, freeze=freeze, actor=actor, notes=notes, frozen=frozen
+            )
             slug = raw["slug"] or dataset.slug + (f"-{subset.slug}" if subset is not None else "")
             parts = [(dataset, slug, source, snapshot, subset)]
         else:
@@ -97,7 +104,9 @@ def _entries(s: dict[str, Any], *, freeze: bool, actor: Any, notes: list[str]) -
                 )
             parts = []
             for flat in group_datasets(group=group):
-                source, snapshot = _source(flat.dataset, None, None, freeze=freeze, actor=actor, notes=notes)
+                source, snapshot = _source(
+                    flat.dataset, None, None, freeze=freeze, actor=actor, notes=notes, frozen=frozen
+                )
                 parts.append((flat.dataset, flat.dataset.slug, source, snapshot, None))
         for dataset, slug, source, snapshot, subset in parts:
             spec = DatasetEntry(

@@ -7,17 +7,16 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from apps.training.logic import captions, mirror
 from apps.training.models import BaseModelProfile
 from apps.training.plan import (
     BaseModelSpec,
-    CaptionEntry,
     CaptionPolicy,
     ImagePolicy,
     ItemCaption,
     MethodSpec,
     TypePolicy,
 )
-from apps.training.services.findings import optional_module
 
 # Caption-policy fields a dataset may override as a whole (dotted paths without `types.`).
 POLICY_OVERRIDES = (
@@ -53,19 +52,12 @@ def tag_text(name: str, *, underscores: bool, keep_underscore: bool, escape: boo
 # --- mirroring and keep counts ------------------------------------------------------------------
 
 
-def _mirror_module() -> Any:
-    return optional_module("apps.training.logic.mirror")
-
-
 def mirror_decide(
     caption: ItemCaption, *, block_tags: list[str], swap_allowed: bool
 ) -> tuple[bool, ItemCaption | None]:
     """(mirror_ok, the mirrored copy's caption or None): items holding a blocking tag never flip;
     items with directional tags (left/right) flip only as pre-flipped copies whose captions are
     swapped, and not at all without `swap_directional` (apps/training/logic/mirror.py)."""
-    mirror = _mirror_module()
-    if mirror is None:
-        return True, None
     if mirror.mirror_blocked(caption, block_tags):
         return False, None
     swapped = mirror.swap_directional(caption)
@@ -92,48 +84,9 @@ def policy_for(policy: CaptionPolicy, overrides: dict[str, Any]) -> CaptionPolic
 
 
 def keep_for(caption: ItemCaption, policy: CaptionPolicy, seed: int) -> int:
-    """K of an image's OneTrainer partition: the neutral renderer's keep count when the renderers
-    are installed (apps/training/logic/captions.py), else `keep_count`."""
-    captions = optional_module("apps.training.logic.captions")
-    if captions is not None:
-        keep = captions.render(caption, policy, "neutral", seed=seed).keep
-        if keep is not None:
-            return int(keep)
-    return keep_count(caption.entries, caption.descriptions, policy)
-
-
-def _pieces(text: str) -> int:
-    return len([p for p in text.split(",") if p.strip()])
-
-
-def keep_count(
-    entries: tuple[CaptionEntry, ...], descriptions: dict[str, tuple[str, ...]], policy: CaptionPolicy
-) -> int:
-    """OneTrainer's K for an image (§4.3): `,`-pieces of its prefix; 1 when the prefix can
-    differ between its lines (droppable prefix items, descriptions of different shapes) or in
-    merged mode; 0 with no prefix."""
-    types = policy.types
-    prefix = [e for e in entries if types.get(e.type, TypePolicy(e.type)).zone == "prefix"]
-    desc_policy = types.get("description")
-    texts = (
-        [t for ts in descriptions.values() for t in ts]
-        if desc_policy and desc_policy.zone == "prefix"
-        else []
-    )
-    if not prefix and not texts:
-        return 0
-    if policy.prefix_mode == "merged":
-        return 1
-    if any(types.get(e.type, TypePolicy(e.type)).drop_rate > 0 for e in prefix):
-        return 1
-    base = sum(_pieces(e.text) for e in prefix)
-    if texts:
-        assert desc_policy is not None
-        shapes = {_pieces(t) for t in texts}
-        if len(shapes) > 1 or desc_policy.whole_drop_rate > 0:
-            return 1
-        base += shapes.pop()
-    return base
+    """K of an image's OneTrainer partition: the neutral renderer's keep count
+    (apps/training/logic/captions.py; docs/export-captions.md)."""
+    return int(captions.render(caption, policy, "neutral", seed=seed).keep or 0)
 
 
 # --- settings → plan values ---------------------------------------------------------------------

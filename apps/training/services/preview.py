@@ -6,20 +6,17 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from apps.training.logic import captions
 from apps.training.models import TrainingSession
-from apps.training.plan import Plan, PlanItem
+from apps.training.plan import Plan, PlanItem, Renderer
 from apps.training.services import lint
-from apps.training.services.findings import optional_module
 from apps.training.services.plan_values import policy_for
 
 MAX_ITEMS = 50
 
 
-def _render(plan: Plan, item: PlanItem, renderer: str) -> dict[str, Any]:
+def _render(plan: Plan, item: PlanItem, renderer: Renderer) -> dict[str, Any]:
     """One renderer's lines for the item, through apps/training/logic/captions.render."""
-    captions = optional_module("apps.training.logic.captions")
-    if captions is None:
-        raise ImportError("apps.training.logic.captions")
     entry = next((d for d in plan.datasets if d.id == item.dataset), None)
     policy = policy_for(plan.caption_policy, entry.overrides if entry is not None else {})
     token = plan.textual_inversion.token if plan.textual_inversion is not None else ""
@@ -32,13 +29,8 @@ def _render(plan: Plan, item: PlanItem, renderer: str) -> dict[str, Any]:
     }
 
 
-def item_preview(plan: Plan, item: PlanItem, renderers: list[str]) -> dict[str, Any]:
-    captions: dict[str, Any] = {}
-    for renderer in renderers:
-        try:
-            captions[renderer] = _render(plan, item, renderer)
-        except ImportError:
-            captions[renderer] = None  # the renderers are not installed (apps/training/logic)
+def item_preview(plan: Plan, item: PlanItem, renderers: list[Renderer]) -> dict[str, Any]:
+    lines = {renderer: _render(plan, item, renderer) for renderer in renderers}
     return {
         "id": item.id,
         "media_id": item.lineage.media_id,
@@ -50,7 +42,7 @@ def item_preview(plan: Plan, item: PlanItem, renderers: list[str]) -> dict[str, 
         "mirror_of": item.mirror_of,
         "tags": [{"text": e.text, "type": e.type} for e in item.caption.entries],
         "descriptions": {k: list(v) for k, v in item.caption.descriptions.items()},
-        "captions": captions,
+        "captions": lines,
     }
 
 
@@ -58,9 +50,9 @@ def session_preview(session: TrainingSession, n: int = 8, *, actor: Any = None) 
     """The first `n` items in bundle order (≤ MAX_ITEMS) with their captions per renderer."""
     from apps.training.services.plan import plan_build
 
-    plan = plan_build(session, freeze=False, actor=actor)
-    renderers = lint.renderers(plan)
     n = max(1, min(n, MAX_ITEMS))
+    plan = plan_build(session, freeze=False, actor=actor, limit=n)  # reads n items per dataset
+    renderers = lint.renderers(plan)
     items = [item_preview(plan, item, renderers) for item in itertools.islice(plan.items(), n)]
     return {
         "session": session.pk,

@@ -17,6 +17,7 @@ from apps.core.exceptions import ConflictError, DomainError
 from apps.datasets.models import Dataset, Subset
 from apps.search.query import QueryError, parse, query_resolve
 from apps.tags.models import TagType
+from apps.training.logic import tokens
 from apps.training.models import BaseModelProfile, TextualInversion
 from apps.training.plan import Plan, TISpec
 from apps.training.services.checks import (
@@ -32,7 +33,6 @@ from apps.training.services.checks import (
     targets_check,
     text_check,
 )
-from apps.training.services.findings import optional_module
 
 TOKEN = re.compile(r"[a-z][a-z0-9]{2,39}")
 TI_TARGETS = ("kohya", "onetrainer", "diffusers", "a1111")
@@ -54,13 +54,9 @@ FIELDS = (
 )
 
 
-def _tokens() -> Any:
-    return optional_module("apps.training.logic.tokens")
-
-
 def token_check(token: str, init_word: str, num_vectors: int) -> None:
     """§9 L06: the token's shape, and neither it nor its vector names (token1…, token_1…) known
-    to the CLIP vocabulary; the init word one CLIP token (checks need apps/training/logic/tokens)."""
+    to the CLIP vocabulary; the init word one CLIP token (apps/training/logic/tokens.py)."""
     if not TOKEN.fullmatch(token or ""):
         raise bad(
             "token", "3 to 40 lower-case letters and digits, starting with a letter.", "training.bad_token"
@@ -74,9 +70,6 @@ def token_check(token: str, init_word: str, num_vectors: int) -> None:
             "trainer's command line).",
             "training.bad_init_word",
         )
-    tokens = _tokens()
-    if tokens is None:
-        return
     names = [
         token,
         *(f"{token}{n}" for n in range(1, num_vectors)),
@@ -313,7 +306,15 @@ def ti_settings(ti: TextualInversion) -> dict[str, Any]:
     }
 
 
-def ti_plan_build(ti: TextualInversion, *, freeze: bool = True, actor: Any = None) -> Plan:
+def ti_plan_build(
+    ti: TextualInversion,
+    *,
+    freeze: bool = True,
+    actor: Any = None,
+    limit: int | None = None,
+    frozen: list[int] | None = None,
+) -> Plan:
+    """The TI set's plan; `limit` as in `plan.plan_build` (previews)."""
     from apps.training.services.plan import plan_from_settings
 
     s = ti_settings(ti)
@@ -335,6 +336,8 @@ def ti_plan_build(ti: TextualInversion, *, freeze: bool = True, actor: Any = Non
         freeze=freeze,
         actor=actor,
         textual_inversion=spec,
+        limit=limit,
+        frozen=frozen,
     )
 
 

@@ -124,6 +124,6 @@ def session_fidelity(request: HttpRequest, pk: int) -> HttpResponse:
     """Per targeted trainer: the delivery matrix, keep rates per tag type (policy against the
     simulation) and the bucket histogram."""
     session = selectors.session_get(session_id=pk)
-    plan = plan_build(session, freeze=False, actor=request.user)
+    plan = plan_build(session, freeze=False, actor=request.user, limit=pages.BUCKET_SAMPLE)
     context = {"session": session, "report": pages.fidelity_report(plan)}
     return render_page(request, "training/fidelity.html", None, context)

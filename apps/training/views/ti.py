@@ -95,6 +95,6 @@ def ti_exports(request: HttpRequest, pk: int) -> HttpResponse:
 def ti_preview(request: HttpRequest, pk: int) -> HttpResponse:
     """The saved set's first items with the TI captions each trainer reads (an htmx panel)."""
     ti = selectors.ti_get(ti_id=pk)
-    plan = tis.ti_plan_build(ti, freeze=False, actor=request.user)
+    plan = tis.ti_plan_build(ti, freeze=False, actor=request.user, limit=pages.TI_PREVIEW_ITEMS)
     context = preview_context(pages.ti_preview(plan))
     return render_page(request, "training/partials/_preview.html", None, context)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from apps.training import upstream
 from apps.training.bundle.check import check_bundle, is_error
 from apps.training.bundle.errors import BundleError
 from apps.training.bundle.writer import write_bundle
@@ -198,9 +199,11 @@ def test_concepts_every_key_in_order(make_plan, export, logic):
     concepts = json.loads((root / "onetrainer/concepts.json").read_text())
     assert [c["name"] for c in concepts] == ["mychar--flip", "mychar--noflip"]
     first = concepts[0]
-    assert list(first)[:4] == ["__version", "name", "path", "seed"]
+    # OneTrainer's to_dict() order (apps/training/upstream): image and text come first
+    assert list(first)[:6] == ["__version", "image", "text", "name", "path", "seed"]
+    assert list(first) == ["__version", *upstream.ONETRAINER_CONCEPT_KEYS]
     assert first["__version"] == 2
-    assert list(first)[-2:] == ["image", "text"]
+    assert upstream.onetrainer_concepts_problems(concepts) == []
     assert first["seed"] == logic.rand.concept_seed(1234, "mychar--flip")
     assert first["image"]["enable_random_flip"] is True
     assert concepts[1]["image"]["enable_random_flip"] is False

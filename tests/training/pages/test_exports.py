@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -154,9 +153,6 @@ def test_readers_cannot_start_exports(client: Client, viewer, faces) -> None:  #
 
 
 def test_a_finished_zip_export_downloads(trainer: Client, faces, export_dir) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("apps.training.bundle.writer")
-    pytest.importorskip("apps.training.bundle.zipstream")
-    pytest.importorskip("apps.training.logic.captions")
     session = factories.session([faces])
     trainer.post(f"/training/{session.pk}/exports", {"target": "zip"})
     export = TrainingExport.objects.get()
@@ -187,9 +183,6 @@ def test_fidelity_shows_the_delivery_matrix_and_keep_rate_charts(trainer: Client
     assert body.count("<svg") >= 3
     assert "Keep rate per tag type" in body
     assert "90 %" in body  # the policy keeps general tags in 90 % of captions
-    if importlib.util.find_spec("apps.training.logic.fidelity") is not None:
-        assert "data-simulation" in body
-        assert "suffix in place" in body
-        assert "Images per bucket" in body
-    else:
-        assert "data-no-simulation" in body
+    assert "data-simulation" in body
+    assert "suffix in place" in body
+    assert "Images per bucket" in body
