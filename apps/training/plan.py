@@ -258,6 +258,9 @@ class Plan:
     samples: list[Sample] = field(default_factory=list)
     item_count: int = 0
     notes: list[str] = field(default_factory=list)  # warnings found while planning (report)
+    # The session's extra kohya options, written into args.toml as `[extra]` (never over a key the
+    # bundle writes itself: that is an L17 error).
+    kohya_extra_args: dict[str, Any] = field(default_factory=dict)
     # A preview plan (`plan_build(limit=…)`): items() yields only the first items of each dataset,
     # partition counts are the sample's, item_count the datasets' member counts.
     sampled: bool = False

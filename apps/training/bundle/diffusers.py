@@ -35,7 +35,8 @@ def _head(ctx: Context, up: str) -> str:
         f'BUNDLE="$(cd "$(dirname "$0")/{up}" && pwd)"\n'
         'python3 "$BUNDLE/scripts/relocate.py" "$BUNDLE"\n'
         ': "${DIFFUSERS_EXAMPLES:?set DIFFUSERS_EXAMPLES to diffusers/examples}"\n'
-        f'BASE_MODEL="${{BASE_MODEL:-{model}}}"\n'
+        # The default is quoted for the shell: a stored model reference never runs as a command.
+        f'if [ -z "${{BASE_MODEL:-}}" ]; then BASE_MODEL={shlex.quote(model)}; fi\n'
         ': "${BASE_MODEL:?set BASE_MODEL to a diffusers-format model}"\n'
     )
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from apps.training import upstream
@@ -141,6 +142,22 @@ def args_toml(ctx: Context) -> str:
     out["train"] = train
     if plan.samples:
         out["sample"] = {"sample_prompts": ctx.abs("kohya/sample_prompts.json"), "sample_every_n_epochs": 1}
+    if plan.kohya_extra_args:
+        owned = {key for section in out.values() for key in section}
+        clash = sorted(owned & set(plan.kohya_extra_args))
+        if clash:  # L17: the bundle's own value would be silently replaced (sections are flattened)
+            raise BundleError(
+                [
+                    finding(
+                        ctx,
+                        "L17",
+                        f"extra argument {key!r} is set by the bundle; remove it",
+                        path="kohya/args.toml",
+                    )
+                    for key in clash
+                ]
+            )
+        out["extra"] = dict(sorted(plan.kohya_extra_args.items()))
     text = toml_text(out, header(ctx))
     name = script(ctx)
     problems = upstream.kohya_args_problems(text, name)
@@ -219,10 +236,11 @@ def ti_files(ctx: Context, token: str) -> dict[str, str]:
     name = script(ctx, ti=True)
     base = ctx.plan.base_model
     extra = (
-        f'--pretrained_model_name_or_path "{base.source_ref}"'
-        f' --dataset_config "$BUNDLE/ti/{token}/kohya_dataset.toml" --token_string {token}'
-        f" --init_word {ti.init_word} --num_vectors_per_token {ti.num_vectors} --save_model_as safetensors"
-        f' --output_dir "$BUNDLE/output" --output_name {token}'
+        f"--pretrained_model_name_or_path {shlex.quote(base.source_ref)}"
+        f' --dataset_config "$BUNDLE/ti/{token}/kohya_dataset.toml" --token_string {shlex.quote(token)}'
+        f" --init_word {shlex.quote(ti.init_word)} --num_vectors_per_token {ti.num_vectors}"
+        " --save_model_as safetensors"
+        f' --output_dir "$BUNDLE/output" --output_name {shlex.quote(token)}'
     )
     if ti.prompting == "object_templates":
         extra += " --use_object_template"

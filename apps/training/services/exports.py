@@ -194,10 +194,6 @@ def _unfreeze(frozen: list[int]) -> None:
         frozen.clear()
 
 
-def _extra_args(export: TrainingExport) -> dict[str, Any]:
-    return dict(export.session.extra_args or {}) if export.session is not None else {}
-
-
 def _progress(job: Job | None, report: Callable[[int, int], None] | None) -> Callable[..., None]:
     """The writer's progress callback: job progress at most once a second, cancel checks."""
     last = [0.0]
@@ -228,7 +224,7 @@ def bundle_write(
     """Lint the settings, write the bundle into a temporary folder beside its destination and
     rename it into place; the temporary folder never outlives a failure. Returns the outcome
     fields of the export row. Raises DomainError with `details.findings` on lint errors."""
-    found = settings_findings(plan, _extra_args(export))
+    found = settings_findings(plan, plan.kohya_extra_args)
     limit = conf.findings_max()
     if errors(found):
         rows, total = capped(found, limit)

@@ -500,6 +500,7 @@ def plan_from_settings(
         item_count=sum(e.count for e in entries) if sampled else sum(counts.values()),
         notes=notes,
         sampled=sampled,
+        kohya_extra_args=dict(s.get("extra_args") or {}),
     )
 
 

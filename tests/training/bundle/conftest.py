@@ -29,7 +29,6 @@ from apps.training.plan import (
     TISpec,
     TypePolicy,
 )
-from tests.training.bundle import _standins
 
 
 def _gradient(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
@@ -207,7 +206,9 @@ def image_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def logic() -> Any:
-    return _standins.logic()[0]
+    from apps.training.bundle.context import load_logic
+
+    return load_logic()
 
 
 @pytest.fixture

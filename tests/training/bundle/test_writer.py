@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -356,3 +358,56 @@ def test_session_json_order_and_report(make_plan, export):
     assert "CC-BY-4.0" in card
     assert "| anon |" in card
     assert "| example.org |" in card
+
+
+def test_stored_model_references_never_run_in_launch_scripts(make_plan, export, tmp_path):
+    """A model reference saved with shell syntax (rows from before the input checks, or a hand
+    edit) is a literal in every launch script: nothing in it runs."""
+    canary = tmp_path / "ran"
+    hostile = f"$(touch {canary})`touch {canary}`"
+    plan = make_plan(ti=True)
+    plan = dataclasses.replace(
+        plan,
+        base_model=dataclasses.replace(plan.base_model, source_ref=hostile, diffusers_ref=hostile),
+        textual_inversion=dataclasses.replace(plan.textual_inversion, init_word=hostile),
+    )
+    root = export(plan)
+    diffusers = next((root / "diffusers").glob("train_*.sh")).read_text()
+    # The script's model set-up alone (no relocation, no trainer): BASE_MODEL keeps the text.
+    setup = "\n".join(
+        line
+        for line in diffusers.splitlines()
+        if line.startswith(('if [ -z "${BASE_MODEL', ': "${BASE_MODEL'))
+    )
+    assert setup
+    out = subprocess.run(
+        ["sh", "-c", f'{setup}\nprintf %s "$BASE_MODEL"'],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == hostile
+    # kohya's TI command line splits into words where each hostile text is one literal argument.
+    line = next(
+        line for line in (root / "ti/mychr/kohya_ti.sh").read_text().splitlines() if "--init_word" in line
+    )
+    words = shlex.split(line[line.index("--pretrained_model_name_or_path") :])
+    assert words[1] == hostile
+    assert words[words.index("--init_word") + 1] == hostile
+    assert not canary.exists()
+
+
+def test_extra_kohya_args_are_written_and_never_replace_the_bundles_own(make_plan, export, tmp_path, logic):
+    plan = dataclasses.replace(make_plan(), kohya_extra_args={"noise_offset": 0.05, "min_snr_gamma": 5.0})
+    root = export(plan)
+    args = tomllib.loads((root / "kohya/args.toml").read_text())
+    assert args["extra"] == {"min_snr_gamma": 5.0, "noise_offset": 0.05}
+    assert args["train"]["output_dir"].endswith("/output")
+
+    clash = dataclasses.replace(make_plan(), kohya_extra_args={"output_dir": "/elsewhere"})
+    dest = tmp_path / "clash"
+    with pytest.raises(BundleError) as caught:
+        write_bundle(clash, dest, logic=logic)
+    assert [f.code for f in caught.value.findings] == ["L17"]
+    assert "output_dir" in caught.value.findings[0].message
