@@ -21,7 +21,7 @@ once and kept under bench/out/ (gitignored, see `cached_pictures`).
 
 Both sides run in the same process, the order alternating per round (bench/rounds.py); the
 ratio is taken inside each round and the median reported, with the geometric mean over an even
-number of rounds (each side first equally often: going first cost either side ~15% here). The
+number of rounds (each side first equally often). The
 script checks the image files are byte-identical between the two sides. `--rss N` runs one
 export of N items (64 distinct 64×64 JPEGs reused, ids and sha256 distinct per item; they are
 copied, not resized) in a fresh child process, printing its peak RSS at N/10, N/2 and N items
@@ -333,9 +333,9 @@ def rounds(args: argparse.Namespace, work: Path, logic: Any) -> None:
     )
     labels = {"product": "product write_bundle", "baseline": "bare Pillow loop (draft, all cores)"}
     print("\n".join(report(totals, per=args.n, unit="img", labels=labels)))
-    # The side that runs first in a round was the slower one on the shared machine (2026-12-07:
-    # 0.83 with the product first, 1.12 with it second), so an odd number of rounds tilts the
-    # median: the geometric mean over rounds with each side first equally often does not.
+    # On the shared machine the load moves within a round (2026-12-07, 2,000 pictures: 0.83 with
+    # the product first, 1.12 with it second), so an odd number of rounds can tilt the median:
+    # the geometric mean over rounds with each side first equally often is printed too.
     ratios = [r["baseline"][0] / r["product"][0] for r in totals]
     pairs = len(ratios) // 2 * 2
     if pairs:
