@@ -390,7 +390,7 @@ def _rss_child(n: int, pictures: list[str], out: str) -> None:
         make_plan([Path(p) for p in pictures], n, logic), Path(out), logic=logic, progress=progress
     )
     print(
-        f"    {n:>8} items, bundle done ({len(result.files)} files, configs and file checks included): "
+        f"    {n:>8} items, bundle done ({result.file_count} files, configs and file checks included): "
         f"peak RSS {_peak_mib():.0f} MiB, {time.perf_counter() - started:.0f} s",
         flush=True,
     )

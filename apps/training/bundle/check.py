@@ -1,21 +1,68 @@
 """File-level checks on a written bundle (docs/export-bundle.md#checks): L10 metadata.jsonl, L12
 stems and folder contents, L13 keep files exist, A05 one caption file per renderer and image,
-A12 items.jsonl lists every image once with its SHA-256. Returns logic.lint Findings."""
+A12 items.jsonl lists every image once with its SHA-256. Returns logic.lint Findings.
+
+Memory stays flat with the bundle size: folders are listed one at a time in sorted order, and
+items.jsonl / metadata.jsonl names go through SortedLines (spilled runs) so that each comparison
+is a merge of two sorted streams; at most one folder's listing is held."""
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import itertools
 import json
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from apps.training.bundle.context import STEM, load_logic
+from apps.training.bundle.sorting import SortedLines
 
 IMAGE_EXTS = {".png", ".jpg", ".webp"}
 CAPTION_EXTS = {".caption", ".txt"}
+UNSORTABLE = ("\t", "\n", "\r")  # a name holding one cannot go through SortedLines
+
+
+def _subfolders(base: Path) -> list[os.DirEntry[str]]:
+    """Folders in `base`, in the order a sort of their full `name/...` paths puts their files."""
+    with os.scandir(base) as it:
+        return sorted((e for e in it if e.is_dir()), key=lambda e: e.name + "/")
+
+
+def _files(folder: str, *, plain: bool = False) -> list[str]:
+    """Names in `folder` that are not folders (only regular files if `plain`), sorted."""
+    with os.scandir(folder) as it:
+        return sorted(e.name for e in it if (e.is_file() if plain else not e.is_dir()))
+
+
+def _image_name(name: str) -> bool:
+    stem, ext = os.path.splitext(name)
+    return ext in IMAGE_EXTS and bool(STEM.match(stem))
+
+
+def _compare(file: str, expected: str, digest: Future[str | None]) -> list[tuple[str, str]]:
+    found = digest.result()
+    if found is None:
+        return [(file, "items.jsonl names a missing file")]
+    return [(file, "sha256 differs from items.jsonl")] if found != expected else []
+
+
+def _unique(pairs: Iterable[tuple[str, str]]) -> Iterator[str]:
+    return (key for key, _ in itertools.groupby(pairs, key=lambda pair: pair[0]))
+
+
+def _missing(expected: Iterable[str], present: Iterable[str]) -> Iterator[str]:
+    """Names of sorted `expected` absent from sorted, repeat-free `present` (a merge)."""
+    others = iter(present)
+    current = next(others, None)
+    for name in expected:
+        while current is not None and current < name:
+            current = next(others, None)
+        if current != name:
+            yield name
 
 
 def is_error(finding: Any) -> bool:
@@ -42,18 +89,27 @@ class _Checker:
                     elif not (top == "data" and entry.name == "metadata.jsonl"):
                         self.add("L12", "only partition folders belong here", path=f"{top}/{entry.name}")
 
-    def folder(self, rel: str, path: Path, renderers: dict[str, str], images: set[str]) -> None:
+    def images(self, tops: Iterable[str] = ("data", "reg")) -> Iterator[str]:
+        """Image files of the partition folders (those folder() accepts), relative, sorted."""
+        for top in tops:
+            base = self.root / top
+            if base.is_dir():
+                for entry in _subfolders(base):
+                    for name in _files(entry.path):
+                        if _image_name(name):
+                            yield f"{top}/{entry.name}/{name}"
+
+    def folder(self, rel: str, path: Path, renderers: dict[str, str]) -> None:
         """L12 + A05 for one flat folder: stems, extensions, one caption per renderer per image."""
         stems: dict[str, list[str]] = {}
-        for entry in os.scandir(path):
-            name = entry.name
+        with os.scandir(path) as it:
+            listing = [(e.name, e.is_dir()) for e in it]
+        for name, is_dir in listing:
             stem, ext = os.path.splitext(name)
-            if entry.is_dir() or ext not in IMAGE_EXTS | CAPTION_EXTS or not STEM.match(stem):
+            if is_dir or ext not in IMAGE_EXTS | CAPTION_EXTS or not STEM.match(stem):
                 self.add("L12", "not an image or caption file with an item stem", path=f"{rel}/{name}")
                 continue
             stems.setdefault(stem, []).append(ext)
-            if ext in IMAGE_EXTS:
-                images.add(f"{rel}/{name}")
         for stem, exts in sorted(stems.items()):
             pictures = [e for e in exts if e in IMAGE_EXTS]
             if len(pictures) > 1:
@@ -67,14 +123,15 @@ class _Checker:
             for ext in sorted(stray):
                 self.add("A05", f"{ext} caption no renderer reads here", stem, f"{rel}/{stem}{ext}")
 
-    def metadata(self, rel: str, base: Path, expected: set[str]) -> None:
-        """L10: relative names, sorted, files exist, each image once, uniform column types."""
+    def metadata(self, rel: str, base: Path, expected: Iterable[str]) -> None:
+        """L10: relative names, sorted, files exist, each image once, uniform column types.
+        `expected`: the names that need a row, sorted."""
         path = self.root / rel
         if not path.exists():
-            if expected:
+            if next(iter(expected), None) is not None:
                 self.add("L10", "metadata.jsonl is missing", path=rel)
             return
-        seen: set[str] = set()
+        seen = SortedLines(path)
         kinds: dict[str, str] | None = None
         previous = ""
         with path.open(encoding="utf-8") as fh:
@@ -99,30 +156,52 @@ class _Checker:
                     self.add("L10", f"line {number}: columns or their types differ from line 1", path=rel)
                 if not (base / name).is_file():
                     self.add("L10", f"line {number}: {name} does not exist", path=rel)
-                seen.add(name)
-        for name in sorted(expected - seen):
+                if not any(c in name for c in UNSORTABLE):
+                    seen.add(name, "")
+        for name in _missing(expected, _unique(seen.sorted())):
             self.add("L10", "image has no metadata.jsonl row", path=f"{rel}: {name}")
 
-    def items(self, images: set[str]) -> None:
-        """A12: every image listed once; SHA-256 of the file matches."""
-        listed: dict[str, str] = {}
-        path = self.root / "items.jsonl"
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
+    def items(self, images: Iterable[str]) -> None:
+        """A12: every image listed once; SHA-256 of the file matches. `images`: sorted."""
+        listed = SortedLines(self.root / "items.jsonl")
+        twice: list[tuple[str, str]] = []
+        with (self.root / "items.jsonl").open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh):
                 record = json.loads(line)
-                file = record["file"]
-                if file in listed:
-                    self.add("A12", "image listed twice in items.jsonl", record["id"], file)
-                listed[file] = record["sha256"]
-        for file in sorted(images - set(listed)):
+                file, item, digest = record["file"], record["id"], record["sha256"]
+                if any(c in f"{file}{item}{digest}" for c in UNSORTABLE):
+                    self.add("A12", "items.jsonl names a missing file", item, file)
+                    continue
+                listed.add(file, f"{number:012d}\t{item}\t{digest}")
+        absent: list[str] = []
+        hashes: list[tuple[str, str]] = []
+        pending: collections.deque[tuple[str, str, Future[str | None]]] = collections.deque()
+        others = iter(images)
+        image = next(others, None)
+        workers = os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for file, group in itertools.groupby(listed.sorted(), key=lambda pair: pair[0]):
+                records = [line.split("\t", 2) for _, line in group]
+                twice += [(item, file) for _, item, _ in records[1:]]
+                while image is not None and image < file:
+                    absent.append(image)
+                    image = next(others, None)
+                if image == file:
+                    image = next(others, None)
+                pending.append((file, records[-1][2], pool.submit(self._sha256, file)))
+                if len(pending) >= workers * 4:
+                    hashes += _compare(*pending.popleft())
+            while pending:
+                hashes += _compare(*pending.popleft())
+        while image is not None:
+            absent.append(image)
+            image = next(others, None)
+        for item, file in twice:
+            self.add("A12", "image listed twice in items.jsonl", item, file)
+        for file in absent:
             self.add("A12", "image not in items.jsonl", path=file)
-        names = sorted(listed)
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for file, digest in zip(names, pool.map(self._sha256, names), strict=True):
-                if digest is None:
-                    self.add("A12", "items.jsonl names a missing file", path=file)
-                elif digest != listed[file]:
-                    self.add("A12", "sha256 differs from items.jsonl", path=file)
+        for file, message in hashes:
+            self.add("A12", message, path=file)
 
     def _sha256(self, rel: str) -> str | None:
         try:
@@ -159,7 +238,7 @@ class _Checker:
             ("onetrainer", {".txt": "OneTrainer"}),
         ):
             if (base / sub).is_dir():
-                self.folder(f"{rel}/{sub}", base / sub, renderers, set())
+                self.folder(f"{rel}/{sub}", base / sub, renderers)
 
 
 def check_bundle(root: Path, *, logic: Any = None) -> list[Any]:
@@ -170,29 +249,20 @@ def check_bundle(root: Path, *, logic: Any = None) -> list[Any]:
         renderers[".caption"] = "kohya"
     if "onetrainer" in checker.targets:
         renderers[".txt"] = "OneTrainer"
-    images: set[str] = set()
-    data_images: set[str] = set()
     for rel, path in checker.partition_folders():
-        found: set[str] = set()
-        checker.folder(rel, path, renderers, found)
-        images |= found
-        if rel.startswith("data/"):
-            data_images |= {name.removeprefix("data/") for name in found}
+        checker.folder(rel, path, renderers)
     if "diffusers" in checker.targets:
+        data_images = (name.removeprefix("data/") for name in checker.images(("data",)))
         checker.metadata("data/metadata.jsonl", root / "data", data_images)
         dimages = root / "diffusers" / "images"
         if dimages.is_dir():
-            expected = {
-                f"{p.name}/{f.name}"
-                for p in dimages.iterdir()
-                if p.is_dir()
-                for f in p.iterdir()
-                if f.is_file()
-            }
+            expected = (
+                f"{p.name}/{name}" for p in _subfolders(dimages) for name in _files(p.path, plain=True)
+            )
             checker.metadata("diffusers/images/metadata.jsonl", dimages, expected)
     elif (root / "data" / "metadata.jsonl").exists():
         checker.add("L10", "metadata.jsonl written without the diffusers target", path="data/metadata.jsonl")
-    checker.items(images)
+    checker.items(checker.images())
     checker.keep_files()
     checker.ti()
     return checker.findings

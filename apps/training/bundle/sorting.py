@@ -46,6 +46,13 @@ class SortedLines:
         self.buffer.sort()
         return [read(n) for n in self.spills] + [iter(self.buffer)]
 
+    def sorted(self) -> Iterator[tuple[str, str]]:
+        """The (key, line) pairs in order, read back from the spilled runs; discards them after."""
+        try:
+            yield from heapq.merge(*self._runs())
+        finally:
+            self.discard()
+
     def close(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -40,7 +40,7 @@ Progress = Callable[[int, int], None]
 @dataclass
 class BundleResult:
     images: int
-    files: list[str]  # every file written, relative, sorted
+    file_count: int  # files written (counted, never listed: memory stays flat)
     findings: list[Any] = field(default_factory=list)  # warnings of the file checks
     stats: Stats | None = None
 
@@ -86,8 +86,8 @@ def write_bundle(
     errors = [f for f in findings if is_error(f)]
     if errors:
         raise BundleError(errors)
-    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
-    return BundleResult(images=writer.stats.images, files=files, findings=findings, stats=writer.stats)
+    files = sum(1 for folder, _dirs, names in os.walk(dest) for _ in names)
+    return BundleResult(images=writer.stats.images, file_count=files, findings=findings, stats=writer.stats)
 
 
 class _Writer:

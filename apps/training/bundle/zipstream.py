@@ -3,8 +3,10 @@
 Entries sorted by name, mtime 1980-01-01 00:00, modes 0644 (0755 for .sh/.py), UTF-8 names, text
 deflated at a fixed level, images stored. Each entry is read twice from disk (CRC and size
 first, then the data) so that local headers carry real values (no data descriptors) and nothing
-larger than one read chunk is held: the zip is never built in memory or on disk. ZIP64 records
-appear only where a size, an offset or the entry count needs them. Same files ⇒ same bytes (A06)."""
+larger than one read chunk is held: the zip is never built in memory or on disk. Entries come
+lazily from a sorted walk, one folder listing at a time; only the central directory is kept, as
+packed bytes appended per entry (~50 bytes + the name). ZIP64 records appear only where a size, an
+offset or the entry count needs them. Same files ⇒ same bytes (A06)."""
 
 from __future__ import annotations
 
@@ -64,17 +66,28 @@ def _measure(entry: _Entry) -> None:
     entry.compressed = size if entry.method == 0 else sum(len(b) for b in _data(entry))
 
 
-def entries(root: Path, prefix: str = "") -> list[_Entry]:
-    """Every file under `root`, sorted by its name in the zip."""
-    found = []
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(folder) / name
-            rel = prefix + path.relative_to(root).as_posix()
-            ext = path.suffix.lower()
-            mode = 0o100755 if ext in EXEC else 0o100644
-            found.append(_Entry(rel.encode("utf-8"), path, 8 if ext in TEXT else 0, mode))
-    return sorted(found, key=lambda e: e.name)
+def _sorted_files(folder: str, rel: str) -> Iterator[tuple[str, str]]:
+    """(relative name, path) of every file under `folder`, in byte order of the relative name.
+    A sub-folder sorts as `name/` so that its files fall where a sort of full names puts them;
+    links to folders are skipped (as os.walk does). Holds one listing per open folder level."""
+    with os.scandir(folder) as it:
+        listing = sorted(
+            ((e.name + "/").encode() if e.is_dir() else e.name.encode(), e.path, e.is_symlink()) for e in it
+        )
+    for key, path, link in listing:
+        if key.endswith(b"/"):
+            if not link:
+                yield from _sorted_files(path, f"{rel}{key.decode()}")
+        else:
+            yield f"{rel}{key.decode()}", path
+
+
+def entries(root: Path, prefix: str = "") -> Iterator[_Entry]:
+    """Every file under `root`, sorted by its name in the zip, produced lazily."""
+    for rel, path in _sorted_files(str(root), prefix):
+        ext = os.path.splitext(rel)[1].lower()
+        mode = 0o100755 if ext in EXEC else 0o100644
+        yield _Entry(rel.encode("utf-8"), Path(path), 8 if ext in TEXT else 0, mode)
 
 
 def _local(entry: _Entry) -> bytes:
@@ -151,8 +164,8 @@ def _end(count: int, cd_offset: int, cd_size: int) -> bytes:
 
 def zip_stream(root: Path, *, prefix: str = "") -> Iterator[bytes]:
     """The zip of `root` as chunks; names start with `prefix` (e.g. "mychar-sdxl/")."""
-    offset = 0
-    done: list[_Entry] = []
+    offset = count = 0
+    directory = bytearray()  # the central-directory records, appended as each entry is written
     for entry in entries(root, prefix):
         _measure(entry)
         entry.offset = offset
@@ -162,10 +175,11 @@ def zip_stream(root: Path, *, prefix: str = "") -> Iterator[bytes]:
         for chunk in _data(entry):
             yield chunk
             offset += len(chunk)
-        done.append(entry)
-    cd_offset, cd_size = offset, 0
-    for entry in done:
-        record = _central(entry)
-        cd_size += len(record)
-        yield record
-    yield _end(len(done), cd_offset, cd_size)
+        directory += _central(entry)
+        count += 1
+    cd_offset, cd_size = offset, len(directory)
+    view = memoryview(directory)
+    for start in range(0, cd_size, CHUNK):
+        yield bytes(view[start : start + CHUNK])
+    view.release()
+    yield _end(count, cd_offset, cd_size)
