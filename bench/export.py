@@ -71,13 +71,9 @@ def setup() -> Any:
     django.setup()
     import apps.training.bundle.writer  # noqa: F401 - imported before any timing
     import tests.training.bundle.conftest  # noqa: F401
-    from tests.training.bundle import _standins
+    from apps.training.bundle.context import load_logic
 
-    logic, standing = _standins.logic()
-    if standing:
-        print(
-            f"  (stand-ins for apps.training.logic.{', '.join(standing)}: the real modules have not landed)"
-        )
+    logic = load_logic()  # the real logic modules (the stand-ins were removed with the tests')
     # Warm-up outside the clock: the CLIP token tables load once per process (about 2 s of CPU
     # here), as in a long-running export worker.
     from tests.training.bundle.conftest import POLICY

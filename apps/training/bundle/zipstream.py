@@ -69,17 +69,19 @@ def _measure(entry: _Entry) -> None:
 def _sorted_files(folder: str, rel: str) -> Iterator[tuple[str, str]]:
     """(relative name, path) of every file under `folder`, in byte order of the relative name.
     A sub-folder sorts as `name/` so that its files fall where a sort of full names puts them;
-    links to folders are skipped (as os.walk does). Holds one listing per open folder level."""
+    links to folders are skipped (as os.walk does). Holds one listing of names per open level."""
     with os.scandir(folder) as it:
         listing = sorted(
-            ((e.name + "/").encode() if e.is_dir() else e.name.encode(), e.path, e.is_symlink()) for e in it
+            (e.name + "/").encode() if e.is_dir() else e.name.encode()
+            for e in it
+            if not (e.is_dir() and e.is_symlink())
         )
-    for key, path, link in listing:
-        if key.endswith(b"/"):
-            if not link:
-                yield from _sorted_files(path, f"{rel}{key.decode()}")
+    for key in listing:
+        name = key.decode()
+        if name.endswith("/"):
+            yield from _sorted_files(os.path.join(folder, name[:-1]), rel + name)
         else:
-            yield f"{rel}{key.decode()}", path
+            yield rel + name, os.path.join(folder, name)
 
 
 def entries(root: Path, prefix: str = "") -> Iterator[_Entry]:

@@ -411,3 +411,29 @@ def test_extra_kohya_args_are_written_and_never_replace_the_bundles_own(make_pla
         write_bundle(clash, dest, logic=logic)
     assert [f.code for f in caught.value.findings] == ["L17"]
     assert "output_dir" in caught.value.findings[0].message
+
+
+def test_file_checks_name_each_broken_file(make_plan, export, logic):
+    """A12 and L10 by merging sorted streams (docs/export-bundle.md#checks): each problem once,
+    with its file; items.jsonl need not be in file order."""
+    root = export(make_plan(mirror="per_item", targets=("kohya", "diffusers")))
+    lines = (root / "items.jsonl").read_text().splitlines(keepends=True)
+    records = [json.loads(line) for line in lines]
+    dropped, doubled, changed = records[0], records[1], records[2]
+    changed_line = json.dumps({**changed, "sha256": "0" * 64}) + "\n"
+    rest = [line for r, line in zip(records, lines, strict=True) if r not in (dropped, changed)]
+    (root / "items.jsonl").write_text("".join([*reversed(rest), changed_line, lines[1]]))
+    meta = root / "data/metadata.jsonl"
+    rows = meta.read_text().splitlines(keepends=True)
+    meta.write_text("".join(rows[1:]))
+    first = json.loads(rows[0])["file_name"]
+    found = [(f.code, f.message, f.item, f.path) for f in check_bundle(root, logic=logic) if is_error(f)]
+    assert ("A12", "image listed twice in items.jsonl", doubled["id"], doubled["file"]) in found
+    assert ("A12", "image not in items.jsonl", None, dropped["file"]) in found
+    assert ("A12", "sha256 differs from items.jsonl", None, changed["file"]) in found
+    assert ("L10", "image has no metadata.jsonl row", None, f"data/metadata.jsonl: {first}") in found
+    assert len(found) == 4
+    (root / dropped["file"]).unlink()
+    (root / "items.jsonl").write_text("".join(lines))
+    found = [(f.code, f.path) for f in check_bundle(root, logic=logic) if is_error(f)]
+    assert ("A12", dropped["file"]) in found

@@ -43,3 +43,18 @@ def test_zip64_end_records_when_there_are_many_entries(tmp_path, monkeypatch):
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
         assert len(zf.namelist()) == 4
+
+
+def test_lazy_walk_orders_entries_like_a_sort_of_full_names(tmp_path):
+    """Folders are listed one at a time; `a/…` still sorts after `a.txt` and `a-b/…` (byte order)."""
+    root = tmp_path / "t"
+    names = ["a.txt", "a/b.txt", "a-b/c.json", "a/c/d.png", "ab", "A", "é/x.md", "a.b/z", "a/b-c.py"]
+    for rel in names:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel * 3)
+    (root / "empty").mkdir()
+    data = b"".join(zipstream.zip_stream(root, prefix="p/"))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.namelist() == sorted((f"p/{n}" for n in names), key=lambda n: n.encode())
+        assert zf.testzip() is None
+        assert all(zf.read(f"p/{n}") == (n * 3).encode() for n in names)
