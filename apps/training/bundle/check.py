@@ -101,16 +101,21 @@ class _Checker:
 
     def folder(self, rel: str, path: Path, renderers: dict[str, str]) -> None:
         """L12 + A05 for one flat folder: stems, extensions, one caption per renderer per image."""
-        stems: dict[str, list[str]] = {}
-        with os.scandir(path) as it:
-            listing = [(e.name, e.is_dir()) for e in it]
-        for name, is_dir in listing:
-            stem, ext = os.path.splitext(name)
-            if is_dir or ext not in IMAGE_EXTS | CAPTION_EXTS or not STEM.match(stem):
-                self.add("L12", "not an image or caption file with an item stem", path=f"{rel}/{name}")
-                continue
-            stems.setdefault(stem, []).append(ext)
-        for stem, exts in sorted(stems.items()):
+        with os.scandir(path) as it:  # names only, sorted: a folder's entry ends in "/"
+            names = sorted(e.name + "/" if e.is_dir() else e.name for e in it)
+
+        def valid() -> Iterator[tuple[str, str]]:
+            for name in names:
+                stem, ext = os.path.splitext(name)
+                if ext not in IMAGE_EXTS | CAPTION_EXTS or not STEM.match(stem):
+                    path = f"{rel}/{name.removesuffix('/')}"
+                    self.add("L12", "not an image or caption file with an item stem", path=path)
+                    continue
+                yield stem, ext
+
+        # An item stem has a fixed form, so its files (`stem.ext`) sit next to each other.
+        for stem, group in itertools.groupby(valid(), key=lambda pair: pair[0]):
+            exts = [ext for _, ext in group]
             pictures = [e for e in exts if e in IMAGE_EXTS]
             if len(pictures) > 1:
                 self.add("A05", "two images share a stem (and its caption files)", stem, rel)
