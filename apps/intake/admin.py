@@ -12,7 +12,7 @@ from django.http import HttpRequest
 
 from apps.core.exceptions import DomainError
 from apps.intake import services
-from apps.intake.models import IntakeArrival, IntakeEntry
+from apps.intake.models import IntakeArrival, IntakeEntry, IntakeTagging
 
 EDITABLE = ["title", "notes", "planned_count", "on_arrival"]
 
@@ -92,6 +92,22 @@ class IntakeArrivalAdmin(admin.ModelAdmin):
     list_display = ["entry", "media_item", "reviewed", "added_at"]
     list_filter = ["reviewed"]
     raw_id_fields = ["entry", "media_item"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(IntakeTagging)
+class IntakeTaggingAdmin(admin.ModelAdmin):
+    """On-arrival tagging runs of entries (docs/intake.md); written by the intake services only."""
+
+    list_display = ["entry", "label", "scheme_run", "job", "started", "problem"]
+    list_filter = ["started"]
+    raw_id_fields = ["entry", "scheme_run", "job"]
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -161,3 +161,11 @@ class SchemeScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class StepOutputAdmin(ReadOnly):
     list_display = ("tagger_version", "item", "fingerprint", "created_at")
     raw_id_fields = ("item",)
+
+
+@admin.register(models.LabelChanges)
+class LabelChangesAdmin(ReadOnly):
+    """Debounced-retrain counters (docs/taggers.md#debounced-retraining); written by the app only."""
+
+    list_display = ("tagger", "changes", "due_at", "updated_at")
+    list_filter = ("due_at",)

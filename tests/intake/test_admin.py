@@ -30,6 +30,7 @@ def entry(dataset):  # type: ignore[no-untyped-def]
         "/admin/intake/intakeentry/",
         "/admin/intake/intakeentry/{entry}/change/",
         "/admin/intake/intakearrival/",
+        "/admin/intake/intaketagging/",
     ],
 )
 def test_pages_load(staff_client, entry, url) -> None:  # type: ignore[no-untyped-def]
