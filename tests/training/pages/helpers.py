@@ -89,3 +89,54 @@ def editor_data(
                 continue
             data[f"pol-{n}-{key}"] = value
     return data
+
+
+def ti_form(source, **over):  # type: ignore[no-untyped-def]
+    data = {
+        "name": "Mychar TI",
+        "slug": "",
+        "token": "mychartok",
+        "init_word": "person",
+        "num_vectors": 2,
+        "learnable": "object",
+        "prompting": "captions",
+        "base_model": BaseModelProfile.objects.get(slug="sd15").pk,
+        "dataset": source.pk,
+        "subset": "",
+        "query": "",
+        "resolution": "",
+        "repeats": 1,
+        "seed": 1234,
+        "targets": ["kohya", "a1111"],
+        "target_root": "",
+    }
+    data.update(over)
+    return data
+
+
+def profile_form(**over):  # type: ignore[no-untyped-def]
+    data = {
+        "name": "My SD1 mix",
+        "slug": "my-sd1-mix",
+        "description": "",
+        "kind": "checkpoint",
+        "family": "sd1",
+        "prediction": "epsilon",
+        "resolution": 512,
+        "bucket_min": 256,
+        "bucket_max": 1024,
+        "bucket_step": 64,
+        "onetrainer_quantum": 8,
+        "max_tokens": 75,
+        "clip_skip": 2,
+        "booru_text": "on",
+        "source_kind": "file",
+        "source_ref": "/models/mix.safetensors",
+        "source_sha256": "",
+        "diffusers_ref": "",
+        "vocabulary": "",
+        "mapping_profile": "",
+        "supported_trainers": ["kohya", "onetrainer"],
+    }
+    data.update(over)
+    return data

@@ -9,8 +9,7 @@ from django.test import Client
 
 from apps.training.models import BaseModelProfile, TextualInversion, TrainingSession
 from tests.training import factories
-from tests.training.pages.helpers import editor_data, grant_training
-from tests.training.pages.test_ti_and_models import _profile, _ti
+from tests.training.pages.helpers import editor_data, grant_training, profile_form, ti_form
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +73,7 @@ def test_ti_form_refuses_shell_words_and_unclean_roots(trainer: Client, faces) -
         ({"init_word": "$HOME"}, "letters and digits only"),
         ({"target_root": "/a/../b"}, "no . or .. segments"),
     ]:
-        response = trainer.post("/training/ti/new", _ti(faces, **over))
+        response = trainer.post("/training/ti/new", ti_form(faces, **over))
         assert response.status_code == 422, over
         assert message in response.content.decode(), over
     assert not TextualInversion.objects.exists()
@@ -82,6 +81,6 @@ def test_ti_form_refuses_shell_words_and_unclean_roots(trainer: Client, faces) -
 
 def test_base_model_form_refuses_refs_that_break_launch_scripts(trainer: Client) -> None:
     for over in ({"source_ref": "/m/$(id).safetensors"}, {"diffusers_ref": 'org/"x"'}, {"slug": "4242"}):
-        response = trainer.post("/training/base-models/new", _profile(**over))
+        response = trainer.post("/training/base-models/new", profile_form(**over))
         assert response.status_code == 422, over
     assert not BaseModelProfile.objects.filter(seeded=False).exists()
