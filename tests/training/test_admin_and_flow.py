@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from apps.jobs.models import Job
-from apps.training.models import TrainingExport
+from apps.training.models import BaseModelProfile, TrainingExport
 from apps.training.services import exports
 from apps.training.services.textual_inversions import ti_create
 from tests.training import factories as f
@@ -40,7 +40,7 @@ def test_every_admin_page_loads(client) -> None:  # type: ignore[no-untyped-def]
     for url in (
         f"/admin/training/trainingsession/{session.pk}/change/",
         f"/admin/training/textualinversion/{ti.pk}/change/",
-        "/admin/training/basemodelprofile/1/change/",
+        f"/admin/training/basemodelprofile/{BaseModelProfile.objects.get(slug='sd15').pk}/change/",
         f"/admin/training/trainingexport/{TrainingExport.objects.get().pk}/change/",
     ):
         assert client.get(url).status_code == 200, url
