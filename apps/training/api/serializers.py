@@ -18,6 +18,8 @@ from apps.training.models import (
     TrainingSessionVersion,
 )
 from apps.training.selectors import session_detail
+from apps.training.services.base_models import FIELDS as BASE_MODEL_FIELDS
+from apps.training.services.checks import FIELDS as SESSION_FIELDS
 
 REF = serializers.CharField(max_length=100, help_text="An id or a slug")
 
@@ -122,50 +124,12 @@ class TrainingSamplesOutputSerializer(serializers.Serializer):
     sampler = serializers.CharField()
 
 
+# The settings a version records (services.checks.FIELDS), framed by identity and timestamps.
 SESSION_OUTPUT_FIELDS = [
     "id",
-    "name",
-    "slug",
-    "description",
+    *SESSION_FIELDS[:3],
     "version",
-    "seed",
-    "targets",
-    "method",
-    "rank",
-    "alpha",
-    "train_text_encoder",
-    "batch_size",
-    "epochs",
-    "learning_rate",
-    "mixed_precision",
-    "cache_latents",
-    "cache_text_encoder_outputs",
-    "masked_loss",
-    "extra_args",
-    "resolution",
-    "bucket_min",
-    "bucket_max",
-    "bucket_step",
-    "no_upscale",
-    "images",
-    "min_source_side",
-    "max_aspect",
-    "crop",
-    "mirror",
-    "mirror_block_tags",
-    "color_jitter",
-    "alpha_background",
-    "underscores_to_spaces",
-    "escape_parentheses",
-    "shuffle",
-    "caption_dropout_rate",
-    "materialize_mode",
-    "materialize_variants",
-    "max_tokens",
-    "prefix_mode",
-    "kohya_per_type_dropout",
-    "swap_directional",
-    "target_root",
+    *SESSION_FIELDS[3:],
     "created_at",
     "updated_at",
 ]
@@ -244,35 +208,7 @@ class BaseModelOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BaseModelProfile
-        fields = [
-            "id",
-            "slug",
-            "name",
-            "description",
-            "kind",
-            "family",
-            "prediction",
-            "resolution",
-            "bucket_min",
-            "bucket_max",
-            "bucket_step",
-            "onetrainer_quantum",
-            "max_tokens",
-            "clip_skip",
-            "v_parameterization",
-            "score_tags_prefix",
-            "booru_text",
-            "source_kind",
-            "source_ref",
-            "source_sha256",
-            "diffusers_ref",
-            "vocabulary",
-            "mapping_profile",
-            "supported_trainers",
-            "seeded",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *BASE_MODEL_FIELDS, "seeded", "created_at", "updated_at"]
 
 
 class TextualInversionInputSerializer(serializers.Serializer):
