@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from apps.jobs.models import Job
-from apps.taggers.models import Caption, SchemeRun, StepRun
+from apps.taggers.engine.captioner import prompt_sha256
+from apps.taggers.models import Caption, SchemeRun, StepOutput, StepRun
 from apps.taggers.services import scheme_runs, scheme_steps
 from apps.taggers.services.schemes import scheme_create
 from tests.media.factories import make_item
@@ -80,29 +81,45 @@ def test_without_transformers_the_step_fails_naming_the_package(models) -> None:
     assert "transformers" in step.error
 
 
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "picture", "of", "red", "blue"]
+
+
 def _tiny_blip(folder: Path) -> None:
-    """A random-initialised BLIP captioner (a few hundred thousand parameters) and its processor,
-    written with save_pretrained: no download."""
+    """A random-initialised BLIP captioner (about 64k parameters) and its processor, written with
+    save_pretrained: no download. The tokenizer is built here with the tokenizers library from a
+    ten-word vocabulary; the language head's bias favours "red", so greedy decoding writes a known
+    caption whatever the random weights are."""
     import torch
     import transformers as tf
+    from tokenizers import Tokenizer, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
 
     torch.manual_seed(0)
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "picture", "of", "red", "blue"]
     folder.mkdir(parents=True)
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
-    tokenizer = tf.BertTokenizer(str(folder / "vocab.txt"))
-    tokenizer.bos_token = "[CLS]"
+    vocab = {word: i for i, word in enumerate(WORDS)}
+    core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer = tf.PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", bos_token="[CLS]",
+    )  # fmt: skip
     images = tf.BlipImageProcessor(size={"height": 32, "width": 32})
     tf.BlipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(str(folder))
     config = tf.BlipConfig(
-        text_config={"vocab_size": len(words), "hidden_size": 32, "num_hidden_layers": 1,
+        text_config={"vocab_size": len(WORDS), "hidden_size": 32, "num_hidden_layers": 1,
                      "num_attention_heads": 2, "intermediate_size": 64, "bos_token_id": 2,
                      "sep_token_id": 3, "pad_token_id": 0},
         vision_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                        "intermediate_size": 64, "image_size": 32, "patch_size": 16},
         projection_dim=32,
     )  # fmt: skip
-    tf.BlipForConditionalGeneration(config).save_pretrained(str(folder))
+    model = tf.BlipForConditionalGeneration(config)
+    with torch.no_grad():
+        model.text_decoder.cls.predictions.bias[vocab["red"]] = 100.0
+    model.save_pretrained(str(folder))
 
 
 @pytest.mark.skipif(not HAS_TRANSFORMERS, reason="transformers is not installed")
@@ -110,5 +127,15 @@ def test_a_tiny_local_model_captions_offline(models) -> None:
     _tiny_blip(models / "captioner" / "tiny")
     step = _run()
     assert step.status == StepRun.Status.SUCCEEDED, step.error
-    assert Caption.objects.count() == 1
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    caption = Caption.objects.get()
+    # Five generated tokens after the prompt, which the backend strips from the answer.
+    assert caption.text == "red red red red red"
+    # Provenance: the step's resolved version, the rendered prompt's hash, the step's output row.
+    assert caption.tagger_version_id == step.resolved_version_id
+    assert caption.tagger_version.tagger.name == "local"
+    assert caption.region_id is None
+    assert caption.prompt_sha256 == prompt_sha256("a picture of")
+    assert StepOutput.objects.filter(tagger_version=caption.tagger_version, item=caption.item).count() == 1
+    assert (step.counts["sent"], step.counts["captions"], step.counts["items_failed"]) == (1, 1, 0)

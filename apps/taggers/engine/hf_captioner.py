@@ -55,9 +55,12 @@ class LocalCaptioner:
             self.processor = transformers.AutoProcessor.from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False
             )
-            self.model = transformers.AutoModelForVision2Seq.from_pretrained(
-                str(path), local_files_only=True, trust_remote_code=False
+            # transformers 5 names the auto class AutoModelForImageTextToText; 4.x called it
+            # AutoModelForVision2Seq (docs/taggers.md#local-captioners).
+            auto = getattr(transformers, "AutoModelForImageTextToText", None) or getattr(
+                transformers, "AutoModelForVision2Seq"
             )
+            self.model = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError, KeyError) as exc:
             raise DomainError(
                 f"The captioner folder {path} could not be loaded offline as an image-to-text model ({exc}).",
