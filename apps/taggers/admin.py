@@ -68,7 +68,8 @@ class TaggerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ("kind", "target")
     search_fields = ("name", "description")
     raw_id_fields = ("owner", "active_version")
-    readonly_fields = ("active_version",)
+    # Promotion and rollback keep these (docs/taggers.md#re-scoring-on-promotion).
+    readonly_fields = ("active_version", "previous_version", "rescore_job", "rescore_skipped")
     inlines = [TaggerVersionInline]
 
 

@@ -150,6 +150,27 @@ class Tagger(BaseModel):
     active_version = models.ForeignKey(
         "TaggerVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Kept by promotion and rollback, never by the user: outside `params`, so saving params keeps
+    # them (docs/taggers.md#re-scoring-on-promotion).
+    previous_version = models.ForeignKey(
+        "TaggerVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The version active before the current one (what rollback restores)",
+    )
+    rescore_job = models.ForeignKey(
+        "jobs.Job",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The taggers.score job the last promotion or rollback queued",
+    )
+    rescore_skipped = models.CharField(
+        max_length=300, blank=True, help_text="Why the last promotion queued no re-score"
+    )
 
     class Meta:
         ordering = ["name"]

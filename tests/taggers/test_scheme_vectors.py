@@ -44,7 +44,7 @@ def head(space: EmbeddingSpace):
     """A trained head (planted signal) over 120 items with vectors; the re-score its promotion
     queued is dropped, so only the scheme step writes its sets."""
     world = planted_head(space, N, NAMES)
-    Job.objects.filter(pk=world["tagger"].params["rescore_job"]).delete()
+    Job.objects.filter(pk=world["tagger"].rescore_job_id).delete()
     return world
 
 

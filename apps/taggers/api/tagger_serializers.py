@@ -61,18 +61,29 @@ class TaggerOutputSerializer(serializers.ModelSerializer):
     vocabulary: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     tag_types: Any = serializers.SlugRelatedField(slug_field="key", many=True, read_only=True)
     active_version = serializers.SerializerMethodField()
+    previous_version = serializers.SerializerMethodField()
+    rescore_job = serializers.SerializerMethodField()
 
     class Meta:
         model = Tagger
         fields = [
             "id", "name", "kind", "target", "vocabulary", "embedding_space", "tag_types", "network_type",
-            "description", "params", "scope", "stored_threshold", "active_version", "created_at",
-            "updated_at",
+            "description", "params", "scope", "stored_threshold", "active_version", "previous_version",
+            "rescore_job", "rescore_skipped", "created_at", "updated_at",
         ]  # fmt: skip
+        read_only_fields = ["rescore_skipped"]
 
     def get_active_version(self, obj: Tagger) -> int | None:
         """The active version's number."""
         return obj.active_version.number if obj.active_version is not None else None
+
+    def get_previous_version(self, obj: Tagger) -> int | None:
+        """The number of the version active before the current one (what rollback restores)."""
+        return obj.previous_version.number if obj.previous_version is not None else None
+
+    def get_rescore_job(self, obj: Tagger) -> dict[str, Any] | None:
+        """The `taggers.score` job the last promotion or rollback queued (read-only)."""
+        return dict(JobOutputSerializer(obj.rescore_job).data) if obj.rescore_job is not None else None
 
 
 class TrainInputSerializer(serializers.Serializer):

@@ -26,7 +26,9 @@ REVIEW_PAGE = 50
 
 
 def tagger_list() -> QuerySet[Tagger]:
-    return Tagger.objects.select_related("vocabulary", "embedding_space", "active_version").order_by("name")
+    return Tagger.objects.select_related(
+        "vocabulary", "embedding_space", "active_version", "previous_version", "rescore_job"
+    ).order_by("name")
 
 
 def tagger_get(*, tagger_id: object) -> Tagger:

@@ -242,39 +242,42 @@ def _activate(tagger: Tagger, version: TaggerVersion, *, copy_overrides: bool) -
                     threshold=override.threshold,
                     actor=override.set_by,
                 )
-    params = dict(locked.params)
+    fields = ["active_version", "updated_at"]
     if previous_id and previous_id != version.pk:
-        params["previous_version"] = previous_id
+        locked.previous_version_id = previous_id
+        fields.append("previous_version")
     if previous_id != version.pk:
-        _rescore(locked, version, params)
-    locked.params = params
+        fields += _rescore(locked, version)
     locked.active_version = version
     locked.full_clean()
-    locked.save(update_fields=["active_version", "params", "updated_at"])
+    locked.save(update_fields=fields)
     return locked
 
 
-def _rescore(tagger: Tagger, version: TaggerVersion, params: dict[str, Any]) -> None:
+def _rescore(tagger: Tagger, version: TaggerVersion) -> list[str]:
     """A head's newly active version re-scores what the tagger covers (a `taggers.score` job;
-    one a previous promotion queued and that has not finished is cancelled). The job's id is
-    kept in `params.rescore_job`, or why none was queued in `params.rescore_skipped`."""
+    one a previous promotion queued and that has not finished is cancelled). The job is kept in
+    `Tagger.rescore_job`, or why none was queued in `Tagger.rescore_skipped`; both are fields of
+    their own, not `params`, so a user saving params keeps them. Returns the fields it set."""
     from apps.jobs import services as job_services
     from apps.jobs.models import Job
     from apps.taggers.services.apply import rescore_start
 
     if tagger.kind != Tagger.Kind.EMBEDDING_HEAD:
-        return
-    params.pop("rescore_skipped", None)
-    old = params.pop("rescore_job", None)
+        return []
+    old = tagger.rescore_job_id
     stale = Job.objects.filter(pk=old).exclude(status__in=Job.FINISHED).first() if old else None
     if stale is not None:
         job_services.job_cancel(job=stale)
     if tagger.embedding_space_id is None or version.space_id != tagger.embedding_space_id:
-        params["rescore_skipped"] = (
+        tagger.rescore_job = None
+        tagger.rescore_skipped = (
             f"Version {version.number} was trained in another embedding space; nothing was re-scored."
         )
-        return
-    params["rescore_job"] = rescore_start(tagger=tagger, version=version).pk
+    else:
+        tagger.rescore_job = rescore_start(tagger=tagger, version=version)
+        tagger.rescore_skipped = ""
+    return ["rescore_job", "rescore_skipped"]
 
 
 @transaction.atomic
@@ -288,7 +291,7 @@ def version_promote(*, tagger: Tagger, number: int, copy_overrides: bool = False
 def version_rollback(*, tagger: Tagger) -> Tagger:
     """Back to the version that was active before the current one."""
     locked = Tagger.objects.select_for_update().get(pk=tagger.pk)
-    previous_id = (locked.params or {}).get("previous_version")
+    previous_id = locked.previous_version_id
     previous = TaggerVersion.objects.filter(pk=previous_id, tagger=locked).first() if previous_id else None
     if previous is None:
         raise ConflictError(
