@@ -45,6 +45,24 @@ def tiny_mirror(directory: Path) -> Path:
     return directory
 
 
+def tiny_siglip_mirror(directory: Path, logit_bias: float = -10.0) -> Path:
+    """The tiny model made SigLIP-style (a `logit_bias`, as open_clip's SigLIP configs set with
+    `init_logit_bias`), mirrored like `tiny_mirror`; random init after `torch.manual_seed(1)`."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = {**json.loads((MODEL_CONFIGS / f"{TINY}.json").read_text()), "init_logit_bias": logit_bias}
+    torch.manual_seed(1)
+    model = open_clip.model.CLIP(**cfg)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, directory / "open_clip_model.safetensors"
+    )
+    (directory / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
+    return directory
+
+
 def shapes_picture(seed: int, size: int = 96) -> tuple[bytes, set[str]]:
     """One §8 picture: grey background 100–159, 1–2 objects of a colour and a shape (radius
     12–23 px); PNG bytes and its true tags (colour and shape names)."""

@@ -41,6 +41,7 @@ WEIGHTS_FILE = "open_clip_model.safetensors"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 RESIZE_MODES = ("squash", "longest", "shortest")
 DEFAULT_RESIZE_MODE = "squash"  # 'shortest' centre-crops and loses the edges
+TEXT_BATCH = 256  # texts per text-tower call when building a zero-shot matrix
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 # Templates for the zero-shot baseline (illustration-oriented; editable per tagger).
@@ -341,16 +342,28 @@ class ClipModel:
 
     def text_matrix(self, names: Sequence[str], templates: Iterable[str] = DEFAULT_TEMPLATES) -> np.ndarray:
         """The zero-shot classifier: per name, every template filled in, encoded, normalised,
-        averaged and renormalised → D×T fp32 (open_clip's zero_shot_classifier)."""
+        averaged and renormalised → D×T fp32 (open_clip's zero_shot_classifier). The texts are
+        encoded in batches of TEXT_BATCH whatever the names, not one call per name."""
         import numpy as np
 
         templates = list(templates)
-        columns = []
-        for name in names:
-            vectors = self.encode_text([t.format(name) for t in templates])
-            mean = vectors.mean(axis=0)
-            columns.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-        return np.stack(columns, axis=1).astype(np.float32)
+        texts = [t.format(name) for name in names for t in templates]
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = np.concatenate(
+            [self.encode_text(texts[i : i + TEXT_BATCH]) for i in range(0, len(texts), TEXT_BATCH)]
+        )
+        means = vectors.reshape(len(names), len(templates), -1).mean(axis=1)
+        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(means.T, dtype=np.float32)
+
+    def logit_params(self) -> tuple[float, float | None]:
+        """(exp(logit_scale), logit_bias or None): a SigLIP-style model (one with a
+        `logit_bias`) turns a cosine into a probability sigmoid(scale·cos + bias)."""
+        scale = getattr(self.model, "logit_scale", None)
+        bias = getattr(self.model, "logit_bias", None)
+        value = float(scale.detach().float().exp().item()) if scale is not None else 1.0
+        return value, (float(bias.detach().float().item()) if bias is not None else None)
 
 
 def _local_tokenizer(name: str) -> Any:

@@ -8,14 +8,16 @@ without a vector in the space counts as failed ("embed it first"); a re-run retr
 
 * head: the version's head (`versions.version_head`); kept: scores ≥ `params.threshold`
   (default the tagger's `stored_threshold`), best first, at most `params.top_k` (512).
-* zero-shot: the version's frozen prompts and templates (`zeroshot.py`) → the space's text tower
-  builds the D×T text matrix once per job; score = (cosine + 1) / 2; kept: per item the tags
-  above its MCut threshold (`params.mcut`, default true) and ≥ `params.threshold` (default 0),
-  at most `params.top_k`.
+* zero-shot: the version's frozen prompts and templates (`zeroshot.py`) → the stored D×T text
+  matrix (`text_matrices.py`: built by the space's text tower once, then reused by every job);
+  score = (cosine + 1) / 2, or sigmoid(scale·cosine + bias) for a SigLIP-style model
+  (`params.scoring`: auto, cosine, sigmoid); kept: per item the tags above its MCut threshold
+  (`params.mcut`, default true) and ≥ `params.threshold` (default 0), at most `params.top_k`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +28,14 @@ from apps.taggers.models import SCALE, Tagger
 from apps.taggers.services import versions
 from apps.taggers.services.apply import MAX_PER_ITEM, known_tags, sets_replace, version_slot
 from apps.taggers.services.matrix import matrix_load
+from apps.taggers.services.text_matrices import TextMatrix
 from apps.tags.models import Tag
 
 if TYPE_CHECKING:
     from apps.taggers.services.scheme_steps import StepContext
 
 VECTOR_KINDS = (Tagger.Kind.EMBEDDING_HEAD, Tagger.Kind.CLIP_ZEROSHOT)
+SCORINGS = ("auto", "cosine", "sigmoid")
 
 
 def _space(ctx: StepContext) -> Any:
@@ -89,8 +93,9 @@ def _head_scores(ctx: StepContext, vectors: np.ndarray) -> list[list[tuple[int, 
     return [_top(row, keys, (row >= floor) & usable, limit) for row in head.score(vectors)]
 
 
-def _text_matrix(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
-    """(tag ids, D×T text matrix) of the version's frozen prompts, built once per job."""
+def _text_matrix(ctx: StepContext) -> tuple[np.ndarray, TextMatrix]:
+    """(tag ids, the stored text matrix of the version's frozen prompts), read once per job; its
+    columns are narrowed to the tags that still exist."""
     if "text" not in ctx.memo:
         from apps.taggers.services import zeroshot
 
@@ -101,27 +106,44 @@ def _text_matrix(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
                 f"{ctx.tagger.name!r} cannot score zero-shot.",
                 code="taggers.no_text_tower",
             )
-        keys, matrix = zeroshot.text_matrix(ctx.version, space)
+        keys, stored = zeroshot.text_matrix(ctx.version, space)
         alive = set(
             Tag.objects.filter(pk__in=keys.tolist(), vocabulary_id=ctx.tagger.vocabulary_id).values_list(
                 "pk", flat=True
             )
         )  # tags deleted since the version was made are not written
         usable = np.isin(keys, np.asarray(sorted(alive), dtype=np.int64))
-        ctx.memo["text"] = (keys[usable], matrix[:, usable])
-    text: tuple[np.ndarray, np.ndarray] = ctx.memo["text"]
+        ctx.memo["text"] = (keys[usable], dataclasses.replace(stored, matrix=stored.matrix[:, usable]))
+    text: tuple[np.ndarray, TextMatrix] = ctx.memo["text"]
     return text
+
+
+def _sigmoid(ctx: StepContext, stored: TextMatrix) -> bool:
+    """`params.scoring`: `auto` (default) is sigmoid for a SigLIP-style model, cosine else."""
+    scoring = str(ctx.step.params.get("scoring", "auto"))
+    if scoring not in SCORINGS:
+        raise DomainError(
+            f"Step {ctx.step.key!r}: scoring is one of {', '.join(SCORINGS)}.", code="taggers.bad_scoring"
+        )
+    if scoring == "sigmoid" and not stored.sigmoid:
+        raise DomainError(
+            f"Step {ctx.step.key!r}: sigmoid scoring needs a SigLIP-style model (one with a logit "
+            f"bias); {ctx.tagger.embedding_space} has none.",
+            code="taggers.bad_scoring",
+        )
+    return stored.sigmoid and scoring != "cosine"
 
 
 def _zeroshot_scores(ctx: StepContext, vectors: np.ndarray) -> list[list[tuple[int, int]]]:
     from apps.taggers.engine.wd import mcut_threshold
 
-    keys, matrix = _text_matrix(ctx)
+    keys, stored = _text_matrix(ctx)
     floor = float(ctx.step.params.get("threshold", 0.0))
     limit = int(ctx.step.params.get("top_k", MAX_PER_ITEM))
     mcut = bool(ctx.step.params.get("mcut", True))
+    scores = stored.probabilities(vectors) if _sigmoid(ctx, stored) else (vectors @ stored.matrix + 1.0) / 2.0
     out = []
-    for row in (vectors @ matrix + 1.0) / 2.0:
+    for row in scores:
         cut = mcut_threshold(row) if mcut else None
         keep = row >= max(floor, cut if cut is not None else floor)
         out.append(_top(row, keys, keep, limit))

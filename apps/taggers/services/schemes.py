@@ -142,6 +142,13 @@ def _text(limit: int) -> Callable[[Any], str]:
     return check
 
 
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        return "" if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
 def _boxes(value: Any) -> str:
     wrong = (
         f"must be a list of at most {MAX_BOXES} boxes [x0, y0, x1, y1, label?] in fractions 0–1, "
@@ -168,7 +175,12 @@ PARAM_CHECKS: dict[str, dict[str, Callable[[Any], str]]] = {
     Tagger.Kind.DETECTOR: {"conf": _unit, "iou": _unit, "max_size": _int_in(32, 4096), "boxes": _boxes},
     Tagger.Kind.CAPTIONER: {"max_tokens": _int_in(1, 4096), "prefix": _text(1000)},
     Tagger.Kind.EMBEDDING_HEAD: {"threshold": _unit, "top_k": _int_in(1, 512)},
-    Tagger.Kind.CLIP_ZEROSHOT: {"threshold": _unit, "top_k": _int_in(1, 512), "mcut": _flag},
+    Tagger.Kind.CLIP_ZEROSHOT: {
+        "threshold": _unit,
+        "top_k": _int_in(1, 512),
+        "mcut": _flag,
+        "scoring": _one_of("auto", "cosine", "sigmoid"),
+    },
 }
 
 

@@ -189,11 +189,11 @@ def _zeroshot(
     evaluated = _evaluated(output, tag_ids)
     if space is None or not space.has_text_tower or not evaluated:
         return None
-    from apps.taggers.services.embeddings import backend_for
+    from apps.taggers.engine.clip import DEFAULT_TEMPLATES
+    from apps.taggers.services.text_matrices import text_matrix_get
 
-    backend = backend_for(space)
     prompts = [names[n].replace("_", " ") for n in evaluated]
-    matrix = backend.text_matrix(prompts)
+    matrix = text_matrix_get(space, prompts, DEFAULT_TEMPLATES).matrix
     scores = (x_val.astype(np.float32) @ matrix + 1.0) / 2.0
     return ev.macro_map(scores, output.eval_labels[:, evaluated], list(range(len(evaluated))))
 

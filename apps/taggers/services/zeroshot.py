@@ -6,8 +6,8 @@ version at once (no job) whose `hyperparams` hold `templates` and `prompts` ([ta
 name] per tag), made active when the tagger has none. Prompt names are the tagger's
 `params.prompts` ({tag name: text}) or the tag's display name; templates are `params.templates`
 (each with one `{}`) or the engine's defaults. The text matrix is built from them by the space's
-text tower where a step scores (`text_matrix`), so editing the tagger's params changes nothing
-until a new version is made.
+text tower the first time a step scores and stored (`text_matrix`, `text_matrices.py`), so
+editing the tagger's params changes nothing until a new version is made.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from django.db.models import Max
 from apps.core.exceptions import DomainError
 from apps.taggers.engine.clip import DEFAULT_TEMPLATES
 from apps.taggers.models import EmbeddingSpace, Tagger, TaggerVersion
+from apps.taggers.services.text_matrices import TextMatrix
 from apps.tags.models import Tag
 
 MAX_TAGS = 2000
@@ -101,9 +102,10 @@ def zeroshot_version_create(*, tagger: Tagger) -> TaggerVersion:
     return version
 
 
-def text_matrix(version: TaggerVersion, space: EmbeddingSpace) -> tuple[np.ndarray, np.ndarray]:
-    """(tag ids, D×T fp32 text matrix) of a zero-shot version, built by the space's text tower."""
-    from apps.taggers.services.embeddings import backend_for
+def text_matrix(version: TaggerVersion, space: EmbeddingSpace) -> tuple[np.ndarray, TextMatrix]:
+    """(tag ids, the stored D×T text matrix) of a zero-shot version: read from the store, or
+    built by the space's text tower and stored the first time (`text_matrices.py`)."""
+    from apps.taggers.services.text_matrices import text_matrix_get
 
     prompts = version.hyperparams.get("prompts") or []
     templates = version.hyperparams.get("templates") or list(DEFAULT_TEMPLATES)
@@ -112,5 +114,5 @@ def text_matrix(version: TaggerVersion, space: EmbeddingSpace) -> tuple[np.ndarr
             f"Version {version.number} of a zero-shot tagger holds no prompts; create a new version.",
             code="taggers.no_tags",
         )
-    matrix = backend_for(space).text_matrix([str(p) for _, p in prompts], templates)
-    return np.asarray([int(k) for k, _ in prompts], dtype=np.int64), matrix
+    stored = text_matrix_get(space, [str(p) for _, p in prompts], list(templates))
+    return np.asarray([int(k) for k, _ in prompts], dtype=np.int64), stored
