@@ -118,7 +118,8 @@ def test_new_templates_or_prompt_names_build_another_matrix(space) -> None:
     version_promote(tagger=zs["tagger"], number=v2.number)
     assert _run("two", zs["tagger"]).status == StepRun.Status.SUCCEEDED
     second = _stored(space)
-    assert len(second) == 2 and set(first) < set(second)
+    assert len(second) == 2
+    assert set(first) < set(second)
     # The vocabulary changed (a new tag) → a new version, another matrix.
     tags_make(("yellow",))
     v3 = training.tagger_train(tagger=zs["tagger"])
@@ -212,7 +213,8 @@ def test_cosine_scoring_can_be_asked_of_a_siglip_style_model(siglip) -> None:
     step = _run("sig-cos", zs["tagger"], {"mcut": False, "scoring": "cosine"})
     assert step.status == StepRun.Status.SUCCEEDED, step.error
     got = _scores(zs["tagger"], zs["version"], zs["items"][0].pk)
-    assert len(got) == 3 and all(2000 < v < 8000 for v in got.values())  # (cos + 1) / 2 of a random model
+    assert len(got) == 3
+    assert all(2000 < v < 8000 for v in got.values())
 
 
 def test_sigmoid_scoring_needs_a_siglip_style_model(space) -> None:
