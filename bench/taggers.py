@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     heads.add_argument("--network", default="linear", choices=["linear", "mlp"])
     heads.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     heads.add_argument("--seed", type=int, default=0)
+    heads.add_argument("--max-steps", type=int, default=5000, help="the head's step cap (spec: 1,000–5,000)")
     return parser.parse_args(argv)
 
 
@@ -219,7 +220,9 @@ def heads(args: argparse.Namespace) -> int:
     from apps.taggers.engine.train import HeadConfig, head_train
 
     x, labels = heads_data(args.n, args.tags, args.dim, args.seed)
-    config = HeadConfig(seed=args.seed, network=args.network)
+    config = HeadConfig(
+        seed=args.seed, network=args.network, max_steps=args.max_steps, min_steps=min(1000, args.max_steps)
+    )
     head_train(  # warm-up: imports (torch, scikit-learn, iterstrat) are not part of the number
         embeddings=x[:600], labels=labels[:600], keys=list(range(args.tags)),
         config=HeadConfig(seed=0, min_steps=1, max_steps=1), threads=args.threads or None,
@@ -235,9 +238,13 @@ def heads(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     predicted = predictions_for(head, np.asarray(x, dtype=np.float32), 0.10)
     score_s = time.perf_counter() - started
+    import torch
+
+    threads = torch.get_num_threads()
     result = {
         "machine": machine(),
         "n": args.n, "tags": args.tags, "dim": args.dim, "network": args.network,
+        "train_threads": args.threads or "default", "scoring_threads": threads,
         "train_seconds": round(train_s, 2), "train_cpu_seconds": round(train_cpu, 2),
         "steps": out.steps, "best_step": out.best_step, "macro_map": out.metrics["macro_map"],
         "n_head": out.metrics["n_head"], "n_indicative": out.metrics["n_indicative"],

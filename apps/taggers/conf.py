@@ -12,6 +12,7 @@ from apps.core.conf import setting_float, setting_int
 DEFAULTS: dict[str, Any] = {
     "BAGGINTAG_ML_BATCH": 128,
     "BAGGINTAG_ML_DECODE_WORKERS": 0,
+    "BAGGINTAG_TRAIN_THREADS": 0,
     "BAGGINTAG_CPU_JOB_LIMIT_S": 7200,
     "BAGGINTAG_SIMILAR_TOP_K": 200,
     "BAGGINTAG_TEXT_QUERY_WAIT_S": 5.0,
@@ -38,6 +39,12 @@ def ml_batch() -> int:
 def decode_workers() -> int:
     """Decode threads per embed job; 0: one per core."""
     return setting_int(DEFAULTS, "BAGGINTAG_ML_DECODE_WORKERS")
+
+
+def train_threads() -> int | None:
+    """torch threads for head training; None (setting 0): torch's default, one per core. On a
+    host shared with other busy processes 1 avoids OpenMP threads spinning against them."""
+    return max(0, setting_int(DEFAULTS, "BAGGINTAG_TRAIN_THREADS")) or None
 
 
 def cpu_job_limit_s() -> int:

@@ -190,6 +190,7 @@ BAGGINTAG_MODEL_DIR = _data_path(env.str("BAGGINTAG_MODEL_DIR", default=str(DATA
 # the longest estimated `ml` job a CUDA-less host accepts.
 BAGGINTAG_ML_BATCH = env.int("BAGGINTAG_ML_BATCH", default=128)
 BAGGINTAG_ML_DECODE_WORKERS = env.int("BAGGINTAG_ML_DECODE_WORKERS", default=0)  # 0: one per core
+BAGGINTAG_TRAIN_THREADS = env.int("BAGGINTAG_TRAIN_THREADS", default=0)  # 0: torch's default
 BAGGINTAG_CPU_JOB_LIMIT_S = env.int("BAGGINTAG_CPU_JOB_LIMIT_S", default=7200)
 # Debounced retraining of head taggers (docs/taggers.md#debounced-retraining): after this many
 # curated label changes on a head's tags (0: never), a training is queued this many seconds later.

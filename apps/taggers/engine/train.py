@@ -216,14 +216,18 @@ def _fit_head(
         batch = min(config.batch_size, n_train)
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         best, best_step, stale, step, history = -math.inf, 0, 0, 0, []
+        # Rows are gathered once per epoch in shuffled order and each step takes a contiguous
+        # slice: the same batches as gathering per step (bitwise), without three gathers a step.
         order, cursor = torch.randperm(n_train, generator=generator), 0
+        xe, te, we = xt[order], tt[order], wt[order]
         while step < config.max_steps:
             if cursor + batch > n_train:
                 order, cursor = torch.randperm(n_train, generator=generator), 0
-            rows = order[cursor : cursor + batch]
+                xe, te, we = xt[order], tt[order], wt[order]
+            part = slice(cursor, cursor + batch)
             cursor += batch
             model.train()
-            loss = _loss(model(xt[rows]), tt[rows], wt[rows], pw, config.loss)
+            loss = _loss(model(xe[part]), te[part], we[part], pw, config.loss)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

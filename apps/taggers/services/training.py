@@ -27,6 +27,7 @@ from apps.core.exceptions import ConflictError, DomainError
 from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
+from apps.taggers import conf
 from apps.taggers.engine.base import VersionFrozen
 from apps.taggers.models import ImageEmbedding, Tagger, TaggerVersion
 from apps.taggers.selectors.labels import FrozenLabels, labels_freeze
@@ -228,7 +229,12 @@ def _train(version: TaggerVersion, job: Job) -> tuple[Any, FrozenLabels, dict[st
     config = _config(tagger, version.split_seed)
     try:
         output = head_train(
-            embeddings=x, labels=frozen.labels, keys=frozen.tag_ids, names=frozen.names, config=config
+            embeddings=x,
+            labels=frozen.labels,
+            keys=frozen.tag_ids,
+            names=frozen.names,
+            config=config,
+            threads=conf.train_threads(),
         )
     except TrainingError as exc:
         raise TrainingFailed(str(exc)) from exc
