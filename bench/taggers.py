@@ -232,7 +232,14 @@ def heads(args: argparse.Namespace) -> int:
         embeddings=x, labels=labels, keys=list(range(args.tags)), config=config, threads=args.threads or None
     )
     train_s, train_cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    print(f"trained in {train_s:.1f} s ({train_cpu:.1f} CPU s), {out.steps} steps", flush=True)
     head = head_from_tensors(out.tensors, out.vocab, out.thresholds)
+    import os
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "baggintag.settings.test")
+    django.setup()  # predictions_for lives in a service module, which imports models
     from apps.taggers.services.apply import predictions_for
 
     started = time.perf_counter()
