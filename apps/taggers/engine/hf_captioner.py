@@ -57,9 +57,8 @@ class LocalCaptioner:
             )
             # transformers 5 names the auto class AutoModelForImageTextToText; 4.x called it
             # AutoModelForVision2Seq (docs/taggers.md#local-captioners).
-            auto = (
-                getattr(transformers, "AutoModelForImageTextToText", None)
-                or transformers.AutoModelForVision2Seq
+            auto = getattr(transformers, "AutoModelForImageTextToText", None) or getattr(  # noqa: B009
+                transformers, "AutoModelForVision2Seq"
             )
             self.model = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError, KeyError) as exc:
