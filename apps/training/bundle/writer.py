@@ -130,6 +130,7 @@ class _Writer:
         if ctx.diffusers_images() and train:
             diffusers_to = self.folder(f"diffusers/images/{item.partition}")
         focus = self.plan.image_policy.crop == "focus"
+        masked = ctx.masked(partition)
         return ImageTask(
             item_id=item.id,
             storage_key=item.storage_key,
@@ -141,6 +142,7 @@ class _Writer:
             diffusers_to=diffusers_to,
             diffusers_flip=bool(partition.flip) and item.mirror_of is None,
             diffusers_square=self.plan.image_policy.resolution if focus else 0,
+            mask_to=self.folder(f"masks/{item.partition}") if masked else None,
         )
 
     def _check_item(self, item: PlanItem) -> None:
