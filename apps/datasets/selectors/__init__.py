@@ -30,7 +30,7 @@ from apps.core.lookups import Hamming
 from apps.datasets.models import Dataset, DatasetItem, Requirements, Subset, SubsetItem
 from apps.media.models import MediaItem
 from apps.search.query import search_queryset
-from apps.tags.models import EffectiveTag, TagType
+from apps.tags.models import ItemTagType, TagType
 
 PHASH_BANDS = ("phash_b0", "phash_b1", "phash_b2", "phash_b3", "phash_b4")
 
@@ -180,7 +180,9 @@ def requirement_checks(*, dataset: Dataset, members: QuerySet[MediaItem]) -> lis
     elif req.alpha == Requirements.Alpha.FORBIDDEN:
         out.append(Check("alpha", "forbidden", Q(has_alpha=True), "has_alpha"))
     for tag_type in req.required_tag_types.order_by("key"):
-        typed = EffectiveTag.objects.filter(tag__type=tag_type).values("media_item_id")
+        # The items with a tag of this type: one range of ItemTagType's primary key (type, item),
+        # not a join of every member's effective tags with their tags (docs/tags.md).
+        typed = ItemTagType.objects.filter(tag_type=tag_type).values("media_item_id")
         out.append(Check(f"tag_type:{tag_type.key}", tag_type.key, ~Q(pk__in=typed), "tag_count"))
     if req.near_duplicate_max_distance is not None:
         out.append(_near_duplicate_check(req.near_duplicate_max_distance, members))
