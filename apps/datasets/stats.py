@@ -1,10 +1,10 @@
 """Dataset statistics (docs/datasets.md#statistics): reads only, all aggregate SQL over the
 membership condition (selectors.dataset_members); nothing walks the members in Python.
 
-One pass over the member rows answers the histograms (sizes, aspects, tag counts) and the
-counts; one GROUP BY answers formats, modes, bit depths and buckets together; one each the top
-sites and artists; two passes over the members' effective tags answer tag frequency and coverage
-per tag type.
+One GROUP BY over the member rows answers the histograms (sizes, aspects, tag counts), the
+counts, formats, modes, bit depths and buckets together (`_profile`); one count the members
+without curated tags; one GROUP BY each the top sites and artists; the tag figures come from a
+sample picked in SQL: frequency from its effective tags, coverage from ItemTagType.
 """
 
 from __future__ import annotations
