@@ -11,7 +11,8 @@ from apps.tags import slots
 from apps.tags.models import Operation, OperationChange, OperationSet, Tag, TagAssignment, TagSet
 from apps.tags.selectors import operation_item_ids
 from apps.tags.services import operations as ops
-from apps.tags.services.assignments import ABSENT, CURRENT, Transition, assignments_write, sets_create_filled
+from apps.tags.services.assignments import ABSENT, CURRENT, Transition, assignments_write
+from apps.tags.services.assignments_sets import sets_create_filled
 from apps.tags.services.effective import rules_current
 from apps.tags.services.names import vocabulary_default
 from apps.tags.services.sql import int_rows_insert

@@ -35,8 +35,8 @@ from apps.tags.services.assignments import (
     DELETED,
     Transition,
     assignments_write,
-    sets_create_filled,
 )
+from apps.tags.services.assignments_sets import sets_create_filled
 from apps.tags.services.effective import Rules, rules_current
 from apps.tags.services.operations import operation_target_ids, operation_undo
 from apps.tags.services.operations.apply import lock_items

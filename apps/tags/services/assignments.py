@@ -18,6 +18,10 @@ The set-based SQL path of bulk operations (`operations/sql.py`) writes its rows 
 SELECT`/`UPDATE … JOIN` statements instead of step 2 and settles through the same
 `assignments_settle`; `tests/tags/test_operations_paths.py` keeps both paths equal.
 
+New sets written whole (a mapping apply's first run on an item) take the set-based path in
+`assignments_sets.py`, which belongs to this writer (same locks, counters and effective tags; one
+undo record per set).
+
 Curated sets are created and seeded (from the item's source and derived tags, source first,
 then by set and position) by one path: `curated_seeds` + `curated_sets_create`.
 """
@@ -48,7 +52,7 @@ from django.utils import timezone
 from apps.core.exceptions import DomainError
 from apps.tags import slots
 from apps.tags.extensions import curated_changed
-from apps.tags.models import OperationChange, OperationSet, Tag, TagAssignment, TagSet
+from apps.tags.models import OperationChange, Tag, TagAssignment, TagSet
 from apps.tags.services.effective import (
     Rules,
     effective_refresh,
@@ -56,7 +60,7 @@ from apps.tags.services.effective import (
     rules_current,
     stats_apply,
 )
-from apps.tags.services.sql import CHANGE_COLUMNS, int_rows_insert, rows_insert
+from apps.tags.services.sql import CHANGE_COLUMNS, rows_insert
 
 ABSENT = OperationChange.State.ABSENT
 CURRENT = TagAssignment.State.CURRENT
@@ -284,155 +288,6 @@ def tag_rows_update(
         )
 
 
-# --- whole new sets: the bulk writer of new derived sets ----------------------------------------
-
-FILL_BATCH = 5000
-
-
-def sets_create_filled(
-    outputs: Mapping[int, Sequence[int]],
-    *,
-    kind: int,
-    vocabulary_id: int,
-    slot: str,
-    origin_label: str,
-    via: str,
-    operation_id: int | None,
-    actor_id: int | None,
-    rules: Rules | None = None,
-) -> dict[int, int]:
-    """Create one set per item of `outputs` (item → tag ids in position order; the caller holds
-    the items' locks and knows no such set exists) holding exactly those tags as current rows,
-    and return {item: set id}. The same rows, counters and effective tags as `assignments_write`
-    of the ABSENT → CURRENT transitions, written set-based: the sets with their final
-    `assignment_count` in one multi-row INSERT, the rows in multi-row INSERTs of FILL_BATCH, and
-    **one undo record per set** (`OperationSet`: the set and its row count) instead of an
-    `OperationChange` per row; undo drops a set while every row in it is still as written here
-    (docs/tags.md#operations-and-undo). `TagStat` moves by one delta per tag; effective tags are
-    refreshed only for items without a curated set (a curated set is the whole base of the
-    others, docs/tags.md#effective-tags)."""
-    outputs = {item: list(tags) for item, tags in outputs.items() if tags}
-    if not outputs:
-        return {}
-    per_tag: dict[int, int] = defaultdict(int)
-    for tags in outputs.values():
-        for tag_id in tags:
-            per_tag[tag_id] += 1
-    tags_lock(per_tag, rules)
-    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-    items = sorted(outputs)
-    rows_insert(
-        TagSet,
-        (
-            "created_at",
-            "updated_at",
-            "media_item_id",
-            "kind",
-            "vocabulary_id",
-            "slot",
-            "origin_label",
-            "tagger_model",
-            "tagger_version",
-            "stored_threshold",
-            "assignment_count",
-            "row_version",
-            "created_by_id",
-        ),
-        [
-            (
-                stamp,
-                stamp,
-                i,
-                kind,
-                vocabulary_id,
-                slot,
-                origin_label[:200],
-                "",
-                "",
-                1000,
-                len(outputs[i]),
-                1,
-                actor_id,
-            )
-            for i in items
-        ],
-    )
-    sets: dict[int, int] = {}
-    for start in range(0, len(items), BATCH):
-        sets.update(
-            TagSet.objects.filter(
-                media_item_id__in=items[start : start + BATCH],
-                kind=kind,
-                vocabulary_id=vocabulary_id,
-                slot=slot,
-            ).values_list("media_item_id", "pk")
-        )
-    int_rows_insert(
-        TagAssignment,
-        ASSIGNMENT_COLUMNS,
-        (
-            (
-                stamp,
-                stamp,
-                None,
-                None,
-                None,
-                kind,
-                CURRENT,
-                None,
-                via,
-                None,
-                "",
-                None,
-                actor_id,
-                operation_id,
-            ),
-            (2, 3, 4, 7),
-        ),
-        ((sets[i], tag_id, i, n) for i in items for n, tag_id in enumerate(outputs[i])),
-        batch=FILL_BATCH,
-    )
-    if operation_id is not None:
-        rows_insert(
-            OperationSet,
-            ("operation_id", "tagset_id", "media_item_id", "rows"),
-            [(operation_id, sets[i], i, len(outputs[i])) for i in items],
-        )
-    _effective_where_not_curated(items, rules)
-    stats_apply({(tag_id, kind): n for tag_id, n in per_tag.items()})
-    return sets
-
-
-def sets_drop_whole(set_ids: Sequence[int], *, kind: int, rules: Rules | None = None) -> list[int]:
-    """Delete whole sets of `kind` with their rows (an undo dropping sets its operation created,
-    `OperationSet`), with the counters and effective tags that follow, set-based: `TagStat` by
-    one delta per tag, effective tags of the items without a curated set. Returns the items."""
-    ids = sorted(set(set_ids))
-    if not ids:
-        return []
-    per_tag: dict[int, int] = defaultdict(int)
-    items: set[int] = set()
-    for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
-        items.update(TagSet.objects.filter(pk__in=chunk, kind=kind).values_list("media_item_id", flat=True))
-        for tag_id, n in (
-            TagAssignment.objects.filter(tagset_id__in=chunk, state=CURRENT)
-            .order_by()
-            .values("tag_id")
-            .annotate(n=Count("*"))
-            .values_list("tag_id", "n")
-        ):
-            per_tag[tag_id] += n
-    tags_lock(per_tag, rules)
-    for start in range(0, len(ids), BATCH):
-        TagAssignment.objects.filter(tagset_id__in=ids[start : start + BATCH]).delete()
-    sets_delete(ids)
-    ordered = sorted(items)
-    _effective_where_not_curated(ordered, rules)
-    stats_apply({(tag_id, kind): -n for tag_id, n in per_tag.items()})
-    return ordered
-
-
 def sets_delete(set_ids: Iterable[int]) -> None:
     """Delete tag sets (and, through the ORM, what refers to them), BATCH at a time. The ORM
     clears `TagAssignment.origin_set` with `WHERE origin_set_id IN (…)`; from 200 ids on
@@ -453,21 +308,6 @@ def sets_delete(set_ids: Iterable[int]) -> None:
         if mysql:
             with connection.cursor() as cursor:
                 cursor.execute("SET SESSION eq_range_index_dive_limit = DEFAULT")
-
-
-def _effective_where_not_curated(item_ids: Sequence[int], rules: Rules | None) -> None:
-    """Refresh the effective tags of the items that have no curated set (for the others, a
-    change outside the curated set changes nothing)."""
-    curated: set[int] = set()
-    for start in range(0, len(item_ids), BATCH):
-        curated.update(
-            TagSet.objects.filter(
-                media_item_id__in=item_ids[start : start + BATCH], kind=CURATED
-            ).values_list("media_item_id", flat=True)
-        )
-    others = [i for i in item_ids if i not in curated]
-    if others:
-        effective_refresh(item_ids=others, rules=rules)
 
 
 # --- settling -----------------------------------------------------------------------------------

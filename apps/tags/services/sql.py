@@ -71,7 +71,7 @@ def int_rows_insert(
     quote = connection.ops.quote_name
     names = ", ".join(quote(str(cast(Field, meta.get_field(c)).column)) for c in columns)
     verb = connection.ops.insert_statement(on_conflict=OnConflict.IGNORE if ignore else None)
-    head = f"{verb} {quote(meta.db_table)} ({names}) VALUES "  # noqa: S608 - identifiers only
+    head = f"{verb} {quote(meta.db_table)} ({names}) VALUES "
     holes = set(slots)
     parts = [("%d" if n in holes else _literal(v).replace("%", "%%")) for n, v in enumerate(constants)]
     row_format = "(" + ",".join(parts) + ")"

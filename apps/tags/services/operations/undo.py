@@ -31,8 +31,8 @@ from apps.tags.services.assignments import (
     SET_CREATED,
     Transition,
     assignments_write,
-    sets_drop_whole,
 )
+from apps.tags.services.assignments_sets import sets_drop_whole
 from apps.tags.services.curation import promote_again
 from apps.tags.services.effective import Rules, counters_deferred
 from apps.tags.services.operations.apply import SET_SQL, apply_chunk, lock_items
