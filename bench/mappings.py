@@ -3,9 +3,12 @@
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --items 100000
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse   # a kept run's data
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse --only aggregate
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --name bm_me --keep --only build
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --name bm_me --reuse --only apply
 
-Builds (or reuses, with --reuse, what a `--keep` run left in `bench_mappings`) the tags benchmark's library
-(`bench/tagdata.py`: about 30 Zipf tags per item, curated sets), then a target vocabulary with the
+Builds (or reuses, with --reuse, what a `--keep` run left in `--name`, default `bench_mappings`)
+the tags benchmark's library (`bench/tagdata.py`: about 30 Zipf tags per item, curated sets),
+then a target vocabulary with the
 top --mapped source tags renamed, a mapping set (1:1, some 1:2, drops, guarded rules) and a
 profile (curated input, prune implied, drop no types, max 40 tags). Measured:
 
@@ -17,7 +20,9 @@ profile (curated input, prune implied, drop no types, max 40 tags). Measured:
 * apply to every item as a job (its body run here) in items/s, next to a loop that reads the
   inputs in one query as above, runs the same pipeline and writes the same derived sets and assignment
   rows (bulk INSERTs, one transaction per 2,000 items) into the same two tables under its own
-  slot (deleted afterwards, untimed); `same_rows` checks both wrote the same rows;
+  slot (deleted afterwards, untimed); `same_rows` checks both wrote the same rows; in
+  --apply-rounds interleaved rounds, the product's apply undone between rounds (the undo timed
+  on its own);
 * peak traced memory of the aggregate over half and over all items (flat: ratio ≈ 1).
 
 `--only` picks parts (preview, aggregate, memory, apply). Each run's `build` makes a new profile,

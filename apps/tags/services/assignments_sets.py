@@ -107,7 +107,7 @@ def sets_create_filled(
 def _sets_insert(
     counts: Mapping[int, int],
     *,
-    stamp: str,
+    stamp: str | None,
     kind: int,
     vocabulary_id: int,
     slot: str,
