@@ -2,8 +2,8 @@
 rule rows and logs are read-only here and change through their actions.
 
 Models with a composite primary key (TagAssignment, TagWord, TagStat, TagClosure, EffectiveTag,
-OperationChange, OperationSet, OperationTarget) cannot be registered with the Django admin; their
-rows are shown on the Tag and Operation pages instead.
+ItemTagType, OperationChange, OperationSet, OperationTarget) cannot be registered with the Django
+admin; their rows are shown on the Tag and Operation pages instead.
 """
 
 from __future__ import annotations

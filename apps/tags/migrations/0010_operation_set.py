@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('media', '0003_mediaitem_effective_stale_mediaitem_tag_count_and_more'),
-        ('tags', '0008_operation_effective_pending'),
+        ('tags', '0009_item_tag_types'),
     ]
 
     operations = [
