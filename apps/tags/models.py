@@ -483,3 +483,23 @@ class OperationChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation_id}: {self.tag_id} {self.before_state}→{self.after_state}"
+
+
+class OperationSet(models.Model):
+    """A tag set an operation created and filled, all of whose `rows` (current assignments) it
+    wrote: the undo record of a whole new set, in place of an OperationChange per row, for bulk
+    writers of new sets (a mapping apply; docs/tags.md#operations-and-undo). Undo drops the set
+    while every row in it is still as the operation left it, and otherwise removes the rows that
+    still are (the rest are conflicts)."""
+
+    pk = models.CompositePrimaryKey("operation_id", "tagset_id")
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="created_sets")
+    tagset = models.ForeignKey(TagSet, on_delete=models.CASCADE, related_name="+")
+    media_item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="+")
+    rows = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["operation", "media_item"], name="opset_op_item")]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id}: set {self.tagset_id} ({self.rows} rows)"

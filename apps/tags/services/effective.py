@@ -33,7 +33,7 @@ from apps.tags.models import (
     Vocabulary,
 )
 from apps.tags.services.item_types import item_types_refresh
-from apps.tags.services.sql import column_add, rows_insert
+from apps.tags.services.sql import column_add, int_rows_insert, rows_insert
 
 REBUILD_CHUNK = 5000
 
@@ -225,10 +225,13 @@ def stats_apply(deltas: dict[tuple[int, int], int]) -> None:
     changed = {key: delta for key, delta in deltas.items() if delta}
     if not changed:
         return
-    TagStat.objects.bulk_create(
-        [TagStat(tag_id=tag_id, set_kind=kind, current_count=0) for tag_id, kind in sorted(changed)],
-        ignore_conflicts=True,
-        batch_size=1000,
+    int_rows_insert(
+        TagStat,
+        ("tag_id", "set_kind", "current_count"),
+        ((None, None, 0), (0, 1)),
+        sorted(changed),
+        batch=1000,
+        ignore=True,
     )
     by_kind: dict[int, dict[int, int]] = defaultdict(dict)
     for (tag_id, kind), delta in changed.items():
