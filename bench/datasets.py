@@ -6,6 +6,7 @@ conform throughput against a bare Pillow loop doing the same resize/convert in t
     # conform throughput: 2–4 MP JPEGs → exact 1024×1024 JPEG q95 (SQLite in a temp folder)
     .venv/bin/python bench/datasets.py conform --n 20 --rounds 5 --size 1024
     .venv/bin/python bench/datasets.py conform --n 20 --size 512    # JPEG drafts apply
+    .venv/bin/python bench/datasets.py conform --n 40 --rounds 4 --job  # whole jobs vs the bare loop
 
 `scale` (flags as bench/tags.py: --db, --db-name, --items, --reuse, --keep): builds the library
 with bench/tagdata.py unless --reuse finds it, makes a dataset whose members are every item
@@ -25,7 +26,10 @@ interleaved picture by picture (bench/rounds.py):
            baseline: ≥ 0.9×)
   naive    a naive loop: full decode, same crop, LANCZOS without reducing_gap, q95 (4:2:0)
 Outputs of product and bare are compared byte for byte. Each round deletes the previous round's
-derived items and restores the dataset, so every round transforms again.
+derived items and restores the dataset, so every round transforms again. With --job the product
+side is a whole conform job over the N pictures (the transforms' pixel work on every core, the
+rows on the job's thread; docs/architecture.md#media-pipelines) against the bare loop over the same
+pictures, the order alternating per round; a round counts only if the job created all N results.
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     conform.add_argument("--max-mp", type=float, default=4.0)
     conform.add_argument("--seed", type=int, default=1234)
     conform.add_argument("--db", default="sqlite")
+    conform.add_argument(
+        "--job",
+        action="store_true",
+        help="whole conform jobs (pixel work on every core) against the bare loop, side by side per round",
+    )
     args = parser.parse_args(argv)
     if args.part == "scale":
         args.keep = args.keep or args.reuse
@@ -236,6 +245,14 @@ def run_conform(args: argparse.Namespace, work: Path) -> None:
         },
     )
     services.members_edit(owner=dataset, action="add", item_ids=[i.pk for i in items])
+    if args.job:
+
+        def job_reset() -> None:
+            product_reset()  # derived items, their rows (dataset rows cascade) and files
+            DatasetItem.objects.filter(dataset=dataset).update(excluded=False)
+
+        _job_rounds(args, work, paths, job_reset, lambda: _job_run(dataset))
+        return
     job = conform.conform_start(dataset=dataset)
     job = job_services.job_claim(job_id=job.pk)
     req = Requirements.objects.get(dataset=dataset)
@@ -251,7 +268,7 @@ def run_conform(args: argparse.Namespace, work: Path) -> None:
 
     def product(pair) -> None:  # type: ignore[no-untyped-def]
         _, item = pair
-        conform._conform_one(run, item)
+        conform._conform_batch(run, [item])  # one item: no pool work ahead of it
 
     folders = {name: work / f"{name}-out" for name in ("bare", "naive")}
     sides = {
@@ -286,6 +303,47 @@ def run_conform(args: argparse.Namespace, work: Path) -> None:
     print(f"outputs: product == bare loop byte for byte for {same}/{args.n}; {failed} product failures")
     print(f"\nmedians over {args.rounds} interleaved rounds of {args.n} pictures:")
     print("\n".join(report(rounds, per=args.n, unit="img", labels=labels)))
+
+
+def _job_run(dataset) -> None:  # type: ignore[no-untyped-def]
+    """One whole conform job, as a worker runs it (conform_start, then conform_run in-process)."""
+    from apps.datasets.services import conform
+
+    job = conform.conform_start(dataset=dataset)
+    conform.conform_run(job_id=job.pk)
+
+
+def _job_rounds(args, work: Path, paths, reset, job) -> None:  # type: ignore[no-untyped-def]
+    """--job: per round, the whole conform job over the N pictures and the bare loop over the same
+    pictures, the order alternating; ratio = bare time / job time inside each round."""
+    from apps.jobs.models import Job
+    from bench.rounds import cpu_seconds, report
+
+    out = work / "bare-out"
+    totals = []
+    for r in range(args.rounds + 1):  # round 0 warms up and is not counted
+        reset()
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        sides = {"product": job, "bare": lambda: [bare_once(p, out, args.size) for p in paths]}
+        result: dict[str, list[float]] = {}
+        for name in sides if r % 2 else reversed(list(sides)):
+            wall, cpu = time.perf_counter(), cpu_seconds()
+            sides[name]()
+            result[name] = [time.perf_counter() - wall, cpu_seconds() - cpu]
+        done = Job.objects.order_by("-pk").first()
+        if done is None or done.counts.get("created") != args.n:
+            raise SystemExit(f"the conform job did not create all {args.n} results: {done and done.counts}")
+        if r:
+            totals.append(result)
+            print(
+                f"round {r}: job {args.n / result['product'][0]:.2f}, bare {args.n / result['bare'][0]:.2f} "
+                f"img/s wall; ratio {result['bare'][0] / result['product'][0]:.2f}",
+                flush=True,
+            )
+    labels = {"product": "conform job (pixel work on every core)", "bare": "bare Pillow loop, same bytes"}
+    print(f"\nmedians over {args.rounds} rounds of {args.n} pictures (order alternating):")
+    print("\n".join(report(totals, per=args.n, unit="img", labels=labels)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,12 @@
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --items 100000
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse   # a kept run's data
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse --only aggregate
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --name bm_me --keep --only build
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --name bm_me --reuse --only apply
 
-Builds (or reuses, with --reuse, what a `--keep` run left in `bench_mappings`) the tags benchmark's library
-(`bench/tagdata.py`: about 30 Zipf tags per item, curated sets), then a target vocabulary with the
+Builds (or reuses, with --reuse, what a `--keep` run left in `--name`, default `bench_mappings`)
+the tags benchmark's library (`bench/tagdata.py`: about 30 Zipf tags per item, curated sets),
+then a target vocabulary with the
 top --mapped source tags renamed, a mapping set (1:1, some 1:2, drops, guarded rules) and a
 profile (curated input, prune implied, drop no types, max 40 tags). Measured:
 
@@ -17,7 +20,9 @@ profile (curated input, prune implied, drop no types, max 40 tags). Measured:
 * apply to every item as a job (its body run here) in items/s, next to a loop that reads the
   inputs in one query as above, runs the same pipeline and writes the same derived sets and assignment
   rows (bulk INSERTs, one transaction per 2,000 items) into the same two tables under its own
-  slot (deleted afterwards, untimed); `same_rows` checks both wrote the same rows;
+  slot (deleted afterwards, untimed); `same_rows` checks both wrote the same rows; in
+  --apply-rounds interleaved rounds, the product's apply undone between rounds (the undo timed
+  on its own);
 * peak traced memory of the aggregate over half and over all items (flat: ratio ≈ 1).
 
 `--only` picks parts (preview, aggregate, memory, apply). Each run's `build` makes a new profile,
@@ -27,6 +32,7 @@ so each apply adds its derived sets to a kept library (the sets of earlier profi
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -55,6 +61,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--only", default="preview,aggregate,memory,apply", help="parts to run")
+    parser.add_argument("--apply-rounds", type=int, default=3, help="interleaved apply rounds")
+    parser.add_argument("--apply-items", type=int, default=0, help="apply to the first N items (0: all)")
+    parser.add_argument("--profile-apply", action="store_true", help="pyinstrument the product's applies")
+    parser.add_argument("--name", default=BENCH_DB, help="database name (concurrent runs: one each)")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
     return args
@@ -225,6 +235,34 @@ def apply_baseline(prepared, item_ids, chunk: int = 2_000) -> None:  # type: ign
             )
 
 
+class profiled:
+    """pyinstrument's text report of the block, printed after it, when `on`."""
+
+    def __init__(self, on: bool, label: str) -> None:
+        self.on, self.label, self.profiler = on, label, None
+
+    def __enter__(self) -> None:
+        if self.on:
+            from pyinstrument import Profiler
+
+            self.profiler = Profiler(interval=0.005)
+            self.profiler.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()
+            print(f"--- profile: {self.label}")
+            print(self.profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def apply_product(apply_service, profile, item_ids, user):  # type: ignore[no-untyped-def]
+    """The product's apply of `profile` to `item_ids` as a job, its body run here."""
+    outcome = apply_service.mapping_apply(profile=profile, ids=item_ids, actor=user)
+    assert outcome.job is not None
+    apply_service.mapping_apply_run(job_id=outcome.job.pk)
+    return outcome
+
+
 def same_rows(profile) -> int:  # type: ignore[no-untyped-def]
     """The loop wrote the rows the product's apply left current in the profile's derived sets
     (item, tag, position; and the same items got a set); returns the row count."""
@@ -263,7 +301,7 @@ def same_aggregates(product, counts, unmapped) -> None:  # type: ignore[no-untyp
 def main() -> None:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-map-"))
-    reused = django_setup(args.db, work, reuse=args.reuse, name=BENCH_DB)
+    reused = django_setup(args.db, work, reuse=args.reuse, name=args.name)
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
@@ -355,31 +393,74 @@ def main() -> None:
             tracemalloc.stop()
         rows.append(("aggregate peak memory, half / all items", peaks[0] / 2**20, peaks[1] / 2**20, "MiB"))
 
-    # Apply: the product once as a job (its body run here), then the loop writing the same rows
-    # into the same tables under its own slot; same_rows checks they are equal. Not interleaved: a second
-    # product apply would find every set up to date and write nothing.
+    # Apply: interleaved rounds (the side that goes first alternates). Each round the product
+    # applies the profile as a job (its body run here) and the loop writes the same rows into the
+    # same tables under its own slot; same_rows checks they are equal. Between rounds (untimed
+    # for the ratio, timed as its own figure) the product's apply is undone through the tags
+    # app's undo job, so the next round's apply creates every set again, and the loop's rows
+    # are deleted.
     if "apply" in args.only:
-        loop_rows_drop()
+        from apps.tags.services.operations import operation_undo
+        from apps.tags.services.operations.run import operation_run
+
+        apply_ids = item_ids[: args.apply_items] if args.apply_items else item_ids
         apply_service.SYNC_MAX_ITEMS = 0  # always a job; its body runs here
-        started = time.perf_counter()
-        outcome = apply_service.mapping_apply(profile=profile, ids=item_ids, actor=user)
-        assert outcome.job is not None
-        apply_service.mapping_apply_run(job_id=outcome.job.pk)
-        applied = time.perf_counter() - started
-        started = time.perf_counter()
-        apply_baseline(apply_service.prepare(profile), item_ids)
-        applied_loop = time.perf_counter() - started
-        written = same_rows(profile)
+        loop_rows_drop()
+        applied_s, loop_s, undo_s, apply_ratios = [], [], [], []
+        written = 0
+        for n in range(args.apply_rounds):
+            timed = {}
+            for side in ("product", "loop") if n % 2 == 0 else ("loop", "product"):
+                started = time.perf_counter()
+                with profiled(args.profile_apply, side):
+                    if side == "loop":
+                        apply_baseline(apply_service.prepare(profile), apply_ids)
+                    else:
+                        outcome = apply_product(apply_service, profile, apply_ids, user)
+                timed[side] = time.perf_counter() - started
+            written = same_rows(profile)
+            applied_s.append(timed["product"])
+            loop_s.append(timed["loop"])
+            apply_ratios.append(timed["loop"] / timed["product"])
+            print(
+                f"apply round {n + 1}: product {timed['product']:.1f} s, loop {timed['loop']:.1f} s,"
+                f" ratio {apply_ratios[-1]:.2f}, {written:,} rows equal, load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            loop_rows_drop()
+            started = time.perf_counter()
+            with profiled(args.profile_apply, "undo"):
+                undo = operation_undo(operation=outcome.operation, actor=user)
+                if undo.job is not None:
+                    operation_run(job_id=undo.job.pk)
+            undo_s.append(time.perf_counter() - started)
+            undone = undo.operation.__class__.objects.get(pk=undo.operation.pk)
+            assert undone.counters.get("conflicts", 0) == 0, undone.counters
+            print(
+                f"  undo: {undo_s[-1]:.1f} s, {undone.counters.get('sets_removed', 0):,} sets dropped",
+                flush=True,
+            )
         rows.append(
             (
-                f"apply, all items: product (job body) / loop writing the same {written:,} rows",
-                len(item_ids) / applied,
-                len(item_ids) / applied_loop,
+                f"apply, {len(apply_ids):,} items: product (job) / loop writing the same {written:,} rows"
+                " (median round)",
+                len(apply_ids) / statistics.median(applied_s),
+                len(apply_ids) / statistics.median(loop_s),
                 "items/s (product, loop)",
             )
         )
-        rows.append(("apply / loop speed", applied_loop / applied, None, "×"))
-        loop_rows_drop()
+        rows.append(
+            ("apply / loop speed, median of per-round ratios", statistics.median(apply_ratios), None, "×")
+        )
+        rows.append(("  spread over rounds (min, max)", min(apply_ratios), max(apply_ratios), "×"))
+        rows.append(
+            (
+                "undo of the apply (job body), median",
+                len(apply_ids) / statistics.median(undo_s),
+                None,
+                "items/s",
+            )
+        )
 
     print(f"\n| measure ({len(item_ids):,} items) | value | second | unit |\n|---|---|---|---|")
     for name, a, b, unit in rows:
@@ -387,7 +468,7 @@ def main() -> None:
     if not args.keep and not args.reuse:
         connection.close()
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{BENCH_DB}`")
+            cursor.execute(f"DROP DATABASE IF EXISTS `{args.name}`")
 
 
 if __name__ == "__main__":

@@ -374,11 +374,18 @@ def generate(
                 "UPDATE tags_tagset SET assignment_count = (SELECT COUNT(*) FROM tags_tagassignment a "
                 "WHERE a.tagset_id = tags_tagset.id)"
             )
+        # Tag types per item, as the migration backfills them (docs/tags.md#tag-types-per-item).
+        cursor.execute(
+            "INSERT INTO tags_itemtagtype (tag_type_id, media_item_id, tag_count) "
+            "SELECT t.type_id, e.media_item_id, COUNT(*) FROM tags_effectivetag e "
+            "INNER JOIN tags_tag t ON t.id = e.tag_id GROUP BY t.type_id, e.media_item_id"
+        )
         if vendor == "mysql":
             # Fresh statistics, as InnoDB's background recalculation would give a library that
             # grew to this size (right after a bulk load they describe the empty tables).
             cursor.execute(
-                "ANALYZE TABLE tags_tagassignment, tags_effectivetag, tags_tagset, tags_tag, media_mediaitem"
+                "ANALYZE TABLE tags_tagassignment, tags_effectivetag, tags_tagset, tags_tag, "
+                "media_mediaitem, tags_itemtagtype"
             )
             cursor.fetchall()
     lib.seconds["counters"] = time.perf_counter() - t0

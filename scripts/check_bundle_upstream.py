@@ -11,12 +11,19 @@ dependencies (docs/export-upstream.md#environment), never the project's own .ven
   `--dataset_config` and `--config_file kohya/args.toml`, as the script's `__main__` does;
   `ti/*/kohya_dataset.toml` likewise with a textual-inversion script (no caption dropout).
 * kohya `kohya/args.toml`: every key is an option of the script's parser, none repeated.
+* kohya DreamBooth loader (acceptance check A02): with the configs moved to where the bundle lies
+  (the bundle's own `scripts/relocate.py` rewrite), `generate_dataset_group_by_blueprint` builds
+  kohya's `DreamBoothDataset`s, which list and caption the images; each subset must hold exactly
+  the images `items.jsonl` lists in its folder, each with a non-empty caption, and upstream must
+  log no warning (one exception: see `NO_REG_WARNING`). Skipped, with a message, when the
+  bundle has no `items.jsonl` or the checkout lacks what the check builds on.
 * OneTrainer `concepts.json` files: each concept survives `ConceptConfig.default_values()
   .from_dict(c).to_dict()` unchanged (same JSON text: keys, order, types) with no "Could not set".
 * OneTrainer `config.json` / `samples.json` files: every written key comes back from TrainConfig /
   SampleConfig with the same value, with no "Could not set".
 
-Prints PASS or FAIL per check and exits 1 when any check fails (2 when there is nothing to check).
+Prints PASS, FAIL or SKIP per check and exits 1 when any check fails (2 when there is nothing to
+check); a SKIP does not fail the run.
 """
 
 from __future__ import annotations
@@ -25,12 +32,16 @@ import argparse
 import contextlib
 import copy
 import importlib
+import importlib.util
 import io
 import json
+import logging
 import re
 import sys
+import tempfile
 import tomllib
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -57,11 +68,16 @@ class Report:
         self.roots = [str(root.resolve()) for root in roots]
         self.passed = 0
         self.failed = 0
+        self.skipped = 0
 
     def run(self, name: str, check: Callable[[], str | None]) -> None:
-        """`check` returns a detail for PASS or raises; any exception is a FAIL."""
+        """`check` returns a detail for PASS or raises; CheckSkipped is a SKIP, any other
+        exception a FAIL."""
         try:
             detail = check()
+        except CheckSkipped as exc:
+            self.skip(name, str(exc))
+            return
         except Exception as exc:  # upstream raises many kinds; each one is a failure
             self.failed += 1
             say(f"FAIL  {name}")
@@ -79,9 +95,19 @@ class Report:
         self.passed += 1
         say(f"PASS  {name}" + (f"\n      {detail}" if detail else ""))
 
+    def skip(self, name: str, reason: str) -> None:
+        """A check that cannot run here: neither passed nor failed."""
+        self.skipped += 1
+        say(f"SKIP  {name}\n      {reason}")
+
 
 class CheckFailed(Exception):
     pass
+
+
+class CheckSkipped(Exception):
+    """Raised by a check that cannot run with this bundle or checkout; Report.run turns it into
+    a SKIP line."""
 
 
 def detect_script(launch: Path, default: str) -> str:
@@ -133,7 +159,8 @@ def kohya_namespace(script: str, dataset_toml: Path, args_toml: Path | None) -> 
     return namespace
 
 
-def check_kohya_dataset(script: str, dataset_toml: Path, args_toml: Path | None) -> str:
+def kohya_blueprint(script: str, dataset_toml: Path, args_toml: Path | None) -> tuple[Any, tuple[bool, ...]]:
+    """The blueprint the script makes of `dataset_toml` (and `args_toml`), and its sanitizer flags."""
     config_util = importlib.import_module("library.config_util")
     namespace = kohya_namespace(script, dataset_toml, args_toml)
     dreambooth, finetuning, dropout = SANITIZER_FLAGS[script]
@@ -141,7 +168,11 @@ def check_kohya_dataset(script: str, dataset_toml: Path, args_toml: Path | None)
     sanitizer = config_util.ConfigSanitizer(*flags)
     user_config = config_util.load_user_config(str(dataset_toml))
     sanitizer.sanitize_user_config(user_config)
-    blueprint = config_util.BlueprintGenerator(sanitizer).generate(user_config, namespace)
+    return config_util.BlueprintGenerator(sanitizer).generate(user_config, namespace), flags
+
+
+def check_kohya_dataset(script: str, dataset_toml: Path, args_toml: Path | None) -> str:
+    blueprint, flags = kohya_blueprint(script, dataset_toml, args_toml)
     datasets = blueprint.dataset_group.datasets
     subsets = sum(len(d.subsets) for d in datasets)
     return f"ConfigSanitizer{flags} + BlueprintGenerator: {len(datasets)} dataset(s), {subsets} subset(s)"
@@ -163,6 +194,154 @@ def check_kohya_args(script: str, args_toml: Path) -> str:
     if problems:
         raise CheckFailed("\n".join(problems))
     return f"{len(seen)} key(s), all options of {script}"
+
+
+# Upstream warnings A02 accepts. DreamBoothDataset logs "no regularization images" for every
+# dataset with no `is_reg` image, which is what a session without a regularization set means to
+# write (docs/export-upstream.md#a02-kohyas-dreambooth-loader). Accepted only when the blueprint
+# holds a dataset without an `is_reg` subset.
+NO_REG_WARNING = "no regularization images"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def upstream_warnings() -> Iterator[list[str]]:
+    """Collects, as "where: message" lines, every record of WARNING or above that reaches the
+    root logger (sd-scripts logs through `logging`) and every `warnings.warn`. The list fills when
+    the block ends."""
+    found: list[str] = []
+    handler = _Records()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield found
+    finally:
+        root.removeHandler(handler)
+    found += [f"{r.name} {r.levelname}: {r.getMessage()}" for r in handler.records]
+    found += [f"{Path(w.filename).name}:{w.lineno} {w.category.__name__}: {w.message}" for w in caught]
+
+
+def relocated_configs(bundle: Path, files: list[Path], into: Path) -> list[Path]:
+    """Copies (under `into`) of the bundle's config `files` with the exported root moved to where
+    the bundle lies, made by the bundle's own `scripts/relocate.py` (`rewrite`, `toml_text`), as
+    `kohya/train.sh` does before training. The bundle itself is not changed."""
+    session, script = bundle / "session.json", bundle / "scripts" / "relocate.py"
+    if not (session.is_file() and script.is_file()):
+        raise CheckSkipped("no session.json or scripts/relocate.py: the exported root is unknown")
+    spec = importlib.util.spec_from_file_location("bundle_relocate", script)
+    if spec is None or spec.loader is None:
+        raise CheckSkipped(f"cannot load {script}")
+    relocate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(relocate)
+    old = json.loads(session.read_text(encoding="utf-8"))["export"]["target_root"]
+    new = relocate.normalise_root(str(bundle.resolve()))
+    moved = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        data = relocate.rewrite(tomllib.loads(text), old, new)
+        target = into / path.relative_to(bundle)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(relocate.toml_text(data, relocate.toml_header(text)), encoding="utf-8")
+        moved.append(target)
+    return moved
+
+
+def listed_images(items: list[dict[str, Any]], folder: str) -> set[str]:
+    """The bundle-relative image paths items.jsonl puts in `folder`. A TI `captioned/` folder
+    holds one R×R `<id>.png` per training item (any `data/` partition), so it is derived."""
+    if re.fullmatch(r"ti/[^/]+/captioned", folder):
+        return {f"{folder}/{item['id']}.png" for item in items if item["file"].startswith("data/")}
+    return {item["file"] for item in items if item["file"].rpartition("/")[0] == folder}
+
+
+def loaded_images(train_util: Any, groups: list[Any], root: Path) -> dict[str, dict[str, str]]:
+    """image_dir → {bundle-relative image path: caption} of every image kohya's datasets hold."""
+    found: dict[str, dict[str, str]] = {}
+    for group in groups:
+        for dataset in group.datasets:
+            # A ControlNet-style block (--masked_loss) keeps its images in a DreamBooth delegate.
+            dataset = getattr(dataset, "dreambooth_dataset_delegate", dataset)
+            if not isinstance(dataset, train_util.DreamBoothDataset):
+                raise CheckFailed(f"{type(dataset).__name__}: not a DreamBooth-style dataset")
+            if not all(hasattr(dataset, name) for name in ("image_data", "image_to_subset")):
+                raise CheckSkipped("DreamBoothDataset has no image_data / image_to_subset; A02 not run")
+            for key, info in dataset.image_data.items():
+                folder = found.setdefault(dataset.image_to_subset[key].image_dir, {})
+                folder[Path(info.absolute_path).relative_to(root).as_posix()] = info.caption
+    return found
+
+
+def folder_problems(
+    subsets: list[Any], items: list[dict[str, Any]], found: dict[str, dict[str, str]], root: Path
+) -> tuple[list[str], list[str], int]:
+    """Per subset: images listed but not loaded, loaded but not listed, and empty captions. Also
+    returns the subsets' bundle-relative folders and the number of images loaded."""
+    problems, folders, total = [], [], 0
+    for params in subsets:
+        try:
+            folder = Path(params.image_dir).relative_to(root).as_posix()
+        except ValueError:
+            problems.append(f"{params.image_dir}: not inside the bundle after relocation")
+            continue
+        folders.append(folder)
+        want, have = listed_images(items, folder), found.get(params.image_dir, {})
+        total += len(have)
+        for label, paths in (
+            ("listed in items.jsonl, not loaded", sorted(want - set(have))),
+            ("loaded, not listed in items.jsonl", sorted(set(have) - want)),
+            ("empty caption", sorted(p for p, caption in have.items() if not (caption or "").strip())),
+        ):
+            if paths:
+                shown = ", ".join(paths[:3]) + (" …" if len(paths) > 3 else "")
+                problems.append(f"{folder}: {label}: {len(paths)} ({shown})")
+    return problems, folders, total
+
+
+def check_kohya_loader(script: str, bundle: Path, dataset_toml: Path, args_toml: Path | None) -> str:
+    """A02: kohya's DreamBooth loader finds exactly each partition's images, each with a
+    non-empty caption, without warnings."""
+    items_path = bundle / "items.jsonl"
+    if not items_path.is_file():
+        raise CheckSkipped("no items.jsonl: nothing says which images each folder holds")
+    config_util = importlib.import_module("library.config_util")
+    train_util = importlib.import_module("library.train_util")
+    needed = [(config_util, "generate_dataset_group_by_blueprint"), (train_util, "DreamBoothDataset")]
+    lacking = [name for owner, name in needed if not hasattr(owner, name)]
+    if lacking:
+        raise CheckSkipped(f"the sd-scripts checkout has no {', '.join(lacking)}; A02 not run")
+    lines = items_path.read_text(encoding="utf-8").splitlines()
+    items = [json.loads(line) for line in lines if line.strip()]
+    root = bundle.resolve()
+    with tempfile.TemporaryDirectory(prefix="a02-") as temp:
+        configs = [dataset_toml, *([args_toml] if args_toml is not None and args_toml.is_file() else [])]
+        moved = relocated_configs(bundle, configs, Path(temp))
+        with upstream_warnings() as logged:
+            blueprint, _ = kohya_blueprint(script, moved[0], moved[1] if len(moved) > 1 else None)
+            train, val = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
+        found = loaded_images(train_util, [train, *([val] if val else [])], root)
+    subsets = [s.params for d in blueprint.dataset_group.datasets for s in d.subsets]
+    problems, folders, total = folder_problems(subsets, items, found, root)
+    if dataset_toml.parent.name == "kohya":  # the main dataset: every partition folder is a subset
+        unread = sorted({item["file"].rpartition("/")[0] for item in items} - set(folders))
+        problems += [f"{folder}: a partition of items.jsonl that no subset reads" for folder in unread]
+    without_reg = any(not any(s.params.is_reg for s in d.subsets) for d in blueprint.dataset_group.datasets)
+    accepted = [w for w in logged if without_reg and w.partition(": ")[2].startswith(NO_REG_WARNING)]
+    problems += [f"upstream warned: {w}" for w in logged if w not in accepted]
+    if problems:
+        raise CheckFailed("\n".join(problems))
+    note = f' but "{NO_REG_WARNING}" ({len(accepted)}×)' if accepted else ""
+    shape = f"{total} image(s) in {len(subsets)} subset(s)"
+    return f"{shape} as items.jsonl lists them, all captioned; no warning{note}"
 
 
 def quietly(call: Callable[[], Any]) -> tuple[Any, list[str]]:
@@ -306,7 +485,8 @@ def main(argv_: list[str] | None = None) -> int:
     if report.passed + report.failed == 1:
         say(f"FAIL  nothing to check under {bundle}")
         return 2
-    say(f"\n{report.passed} passed, {report.failed} failed")
+    skipped = f", {report.skipped} skipped" if report.skipped else ""
+    say(f"\n{report.passed} passed, {report.failed} failed{skipped}")
     return 1 if report.failed else 0
 
 
@@ -321,11 +501,17 @@ def kohya_checks(report: Report, bundle: Path, override: str | None) -> None:
         )
         if args_toml.is_file():
             report.run(f"kohya/args.toml ({script})", lambda: check_kohya_args(script, args_toml))
+        report.run(
+            f"A02 kohya/dataset.toml DreamBooth loader ({script})",
+            partial(check_kohya_loader, script, bundle, dataset, args_toml),
+        )
     for ti in sorted((bundle / "ti").glob("*/kohya_dataset.toml")):
         script = detect_script(ti.parent / "kohya_ti.sh", "train_textual_inversion.py")
+        name = str(ti.relative_to(bundle))
+        report.run(f"{name} ({script})", partial(check_kohya_dataset, script, ti, None))
         report.run(
-            f"{ti.relative_to(bundle)} ({script})",
-            partial(check_kohya_dataset, script, ti, None),
+            f"A02 {name} DreamBooth loader ({script})",
+            partial(check_kohya_loader, script, bundle, ti, None),
         )
 
 

@@ -1,10 +1,10 @@
 """Dataset statistics (docs/datasets.md#statistics): reads only, all aggregate SQL over the
 membership condition (selectors.dataset_members); nothing walks the members in Python.
 
-One pass over the member rows answers the histograms (sizes, aspects, tag counts) and the
-counts; one GROUP BY answers formats, modes, bit depths and buckets together; one each the top
-sites and artists; two passes over the members' effective tags answer tag frequency and coverage
-per tag type.
+One GROUP BY over the member rows answers the histograms (sizes, aspects, tag counts), the
+counts, formats, modes, bit depths and buckets together (`_profile`); one count the members
+without curated tags; one GROUP BY each the top sites and artists; the tag figures come from a
+sample picked in SQL: frequency from its effective tags, coverage from ItemTagType.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import itertools
 from collections import Counter
 from typing import Any
 
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
-from django.db.models.functions import Least
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, Window
+from django.db.models.functions import Least, Mod, RowNumber
 
 from apps.datasets import buckets as bucketing
 from apps.datasets import conf, selectors
 from apps.datasets.models import Dataset
 from apps.media.models import MediaItem
-from apps.tags.models import EffectiveTag, Tag, TagSet, TagType
+from apps.tags.models import EffectiveTag, ItemTagType, Tag, TagSet, TagType
 
 TOP = 20
 # Histogram bins [low, high): the last bin is open-ended.
@@ -64,31 +64,79 @@ def _bin_index(column: str, bins: list[int]) -> Case:
     return Case(*whens, default=Value(len(bins) - 1), output_field=IntegerField())
 
 
-def _histograms(members: QuerySet[MediaItem]) -> tuple[int, dict[str, list[dict[str, Any]]], dict[str, int]]:
-    """Member count, every histogram and the alpha/video counts from ONE GROUP BY over the bin
-    of each histogram (one CASE each) and has_alpha and kind; the groups (at most the product
-    of the bin counts) are summed in Python, never the members."""
+def _tallies(rows: Any) -> dict[str, Counter[Any]]:
+    """The groups of `_profile`'s pass summed into one tally per column (Python over groups)."""
+    tallies: dict[str, Counter[Any]] = {}
+    for r in rows:
+        n = r.pop("n")
+        for column, value in r.items():
+            tallies.setdefault(column, Counter())[value] += n
+    return tallies
+
+
+def _profile(members: QuerySet[MediaItem], base: int) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """Every per-member figure but the tag ones from ONE GROUP BY over the members: the bin of
+    each histogram (one CASE each), has_alpha, kind, format, mode, bit depth, the bucket and
+    whether the member is smaller than it. The groups are the combinations that
+    occur (bounded by the bin counts, not the members); summing them into the tallies is Python
+    over groups, never over members. Returns the member count, the counts and the shapes."""
+    buckets, index, small = _bucket_index(base)
     annotations = {f"_h_{key}": _bin_index(column, bins) for key, column, bins, _names in HISTOGRAMS}
+    flags = {
+        "_bucket": index,
+        "_small": Case(When(small, then=Value(1)), default=Value(0), output_field=IntegerField()),
+    }
+    columns = [*annotations, *flags, "has_alpha", "kind", "format", "mode", "bit_depth"]
     rows = (
         members.order_by()
         .annotate(_short=Least("width", "height"))
-        .annotate(**annotations)
-        .values(*annotations, "has_alpha", "kind")
+        .annotate(**annotations, **flags)
+        .values(*columns)
         .annotate(n=Count("pk"))
     )
-    tallies: dict[str, Counter[int]] = {key: Counter() for key, _c, _b, _n in HISTOGRAMS}
-    total = alpha = videos = 0
-    for r in rows:
-        total += r["n"]
-        alpha += r["n"] if r["has_alpha"] else 0
-        videos += r["n"] if r["kind"] == MediaItem.Kind.VIDEO else 0
-        for key in tallies:
-            tallies[key][r[f"_h_{key}"]] += r["n"]
-    out = {
-        key: [{"label": name, "count": tallies[key][i]} for i, name in enumerate(names)]
+    groups = [dict(r) for r in rows]
+    total = sum(r["n"] for r in groups)
+    tallies = _tallies(dict(r) for r in groups)
+    upscaled: Counter[int] = Counter()
+    for r in groups:
+        if r["_small"]:
+            upscaled[r["_bucket"]] += r["n"]
+    histograms = {
+        key: [
+            {"label": name, "count": tallies.get(f"_h_{key}", Counter())[i]} for i, name in enumerate(names)
+        ]
         for key, _c, _b, names in HISTOGRAMS
     }
-    return total, out, {"with_alpha": alpha, "videos": videos}
+    empty: Counter[Any] = Counter()
+    counts = {
+        "with_alpha": tallies.get("has_alpha", empty)[True],
+        "videos": tallies.get("kind", empty)[MediaItem.Kind.VIDEO],
+    }
+    per_bucket = tallies.get("_bucket", empty)
+    min_side, max_side = bucketing.bucket_sides(base)
+    shapes = {
+        "formats": _ranked(tallies.get("format", empty)),
+        "modes": _ranked(tallies.get("mode", empty)),
+        "bit_depths": _ranked(tallies.get("bit_depth", empty)),
+        "buckets": {
+            "base": base,
+            "step": bucketing.STEP,
+            "min_side": min_side,
+            "max_side": max_side,
+            "max_area": base * base,
+            "buckets": [
+                {
+                    "label": b.label,
+                    "width": b.width,
+                    "height": b.height,
+                    "count": per_bucket[i],
+                    "upscaled": upscaled[i],
+                }
+                for i, b in enumerate(buckets)
+            ],
+        },
+    }
+    return total, {"histograms": histograms, **counts}, shapes
 
 
 def _grouped(members: QuerySet[MediaItem], column: str, top: int | None = None) -> list[dict[str, Any]]:
@@ -121,53 +169,6 @@ def _ranked(counter: Counter[Any]) -> list[dict[str, Any]]:
     return [{"label": str(k) if k not in ("", None) else "(none)", "count": n} for k, n in rows]
 
 
-def shapes_and_buckets(members: QuerySet[MediaItem], base: int) -> dict[str, Any]:
-    """Formats, modes, bit depths and bucket occupancy from ONE GROUP BY over (format, mode,
-    bit depth, bucket): the groups are few (formats × modes × depths × buckets), and summing
-    them into the four tallies is Python over groups, not over members."""
-    buckets, index, small = _bucket_index(base)
-    rows = (
-        members.order_by()
-        .annotate(_bucket=index)
-        .values("format", "mode", "bit_depth", "_bucket")
-        .annotate(n=Count("pk"), small=Count("pk", filter=small))
-    )
-    formats: Counter[Any] = Counter()
-    modes: Counter[Any] = Counter()
-    depths: Counter[Any] = Counter()
-    per_bucket: Counter[int] = Counter()
-    upscaled: Counter[int] = Counter()
-    for r in rows:
-        formats[r["format"]] += r["n"]
-        modes[r["mode"]] += r["n"]
-        depths[r["bit_depth"]] += r["n"]
-        per_bucket[r["_bucket"]] += r["n"]
-        upscaled[r["_bucket"]] += r["small"]
-    min_side, max_side = bucketing.bucket_sides(base)
-    return {
-        "formats": _ranked(formats),
-        "modes": _ranked(modes),
-        "bit_depths": _ranked(depths),
-        "buckets": {
-            "base": base,
-            "step": bucketing.STEP,
-            "min_side": min_side,
-            "max_side": max_side,
-            "max_area": base * base,
-            "buckets": [
-                {
-                    "label": b.label,
-                    "width": b.width,
-                    "height": b.height,
-                    "count": per_bucket[i],
-                    "upscaled": upscaled[i],
-                }
-                for i, b in enumerate(buckets)
-            ],
-        },
-    }
-
-
 def _library_estimate() -> int:
     """≈ items in the library: the highest item id (one index probe, as search estimates it),
     not a COUNT over a million rows on every request; deletions make it an upper bound."""
@@ -176,12 +177,25 @@ def _library_estimate() -> int:
 
 def _sample_ids(members: QuerySet[MediaItem], n_members: int, sample: int) -> list[int] | None:
     """Every k-th member in id order (k = ⌈members ÷ sample⌉): a systematic sample spread over
-    the whole dataset, deterministic so the same members give the same figures. None: take all."""
+    the whole dataset, deterministic so the same members give the same figures. Numbered and
+    picked in SQL (ROW_NUMBER), so only the sample's ids leave the database. None: take all."""
     if n_members <= sample:
         return None
     step = -(-n_members // sample)
-    ids = members.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=20_000)
-    return list(itertools.islice(ids, 0, None, step))
+    numbered = members.order_by().annotate(_rn=Window(RowNumber(), order_by=F("pk").asc()))
+    picked = numbered.annotate(_pick=Mod(F("_rn") - 1, step)).filter(_pick=0)
+    return list(picked.values_list("pk", flat=True))
+
+
+def _covered(rows: QuerySet[ItemTagType]) -> dict[int, int]:
+    """Members per tag type from ItemTagType (one row per item and type it covers: a plain
+    count, no DISTINCT over the members' effective tags joined with their tags)."""
+    return dict(
+        rows.order_by()
+        .values("tag_type_id")
+        .annotate(n=Count("media_item_id"))
+        .values_list("tag_type_id", "n")
+    )
 
 
 def _tags(members: QuerySet[MediaItem], n_members: int, top: int, sample: int) -> dict[str, Any]:
@@ -199,12 +213,7 @@ def _tags(members: QuerySet[MediaItem], n_members: int, top: int, sample: int) -
             .annotate(n=Count("pk"))
             .order_by("-n", "tag_id")[:top]
         )
-        covered = {
-            r["tag__type"]: r["n"]
-            for r in joined.values(tag__type=F("effective_tags__tag__type_id")).annotate(
-                n=Count("pk", distinct=True)
-            )
-        }
+        covered = _covered(ItemTagType.objects.filter(media_item_id__in=members.order_by().values("pk")))
         scale, estimated = 1.0, None
     else:
         # A few thousand ids: one range of the (media_item, tag) index each, never the 3 M rows.
@@ -212,12 +221,7 @@ def _tags(members: QuerySet[MediaItem], n_members: int, top: int, sample: int) -
         top_rows = list(
             rows.values("tag_id").annotate(n=Count("media_item_id")).order_by("-n", "tag_id")[:top]
         )
-        covered = {
-            r["tag__type"]: r["n"]
-            for r in rows.values(tag__type=F("tag__type_id")).annotate(
-                n=Count("media_item_id", distinct=True)
-            )
-        }
+        covered = _covered(ItemTagType.objects.filter(media_item_id__in=ids))
         scale, estimated = n_members / len(ids), {"sampled": len(ids), "members": n_members}
     tags = Tag.objects.select_related("type").in_bulk([r["tag_id"] for r in top_rows])
     library = _library_estimate() or 1
@@ -260,20 +264,24 @@ def dataset_stats(
     """Every statistic of the dataset's members (docs/datasets.md#statistics). Tag figures are
     estimated over `sample` members (default `BAGGINTAG_DATASET_STATS_SAMPLE`)."""
     members = selectors.dataset_members(dataset=dataset, viewer=viewer)
-    n, histograms, counts = _histograms(members)
+    n, figures, shapes = _profile(members, base)
+    # Its own count: as a WHERE NOT EXISTS MariaDB answers it with one index probe per member;
+    # as a flag in `_profile`'s SELECT list the same subquery cost several times more.
     curated = TagSet.objects.filter(
         media_item_id=OuterRef("pk"), kind=TagSet.Kind.CURATED, assignment_count__gt=0
     )
     without_curated = members.filter(~Exists(curated)).count() if n else 0
+    histograms = figures.pop("histograms")
     empty = {"frequency": [], "coverage": [], "library_items": 0, "estimated": None}
     tags = _tags(members, n, top, sample or conf.stats_sample()) if n else empty
     return {
         "dataset": dataset.pk,
         "members": n,
-        **counts,
+        "with_alpha": figures["with_alpha"],
+        "videos": figures["videos"],
         "without_curated_tags": without_curated,
         "histograms": histograms,
-        **shapes_and_buckets(members, base),
+        **shapes,
         "tags": tags,
         "sites": _grouped(members, "site", top),
         "artists": _grouped(members, "artist", top),

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -41,8 +44,24 @@ class MediaSourceInline(admin.TabularInline):
         return False
 
 
+class MediaItemAdminForm(forms.ModelForm):
+    """The focus box goes through the service's check (services.focus_clean): a bad box is a
+    form error, nothing is saved."""
+
+    class Meta:
+        model = MediaItem
+        fields = ["name", "artist", "source", "rating", "notes", "focus"]
+
+    def clean_focus(self) -> Any:
+        try:
+            return services.focus_clean(self.cleaned_data.get("focus"))
+        except DomainError as err:
+            raise forms.ValidationError(err.message, code=err.code) from err
+
+
 @admin.register(MediaItem)
 class MediaItemAdmin(admin.ModelAdmin):
+    form = MediaItemAdminForm
     list_display = [
         "id",
         "preview",
@@ -115,6 +134,7 @@ class MediaItemAdmin(admin.ModelAdmin):
         "source",
         "rating",
         "notes",
+        "focus",
         *[f for f in readonly_fields if f != "preview"],
     ]
     actions = ["delete_with_files"]
@@ -167,6 +187,8 @@ class MediaItemAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         services.media_item_update_metadata(item=obj, fields=form.changed_data)
+        if "focus" in form.changed_data:
+            services.media_item_set_focus(item=obj, focus=form.cleaned_data["focus"])
 
 
 @admin.register(VideoFrame)

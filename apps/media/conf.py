@@ -90,5 +90,6 @@ def thumbnail_size() -> int:
 
 
 def ingest_threads() -> int:
-    """Threads a bulk upload job ingests with; 0 (the default): one per CPU the worker may use."""
+    """Threads a bulk upload job ingests with, and bulk transforms and conform render with; 0 (the
+    default): one per CPU the worker may use."""
     return setting_int(DEFAULTS, "BAGGINTAG_INGEST_THREADS")

@@ -39,3 +39,8 @@ class UrlRefusedError(DomainError):
 
 class UrlFetchError(DomainError):
     default_code = "media.url_fetch_failed"
+
+
+class FocusBoxError(DomainError):
+    default_code = "media.bad_focus"
+    default_message = "A focus box is four numbers x0, y0, x1, y1 between 0 and 1, with x0 < x1 and y0 < y1."

@@ -275,3 +275,27 @@ class FramesForm(_BoxFields):
         if (box := self.box()) is not None:
             request["box"] = box_constrain(box, data["aspect"]) if data.get("aspect") else box
         return request
+
+
+class FocusForm(forms.Form):
+    """The focus box as fractions of the picture; all four empty (or Clear) removes it."""
+
+    x0 = forms.FloatField(
+        required=False, label="Left", widget=forms.NumberInput(attrs={"step": "any", "min": 0, "max": 1})
+    )
+    y0 = forms.FloatField(
+        required=False, label="Top", widget=forms.NumberInput(attrs={"step": "any", "min": 0, "max": 1})
+    )
+    x1 = forms.FloatField(
+        required=False, label="Right", widget=forms.NumberInput(attrs={"step": "any", "min": 0, "max": 1})
+    )
+    y1 = forms.FloatField(
+        required=False, label="Bottom", widget=forms.NumberInput(attrs={"step": "any", "min": 0, "max": 1})
+    )
+
+    def focus(self) -> list[float | None] | None:
+        """The four values for services.focus_clean (it checks ranges and order), or None to clear."""
+        if "clear" in self.data:
+            return None
+        values = [self.cleaned_data.get(k) for k in ("x0", "y0", "x1", "y1")]
+        return None if all(v is None for v in values) else values

@@ -61,6 +61,9 @@ class MediaItem(BaseModel):
     tag_count = models.PositiveIntegerField(default=0, help_text="Effective tags")
     effective_stale = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
+    # Where the subject is: [x0, y0, x1, y1], fractions of the upright picture (docs/training.md#focus-boxes);
+    # training crops and loss masks use it. Written only through services.media_item_set_focus.
+    focus = models.JSONField(null=True, blank=True, help_text="Focus box [x0, y0, x1, y1], 0–1")
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )

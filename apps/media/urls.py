@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.item_list, name="item-list"),
     path("items/<int:pk>/", views.item_detail, name="item-detail"),
     path("items/<int:pk>/delete", views.item_delete, name="item-delete"),
+    path("items/<int:pk>/focus", views.item_focus, name="item-focus"),
     path("items/<int:pk>/transform", views.item_transform, name="item-transform"),
     path("items/<int:pk>/frames", views.item_frames, name="item-frames"),
     path("items/<int:pk>/stream", views.item_stream, name="item-stream"),

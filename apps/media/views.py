@@ -20,7 +20,7 @@ from apps.core.ints import int_param
 from apps.media import conf, extensions, selectors, services
 from apps.media.filters import MediaItemFilter
 from apps.media.formats import ANIMATION_FORMATS
-from apps.media.forms import FramesForm, SelectionForm, TransformForm, UploadForm
+from apps.media.forms import FocusForm, FramesForm, SelectionForm, TransformForm, UploadForm
 from apps.media.models import MediaItem
 from apps.media.services import frames, previews, storage, transforms
 from apps.media.services.items import SELECTION_DELETE_MAX
@@ -249,6 +249,8 @@ def _detail_context(request: HttpRequest, item: MediaItem, **extra: Any) -> dict
         ]
         context["strip_truncated"] = len(captures) > STRIP_SIZE
         context["frames_form"] = FramesForm(initial={"run": "capture", "timestamp": 0})
+    if item.kind != MediaItem.Kind.VIDEO:
+        context["focus_form"] = _focus_form(item)
     if item.kind != MediaItem.Kind.VIDEO or context["animation"]:
         default_format = {"jpeg": "jpg", "webp": "webp"}.get(item.format, "png")
         context["transform_form"] = TransformForm(
@@ -329,6 +331,40 @@ def _step_summary(step: dict[str, Any]) -> str:
     if op == "flip":
         return f"Flip {step.get('axis')}"
     return str(op)
+
+
+@login_required
+@permission_required("media.change_mediaitem", raise_exception=True)
+@require_POST
+def item_focus(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set or clear the focus box (docs/training.md#focus-boxes); answers with the focus form."""
+    item = selectors.media_item_get(item_id=pk, viewer=request.user)
+    form = FocusForm(request.POST)
+    saved = False
+    if form.is_valid():
+        try:
+            item = services.media_item_set_focus(item=item, focus=form.focus())
+        except DomainError as err:
+            form.add_error(None, err.message)
+        else:
+            saved = True
+    if saved and not getattr(request, "htmx", None):
+        return redirect_after_post(request, item.get_absolute_url() + "#focus-form")
+    if saved:
+        form = _focus_form(item)
+    context = _detail_context(request, item, focus_form=form, focus_saved=saved)
+    return render_page(
+        request,
+        "media/item_detail.html",
+        "media/partials/_focus_form.html",
+        context,
+        status=200 if saved else 400,
+    )
+
+
+def _focus_form(item: MediaItem) -> FocusForm:
+    values = dict(zip(("x0", "y0", "x1", "y1"), item.focus or (), strict=False))
+    return FocusForm(initial=values)
 
 
 @login_required

@@ -2,8 +2,8 @@
 rule rows and logs are read-only here and change through their actions.
 
 Models with a composite primary key (TagAssignment, TagWord, TagStat, TagClosure, EffectiveTag,
-OperationChange, OperationTarget) cannot be registered with the Django admin; their rows are
-shown on the Tag and Operation pages instead.
+ItemTagType, OperationChange, OperationSet, OperationTarget) cannot be registered with the Django
+admin; their rows are shown on the Tag and Operation pages instead.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from apps.tags.models import (
     Description,
     Operation,
     OperationChange,
+    OperationSet,
     RuleStatus,
     Tag,
     TagAlias,
@@ -427,7 +428,16 @@ class OperationAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "status"]
     list_select_related = ["created_by"]
     search_fields = ["=id", "summary"]
-    readonly_fields = ["change_list"]
+    readonly_fields = ["change_list", "created_set_list"]
+
+    @admin.display(description="Sets created whole (first 100)")
+    def created_set_list(self, obj: Operation) -> str:
+        rows = OperationSet.objects.filter(operation=obj).order_by("media_item_id")[:100]
+        return format_html_join(
+            "",
+            "<div>item {}: set {} with {} rows</div>",
+            ((r.media_item_id, r.tagset_id, r.rows) for r in rows),
+        )
 
     @admin.display(description="Changes (first 100)")
     def change_list(self, obj: Operation) -> str:

@@ -336,6 +336,24 @@ class EffectiveTag(models.Model):
         return f"{self.tag_id} on {self.media_item_id}"
 
 
+class ItemTagType(models.Model):
+    """Per item, the tag types its effective tags cover and how many of each: a fact derived from
+    EffectiveTag ⋈ Tag.type, kept by its one writer (apps/tags/services/item_types.py) wherever
+    either side changes, so "items with a character tag" is one range of the primary key instead
+    of a join over every effective tag (docs/tags.md#tag-types-per-item)."""
+
+    pk = models.CompositePrimaryKey("tag_type_id", "media_item_id")
+    tag_type = models.ForeignKey(TagType, on_delete=models.CASCADE, related_name="+")
+    media_item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="+")
+    tag_count = models.PositiveIntegerField(help_text="Effective tags of this type on the item")
+
+    class Meta:
+        indexes = [models.Index(fields=["media_item", "tag_type"], name="itemtagtype_item_type")]
+
+    def __str__(self) -> str:
+        return f"item {self.media_item_id}: type {self.tag_type_id} × {self.tag_count}"
+
+
 class Description(BaseModel):
     """Free-text caption of an item, optionally of one region, with its provenance."""
 
@@ -465,3 +483,23 @@ class OperationChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation_id}: {self.tag_id} {self.before_state}→{self.after_state}"
+
+
+class OperationSet(models.Model):
+    """A tag set an operation created and filled, all of whose `rows` (current assignments) it
+    wrote: the undo record of a whole new set, in place of an OperationChange per row, for bulk
+    writers of new sets (a mapping apply; docs/tags.md#operations-and-undo). Undo drops the set
+    while every row in it is still as the operation left it, and otherwise removes the rows that
+    still are (the rest are conflicts)."""
+
+    pk = models.CompositePrimaryKey("operation_id", "tagset_id")
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="created_sets")
+    tagset = models.ForeignKey(TagSet, on_delete=models.CASCADE, related_name="+")
+    media_item = models.ForeignKey("media.MediaItem", on_delete=models.CASCADE, related_name="+")
+    rows = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["operation", "media_item"], name="opset_op_item")]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id}: set {self.tagset_id} ({self.rows} rows)"

@@ -1,14 +1,18 @@
 """Admin for the training app (docs/training.md#admin). Sessions, their parts, versions, TI sets
 and exports are read-only here: a save must go through the services (checks, a new version, a
-queued job), which the API and the pages call. Base-model profiles stay editable."""
+queued job), which the API and the pages call. Base-model profiles stay editable, through the
+same service checks as the API (a bad value is a form error, nothing is saved)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.core.exceptions import DomainError
 from apps.training.models import (
     BaseModelProfile,
     CaptionTypePolicy,
@@ -20,6 +24,7 @@ from apps.training.models import (
     TrainingSessionDataset,
     TrainingSessionVersion,
 )
+from apps.training.services import base_models
 
 
 class ReadOnly:
@@ -35,13 +40,68 @@ class ReadOnly:
         return False
 
 
+class BaseModelProfileForm(forms.ModelForm):
+    """Runs services.base_models.base_model_check on the cleaned values: the API's 400s become
+    errors on the field they name (or on the form)."""
+
+    class Meta:
+        model = BaseModelProfile
+        fields = list(base_models.FIELDS)
+
+    def service_fields(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        out = {name: data[name] for name in base_models.FIELDS if name in self.fields and name in data}
+        for name in ("vocabulary", "mapping_profile"):
+            if name in out:
+                out[name] = out[name].pk if out[name] is not None else None
+        return out
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        profile = self.instance if self.instance.pk else None
+        try:
+            base_models.base_model_check(profile=profile, **self.service_fields())
+        except DomainError as err:
+            named = [f for f in err.details.get("fields", {}) if f in self.fields]
+            if named:
+                for name in named:
+                    self.add_error(name, forms.ValidationError(err.message, code=err.code))
+            else:
+                raise forms.ValidationError(err.message, code=err.code) from err
+        return data
+
+
 @admin.register(BaseModelProfile)
 class BaseModelProfileAdmin(admin.ModelAdmin):
+    form = BaseModelProfileForm
     list_display = ["slug", "name", "kind", "family", "resolution", "seeded"]
     list_filter = ["kind", "family", "seeded"]
     search_fields = ["slug", "name"]
     readonly_fields = ["seeded"]
     raw_id_fields = ["vocabulary", "mapping_profile"]
+    actions: list[Any] = []  # bulk delete would skip the service's in-use and shipped checks
+
+    def save_model(self, request: HttpRequest, obj: BaseModelProfile, form: Any, change: bool) -> None:
+        fields = form.service_fields()
+        if change:
+            base_models.base_model_update(profile=obj, **fields)
+            obj.refresh_from_db()
+        else:
+            created = base_models.base_model_create(**fields)
+            obj.pk, obj._state.adding = created.pk, False
+            obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: BaseModelProfile) -> None:
+        try:
+            base_models.base_model_delete(profile=obj)
+        except DomainError as err:
+            self.message_user(request, err.message, level=messages.ERROR)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[BaseModelProfile]) -> None:
+        for profile in queryset:
+            self.delete_model(request, profile)
 
 
 class TrainingSessionDatasetInline(ReadOnly, admin.TabularInline):

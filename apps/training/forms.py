@@ -100,6 +100,12 @@ class SessionForm(forms.Form):
     )
     train_text_encoder = forms.BooleanField(required=False)
     masked_loss = forms.BooleanField(required=False, help_text="Train only inside the items' masks")
+    kohya_masks = forms.ChoiceField(
+        choices=TrainingSession.KohyaMasks.choices,
+        required=False,
+        label="kohya loss masks",
+        help_text="Focus box: masks/<partition>/ with white inside each item's focus box (no box: all white)",
+    )
     cache_latents = forms.BooleanField(required=False)
     cache_text_encoder_outputs = forms.BooleanField(required=False)
     # image policy
@@ -166,6 +172,7 @@ class SessionForm(forms.Form):
         data["base_model"] = data["base_model"].pk
         profile = data.pop("mapping_profile")
         data["mapping_profile"] = profile.pk if profile is not None else None
+        data["kohya_masks"] = data.get("kohya_masks") or TrainingSession.KohyaMasks.NONE
         for name in ("slug", "target_root"):  # empty: made from the name, or kept
             if not data.get(name):
                 data.pop(name, None)

@@ -134,6 +134,10 @@ class TrainingSession(BaseModel):
         EXACT = "exact", "Exact"
         MERGED = "merged", "Merged"
 
+    class KohyaMasks(models.TextChoices):
+        NONE = "none", "No loss masks"
+        FOCUS = "focus", "Focus box (white inside, black outside)"
+
     class Images(models.TextChoices):
         BUCKET = "bucket", "Resized to their bucket"
         ORIGINAL = "original", "Originals"
@@ -188,6 +192,12 @@ class TrainingSession(BaseModel):
     kohya_per_type_dropout = models.CharField(max_length=8, blank=True, default="")
     swap_directional = models.BooleanField(default=True)
     # export
+    kohya_masks = models.CharField(
+        max_length=8,
+        choices=KohyaMasks.choices,
+        default=KohyaMasks.NONE,
+        help_text="kohya loss masks (masks/<partition>/, --masked_loss); docs/export-bundle.md#masks",
+    )
     target_root = models.CharField(max_length=500, help_text="The bundle's place on the training machine")
     version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(

@@ -230,6 +230,7 @@ class ExportSettings:
     bundle_layout: int = 1
     kohya_per_type_dropout: Literal["", "wildcard"] = ""
     images: Literal["bucket", "original"] = "bucket"
+    kohya_masks: Literal["none", "focus"] = "none"  # loss masks from focus boxes (masks/<partition>/)
 
 
 @dataclass

@@ -110,5 +110,9 @@ def test_report_matches_pillow_on_random_requirements() -> None:
             for rule, limit in requirements.items()
         }
         assert got == expected, requirements
+        counts = {r["requirement"]: r["count"] for r in report["requirements"]}
+        assert counts == {rule: len(pks) for rule, pks in expected.items()}, requirements
+        assert report["members"] == len(measured)
+        assert report["failing"] == len(set().union(*expected.values())), requirements
         compared += 1
     assert compared >= ROUNDS // 2

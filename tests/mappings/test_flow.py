@@ -28,11 +28,12 @@ def test_a_real_worker_applies_in_chunks(celery_worker_thread, curator, monkeypa
     assert outcome.job is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        # The operation is marked applied just before the job is finished: wait for both.
         operation = Operation.objects.get(pk=outcome.operation.pk)
-        if operation.status in ("applied", "failed", "partially_applied"):
+        job = Job.objects.get(pk=outcome.job.pk)
+        if operation.status in ("applied", "failed", "partially_applied") and job.status in Job.FINISHED:
             break
         time.sleep(0.2)
     assert (operation.status, operation.counters["items_done"]) == ("applied", 5)
-    job = Job.objects.get(pk=outcome.job.pk)
     assert (job.status, job.progress_done) == ("succeeded", 5)
     assert TagSet.objects.filter(slot=slots.mapping(profile.pk)).count() == 5

@@ -256,3 +256,45 @@ def test_frames_are_named_after_their_time_and_keep_the_videos_artist_and_source
     frame = MediaItem.objects.get(video=video)
     assert frame.name == "clip — frame 25 at 1.000 s, box 160×120 at 0,0"
     assert (frame.artist, frame.source) == ("Bo", "https://example.com/v")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bulk_transform_job_renders_on_threads_and_records_in_input_order(
+    threads, settings, media_store, curator
+):
+    """The pixel work runs on a pool; outcomes are recorded in input order, a bad input fails
+    alone, and every result is the bytes the sequential pipeline makes."""
+    from apps.jobs.models import JobItem
+    from apps.media.services.transforms import (
+        _encode,
+        media_transform_bulk_run,
+        media_transform_bulk_start,
+        transform_image,
+    )
+
+    settings.BAGGINTAG_INGEST_THREADS = threads
+    items = [make_item(fmt="jpeg", size=(640, 480), seed=70 + k) for k in range(5)]
+    media_store.write(items[1].storage_key, b"\xff\xd8 not a jpeg at all")
+    MediaItem.objects.filter(pk=items[3].pk).update(storage_key="missing/nothing-here.jpg")
+    recipe = {
+        "ops": [{"op": "crop", "aspect": "1:1"}, {"op": "scale", "long": 200}],
+        "output": {"format": "jpeg"},
+    }
+    job = media_transform_bulk_start(ids=[i.pk for i in items], recipe=recipe, added_by=curator)
+    media_transform_bulk_run(job_id=job.pk)
+    rows = list(
+        JobItem.objects.filter(job=job).order_by("pk").values_list("seq", "status", "error_code", "object_id")
+    )
+    assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r[1] for r in rows] == ["created", "failed", "created", "failed", "created"]
+    assert rows[1][2] == "media.corrupt"
+    assert rows[3][2] == "media.file_missing"
+    clean = recipe_clean(recipe)
+    for seq in (0, 2, 4):
+        derived = MediaItem.objects.get(pk=rows[seq][3])
+        assert derived.parent_id == items[seq].pk
+        with opened(media_store, items[seq]) as source:
+            expected = _encode(transform_image(source, clean), clean["output"])
+        assert media_store.read(derived.storage_key) == expected
+    job.refresh_from_db()
+    assert (job.status, job.counts) == ("succeeded", {"created": 3, "failed": 2})

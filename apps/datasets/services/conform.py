@@ -38,7 +38,7 @@ from apps.jobs import services as job_services
 from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem
-from apps.media.services.transforms import media_item_transform
+from apps.media.services.transforms import Transformed, media_item_transform_many
 
 JOB_KIND = "datasets.conform"
 TASK_NAME = "datasets.conform"
@@ -182,16 +182,20 @@ def _record(run: _Run, item: MediaItem, status: str, **kwargs: Any) -> None:
     job_services.job_item_record(job=run.job, seq=item.pk, input=f"item {item.pk}", status=status, **kwargs)
 
 
-def _conform_one(run: _Run, item: MediaItem) -> None:
-    """Conform one candidate; every outcome is recorded (skipped, failed, created, duplicate)."""
-    plan = plan_item(item=item, req=run.req, opts=run.opts)
+def _conform_one(run: _Run, item: MediaItem, plan: Any, outcome: Transformed | None) -> None:
+    """Record one candidate's outcome (skipped, failed, created, duplicate). `plan`: what
+    plan_item gave (or raised); `outcome`: the transform's result (or what it raised) when the
+    plan called for one."""
+    if isinstance(plan, Exception):
+        raise plan
     if not plan.fails:
         _record(run, item, JobItem.Status.SKIPPED)  # passes the rules now (changed meanwhile)
         return
     if plan.problem is not None:
         _record(run, item, JobItem.Status.FAILED, error=plan.problem)
         return
-    outcome = media_item_transform(item=item, recipe=plan.recipe, added_by=run.user, job_id=run.job.pk)
+    if isinstance(outcome, Exception) or outcome is None:
+        raise outcome or RuntimeError("no transform outcome")
     left = result_failures(run.req, outcome.item)
     if left:
         err = ConformError(
@@ -217,21 +221,52 @@ def _conform_one(run: _Run, item: MediaItem) -> None:
         _record(run, item, status, object_id=outcome.item.pk)
 
 
-def _conform_guarded(run: _Run, item: MediaItem) -> None:
+def _conform_guarded(run: _Run, item: MediaItem, plan: Any, outcome: Transformed | None) -> None:
     """One item's failure, expected or not, is that item's outcome; the job goes on."""
     try:
-        _conform_one(run, item)
+        _conform_one(run, item, plan, outcome)
     except JobSuperseded:
         raise
     except Exception as exc:
         if isinstance(exc, DomainError):
             err = exc
         else:
-            logger.exception("conform job %s: item %s failed", run.job.pk, item.pk)
+            logger.exception("conform job %s: item %s failed", run.job.pk, item.pk, exc_info=exc)
             err = DomainError(
                 "An internal error stopped this item; it was logged.", code="datasets.internal_error"
             )
         _record(run, item, JobItem.Status.FAILED, error=err)
+
+
+def _plan(run: _Run, item: MediaItem) -> Any:
+    try:
+        return plan_item(item=item, req=run.req, opts=run.opts)
+    except Exception as exc:
+        return exc
+
+
+def _needs_transform(plan: Any) -> bool:
+    return not isinstance(plan, Exception) and bool(plan.fails) and plan.problem is None
+
+
+def _conform_batch(run: _Run, batch: list[MediaItem]) -> int | None:
+    """Conform a batch in id order; the transforms' pixel work runs on every core a few items
+    ahead (media_item_transform_many), every row is written here in id order. Returns the id of
+    the last item recorded (None if cancelled before the first)."""
+    plans = [(item, _plan(run, item)) for item in batch]
+    todo = ((item, plan.recipe) for item, plan in plans if _needs_transform(plan))
+    results = media_item_transform_many(todo, added_by=run.user, job_id=run.job.pk)
+    last = None
+    try:
+        for item, plan in plans:
+            if run.job.cancel_requested:  # job_item_record refreshes it
+                break
+            outcome = next(results)[1] if _needs_transform(plan) else None
+            _conform_guarded(run, item, plan, outcome)
+            last = item.pk
+    finally:
+        results.close()
+    return last
 
 
 def conform_run(*, job_id: int) -> None:
@@ -265,11 +300,7 @@ def conform_run(*, job_id: int) -> None:
         rows = candidates(dataset=dataset, req=req, viewer=user).filter(pk__gt=cursor, pk__lte=max_id)
         batch = list(rows.order_by("pk")[:BATCH])
         walked = bool(batch)
-        for item in batch:
-            if job.cancel_requested:  # job_item_record refreshes it
-                break
-            _conform_guarded(run, item)
-            cursor = item.pk
+        cursor = _conform_batch(run, batch) or cursor
     counts = Job.objects.filter(pk=job.pk).values_list("counts", flat=True).get()
     if not job.cancel_requested:
         # Members that left or came to pass the rules before their batch are not visited.

@@ -3,9 +3,11 @@
 Apply writes, per item, one `derived` tag set for the profile (slot `profile:<id>`, target
 vocabulary) through the tags app's one writer (`assignments_write`), replacing what the set
 held before (rows no longer wanted become tombstones), as a logged `map` Operation that tags'
-`operation_undo` reverts (rows of sets it created are logged SET_CREATED, so undo drops those
-sets). Up to SYNC_MAX_ITEMS items run in the request; above, a job on the default queue works
-in CHUNK_ITEMS chunks, one transaction each, resuming at `Operation.resume_cursor`.
+`operation_undo` reverts. Sets it creates are written whole and set-based by
+`sets_create_filled`, with one undo record per set (`OperationSet`), so undo drops those sets;
+sets from an earlier apply change row by row, each row logged. Up to SYNC_MAX_ITEMS items run in
+the request; above, a job on the default queue works in CHUNK_ITEMS chunks, one transaction
+each, resuming at `Operation.resume_cursor`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError
@@ -31,14 +33,15 @@ from apps.tags.services.assignments import (
     ABSENT,
     CURRENT,
     DELETED,
-    SET_CREATED,
     Transition,
     assignments_write,
 )
+from apps.tags.services.assignments_sets import sets_create_filled
 from apps.tags.services.effective import Rules, rules_current
 from apps.tags.services.operations import operation_target_ids, operation_undo
 from apps.tags.services.operations.apply import lock_items
 from apps.tags.services.operations.plan import actor_or_none, operation_target_freeze
+from apps.tags.services.sql import rows_insert
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,17 @@ APPLY_JOB = "mappings.apply"
 APPLY_TASK = "mappings.apply_run"
 DERIVED = TagSet.Kind.DERIVED
 Via = TagAssignment.Via
+MAPPED_COLUMNS = (
+    "tagset_id",
+    "profile_id",
+    "media_item_id",
+    "profile_version",
+    "sets_version",
+    "operation_id",
+    "incomplete",
+    "applied_at",
+    "applied_by_id",
+)
 
 
 @dataclass
@@ -92,13 +106,12 @@ def results_for(prepared: Prepared, item_ids: Sequence[int], *, caption: bool = 
 
 
 def _transitions(
-    item_id: int, set_id: int, result: Result, rows: dict[int, tuple[int, int | None, str]], created: bool
+    item_id: int, set_id: int, result: Result, rows: dict[int, tuple[int, int | None, str]]
 ) -> list[Transition]:
     """The rows that make one derived set equal `result`: tags no longer wanted become
     tombstones, wanted ones are inserted, revived or moved (the set is the profile's own, so a
     re-apply replaces it entirely; edits belong in rules or the curated set)."""
     wanted = {tag_id: n for n, tag_id in enumerate(result.tag_ids)}
-    marker = SET_CREATED if created else ""
     out: list[Transition] = []
     for tag_id, (state, position, via) in rows.items():
         n = wanted.get(tag_id)
@@ -124,11 +137,7 @@ def _transitions(
             )
     for tag_id, n in wanted.items():
         if tag_id not in rows:
-            out.append(
-                Transition(
-                    set_id, tag_id, item_id, ABSENT, CURRENT, position=n, via=Via.MAPPING, before_via=marker
-                )
-            )
+            out.append(Transition(set_id, tag_id, item_id, ABSENT, CURRENT, position=n, via=Via.MAPPING))
     return out
 
 
@@ -148,56 +157,57 @@ def apply_chunk(
         "slot": slot,
     }
     existing = dict(TagSet.objects.filter(**sets_of).values_list("media_item_id", "pk"))
-    fresh = [i for i in ids if i not in existing and results[i].tag_ids]
-    TagSet.objects.bulk_create(
-        [
-            TagSet(
-                media_item_id=i,
-                kind=DERIVED,
-                vocabulary_id=profile.target_vocabulary_id,
-                slot=slot,
-                origin_label=f"mapping profile {profile.slug}"[:200],
-                created_by_id=actor_id,
-            )
-            for i in fresh
-        ],
-        batch_size=1000,
+    # New sets (the bulk of a first apply): created whole, set-based, one undo record per set.
+    created = sets_create_filled(
+        {i: results[i].tag_ids for i in ids if i not in existing},
+        kind=DERIVED,
+        vocabulary_id=profile.target_vocabulary_id,
+        slot=slot,
+        origin_label=f"mapping profile {profile.slug}",
+        via=Via.MAPPING,
+        operation_id=operation_id,
+        actor_id=actor_id,
+        rules=prepared.rules,
     )
-    sets = dict(TagSet.objects.filter(**sets_of).values_list("media_item_id", "pk"))
-    rows: dict[int, dict[int, tuple[int, int | None, str]]] = {s: {} for s in sets.values()}
+    # Sets from an earlier apply: replaced row by row (tombstones, moves, revivals), logged per row.
+    rows: dict[int, dict[int, tuple[int, int | None, str]]] = {s: {} for s in existing.values()}
     for set_id, tag_id, state, position, via in TagAssignment.objects.filter(
         tagset_id__in=sorted(existing.values())
     ).values_list("tagset_id", "tag_id", "state", "position", "added_via"):
         rows[set_id][tag_id] = (state, position, via)
     transitions: list[Transition] = []
-    for item_id, set_id in sets.items():
-        transitions += _transitions(item_id, set_id, results[item_id], rows[set_id], item_id not in existing)
+    for item_id, set_id in existing.items():
+        transitions += _transitions(item_id, set_id, results[item_id], rows[set_id])
     written = assignments_write(
         transitions, kind=DERIVED, operation_id=operation_id, actor_id=actor_id, rules=prepared.rules
     )
-    MappedSet.objects.filter(tagset_id__in=list(sets.values())).delete()
-    MappedSet.objects.bulk_create(
+    sets = {**existing, **created}
+    MappedSet.objects.filter(tagset_id__in=sorted(existing.values())).delete()
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows_insert(
+        MappedSet,
+        MAPPED_COLUMNS,
         [
-            MappedSet(
-                tagset_id=set_id,
-                profile_id=profile.pk,
-                media_item_id=item_id,
-                profile_version=prepared.profile_version,
-                sets_version=prepared.sets_version,
-                operation_id=operation_id,
-                incomplete="incomplete" in results[item_id].flags,
-                applied_by_id=actor_id,
+            (
+                set_id,
+                profile.pk,
+                item_id,
+                prepared.profile_version,
+                prepared.sets_version,
+                operation_id,
+                "incomplete" in results[item_id].flags,
+                stamp,
+                actor_id,
             )
-            for item_id, set_id in sets.items()
+            for item_id, set_id in sorted(sets.items())
         ],
-        batch_size=1000,
     )
     flags = Counter(f for r in results.values() for f in r.flags)
     return {
         "items_done": len(ids),
-        "items_changing": len(written.items),
-        "changes": written.changes,
-        "sets_created": len(fresh),
+        "items_changing": len(written.items) + len(created),
+        "changes": written.changes + sum(len(results[i].tag_ids) for i in created),
+        "sets_created": len(created),
         **{f"flag_{k}": v for k, v in flags.items()},
     }
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.api import IdField
@@ -13,6 +14,7 @@ class MediaItemOutputSerializer(serializers.ModelSerializer):
     duration = serializers.FloatField(read_only=True, allow_null=True)
     fps = serializers.FloatField(read_only=True, allow_null=True)
     box = serializers.SerializerMethodField()
+    focus = serializers.ListField(child=serializers.FloatField(), allow_null=True, read_only=True)
     url = serializers.SerializerMethodField()
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
@@ -48,6 +50,7 @@ class MediaItemOutputSerializer(serializers.ModelSerializer):
             "timestamp_ms",
             "frame_index",
             "box",
+            "focus",
             "created_at",
             "url",
             "file_url",
@@ -80,6 +83,22 @@ class MediaUploadOutputSerializer(MediaItemOutputSerializer):
 
     class Meta(MediaItemOutputSerializer.Meta):
         fields = [*MediaItemOutputSerializer.Meta.fields, "duplicate"]
+
+
+@extend_schema_field(
+    {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4, "nullable": True}
+)
+class FocusField(serializers.JSONField):
+    """Taken as sent: services.focus_clean checks it (no coercion of strings or booleans here)."""
+
+
+class MediaItemPatchSerializer(serializers.Serializer):
+    """PATCH /api/media/{id}: the focus box (services.focus_clean checks it; null clears it)."""
+
+    focus = FocusField(
+        allow_null=True,
+        help_text="[x0, y0, x1, y1] as fractions of the picture (0–1, x0 < x1, y0 < y1); null clears it",
+    )
 
 
 class TagListField(serializers.ListField):

@@ -24,6 +24,7 @@ from apps.jobs.api.serializers import job_accepted_body
 from apps.media import extensions, selectors, services
 from apps.media.api.serializers import (
     MediaItemOutputSerializer,
+    MediaItemPatchSerializer,
     MediaListPageSerializer,
     MediaSearchPageSerializer,
     MediaUploadBulkInputSerializer,
@@ -85,6 +86,15 @@ class MediaItemViewSet(
     def search(self, request: Request) -> Response:
         """The query language (`q=`), keyset-paged by `cursor`; the list filters narrow it."""
         return extensions.query_provider().api(request, self.filter_queryset(self.get_queryset()))
+
+    @extend_schema(request=MediaItemPatchSerializer, responses=MediaItemOutputSerializer)
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Set or clear the item's focus box (docs/training.md#focus-boxes); needs change permission."""
+        item = self.get_object()
+        data = MediaItemPatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = services.media_item_set_focus(item=item, focus=data.validated_data["focus"])
+        return Response(MediaItemOutputSerializer(item).data)
 
     def perform_destroy(self, instance: MediaItem) -> None:
         services.media_item_delete(item=instance)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import transaction
 
 from apps.core.exceptions import DomainError
 from apps.media import events
+from apps.media.exceptions import FocusBoxError
 from apps.media.models import MediaItem
 from apps.media.services import previews, storage
 from apps.media.services.ingest import _site, _url_hash, metadata_clean
@@ -93,4 +95,39 @@ def media_item_update_metadata(*, item: MediaItem, fields: list[str]) -> MediaIt
     item.full_clean(validate_unique=False)
     if changed:
         item.save(update_fields=[*changed, "updated_at"])
+    return item
+
+
+FOCUS_DECIMALS = 6  # a focus box is kept to 6 decimals: stable JSON, far below a pixel
+
+
+def focus_clean(value: Any) -> list[float] | None:
+    """A focus box [x0, y0, x1, y1] as fractions of the upright picture, or None (cleared).
+
+    Four finite numbers in [0, 1] with x0 < x1 and y0 < y1 (docs/training.md#focus-boxes);
+    anything else is a 400 `media.bad_focus` naming what is wrong."""
+    if value is None or (isinstance(value, list | tuple) and len(value) == 0):
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        raise FocusBoxError("A focus box is a list of four numbers [x0, y0, x1, y1], or null to clear it.")
+    numbers = []
+    for name, number in zip(("x0", "y0", "x1", "y1"), value, strict=True):
+        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+            raise FocusBoxError(f"Focus {name} must be a finite number, not {number!r}.")
+        if not 0 <= number <= 1:
+            raise FocusBoxError(
+                f"Focus {name} must be between 0 and 1 (a fraction of the picture), not {number!r}."
+            )
+        numbers.append(round(float(number), FOCUS_DECIMALS) + 0.0)
+    x0, y0, x1, y1 = numbers
+    if not (x0 < x1 and y0 < y1):
+        raise FocusBoxError("A focus box needs x0 < x1 and y0 < y1 (left before right, top before bottom).")
+    return numbers
+
+
+@transaction.atomic
+def media_item_set_focus(*, item: MediaItem, focus: Any) -> MediaItem:
+    """Set (or clear, with None) the item's focus box after `focus_clean`."""
+    item.focus = focus_clean(focus)
+    item.save(update_fields=["focus", "updated_at"])
     return item

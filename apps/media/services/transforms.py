@@ -6,9 +6,11 @@ recipe on the same parent returns the existing result.
 
 from __future__ import annotations
 
+import collections
 import io
 import math
-import warnings
+from collections.abc import Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from apps.media.formats import PIL_FORMATS
 from apps.media.models import MediaItem
 from apps.media.services import probe
 from apps.media.services.animation import ANIMATION_FORMATS
+from apps.media.services.batch import batches, ingest_threads
 from apps.media.services.ingest import Derived, IngestResult, Origin, derived_name, media_ingest_derived
 from apps.media.services.recipes import (
     BUCKETS,
@@ -312,13 +315,16 @@ def _encode(image: Image.Image, output: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def media_item_transform(
-    *, item: MediaItem, recipe: Any, added_by: Any = None, job_id: int | None = None
-) -> IngestResult:
-    """Make (or find) the item that `recipe` turns `item` into; the parent is never modified.
+@dataclass(frozen=True)
+class _Rendered:
+    """A recipe's result, encoded, with what its derived item's rows need."""
 
-    The result inherits the parent's tags as a `derived` tag set.
-    """
+    data: bytes
+    probed: probe.Probe
+
+
+def _prepare(item: MediaItem, recipe: Any) -> tuple[dict[str, Any], str, MediaItem | None]:
+    """The cleaned recipe, its hash and the existing result of it, if any (database reads)."""
     if item.kind == MediaItem.Kind.VIDEO and item.format not in ANIMATION_FORMATS:
         raise UnprocessableError(
             f"Item {item.pk} is a video; capture frames from it first (POST /api/media/{item.pk}/frames), "
@@ -329,19 +335,27 @@ def media_item_transform(
     digest = recipe_hash(clean)
     # An id-only probe of (parent, recipe_hash): no ORDER BY, no wide row unless it is there.
     found = list(MediaItem.objects.filter(parent=item, recipe_hash=digest).values_list("pk", flat=True)[:1])
-    if found:
-        return IngestResult(item=MediaItem.objects.get(pk=found[0]), duplicate=True)
-    pil_format = PIL_FORMATS.get(item.format)
-    if pil_format is None:
+    existing = MediaItem.objects.get(pk=found[0]) if found else None
+    if existing is None and PIL_FORMATS.get(item.format) is None:
         raise UnprocessableError(
             f"Items in {item.format} format cannot be transformed.", code="media.not_an_image"
         )
+    return clean, digest, existing
+
+
+def _render(storage_key: str, item_format: str, clean: dict[str, Any]) -> _Rendered:
+    """Decode, transform, encode, thumbnail and phash: storage reads and pixels only, no database
+    and no global state (the bomb limit is checked here, not through the warnings filters, which
+    are process-wide), so it runs on any thread (docs/architecture.md#media-pipelines)."""
     try:
-        with default_storage.open(item.storage_key, "rb") as handle, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(handle, formats=[pil_format]) as source:
-                orientation = source.getexif().get(0x0112, 1)
-                result = transform_image(source, clean, orientation=orientation)
+        with (
+            default_storage.open(storage_key, "rb") as handle,
+            Image.open(handle, formats=[PIL_FORMATS[item_format]]) as source,
+        ):
+            if source.width * source.height > (Image.MAX_IMAGE_PIXELS or math.inf):
+                raise MediaBombError("The image is too large to decode safely.")
+            orientation = source.getexif().get(0x0112, 1)
+            result = transform_image(source, clean, orientation=orientation)
     except FileNotFoundError as exc:
         raise UnprocessableError(
             "The original file is missing from storage.", code="media.file_missing"
@@ -357,10 +371,9 @@ def media_item_transform(
     thumbnail.thumbnail((conf.thumbnail_size(),) * 2, Image.Resampling.LANCZOS, reducing_gap=2.0)
     if thumbnail.mode not in ("RGB", "RGBA"):
         thumbnail = thumbnail.convert("RGB")
-    fmt = clean["output"]["format"]
     probed = probe.Probe(
         kind="image",
-        format=fmt,
+        format=clean["output"]["format"],
         width=width,
         height=height,
         mode=mode,
@@ -369,10 +382,23 @@ def media_item_transform(
         thumbnail=thumbnail,
         phash=probe.phash64(thumbnail),
     )
+    return _Rendered(data, probed)
+
+
+def _store(
+    item: MediaItem,
+    clean: dict[str, Any],
+    digest: str,
+    rendered: _Rendered,
+    *,
+    added_by: Any,
+    job_id: int | None,
+) -> IngestResult:
+    """The derived item's file, rows, lineage and inherited tags (the calling thread's database)."""
     with transaction.atomic():
         outcome = media_ingest_derived(
-            data=data,
-            probed=probed,
+            data=rendered.data,
+            probed=rendered.probed,
             added_by=added_by,
             origin=Origin(kind="transform", original_filename=item.name, import_job_id=job_id),
             derived=Derived(
@@ -388,6 +414,74 @@ def media_item_transform(
         if not outcome.duplicate:
             events.send_item_derived(item=outcome.item, parent=item, relation="parent")
     return outcome
+
+
+def media_item_transform(
+    *, item: MediaItem, recipe: Any, added_by: Any = None, job_id: int | None = None
+) -> IngestResult:
+    """Make (or find) the item that `recipe` turns `item` into; the parent is never modified.
+
+    The result inherits the parent's tags as a `derived` tag set.
+    """
+    clean, digest, existing = _prepare(item, recipe)
+    if existing is not None:
+        return IngestResult(item=existing, duplicate=True)
+    rendered = _render(item.storage_key, item.format, clean)
+    return _store(item, clean, digest, rendered, added_by=added_by, job_id=job_id)
+
+
+Transformed = IngestResult | Exception
+
+
+def media_item_transform_many(
+    pairs: Iterable[tuple[MediaItem, Any]],
+    *,
+    added_by: Any = None,
+    job_id: int | None = None,
+    threads: int | None = None,
+) -> Generator[tuple[MediaItem, Transformed], None, None]:
+    """`media_item_transform` over (item, recipe) pairs, yielded in their order with the result
+    or the exception each raised. The pixel work (decode, transform, encode, thumbnail, phash)
+    runs on a pool of `threads` (default: the bulk-ingest threads, every core) a few items
+    ahead; every database read and write stays on the calling thread, in input order, so a job
+    recording each outcome as it comes resumes exactly (docs/architecture.md#media-pipelines).
+    Closing the iterator early drops the pending renders, which wrote nothing."""
+    count = threads or ingest_threads()
+    pending: collections.deque[tuple[MediaItem, Any]] = collections.deque()
+    source = iter(pairs)
+    with ThreadPoolExecutor(count, thread_name_prefix="transform") as pool:
+        try:
+            while True:
+                while len(pending) < count * 2 and (pair := next(source, None)) is not None:
+                    pending.append((pair[0], _submit(pool, *pair)))
+                if not pending:
+                    return
+                item, work = pending.popleft()
+                yield item, _finish(item, work, added_by=added_by, job_id=job_id)
+        finally:
+            for _, work in pending:
+                if isinstance(work, tuple) and isinstance(work[2], Future):
+                    work[2].cancel()
+
+
+def _submit(pool: ThreadPoolExecutor, item: MediaItem, recipe: Any) -> Any:
+    try:
+        clean, digest, existing = _prepare(item, recipe)
+    except Exception as exc:
+        return exc
+    if existing is not None:
+        return IngestResult(item=existing, duplicate=True)
+    return clean, digest, pool.submit(_render, item.storage_key, item.format, clean)
+
+
+def _finish(item: MediaItem, work: Any, *, added_by: Any, job_id: int | None) -> Transformed:
+    if not isinstance(work, tuple):
+        return work  # type: ignore[no-any-return]
+    clean, digest, future = work
+    try:
+        return _store(item, clean, digest, future.result(), added_by=added_by, job_id=job_id)
+    except Exception as exc:
+        return exc
 
 
 BULK_JOB_KIND = "media.transform_bulk"
@@ -426,7 +520,8 @@ def media_transform_bulk_start(*, ids: Any, recipe: Any, added_by: Any = None) -
 
 
 def media_transform_bulk_run(*, job_id: int) -> None:
-    """Transform each item of the job, recording one JobItem per input; resumable."""
+    """Transform each item of the job, recording one JobItem per input, in input order; resumable.
+    The pixel work runs on every core (`media_item_transform_many`), the rows on this thread."""
     from django.contrib.auth import get_user_model
 
     job = job_services.job_claim(job_id=job_id)
@@ -434,29 +529,42 @@ def media_transform_bulk_run(*, job_id: int) -> None:
         return
     user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
     done = job_services.job_done_seqs(job=job)
-    for seq, item_id in enumerate(job.params["ids"]):
-        if seq in done:
-            continue
+    todo = [(seq, item_id) for seq, item_id in enumerate(job.params["ids"]) if seq not in done]
+    recipe, threads = job.params["recipe"], ingest_threads()
+    for chunk in batches(todo, BULK_CHUNK):
         if job.cancel_requested:
             break
-        label = f"item {item_id}"
-        item = MediaItem.objects.filter(pk=item_id).first()
+        found = MediaItem.objects.in_bulk([item_id for _, item_id in chunk])
+        pairs = ((found[item_id], recipe) for _, item_id in chunk if item_id in found)
+        results = media_item_transform_many(pairs, added_by=user, job_id=job.pk, threads=threads)
         try:
-            if item is None:
-                raise DomainError("The item was deleted.", code="media.not_found")
-            outcome = media_item_transform(
-                item=item, recipe=job.params["recipe"], added_by=user, job_id=job.pk
-            )
-        except DomainError as err:
-            job_services.job_item_record(
-                job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=err
-            )
-        else:
-            job_services.job_item_record(
-                job=job,
-                seq=seq,
-                input=label,
-                object_id=outcome.item.pk,
-                status=JobItem.Status.DUPLICATE if outcome.duplicate else JobItem.Status.CREATED,
-            )
+            for seq, item_id in chunk:
+                if job.cancel_requested:  # job_item_record refreshes it
+                    break
+                _bulk_record(job, seq, item_id, next(results)[1] if item_id in found else None)
+        finally:
+            results.close()
     job_services.job_finish(job=job, result={"counts": Job.objects.get(pk=job.pk).counts})
+
+
+BULK_CHUNK = 64  # items read per query in a bulk transform job
+
+
+def _bulk_record(job: Job, seq: int, item_id: int, outcome: Transformed | None) -> None:
+    label = f"item {item_id}"
+    if outcome is None:
+        outcome = DomainError("The item was deleted.", code="media.not_found")
+    if isinstance(outcome, DomainError):
+        job_services.job_item_record(
+            job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=outcome
+        )
+    elif isinstance(outcome, Exception):
+        raise outcome
+    else:
+        job_services.job_item_record(
+            job=job,
+            seq=seq,
+            input=label,
+            object_id=outcome.item.pk,
+            status=JobItem.Status.DUPLICATE if outcome.duplicate else JobItem.Status.CREATED,
+        )

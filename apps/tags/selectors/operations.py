@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from apps.core.exceptions import NotFoundError
-from apps.tags.models import Operation, OperationChange, OperationTarget
+from apps.tags.models import Operation, OperationChange, OperationSet, OperationTarget
 
 
 def effective_pending_exists() -> bool:
@@ -32,12 +32,18 @@ def operation_get(*, operation_id: Any, viewer: Any) -> Operation:
 def operation_item_ids(*, operation: Operation, after: int = 0, limit: int = 100) -> list[int]:
     """Items an operation changed (or, for a preview, targets), ascending id after `after`."""
     if operation.status in (Operation.Status.PREVIEWED, Operation.Status.QUEUED):
-        rows = OperationTarget.objects.filter(operation=operation)
-    else:
-        rows = OperationChange.objects.filter(operation=operation)  # type: ignore[assignment]
-    return list(
-        rows.filter(media_item_id__gt=after)
-        .order_by("media_item_id")
-        .values_list("media_item_id", flat=True)
-        .distinct()[:limit]
-    )
+        logs: list[Any] = [OperationTarget.objects.filter(operation=operation)]
+    else:  # rows it logged one by one, and sets it created whole (docs/tags.md#operations-and-undo)
+        logs = [
+            OperationChange.objects.filter(operation=operation),
+            OperationSet.objects.filter(operation=operation),
+        ]
+    ids: set[int] = set()
+    for rows in logs:
+        ids.update(
+            rows.filter(media_item_id__gt=after)
+            .order_by("media_item_id")
+            .values_list("media_item_id", flat=True)
+            .distinct()[:limit]
+        )
+    return sorted(ids)[:limit]

@@ -18,6 +18,10 @@ The set-based SQL path of bulk operations (`operations/sql.py`) writes its rows 
 SELECT`/`UPDATE … JOIN` statements instead of step 2 and settles through the same
 `assignments_settle`; `tests/tags/test_operations_paths.py` keeps both paths equal.
 
+New sets written whole (a mapping apply's first run on an item) take the set-based path in
+`assignments_sets.py`, which belongs to this writer (same locks, counters and effective tags; one
+undo record per set).
+
 Curated sets are created and seeded (from the item's source and derived tags, source first,
 then by set and position) by one path: `curated_seeds` + `curated_sets_create`.
 """
@@ -147,7 +151,7 @@ def assignments_write(
             ],
         )
     if dropped:
-        TagSet.objects.filter(pk__in=sorted(dropped)).delete()
+        sets_delete(dropped)
     items = assignments_settle(
         [(t.set_id, t.tag_id, t.item_id, t.before, t.after) for t in placed],
         kind=kind,
@@ -282,6 +286,28 @@ def tag_rows_update(
         TagAssignment.objects.filter(tag_id=tag_id, tagset_id__in=[s for s, _v in batch]).update(
             **common, **per_set
         )
+
+
+def sets_delete(set_ids: Iterable[int]) -> None:
+    """Delete tag sets (and, through the ORM, what refers to them), BATCH at a time. The ORM
+    clears `TagAssignment.origin_set` with `WHERE origin_set_id IN (…)`; from 200 ids on
+    (`eq_range_index_dive_limit`) MariaDB estimates from that mostly-NULL column's statistics
+    (cardinality 2), finds its index useless and scans the whole assignment table (10–17 s a
+    statement at 3 million rows), so on MariaDB the deletes run with index dives for any list."""
+    ids = sorted(set(set_ids))
+    if not ids:
+        return
+    mysql = connection.vendor == "mysql"
+    if mysql:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION eq_range_index_dive_limit = 0")
+    try:
+        for start in range(0, len(ids), BATCH):
+            TagSet.objects.filter(pk__in=ids[start : start + BATCH]).delete()
+    finally:
+        if mysql:
+            with connection.cursor() as cursor:
+                cursor.execute("SET SESSION eq_range_index_dive_limit = DEFAULT")
 
 
 # --- settling -----------------------------------------------------------------------------------

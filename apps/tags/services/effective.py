@@ -32,7 +32,8 @@ from apps.tags.models import (
     TagStat,
     Vocabulary,
 )
-from apps.tags.services.sql import column_add, rows_insert
+from apps.tags.services.item_types import item_types_refresh
+from apps.tags.services.sql import column_add, int_rows_insert, rows_insert
 
 REBUILD_CHUNK = 5000
 
@@ -224,10 +225,13 @@ def stats_apply(deltas: dict[tuple[int, int], int]) -> None:
     changed = {key: delta for key, delta in deltas.items() if delta}
     if not changed:
         return
-    TagStat.objects.bulk_create(
-        [TagStat(tag_id=tag_id, set_kind=kind, current_count=0) for tag_id, kind in sorted(changed)],
-        ignore_conflicts=True,
-        batch_size=1000,
+    int_rows_insert(
+        TagStat,
+        ("tag_id", "set_kind", "current_count"),
+        ((None, None, 0), (0, 1)),
+        sorted(changed),
+        batch=1000,
+        ignore=True,
     )
     by_kind: dict[int, dict[int, int]] = defaultdict(dict)
     for (tag_id, kind), delta in changed.items():
@@ -333,6 +337,7 @@ def effective_refresh(*, item_ids: Iterable[int], rules: Rules | None = None) ->
     for implied in (True, False):
         _flip_pairs([(item_id, tag_id) for tag_id, item_id, flag in to_flip if flag is implied], implied)
     counters_apply(deltas)
+    item_types_refresh(item_ids={e.media_item_id for e in to_add} | to_remove.keys())
     # One statement clears the flags; tag_count is written only where it changed (a statement
     # per distinct new count), not once per distinct count in the chunk.
     stored = dict(MediaItem.objects.filter(pk__in=ids).values_list("pk", "tag_count"))
@@ -415,6 +420,7 @@ def effective_refresh_tags(
     for flag, pairs in to_flip.items():
         _flip_pairs(pairs, flag)
     counters_apply(deltas)
+    item_types_refresh(item_ids={item_id for _t, item_id, _f in to_add} | {i for i, _t in to_remove})
     by_delta: dict[int, list[int]] = defaultdict(list)
     for item_id, delta in per_item.items():
         if delta:

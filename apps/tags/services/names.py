@@ -24,6 +24,7 @@ from apps.tags.selectors.autocomplete import tag_words
 from apps.tags.selectors.vocabularies import tag_type_default as tag_type_default
 from apps.tags.selectors.vocabularies import type_short_keys
 from apps.tags.selectors.vocabularies import vocabulary_default as vocabulary_default
+from apps.tags.services.item_types import item_types_refresh_tags
 
 MAX_TAGS_PER_SET = 1000
 WRITE_BATCH = 1000
@@ -286,6 +287,7 @@ def _retype(
             )
     for type_id, tag_ids in retype.items():
         Tag.objects.filter(pk__in=tag_ids).update(type_id=type_id)
+        item_types_refresh_tags(tag_ids=tag_ids)
 
 
 @transaction.atomic
@@ -350,6 +352,8 @@ def tag_update(*, tag: Tag, **changes: Any) -> Tag:
         setattr(tag, field, value)
     tag.full_clean(validate_unique=False, validate_constraints=False)
     tag.save(update_fields=[*changes, "updated_at"])
+    if "type" in changes:
+        item_types_refresh_tags(tag_ids=[tag.pk])
     return tag
 
 

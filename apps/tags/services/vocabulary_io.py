@@ -21,6 +21,7 @@ from apps.core.exceptions import DomainError, PayloadTooLargeError, Unprocessabl
 from apps.tags import conf
 from apps.tags.models import RuleStatus, Tag, TagAlias, TagAssignment, TagSet, TagType, Vocabulary
 from apps.tags.services import rules
+from apps.tags.services.item_types import item_types_refresh_tags
 from apps.tags.services.names import (
     bulk_insert_values,
     tag_name_normalise,
@@ -146,6 +147,7 @@ def _tags_upsert(
     for type_id, ids in retype.items():
         for batch in batches(ids):
             Tag.objects.filter(pk__in=batch).update(type_id=type_id)
+            item_types_refresh_tags(tag_ids=batch)
     if result is not None:
         result.created += len(created)
         result.updated += sum(map(len, retype.values()))

@@ -94,6 +94,11 @@ class TrainingSessionInputSerializer(serializers.Serializer):
     prefix_mode = serializers.ChoiceField(choices=TrainingSession.PrefixMode.choices, required=False)
     kohya_per_type_dropout = serializers.ChoiceField(choices=["", "wildcard"], required=False)
     swap_directional = serializers.BooleanField(required=False)
+    kohya_masks = serializers.ChoiceField(
+        choices=TrainingSession.KohyaMasks.choices,
+        required=False,
+        help_text="kohya loss masks from the items' focus boxes (docs/export-bundle.md#masks)",
+    )
     target_root = serializers.CharField(max_length=500, required=False)
 
 

@@ -4,7 +4,8 @@ A12 items.jsonl lists every image once with its SHA-256. Returns logic.lint Find
 
 Memory stays flat with the bundle size: folders are listed one at a time in sorted order, and
 items.jsonl / metadata.jsonl names go through SortedLines (spilled runs) so that each comparison
-is a merge of two sorted streams; at most one folder's listing is held."""
+is a merge of two sorted streams; a folder's listing is sorted through spilled runs too, so no
+listing is held whole however many files a partition has."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.training.bundle.context import STEM, load_logic
-from apps.training.bundle.sorting import SortedLines
+from apps.training.bundle.sorting import SortedLines, sorted_listing
 
 IMAGE_EXTS = {".png", ".jpg", ".webp"}
 CAPTION_EXTS = {".caption", ".txt"}
@@ -32,10 +33,10 @@ def _subfolders(base: Path) -> list[os.DirEntry[str]]:
         return sorted((e for e in it if e.is_dir()), key=lambda e: e.name + "/")
 
 
-def _files(folder: str, *, plain: bool = False) -> list[str]:
-    """Names in `folder` that are not folders (only regular files if `plain`), sorted."""
-    with os.scandir(folder) as it:
-        return sorted(e.name for e in it if (e.is_file() if plain else not e.is_dir()))
+def _files(folder: str, *, plain: bool = False) -> Iterator[str]:
+    """Names in `folder` that are not folders (only regular files if `plain`), sorted; memory
+    bounded however many files the folder holds (sorting.sorted_listing)."""
+    return sorted_listing(folder, keep=lambda e: e.is_file() if plain else not e.is_dir())
 
 
 def _image_name(name: str) -> bool:
@@ -101,8 +102,7 @@ class _Checker:
 
     def folder(self, rel: str, path: Path, renderers: dict[str, str]) -> None:
         """L12 + A05 for one flat folder: stems, extensions, one caption per renderer per image."""
-        with os.scandir(path) as it:  # names only, sorted: a folder's entry ends in "/"
-            names = sorted(e.name + "/" if e.is_dir() else e.name for e in it)
+        names = sorted_listing(str(path))  # sorted, bounded memory: a folder's entry ends in "/"
 
         def valid() -> Iterator[tuple[str, str]]:
             for name in names:

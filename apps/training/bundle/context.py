@@ -89,6 +89,15 @@ class Context:
     def targets(self, name: str) -> bool:
         return name in self.plan.targets
 
+    def masked(self, partition: Partition) -> bool:
+        """Whether the partition gets kohya loss masks (masks/<partition>/, docs/export-bundle.md#masks)."""
+        return (
+            self.plan.export.kohya_masks == "focus"
+            and self.targets("kohya")
+            and self.plan.textual_inversion is None
+            and partition.role == "train"
+        )
+
     def materialized(self, renderer: str, dataset: str | None = None) -> bool:
         policy = self.policy(dataset) if dataset else self.plan.caption_policy
         return bool(self.logic.captions.materialized(policy, renderer))

@@ -52,6 +52,7 @@ class ImageTask:
     diffusers_to: Path | None = None  # diffusers/images/<partition>/ when written for this item
     diffusers_flip: bool = False  # also write a flipped `<id>-m` copy there
     diffusers_square: int = 0  # > 0 (crop = focus): write R×R focus squares there, not the file
+    mask_to: Path | None = None  # masks/<partition>/: write the kohya loss mask of the file there
 
 
 @dataclass
@@ -232,8 +233,43 @@ def _export(
         _diffusers_extras(task, out, upright, task.diffusers_to)
     if upright is not None and task.square > 0:
         out.square_png = _encode(focus_square(upright, task.square, task.focus), False)[0]
+    if task.mask_to is not None:
+        mask = loss_mask(task.focus, (out.width, out.height), fit if resize else None, mirror=task.mirror)
+        _write(task.mask_to / f"{task.item_id}.png", _encode(mask, False)[0])
     out.transform = tuple(steps)
     return out
+
+
+def loss_mask(
+    focus: tuple[float, float, float, float] | None,
+    size: tuple[int, int],
+    fit: Any = None,
+    *,
+    mirror: bool = False,
+) -> Image.Image:
+    """A kohya loss mask at the written file's `size` (docs/export-bundle.md#masks): white (train)
+    inside the focus box, black outside; all white without a box or when the bucket crop leaves
+    none of it. `fit`: the bucket fit the file was resized with (None: written at source size);
+    the box goes through the same resize-then-centre-crop as the pixels. `mirror`: the file is
+    the flipped copy and `focus` is already the flipped picture's box."""
+    width, height = size
+    white = Image.new("L", size, 255)
+    if focus is None:
+        return white
+    x0, y0, x1, y1 = (1.0 - focus[2], focus[1], 1.0 - focus[0], focus[3]) if mirror else focus
+    if fit is not None:  # _resize_to_bucket's geometry: resize to `resized`, centre-crop `bucket`
+        (bw, bh), (rw, rh) = fit.bucket, fit.resized
+        ox, oy = (rw - bw) // 2, (rh - bh) // 2
+        box = (x0 * rw - ox, y0 * rh - oy, x1 * rw - ox, y1 * rh - oy)
+    else:
+        box = (x0 * width, y0 * height, x1 * width, y1 * height)
+    left, right = (min(max(round(v), 0), width) for v in (box[0], box[2]))
+    top, bottom = (min(max(round(v), 0), height) for v in (box[1], box[3]))
+    if right <= left or bottom <= top:
+        return white
+    mask = Image.new("L", size, 0)
+    mask.paste(255, (left, top, right, bottom))
+    return mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirror else mask
 
 
 def _diffusers_extras(task: ImageTask, out: ImageOut, picture: Image.Image, folder: Path) -> None:

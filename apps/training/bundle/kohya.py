@@ -64,6 +64,8 @@ def _subset(ctx: Context, partition: Partition) -> dict[str, Any]:
         subset["color_aug"] = True
     if image.crop == "random":
         subset["random_crop"] = True
+    if ctx.masked(partition):  # P14: every subset of the block has one (reg subsets are an L15 error)
+        subset["conditioning_data_dir"] = ctx.abs(f"masks/{partition.id}")
     return subset
 
 
@@ -82,6 +84,18 @@ def dataset_toml(ctx: Context) -> str:
     if plan.caption_policy.caption_dropout_rate > 0:
         block["caption_dropout_rate"] = float(plan.caption_policy.caption_dropout_rate)
     block["subsets"] = [_subset(ctx, p) for p in ctx.written()]
+    masked = [ctx.masked(p) for p in ctx.written()]
+    if any(masked) and not all(masked):  # L15: a masked block is ControlNet-style, no reg subsets
+        raise BundleError(
+            [
+                finding(
+                    ctx,
+                    "L15",
+                    "kohya loss masks cannot go with regularisation datasets; drop the masks or the reg sets",
+                    path="kohya/dataset.toml",
+                )
+            ]
+        )
     return toml_text({"general": _general(), "datasets": [block]}, header(ctx))
 
 
@@ -139,6 +153,8 @@ def args_toml(ctx: Context) -> str:
         train["cache_latents"] = True
     if method.cache_text_encoder_outputs and not _text_random(ctx) and not method.train_text_encoder:
         train["cache_text_encoder_outputs"] = True
+    if plan.export.kohya_masks == "focus":
+        train["masked_loss"] = True
     out["train"] = train
     if plan.samples:
         out["sample"] = {"sample_prompts": ctx.abs("kohya/sample_prompts.json"), "sample_every_n_epochs": 1}

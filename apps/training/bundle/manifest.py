@@ -87,6 +87,7 @@ def session(ctx: Context, path_files: list[str]) -> dict[str, Any]:
             "target_root": ctx.root,
             "prefix_mode": plan.export.prefix_mode,
             "images": plan.export.images,
+            **({"kohya_masks": plan.export.kohya_masks} if plan.export.kohya_masks != "none" else {}),
             "path_files": path_files,
             "upstream": {t: UPSTREAM[t] for t in ("kohya", "onetrainer", "diffusers")},
         },

@@ -99,6 +99,7 @@ def export_report(ctx: Context, stats: Stats, lint: list[Any]) -> str:
     ]
     if ctx.targets("diffusers"):
         out += ["diffusers gets no regularisation images (not delivered)."]
+    out += _wildcard_section(ctx)
     out += ["", "## Lint", ""]
     out += [
         f"- {getattr(f, 'code', '?')} {getattr(f, 'severity', '')}: {getattr(f, 'message', f)}" for f in lint
@@ -122,6 +123,49 @@ def export_report(ctx: Context, stats: Stats, lint: list[Any]) -> str:
     if plan.notes:
         out += ["", "## Planning notes", "", *[f"- {n}" for n in plan.notes]]
     return "\n".join(out) + "\n"
+
+
+def _wildcard_section(ctx: Context) -> list[str]:
+    """§8.3 residual dropout error per flex tag type, when a kohya dataset asks for wildcards:
+    requested p_t, trainer rate r, m of n empty choices, achieved 1 - (1 - m/n)(1 - r), residual."""
+    wanted = [
+        d.id
+        for d in ctx.plan.datasets
+        if d.role == "train" and ctx.policy(d.id).kohya_per_type_dropout == "wildcard"
+    ]
+    if not ctx.targets("kohya") or not wanted:
+        return []
+    out = ["", "## kohya wildcard dropout (residual error)", ""]
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for dataset in wanted:
+        rows = ctx.logic.captions.wildcard_rows(ctx.policy(dataset))
+        groups.setdefault(tuple(rows) if rows is not None else (), []).append(dataset)
+    for rows, datasets in groups.items():
+        label = f"Datasets {', '.join(datasets)}: "
+        if not rows:
+            out += [
+                label
+                + "no wildcards (one flex rate, lines materialised, or no shuffle and no trainer rate).",
+                "",
+            ]
+            continue
+        out += [label + f"trainer rate r = {rows[0].trainer_rate!r}.", ""]
+        out += _table(
+            ("tag type", "requested p_t", "m/n", "achieved", "residual"),
+            [
+                (
+                    r.type,
+                    repr(r.requested),
+                    f"{r.empty}/{r.options}",
+                    f"{r.achieved:.6f}",
+                    f"{r.residual:+.6f}",
+                )
+                for r in rows
+            ],
+        )
+        out += [""]
+    out += ["Tags holding `|`, `{`, `}` or `,` cannot be wildcards: they drop at r only."]
+    return out
 
 
 def _mirroring(ctx: Context, stats: Stats) -> str:

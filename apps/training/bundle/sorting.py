@@ -6,7 +6,7 @@ from __future__ import annotations
 import heapq
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 RUN = 20_000
@@ -66,3 +66,22 @@ class SortedLines:
         for name in self.spills:
             os.unlink(name)
         self.spills, self.buffer = [], []
+
+
+def sorted_listing(
+    folder: str, *, keep: Callable[[os.DirEntry[str]], bool] | None = None, run: int = RUN
+) -> Iterator[str]:
+    """Names in `folder` in byte order of their UTF-8 form, a sub-folder's name ending in "/"
+    (so that its files fall where a sort of full paths puts them), `keep` filtering entries.
+    Memory is bounded by `run` names however large the folder: a big listing is sorted through
+    SortedLines' spilled runs, the names hex-encoded there (hex preserves byte order and holds no
+    tab or newline, whatever the file name)."""
+    lines = SortedLines(Path(os.devnull), run=run)
+    with os.scandir(folder) as it:
+        for entry in it:
+            if keep is None or keep(entry):
+                name = entry.name + "/" if entry.is_dir() else entry.name
+                key = name.encode("utf-8", "surrogateescape").hex()
+                lines.add(key, "")
+    for key, _ in lines.sorted():
+        yield bytes.fromhex(key).decode("utf-8", "surrogateescape")

@@ -3,21 +3,27 @@
 Entries sorted by name, mtime 1980-01-01 00:00, modes 0644 (0755 for .sh/.py), UTF-8 names, text
 deflated at a fixed level, images stored. Each entry is read twice from disk (CRC and size
 first, then the data) so that local headers carry real values (no data descriptors) and nothing
-larger than one read chunk is held: the zip is never built in memory or on disk. Entries come
-lazily from a sorted walk, one folder listing at a time; only the central directory is kept, as
-packed bytes appended per entry (~50 bytes + the name). ZIP64 records appear only where a size, an
+larger than one read chunk is held: the zip itself is never built in memory or on disk. Entries come
+lazily from a sorted walk (a large folder's names sorted through spilled runs); the central
+directory, packed bytes appended per entry (~50 bytes + the name), goes to an anonymous temp file
+past 4 MiB, so memory stays constant in the number of files. ZIP64 records appear only where a size, an
 offset or the entry count needs them. Same files ⇒ same bytes (A06)."""
 
 from __future__ import annotations
 
 import os
 import struct
+import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from apps.training.bundle.sorting import sorted_listing
 
 CHUNK = 1 << 20
+SPILL = 4 << 20  # central-directory bytes kept in memory before they go to a temp file
 LEVEL = 6
 DOS_DATE, DOS_TIME = (0 << 9) | (1 << 5) | 1, 0  # 1980-01-01 00:00:00
 TEXT = {".json", ".jsonl", ".toml", ".txt", ".caption", ".md", ".sh", ".ps1", ".py"}
@@ -69,15 +75,9 @@ def _measure(entry: _Entry) -> None:
 def _sorted_files(folder: str, rel: str) -> Iterator[tuple[str, str]]:
     """(relative name, path) of every file under `folder`, in byte order of the relative name.
     A sub-folder sorts as `name/` so that its files fall where a sort of full names puts them;
-    links to folders are skipped (as os.walk does). Holds one listing of names per open level."""
-    with os.scandir(folder) as it:
-        listing = sorted(
-            (e.name + "/").encode() if e.is_dir() else e.name.encode()
-            for e in it
-            if not (e.is_dir() and e.is_symlink())
-        )
-    for key in listing:
-        name = key.decode()
+    links to folders are skipped (as os.walk does). Memory per open level is bounded however many
+    files a folder holds (sorting.sorted_listing)."""
+    for name in sorted_listing(folder, keep=lambda e: not (e.is_dir() and e.is_symlink())):
         if name.endswith("/"):
             yield from _sorted_files(os.path.join(folder, name[:-1]), rel + name)
         else:
@@ -164,24 +164,56 @@ def _end(count: int, cd_offset: int, cd_size: int) -> bytes:
     return out + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count16, count16, size32, offset32, 0)
 
 
+class _Directory:
+    """The central-directory records, appended per entry: in memory up to SPILL bytes, then in an
+    anonymous temp file, so that streaming a zip of any number of files holds constant memory."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.file: IO[bytes] | None = None
+        self.size = 0
+
+    def add(self, record: bytes) -> None:
+        self.buffer += record
+        self.size += len(record)
+        if len(self.buffer) >= SPILL:
+            if self.file is None:
+                self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by zip_stream's finally
+            self.file.write(self.buffer)
+            self.buffer = bytearray()
+
+    def chunks(self) -> Iterator[bytes]:
+        if self.file is not None:
+            self.file.seek(0)
+            while chunk := self.file.read(CHUNK):
+                yield chunk
+        view = memoryview(self.buffer)
+        for start in range(0, len(self.buffer), CHUNK):
+            yield bytes(view[start : start + CHUNK])
+        view.release()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
 def zip_stream(root: Path, *, prefix: str = "") -> Iterator[bytes]:
     """The zip of `root` as chunks; names start with `prefix` (e.g. "mychar-sdxl/")."""
     offset = count = 0
-    directory = bytearray()  # the central-directory records, appended as each entry is written
-    for entry in entries(root, prefix):
-        _measure(entry)
-        entry.offset = offset
-        head = _local(entry)
-        yield head
-        offset += len(head)
-        for chunk in _data(entry):
-            yield chunk
-            offset += len(chunk)
-        directory += _central(entry)
-        count += 1
-    cd_offset, cd_size = offset, len(directory)
-    view = memoryview(directory)
-    for start in range(0, cd_size, CHUNK):
-        yield bytes(view[start : start + CHUNK])
-    view.release()
-    yield _end(count, cd_offset, cd_size)
+    directory = _Directory()
+    try:
+        for entry in entries(root, prefix):
+            _measure(entry)
+            entry.offset = offset
+            head = _local(entry)
+            yield head
+            offset += len(head)
+            for chunk in _data(entry):
+                yield chunk
+                offset += len(chunk)
+            directory.add(_central(entry))
+            count += 1
+        yield from directory.chunks()
+        yield _end(count, offset, directory.size)
+    finally:
+        directory.close()

@@ -293,6 +293,39 @@ def wildcard_residual(rate: float, trainer_rate: float) -> float:
     return 1.0 - (1.0 - empty / options) * (1.0 - trainer_rate) - rate
 
 
+@dataclass(frozen=True)
+class WildcardRow:
+    """One flex tag type under §8.3 wildcards, for EXPORT_REPORT.md."""
+
+    type: str
+    requested: float  # p_t
+    trainer_rate: float  # r, kohya's caption_tag_dropout_rate
+    empty: int  # m
+    options: int  # n
+    achieved: float  # 1 - (1 - m/n)(1 - r)
+    residual: float  # achieved - p_t
+
+
+def wildcard_rows(policy: CaptionPolicy) -> list[WildcardRow] | None:
+    """Per flex tag type (sorted by key) the rate asked for, the rate kohya's lines give and the
+    residual (docs/export-captions.md#wildcards); None when kohya lines carry no wildcards."""
+    if not _wildcards_on(policy, "kohya"):
+        return None
+    trainer_rate = min(_flex_rates(policy))
+    rows = []
+    for tp in sorted(_types(policy), key=lambda t: t.key):
+        if tp.zone != "flex":
+            continue
+        empty, options = (0, 1)
+        if tp.drop_rate > trainer_rate:
+            empty, options = wildcard_options(tp.drop_rate, trainer_rate)
+        achieved = 1.0 - (1.0 - empty / options) * (1.0 - trainer_rate) if empty else trainer_rate
+        rows.append(
+            WildcardRow(tp.key, tp.drop_rate, trainer_rate, empty, options, achieved, achieved - tp.drop_rate)
+        )
+    return rows
+
+
 def _wildcard(piece: Piece, trainer_rate: float) -> str | None:
     text = piece.text()
     if piece.kind != "tag" or piece.drop_rate <= trainer_rate or any(ch in text for ch in "|{},"):

@@ -62,6 +62,7 @@ MEDIA_FIELDS = (
     "height",
     "mode",
     "has_alpha",
+    "focus",
     "source",
     "artist",
     "parent_id",

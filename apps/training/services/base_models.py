@@ -168,9 +168,22 @@ def base_model_create(**fields: Any) -> BaseModelProfile:
     return profile
 
 
-@transaction.atomic
-def base_model_update(*, profile: BaseModelProfile, **fields: Any) -> BaseModelProfile:
-    locked = BaseModelProfile.objects.select_for_update().get(pk=profile.pk)
+def base_model_check(*, profile: BaseModelProfile | None, **fields: Any) -> None:
+    """The checks `base_model_create` (profile None) or `base_model_update` run, without saving:
+    the admin's form calls it so a bad value is a form error (docs/training.md#admin)."""
+    if profile is None or profile.pk is None:
+        fresh = BaseModelProfile()
+        fields.setdefault("supported_trainers", ["kohya", "onetrainer"])
+    else:
+        fresh = BaseModelProfile.objects.get(pk=profile.pk)
+        _seeded_check(fresh, fields)
+    _apply(fresh, fields)
+    _check(fresh)
+    if BaseModelProfile.objects.filter(slug=fresh.slug).exclude(pk=fresh.pk).exists():
+        raise ConflictError("A base model with this slug exists.", code="training.duplicate")
+
+
+def _seeded_check(locked: BaseModelProfile, fields: dict[str, Any]) -> None:
     if locked.seeded:
         frozen = sorted(
             name
@@ -183,6 +196,12 @@ def base_model_update(*, profile: BaseModelProfile, **fields: Any) -> BaseModelP
                 "Create a custom profile for other values.",
                 code="training.seeded_profile",
             )
+
+
+@transaction.atomic
+def base_model_update(*, profile: BaseModelProfile, **fields: Any) -> BaseModelProfile:
+    locked = BaseModelProfile.objects.select_for_update().get(pk=profile.pk)
+    _seeded_check(locked, fields)
     _apply(locked, fields)
     _check(locked)
     _save(locked)

@@ -89,6 +89,7 @@ FIELDS = (
     "prefix_mode",
     "kohya_per_type_dropout",
     "swap_directional",
+    "kohya_masks",
     "target_root",
 )
 DATASET_FIELDS = (
@@ -470,6 +471,8 @@ def session_check(session: TrainingSession) -> None:
         raise bad("max_tokens", f"one of {', '.join(map(str, MAX_TOKENS))}.", "training.bad_max_tokens")
     if session.kohya_per_type_dropout not in ("", "wildcard"):
         raise bad("kohya_per_type_dropout", "empty or wildcard.")
+    if session.kohya_masks not in TrainingSession.KohyaMasks.values:
+        raise bad("kohya_masks", "none or focus.")
     if not COLOR.fullmatch(session.alpha_background or ""):
         raise bad("alpha_background", "a colour like #ffffff.")
     if not isinstance(session.extra_args, dict) or not all(

@@ -109,10 +109,21 @@ def settings_findings(plan: Plan, extra_args: dict[str, Any] | None = None) -> l
                     "method.cache_latents",
                 )
             )
-        if method.masked_loss and any(d.role == "regularization" for d in plan.datasets):
+        reg = any(d.role == "regularization" for d in plan.datasets)
+        if method.masked_loss and reg:
             out.append(
                 finding(
                     "L15", "E", "masked loss cannot go with regularisation datasets", "method.masked_loss"
+                )
+            )
+        if plan.export.kohya_masks == "focus" and reg:
+            out.append(
+                finding(
+                    "L15",
+                    "E",
+                    "kohya loss masks make a ControlNet-style block, which has no regularisation subsets; "
+                    "drop the masks or the regularisation datasets",
+                    "export.kohya_masks",
                 )
             )
     if "diffusers" in plan.targets and not plan.base_model.diffusers_ref:

@@ -257,6 +257,7 @@ def _walk(
                 format=str(media["format"]).upper(),
                 mode=media["mode"],
                 has_alpha=media["has_alpha"],
+                focus=_focus(media.get("focus")),
                 caption=caption,
                 lineage=_lineage(media, data.original_names.get(item_id, "")),
                 mirror_ok=mirror_ok,
@@ -272,8 +273,27 @@ def _walk(
                     id=copy_id,
                     mirror_of=plan_id,
                     caption=replace(swapped, item_id=copy_id),
+                    focus=mirrored_focus(item.focus),
                 )
             yield _Placed(item=item, flip=flip, keep=keep, copy=copy)
+
+
+def _focus(value: Any) -> tuple[float, float, float, float] | None:
+    """The media item's focus box (media.services.focus_clean wrote it), or None."""
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in value)
+    return (x0, y0, x1, y1)
+
+
+def mirrored_focus(
+    focus: tuple[float, float, float, float] | None,
+) -> tuple[float, float, float, float] | None:
+    """The focus box of the horizontally flipped picture (a `-m` copy)."""
+    if focus is None:
+        return None
+    x0, y0, x1, y1 = focus
+    return (round(1.0 - x1, 6) + 0.0, y0, round(1.0 - x0, 6) + 0.0, y1)
 
 
 def partition_id(slug: str, *, reg: bool, flip: bool | None, keep: int | None, repeats: int | None) -> str:
@@ -492,6 +512,7 @@ def plan_from_settings(
             prefix_mode=s["prefix_mode"],
             kohya_per_type_dropout=s["kohya_per_type_dropout"],
             images=s["images"],
+            kohya_masks=s.get("kohya_masks", "none"),  # versions frozen before the setting: none
         ),
         items=sample_items if limit is not None else items,
         open_original=open_original,

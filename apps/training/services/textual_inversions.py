@@ -295,6 +295,7 @@ def ti_settings(ti: TextualInversion) -> dict[str, Any]:
         "max_tokens": 75,
         "prefix_mode": "exact",
         "kohya_per_type_dropout": "",
+        "kohya_masks": "none",
         "swap_directional": True,
         "target_root": ti.target_root,
         "base_model": base.slug,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import io
+import tempfile
 import zipfile
 
-from apps.training.bundle import zipstream
+from apps.training.bundle import sorting, zipstream
 
 
 def _folder(tmp_path):
@@ -58,3 +60,26 @@ def test_lazy_walk_orders_entries_like_a_sort_of_full_names(tmp_path):
         assert zf.namelist() == sorted((f"p/{n}" for n in names), key=lambda n: n.encode())
         assert zf.testzip() is None
         assert all(zf.read(f"p/{n}") == (n * 3).encode() for n in names)
+
+
+def test_spilled_listing_and_directory_give_the_same_zip(tmp_path, monkeypatch):
+    """Past the in-memory limits (names per listing, central-directory bytes) the zip streams
+    through temp files and its bytes do not change; the temp files are gone afterwards."""
+    root = tmp_path / "t"
+    names = [f"data/p/i{k:03d}.{ext}" for k in range(40) for ext in ("png", "caption")]
+    names += ["README.md", "data/metadata.jsonl", "é/ü.txt", "data/p-q/z.txt"]
+    for rel in names:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    in_memory = b"".join(zipstream.zip_stream(root))
+    monkeypatch.setattr(zipstream, "SPILL", 100)
+    monkeypatch.setattr(sorting, "RUN", 7)
+    spills = set(glob.glob(f"{tempfile.gettempdir()}/bundle-sort-*"))
+    stream = zipstream.zip_stream(root)
+    first = next(stream)
+    spilled = first + b"".join(stream)
+    assert spilled == in_memory
+    assert set(glob.glob(f"{tempfile.gettempdir()}/bundle-sort-*")) == spills
+    with zipfile.ZipFile(io.BytesIO(spilled)) as zf:
+        assert zf.namelist() == sorted(names, key=lambda n: n.encode())
+        assert zf.testzip() is None

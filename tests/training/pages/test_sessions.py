@@ -306,3 +306,21 @@ def test_the_editor_reads_a_fixed_number_of_queries_however_many_rows(trainer: C
             assert trainer.get(f"/training/{session.pk}/").status_code == 200
         counts.append(len(ctx.captured_queries))
     assert counts[1] == counts[0]
+
+
+def test_kohya_masks_are_set_on_the_editor(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
+    """docs/export-bundle.md#masks: the editor's select; left out of a POST it stays `none`."""
+    page = trainer.get("/training/new").content.decode()
+    assert 'name="kohya_masks"' in page
+    response = trainer.post(
+        "/training/new", editor_data(datasets=[{"dataset": faces.pk}], kohya_masks="focus")
+    )
+    assert response.status_code == 303
+    session = TrainingSession.objects.get()
+    assert session.kohya_masks == "focus"
+    bad = trainer.post(
+        f"/training/{session.pk}/",
+        editor_data(datasets=[{"dataset": faces.pk}], session=session, kohya_masks="alpha"),
+    )
+    assert bad.status_code == 422
+    assert TrainingSession.objects.get(pk=session.pk).kohya_masks == "focus"

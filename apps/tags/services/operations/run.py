@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, DomainError, UnprocessableError
@@ -30,6 +31,7 @@ from apps.tags import conf
 from apps.tags.models import (
     Operation,
     OperationChange,
+    OperationSet,
     OperationTarget,
     RuleStatus,
     Tag,
@@ -269,6 +271,11 @@ def _next_ids(operation: Operation, cursor: int, size: int) -> list[int]:
         .values_list("media_item_id", flat=True)
         .distinct()[:size]
     )
+    ids.update(  # the items whose sets it created whole (one record per set)
+        OperationSet.objects.filter(operation_id=original_id, media_item_id__gt=cursor)
+        .order_by("media_item_id")
+        .values_list("media_item_id", flat=True)[:size]
+    )
     if original_kind == Operation.Kind.UNDO:  # a redo: also the items whose set the undo dropped
         ids.update(
             OperationTarget.objects.filter(operation_id=original_id, media_item_id__gt=cursor)
@@ -478,12 +485,16 @@ def _undo(operation_id: int, actor: Any) -> Outcome:
         _types_undo(undo, changes)
         return Outcome(operation=_finish(undo.pk, Operation.Status.APPLIED))
     estimated = OperationChange.objects.filter(operation=original).count()
+    estimated += OperationSet.objects.filter(operation=original).aggregate(n=Sum("rows"))["n"] or 0
     if original.kind == Operation.Kind.UNDO:
         estimated += OperationTarget.objects.filter(operation=original).count()
     if estimated <= conf.bulk_sync_max_changes():
         _run_all(undo, actor)
         return Outcome(operation=Operation.objects.get(pk=undo.pk))
-    total = OperationChange.objects.filter(operation=original).values("media_item_id").distinct().count()
+    total = (
+        OperationChange.objects.filter(operation=original).values("media_item_id").distinct().count()
+        + OperationSet.objects.filter(operation=original).count()
+    )  # an item counted twice at most makes the progress bar's total a little high
     return _queue(undo, actor, total, f"Undo #{original.pk}")
 
 
@@ -547,8 +558,9 @@ def operations_expire(*, now: Any = None) -> dict[str, int]:
         created_at__lt=now - timedelta(days=conf.bulk_operation_retention_days())
     ).values("pk")
     logs, _ = OperationChange.objects.filter(operation_id__in=old).delete()
+    whole, _ = OperationSet.objects.filter(operation_id__in=old).delete()
     targets, _ = OperationTarget.objects.filter(operation_id__in=old).delete()
-    return {"previews": dropped, "changes": logs, "targets": targets}
+    return {"previews": dropped, "changes": logs + whole, "targets": targets}
 
 
 __all__ = [

@@ -14,15 +14,29 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from apps.tags import extensions
-from apps.tags.models import Operation, OperationChange, OperationTarget, TagAssignment, TagSet
-from apps.tags.services.assignments import ABSENT, CURRENT, SET_CREATED, Transition, assignments_write
+from apps.tags.models import (
+    Operation,
+    OperationChange,
+    OperationSet,
+    OperationTarget,
+    TagAssignment,
+    TagSet,
+)
+from apps.tags.services.assignments import (
+    ABSENT,
+    CURRENT,
+    SET_CREATED,
+    Transition,
+    assignments_write,
+)
+from apps.tags.services.assignments_sets import sets_drop_whole
 from apps.tags.services.curation import promote_again
 from apps.tags.services.effective import Rules, counters_deferred
 from apps.tags.services.operations.apply import SET_SQL, apply_chunk, lock_items
-from apps.tags.services.operations.counters import undo_counters
+from apps.tags.services.operations.counters import counters_merge, undo_counters
 from apps.tags.services.operations.plan import Spec
 from apps.tags.services.operations.sql import undo_sets_sql
 
@@ -46,10 +60,29 @@ def undo_chunk(
     """Revert `original` on these items in the caller's transaction; returns the chunk's counters.
     For a redo, `root` is the operation the undo chain started from (`root_spec` its spec)."""
     ids = sorted(set(item_ids))
-    counters = undo_counters(len(ids))
     if not ids:
-        return counters
+        return undo_counters(0)
     lock_items(ids)
+    whole = _whole_sets_undo(operation_id, original, ids, actor_id, rules)
+    if original.kind != Operation.Kind.UNDO and not (
+        OperationChange.objects.filter(operation_id=original.pk, media_item_id__in=ids).exists()
+    ):
+        return counters_merge(undo_counters(len(ids)), whole)
+    rest = _logged_undo(operation_id, original, ids, actor_id, rules, root_spec, root)
+    return counters_merge(rest, whole)
+
+
+def _logged_undo(
+    operation_id: int,
+    original: Operation,
+    ids: list[int],
+    actor_id: int | None,
+    rules: Rules | None,
+    root_spec: Spec | None,
+    root: Operation | None,
+) -> dict[str, Any]:
+    """Revert the changes `original` logged row by row (`OperationChange`) on these items."""
+    counters = undo_counters(len(ids))
     if (
         SET_SQL.enabled
         and original.kind != Operation.Kind.UNDO
@@ -99,6 +132,85 @@ def undo_chunk(
     if original.kind == Operation.Kind.UNDO and root is not None:
         _redo(counters, operation_id, original, ids, root, root_spec, actor_id, rules)
     return counters
+
+
+def _whole_sets_undo(
+    operation_id: int, original: Operation, ids: list[int], actor_id: int | None, rules: Rules | None
+) -> dict[str, Any]:
+    """Revert the sets `original` created whole (`OperationSet`: a set and its row count) on
+    these items. A set whose every row is still as the operation wrote it (current, last written
+    by it, as many as it wrote) is dropped, set-based; in any other, the rows still as written
+    are removed and the rest count as conflicts (the later edit wins). Returns counters to add."""
+    records = {
+        tagset_id: (item_id, rows)
+        for tagset_id, item_id, rows in OperationSet.objects.filter(
+            operation_id=original.pk, media_item_id__in=ids
+        ).values_list("tagset_id", "media_item_id", "rows")
+    }
+    if not records:
+        return {}
+    set_ids = sorted(records)
+    list(TagSet.objects.select_for_update().filter(pk__in=set_ids).order_by("pk").values_list("pk"))
+    tally: dict[int, tuple[int, int]] = {}
+    for start in range(0, len(set_ids), BATCH):
+        for tagset_id, total, own in (
+            TagAssignment.objects.filter(tagset_id__in=set_ids[start : start + BATCH])
+            .order_by()
+            .values("tagset_id")
+            .annotate(
+                total=Count("*"),
+                own=Count("tag_id", filter=Q(operation_id=original.pk, state=CURRENT)),
+            )
+            .values_list("tagset_id", "total", "own")
+        ):
+            tally[tagset_id] = (total, own)
+    droppable = [s for s in set_ids if tally.get(s, (0, 0)) == (records[s][1], records[s][1])]
+    spoiled = [s for s in set_ids if s not in set(droppable)]
+    transitions: list[Transition] = []
+    samples: list[dict[str, Any]] = []
+    conflicts = 0
+    for start in range(0, len(spoiled), BATCH):
+        chunk = spoiled[start : start + BATCH]
+        for tagset_id, tag_id, item_id, state, position, via, op in TagAssignment.objects.filter(
+            tagset_id__in=chunk
+        ).values_list(
+            "tagset_id", "tag_id", "media_item_id", "state", "position", "added_via", "operation_id"
+        ):
+            if op == original.pk and state == CURRENT:
+                transitions.append(
+                    Transition(
+                        tagset_id,
+                        tag_id,
+                        item_id,
+                        CURRENT,
+                        ABSENT,
+                        before_position=position,
+                        before_via=via,
+                    )
+                )
+            elif len(samples) < 50:
+                now = "current" if state == CURRENT else "deleted"
+                samples.append({"item": item_id, "tag": tag_id, "set": tagset_id, "now": now, "by": op})
+        conflicts += sum(records[s][1] - tally.get(s, (0, 0))[1] for s in chunk)
+    if droppable:
+        # The undo remembers these items as its targets so that a redo re-creates their sets.
+        OperationTarget.objects.bulk_create(
+            [OperationTarget(operation_id=operation_id, media_item_id=records[s][0]) for s in droppable],
+            ignore_conflicts=True,
+            batch_size=BATCH,
+        )
+        sets_drop_whole(droppable, kind=original.set_kind, rules=rules)
+    if transitions:
+        assignments_write(
+            transitions, kind=original.set_kind, operation_id=operation_id, actor_id=actor_id, rules=rules
+        )
+    return {
+        "restored": sum(records[s][1] for s in droppable) + len(transitions),
+        "sets_removed": len(droppable),
+        "changes": len(transitions),
+        "conflicts": conflicts,
+        "conflict_samples": samples,
+    }
 
 
 def _rows_now(changes: Sequence[LoggedChange]) -> dict[tuple[int, int], Row]:
