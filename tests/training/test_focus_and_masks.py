@@ -188,6 +188,17 @@ def test_masks_with_regularisation_are_an_l15_error() -> None:
     assert caught.value.code == "training.lint_failed"
 
 
+def test_masked_loss_without_masks_is_an_l15_error_and_with_them_is_clean() -> None:
+    """--masked_loss with subsets that have no masks is "masked with unmasked subsets" (L15)."""
+    ds = f.dataset("Mychar", f.items([["mychar", "smile"]]))
+    bare = f.session([ds], targets=["kohya"], masked_loss=True)
+    found = [r for r in lint.session_lint(bare)["findings"] if r["id"] == "L15"]
+    assert [r["severity"] for r in found] == ["E"]
+    assert "kohya_masks" in found[0]["message"]
+    masked = f.session([ds], name="Masked", targets=["kohya"], masked_loss=True, kohya_masks="focus")
+    assert "L15" not in {r["id"] for r in lint.session_lint(masked)["findings"]}
+
+
 def test_kohya_masks_setting_is_checked() -> None:
     ds = f.dataset("Mychar", f.items([["mychar"]]))
     with pytest.raises(DomainError) as caught:

@@ -116,6 +116,16 @@ def settings_findings(plan: Plan, extra_args: dict[str, Any] | None = None) -> l
                     "L15", "E", "masked loss cannot go with regularisation datasets", "method.masked_loss"
                 )
             )
+        if method.masked_loss and plan.export.kohya_masks == "none":
+            out.append(
+                finding(
+                    "L15",
+                    "E",
+                    "masked loss needs a mask for every subset: set kohya_masks to focus (white inside each "
+                    "item's focus box) or turn masked loss off",
+                    "method.masked_loss",
+                )
+            )
         if plan.export.kohya_masks == "focus" and reg:
             out.append(
                 finding(
