@@ -12,7 +12,7 @@ from apps.tags.models import Operation, OperationChange, OperationSet, Tag, TagA
 from apps.tags.selectors import operation_item_ids
 from apps.tags.services import operations as ops
 from apps.tags.services.assignments import ABSENT, CURRENT, Transition, assignments_write
-from apps.tags.services.assignments_sets import sets_create_filled
+from apps.tags.services.assignments_sets import SET_COLUMNS, sets_create_filled
 from apps.tags.services.effective import rules_current
 from apps.tags.services.names import vocabulary_default
 from apps.tags.services.sql import int_rows_insert
@@ -158,21 +158,7 @@ def test_int_rows_insert_writes_constants_and_integers():
     target = vocabulary_make("t2")
     written = int_rows_insert(
         TagSet,
-        (
-            "created_at",
-            "updated_at",
-            "media_item_id",
-            "kind",
-            "vocabulary_id",
-            "slot",
-            "origin_label",
-            "tagger_model",
-            "tagger_version",
-            "stored_threshold",
-            "assignment_count",
-            "row_version",
-            "created_by_id",
-        ),
+        SET_COLUMNS,
         (
             (
                 "2026-01-01 00:00:00",

@@ -147,3 +147,20 @@ def planted_head(
     tagger.refresh_from_db()
     assert tagger.active_version_id == version.pk
     return {"tagger": tagger, "items": items, "version": tagger.active_version, "tags": tags}
+
+
+def scheme_jobs_drain(limit: int = 100) -> None:
+    """Run queued scheme jobs oldest first, as a worker would (plan a run, execute a step batch),
+    until none is left; fails if more than `limit` keep coming."""
+    from apps.jobs.models import Job
+    from apps.taggers.services import scheme_runs
+
+    for _ in range(limit):
+        job = Job.objects.filter(status=Job.Status.QUEUED).order_by("pk").first()
+        if job is None:
+            return
+        if job.params["task"] == "schemes.run":
+            scheme_runs.scheme_run_plan(job_id=job.pk)
+        else:
+            scheme_runs.step_run_execute(job_id=job.pk)
+    raise AssertionError("jobs kept coming")

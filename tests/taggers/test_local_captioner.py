@@ -13,28 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from apps.jobs.models import Job
 from apps.taggers.engine.captioner import prompt_sha256
 from apps.taggers.models import Caption, SchemeRun, StepOutput, StepRun
 from apps.taggers.services import scheme_runs, scheme_steps
 from apps.taggers.services.schemes import scheme_create
 from tests.media.factories import make_item
+from tests.taggers import factories
 from tests.taggers.wd_fixtures import halves_png, tagger_make
 
 pytestmark = pytest.mark.django_db
 HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
-
-
-def _drain() -> None:
-    for _ in range(20):
-        job = Job.objects.filter(status=Job.Status.QUEUED).order_by("pk").first()
-        if job is None:
-            return
-        if job.params["task"] == "schemes.run":
-            scheme_runs.scheme_run_plan(job_id=job.pk)
-        else:
-            scheme_runs.step_run_execute(job_id=job.pk)
-    raise AssertionError("jobs kept coming")
 
 
 @pytest.fixture
@@ -60,7 +48,7 @@ def _run(prompt: str = "a picture of") -> StepRun:
     }
     scheme = scheme_create(name="local", body={"steps": [step]})
     run = scheme_runs.scheme_run_start(scheme=scheme)
-    _drain()
+    factories.scheme_jobs_drain(20)
     return StepRun.objects.select_related("run").get(run=run)
 
 

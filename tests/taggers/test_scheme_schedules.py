@@ -8,27 +8,15 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from apps.jobs.models import Job
 from apps.taggers.models import Region, SchemeRun, SchemeSchedule, StepRun, TaggerVersion
 from apps.taggers.services import scheme_runs, scheme_steps
 from apps.taggers.services.schedules import schedule_create, schemes_tick
 from apps.taggers.services.schemes import scheme_create
 from tests.media.factories import make_item
+from tests.taggers import factories
 from tests.taggers.wd_fixtures import BOXES, halves_png, tagger_make
 
 pytestmark = pytest.mark.django_db
-
-
-def _drain() -> None:
-    for _ in range(100):
-        job = Job.objects.filter(status=Job.Status.QUEUED).order_by("pk").first()
-        if job is None:
-            return
-        if job.params["task"] == "schemes.run":
-            scheme_runs.scheme_run_plan(job_id=job.pk)
-        else:
-            scheme_runs.step_run_execute(job_id=job.pk)
-    raise AssertionError("jobs kept coming")
 
 
 @pytest.fixture
@@ -71,7 +59,7 @@ def test_tick_makes_no_run_while_one_is_pending_and_catches_up_after(world) -> N
     _due(schedule)
     assert schemes_tick() == []
     assert SchemeRun.objects.count() == 1
-    _drain()
+    factories.scheme_jobs_drain()
     assert len(schemes_tick()) == 1
 
 
@@ -83,10 +71,10 @@ def test_disabled_schedules_never_run(world) -> None:
 
 def test_new_since_last_picks_new_items_only(world) -> None:
     first = scheme_runs.scheme_run_start(scheme=world["scheme"])
-    _drain()
+    factories.scheme_jobs_drain()
     new = make_item(data=halves_png((0, 255, 0), (0, 0, 255), seed=99))
     second = scheme_runs.scheme_run_start(scheme=world["scheme"], selection="new_since_last")
-    _drain()
+    factories.scheme_jobs_drain()
     regions = Region.objects.filter(tagger_version=world["persons"].active_version, item=new).count()
     assert _items_sent(first) == 3
     assert _items_sent(second) == 1
@@ -95,22 +83,22 @@ def test_new_since_last_picks_new_items_only(world) -> None:
 
 def test_new_since_last_picks_every_item_lacking_output_of_a_promoted_version(world) -> None:
     scheme_runs.scheme_run_start(scheme=world["scheme"])
-    _drain()
+    factories.scheme_jobs_drain()
     persons = world["persons"]
     v2 = TaggerVersion.objects.create(tagger=persons, number=2, status=TaggerVersion.Status.READY)
     persons.active_version = v2
     persons.save(update_fields=["active_version"])
     run = scheme_runs.scheme_run_start(scheme=world["scheme"], selection="new_since_last")
-    _drain()
+    factories.scheme_jobs_drain()
     assert _items_sent(run) == 3
     assert Region.objects.filter(tagger_version=v2).count() == 6
 
 
 def test_force_recomputes_without_duplicating(world) -> None:
     scheme_runs.scheme_run_start(scheme=world["scheme"])
-    _drain()
+    factories.scheme_jobs_drain()
     run = scheme_runs.scheme_run_start(scheme=world["scheme"], force=True)
-    _drain()
+    factories.scheme_jobs_drain()
     run.refresh_from_db()
     assert _items_sent(run) == 3
     assert Region.objects.filter(tagger_version=world["persons"].active_version).count() == 6

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apps.jobs.models import Job
 from apps.taggers.engine import cache
 from apps.taggers.models import EmbeddingSpace, ImageEmbedding, SchemeRun, StepRun, Tagger, TaggerVersion
 from apps.taggers.services import scheme_runs, text_matrices, training
@@ -26,18 +25,6 @@ from tests.tags.factories import items_make, tags_make
 pytestmark = pytest.mark.django_db
 NAMES = ("red", "green", "blue")
 TEMPLATES = ["a picture of {}."]
-
-
-def _drain() -> None:
-    for _ in range(50):
-        job = Job.objects.filter(status=Job.Status.QUEUED).order_by("pk").first()
-        if job is None:
-            return
-        if job.params["task"] == "schemes.run":
-            scheme_runs.scheme_run_plan(job_id=job.pk)
-        else:
-            scheme_runs.step_run_execute(job_id=job.pk)
-    raise AssertionError("jobs kept coming")
 
 
 def _zeroshot(space: EmbeddingSpace, name: str = "zs", templates: list[str] | None = None) -> dict:
@@ -57,7 +44,7 @@ def _run(name: str, tagger: Tagger, params: dict | None = None) -> StepRun:
     step = {"key": "score", "tagger": tagger.name, "input": "image", "params": params or {}}
     scheme = scheme_create(name=name, body={"steps": [step]})
     run = scheme_runs.scheme_run_start(scheme=scheme, batch_size=50)
-    _drain()
+    factories.scheme_jobs_drain(50)
     return StepRun.objects.select_related("run").get(run=run)
 
 
