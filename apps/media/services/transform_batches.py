@@ -101,7 +101,7 @@ def media_item_transform_batches(
                 if not pending:
                     return
                 works = pending.popleft()
-                yield _store_batch(pool, works, made, added_by=added_by, job_id=job_id, record=record)
+                yield _store_batch(works, made, added_by=added_by, job_id=job_id, record=record)
         finally:
             for works in pending:
                 for work in works:
@@ -118,8 +118,9 @@ class _Work:
     clean: dict[str, Any] | None = None
     digest: str = ""
     outcome: Transformed | None = None  # decided: an error, or an earlier result of the recipe
-    future: Future[tuple[_Rendered, storage.Spooled]] | None = None
+    future: Future[_Encoded] | None = None
     rendered: _Rendered | None = None
+    thumbnail: bytes | None = None
     spooled: storage.Spooled | None = None
     same_as: _Work | None = None  # an earlier pair of the batch with the same parent and recipe
 
@@ -128,9 +129,23 @@ class _Work:
         return self.item.pk, self.digest
 
 
-def _render_spooled(storage_key: str, item_format: str, clean: dict[str, Any]) -> tuple[_Rendered, Any]:
+@dataclass(frozen=True)
+class _Encoded:
+    """A render with its SHA-256 and WebP thumbnail bytes: every CPU step done in the pool."""
+
+    rendered: _Rendered
+    spooled: storage.Spooled
+    thumbnail: bytes | None
+
+
+def _render_encoded(storage_key: str, item_format: str, clean: dict[str, Any]) -> _Encoded:
     rendered = _render(storage_key, item_format, clean)
-    return rendered, storage.in_memory(rendered.data)  # SHA-256 in the worker too
+    thumb = rendered.probed.thumbnail
+    return _Encoded(
+        rendered,
+        storage.in_memory(rendered.data),
+        storage.thumbnail_bytes(thumb) if thumb is not None else None,
+    )
 
 
 def _prepare_batch(pool: ThreadPoolExecutor, chunk: list[tuple[MediaItem, Any]]) -> list[_Work]:
@@ -167,12 +182,11 @@ def _prepare_batch(pool: ThreadPoolExecutor, chunk: list[tuple[MediaItem, Any]])
         else:
             first[work.key] = work
             assert work.clean is not None
-            work.future = pool.submit(_render_spooled, work.item.storage_key, work.item.format, work.clean)
+            work.future = pool.submit(_render_encoded, work.item.storage_key, work.item.format, work.clean)
     return works
 
 
 def _store_batch(
-    pool: ThreadPoolExecutor,
     works: list[_Work],
     made: dict[tuple[int, str], MediaItem],
     *,
@@ -185,10 +199,15 @@ def _store_batch(
     for work in works:
         if work.future is not None:
             try:
-                work.rendered, work.spooled = work.future.result()
+                encoded = work.future.result()
+                work.rendered, work.spooled, work.thumbnail = (
+                    encoded.rendered,
+                    encoded.spooled,
+                    encoded.thumbnail,
+                )
             except Exception as exc:
                 work.outcome = exc
-    commit = functools.partial(_commit, pool, made=made, added_by=added_by, job_id=job_id, record=record)
+    commit = functools.partial(_commit, made=made, added_by=added_by, job_id=job_id, record=record)
     try:
         return commit(works)
     except JobSuperseded:
@@ -223,7 +242,6 @@ def _alone(work: _Work, commit: Callable[[list[_Work]], Batch], record: Record |
 
 
 def _commit(
-    pool: ThreadPoolExecutor,
     works: list[_Work],
     *,
     made: dict[tuple[int, str], MediaItem],
@@ -231,7 +249,7 @@ def _commit(
     job_id: int | None,
     record: Record | None,
 ) -> Batch:
-    """One probe of the library for the results' bytes, the new files (in the pool), then one
+    """One probe of the library for the results' bytes, the new files, then one
     transaction for every row and `record`. On failure: the files this call wrote are deleted,
     the works are as before, and the error propagates (JobSuperseded leaves the files to the
     attempt that owns the job now: same bytes, same content-addressed keys)."""
@@ -247,7 +265,7 @@ def _commit(
             assert w.spooled is not None
             if w.spooled.sha256 not in existing:
                 new.setdefault(w.spooled.sha256, w)
-        written = _files_write(pool, list(new.values()))
+        written = _files_write(list(new.values()))
         with transaction.atomic():
             _rows_write(works, made, existing, new, added_by=added_by, job_id=job_id)
             outcomes = _outcomes(works)
@@ -268,42 +286,25 @@ def _commit(
     return outcomes
 
 
-def _files_write(pool: ThreadPoolExecutor, works: list[_Work]) -> list[str]:
-    """Store each new result's original and thumbnail (in the pool); the keys this call wrote."""
-
-    def write(work: _Work) -> list[str]:
-        assert work.spooled is not None
-        assert work.rendered is not None
-        keys = []
-        probed = work.rendered.probed
-        original = storage.original_key(work.spooled.sha256, probed.extension)
-        if storage.store_original(original, work.spooled):
-            keys.append(original)
-        thumb = storage.thumbnail_key(work.spooled.sha256)
-        if probed.thumbnail is not None and storage.store_thumbnail(thumb, probed.thumbnail):
-            keys.append(thumb)
-        return keys
-
-    guarded = _guarded_write(write)
-    results = list(pool.map(guarded, works)) if len(works) > 1 else [guarded(w) for w in works]
-    keys = [key for done, _ in results for key in done]
-    for _, error in results:
-        if error is not None:
-            storage.delete_keys(keys)
-            raise error
+def _files_write(works: list[_Work]) -> list[str]:
+    """Store each new result's original and thumbnail, already encoded in the pool (file writes
+    only, on this thread: the pool goes on rendering the next batch); the keys this call wrote.
+    If a write fails, what this call wrote is deleted and the error propagates."""
+    keys: list[str] = []
+    try:
+        for work in works:
+            assert work.spooled is not None
+            assert work.rendered is not None
+            original = storage.original_key(work.spooled.sha256, work.rendered.probed.extension)
+            if storage.store_original(original, work.spooled):
+                keys.append(original)
+            thumb = storage.thumbnail_key(work.spooled.sha256)
+            if work.thumbnail is not None and storage.store_bytes(thumb, work.thumbnail):
+                keys.append(thumb)
+    except BaseException:
+        storage.delete_keys(keys)
+        raise
     return keys
-
-
-def _guarded_write(
-    write: Callable[[_Work], list[str]],
-) -> Callable[[_Work], tuple[list[str], Exception | None]]:
-    def run(work: _Work) -> tuple[list[str], Exception | None]:
-        try:
-            return write(work), None
-        except Exception as exc:
-            return [], exc
-
-    return run
 
 
 def _rows_write(

@@ -151,7 +151,7 @@ def tag_set_inherit(*, target: Any, source: Any, slot: str) -> TagSet | None:
 @transaction.atomic
 def tag_sets_inherit(*, pairs: Sequence[tuple[Any, Any, str]]) -> dict[int, int]:
     """`tag_set_inherit` for many (target, source, slot) at once (a batch of transform results,
-    docs/tags.md#derived-sets): one read of the sources' tags, one query for the derived sets
+    docs/tags.md#tag-sets): one read of the sources' tags, one query for the derived sets
     that exist already (left as they are: idempotent), one INSERT of the new sets and one
     `assignments_write` of all their rows. Returns {target id: derived set id} for the targets
     whose source has tags to pass on."""
