@@ -6,8 +6,9 @@ focus, scale to the size rule or to the nearest bucket, convert format, mode and
 flatten alpha) as a transform recipe (apps/media/services/recipes.py); the job runs those
 recipes in batches through `media_item_transform_batches` (which records parent and recipe on the
 result) and substitutes the results in the dataset: the originals excluded and the derived items
-added explicitly, in the transaction that writes the batch's results and records its outcomes. An item that would need more upscaling than allowed, or a rule no recipe
-can meet, is reported and left alone, never silently upscaled.
+added explicitly, in the transaction that writes the batch's results and records its outcomes.
+An item that would need more upscaling than allowed, or a rule no recipe can meet, is reported
+and left alone, never silently upscaled.
 """
 
 from __future__ import annotations
