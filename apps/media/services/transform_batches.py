@@ -228,10 +228,9 @@ def _alone(work: _Work, commit: Callable[[list[_Work]], Batch], record: Record |
             return commit([work])
         except JobSuperseded:
             raise
-        except IntegrityError:
-            if attempt == 2:
-                raise
         except Exception as exc:
+            if isinstance(exc, IntegrityError) and attempt == 1:
+                continue  # a concurrent writer stored the same bytes: now a duplicate
             logger.warning("transform of item %s failed while storing", work.item.pk, exc_info=True)
             work.outcome = exc
             if record is not None:
