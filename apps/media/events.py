@@ -18,6 +18,9 @@ therefore be quick and set-based (they run once per item, or once per batch for 
 * `item_derived(item, parent, relation)`: sent by transforms (`relation="parent"`) and frame
   captures (`"video"`) once the derived item is saved or found again. Receivers copy what it
   inherits, idempotently.
+* `items_derived(pairs, relation)`: the same for a batch of derived items, [(item, parent)], sent
+  once per batch by bulk transforms (apps/media/services/transform_batches.py). Receivers answer it
+  set-based, with the same result as one `item_derived` per pair.
 * `item_deleting(item_ids)`: sent before items are deleted. Receivers forget per-item counters.
 """
 
@@ -30,6 +33,7 @@ from django.dispatch import Signal
 arrival_tags_clean = Signal()
 item_arrived = Signal()
 item_derived = Signal()
+items_derived = Signal()
 item_deleting = Signal()
 
 
@@ -55,6 +59,12 @@ def send_item_derived(*, item: Any, parent: Any, relation: str) -> None:
     """Tell receivers that `item` was made from `parent` (`relation`: parent or video); receivers
     are idempotent, since the same capture or recipe may arrive again."""
     item_derived.send(sender=type(item), item=item, parent=parent, relation=relation)
+
+
+def send_items_derived(*, pairs: list[tuple[Any, Any]], relation: str) -> None:
+    """`send_item_derived` for a batch: each (item, parent) pair was made from that parent."""
+    if pairs:
+        items_derived.send(sender=None, pairs=pairs, relation=relation)
 
 
 def send_item_deleting(*, item_ids: list[int]) -> None:

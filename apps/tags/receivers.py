@@ -9,7 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from apps.tags import slots
-from apps.tags.services import tag_names_canonical, tag_set_create_source, tag_set_inherit, vocabulary_default
+from apps.tags.services import (
+    tag_names_canonical,
+    tag_set_create_source,
+    tag_set_inherit,
+    tag_sets_inherit,
+    vocabulary_default,
+)
 from apps.tags.services.effective import tag_counts_forget_items
 
 
@@ -31,6 +37,13 @@ def item_arrived(
 def item_derived(sender: Any, *, item: Any, parent: Any, relation: str, **kwargs: Any) -> None:
     """A crop or frame inherits its parent's (or video's) tags as a derived set."""
     tag_set_inherit(target=item, source=parent, slot=slots.derived(relation=relation, item_id=parent.pk))
+
+
+def items_derived(sender: Any, *, pairs: list[tuple[Any, Any]], relation: str, **kwargs: Any) -> None:
+    """A batch of crops inherits their parents' tags: one set-based write for the batch."""
+    tag_sets_inherit(
+        pairs=[(item, parent, slots.derived(relation=relation, item_id=parent.pk)) for item, parent in pairs]
+    )
 
 
 def item_deleting(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:

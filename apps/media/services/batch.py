@@ -41,9 +41,7 @@ from apps.media.services.ingest import (
     Metadata,
     Origin,
     _item_new,
-    _safe_filename,
-    _site,
-    _url_hash,
+    source_row,
     unsupported_error,
 )
 
@@ -149,24 +147,7 @@ def _probe_and_store(work: _Work) -> None:
 
 
 def _source_row(item: MediaItem, work: _Work, user: Any) -> MediaSource:
-    origin, metadata = work.input.origin, work.input.metadata
-    url = origin.url or metadata.source
-    raw: dict[str, Any] = {"name": metadata.name} if metadata.name else {}
-    if origin.import_seq is not None:
-        raw["job_input"] = origin.import_seq
-    return MediaSource(
-        media_item=item,
-        kind=origin.kind,
-        import_job_id=origin.import_job_id,
-        url=url,
-        url_hash=_url_hash(url),
-        site=_site(url),
-        archive_member=origin.archive_member[:1000],
-        original_filename=_safe_filename(origin.original_filename),
-        artist=metadata.artist,
-        raw_metadata=raw,
-        added_by=user,
-    )
+    return source_row(item, work.input.origin, work.input.metadata, user)
 
 
 def _already_attached(works: list[tuple[MediaItem, _Work]]) -> set[tuple[int, int, Any]]:
