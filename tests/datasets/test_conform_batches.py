@@ -17,6 +17,7 @@ from apps.datasets.services import conform
 from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem
 from apps.tags.models import TagSet
+from tests.media.factories import WorkerKilled, job_items_record_dying
 from tests.tags.factories import make_item
 
 pytestmark = pytest.mark.django_db
@@ -64,26 +65,13 @@ def test_one_bad_candidate_fails_alone_and_leaves_no_result(monkeypatch):
 
 
 def test_a_conform_job_killed_mid_batch_resumes_exactly(monkeypatch, media_store):
-    from apps.jobs import services as job_services
-
     items = [make_item(seed=300 + k, fmt="jpeg", size=(90, 60)) for k in range(20)]
     dataset = _dataset(items)
     job = conform.conform_start(dataset=dataset)
-    real = job_services.job_items_record
-    calls = {"n": 0}
-
-    class Killed(BaseException):
-        pass
-
-    def dying(**kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:  # the second batch's rows and swaps are written: the worker dies
-            raise Killed
-        return real(**kwargs)
-
-    monkeypatch.setattr(job_services, "job_items_record", dying)
+    # The second batch's rows and swaps are written, then the worker dies.
+    restore = job_items_record_dying(monkeypatch, on_call=2)
     files_before = set(media_store.files())
-    with pytest.raises(Killed):
+    with pytest.raises(WorkerKilled):
         conform.conform_run(job_id=job.pk)
     first = sorted(i.pk for i in items)[:16]
     assert sorted(JobItem.objects.filter(job=job).values_list("seq", flat=True)) == first
@@ -92,7 +80,7 @@ def test_a_conform_job_killed_mid_batch_resumes_exactly(monkeypatch, media_store
     done = set(MediaItem.objects.filter(parent__in=items).values_list("pk", flat=True))
     assert _members(dataset) == done | {i.pk for i in items if i.pk not in first}
 
-    monkeypatch.setattr(job_services, "job_items_record", real)
+    restore()
     Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(days=1))
     conform.conform_run(job_id=job.pk)
     job.refresh_from_db()

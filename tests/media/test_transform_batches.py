@@ -26,7 +26,7 @@ from apps.media.services.transforms import (
 )
 from apps.tags.models import TagAssignment, TagSet
 from apps.tags.services import tag_set_curated_add
-from tests.media.factories import make_item
+from tests.media.factories import WorkerKilled, job_items_record_dying, make_item
 from tests.storage import MediaStore
 
 pytestmark = pytest.mark.django_db
@@ -207,32 +207,18 @@ def test_a_batch_that_fails_leaves_nothing_and_runs_again_pair_by_pair(media_sto
 
 
 def test_a_bulk_job_killed_mid_batch_resumes_without_duplicates(media_store, curator, monkeypatch, settings):
-    from apps.jobs import services as job_services
-
     settings.BAGGINTAG_INGEST_THREADS = 2
     items = [make_item(["y"], tag_source="src", fmt="jpeg", size=(96, 72), seed=80 + k) for k in range(20)]
     job = media_transform_bulk_start(ids=[i.pk for i in items], recipe=RECIPE, added_by=curator)
-    real = job_services.job_items_record
-    calls = {"n": 0}
-
-    class Killed(BaseException):
-        pass
-
-    def dying(**kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:  # the second batch's rows are written: the worker dies here
-            raise Killed
-        return real(**kwargs)
-
-    monkeypatch.setattr(job_services, "job_items_record", dying)
+    restore = job_items_record_dying(monkeypatch, on_call=2)  # the second batch's rows are written
     files_before = set(media_store.files())
-    with pytest.raises(Killed):
+    with pytest.raises(WorkerKilled):
         media_transform_bulk_run(job_id=job.pk)
     assert JobItem.objects.filter(job=job).count() == 16  # the first batch only
     assert MediaItem.objects.filter(parent__in=items).count() == 16
     assert len(set(media_store.files()) - files_before) == 2 * 16  # the second batch's files went
 
-    monkeypatch.setattr(job_services, "job_items_record", real)
+    restore()
     Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(days=1))  # stale
     media_transform_bulk_run(job_id=job.pk)
     job.refresh_from_db()

@@ -29,8 +29,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from apps.core.db import rows_insert
 from apps.core.exceptions import DomainError
 from apps.jobs.exceptions import JobSuperseded
 from apps.media import conf, events
@@ -178,11 +179,7 @@ def _write_rows(works: list[_Work], existing: dict[str, MediaItem], added_by: An
         thumb = storage.thumbnail_key(w.spooled.sha256)
         origin, metadata = w.input.origin, w.input.metadata
         items.append(_item_new(w.spooled, w.probed, origin, metadata, added_by, None, original, thumb))
-    if connection.features.can_return_rows_from_bulk_insert:
-        MediaItem.objects.bulk_create(items)
-    else:  # a database that cannot hand back the new ids: one insert each
-        for item in items:
-            item.save()
+    rows_insert(items)
     for w, item in zip(new, items, strict=True):
         assert w.spooled is not None
         existing[w.spooled.sha256] = item
@@ -203,11 +200,7 @@ def _write_rows(works: list[_Work], existing: dict[str, MediaItem], added_by: An
         if (item.pk, w.input.origin.import_job_id, w.input.origin.import_seq) not in attached
     ]
     sources = [_source_row(item, w, user) for item, w in fresh]
-    if connection.features.can_return_rows_from_bulk_insert:
-        MediaSource.objects.bulk_create(sources)
-    else:
-        for source in sources:
-            source.save()
+    rows_insert(sources)
     for (item, w), source in zip(fresh, sources, strict=True):
         metadata = w.input.metadata
         events.send_item_arrived(

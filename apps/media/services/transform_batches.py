@@ -17,13 +17,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
+from apps.core.db import rows_insert
 from apps.core.exceptions import UnprocessableError
 from apps.jobs.exceptions import JobSuperseded
 from apps.media import events
 from apps.media.formats import PIL_FORMATS
-from apps.media.models import MediaItem, MediaSource
+from apps.media.models import MediaItem
 from apps.media.services import storage
 from apps.media.services.batch import ingest_threads
 from apps.media.services.ingest import IngestResult, Metadata, _item_new, source_row
@@ -337,11 +338,7 @@ def _rows_write(
                 storage.thumbnail_key(w.spooled.sha256),
             )
         )
-    if connection.features.can_return_rows_from_bulk_insert:
-        MediaItem.objects.bulk_create(items)
-    else:  # a database that cannot hand back the new ids: one insert each
-        for row in items:
-            row.save()
+    rows_insert(items)
     created = dict(zip(new, items, strict=True))
     arrivals: list[tuple[MediaItem, _Work]] = []
     derived: list[tuple[MediaItem, MediaItem]] = []
@@ -360,11 +357,7 @@ def _rows_write(
             w.outcome = IngestResult(item=existing.get(sha) or created[sha], duplicate=True)
         arrivals.append((w.outcome.item, w))
     sources = [source_row(item, _origin(w.item, job_id), metadata, user) for item, w in arrivals]
-    if connection.features.can_return_rows_from_bulk_insert:
-        MediaSource.objects.bulk_create(sources)
-    else:
-        for source in sources:
-            source.save()
+    rows_insert(sources)
     for (item, _), source in zip(arrivals, sources, strict=True):
         events.send_item_arrived(item=item, source=source, tags=(), tag_source="", actor=user)
     events.send_items_derived(pairs=derived, relation="parent")
