@@ -9,11 +9,16 @@ sample picked in SQL: frequency from its effective tags, coverage from ItemTagTy
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+from django.db import connection
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Least, Mod, RowNumber
 
 from apps.datasets import buckets as bucketing
@@ -258,12 +263,50 @@ def _tags(members: QuerySet[MediaItem], n_members: int, top: int, sample: int) -
     return {"frequency": frequency, "coverage": coverage, "library_items": library, "estimated": estimated}
 
 
+HEAP_BYTES = 256 * 2**20  # MariaDB MEMORY table cap for the resolved ids: ~7 M members
+
+
+@contextlib.contextmanager
+def _resolved(members: QuerySet[MediaItem]) -> Iterator[QuerySet[MediaItem]]:
+    """The members resolved once into a temporary table of their ids (one pass), for the
+    statistics' several passes to join by primary key instead of evaluating the membership
+    (explicit rows, a saved query's search, exclusions) each time (docs/datasets.md#statistics).
+    On MariaDB the table is a MEMORY table (hash primary key; a fifth of the passes' time of an
+    InnoDB one) sized by HEAP_BYTES for this statement only. The table lives on this connection
+    and is dropped at the end (DROP TEMPORARY TABLE: no implicit commit on MariaDB)."""
+    table = connection.ops.quote_name(f"bt_stats_members_{uuid.uuid4().hex[:12]}")
+    sql, params = members.order_by().values("pk").query.sql_with_params()
+    mysql = connection.vendor == "mysql"
+    with connection.cursor() as cursor:
+        if mysql:
+            cursor.execute("SET @bt_heap = @@SESSION.max_heap_table_size")
+            cursor.execute("SET SESSION max_heap_table_size = GREATEST(@bt_heap, %s)", [HEAP_BYTES])
+            cursor.execute(f"CREATE TEMPORARY TABLE {table} (id BIGINT NOT NULL PRIMARY KEY) ENGINE=MEMORY")
+            cursor.execute("SET SESSION max_heap_table_size = @bt_heap")
+        else:
+            cursor.execute(f"CREATE TEMPORARY TABLE {table} (id BIGINT NOT NULL PRIMARY KEY)")
+        try:
+            cursor.execute(f"INSERT INTO {table} (id) {sql}", params)
+            ids = RawSQL(f"SELECT id FROM {table}", ())  # noqa: S608, S611 - a generated identifier only
+            yield MediaItem.objects.filter(pk__in=ids)
+        finally:
+            cursor.execute(f"{'DROP TEMPORARY TABLE' if mysql else 'DROP TABLE'} {table}")
+
+
 def dataset_stats(
     *, dataset: Dataset, base: int = 1024, viewer: Any = None, top: int = TOP, sample: int | None = None
 ) -> dict[str, Any]:
     """Every statistic of the dataset's members (docs/datasets.md#statistics). Tag figures are
-    estimated over `sample` members (default `BAGGINTAG_DATASET_STATS_SAMPLE`)."""
+    estimated over `sample` members (default `BAGGINTAG_DATASET_STATS_SAMPLE`); the members are
+    resolved once (`_resolved`) for every pass."""
     members = selectors.dataset_members(dataset=dataset, viewer=viewer)
+    with _resolved(members) as resolved:
+        return _stats(dataset, resolved, base, top, sample)
+
+
+def _stats(
+    dataset: Dataset, members: QuerySet[MediaItem], base: int, top: int, sample: int | None
+) -> dict[str, Any]:
     n, figures, shapes = _profile(members, base)
     # Its own count: as a WHERE NOT EXISTS MariaDB answers it with one index probe per member;
     # as a flag in `_profile`'s SELECT list the same subquery cost several times more.

@@ -180,3 +180,29 @@ def test_the_page_says_when_tag_figures_are_estimated() -> None:
     charts = dataset_charts(stats.dataset_stats(dataset=dataset, sample=4))
     titles = [c["title"] for c in charts if c["title"].startswith("Coverage per tag type")]
     assert titles == ["Coverage per tag type (estimated from 4 of 13 members)"]
+
+
+def test_exclusions_hold_and_the_resolved_members_leave_nothing_on_the_connection(monkeypatch) -> None:
+    """The statistics resolve the members once into a temporary table (docs/datasets.md#statistics):
+    an excluded item that the saved query matches stays out, and the table is gone afterwards,
+    also when a pass fails."""
+    from django.db import connection
+
+    dataset, members, outsider = _library()
+    services.members_edit(owner=dataset, action="exclude", item_ids=[outsider.pk, members[0].pk])
+    result = stats.dataset_stats(dataset=dataset, base=512)
+    assert result["members"] == len(members) - 1
+    assert _counts(result["formats"]) == dict(Counter(m.format for m in members[1:]))
+
+    seen: list[str] = []
+
+    def failing(members_qs, base):  # type: ignore[no-untyped-def]
+        seen.append(str(members_qs.query))
+        raise RuntimeError("a pass failed")
+
+    monkeypatch.setattr(stats, "_profile", failing)
+    with pytest.raises(RuntimeError):
+        stats.dataset_stats(dataset=dataset, base=512)
+    table = re.search(r"bt_stats_members_[0-9a-f]+", seen[0]).group(0)
+    with connection.cursor() as cursor, pytest.raises(Exception, match=table.split("_")[-1]):
+        cursor.execute(f"SELECT COUNT(*) FROM {table}")  # dropped: "no such table" / "doesn't exist"
