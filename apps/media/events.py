@@ -30,6 +30,7 @@ from django.dispatch import Signal
 arrival_tags_clean = Signal()
 item_arrived = Signal()
 item_derived = Signal()
+items_derived = Signal()
 item_deleting = Signal()
 
 
@@ -55,6 +56,12 @@ def send_item_derived(*, item: Any, parent: Any, relation: str) -> None:
     """Tell receivers that `item` was made from `parent` (`relation`: parent or video); receivers
     are idempotent, since the same capture or recipe may arrive again."""
     item_derived.send(sender=type(item), item=item, parent=parent, relation=relation)
+
+
+def send_items_derived(*, items: list[Any], parent: Any, relation: str) -> None:
+    """`send_item_derived` for a batch of items made from the same `parent`."""
+    if items:
+        items_derived.send(sender=type(items[0]), items=items, parent=parent, relation=relation)
 
 
 def send_item_deleting(*, item_ids: list[int]) -> None:

@@ -26,5 +26,6 @@ class TagsConfig(AppConfig):
         )
         events.item_arrived.connect(receivers.item_arrived, dispatch_uid="tags.item_arrived")
         events.item_derived.connect(receivers.item_derived, dispatch_uid="tags.item_derived")
+        events.items_derived.connect(receivers.items_derived, dispatch_uid="tags.items_derived")
         events.item_deleting.connect(receivers.item_deleting, dispatch_uid="tags.item_deleting")
         extensions.item_panel_register(key="tags.editor", panel=editor.item_panel)

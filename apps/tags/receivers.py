@@ -9,7 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from apps.tags import slots
-from apps.tags.services import tag_names_canonical, tag_set_create_source, tag_set_inherit, vocabulary_default
+from apps.tags.services import (
+    tag_names_canonical,
+    tag_set_create_source,
+    tag_set_inherit,
+    tag_sets_inherit,
+    vocabulary_default,
+)
 from apps.tags.services.effective import tag_counts_forget_items
 
 
@@ -31,6 +37,11 @@ def item_arrived(
 def item_derived(sender: Any, *, item: Any, parent: Any, relation: str, **kwargs: Any) -> None:
     """A crop or frame inherits its parent's (or video's) tags as a derived set."""
     tag_set_inherit(target=item, source=parent, slot=slots.derived(relation=relation, item_id=parent.pk))
+
+
+def items_derived(sender: Any, *, items: list[Any], parent: Any, relation: str, **kwargs: Any) -> None:
+    """A batch of frames (or crops) of one parent inherits its tags: one read, one write."""
+    tag_sets_inherit(targets=items, source=parent, slot=slots.derived(relation=relation, item_id=parent.pk))
 
 
 def item_deleting(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:

@@ -140,13 +140,18 @@ def store_original(key: str, spooled: Spooled) -> bool:
     this call wrote it."""
     if spooled.data is None:
         return store_file(key, spooled_path(spooled))
-    written = _write_local(key, spooled.data)
+    return store_bytes(key, spooled.data)
+
+
+def store_bytes(key: str, data: bytes) -> bool:
+    """Store bytes held in memory under `key` unless present; True when this call wrote it."""
+    written = _write_local(key, data)
     if written is not None:
         return written
     if default_storage.exists(key):
         return False
-    saved = default_storage.save(key, File(io.BytesIO(spooled.data), name=key))
-    if saved != key:
+    saved = default_storage.save(key, File(io.BytesIO(data), name=key))
+    if saved != key:  # a concurrent writer won: same content, so keep theirs
         default_storage.delete(saved)
         return False
     return True
@@ -189,22 +194,17 @@ def _write_local(key: str, data: bytes) -> bool | None:
     return True
 
 
-def store_thumbnail(key: str, image: Image.Image) -> bool:
-    """Encode a thumbnail as WebP and store it under `key` unless present."""
+def thumbnail_encode(image: Image.Image) -> bytes:
+    """A thumbnail as stored: WebP (no database, no storage: safe on any thread)."""
     buffer = io.BytesIO()
     # method 0 encodes 256 px thumbnails 15–30 % faster than 2 at the same quality, ~2 % larger.
     image.save(buffer, "WEBP", quality=80, method=0)
-    written = _write_local(key, buffer.getvalue())
-    if written is not None:
-        return written
-    if default_storage.exists(key):
-        return False
-    buffer.seek(0)
-    saved = default_storage.save(key, File(buffer, name=key))
-    if saved != key:
-        default_storage.delete(saved)
-        return False
-    return True
+    return buffer.getvalue()
+
+
+def store_thumbnail(key: str, image: Image.Image) -> bool:
+    """Encode a thumbnail as WebP and store it under `key` unless present."""
+    return store_bytes(key, thumbnail_encode(image))
 
 
 def _s3_object(key: str) -> Any | None:

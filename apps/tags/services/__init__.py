@@ -16,7 +16,7 @@ from apps.tags.services.names import (
     tags_get_or_create,
     vocabulary_default,
 )
-from apps.tags.services.tagsets import tag_set_create_source, tag_set_delete, tag_set_inherit
+from apps.tags.services.tagsets import tag_set_create_source, tag_set_delete, tag_set_inherit, tag_sets_inherit
 
 __all__ = [
     "MAX_TAGS_PER_SET",
@@ -31,6 +31,7 @@ __all__ = [
     "tag_set_edit",
     "tag_set_inherit",
     "tag_set_promote",
+    "tag_sets_inherit",
     "tag_type_default",
     "tags_get_or_create",
     "vocabulary_default",

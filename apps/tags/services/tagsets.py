@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from apps.core.exceptions import ConflictError
 from apps.tags import slots
@@ -159,6 +159,82 @@ def tag_set_inherit(*, target: Any, source: Any, slot: str) -> TagSet | None:
         )
         tag_set.refresh_from_db()
     return tag_set
+
+
+def _inheritable_rows(source: Any) -> list[TagAssignment]:
+    """`_inheritable_assignments` in one read: the source's current curated and source rows
+    together, the curated set's kept when it has any (same rows, same order)."""
+    rows = list(
+        TagAssignment.objects.filter(
+            media_item=source,
+            state=TagAssignment.State.CURRENT,
+            kind__in=(TagSet.Kind.CURATED, TagSet.Kind.SOURCE),
+        ).order_by("kind", "tagset_id", "position", "tag_id")
+    )
+    curated = sorted((r for r in rows if r.kind == TagSet.Kind.CURATED), key=lambda r: (r.position, r.tag_id))
+    if curated:
+        return curated
+    seen: dict[int, TagAssignment] = {}
+    for row in rows:  # source rows, by set and position
+        seen.setdefault(row.tag_id, row)
+    return list(seen.values())
+
+
+@transaction.atomic
+def tag_sets_inherit(*, targets: Sequence[Any], source: Any, slot: str) -> int:
+    """`tag_set_inherit` for many targets of one source (a batch of frames of one video): one
+    read of the source's tags, one read of the targets' sets in `slot`, the missing sets created
+    at once and their rows written in one call of the writer. Idempotent; returns the number of
+    sets created (0 when the source has no tags to pass on)."""
+    rows = _inheritable_rows(source)
+    target_ids = list(dict.fromkeys(target.pk for target in targets))
+    if not rows or not target_ids:
+        return 0
+    vocabulary = vocabulary_default()
+    have = set(
+        TagSet.objects.filter(
+            media_item_id__in=target_ids, kind=TagSet.Kind.DERIVED, vocabulary=vocabulary, slot=slot
+        ).values_list("media_item_id", flat=True)
+    )
+    new = [
+        TagSet(
+            media_item_id=item_id,
+            kind=TagSet.Kind.DERIVED,
+            vocabulary=vocabulary,
+            slot=slot,
+            origin_label=f"inherited from item {source.pk}",
+        )
+        for item_id in target_ids
+        if item_id not in have
+    ]
+    if not new:
+        return 0
+    if connection.features.can_return_rows_from_bulk_insert:
+        TagSet.objects.bulk_create(new)
+    else:  # a database that cannot hand back the new ids: one insert each
+        for tag_set in new:
+            tag_set.save()
+    assignments_write(
+        [
+            Transition(
+                set_id=tag_set.pk,
+                tag_id=row.tag_id,
+                item_id=tag_set.media_item_id,
+                before=ABSENT,
+                after=CURRENT,
+                position=position,
+                via=TagAssignment.Via.INHERIT,
+                origin_set_id=row.tagset_id,
+                entered=row.entered_tag,
+            )
+            for tag_set in new
+            for position, row in enumerate(rows)
+        ],
+        kind=TagSet.Kind.DERIVED,
+        operation_id=None,
+        actor_id=None,
+    )
+    return len(new)
 
 
 @transaction.atomic
