@@ -199,15 +199,15 @@ def expected_frames(video, interval: float) -> int:
 
 def select_filter(video, args: argparse.Namespace) -> str:
     """The `select` the service builds for this request (same module function, same text)."""
-    from apps.media.services import frames
+    from apps.media.services import frame_stream, frames
 
     params = frames.frames_request_clean(video=video, raw=request(args))
-    expression = frames._select_expression(params, (video.duration_ms or 0) / 1000)
+    expression = frame_stream.select_expression(params, (video.duration_ms or 0) / 1000)
     return f"select='{expression}'"
 
 
 def baseline_command(path: Path, out: Path, vf: str, level: int) -> list[str]:
-    """The service's own ffmpeg command (apps/media/services/frames.py `stream_frames`:
+    """The service's own ffmpeg command (apps/media/services/frame_stream.py `stream_frames`:
     protocol whitelist, video stream only, select + showinfo at log level info, passthrough
     timing, rgb24 PNGs at the same zlib level and row filters), writing numbered files instead
     of a pipe."""

@@ -232,7 +232,8 @@ def test_a_failing_batch_is_stored_again_frame_by_frame(video, media_store, monk
     job = capture(video, REQUEST)
     assert job.status == Job.Status.SUCCEEDED
     assert job.counts == {"created": 11, "failed": 1}
-    assert len(seen_batches[0]) == 6 and 520 in seen_batches[0]  # the batch, then one by one
+    assert len(seen_batches[0]) == 6  # the batch, then its frames one by one
+    assert 520 in seen_batches[0]
     assert [len(b) for b in seen_batches[1:7]] == [1] * 6
     failed = JobItem.objects.get(job=job, status=JobItem.Status.FAILED)
     assert (failed.seq, failed.input, failed.error_code) == (2, "t=0.52s", "media.internal_error")

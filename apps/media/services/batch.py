@@ -362,7 +362,9 @@ def media_ingest_derived_many(
                     site=_site(i.origin.url),
                     archive_member=i.origin.archive_member[:1000],
                     original_filename=_safe_filename(i.origin.original_filename),
-                    raw_metadata={"job_input": i.origin.import_seq} if i.origin.import_seq is not None else {},
+                    raw_metadata={"job_input": i.origin.import_seq}
+                    if i.origin.import_seq is not None
+                    else {},
                     added_by=user,
                 )
                 for i, result in zip(inputs, results, strict=True)

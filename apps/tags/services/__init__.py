@@ -16,7 +16,12 @@ from apps.tags.services.names import (
     tags_get_or_create,
     vocabulary_default,
 )
-from apps.tags.services.tagsets import tag_set_create_source, tag_set_delete, tag_set_inherit, tag_sets_inherit
+from apps.tags.services.tagsets import (
+    tag_set_create_source,
+    tag_set_delete,
+    tag_set_inherit,
+    tag_sets_inherit,
+)
 
 __all__ = [
     "MAX_TAGS_PER_SET",
