@@ -82,6 +82,47 @@ def _frame_size(video: MediaItem, box: Box | None) -> tuple[int, int]:
     return (box.w, box.h) if box else (video.width, video.height)
 
 
+def _ffmpeg_args(
+    path: Path,
+    video: MediaItem,
+    params: dict[str, Any],
+    box: Box | None,
+    seek: float | None,
+    offset: float,
+    raw_write: int,
+) -> list[str]:
+    """ffmpeg's arguments after the global ones: input, select/crop/showinfo, the two outputs."""
+    filters = []
+    args = ["-loglevel", "info"]
+    if params["mode"] == "keyframes":
+        args += ["-skip_frame", "nokey"]
+    if offset:
+        # Input seeking can land past the target (MPEG-PS/vob overshoots by a GOP), so seek a
+        # margin early and let `select` drop the frames before the target. After an input
+        # seek ffmpeg counts t from the seek point, hence the offset.
+        args += ["-ss", f"{offset:.6f}"]
+    args += ["-i", str(path)]
+    if seek is not None:
+        filters.append(f"select=gte(t\\,{seek - offset - 0.0005:.6f})")
+    elif (expression := select_expression(params, (video.duration_ms or 0) / 1000)) is not None:
+        filters.append(f"select='{expression}'")
+    if box:
+        filters.append(f"crop={box.w}:{box.h}:{box.x}:{box.y}")
+    filters.append("showinfo")
+    # Each selected frame goes out twice: as ffmpeg's PNG (what is stored) on stdout and as raw
+    # RGB on a second pipe (what the thumbnail and hash are made from): the same pixels, without
+    # decoding the PNG again in Python (10 ms of CPU a 720p frame, against ~1 ms for the copy).
+    args += ["-filter_complex", f"[0:v:0]{','.join(filters)},split=2[png][raw]"]
+    once = ["-frames:v", "1"] if seek is not None else []
+    # zlib level 3 with adaptive row filters: what Pillow's compress_level=3 writes, as small.
+    args += ["-map", "[png]", "-fps_mode", "passthrough", *once, "-pix_fmt", "rgb24"]
+    args += ["-c:v", "png", "-compression_level", str(PNG_LEVEL), "-pred", "mixed"]
+    args += ["-f", "image2pipe", "pipe:1"]
+    args += ["-map", "[raw]", "-fps_mode", "passthrough", *once, "-pix_fmt", "rgb24"]
+    args += ["-f", "rawvideo", f"pipe:{raw_write}"]
+    return args
+
+
 def stream_frames(
     path: Path,
     video: MediaItem,
@@ -101,39 +142,10 @@ def stream_frames(
     """
     box = Box(*params["box"]) if params.get("box") else None
     width, height = _frame_size(video, box)
-    filters = []
-    args = ["-loglevel", "info"]
-    if params["mode"] == "keyframes":
-        args += ["-skip_frame", "nokey"]
-    offset = 0.0
-    if seek is not None:
-        # Input seeking can land past the target (MPEG-PS/vob overshoots by a GOP), so seek a
-        # margin early and let `select` drop the frames before the target. After an input
-        # seek ffmpeg counts t from the seek point, hence the offset.
-        offset = max(0.0, seek - SEEK_MARGIN)
-        if offset:
-            args += ["-ss", f"{offset:.6f}"]
-    args += ["-i", str(path)]
-    if seek is not None:
-        filters.append(f"select=gte(t\\,{seek - offset - 0.0005:.6f})")
-    elif (expression := select_expression(params, (video.duration_ms or 0) / 1000)) is not None:
-        filters.append(f"select='{expression}'")
-    if box:
-        filters.append(f"crop={box.w}:{box.h}:{box.x}:{box.y}")
-    filters.append("showinfo")
-    # Each selected frame goes out twice: as ffmpeg's PNG (what is stored) on stdout and as raw
-    # RGB on a second pipe (what the thumbnail and hash are made from): the same pixels, without
-    # decoding the PNG again in Python (10 ms of CPU a 720p frame, against ~1 ms for the copy).
-    args += ["-filter_complex", f"[0:v:0]{','.join(filters)},split=2[png][raw]"]
-    once = ["-frames:v", "1"] if seek is not None else []
+    offset = max(0.0, seek - SEEK_MARGIN) if seek is not None else 0.0
     raw_read, raw_write = os.pipe()
     _pipe_widen(raw_write)
-    # zlib level 3 with adaptive row filters: what Pillow's compress_level=3 writes, as small.
-    args += ["-map", "[png]", "-fps_mode", "passthrough", *once, "-pix_fmt", "rgb24"]
-    args += ["-c:v", "png", "-compression_level", str(PNG_LEVEL), "-pred", "mixed"]
-    args += ["-f", "image2pipe", "pipe:1"]
-    args += ["-map", "[raw]", "-fps_mode", "passthrough", *once, "-pix_fmt", "rgb24"]
-    args += ["-f", "rawvideo", f"pipe:{raw_write}"]
+    args = _ffmpeg_args(path, video, params, box, seek, offset, raw_write)
     cmd = [probe.ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", *args]
     stall_timeout = stall_timeout or conf.ffmpeg_timeout()
     try:
