@@ -4,6 +4,7 @@
     .venv/bin/python bench/transforms.py --n 40 --min-mp 2 --max-mp 4 --rounds 5
     .venv/bin/python bench/transforms.py --long 512 --aspect 3:2
     .venv/bin/python bench/transforms.py --n 20 --profile   # pyinstrument one product round
+    .venv/bin/python bench/transforms.py --n 30 --bulk --long 512  # the bulk job vs the loops
 
 Every side turns every picture into a 1:1 centre crop scaled to `--long` px (Lanczos), JPEG
 quality 90. Four sides, interleaved picture by picture (bench/rounds.py):
@@ -23,6 +24,12 @@ quality 90. Four sides, interleaved picture by picture (bench/rounds.py):
 The product's outputs are compared with the draft-aware loop's (bytes) and its thumbnails with
 the matched loop's. Ratios are medians of per-round ratios.
 
+--bulk measures the path users run at scale instead: per round, one bulk transform job over the
+N pictures (`media_transform_bulk_start` + `media_transform_bulk_run` in this process, its pixel
+work on BAGGINTAG_INGEST_THREADS threads, default every core, its rows in batches) against the
+draft-aware loop writing the same bytes, once on one thread and once on a thread pool of the same
+size (the same loop body per picture), the order of the three rotating per round.
+
 Each round deletes the previous round's results first: the same recipe on the same parent is
 answered from the library without decoding anything.
 
@@ -38,6 +45,7 @@ Flags:
   --seed S       picture generator seed (default 1234)
   --db sqlite|URL  as in bench/ingest.py (a MariaDB server gets a throwaway database)
   --profile      after the timed rounds, profile one product round with pyinstrument
+  --bulk         time the bulk job against the one-thread and all-cores draft-aware loops
   --keep         keep the temp folder (pictures, database, media) and print its path
 
 See bench/README.md for what is measured and the figures.
@@ -83,6 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="pyinstrument one extra product round")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument("--bulk", action="store_true", help="the bulk job against the loops")
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or not 0 < args.min_mp <= args.max_mp or args.long < 16:
         parser.error("need --n ≥ 1, --rounds ≥ 1, 0 < --min-mp ≤ --max-mp and --long ≥ 16")
@@ -263,6 +272,78 @@ def product_round(items: list, spec: dict) -> float:
     return time.perf_counter() - start
 
 
+def bulk_rounds(paths: list[Path], items: list, work: Path, args: argparse.Namespace) -> None:
+    """--bulk: per round, the bulk transform job over every item, the draft-aware loop on one
+    thread and the same loop on a pool of the job's thread count; ratio = loop time / job time
+    inside each round, median over rounds. Round 0 warms up and is not counted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.conf import settings
+
+    from apps.jobs.models import Job
+    from apps.media.models import MediaItem
+    from apps.media.services.batch import ingest_threads
+    from apps.media.services.transforms import media_transform_bulk_run, media_transform_bulk_start
+    from bench.rounds import cpu_seconds, report, rotated
+
+    threads = ingest_threads()
+    shape = {"ratio": args.ratio, "long": args.long}
+    outs = {"loop": work / "loop-out", "pool": work / "pool-out"}
+
+    def job() -> None:
+        started = media_transform_bulk_start(ids=[i.pk for i in items], recipe=recipe(args))
+        media_transform_bulk_run(job_id=started.pk)
+        done = Job.objects.get(pk=started.pk)
+        if done.counts != {"created": len(items)}:
+            raise SystemExit(f"the bulk job did not create all {len(items)} results: {done.counts}")
+
+    def pooled() -> None:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda p: output_once(p, outs["pool"], **shape), paths))
+
+    sides = {
+        "product": job,
+        "loop": lambda: [output_once(p, outs["loop"], **shape) for p in paths],
+        "pool": pooled,
+    }
+    totals = []
+    for r in range(args.rounds + 1):
+        product_reset()
+        for folder in outs.values():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+        result: dict[str, list[float]] = {}
+        for name in rotated(list(sides), r):
+            wall, cpu = time.perf_counter(), cpu_seconds()
+            sides[name]()
+            result[name] = [time.perf_counter() - wall, cpu_seconds() - cpu]
+        if r:
+            totals.append(result)
+            print(
+                f"round {r}: "
+                + ", ".join(f"{name} {args.n / result[name][0]:6.2f}" for name in sides)
+                + f" img/s wall; loop/job {result['loop'][0] / result['product'][0]:.2f}, "
+                f"pool/job {result['pool'][0] / result['product'][0]:.2f}",
+                flush=True,
+            )
+    same = {"loop": 0, "pool": 0}
+    for item, path in zip(items, paths, strict=True):
+        data = (Path(settings.MEDIA_ROOT) / MediaItem.objects.get(parent=item).storage_key).read_bytes()
+        for name in same:
+            same[name] += data == (outs[name] / f"{path.stem}.jpg").read_bytes()
+    print(
+        f"outputs : bulk job vs one-thread loop {same['loop']}/{len(items)}, vs all-cores loop "
+        f"{same['pool']}/{len(items)} byte-identical ({threads} threads)"
+    )
+    labels = {
+        "product": f"bulk transform job ({threads} threads, rows in batches)",
+        "loop": "draft-aware loop, one thread",
+        "pool": f"draft-aware loop, {threads} threads",
+    }
+    print(f"\nmedians over {args.rounds} rounds of {args.n} pictures (order rotating):")
+    print("\n".join(report(totals, per=args.n, unit="img", labels=labels)))
+
+
 def outputs_compare(items: list, work: Path) -> str:
     """The product's stored results against the draft-aware loop's (bytes) and the naive
     loop's (mean absolute pixel difference, 0–255)."""
@@ -326,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         items = product_ingest(paths)
         warm_items = product_ingest(warm)
         spec = recipe_clean(recipe(args))
+        if args.bulk:
+            bulk_rounds(paths, items, work, args)
+            return 0
 
         timed_round(warm, warm_items, work, args, round_index=0)  # warm-up: imports, codecs, DB
         from bench.rounds import report

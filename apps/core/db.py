@@ -134,3 +134,16 @@ def statement_limit(
         if _is_timeout(exc, vendor):
             raise QueryTimeout(limit_s=seconds, term=term) from exc
         raise
+
+
+def rows_insert(rows: list[Any]) -> None:
+    """Insert new model instances of one model so each gets its primary key: one `bulk_create`
+    where the database hands back the new ids (MariaDB 10.5+, SQLite 3.35+, PostgreSQL), one
+    insert each where it cannot."""
+    if not rows:
+        return
+    if connections[rows[0]._state.db or "default"].features.can_return_rows_from_bulk_insert:
+        type(rows[0]).objects.bulk_create(rows)
+    else:
+        for row in rows:
+            row.save()

@@ -18,6 +18,9 @@ therefore be quick and set-based (they run once per item, or once per batch for 
 * `item_derived(item, parent, relation)`: sent by transforms (`relation="parent"`) and frame
   captures (`"video"`) once the derived item is saved or found again. Receivers copy what it
   inherits, idempotently.
+* `items_derived(pairs, relation)`: the same for a batch of derived items, [(item, parent)], sent
+  once per batch by bulk transforms (apps/media/services/transform_batches.py). Receivers answer it
+  set-based, with the same result as one `item_derived` per pair.
 * `item_deleting(item_ids)`: sent before items are deleted. Receivers forget per-item counters.
 """
 
@@ -58,10 +61,10 @@ def send_item_derived(*, item: Any, parent: Any, relation: str) -> None:
     item_derived.send(sender=type(item), item=item, parent=parent, relation=relation)
 
 
-def send_items_derived(*, items: list[Any], parent: Any, relation: str) -> None:
-    """`send_item_derived` for a batch of items made from the same `parent`."""
-    if items:
-        items_derived.send(sender=type(items[0]), items=items, parent=parent, relation=relation)
+def send_items_derived(*, pairs: list[tuple[Any, Any]], relation: str) -> None:
+    """`send_item_derived` for a batch: each (item, parent) pair was made from that parent."""
+    if pairs:
+        items_derived.send(sender=None, pairs=pairs, relation=relation)
 
 
 def send_item_deleting(*, item_ids: list[int]) -> None:

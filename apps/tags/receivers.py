@@ -39,9 +39,11 @@ def item_derived(sender: Any, *, item: Any, parent: Any, relation: str, **kwargs
     tag_set_inherit(target=item, source=parent, slot=slots.derived(relation=relation, item_id=parent.pk))
 
 
-def items_derived(sender: Any, *, items: list[Any], parent: Any, relation: str, **kwargs: Any) -> None:
-    """A batch of frames (or crops) of one parent inherits its tags: one read, one write."""
-    tag_sets_inherit(targets=items, source=parent, slot=slots.derived(relation=relation, item_id=parent.pk))
+def items_derived(sender: Any, *, pairs: list[tuple[Any, Any]], relation: str, **kwargs: Any) -> None:
+    """A batch of crops inherits their parents' tags: one set-based write for the batch."""
+    tag_sets_inherit(
+        pairs=[(item, parent, slots.derived(relation=relation, item_id=parent.pk)) for item, parent in pairs]
+    )
 
 
 def item_deleting(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:

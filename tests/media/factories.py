@@ -6,7 +6,7 @@ Tags tests build on it (tests/tags/factories.py); it never imports anything from
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,3 +53,26 @@ def make_item(
             metadata=metadata_clean(**metadata),
             added_by=added_by,
         ).item
+
+
+class WorkerKilled(BaseException):
+    """Raised by `job_items_record_dying`: a worker dying mid-job (not an Exception, so no
+    handler in the job turns it into a recorded failure)."""
+
+
+def job_items_record_dying(monkeypatch: Any, *, on_call: int) -> Callable[[], None]:
+    """Make the `on_call`-th `job_items_record` call die as a killed worker would, after the
+    calls before it went through; returns a function that puts the real one back."""
+    from apps.jobs import services as job_services
+
+    real = job_services.job_items_record
+    calls = {"n": 0}
+
+    def dying(**kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == on_call:
+            raise WorkerKilled
+        return real(**kwargs)
+
+    monkeypatch.setattr(job_services, "job_items_record", dying)
+    return lambda: monkeypatch.setattr(job_services, "job_items_record", real)

@@ -180,7 +180,7 @@ def test_a_kill_between_batches_resumes_without_duplicates(video, media_store, m
     calls = []
 
     def dies_in_the_second_batch(**kwargs):
-        calls.append(len(kwargs["items"]))
+        calls.append(len(kwargs["pairs"]))
         if len(calls) == 2:
             raise Killed  # inside the batch's transaction, after its files were written
         real(**kwargs)

@@ -1,5 +1,6 @@
 """Inheritance into derived sets: the batch writer (`tag_sets_inherit`, one read and one write for
-many targets, used by frame capture) gives each target what `tag_set_inherit` gives one."""
+many targets, used by frame capture and bulk transforms) gives each target what
+`tag_set_inherit` gives one."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def test_batch_inherit_equals_one_at_a_time_from_source_sets():
     one, *many = items_make(3, kind="frame")
     slot = slots.derived(relation="video", item_id=video.pk)
     tag_set_inherit(target=one, source=video, slot=slot)
-    assert tag_sets_inherit(targets=many, source=video, slot=slot) == 2
+    assert set(tag_sets_inherit(pairs=[(t, video, slot) for t in many])) == {t.pk for t in many}
     expected = inherited(one)
     assert [row[0] for row in expected] == ["outdoors", "sky", "anime", "night"]  # union, first set first
     for target in many:
@@ -43,8 +44,10 @@ def test_batch_inherit_equals_one_at_a_time_from_source_sets():
         }
     assert_no_drift()
     # Idempotent: a second batch (or a repeated frame in it) creates and writes nothing.
-    assert tag_sets_inherit(targets=[*many, many[0], one], source=video, slot=slot) == 0
+    rows = sorted(TagAssignment.objects.filter(kind=TagSet.Kind.DERIVED).values_list("pk", flat=True))
+    tag_sets_inherit(pairs=[(t, video, slot) for t in [*many, many[0], one]])
     assert TagSet.objects.filter(kind=TagSet.Kind.DERIVED, slot=slot).count() == 3
+    assert sorted(TagAssignment.objects.filter(kind=TagSet.Kind.DERIVED).values_list("pk", flat=True)) == rows
 
 
 def test_batch_inherit_takes_the_curated_set_when_there_is_one():
@@ -53,7 +56,7 @@ def test_batch_inherit_takes_the_curated_set_when_there_is_one():
     one, other = items_make(2, kind="frame")
     slot = slots.derived(relation="video", item_id=video.pk)
     tag_set_inherit(target=one, source=video, slot=slot)
-    tag_sets_inherit(targets=[other], source=video, slot=slot)
+    tag_sets_inherit(pairs=[(other, video, slot)])
     assert inherited(other) == inherited(one)
     curated = TagSet.objects.get(media_item=video, kind=TagSet.Kind.CURATED)
     assert {row[4] for row in inherited(other)} == {curated.pk}
@@ -64,5 +67,5 @@ def test_batch_inherit_from_an_untagged_item_creates_no_sets():
     video = make_item(seed=3)
     targets = items_make(2, kind="frame")
     slot = slots.derived(relation="video", item_id=video.pk)
-    assert tag_sets_inherit(targets=targets, source=video, slot=slot) == 0
+    assert tag_sets_inherit(pairs=[(t, video, slot) for t in targets]) == {}
     assert not TagSet.objects.filter(kind=TagSet.Kind.DERIVED).exists()

@@ -4,10 +4,11 @@
 For each failing member a plan says what would be done (crop to the target aspect around the
 focus, scale to the size rule or to the nearest bucket, convert format, mode and bit depth,
 flatten alpha) as a transform recipe (apps/media/services/recipes.py); the job runs those
-recipes through `media_item_transform` (which records parent and recipe on the result) and
-substitutes the result in the dataset: the original is excluded and the derived item added
-explicitly, in one transaction per item. An item that would need more upscaling than allowed,
-or a rule no recipe can meet, is reported and left alone, never silently upscaled.
+recipes in batches through `media_item_transform_batches` (which records parent and recipe on the
+result) and substitutes the results in the dataset: the originals excluded and the derived items
+added explicitly, in the transaction that writes the batch's results and records its outcomes.
+An item that would need more upscaling than allowed, or a rule no recipe can meet, is reported
+and left alone, never silently upscaled.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from apps.datasets.services.conform_plan import (  # noqa: F401
 )
 from apps.datasets.services.members import members_edit
 from apps.jobs import services as job_services
-from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem
-from apps.media.services.transforms import Transformed, media_item_transform_many
+from apps.media.services.transform_batches import Batch, media_item_transform_batches
+from apps.media.services.transforms import Transformed
 
 JOB_KIND = "datasets.conform"
 TASK_NAME = "datasets.conform"
@@ -177,25 +178,38 @@ class _Run:
     subsets: list[Subset]
 
 
-def _record(run: _Run, item: MediaItem, status: str, **kwargs: Any) -> None:
+def _label(item: MediaItem) -> str:
+    return f"item {item.pk}"
+
+
+def _outcome(item: MediaItem, status: str, **kwargs: Any) -> job_services.ItemOutcome:
     # seq is the item's id: the walk is in id order, and a resumed job starts after the last.
-    job_services.job_item_record(job=run.job, seq=item.pk, input=f"item {item.pk}", status=status, **kwargs)
+    return job_services.ItemOutcome(seq=item.pk, input=_label(item), status=status, **kwargs)
 
 
-def _conform_one(run: _Run, item: MediaItem, plan: Any, outcome: Transformed | None) -> None:
-    """Record one candidate's outcome (skipped, failed, created, duplicate). `plan`: what
-    plan_item gave (or raised); `outcome`: the transform's result (or what it raised) when the
-    plan called for one."""
+def _failed(run: _Run, item: MediaItem, exc: BaseException) -> job_services.ItemOutcome:
+    if isinstance(exc, DomainError):
+        err = exc
+    else:
+        logger.error("conform job %s: item %s failed", run.job.pk, item.pk, exc_info=exc)
+        err = DomainError(
+            "An internal error stopped this item; it was logged.", code="datasets.internal_error"
+        )
+    return _outcome(item, JobItem.Status.FAILED, error=err)
+
+
+def _judge(run: _Run, item: MediaItem, plan: Any, outcome: Transformed | None) -> Any:
+    """One candidate's outcome without its substitution: an ItemOutcome (skipped, failed), or
+    the transform's result to substitute. `plan`: what plan_item gave (or raised); `outcome`:
+    the transform's result (or what it raised) when the plan called for one."""
     if isinstance(plan, Exception):
-        raise plan
+        return _failed(run, item, plan)
     if not plan.fails:
-        _record(run, item, JobItem.Status.SKIPPED)  # passes the rules now (changed meanwhile)
-        return
+        return _outcome(item, JobItem.Status.SKIPPED)  # passes the rules now (changed meanwhile)
     if plan.problem is not None:
-        _record(run, item, JobItem.Status.FAILED, error=plan.problem)
-        return
+        return _outcome(item, JobItem.Status.FAILED, error=plan.problem)
     if isinstance(outcome, Exception) or outcome is None:
-        raise outcome or RuntimeError("no transform outcome")
+        return _failed(run, item, outcome or RuntimeError("no transform outcome"))
     left = result_failures(run.req, outcome.item)
     if left:
         err = ConformError(
@@ -204,38 +218,67 @@ def _conform_one(run: _Run, item: MediaItem, plan: Any, outcome: Transformed | N
             code="datasets.result_fails",
             details={"rules": left, "result": outcome.item.pk},
         )
-        _record(run, item, JobItem.Status.FAILED, error=err)
+        return _outcome(item, JobItem.Status.FAILED, error=err)
+    return outcome
+
+
+def _swaps(run: _Run, swaps: list[tuple[MediaItem, MediaItem]]) -> None:
+    """Substitute each (original, derived) in the dataset and its subsets: set-based (one
+    exclusion and one addition per owner) unless an item of the batch is both an original and a
+    result, where only the one-by-one order gives the one-by-one answer."""
+    originals = [o.pk for o, _ in swaps]
+    derived = list(dict.fromkeys(d.pk for _, d in swaps))
+    if len(set(originals)) != len(originals) or set(originals) & set(derived):
+        for original, result in swaps:
+            substitute(
+                dataset=run.dataset, original=original, derived=result, viewer=run.user, subsets=run.subsets
+            )
         return
-    with transaction.atomic():
+    members_edit(owner=run.dataset, action="exclude", item_ids=originals)
+    members_edit(owner=run.dataset, action="add", item_ids=derived)
+    for subset in run.subsets:
+        inside = set(
+            selectors.subset_members(subset=subset, viewer=run.user)
+            .filter(pk__in=originals)
+            .values_list("pk", flat=True)
+        )
+        pairs = [(o.pk, d.pk) for o, d in swaps if o.pk in inside]
+        if pairs:
+            members_edit(owner=subset, action="exclude", item_ids=[o for o, _ in pairs])
+            members_edit(owner=subset, action="add", item_ids=list(dict.fromkeys(d for _, d in pairs)))
+
+
+def _conform_record(run: _Run, plans: dict[int, Any], batch: Batch) -> None:
+    """Inside the transaction of a batch of transform results: substitute the results and
+    record every candidate of the batch (one `job_items_record`), so a batch commits as a unit
+    (docs/datasets.md#conform). An error here fails the batch, which then runs again one
+    candidate at a time (apps/media/services/transform_batches.py)."""
+    judged = [(item, _judge(run, item, plans[item.pk], outcome)) for item, outcome in batch]
+    results = [(item, j) for item, j in judged if not isinstance(j, job_services.ItemOutcome)]
+    outcomes = {item.pk: j for item, j in judged if isinstance(j, job_services.ItemOutcome)}
+    if results:
         # Lock order: the dataset row before its member rows (docs/datasets.md#concurrency).
         if not Dataset.objects.select_for_update().filter(pk=run.dataset.pk).values_list("pk").first():
-            raise DomainError("The dataset was deleted.", code="datasets.not_found")
-        member = selectors.dataset_members(dataset=run.dataset, viewer=run.user).filter(pk=item.pk)
-        if not member.exists():
-            _record(run, item, JobItem.Status.SKIPPED)  # removed or excluded meanwhile
-            return
-        substitute(
-            dataset=run.dataset, original=item, derived=outcome.item, viewer=run.user, subsets=run.subsets
+            gone = DomainError("The dataset was deleted.", code="datasets.not_found")
+            for item, _ in results:
+                outcomes[item.pk] = _outcome(item, JobItem.Status.FAILED, error=gone)
+            results = []
+        members = set(
+            selectors.dataset_members(dataset=run.dataset, viewer=run.user)
+            .filter(pk__in=[item.pk for item, _ in results])
+            .values_list("pk", flat=True)
         )
-        status = JobItem.Status.DUPLICATE if outcome.duplicate else JobItem.Status.CREATED
-        _record(run, item, status, object_id=outcome.item.pk)
-
-
-def _conform_guarded(run: _Run, item: MediaItem, plan: Any, outcome: Transformed | None) -> None:
-    """One item's failure, expected or not, is that item's outcome; the job goes on."""
-    try:
-        _conform_one(run, item, plan, outcome)
-    except JobSuperseded:
-        raise
-    except Exception as exc:
-        if isinstance(exc, DomainError):
-            err = exc
-        else:
-            logger.exception("conform job %s: item %s failed", run.job.pk, item.pk, exc_info=exc)
-            err = DomainError(
-                "An internal error stopped this item; it was logged.", code="datasets.internal_error"
-            )
-        _record(run, item, JobItem.Status.FAILED, error=err)
+        swaps = []
+        for item, result in results:
+            if item.pk not in members:
+                outcomes[item.pk] = _outcome(item, JobItem.Status.SKIPPED)  # removed or excluded meanwhile
+                continue
+            swaps.append((item, result.item))
+            status = JobItem.Status.DUPLICATE if result.duplicate else JobItem.Status.CREATED
+            outcomes[item.pk] = _outcome(item, status, object_id=result.item.pk)
+        if swaps:
+            _swaps(run, swaps)
+    job_services.job_items_record(job=run.job, outcomes=[outcomes[item.pk] for item, _ in batch])
 
 
 def _plan(run: _Run, item: MediaItem) -> Any:
@@ -250,20 +293,24 @@ def _needs_transform(plan: Any) -> bool:
 
 
 def _conform_batch(run: _Run, batch: list[MediaItem]) -> int | None:
-    """Conform a batch in id order; the transforms' pixel work runs on every core a few items
-    ahead (media_item_transform_many), every row is written here in id order. Returns the id of
-    the last item recorded (None if cancelled before the first)."""
-    plans = [(item, _plan(run, item)) for item in batch]
-    todo = ((item, plan.recipe) for item, plan in plans if _needs_transform(plan))
-    results = media_item_transform_many(todo, added_by=run.user, job_id=run.job.pk)
+    """Conform a walk step in id order: the candidates go through `media_item_transform_batches`
+    (those the plan leaves alone pass through), whose pixel work runs on every core; each batch
+    of results is written, substituted and recorded in one transaction (`_conform_record`).
+    Returns the id of the last item recorded (None if cancelled before the first)."""
+    plans = {item.pk: _plan(run, item) for item in batch}
+    todo = ((item, plans[item.pk].recipe if _needs_transform(plans[item.pk]) else None) for item in batch)
+    results = media_item_transform_batches(
+        todo,
+        added_by=run.user,
+        job_id=run.job.pk,
+        record=lambda done: _conform_record(run, plans, done),
+    )
     last = None
     try:
-        for item, plan in plans:
-            if run.job.cancel_requested:  # job_item_record refreshes it
+        for done in results:
+            last = done[-1][0].pk
+            if run.job.cancel_requested:  # job_items_record refreshes it
                 break
-            outcome = next(results)[1] if _needs_transform(plan) else None
-            _conform_guarded(run, item, plan, outcome)
-            last = item.pk
     finally:
         results.close()
     return last

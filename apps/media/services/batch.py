@@ -29,8 +29,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from apps.core.db import rows_insert
 from apps.core.exceptions import DomainError
 from apps.jobs.exceptions import JobSuperseded
 from apps.media import conf, events
@@ -42,9 +43,7 @@ from apps.media.services.ingest import (
     Metadata,
     Origin,
     _item_new,
-    _safe_filename,
-    _site,
-    _url_hash,
+    source_row,
     unsupported_error,
 )
 
@@ -150,24 +149,7 @@ def _probe_and_store(work: _Work) -> None:
 
 
 def _source_row(item: MediaItem, work: _Work, user: Any) -> MediaSource:
-    origin, metadata = work.input.origin, work.input.metadata
-    url = origin.url or metadata.source
-    raw: dict[str, Any] = {"name": metadata.name} if metadata.name else {}
-    if origin.import_seq is not None:
-        raw["job_input"] = origin.import_seq
-    return MediaSource(
-        media_item=item,
-        kind=origin.kind,
-        import_job_id=origin.import_job_id,
-        url=url,
-        url_hash=_url_hash(url),
-        site=_site(url),
-        archive_member=origin.archive_member[:1000],
-        original_filename=_safe_filename(origin.original_filename),
-        artist=metadata.artist,
-        raw_metadata=raw,
-        added_by=user,
-    )
+    return source_row(item, work.input.origin, work.input.metadata, user)
 
 
 def _already_attached(works: list[tuple[MediaItem, _Work]]) -> set[tuple[int, int, Any]]:
@@ -198,11 +180,7 @@ def _write_rows(works: list[_Work], existing: dict[str, MediaItem], added_by: An
         thumb = storage.thumbnail_key(w.spooled.sha256)
         origin, metadata = w.input.origin, w.input.metadata
         items.append(_item_new(w.spooled, w.probed, origin, metadata, added_by, None, original, thumb))
-    if connection.features.can_return_rows_from_bulk_insert:
-        MediaItem.objects.bulk_create(items)
-    else:  # a database that cannot hand back the new ids: one insert each
-        for item in items:
-            item.save()
+    rows_insert(items)
     for w, item in zip(new, items, strict=True):
         assert w.spooled is not None
         existing[w.spooled.sha256] = item
@@ -223,11 +201,7 @@ def _write_rows(works: list[_Work], existing: dict[str, MediaItem], added_by: An
         if (item.pk, w.input.origin.import_job_id, w.input.origin.import_seq) not in attached
     ]
     sources = [_source_row(item, w, user) for item, w in fresh]
-    if connection.features.can_return_rows_from_bulk_insert:
-        MediaSource.objects.bulk_create(sources)
-    else:
-        for source in sources:
-            source.save()
+    rows_insert(sources)
     for (item, w), source in zip(fresh, sources, strict=True):
         metadata = w.input.metadata
         events.send_item_arrived(
@@ -294,7 +268,7 @@ def media_ingest_many(
 class DerivedInput:
     """Bytes this process made (a captured frame), hashed and measured before the batch: the
     in-memory `spooled` (with its SHA-256), `probed` (thumbnail image and phash) and the
-    thumbnail already encoded as stored (`storage.thumbnail_encode`), so the batch's own thread
+    thumbnail already encoded as stored (`storage.thumbnail_bytes`), so the batch's own thread
     only stores and writes rows."""
 
     spooled: storage.Spooled
@@ -342,38 +316,17 @@ def media_ingest_derived_many(
                 _item_new(i.spooled, i.probed, i.origin, Metadata(), added_by, i.derived, *keys[sha])
                 for sha, i in first.items()
             ]
-            if connection.features.can_return_rows_from_bulk_insert:
-                MediaItem.objects.bulk_create(items)
-            else:
-                for item in items:
-                    item.save()
+            rows_insert(items)
             by_sha = {**existing, **{item.sha256: item for item in items}}
             results = [
                 IngestResult(item=by_sha[i.spooled.sha256], duplicate=first.get(i.spooled.sha256) is not i)
                 for i in inputs
             ]
             sources = [
-                MediaSource(
-                    media_item=result.item,
-                    kind=i.origin.kind,
-                    import_job_id=i.origin.import_job_id,
-                    url=i.origin.url,
-                    url_hash=_url_hash(i.origin.url),
-                    site=_site(i.origin.url),
-                    archive_member=i.origin.archive_member[:1000],
-                    original_filename=_safe_filename(i.origin.original_filename),
-                    raw_metadata={"job_input": i.origin.import_seq}
-                    if i.origin.import_seq is not None
-                    else {},
-                    added_by=user,
-                )
+                source_row(result.item, i.origin, Metadata(), user)
                 for i, result in zip(inputs, results, strict=True)
             ]
-            if connection.features.can_return_rows_from_bulk_insert:
-                MediaSource.objects.bulk_create(sources)
-            else:
-                for source in sources:
-                    source.save()
+            rows_insert(sources)
             for result, source in zip(results, sources, strict=True):
                 events.send_item_arrived(item=result.item, source=source, tags=(), tag_source="", actor=user)
             if within is not None:

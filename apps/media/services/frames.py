@@ -147,7 +147,7 @@ def _prepare(video: MediaItem, raw: RawFrame, box: Box | None, thumb_size: int) 
         name=derived_name(video.name, what),
         spooled=storage.in_memory(raw.png),
         probed=probed,
-        thumbnail=storage.thumbnail_encode(thumbnail),
+        thumbnail=storage.thumbnail_bytes(thumbnail),
     )
 
 
@@ -328,7 +328,7 @@ def _store_batch(job: Job, video: MediaItem, batch: list[_Ready], user: Any) -> 
     def within(results: list[IngestResult]) -> None:
         _captures_insert(video, job, [f for _, f in new], [result.item for result in results])
         unique = list({result.item.pk: result.item for result in results}.values())
-        events.send_items_derived(items=unique, parent=video, relation="video")
+        events.send_items_derived(pairs=[(item, video) for item in unique], relation="video")
         for (r, _), result in zip(new, results, strict=True):
             status = JobItem.Status.DUPLICATE if result.duplicate else JobItem.Status.CREATED
             outcomes[r.seq] = job_services.ItemOutcome(

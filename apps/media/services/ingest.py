@@ -383,11 +383,22 @@ def _attach(
         if again is not None:
             return again
     user = added_by if added_by is not None and added_by.is_authenticated else None
+    row = source_row(item, origin, metadata, user)
+    row.save()
+    events.send_item_arrived(
+        item=item, source=row, tags=metadata.tags, tag_source=metadata.tag_source, actor=user
+    )
+    return row
+
+
+def source_row(item: MediaItem, origin: Origin, metadata: Metadata, user: Any) -> MediaSource:
+    """The unsaved MediaSource row of one arrival (`user`: an authenticated user or None); the
+    batched paths insert many at once (batch.py, transforms.py)."""
     url = origin.url or metadata.source
     raw: dict[str, Any] = {"name": metadata.name} if metadata.name else {}
     if origin.import_seq is not None:
         raw["job_input"] = origin.import_seq
-    row = MediaSource.objects.create(
+    return MediaSource(
         media_item=item,
         kind=origin.kind,
         import_job_id=origin.import_job_id,
@@ -400,10 +411,6 @@ def _attach(
         raw_metadata=raw,
         added_by=user,
     )
-    events.send_item_arrived(
-        item=item, source=row, tags=metadata.tags, tag_source=metadata.tag_source, actor=user
-    )
-    return row
 
 
 # Standalone (a duplicate), attaching is its own transaction; inside `_store_new`'s it is `_attach`.

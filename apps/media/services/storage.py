@@ -144,14 +144,14 @@ def store_original(key: str, spooled: Spooled) -> bool:
 
 
 def store_bytes(key: str, data: bytes) -> bool:
-    """Store bytes held in memory under `key` unless present; True when this call wrote it."""
+    """Store `data` under `key` unless present; True when this call wrote it."""
     written = _write_local(key, data)
     if written is not None:
         return written
     if default_storage.exists(key):
         return False
     saved = default_storage.save(key, File(io.BytesIO(data), name=key))
-    if saved != key:  # a concurrent writer won: same content, so keep theirs
+    if saved != key:
         default_storage.delete(saved)
         return False
     return True
@@ -194,8 +194,8 @@ def _write_local(key: str, data: bytes) -> bool | None:
     return True
 
 
-def thumbnail_encode(image: Image.Image) -> bytes:
-    """A thumbnail as stored: WebP (no database, no storage: safe on any thread)."""
+def thumbnail_bytes(image: Image.Image) -> bytes:
+    """A thumbnail encoded as stored: WebP quality 80, method 0 (pure: runs on any thread)."""
     buffer = io.BytesIO()
     # method 0 encodes 256 px thumbnails 15–30 % faster than 2 at the same quality, ~2 % larger.
     image.save(buffer, "WEBP", quality=80, method=0)
@@ -204,7 +204,7 @@ def thumbnail_encode(image: Image.Image) -> bytes:
 
 def store_thumbnail(key: str, image: Image.Image) -> bool:
     """Encode a thumbnail as WebP and store it under `key` unless present."""
-    return store_bytes(key, thumbnail_encode(image))
+    return store_bytes(key, thumbnail_bytes(image))
 
 
 def _s3_object(key: str) -> Any | None:

@@ -6,11 +6,10 @@ recipe on the same parent returns the existing result.
 
 from __future__ import annotations
 
-import collections
 import io
+import logging
 import math
-from collections.abc import Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +26,14 @@ from apps.media.formats import PIL_FORMATS
 from apps.media.models import MediaItem
 from apps.media.services import probe
 from apps.media.services.animation import ANIMATION_FORMATS
-from apps.media.services.batch import batches, ingest_threads
-from apps.media.services.ingest import Derived, IngestResult, Origin, derived_name, media_ingest_derived
+from apps.media.services.batch import batches, ingest_threads, internal_error
+from apps.media.services.ingest import (
+    Derived,
+    IngestResult,
+    Origin,
+    derived_name,
+    media_ingest_derived,
+)
 from apps.media.services.recipes import (
     BUCKETS,
     MAX_UPSCALE,
@@ -55,6 +60,9 @@ _ORIENT = {
     7: [Image.Transpose.TRANSVERSE],
     8: [Image.Transpose.ROTATE_90],
 }
+
+
+logger = logging.getLogger(__name__)
 
 
 class TransformError(UnprocessableError):
@@ -323,14 +331,18 @@ class _Rendered:
     probed: probe.Probe
 
 
-def _prepare(item: MediaItem, recipe: Any) -> tuple[dict[str, Any], str, MediaItem | None]:
-    """The cleaned recipe, its hash and the existing result of it, if any (database reads)."""
+def _check_kind(item: MediaItem) -> None:
     if item.kind == MediaItem.Kind.VIDEO and item.format not in ANIMATION_FORMATS:
         raise UnprocessableError(
             f"Item {item.pk} is a video; capture frames from it first (POST /api/media/{item.pk}/frames), "
             "then transform the frames.",
             code="media.not_an_image",
         )
+
+
+def _prepare(item: MediaItem, recipe: Any) -> tuple[dict[str, Any], str, MediaItem | None]:
+    """The cleaned recipe, its hash and the existing result of it, if any (database reads)."""
+    _check_kind(item)
     clean = recipe_clean(recipe)
     digest = recipe_hash(clean)
     # An id-only probe of (parent, recipe_hash): no ORDER BY, no wide row unless it is there.
@@ -400,20 +412,28 @@ def _store(
             data=rendered.data,
             probed=rendered.probed,
             added_by=added_by,
-            origin=Origin(kind="transform", original_filename=item.name, import_job_id=job_id),
-            derived=Derived(
-                kind="image",
-                parent_id=item.pk,
-                recipe=clean,
-                recipe_hash=digest,
-                name=derived_name(item.name, recipe_label(clean)),
-                artist=item.artist,
-                source=item.source,
-            ),
+            origin=_origin(item, job_id),
+            derived=_derived(item, clean, digest),
         )
         if not outcome.duplicate:
             events.send_item_derived(item=outcome.item, parent=item, relation="parent")
     return outcome
+
+
+def _derived(item: MediaItem, clean: dict[str, Any], digest: str) -> Derived:
+    return Derived(
+        kind="image",
+        parent_id=item.pk,
+        recipe=clean,
+        recipe_hash=digest,
+        name=derived_name(item.name, recipe_label(clean)),
+        artist=item.artist,
+        source=item.source,
+    )
+
+
+def _origin(item: MediaItem, job_id: int | None) -> Origin:
+    return Origin(kind="transform", original_filename=item.name, import_job_id=job_id)
 
 
 def media_item_transform(
@@ -431,57 +451,6 @@ def media_item_transform(
 
 
 Transformed = IngestResult | Exception
-
-
-def media_item_transform_many(
-    pairs: Iterable[tuple[MediaItem, Any]],
-    *,
-    added_by: Any = None,
-    job_id: int | None = None,
-    threads: int | None = None,
-) -> Generator[tuple[MediaItem, Transformed], None, None]:
-    """`media_item_transform` over (item, recipe) pairs, yielded in their order with the result
-    or the exception each raised. The pixel work (decode, transform, encode, thumbnail, phash)
-    runs on a pool of `threads` (default: the bulk-ingest threads, every core) a few items
-    ahead; every database read and write stays on the calling thread, in input order, so a job
-    recording each outcome as it comes resumes exactly (docs/architecture.md#media-pipelines).
-    Closing the iterator early drops the pending renders, which wrote nothing."""
-    count = threads or ingest_threads()
-    pending: collections.deque[tuple[MediaItem, Any]] = collections.deque()
-    source = iter(pairs)
-    with ThreadPoolExecutor(count, thread_name_prefix="transform") as pool:
-        try:
-            while True:
-                while len(pending) < count * 2 and (pair := next(source, None)) is not None:
-                    pending.append((pair[0], _submit(pool, *pair)))
-                if not pending:
-                    return
-                item, work = pending.popleft()
-                yield item, _finish(item, work, added_by=added_by, job_id=job_id)
-        finally:
-            for _, work in pending:
-                if isinstance(work, tuple) and isinstance(work[2], Future):
-                    work[2].cancel()
-
-
-def _submit(pool: ThreadPoolExecutor, item: MediaItem, recipe: Any) -> Any:
-    try:
-        clean, digest, existing = _prepare(item, recipe)
-    except Exception as exc:
-        return exc
-    if existing is not None:
-        return IngestResult(item=existing, duplicate=True)
-    return clean, digest, pool.submit(_render, item.storage_key, item.format, clean)
-
-
-def _finish(item: MediaItem, work: Any, *, added_by: Any, job_id: int | None) -> Transformed:
-    if not isinstance(work, tuple):
-        return work  # type: ignore[no-any-return]
-    clean, digest, future = work
-    try:
-        return _store(item, clean, digest, future.result(), added_by=added_by, job_id=job_id)
-    except Exception as exc:
-        return exc
 
 
 BULK_JOB_KIND = "media.transform_bulk"
@@ -520,9 +489,12 @@ def media_transform_bulk_start(*, ids: Any, recipe: Any, added_by: Any = None) -
 
 
 def media_transform_bulk_run(*, job_id: int) -> None:
-    """Transform each item of the job, recording one JobItem per input, in input order; resumable.
-    The pixel work runs on every core (`media_item_transform_many`), the rows on this thread."""
+    """Transform each item of the job, recording one JobItem per input; resumable. The pixel
+    work runs on every core and the rows of each batch of results, with the batch's JobItems,
+    in one transaction (`media_item_transform_batches`)."""
     from django.contrib.auth import get_user_model
+
+    from apps.media.services.transform_batches import Batch, media_item_transform_batches
 
     job = job_services.job_claim(job_id=job_id)
     if job is None:
@@ -530,41 +502,46 @@ def media_transform_bulk_run(*, job_id: int) -> None:
     user = get_user_model().objects.filter(pk=job.created_by_id).first() if job.created_by_id else None
     done = job_services.job_done_seqs(job=job)
     todo = [(seq, item_id) for seq, item_id in enumerate(job.params["ids"]) if seq not in done]
-    recipe, threads = job.params["recipe"], ingest_threads()
-    for chunk in batches(todo, BULK_CHUNK):
-        if job.cancel_requested:
-            break
-        found = MediaItem.objects.in_bulk([item_id for _, item_id in chunk])
-        pairs = ((found[item_id], recipe) for _, item_id in chunk if item_id in found)
-        results = media_item_transform_many(pairs, added_by=user, job_id=job.pk, threads=threads)
-        try:
-            for seq, item_id in chunk:
-                if job.cancel_requested:  # job_item_record refreshes it
-                    break
-                _bulk_record(job, seq, item_id, next(results)[1] if item_id in found else None)
-        finally:
-            results.close()
+    seqs = {item_id: seq for seq, item_id in todo}
+    recipe = job.params["recipe"]
+
+    def pairs() -> Iterator[tuple[MediaItem, Any]]:
+        for chunk in batches(todo, BULK_CHUNK):
+            found = MediaItem.objects.in_bulk([item_id for _, item_id in chunk])
+            for _, item_id in chunk:  # a deleted item passes through (recipe None)
+                yield (found[item_id], recipe) if item_id in found else (MediaItem(pk=item_id), None)
+
+    def record(batch_: Batch) -> None:
+        job_services.job_items_record(
+            job=job,
+            outcomes=[_bulk_outcome(job, seqs[item.pk], item.pk, outcome) for item, outcome in batch_],
+        )
+
+    results = media_item_transform_batches(
+        pairs(), added_by=user, job_id=job.pk, threads=ingest_threads(), record=record
+    )
+    try:
+        for _ in results:
+            if job.cancel_requested:  # job_items_record refreshes it
+                break
+    finally:
+        results.close()
     job_services.job_finish(job=job, result={"counts": Job.objects.get(pk=job.pk).counts})
 
 
 BULK_CHUNK = 64  # items read per query in a bulk transform job
 
 
-def _bulk_record(job: Job, seq: int, item_id: int, outcome: Transformed | None) -> None:
+def _bulk_outcome(job: Job, seq: int, item_id: int, outcome: Transformed | None) -> job_services.ItemOutcome:
     label = f"item {item_id}"
     if outcome is None:
         outcome = DomainError("The item was deleted.", code="media.not_found")
-    if isinstance(outcome, DomainError):
-        job_services.job_item_record(
-            job=job, seq=seq, input=label, status=JobItem.Status.FAILED, error=outcome
-        )
-    elif isinstance(outcome, Exception):
-        raise outcome
-    else:
-        job_services.job_item_record(
-            job=job,
-            seq=seq,
-            input=label,
-            object_id=outcome.item.pk,
-            status=JobItem.Status.DUPLICATE if outcome.duplicate else JobItem.Status.CREATED,
-        )
+    if isinstance(outcome, Exception):
+        if isinstance(outcome, DomainError):
+            error = outcome
+        else:
+            logger.error("bulk transform job %s: item %s failed", job.pk, item_id, exc_info=outcome)
+            error = internal_error()
+        return job_services.ItemOutcome(seq=seq, input=label, status=JobItem.Status.FAILED, error=error)
+    status = JobItem.Status.DUPLICATE if outcome.duplicate else JobItem.Status.CREATED
+    return job_services.ItemOutcome(seq=seq, input=label, status=status, object_id=outcome.item.pk)

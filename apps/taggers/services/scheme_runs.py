@@ -432,8 +432,9 @@ def step_run_execute(*, job_id: int) -> None:
     try:
         job = _work(job, row)
     except DomainError as err:
-        _step_end(row.pk, StepRun.Status.FAILED, err.message)
-        job_services.job_fail(job=job, code=err.code, message=err.message)
+        with transaction.atomic():  # the step, the run and the job end together
+            _step_end(row.pk, StepRun.Status.FAILED, err.message)
+            job_services.job_fail(job=job, code=err.code, message=err.message)
         return
     except Exception:
         # A bug or an outage: the step fails (a re-run does only the items still lacking output).
@@ -442,14 +443,17 @@ def step_run_execute(*, job_id: int) -> None:
         logger.exception("scheme step %s failed", row.pk)
         _step_end(row.pk, StepRun.Status.FAILED, "An internal error stopped the step; it was logged.")
         raise
-    if job.cancel_requested:
-        _step_end(row.pk, StepRun.Status.FAILED, "Cancelled.")
-        job_services.job_finish(job=job, result={"cancelled": True})
-        return
-    row.refresh_from_db(fields=["counts"])
-    failed = int(row.counts.get("items_failed") or 0)
-    _step_end(row.pk, StepRun.Status.PARTIAL if failed else StepRun.Status.SUCCEEDED)
-    job_services.job_finish(job=job, result={k: v for k, v in row.counts.items() if k != "errors"})
+    # The step, the run it may settle and the step's job end in one transaction, so no reader
+    # sees a finished run whose last job still says running.
+    with transaction.atomic():
+        if job.cancel_requested:
+            _step_end(row.pk, StepRun.Status.FAILED, "Cancelled.")
+            job_services.job_finish(job=job, result={"cancelled": True})
+            return
+        row.refresh_from_db(fields=["counts"])
+        failed = int(row.counts.get("items_failed") or 0)
+        _step_end(row.pk, StepRun.Status.PARTIAL if failed else StepRun.Status.SUCCEEDED)
+        job_services.job_finish(job=job, result={k: v for k, v in row.counts.items() if k != "errors"})
 
 
 @transaction.atomic

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from apps.core.exceptions import ConflictError
 from apps.tags import slots
@@ -95,16 +95,33 @@ def tag_set_create_source(
     return tag_set
 
 
-def _inheritable_assignments(source: Any) -> list[TagAssignment]:
-    """The tags a derived item inherits: the curated set's, else the union of source sets'."""
-    current = TagAssignment.objects.filter(media_item=source, state=TagAssignment.State.CURRENT)
-    curated = list(current.filter(kind=TagSet.Kind.CURATED).order_by("position", "tag_id"))
-    if curated:
-        return curated
-    seen: dict[int, TagAssignment] = {}
-    for row in current.filter(kind=TagSet.Kind.SOURCE).order_by("tagset_id", "position"):
-        seen.setdefault(row.tag_id, row)
-    return list(seen.values())
+Inheritable = tuple[int, int, int | None, str]  # (origin set, tag, position, entered name)
+
+
+def _inheritable_many(source_ids: Sequence[int]) -> dict[int, list[Inheritable]]:
+    """The tags each source passes on, in one read: its curated set's (by position, tag), else
+    the union of its source sets' (first by set, position). Sources with none are absent."""
+    rows = TagAssignment.objects.filter(
+        media_item_id__in=sorted(set(source_ids)),
+        state=TagAssignment.State.CURRENT,
+        kind__in=(TagSet.Kind.CURATED, TagSet.Kind.SOURCE),
+    ).values_list("media_item_id", "kind", "tagset_id", "tag_id", "position", "entered_tag")
+    curated: dict[int, list[Inheritable]] = {}
+    source: dict[int, list[Inheritable]] = {}
+    for item_id, kind, set_id, tag_id, position, entered in rows:
+        target = curated if kind == TagSet.Kind.CURATED else source
+        target.setdefault(item_id, []).append((set_id, tag_id, position, entered))
+    passed: dict[int, list[Inheritable]] = {}
+    for item_id, found in curated.items():
+        passed[item_id] = sorted(found, key=lambda r: (r[2] is not None, r[2] or 0, r[1]))
+    for item_id, found in source.items():
+        if item_id in passed:
+            continue
+        seen: dict[int, Inheritable] = {}
+        for row in sorted(found, key=lambda r: (r[0], r[2] is not None, r[2] or 0)):
+            seen.setdefault(row[1], row)
+        passed[item_id] = list(seen.values())
+    return passed
 
 
 @transaction.atomic
@@ -127,114 +144,78 @@ def tag_set_inherit(*, target: Any, source: Any, slot: str) -> TagSet | None:
 
     Returns None when the source has no tags to pass on.
     """
-    rows = _inheritable_assignments(source)
-    if not rows:
-        return None
-    tag_set, created = TagSet.objects.get_or_create(
-        media_item=target,
-        kind=TagSet.Kind.DERIVED,
-        vocabulary=vocabulary_default(),
-        slot=slot,
-        defaults={"origin_label": f"inherited from item {source.pk}"},
-    )
-    if created:
+    made = tag_sets_inherit(pairs=[(target, source, slot)])
+    return TagSet.objects.get(pk=made[target.pk]) if target.pk in made else None
+
+
+@transaction.atomic
+def tag_sets_inherit(*, pairs: Sequence[tuple[Any, Any, str]]) -> dict[int, int]:
+    """`tag_set_inherit` for many (target, source, slot) at once (a batch of transform results,
+    docs/tags.md#tag-sets): one read of the sources' tags, one query for the derived sets
+    that exist already (left as they are: idempotent), one INSERT of the new sets and one
+    `assignments_write` of all their rows. Returns {target id: derived set id} for the targets
+    whose source has tags to pass on."""
+    passed = _inheritable_many([source.pk for _, source, _ in pairs])
+    wanted: dict[tuple[int, str], int] = {}  # (target, slot) → source
+    for target, source, slot in pairs:
+        if passed.get(source.pk):
+            wanted.setdefault((target.pk, slot), source.pk)
+    if not wanted:
+        return {}
+    vocabulary = vocabulary_default()
+
+    def sets_of() -> dict[tuple[int, str], int]:
+        found = TagSet.objects.filter(
+            media_item_id__in={t for t, _ in wanted},
+            kind=TagSet.Kind.DERIVED,
+            vocabulary=vocabulary,
+            slot__in={s for _, s in wanted},
+        ).values_list("media_item_id", "slot", "pk")
+        return {(t, s): pk for t, s, pk in found if (t, s) in wanted}
+
+    before = sets_of()
+    new = [key for key in wanted if key not in before]
+    if new:
+        TagSet.objects.bulk_create(
+            [
+                TagSet(
+                    media_item_id=t,
+                    kind=TagSet.Kind.DERIVED,
+                    vocabulary=vocabulary,
+                    slot=s,
+                    origin_label=f"inherited from item {wanted[(t, s)]}",
+                )
+                for t, s in new
+            ]
+        )
+        after = sets_of()
         assignments_write(
             [
                 Transition(
-                    set_id=tag_set.pk,
-                    tag_id=row.tag_id,
-                    item_id=target.pk,
+                    set_id=after[(t, s)],
+                    tag_id=tag_id,
+                    item_id=t,
                     before=ABSENT,
                     after=CURRENT,
                     position=position,
                     via=TagAssignment.Via.INHERIT,
-                    origin_set_id=row.tagset_id,
-                    entered=row.entered_tag,
+                    origin_set_id=origin_set,
+                    entered=entered,
                 )
-                for position, row in enumerate(rows)
+                for t, s in new
+                for position, (origin_set, tag_id, _, entered) in enumerate(passed[wanted[(t, s)]])
             ],
             kind=TagSet.Kind.DERIVED,
             operation_id=None,
             actor_id=None,
         )
-        tag_set.refresh_from_db()
-    return tag_set
-
-
-def _inheritable_rows(source: Any) -> list[TagAssignment]:
-    """`_inheritable_assignments` in one read: the source's current curated and source rows
-    together, the curated set's kept when it has any (same rows, same order)."""
-    rows = list(
-        TagAssignment.objects.filter(
-            media_item=source,
-            state=TagAssignment.State.CURRENT,
-            kind__in=(TagSet.Kind.CURATED, TagSet.Kind.SOURCE),
-        ).order_by("kind", "tagset_id", "position", "tag_id")
-    )
-    curated = sorted((r for r in rows if r.kind == TagSet.Kind.CURATED), key=lambda r: (r.position, r.tag_id))
-    if curated:
-        return curated
-    seen: dict[int, TagAssignment] = {}
-    for row in rows:  # source rows, by set and position
-        seen.setdefault(row.tag_id, row)
-    return list(seen.values())
-
-
-@transaction.atomic
-def tag_sets_inherit(*, targets: Sequence[Any], source: Any, slot: str) -> int:
-    """`tag_set_inherit` for many targets of one source (a batch of frames of one video): one
-    read of the source's tags, one read of the targets' sets in `slot`, the missing sets created
-    at once and their rows written in one call of the writer. Idempotent; returns the number of
-    sets created (0 when the source has no tags to pass on)."""
-    rows = _inheritable_rows(source)
-    target_ids = list(dict.fromkeys(target.pk for target in targets))
-    if not rows or not target_ids:
-        return 0
-    vocabulary = vocabulary_default()
-    have = set(
-        TagSet.objects.filter(
-            media_item_id__in=target_ids, kind=TagSet.Kind.DERIVED, vocabulary=vocabulary, slot=slot
-        ).values_list("media_item_id", flat=True)
-    )
-    new = [
-        TagSet(
-            media_item_id=item_id,
-            kind=TagSet.Kind.DERIVED,
-            vocabulary=vocabulary,
-            slot=slot,
-            origin_label=f"inherited from item {source.pk}",
-        )
-        for item_id in target_ids
-        if item_id not in have
-    ]
-    if not new:
-        return 0
-    if connection.features.can_return_rows_from_bulk_insert:
-        TagSet.objects.bulk_create(new)
-    else:  # a database that cannot hand back the new ids: one insert each
-        for tag_set in new:
-            tag_set.save()
-    assignments_write(
-        [
-            Transition(
-                set_id=tag_set.pk,
-                tag_id=row.tag_id,
-                item_id=tag_set.media_item_id,
-                before=ABSENT,
-                after=CURRENT,
-                position=position,
-                via=TagAssignment.Via.INHERIT,
-                origin_set_id=row.tagset_id,
-                entered=row.entered_tag,
-            )
-            for tag_set in new
-            for position, row in enumerate(rows)
-        ],
-        kind=TagSet.Kind.DERIVED,
-        operation_id=None,
-        actor_id=None,
-    )
-    return len(new)
+    else:
+        after = before
+    made: dict[int, int] = {}
+    for target, _source, slot in pairs:
+        if (target.pk, slot) in after:
+            made.setdefault(target.pk, after[(target.pk, slot)])
+    return made
 
 
 @transaction.atomic
