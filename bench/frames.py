@@ -11,8 +11,8 @@ The clip is made with the bundled ffmpeg (testsrc2 or mandelbrot, both moving; H
   product   `media_frames_extract_start(video=, request={"mode": "interval", "interval": 1.0})`
             and `media_frames_extract_run(job_id=)` in this process, as a worker runs it: one
             streaming ffmpeg (select + showinfo, PNGs at zlib level 3 with adaptive filters on
-            a pipe), each PNG decoded once by Pillow for the thumbnail and perceptual hash,
-            items, VideoFrame rows, tag inheritance, job records.
+            a pipe, the same frames as raw RGB on a second pipe for the thumbnail and perceptual
+            hash), items, VideoFrame rows, tag inheritance, job records, stored in batches.
   baseline  the service's own ffmpeg command (`-protocol_whitelist file -loglevel info -i
             clip.mp4 -map 0:v:0 -an -sn -dn -vf "select='<the service's expression>',showinfo"
             -fps_mode passthrough -pix_fmt rgb24 -c:v png -compression_level 3 -pred mixed`),
@@ -199,18 +199,19 @@ def expected_frames(video, interval: float) -> int:
 
 def select_filter(video, args: argparse.Namespace) -> str:
     """The `select` the service builds for this request (same module function, same text)."""
-    from apps.media.services import frames
+    from apps.media.services import frame_stream, frames
 
     params = frames.frames_request_clean(video=video, raw=request(args))
-    expression = frames._select_expression(params, (video.duration_ms or 0) / 1000)
+    expression = frame_stream.select_expression(params, (video.duration_ms or 0) / 1000)
     return f"select='{expression}'"
 
 
 def baseline_command(path: Path, out: Path, vf: str, level: int) -> list[str]:
-    """The service's own ffmpeg command (apps/media/services/frames.py `stream_frames`:
+    """The service's own ffmpeg command (apps/media/services/frame_stream.py `stream_frames`:
     protocol whitelist, video stream only, select + showinfo at log level info, passthrough
     timing, rgb24 PNGs at the same zlib level and row filters), writing numbered files instead
-    of a pipe."""
+    of a pipe. The service's command also writes each frame as raw RGB to a second pipe (its
+    own cost, counted on the product's side)."""
     return [
         ffmpeg(),
         "-hide_banner",

@@ -149,7 +149,7 @@ def stream_animation(
 ) -> Iterator[AnimationFrame]:
     """The selected frames of an animated GIF or WebP, one at a time, boxed as asked.
 
-    With `seek`, only the first frame starting at or after that time (as `frames.stream_frames`).
+    With `seek`, only the first frame starting at or after that time (as `frame_stream.stream_frames`).
     """
     box = params.get("box")
     keep = _chooser(params, duration, seek)

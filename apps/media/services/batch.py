@@ -38,6 +38,7 @@ from apps.media import conf, events
 from apps.media.models import MediaItem, MediaSource
 from apps.media.services import probe, storage
 from apps.media.services.ingest import (
+    Derived,
     IngestResult,
     Metadata,
     Origin,
@@ -261,6 +262,96 @@ def media_ingest_many(
             if w.spooled is not None:
                 storage.unspool(w.spooled)
     return [w.outcome for w in works]
+
+
+@dataclass
+class DerivedInput:
+    """Bytes this process made (a captured frame), hashed and measured before the batch: the
+    in-memory `spooled` (with its SHA-256), `probed` (thumbnail image and phash) and the
+    thumbnail already encoded as stored (`storage.thumbnail_bytes`), so the batch's own thread
+    only stores and writes rows."""
+
+    spooled: storage.Spooled
+    probed: probe.Probe
+    thumbnail: bytes | None
+    origin: Origin
+    derived: Derived
+
+
+DerivedWithin = Callable[[list[IngestResult]], None]
+
+
+def media_ingest_derived_many(
+    *, inputs: list[DerivedInput], added_by: Any = None, within: DerivedWithin | None = None
+) -> list[IngestResult]:
+    """`media_ingest_derived` for a batch, in input order (docs/architecture.md#media-pipelines).
+
+    One `sha256__in` probe; each new file (same bytes twice in the batch: once) stored with its
+    thumbnail; then one transaction: the new items and every input's `MediaSource` with
+    `bulk_create`, the arrival events, and `within(results)` (the caller's rows and its job's
+    fenced records). If anything raises before that transaction commits, the files this call
+    wrote are deleted unless a committed item owns them (a concurrent ingest of the same bytes),
+    and the error propagates; `JobSuperseded` leaves them to the attempt that owns the job.
+    """
+    user = added_by if added_by is not None and added_by.is_authenticated else None
+    shas = {i.spooled.sha256 for i in inputs}
+    existing = {item.sha256: item for item in MediaItem.objects.filter(sha256__in=shas)} if shas else {}
+    first: dict[str, DerivedInput] = {}
+    for i in inputs:
+        if i.spooled.sha256 not in existing:
+            first.setdefault(i.spooled.sha256, i)
+    written: list[tuple[str, str]] = []  # (key, sha256) of the files this call wrote
+    committed = False
+    try:
+        keys: dict[str, tuple[str, str]] = {}
+        for sha, i in first.items():
+            original, thumb = storage.original_key(sha, i.probed.extension), storage.thumbnail_key(sha)
+            keys[sha] = (original, thumb)
+            if storage.store_original(original, i.spooled):
+                written.append((original, sha))
+            if i.thumbnail is not None and storage.store_bytes(thumb, i.thumbnail):
+                written.append((thumb, sha))
+        with transaction.atomic():
+            items = [
+                _item_new(i.spooled, i.probed, i.origin, Metadata(), added_by, i.derived, *keys[sha])
+                for sha, i in first.items()
+            ]
+            rows_insert(items)
+            by_sha = {**existing, **{item.sha256: item for item in items}}
+            results = [
+                IngestResult(item=by_sha[i.spooled.sha256], duplicate=first.get(i.spooled.sha256) is not i)
+                for i in inputs
+            ]
+            sources = [
+                source_row(result.item, i.origin, Metadata(), user)
+                for i, result in zip(inputs, results, strict=True)
+            ]
+            rows_insert(sources)
+            for result, source in zip(results, sources, strict=True):
+                events.send_item_arrived(item=result.item, source=source, tags=(), tag_source="", actor=user)
+            if within is not None:
+                within(results)
+        committed = True
+    except JobSuperseded:
+        committed = True  # another attempt owns these inputs and stores the same files
+        raise
+    finally:
+        if not committed and written:
+            _delete_unowned(written)
+    return results
+
+
+def _delete_unowned(written: list[tuple[str, str]]) -> None:
+    """Delete the (key, sha256) files a failed batch wrote, except those of bytes a committed
+    item has now (a concurrent ingest of the same bytes won: its row owns the file)."""
+    try:
+        owned = set(
+            MediaItem.objects.filter(sha256__in={sha for _, sha in written}).values_list("sha256", flat=True)
+        )
+    except Exception:  # the database is gone too: the batch's files are nobody's
+        logger.exception("could not check which of a failed batch's files are owned; deleting them")
+        owned = set()
+    storage.delete_keys([key for key, sha in written if sha not in owned])
 
 
 def batches(items: list[T], size: int) -> Iterator[list[T]]:
