@@ -136,7 +136,7 @@ def statement_limit(
         raise
 
 
-def rows_insert(rows: list[Any]) -> None:
+def instances_insert(rows: list[Any]) -> None:
     """Insert new model instances of one model so each gets its primary key: one `bulk_create`
     where the database hands back the new ids (MariaDB 10.5+, SQLite 3.35+, PostgreSQL), one
     insert each where it cannot."""

@@ -281,8 +281,12 @@ def _resolved(members: QuerySet[MediaItem]) -> Iterator[QuerySet[MediaItem]]:
         if mysql:
             cursor.execute("SET @bt_heap = @@SESSION.max_heap_table_size")
             cursor.execute("SET SESSION max_heap_table_size = GREATEST(@bt_heap, %s)", [HEAP_BYTES])
-            cursor.execute(f"CREATE TEMPORARY TABLE {table} (id BIGINT NOT NULL PRIMARY KEY) ENGINE=MEMORY")
-            cursor.execute("SET SESSION max_heap_table_size = @bt_heap")
+            try:
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE {table} (id BIGINT NOT NULL PRIMARY KEY) ENGINE=MEMORY"
+                )
+            finally:  # the size is the table's from its creation; the session keeps its own
+                cursor.execute("SET SESSION max_heap_table_size = @bt_heap")
         else:
             cursor.execute(f"CREATE TEMPORARY TABLE {table} (id BIGINT NOT NULL PRIMARY KEY)")
         try:

@@ -149,9 +149,10 @@ def planted_head(
     return {"tagger": tagger, "items": items, "version": tagger.active_version, "tags": tags}
 
 
-def scheme_jobs_drain(limit: int = 100) -> None:
+def scheme_jobs_drain(limit: int = 100, step_task: str | None = None) -> None:
     """Run queued scheme jobs oldest first, as a worker would (plan a run, execute a step batch),
-    until none is left; fails if more than `limit` keep coming."""
+    until none is left; fails if more than `limit` keep coming, or if a step job is not
+    `step_task` when one is given."""
     from apps.jobs.models import Job
     from apps.taggers.services import scheme_runs
 
@@ -162,5 +163,6 @@ def scheme_jobs_drain(limit: int = 100) -> None:
         if job.params["task"] == "schemes.run":
             scheme_runs.scheme_run_plan(job_id=job.pk)
         else:
+            assert step_task is None or job.params["task"] == step_task, job.params
             scheme_runs.step_run_execute(job_id=job.pk)
     raise AssertionError("jobs kept coming")

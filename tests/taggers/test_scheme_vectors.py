@@ -17,7 +17,7 @@ from apps.taggers.services.schemes import SchemeInvalid, scheme_create
 from apps.taggers.services.taggers import tagger_create
 from apps.tags.models import TagAssignment, TagSet
 from apps.tags.services.names import vocabulary_default
-from tests.taggers.factories import planted_head, planted_vectors
+from tests.taggers.factories import planted_head, planted_vectors, scheme_jobs_drain
 from tests.tags.factories import items_make, tags_make
 
 pytestmark = pytest.mark.django_db
@@ -27,16 +27,7 @@ NAMES = ("red", "green", "blue")
 
 
 def _drain() -> None:
-    for _ in range(50):
-        job = Job.objects.filter(status=Job.Status.QUEUED).order_by("pk").first()
-        if job is None:
-            return
-        if job.params["task"] == "schemes.run":
-            scheme_runs.scheme_run_plan(job_id=job.pk)
-        else:
-            assert job.params["task"] == "taggers.vectors", job.params
-            scheme_runs.step_run_execute(job_id=job.pk)
-    raise AssertionError("jobs kept coming")
+    scheme_jobs_drain(limit=50, step_task="taggers.vectors")
 
 
 @pytest.fixture

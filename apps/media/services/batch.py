@@ -31,7 +31,7 @@ from typing import IO, Any, TypeVar
 
 from django.db import transaction
 
-from apps.core.db import rows_insert
+from apps.core.db import instances_insert
 from apps.core.exceptions import DomainError
 from apps.jobs.exceptions import JobSuperseded
 from apps.media import conf, events
@@ -180,7 +180,7 @@ def _write_rows(works: list[_Work], existing: dict[str, MediaItem], added_by: An
         thumb = storage.thumbnail_key(w.spooled.sha256)
         origin, metadata = w.input.origin, w.input.metadata
         items.append(_item_new(w.spooled, w.probed, origin, metadata, added_by, None, original, thumb))
-    rows_insert(items)
+    instances_insert(items)
     for w, item in zip(new, items, strict=True):
         assert w.spooled is not None
         existing[w.spooled.sha256] = item
@@ -201,7 +201,7 @@ def _write_rows(works: list[_Work], existing: dict[str, MediaItem], added_by: An
         if (item.pk, w.input.origin.import_job_id, w.input.origin.import_seq) not in attached
     ]
     sources = [_source_row(item, w, user) for item, w in fresh]
-    rows_insert(sources)
+    instances_insert(sources)
     for (item, w), source in zip(fresh, sources, strict=True):
         metadata = w.input.metadata
         events.send_item_arrived(
@@ -316,7 +316,7 @@ def media_ingest_derived_many(
                 _item_new(i.spooled, i.probed, i.origin, Metadata(), added_by, i.derived, *keys[sha])
                 for sha, i in first.items()
             ]
-            rows_insert(items)
+            instances_insert(items)
             by_sha = {**existing, **{item.sha256: item for item in items}}
             results = [
                 IngestResult(item=by_sha[i.spooled.sha256], duplicate=first.get(i.spooled.sha256) is not i)
@@ -326,7 +326,7 @@ def media_ingest_derived_many(
                 source_row(result.item, i.origin, Metadata(), user)
                 for i, result in zip(inputs, results, strict=True)
             ]
-            rows_insert(sources)
+            instances_insert(sources)
             for result, source in zip(results, sources, strict=True):
                 events.send_item_arrived(item=result.item, source=source, tags=(), tag_source="", actor=user)
             if within is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from apps.core.db import rows_insert
+from apps.core.db import instances_insert
 from apps.core.exceptions import UnprocessableError
 from apps.jobs.exceptions import JobSuperseded
 from apps.media import events
@@ -338,7 +338,7 @@ def _rows_write(
                 storage.thumbnail_key(w.spooled.sha256),
             )
         )
-    rows_insert(items)
+    instances_insert(items)
     created = dict(zip(new, items, strict=True))
     arrivals: list[tuple[MediaItem, _Work]] = []
     derived: list[tuple[MediaItem, MediaItem]] = []
@@ -357,7 +357,7 @@ def _rows_write(
             w.outcome = IngestResult(item=existing.get(sha) or created[sha], duplicate=True)
         arrivals.append((w.outcome.item, w))
     sources = [source_row(item, _origin(w.item, job_id), metadata, user) for item, w in arrivals]
-    rows_insert(sources)
+    instances_insert(sources)
     for (item, _), source in zip(arrivals, sources, strict=True):
         events.send_item_arrived(item=item, source=source, tags=(), tag_source="", actor=user)
     events.send_items_derived(pairs=derived, relation="parent")
