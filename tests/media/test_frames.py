@@ -12,7 +12,7 @@ from PIL import Image, ImageChops, ImageStat
 from apps.core.exceptions import DomainError
 from apps.jobs.models import Job, JobItem
 from apps.media.models import MediaItem, VideoFrame
-from apps.media.services import frames
+from apps.media.services import frames, probe, storage
 from apps.media.services.probe import ffmpeg_exe
 from apps.tags.models import TagAssignment, TagSet
 from tests import mediafiles
@@ -284,3 +284,25 @@ def test_job_page_shows_frames_done_and_the_position_apart(video_dir, client, cu
     page = client.get(f"/jobs/{job.pk}/").content.decode()
     assert "6 of 6 done" in page
     assert "<span data-job-position>3.000 s of 3.000 s</span>" in page
+
+
+def test_frame_thumbnails_come_from_ffmpeg_and_agree_with_the_ingest_path(video_dir, media_store, tmp_path):
+    """ffmpeg shrinks each frame to its thumbnail (docs/architecture.md#media-pipelines): the
+    same size Pillow's thumbnail would have, nearly the same pixels, and a perceptual hash that
+    near-duplicate search still matches with the stored PNG's as an upload would hash it."""
+    video = make_item(path=mediafiles.video_file(video_dir, "mp4", seconds=3))
+    capture(video, {"mode": "timestamps", "timestamps": [0.5, 1.7]})
+    rows = list(VideoFrame.objects.filter(video=video).select_related("media_item"))
+    assert len(rows) == 2
+    for row in rows:
+        frame = row.media_item
+        png = tmp_path / f"{frame.pk}.png"
+        png.write_bytes(media_store.read(frame.storage_key))
+        uploaded = probe.probe_image(png, "png", thumb_size=256)
+        with media_store.image(frame.thumbnail_key) as stored:
+            mine = stored.convert("RGB")
+        theirs = Image.open(io.BytesIO(storage.thumbnail_bytes(uploaded.thumbnail))).convert("RGB")
+        assert mine.size == theirs.size == (256, 192)
+        # Both WebP q80 (which alone moves ~4 levels); scaled from YUV it would be 2–3 levels off.
+        assert mean_abs_diff(mine, theirs) < 1.5
+        assert bin((frame.phash & (2**64 - 1)) ^ uploaded.phash).count("1") <= 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from apps.media.models import MediaItem
+from apps.media.services import probe
 from apps.media.services.probe import sniff
 from tests import mediafiles
 from tests.media.factories import make_item
@@ -53,3 +55,14 @@ def test_16_bit_image_hashes_like_its_8_bit_twin():
     mediafiles.picture((160, 120), 7, "L").save(out, "PNG")
     shallow = make_item(filename="x", data=out.getvalue())
     assert bin((deep.phash ^ shallow.phash) & (2**64 - 1)).count("1") <= 2
+
+
+def test_thumbnail_size_is_what_pillow_thumbnail_gives():
+    """ffmpeg shrinks frames to this size; it must be the size Pillow's thumbnail picks."""
+    rng = random.Random(7)
+    sizes = [(1, 1), (256, 256), (257, 1), (1, 9000), (1280, 720), (720, 1280), (300, 299)]
+    sizes += [(rng.randint(1, 6000), rng.randint(1, 6000)) for _ in range(3000)]
+    for width, height in sizes:
+        picture = Image.new("1", (width, height))
+        picture.thumbnail((256, 256))
+        assert probe.thumbnail_size(width, height, 256) == picture.size, (width, height)

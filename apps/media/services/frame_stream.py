@@ -3,7 +3,9 @@ capture, the selected frames decoded on a reader thread, constant memory (frames
 
 ffmpeg decodes (applying the container's rotation), selects, crops and writes the frames as RGB
 PNGs to a pipe (its PNG encoder runs on its own threads, beside the decoder, out of Python's
-way); `showinfo` reports each frame's presentation time on stderr.
+way) and, on a second pipe, each frame already scaled to its thumbnail as raw RGB (see
+docs/architecture.md#media-pipelines); `showinfo` reports each frame's presentation time on
+stderr.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ _SHOWINFO = re.compile(r"Parsed_showinfo.*?\bn:\s*(\d+).*?\bpts_time:\s*(-?[\d.]
 @dataclass
 class RawFrame:
     pts_time: float
+    # The frame's pixels, at most `size`: ffmpeg's stream hands them already shrunk to the
+    # thumbnail (its own LANCZOS scale), animations at full size.
     image: Image.Image
-    png: bytes  # `image` as stored: ffmpeg's PNG, rebuilt as IHDR, one IDAT and IEND
+    png: bytes  # the frame as stored: ffmpeg's PNG, rebuilt as IHDR, one IDAT and IEND
+    size: tuple[int, int]  # the stored frame's width and height
     index: int | None = None  # the frame's number when the decoder knows it (animations)
 
 
@@ -62,7 +67,13 @@ def frames_of(
     if video.format in ANIMATION_FORMATS:
         duration = (video.duration_ms or 0) / 1000
         for frame in stream_animation(path, video.format, params=params, duration=duration, seek=seek):
-            yield RawFrame(pts_time=frame.pts_time, image=frame.image, png=frame.png, index=frame.index)
+            yield RawFrame(
+                pts_time=frame.pts_time,
+                image=frame.image,
+                png=frame.png,
+                size=frame.image.size,
+                index=frame.index,
+            )
         return
     yield from stream_frames(path, video, params=params, seek=seek, stop=stop)
 
@@ -90,8 +101,10 @@ def _ffmpeg_args(
     seek: float | None,
     offset: float,
     raw_write: int,
+    small: tuple[int, int],
 ) -> list[str]:
-    """ffmpeg's arguments after the global ones: input, select/crop/showinfo, the two outputs."""
+    """ffmpeg's arguments after the global ones: input, select/crop/showinfo, the two outputs
+    (the stored PNG, and the raw pixels at `small`, the thumbnail's size)."""
     filters = []
     args = ["-loglevel", "info"]
     if params["mode"] == "keyframes":
@@ -109,10 +122,17 @@ def _ffmpeg_args(
     if box:
         filters.append(f"crop={box.w}:{box.h}:{box.x}:{box.y}")
     filters.append("showinfo")
-    # Each selected frame goes out twice: as ffmpeg's PNG (what is stored) on stdout and as raw
-    # RGB on a second pipe (what the thumbnail and hash are made from): the same pixels, without
-    # decoding the PNG again in Python (10 ms of CPU a 720p frame, against ~1 ms for the copy).
-    args += ["-filter_complex", f"[0:v:0]{','.join(filters)},split=2[png][raw]"]
+    # Each selected frame goes out twice: as ffmpeg's PNG (what is stored) on stdout and, on a
+    # second pipe, scaled to the thumbnail's size by swscale's LANCZOS as raw RGB (what the
+    # thumbnail and hash are made from): no PNG decode and no full-size resample in Python.
+    # Converted to RGB once, before the split: scaled in RGB, the thumbnail is within 0.1 of a
+    # level of Pillow's LANCZOS from the same PNG (scaled from YUV it is 2–3 levels off).
+    graph = f"[0:v:0]{','.join(filters)},format=rgb24,split=2[png][full]"
+    if small == _frame_size(video, box):
+        graph += ";[full]null[raw]"
+    else:
+        graph += f";[full]scale={small[0]}:{small[1]}:flags=lanczos[raw]"
+    args += ["-filter_complex", graph]
     once = ["-frames:v", "1"] if seek is not None else []
     # zlib level 3 with adaptive row filters: what Pillow's compress_level=3 writes, as small.
     args += ["-map", "[png]", "-fps_mode", "passthrough", *once, "-pix_fmt", "rgb24"]
@@ -142,10 +162,11 @@ def stream_frames(
     """
     box = Box(*params["box"]) if params.get("box") else None
     width, height = _frame_size(video, box)
+    small = probe.thumbnail_size(width, height, conf.thumbnail_size())
     offset = max(0.0, seek - SEEK_MARGIN) if seek is not None else 0.0
     raw_read, raw_write = os.pipe()
     _pipe_widen(raw_write)
-    args = _ffmpeg_args(path, video, params, box, seek, offset, raw_write)
+    args = _ffmpeg_args(path, video, params, box, seek, offset, raw_write, small)
     cmd = [probe.ffmpeg_exe(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", *args]
     stall_timeout = stall_timeout or conf.ffmpeg_timeout()
     try:
@@ -175,7 +196,7 @@ def stream_frames(
     watchdog = _Watchdog(process, stall_timeout)
     # Frames are read and decoded on a thread, READ_AHEAD ahead of the caller: ffmpeg goes on
     # decoding while the caller stores a frame, instead of waiting on a full pipe.
-    pipe = _FramePipe(process, (width, height), watchdog, os.fdopen(raw_read, "rb", buffering=0))
+    pipe = _FramePipe(process, (width, height), small, watchdog, os.fdopen(raw_read, "rb", buffering=0))
     try:
         while (frame := pipe.next(stop)) is not None:
             try:
@@ -186,7 +207,7 @@ def stream_frames(
                 raise UnprocessableError(
                     "ffmpeg produced a frame without a timestamp.", code="media.ffmpeg_failed"
                 )
-            yield RawFrame(pts_time=offset + pts_time, image=frame[1], png=frame[0])
+            yield RawFrame(pts_time=offset + pts_time, image=frame[1], png=frame[0], size=(width, height))
         if stop is not None and stop.is_set():
             return  # stopped by the caller: ffmpeg is killed below, its exit status means nothing
         process.wait(timeout=stall_timeout)
@@ -213,7 +234,7 @@ def stream_frames(
 
 READ_AHEAD = 1  # frames queued between ffmpeg and the caller (memory: one more in hand each side)
 PIPE_BYTES = 1 << 20  # the raw frames' pipe buffer (/proc/sys/fs/pipe-max-size is 1 MiB by default)
-RAW_AHEAD = 2  # raw frames read ahead of their PNGs (ffmpeg's PNG encoder trails the split)
+RAW_AHEAD = 4  # raw thumbnails read ahead of their PNGs (ffmpeg's PNG encoder trails the split)
 PNG_LEVEL = 3
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = struct.pack(">I4sI", 0, b"IEND", zlib.crc32(b"IEND"))
@@ -261,14 +282,19 @@ def _read_png(stream: Any) -> bytes | None:
 
 
 class _FramePipe:
-    """Reads ffmpeg's PNGs (stdout) and the same frames as raw RGB (a second pipe, read on a
-    thread of its own so neither pipe can block ffmpeg) and queues (png, image) pairs, at most
-    READ_AHEAD of them; the image wraps the raw bytes (no PNG decode)."""
+    """Reads ffmpeg's PNGs (stdout) of `size` and the same frames as raw RGB of `small` (a second
+    pipe, read on a thread of its own so neither pipe can block ffmpeg) and queues (png, image)
+    pairs, at most READ_AHEAD of them; the image wraps the raw bytes (no PNG decode)."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], size: tuple[int, int], watchdog: _Watchdog, raw: Any
+        self,
+        process: subprocess.Popen[bytes],
+        size: tuple[int, int],
+        small: tuple[int, int],
+        watchdog: _Watchdog,
+        raw: Any,
     ) -> None:
-        self.process, self.size, self.watchdog, self.raw = process, size, watchdog, raw
+        self.process, self.size, self.small, self.watchdog, self.raw = process, size, small, watchdog, raw
         self.frames: queue.Queue[tuple[bytes, Image.Image] | None] = queue.Queue(maxsize=READ_AHEAD)
         self.raws: queue.Queue[bytearray | None] = queue.Queue(maxsize=RAW_AHEAD)
         self.error: BaseException | None = None
@@ -289,7 +315,7 @@ class _FramePipe:
 
     def _read_raw(self) -> None:
         """Whole raw frames from the second pipe; None after the last (or a short read)."""
-        frame_bytes = self.size[0] * self.size[1] * 3
+        frame_bytes = self.small[0] * self.small[1] * 3
         try:
             while not self._stopped.is_set():
                 buffer = bytearray(frame_bytes)
@@ -337,7 +363,7 @@ class _FramePipe:
                         f"not {self.size[0]}×{self.size[1]}.",
                         code="media.ffmpeg_failed",
                     )
-                image = Image.frombuffer("RGB", self.size, pixels, "raw", "RGB", 0, 1)
+                image = Image.frombuffer("RGB", self.small, pixels, "raw", "RGB", 0, 1)
                 if not self._put(self.frames, (png, image)):
                     break
         except BaseException as exc:  # handed to the caller by next()

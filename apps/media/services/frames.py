@@ -116,9 +116,9 @@ class _Ready:
 
 def _prepare(video: MediaItem, raw: RawFrame, box: Box | None, thumb_size: int) -> _Prepared:
     """Measure one frame for storing (no database: runs on the preparer thread). Consumes
-    `raw.image`: it is shrunk in place into the thumbnail."""
+    `raw.image`: it is shrunk in place into the thumbnail (ffmpeg's frames come shrunk)."""
     timestamp_ms = max(0, round(raw.pts_time * 1000))
-    width, height = raw.image.size
+    width, height = raw.size
     full = box or Box(0, 0, width, height)
     fps = (video.fps_milli or 0) / 1000
     frame_index = raw.index if raw.index is not None else (round(timestamp_ms / 1000 * fps) if fps else 0)

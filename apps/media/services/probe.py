@@ -295,6 +295,24 @@ def to_8bit(image: Image.Image) -> Image.Image:
     return image.point(lambda v: v * scale + offset).convert("L")  # type: ignore[no-any-return]
 
 
+def thumbnail_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """The size `Image.thumbnail((size, size))` gives a `width`×`height` picture (its own
+    aspect rounding; a picture that fits is left as it is), for shrinking done elsewhere
+    (ffmpeg's frame thumbnails)."""
+    if size >= width and size >= height:
+        return width, height
+    aspect = width / height
+    if aspect <= 1:  # Pillow's `x / y >= aspect` with x == y == size
+        x = min(math.floor(size * aspect), math.ceil(size * aspect), key=lambda n: abs(aspect - n / size))
+        return max(x, 1), size
+    y = min(
+        math.floor(size / aspect),
+        math.ceil(size / aspect),
+        key=lambda n: 0 if n == 0 else abs(aspect - size / n),
+    )
+    return size, max(y, 1)
+
+
 def _make_thumbnail(image: Image.Image, size: int, *, orientation: int = 1) -> Image.Image:
     """A ≤ size×size RGB(A) image, EXIF orientation applied; the source image is consumed."""
     image = to_8bit(image)
