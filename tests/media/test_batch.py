@@ -23,6 +23,7 @@ from apps.media.services.batch import BatchInput, media_ingest_many
 from apps.media.services.bulk import media_upload_bulk_run, media_upload_bulk_start
 from apps.tags.models import TagSet
 from tests import mediafiles
+from tests.media.factories import WorkerKilled, job_items_record_dying
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +156,95 @@ def test_job_items_record_counts_each_input_once(curator):
     assert running.counts == {"created": 1, "failed": 1, "duplicate": 1}
     assert running.progress_done == 3
     assert JobItem.objects.get(job=running, seq=1).error_code == "media.corrupt"
+
+
+def _stored_keys(media_store) -> set[str]:  # type: ignore[no-untyped-def]
+    return {key for key in media_store.files() if not key.split(":")[-1].startswith("staging/")}
+
+
+def _item_keys() -> set[str]:
+    return set(MediaItem.objects.values_list("storage_key", flat=True)) | set(
+        MediaItem.objects.values_list("thumbnail_key", flat=True)
+    )
+
+
+def _pictures(first_seed: int, n: int) -> list[bytes]:
+    return [mediafiles.image_bytes("png", seed=first_seed + i) for i in range(n)]
+
+
+def test_the_next_batch_waits_for_bytes_the_batch_before_it_is_still_storing(settings, curator, caplog):
+    """Batches are pipelined (the next one is probed before this one commits): bytes that the
+    batch before is storing are not stored twice, they become duplicates of its items, without
+    the one-at-a-time fallback a clash of two new items would cause."""
+    settings.BAGGINTAG_INGEST_THREADS = 1  # batches of 8
+    first, second = _pictures(700, 8), _pictures(720, 4)
+    files = {f"a{i}.png": data for i, data in enumerate(first)}
+    files |= {f"b{i}.png": data for i, data in enumerate([*first[:4], *second])}  # batch 2
+    files |= {f"c{i}.png": data for i, data in enumerate([*second, first[7]])}  # batch 3
+    job = media_upload_bulk_start(
+        files=[SimpleUploadedFile(n, d) for n, d in files.items()], added_by=curator
+    )
+    media_upload_bulk_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert job.counts == {"created": 12, "duplicate": 9}
+    rows = {row.input: row for row in JobItem.objects.filter(job=job)}
+    for i in range(4):
+        assert rows[f"b{i}.png"].status == "duplicate"
+        assert rows[f"b{i}.png"].object_id == rows[f"a{i}.png"].object_id
+        assert rows[f"c{i}.png"].status == "duplicate"
+        assert rows[f"c{i}.png"].object_id == rows[f"b{i + 4}.png"].object_id
+    assert rows["c4.png"].object_id == rows["a7.png"].object_id
+    assert MediaItem.objects.count() == 12
+    assert "a batch failed" not in caplog.text
+
+
+def test_a_job_killed_while_the_next_batch_is_in_flight_leaves_no_files_and_resumes(
+    settings, curator, media_store, monkeypatch
+):
+    """The second batch's commit dies while the third batch's files are already stored: those
+    files go with it (no orphans), and the resumed job ends with every input done once."""
+    settings.BAGGINTAG_INGEST_THREADS = 1
+    pictures = _pictures(740, 20)
+    job = media_upload_bulk_start(
+        files=[SimpleUploadedFile(f"p{i:02d}.png", d) for i, d in enumerate(pictures)], added_by=curator
+    )
+    restore = job_items_record_dying(monkeypatch, on_call=2)
+    with pytest.raises(WorkerKilled):
+        media_upload_bulk_run(job_id=job.pk)
+    assert MediaItem.objects.count() == 8  # the first batch only
+    assert _stored_keys(media_store) == _item_keys()
+
+    restore()
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(days=1))  # stale
+    media_upload_bulk_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert job.counts == {"created": 20}
+    assert MediaItem.objects.count() == 20
+    assert _stored_keys(media_store) == _item_keys()
+
+
+def test_cancelling_a_bulk_job_commits_the_batch_in_flight_and_stops(
+    settings, curator, media_store, monkeypatch
+):
+    settings.BAGGINTAG_INGEST_THREADS = 1
+    pictures = _pictures(770, 30)
+    job = media_upload_bulk_start(
+        files=[SimpleUploadedFile(f"p{i:02d}.png", d) for i, d in enumerate(pictures)], added_by=curator
+    )
+    real = job_services.job_items_record
+
+    def cancel_on_first(**kwargs):  # type: ignore[no-untyped-def]
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True)  # a user presses Cancel
+        return real(**kwargs)
+
+    monkeypatch.setattr(job_services, "job_items_record", cancel_on_first)
+    media_upload_bulk_run(job_id=job.pk)
+    job.refresh_from_db()
+    # Batch 1 committed and saw the cancel; batch 2 was already probed: it is committed too.
+    assert MediaItem.objects.count() == 16
+    assert job.progress_done == 16
+    assert job.status == Job.Status.CANCELLED
+    assert _stored_keys(media_store) == _item_keys()

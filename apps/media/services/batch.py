@@ -14,9 +14,13 @@ ingests its inputs in batches instead (docs/architecture.md#ingest):
 
 An input that fails in steps 1–3 is an outcome with its error, as in the one-at-a-time path;
 files are stored only for inputs that probed well. If step 4 raises, every file the batch
-stored is deleted and the error propagates, so the caller can fall back to one input at a time
+stored is deleted (but those of bytes a committed item has by then: a concurrent ingest of the
+same bytes won) and the error propagates, so the caller can fall back to one input at a time
 (bulk.py does); `JobSuperseded` leaves the files, which belong to the attempt that now owns the
-job (same bytes, same content-addressed keys). Nothing in steps 1–3 touches the database.
+job (same bytes, same content-addressed keys). Nothing in steps 1 and 3 touches the database.
+
+`IngestBatch` runs the steps one call at a time, so a bulk job can pipeline its batches: the
+next batch's steps 1–3 run in the pool while this one's step 4 runs on the job's thread.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
@@ -94,12 +98,27 @@ def ingest_threads() -> int:
     return max(1, len(usable))
 
 
-def _each(pool: Executor | None, fn: Callable[[_Work], None], works: list[_Work]) -> None:
+def _submit(pool: Executor | None, fn: Callable[[_Work], None], works: list[_Work]) -> list[Future[None]]:
+    """Start `fn` on each work in the pool; without one (or for one work) run it here and now."""
     if pool is None or len(works) < 2:
         for work in works:
             fn(work)
-    else:
-        list(pool.map(fn, works))
+        return []
+    return [pool.submit(fn, work) for work in works]
+
+
+def _wait(futures: list[Future[None]], *, swallow: bool = False) -> None:
+    """Wait for every future; the first error (JobSuperseded: the others are per-input outcomes)
+    is raised after all have ended, unless `swallow`."""
+    error: BaseException | None = None
+    for future in futures:
+        try:
+            future.result()
+        except BaseException as exc:
+            error = error or exc
+    futures.clear()
+    if error is not None and not swallow:
+        raise error
 
 
 def _guarded(step: Callable[[_Work], None]) -> Callable[[_Work], None]:
@@ -229,6 +248,80 @@ def _mark_repeats(works: list[_Work], existing: dict[str, MediaItem]) -> list[_W
     return todo
 
 
+class IngestBatch:
+    """One batch in flight, in the steps of the module docstring: `begin` (1, in the pool),
+    `probe` (2, then 3 in the pool), `commit` (4, on the calling thread). Between the calls the
+    pool works on its own, so a bulk job overlaps this batch's `commit` with the next batch's
+    file work (docs/architecture.md#ingest). `probe(pending=)` names the batch still to commit
+    before this one: inputs with bytes it is storing are not probed twice; `commit` finds their
+    item once that batch has committed (or probes them then, if it did not store them).
+    A batch that is not committed must be `discard`ed."""
+
+    def __init__(self, inputs: list[BatchInput], pool: Executor | None = None) -> None:
+        self.works = [_Work(input=i, outcome=Outcome(input=i)) for i in inputs]
+        self.pool = pool
+        self._futures: list[Future[None]] = []
+        self._existing: dict[str, MediaItem] = {}
+        self._probing: list[_Work] = []
+        self._deferred: list[_Work] = []
+
+    def begin(self) -> IngestBatch:
+        self._futures = _submit(self.pool, _spool, self.works)
+        return self
+
+    def probe(self, *, pending: IngestBatch | None = None) -> None:
+        _wait(self._futures)
+        self._existing = _existing_items(self.works)
+        todo = _mark_repeats(self.works, self._existing)
+        storing = pending.storing() if pending is not None else set()
+        self._deferred = [w for w in todo if w.spooled is not None and w.spooled.sha256 in storing]
+        self._probing = [w for w in todo if w.spooled is None or w.spooled.sha256 not in storing]
+        self._futures = _submit(self.pool, _probe_and_store, self._probing)
+
+    def storing(self) -> set[str]:
+        """The SHA-256 of the new bytes this batch will store when it commits."""
+        return {w.spooled.sha256 for w in (*self._probing, *self._deferred) if w.spooled is not None}
+
+    def commit(self, *, added_by: Any = None, record: Record | None = None) -> list[Outcome]:
+        """Wait for the batch's file work and write its rows in one transaction; on failure its
+        files are deleted (but for JobSuperseded) and the error propagates."""
+        committed = False
+        try:
+            _wait(self._futures)
+            if self._deferred:  # the batch before this one stored them, or failed to
+                self._existing.update(_existing_items(self._deferred))
+                for w in self._deferred:
+                    if w.spooled is not None and w.spooled.sha256 not in self._existing:
+                        _probe_and_store(w)
+            with transaction.atomic():
+                _write_rows(self.works, self._existing, added_by)
+                if record is not None:
+                    record([w.outcome for w in self.works])
+            committed = True
+        except JobSuperseded:
+            committed = True  # another attempt owns these inputs and stores the same files
+            raise
+        finally:
+            self._end(keep_files=committed)
+        return [w.outcome for w in self.works]
+
+    def discard(self, *, keep_files: bool = False) -> None:
+        """Give the batch up (a job cancelled or superseded, or the batch before it failing
+        the job): wait for its file work, then delete its files unless `keep_files`."""
+        try:
+            _wait(self._futures, swallow=True)
+        finally:
+            self._end(keep_files=keep_files)
+
+    def _end(self, *, keep_files: bool) -> None:
+        if not keep_files:
+            _delete_unowned([(key, w.spooled.sha256) for w in self.works if w.spooled for key in w.written])
+        for w in self.works:
+            if w.spooled is not None:
+                storage.unspool(w.spooled)
+                w.spooled = None
+
+
 def media_ingest_many(
     *,
     inputs: list[BatchInput],
@@ -241,27 +334,13 @@ def media_ingest_many(
     `record(outcomes)` runs last inside the batch's transaction (a job's fenced results); with
     `pool` (a thread pool) the file work runs in parallel, without it one input at a time.
     """
-    works = [_Work(input=i, outcome=Outcome(input=i)) for i in inputs]
-    committed = False
+    batch = IngestBatch(inputs, pool).begin()
     try:
-        _each(pool, _spool, works)
-        existing = _existing_items(works)
-        _each(pool, _probe_and_store, _mark_repeats(works, existing))
-        with transaction.atomic():
-            _write_rows(works, existing, added_by)
-            if record is not None:
-                record([w.outcome for w in works])
-        committed = True
-    except JobSuperseded:
-        committed = True  # another attempt owns these inputs and stores the same files
+        batch.probe()
+    except BaseException:
+        batch.discard()
         raise
-    finally:
-        if not committed:
-            storage.delete_keys([key for w in works for key in w.written])
-        for w in works:
-            if w.spooled is not None:
-                storage.unspool(w.spooled)
-    return [w.outcome for w in works]
+    return batch.commit(added_by=added_by, record=record)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import IO, Any
 from zipfile import ZipFile
 
@@ -228,18 +228,28 @@ def _batch_input(entry: dict[str, Any], metadata: Metadata, job: Job, seq: int, 
     )
 
 
-def _run_batch(
+@dataclass
+class _Flight:
+    """A batch of the job in flight: its inputs, the outcomes known before any file work
+    (metadata refused), and the ingest batch doing the rest."""
+
+    chunk: list[tuple[int, dict[str, Any]]]
+    outcomes: list[job_services.ItemOutcome]
+    seqs: list[int]  # the seq of each input of `batch`, in order
+    batch: batch.IngestBatch
+
+
+def _batch_begin(
     job: Job,
-    user: Any,
     chunk: list[tuple[int, dict[str, Any]]],
     defaults: dict[str, Any],
     zips: _Zips,
     pool: Executor | None,
-) -> None:
-    """One batch of inputs: file work in the pool, then one fenced transaction for its rows and
-    results. If that transaction fails, the batch's inputs run again one at a time, so one bad
-    input cannot take the others down with it."""
-    labels = {seq: _label(entry) for seq, entry in chunk}
+    pending: _Flight | None,
+) -> _Flight:
+    """Clean the chunk's metadata and start its file work in the pool (spooling, then, once the
+    library has been asked which bytes it has, probing and storing): it runs while the caller
+    commits `pending`, the batch before it."""
     outcomes: list[job_services.ItemOutcome] = []
     inputs: list[tuple[int, BatchInput]] = []
     for seq, entry in chunk:
@@ -253,9 +263,28 @@ def _run_batch(
             )
             continue
         inputs.append((seq, _batch_input(entry, metadata, job, seq, zips)))
+    flight = _Flight(
+        chunk=chunk,
+        outcomes=outcomes,
+        seqs=[seq for seq, _ in inputs],
+        batch=batch.IngestBatch([i for _, i in inputs], pool).begin(),
+    )
+    try:
+        flight.batch.probe(pending=pending.batch if pending is not None else None)
+    except BaseException:
+        flight.batch.discard()
+        raise
+    return flight
+
+
+def _batch_finish(job: Job, user: Any, flight: _Flight, defaults: dict[str, Any], zips: _Zips) -> None:
+    """Commit a batch with its JobItems in one fenced transaction. If that fails, the batch's
+    inputs run again one at a time, so one bad input cannot take the others down with it."""
+    labels = {seq: _label(entry) for seq, entry in flight.chunk}
 
     def record(results: list[batch.Outcome]) -> None:
-        for (seq, _), outcome in zip(inputs, results, strict=True):
+        outcomes = list(flight.outcomes)
+        for seq, outcome in zip(flight.seqs, results, strict=True):
             label = labels[seq]
             if outcome.result is not None:
                 status = JobItem.Status.DUPLICATE if outcome.result.duplicate else JobItem.Status.CREATED
@@ -273,12 +302,12 @@ def _run_batch(
         job_services.job_items_record(job=job, outcomes=sorted(outcomes, key=lambda o: o.seq))
 
     try:
-        batch.media_ingest_many(inputs=[i for _, i in inputs], added_by=user, record=record, pool=pool)
+        flight.batch.commit(added_by=user, record=record)
     except JobSuperseded:
         raise
     except Exception:
         logger.exception("bulk upload job %s: a batch failed; its inputs run one at a time", job.pk)
-        for seq, entry in chunk:
+        for seq, entry in flight.chunk:
             _run_one(job, user, seq, entry, defaults, zips)
 
 
@@ -331,9 +360,29 @@ def media_upload_bulk_run(*, job_id: int) -> None:
             if threads > 1
             else None
         )
-        for chunk in batch.batches(todo, max(_BATCH_MIN, _BATCH_PER_THREAD * threads)):
-            if job.cancel_requested:
-                job_services.job_log(job=job, line=f"Cancelled after {job.progress_done} inputs.")
-                break
-            _run_batch(job, user, chunk, defaults, zips, pool)
+        # Pipelined: batch N+1's file work runs in the pool while batch N commits here.
+        flight: _Flight | None = None
+        try:
+            for chunk in batch.batches(todo, max(_BATCH_MIN, _BATCH_PER_THREAD * threads)):
+                if job.cancel_requested:
+                    break
+                following = _batch_begin(job, chunk, defaults, zips, pool, flight)
+                if flight is not None:
+                    committing, flight = flight, following
+                    _batch_finish(job, user, committing, defaults, zips)
+                else:
+                    flight = following
+            if flight is not None:
+                committing, flight = flight, None
+                _batch_finish(job, user, committing, defaults, zips)
+        except JobSuperseded:
+            if flight is not None:  # its files are the new owner's to store (same keys)
+                flight.batch.discard(keep_files=True)
+            raise
+        except BaseException:
+            if flight is not None:
+                flight.batch.discard()
+            raise
+        if job.cancel_requested:
+            job_services.job_log(job=job, line=f"Cancelled after {job.progress_done} inputs.")
     job_services.job_finish(job=job, result={"counts": job.counts})
