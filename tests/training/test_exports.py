@@ -5,6 +5,7 @@ checks run once apps/training/bundle is there. Runs on SQLite and on MariaDB."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -269,6 +270,21 @@ def test_ti_export_writes_its_folder(ds) -> None:
     assert export.status == TrainingExport.Status.SUCCEEDED
     assert (Path(export.bundle_path) / "ti" / "mychrtok").is_dir()
     assert export.session_version == 1
+
+
+def test_ti_export_from_a_query_takes_the_matching_items(ds) -> None:
+    from apps.training.services.textual_inversions import ti_create
+
+    other = f.items([["landscape"]], start=20)[0]
+    ti = ti_create(name="Query TI", base_model="sd15", token="qrytok", init_word="girl", query="mychar")
+    export = exports.export_sync(textual_inversion=ti)
+    assert export.status == TrainingExport.Status.SUCCEEDED
+    rows = (Path(export.bundle_path) / "items.jsonl").read_text().splitlines()
+    media = {json.loads(row)["source"]["media_id"] for row in rows}
+    assert len(media) == 2  # the two "mychar" items of the fixture, not the landscape
+    assert other.pk not in media
+    images = sorted((Path(export.bundle_path) / "ti" / "qrytok" / "images").iterdir())
+    assert len(images) == 2
 
 
 def test_mirrored_copies_reach_the_bundle(ds) -> None:
