@@ -334,7 +334,11 @@ def check_kohya_loader(script: str, bundle: Path, dataset_toml: Path, args_toml:
     if dataset_toml.parent.name == "kohya":  # the main dataset: every partition folder is a subset
         unread = sorted({item["file"].rpartition("/")[0] for item in items} - set(folders))
         problems += [f"{folder}: a partition of items.jsonl that no subset reads" for folder in unread]
-    without_reg = any(not any(s.params.is_reg for s in d.subsets) for d in blueprint.dataset_group.datasets)
+    # A ControlNet-style subset (a masked block) has no is_reg: such a block holds no reg images.
+    without_reg = any(
+        not any(getattr(s.params, "is_reg", False) for s in d.subsets)
+        for d in blueprint.dataset_group.datasets
+    )
     accepted = [w for w in logged if without_reg and w.partition(": ")[2].startswith(NO_REG_WARNING)]
     problems += [f"upstream warned: {w}" for w in logged if w not in accepted]
     if problems:

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.jobs.models import Job
 from apps.training.models import BaseModelProfile, TextualInversion, TrainingExport, TrainingSession
+from tests.mappings.factories import profile_make, set_make, vocabulary_make
 from tests.training import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -203,6 +204,40 @@ def test_preview_lists_items_and_partitions(client: APIClient, ds) -> None:
     assert body["partitions"][0]["id"] == "mychar--all"
     assert {t["text"] for t in body["items"][0]["tags"]} >= {"mychar"}
     assert client.get(f"/api/training-sessions/{created['id']}/preview?n=0").status_code == 400
+
+
+def test_a_profile_mapping_into_another_vocabulary_is_refused(client: APIClient) -> None:
+    """A fine-tune's default mapping profile must map into the fine-tune's own vocabulary
+    (sessions inherit it), on create and on every later change of either field."""
+    e621, other = vocabulary_make("e621"), vocabulary_make("other")
+    into_e621 = profile_make(e621, [set_make(e621, e621)])
+    into_other = profile_make(other, [set_make(other, other)])
+    body = {"slug": "furry", "name": "Furry", "family": "sd1", "vocabulary": e621.pk}
+    refused = client.post("/api/base-models", {**body, "mapping_profile": into_other.slug}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "training.vocabulary_mismatch"
+    assert "mapping_profile" in refused.json()["details"]["fields"]
+    assert not BaseModelProfile.objects.filter(slug="furry").exists()
+    created = client.post("/api/base-models", {**body, "mapping_profile": into_e621.slug}, format="json")
+    assert created.status_code == 201, created.json()
+    for change in ({"mapping_profile": into_other.slug}, {"vocabulary": other.pk}):
+        response = client.patch("/api/base-models/furry", change, format="json")
+        assert response.status_code == 400, change
+        assert response.json()["code"] == "training.vocabulary_mismatch"
+    kept = BaseModelProfile.objects.get(slug="furry")
+    assert (kept.vocabulary_id, kept.mapping_profile_id) == (e621.pk, into_e621.pk)
+    seeded = client.patch("/api/base-models/sd1-furry-e621", {"vocabulary": e621.pk}, format="json")
+    assert seeded.status_code == 200
+    wrong = client.patch(
+        "/api/base-models/sd1-furry-e621", {"mapping_profile": into_other.slug}, format="json"
+    )
+    assert wrong.status_code == 400
+    both = client.patch(
+        "/api/base-models/sd1-furry-e621",
+        {"vocabulary": other.pk, "mapping_profile": into_other.slug},
+        format="json",
+    )
+    assert both.status_code == 200, both.json()
 
 
 def test_base_models_list_create_and_protection(client: APIClient) -> None:

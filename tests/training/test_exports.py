@@ -5,6 +5,7 @@ checks run once apps/training/bundle is there. Runs on SQLite and on MariaDB."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -269,6 +270,49 @@ def test_ti_export_writes_its_folder(ds) -> None:
     assert export.status == TrainingExport.Status.SUCCEEDED
     assert (Path(export.bundle_path) / "ti" / "mychrtok").is_dir()
     assert export.session_version == 1
+
+
+def test_ti_export_from_a_query_takes_the_matching_items(ds) -> None:
+    from apps.training.services.textual_inversions import ti_create
+
+    other = f.items([["landscape"]], start=20)[0]
+    ti = ti_create(name="Query TI", base_model="sd15", token="qrytok", init_word="girl", query="mychar")
+    export = exports.export_sync(textual_inversion=ti)
+    assert export.status == TrainingExport.Status.SUCCEEDED
+    rows = (Path(export.bundle_path) / "items.jsonl").read_text().splitlines()
+    media = {json.loads(row)["source"]["media_id"] for row in rows}
+    assert len(media) == 2  # the two "mychar" items of the fixture, not the landscape
+    assert other.pk not in media
+    images = sorted((Path(export.bundle_path) / "ti" / "qrytok" / "images").iterdir())
+    assert len(images) == 2
+
+
+def test_export_refuses_a_mapping_into_a_vocabulary_the_model_no_longer_has(ds, export_dir: Path) -> None:
+    """The base model's vocabulary changed after the session was saved (its default mapping
+    profile with it): the session still maps into the old one, so an export is a 400 naming the
+    fix and records nothing."""
+    from apps.training.models import BaseModelProfile
+    from apps.training.services.base_models import base_model_update
+    from tests.mappings.factories import profile_make, set_make, vocabulary_make
+
+    e621, other = vocabulary_make("e621"), vocabulary_make("other")
+    into_e621 = profile_make(e621, [set_make(e621, e621)])
+    into_other = profile_make(other, [set_make(other, other)])
+    furry = BaseModelProfile.objects.get(slug="sd1-furry-e621")
+    base_model_update(profile=furry, vocabulary=e621.pk, mapping_profile=into_e621.slug)
+    session = f.session([ds], base_model="sd1-furry-e621", targets=["kohya"], mapping_profile=into_e621.slug)
+    base_model_update(
+        profile=BaseModelProfile.objects.get(slug="sd1-furry-e621"),
+        vocabulary=other.pk,
+        mapping_profile=into_other.slug,
+    )
+    for start in (exports.export_start, exports.export_sync):
+        with pytest.raises(DomainError) as caught:
+            start(session=session)
+        assert caught.value.code == "training.vocabulary_mismatch"
+        assert "mapping_profile" in caught.value.message
+    assert not TrainingExport.objects.exists()
+    assert not export_dir.exists() or not any(export_dir.iterdir())
 
 
 def test_mirrored_copies_reach_the_bundle(ds) -> None:

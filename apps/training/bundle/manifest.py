@@ -130,6 +130,12 @@ def item_record(
             "original_name": lineage.original_name,
             "transform": [*lineage.transform, *transform],
             "video": lineage.video,
+            # Beyond the spec's four keys (issue 15: the full lineage), after them so readers of the
+            # documented schema are unaffected (docs/export-bundle.md#manifest).
+            "url": lineage.source_url,
+            "artist": lineage.artist,
+            "parent_media_id": lineage.parent_media_id,
+            "recipe": lineage.recipe,
         },
         "mirror_ok": item.mirror_ok,
         "mirror_of": item.mirror_of,

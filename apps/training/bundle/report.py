@@ -235,5 +235,8 @@ def readme(ctx: Context, stats: Stats) -> str:
         f"- type `{k}`: zone {t.zone}, order {t.zone_order}, drop {t.drop_rate!r}"
         for k, t in sorted(policy.types.items())
     ]
-    out += ["", "Licence notes come from each dataset's licence field; check them before publishing."]
+    out += [
+        "",
+        "Licence notes are those entered on the session's dataset entries; check them before publishing.",
+    ]
     return "\n".join(out) + "\n"

@@ -156,6 +156,12 @@ class _Writer:
         if not STEM.match(item.id) or (self.last is not None and key <= self.last):
             raise BundleError([finding(self.ctx, "L12", "item id not a stem or items not sorted", item.id)])
         self.last = key
+        if item.width > 0 and item.height > 0:  # L08: an image kohya cannot bucket (no_upscale)
+            _fit, found = self.ctx.logic.lint.kohya_fit(
+                item.width, item.height, self.plan.image_policy, item=item.id
+            )
+            if found:
+                raise BundleError(found)
 
     def stream(self, pool: ThreadPoolExecutor) -> None:
         window = (pool._max_workers or 1) * 4

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from apps.training.logic import zones
-from apps.training.logic.buckets import BucketFit
+from apps.training.logic.buckets import BucketFit, kohya_predict
 from apps.training.logic.captions import KOHYA_RENDERERS, base_pieces, neutral_text, token_budget
 from apps.training.logic.tokens import count_tokens, in_vocab, is_single_token
 from apps.training.plan import CaptionPolicy, ImagePolicy, ItemCaption, Renderer
@@ -242,6 +242,31 @@ def lint_buckets(
     if step > 0 and (min_ % step or max_ % step):
         found.append(f"min {min_} and max {max_} buckets must be multiples of the step {step}")
     return [_error("L08", message, None, None) for message in found]
+
+
+def kohya_fit(
+    width: int, height: int, policy: ImagePolicy, *, item: str | None = None
+) -> tuple[BucketFit | None, list[Finding]]:
+    """kohya's bucket for one image, or an L08 error when there is none: with `no_upscale` kohya
+    floors the image's own size to the step, so a side under one step is a zero-size bucket
+    (kohya's `BucketManager.select_bucket`, then a division by zero)."""
+    try:
+        fit = kohya_predict(
+            width,
+            height,
+            resolution=policy.resolution,
+            min_=policy.bucket_min,
+            max_=policy.bucket_max,
+            step=policy.bucket_step,
+            no_upscale=policy.no_upscale,
+        )
+    except ValueError:
+        message = (
+            f"{width}×{height} has a side under the bucket step ({policy.bucket_step}px) and no_upscale is "
+            "on: kohya would give it a zero-size bucket; turn no_upscale off or drop the image"
+        )
+        return None, [_error("L08", message, item, None)]
+    return fit, []
 
 
 def lint_image(

@@ -186,15 +186,18 @@ def bucket_histogram(plan: Plan, trainer: str, items: Sequence[PlanItem]) -> dic
                 quantum=plan.base_model.onetrainer_quantum,
             )
         else:
-            fit = buckets.kohya_predict(
-                item.width,
-                item.height,
-                resolution=image.resolution,
-                min_=image.bucket_min,
-                max_=image.bucket_max,
-                step=image.bucket_step,
-                no_upscale=image.no_upscale,
-            )
+            try:
+                fit = buckets.kohya_predict(
+                    item.width,
+                    item.height,
+                    resolution=image.resolution,
+                    min_=image.bucket_min,
+                    max_=image.bucket_max,
+                    step=image.bucket_step,
+                    no_upscale=image.no_upscale,
+                )
+            except ValueError:  # no kohya bucket (no_upscale, a side under the step): lint's L08
+                continue
         counts[f"{fit.bucket[0]}×{fit.bucket[1]}"] += 1
         upscaled += int(bool(fit.upscale))
         seen += 1

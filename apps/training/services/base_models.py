@@ -133,6 +133,15 @@ def _check(profile: BaseModelProfile) -> None:
             "diffusers needs a diffusers-format folder or Hub id; set diffusers_ref or drop diffusers.",
             "training.no_diffusers_model",
         )
+    mapping = profile.mapping_profile
+    vocabulary = profile.vocabulary_id
+    if mapping is not None and vocabulary is not None and mapping.target_vocabulary_id != vocabulary:
+        raise bad(
+            "mapping_profile",
+            f"profile {mapping.slug!r} maps into another vocabulary than this model's; pick a mapping "
+            "profile whose target vocabulary is the model's vocabulary, or change both together.",
+            "training.vocabulary_mismatch",
+        )
     _full_clean(profile, exclude=["vocabulary", "mapping_profile"])
 
 

@@ -31,6 +31,7 @@ from apps.training.bundle.writer import BundleError, write_bundle
 from apps.training.bundle.zipstream import zip_stream
 from apps.training.models import BaseModelProfile, TextualInversion, TrainingExport, TrainingSession
 from apps.training.plan import Plan
+from apps.training.services.checks import mapping_check
 from apps.training.services.findings import as_json, capped, errors, finding
 from apps.training.services.lint import settings_findings
 
@@ -105,12 +106,15 @@ def folder_size(path: Path) -> int:
 # --- start --------------------------------------------------------------------------------------
 
 
-def _exportable(base: BaseModelProfile) -> None:
+def _exportable(base: BaseModelProfile, session: TrainingSession | None = None) -> None:
     if base.kind != BaseModelProfile.Kind.CHECKPOINT:
         raise DomainError(
             f"{base.slug} is a tagger target; bundles for tagger training are not written yet.",
             code="training.unsupported_target",
         )
+    if session is not None:
+        # The base model's vocabulary may have changed since the session was saved.
+        mapping_check(session.mapping_profile, base)
 
 
 @transaction.atomic
@@ -131,7 +135,7 @@ def export_start(
         raise DomainError("target: zip or folder.", code="training.invalid")
     folder_path = str(folder_resolve(folder)) if target == TrainingExport.Target.FOLDER else ""
     locked = type(owner).objects.select_for_update().select_related("base_model").get(pk=owner.pk)
-    _exportable(locked.base_model)
+    _exportable(locked.base_model, locked if session is not None else None)
     running = (
         TrainingExport.objects.filter(
             **({"session": locked} if session is not None else {"textual_inversion": locked}),
@@ -350,7 +354,7 @@ def export_sync(
     owner: Any = session or textual_inversion
     if owner is None:
         raise DomainError("Export a training session or a Textual Inversion set.", code="training.invalid")
-    _exportable(owner.base_model)
+    _exportable(BaseModelProfile.objects.get(pk=owner.base_model_id), session)  # as saved now
     export = TrainingExport.objects.create(
         session=session,
         textual_inversion=textual_inversion,

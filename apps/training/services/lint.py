@@ -19,7 +19,7 @@ from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
 from apps.training import conf, upstream
 from apps.training.bundle.kohya import script_for
-from apps.training.logic import buckets, captions
+from apps.training.logic import captions
 from apps.training.logic import lint as rules
 from apps.training.models import TrainingSession
 from apps.training.plan import CaptionPolicy, Plan, PlanItem, Renderer
@@ -65,8 +65,10 @@ def kohya_args_findings(plan: Plan, extra_args: dict[str, Any]) -> list[dict[str
         return out
     script = script_for(plan.base_model.family, plan.method.kind)
     known = upstream.KOHYA_ARGS[script]
+    # Keys another id reports: caption_prefix/suffix (L04), caption dropout in a TI set (L07).
+    elsewhere = set(FORBIDDEN_ARGS) | (set(DROPOUT_KEYS) if plan.textual_inversion is not None else set())
     for key in sorted(extra_args):
-        if key not in known and key not in FORBIDDEN_ARGS:
+        if key not in known and key not in elsewhere:
             out.append(finding("L17", "E", f"{script} has no argument {key!r}", f"extra_args.{key}"))
     return out
 
@@ -160,21 +162,17 @@ def renderers(plan: Plan) -> list[Renderer]:
 
 
 def item_findings(plan: Plan, item: PlanItem, policy: CaptionPolicy) -> Iterator[dict[str, Any]]:
-    """One item: L09 (source size, aspect, crop loss, upscaling), L05 (tag texts), L11 (fixed
-    part over the budget) and the rendered-line checks (L01-L03)."""
+    """One item: L08 (no kohya bucket), L09 (source size, aspect, crop loss, upscaling), L05 (tag
+    texts), L11 (fixed part over the budget) and the rendered-line checks (L01-L03)."""
     image = plan.image_policy
     fit = None
-    if "kohya" in plan.targets and item.width > 0 and item.height > 0:
-        fit = buckets.kohya_predict(
-            item.width,
-            item.height,
-            resolution=image.resolution,
-            min_=image.bucket_min,
-            max_=image.bucket_max,
-            step=image.bucket_step,
-            no_upscale=image.no_upscale,
-        )
-    found: list[Any] = list(rules.lint_image(item.width, item.height, fit, image, item=item.id))
+    found: list[Any] = []
+    if item.width > 0 and item.height > 0:
+        # Every bundle records kohya's bucket (items.jsonl), so an image kohya cannot bucket (L08)
+        # is an error whichever trainers are targeted; L09 reads the fit for kohya only.
+        kohya_fit, found = rules.kohya_fit(item.width, item.height, image, item=item.id)
+        fit = kohya_fit if "kohya" in plan.targets else None
+    found += rules.lint_image(item.width, item.height, fit, image, item=item.id)
     found += rules.lint_caption(item.caption)
     token = plan.textual_inversion.token if plan.textual_inversion is not None else ""
     wanted = renderers(plan)

@@ -223,13 +223,25 @@ def test_metadata_sorted_and_loads_as_imagefolder(make_plan, export, tmp_path, m
     assert names == sorted(names)
     assert not any(n.startswith(("/", "girls")) for n in names)
     assert list(rows[0]) == ["file_name", "text", "text_variants", "tags", "dataset", "partition"]
-    datasets = pytest.importorskip("datasets")
+    # A03 runs here, never skipped: `datasets` is in requirements-dev.txt.
+    import datasets
+
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    columns = {"image", "text", "text_variants", "tags", "dataset", "partition"}
     loaded = datasets.load_dataset("imagefolder", data_dir=str(root / "data"), cache_dir=str(tmp_path / "hf"))
     train = loaded["train"]
     assert train.num_rows == len(rows)
-    assert set(train.column_names) == {"image", "text", "text_variants", "tags", "dataset", "partition"}
+    assert set(train.column_names) == columns
+    # Per-item mirroring: the diffusers scripts read diffusers/images (originals + flipped copies).
+    own = [json.loads(line) for line in (root / "diffusers/images/metadata.jsonl").read_text().splitlines()]
+    assert any(Path(r["file_name"]).stem.endswith("-m") for r in own)
+    images = datasets.load_dataset(
+        "imagefolder", data_dir=str(root / "diffusers/images"), cache_dir=str(tmp_path / "hf")
+    )["train"]
+    assert images.num_rows == len(own)
+    assert set(images.column_names) == columns
+    assert images[0]["text"] == own[0]["text"]
 
 
 def test_corrupt_image_names_the_item(make_plan, export, tmp_path, logic):
