@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.core.links import reverse_pk
 from apps.core.models import BaseModel
 
 
@@ -122,9 +123,7 @@ class MediaItem(BaseModel):
         return f"{self.name} (#{self.pk})"
 
     def get_absolute_url(self) -> str:
-        from django.urls import reverse
-
-        return reverse("media:item-detail", kwargs={"pk": self.pk})
+        return reverse_pk("media:item-detail", self.pk)
 
     @property
     def duration(self) -> float | None:

@@ -26,13 +26,21 @@ class TermResolver:
         except DomainError:
             return None
         if name not in self.by_name:
-            self.by_name[name] = Tag.objects.filter(vocabulary=self.vocabulary, name=name).first()
+            # With its alias resolution, if any (`ideal` then needs no query of its own).
+            found = Tag.objects.filter(vocabulary=self.vocabulary, name=name).select_related(
+                "resolution__ideal_tag"
+            )
+            self.by_name[name] = next(iter(found[:1]), None)
         return self.by_name[name]
 
     def ideal(self, tag: Tag, node: TagTerm) -> Tag:
         """The alias ideal of a tag (itself when not an antecedent), warning on aliases/deprecation."""
         ideal = tag
-        resolution = AliasResolution.objects.filter(tag=tag).select_related("ideal_tag").first()
+        resolution: AliasResolution | None
+        if "resolution" in tag._state.fields_cache:  # read with the tag by `lookup`
+            resolution = tag._state.fields_cache["resolution"]
+        else:
+            resolution = AliasResolution.objects.filter(tag=tag).select_related("ideal_tag").first()
         if resolution is not None:
             ideal = resolution.ideal_tag
             if node.mode != "unaliased":
