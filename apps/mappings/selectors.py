@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from apps.core.exceptions import NotFoundError
+from apps.core.ints import INT_MAX
 from apps.core.lookups import UnicodeLower
 from apps.mappings.models import (
     MappedSet,
@@ -36,14 +37,29 @@ SCOPE_KINDS: dict[str, int] = {
 }
 
 
+def ref_id(ref: Any) -> int | None:
+    """`ref` as a row id when it is one (ASCII digits; past INT_MAX it names no row: 0), else
+    None: then it is a slug. `²` and 30-digit numbers are never handed to a query as ids."""
+    text = str(ref)
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= INT_MAX else 0
+
+
+def ref_find(query: QuerySet[Any], ref: Any) -> Any:
+    """The row of `query` with id or slug `ref`, or None."""
+    number = ref_id(ref)
+    return query.filter(slug=str(ref)).first() if number is None else query.filter(pk=number).first()
+
+
 def mapping_set_list() -> QuerySet[MappingSet]:
     return MappingSet.objects.select_related("source_vocabulary", "target_vocabulary").order_by("slug")
 
 
 def mapping_set_get(*, ref: Any) -> MappingSet:
     """A mapping set by id or slug (NotFoundError)."""
-    query = mapping_set_list()
-    found = query.filter(pk=int(ref)).first() if str(ref).isdigit() else query.filter(slug=str(ref)).first()
+    found = ref_find(mapping_set_list(), ref)
     if found is None:
         raise NotFoundError(f"There is no mapping set {ref!r}.", code="mappings.set_not_found")
     return found
@@ -55,8 +71,7 @@ def profile_list() -> QuerySet[MappingProfile]:
 
 def profile_get(*, ref: Any) -> MappingProfile:
     """A profile by id or slug (NotFoundError)."""
-    query = profile_list()
-    found = query.filter(pk=int(ref)).first() if str(ref).isdigit() else query.filter(slug=str(ref)).first()
+    found = ref_find(profile_list(), ref)
     if found is None:
         raise NotFoundError(f"There is no mapping profile {ref!r}.", code="mappings.profile_not_found")
     return found

@@ -11,6 +11,7 @@ from django.db.models import F
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.mappings.models import MappedSet, MappingProfile, MappingProfileStep, MappingSet
+from apps.mappings.selectors import ref_id
 from apps.mappings.services.rules import vocabulary_get
 from apps.tags.models import TagType
 
@@ -40,7 +41,8 @@ def _steps(profile: MappingProfile, steps: Sequence[Any]) -> list[MappingSet]:
         )
     refs = [str(s) for s in steps]
     by_slug = {s.slug: s for s in MappingSet.objects.filter(slug__in=refs)}
-    by_id = {str(s.pk): s for s in MappingSet.objects.filter(pk__in=[int(r) for r in refs if r.isdigit()])}
+    numbers = [n for n in map(ref_id, refs) if n]
+    by_id = {str(s.pk): s for s in MappingSet.objects.filter(pk__in=numbers)}
     sets: list[MappingSet] = []
     for ref in refs:
         found = by_slug.get(ref) or by_id.get(ref)
