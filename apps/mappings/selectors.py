@@ -391,6 +391,19 @@ def rules_page(
     return [{**dict(zip(keys, r, strict=True)), "targets": targets.get(r[0], [])} for r in rows]
 
 
+def unmapped_in_set(*, mapping_set: MappingSet, limit: int = 200, tag: str = "") -> list[dict[str, Any]]:
+    """The set's source-vocabulary tags in use that no rule of the set has as its source, most
+    used first (the rules page's `unmapped` filter), optionally by name prefix."""
+    ruled = TagMapping.objects.filter(mapping_set=mapping_set).values("source_tag_id")
+    query = Tag.objects.filter(vocabulary_id=mapping_set.source_vocabulary_id, media_count__gt=0).exclude(
+        pk__in=ruled
+    )
+    if tag:
+        query = query.filter(name__startswith=tag)
+    rows = query.order_by("-media_count", "pk").values_list("id", "name", "media_count")[:limit]
+    return [{"id": pk, "name": name, "media_count": n} for pk, name, n in rows]
+
+
 def mapping_set_search(*, text: str = "", tag: str = "") -> QuerySet[MappingSet]:
     """Sets whose slug or name contains `text` and/or that have a rule from or to tag `tag`."""
     query = mapping_set_list()

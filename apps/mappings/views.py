@@ -23,6 +23,7 @@ from apps.tags.models import Operation
 from apps.tags.services.operations import operation_can_undo
 
 SET_WRITE = "mappings.change_mappingset"
+UNMAPPED = "unmapped"  # the rules page's filter for source tags without a rule
 PROFILE_WRITE = "mappings.change_mappingprofile"
 
 
@@ -132,17 +133,24 @@ def _set_context(request: HttpRequest, pk: int, **extra: Any) -> dict[str, Any]:
     mapping_set = selectors.mapping_set_get(ref=pk)
     action = request.GET.get("action", "")
     guarded = {"yes": True, "no": False}.get(request.GET.get("guarded", ""))
-    page = selectors.rules_page(
-        mapping_set=mapping_set,
-        after=int_param(request.GET.get("after"), field="after", default=0),
-        limit=200,
-        action=action if action in TagMapping.Action.values else "",
-        guarded=guarded,
-        tag=request.GET.get("tag", ""),
-    )
+    after = int_param(request.GET.get("after"), field="after", default=0)
+    unmapped = None
+    if action == UNMAPPED:  # source tags in use that no rule of the set decides
+        page: list[dict[str, Any]] = []
+        unmapped = selectors.unmapped_in_set(mapping_set=mapping_set, tag=request.GET.get("tag", ""))
+    else:
+        page = selectors.rules_page(
+            mapping_set=mapping_set,
+            after=after,
+            limit=200,
+            action=action if action in TagMapping.Action.values else "",
+            guarded=guarded,
+            tag=request.GET.get("tag", ""),
+        )
     return {
         "set": mapping_set,
         "rules": page,
+        "unmapped": unmapped,
         "filters": {
             "action": action,
             "guarded": request.GET.get("guarded", ""),
@@ -157,7 +165,8 @@ def _set_context(request: HttpRequest, pk: int, **extra: Any) -> dict[str, Any]:
 
 @login_required
 def set_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A set's rules (filters: action, guarded, source prefix), add/edit, remove, import, export."""
+    """A set's rules (filters: action, guarded, source prefix; or the source tags in use that
+    have no rule: `action=unmapped`), add/edit, remove, import, export."""
     return render_page(
         request, "mappings/set.html", "mappings/partials/_rules.html", _set_context(request, pk)
     )

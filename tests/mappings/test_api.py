@@ -235,3 +235,37 @@ def test_stale_version_is_409(api, vocabularies):
     set_id = _create(api, []).json()["id"]
     body = {"rules": [{"source": "smile", "action": "drop"}], "version": 7}
     assert api.post(f"/api/tag-mappings/{set_id}/append-mapping", body, format="json").status_code == 409
+
+
+def test_kohya_escapes_and_an_empty_target_drops(api, vocabularies):
+    danbooru, e621 = vocabularies
+    tags_make(["a;b"], vocabulary=danbooru)
+    tags_make(["x;y"], vocabulary=e621)
+    set_id = _create(api, []).json()["id"]
+    text = "a\\;b,x\\;y;smile,"
+    response = api.post(
+        f"/api/tag-mappings/{set_id}/import", {"text": text, "format": "kohya"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    rules = {
+        r["source"]: (r["action"], r["targets"])
+        for r in api.get(f"/api/tag-mappings/{set_id}/").json()["rules"]
+    }
+    assert rules == {"a;b": ("map", ["x;y"]), "smile": ("drop", [])}
+    assert api.get(f"/api/tag-mappings/{set_id}/export?format=kohya").content.decode() == text
+
+
+def test_profile_crud_through_the_api(api, vocabularies):
+    set_id = _create(api, []).json()["id"]
+    created = api.post(
+        "/api/mapping-profiles/", {"slug": "p", "target_vocabulary": "e621", "steps": ["d2e"]}, format="json"
+    ).json()
+    assert [p["slug"] for p in api.get("/api/mapping-profiles/").json()["results"]] == ["p"]
+    patched = api.patch(
+        f"/api/mapping-profiles/{created['id']}/", {"max_tags": 5, "version": 1}, format="json"
+    ).json()
+    assert (patched["max_tags"], patched["version"]) == (5, 2)
+    assert api.get(f"/api/mapping-profiles/{created['id']}/").json()["max_tags"] == 5
+    assert api.delete(f"/api/mapping-profiles/{created['id']}/").status_code == 204
+    assert api.delete(f"/api/tag-mappings/{set_id}/").status_code == 204
+    assert not MappingSet.objects.exists()
