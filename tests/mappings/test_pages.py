@@ -108,3 +108,22 @@ def test_the_unmapped_filter_lists_source_tags_in_use_without_a_rule(world):
     assert "?source=b#rule-form" in body
     none = world["client"].get(f"/mappings/sets/{world['set'].pk}/?action=unmapped&tag=zz")
     assert "has a rule" in none.content.decode()
+
+
+def test_refresh_stale_items_applies_the_profile_to_exactly_those(world):
+    from apps.mappings.services.rules import mapping_rules_append
+    from tests.mappings.factories import rules
+
+    client, profile, items = world["client"], world["profile"], world["items"]
+    client.post(f"/mappings/profiles/{profile.pk}/apply", {"ids": str(items[0].pk)})
+    page = client.get(f"/mappings/profiles/{profile.pk}/")
+    assert b'hx-vals=\'{"q": "has:stale_mapping"}\'' in page.content
+    mapping_rules_append(mapping_set=world["set"], rules=rules(("b", "x")))  # the set moves on
+    refreshed = client.post(f"/mappings/profiles/{profile.pk}/apply", {"q": "has:stale_mapping"})
+    assert refreshed.status_code == 200
+    latest = Operation.objects.filter(kind=Operation.Kind.MAP).latest("pk")
+    assert latest.params["items"] == 1
+    assert (
+        client.post(f"/mappings/profiles/{profile.pk}/apply", {"q": "has:stale_mapping"}).status_code == 200
+    )
+    assert Operation.objects.filter(kind=Operation.Kind.MAP).latest("pk").params["items"] == 0
