@@ -167,3 +167,21 @@ def test_without_js_preview_apply_and_their_errors_show_on_the_profile_page(worl
     applied = client.post(f"/mappings/profiles/{profile.pk}/apply", {"ids": ids})
     assert applied.status_code == 200
     assert b"Operation #" in applied.content
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("target_vocabulary", "default"), ("target_vocabulary", "nope"), ("slug", "other")]
+)
+def test_a_profile_patch_cannot_move_its_slug_or_target_vocabulary(api, world, field, value):
+    profile = world["profile"]
+    response = api.patch(f"/api/mapping-profiles/{profile.pk}/", {"max_tags": 3, field: value}, format="json")
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(f"{field}:")
+    profile.refresh_from_db()
+    assert (profile.version, profile.max_tags, profile.slug) == (1, 0, "e6")
+    same = api.patch(
+        f"/api/mapping-profiles/{profile.pk}/",
+        {"max_tags": 3, "target_vocabulary": "e621", "slug": "e6"},
+        format="json",
+    )
+    assert same.status_code == 200

@@ -119,6 +119,26 @@ def profile_create(
     return profile
 
 
+def _fixed(profile: MappingProfile, fields: dict[str, Any]) -> None:
+    """A profile's slug and target vocabulary do not change: sending other ones is a 400, not
+    silently ignored (its sets and stamps belong to that vocabulary)."""
+    if "slug" in fields and fields["slug"] != profile.slug:
+        raise DomainError(
+            f"slug: a profile's slug cannot change (it is {profile.slug!r}); create a new profile.",
+            code="mappings.fixed_field",
+            details={"field": "slug"},
+        )
+    if "target_vocabulary" in fields:
+        target = vocabulary_get(fields["target_vocabulary"], "target_vocabulary")
+        if target.pk != profile.target_vocabulary_id:
+            raise DomainError(
+                f"target_vocabulary: a profile's target vocabulary cannot change (it is "
+                f"{profile.target_vocabulary.slug!r}); create a new profile for {target.slug!r}.",
+                code="mappings.fixed_field",
+                details={"field": "target_vocabulary"},
+            )
+
+
 @transaction.atomic
 def profile_update(
     *, profile: MappingProfile, version: int | None = None, steps: Sequence[Any] | None = None, **fields: Any
@@ -131,6 +151,7 @@ def profile_update(
             code="mappings.version_conflict",
             details={"version": locked.version},
         )
+    _fixed(locked, fields)
     changed = False
     for key, value in fields.items():
         if key in FIELDS and getattr(locked, key) != value:
