@@ -261,6 +261,7 @@ def test_profile_crud_through_the_api(api, vocabularies):
         "/api/mapping-profiles/", {"slug": "p", "target_vocabulary": "e621", "steps": ["d2e"]}, format="json"
     ).json()
     assert [p["slug"] for p in api.get("/api/mapping-profiles/").json()["results"]] == ["p"]
+    assert [m["slug"] for m in api.get("/api/tag-mappings/").json()["results"]] == ["d2e"]
     patched = api.patch(
         f"/api/mapping-profiles/{created['id']}/", {"max_tags": 5, "version": 1}, format="json"
     ).json()
@@ -269,3 +270,21 @@ def test_profile_crud_through_the_api(api, vocabularies):
     assert api.delete(f"/api/mapping-profiles/{created['id']}/").status_code == 204
     assert api.delete(f"/api/tag-mappings/{set_id}/").status_code == 204
     assert not MappingSet.objects.exists()
+
+
+def test_a_cycle_through_an_existing_rule_is_400_on_append_and_import_and_saves_nothing(api, vocabularies):
+    body = {"slug": "c", "source_vocabulary": "default", "target_vocabulary": "default"}
+    rules = [{"source": "1girl", "targets": ["smile"]}]
+    set_id = api.post("/api/tag-mappings/", {**body, "rules": rules}, format="json").json()["id"]
+    back = {
+        "rules": [{"source": "smile", "targets": ["cat_ears"]}, {"source": "cat_ears", "targets": ["1girl"]}]
+    }
+    appended = api.post(f"/api/tag-mappings/{set_id}/append-mapping", back, format="json")
+    assert appended.status_code == 400
+    assert appended.json()["code"] == "mappings.rule_cycle"
+    assert "1girl → smile → cat_ears → 1girl" in appended.json()["message"]
+    imported = api.post(f"/api/tag-mappings/{set_id}/import", {"text": "smile,1girl\n"}, format="json")
+    assert imported.status_code == 400
+    assert imported.json()["code"] == "mappings.rule_cycle"
+    assert TagMapping.objects.count() == 1
+    assert MappingSet.objects.get().version == 1
