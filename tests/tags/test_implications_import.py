@@ -86,3 +86,18 @@ def test_a_viewer_cannot_import(viewer):
     client.force_authenticate(viewer)
     assert client.post("/api/tag-implications/import", {"text": "x,y"}, format="json").status_code == 403
     assert not TagImplication.objects.exists()
+
+
+def test_the_rules_page_imports_into_the_chosen_tag_template(client):
+    client.force_login(User.objects.create_superuser("boss", password="pw-boss-12345"))
+    e621 = vocabulary_create(slug="e621", name="e621")
+    page = client.get("/tags/rules/")
+    assert b"/tags/rules/implications/import" in page.content
+    response = client.post(
+        "/tags/rules/implications/import",
+        {"vocabulary": "e621", "text": "domestic_cat,felid\nnope\n", "activate": "on"},
+    )
+    assert response.status_code == 422
+    assert b"Line 2: expected child,parent" in response.content
+    assert b"1 created (1 active)" in response.content
+    assert TagImplication.objects.get().vocabulary == e621
