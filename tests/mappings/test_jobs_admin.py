@@ -142,3 +142,31 @@ def test_the_admin_refuses_to_delete_a_set_in_use_with_a_message(admin_client, w
     assert response.status_code == 200
     assert b"used by profile" in response.content
     assert MappingSet.objects.filter(pk=mapping_set.pk).exists()
+
+
+def test_an_apply_job_cancelled_while_queued_cancels_its_operation(
+    world, monkeypatch, django_capture_on_commit_callbacks
+):
+    from apps.jobs.services import job_cancel
+
+    outcome = _queued(world, monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_cancel(job=outcome.job)
+    assert Operation.objects.get(pk=outcome.operation.pk).status == Operation.Status.CANCELLED
+    assert _sets(world) == 0
+
+
+def test_an_apply_job_failed_by_the_jobs_app_leaves_an_undoable_partial_operation(
+    world, monkeypatch, django_capture_on_commit_callbacks
+):
+    from apps.jobs.events import job_finished_send
+
+    outcome = _queued(world, monkeypatch)
+    apply._step(outcome.operation.pk, apply.prepare(world["profile"]))  # one chunk, then the worker is lost
+    Job.objects.filter(pk=outcome.job.pk).update(status=Job.Status.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_finished_send(job_id=outcome.job.pk, kind=outcome.job.kind, status=Job.Status.FAILED)
+    operation = Operation.objects.get(pk=outcome.operation.pk)
+    assert operation.status == Operation.Status.PARTIAL
+    apply.mapping_undo(operation=operation, actor=world["actor"])
+    assert _sets(world) == 0
