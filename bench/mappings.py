@@ -5,6 +5,8 @@
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --reuse --only aggregate
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --name bm_me --keep --only build
     .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --name bm_me --reuse --only apply
+    .venv/bin/python bench/mappings.py --db mysql://root@127.0.0.1:3306/ --name bm_me --reuse \
+        --only applymem --mem-items 100000   # then 25000, each size in its own process
 
 Builds (or reuses, with --reuse, what a `--keep` run left in `--name`, default `bench_mappings`)
 the tags benchmark's library (`bench/tagdata.py`: about 30 Zipf tags per item, curated sets),
@@ -23,10 +25,17 @@ profile (curated input, prune implied, drop no types, max 40 tags). Measured:
   slot (deleted afterwards, untimed); `same_rows` checks both wrote the same rows; in
   --apply-rounds interleaved rounds, the product's apply undone between rounds (the undo timed
   on its own);
-* peak traced memory of the aggregate over half and over all items (flat: ratio ≈ 1).
+* peak traced memory of the aggregate over half and over all items (flat: ratio ≈ 1);
+* `applymem`: the apply job body's peak memory at two sizes (`--mem-items`, default a quarter and
+  all items): tracemalloc's peak of Python allocations during `mapping_apply_run`, and the peak
+  resident set above the process's size when the body started (sampled every 20 ms by a
+  thread, so C allocations such as the driver's result buffers count too, and tracemalloc's own
+  bookkeeping); each apply is undone again (untimed) so the next size creates every set afresh,
+  as a first apply does. Sizes after the first start from the first's high-water mark, so for
+  RSS run each size in its own process (`--mem-items 100000`, then `--mem-items 25000`).
 
-`--only` picks parts (preview, aggregate, memory, apply). Each run's `build` makes a new profile,
-so each apply adds its derived sets to a kept library (the sets of earlier profiles stay).
+`--only` picks parts (preview, aggregate, memory, apply, applymem). Each run's `build` makes a new
+profile, so each apply adds its derived sets to a kept library (the sets of earlier profiles stay).
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--apply-rounds", type=int, default=3, help="interleaved apply rounds")
     parser.add_argument("--apply-items", type=int, default=0, help="apply to the first N items (0: all)")
     parser.add_argument("--profile-apply", action="store_true", help="pyinstrument the product's applies")
+    parser.add_argument("--mem-items", default="", help="applymem sizes, e.g. 25000,100000")
     parser.add_argument("--name", default=BENCH_DB, help="database name (concurrent runs: one each)")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
@@ -261,6 +271,77 @@ def apply_product(apply_service, profile, item_ids, user):  # type: ignore[no-un
     assert outcome.job is not None
     apply_service.mapping_apply_run(job_id=outcome.job.pk)
     return outcome
+
+
+class rss_peak:
+    """The peak resident set size above the size at entry, sampled every 20 ms by a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.start = self.peak = self.now()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+
+    def now(self) -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * self.page
+
+    def sample(self) -> None:
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, self.now())
+
+    def __enter__(self) -> rss_peak:
+        self.start = self.peak = self.now()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.now())
+
+    @property
+    def above(self) -> int:
+        return self.peak - self.start
+
+
+def apply_memory(apply_service, profile, item_ids, user, sizes):  # type: ignore[no-untyped-def]
+    """The apply job body's peak memory per size (traced Python peak, RSS above its start, and
+    seconds), each apply undone afterwards (untimed) so every size starts from no sets."""
+    import gc
+
+    from apps.tags.services.operations import operation_undo
+    from apps.tags.services.operations.run import operation_run
+
+    apply_service.SYNC_MAX_ITEMS = 0  # always a job; its body runs here
+    out = []
+    for size in sizes:
+        ids = item_ids[:size]
+        outcome = apply_service.mapping_apply(profile=profile, ids=ids, actor=user)  # the request
+        assert outcome.job is not None
+        gc.collect()
+        tracemalloc.start()
+        started = time.perf_counter()
+        with rss_peak() as rss:
+            apply_service.mapping_apply_run(job_id=outcome.job.pk)
+        seconds = time.perf_counter() - started
+        traced = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        outcome.operation.refresh_from_db()
+        assert outcome.operation.counters["items_done"] == len(ids), outcome.operation.counters
+        out.append((len(ids), traced, rss.above, seconds))
+        print(
+            f"apply memory, {len(ids):,} items: traced peak {traced / 2**20:.1f} MiB,"
+            f" RSS {rss.start / 2**20:.0f} MiB at the start, peak +{rss.above / 2**20:.1f} MiB,"
+            f" {seconds:.0f} s (traced), load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        undo = operation_undo(operation=outcome.operation, actor=user)
+        if undo.job is not None:
+            operation_run(job_id=undo.job.pk)
+    return out
 
 
 def same_rows(profile) -> int:  # type: ignore[no-untyped-def]
@@ -461,6 +542,16 @@ def main() -> None:
                 "items/s",
             )
         )
+
+    if "applymem" in args.only:
+        sizes = [int(n) for n in args.mem_items.split(",") if n] or [len(item_ids) // 4, len(item_ids)]
+        found = apply_memory(apply_service, profile, item_ids, user, sizes)
+        for (n, traced, _r, _s), (m, traced2, _r2, _s2) in zip(found, found[1:], strict=False):  # noqa: RUF007
+            label = f"apply job peak traced memory, {n:,} / {m:,} items"
+            rows.append((label, traced / 2**20, traced2 / 2**20, "MiB"))
+        for n, _traced, rss, seconds in found:
+            label = f"apply job peak RSS above its start, {n:,} items ({seconds:.0f} s traced)"
+            rows.append((label, rss / 2**20, None, "MiB"))
 
     print(f"\n| measure ({len(item_ids):,} items) | value | second | unit |\n|---|---|---|---|")
     for name, a, b, unit in rows:

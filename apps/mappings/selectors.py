@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from apps.core.exceptions import NotFoundError
+from apps.core.ints import INT_MAX
 from apps.core.lookups import UnicodeLower
 from apps.mappings.models import (
     MappedSet,
@@ -36,14 +37,29 @@ SCOPE_KINDS: dict[str, int] = {
 }
 
 
+def ref_id(ref: Any) -> int | None:
+    """`ref` as a row id when it is one (ASCII digits; past INT_MAX it names no row: 0), else
+    None: then it is a slug. `²` and 30-digit numbers are never handed to a query as ids."""
+    text = str(ref)
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= INT_MAX else 0
+
+
+def ref_find(query: QuerySet[Any], ref: Any) -> Any:
+    """The row of `query` with id or slug `ref`, or None."""
+    number = ref_id(ref)
+    return query.filter(slug=str(ref)).first() if number is None else query.filter(pk=number).first()
+
+
 def mapping_set_list() -> QuerySet[MappingSet]:
     return MappingSet.objects.select_related("source_vocabulary", "target_vocabulary").order_by("slug")
 
 
 def mapping_set_get(*, ref: Any) -> MappingSet:
     """A mapping set by id or slug (NotFoundError)."""
-    query = mapping_set_list()
-    found = query.filter(pk=int(ref)).first() if str(ref).isdigit() else query.filter(slug=str(ref)).first()
+    found = ref_find(mapping_set_list(), ref)
     if found is None:
         raise NotFoundError(f"There is no mapping set {ref!r}.", code="mappings.set_not_found")
     return found
@@ -55,8 +71,7 @@ def profile_list() -> QuerySet[MappingProfile]:
 
 def profile_get(*, ref: Any) -> MappingProfile:
     """A profile by id or slug (NotFoundError)."""
-    query = profile_list()
-    found = query.filter(pk=int(ref)).first() if str(ref).isdigit() else query.filter(slug=str(ref)).first()
+    found = ref_find(profile_list(), ref)
     if found is None:
         raise NotFoundError(f"There is no mapping profile {ref!r}.", code="mappings.profile_not_found")
     return found
@@ -374,6 +389,19 @@ def rules_page(
         targets[mapping_id].append(name)
     keys = ("id", "source", "action", "requires", "unless", "type", "priority", "rule_key")
     return [{**dict(zip(keys, r, strict=True)), "targets": targets.get(r[0], [])} for r in rows]
+
+
+def unmapped_in_set(*, mapping_set: MappingSet, limit: int = 200, tag: str = "") -> list[dict[str, Any]]:
+    """The set's source-vocabulary tags in use that no rule of the set has as its source, most
+    used first (the rules page's `unmapped` filter), optionally by name prefix."""
+    ruled = TagMapping.objects.filter(mapping_set=mapping_set).values("source_tag_id")
+    query = Tag.objects.filter(vocabulary_id=mapping_set.source_vocabulary_id, media_count__gt=0).exclude(
+        pk__in=ruled
+    )
+    if tag:
+        query = query.filter(name__startswith=tag)
+    rows = query.order_by("-media_count", "pk").values_list("id", "name", "media_count")[:limit]
+    return [{"id": pk, "name": name, "media_count": n} for pk, name, n in rows]
 
 
 def mapping_set_search(*, text: str = "", tag: str = "") -> QuerySet[MappingSet]:

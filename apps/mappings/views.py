@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import DomainError
 from apps.core.htmx import redirect_after_post, render_page
+from apps.core.ints import int_param
 from apps.mappings import selectors
 from apps.mappings.models import MappingProfile, TagMapping
 from apps.mappings.services import apply, io, preview, profiles, rules, suggestions
@@ -22,6 +23,7 @@ from apps.tags.models import Operation
 from apps.tags.services.operations import operation_can_undo
 
 SET_WRITE = "mappings.change_mappingset"
+UNMAPPED = "unmapped"  # the rules page's filter for source tags without a rule
 PROFILE_WRITE = "mappings.change_mappingprofile"
 
 
@@ -131,17 +133,24 @@ def _set_context(request: HttpRequest, pk: int, **extra: Any) -> dict[str, Any]:
     mapping_set = selectors.mapping_set_get(ref=pk)
     action = request.GET.get("action", "")
     guarded = {"yes": True, "no": False}.get(request.GET.get("guarded", ""))
-    page = selectors.rules_page(
-        mapping_set=mapping_set,
-        after=int(request.GET.get("after", "0") or 0),
-        limit=200,
-        action=action if action in TagMapping.Action.values else "",
-        guarded=guarded,
-        tag=request.GET.get("tag", ""),
-    )
+    after = int_param(request.GET.get("after"), field="after", default=0)
+    unmapped = None
+    if action == UNMAPPED:  # source tags in use that no rule of the set decides
+        page: list[dict[str, Any]] = []
+        unmapped = selectors.unmapped_in_set(mapping_set=mapping_set, tag=request.GET.get("tag", ""))
+    else:
+        page = selectors.rules_page(
+            mapping_set=mapping_set,
+            after=after,
+            limit=200,
+            action=action if action in TagMapping.Action.values else "",
+            guarded=guarded,
+            tag=request.GET.get("tag", ""),
+        )
     return {
         "set": mapping_set,
         "rules": page,
+        "unmapped": unmapped,
         "filters": {
             "action": action,
             "guarded": request.GET.get("guarded", ""),
@@ -156,7 +165,8 @@ def _set_context(request: HttpRequest, pk: int, **extra: Any) -> dict[str, Any]:
 
 @login_required
 def set_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A set's rules (filters: action, guarded, source prefix), add/edit, remove, import, export."""
+    """A set's rules (filters: action, guarded, source prefix; or the source tags in use that
+    have no rule: `action=unmapped`), add/edit, remove, import, export."""
     return render_page(
         request, "mappings/set.html", "mappings/partials/_rules.html", _set_context(request, pk)
     )
@@ -306,7 +316,24 @@ def profile_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _ids(request: HttpRequest) -> list[int]:
-    return [int(i) for i in _split(request.POST.get("ids", "")) if i.isdigit()]
+    """The comma-separated item ids of the form; anything else is a DomainError naming `ids`."""
+    return [int_param(i, field="ids", minimum=1, default=0) for i in _split(request.POST.get("ids", ""))]
+
+
+PREVIEW_PANEL = "mappings/partials/_preview.html"
+APPLIED_PANEL = "mappings/partials/_applied.html"
+
+
+def _panel(
+    request: HttpRequest, profile: MappingProfile, panel: str, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    """The panel alone for htmx; without JS the whole profile page with the panel filled in."""
+    htmx = getattr(request, "htmx", None)
+    if not (htmx and not htmx.boosted):
+        context = _profile_context(profile, panel=panel, **context)
+    return render_page(
+        request, "mappings/profile.html", panel, {"profile": profile, **context}, status=status
+    )
 
 
 @login_required
@@ -319,16 +346,9 @@ def profile_preview(request: HttpRequest, pk: int) -> HttpResponse:
             profile=profile, q=request.POST.get("q", ""), ids=_ids(request), sample=20, actor=request.user
         )
     except DomainError as err:
-        return render_page(
-            request,
-            "mappings/profile.html",
-            "mappings/partials/_preview.html",
-            {"error": err, "profile": profile},
-            status=422,
-        )
+        return _panel(request, profile, PREVIEW_PANEL, {"error": err}, status=422)
     sets = selectors.profile_sets(profile)
-    context = {"preview": body, "profile": profile, "first_set": sets[0] if sets else None}
-    return render_page(request, "mappings/profile.html", "mappings/partials/_preview.html", context)
+    return _panel(request, profile, PREVIEW_PANEL, {"preview": body, "first_set": sets[0] if sets else None})
 
 
 @login_required
@@ -341,11 +361,8 @@ def profile_apply(request: HttpRequest, pk: int) -> HttpResponse:
             profile=profile, q=request.POST.get("q", ""), ids=_ids(request), actor=request.user
         )
     except DomainError as err:
-        return render_page(
-            request, "mappings/profile.html", "mappings/partials/_applied.html", {"error": err}, status=422
-        )
-    context = {"operation": outcome.operation, "job": outcome.job, "profile": profile}
-    return render_page(request, "mappings/profile.html", "mappings/partials/_applied.html", context)
+        return _panel(request, profile, APPLIED_PANEL, {"error": err}, status=422)
+    return _panel(request, profile, APPLIED_PANEL, {"operation": outcome.operation, "job": outcome.job})
 
 
 @login_required
@@ -357,15 +374,8 @@ def profile_undo(request: HttpRequest, pk: int, operation_id: int) -> HttpRespon
     try:
         undone = apply.mapping_undo(operation=operation, actor=request.user)
     except DomainError as err:
-        return render_page(
-            request, "mappings/profile.html", "mappings/partials/_applied.html", {"error": err}, status=409
-        )
-    return render_page(
-        request,
-        "mappings/profile.html",
-        "mappings/partials/_applied.html",
-        {"operation": undone, "profile": profile},
-    )
+        return _panel(request, profile, APPLIED_PANEL, {"error": err}, status=409)
+    return _panel(request, profile, APPLIED_PANEL, {"operation": undone})
 
 
 @login_required
@@ -392,8 +402,8 @@ def suggestion_decide(request: HttpRequest, pk: int) -> HttpResponse:
         elif verb == "reject":
             suggestions.suggestion_reject(
                 profile=profile,
-                source_id=int(request.POST.get("source_id", "0") or 0),
-                target_id=int(request.POST.get("target_id", "0") or 0),
+                source_id=int_param(request.POST.get("source_id"), field="source_id", minimum=1, default=0),
+                target_id=int_param(request.POST.get("target_id"), field="target_id", minimum=1, default=0),
             )
         else:
             raise DomainError("verb must be accept or reject.", code="mappings.unknown_verb")

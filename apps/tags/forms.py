@@ -253,3 +253,14 @@ class ImplicationForm(forms.Form):
     reason = forms.CharField(max_length=500, required=False)
     activate = forms.BooleanField(required=False, initial=True, label="Activate now")
     vocabulary = _vocabulary_field()
+
+
+class ImplicationImportForm(forms.Form):
+    """`child,parent` CSV lines into a tag template (docs/tags.md#implications)."""
+
+    text = forms.CharField(
+        label="child,parent lines",
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "domestic_cat,felid"}),
+    )
+    activate = forms.BooleanField(required=False, initial=True, label="Activate now")
+    vocabulary = _vocabulary_field()

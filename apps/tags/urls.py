@@ -54,5 +54,6 @@ urlpatterns = [
     path("rules/", rules.rule_list, name="rule-list"),
     path("rules/aliases/add", rules.alias_add, name="alias-add"),
     path("rules/implications/add", rules.implication_add, name="implication-add"),
+    path("rules/implications/import", rules.implications_import, name="implications-import"),
     path("rules/<str:kind>/<int:pk>/<str:verb>", rules.rule_action, name="rule-action"),
 ]

@@ -235,3 +235,56 @@ def test_stale_version_is_409(api, vocabularies):
     set_id = _create(api, []).json()["id"]
     body = {"rules": [{"source": "smile", "action": "drop"}], "version": 7}
     assert api.post(f"/api/tag-mappings/{set_id}/append-mapping", body, format="json").status_code == 409
+
+
+def test_kohya_escapes_and_an_empty_target_drops(api, vocabularies):
+    danbooru, e621 = vocabularies
+    tags_make(["a;b"], vocabulary=danbooru)
+    tags_make(["x;y"], vocabulary=e621)
+    set_id = _create(api, []).json()["id"]
+    text = "a\\;b,x\\;y;smile,"
+    response = api.post(
+        f"/api/tag-mappings/{set_id}/import", {"text": text, "format": "kohya"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    rules = {
+        r["source"]: (r["action"], r["targets"])
+        for r in api.get(f"/api/tag-mappings/{set_id}/").json()["rules"]
+    }
+    assert rules == {"a;b": ("map", ["x;y"]), "smile": ("drop", [])}
+    assert api.get(f"/api/tag-mappings/{set_id}/export?format=kohya").content.decode() == text
+
+
+def test_profile_crud_through_the_api(api, vocabularies):
+    set_id = _create(api, []).json()["id"]
+    created = api.post(
+        "/api/mapping-profiles/", {"slug": "p", "target_vocabulary": "e621", "steps": ["d2e"]}, format="json"
+    ).json()
+    assert [p["slug"] for p in api.get("/api/mapping-profiles/").json()["results"]] == ["p"]
+    assert [m["slug"] for m in api.get("/api/tag-mappings/").json()["results"]] == ["d2e"]
+    patched = api.patch(
+        f"/api/mapping-profiles/{created['id']}/", {"max_tags": 5, "version": 1}, format="json"
+    ).json()
+    assert (patched["max_tags"], patched["version"]) == (5, 2)
+    assert api.get(f"/api/mapping-profiles/{created['id']}/").json()["max_tags"] == 5
+    assert api.delete(f"/api/mapping-profiles/{created['id']}/").status_code == 204
+    assert api.delete(f"/api/tag-mappings/{set_id}/").status_code == 204
+    assert not MappingSet.objects.exists()
+
+
+def test_a_cycle_through_an_existing_rule_is_400_on_append_and_import_and_saves_nothing(api, vocabularies):
+    body = {"slug": "c", "source_vocabulary": "default", "target_vocabulary": "default"}
+    rules = [{"source": "1girl", "targets": ["smile"]}]
+    set_id = api.post("/api/tag-mappings/", {**body, "rules": rules}, format="json").json()["id"]
+    back = {
+        "rules": [{"source": "smile", "targets": ["cat_ears"]}, {"source": "cat_ears", "targets": ["1girl"]}]
+    }
+    appended = api.post(f"/api/tag-mappings/{set_id}/append-mapping", back, format="json")
+    assert appended.status_code == 400
+    assert appended.json()["code"] == "mappings.rule_cycle"
+    assert "1girl → smile → cat_ears → 1girl" in appended.json()["message"]
+    imported = api.post(f"/api/tag-mappings/{set_id}/import", {"text": "smile,1girl\n"}, format="json")
+    assert imported.status_code == 400
+    assert imported.json()["code"] == "mappings.rule_cycle"
+    assert TagMapping.objects.count() == 1
+    assert MappingSet.objects.get().version == 1

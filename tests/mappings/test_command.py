@@ -33,3 +33,11 @@ def test_command_applies_and_previews():
 def test_command_unknown_profile_is_an_error():
     with pytest.raises(CommandError, match="no mapping profile"):
         call_command("mapping_apply", "nope", "--ids", "1")
+
+
+@pytest.mark.parametrize("ids", ["1,x", "99999999999999999999999", "²"])
+def test_command_bad_ids_are_an_error_naming_them(ids):
+    danbooru, e621 = vocabulary_default(), vocabulary_make("e621")
+    profile = profile_make(e621, [set_make(danbooru, e621, [])])
+    with pytest.raises(CommandError, match="--ids"):
+        call_command("mapping_apply", profile.slug, "--ids", ids)

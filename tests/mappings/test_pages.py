@@ -93,3 +93,37 @@ def test_unmapped_report_links_to_a_prefilled_rule_form(world):
     assert link in shown.content.decode()
     form = client.get(link).content.decode()
     assert 'value="qq"' in form
+
+
+def test_the_unmapped_filter_lists_source_tags_in_use_without_a_rule(world):
+    from apps.tags.models import Tag
+
+    Tag.objects.filter(vocabulary=vocabulary_default(), name__in=["a", "b"]).update(media_count=2)
+    page = world["client"].get(f"/mappings/sets/{world['set'].pk}/?action=unmapped")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'id="unmapped-table"' in body
+    assert "<td>b</td><td>2</td>" in body
+    assert "<td>a</td>" not in body  # "a" has a rule
+    assert "?source=b#rule-form" in body
+    none = world["client"].get(f"/mappings/sets/{world['set'].pk}/?action=unmapped&tag=zz")
+    assert "has a rule" in none.content.decode()
+
+
+def test_refresh_stale_items_applies_the_profile_to_exactly_those(world):
+    from apps.mappings.services.rules import mapping_rules_append
+    from tests.mappings.factories import rules
+
+    client, profile, items = world["client"], world["profile"], world["items"]
+    client.post(f"/mappings/profiles/{profile.pk}/apply", {"ids": str(items[0].pk)})
+    page = client.get(f"/mappings/profiles/{profile.pk}/")
+    assert b'hx-vals=\'{"q": "has:stale_mapping"}\'' in page.content
+    mapping_rules_append(mapping_set=world["set"], rules=rules(("b", "x")))  # the set moves on
+    refreshed = client.post(f"/mappings/profiles/{profile.pk}/apply", {"q": "has:stale_mapping"})
+    assert refreshed.status_code == 200
+    latest = Operation.objects.filter(kind=Operation.Kind.MAP).latest("pk")
+    assert latest.params["items"] == 1
+    assert (
+        client.post(f"/mappings/profiles/{profile.pk}/apply", {"q": "has:stale_mapping"}).status_code == 200
+    )
+    assert Operation.objects.filter(kind=Operation.Kind.MAP).latest("pk").params["items"] == 0

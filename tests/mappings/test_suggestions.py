@@ -70,3 +70,17 @@ def test_name_evidence_finds_a_target_that_keeps_upper_case(world):
     candidate = _by_source(profile)["striped_tail"]["candidates"][0]
     assert candidate["target"] == target.name
     assert candidate["evidence"][0] == {"kind": "name", "name": "Striped_Tail"}
+
+
+def test_alias_evidence_proposes_the_target_aliases_consequent(world):
+    from apps.tags.services.rules import alias_create
+
+    profile, src, _tgt = world
+    danbooru = src["feline"].vocabulary
+    tags_make(["kitty"], vocabulary=danbooru)
+    Tag.objects.filter(vocabulary=danbooru, name="kitty").update(media_count=3)
+    alias_create(antecedent="kitty", consequent="cat", activate=True, vocabulary=profile.target_vocabulary)
+    candidates = _by_source(profile)["kitty"]["candidates"]
+    alias = next(c for c in candidates if any(e["kind"] == "alias" for e in c["evidence"]))
+    assert (alias["target"], alias["score"]) == ("cat", 0.95)
+    assert {"kind": "alias", "antecedent": "kitty"} in alias["evidence"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from apps.core.api import IdField, int_field
 from apps.mappings.models import MappingProfile, MappingSet, TagMapping
 from apps.mappings.services.io import FORMATS
 
@@ -29,7 +30,7 @@ class RuleOutputSerializer(RuleSerializer):
 
 class RulesInputSerializer(serializers.Serializer):
     rules = RuleSerializer(many=True, max_length=50_000)  # type: ignore[call-arg]
-    version = serializers.IntegerField(required=False, min_value=1, help_text="409 when the set moved on")
+    version = int_field(required=False, min_value=1, help_text="409 when the set moved on")
     create_targets = serializers.BooleanField(default=False)
 
 
@@ -41,7 +42,7 @@ class RemoveRuleSerializer(serializers.Serializer):
 
 class RemoveInputSerializer(serializers.Serializer):
     rules = RemoveRuleSerializer(many=True, max_length=50_000)  # type: ignore[call-arg]
-    version = serializers.IntegerField(required=False, min_value=1)
+    version = int_field(required=False, min_value=1)
 
 
 class MappingSetInputSerializer(serializers.Serializer):
@@ -95,7 +96,7 @@ class MappingSetDetailSerializer(MappingSetOutputSerializer):
 
 
 class RulesQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, default=0, help_text="rule id of the last row seen")
+    after = int_field(min_value=0, default=0, help_text="rule id of the last row seen")
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=200)
     action = serializers.ChoiceField(choices=TagMapping.Action.choices, required=False)
     guarded = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -153,7 +154,7 @@ class ProfileInputSerializer(serializers.ModelSerializer):
     )
     drop_types = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
     type_order = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
-    version = serializers.IntegerField(required=False, min_value=1, write_only=True)
+    version = int_field(required=False, min_value=1, write_only=True)
 
     class Meta:
         model = MappingProfile
@@ -184,7 +185,7 @@ class ProfileOutputSerializer(serializers.ModelSerializer):
 
 class TargetInputSerializer(serializers.Serializer):
     q = serializers.CharField(required=False, allow_blank=True, default="", help_text="a search query")
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list)
+    ids = serializers.ListField(child=IdField(), required=False, default=list)
 
 
 class PreviewInputSerializer(TargetInputSerializer):
@@ -192,7 +193,7 @@ class PreviewInputSerializer(TargetInputSerializer):
 
 
 class UndoInputSerializer(serializers.Serializer):
-    operation = serializers.IntegerField(min_value=1)
+    operation = IdField()
 
 
 class SuggestionsQuerySerializer(serializers.Serializer):

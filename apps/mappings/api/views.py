@@ -220,8 +220,6 @@ class MappingProfileViewSet(
         data = s.ProfileInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        values.pop("slug", None)
-        values.pop("target_vocabulary", None)
         profile = profiles.profile_update(profile=self.get_object(), **values)
         return Response(s.ProfileOutputSerializer(profile).data)
 

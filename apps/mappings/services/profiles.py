@@ -11,6 +11,7 @@ from django.db.models import F
 
 from apps.core.exceptions import ConflictError, DomainError
 from apps.mappings.models import MappedSet, MappingProfile, MappingProfileStep, MappingSet
+from apps.mappings.selectors import ref_id
 from apps.mappings.services.rules import vocabulary_get
 from apps.tags.models import TagType
 
@@ -40,7 +41,8 @@ def _steps(profile: MappingProfile, steps: Sequence[Any]) -> list[MappingSet]:
         )
     refs = [str(s) for s in steps]
     by_slug = {s.slug: s for s in MappingSet.objects.filter(slug__in=refs)}
-    by_id = {str(s.pk): s for s in MappingSet.objects.filter(pk__in=[int(r) for r in refs if r.isdigit()])}
+    numbers = [n for n in map(ref_id, refs) if n]
+    by_id = {str(s.pk): s for s in MappingSet.objects.filter(pk__in=numbers)}
     sets: list[MappingSet] = []
     for ref in refs:
         found = by_slug.get(ref) or by_id.get(ref)
@@ -117,6 +119,26 @@ def profile_create(
     return profile
 
 
+def _fixed(profile: MappingProfile, fields: dict[str, Any]) -> None:
+    """A profile's slug and target vocabulary do not change: sending other ones is a 400, not
+    silently ignored (its sets and stamps belong to that vocabulary)."""
+    if "slug" in fields and fields["slug"] != profile.slug:
+        raise DomainError(
+            f"slug: a profile's slug cannot change (it is {profile.slug!r}); create a new profile.",
+            code="mappings.fixed_field",
+            details={"field": "slug"},
+        )
+    if "target_vocabulary" in fields:
+        target = vocabulary_get(fields["target_vocabulary"], "target_vocabulary")
+        if target.pk != profile.target_vocabulary_id:
+            raise DomainError(
+                f"target_vocabulary: a profile's target vocabulary cannot change (it is "
+                f"{profile.target_vocabulary.slug!r}); create a new profile for {target.slug!r}.",
+                code="mappings.fixed_field",
+                details={"field": "target_vocabulary"},
+            )
+
+
 @transaction.atomic
 def profile_update(
     *, profile: MappingProfile, version: int | None = None, steps: Sequence[Any] | None = None, **fields: Any
@@ -129,6 +151,7 @@ def profile_update(
             code="mappings.version_conflict",
             details={"version": locked.version},
         )
+    _fixed(locked, fields)
     changed = False
     for key, value in fields.items():
         if key in FIELDS and getattr(locked, key) != value:

@@ -24,6 +24,7 @@ from apps.mappings.models import (
     TagMappingTarget,
     rule_key,
 )
+from apps.mappings.selectors import ref_find
 from apps.tags.models import Tag, TagType, Vocabulary
 from apps.tags.services.names import tag_name_normalise, tags_get_or_create
 
@@ -87,8 +88,7 @@ def invalid_error(errors: list[dict[str, Any]], what: str = "rules") -> DomainEr
 
 def vocabulary_get(ref: Any, field_name: str) -> Vocabulary:
     """A vocabulary by slug or id; a 400 naming the field when there is none."""
-    query = Vocabulary.objects.all()
-    found = query.filter(pk=int(ref)).first() if str(ref).isdigit() else query.filter(slug=str(ref)).first()
+    found = ref_find(Vocabulary.objects.all(), ref)
     if found is None:
         raise DomainError(
             f"{field_name}: there is no vocabulary {ref!r}.",

@@ -152,6 +152,33 @@ class ImplicationInputSerializer(serializers.Serializer):
     )
 
 
+class ImplicationImportInputSerializer(serializers.Serializer):
+    file = serializers.FileField(required=False, help_text="CSV of `child,parent` lines (or send `text`)")
+    text = serializers.CharField(required=False, allow_blank=False, trim_whitespace=False)
+    vocabulary = serializers.SlugField(
+        required=False, help_text="Slug of the tag template the rules go into; the default one if omitted."
+    )
+    activate = serializers.BooleanField(default=False, help_text="Activate them (rule approvers only)")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("file") and not attrs.get("text"):
+            raise serializers.ValidationError({"file": ["Send a file or text."]})
+        return attrs
+
+
+class RulesImportErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class ImplicationImportOutputSerializer(serializers.Serializer):
+    lines = serializers.IntegerField()
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    activated = serializers.IntegerField()
+    errors = RulesImportErrorSerializer(many=True)  # type: ignore[assignment]  # output only
+
+
 class DescriptionOutputSerializer(serializers.ModelSerializer):
     box = serializers.SerializerMethodField()
 

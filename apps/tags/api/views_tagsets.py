@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, status, viewsets
 from rest_framework import serializers as drf_serializers
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,7 +25,8 @@ from apps.tags import selectors
 from apps.tags.api import serializers_tagsets as s
 from apps.tags.models import Description, TagAlias, TagAssignment, TagImplication, TagSet
 from apps.tags.selectors import vocabularies as vocabulary_reads
-from apps.tags.services import descriptions, rules, tag_set_delete, tag_set_edit, tag_set_promote
+from apps.tags.services import descriptions, rules, rules_io, tag_set_delete, tag_set_edit, tag_set_promote
+from apps.tags.services.names import vocabulary_default
 from apps.tags.services.tagsets import tag_set_add_to_item
 
 APPROVE = ["tags.approve_rules"]
@@ -248,6 +250,34 @@ class TagImplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
             vocabulary=_vocabulary(values),
         )
         return Response(s.ImplicationOutputSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": s.ImplicationImportInputSerializer,
+            "application/json": s.ImplicationImportInputSerializer,
+        },
+        responses=s.ImplicationImportOutputSerializer,
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, FormParser, JSONParser],
+        required_perms=["tags.add_tagimplication"],
+    )
+    def import_csv(self, request: Request) -> Response:
+        """`child,parent` lines into a tag template (pending, or active for approvers who send
+        `activate`); good lines are kept, each bad one listed with its line."""
+        data = s.ImplicationImportInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = rules_io.implications_import_csv(
+            vocabulary=_vocabulary(values) or vocabulary_default(),
+            data=values.get("file") or values["text"],
+            actor=request.user,
+            activate=values["activate"],
+        )
+        return Response(s.ImplicationImportOutputSerializer(result).data)
 
     @extend_schema(request=None, responses=s.ImplicationOutputSerializer)
     @action(detail=True, methods=["post"], required_perms=APPROVE)

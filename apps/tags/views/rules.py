@@ -14,9 +14,10 @@ from django.views.decorators.http import require_POST, require_safe
 from apps.core.exceptions import DomainError
 from apps.core.htmx import render_page
 from apps.jobs.models import Job
-from apps.tags.forms import AliasForm, ImplicationForm
+from apps.tags.forms import AliasForm, ImplicationForm, ImplicationImportForm
 from apps.tags.models import RuleStatus, TagAlias, TagImplication
-from apps.tags.services import rules
+from apps.tags.services import rules, rules_io
+from apps.tags.services.names import vocabulary_default
 
 PAGE = 100
 RULE_KINDS = ("alias", "implication")
@@ -38,6 +39,7 @@ def _context(request: HttpRequest, **extra: object) -> dict[str, object]:
         "rebuild": rebuild,
         "alias_form": extra.get("alias_form") or AliasForm(),
         "implication_form": extra.get("implication_form") or ImplicationForm(),
+        "import_form": extra.get("import_form") or ImplicationImportForm(),
         "can_approve": rules.rules_may_approve(request.user),
         **extra,
     }
@@ -85,6 +87,32 @@ def implication_add(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("tags.add_tagimplication"):
         raise PermissionDenied
     return _add_rule(request, ImplicationForm(request.POST), "implication_form", rules.implication_create)
+
+
+@login_required
+@require_POST
+def implications_import(request: HttpRequest) -> HttpResponse:
+    """`child,parent` lines into a tag template; good lines kept, bad ones listed (422)."""
+    if not request.user.has_perm("tags.add_tagimplication"):
+        raise PermissionDenied
+    form = ImplicationImportForm(request.POST)
+    result = None
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = rules_io.implications_import_csv(
+                vocabulary=data["vocabulary"] or vocabulary_default(),
+                data=data["text"],
+                actor=request.user,
+                activate=data["activate"],
+            )
+        except DomainError as err:
+            form.add_error(None, err.message)
+    failed = bool(form.errors or (result and result.errors))
+    context = _context(request, import_form=form, import_result=result)
+    return render_page(
+        request, "tags/rules.html", "tags/partials/_rules.html", context, status=422 if failed else 200
+    )
 
 
 @login_required

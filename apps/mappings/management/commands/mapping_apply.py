@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.exceptions import DomainError
+from apps.core.ints import int_param
 from apps.mappings.selectors import profile_get
 from apps.mappings.services.apply import mapping_apply, mapping_apply_run
 from apps.mappings.services.preview import mapping_preview
@@ -32,9 +33,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            ids = [int(i) for i in options["ids"].split(",") if i.strip()]
-        except ValueError as exc:
-            raise CommandError("--ids takes comma-separated whole numbers.") from exc
+            ids = [
+                int_param(i, field="--ids", minimum=1, default=0)
+                for i in options["ids"].split(",")
+                if i.strip()
+            ]
+        except DomainError as exc:
+            raise CommandError(f"{exc.message} (--ids takes comma-separated item ids)") from exc
         actor = None
         if options["user"]:
             actor = get_user_model().objects.filter(username=options["user"]).first()
