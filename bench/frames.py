@@ -11,8 +11,9 @@ The clip is made with the bundled ffmpeg (testsrc2 or mandelbrot, both moving; H
   product   `media_frames_extract_start(video=, request={"mode": "interval", "interval": 1.0})`
             and `media_frames_extract_run(job_id=)` in this process, as a worker runs it: one
             streaming ffmpeg (select + showinfo, PNGs at zlib level 3 with adaptive filters on
-            a pipe, the same frames as raw RGB on a second pipe for the thumbnail and perceptual
-            hash), items, VideoFrame rows, tag inheritance, job records, stored in batches.
+            a pipe, the same frames shrunk to their 256 px thumbnails as raw RGB on a second
+            pipe for the thumbnail and perceptual hash), items, VideoFrame rows, tag
+            inheritance, job records, stored in batches.
   baseline  the service's own ffmpeg command (`-protocol_whitelist file -loglevel info -i
             clip.mp4 -map 0:v:0 -an -sn -dn -vf "select='<the service's expression>',showinfo"
             -fps_mode passthrough -pix_fmt rgb24 -c:v png -compression_level 3 -pred mixed`),
@@ -210,8 +211,8 @@ def baseline_command(path: Path, out: Path, vf: str, level: int) -> list[str]:
     """The service's own ffmpeg command (apps/media/services/frame_stream.py `stream_frames`:
     protocol whitelist, video stream only, select + showinfo at log level info, passthrough
     timing, rgb24 PNGs at the same zlib level and row filters), writing numbered files instead
-    of a pipe. The service's command also writes each frame as raw RGB to a second pipe (its
-    own cost, counted on the product's side)."""
+    of a pipe. The service's command also writes each frame's thumbnail (scaled by ffmpeg) as
+    raw RGB to a second pipe (its own cost, counted on the product's side)."""
     return [
         ffmpeg(),
         "-hide_banner",
