@@ -200,10 +200,27 @@ def readme(ctx: Context, stats: Stats) -> str:
     ]
     out += ["## Datasets", ""]
     rows = [
-        (d.id, d.name, d.role, stats.per_dataset[d.id], d.repeats, d.licence or "not stated")
+        (
+            d.id,
+            d.name,
+            d.role,
+            stats.per_dataset[d.id],
+            d.repeats,
+            "see below" if d.dataset_licence or d.licence else "not stated",
+        )
         for d in plan.datasets
     ]
     out += _table(("id", "name", "role", "images", "repeats", "licence"), rows)
+    out += ["", "## Licence notes", ""]
+    for d in plan.datasets:
+        out += [f"### {d.id} ({d.name})", ""]
+        if not d.dataset_licence and not d.licence:
+            out += ["No licence notes entered.", ""]
+        if d.dataset_licence:
+            out += ["Dataset:", "", *_quoted(d.dataset_licence), ""]
+        if d.licence:
+            out += ["This session:", "", *_quoted(d.licence), ""]
+    out.pop()
     out += ["", "## Partitions", ""]
     out += _table(
         ("partition", "images", "repeats"),
@@ -237,6 +254,12 @@ def readme(ctx: Context, stats: Stats) -> str:
     ]
     out += [
         "",
-        "Licence notes are those entered on the session's dataset entries; check them before publishing.",
+        "Licence notes are those entered on the datasets and on the session's dataset entries; check "
+        "them before publishing.",
     ]
     return "\n".join(out) + "\n"
+
+
+def _quoted(text: str) -> list[str]:
+    """Notes as a Markdown block quote, their lines kept."""
+    return [f"> {line}".rstrip() for line in text.strip().splitlines()]
