@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from apps.core.exceptions import DomainError
+from apps.training.bundle.check import check_bundle
 from apps.training.logic import tagger
 from apps.training.models import TrainingExport
 from apps.training.services import exports, lint
@@ -159,3 +160,42 @@ def test_textual_inversion_on_a_tagger_profile_is_still_refused() -> None:
             targets=["kohya"],
         )
     assert caught.value.code in ("training.bad_base_model", "training.unsupported_target")
+
+
+def test_file_checks_catch_broken_tagger_files(export_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    session = f.session([f.dataset("Chars", _items(TAGS))], name="Checked", base_model="wd-tagger-convnext")
+    export = _export(session)
+    assert check_bundle(Path(export.bundle_path)) == []
+
+    def broken(change) -> set[tuple[str, str]]:
+        copy = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(export.bundle_path, copy)
+        change(copy / "wd-tagger")
+        return {(x.code, x.message) for x in check_bundle(copy)}
+
+    def drop_row(root: Path) -> None:
+        lines = (root / "labels.csv").read_text().splitlines(keepends=True)
+        (root / "labels.csv").write_text("".join(lines[:-1]))
+
+    found = broken(drop_row)
+    assert ("L10", "image has no labels.csv row") in found
+    assert any(code == "L10" and "tag_id or count" in message for code, message in found)
+
+    def stray(root: Path) -> None:
+        (root / "images" / "notes.txt").write_text("x")
+
+    assert {code for code, _ in broken(stray)} == {"L12"}
+
+    def reorder(root: Path) -> None:
+        lines = (root / "selected_tags.csv").read_text().splitlines(keepends=True)
+        (root / "selected_tags.csv").write_text("".join([lines[0], *reversed(lines[1:])]))
+
+    assert ("L10", "rows not in WD order (ratings, category, count)") in broken(reorder)
+
+    def escape(root: Path) -> None:
+        text = (root / "labels.csv").read_text().replace("images/i", "images/../i", 1)
+        (root / "labels.csv").write_text(text)
+
+    assert any("expected images/" in message for _, message in broken(escape))
