@@ -102,6 +102,12 @@ def test_tagger_session_exports_images_and_wd_csvs(export_dir: Path) -> None:
     l18 = {r["where"].rsplit(":", 1)[1] for r in export.findings if r["id"] == "L18"}
     assert l18 == set(counts)
     assert "wd-tagger" in (Path(export.bundle_path) / "README.md").read_text()
+    report = (Path(export.bundle_path) / "EXPORT_REPORT.md").read_text()
+    section = report.split("## wd-tagger\n", 1)[1]
+    assert section.startswith(f"\n3 images in `wd-tagger/images/`, {len(counts)} labels")
+    categories = Counter(CATEGORY[TYPES[name]] for name in counts)
+    for category, n in categories.items():
+        assert f"| {category} | {n} |" in section
 
 
 def test_the_same_picture_in_two_datasets_is_one_row(export_dir: Path) -> None:
@@ -199,3 +205,23 @@ def test_file_checks_catch_broken_tagger_files(export_dir: Path, tmp_path: Path)
         (root / "labels.csv").write_text(text)
 
     assert any("expected images/" in message for _, message in broken(escape))
+
+
+def test_tagger_re_export_is_byte_identical_files_and_zip(export_dir: Path) -> None:
+    from apps.datasets.services.snapshots import snapshot_create
+
+    ds = f.dataset("Chars", _items(TAGS))
+    pinned = snapshot_create(dataset=ds)
+    session = f.session(
+        [{"dataset": ds.pk, "snapshot": pinned.pk}], name="Again", base_model="wd-tagger-convnext"
+    )
+    first = exports.export_sync(session=session)
+    second = exports.export_sync(session=session)
+
+    def files(root: str) -> dict[str, bytes]:
+        base = Path(root)
+        return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+
+    assert files(first.bundle_path) == files(second.bundle_path)
+    assert any(name.startswith("wd-tagger/images/") for name in files(first.bundle_path))
+    assert b"".join(exports.export_zip_stream(first)[1]) == b"".join(exports.export_zip_stream(second)[1])

@@ -39,6 +39,8 @@ class Stats:
     upscaled: int = 0
     trimmed: int = 0
     materialized: Counter[str] = field(default_factory=Counter)
+    tagger_images: int = 0  # wd-tagger/images/ files
+    tagger_labels: Counter[int] = field(default_factory=Counter)  # WD category → labels
 
     def crop_loss(self, item_id: str, loss: float) -> None:
         if loss > CROP_OUTLIER:
@@ -118,6 +120,15 @@ def export_report(ctx: Context, stats: Stats, lint: list[Any]) -> str:
     out += [
         f"{stats.drifted_count} items' tags changed since their snapshot: {', '.join(stats.drifted) or 'none'}."  # noqa: E501
     ]
+    if ctx.targets("wd-tagger"):
+        out += ["", "## wd-tagger", ""]
+        out += [
+            f"{stats.tagger_images} images in `wd-tagger/images/`, "
+            f"{sum(stats.tagger_labels.values())} labels in `wd-tagger/selected_tags.csv`; labels per WD "
+            "category (0 general, 1 artist, 3 copyright, 4 character, 5 meta, 9 rating):",
+            "",
+        ]
+        out += _table(("category", "labels"), sorted(stats.tagger_labels.items()))
     if plan.textual_inversion:
         out += ["", "## A1111", "", f"See `ti/{plan.textual_inversion.token}/a1111_settings.md`."]
     if plan.notes:

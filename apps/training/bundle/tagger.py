@@ -34,6 +34,7 @@ class TaggerPart:
         self.rows = SortedLines(dest / FOLDER / "labels.csv")
         self.counts: Counter[tuple[str, int]] = Counter()
         self.written = 0
+        self.categories: Counter[int] = Counter()  # WD category → labels (after finish)
 
     def add(self, item: Any, source: Path, name: str) -> None:
         """One training image: refuse it without labels (L01), link it once (the same picture in
@@ -59,6 +60,7 @@ class TaggerPart:
         self.rows.add("", "image,tags")  # "" sorts before every file name: the header
         self.rows.close()
         rows = tagger.selected_rows(self.counts)
+        self.categories = Counter(category for _, _, category, _ in rows)
         lines = ["tag_id,name,category,count", *(csv_line(list(r)) for r in rows)]
         text = "".join(f"{line}\n" for line in lines)
         return {f"{FOLDER}/selected_tags.csv": text}, tagger.lint_counts(rows)

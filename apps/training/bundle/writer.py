@@ -361,6 +361,7 @@ class _Writer:
         warnings: list[Any] = []
         if self.tagger is not None:
             tagger_files, warnings = self.tagger.finish()
+            self.stats.tagger_images, self.stats.tagger_labels = self.tagger.written, self.tagger.categories
             files.update(tagger_files)
             lint = [*lint, *warnings]
         if ctx.targets("kohya"):
