@@ -1,6 +1,7 @@
 """A14 for the lint ids checked on a session's settings (L04, L07, L15, L16, L17) and on the
-tagger's labels (L01, L18): each failing fixture, a database session one setting away from a clean one, reports exactly its id; the clean
-session reports nothing (docs/training.md#acceptance-map). Runs on SQLite and on MariaDB."""
+tagger's labels (L01, L18): each failing fixture, a database session one setting away from a
+clean one, reports exactly its id; the clean session reports nothing
+(docs/training.md#acceptance-map). Runs on SQLite and on MariaDB."""
 
 from __future__ import annotations
 
