@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -225,3 +226,30 @@ def test_tagger_re_export_is_byte_identical_files_and_zip(export_dir: Path) -> N
     assert files(first.bundle_path) == files(second.bundle_path)
     assert any(name.startswith("wd-tagger/images/") for name in files(first.bundle_path))
     assert b"".join(exports.export_zip_stream(first)[1]) == b"".join(exports.export_zip_stream(second)[1])
+
+
+def test_tagger_sessions_through_the_api(export_dir: Path) -> None:
+    from django.contrib.auth.models import Permission, User
+    from rest_framework.test import APIClient
+
+    user = User.objects.create_user("trainer", password="pw-trainer-123")
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="training"))
+    client = APIClient()
+    client.force_authenticate(User.objects.get(pk=user.pk))
+    ds = f.dataset("Chars", _items(TAGS[:1]))
+    body = {"name": "Api tagger", "base_model": "wd-tagger-convnext", "datasets": [{"dataset": ds.pk}]}
+    refused = client.post("/api/training-sessions", {**body, "targets": ["kohya"]}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "training.unsupported_target"
+    created = client.post("/api/training-sessions", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["targets"] == ["wd-tagger"]
+    started = client.post(f"/api/training-sessions/{created.json()['id']}/export", {}, format="json")
+    assert started.status_code == 202, started.json()
+    exports.export_run(job_id=started.json()["job"]["id"])
+    export = TrainingExport.objects.get(pk=started.json()["export"]["id"])
+    assert export.status == TrainingExport.Status.SUCCEEDED
+    download = client.get(f"/api/training-exports/{export.pk}/download")
+    names = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))).namelist()
+    assert any(n.endswith("wd-tagger/selected_tags.csv") for n in names)
+    assert any(n.endswith("wd-tagger/labels.csv") for n in names)
