@@ -19,7 +19,7 @@ from apps.datasets.models import (
     SubsetItem,
 )
 from apps.datasets.services import requirements_check
-from apps.datasets.services.datasets import REQUIREMENT_INTS
+from apps.datasets.services.datasets import REQUIREMENT_INTS, licence_notes_check
 
 REQUIREMENT_FIELDS = [*REQUIREMENT_INTS, "formats", "modes", "alpha", "flatten_color"]
 
@@ -53,10 +53,23 @@ class SubsetInline(admin.TabularInline):
     fields = ["name", "slug", "query"]
 
 
+class DatasetForm(forms.ModelForm):
+    class Meta:
+        model = Dataset
+        fields = ["name", "slug", "description", "purpose", "licence_notes", "query"]
+
+    def clean_licence_notes(self) -> str:
+        try:
+            return licence_notes_check(self.cleaned_data.get("licence_notes") or "")
+        except DomainError as err:
+            raise forms.ValidationError(err.message) from err
+
+
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
+    form = DatasetForm
     list_display = ["name", "slug", "query", "created_at"]
-    search_fields = ["name", "slug"]
+    search_fields = ["name", "slug", "licence_notes"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [RequirementsInline, SubsetInline]
 

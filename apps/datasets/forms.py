@@ -34,6 +34,12 @@ class DatasetForm(forms.Form):
     slug = forms.SlugField(max_length=100, required=False, help_text="Empty: made from the name")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20_000)
     purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20_000)
+    licence_notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        label="Licence notes",
+        help_text="The images' licences and terms; every training bundle's dataset card lists them",
+    )
     query = forms.CharField(
         max_length=2000,
         required=False,

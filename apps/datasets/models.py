@@ -17,6 +17,11 @@ class Dataset(BaseModel):
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     purpose = models.TextField(blank=True, help_text="Purpose notes: what the dataset is for")
+    licence_notes = models.TextField(
+        blank=True,
+        max_length=4000,
+        help_text="Licence notes: the images' licences and terms; listed in every training bundle's card",
+    )
     query = models.CharField(
         max_length=2000,
         blank=True,

@@ -29,6 +29,7 @@ from apps.training.models import (
 
 TARGETS = [("kohya", "kohya sd-scripts"), ("onetrainer", "OneTrainer"), ("diffusers", "diffusers")]
 TI_TARGETS = [*TARGETS, ("a1111", "AUTOMATIC1111")]
+SESSION_FORM_TARGETS = [*TARGETS, ("wd-tagger", "WD tagger (images + selected_tags.csv)")]
 TOKENS = [("", "The base model's"), ("75", "75"), ("150", "150"), ("225", "225")]
 NULL_BOOL = [("", "The base model's"), ("true", "Yes"), ("false", "No")]
 _ENTRY = re.compile(r"datasets\[(\d+)\](?:\.(\w+))?")
@@ -73,11 +74,13 @@ class SessionForm(forms.Form):
     slug = forms.SlugField(max_length=40, required=False, help_text="Empty: made from the name")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=20_000)
     base_model = forms.ModelChoiceField(
-        queryset=BaseModelProfile.objects.filter(kind=BaseModelProfile.Kind.CHECKPOINT).order_by("name"),
+        queryset=BaseModelProfile.objects.order_by("name"),
         empty_label=None,
     )
     targets = forms.MultipleChoiceField(
-        choices=TARGETS, widget=forms.CheckboxSelectMultiple, help_text="Trainers the bundle is made for"
+        choices=SESSION_FORM_TARGETS,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Trainers the bundle is made for",
     )
     mapping_profile = forms.ModelChoiceField(
         queryset=MappingProfile.objects.order_by("name"),

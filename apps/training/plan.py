@@ -194,7 +194,8 @@ class DatasetEntry:
     loss_weight: float = 1.0
     class_tokens: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted caption-policy paths
-    licence: str = ""
+    licence: str = ""  # the session entry's licence notes
+    dataset_licence: str = ""  # the dataset's own licence notes (read live, like its name)
     snapshot: int | None = None  # snapshot number the session pinned
     description: str = ""
 

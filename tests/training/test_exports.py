@@ -138,7 +138,7 @@ def test_export_of_a_deleted_session_fails_the_job(ds) -> None:
     assert job.error_code == "training.not_found"
 
 
-def test_tagger_targets_cannot_be_exported(ds) -> None:
+def test_a_base_model_swapped_to_a_tagger_cannot_export_caption_targets(ds) -> None:
     from apps.core.exceptions import DomainError
     from apps.training.models import BaseModelProfile
 

@@ -1,6 +1,7 @@
-"""A14 for the lint ids checked on a session's settings (L04, L07, L15, L16, L17): each failing
-fixture, a database session one setting away from a clean one, reports exactly its id; the clean
-session reports nothing (docs/training.md#acceptance-map). Runs on SQLite and on MariaDB."""
+"""A14 for the lint ids checked on a session's settings (L04, L07, L15, L16, L17) and on the
+tagger's labels (L01, L18): each failing fixture, a database session one setting away from a
+clean one, reports exactly its id; the clean session reports nothing
+(docs/training.md#acceptance-map). Runs on SQLite and on MariaDB."""
 
 from __future__ import annotations
 
@@ -91,3 +92,16 @@ def test_caption_dropout_in_a_ti_set_reports_exactly_l07() -> None:
     dropping = replace(plan, caption_policy=replace(plan.caption_policy, caption_dropout_rate=0.1))
     assert {row["id"] for row in settings_findings(dropping)} == {"L07"}
     assert {row["id"] for row in settings_findings(plan, {"caption_dropout_rate": 0.1})} == {"L07"}
+
+
+def test_tagger_label_fixtures_report_exactly_l18_and_l01() -> None:
+    """The wd-tagger target: every label on 10 images is clean; one label on a single image is
+    exactly L18 (warning); an image whose only tag is of an excluded type is exactly L01."""
+    f.typed(["highres"], "meta")  # meta is excluded from labels by default
+    common = f.items([["mychar", "smile"]] * 10, size=SIZE, start=20)
+    tagger = "wd-tagger-convnext"
+    assert _ids(f.session([f.dataset("Ten", common)], name="Ten", base_model=tagger)) == set()
+    rare = f.items([["mychar", "smile", "rare_label"]], size=SIZE, start=40)
+    assert _ids(f.session([f.dataset("Rare", common + rare)], name="Rare", base_model=tagger)) == {"L18"}
+    bare = f.items([["highres"]], size=SIZE, start=50)
+    assert _ids(f.session([f.dataset("Bare", common + bare)], name="Bare", base_model=tagger)) == {"L01"}

@@ -173,13 +173,15 @@ def test_diffusers_on_a_profile_without_it_refused(ds) -> None:
     assert "diffusers" in err.message
 
 
-def test_tagger_targets_are_not_sessions(ds) -> None:
-    _refused(
-        "training.bad_base_model",
-        base_model="wd-tagger-convnext",
-        datasets=[{"dataset": ds.pk}],
-        targets=["kohya"],
-    )
+def test_tagger_profiles_take_the_tagger_target_alone(ds) -> None:
+    for targets in (["kohya"], ["wd-tagger", "kohya"]):
+        _refused(
+            "training.unsupported_target",
+            base_model="wd-tagger-convnext",
+            datasets=[{"dataset": ds.pk}],
+            targets=targets,
+        )
+    _refused("training.unsupported_target", datasets=[{"dataset": ds.pk}], targets=["wd-tagger"])
 
 
 def test_dataset_entry_rules(ds) -> None:

@@ -64,6 +64,8 @@ class DatasetInputSerializer(serializers.Serializer):
     slug = serializers.SlugField(max_length=100, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
     purpose = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    # checked by services.datasets.licence_notes_check (length, control characters: 400 datasets.invalid)
+    licence_notes = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     query = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     requirements = RequirementsSerializer(required=False, help_text="Replaces every rule when given")
 
@@ -79,6 +81,7 @@ class DatasetOutputSerializer(serializers.ModelSerializer):
             "slug",
             "description",
             "purpose",
+            "licence_notes",
             "query",
             "requirements",
             "created_at",

@@ -39,6 +39,8 @@ PAIRS = [
 ]
 NO_ALPHA_FORMATS = {"jpeg", "bmp"}
 MAX_NEAR_DISTANCE = 4  # five phash bands: see selectors._near_duplicate
+MAX_LICENCE_NOTES = 4000  # characters (the model field's max_length)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
@@ -108,6 +110,22 @@ def _requirements_save(dataset: Dataset, values: dict[str, Any]) -> None:
     req.required_tag_types.set(types)
 
 
+def licence_notes_check(value: Any) -> str:
+    """Licence notes: text of at most MAX_LICENCE_NOTES characters, line breaks and tabs allowed,
+    no other control character (they reach every bundle's README.md)."""
+    if not isinstance(value, str):
+        message = "text (the images' licences and terms), or empty."
+    elif len(value) > MAX_LICENCE_NOTES:
+        message = f"at most {MAX_LICENCE_NOTES:,} characters (got {len(value):,})."
+    elif _CONTROL.search(value):
+        message = "text without control characters (line breaks and tabs are fine)."
+    else:
+        return value.strip()
+    raise DomainError(
+        f"licence_notes: {message}", code="datasets.invalid", details={"fields": {"licence_notes": [message]}}
+    )
+
+
 def _named(row: Dataset | Subset) -> None:
     row.name = row.name.strip()
     if not row.name or not row.slug:
@@ -133,6 +151,7 @@ def dataset_create(
     slug: str = "",
     description: str = "",
     purpose: str = "",
+    licence_notes: str = "",
     query: str = "",
     requirements: dict[str, Any] | None = None,
 ) -> Dataset:
@@ -142,6 +161,7 @@ def dataset_create(
         slug=slug or slugify(name)[:100],
         description=description,
         purpose=purpose,
+        licence_notes=licence_notes_check(licence_notes),
         query=query.strip(),
     )
     _named(dataset)
@@ -153,6 +173,8 @@ def dataset_create(
 @transaction.atomic
 def dataset_update(*, dataset: Dataset, requirements: dict[str, Any] | None = None, **fields: Any) -> Dataset:
     """Change the given fields; `requirements`, when given, replaces the whole rule set."""
+    if "licence_notes" in fields:
+        fields["licence_notes"] = licence_notes_check(fields["licence_notes"])
     if "query" in fields:
         fields["query"] = (fields["query"] or "").strip()
         _check_query(fields["query"])

@@ -52,7 +52,9 @@ def dataset_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def dataset_edit(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = selectors.dataset_get(dataset_id=pk)
-    initial = {f: getattr(dataset, f) for f in ("name", "slug", "description", "purpose", "query")}
+    initial = {
+        f: getattr(dataset, f) for f in ("name", "slug", "description", "purpose", "licence_notes", "query")
+    }
     form = DatasetForm(request.POST or None, initial=initial)
     if form.is_valid():
         try:

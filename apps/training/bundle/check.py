@@ -10,6 +10,7 @@ listing is held whole however many files a partition has."""
 from __future__ import annotations
 
 import collections
+import csv
 import hashlib
 import itertools
 import json
@@ -229,6 +230,86 @@ class _Checker:
                 ):
                     self.add("L13", "keep file missing", path=keep)
 
+    def wd_tagger(self) -> None:
+        """L12: `wd-tagger/images/` holds item images only; L10: `labels.csv` lists each of them
+        once, sorted, with labels; `selected_tags.csv` has one row per label used, in WD order,
+        `tag_id` = row index, `count` = the images carrying it (docs/export-bundle.md#wd-tagger)."""
+        if "wd-tagger" not in self.targets:
+            return
+        base = self.root / "wd-tagger"
+        files = (
+            (n for n in _files(str(base / "images")) if self._tagger_image(n))
+            if (base / "images").is_dir()
+            else iter(())
+        )
+        counts: collections.Counter[str] = collections.Counter()
+        rows = self._tagger_rows(base / "labels.csv", "image,tags")
+        seen = SortedLines(Path(os.devnull))
+        previous = ""
+        for number, row in rows:
+            if len(row) != 2 or not row[0].startswith("images/") or "/" in row[0][7:] or row[0] == "images/":
+                self.add(
+                    "L10", f"line {number}: expected images/<file>,<labels>", path="wd-tagger/labels.csv"
+                )
+                continue
+            name, labels = row[0].removeprefix("images/"), row[1].split(" ")
+            if name <= previous:
+                self.add(
+                    "L10", f"line {number}: rows not sorted by image or repeated", path="wd-tagger/labels.csv"
+                )
+            previous = name
+            if not (base / "images" / name).is_file():
+                self.add("L10", f"line {number}: {name} does not exist", path="wd-tagger/labels.csv")
+            if not all(labels) or len(set(labels)) != len(labels):
+                self.add("L10", f"line {number}: empty or repeated label", path="wd-tagger/labels.csv")
+            counts.update(set(labels) - {""})
+            if not any(c in name for c in UNSORTABLE):
+                seen.add(name, "")
+        for name in _missing(files, _unique(seen.sorted())):
+            self.add("L10", "image has no labels.csv row", path=f"wd-tagger/images/{name}")
+        order: list[tuple[bool, int, int, str]] = []
+        for number, row in self._tagger_rows(base / "selected_tags.csv", "tag_id,name,category,count"):
+            try:
+                tag_id, name, category, count = int(row[0]), row[1], int(row[2]), int(row[3])
+            except (ValueError, IndexError):
+                self.add(
+                    "L10",
+                    f"line {number}: expected tag_id,name,category,count",
+                    path="wd-tagger/selected_tags.csv",
+                )
+                continue
+            if tag_id != number - 2 or counts.pop(name, None) != count:
+                self.add(
+                    "L10",
+                    f"line {number}: tag_id or count of {name!r} wrong",
+                    path="wd-tagger/selected_tags.csv",
+                )
+            order.append((category != 9, category, -count, name))
+        if order != sorted(order):
+            self.add(
+                "L10", "rows not in WD order (ratings, category, count)", path="wd-tagger/selected_tags.csv"
+            )
+        for name in sorted(counts):
+            self.add("L10", f"label {name!r} of labels.csv has no row", path="wd-tagger/selected_tags.csv")
+
+    def _tagger_image(self, name: str) -> bool:
+        if _image_name(name):
+            return True
+        self.add("L12", "wd-tagger/images/ holds item images only", path=f"wd-tagger/images/{name}")
+        return False
+
+    def _tagger_rows(self, path: Path, header: str) -> Iterator[tuple[int, list[str]]]:
+        """(line number, cells) of a CSV whose first line must be `header`; streamed."""
+        rel = f"wd-tagger/{path.name}"
+        if not path.is_file():
+            self.add("L10", "missing", path=rel)
+            return
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            if next(reader, None) != header.split(","):
+                self.add("L10", f"the header must be {header}", path=rel)
+            yield from enumerate(reader, 2)
+
     def ti(self) -> None:
         ti = self.session.get("textual_inversion")
         if not ti:
@@ -270,4 +351,5 @@ def check_bundle(root: Path, *, logic: Any = None) -> list[Any]:
     checker.items(checker.images())
     checker.keep_files()
     checker.ti()
+    checker.wd_tagger()
     return checker.findings

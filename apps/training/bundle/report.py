@@ -39,6 +39,8 @@ class Stats:
     upscaled: int = 0
     trimmed: int = 0
     materialized: Counter[str] = field(default_factory=Counter)
+    tagger_images: int = 0  # wd-tagger/images/ files
+    tagger_labels: Counter[int] = field(default_factory=Counter)  # WD category → labels
 
     def crop_loss(self, item_id: str, loss: float) -> None:
         if loss > CROP_OUTLIER:
@@ -118,6 +120,15 @@ def export_report(ctx: Context, stats: Stats, lint: list[Any]) -> str:
     out += [
         f"{stats.drifted_count} items' tags changed since their snapshot: {', '.join(stats.drifted) or 'none'}."  # noqa: E501
     ]
+    if ctx.targets("wd-tagger"):
+        out += ["", "## wd-tagger", ""]
+        out += [
+            f"{stats.tagger_images} images in `wd-tagger/images/`, "
+            f"{sum(stats.tagger_labels.values())} labels in `wd-tagger/selected_tags.csv`; labels per WD "
+            "category (0 general, 1 artist, 3 copyright, 4 character, 5 meta, 9 rating):",
+            "",
+        ]
+        out += _table(("category", "labels"), sorted(stats.tagger_labels.items()))
     if plan.textual_inversion:
         out += ["", "## A1111", "", f"See `ti/{plan.textual_inversion.token}/a1111_settings.md`."]
     if plan.notes:
@@ -200,10 +211,27 @@ def readme(ctx: Context, stats: Stats) -> str:
     ]
     out += ["## Datasets", ""]
     rows = [
-        (d.id, d.name, d.role, stats.per_dataset[d.id], d.repeats, d.licence or "not stated")
+        (
+            d.id,
+            d.name,
+            d.role,
+            stats.per_dataset[d.id],
+            d.repeats,
+            "see below" if d.dataset_licence or d.licence else "not stated",
+        )
         for d in plan.datasets
     ]
     out += _table(("id", "name", "role", "images", "repeats", "licence"), rows)
+    out += ["", "## Licence notes", ""]
+    for d in plan.datasets:
+        out += [f"### {d.id} ({d.name})", ""]
+        if not d.dataset_licence and not d.licence:
+            out += ["No licence notes entered.", ""]
+        if d.dataset_licence:
+            out += ["Dataset:", "", *_quoted(d.dataset_licence), ""]
+        if d.licence:
+            out += ["This session:", "", *_quoted(d.licence), ""]
+    out.pop()
     out += ["", "## Partitions", ""]
     out += _table(
         ("partition", "images", "repeats"),
@@ -237,6 +265,12 @@ def readme(ctx: Context, stats: Stats) -> str:
     ]
     out += [
         "",
-        "Licence notes are those entered on the session's dataset entries; check them before publishing.",
+        "Licence notes are those entered on the datasets and on the session's dataset entries; check "
+        "them before publishing.",
     ]
     return "\n".join(out) + "\n"
+
+
+def _quoted(text: str) -> list[str]:
+    """Notes as a Markdown block quote, their lines kept."""
+    return [f"> {line}".rstrip() for line in text.strip().splitlines()]

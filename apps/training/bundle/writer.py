@@ -30,6 +30,7 @@ from apps.training.bundle.images import (
 from apps.training.bundle.portable import json_line, json_text, normalise_root
 from apps.training.bundle.report import Stats, export_report, readme
 from apps.training.bundle.sorting import SortedLines
+from apps.training.bundle.tagger import TaggerPart
 from apps.training.logic import tokens
 from apps.training.plan import PlanItem
 
@@ -81,8 +82,8 @@ def write_bundle(
         raise BundleError(
             [finding(ctx, "B04", "the plan has no items: add images to the session's datasets")]
         )
-    writer.configs(list(lint))
-    findings = check_bundle(dest, logic=ctx.logic)
+    extra = writer.configs(list(lint))
+    findings = [*extra, *check_bundle(dest, logic=ctx.logic)]
     errors = [f for f in findings if is_error(f)]
     if errors:
         raise BundleError(errors)
@@ -116,6 +117,7 @@ class _Writer:
         self.ti_lines = 0
         self.ti_keeps: set[int] = set()
         self.done = 0
+        self.tagger = TaggerPart(dest) if ctx.targets("wd-tagger") else None
 
     def folder(self, relative: str) -> Path:
         if relative not in self.made:
@@ -186,6 +188,8 @@ class _Writer:
                 for _, future in pending:
                     future.cancel()
                 meta.discard()
+                if self.tagger is not None:
+                    self.tagger.discard()
                 if dmeta is not None:
                     dmeta.discard()
                 if isinstance(error, ImageDecodeError):
@@ -221,6 +225,8 @@ class _Writer:
             rendered["diffusers"] = sum(1 for t in row["text_variants"] if t)
             if dmeta is not None:
                 self._diffusers_copies(item, out, row, dmeta)
+        if self.tagger is not None and partition.role == "train":
+            self.tagger.add(item, self.dest / folder / out.name, out.name)
         if out.square_png is not None and self.token:
             self._ti(item, out.square_png, policy)
         kfit, ofit = self.kohya_fit(out.width, out.height), self.ot_fit(out.width, out.height)
@@ -348,9 +354,16 @@ class _Writer:
             stats.drifted_count += 1
             stats.capped(stats.drifted, item.id)
 
-    def configs(self, lint: list[Any]) -> None:
+    def configs(self, lint: list[Any]) -> list[Any]:
+        """Write the configs, manifests and reports; return the writer's own warnings (L18)."""
         ctx, files = self.ctx, {}
         path_files: list[str] = []
+        warnings: list[Any] = []
+        if self.tagger is not None:
+            tagger_files, warnings = self.tagger.finish()
+            self.stats.tagger_images, self.stats.tagger_labels = self.tagger.written, self.tagger.categories
+            files.update(tagger_files)
+            lint = [*lint, *warnings]
         if ctx.targets("kohya"):
             files.update(kohya.files(ctx))
             path_files += ["kohya/args.toml", "kohya/dataset.toml"]
@@ -375,6 +388,7 @@ class _Writer:
             _write_text(self.dest / name, text)
             if name.endswith((".sh", ".py")):
                 os.chmod(self.dest / name, 0o755)  # noqa: S103 - launch scripts are executable
+        return warnings
 
     def _ti_configs(self) -> dict[str, str]:
         ctx, token = self.ctx, self.token

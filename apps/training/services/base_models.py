@@ -119,6 +119,14 @@ def _check(profile: BaseModelProfile) -> None:
         raise bad(
             "supported_trainers", f"unknown trainer(s) {', '.join(unknown)}.", "training.unknown_target"
         )
+    if (profile.kind == BaseModelProfile.Kind.TAGGER) != ("wd-tagger" in trainers) or (
+        "wd-tagger" in trainers and len(trainers) > 1
+    ):
+        raise bad(
+            "supported_trainers",
+            "a tagger profile supports wd-tagger alone, and only a tagger profile supports it.",
+            "training.unsupported_target",
+        )
     if profile.source_sha256 and not SHA256.fullmatch(profile.source_sha256):
         raise bad("source_sha256", "64 lower-case hex digits, or empty.")
     if profile.family == "sd2" and profile.prediction != BaseModelProfile.Prediction.V:

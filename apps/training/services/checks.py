@@ -37,7 +37,8 @@ from apps.training.services.inputs import (
 __all__ = ["SLUG", "bad", "derived_slug_check", "finite", "rate", "slug_from"]
 COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 KNOWN_TARGETS = ("kohya", "onetrainer", "diffusers", "a1111")
-SESSION_TARGETS = ("kohya", "onetrainer", "diffusers")
+SESSION_TARGETS = ("kohya", "onetrainer", "diffusers", "wd-tagger")
+TAGGER_TARGET = "wd-tagger"
 MAX_TOKENS = (75, 150, 225)
 SCORE_TYPES = ("quality", "rating", "meta")
 MAX_DATASETS = 50
@@ -452,13 +453,15 @@ def session_check(session: TrainingSession) -> None:
             "training.bad_slug",
         )
     base = session.base_model
-    if base.kind != BaseModelProfile.Kind.CHECKPOINT:
-        raise bad(
-            "base_model",
-            f"{base.slug} is a tagger target, not a checkpoint to train.",
-            "training.bad_base_model",
-        )
     session.targets = targets_check(session.targets, base)
+    tagger = base.kind == BaseModelProfile.Kind.TAGGER
+    if tagger != (TAGGER_TARGET in session.targets) or (tagger and len(session.targets) > 1):
+        raise bad(
+            "targets",
+            f"{TAGGER_TARGET} is the only target of a tagger profile and needs one "
+            f"({base.slug} is a {base.get_kind_display().lower()}).",
+            "training.unsupported_target",
+        )
     mapping_check(session.mapping_profile, base)
     session.learning_rate = finite("learning_rate", session.learning_rate)
     if not 0 < session.learning_rate <= MAX_LEARNING_RATE:

@@ -107,9 +107,18 @@ def folder_size(path: Path) -> int:
 
 
 def _exportable(base: BaseModelProfile, session: TrainingSession | None = None) -> None:
-    if base.kind != BaseModelProfile.Kind.CHECKPOINT:
+    if session is None and base.kind != BaseModelProfile.Kind.CHECKPOINT:
         raise DomainError(
-            f"{base.slug} is a tagger target; bundles for tagger training are not written yet.",
+            f"{base.slug} is a tagger target; Textual Inversion needs a checkpoint.",
+            code="training.bad_base_model",
+        )
+    if session is not None and (base.kind == BaseModelProfile.Kind.TAGGER) != (
+        "wd-tagger" in session.targets
+    ):
+        # A base model swapped behind the services' back: the targets no longer fit it.
+        raise DomainError(
+            f"{base.slug} cannot be trained with {', '.join(session.targets)}; save the session again "
+            "with targets its base model supports.",
             code="training.unsupported_target",
         )
     if session is not None:

@@ -19,7 +19,7 @@ from apps.jobs.exceptions import JobSuperseded
 from apps.jobs.models import Job
 from apps.training import conf, upstream
 from apps.training.bundle.kohya import script_for
-from apps.training.logic import captions
+from apps.training.logic import captions, tagger
 from apps.training.logic import lint as rules
 from apps.training.models import TrainingSession
 from apps.training.plan import CaptionPolicy, Plan, PlanItem, Renderer
@@ -193,13 +193,42 @@ def plan_lint(
 
     out = settings_findings(plan, extra_args)
     policies = {d.id: policy_for(plan.caption_policy, d.overrides) for d in plan.datasets}
+    labels = _TaggerLabels(plan)
     for n, item in enumerate(plan.items(), 1):
         out.extend(item_findings(plan, item, policies.get(item.dataset, plan.caption_policy)))
+        out.extend(labels.add(item))
         if progress is not None and n % 500 == 0:
             progress(n)
     if plan.item_count == 0:
         out.append(finding("", "E", "the session has no images to export"))
+    out.extend(labels.finish())
     return out
+
+
+class _TaggerLabels:
+    """The wd-tagger target's label checks: L01 per training image without labels, L18 per label
+    on too few images (counted once per picture, as `wd-tagger/images/` holds it)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.on = "wd-tagger" in plan.targets
+        self.train = {p.id for p in plan.partitions if p.role == "train"}
+        self.seen: set[str] = set()
+        self.counts: dict[tuple[str, int], int] = {}
+
+    def add(self, item: PlanItem) -> list[dict[str, Any]]:
+        if not self.on or item.partition not in self.train:
+            return []
+        found = tagger.labels(item.caption)
+        if item.id not in self.seen:
+            self.seen.add(item.id)
+            for key in found:
+                self.counts[key] = self.counts.get(key, 0) + 1
+        return [as_json(f) for f in tagger.lint_labels(found, item=item.id)]
+
+    def finish(self) -> list[dict[str, Any]]:
+        if not self.on or not self.seen:
+            return []
+        return [as_json(f) for f in tagger.lint_counts(tagger.selected_rows(self.counts))]
 
 
 def _extra_args(session: TrainingSession) -> dict[str, Any]:

@@ -115,6 +115,7 @@ def _entries(
                 repeats=int(raw["repeats"]),
                 snapshot=snapshot.number if snapshot is not None else None,
                 description=dataset.description,
+                dataset_licence=dataset.licence_notes,
                 **options,
             )
             entry = _Entry(spec=spec, source=source)

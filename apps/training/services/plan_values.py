@@ -127,10 +127,12 @@ def _caption_policy(s: dict[str, Any], base: BaseModelProfile) -> CaptionPolicy:
         for key, p in sorted(s["type_policies"].items())
     }
     underscores = s["underscores_to_spaces"]
+    tagger = base.kind == "tagger"
     return CaptionPolicy(
         types=types,
-        underscores_to_spaces=base.booru_text if underscores is None else bool(underscores),
-        escape_parentheses=s["escape_parentheses"],
+        # A tagger's labels are tag names as they are (docs/export-bundle.md#wd-tagger).
+        underscores_to_spaces=not tagger and (base.booru_text if underscores is None else bool(underscores)),
+        escape_parentheses=not tagger and s["escape_parentheses"],
         shuffle=s["shuffle"],
         caption_dropout_rate=s["caption_dropout_rate"],
         alternates={k: v for k, v in sorted(s["description_weights"].items()) if v > 0},

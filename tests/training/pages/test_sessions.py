@@ -324,3 +324,24 @@ def test_kohya_masks_are_set_on_the_editor(trainer: Client, faces) -> None:  # t
     )
     assert bad.status_code == 422
     assert TrainingSession.objects.get(pk=session.pk).kohya_masks == "focus"
+
+
+def test_a_tagger_session_on_the_pages(trainer: Client, faces) -> None:  # type: ignore[no-untyped-def]
+    data = editor_data(datasets=[{"dataset": faces.pk}], base="wd-tagger-convnext", targets=["wd-tagger"])
+    response = trainer.post("/training/new", data)
+    assert response.status_code == 303, response.content.decode()[:2000]
+    session = TrainingSession.objects.get()
+    assert session.targets == ["wd-tagger"]
+    for url in ("/", "/preview", "/lint", "/fidelity", "/exports"):
+        page = trainer.get(f"/training/{session.pk}{url}", HTTP_HX_REQUEST="true")
+        assert page.status_code == 200, url
+    assert "L18" in trainer.get(f"/training/{session.pk}/lint").content.decode()
+    mixed = editor_data(
+        datasets=[{"dataset": faces.pk}],
+        base="wd-tagger-convnext",
+        targets=["wd-tagger", "kohya"],
+        name="Mixed",
+    )
+    refused = trainer.post("/training/new", mixed)
+    assert refused.status_code == 422
+    assert TrainingSession.objects.count() == 1
