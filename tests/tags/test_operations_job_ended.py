@@ -206,3 +206,22 @@ def test_the_safety_net_ends_an_operation_whose_job_finished_event_was_lost(cura
     assert (ended.status, ended.effective_pending) == (Operation.Status.PARTIAL, False)
     assert ops.operations_end_orphaned() == 0
     assert_no_drift()
+
+
+def test_retrying_the_job_of_a_partial_operation_undone_meanwhile_changes_nothing(
+    curator, queued, settings, django_capture_on_commit_callbacks
+):
+    items = library(7, curated=["cat"])
+    before = snapshot()
+    operation, job = _queued(items, curator)
+    with django_capture_on_commit_callbacks(execute=True):
+        _worker_lost(job, settings, chunks=1)
+    operations_settle_pending()
+    settings.BULK_SYNC_MAX_CHANGES = 10_000
+    ops.operation_undo(operation=Operation.objects.get(pk=operation.pk), actor=curator)
+    job_services.job_retry(job=Job.objects.get(pk=job.pk))
+    ops.operation_run(job_id=job.pk)
+    failed = Job.objects.get(pk=job.pk)
+    assert (failed.status, failed.error_code) == (Job.Status.FAILED, "tags.operation_undone")
+    assert _status(operation) == Operation.Status.UNDONE
+    assert snapshot() == before

@@ -363,6 +363,16 @@ def operation_run(*, job_id: int) -> None:
     if job is None:
         return
     operation_id = int(job.params["operation"])
+    undone = Operation.objects.filter(pk=operation_id, undone_by__isnull=False).exclude(
+        undone_by__status__in=(Operation.Status.FAILED, Operation.Status.CANCELLED)
+    )
+    if undone.exists():  # a retried job whose partial operation was undone meanwhile
+        job_services.job_fail(
+            job=job,
+            code="tags.operation_undone",
+            message=f"Operation {operation_id} was undone since this job stopped; apply it again instead.",
+        )
+        return
     Operation.objects.filter(pk=operation_id).update(
         status=Operation.Status.RUNNING, updated_at=timezone.now()
     )
