@@ -17,6 +17,7 @@ class TagsConfig(AppConfig):
         post_migrate.connect(_ensure_defaults, sender=self, dispatch_uid="tags.ensure_defaults")
         # Media sends events and offers an item-page panel slot; tags fills both
         # (docs/architecture.md#events). Imported here: app modules need the registry ready.
+        from apps.jobs.events import job_finished
         from apps.media import events, extensions
         from apps.tags import receivers
         from apps.tags.views import editor
@@ -29,3 +30,6 @@ class TagsConfig(AppConfig):
         events.items_derived.connect(receivers.items_derived, dispatch_uid="tags.items_derived")
         events.item_deleting.connect(receivers.item_deleting, dispatch_uid="tags.item_deleting")
         extensions.item_panel_register(key="tags.editor", panel=editor.item_panel)
+        # A job that ends without its body (cancelled while queued, a lost worker) ends the
+        # operation it owns: bulk edits, undos, redos, mapping applies (docs/tags.md#operations-and-undo).
+        job_finished.connect(receivers.job_finished, weak=False, dispatch_uid="tags.operation_job_ended")

@@ -393,7 +393,8 @@ class Operation(BaseModel):
     """A logged, previewable, undoable write to tags (docs/tags.md#operations-and-undo).
 
     States: previewed → queued → running → applied | partially_applied | failed | cancelled,
-    and applied → undone when another operation reverts it.
+    and applied → undone when another operation reverts it; a job that ends without its body
+    ends its operation too (docs/tags.md#operations-and-undo).
     """
 
     class Kind(models.TextChoices):

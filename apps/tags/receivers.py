@@ -1,7 +1,9 @@
-"""How tags answers media's events (apps/media/events.py); connected in TagsConfig.ready().
+"""How tags answers media's events (apps/media/events.py) and jobs' `job_finished`
+(apps/jobs/events.py); connected in TagsConfig.ready().
 
-Receivers run inside media's transaction and only call tags services, so a failure here rolls the
-upload, capture or deletion back (docs/architecture.md#events).
+Media's receivers run inside media's transaction and only call tags services, so a failure here
+rolls the upload, capture or deletion back (docs/architecture.md#events). `job_finished` comes
+after the job's change committed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from apps.tags.services import (
     vocabulary_default,
 )
 from apps.tags.services.effective import tag_counts_forget_items
+from apps.tags.services.operations import operation_job_ended
 
 
 def arrival_tags_clean(sender: Any, *, tags: list[str], **kwargs: Any) -> list[str]:
@@ -49,3 +52,10 @@ def items_derived(sender: Any, *, pairs: list[tuple[Any, Any]], relation: str, *
 def item_deleting(sender: Any, *, item_ids: list[int], **kwargs: Any) -> None:
     """Items are about to go: their tags' counters and per-type statistics follow at once."""
     tag_counts_forget_items(item_ids=item_ids)
+
+
+def job_finished(
+    sender: Any = None, job_id: int = 0, kind: str = "", status: str = "", **kwargs: Any
+) -> None:
+    """A job ended: an operation it left queued or running ends too (docs/tags.md#operations-and-undo)."""
+    operation_job_ended(job_id=int(job_id), status=status)

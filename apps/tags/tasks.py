@@ -25,14 +25,17 @@ def counters_recount_task() -> dict[str, int]:
 
 @shared_task(name="tags.rebuild_stale")
 def rebuild_stale_task() -> int:
-    """Periodic safety net: rebuild items left stale (e.g. a rebuild job was cancelled) and settle
-    bulk operations whose effective refresh a dead worker left pending."""
+    """Periodic safety net: rebuild items left stale (e.g. a rebuild job was cancelled), end
+    operations whose job ended without them (a lost `job_finished`) and settle bulk operations
+    whose effective refresh a dead worker left pending."""
     from apps.media.models import MediaItem
     from apps.tags.services import rules
+    from apps.tags.services.operations import operations_end_orphaned
     from apps.tags.services.operations.settle import operations_settle_pending
 
     if MediaItem.objects.filter(effective_stale=True).exists():
         rules.effective_rebuild_start(reason="periodic")
+    operations_end_orphaned()
     return operations_settle_pending()
 
 

@@ -170,3 +170,28 @@ def test_an_apply_job_failed_by_the_jobs_app_leaves_an_undoable_partial_operatio
     assert operation.status == Operation.Status.PARTIAL
     apply.mapping_undo(operation=operation, actor=world["actor"])
     assert _sets(world) == 0
+
+
+def test_an_apply_job_the_sweeper_gives_up_on_ends_its_operation_through_tags(
+    world, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.jobs import services as job_services
+
+    settings.BAGGINTAG_JOB_MAX_ATTEMPTS = 1
+    outcome = _queued(world, monkeypatch)
+    assert job_services.job_claim(job_id=outcome.job.pk) is not None
+    apply._step(outcome.operation.pk, apply.prepare(world["profile"]))  # one chunk, then the worker is lost
+    Job.objects.filter(pk=outcome.job.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        job_services.job_requeue_stale()
+    operation = Operation.objects.get(pk=outcome.operation.pk)
+    assert (operation.status, Job.objects.get(pk=outcome.job.pk).error_code) == (
+        Operation.Status.PARTIAL,
+        "jobs.worker_lost",
+    )
+    apply.mapping_undo(operation=operation, actor=world["actor"])
+    assert _sets(world) == 0

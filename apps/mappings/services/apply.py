@@ -339,29 +339,6 @@ def mapping_apply_run(*, job_id: int) -> None:
     job_services.job_finish(job=job, result=_finish(operation_id, Operation.Status.APPLIED).counters)
 
 
-def mapping_apply_job_ended(*, job_id: int, kind: str, status: str) -> None:
-    """jobs' `job_finished` for an apply job: an operation the job left queued or running ends
-    too, so it never stays "queued" for ever. Cancelled while queued (the jobs app or API ended
-    it before a worker claimed it): cancelled; failed without its body (a worker lost too often):
-    partial when chunks were written (undoable), else failed. An operation the job body ended
-    itself is left as it is."""
-    if kind != APPLY_JOB or status == Job.Status.SUCCEEDED:
-        return
-    open_ = (Operation.Status.QUEUED, Operation.Status.RUNNING)
-    operation = Operation.objects.filter(job_id=job_id, kind=Operation.Kind.MAP, status__in=open_).first()
-    if operation is None:
-        return
-    if status == Job.Status.CANCELLED:
-        ended, error = Operation.Status.CANCELLED, ""
-    else:
-        started = operation.resume_cursor > 0
-        ended = Operation.Status.PARTIAL if started else Operation.Status.FAILED
-        error = "The apply job failed before it finished; the chunks it wrote stay (undo them)."
-    Operation.objects.filter(pk=operation.pk, status__in=open_).update(
-        status=ended, error=error, updated_at=timezone.now()
-    )
-
-
 def mapping_redo(*, root: Operation, operation_id: int, item_ids: Sequence[int], actor_id: int | None) -> int:
     """Redo handler (registered with tags in MappingsConfig.ready): apply the profile of the
     mapping operation `root` again to items whose derived sets an undo had dropped, as part of

@@ -170,7 +170,12 @@ def _result(
     partial: str = "tags/partials/_operation_result.html",
 ) -> HttpResponse:
     operation = selectors.operation_get(operation_id=outcome.operation.pk, viewer=request.user)
-    context = {"operation": operation, "job": outcome.job, "can_write": request.user.has_perm(WRITE)}
+    context = {
+        "operation": operation,
+        "job": outcome.job,
+        "can_write": request.user.has_perm(WRITE),
+        "can_undo": operations.operation_can_undo(operation),
+    }
     return render_page(request, template, partial, context)
 
 
@@ -205,8 +210,10 @@ def operation_undo(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as err:
         return _error(request, err)
     if request.GET.get("view") == "row":
+        op = selectors.operation_get(operation_id=pk, viewer=request.user)
+        op.can_undo = operations.operation_can_undo(op)  # type: ignore[attr-defined]  # the row's button
         context = {
-            "op": selectors.operation_get(operation_id=pk, viewer=request.user),
+            "op": op,
             "undo": selectors.operation_get(operation_id=outcome.operation.pk, viewer=request.user),
             "can_write": True,
         }
@@ -243,6 +250,7 @@ def operation_list(request: HttpRequest) -> HttpResponse:
     deltas = selectors.operation_edit_deltas(operations=page)
     for op in page:
         op.delta = deltas.get(op.pk)  # type: ignore[attr-defined]  # shown in the row
+        op.can_undo = operations.operation_can_undo(op)  # type: ignore[attr-defined]  # its button
     query = {"kind": kind, "status": status}
     next_query = "&".join(f"{k}={v}" for k, v in query.items() if v)
     context = {
@@ -278,6 +286,7 @@ def operation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "items": [found[i] for i in ids[:ITEMS_PAGE] if i in found],
         "next_after": ids[ITEMS_PAGE - 1] if len(ids) > ITEMS_PAGE else None,
         "can_write": request.user.has_perm(WRITE),
+        "can_undo": operations.operation_can_undo(operation),
         "detail": True,
     }
     partial = "tags/partials/_operation_items.html" if request.GET.get("items") else None

@@ -44,6 +44,7 @@ from apps.tags.services.effective import Rules, effective_deferred, rules_curren
 from apps.tags.services.names import tags_get_or_create, tags_set_deprecated
 from apps.tags.services.operations.apply import ChunkRetry, apply_chunk
 from apps.tags.services.operations.counters import counters_merge
+from apps.tags.services.operations.ended import operation_job_ended, operation_written
 from apps.tags.services.operations.plan import (
     Spec,
     actor_or_none,
@@ -362,6 +363,16 @@ def operation_run(*, job_id: int) -> None:
     if job is None:
         return
     operation_id = int(job.params["operation"])
+    undone = Operation.objects.filter(pk=operation_id, undone_by__isnull=False).exclude(
+        undone_by__status__in=(Operation.Status.FAILED, Operation.Status.CANCELLED)
+    )
+    if undone.exists():  # a retried job whose partial operation was undone meanwhile
+        job_services.job_fail(
+            job=job,
+            code="tags.operation_undone",
+            message=f"Operation {operation_id} was undone since this job stopped; apply it again instead.",
+        )
+        return
     Operation.objects.filter(pk=operation_id).update(
         status=Operation.Status.RUNNING, updated_at=timezone.now()
     )
@@ -404,8 +415,9 @@ def operation_run(*, job_id: int) -> None:
 
 def _stop(operation_id: int, message: str) -> None:
     with transaction.atomic():
-        started = Operation.objects.filter(pk=operation_id, resume_cursor__gt=0).exists()
-        _finish(operation_id, Operation.Status.PARTIAL if started else Operation.Status.FAILED, message)
+        operation = Operation.objects.select_for_update().get(pk=operation_id)
+        ended = Operation.Status.PARTIAL if operation_written(operation) else Operation.Status.FAILED
+        _finish(operation_id, ended, message)
 
 
 # --- undo ---------------------------------------------------------------------------------------
@@ -538,9 +550,8 @@ def operation_cancel(*, operation: Operation, actor: Any = None) -> Operation:
         raise ConflictError(f"Operation {operation.pk} is not running.", code="tags.operation_not_running")
     assert operation.job is not None
     job = job_services.job_cancel(job=operation.job)
-    if job.status == Job.Status.CANCELLED:
-        with transaction.atomic():
-            return _finish(operation.pk, Operation.Status.CANCELLED)
+    if job.status == Job.Status.CANCELLED:  # it was queued: it ends here (and in job_finished)
+        operation_job_ended(job_id=job.pk, status=job.status)
     return Operation.objects.get(pk=operation.pk)
 
 
