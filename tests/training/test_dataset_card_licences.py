@@ -15,13 +15,6 @@ from tests.training import factories as f
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path: Path) -> Path:
-    folder = tmp_path / "exports"
-    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(folder)
-    return folder
-
-
 def _card(session) -> str:
     export = exports.export_start(session=session)
     exports.export_run(job_id=export.job_id)

@@ -22,13 +22,6 @@ from tests.training import factories as f
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path: Path) -> Path:
-    folder = tmp_path / "exports"
-    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(folder)
-    return folder
-
-
 @pytest.fixture
 def ds():
     return f.dataset("Mychar", f.items([["mychar", "smile"], ["mychar", "snow"]]))

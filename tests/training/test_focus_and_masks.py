@@ -25,13 +25,6 @@ pytestmark = pytest.mark.django_db
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path: Path) -> Path:
-    folder = tmp_path / "exports"
-    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(folder)
-    return folder
-
-
 def halves(size: tuple[int, int], left: tuple[int, int, int], right: tuple[int, int, int]) -> bytes:
     """A PNG whose left half is one colour and right half another."""
     image = Image.new("RGB", size, left)

@@ -24,12 +24,6 @@ pytestmark = pytest.mark.django_db
 SAMPLES = [{"prompt": "mychar, smile", "negative_prompt": "blurry", "width": 512, "height": 512}]
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path: Path) -> Path:
-    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(tmp_path / "exports")
-    return tmp_path / "exports"
-
-
 def _items(start: int) -> list:
     f.typed(["mychar"], "character")
     return f.items(

@@ -16,13 +16,6 @@ from tests.training import factories as f
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path: Path) -> Path:
-    folder = tmp_path / "exports"
-    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(folder)
-    return folder
-
-
 def test_items_jsonl_holds_source_artist_parent_recipe_and_video() -> None:
     original, derived, frame = f.items([["mychar", "smile"], ["mychar", "snow"], ["mychar", "sky"]])
     MediaItem.objects.filter(pk=original.pk).update(source="https://example.org/post/1", artist="anon")

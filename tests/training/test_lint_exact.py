@@ -5,7 +5,6 @@ clean one, reports exactly its id; the clean session reports nothing
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +19,6 @@ pytestmark = pytest.mark.django_db
 # Pictures above sd15's 512² area: the factory's small default would be an L09 warning on each
 # (kohya upscales them).
 SIZE = (640, 512)
-
-
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path: Path) -> Path:
-    folder = tmp_path / "exports"
-    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(folder)
-    return folder
 
 
 @pytest.fixture

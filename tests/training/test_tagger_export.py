@@ -42,13 +42,6 @@ TAGS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path: Path) -> Path:
-    folder = tmp_path / "exports"
-    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(folder)
-    return folder
-
-
 def _items(tag_lists, *, start=0):
     for name, key in TYPES.items():
         f.typed([name], key)

@@ -125,13 +125,16 @@ def _ffmpeg_args(
     # Each selected frame goes out twice: as ffmpeg's PNG (what is stored) on stdout and, on a
     # second pipe, scaled to the thumbnail's size by swscale's LANCZOS as raw RGB (what the
     # thumbnail and hash are made from): no PNG decode and no full-size resample in Python.
-    # Converted to RGB once, before the split: scaled in RGB, the thumbnail is within 0.1 of a
-    # level of Pillow's LANCZOS from the same PNG (scaled from YUV it is 2–3 levels off).
-    graph = f"[0:v:0]{','.join(filters)},format=rgb24,split=2[png][full]"
+    # Scaled in the decoder's YUV, then converted: about 2 levels (of 255) from Pillow's LANCZOS
+    # of the same PNG, and no dearer for ffmpeg than the PNG alone. Scaling in RGB would match
+    # Pillow within 0.1 of a level but costs ffmpeg ~6 ms a 720p frame (swscale has no fast
+    # path for packed RGB), as much as the Python resample it replaces (bench/README.md).
+    graph = f"[0:v:0]{','.join(filters)},split=2[png][full]"
     if small == _frame_size(video, box):
         graph += ";[full]null[raw]"
     else:
-        graph += f";[full]scale={small[0]}:{small[1]}:flags=lanczos[raw]"
+        flags = "lanczos+accurate_rnd+full_chroma_int"
+        graph += f";[full]scale={small[0]}:{small[1]}:flags={flags}[raw]"
     args += ["-filter_complex", graph]
     once = ["-frames:v", "1"] if seek is not None else []
     # zlib level 3 with adaptive row filters: what Pillow's compress_level=3 writes, as small.

@@ -29,12 +29,6 @@ def faces():  # type: ignore[no-untyped-def]
     return factories.dataset("Faces", members)
 
 
-@pytest.fixture
-def export_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    settings.BAGGINTAG_TRAINING_EXPORT_DIR = str(tmp_path / "exports")
-    return tmp_path / "exports"
-
-
 # --- lint ---------------------------------------------------------------------------------------
 
 
