@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -382,6 +383,13 @@ def same_aggregates(product, counts, unmapped) -> None:  # type: ignore[no-untyp
 def main() -> None:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-bench-map-"))
+    try:
+        run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the data folder (broker spool, secret key)
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     reused = django_setup(args.db, work, reuse=args.reuse, name=args.name)
     from django.contrib.auth.models import User
     from django.db import connection
