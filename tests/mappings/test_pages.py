@@ -8,23 +8,9 @@ from apps.mappings.models import TagMapping
 from apps.tags import slots
 from apps.tags.models import Operation, TagSet
 from apps.tags.services.names import vocabulary_default
-from tests.mappings.factories import profile_make, set_make, vocabulary_make
-from tests.tags.factories import assign, items_make, tags_make
+from tests.tags.factories import assign, tags_make
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def world(client, curator):
-    client.force_login(curator)
-    danbooru, e621 = vocabulary_default(), vocabulary_make("e621")
-    src = tags_make(["a", "b"], vocabulary=danbooru)
-    tags_make(["x", "b"], vocabulary=e621)
-    items = items_make(2)
-    assign([(i.pk, TagSet.Kind.CURATED, src["a"].pk) for i in items])
-    mapping = set_make(danbooru, e621, [("a", "x")], slug="d2e")
-    profile = profile_make(e621, [mapping], slug="e6", input_scope="curated")
-    return {"client": client, "set": mapping, "profile": profile, "items": items}
 
 
 def test_pages_render(world):

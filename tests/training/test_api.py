@@ -5,7 +5,7 @@ SQLite and on MariaDB."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from apps.jobs.models import Job
@@ -14,13 +14,6 @@ from tests.mappings.factories import profile_make, set_make, vocabulary_make
 from tests.training import factories as f
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def trainer(db) -> User:
-    user = User.objects.create_user("trainer", password="pw-trainer-123")
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="training"))
-    return User.objects.get(pk=user.pk)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -19,13 +19,6 @@ from apps.training.services import exports, lint
 from tests.training import factories as f
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def trainer(db) -> User:
-    user = User.objects.create_user("trainer", password="pw-trainer-123")
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="training"))
-    return User.objects.get(pk=user.pk)
 
 
 @pytest.fixture
